@@ -1,0 +1,189 @@
+//! Templates in `with:` and `config:` values: they must parse, use only variables every
+//! environment defines (strict undefined), and render for every environment.
+
+use std::collections::BTreeSet;
+
+use minijinja::{Environment, UndefinedBehavior, context};
+
+use super::{EnvView, Environments, SettingsAt};
+use crate::diag::{self, Code, Diagnostic, Span};
+use crate::model::{Scalar, Setting};
+
+/// Fuel for rendering one value: enough for any real setting, bounded for a runaway loop.
+const FUEL: u64 = 50_000;
+
+/// The minijinja environment every setting is rendered with.
+pub fn engine() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env
+}
+
+/// Renders `text` for one environment of a pipeline.
+pub fn render(
+    engine: &Environment<'_>,
+    text: &str,
+    env: &EnvView,
+    pipeline: &str,
+) -> Result<String, minijinja::Error> {
+    engine.render_str(
+        text,
+        context! { vars => minijinja::Value::from_pairs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))), env => context! { name => &env.name, lattice => &env.lattice }, pipeline => context! { name => pipeline } },
+    )
+}
+
+pub(super) fn check(at: &SettingsAt<'_>, environments: &Environments, out: &mut Vec<Diagnostic>) {
+    let engine = engine();
+    for (key, setting) in at.settings {
+        let Setting::Value(Scalar::String(text)) = setting else {
+            continue;
+        };
+        if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+            continue;
+        }
+        let pointer = format!(
+            "{}/{}",
+            at.pointer,
+            key.replace('~', "~0").replace('/', "~1")
+        );
+        let span = at.tree.nearest_span(&pointer);
+        let template = match engine.template_from_str(text) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(
+                    Diagnostic::new(
+                        Code::TemplateSyntax,
+                        format!(
+                            "template of `{key}` does not parse: {}",
+                            e.detail().unwrap_or("syntax error")
+                        ),
+                    )
+                    .at(at.file, span)
+                    .label(e.kind().to_string())
+                    .expected("a minijinja template such as `{{ vars.threshold }}`"),
+                );
+                continue;
+            }
+        };
+        let used: BTreeSet<String> = template.undeclared_variables(true).into_iter().collect();
+        let mut undefined = false;
+        for var in &used {
+            let (root, field) = var.split_once('.').unwrap_or((var.as_str(), ""));
+            let var_span = locate(at, span, if field.is_empty() { root } else { field });
+            match root {
+                "vars" if !field.is_empty() => {
+                    let lacking: Vec<&EnvView> = environments
+                        .for_setting(at.only_env)
+                        .filter(|e| !e.vars.contains_key(field))
+                        .collect();
+                    if lacking.is_empty() {
+                        continue;
+                    }
+                    undefined = true;
+                    let names: Vec<&str> = lacking.iter().map(|e| e.name.as_str()).collect();
+                    let defined: BTreeSet<&str> = lacking
+                        .iter()
+                        .flat_map(|e| e.vars.keys().map(String::as_str))
+                        .collect();
+                    out.push(
+                        Diagnostic::new(
+                            Code::UndefinedVariable,
+                            format!(
+                                "`{var}` is not defined in environment{} {}",
+                                if names.len() == 1 { "" } else { "s" },
+                                diag::quoted_list(&names)
+                            ),
+                        )
+                        .at(at.file, var_span)
+                        .label("undefined variable")
+                        .expected(format!(
+                            "a variable of every environment: {}",
+                            diag::quoted_list(&defined.iter().copied().collect::<Vec<_>>())
+                        ))
+                        .maybe_help(
+                            diag::closest(field, defined.iter().copied())
+                                .map(|c| format!("did you mean `vars.{c}`?"))
+                                .or_else(|| {
+                                    Some(format!(
+                                        "define `{field}` under `vars:` of {} in `etl.yaml`",
+                                        diag::quoted_list(&names)
+                                    ))
+                                }),
+                        ),
+                    );
+                }
+                "vars" | "env" | "pipeline" => {}
+                other => {
+                    undefined = true;
+                    out.push(
+                        Diagnostic::new(
+                            Code::UndefinedVariable,
+                            format!("template of `{key}` uses unknown variable `{other}`"),
+                        )
+                        .at(at.file, var_span)
+                        .label("unknown variable")
+                        .expected("`vars.NAME`, `env.name`, `env.lattice` or `pipeline.name`")
+                        .maybe_help(
+                            diag::closest(other, ["vars", "env", "pipeline"])
+                                .map(|c| format!("did you mean `{c}`?"))
+                                .or_else(|| {
+                                    Some(format!(
+                                        "environment variables are read as `vars.{other}`"
+                                    ))
+                                }),
+                        ),
+                    );
+                }
+            }
+        }
+        if undefined {
+            continue;
+        }
+        for env in environments.for_setting(at.only_env) {
+            if let Err(e) = render(&engine, text, env, at.pipeline) {
+                out.push(
+                    Diagnostic::new(
+                        Code::TemplateRender,
+                        format!(
+                            "template of `{key}` fails to render in environment `{}`: {}",
+                            env.name,
+                            e.detail().unwrap_or(&e.kind().to_string())
+                        ),
+                    )
+                    .at(at.file, span)
+                    .label("fails to render"),
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// The span of `needle` inside a single-line scalar, else the scalar's span.
+fn locate(at: &SettingsAt<'_>, span: Span, needle: &str) -> Span {
+    let Some(source) = at.source else { return span };
+    let Some(slice) = source.get(span.start.offset..span.end.offset) else {
+        return span;
+    };
+    if span.start.line != span.end.line {
+        return span;
+    }
+    match slice.find(needle) {
+        Some(i) => {
+            let column = span.start.column + slice[..i].chars().count() as u32;
+            let start = crate::diag::Pos {
+                line: span.start.line,
+                column,
+                offset: span.start.offset + i,
+            };
+            let end = crate::diag::Pos {
+                column: column + needle.chars().count() as u32,
+                offset: start.offset + needle.len(),
+                ..start
+            };
+            Span { start, end }
+        }
+        None => span,
+    }
+}

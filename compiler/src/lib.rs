@@ -1,0 +1,73 @@
+//! `etl`: a GitOps compiler for ETL pipelines that run as WebAssembly components on wasmCloud.
+//!
+//! The compiler is a pipeline of stages, each a module with one job:
+//! [`load`] (files → typed specs with source positions, checked against [`schema`]) →
+//! [`check`] (graph, references, templates, secrets, paths) → later stages.
+//! Problems are [`diag::Diagnostic`]s, rendered once at the edge by [`render`].
+
+pub mod check;
+pub mod diag;
+pub mod init;
+pub mod load;
+pub mod model;
+pub mod render;
+pub mod schema;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use diag::Diagnostic;
+use load::{Repo, Sources};
+
+/// Failures that stop a command before it can report on the repo (usage or environment errors).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The repo path is not a directory.
+    #[error("`{}` is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// A file or directory could not be read or written.
+    #[error("`{}`: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `etl init` would overwrite files.
+    #[error("`{}` already has {what}: refusing to overwrite it", path.display())]
+    WouldOverwrite {
+        /// The target directory.
+        path: PathBuf,
+        /// What is in the way.
+        what: String,
+    },
+}
+
+/// The outcome of validating a repo: the loaded specs and every problem found, sorted.
+#[derive(Debug)]
+pub struct Validation {
+    /// The specs that loaded.
+    pub repo: Repo,
+    /// Problems, in reporting order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validation {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The text of the files read, for rendering.
+    pub fn sources(&self) -> &Sources {
+        &self.repo.sources
+    }
+}
+
+/// Loads and checks the repo at `root`, reporting every problem found in one run.
+pub fn validate(root: &Path) -> Result<Validation, Error> {
+    let (repo, mut diagnostics) = load::load(root)?;
+    diagnostics.extend(check::check(&repo));
+    diag::sort(&mut diagnostics);
+    Ok(Validation { repo, diagnostics })
+}

@@ -1,0 +1,131 @@
+//! The `etl` command line: a thin shell over the library. Parses arguments, runs one command,
+//! renders its result, and maps it to an exit code (0 ok, 1 invalid input, 2 usage or internal
+//! error).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use etl::render::{self, Paths};
+
+/// GitOps compiler for ETL pipelines that run as WebAssembly components on wasmCloud.
+///
+/// A pipeline repo holds `etl.yaml` (the project: registry, environments, policy),
+/// `pipelines/*.yaml` (one pipeline graph each), optional `environments/<env>.yaml` overrides and
+/// `tests/*.yaml` fixtures. See docs/spec.md for the format.
+#[derive(Debug, Parser)]
+#[command(name = "etl", version, propagate_version = true)]
+struct Cli {
+    /// When to color human output.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    color: Color,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a pipeline repo against the schemas and graph rules; report every problem.
+    ///
+    /// Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage or internal error.
+    Validate {
+        /// The pipeline repo (the directory holding etl.yaml).
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        repo: PathBuf,
+        /// Output format: `human` (snippets on stderr), `json` (stable document on stdout, see
+        /// docs/diagnostics.md) or `github` (workflow annotations on stdout).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
+    /// validates cleanly. Never overwrites existing files.
+    Init {
+        /// Where to create it (created if missing).
+        #[arg(default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+        /// Project name; defaults to the directory name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Source snippets with carets, for people.
+    Human,
+    /// A stable JSON document, for tools.
+    Json,
+    /// GitHub Actions workflow commands.
+    Github,
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "error: internal error in etl: {info}\nThis is a bug: please report it with the input that caused it."
+        );
+    }));
+    let cli = Cli::parse();
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(_) => ExitCode::from(2),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, etl::Error> {
+    match cli.command {
+        Command::Validate { repo, format } => {
+            let validation = etl::validate(&repo)?;
+            let paths = Paths::new(&repo.to_string_lossy());
+            let diagnostics = &validation.diagnostics;
+            match format {
+                Format::Human => {
+                    let color = match cli.color {
+                        Color::Auto => std::io::stderr().is_terminal(),
+                        Color::Always => true,
+                        Color::Never => false,
+                    };
+                    let mut text = render::human(diagnostics, validation.sources(), &paths, color);
+                    text.push_str(&render::summary(
+                        diagnostics,
+                        &format!("`{}`", repo.display()),
+                    ));
+                    let _ = writeln!(std::io::stderr(), "{text}");
+                }
+                Format::Json => print(&render::json(diagnostics)),
+                Format::Github => print(&render::github(diagnostics, &paths)),
+            }
+            Ok(if validation.has_errors() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Init { dir, name } => {
+            let files = etl::init::init(&dir, name.as_deref())?;
+            println!("created a pipeline repo in `{}`:", dir.display());
+            for f in files {
+                println!("  {f}");
+            }
+            println!("next: `etl validate --repo {}`", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`etl validate --format json | head`).
+fn print(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}

@@ -1,0 +1,627 @@
+//! YAML text → a tree that remembers where every node came from.
+//!
+//! Built on `saphyr-parser` events, with the limits a compiler reading untrusted specs needs:
+//! a nesting depth, a node budget that alias expansion counts against (so "billion laughs"
+//! documents fail fast instead of exhausting memory), duplicate keys rejected, one document per
+//! file. Scalars resolve by the YAML 1.2 core schema.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
+
+use crate::diag::{Code, Diagnostic, Pos, Span};
+
+/// Deepest nesting of sequences and mappings a spec file may have.
+pub const MAX_DEPTH: usize = 64;
+/// Most nodes one file may expand to, aliases included.
+pub const MAX_NODES: usize = 1_000_000;
+
+/// A YAML node and where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Source range of the node.
+    pub span: Span,
+    /// The node's value.
+    pub value: Value,
+}
+
+/// The value of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `null`, `~` or nothing.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer or float.
+    Number(serde_json::Number),
+    /// Any other scalar.
+    String(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in file order.
+    Map(Vec<Entry>),
+}
+
+/// One key/value pair of a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The key's text.
+    pub key: String,
+    /// Where the key is.
+    pub key_span: Span,
+    /// The value.
+    pub value: Node,
+}
+
+impl Node {
+    /// The tree as JSON (for schema validation and deserialization).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Number(n) => J::Number(n.clone()),
+            Value::String(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The entry or item one step down, by mapping key or sequence index.
+    pub fn child(&self, segment: &str) -> Option<ChildRef<'_>> {
+        match &self.value {
+            Value::Map(entries) => entries.iter().find(|e| e.key == segment).map(|e| ChildRef {
+                key_span: Some(e.key_span),
+                node: &e.value,
+            }),
+            Value::Seq(items) => segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .map(|node| ChildRef {
+                    key_span: None,
+                    node,
+                }),
+            _ => None,
+        }
+    }
+
+    /// The node at a JSON pointer (`/spec/steps/0/from`), with the span of its key if any.
+    pub fn pointer(&self, pointer: &str) -> Option<ChildRef<'_>> {
+        let mut here = ChildRef {
+            key_span: None,
+            node: self,
+        };
+        for raw in pointer.split('/').skip(1) {
+            let segment = raw.replace("~1", "/").replace("~0", "~");
+            here = here.node.child(&segment)?;
+        }
+        Some(here)
+    }
+
+    /// The span of the deepest existing node along a JSON pointer.
+    pub fn nearest_span(&self, pointer: &str) -> Span {
+        let mut here = self;
+        for raw in pointer.split('/').skip(1) {
+            let segment = raw.replace("~1", "/").replace("~0", "~");
+            match here.child(&segment) {
+                Some(child) => here = child.node,
+                None => break,
+            }
+        }
+        here.span
+    }
+
+    /// The string value, if this is a string scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A node found by path, with the span of the mapping key that holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildRef<'a> {
+    /// Span of the key, when the node is a mapping value.
+    pub key_span: Option<Span>,
+    /// The node.
+    pub node: &'a Node,
+}
+
+impl ChildRef<'_> {
+    /// The key's span if there is one, else the node's.
+    pub fn key_or_node_span(&self) -> Span {
+        self.key_span.unwrap_or(self.node.span)
+    }
+}
+
+/// Byte offsets of line starts, to turn the parser's character positions into byte offsets.
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
+    }
+
+    /// Position from the parser's 1-based line and 0-based character column.
+    fn pos(&self, line: usize, col: usize) -> Pos {
+        let line = line.clamp(1, self.starts.len());
+        let start = self.starts[line - 1];
+        let rest = &self.text[start..];
+        let offset = start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i);
+        Pos {
+            line: line as u32,
+            column: col as u32 + 1,
+            offset,
+        }
+    }
+
+    fn span(&self, span: saphyr_parser::Span) -> Span {
+        Span {
+            start: self.pos(span.start.line(), span.start.col()),
+            end: self.pos(span.end.line(), span.end.col()),
+        }
+    }
+
+    fn line_start(&self, line: u32) -> usize {
+        self.starts[(line as usize).clamp(1, self.starts.len()) - 1]
+    }
+
+    fn line_text(&self, line: u32) -> &str {
+        let i = (line as usize).clamp(1, self.starts.len()) - 1;
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.text.len());
+        self.text[self.starts[i]..end].trim_end_matches(['\n', '\r'])
+    }
+}
+
+/// Parses one YAML document. `file` names the file in diagnostics.
+///
+/// Returns the first problem that stops parsing, plus any duplicate keys found before it
+/// (duplicates do not stop parsing, so all of them are reported).
+pub fn parse(file: &str, text: &str) -> Result<Node, Vec<Diagnostic>> {
+    let lines = LineIndex::new(text);
+    let mut builder = Builder {
+        file,
+        lines: &lines,
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        nodes: 0,
+        duplicates: Vec::new(),
+    };
+    match builder.document() {
+        Ok(node) if builder.duplicates.is_empty() => Ok(node),
+        Ok(_) => Err(builder.duplicates),
+        Err(stop) => {
+            let mut all = builder.duplicates;
+            all.push(*stop);
+            Err(all)
+        }
+    }
+}
+
+type Stop = Box<Diagnostic>;
+
+struct Builder<'a, 'input> {
+    file: &'a str,
+    lines: &'a LineIndex<'input>,
+    parser: Parser<'input, saphyr_parser::StrInput<'input>>,
+    anchors: HashMap<usize, (Node, usize)>,
+    nodes: usize,
+    duplicates: Vec<Diagnostic>,
+}
+
+impl<'input> Builder<'_, 'input> {
+    fn next(&mut self) -> Result<(Event<'input>, Span), Stop> {
+        match self.parser.next_event() {
+            Some(Ok((event, span))) => Ok((event, self.lines.span(span))),
+            Some(Err(e)) => Err(self.scan_error(&e)),
+            None => Err(self.stop(
+                Code::YamlSyntax,
+                Span::START,
+                "unexpected end of the YAML stream",
+            )),
+        }
+    }
+
+    fn stop(&self, code: Code, span: Span, message: impl Into<String>) -> Stop {
+        Box::new(Diagnostic::new(code, message).at(self.file, span))
+    }
+
+    fn scan_error(&self, e: &ScanError) -> Stop {
+        let m = e.marker();
+        let pos = self.lines.pos(m.line(), m.col());
+        let span = Span {
+            start: pos,
+            end: pos,
+        };
+        let line = self.lines.line_text(pos.line);
+        if let Some(tab) = line
+            .find('\t')
+            .filter(|&i| line[..i].trim().is_empty() || e.info().contains("tab"))
+        {
+            let column = line[..tab].chars().count() as u32 + 1;
+            let start = Pos {
+                line: pos.line,
+                column,
+                offset: self.lines.line_start(pos.line) + tab,
+            };
+            let at = Span {
+                start,
+                end: Pos {
+                    column: column + 1,
+                    offset: start.offset + 1,
+                    ..start
+                },
+            };
+            return Box::new(
+                Diagnostic::new(Code::Tab, "tab character in indentation")
+                    .at(self.file, at)
+                    .label("tab here")
+                    .expected("spaces: YAML does not allow tabs for indentation")
+                    .help("replace the tab with spaces"),
+            );
+        }
+        if e.info().contains("recursion limit") {
+            return Box::new(
+                Diagnostic::new(Code::TooDeep, "nesting too deep for the YAML parser")
+                    .at(self.file, span)
+                    .expected(format!(
+                        "at most {MAX_DEPTH} levels of nested lists and mappings"
+                    )),
+            );
+        }
+        Box::new(
+            Diagnostic::new(Code::YamlSyntax, format!("malformed YAML: {}", e.info()))
+                .at(self.file, span)
+                .label(e.info().to_owned()),
+        )
+    }
+
+    fn document(&mut self) -> Result<Node, Stop> {
+        let mut root = None;
+        loop {
+            let (event, span) = self.next()?;
+            match event {
+                Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+                Event::DocumentStart(_) if root.is_some() => {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            Code::MultipleDocuments,
+                            "a second YAML document in this file",
+                        )
+                        .at(self.file, span)
+                        .label("second document starts here")
+                        .expected("one document per file")
+                        .help("move each document to a file of its own"),
+                    ));
+                }
+                Event::DocumentStart(_) => {
+                    root = Some(self.node(0)?);
+                }
+                Event::StreamEnd => {
+                    return root.ok_or_else(|| {
+                        Box::new(
+                            Diagnostic::new(Code::EmptyFile, "the file is empty")
+                                .in_file(self.file)
+                                .expected("a YAML mapping with `apiVersion`, `kind`, `metadata` and `spec`"),
+                        )
+                    });
+                }
+                other => {
+                    return Err(self.stop(
+                        Code::YamlSyntax,
+                        span,
+                        format!("unexpected YAML event {other:?}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn count(&mut self, n: usize, span: Span) -> Result<(), Stop> {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            return Err(Box::new(
+                Diagnostic::new(
+                    Code::AliasBomb,
+                    format!("the document expands to more than {MAX_NODES} nodes"),
+                )
+                .at(self.file, span)
+                .label("expansion passes the limit here")
+                .note("aliases (`*name`) copy the anchored node each time they are used"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, depth: usize) -> Result<Node, Stop> {
+        let (event, span) = self.next()?;
+        self.node_from(event, span, depth)
+    }
+
+    fn node_from(&mut self, event: Event<'input>, span: Span, depth: usize) -> Result<Node, Stop> {
+        let before = self.nodes;
+        let (node, anchor) = match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                self.count(1, span)?;
+                if let Some(tag) = tag.filter(|t| !(t.is_yaml_core_schema() && t.suffix == "str")) {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            Code::UnsupportedYaml,
+                            format!("YAML tag `{}{}` is not supported", tag.handle, tag.suffix),
+                        )
+                        .at(self.file, span)
+                        .expected("plain values; quote the value to make it a string"),
+                    ));
+                }
+                let value = if style == ScalarStyle::Plain {
+                    resolve_plain(&text)
+                } else {
+                    Value::String(text.into_owned())
+                };
+                (Node { span, value }, anchor)
+            }
+            Event::Alias(id) => {
+                let Some((node, size)) = self.anchors.get(&id).map(|(n, s)| (n.clone(), *s)) else {
+                    return Err(self.stop(Code::YamlSyntax, span, "alias to an unknown anchor"));
+                };
+                self.count(size, span)?;
+                return Ok(Node {
+                    span,
+                    value: node.value,
+                });
+            }
+            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag)
+                if depth >= MAX_DEPTH || tag.is_some() =>
+            {
+                let _ = anchor;
+                if tag.is_some() {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            Code::UnsupportedYaml,
+                            "YAML tags on collections are not supported",
+                        )
+                        .at(self.file, span),
+                    ));
+                }
+                return Err(Box::new(
+                    Diagnostic::new(
+                        Code::TooDeep,
+                        format!("nesting deeper than {MAX_DEPTH} levels"),
+                    )
+                    .at(self.file, span)
+                    .expected(format!(
+                        "at most {MAX_DEPTH} levels of nested lists and mappings"
+                    )),
+                ));
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.count(1, span)?;
+                let mut items = Vec::new();
+                let end = loop {
+                    let (event, at) = self.next()?;
+                    if let Event::SequenceEnd = event {
+                        break at;
+                    }
+                    items.push(self.node_from(event, at, depth + 1)?);
+                };
+                (
+                    Node {
+                        span: Span {
+                            start: span.start,
+                            end: end.end.max(span.end),
+                        },
+                        value: Value::Seq(items),
+                    },
+                    anchor,
+                )
+            }
+            Event::MappingStart(anchor, _) => {
+                self.count(1, span)?;
+                let mut entries: Vec<Entry> = Vec::new();
+                let end = loop {
+                    let (event, key_span) = self.next()?;
+                    let key = match event {
+                        Event::MappingEnd => break key_span,
+                        Event::Scalar(text, ..) => text.into_owned(),
+                        _ => {
+                            return Err(Box::new(
+                                Diagnostic::new(
+                                    Code::UnsupportedYaml,
+                                    "a mapping key that is not a plain value",
+                                )
+                                .at(self.file, key_span)
+                                .expected("a text key such as `name`"),
+                            ));
+                        }
+                    };
+                    let value = self.node(depth + 1)?;
+                    if let Some(first) = entries.iter().find(|e| e.key == key) {
+                        self.duplicates.push(
+                            Diagnostic::new(Code::DuplicateKey, format!("duplicate key `{key}`"))
+                                .at(self.file, key_span)
+                                .label("defined again here")
+                                .related(self.file, first.key_span, "first defined here")
+                                .help("remove one of them; YAML keeps neither silently"),
+                        );
+                        continue;
+                    }
+                    entries.push(Entry {
+                        key,
+                        key_span,
+                        value,
+                    });
+                };
+                (
+                    Node {
+                        span: Span {
+                            start: span.start,
+                            end: end.end.max(span.end),
+                        },
+                        value: Value::Map(entries),
+                    },
+                    anchor,
+                )
+            }
+            other => {
+                return Err(self.stop(
+                    Code::YamlSyntax,
+                    span,
+                    format!("unexpected YAML event {other:?}"),
+                ));
+            }
+        };
+        if anchor > 0 {
+            self.anchors
+                .insert(anchor, (node.clone(), self.nodes - before));
+        }
+        Ok(node)
+    }
+}
+
+/// Resolves a plain scalar by the YAML 1.2 core schema.
+fn resolve_plain(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(i) = text.parse::<i64>() {
+            return Value::Number(i.into());
+        }
+        if let Ok(u) = text.parse::<u64>() {
+            return Value::Number(u.into());
+        }
+    }
+    let radix = |prefix: &str, radix: u32| {
+        text.strip_prefix(prefix)
+            .filter(|d| !d.is_empty())
+            .and_then(|d| u64::from_str_radix(d, radix).ok())
+    };
+    if let Some(n) = radix("0x", 16).or_else(|| radix("0o", 8)) {
+        return Value::Number(n.into());
+    }
+    if looks_like_float(digits)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        // JSON Schema counts `1.0` as an integer; reading it as one keeps the schema and the
+        // typed model in agreement.
+        if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+            return Value::Number((f as i64).into());
+        }
+        if let Some(n) = serde_json::Number::from_f64(f) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(text.to_owned())
+}
+
+/// `[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?` or `\.[0-9]+…`: the core schema's finite floats.
+fn looks_like_float(s: &str) -> bool {
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = all_digits(int) && all_digits(frac) && !(int.is_empty() && frac.is_empty());
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && all_digits(e)
+    });
+    mantissa_ok && exponent_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(text: &str) -> serde_json::Value {
+        parse("t.yaml", text).expect("parses").to_json()
+    }
+
+    #[test]
+    fn resolves_core_schema_scalars() {
+        let v = json("a: 1\nb: -2.5\nc: true\nd: ~\ne: '3'\nf: 0x1f\ng: 1e3\nh: v1.2\ni: .5\n");
+        assert_eq!(
+            v,
+            serde_json::json!({"a":1,"b":-2.5,"c":true,"d":null,"e":"3","f":31,"g":1000,"h":"v1.2","i":0.5})
+        );
+    }
+
+    #[test]
+    fn keeps_spans_of_keys_and_values() {
+        let node = parse("t.yaml", "spec:\n  steps:\n    - name: parse\n").unwrap();
+        let name = node.pointer("/spec/steps/0/name").unwrap();
+        assert_eq!(
+            (name.node.span.start.line, name.node.span.start.column),
+            (3, 13)
+        );
+        let key = name.key_span.unwrap();
+        assert_eq!((key.start.line, key.start.column), (3, 7));
+        assert_eq!(
+            name.node.span.start.offset,
+            "spec:\n  steps:\n    - name: ".len()
+        );
+    }
+
+    #[test]
+    fn reports_every_duplicate_key() {
+        let errors = parse("t.yaml", "a: 1\nb: 2\na: 3\nb: 4\n").unwrap_err();
+        assert_eq!(errors.len(), 2);
+        assert!(errors.iter().all(|d| d.code == Code::DuplicateKey));
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let errors = parse("t.yaml", &text).unwrap_err();
+        assert_eq!(errors[0].code, Code::AliasBomb);
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(parse("t.yaml", &text).unwrap_err()[0].code, Code::TooDeep);
+    }
+
+    #[test]
+    fn rejects_empty_and_multi_document_files() {
+        assert_eq!(
+            parse("t.yaml", "# only a comment\n").unwrap_err()[0].code,
+            Code::EmptyFile
+        );
+        assert_eq!(
+            parse("t.yaml", "a: 1\n---\nb: 2\n").unwrap_err()[0].code,
+            Code::MultipleDocuments
+        );
+    }
+
+    #[test]
+    fn names_tabs_in_indentation() {
+        let errors = parse("t.yaml", "a:\n\tb: 1\n").unwrap_err();
+        assert_eq!(errors[0].code, Code::Tab);
+        let span = errors[0].location.as_ref().unwrap().span.unwrap();
+        assert_eq!((span.start.line, span.start.column), (2, 1));
+    }
+}
