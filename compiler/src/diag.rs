@@ -131,7 +131,6 @@ codes! {
     PathEscapes = "E0305", Error, "a path that leaves the repo";
     MissingComponent = "E0306", Error, "a component file that does not exist";
     InvalidOciReference = "E0307", Error, "a malformed `oci://` component reference";
-    DigestDisagrees = "E0308", Error, "an `oci://` reference pinned to another digest than `digest:`";
     EnvironmentFileName = "E0309", Error, "an environment file named unlike its environment";
     DuplicateGrant = "W0310", Warning, "a capability granted twice";
     TemplateSyntax = "E0401", Error, "a template that does not parse";

@@ -119,6 +119,17 @@ kind_tag!(
     TestKind, "Test"
 );
 
+/// Deserializes a map that must have at least one entry (the schema's `minProperties: 1`).
+fn non_empty_map<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+    d: D,
+) -> Result<IndexMap<Name, V>, D::Error> {
+    let map = IndexMap::<Name, V>::deserialize(d)?;
+    if map.is_empty() {
+        return Err(serde::de::Error::invalid_length(0, &"at least one entry"));
+    }
+    Ok(map)
+}
+
 /// Deserializes a list that must have at least one element (the schema's `minItems: 1`).
 fn non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     let items = Vec::<T>::deserialize(d)?;
@@ -159,7 +170,8 @@ pub struct Project {
 pub struct ProjectSpec {
     /// OCI repository prefix for composed step artifacts, e.g. `registry.acme.example/etl`.
     pub registry: String,
-    /// Deployment environments by name, in file order.
+    /// Deployment environments by name, in file order; at least one.
+    #[serde(deserialize_with = "non_empty_map")]
     pub environments: IndexMap<Name, Environment>,
     /// Capability policy for every customer component.
     #[serde(default)]
@@ -183,7 +195,7 @@ pub struct Environment {
     pub spread: Vec<Spread>,
     /// Variables for templates in `config:` and `with:` (`{{ vars.NAME }}`).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub vars: IndexMap<String, String>,
+    pub vars: IndexMap<String, Scalar>,
     /// Overrides the project's secret backend in this environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretBackend>,
@@ -341,7 +353,8 @@ pub type Settings = IndexMap<String, Setting>;
 pub enum Setting {
     /// A reference to a secret, resolved by the platform; never inlined.
     Secret(SecretRef),
-    /// A literal or minijinja template (numbers and booleans are read as their YAML text).
+    /// A literal or minijinja template. Numbers and booleans become their canonical text
+    /// (`1.50` → `1.5`); quote a value whose exact text matters.
     Value(Scalar),
 }
 
@@ -399,7 +412,7 @@ pub struct EnvironmentOverrideSpec {
     pub replicas: Option<NonZeroU32>,
     /// Merged over the environment's `vars` (these win).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub vars: IndexMap<String, String>,
+    pub vars: IndexMap<String, Scalar>,
     /// Per-pipeline overrides by pipeline name.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub pipelines: IndexMap<Name, PipelineOverride>,

@@ -56,13 +56,14 @@ impl Environments {
             .environments
             .iter()
             .map(|(name, env)| {
-                let mut vars = env.vars.clone();
+                let text = |(k, v): (&String, &crate::model::Scalar)| (k.clone(), v.as_text());
+                let mut vars: IndexMap<String, String> = env.vars.iter().map(text).collect();
                 for file in repo
                     .environments
                     .iter()
                     .filter(|f| f.spec.metadata.name == *name)
                 {
-                    vars.extend(file.spec.spec.vars.clone());
+                    vars.extend(file.spec.spec.vars.iter().map(text));
                 }
                 EnvView {
                     name: name.to_string(),
