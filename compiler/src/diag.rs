@@ -336,6 +336,17 @@ mod tests {
     }
 
     #[test]
+    fn every_code_is_documented() {
+        let doc = include_str!("../../docs/diagnostics.md");
+        for code in Code::ALL {
+            assert!(
+                doc.contains(&format!("| `{code}` |")),
+                "{code} missing from docs/diagnostics.md"
+            );
+        }
+    }
+
+    #[test]
     fn codes_are_unique_and_well_formed() {
         let mut seen = std::collections::HashSet::new();
         for code in Code::ALL {

@@ -185,9 +185,14 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
         );
     }
 
+    // A broken `from` may have meant any step: only a pipeline whose references all resolve can
+    // tell which outputs nothing consumes.
+    if !broken.is_empty() {
+        return;
+    }
     let consumed: HashSet<Node> = inputs.values().flatten().copied().collect();
     for (i, step) in spec.steps.iter().enumerate() {
-        if !consumed.contains(&Node::Step(i)) && !broken.contains(&Node::Step(i)) {
+        if !consumed.contains(&Node::Step(i)) {
             out.push(
                 Diagnostic::new(
                     Code::DeadEnd,

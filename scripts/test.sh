@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, integration, snapshot and property tests, and a quick smoke
+# run of the benchmark binaries (`--all-targets` runs them; figures come from `cargo bench` and
+# are never asserted in tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export INSTA_UPDATE=no ETL_BENCH_QUICK=1
+cargo test --workspace --all-targets
