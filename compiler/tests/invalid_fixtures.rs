@@ -1,0 +1,308 @@
+//! The corpus of broken repos: every directory under `tests/fixtures/invalid/` is a small pipeline
+//! repo with one problem (or, for the `multi-*` cases, several problems in several files). Each
+//! is validated and its human-readable report is snapshot-tested next to it, as
+//! `<case>/diagnostics.snap`.
+//!
+//! A few cases cannot be committed as files (a 10 MiB file, a symlink out of the repo, 100,000
+//! nested brackets, a directory named like a spec file): they are generated in a temporary
+//! directory here, and their snapshots live in `compiler/tests/snapshots/`.
+//!
+//! Update the snapshots with `INSTA_UPDATE=always cargo test -p etl --test invalid_fixtures`,
+//! then read every changed `.snap` as a reviewer would.
+
+use std::path::{Path, PathBuf};
+
+use etl::Validation;
+use etl::diag::{Code, Diagnostic};
+use etl::render;
+
+/// At least this many committed cases: the corpus only grows.
+const MIN_CASES: usize = 34;
+
+/// `tests/fixtures/invalid` of the workspace, absolute, whatever the current directory.
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/invalid")
+        .canonicalize()
+        .expect("tests/fixtures/invalid exists")
+}
+
+/// Every case directory, sorted by name.
+fn cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .expect("fixtures are readable")
+        .map(|e| e.expect("fixture entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= MIN_CASES,
+        "expected at least {MIN_CASES} cases, found {}",
+        cases.len()
+    );
+    cases
+}
+
+fn case_name(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn validate(dir: &Path) -> Validation {
+    etl::validate(dir).unwrap_or_else(|e| panic!("{}: validate failed: {e}", dir.display()))
+}
+
+/// The report a person sees (`etl validate --color never`, repo-relative paths), with the repo
+/// directory itself written `<repo>` so snapshots do not depend on where the checkout is.
+fn report(dir: &Path, v: &Validation) -> String {
+    let text = format!(
+        "{}{}\n",
+        render::human(
+            &v.diagnostics,
+            v.sources(),
+            &render::Paths::default(),
+            false
+        ),
+        render::summary(&v.diagnostics, "repo")
+    );
+    text.replace(&dir.display().to_string(), "<repo>")
+}
+
+/// Diagnostics that may legitimately have no span: they are about a file (or the repo) as a
+/// whole.
+fn may_lack_span(d: &Diagnostic) -> bool {
+    match d.code {
+        Code::NoProject | Code::TooLarge | Code::EmptyFile => true,
+        Code::NotUtf8 => d.location.as_ref().is_some_and(|l| l.span.is_none()),
+        _ => false,
+    }
+}
+
+/// The invariants every report of a broken repo keeps.
+fn check_invariants(name: &str, v: &Validation, text: &str) {
+    assert!(
+        !v.diagnostics.is_empty(),
+        "{name}: a broken repo must produce at least one diagnostic"
+    );
+    for d in &v.diagnostics {
+        if d.code != Code::NoProject {
+            assert!(
+                d.location.is_some(),
+                "{name}: {} has no location: {d:?}",
+                d.code
+            );
+        }
+        if !may_lack_span(d) {
+            assert!(
+                d.location.as_ref().is_some_and(|l| l.span.is_some()),
+                "{name}: {} has no span: {d:?}",
+                d.code
+            );
+        }
+        assert!(Code::ALL.contains(&d.code), "{name}: unlisted {}", d.code);
+    }
+    // The codes as printed, e.g. `error[E0201]`, are all stable codes.
+    let listed: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    for line in text.lines() {
+        for prefix in ["error[", "warning["] {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let code = rest.split(']').next().unwrap_or_default();
+                assert!(
+                    listed.contains(&code),
+                    "{name}: printed code `{code}` is not in Code::ALL"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_invalid_fixture_matches_its_snapshot() {
+    for dir in cases() {
+        let name = case_name(&dir);
+        let v = validate(&dir);
+        let text = report(&dir, &v);
+        check_invariants(&name, &v, &text);
+        insta::with_settings!({
+            snapshot_path => dir.clone(),
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            description => format!("etl validate --repo tests/fixtures/invalid/{name}"),
+        }, {
+            insta::assert_snapshot!("diagnostics", text);
+        });
+    }
+}
+
+#[test]
+fn every_invalid_fixture_renders_as_json() {
+    for dir in cases() {
+        let name = case_name(&dir);
+        let v = validate(&dir);
+        let text = render::json(&v.diagnostics);
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{name}: JSON output does not parse: {e}\n{text}"));
+        assert_eq!(
+            doc["valid"],
+            serde_json::Value::Bool(!v.has_errors()),
+            "{name}: `valid` disagrees with the diagnostics"
+        );
+        assert_eq!(
+            doc["diagnostics"].as_array().map(Vec::len),
+            Some(v.diagnostics.len()),
+            "{name}: every diagnostic is in the JSON"
+        );
+        let errors = v.diagnostics.iter().filter(|d| d.is_error()).count();
+        assert_eq!(doc["errors"], serde_json::json!(errors), "{name}");
+        assert_eq!(
+            doc["warnings"],
+            serde_json::json!(v.diagnostics.len() - errors),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn every_invalid_fixture_reports_the_same_twice() {
+    for dir in cases() {
+        let first = report(&dir, &validate(&dir));
+        let second = report(&dir, &validate(&dir));
+        assert_eq!(
+            first,
+            second,
+            "{}: output is not deterministic",
+            case_name(&dir)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated cases.
+
+const DIGEST: &str = "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476";
+
+const PROJECT: &str = "\
+apiVersion: etl/v1alpha1
+kind: Project
+metadata:
+  name: shop
+spec:
+  registry: registry.example/etl
+  environments:
+    dev:
+      lattice: shop-dev
+";
+
+fn pipeline() -> String {
+    format!(
+        "\
+apiVersion: etl/v1alpha1
+kind: Pipeline
+metadata:
+  name: orders
+spec:
+  source:
+    name: ingest
+    connector: http
+    with: {{ path: /orders }}
+  steps:
+    - name: parse
+      from: [ingest]
+      component: components/parse.wasm
+      digest: {DIGEST}
+  sinks:
+    - name: archive
+      from: [parse]
+      connector: nats
+      with: {{ subject: orders.archive }}
+"
+    )
+}
+
+/// A minimal valid repo (one pipeline, one step) under `root/repo`.
+fn minimal_repo(root: &Path) -> PathBuf {
+    let repo = root.join("repo");
+    std::fs::create_dir_all(repo.join("pipelines")).unwrap();
+    std::fs::create_dir_all(repo.join("components")).unwrap();
+    std::fs::write(repo.join("etl.yaml"), PROJECT).unwrap();
+    std::fs::write(repo.join("pipelines/orders.yaml"), pipeline()).unwrap();
+    std::fs::write(repo.join("components/parse.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let v = validate(&repo);
+    assert!(
+        v.diagnostics.is_empty(),
+        "the base repo is valid: {}",
+        report(&repo, &v)
+    );
+    repo
+}
+
+fn snapshot_generated(name: &str, repo: &Path) -> Validation {
+    let v = validate(repo);
+    let text = report(repo, &v);
+    insta::with_settings!({
+        omit_expression => true,
+        description => format!("generated case `{name}`"),
+    }, {
+        insta::assert_snapshot!(name, text);
+    });
+    v
+}
+
+fn codes(v: &Validation) -> Vec<&'static str> {
+    v.diagnostics.iter().map(|d| d.code.as_str()).collect()
+}
+
+#[test]
+fn generated_ten_mib_pipeline_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    let mut text = pipeline();
+    let pad = 10 * 1024 * 1024 - text.len();
+    text.push_str(&format!("# {}\n", "x".repeat(pad - 3)));
+    assert_eq!(text.len(), 10 * 1024 * 1024);
+    std::fs::write(repo.join("pipelines/orders.yaml"), text).unwrap();
+    let v = snapshot_generated("generated_ten_mib_pipeline_file", &repo);
+    assert_eq!(codes(&v), ["E0003"]);
+    check_invariants("generated_ten_mib_pipeline_file", &v, "");
+}
+
+#[cfg(unix)]
+#[test]
+fn generated_component_symlink_out_of_repo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("parse.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let link = repo.join("components/parse.wasm");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("../../outside/parse.wasm", &link).unwrap();
+    assert!(link.is_file(), "the link resolves");
+    let v = snapshot_generated("generated_component_symlink_out_of_repo", &repo);
+    assert_eq!(codes(&v), ["E0305"]);
+    check_invariants("generated_component_symlink_out_of_repo", &v, "");
+}
+
+#[test]
+fn generated_hundred_thousand_nested_brackets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    let text = format!(
+        "apiVersion: etl/v1alpha1\nkind: Pipeline\nmetadata:\n  name: orders\nspec:\n  {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    std::fs::write(repo.join("pipelines/orders.yaml"), text).unwrap();
+    let v = snapshot_generated("generated_hundred_thousand_nested_brackets", &repo);
+    assert_eq!(codes(&v), ["E0013"]);
+    check_invariants("generated_hundred_thousand_nested_brackets", &v, "");
+}
+
+#[test]
+fn generated_directory_named_like_a_pipeline_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    std::fs::create_dir_all(repo.join("pipelines/x.yaml")).unwrap();
+    std::fs::write(repo.join("pipelines/x.yaml/README"), "not a spec file\n").unwrap();
+    // Directories under `pipelines/` are not spec files, whatever their name: they are skipped.
+    snapshot_generated("generated_directory_named_like_a_pipeline_file", &repo);
+}
