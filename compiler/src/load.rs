@@ -115,6 +115,7 @@ pub fn load(root: &Path) -> Result<(Repo, Vec<Diagnostic>), Error> {
     }
     let mut loader = Loader {
         root,
+        canonical_root: root.canonicalize().ok(),
         sources: Sources::default(),
         diagnostics: Vec::new(),
         unloaded: Vec::new(),
@@ -151,6 +152,7 @@ pub fn load(root: &Path) -> Result<(Repo, Vec<Diagnostic>), Error> {
 
 struct Loader<'a> {
     root: &'a Path,
+    canonical_root: Option<PathBuf>,
     sources: Sources,
     diagnostics: Vec<Diagnostic>,
     unloaded: Vec<Unloaded>,
@@ -173,7 +175,7 @@ impl Loader<'_> {
         })?;
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+            .filter(|e| !e.path().is_dir())
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
             .collect();
@@ -248,12 +250,27 @@ impl Loader<'_> {
         }
     }
 
-    /// Reads a file as UTF-8 text within the size limit.
+    /// Reads a file as UTF-8 text within the size limit. A file that resolves outside the repo
+    /// (a symbolic link out) is refused unread, so its content never reaches a diagnostic.
     fn read(&mut self, file: &str) -> Option<String> {
         let path = self.root.join(file);
         let io_error = |e: std::io::Error| {
             Diagnostic::new(Code::Io, format!("cannot read `{file}`: {e}")).in_file(file)
         };
+        if let (Some(root), Ok(target)) = (&self.canonical_root, path.canonicalize())
+            && !target.starts_with(root)
+        {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::PathEscapes,
+                    format!("`{file}` is a symbolic link out of the repo"),
+                )
+                .in_file(file)
+                .expected("spec files inside the repo")
+                .help("copy the file into the repo instead of linking to it"),
+            );
+            return None;
+        }
         let mut bytes = Vec::new();
         let read =
             fs::File::open(&path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));

@@ -176,6 +176,37 @@ impl<'a> LineIndex<'a> {
         }
     }
 
+    /// Position of a byte offset.
+    fn pos_of(&self, offset: usize) -> Pos {
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts[line - 1];
+        let column = self.text[start..offset.min(self.text.len())]
+            .chars()
+            .count();
+        Pos {
+            line: line as u32,
+            column: column as u32 + 1,
+            offset,
+        }
+    }
+
+    /// The span of the one character at a byte offset.
+    fn char_span(&self, offset: usize) -> Span {
+        let start = self.pos_of(offset);
+        let width = self.text[offset.min(self.text.len())..]
+            .chars()
+            .next()
+            .map_or(0, char::len_utf8);
+        Span {
+            start,
+            end: Pos {
+                column: start.column + 1,
+                offset: offset + width,
+                ..start
+            },
+        }
+    }
+
     fn line_start(&self, line: u32) -> usize {
         self.starts[(line as usize).clamp(1, self.starts.len()) - 1]
     }
@@ -247,25 +278,8 @@ impl<'input> Builder<'_, 'input> {
             start: pos,
             end: pos,
         };
-        let line = self.lines.line_text(pos.line);
-        if let Some(tab) = line
-            .find('\t')
-            .filter(|&i| line[..i].trim().is_empty() || e.info().contains("tab"))
-        {
-            let column = line[..tab].chars().count() as u32 + 1;
-            let start = Pos {
-                line: pos.line,
-                column,
-                offset: self.lines.line_start(pos.line) + tab,
-            };
-            let at = Span {
-                start,
-                end: Pos {
-                    column: column + 1,
-                    offset: start.offset + 1,
-                    ..start
-                },
-            };
+        let info = e.info();
+        if let Some(at) = self.indentation_tab(pos.line, info.contains("tab")) {
             return Box::new(
                 Diagnostic::new(Code::Tab, "tab character in indentation")
                     .at(self.file, at)
@@ -274,20 +288,54 @@ impl<'input> Builder<'_, 'input> {
                     .help("replace the tab with spaces"),
             );
         }
-        if e.info().contains("recursion limit") {
-            return Box::new(
-                Diagnostic::new(Code::TooDeep, "nesting too deep for the YAML parser")
-                    .at(self.file, span)
-                    .expected(format!(
-                        "at most {MAX_DEPTH} levels of nested lists and mappings"
-                    )),
-            );
+        let flow = flow_scan(self.lines.text, pos.offset, MAX_DEPTH);
+        if info.contains("recursion limit") {
+            let at = flow
+                .too_deep
+                .map_or(span, |offset| self.lines.char_span(offset));
+            return Box::new(too_deep(self.file, at));
         }
-        Box::new(
-            Diagnostic::new(Code::YamlSyntax, format!("malformed YAML: {}", e.info()))
-                .at(self.file, span)
-                .label(e.info().to_owned()),
-        )
+        let mut d = Diagnostic::new(Code::YamlSyntax, format!("malformed YAML: {info}"))
+            .at(self.file, span)
+            .label("the parser stopped here");
+        match flow.open.last() {
+            Some(&(offset, open)) if self.lines.pos_of(offset).line < pos.line => {
+                let close = if open == '[' { ']' } else { '}' };
+                d = d
+                    .related(
+                        self.file,
+                        self.lines.char_span(offset),
+                        format!("this `{open}` is never closed"),
+                    )
+                    .help(format!("close it with `{close}`"));
+            }
+            _ if info.contains("did not find expected")
+                || info.contains("mapping values")
+                || info.contains("indent") =>
+            {
+                d = d.help("check the indentation: entries of one mapping or list start in the same column");
+            }
+            _ => {}
+        }
+        Box::new(d)
+    }
+
+    /// A tab in the leading whitespace of `line`, or of the next line when the parser named a
+    /// tab (it reports the line whose scalar it was reading).
+    fn indentation_tab(&self, line: u32, named: bool) -> Option<Span> {
+        let lines = if named {
+            line..line + 2
+        } else {
+            line..line + 1
+        };
+        lines
+            .filter(|&l| (l as usize) <= self.lines.starts.len())
+            .find_map(|l| {
+                let text = self.lines.line_text(l);
+                let indent = text.len() - text.trim_start_matches([' ', '\t']).len();
+                let tab = text[..indent].find('\t')?;
+                Some(self.lines.char_span(self.lines.line_start(l) + tab))
+            })
     }
 
     fn document(&mut self) -> Result<Node, Stop> {
@@ -314,9 +362,14 @@ impl<'input> Builder<'_, 'input> {
                 Event::StreamEnd => {
                     return root.ok_or_else(|| {
                         Box::new(
-                            Diagnostic::new(Code::EmptyFile, "the file is empty")
-                                .in_file(self.file)
-                                .expected("a YAML mapping with `apiVersion`, `kind`, `metadata` and `spec`"),
+                            Diagnostic::new(
+                                Code::EmptyFile,
+                                "the file has no YAML content (it is empty or only comments)",
+                            )
+                            .in_file(self.file)
+                            .expected(
+                                "a YAML mapping with `apiVersion`, `kind`, `metadata` and `spec`",
+                            ),
                         )
                     });
                 }
@@ -361,9 +414,10 @@ impl<'input> Builder<'_, 'input> {
                     return Err(Box::new(
                         Diagnostic::new(
                             Code::UnsupportedYaml,
-                            format!("YAML tag `{}{}` is not supported", tag.handle, tag.suffix),
+                            format!("YAML tag `{}` is not supported", show_tag(&tag)),
                         )
                         .at(self.file, span)
+                        .label("tag")
                         .expected("plain values; quote the value to make it a string"),
                     ));
                 }
@@ -384,29 +438,19 @@ impl<'input> Builder<'_, 'input> {
                     value: node.value,
                 });
             }
-            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag)
-                if depth >= MAX_DEPTH || tag.is_some() =>
-            {
-                let _ = anchor;
-                if tag.is_some() {
-                    return Err(Box::new(
-                        Diagnostic::new(
-                            Code::UnsupportedYaml,
-                            "YAML tags on collections are not supported",
-                        )
-                        .at(self.file, span),
-                    ));
-                }
+            Event::SequenceStart(_, Some(tag)) | Event::MappingStart(_, Some(tag)) => {
                 return Err(Box::new(
                     Diagnostic::new(
-                        Code::TooDeep,
-                        format!("nesting deeper than {MAX_DEPTH} levels"),
+                        Code::UnsupportedYaml,
+                        format!("YAML tag `{}` is not supported", show_tag(&tag)),
                     )
                     .at(self.file, span)
-                    .expected(format!(
-                        "at most {MAX_DEPTH} levels of nested lists and mappings"
-                    )),
+                    .label("tag")
+                    .expected("plain lists and mappings"),
                 ));
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if depth >= MAX_DEPTH => {
+                return Err(Box::new(too_deep(self.file, span)));
             }
             Event::SequenceStart(anchor, _) => {
                 self.count(1, span)?;
@@ -422,7 +466,7 @@ impl<'input> Builder<'_, 'input> {
                     Node {
                         span: Span {
                             start: span.start,
-                            end: end.end.max(span.end),
+                            end: collection_end(end, items.last().map(|n| n.span), span),
                         },
                         value: Value::Seq(items),
                     },
@@ -455,7 +499,9 @@ impl<'input> Builder<'_, 'input> {
                                 .at(self.file, key_span)
                                 .label("defined again here")
                                 .related(self.file, first.key_span, "first defined here")
-                                .help("remove one of them; YAML keeps neither silently"),
+                                .help(
+                                    "remove or rename one of them: a mapping holds each key once",
+                                ),
                         );
                         continue;
                     }
@@ -469,7 +515,7 @@ impl<'input> Builder<'_, 'input> {
                     Node {
                         span: Span {
                             start: span.start,
-                            end: end.end.max(span.end),
+                            end: collection_end(end, entries.last().map(|e| e.value.span), span),
                         },
                         value: Value::Map(entries),
                     },
@@ -490,6 +536,87 @@ impl<'input> Builder<'_, 'input> {
         }
         Ok(node)
     }
+}
+
+fn too_deep(file: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::TooDeep,
+        format!("nesting deeper than {MAX_DEPTH} levels"),
+    )
+    .at(file, span)
+    .label(format!("level {} starts here", MAX_DEPTH + 1))
+    .expected(format!(
+        "at most {MAX_DEPTH} levels of nested lists and mappings"
+    ))
+}
+
+/// Where a collection ends: at its closing bracket for flow style; for block style (whose end
+/// event sits, empty, at the next token) at the end of its last item.
+fn collection_end(end_event: Span, last: Option<Span>, start: Span) -> Pos {
+    if end_event.start != end_event.end {
+        return end_event.end;
+    }
+    last.map_or(start.end, |l| l.end)
+}
+
+/// A tag as written: `!!binary` for the core schema's, else handle and suffix.
+fn show_tag(tag: &saphyr_parser::Tag) -> String {
+    if tag.is_yaml_core_schema() {
+        format!("!!{}", tag.suffix)
+    } else {
+        format!("{}{}", tag.handle, tag.suffix)
+    }
+}
+
+/// Flow brackets (`[`, `{`) open before an offset, skipping quoted text and comments.
+struct FlowScan {
+    /// Byte offsets and characters of the brackets still open, outermost first.
+    open: Vec<(usize, char)>,
+    /// Offset of the first bracket that opened a level past the limit.
+    too_deep: Option<usize>,
+}
+
+/// Scans `text` up to `end` for unclosed flow brackets: a hint for syntax errors, so a quote
+/// inside a plain scalar (`don't`) may be misread; it is never used to accept input.
+fn flow_scan(text: &str, end: usize, limit: usize) -> FlowScan {
+    let mut scan = FlowScan {
+        open: Vec::new(),
+        too_deep: None,
+    };
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    for (i, c) in text.char_indices().take_while(|(i, _)| *i < end) {
+        match (quote, c) {
+            (_, '\n') => {
+                comment = false;
+                if quote == Some('\'') {
+                    quote = None;
+                }
+            }
+            _ if comment => {}
+            (Some(q), c) if c == q && previous != '\\' => quote = None,
+            (Some(_), _) => {}
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '\'' | '"')
+                if matches!(previous, ' ' | '\t' | '\n' | '[' | '{' | ',' | ':' | '-') =>
+            {
+                quote = Some(c)
+            }
+            (None, '[' | '{') => {
+                scan.open.push((i, c));
+                if scan.open.len() > limit && scan.too_deep.is_none() {
+                    scan.too_deep = Some(i);
+                }
+            }
+            (None, ']' | '}') => {
+                scan.open.pop();
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    scan
 }
 
 /// Resolves a plain scalar by the YAML 1.2 core schema.
@@ -579,6 +706,30 @@ mod tests {
             name.node.span.start.offset,
             "spec:\n  steps:\n    - name: ".len()
         );
+    }
+
+    #[test]
+    fn block_collections_end_at_their_last_item_flow_ones_at_the_bracket() {
+        let node = parse(
+            "t.yaml",
+            "a:\n  b: 1\n  c: [1, 2]\nd:\n  - x\n  - y\ne: 2\n",
+        )
+        .unwrap();
+        let end = |p: &str| {
+            let s = node.pointer(p).unwrap().node.span;
+            (s.end.line, s.end.column)
+        };
+        assert_eq!(end("/a"), (3, 12));
+        assert_eq!(end("/a/c"), (3, 12));
+        assert_eq!(end("/d"), (6, 6));
+    }
+
+    #[test]
+    fn points_at_the_unclosed_bracket() {
+        let errors = parse("t.yaml", "a: [1, 2\nb: 3\n").unwrap_err();
+        let related = &errors[0].related[0];
+        assert_eq!(related.message, "this `[` is never closed");
+        assert_eq!(related.location.span.unwrap().start.column, 4);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
     let spec = &p.spec.spec;
     let file = p.file.as_str();
     let mut names: HashMap<&str, (Node, String)> = HashMap::new();
+    let mut duplicated: HashSet<Node> = HashSet::new();
     let declared = std::iter::once((
         spec.source.name.as_str(),
         Node::Source,
@@ -53,6 +54,7 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
                 .related(file, p.span(first), "first defined here")
                 .expected("names unique across the source, steps and sinks of a pipeline"),
             );
+            duplicated.insert(node);
             continue;
         }
         if name.chars().any(|c| c.is_ascii_uppercase()) {
@@ -62,6 +64,7 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
                     format!("`{name}` has upper-case letters"),
                 )
                 .at(file, p.span(&pointer))
+                .label("upper-case")
                 .help(format!(
                     "use `{}`: OCI repository names must be lower case",
                     name.to_ascii_lowercase()
@@ -138,17 +141,9 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
 
     let in_cycle = cycles(p, &inputs, out);
 
-    let mut reached: HashSet<Node> = HashSet::from([Node::Source]);
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for (consumer, from) in &inputs {
-            if !reached.contains(consumer) && from.iter().any(|n| reached.contains(n)) {
-                reached.insert(*consumer);
-                changed = true;
-            }
-        }
-    }
+    let reached = downstream(HashSet::from([Node::Source]), &inputs);
+    // Nodes fed by a broken `from` are unreachable only because of it: say it once, there.
+    let tainted = downstream(broken.clone(), &inputs);
     let unreached = spec
         .steps
         .iter()
@@ -169,7 +164,7 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
                 "sink",
             )
         }))
-        .filter(|(n, ..)| !reached.contains(n) && !broken.contains(n) && !in_cycle.contains(n));
+        .filter(|(n, ..)| !reached.contains(n) && !tainted.contains(n) && !in_cycle.contains(n));
     for (_, name, pointer, what) in unreached {
         out.push(
             Diagnostic::new(
@@ -192,7 +187,7 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
     }
     let consumed: HashSet<Node> = inputs.values().flatten().copied().collect();
     for (i, step) in spec.steps.iter().enumerate() {
-        if !consumed.contains(&Node::Step(i)) {
+        if !consumed.contains(&Node::Step(i)) && !duplicated.contains(&Node::Step(i)) {
             out.push(
                 Diagnostic::new(
                     Code::DeadEnd,
@@ -207,6 +202,22 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
             );
         }
     }
+}
+
+/// `seed` and every node that consumes, directly or through others, from a node in it.
+fn downstream(seed: HashSet<Node>, inputs: &HashMap<Node, Vec<Node>>) -> HashSet<Node> {
+    let mut set = seed;
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (consumer, from) in inputs {
+            if !set.contains(consumer) && from.iter().any(|n| set.contains(n)) {
+                set.insert(*consumer);
+                changed = true;
+            }
+        }
+    }
+    set
 }
 
 /// Reports each cycle among steps once, with its whole path; returns the steps on cycles.

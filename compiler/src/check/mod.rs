@@ -23,11 +23,10 @@ pub fn check(repo: &Repo) -> Vec<Diagnostic> {
         paths::check(&repo.root, pipeline, &mut out);
     }
     refs::check(repo, &mut out);
-    if let Some(environments) = &environments {
-        for setting in settings(repo) {
-            templates::check(&setting, environments, &mut out);
-            secrets::check(&setting, environments, &mut out);
-        }
+    // Without a loaded project only the checks that need no environment run.
+    for setting in settings(repo) {
+        templates::check(&setting, environments.as_ref(), &mut out);
+        secrets::check(&setting, environments.as_ref(), &mut out);
     }
     out
 }

@@ -152,9 +152,10 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
                 out.push(
                     Diagnostic::new(
                         Code::FixturePayload,
-                        format!("`base64` payload does not decode: {e}"),
+                        format!("`base64` payload does not decode: {}", base64_problem(&e)),
                     )
                     .at(&t.file, t.span(&format!("{}/base64", record.0)))
+                    .label("not base64")
                     .expected("standard base64 (RFC 4648, with padding)")
                     .note(format!("record {} of this fixture", i + 1)),
                 );
@@ -223,6 +224,24 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
                 ));
             }
         }
+    }
+}
+
+/// A base64 decoding error in words, naming the offending character.
+fn base64_problem(e: &base64::DecodeError) -> String {
+    match e {
+        base64::DecodeError::InvalidByte(at, byte)
+        | base64::DecodeError::InvalidLastSymbol(at, byte) => {
+            format!(
+                "character {:?} at position {} is not in the base64 alphabet",
+                char::from(*byte),
+                at + 1
+            )
+        }
+        base64::DecodeError::InvalidLength(n) => {
+            format!("{n} symbols is not a valid length (a multiple of 4, with `=` padding)")
+        }
+        base64::DecodeError::InvalidPadding => "the `=` padding is wrong".to_owned(),
     }
 }
 

@@ -39,15 +39,28 @@ static SECRET_VALUE: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     .collect()
 });
 
-/// What kind of credential `value` looks like under `key`, if any.
-pub fn looks_like_credential(key: &str, value: &str) -> Option<&'static str> {
-    if let Some((_, what)) = SECRET_VALUE.iter().find(|(re, _)| re.is_match(value)) {
-        return Some(what);
-    }
-    (SECRET_KEY.is_match(key) && !value.trim().is_empty()).then_some("a credential (by its key)")
+/// Why a setting counts as a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// Its key names a credential (`password`, `token`, …) and it has a value.
+    ByKey,
+    /// Its value is recognisably one, whatever the key: a description such as "a private key".
+    ByValue(&'static str),
 }
 
-pub(super) fn check(at: &SettingsAt<'_>, environments: &Environments, out: &mut Vec<Diagnostic>) {
+/// Whether `value` under `key` looks like a credential, and why.
+pub fn looks_like_credential(key: &str, value: &str) -> Option<Credential> {
+    if let Some((_, what)) = SECRET_VALUE.iter().find(|(re, _)| re.is_match(value)) {
+        return Some(Credential::ByValue(what));
+    }
+    (SECRET_KEY.is_match(key) && !value.trim().is_empty()).then_some(Credential::ByKey)
+}
+
+pub(super) fn check(
+    at: &SettingsAt<'_>,
+    environments: Option<&Environments>,
+    out: &mut Vec<Diagnostic>,
+) {
     let engine = templates::engine();
     for (key, setting) in at.settings {
         let pointer = format!(
@@ -58,6 +71,9 @@ pub(super) fn check(at: &SettingsAt<'_>, environments: &Environments, out: &mut 
         let span = at.tree.nearest_span(&pointer);
         match setting {
             Setting::Secret(reference) => {
+                let Some(environments) = environments else {
+                    continue;
+                };
                 let lacking: Vec<&str> = environments
                     .for_setting(at.only_env)
                     .filter(|e| !e.has_secret_backend)
@@ -79,31 +95,34 @@ pub(super) fn check(at: &SettingsAt<'_>, environments: &Environments, out: &mut 
             Setting::Value(Scalar::String(text)) => {
                 let literal = looks_like_credential(key, text).filter(|_| !text.contains("{{"));
                 let rendered = || {
-                    environments.for_setting(at.only_env).find_map(|env| {
+                    environments?.for_setting(at.only_env).find_map(|env| {
                         let value = templates::render(&engine, text, env, at.pipeline).ok()?;
                         Some((env.name.as_str(), looks_like_credential(key, &value)?))
                     })
                 };
-                let Some((what, note)) = literal.map(|w| (w, None)).or_else(|| {
-                    rendered().map(|(env, w)| {
-                        (
-                            w,
+                let (found, note) = match literal {
+                    Some(found) => (found, None),
+                    None => match rendered() {
+                        Some((env, found)) => (
+                            found,
                             Some(format!("in environment `{env}` the template renders to it")),
-                        )
-                    })
-                }) else {
-                    continue;
+                        ),
+                        None => continue,
+                    },
                 };
-                let mut d = Diagnostic::new(
-                    Code::InlineSecret,
-                    format!("`{key}` holds {what} written into the repo"),
-                )
-                .at(at.file, span)
-                .label("inline credential")
-                .expected("a reference: `{secret: KEY}`")
-                .help(format!(
-                    "store the value in the secret backend and write `{key}: {{secret: <key>}}`"
-                ));
+                let message = match found {
+                    Credential::ByKey => format!("`{key}` is a credential written into the repo"),
+                    Credential::ByValue(what) => {
+                        format!("`{key}` holds {what} written into the repo")
+                    }
+                };
+                let mut d = Diagnostic::new(Code::InlineSecret, message)
+                    .at(at.file, span)
+                    .label("inline credential")
+                    .expected("a reference: `{secret: KEY}`")
+                    .help(format!(
+                        "store the value in the secret backend and write `{key}: {{secret: <key>}}`"
+                    ));
                 if let Some(note) = note {
                     d = d.note(note);
                 }

@@ -33,7 +33,11 @@ pub fn render(
     )
 }
 
-pub(super) fn check(at: &SettingsAt<'_>, environments: &Environments, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(
+    at: &SettingsAt<'_>,
+    environments: Option<&Environments>,
+    out: &mut Vec<Diagnostic>,
+) {
     let engine = engine();
     for (key, setting) in at.settings {
         let Setting::Value(Scalar::String(text)) = setting else {
@@ -66,6 +70,9 @@ pub(super) fn check(at: &SettingsAt<'_>, environments: &Environments, out: &mut 
                 continue;
             }
         };
+        let Some(environments) = environments else {
+            continue;
+        };
         let used: BTreeSet<String> = template.undeclared_variables(true).into_iter().collect();
         let mut undefined = false;
         for var in &used {
@@ -82,36 +89,64 @@ pub(super) fn check(at: &SettingsAt<'_>, environments: &Environments, out: &mut 
                     }
                     undefined = true;
                     let names: Vec<&str> = lacking.iter().map(|e| e.name.as_str()).collect();
-                    let defined: BTreeSet<&str> = lacking
+                    let relevant: Vec<&EnvView> = environments.for_setting(at.only_env).collect();
+                    let everywhere: Vec<&str> = relevant
+                        .first()
+                        .map(|first| {
+                            first
+                                .vars
+                                .keys()
+                                .map(String::as_str)
+                                .filter(|k| relevant.iter().all(|e| e.vars.contains_key(*k)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let having: Vec<&str> = relevant
                         .iter()
-                        .flat_map(|e| e.vars.keys().map(String::as_str))
+                        .filter(|e| e.vars.contains_key(field))
+                        .map(|e| e.name.as_str())
                         .collect();
-                    out.push(
-                        Diagnostic::new(
-                            Code::UndefinedVariable,
-                            format!(
-                                "`{var}` is not defined in environment{} {}",
-                                if names.len() == 1 { "" } else { "s" },
-                                diag::quoted_list(&names)
-                            ),
+                    // A near miss that some environment defines, or else where to add it.
+                    let help = diag::closest(
+                        field,
+                        relevant
+                            .iter()
+                            .flat_map(|e| e.vars.keys().map(String::as_str)),
+                    )
+                    .filter(|_| having.is_empty())
+                    .map(|c| format!("did you mean `vars.{c}`?"))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "define `{field}` under `vars:` of {} in `etl.yaml`",
+                            diag::quoted_list(&names)
                         )
-                        .at(at.file, var_span)
-                        .label("undefined variable")
-                        .expected(format!(
-                            "a variable of every environment: {}",
-                            diag::quoted_list(&defined.iter().copied().collect::<Vec<_>>())
-                        ))
-                        .maybe_help(
-                            diag::closest(field, defined.iter().copied())
-                                .map(|c| format!("did you mean `vars.{c}`?"))
-                                .or_else(|| {
-                                    Some(format!(
-                                        "define `{field}` under `vars:` of {} in `etl.yaml`",
-                                        diag::quoted_list(&names)
-                                    ))
-                                }),
+                    });
+                    let mut d = Diagnostic::new(
+                        Code::UndefinedVariable,
+                        format!(
+                            "`{var}` is not defined in environment{} {}",
+                            if names.len() == 1 { "" } else { "s" },
+                            diag::quoted_list(&names)
                         ),
-                    );
+                    )
+                    .at(at.file, var_span)
+                    .label("undefined variable")
+                    .expected(if everywhere.is_empty() {
+                        "a variable that every environment defines (none does yet)".to_owned()
+                    } else {
+                        format!(
+                            "a variable every environment defines: {}",
+                            diag::quoted_list(&everywhere)
+                        )
+                    })
+                    .help(help);
+                    if !having.is_empty() {
+                        d = d.note(format!(
+                            "`{var}` is defined only in {}",
+                            diag::quoted_list(&having)
+                        ));
+                    }
+                    out.push(d);
                 }
                 "vars" | "env" | "pipeline" => {}
                 other => {
