@@ -64,22 +64,7 @@ pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<String>, Error> {
 
 /// A name valid for wadm and OCI, from any text.
 fn sanitize(raw: &str) -> String {
-    let name: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let name = name.trim_matches('-');
-    if name.is_empty() {
-        "pipelines".to_owned()
-    } else {
-        name.to_owned()
-    }
+    crate::model::name_from(raw).unwrap_or_else(|| "pipelines".to_owned())
 }
 
 fn project(name: &str) -> String {

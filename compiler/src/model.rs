@@ -82,6 +82,23 @@ validated_string!(
     Grant, GRANT_PATTERN, "an interface grant"
 );
 
+/// The nearest valid [`Name`] to any text: lower-case ASCII letters, digits, `-` and `_`, other
+/// characters replaced by `-`, without leading or trailing `-`; `None` if nothing is left.
+pub fn name_from(raw: &str) -> Option<String> {
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('-');
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// The `apiVersion` of every file: only `etl/v1alpha1` exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApiVersion {

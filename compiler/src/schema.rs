@@ -329,18 +329,7 @@ fn pattern_diagnostic(
             .at(file, span)
             .label("invalid name")
             .expected("letters, digits, `-` and `_` only (wadm requires `^[-\\w]+$`; OCI repositories need ASCII)");
-        let fixed: String = value
-            .trim()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        if !fixed.is_empty() && fixed.chars().any(|c| c != '-') {
+        if let Some(fixed) = crate::model::name_from(value) {
             d = d.help(format!("use `{fixed}`"));
         }
         return d;

@@ -411,14 +411,11 @@ impl<'input> Builder<'_, 'input> {
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, span)?;
                 if let Some(tag) = tag.filter(|t| !(t.is_yaml_core_schema() && t.suffix == "str")) {
-                    return Err(Box::new(
-                        Diagnostic::new(
-                            Code::UnsupportedYaml,
-                            format!("YAML tag `{}` is not supported", show_tag(&tag)),
-                        )
-                        .at(self.file, span)
-                        .label("tag")
-                        .expected("plain values; quote the value to make it a string"),
+                    return Err(unsupported_tag(
+                        self.file,
+                        span,
+                        &tag,
+                        "plain values; quote the value to make it a string",
                     ));
                 }
                 let value = if style == ScalarStyle::Plain {
@@ -439,14 +436,11 @@ impl<'input> Builder<'_, 'input> {
                 });
             }
             Event::SequenceStart(_, Some(tag)) | Event::MappingStart(_, Some(tag)) => {
-                return Err(Box::new(
-                    Diagnostic::new(
-                        Code::UnsupportedYaml,
-                        format!("YAML tag `{}` is not supported", show_tag(&tag)),
-                    )
-                    .at(self.file, span)
-                    .label("tag")
-                    .expected("plain lists and mappings"),
+                return Err(unsupported_tag(
+                    self.file,
+                    span,
+                    &tag,
+                    "plain lists and mappings",
                 ));
             }
             Event::SequenceStart(..) | Event::MappingStart(..) if depth >= MAX_DEPTH => {
@@ -557,6 +551,18 @@ fn collection_end(end_event: Span, last: Option<Span>, start: Span) -> Pos {
         return end_event.end;
     }
     last.map_or(start.end, |l| l.end)
+}
+
+fn unsupported_tag(file: &str, span: Span, tag: &saphyr_parser::Tag, expected: &str) -> Stop {
+    Box::new(
+        Diagnostic::new(
+            Code::UnsupportedYaml,
+            format!("YAML tag `{}` is not supported", show_tag(tag)),
+        )
+        .at(file, span)
+        .label("tag")
+        .expected(expected),
+    )
 }
 
 /// A tag as written: `!!binary` for the core schema's, else handle and suffix.
