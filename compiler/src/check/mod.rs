@@ -42,6 +42,8 @@ pub struct EnvView {
     pub vars: IndexMap<String, String>,
     /// Whether `secret:` references can be resolved here.
     pub has_secret_backend: bool,
+    /// `vars` as templates see them, built once.
+    pub vars_value: minijinja::Value,
 }
 
 /// Every environment of the project, in declaration order.
@@ -64,7 +66,10 @@ impl Environments {
                 {
                     vars.extend(file.spec.spec.vars.iter().map(text));
                 }
+                let vars_value =
+                    minijinja::Value::from_pairs(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
                 EnvView {
+                    vars_value,
                     name: name.to_string(),
                     lattice: env.lattice.clone(),
                     vars,

@@ -93,15 +93,21 @@ pub(super) fn check(
                 }
             }
             Setting::Value(Scalar::String(text)) => {
-                let literal = looks_like_credential(key, text).filter(|_| !text.contains("{{"));
+                // A literal is judged as written; a template as rendered in each environment
+                // (parsed once), so a credential kept in `vars` is found where it is used.
+                let literal = (!templates::is_template(text))
+                    .then(|| looks_like_credential(key, text))
+                    .flatten();
                 let rendered = || {
+                    let template = engine.template_from_str(text).ok()?;
                     environments?.for_setting(at.only_env).find_map(|env| {
-                        let value = templates::render(&engine, text, env, at.pipeline).ok()?;
+                        let value = template.render(templates::context(env, at.pipeline)).ok()?;
                         Some((env.name.as_str(), looks_like_credential(key, &value)?))
                     })
                 };
                 let (found, note) = match literal {
                     Some(found) => (found, None),
+                    None if !templates::is_template(text) => continue,
                     None => match rendered() {
                         Some((env, found)) => (
                             found,

@@ -20,17 +20,18 @@ pub fn engine() -> Environment<'static> {
     env
 }
 
-/// Renders `text` for one environment of a pipeline.
-pub fn render(
-    engine: &Environment<'_>,
-    text: &str,
-    env: &EnvView,
-    pipeline: &str,
-) -> Result<String, minijinja::Error> {
-    engine.render_str(
-        text,
-        context! { vars => minijinja::Value::from_pairs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))), env => context! { name => &env.name, lattice => &env.lattice }, pipeline => context! { name => pipeline } },
-    )
+/// Whether a setting value is a template (rather than a literal).
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// What a template of `pipeline` sees in one environment.
+pub fn context(env: &EnvView, pipeline: &str) -> minijinja::Value {
+    context! {
+        vars => env.vars_value.clone(),
+        env => context! { name => &env.name, lattice => &env.lattice },
+        pipeline => context! { name => pipeline },
+    }
 }
 
 pub(super) fn check(
@@ -43,7 +44,7 @@ pub(super) fn check(
         let Setting::Value(Scalar::String(text)) = setting else {
             continue;
         };
-        if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+        if !is_template(text) {
             continue;
         }
         let pointer = format!(
@@ -176,7 +177,7 @@ pub(super) fn check(
             continue;
         }
         for env in environments.for_setting(at.only_env) {
-            if let Err(e) = render(&engine, text, env, at.pipeline) {
+            if let Err(e) = template.render(context(env, at.pipeline)) {
                 out.push(
                     Diagnostic::new(
                         Code::TemplateRender,
