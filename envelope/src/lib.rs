@@ -1,0 +1,358 @@
+//! The platform envelope: how one record travels between pipeline steps over the broker.
+//!
+//! A record is the contract's `message` (optional key, payload, ordered headers) plus the W3C
+//! trace context `traceparent`. The `out-messaging` harness encodes it into the body of a broker
+//! message; the next step's `in-messaging` harness decodes it. The format is specified byte by
+//! byte in `docs/envelope.md`; in short (version 1):
+//!
+//! ```text
+//! version (u8 = 1) | flags (u8: bit0 key, bit1 traceparent) | [key] | payload
+//!   | header count | (name, value)* | [traceparent]
+//! ```
+//!
+//! where every length and the header count is an unsigned LEB128 varint of at most `u32::MAX`
+//! in its shortest form, and every string is UTF-8.
+//!
+//! Decoding is total: any input gives either an [`Envelope`] or a [`DecodeError`], never a
+//! panic, and it allocates no more than the input's own length (every claimed length is checked
+//! against the bytes that remain before anything is allocated). The encoding is canonical:
+//! `encode(&decode(b)?) == b` for every `b` that decodes.
+//!
+//! ```
+//! use etl_envelope::{Envelope, decode, encode};
+//!
+//! let envelope = Envelope {
+//!     key: Some(b"sensor-7".to_vec()),
+//!     payload: br#"{"t":21.5}"#.to_vec(),
+//!     headers: vec![("content-type".into(), "application/json".into())],
+//!     traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+//! };
+//! let bytes = encode(&envelope);
+//! assert_eq!(decode(&bytes), Ok(envelope));
+//! ```
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// The format version this crate writes, and the only one it reads.
+pub const VERSION: u8 = 1;
+
+/// Flags bit: a key follows.
+const FLAG_KEY: u8 = 0b01;
+/// Flags bit: a traceparent follows the headers.
+const FLAG_TRACEPARENT: u8 = 0b10;
+/// Every flags bit this version defines; the others must be zero.
+const KNOWN_FLAGS: u8 = FLAG_KEY | FLAG_TRACEPARENT;
+
+/// One record between steps: the contract's `message` plus its trace context.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Envelope {
+    /// The record's key (`message.key`). `Some(vec![])` (an empty key) and `None` are distinct.
+    pub key: Option<Vec<u8>>,
+    /// The record's payload (`message.payload`).
+    pub payload: Vec<u8>,
+    /// The record's headers (`message.headers`), in order; names may repeat.
+    pub headers: Vec<(String, String)>,
+    /// W3C trace context `traceparent` of the record, carried verbatim (not validated here).
+    pub traceparent: Option<String>,
+}
+
+/// The part of an envelope a [`DecodeError::InvalidUtf8`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// The name of the header with this index (0-based).
+    HeaderName(u32),
+    /// The value of the header with this index (0-based).
+    HeaderValue(u32),
+    /// The traceparent.
+    Traceparent,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::HeaderName(i) => write!(f, "name of header {i}"),
+            Field::HeaderValue(i) => write!(f, "value of header {i}"),
+            Field::Traceparent => f.write_str("traceparent"),
+        }
+    }
+}
+
+/// Why bytes are not a valid envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecodeError {
+    /// The version byte is not [`VERSION`]. Carries the version byte found.
+    UnknownVersion(u8),
+    /// The flags byte has bits set that this version does not define. Carries the flags byte.
+    ReservedFlags(u8),
+    /// The input ends inside an item: the item starting at byte offset `at` needs at least
+    /// `needed` bytes, more than the input has from there. (`needed` is a `u64` because a
+    /// claimed header count can need more bytes than a 32-bit `usize` counts.)
+    Truncated {
+        /// Bytes the item needs, counted from `at`.
+        needed: u64,
+        /// Byte offset where the item starts.
+        at: usize,
+    },
+    /// A varint is longer than 5 bytes or its value exceeds `u32::MAX`.
+    LengthOverflow,
+    /// A varint at byte offset `at` is not in its shortest form (it ends in a zero byte after
+    /// a continuation byte), so the encoding would not be canonical.
+    OverlongVarint {
+        /// Byte offset where the varint starts.
+        at: usize,
+    },
+    /// A header name, header value or the traceparent is not valid UTF-8.
+    InvalidUtf8 {
+        /// Which string.
+        field: Field,
+    },
+    /// The envelope ends before the input does; carries the number of extra bytes.
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::UnknownVersion(v) => write!(
+                f,
+                "unknown envelope version {v} (this decoder reads version {VERSION})"
+            ),
+            DecodeError::ReservedFlags(flags) => write!(
+                f,
+                "envelope flags byte 0x{flags:02x} sets reserved bits (only 0x{KNOWN_FLAGS:02x} are defined)"
+            ),
+            DecodeError::Truncated { needed, at } => write!(
+                f,
+                "truncated envelope: the item at byte {at} needs {needed} byte(s), past the end of the input"
+            ),
+            DecodeError::LengthOverflow => {
+                f.write_str("envelope length or count does not fit in 32 bits")
+            }
+            DecodeError::OverlongVarint { at } => {
+                write!(
+                    f,
+                    "envelope varint at byte {at} is not in its shortest form"
+                )
+            }
+            DecodeError::InvalidUtf8 { field } => {
+                write!(f, "envelope {field} is not valid UTF-8")
+            }
+            DecodeError::TrailingBytes(n) => {
+                write!(f, "{n} trailing byte(s) after the envelope")
+            }
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+/// Encodes `envelope` in the current format ([`VERSION`]).
+///
+/// # Panics
+///
+/// If the key, the payload, a header name or value, or the traceparent is longer than
+/// `u32::MAX` bytes, or there are more than `u32::MAX` headers: the format cannot express
+/// them (no wasm32 component can hold such a record anyway).
+pub fn encode(envelope: &Envelope) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(envelope));
+    let mut flags = 0;
+    if envelope.key.is_some() {
+        flags |= FLAG_KEY;
+    }
+    if envelope.traceparent.is_some() {
+        flags |= FLAG_TRACEPARENT;
+    }
+    out.push(VERSION);
+    out.push(flags);
+    if let Some(key) = &envelope.key {
+        put_bytes(&mut out, key);
+    }
+    put_bytes(&mut out, &envelope.payload);
+    put_varint(&mut out, to_u32(envelope.headers.len()));
+    for (name, value) in &envelope.headers {
+        put_bytes(&mut out, name.as_bytes());
+        put_bytes(&mut out, value.as_bytes());
+    }
+    if let Some(traceparent) = &envelope.traceparent {
+        put_bytes(&mut out, traceparent.as_bytes());
+    }
+    out
+}
+
+/// The exact length of `encode(envelope)`.
+pub fn encoded_len(envelope: &Envelope) -> usize {
+    fn field(len: usize) -> usize {
+        varint_len(len) + len
+    }
+    2 + envelope.key.as_ref().map_or(0, |k| field(k.len()))
+        + field(envelope.payload.len())
+        + varint_len(envelope.headers.len())
+        + envelope
+            .headers
+            .iter()
+            .map(|(n, v)| field(n.len()) + field(v.len()))
+            .sum::<usize>()
+        + envelope.traceparent.as_ref().map_or(0, |t| field(t.len()))
+}
+
+/// Decodes one envelope that must span all of `bytes`.
+///
+/// Never panics, and allocates at most about `bytes.len()` bytes in all.
+pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let version = r.byte()?;
+    if version != VERSION {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let flags = r.byte()?;
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(DecodeError::ReservedFlags(flags));
+    }
+    let key = if flags & FLAG_KEY != 0 {
+        Some(r.field()?.to_vec())
+    } else {
+        None
+    };
+    let payload = r.field()?.to_vec();
+    let count = r.varint()?;
+    // Every header takes at least two bytes (two one-byte lengths): refuse a count the rest of
+    // the input cannot hold before reserving room for it.
+    let min_needed = u64::from(count) * 2;
+    if min_needed > r.remaining() as u64 {
+        return Err(DecodeError::Truncated {
+            needed: min_needed,
+            at: r.pos,
+        });
+    }
+    let mut headers = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let name = r.string(Field::HeaderName(i))?;
+        let value = r.string(Field::HeaderValue(i))?;
+        headers.push((name, value));
+    }
+    let traceparent = if flags & FLAG_TRACEPARENT != 0 {
+        Some(r.string(Field::Traceparent)?)
+    } else {
+        None
+    };
+    match r.remaining() {
+        0 => Ok(Envelope {
+            key,
+            payload,
+            headers,
+            traceparent,
+        }),
+        n => Err(DecodeError::TrailingBytes(n)),
+    }
+}
+
+fn to_u32(len: usize) -> u32 {
+    u32::try_from(len).expect("envelope field longer than u32::MAX")
+}
+
+fn varint_len(value: usize) -> usize {
+    let mut value = to_u32(value);
+    let mut n = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u32) {
+    while value >= 0x80 {
+        out.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, to_u32(bytes.len()));
+    out.extend_from_slice(bytes);
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated {
+            needed: 1,
+            at: self.pos,
+        })?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// An unsigned LEB128 varint: at most 5 bytes, value at most `u32::MAX`, shortest form.
+    fn varint(&mut self) -> Result<u32, DecodeError> {
+        let at = self.pos;
+        let mut value: u32 = 0;
+        let mut shift = 0u32;
+        loop {
+            let Some(&b) = self.bytes.get(self.pos) else {
+                return Err(DecodeError::Truncated {
+                    needed: (self.pos - at) as u64 + 1,
+                    at,
+                });
+            };
+            self.pos += 1;
+            let low = u32::from(b & 0x7f);
+            if shift == 28 && (b & 0x80 != 0 || low > 0x0f) {
+                // A 5th byte may carry only the top 4 bits of a u32 and must end the varint.
+                return Err(DecodeError::LengthOverflow);
+            }
+            value |= low << shift;
+            if b & 0x80 == 0 {
+                if b == 0 && shift > 0 {
+                    return Err(DecodeError::OverlongVarint { at });
+                }
+                return Ok(value);
+            }
+            shift += 7;
+        }
+    }
+
+    /// A length-prefixed byte string, borrowed from the input.
+    fn field(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.varint()?;
+        let at = self.pos;
+        let truncated = DecodeError::Truncated {
+            needed: u64::from(len),
+            at,
+        };
+        if u64::from(len) > self.remaining() as u64 {
+            return Err(truncated);
+        }
+        let bytes = self.bytes;
+        let field = bytes
+            .get(at..)
+            .and_then(|rest| rest.get(..len as usize))
+            .ok_or(truncated)?;
+        self.pos = at + field.len();
+        Ok(field)
+    }
+
+    fn string(&mut self, field: Field) -> Result<String, DecodeError> {
+        let bytes = self.field()?;
+        core::str::from_utf8(bytes)
+            .map(String::from)
+            .map_err(|_| DecodeError::InvalidUtf8 { field })
+    }
+}
