@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds the example's customer components from examples/components/ (its own Cargo workspace)
+# and installs them:
+#
+#   parse, enrich, threshold-alert  wasm32-unknown-unknown  -> examples/iot-sensors/components/<name>.wasm
+#   bad-sockets (policy test)       wasm32-wasip2           -> tests/fixtures/components/bad-sockets.wasm
+#
+# then pins each example step's `digest:` in examples/iot-sensors/pipelines/sensor-ingest.yaml to
+# the sha256 of its new bytes, and prints the digests.
+#
+# The build is reproducible: the toolchain is pinned by rust-toolchain.toml, dependencies by
+# examples/components/Cargo.lock (--locked), and the paths of this machine (the crate registry,
+# the sources, the target directory) are remapped so that they do not end up in the bytes. The same
+# sources give the same bytes, and so the same digests, on any machine.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+components=$root/examples/components
+example=$root/examples/iot-sensors
+pipeline=$example/pipelines/sensor-ingest.yaml
+fixtures=$root/tests/fixtures/components
+
+# A CARGO_TARGET_DIR the caller exported (say, for the main workspace) is honoured; otherwise the
+# workspace's own target/ (gitignored). Set explicitly either way, so the outputs are found
+# wherever a cargo config might point.
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-$components/target}")
+export CARGO_TARGET_DIR=$target_dir
+
+cargo_home=$(realpath -m "${CARGO_HOME:-$HOME/.cargo}")
+# CARGO_ENCODED_RUSTFLAGS takes precedence over RUSTFLAGS and any cargo config, so a caller's
+# flags cannot change the bytes. Fields are separated by 0x1f, so paths may contain spaces. Of
+# several matching remappings the last one wins: the target directory may lie inside the sources.
+sep=$'\x1f'
+flags="--remap-path-prefix=$cargo_home/registry/src=/cargo/registry/src"
+flags+="$sep--remap-path-prefix=$cargo_home/git/checkouts=/cargo/git/checkouts"
+flags+="$sep--remap-path-prefix=$root=/etl"
+flags+="$sep--remap-path-prefix=$target_dir=/target"
+export CARGO_ENCODED_RUSTFLAGS=$flags
+unset RUSTFLAGS
+
+cd "$components"
+cargo build --release --locked --quiet --target wasm32-unknown-unknown \
+  -p parse -p enrich -p threshold-alert
+cargo build --release --locked --quiet --target wasm32-wasip2 -p bad-sockets
+
+mkdir -p "$example/components" "$fixtures"
+
+# Replaces the `digest:` of the step whose `component:` is components/<name>.wasm (the digest line
+# follows the component line within the step), and checks that exactly one was replaced.
+pin_digest() {
+  local name=$1 digest=$2 tmp
+  tmp=$(mktemp)
+  awk -v comp="components/$name.wasm" -v digest="$digest" '
+    $1 == "component:" { in_step = ($2 == comp) }
+    $1 == "-" && $2 == "name:" { in_step = 0 }
+    in_step && $1 == "digest:" {
+      sub(/sha256:[0-9a-f]+/, "sha256:" digest); in_step = 0; replaced++
+    }
+    { print }
+    END { if (replaced != 1) exit 1 }
+  ' "$pipeline" >"$tmp" || {
+    rm -f "$tmp"
+    echo "build-components: no single \`digest:\` for components/$name.wasm in $pipeline" >&2
+    exit 1
+  }
+  cat "$tmp" >"$pipeline"
+  rm -f "$tmp"
+}
+
+for name in parse enrich threshold-alert; do
+  out=$example/components/$name.wasm
+  cp "$target_dir/wasm32-unknown-unknown/release/${name//-/_}.wasm" "$out"
+  digest=$(sha256sum "$out" | cut -d' ' -f1)
+  pin_digest "$name" "$digest"
+  printf '%-16s sha256:%s  %7d bytes  %s\n' "$name" "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
+done
+
+out=$fixtures/bad-sockets.wasm
+cp "$target_dir/wasm32-wasip2/release/bad_sockets.wasm" "$out"
+printf '%-16s sha256:%s  %7d bytes  %s\n' bad-sockets "$(sha256sum "$out" | cut -d' ' -f1)" \
+  "$(wc -c <"$out")" "${out#"$root"/}"
