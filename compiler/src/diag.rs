@@ -139,6 +139,15 @@ codes! {
     InlineSecret = "E0501", Error, "a credential written inline";
     NoSecretBackend = "E0502", Error, "a `secret:` reference with no secret backend";
     FixturePayload = "E0601", Error, "a fixture payload that cannot be decoded";
+    DigestMismatch = "E0701", Error, "component bytes that do not hash to `digest:`";
+    NotWasm = "E0702", Error, "a component file that is not WebAssembly";
+    NoMetadata = "E0703", Error, "a core module without component-type metadata";
+    ComponentTooLarge = "E0704", Error, "a component larger than allowed";
+    InvalidComponent = "E0705", Error, "a component that does not validate or componentize";
+    ComponentUnavailable = "E0706", Error, "a component that cannot be fetched";
+    ContractExport = "E0707", Error, "a component without the `etl:pipeline/transform` export";
+    ContractType = "E0708", Error, "a component whose types differ from the contract";
+    ForbiddenImport = "E0709", Error, "a component import the policy does not grant";
     ModelMismatch = "E0901", Error, "internal: the schema accepted what the model rejects";
 }
 

@@ -2,15 +2,19 @@
 //!
 //! The compiler is a pipeline of stages, each a module with one job:
 //! [`load`] (files → typed specs with source positions, checked against [`schema`]) →
-//! [`check`] (graph, references, templates, secrets, paths) → later stages.
+//! [`check`] (graph, references, templates, secrets, paths) → [`resolve`] (component bytes by
+//! digest, checked against the [`contract`] and the policy) → later stages.
 //! Problems are [`diag::Diagnostic`]s, rendered once at the edge by [`render`].
 
 pub mod check;
+pub mod contract;
 pub mod diag;
 pub mod init;
+pub mod inspect;
 pub mod load;
 pub mod model;
 pub mod render;
+pub mod resolve;
 pub mod schema;
 pub mod yaml;
 

@@ -38,6 +38,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Show a component's imports and exports in WIT terms, and whether it satisfies the
+    /// customer contract (world `etl:pipeline/transformer@0.1.0`) under a policy.
+    ///
+    /// Accepts a component or a core module with component-type metadata (a wit-bindgen build),
+    /// which is componentized as `etl compile` does. Exit status: 0 satisfies the contract, 1 does
+    /// not (or is not a usable component), 2 the file cannot be read.
+    Inspect {
+        /// The `.wasm` file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// An import to grant, as in `policy.allow` (e.g. `wasi:logging/logging`); repeatable.
+        #[arg(long = "allow", value_name = "INTERFACE")]
+        allow: Vec<String>,
+    },
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates cleanly. Never overwrites existing files.
     Init {
@@ -112,6 +126,39 @@ fn run(cli: Cli) -> Result<ExitCode, etl::Error> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Inspect { file, allow } => {
+            let mut grants = Vec::new();
+            for text in allow {
+                match etl::model::Grant::try_from(text) {
+                    Ok(g) => grants.push(g),
+                    Err(e) => {
+                        eprintln!(
+                            "error: {e}: expected `namespace:package/interface[@version]` or `namespace:package/*`"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
+            let bytes = std::fs::read(&file).map_err(|source| etl::Error::Io {
+                path: file.clone(),
+                source,
+            })?;
+            let name = file.display().to_string();
+            match etl::resolve::prepare(&name, bytes, None) {
+                Ok(resolved) => {
+                    print(&etl::inspect::describe(&name, &resolved, &grants));
+                    Ok(if etl::inspect::satisfies(&resolved, &grants) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Init { dir, name } => {
             let files = etl::init::init(&dir, name.as_deref())?;

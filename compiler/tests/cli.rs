@@ -191,3 +191,48 @@ fn help_explains_each_command() {
         "{help}"
     );
 }
+
+#[test]
+fn inspect_judges_components_against_the_contract() {
+    let ok = etl(
+        &["inspect", "examples/iot-sensors/components/parse.wasm"],
+        &root(),
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.contains("export etl:pipeline/transform@0.1.0;") && text.contains("✓ satisfied"),
+        "{text}"
+    );
+
+    let bad = etl(
+        &["inspect", "tests/fixtures/components/bad-sockets.wasm"],
+        &root(),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        text.contains("✗ imports wasi:sockets/tcp@") && text.contains("wasm32-unknown-unknown"),
+        "{text}"
+    );
+
+    let not_wasm = etl(&["inspect", "README.md"], &root());
+    assert_eq!(not_wasm.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_wasm.stderr).contains("is not WebAssembly"));
+
+    assert_eq!(
+        etl(&["inspect", "no-such.wasm"], &root()).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        etl(&["inspect", "README.md", "--allow", "not a grant"], &root())
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -1,0 +1,456 @@
+//! Stage `resolve`: every step's component reference → verified component bytes.
+//!
+//! Bytes come from a [`Fetch`] (repo files here; OCI pulls implement the same trait), must hash
+//! to the step's `digest:`, and must be WebAssembly: a component, or a core module with embedded
+//! component-type metadata (a `wit-bindgen` build), which is componentized deterministically and
+//! kept in a content-addressed [`Cache`]. Then the contract and the capability policy are checked
+//! on the component's own types ([`crate::contract`]), before anything is composed with it.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::contract::{self, ContractReport};
+use crate::diag::{Code, Diagnostic};
+use crate::load::Repo;
+use crate::model::Grant;
+
+/// Largest component accepted, in bytes.
+pub const MAX_COMPONENT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Why a component could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The bytes could not be read.
+    #[error("cannot read `{reference}`: {source}")]
+    Read {
+        /// The component reference.
+        reference: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The reference names nothing this resolver can fetch.
+    #[error("`{reference}` cannot be fetched: {reason}")]
+    Unavailable {
+        /// The component reference.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// Larger than [`MAX_COMPONENT_BYTES`].
+    #[error("`{reference}` is {size} bytes; a component may have at most {MAX_COMPONENT_BYTES}")]
+    TooLarge {
+        /// The component reference.
+        reference: String,
+        /// Its size.
+        size: u64,
+    },
+    /// The bytes hash to another digest than the spec pins.
+    #[error("`{reference}` hashes to {actual}, but `digest:` pins {expected}")]
+    DigestMismatch {
+        /// The component reference.
+        reference: String,
+        /// The pinned digest.
+        expected: String,
+        /// The digest of the bytes.
+        actual: String,
+    },
+    /// Not WebAssembly at all.
+    #[error("`{reference}` is not WebAssembly (it starts with {start})")]
+    NotWasm {
+        /// The component reference.
+        reference: String,
+        /// The first bytes, as text.
+        start: String,
+    },
+    /// A core module that says nothing of its component type.
+    #[error("`{reference}` is a core module without component-type metadata")]
+    NoMetadata {
+        /// The component reference.
+        reference: String,
+    },
+    /// Componentizing or validating failed.
+    #[error("`{reference}` is not a valid component: {reason}")]
+    Invalid {
+        /// The component reference.
+        reference: String,
+        /// What the encoder or validator said.
+        reason: String,
+    },
+}
+
+/// Where component bytes come from.
+pub trait Fetch {
+    /// The bytes of `reference` (a repo path or `oci://…`), at most `limit` + 1 of them.
+    fn fetch(&self, reference: &str, limit: u64) -> Result<Vec<u8>, ResolveError>;
+}
+
+/// Fetches repo-relative paths from a repo directory; `oci://` references from the cache only.
+pub struct RepoFiles<'a> {
+    /// The repo root.
+    pub root: &'a Path,
+    /// Pulled OCI components, by the digest of their bytes.
+    pub cache: Option<&'a Cache>,
+}
+
+impl Fetch for RepoFiles<'_> {
+    fn fetch(&self, reference: &str, limit: u64) -> Result<Vec<u8>, ResolveError> {
+        if reference.starts_with("oci://") {
+            return Err(ResolveError::Unavailable {
+                reference: reference.to_owned(),
+                reason: "pulling from registries comes with `etl push`/`promote`; put the bytes in the repo meanwhile".to_owned(),
+            });
+        }
+        let mut bytes = Vec::new();
+        fs::File::open(self.root.join(reference))
+            .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+            .map_err(|source| ResolveError::Read {
+                reference: reference.to_owned(),
+                source,
+            })?;
+        Ok(bytes)
+    }
+}
+
+/// A content-addressed store: `<dir>/sha256/<hex>` holds the bytes hashing to `sha256:<hex>`;
+/// `<dir>/componentized/<hex>.wasm` the component made from the core module `sha256:<hex>`.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// A cache rooted at `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Cache { dir: dir.into() }
+    }
+
+    fn componentized_path(&self, input_digest: &str) -> PathBuf {
+        let hex = input_digest.trim_start_matches("sha256:");
+        self.dir.join("componentized").join(format!("{hex}.wasm"))
+    }
+
+    /// The component made earlier from the core module with this digest, if its bytes are intact.
+    fn componentized(
+        &self,
+        input_digest: &str,
+        output_digest_check: impl Fn(&[u8]) -> bool,
+    ) -> Option<Vec<u8>> {
+        let bytes = fs::read(self.componentized_path(input_digest)).ok()?;
+        output_digest_check(&bytes).then_some(bytes)
+    }
+
+    /// Stores bytes atomically: written to a temp file beside the target, then renamed, so a
+    /// reader never sees half a file.
+    fn store(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(&self.dir);
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// What a component reference was as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// A component already.
+    Component,
+    /// A core module with component-type metadata, componentized by etl.
+    CoreModule,
+}
+
+/// A resolved customer component.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Digest of the bytes as given (what `digest:` pins).
+    pub digest: String,
+    /// What the bytes were.
+    pub origin: Origin,
+    /// The component (the input itself, or the componentized module).
+    pub component: Vec<u8>,
+    /// Digest of [`Resolved::component`].
+    pub component_digest: String,
+    /// The contract check.
+    pub contract: ContractReport,
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// Fetches, verifies and componentizes one component, then checks it against the contract.
+pub fn resolve(
+    reference: &str,
+    expected: &str,
+    fetch: &dyn Fetch,
+    cache: Option<&Cache>,
+) -> Result<Resolved, ResolveError> {
+    let bytes = fetch.fetch(reference, MAX_COMPONENT_BYTES)?;
+    if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(ResolveError::TooLarge {
+            reference: reference.to_owned(),
+            size: bytes.len() as u64,
+        });
+    }
+    let digest = sha256(&bytes);
+    if digest != expected {
+        return Err(ResolveError::DigestMismatch {
+            reference: reference.to_owned(),
+            expected: expected.to_owned(),
+            actual: digest,
+        });
+    }
+    prepare(reference, bytes, cache)
+}
+
+/// Classifies, componentizes and validates bytes, then checks them against the contract.
+pub fn prepare(
+    reference: &str,
+    bytes: Vec<u8>,
+    cache: Option<&Cache>,
+) -> Result<Resolved, ResolveError> {
+    let digest = sha256(&bytes);
+    let (origin, component) = if wasmparser::Parser::is_component(&bytes) {
+        (Origin::Component, bytes)
+    } else if wasmparser::Parser::is_core_wasm(&bytes) {
+        (
+            Origin::CoreModule,
+            componentize(reference, &digest, &bytes, cache)?,
+        )
+    } else {
+        let start: String = bytes
+            .iter()
+            .take(8)
+            .map(|b| {
+                if b.is_ascii_graphic() {
+                    *b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        return Err(ResolveError::NotWasm {
+            reference: reference.to_owned(),
+            start: format!("`{start}`"),
+        });
+    };
+    let invalid = |reason: String| ResolveError::Invalid {
+        reference: reference.to_owned(),
+        reason,
+    };
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(&component)
+        .map_err(|e| invalid(e.to_string()))?;
+    let contract = contract::check(&component).map_err(invalid)?;
+    let component_digest = sha256(&component);
+    Ok(Resolved {
+        digest,
+        origin,
+        component,
+        component_digest,
+        contract,
+    })
+}
+
+/// Makes a component of a core module with component-type metadata; the same module always
+/// gives the same bytes, so the result is cached by the module's digest.
+fn componentize(
+    reference: &str,
+    digest: &str,
+    module: &[u8],
+    cache: Option<&Cache>,
+) -> Result<Vec<u8>, ResolveError> {
+    let has_metadata = wasmparser::Parser::new(0).parse_all(module).any(|payload| {
+        matches!(payload, Ok(wasmparser::Payload::CustomSection(s)) if s.name().starts_with("component-type"))
+    });
+    if !has_metadata {
+        return Err(ResolveError::NoMetadata {
+            reference: reference.to_owned(),
+        });
+    }
+    let valid = |bytes: &[u8]| {
+        wasmparser::Parser::is_component(bytes)
+            && wasmparser::Validator::new().validate_all(bytes).is_ok()
+    };
+    if let Some(bytes) = cache.and_then(|c| c.componentized(digest, valid)) {
+        return Ok(bytes);
+    }
+    let component = wit_component::ComponentEncoder::default()
+        .module(module)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| ResolveError::Invalid {
+            reference: reference.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+    if let Some(cache) = cache {
+        // A cache that cannot be written only costs time later.
+        let _ = cache.store(&cache.componentized_path(digest), &component);
+    }
+    Ok(component)
+}
+
+/// One resolved step of a pipeline.
+#[derive(Debug, Clone)]
+pub struct ResolvedStep {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Step name.
+    pub step: String,
+    /// The component.
+    pub resolved: Resolved,
+}
+
+/// Resolves every step of every loaded pipeline and checks contract and policy. Each problem is
+/// a diagnostic at the step's `component:`; identical references are resolved once.
+pub fn resolve_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<ResolvedStep>, Vec<Diagnostic>) {
+    let fetch = RepoFiles {
+        root: &repo.root,
+        cache,
+    };
+    let project_grants: Vec<&Grant> = repo
+        .project
+        .iter()
+        .flat_map(|p| &p.spec.spec.policy.allow)
+        .collect();
+    let mut done: std::collections::HashMap<(String, String), Result<Resolved, ResolveError>> =
+        Default::default();
+    let mut steps = Vec::new();
+    let mut out = Vec::new();
+    for p in &repo.pipelines {
+        for (i, step) in p.spec.spec.steps.iter().enumerate() {
+            let at = p.span(&format!("/spec/steps/{i}/component"));
+            let key = (step.component.clone(), step.digest.to_string());
+            let resolved = match done
+                .entry(key)
+                .or_insert_with(|| resolve(&step.component, &step.digest, &fetch, cache))
+            {
+                Ok(r) => r.clone(),
+                Err(e) => {
+                    out.push(resolve_diagnostic(&p.file, at, &step.name, e));
+                    continue;
+                }
+            };
+            let granted: Vec<&Grant> = project_grants.iter().copied().chain(&step.allow).collect();
+            out.extend(contract_diagnostics(
+                &p.file,
+                at,
+                &step.name,
+                &resolved.contract,
+                &granted,
+            ));
+            steps.push(ResolvedStep {
+                pipeline: p.spec.metadata.name.to_string(),
+                step: step.name.to_string(),
+                resolved,
+            });
+        }
+    }
+    (steps, out)
+}
+
+fn resolve_diagnostic(
+    file: &str,
+    at: crate::diag::Span,
+    step: &str,
+    err: &ResolveError,
+) -> Diagnostic {
+    let d = |code| Diagnostic::new(code, format!("step `{step}`: {err}")).at(file, at);
+    match err {
+        ResolveError::DigestMismatch { actual, .. } => d(Code::DigestMismatch)
+            .label("bytes differ from the pinned digest")
+            .expected("the component whose bytes `digest:` pins")
+            .help(format!(
+                "if the new component is intended, set `digest: {actual}`"
+            )),
+        ResolveError::NotWasm { .. } => d(Code::NotWasm)
+            .label("not WebAssembly")
+            .expected("a Wasm component, or a core module built with wit-bindgen"),
+        ResolveError::NoMetadata { .. } => d(Code::NoMetadata)
+            .label("no component type")
+            .expected("a component, or a core module with component-type metadata")
+            .help("build it with wit-bindgen against wit/etl-pipeline (world `transformer`)"),
+        ResolveError::TooLarge { .. } => d(Code::ComponentTooLarge).label("too large"),
+        ResolveError::Invalid { .. } => d(Code::InvalidComponent).label("invalid component"),
+        ResolveError::Read { .. } | ResolveError::Unavailable { .. } => {
+            d(Code::ComponentUnavailable).label("cannot be fetched")
+        }
+    }
+}
+
+fn contract_diagnostics(
+    file: &str,
+    at: crate::diag::Span,
+    step: &str,
+    report: &ContractReport,
+    granted: &[&Grant],
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if report.missing_transform {
+        out.push(
+            Diagnostic::new(
+                Code::ContractExport,
+                format!(
+                    "the component of step `{step}` does not export `{}`",
+                    contract::TRANSFORM_EXPORT
+                ),
+            )
+            .at(file, at)
+            .label("no transform export")
+            .expected(
+                "a component of the world `etl:pipeline/transformer@0.1.0` (wit/etl-pipeline)",
+            )
+            .note(format!(
+                "it exports: {}",
+                crate::diag::quoted_list(&report.exports)
+            )),
+        );
+    }
+    for (name, reason) in &report.mismatched {
+        out.push(
+            Diagnostic::new(
+                Code::ContractType,
+                format!(
+                    "the component of step `{step}` has other types for `{name}` than the contract"
+                ),
+            )
+            .at(file, at)
+            .label("types differ")
+            .expected("exactly the types of wit/etl-pipeline (names of fields and cases included)")
+            .note(reason.clone())
+            .help("regenerate the bindings from wit/etl-pipeline/pipeline.wit and rebuild"),
+        );
+    }
+    let forbidden = contract::forbidden(&report.extra_imports, granted);
+    if !forbidden.is_empty() {
+        let mut d = Diagnostic::new(
+            Code::ForbiddenImport,
+            format!("the component of step `{step}` imports {} the policy does not grant", plural(forbidden.len(), "interface")),
+        )
+        .at(file, at)
+        .label("ungranted imports")
+        .expected("imports of `etl:pipeline/types`, `etl:pipeline/config` and what `policy.allow` or the step's `allow` grants");
+        for import in &forbidden {
+            d = d.note(format!("imports `{import}`"));
+        }
+        d = if contract::looks_like_wasip2_std(&forbidden) {
+            d.help("this looks like a Rust std build for wasm32-wasip2: build for wasm32-unknown-unknown with wit-bindgen, which imports nothing")
+        } else {
+            d.help(format!(
+                "remove the import, or grant it with `allow: [{}]` on the step (or `policy.allow` in etl.yaml)",
+                forbidden[0].split('@').next().unwrap_or(forbidden[0])
+            ))
+        };
+        out.push(d);
+    }
+    out
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}

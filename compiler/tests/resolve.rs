@@ -1,0 +1,270 @@
+//! Stage `resolve` on real components: the example's wit-bindgen builds, a std wasip2 build that
+//! opens sockets, and components generated here from WIT that break the contract in one way each.
+
+use std::path::{Path, PathBuf};
+
+use etl::diag::Code;
+use etl::resolve::{self, Cache, Origin, ResolveError};
+use wit_parser::{ManglingAndAbi, Resolve};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn example() -> PathBuf {
+    root().join("examples/iot-sensors")
+}
+
+/// A copy of the example repo to break.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy(&example(), dir.path());
+    dir
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn codes_of(repo: &Path) -> Vec<Code> {
+    let v = etl::validate(repo).unwrap();
+    assert!(!v.has_errors(), "{:#?}", v.diagnostics);
+    let (_, diagnostics) = resolve::resolve_repo(&v.repo, None);
+    diagnostics.iter().map(|d| d.code).collect()
+}
+
+/// Replaces the parse component of a scratch repo and pins its digest, so only the bytes matter.
+fn with_parse_component(repo: &Path, bytes: &[u8]) {
+    let old = std::fs::read(repo.join("components/parse.wasm")).unwrap();
+    std::fs::write(repo.join("components/parse.wasm"), bytes).unwrap();
+    let spec = repo.join("pipelines/sensor-ingest.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace(&resolve::sha256(&old), &resolve::sha256(bytes)),
+    )
+    .unwrap();
+}
+
+/// A component of `world` in the last of `sources` (WIT, pushed in order), with dummy bodies:
+/// real types, no behaviour.
+fn component_of(sources: &[&str], world: &str) -> Vec<u8> {
+    let mut resolve = Resolve::new();
+    let mut pkg = None;
+    for (i, wit) in sources.iter().enumerate() {
+        pkg = Some(resolve.push_str(format!("test{i}.wit"), wit).unwrap());
+    }
+    let pkg = pkg.unwrap();
+    let world = resolve.select_world(&[pkg], Some(world)).unwrap();
+    let mut module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+const CONTRACT: &str = include_str!("../../wit/etl-pipeline/pipeline.wit");
+
+#[test]
+fn the_example_resolves_cleanly_and_deterministically() {
+    let v = etl::validate(&example()).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+    let (steps, diagnostics) = resolve::resolve_repo(&v.repo, Some(&cache));
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    assert_eq!(steps.len(), 3);
+    for s in &steps {
+        assert_eq!(s.resolved.origin, Origin::CoreModule, "{}", s.step);
+        assert!(s.resolved.contract.types_fit());
+        assert!(
+            s.resolved
+                .contract
+                .exports
+                .contains(&"etl:pipeline/transform@0.1.0".to_owned())
+        );
+    }
+    // Componentizing is deterministic: without the cache, and from it, the same bytes.
+    let (again, _) = resolve::resolve_repo(&v.repo, None);
+    let (cached, _) = resolve::resolve_repo(&v.repo, Some(&cache));
+    for ((a, b), c) in steps.iter().zip(&again).zip(&cached) {
+        assert_eq!(a.resolved.component_digest, b.resolved.component_digest);
+        assert_eq!(a.resolved.component, c.resolved.component);
+    }
+}
+
+#[test]
+fn a_damaged_cache_entry_is_not_used() {
+    let v = etl::validate(&example()).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
+    let (first, _) = resolve::resolve_repo(&v.repo, Some(&cache));
+    for entry in std::fs::read_dir(cache_dir.path().join("componentized")).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let (second, diagnostics) = resolve::resolve_repo(&v.repo, Some(&cache));
+    assert!(diagnostics.is_empty());
+    assert_eq!(first[0].resolved.component, second[0].resolved.component);
+}
+
+#[test]
+fn changed_bytes_are_refused_naming_both_digests() {
+    let repo = scratch();
+    let path = repo.path().join("components/enrich.wasm");
+    let pinned = resolve::sha256(&std::fs::read(&path).unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.push(0);
+    std::fs::write(&path, &bytes).unwrap();
+    let v = etl::validate(repo.path()).unwrap();
+    let (_, diagnostics) = resolve::resolve_repo(&v.repo, None);
+    assert_eq!(diagnostics.len(), 1);
+    let d = &diagnostics[0];
+    assert_eq!(d.code, Code::DigestMismatch);
+    assert!(
+        d.message.contains(&pinned) && d.message.contains(&resolve::sha256(&bytes)),
+        "{}",
+        d.message
+    );
+    assert_eq!(
+        d.location.as_ref().unwrap().file,
+        "pipelines/sensor-ingest.yaml"
+    );
+}
+
+#[test]
+fn not_wasm_and_modules_without_metadata_are_refused() {
+    let repo = scratch();
+    with_parse_component(repo.path(), b"PLACEHOLDER: not a component\n");
+    assert_eq!(codes_of(repo.path()), [Code::NotWasm]);
+    with_parse_component(repo.path(), b"\0asm\x01\0\0\0");
+    assert_eq!(codes_of(repo.path()), [Code::NoMetadata]);
+}
+
+#[test]
+fn a_huge_file_is_refused_without_reading_it_all() {
+    let repo = scratch();
+    let huge = vec![0u8; 50 * 1024 * 1024];
+    with_parse_component(repo.path(), &huge);
+    assert_eq!(codes_of(repo.path()), [Code::ComponentTooLarge]);
+}
+
+#[test]
+fn a_std_wasip2_build_with_sockets_is_refused_with_a_hint() {
+    let bytes = std::fs::read(root().join("tests/fixtures/components/bad-sockets.wasm")).unwrap();
+    let repo = scratch();
+    with_parse_component(repo.path(), &bytes);
+    let v = etl::validate(repo.path()).unwrap();
+    let (_, diagnostics) = resolve::resolve_repo(&v.repo, None);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    let d = &diagnostics[0];
+    assert_eq!(d.code, Code::ForbiddenImport);
+    assert!(
+        d.notes.iter().any(|n| n.contains("wasi:sockets/tcp@")),
+        "{:?}",
+        d.notes
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap()
+            .contains("wasm32-unknown-unknown")
+    );
+}
+
+#[test]
+fn grants_let_an_import_through() {
+    let wit = format!(
+        "{CONTRACT}\ninterface extra {{ ping: func(); }}\nworld logging-transformer {{ import config; import extra; export transform; }}\n"
+    );
+    let component = component_of(&[&wit], "logging-transformer");
+    let resolved = resolve::prepare("c.wasm", component, None).unwrap();
+    assert_eq!(
+        resolved.contract.extra_imports,
+        ["etl:pipeline/extra@0.1.0"]
+    );
+    assert!(!etl::inspect::satisfies(&resolved, &[]));
+    let grant = etl::model::Grant::try_from("etl:pipeline/extra".to_owned()).unwrap();
+    assert!(etl::inspect::satisfies(&resolved, &[grant]));
+}
+
+#[test]
+fn a_messaging_import_is_forbidden_before_composition() {
+    // Composition would merge this import with the out harness's: it must not get that far.
+    let sneaky = "package test:sneaky;
+        package wasmcloud:messaging@0.2.0 {
+            interface consumer { publish: func(subject: string, body: list<u8>) -> result<_, string>; }
+        }
+        world sneaky { import wasmcloud:messaging/consumer@0.2.0; export etl:pipeline/transform@0.1.0; }";
+    let resolved =
+        resolve::prepare("c.wasm", component_of(&[CONTRACT, sneaky], "sneaky"), None).unwrap();
+    assert!(resolved.contract.types_fit());
+    assert_eq!(
+        resolved.contract.extra_imports,
+        ["wasmcloud:messaging/consumer@0.2.0"]
+    );
+    assert!(!etl::inspect::satisfies(&resolved, &[]));
+}
+
+#[test]
+fn wrong_export_types_and_a_missing_export_are_named() {
+    let renamed = CONTRACT.replace("payload: list<u8>", "body: list<u8>");
+    let resolved =
+        resolve::prepare("c.wasm", component_of(&[&renamed], "transformer"), None).unwrap();
+    assert!(!resolved.contract.missing_transform);
+    let names: Vec<&str> = resolved
+        .contract
+        .mismatched
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["etl:pipeline/transform@0.1.0", "etl:pipeline/types@0.1.0"]
+    );
+    let reason = &resolved.contract.mismatched[0].1;
+    assert!(
+        reason.contains("`payload`") && reason.contains("`body`"),
+        "{reason}"
+    );
+
+    let exports_nothing = format!("{CONTRACT}\nworld nothing {{ import config; }}\n");
+    let resolved =
+        resolve::prepare("c.wasm", component_of(&[&exports_nothing], "nothing"), None).unwrap();
+    assert!(resolved.contract.missing_transform);
+}
+
+#[test]
+fn oci_references_cannot_be_pulled_yet_and_say_so() {
+    let fetch = resolve::RepoFiles {
+        root: Path::new("."),
+        cache: None,
+    };
+    let err = resolve::resolve(
+        &format!("oci://registry.example/etl/parse@sha256:{}", "a".repeat(64)),
+        "sha256:x",
+        &fetch,
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, ResolveError::Unavailable { .. }), "{err}");
+}
