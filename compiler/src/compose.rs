@@ -1,0 +1,230 @@
+//! Stage `compose`: one component per step, the platform harness pattern.
+//!
+//! ```text
+//!   settings ──types, config──► customer ──transform──► in (messaging | http) ──► exported handler
+//!      └───────types──────────► out ──emit────────────────┘
+//! ```
+//!
+//! Parts are instantiated in a fixed order (settings, customer, out, in), so the same inputs
+//! give the same bytes. The customer is wired to nothing but the contract's `types` and
+//! `config`: its other imports (granted by policy) stay imports of the composed component, never
+//! satisfied by a platform part. The out part takes `types` from settings; an in part takes each
+//! import from the first of customer, out, settings that exports it (`transform`, `emit`,
+//! `types`). Whatever no part satisfies (WASI, messaging, http, config) is imported by the
+//! composed component, once per name.
+
+use wac_graph::types::Package;
+use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
+
+/// The contract's types-only interface, served by the settings part.
+pub const TYPES: &str = "etl:pipeline/types@0.1.0";
+/// The customer's settings interface, served by the settings part.
+pub const CONFIG: &str = "etl:pipeline/config@0.1.0";
+/// The customer's export.
+pub const TRANSFORM: &str = "etl:pipeline/transform@0.1.0";
+
+/// Why a composition failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// A part is not a component wac can read.
+    #[error("cannot read the {part} component: {reason}")]
+    Package {
+        /// Which part.
+        part: String,
+        /// Why.
+        reason: String,
+    },
+    /// Wiring one part's import to another's export failed (types differ, missing export).
+    #[error("cannot connect `{name}` of the {to} to the {from}: {reason}")]
+    Wire {
+        /// The interface.
+        name: String,
+        /// The part that exports it.
+        from: String,
+        /// The part that imports it.
+        to: String,
+        /// Why.
+        reason: String,
+    },
+    /// A contract or platform interface that no part provides: it would leak out as an import.
+    #[error("nothing provides `{name}` to the {to}")]
+    Unsatisfied {
+        /// The interface.
+        name: String,
+        /// The part that imports it.
+        to: String,
+    },
+    /// Encoding or validating the composed component failed.
+    #[error("cannot encode the composed component: {0}")]
+    Encode(String),
+}
+
+/// The components of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts<'a> {
+    /// Serves `types` and the customer's `config`.
+    pub settings: &'a [u8],
+    /// The customer transform (a component).
+    pub customer: &'a [u8],
+    /// Delivers the transform's outputs (`emit`).
+    pub outbound: &'a [u8],
+    /// The entry points: each imports `transform` and `emit` and exports a handler, which the
+    /// composed component exports. At least one.
+    pub inbound: &'a [&'a [u8]],
+}
+
+struct Graph {
+    graph: CompositionGraph,
+}
+
+impl Graph {
+    fn register(&mut self, part: &str, bytes: &[u8]) -> Result<PackageId, ComposeError> {
+        let package = Package::from_bytes(part, None, bytes.to_vec(), self.graph.types_mut())
+            .map_err(|e| ComposeError::Package {
+                part: part.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+        self.graph
+            .register_package(package)
+            .map_err(|e| ComposeError::Package {
+                part: part.to_owned(),
+                reason: format!("{e:#}"),
+            })
+    }
+
+    /// The names a package imports.
+    fn imports(&self, package: PackageId) -> Vec<String> {
+        let world = self.graph[package].ty();
+        self.graph.types()[world].imports.keys().cloned().collect()
+    }
+
+    fn exports(&self, package: PackageId) -> Vec<String> {
+        let world = self.graph[package].ty();
+        self.graph.types()[world].exports.keys().cloned().collect()
+    }
+
+    /// Connects `name` exported by instance `from` to the same import of instance `to`.
+    /// Connects each `etl:` import of `to` to the first provider exporting it; fails for one
+    /// that none does (it would otherwise become an import of the composed component).
+    fn wire_all(
+        &mut self,
+        to: (NodeId, &str),
+        imports: &[String],
+        providers: &[((NodeId, &str), Vec<String>)],
+    ) -> Result<(), ComposeError> {
+        for name in imports {
+            match providers.iter().find(|(_, exports)| exports.contains(name)) {
+                Some((provider, _)) => self.wire(name, *provider, to)?,
+                None if name.starts_with("etl:") => {
+                    return Err(ComposeError::Unsatisfied {
+                        name: name.clone(),
+                        to: to.1.to_owned(),
+                    });
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn wire(
+        &mut self,
+        name: &str,
+        (from, from_part): (NodeId, &str),
+        (to, to_part): (NodeId, &str),
+    ) -> Result<(), ComposeError> {
+        let wire_error = |reason: String| ComposeError::Wire {
+            name: name.to_owned(),
+            from: from_part.to_owned(),
+            to: to_part.to_owned(),
+            reason,
+        };
+        let export = self
+            .graph
+            .alias_instance_export(from, name)
+            .map_err(|e| wire_error(format!("{e:#}")))?;
+        self.graph
+            .set_instantiation_argument(to, name, export)
+            .map_err(|e| wire_error(format!("{e:#}")))
+    }
+}
+
+/// Composes one step. Deterministic: the same parts give the same bytes.
+pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
+    let mut g = Graph {
+        graph: CompositionGraph::new(),
+    };
+    let settings_pkg = g.register("settings", parts.settings)?;
+    let customer_pkg = g.register("customer", parts.customer)?;
+    let out_pkg = g.register("out", parts.outbound)?;
+    let in_pkgs = parts
+        .inbound
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| g.register(&format!("in{i}"), bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let settings = (g.graph.instantiate(settings_pkg), "settings part");
+    let settings_exports = g.exports(settings_pkg);
+    let customer = (g.graph.instantiate(customer_pkg), "customer component");
+    // The customer gets the contract's interfaces from settings and nothing else.
+    let contract_only: Vec<String> = settings_exports
+        .iter()
+        .filter(|n| *n == TYPES || *n == CONFIG)
+        .cloned()
+        .collect();
+    let customer_imports: Vec<String> = g
+        .imports(customer_pkg)
+        .into_iter()
+        .filter(|n| n == TYPES || n == CONFIG)
+        .collect();
+    g.wire_all(customer, &customer_imports, &[(settings, contract_only)])?;
+    let out = (g.graph.instantiate(out_pkg), "out part");
+    let out_imports = g.imports(out_pkg);
+    g.wire_all(out, &out_imports, &[(settings, settings_exports.clone())])?;
+    let providers = [
+        (customer, g.exports(customer_pkg)),
+        (out, g.exports(out_pkg)),
+        (settings, settings_exports),
+    ];
+    let mut exported = Vec::new();
+    for (i, pkg) in in_pkgs.iter().enumerate() {
+        let node = (g.graph.instantiate(*pkg), "in part");
+        let imports = g.imports(*pkg);
+        g.wire_all(node, &imports, &providers)?;
+        for name in g.exports(*pkg) {
+            if exported.contains(&name) {
+                return Err(ComposeError::Encode(format!(
+                    "two in parts (the {i}th and an earlier one) export `{name}`"
+                )));
+            }
+            let alias = g
+                .graph
+                .alias_instance_export(node.0, &name)
+                .map_err(|e| ComposeError::Encode(format!("{e:#}")))?;
+            g.graph
+                .export(alias, name.clone())
+                .map_err(|e| ComposeError::Encode(format!("{e:#}")))?;
+            exported.push(name);
+        }
+    }
+    g.graph
+        .encode(EncodeOptions {
+            define_components: true,
+            validate: true,
+            processor: None,
+        })
+        .map_err(|e| ComposeError::Encode(format!("{e:#}")))
+}
+
+/// The top-level import and export names of a component, in order.
+pub fn interface_of(component: &[u8]) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut types = wac_types::Types::default();
+    let package = Package::from_bytes("component", None, component.to_vec(), &mut types)
+        .map_err(|e| format!("{e:#}"))?;
+    let world = &types[package.ty()];
+    Ok((
+        world.imports.keys().cloned().collect(),
+        world.exports.keys().cloned().collect(),
+    ))
+}
