@@ -6,3 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export INSTA_UPDATE=no ETL_BENCH_QUICK=1
 cargo test --workspace --all-targets
+# The harness components' own unit tests (their workspace is separate; they run on the host).
+cargo test --locked --manifest-path harness-components/Cargo.toml

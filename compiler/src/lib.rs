@@ -10,6 +10,7 @@ pub mod check;
 pub mod compose;
 pub mod contract;
 pub mod diag;
+pub mod harness;
 pub mod init;
 pub mod inspect;
 pub mod load;

@@ -360,6 +360,7 @@ fn every_platform_world_resolves_with_exactly_its_items() {
                     "etl:pipeline/types@0.1.0",
                     "etl:pipeline/transform@0.1.0",
                     "etl:platform/emit@0.1.0",
+                    "wasi:config/runtime@0.2.0-draft",
                 ],
             ),
             set(&["wasi:http/incoming-handler@0.2.12"]),
@@ -403,7 +404,9 @@ fn every_platform_world_resolves_with_exactly_its_items() {
         (
             "settings",
             set(&["wasi:config/runtime@0.2.0-draft"]),
-            set(&["etl:pipeline/config@0.1.0"]),
+            // `types` too: its export satisfies every other part's import of the types-only
+            // interface, which no host serves.
+            set(&["etl:pipeline/types@0.1.0", "etl:pipeline/config@0.1.0"]),
         ),
         (
             "identity",

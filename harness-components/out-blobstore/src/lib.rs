@@ -1,0 +1,197 @@
+//! `out-blobstore`: the `out` part of an `s3` sink, world `etl:platform/out-blobstore`.
+//!
+//! `emit(outputs)` writes each output's payload, in order, as one object through
+//! `wasi:blobstore`: in the container named by the config key `etl.out.container`, under the
+//! object name rendered from the template `etl.out.key` (default `{key}`), where
+//!
+//! - `{key}` is the record's key: as is if it is UTF-8, else its bytes in lowercase hex; empty
+//!   if the record has no key;
+//! - `{seq}` is the output's index (0-based, decimal) in this one `emit` call, i.e. among the
+//!   outputs of one input record.
+//!
+//! Any other `{…}` in the template is an error, as is an empty object name. An existing object
+//! of the same name is replaced. It stops at the first output not written, with an error naming
+//! it. `dead-letter` is always an error: an object-store sink has no dead-letter destination.
+//! (In a sink the transform is `identity`, which never rejects a record, so it is not reached.)
+
+wit_bindgen::generate!({
+    // Every package `etl:platform` refers to, in dependency order (../wit/deps/README.md).
+    path: [
+        "../../wit/deps/wasi-io-0.2.12",
+        "../../wit/deps/wasi-clocks-0.2.12",
+        "../../wit/deps/wasi-random-0.2.12",
+        "../../wit/deps/wasi-filesystem-0.2.12",
+        "../../wit/deps/wasi-sockets-0.2.12",
+        "../../wit/deps/wasi-cli-0.2.12",
+        "../../wit/deps/wasi-http-0.2.12",
+        "../../wit/deps/wasi-config-0.2.0-draft",
+        "../../wit/deps/wasmcloud-messaging-0.2.0",
+        "../../wit/deps/wasi-io-0.2.6",
+        "../../wit/deps/wasi-blobstore-0.2.0-draft",
+        "../../wit/etl-pipeline",
+        "../../wit/etl-platform",
+    ],
+    world: "etl:platform/out-blobstore",
+    // The world uses other packages' interfaces (etl:pipeline, wasi:…): bind them here too.
+    generate_all,
+});
+
+use etl::pipeline::types::Message;
+use exports::etl::platform::emit::Guest;
+use wasi::blobstore::blobstore::get_container;
+use wasi::blobstore::types::OutgoingValue;
+use wasi::config::runtime::{self, ConfigError};
+
+/// Config key: the container every object is written to.
+const CONTAINER: &str = "etl.out.container";
+/// Config key: the object-name template.
+const KEY: &str = "etl.out.key";
+/// `etl.out.key` when it is not set.
+const DEFAULT_KEY: &str = "{key}";
+/// The most `blocking-write-and-flush` accepts at once.
+const WRITE_CHUNK: usize = 4096;
+
+struct OutBlobstore;
+
+impl Guest for OutBlobstore {
+    fn emit(outputs: Vec<Message>) -> Result<(), String> {
+        let count = outputs.len();
+        let name = config(CONTAINER)?.filter(|c| !c.is_empty()).ok_or_else(|| {
+            format!("etl out-blobstore: config `{CONTAINER}` is not set: {count} output(s) not written")
+        })?;
+        let template = config(KEY)?.unwrap_or_else(|| DEFAULT_KEY.to_string());
+        // Render every name first: a bad template writes nothing.
+        let objects = outputs
+            .iter()
+            .enumerate()
+            .map(|(seq, output)| render(&template, output.key.as_deref(), seq))
+            .collect::<Result<Vec<String>, String>>()
+            .map_err(|why| format!("etl out-blobstore: config `{KEY}` = `{template}`: {why}"))?;
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        let container = get_container(&name)
+            .map_err(|e| format!("etl out-blobstore: cannot open container `{name}`: {e}"))?;
+        for (i, (output, object)) in outputs.iter().zip(&objects).enumerate() {
+            write(&container, object, &output.payload).map_err(|why| {
+                format!(
+                    "etl out-blobstore: writing output {} of {count} to `{name}/{object}` failed: {why}",
+                    i + 1
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(_input: Message, reason: String) -> Result<(), String> {
+        Err(format!(
+            "etl out-blobstore: no dead-letter destination for blobstore sinks (reason: {reason})"
+        ))
+    }
+}
+
+/// The object name for one output: `template` with `{key}` and `{seq}` replaced.
+fn render(template: &str, key: Option<&[u8]>, seq: usize) -> Result<String, String> {
+    let mut name = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        name.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| "a `{` is not closed".to_string())?;
+        match &after[..=close] {
+            "{key}" => name.push_str(&key_text(key.unwrap_or_default())),
+            "{seq}" => name.push_str(&seq.to_string()),
+            other => {
+                return Err(format!(
+                    "unknown placeholder `{other}` (only {{key}} and {{seq}} are defined)"
+                ));
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    name.push_str(rest);
+    if name.is_empty() {
+        return Err("the object name is empty (a record without a key?)".to_string());
+    }
+    Ok(name)
+}
+
+/// A record key as text: itself if UTF-8, else lowercase hex.
+fn key_text(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(text) => text.to_string(),
+        Err(_) => key.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// Writes one object. The host starts the upload in `write-data` and reads the stream while it
+/// is written, so `write-data` comes before the body; `finish` waits for the upload.
+fn write(
+    container: &wasi::blobstore::container::Container,
+    object: &str,
+    payload: &[u8],
+) -> Result<(), String> {
+    let value = OutgoingValue::new_outgoing_value();
+    let stream = value
+        .outgoing_value_write_body()
+        .map_err(|()| "the value's stream is not available".to_string())?;
+    container.write_data(object, &value)?;
+    for chunk in payload.chunks(WRITE_CHUNK) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|e| format!("writing the object failed: {e:?}"))?;
+    }
+    // The stream is a child of the value: drop it (ending the data) before finishing.
+    drop(stream);
+    OutgoingValue::finish(value)
+}
+
+/// A platform setting; a failure to read the settings is an error naming the key.
+fn config(key: &str) -> Result<Option<String>, String> {
+    runtime::get(key).map_err(|e| {
+        let text = match e {
+            ConfigError::Upstream(t) => format!("upstream: {t}"),
+            ConfigError::Io(t) => format!("i/o: {t}"),
+        };
+        format!("etl out-blobstore: cannot read config `{key}` ({text})")
+    })
+}
+
+export!(OutBlobstore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_renders_key_and_seq() {
+        assert_eq!(
+            render("readings/{key}/{seq}.json", Some(b"t-1"), 3).unwrap(),
+            "readings/t-1/3.json"
+        );
+        assert_eq!(
+            render("{key}", Some(&[0xff, 0x00, 0x1a]), 0).unwrap(),
+            "ff001a"
+        );
+        assert_eq!(render("x-{key}", None, 0).unwrap(), "x-");
+        assert_eq!(render("fixed", Some(b"k"), 1).unwrap(), "fixed");
+    }
+
+    #[test]
+    fn bad_templates_and_empty_names_are_errors() {
+        assert!(
+            render("{key", Some(b"k"), 0)
+                .unwrap_err()
+                .contains("not closed")
+        );
+        assert!(
+            render("{date}/{key}", Some(b"k"), 0)
+                .unwrap_err()
+                .contains("`{date}`")
+        );
+        assert!(render("{key}", None, 0).unwrap_err().contains("empty"));
+        assert!(render("", Some(b"k"), 0).unwrap_err().contains("empty"));
+    }
+}

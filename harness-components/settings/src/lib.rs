@@ -1,0 +1,106 @@
+//! `settings`: serves the customer component its own step settings, world
+//! `etl:platform/settings`.
+//!
+//! The step's `config:` values (rendered for the environment) reach the composed component
+//! through `wasi:config/runtime`, each under the key `step.<name>`, next to the platform's own
+//! settings (`etl.*`: subjects, URLs, …). This part exports the contract's
+//! `etl:pipeline/config` to the customer and shows it the `step.` keys only, with the prefix
+//! stripped, so platform settings are never visible to customer code.
+//!
+//! It also exports the contract's types-only interface `etl:pipeline/types` (nothing to
+//! implement): in a composed step that export satisfies every other part's import of it.
+
+wit_bindgen::generate!({
+    // Every package `etl:platform` refers to, in dependency order (../wit/deps/README.md).
+    path: [
+        "../../wit/deps/wasi-io-0.2.12",
+        "../../wit/deps/wasi-clocks-0.2.12",
+        "../../wit/deps/wasi-random-0.2.12",
+        "../../wit/deps/wasi-filesystem-0.2.12",
+        "../../wit/deps/wasi-sockets-0.2.12",
+        "../../wit/deps/wasi-cli-0.2.12",
+        "../../wit/deps/wasi-http-0.2.12",
+        "../../wit/deps/wasi-config-0.2.0-draft",
+        "../../wit/deps/wasmcloud-messaging-0.2.0",
+        "../../wit/deps/wasi-io-0.2.6",
+        "../../wit/deps/wasi-blobstore-0.2.0-draft",
+        "../../wit/etl-pipeline",
+        "../../wit/etl-platform",
+    ],
+    world: "etl:platform/settings",
+    // The world uses other packages' interfaces (etl:pipeline, wasi:…): bind them here too.
+    generate_all,
+});
+
+use exports::etl::pipeline::config::Guest;
+use wasi::config::runtime::{self, ConfigError};
+
+/// The namespace of the step's own settings in `wasi:config/runtime`.
+const PREFIX: &str = "step.";
+
+struct Settings;
+
+impl Guest for Settings {
+    fn get(key: String) -> Option<String> {
+        runtime::get(&format!("{PREFIX}{key}")).unwrap_or_else(|e| fail(&e))
+    }
+
+    fn get_all() -> Vec<(String, String)> {
+        visible(runtime::get_all().unwrap_or_else(|e| fail(&e)))
+    }
+}
+
+/// The step's own settings among all of them: the `step.` keys with the prefix stripped, sorted
+/// by key (and value, for a key given twice).
+fn visible(all: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut visible: Vec<(String, String)> = all
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?.to_string(), v)))
+        .collect();
+    visible.sort();
+    visible
+}
+
+/// The contract's `config` cannot report an error, and answering "not set" for a setting that
+/// could not be read would let the transform run on the wrong settings. So the call traps: the
+/// host reports the failed invocation, and the record is not processed with wrong settings.
+fn fail(error: &ConfigError) -> ! {
+    let text = match error {
+        ConfigError::Upstream(t) => format!("upstream: {t}"),
+        ConfigError::Io(t) => format!("i/o: {t}"),
+    };
+    panic!("etl settings: cannot read the step's settings from wasi:config/runtime ({text})")
+}
+
+export!(Settings);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn only_step_settings_are_visible_sorted_and_unprefixed() {
+        let all = vec![
+            pair("step.threshold", "80"),
+            pair("etl.out.subjects", "secret.subject"),
+            pair("step.", "empty name"),
+            pair("stepx.a", "no"),
+            pair("STEP.b", "no"),
+            pair("step.site", "east"),
+            pair("step.step.nested", "kept"),
+        ];
+        assert_eq!(
+            visible(all),
+            [
+                pair("", "empty name"),
+                pair("site", "east"),
+                pair("step.nested", "kept"),
+                pair("threshold", "80"),
+            ]
+        );
+    }
+}
