@@ -148,6 +148,7 @@ codes! {
     ContractExport = "E0707", Error, "a component without the `etl:pipeline/transform` export";
     ContractType = "E0708", Error, "a component whose types differ from the contract";
     ForbiddenImport = "E0709", Error, "a component import the policy does not grant";
+    Compose = "E0710", Error, "a step that cannot be composed";
     ModelMismatch = "E0901", Error, "internal: the schema accepted what the model rejects";
 }
 

@@ -7,6 +7,7 @@
 //! Problems are [`diag::Diagnostic`]s, rendered once at the edge by [`render`].
 
 pub mod check;
+pub mod compile;
 pub mod compose;
 pub mod contract;
 pub mod diag;

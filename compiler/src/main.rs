@@ -38,6 +38,29 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Validate, resolve every component by digest, compose each step and sink into one
+    /// component, and write `--out` (plan.json + components/sha256/…) in one atomic swap.
+    ///
+    /// Nothing is written unless everything succeeds: a failed compile leaves the previous
+    /// output as it was. Exit status: 0 compiled, 1 invalid input, 2 usage or internal error.
+    Compile {
+        /// The pipeline repo (the directory holding etl.yaml).
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        repo: PathBuf,
+        /// Where to write the output.
+        #[arg(long, default_value = "dist", value_name = "DIR")]
+        out: PathBuf,
+        /// Cache of componentized modules and compositions (default: $ETL_CACHE_DIR, else
+        /// $XDG_CACHE_HOME/etl, else ~/.cache/etl).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Build everything, ignoring and not filling the cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Output format of diagnostics, as for `etl validate`.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Show a component's imports and exports in WIT terms, and whether it satisfies the
     /// customer contract (world `etl:pipeline/transformer@0.1.0`) under a policy.
     ///
@@ -102,29 +125,51 @@ fn run(cli: Cli) -> Result<ExitCode, etl::Error> {
     match cli.command {
         Command::Validate { repo, format } => {
             let validation = etl::validate(&repo)?;
-            let paths = Paths::new(&repo.to_string_lossy());
-            let diagnostics = &validation.diagnostics;
-            match format {
-                Format::Human => {
-                    let color = match cli.color {
-                        Color::Auto => std::io::stderr().is_terminal(),
-                        Color::Always => true,
-                        Color::Never => false,
-                    };
-                    let mut text = render::human(diagnostics, validation.sources(), &paths, color);
-                    text.push_str(&render::summary(
-                        diagnostics,
-                        &format!("`{}`", repo.display()),
-                    ));
-                    let _ = writeln!(std::io::stderr(), "{text}");
-                }
-                Format::Json => print(&render::json(diagnostics)),
-                Format::Github => print(&render::github(diagnostics, &paths)),
-            }
+            report(&validation, &repo, format, cli.color, None);
             Ok(if validation.has_errors() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
+            })
+        }
+        Command::Compile {
+            repo,
+            out,
+            cache_dir,
+            no_cache,
+            format,
+        } => {
+            let cache = (!no_cache)
+                .then(|| etl::resolve::Cache::new(cache_dir.unwrap_or_else(default_cache_dir)));
+            let compilation = etl::compile::compile(
+                &repo,
+                &etl::compile::Options {
+                    out: out.clone(),
+                    cache,
+                },
+            )?;
+            let done = compilation.plan.as_ref().map(|plan| {
+                let units: usize = plan.pipelines.iter().map(|p| p.steps.len() + p.sinks.len()).sum();
+                format!(
+                    "compiled {} pipeline{} ({units} components, {} built, {} from cache) into `{}`",
+                    plan.pipelines.len(),
+                    if plan.pipelines.len() == 1 { "" } else { "s" },
+                    compilation.built,
+                    units.saturating_sub(compilation.built),
+                    out.display()
+                )
+            });
+            report(
+                &compilation.validation,
+                &repo,
+                format,
+                cli.color,
+                done.as_deref(),
+            );
+            Ok(if compilation.plan.is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             })
         }
         Command::Inspect { file, allow } => {
@@ -170,6 +215,52 @@ fn run(cli: Cli) -> Result<ExitCode, etl::Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Renders the diagnostics of a run in `format`; `done` replaces the summary line on success.
+fn report(
+    validation: &etl::Validation,
+    repo: &std::path::Path,
+    format: Format,
+    color: Color,
+    done: Option<&str>,
+) {
+    let paths = Paths::new(&repo.to_string_lossy());
+    let diagnostics = &validation.diagnostics;
+    match format {
+        Format::Human => {
+            let color = match color {
+                Color::Auto => std::io::stderr().is_terminal(),
+                Color::Always => true,
+                Color::Never => false,
+            };
+            let mut text = render::human(diagnostics, validation.sources(), &paths, color);
+            match done {
+                Some(done) => text.push_str(done),
+                None => text.push_str(&render::summary(
+                    diagnostics,
+                    &format!("`{}`", repo.display()),
+                )),
+            }
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+        Format::Json => print(&render::json(diagnostics)),
+        Format::Github => print(&render::github(diagnostics, &paths)),
+    }
+}
+
+/// `$ETL_CACHE_DIR`, else `$XDG_CACHE_HOME/etl`, else `~/.cache/etl`, else `.etl-cache`.
+fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ETL_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("etl");
+    }
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".etl-cache"),
+        |h| PathBuf::from(h).join(".cache/etl"),
+    )
 }
 
 /// Writes to stdout, ignoring a closed pipe (`etl validate --format json | head`).

@@ -142,6 +142,28 @@ impl Cache {
         output_digest_check(&bytes).then_some(bytes)
     }
 
+    fn composed_path(&self, key: &str) -> PathBuf {
+        self.dir
+            .join("composed")
+            .join(format!("{}.wasm", key.trim_start_matches("sha256:")))
+    }
+
+    /// A composition built earlier from the recipe with this key, if it is still a valid
+    /// component.
+    pub fn composed(&self, key: &str) -> Option<Vec<u8>> {
+        let bytes = fs::read(self.composed_path(key)).ok()?;
+        let valid = wasmparser::Parser::is_component(&bytes)
+            && wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+                .validate_all(&bytes)
+                .is_ok();
+        valid.then_some(bytes)
+    }
+
+    /// Keeps a composition for later runs; a cache that cannot be written only costs time.
+    pub fn store_composed(&self, key: &str, bytes: &[u8]) {
+        let _ = self.store(&self.composed_path(key), bytes);
+    }
+
     /// Stores bytes atomically: written to a temp file beside the target, then renamed, so a
     /// reader never sees half a file.
     fn store(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {

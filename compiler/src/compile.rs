@@ -1,0 +1,457 @@
+//! `etl compile`: validate → resolve → compose every step and sink → `dist/`.
+//!
+//! `dist/plan.json` says what was built from what; `dist/components/sha256/<hex>.wasm` holds each
+//! composed component once, by digest (identical compositions are shared). Nothing is written
+//! unless the whole compile succeeds, and then `dist/` is replaced in one rename.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::compose::{self, Parts};
+use crate::diag::{Code, Diagnostic};
+use crate::harness::Part;
+use crate::load::{Loaded, Repo};
+use crate::model::{Pipeline, SinkConnector, SourceConnector};
+use crate::resolve::{self, Cache, ResolvedStep, sha256};
+use crate::{Error, Validation};
+
+/// Version of the composition recipe: part of every cache key, bumped when wiring changes.
+const RECIPE: &str = "etl-compose-1";
+
+/// Where to write and what to reuse.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The output directory (`dist`).
+    pub out: PathBuf,
+    /// Cache of componentized modules and compositions; `None` builds everything.
+    pub cache: Option<Cache>,
+}
+
+/// The outcome: diagnostics, and the plan when the compile succeeded and `dist/` was written.
+#[derive(Debug)]
+pub struct Compilation {
+    /// Validation (and its sources, for rendering) with every diagnostic of every stage.
+    pub validation: Validation,
+    /// The plan written, if any.
+    pub plan: Option<Plan>,
+    /// Compositions built in this run (the rest came from the cache).
+    pub built: usize,
+}
+
+/// `dist/plan.json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Always `etl/v1alpha1`.
+    pub api_version: &'static str,
+    /// Always `Plan`.
+    pub kind: &'static str,
+    /// Project name.
+    pub project: String,
+    /// OCI repository prefix.
+    pub registry: String,
+    /// Digest of every spec file read, by path.
+    pub inputs: BTreeMap<String, String>,
+    /// Digest of every harness part, by name.
+    pub harness: BTreeMap<&'static str, String>,
+    /// One entry per pipeline, by name.
+    pub pipelines: Vec<PipelinePlan>,
+}
+
+/// One pipeline of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelinePlan {
+    /// Pipeline name.
+    pub name: String,
+    /// Its spec file.
+    pub file: String,
+    /// Customer steps.
+    pub steps: Vec<UnitPlan>,
+    /// Sinks.
+    pub sinks: Vec<UnitPlan>,
+}
+
+/// One composed component: a step or a sink.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitPlan {
+    /// Step or sink name.
+    pub name: String,
+    /// What it consumes.
+    pub from: Vec<String>,
+    /// The customer component (steps only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerPlan>,
+    /// The harness parts around it.
+    pub harness: HarnessPlan,
+    /// The composed artifact.
+    pub artifact: ArtifactPlan,
+}
+
+/// The customer component as resolved.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerPlan {
+    /// The reference as written.
+    pub component: String,
+    /// Digest of the bytes (`digest:`).
+    pub digest: String,
+    /// Component or core module.
+    pub origin: resolve::Origin,
+    /// Digest of the component composed (the componentized module, or the same).
+    pub component_digest: String,
+}
+
+/// The harness parts of one composition.
+#[derive(Debug, Clone, Serialize)]
+pub struct HarnessPlan {
+    /// Entry parts.
+    #[serde(rename = "in")]
+    pub inbound: Vec<&'static str>,
+    /// Delivery part.
+    pub out: &'static str,
+}
+
+/// A composed component.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactPlan {
+    /// `sha256:` of the composed bytes.
+    pub digest: String,
+    /// Path under `dist/`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// Its imports, which the host must provide.
+    pub imports: Vec<String>,
+    /// Its exports.
+    pub exports: Vec<String>,
+}
+
+/// Compiles the repo at `root` into `options.out`.
+pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
+    let mut validation = crate::validate(root)?;
+    if validation.has_errors() {
+        return Ok(Compilation {
+            validation,
+            plan: None,
+            built: 0,
+        });
+    }
+    let (resolved, problems) = resolve::resolve_repo(&validation.repo, options.cache.as_ref());
+    validation.diagnostics.extend(problems);
+    crate::diag::sort(&mut validation.diagnostics);
+    if validation.has_errors() {
+        return Ok(Compilation {
+            validation,
+            plan: None,
+            built: 0,
+        });
+    }
+    let mut builder = Builder {
+        cache: options.cache.as_ref(),
+        files: BTreeMap::new(),
+        built: 0,
+        done: BTreeMap::new(),
+    };
+    let mut pipelines = Vec::new();
+    for p in &validation.repo.pipelines {
+        match builder.pipeline(p, &resolved) {
+            Ok(plan) => pipelines.push(plan),
+            Err(d) => validation.diagnostics.push(*d),
+        }
+    }
+    let built = builder.built;
+    if validation.has_errors() {
+        return Ok(Compilation {
+            validation,
+            plan: None,
+            built,
+        });
+    }
+    let plan = plan_of(&validation.repo, pipelines);
+    let mut files = builder.files;
+    files.insert(
+        "plan.json".to_owned(),
+        canonical_json(&serde_json::to_value(&plan).expect("the plan serializes")).into_bytes(),
+    );
+    write_atomically(&options.out, &files)?;
+    Ok(Compilation {
+        validation,
+        plan: Some(plan),
+        built,
+    })
+}
+
+fn plan_of(repo: &Repo, mut pipelines: Vec<PipelinePlan>) -> Plan {
+    pipelines.sort_by(|a, b| a.name.cmp(&b.name));
+    let project = repo.project.as_ref().map(|p| &p.spec);
+    let mut inputs = BTreeMap::new();
+    let files = repo.project.iter().map(|p| p.file.as_str());
+    let files = files
+        .chain(repo.pipelines.iter().map(|p| p.file.as_str()))
+        .chain(repo.environments.iter().map(|e| e.file.as_str()))
+        .chain(repo.tests.iter().map(|t| t.file.as_str()));
+    for file in files {
+        if let Some(text) = repo.sources.get(file) {
+            inputs.insert(file.to_owned(), sha256(text.as_bytes()));
+        }
+    }
+    Plan {
+        api_version: crate::model::API_VERSION,
+        kind: "Plan",
+        project: project
+            .map(|p| p.metadata.name.to_string())
+            .unwrap_or_default(),
+        registry: project.map(|p| p.spec.registry.clone()).unwrap_or_default(),
+        inputs,
+        harness: Part::ALL.iter().map(|p| (p.name(), p.digest())).collect(),
+        pipelines,
+    }
+}
+
+/// The entry parts of a unit that reads `from`: http for the http source, messaging for
+/// everything that arrives over a subject (steps, nats and kafka sources).
+fn inbound_parts(p: &Pipeline, from: &[String]) -> Vec<Part> {
+    let source = &p.spec.source;
+    let http = from
+        .iter()
+        .any(|f| *f == *source.name && source.connector == SourceConnector::Http);
+    let messaging = from
+        .iter()
+        .any(|f| *f != *source.name || source.connector != SourceConnector::Http);
+    [(http, Part::InHttp), (messaging, Part::InMessaging)]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, part)| part)
+        .collect()
+}
+
+/// Composes units, each distinct recipe once per run (and once ever, with a cache).
+struct Builder<'a> {
+    cache: Option<&'a Cache>,
+    /// The files of `dist/`.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Compositions made in this run.
+    built: usize,
+    /// Artifacts by recipe key, made earlier in this run.
+    done: BTreeMap<String, ArtifactPlan>,
+}
+
+impl Builder<'_> {
+    fn pipeline(
+        &mut self,
+        p: &Loaded<Pipeline>,
+        resolved: &[ResolvedStep],
+    ) -> Result<PipelinePlan, Box<Diagnostic>> {
+        let spec = &p.spec;
+        let mut steps = Vec::new();
+        for (i, step) in spec.spec.steps.iter().enumerate() {
+            let r = resolved
+                .iter()
+                .find(|r| r.pipeline == *spec.metadata.name && r.step == *step.name)
+                .map(|r| &r.resolved)
+                .expect("every step of a loaded pipeline was resolved");
+            let inbound = inbound_parts(spec, &step.from);
+            let at = p.span(&format!("/spec/steps/{i}/component"));
+            let artifact = self
+                .build(&r.component, &inbound, Part::OutMessaging)
+                .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &step.name, &e)))?;
+            steps.push(UnitPlan {
+                name: step.name.to_string(),
+                from: step.from.clone(),
+                customer: Some(CustomerPlan {
+                    component: step.component.clone(),
+                    digest: r.digest.clone(),
+                    origin: r.origin,
+                    component_digest: r.component_digest.clone(),
+                }),
+                harness: HarnessPlan {
+                    inbound: inbound.iter().map(|p| p.name()).collect(),
+                    out: Part::OutMessaging.name(),
+                },
+                artifact,
+            });
+        }
+        let mut sinks = Vec::new();
+        for (i, sink) in spec.spec.sinks.iter().enumerate() {
+            let out = match sink.connector {
+                SinkConnector::Http => Part::OutHttp,
+                SinkConnector::S3 => Part::OutBlobstore,
+                SinkConnector::Nats | SinkConnector::Kafka => Part::OutMessaging,
+            };
+            let inbound = inbound_parts(spec, &sink.from);
+            let at = p.span(&format!("/spec/sinks/{i}/connector"));
+            let artifact = self
+                .build(Part::Identity.bytes(), &inbound, out)
+                .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &sink.name, &e)))?;
+            sinks.push(UnitPlan {
+                name: sink.name.to_string(),
+                from: sink.from.clone(),
+                customer: None,
+                harness: HarnessPlan {
+                    inbound: inbound.iter().map(|p| p.name()).collect(),
+                    out: out.name(),
+                },
+                artifact,
+            });
+        }
+        Ok(PipelinePlan {
+            name: spec.metadata.name.to_string(),
+            file: p.file.clone(),
+            steps,
+            sinks,
+        })
+    }
+
+    fn compose_diagnostic(
+        file: &str,
+        at: crate::diag::Span,
+        unit: &str,
+        e: &compose::ComposeError,
+    ) -> Diagnostic {
+        Diagnostic::new(Code::Compose, format!("`{unit}` cannot be composed: {e}"))
+            .at(file, at)
+            .label("composition failed")
+            .note(
+                "the contract check passed, so this is most likely a bug in etl: please report it",
+            )
+    }
+
+    /// Composes (or takes from this run or the cache) one unit and adds it to `dist/`.
+    fn build(
+        &mut self,
+        customer: &[u8],
+        inbound: &[Part],
+        out: Part,
+    ) -> Result<ArtifactPlan, compose::ComposeError> {
+        let mut recipe = format!(
+            "{RECIPE}\nsettings {}\ncustomer {}\nout {}\n",
+            Part::Settings.digest(),
+            sha256(customer),
+            out.digest()
+        );
+        for part in inbound {
+            recipe.push_str(&format!("in {}\n", part.digest()));
+        }
+        let key = sha256(recipe.as_bytes());
+        if let Some(artifact) = self.done.get(&key) {
+            return Ok(artifact.clone());
+        }
+        let bytes = match self.cache.and_then(|c| c.composed(&key)) {
+            Some(bytes) => bytes,
+            None => {
+                let inbound_bytes: Vec<&[u8]> = inbound.iter().map(|p| p.bytes()).collect();
+                let bytes = compose::compose(Parts {
+                    settings: Part::Settings.bytes(),
+                    customer,
+                    outbound: out.bytes(),
+                    inbound: &inbound_bytes,
+                })?;
+                self.built += 1;
+                if let Some(c) = self.cache {
+                    c.store_composed(&key, &bytes);
+                }
+                bytes
+            }
+        };
+        let digest = sha256(&bytes);
+        let (imports, exports) =
+            compose::interface_of(&bytes).map_err(compose::ComposeError::Encode)?;
+        let path = format!(
+            "components/sha256/{}.wasm",
+            digest.trim_start_matches("sha256:")
+        );
+        let artifact = ArtifactPlan {
+            digest,
+            path: path.clone(),
+            size: bytes.len(),
+            imports,
+            exports,
+        };
+        self.files.entry(path).or_insert(bytes);
+        self.done.insert(key, artifact.clone());
+        Ok(artifact)
+    }
+}
+
+/// JSON with object keys sorted at every level, two-space indented, ending in a newline: the
+/// same value always gives the same bytes.
+pub fn canonical_json(value: &Json) -> String {
+    fn sorted(value: &Json) -> Json {
+        match value {
+            Json::Object(map) => {
+                let mut entries: Vec<(&String, &Json)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Json::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Json::Array(items) => Json::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&sorted(value)).expect("JSON values serialize");
+    text.push('\n');
+    text
+}
+
+/// Writes `files` as the new content of `out`: first into a sibling temp dir, then swapped in
+/// with renames, so a failure leaves the previous `out` as it was and never half a file.
+fn write_atomically(out: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), Error> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io(parent))?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dist".to_owned());
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}.new-"))
+        .tempdir_in(parent)
+        .map_err(io(parent))?;
+    for (file, bytes) in files {
+        let path = staging.path().join(file);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        fs::write(&path, bytes).map_err(io(&path))?;
+    }
+    let staged = staging.keep();
+    if out.exists() {
+        let old = tempfile::Builder::new()
+            .prefix(&format!(".{name}.old-"))
+            .tempdir_in(parent)
+            .map_err(io(parent))?
+            .keep();
+        fs::remove_dir(&old).map_err(io(&old))?;
+        fs::rename(out, &old).map_err(io(out))?;
+        if let Err(source) = fs::rename(&staged, out) {
+            let _ = fs::rename(&old, out);
+            let _ = fs::remove_dir_all(&staged);
+            return Err(Error::Io {
+                path: out.to_owned(),
+                source,
+            });
+        }
+        let _ = fs::remove_dir_all(&old);
+    } else if let Err(source) = fs::rename(&staged, out) {
+        let _ = fs::remove_dir_all(&staged);
+        return Err(Error::Io {
+            path: out.to_owned(),
+            source,
+        });
+    }
+    Ok(())
+}

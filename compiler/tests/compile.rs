@@ -1,0 +1,184 @@
+//! `etl compile` end to end on the example: what dist/ holds, that it is the same bytes every
+//! time, that the cache makes a recompile a no-op, and that a failed compile writes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use etl::compile::{self, Options};
+use etl::resolve::Cache;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors")
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn compile_into(repo: &Path, out: &Path, cache: Option<&Path>) -> compile::Compilation {
+    let options = Options {
+        out: out.to_owned(),
+        cache: cache.map(Cache::new),
+    };
+    compile::compile(repo, &options).unwrap()
+}
+
+#[test]
+fn the_example_compiles_into_a_plan_and_composed_components() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    let c = compile_into(&example(), &dist, None);
+    assert!(
+        c.validation.diagnostics.is_empty(),
+        "{:#?}",
+        c.validation.diagnostics
+    );
+    let plan = c.plan.expect("a plan");
+    let pipeline = &plan.pipelines[0];
+    let unit = |name: &str| {
+        pipeline
+            .steps
+            .iter()
+            .chain(&pipeline.sinks)
+            .find(|u| u.name == name)
+            .unwrap()
+    };
+    assert_eq!(
+        unit("parse").harness.inbound,
+        ["in-http"],
+        "the step behind the http source is entered over http"
+    );
+    assert_eq!(unit("enrich").harness.inbound, ["in-messaging"]);
+    assert_eq!(unit("alerts").harness.out, "out-http");
+    assert_eq!(unit("archive").harness.out, "out-messaging");
+    assert!(
+        unit("parse")
+            .artifact
+            .exports
+            .iter()
+            .any(|e| e.starts_with("wasi:http/incoming-handler@0.2"))
+    );
+    assert!(
+        unit("enrich")
+            .artifact
+            .exports
+            .iter()
+            .any(|e| e.starts_with("wasmcloud:messaging/handler@0.2"))
+    );
+    for u in pipeline.steps.iter().chain(&pipeline.sinks) {
+        assert!(
+            u.artifact.imports.iter().all(|i| !i.starts_with("etl:")),
+            "{}: {:?}",
+            u.name,
+            u.artifact.imports
+        );
+        let bytes = std::fs::read(dist.join(&u.artifact.path)).unwrap();
+        assert_eq!(etl::resolve::sha256(&bytes), u.artifact.digest);
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dist.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(json["kind"], "Plan");
+    assert_eq!(c.built, 5);
+}
+
+#[test]
+fn compiling_twice_gives_the_same_bytes_and_the_cache_makes_it_a_no_op() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (cache_a, cache_b) = (tmp.path().join("cache-a"), tmp.path().join("cache-b"));
+    compile_into(&example(), &a, Some(&cache_a));
+    compile_into(&example(), &b, Some(&cache_b));
+    assert_eq!(tree(&a), tree(&b), "two fresh compiles differ");
+    let again = compile_into(&example(), &a, Some(&cache_a));
+    assert_eq!(
+        again.built, 0,
+        "an unchanged repo recompiles from the cache"
+    );
+    assert_eq!(tree(&a), tree(&b));
+}
+
+#[test]
+fn identical_compositions_are_built_once_and_shared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    copy(&example(), &repo);
+    let text = std::fs::read_to_string(repo.join("pipelines/sensor-ingest.yaml")).unwrap();
+    std::fs::write(
+        repo.join("pipelines/sensor-copy.yaml"),
+        text.replace("name: sensor-ingest", "name: sensor-copy"),
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    let c = compile_into(&repo, &dist, None);
+    assert!(c.plan.is_some(), "{:#?}", c.validation.diagnostics);
+    assert_eq!(
+        c.built, 5,
+        "the second pipeline reuses every composition of the first"
+    );
+    let components = tree(&dist)
+        .keys()
+        .filter(|k| k.starts_with("components/"))
+        .count();
+    assert_eq!(components, 5);
+}
+
+#[test]
+fn a_failed_compile_leaves_the_previous_output_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    copy(&example(), &repo);
+    let dist = tmp.path().join("dist");
+    compile_into(&repo, &dist, None);
+    let before = tree(&dist);
+    let mut bytes = std::fs::read(repo.join("components/enrich.wasm")).unwrap();
+    bytes.push(0);
+    std::fs::write(repo.join("components/enrich.wasm"), bytes).unwrap();
+    let c = compile_into(&repo, &dist, None);
+    assert!(c.plan.is_none());
+    assert!(
+        c.validation
+            .diagnostics
+            .iter()
+            .any(|d| d.code == etl::diag::Code::DigestMismatch)
+    );
+    assert_eq!(tree(&dist), before);
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "no staging directories left behind: {leftovers:?}"
+    );
+}
