@@ -60,6 +60,9 @@ use etl::compose::{self, Parts};
 use etl::harness::Part;
 use etl::resolve::{self, Cache};
 
+mod support;
+use support::{machine, median, ms};
+
 /// Steps per pipeline, in a chain.
 const STEPS: usize = 5;
 /// Distinct customer components under `components/`, shared across the steps (the default).
@@ -960,39 +963,4 @@ spec:
         STEPS - 1
     );
     s
-}
-
-/// CPUs, CPU model and load average, so figures can be read against the machine they came from.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split_once(':')
-                .map(|(_, m)| m.trim())
-        })
-        .unwrap_or("unknown CPU");
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!("machine: {cpus} CPUs, {model}, load average {load}")
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn median(xs: &mut [Duration]) -> Duration {
-    xs.sort();
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2
-    }
 }

@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+mod support;
+use support::{machine, median, ms};
+
 /// Steps per pipeline (a chain, plus a fan-out from the second step).
 const STEPS: usize = 5;
 /// Distinct component files under `components/`, shared across steps.
@@ -175,27 +178,6 @@ fn main() {
     }
 }
 
-/// CPUs, CPU model and load average, so figures can be read against the machine they came from.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split_once(':')
-                .map(|(_, m)| m.trim())
-        })
-        .unwrap_or("unknown CPU");
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!("machine: {cpus} CPUs, {model}, load average {load}")
-}
-
 /// Figures for one repo size.
 struct Row {
     pipelines: usize,
@@ -209,20 +191,6 @@ struct Row {
     check: Duration,
     cli_wall: Duration,
     cli_rss_kb: u64,
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn median(xs: &mut [Duration]) -> Duration {
-    xs.sort();
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2
-    }
 }
 
 fn print_row_progress(r: &Row) {
