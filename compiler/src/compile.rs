@@ -257,7 +257,12 @@ impl Builder<'_> {
             let inbound = inbound_parts(spec, &step.from);
             let at = p.span(&format!("/spec/steps/{i}/component"));
             let artifact = self
-                .build(&r.component, &inbound, Part::OutMessaging)
+                .build(
+                    &r.component,
+                    &r.component_digest,
+                    &inbound,
+                    Part::OutMessaging,
+                )
                 .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &step.name, &e)))?;
             steps.push(UnitPlan {
                 name: step.name.to_string(),
@@ -285,7 +290,12 @@ impl Builder<'_> {
             let inbound = inbound_parts(spec, &sink.from);
             let at = p.span(&format!("/spec/sinks/{i}/connector"));
             let artifact = self
-                .build(Part::Identity.bytes(), &inbound, out)
+                .build(
+                    Part::Identity.bytes(),
+                    &Part::Identity.digest(),
+                    &inbound,
+                    out,
+                )
                 .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &sink.name, &e)))?;
             sinks.push(UnitPlan {
                 name: sink.name.to_string(),
@@ -321,16 +331,18 @@ impl Builder<'_> {
     }
 
     /// Composes (or takes from this run or the cache) one unit and adds it to `dist/`.
+    /// `customer_digest` is the sha256 of `customer`, already known to the caller.
     fn build(
         &mut self,
         customer: &[u8],
+        customer_digest: &str,
         inbound: &[Part],
         out: Part,
     ) -> Result<ArtifactPlan, compose::ComposeError> {
         let mut recipe = format!(
             "{RECIPE}\nsettings {}\ncustomer {}\nout {}\n",
             Part::Settings.digest(),
-            sha256(customer),
+            customer_digest,
             out.digest()
         );
         for part in inbound {
