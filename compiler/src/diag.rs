@@ -132,6 +132,7 @@ codes! {
     MissingComponent = "E0306", Error, "a component file that does not exist";
     InvalidOciReference = "E0307", Error, "a malformed `oci://` component reference";
     EnvironmentFileName = "E0309", Error, "an environment file named unlike its environment";
+    MissingSetting = "E0311", Error, "a connector without the setting that says where it goes";
     DuplicateGrant = "W0310", Warning, "a capability granted twice";
     TemplateSyntax = "E0401", Error, "a template that does not parse";
     UndefinedVariable = "E0402", Error, "a template uses a variable some environment lacks";

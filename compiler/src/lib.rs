@@ -10,6 +10,7 @@ pub mod check;
 pub mod compile;
 pub mod compose;
 pub mod contract;
+pub mod deploy;
 pub mod diag;
 pub mod harness;
 pub mod init;

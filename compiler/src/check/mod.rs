@@ -2,11 +2,12 @@
 //!
 //! Each submodule checks one family of rules and only reports; nothing here changes the repo.
 
+mod connectors;
 mod graph;
 mod paths;
 mod refs;
 mod secrets;
-mod templates;
+pub(crate) mod templates;
 
 use indexmap::IndexMap;
 
@@ -21,6 +22,7 @@ pub fn check(repo: &Repo) -> Vec<Diagnostic> {
     for pipeline in &repo.pipelines {
         graph::check(pipeline, &mut out);
         paths::check(&repo.root, pipeline, &mut out);
+        connectors::check(repo, pipeline, &mut out);
     }
     refs::check(repo, &mut out);
     // Without a loaded project only the checks that need no environment run.
@@ -50,7 +52,8 @@ pub struct EnvView {
 pub struct Environments(Vec<EnvView>);
 
 impl Environments {
-    fn of(repo: &Repo) -> Option<Self> {
+    /// The environments of the repo's project; `None` without a loaded project.
+    pub(crate) fn of(repo: &Repo) -> Option<Self> {
         let project = &repo.project.as_ref()?.spec;
         let views = project
             .spec
@@ -78,6 +81,16 @@ impl Environments {
             })
             .collect();
         Some(Environments(views))
+    }
+
+    /// The environment named `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&EnvView> {
+        self.0.iter().find(|e| e.name == name)
+    }
+
+    /// Every environment name, in declaration order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|e| e.name.as_str())
     }
 
     /// The environments a setting is rendered for: all, or only the one an override file names.
