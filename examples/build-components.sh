@@ -4,9 +4,11 @@
 #
 #   parse, enrich, threshold-alert  wasm32-unknown-unknown  -> examples/iot-sensors/components/<name>.wasm
 #   bad-sockets (policy test)       wasm32-wasip2           -> tests/fixtures/components/bad-sockets.wasm
+#   chaos (runner tests)            wasm32-unknown-unknown  -> tests/fixtures/chaos/components/chaos.wasm
 #
-# then pins each example step's `digest:` in examples/iot-sensors/pipelines/sensor-ingest.yaml to
-# the sha256 of its new bytes, and prints the digests.
+# then pins each example step's `digest:` in examples/iot-sensors/pipelines/sensor-ingest.yaml, and
+# the chaos step's in tests/fixtures/chaos/pipelines/chaos.yaml, to the sha256 of its new bytes, and
+# prints the digests.
 #
 # The build is reproducible: the toolchain is pinned by rust-toolchain.toml, dependencies by
 # examples/components/Cargo.lock (--locked), and the paths of this machine (the crate registry,
@@ -19,6 +21,8 @@ components=$root/examples/components
 example=$root/examples/iot-sensors
 pipeline=$example/pipelines/sensor-ingest.yaml
 fixtures=$root/tests/fixtures/components
+chaos=$root/tests/fixtures/chaos
+chaos_pipeline=$chaos/pipelines/chaos.yaml
 
 # A CARGO_TARGET_DIR the caller exported (say, for the main workspace) is honoured; otherwise the
 # workspace's own target/ (gitignored). Set explicitly either way, so the outputs are found
@@ -40,15 +44,16 @@ unset RUSTFLAGS
 
 cd "$components"
 cargo build --release --locked --quiet --target wasm32-unknown-unknown \
-  -p parse -p enrich -p threshold-alert
+  -p parse -p enrich -p threshold-alert -p chaos
 cargo build --release --locked --quiet --target wasm32-wasip2 -p bad-sockets
 
-mkdir -p "$example/components" "$fixtures"
+mkdir -p "$example/components" "$fixtures" "$chaos/components"
 
-# Replaces the `digest:` of the step whose `component:` is components/<name>.wasm (the digest line
-# follows the component line within the step), and checks that exactly one was replaced.
+# Replaces, in the pipeline file <pipeline>, the `digest:` of the step whose `component:` is
+# components/<name>.wasm (the digest line follows the component line within the step), and checks
+# that exactly one was replaced.
 pin_digest() {
-  local name=$1 digest=$2 tmp
+  local pipeline=$1 name=$2 digest=$3 tmp
   tmp=$(mktemp)
   awk -v comp="components/$name.wasm" -v digest="$digest" '
     $1 == "component:" { in_step = ($2 == comp) }
@@ -71,7 +76,7 @@ for name in parse enrich threshold-alert; do
   out=$example/components/$name.wasm
   cp "$target_dir/wasm32-unknown-unknown/release/${name//-/_}.wasm" "$out"
   digest=$(sha256sum "$out" | cut -d' ' -f1)
-  pin_digest "$name" "$digest"
+  pin_digest "$pipeline" "$name" "$digest"
   printf '%-16s sha256:%s  %7d bytes  %s\n' "$name" "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
 done
 
@@ -79,3 +84,9 @@ out=$fixtures/bad-sockets.wasm
 cp "$target_dir/wasm32-wasip2/release/bad_sockets.wasm" "$out"
 printf '%-16s sha256:%s  %7d bytes  %s\n' bad-sockets "$(sha256sum "$out" | cut -d' ' -f1)" \
   "$(wc -c <"$out")" "${out#"$root"/}"
+
+out=$chaos/components/chaos.wasm
+cp "$target_dir/wasm32-unknown-unknown/release/chaos.wasm" "$out"
+digest=$(sha256sum "$out" | cut -d' ' -f1)
+pin_digest "$chaos_pipeline" chaos "$digest"
+printf '%-16s sha256:%s  %7d bytes  %s\n' chaos "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
