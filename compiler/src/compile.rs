@@ -130,28 +130,53 @@ pub struct ArtifactPlan {
     pub exports: Vec<String>,
 }
 
+/// Everything a compile produces, in memory: what [`compile`] writes to `dist/`.
+#[derive(Debug)]
+pub struct Build {
+    /// Validation (and its sources, for rendering) with every diagnostic of every stage.
+    pub validation: Validation,
+    /// The plan, when the compile succeeded.
+    pub plan: Option<Plan>,
+    /// The files of `dist/` by relative path (`plan.json`, `components/sha256/…`); empty
+    /// unless the compile succeeded.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Compositions built in this run (the rest came from the cache).
+    pub built: usize,
+}
+
 /// Compiles the repo at `root` into `options.out`.
 pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
-    let mut validation = crate::validate(root)?;
-    if validation.has_errors() {
-        return Ok(Compilation {
-            validation,
-            plan: None,
-            built: 0,
-        });
+    let build = build(root, options.cache.as_ref())?;
+    if build.plan.is_some() {
+        write_atomically(&options.out, &build.files)?;
     }
-    let (resolved, problems) = resolve::resolve_repo(&validation.repo, options.cache.as_ref());
+    Ok(Compilation {
+        validation: build.validation,
+        plan: build.plan,
+        built: build.built,
+    })
+}
+
+/// Compiles the repo at `root` in memory: the same bytes [`compile`] writes.
+pub fn build(root: &Path, cache: Option<&Cache>) -> Result<Build, Error> {
+    let mut validation = crate::validate(root)?;
+    let failed = |validation, built| Build {
+        validation,
+        plan: None,
+        files: BTreeMap::new(),
+        built,
+    };
+    if validation.has_errors() {
+        return Ok(failed(validation, 0));
+    }
+    let (resolved, problems) = resolve::resolve_repo(&validation.repo, cache);
     validation.diagnostics.extend(problems);
     crate::diag::sort(&mut validation.diagnostics);
     if validation.has_errors() {
-        return Ok(Compilation {
-            validation,
-            plan: None,
-            built: 0,
-        });
+        return Ok(failed(validation, 0));
     }
     let mut builder = Builder {
-        cache: options.cache.as_ref(),
+        cache,
         files: BTreeMap::new(),
         built: 0,
         done: BTreeMap::new(),
@@ -165,11 +190,7 @@ pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
     }
     let built = builder.built;
     if validation.has_errors() {
-        return Ok(Compilation {
-            validation,
-            plan: None,
-            built,
-        });
+        return Ok(failed(validation, built));
     }
     let plan = plan_of(&validation.repo, pipelines);
     let mut files = builder.files;
@@ -177,17 +198,16 @@ pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
         "plan.json".to_owned(),
         canonical_json(&serde_json::to_value(&plan).expect("the plan serializes")).into_bytes(),
     );
-    write_atomically(&options.out, &files)?;
-    Ok(Compilation {
+    Ok(Build {
         validation,
         plan: Some(plan),
+        files,
         built,
     })
 }
 
-fn plan_of(repo: &Repo, mut pipelines: Vec<PipelinePlan>) -> Plan {
-    pipelines.sort_by(|a, b| a.name.cmp(&b.name));
-    let project = repo.project.as_ref().map(|p| &p.spec);
+/// The digest of every spec file of `repo`, by path: the plan's `inputs`.
+pub fn input_digests(repo: &Repo) -> BTreeMap<String, String> {
     let mut inputs = BTreeMap::new();
     let files = repo.project.iter().map(|p| p.file.as_str());
     let files = files
@@ -199,6 +219,13 @@ fn plan_of(repo: &Repo, mut pipelines: Vec<PipelinePlan>) -> Plan {
             inputs.insert(file.to_owned(), sha256(text.as_bytes()));
         }
     }
+    inputs
+}
+
+fn plan_of(repo: &Repo, mut pipelines: Vec<PipelinePlan>) -> Plan {
+    pipelines.sort_by(|a, b| a.name.cmp(&b.name));
+    let project = repo.project.as_ref().map(|p| &p.spec);
+    let inputs = input_digests(repo);
     Plan {
         api_version: crate::model::API_VERSION,
         kind: "Plan",

@@ -19,6 +19,7 @@ pub mod load;
 pub mod model;
 pub mod render;
 pub mod resolve;
+pub mod run;
 pub mod schema;
 pub mod yaml;
 

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use etl::render::{self, Paths};
 
 /// GitOps compiler for ETL pipelines that run as WebAssembly components on wasmCloud.
@@ -75,6 +75,45 @@ enum Command {
         #[arg(long = "allow", value_name = "INTERFACE")]
         allow: Vec<String>,
     },
+    /// Run records through one pipeline in-process: the composed artifacts, wired as on a
+    /// lattice, with an in-memory bus for NATS and captured HTTP sinks.
+    ///
+    /// Reads JSON lines (`{"payload": "text"}`, `{"json": {…}}` or `{"base64": "…"}`, each with
+    /// optional `key` and `headers`) and prints what reached each sink, dead letters, failures
+    /// and a summary. Exit status: 0 every record was handled (delivered, filtered or
+    /// dead-lettered), 1 some record failed or the repo is invalid, 2 usage or internal error.
+    Run {
+        /// The pipeline to run.
+        #[arg(value_name = "PIPELINE")]
+        pipeline: String,
+        /// The environment whose configuration to use (default: the project's first).
+        #[arg(long, value_name = "ENV")]
+        env: Option<String>,
+        /// JSON lines of input records; `-` for stdin.
+        #[arg(long, default_value = "-", value_name = "FILE")]
+        input: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+        #[command(flatten)]
+        artifacts: ArtifactArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Run the repo's fixtures (`tests/*.yaml`) through their pipelines and compare what
+    /// reaches each sink, the dead letters and the counts with what they expect.
+    ///
+    /// Exit status: 0 every fixture passed, 1 a fixture failed or the repo is invalid, 2 usage
+    /// or internal error.
+    Test {
+        /// Only the fixtures of these pipelines (default: all).
+        #[arg(value_name = "PIPELINE")]
+        pipelines: Vec<String>,
+        #[command(flatten)]
+        artifacts: ArtifactArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates cleanly. Never overwrites existing files.
     Init {
@@ -85,6 +124,58 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+}
+
+/// Where `run` and `test` get the composed artifacts.
+#[derive(Debug, Args)]
+struct ArtifactArgs {
+    /// The pipeline repo (the directory holding etl.yaml).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    repo: PathBuf,
+    /// Run the artifacts of this `etl compile` output (checked against the repo) instead of
+    /// compiling in memory.
+    #[arg(long, value_name = "DIR")]
+    dist: Option<PathBuf>,
+    /// Cache of compositions and compiled code (default as for `etl compile`).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+/// Limits of every call into a component (see docs/running.md).
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Fuel per call (about one unit per instruction); running out fails the record as a
+    /// timeout.
+    #[arg(long, default_value_t = etl::run::Limits::default().fuel, value_name = "UNITS")]
+    fuel: u64,
+    /// Largest linear memory of a component, in MiB.
+    #[arg(long, default_value_t = etl::run::Limits::default().memory >> 20, value_name = "MIB")]
+    memory: usize,
+    /// Most outputs one record may produce at one step or sink.
+    #[arg(long, default_value_t = etl::run::Limits::default().max_outputs, value_name = "N")]
+    max_outputs: usize,
+    /// Extra attempts after a `transient` error.
+    #[arg(long, default_value_t = etl::run::Limits::default().retries, value_name = "N")]
+    retries: u32,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> etl::run::Limits {
+        etl::run::Limits {
+            fuel: self.fuel,
+            memory: self.memory << 20,
+            max_outputs: self.max_outputs,
+            retries: self.retries,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line (docs/running.md).
+    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,7 +212,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, etl::Error> {
+fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Validate { repo, format } => {
             let validation = etl::validate(&repo)?;
@@ -205,6 +296,47 @@ fn run(cli: Cli) -> Result<ExitCode, etl::Error> {
                 }
             }
         }
+        Command::Run {
+            pipeline,
+            env,
+            input,
+            format,
+            artifacts,
+            limits,
+        } => {
+            let Some(mut prepared) = prepare(&artifacts, cli.color)? else {
+                return Ok(ExitCode::from(1));
+            };
+            let repo = &prepared.validation.repo;
+            let env = env
+                .or_else(|| etl::deploy::default_environment(repo))
+                .unwrap_or_default();
+            let deployment = etl::deploy::plan(repo, &env, &pipeline)?;
+            let inputs = read_input(&input)?;
+            let runtime = etl::run::Runtime::new(Some(&prepared.cache))?;
+            let units = prepared.artifacts.remove(&pipeline).unwrap_or_default();
+            let loaded = runtime.load(&deployment, &units)?;
+            let report = run_with_progress(&loaded, &inputs, &limits.limits())?;
+            print(&match format {
+                RunFormat::Text => etl::run::output::text(&report),
+                RunFormat::Jsonl => etl::run::output::jsonl(&report),
+            });
+            Ok(if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Test {
+            pipelines,
+            artifacts,
+            limits,
+        } => {
+            let Some(prepared) = prepare(&artifacts, cli.color)? else {
+                return Ok(ExitCode::from(1));
+            };
+            test(&prepared, &pipelines, &limits.limits())
+        }
         Command::Init { dir, name } => {
             let files = etl::init::init(&dir, name.as_deref())?;
             println!("created a pipeline repo in `{}`:", dir.display());
@@ -247,6 +379,185 @@ fn report(
         Format::Json => print(&render::json(diagnostics)),
         Format::Github => print(&render::github(diagnostics, &paths)),
     }
+}
+
+/// A validated repo and the artifacts of its pipelines.
+struct Prepared {
+    validation: etl::Validation,
+    artifacts: etl::run::artifacts::Artifacts,
+    /// The cache directory (compositions, compiled code).
+    cache: PathBuf,
+}
+
+/// Validates the repo and gets its artifacts (compiled in memory, or from `--dist`); prints
+/// the diagnostics, and gives `None` when the repo has errors.
+fn prepare(
+    args: &ArtifactArgs,
+    color: Color,
+) -> Result<Option<Prepared>, Box<dyn std::error::Error>> {
+    use etl::run::artifacts::{self, Origin};
+    let cache = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let origin = match &args.dist {
+        Some(dist) => Origin::Dist(dist.clone()),
+        None => Origin::Build(Some(etl::resolve::Cache::new(cache.clone()))),
+    };
+    let (validation, artifacts) = artifacts::prepare(&args.repo, &origin)?;
+    if !validation.diagnostics.is_empty() {
+        let done = artifacts.is_some().then_some("");
+        report(&validation, &args.repo, Format::Human, color, done);
+    }
+    Ok(artifacts.map(|artifacts| Prepared {
+        validation,
+        artifacts,
+        cache,
+    }))
+}
+
+/// Reads JSON lines from `path` (`-`: stdin).
+fn read_input(path: &std::path::Path) -> Result<Vec<etl::run::Record>, Box<dyn std::error::Error>> {
+    let (origin, text) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("<stdin>: {e}"))?;
+        ("<stdin>".to_owned(), text)
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|source| etl::Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        (path.display().to_string(), text)
+    };
+    Ok(etl::run::input::parse_lines(&origin, &text)?)
+}
+
+/// Runs `inputs`, showing progress on stderr when it is a terminal and the input is long.
+fn run_with_progress(
+    pipeline: &etl::run::Pipeline,
+    inputs: &[etl::run::Record],
+    limits: &etl::run::Limits,
+) -> Result<etl::run::Report, etl::run::RunError> {
+    let show = std::io::stderr().is_terminal() && inputs.len() >= 1000;
+    let total = inputs.len();
+    let mut last = std::time::Instant::now();
+    let report = pipeline.run(inputs, limits, &mut |done| {
+        if show && (last.elapsed().as_millis() >= 100 || done == total) {
+            last = std::time::Instant::now();
+            eprint!("\r{done}/{total} records");
+            if done == total {
+                eprintln!();
+            }
+        }
+    })?;
+    Ok(report)
+}
+
+/// Runs every fixture (of `only` pipelines, if any) and reports like a test runner.
+fn test(
+    prepared: &Prepared,
+    only: &[String],
+    limits: &etl::run::Limits,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let repo = &prepared.validation.repo;
+    let names: Vec<&str> = repo
+        .pipelines
+        .iter()
+        .map(|p| p.spec.metadata.name.as_str())
+        .collect();
+    for p in only {
+        if !names.contains(&p.as_str()) {
+            let hint = etl::diag::closest(p, names.iter().copied())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown pipeline `{p}`{hint}; the repo defines {}",
+                etl::diag::quoted_list(&names)
+            )
+            .into());
+        }
+    }
+    let fixtures: Vec<_> = repo
+        .tests
+        .iter()
+        .filter(|t| only.is_empty() || only.iter().any(|p| *p == *t.spec.spec.pipeline))
+        .collect();
+    let runtime = etl::run::Runtime::new(Some(&prepared.cache))?;
+    let mut loaded: std::collections::BTreeMap<(String, String), etl::run::Pipeline> =
+        std::collections::BTreeMap::new();
+    let started = std::time::Instant::now();
+    let mut out = String::new();
+    let mut failures = Vec::new();
+    out.push_str(&format!(
+        "running {} fixture{}\n",
+        fixtures.len(),
+        if fixtures.len() == 1 { "" } else { "s" }
+    ));
+    for fixture in &fixtures {
+        let spec = &fixture.spec.spec;
+        let env = spec
+            .environment
+            .as_ref()
+            .map(|e| e.to_string())
+            .or_else(|| etl::deploy::default_environment(repo))
+            .unwrap_or_default();
+        let key = (spec.pipeline.to_string(), env.clone());
+        if !loaded.contains_key(&key) {
+            let deployment = etl::deploy::plan(repo, &env, &spec.pipeline)?;
+            let units = prepared
+                .artifacts
+                .get(spec.pipeline.as_str())
+                .cloned()
+                .unwrap_or_default();
+            loaded.insert(key.clone(), runtime.load(&deployment, &units)?);
+        }
+        let pipeline = &loaded[&key];
+        let inputs = spec
+            .input
+            .iter()
+            .map(etl::run::input::from_model)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", fixture.file))?;
+        let report = pipeline.run(&inputs, limits, &mut |_| {})?;
+        let mismatches = etl::run::test::check(spec, pipeline, &report);
+        let name = &fixture.spec.metadata.name;
+        let status = if mismatches.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        out.push_str(&format!(
+            "test {name} ({} @ {env}) ... {status} ({:.1} ms)\n",
+            spec.pipeline,
+            report.elapsed.as_secs_f64() * 1e3
+        ));
+        if !mismatches.is_empty() {
+            failures.push((name.to_string(), fixture.file.clone(), mismatches));
+        }
+    }
+    if !failures.is_empty() {
+        out.push_str("\nfailures:\n");
+        for (name, file, mismatches) in &failures {
+            out.push_str(&format!("\n---- {name} ({file}) ----\n"));
+            for m in mismatches {
+                out.push_str(&format!("{}\n", m.summary));
+                for line in m.detail.lines() {
+                    out.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+    }
+    let passed = fixtures.len() - failures.len();
+    out.push_str(&format!(
+        "\ntest result: {}. {passed} passed; {} failed; finished in {:.2}s\n",
+        if failures.is_empty() { "ok" } else { "FAILED" },
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    print(&out);
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `$ETL_CACHE_DIR`, else `$XDG_CACHE_HOME/etl`, else `~/.cache/etl`, else `.etl-cache`.

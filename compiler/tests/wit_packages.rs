@@ -240,6 +240,7 @@ fn every_vendored_dependency_resolves_on_its_own_name() {
             "wasi:http@0.2.12",
             "wasi:io@0.2.12",
             "wasi:io@0.2.6",
+            "wasi:logging@0.1.0-draft",
             "wasi:random@0.2.12",
             "wasi:sockets@0.2.12",
             "wasmcloud:messaging@0.2.0",

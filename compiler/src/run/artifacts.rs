@@ -1,0 +1,225 @@
+//! The composed artifacts to run: from a compile in memory, or from a `dist/` that `etl
+//! compile` wrote (checked against its `plan.json` and against the repo it claims to be from).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::Artifact;
+use crate::compile::Plan;
+use crate::load::Repo;
+use crate::resolve::sha256;
+
+/// Artifacts by pipeline, then by unit (step or sink) name.
+pub type Artifacts = BTreeMap<String, BTreeMap<String, Artifact>>;
+
+/// Why a `dist/` cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    /// A file is missing or unreadable.
+    #[error("`{}`: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `plan.json` is not a plan.
+    #[error("`{}` is not an etl plan: {message}", path.display())]
+    BadPlan {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// An artifact's bytes do not hash to the plan's digest.
+    #[error("`{}` does not hash to {expected} as `plan.json` says (it hashes to {actual}): the directory was changed after `etl compile`", path.display())]
+    Tampered {
+        /// The file.
+        path: PathBuf,
+        /// The plan's digest.
+        expected: String,
+        /// The file's digest.
+        actual: String,
+    },
+    /// The repo's specs are not the ones the plan was compiled from.
+    #[error("`{}` was compiled from other specs ({}); run `etl compile` again", dist.display(), changed.join(", "))]
+    Stale {
+        /// The directory.
+        dist: PathBuf,
+        /// What changed, e.g. "`pipelines/a.yaml` changed".
+        changed: Vec<String>,
+    },
+}
+
+/// The artifacts of a compile done in memory ([`crate::compile::build`]).
+pub fn from_build(plan: &Plan, files: &BTreeMap<String, Vec<u8>>) -> Artifacts {
+    let mut shared: BTreeMap<&str, Arc<[u8]>> = BTreeMap::new();
+    let mut out = Artifacts::new();
+    for p in &plan.pipelines {
+        let units = out.entry(p.name.clone()).or_default();
+        for u in p.steps.iter().chain(&p.sinks) {
+            let bytes = shared
+                .entry(u.artifact.path.as_str())
+                .or_insert_with(|| Arc::from(files[&u.artifact.path].as_slice()))
+                .clone();
+            units.insert(
+                u.name.clone(),
+                Artifact {
+                    digest: u.artifact.digest.clone(),
+                    bytes,
+                },
+            );
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct PlanFile {
+    inputs: BTreeMap<String, String>,
+    pipelines: Vec<PipelineEntry>,
+}
+
+#[derive(Deserialize)]
+struct PipelineEntry {
+    name: String,
+    steps: Vec<UnitEntry>,
+    sinks: Vec<UnitEntry>,
+}
+
+#[derive(Deserialize)]
+struct UnitEntry {
+    name: String,
+    artifact: ArtifactEntry,
+}
+
+#[derive(Deserialize)]
+struct ArtifactEntry {
+    digest: String,
+    path: String,
+}
+
+/// The artifacts of `dist`, after checking that each hashes to its digest and that `repo`'s
+/// spec files are the ones `dist` was compiled from.
+pub fn from_dist(dist: &Path, repo: &Repo) -> Result<Artifacts, DistError> {
+    let plan_path = dist.join("plan.json");
+    let text = std::fs::read_to_string(&plan_path).map_err(|source| DistError::Io {
+        path: plan_path.clone(),
+        source,
+    })?;
+    let plan: PlanFile = serde_json::from_str(&text).map_err(|e| DistError::BadPlan {
+        path: plan_path.clone(),
+        message: e.to_string(),
+    })?;
+    let current = crate::compile::input_digests(repo);
+    let mut changed = Vec::new();
+    for (file, digest) in &plan.inputs {
+        match current.get(file) {
+            None => changed.push(format!("`{file}` is gone")),
+            Some(d) if d != digest => changed.push(format!("`{file}` changed")),
+            Some(_) => {}
+        }
+    }
+    for file in current.keys() {
+        if !plan.inputs.contains_key(file) {
+            changed.push(format!("`{file}` is new"));
+        }
+    }
+    if !changed.is_empty() {
+        return Err(DistError::Stale {
+            dist: dist.to_owned(),
+            changed,
+        });
+    }
+    let mut shared: BTreeMap<String, Arc<[u8]>> = BTreeMap::new();
+    let mut out = Artifacts::new();
+    for p in plan.pipelines {
+        let units = out.entry(p.name).or_default();
+        for u in p.steps.into_iter().chain(p.sinks) {
+            let bytes = match shared.get(&u.artifact.path) {
+                Some(b) => b.clone(),
+                None => {
+                    if u.artifact.path.contains("..") || Path::new(&u.artifact.path).is_absolute() {
+                        return Err(DistError::BadPlan {
+                            path: plan_path,
+                            message: format!(
+                                "artifact path `{}` leaves the directory",
+                                u.artifact.path
+                            ),
+                        });
+                    }
+                    let path = dist.join(&u.artifact.path);
+                    let bytes = std::fs::read(&path).map_err(|source| DistError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let actual = sha256(&bytes);
+                    if actual != u.artifact.digest {
+                        return Err(DistError::Tampered {
+                            path,
+                            expected: u.artifact.digest,
+                            actual,
+                        });
+                    }
+                    let bytes: Arc<[u8]> = Arc::from(bytes);
+                    shared.insert(u.artifact.path.clone(), bytes.clone());
+                    bytes
+                }
+            };
+            units.insert(
+                u.name,
+                Artifact {
+                    digest: u.artifact.digest,
+                    bytes,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Where `etl run` and `etl test` take the artifacts from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// Compile the repo in memory (with this cache): the bytes `etl compile` would write.
+    Build(Option<crate::resolve::Cache>),
+    /// A `dist/` directory written by `etl compile` from this repo.
+    Dist(PathBuf),
+}
+
+/// Why the artifacts could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The repo could not be read.
+    #[error(transparent)]
+    Repo(#[from] crate::Error),
+    /// The `dist/` is unusable.
+    #[error(transparent)]
+    Dist(#[from] DistError),
+}
+
+/// Validates the repo at `root` and gets the artifacts of every pipeline from `origin`; `None`
+/// when the repo has errors (the validation has them).
+pub fn prepare(
+    root: &Path,
+    origin: &Origin,
+) -> Result<(crate::Validation, Option<Artifacts>), PrepareError> {
+    match origin {
+        Origin::Build(cache) => {
+            let build = crate::compile::build(root, cache.as_ref())?;
+            let artifacts = build.plan.as_ref().map(|p| from_build(p, &build.files));
+            Ok((build.validation, artifacts))
+        }
+        Origin::Dist(dist) => {
+            let validation = crate::validate(root)?;
+            if validation.has_errors() {
+                return Ok((validation, None));
+            }
+            let artifacts = from_dist(dist, &validation.repo)?;
+            Ok((validation, Some(artifacts)))
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! `etl test`: a fixture (`tests/*.yaml`) run through its pipeline and checked against what it
+//! expects.
+//!
+//! Strict by default: a sink the fixture does not name must receive nothing, dead letters the
+//! fixture does not list fail it, and so does any failed record. Headers are compared only for
+//! expected records that list `headers`.
+
+use std::fmt::Write;
+
+use serde_json::Value as Json;
+use similar::TextDiff;
+
+use super::input::{self, matches};
+use super::{Pipeline, Record, Report};
+use crate::deploy::UnitKind;
+use crate::model::{self, TestSpec};
+
+/// One way a run differs from its fixture, ready to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// One line saying what differs.
+    pub summary: String,
+    /// A unified diff (expected `-`, actual `+`) or details; may be empty.
+    pub detail: String,
+}
+
+/// Compares `report` (of `pipeline`) with what `spec` expects.
+pub fn check(spec: &TestSpec, pipeline: &Pipeline, report: &Report) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    let expect = &spec.expect;
+    for unit in &pipeline.deployment().units {
+        let UnitKind::Sink(_) = unit.kind else {
+            continue;
+        };
+        let expected: &[model::Record] = expect
+            .sinks
+            .iter()
+            .find(|(n, _)| n.as_str() == unit.name)
+            .map_or(&[], |(_, records)| records.as_slice());
+        let actual: Vec<&Record> = report
+            .sinks
+            .iter()
+            .filter(|s| s.sink == unit.name)
+            .map(|s| &s.record)
+            .collect();
+        let same = expected.len() == actual.len()
+            && expected.iter().zip(&actual).all(|(e, a)| matches(e, a));
+        if !same {
+            out.push(Mismatch {
+                summary: format!(
+                    "sink `{}`: expected {} record{}, got {}{}",
+                    unit.name,
+                    expected.len(),
+                    plural(expected.len()),
+                    actual.len(),
+                    if expected.len() == actual.len() {
+                        " that differ"
+                    } else {
+                        ""
+                    }
+                ),
+                detail: diff(expected, &actual),
+            });
+        }
+    }
+
+    let dead = &report.dead_letters;
+    let dead_same = expect.dead_letters.len() == dead.len()
+        && expect.dead_letters.iter().zip(dead).all(|(e, a)| {
+            *e.step == a.step
+                && e.error
+                    .as_ref()
+                    .is_none_or(|t| a.reason.contains(t.as_str()))
+                && e.record.as_ref().is_none_or(|r| matches(r, &a.record))
+        });
+    if !dead_same {
+        let show_expected = |e: &model::DeadLetter| {
+            let mut line = format!("step {}", e.step);
+            if let Some(t) = &e.error {
+                let _ = write!(line, ", error containing {t:?}");
+            }
+            if let Some(r) = &e.record {
+                let _ = write!(line, ", record {}", expected_text(r));
+            }
+            line
+        };
+        let mut detail = String::new();
+        for e in &expect.dead_letters {
+            let _ = writeln!(detail, "- {}", show_expected(e));
+        }
+        for a in dead {
+            let _ = writeln!(
+                detail,
+                "+ step {}, error {:?}, record {}",
+                a.step,
+                a.reason,
+                compact(&input::to_json(&a.record))
+            );
+        }
+        out.push(Mismatch {
+            summary: format!(
+                "dead letters: expected {}, got {}{}",
+                expect.dead_letters.len(),
+                dead.len(),
+                if expect.dead_letters.len() == dead.len() {
+                    " that differ"
+                } else {
+                    ""
+                }
+            ),
+            detail,
+        });
+    }
+
+    for f in &report.failures {
+        out.push(Mismatch {
+            summary: format!(
+                "record {} failed at `{}` ({}, {} attempt{})",
+                f.input,
+                f.unit,
+                f.kind,
+                f.attempts,
+                plural(f.attempts as usize)
+            ),
+            detail: f.message.clone(),
+        });
+    }
+
+    for (unit, counts) in &expect.counts {
+        let Some(actual) = report.counts_of(unit) else {
+            continue;
+        };
+        for (what, want, got) in [
+            ("in", counts.input, actual.received),
+            ("out", counts.output, actual.emitted),
+        ] {
+            if let Some(want) = want
+                && want != got
+            {
+                out.push(Mismatch {
+                    summary: format!("`{unit}` {what}: expected {want}, got {got}"),
+                    detail: String::new(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn compact(json: &Json) -> String {
+    serde_json::to_string(json).expect("JSON values serialize")
+}
+
+/// An expected record as the fixture wrote it.
+fn expected_text(r: &model::Record) -> String {
+    compact(&serde_json::to_value(r).expect("records serialize"))
+}
+
+/// An actual record shown in the shape of `like` (`json` payloads as JSON, headers only when
+/// `like` lists any), or exactly as `like` when it matches, so equal records diff as equal.
+fn actual_text(actual: &Record, like: Option<&model::Record>) -> String {
+    let Some(like) = like else {
+        return compact(&input::to_json(actual));
+    };
+    if matches(like, actual) {
+        return expected_text(like);
+    }
+    let mut json = input::to_json(actual);
+    if like.json.is_some()
+        && let Ok(value) = serde_json::from_slice::<Json>(&actual.payload)
+        && let Json::Object(map) = &mut json
+    {
+        map.remove("payload");
+        map.insert("json".to_owned(), value);
+    }
+    if like.headers.is_empty()
+        && let Json::Object(map) = &mut json
+    {
+        map.remove("headers");
+    }
+    compact(&json)
+}
+
+/// A unified diff of the expected and actual records, one per line.
+fn diff(expected: &[model::Record], actual: &[&Record]) -> String {
+    let left: String = expected
+        .iter()
+        .map(|e| format!("{}\n", expected_text(e)))
+        .collect();
+    let right: String = actual
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let like = expected.get(i).or(expected.first());
+            format!("{}\n", actual_text(a, like))
+        })
+        .collect();
+    TextDiff::from_lines(&left, &right)
+        .unified_diff()
+        .context_radius(3)
+        .header("expected", "actual")
+        .to_string()
+}
