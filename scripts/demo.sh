@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs etl's main job on the bundled example repo: validate, then
-# compile every step into one composed component (dist/plan.json + components/sha256/…).
+# Sets up a fresh machine and runs etl's main job on the bundled example repo: validate, compile
+# every step into one composed component (dist/plan.json + components/sha256/…), then run the
+# repo's fixtures and three sample readings through exactly those compiled components.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -13,3 +14,13 @@ out=$target_dir/iot-sensors-dist
 echo
 echo "plan: $out/plan.json"
 ls -l "$out/components/sha256"
+echo
+"$etl" test --repo examples/iot-sensors --dist "$out"
+echo
+# A hot reading (archived and alerted), a malformed one (dead-lettered by parse), a cool one
+# (archived, filtered before the alert).
+"$etl" run sensor-ingest --repo examples/iot-sensors --dist "$out" --env dev <<'EOF'
+{"json": {"sensor": "t-101", "temp_c": 82.5, "ts": "2026-11-01T12:00:00Z"}}
+{"payload": "t-102;19.0;2026-11-01T12:00:01Z"}
+{"json": {"sensor": "t-103", "temp_c": 21.0, "ts": "2026-11-01T12:00:02Z"}}
+EOF

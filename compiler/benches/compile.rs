@@ -945,7 +945,7 @@ spec:
         );
     }
     let archive = if i % 4 == 1 {
-        "      connector: s3\n      with:\n        container: archive\n".to_owned()
+        "      connector: s3\n      with:\n        bucket: archive\n".to_owned()
     } else {
         format!("      connector: nats\n      with:\n        subject: sensors.{name}.archive\n")
     };

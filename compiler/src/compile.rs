@@ -419,25 +419,28 @@ impl Builder<'_> {
 /// JSON with object keys sorted at every level, two-space indented, ending in a newline: the
 /// same value always gives the same bytes.
 pub fn canonical_json(value: &Json) -> String {
-    fn sorted(value: &Json) -> Json {
-        match value {
-            Json::Object(map) => {
-                let mut entries: Vec<(&String, &Json)> = map.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                Json::Object(
-                    entries
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), sorted(v)))
-                        .collect(),
-                )
-            }
-            Json::Array(items) => Json::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    let mut text = serde_json::to_string_pretty(&sorted(value)).expect("JSON values serialize");
+    let mut text =
+        serde_json::to_string_pretty(&sorted_keys(value)).expect("JSON values serialize");
     text.push('\n');
     text
+}
+
+/// The same value with the keys of every object in sorted order.
+pub fn sorted_keys(value: &Json) -> Json {
+    match value {
+        Json::Object(map) => {
+            let mut entries: Vec<(&String, &Json)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Json::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        Json::Array(items) => Json::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Writes `files` as the new content of `out`: first into a sibling temp dir, then swapped in

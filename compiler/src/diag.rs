@@ -326,9 +326,23 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
                 c,
             )
         })
-        .filter(|(d, _)| *d <= limit)
+        .filter(|(d, c)| *d <= limit || is_abbreviation(word, c))
         .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)))
         .map(|(_, c)| c)
+}
+
+/// Whether `word` (at least 3 characters) is the start of `candidate`, ignoring case, allowing
+/// one wrong last character (`stage` for `staging`).
+fn is_abbreviation(word: &str, candidate: &str) -> bool {
+    let (word, candidate) = (word.to_lowercase(), candidate.to_lowercase());
+    let n = word.chars().count();
+    n >= 3
+        && n < candidate.chars().count()
+        && word
+            .chars()
+            .zip(candidate.chars())
+            .take(n - 1)
+            .all(|(a, b)| a == b)
 }
 
 #[cfg(test)]
@@ -338,6 +352,9 @@ mod tests {
     #[test]
     fn suggests_close_names_only() {
         assert_eq!(closest("prase", ["parse", "enrich"]), Some("parse"));
+        assert_eq!(closest("stage", ["dev", "staging"]), Some("staging"));
+        assert_eq!(closest("pro", ["dev", "production"]), Some("production"));
+        assert_eq!(closest("st", ["dev", "staging"]), None);
         assert_eq!(
             closest("conector", ["connector", "component"]),
             Some("connector")

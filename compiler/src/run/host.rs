@@ -45,6 +45,9 @@ use wasi::logging::logging::Level;
 /// Bytes of stdout/stderr kept from one call (for trap reports).
 const OUTPUT_CAPACITY: usize = 64 * 1024;
 
+/// `wasi:logging` lines kept from one call; later ones are counted, not kept.
+pub(crate) const MAX_LOG_LINES: usize = 100;
+
 /// One `wasi:logging` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -179,8 +182,10 @@ pub(crate) struct Host {
     pub output_limit_hit: bool,
     /// Requests captured by `wasi:http/outgoing-handler`.
     pub requests: Arc<Mutex<Vec<CapturedRequest>>>,
-    /// `wasi:logging` lines.
+    /// `wasi:logging` lines (at most [`MAX_LOG_LINES`]).
     pub logs: Vec<LogLine>,
+    /// Lines beyond [`MAX_LOG_LINES`].
+    pub logs_dropped: usize,
     /// The component's stdout and stderr.
     pub output: MemoryOutputPipe,
     /// Memory limits.
@@ -211,6 +216,7 @@ impl Host {
             output_limit_hit: false,
             requests,
             logs: Vec::new(),
+            logs_dropped: 0,
             output,
             limiter: Limiter {
                 memory,
@@ -295,6 +301,10 @@ impl wasi::logging::logging::Host for Host {
             Level::Error => "error",
             Level::Critical => "critical",
         };
+        if self.logs.len() >= MAX_LOG_LINES {
+            self.logs_dropped += 1;
+            return;
+        }
         self.logs.push(LogLine {
             level,
             context,

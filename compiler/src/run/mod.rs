@@ -695,7 +695,18 @@ impl Pipeline {
             }
         };
         let host = store.data_mut();
-        let logs = std::mem::take(&mut host.logs);
+        let mut logs = std::mem::take(&mut host.logs);
+        if host.logs_dropped > 0 {
+            logs.push(LogLine {
+                level: "warn",
+                context: "etl run".to_owned(),
+                message: format!(
+                    "{} more log lines of this call were not kept (at most {} are)",
+                    host.logs_dropped,
+                    host::MAX_LOG_LINES
+                ),
+            });
+        }
         let failed = |kind, message| Failed {
             kind,
             message,

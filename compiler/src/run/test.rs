@@ -80,7 +80,11 @@ pub fn check(spec: &TestSpec, pipeline: &Pipeline, report: &Report) -> Vec<Misma
                 let _ = write!(line, ", error containing {t:?}");
             }
             if let Some(r) = &e.record {
-                let _ = write!(line, ", record {}", expected_text(r));
+                let _ = write!(
+                    line,
+                    ", record {}",
+                    compact(&serde_json::to_value(r).expect("records serialize"))
+                );
             }
             line
         };
@@ -155,16 +159,21 @@ fn compact(json: &Json) -> String {
     serde_json::to_string(json).expect("JSON values serialize")
 }
 
+/// A record for a diff: keys sorted, one field a line, so a diff points at the field.
+fn pretty(json: &Json) -> String {
+    serde_json::to_string_pretty(&crate::compile::sorted_keys(json)).expect("JSON values serialize")
+}
+
 /// An expected record as the fixture wrote it.
 fn expected_text(r: &model::Record) -> String {
-    compact(&serde_json::to_value(r).expect("records serialize"))
+    pretty(&serde_json::to_value(r).expect("records serialize"))
 }
 
 /// An actual record shown in the shape of `like` (`json` payloads as JSON, headers only when
 /// `like` lists any), or exactly as `like` when it matches, so equal records diff as equal.
 fn actual_text(actual: &Record, like: Option<&model::Record>) -> String {
     let Some(like) = like else {
-        return compact(&input::to_json(actual));
+        return pretty(&input::to_json(actual));
     };
     if matches(like, actual) {
         return expected_text(like);
@@ -182,7 +191,7 @@ fn actual_text(actual: &Record, like: Option<&model::Record>) -> String {
     {
         map.remove("headers");
     }
-    compact(&json)
+    pretty(&json)
 }
 
 /// A unified diff of the expected and actual records, one per line.

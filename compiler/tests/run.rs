@@ -1,0 +1,620 @@
+//! The local runner end to end: the example's fixtures through the artifacts `etl compile`
+//! wrote, the adversarial `chaos` component record by record, and the checks that keep a run
+//! honest (stale or tampered `dist/`, inputs an HTTP source cannot carry, determinism).
+//!
+//! Every run is bounded by fuel, so a runner that failed to stop a loop fails its test instead
+//! of hanging it; the watchdog turns a hang anywhere else into a failure too.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use etl::deploy;
+use etl::run::artifacts::{self, Artifacts, DistError, Origin};
+use etl::run::{FailureKind, Limits, Pipeline, Record, Report, Runtime};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn example() -> PathBuf {
+    root().join("examples/iot-sensors")
+}
+
+fn chaos() -> PathBuf {
+    root().join("tests/fixtures/chaos")
+}
+
+/// One cache (compositions, compiled code) for every test of this binary.
+fn cache() -> &'static Path {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(Some(cache())).unwrap())
+}
+
+/// Runs `f` on another thread and fails if it takes more than a minute.
+fn watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the run finished (a hang is a failure)")
+}
+
+/// The validated repo and its artifacts, compiled in memory.
+fn build(repo: &Path) -> (etl::Validation, Artifacts) {
+    let (validation, artifacts) = artifacts::prepare(
+        repo,
+        &Origin::Build(Some(etl::resolve::Cache::new(cache().to_owned()))),
+    )
+    .unwrap();
+    assert!(!validation.has_errors(), "{:?}", validation.diagnostics);
+    (validation, artifacts.expect("compiled"))
+}
+
+fn load(
+    validation: &etl::Validation,
+    artifacts: &Artifacts,
+    pipeline: &str,
+    env: &str,
+) -> Pipeline {
+    let deployment = deploy::plan(&validation.repo, env, pipeline).unwrap();
+    runtime().load(&deployment, &artifacts[pipeline]).unwrap()
+}
+
+fn text(payload: &str) -> Record {
+    Record {
+        payload: payload.as_bytes().to_vec(),
+        ..Record::default()
+    }
+}
+
+/// Every record a unit received ended in exactly one outcome.
+fn assert_accounted(report: &Report) {
+    for (unit, c) in &report.counts {
+        assert_eq!(
+            c.received,
+            c.produced + c.filtered + c.dead_lettered + c.failed,
+            "`{unit}` lost track of a record: {c:?}"
+        );
+    }
+    let failed: u64 = report.counts.iter().map(|(_, c)| c.failed).sum();
+    let dead: u64 = report.counts.iter().map(|(_, c)| c.dead_lettered).sum();
+    assert_eq!(failed as usize, report.failures.len());
+    assert_eq!(dead as usize, report.dead_letters.len());
+}
+
+#[test]
+fn the_example_fixtures_pass_on_the_compiled_dist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    let compiled = etl::compile::compile(
+        &example(),
+        &etl::compile::Options {
+            out: dist.clone(),
+            cache: Some(etl::resolve::Cache::new(cache().to_owned())),
+        },
+    )
+    .unwrap();
+    assert!(compiled.plan.is_some());
+    let (validation, artifacts) = artifacts::prepare(&example(), &Origin::Dist(dist)).unwrap();
+    let artifacts = artifacts.unwrap();
+    let repo = &validation.repo;
+    assert_eq!(repo.tests.len(), 3);
+    for fixture in &repo.tests {
+        let spec = &fixture.spec.spec;
+        let env = spec
+            .environment
+            .as_ref()
+            .map(|e| e.to_string())
+            .or_else(|| deploy::default_environment(repo))
+            .unwrap();
+        let pipeline = load(&validation, &artifacts, &spec.pipeline, &env);
+        let inputs: Vec<Record> = spec
+            .input
+            .iter()
+            .map(|r| etl::run::input::from_model(r).unwrap())
+            .collect();
+        let report = pipeline
+            .run(&inputs, &Limits::default(), &mut |_| {})
+            .unwrap();
+        let mismatches = etl::run::test::check(spec, &pipeline, &report);
+        assert!(mismatches.is_empty(), "{}: {mismatches:#?}", fixture.file);
+        assert_accounted(&report);
+    }
+}
+
+#[test]
+fn fan_out_filter_and_dead_letter_in_one_run() {
+    let (validation, artifacts) = build(&example());
+    let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
+    let reading = |sensor: &str, temp: f64| {
+        text(&format!(
+            r#"{{"sensor": "{sensor}", "temp_c": {temp}, "ts": "2026-11-01T12:00:00Z"}}"#
+        ))
+    };
+    let inputs = vec![reading("hot", 82.5), text("garbage"), reading("cold", 20.0)];
+    let report = pipeline
+        .run(&inputs, &Limits::default(), &mut |_| {})
+        .unwrap();
+    assert_accounted(&report);
+    let sinks: Vec<(usize, &str)> = report
+        .sinks
+        .iter()
+        .map(|s| (s.input, s.sink.as_str()))
+        .collect();
+    // The hot reading fans out to both sinks; the cold one is archived but filtered before
+    // the alert; the garbage is dead-lettered by parse and reaches nothing.
+    assert_eq!(sinks, [(0, "archive"), (0, "alerts"), (2, "archive")]);
+    assert_eq!(report.dead_letters.len(), 1);
+    let dead = &report.dead_letters[0];
+    assert_eq!((dead.step.as_str(), dead.input), ("parse", 1));
+    assert_eq!(dead.record.payload, b"garbage");
+    assert!(dead.reason.contains("not JSON"), "{}", dead.reason);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let alerts = report.sinks.iter().find(|s| s.sink == "alerts").unwrap();
+    assert_eq!(alerts.target, "http://alerts.dev.acme.example/hook");
+    let alert: serde_json::Value = serde_json::from_slice(&alerts.record.payload).unwrap();
+    assert_eq!(alert["site"], "dev-bench");
+    assert_eq!(alert["alert"], true);
+    let archive = report.sinks.iter().find(|s| s.sink == "archive").unwrap();
+    assert_eq!(archive.target, "iot.dev.sensors.archive");
+    let counts = |u: &str| *report.counts_of(u).unwrap();
+    assert_eq!((counts("parse").received, counts("parse").emitted), (3, 2));
+    assert_eq!(counts("threshold-alert").filtered, 1);
+    assert_eq!(counts("alerts").emitted, 1);
+}
+
+#[test]
+fn the_environment_decides_the_configuration() {
+    let (validation, artifacts) = build(&example());
+    let hot = text(r#"{"sensor": "t", "temp_c": 75.5, "ts": "2026-11-01T12:00:00Z"}"#);
+    let alerts_in = |env: &str| {
+        let pipeline = load(&validation, &artifacts, "sensor-ingest", env);
+        let report = pipeline
+            .run(std::slice::from_ref(&hot), &Limits::default(), &mut |_| {})
+            .unwrap();
+        let targets: Vec<String> = report.sinks.iter().map(|s| s.target.clone()).collect();
+        targets
+    };
+    // dev alerts at 50, prod at 80; staging's override file sets 65 and a replay subject.
+    assert_eq!(
+        alerts_in("dev"),
+        [
+            "iot.dev.sensors.archive",
+            "http://alerts.dev.acme.example/hook"
+        ]
+    );
+    assert_eq!(alerts_in("prod"), ["iot.sensors.archive"]);
+    assert_eq!(
+        alerts_in("staging"),
+        [
+            "iot.staging.sensors.archive.replay",
+            "https://alerts.staging.acme.example/hook"
+        ]
+    );
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let (validation, artifacts) = build(&example());
+    let inputs: Vec<Record> = (0..20)
+        .map(|i| {
+            if i % 7 == 3 {
+                text("not json")
+            } else {
+                text(&format!(
+                    r#"{{"sensor": "s{i}", "temp_c": {}, "ts": "2026-11-01T12:00:00Z"}}"#,
+                    i * 5
+                ))
+            }
+        })
+        .collect();
+    let run = || {
+        let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
+        let r = pipeline
+            .run(&inputs, &Limits::default(), &mut |_| {})
+            .unwrap();
+        (r.sinks, r.dead_letters, r.failures, r.counts)
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn every_misbehaviour_fails_only_its_own_record() {
+    let report = watchdog(|| {
+        let (validation, artifacts) = build(&chaos());
+        let pipeline = load(&validation, &artifacts, "chaos", "dev");
+        let inputs: Vec<Record> = [
+            "loop",
+            "first",
+            "bomb",
+            "trap",
+            "many:10000",
+            "bad-utf8",
+            "invalid:no good",
+            "transient:busy",
+            "many:3",
+            "last",
+        ]
+        .into_iter()
+        .map(text)
+        .collect();
+        let limits = Limits {
+            fuel: 200_000_000,
+            memory: 64 << 20,
+            max_outputs: 1000,
+            retries: 2,
+        };
+        pipeline.run(&inputs, &limits, &mut |_| {}).unwrap()
+    });
+    assert_accounted(&report);
+    let failures: Vec<(usize, &str, FailureKind, u32)> = report
+        .failures
+        .iter()
+        .map(|f| (f.input, f.unit.as_str(), f.kind, f.attempts))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (0, "chaos", FailureKind::Timeout, 1),
+            (2, "chaos", FailureKind::Memory, 1),
+            (3, "chaos", FailureKind::Trap, 1),
+            (4, "chaos", FailureKind::OutputLimit, 1),
+            (5, "chaos", FailureKind::Trap, 1),
+            (7, "chaos", FailureKind::Transient, 3),
+        ]
+    );
+    let message = |i: usize| {
+        report
+            .failures
+            .iter()
+            .find(|f| f.input == i)
+            .unwrap()
+            .message
+            .as_str()
+    };
+    assert!(message(0).contains("fuel"), "{}", message(0));
+    assert!(message(2).contains("64 MiB"), "{}", message(2));
+    assert!(message(3).contains("unreachable"), "{}", message(3));
+    assert!(message(5).contains("utf8"), "{}", message(5));
+    assert!(message(7).contains("busy"), "{}", message(7));
+    // Nothing of the record over the output limit was delivered.
+    let delivered: Vec<(usize, &[u8])> = report
+        .sinks
+        .iter()
+        .map(|s| (s.input, s.record.payload.as_slice()))
+        .collect();
+    assert_eq!(
+        delivered,
+        [
+            (1, &b"first"[..]),
+            (8, b"0"),
+            (8, b"1"),
+            (8, b"2"),
+            (9, b"last"),
+        ]
+    );
+    assert_eq!(report.dead_letters.len(), 1);
+    assert_eq!(report.dead_letters[0].reason, "no good");
+    assert_eq!(report.dead_letters[0].input, 6);
+    let chaos = report.counts_of("chaos").unwrap();
+    assert_eq!((chaos.received, chaos.retries, chaos.failed), (10, 2, 6));
+}
+
+#[test]
+fn many_outputs_within_the_limit_are_all_delivered() {
+    let report = watchdog(|| {
+        let (validation, artifacts) = build(&chaos());
+        let pipeline = load(&validation, &artifacts, "chaos", "dev");
+        let limits = Limits {
+            max_outputs: 10_000,
+            ..Limits::default()
+        };
+        pipeline
+            .run(&[text("many:10000"), text("next")], &limits, &mut |_| {})
+            .unwrap()
+    });
+    assert_accounted(&report);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.sinks.len(), 10_001);
+    assert_eq!(report.sinks[9_999].record.payload, b"9999");
+    assert_eq!(report.sinks[10_000].record.payload, b"next");
+    assert_eq!(report.counts_of("out").unwrap().received, 10_001);
+    assert_eq!(report.counts_of("chaos").unwrap().emitted, 10_001);
+}
+
+#[test]
+fn no_retries_means_one_attempt() {
+    let (validation, artifacts) = build(&chaos());
+    let pipeline = load(&validation, &artifacts, "chaos", "dev");
+    let limits = Limits {
+        retries: 0,
+        ..Limits::default()
+    };
+    let report = pipeline
+        .run(&[text("transient:x")], &limits, &mut |_| {})
+        .unwrap();
+    assert_eq!(report.failures[0].attempts, 1);
+    assert_eq!(report.counts_of("chaos").unwrap().retries, 0);
+}
+
+#[test]
+fn an_http_source_refuses_what_a_request_cannot_carry() {
+    let (validation, artifacts) = build(&example());
+    let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
+    let keyed = Record {
+        key: Some(b"k".to_vec()),
+        ..text("{}")
+    };
+    let e = pipeline
+        .run(&[text("{}"), keyed], &Limits::default(), &mut |_| {})
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "input record 1: it has a key, but source `ingest` is `http`, whose requests carry none"
+    );
+    let bad_header = Record {
+        headers: vec![("bad name".to_owned(), "v".to_owned())],
+        ..text("{}")
+    };
+    let e = pipeline
+        .run(&[bad_header], &Limits::default(), &mut |_| {})
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("not a valid HTTP header name"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_stale_or_tampered_dist_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    copy(&example(), &repo);
+    let dist = tmp.path().join("dist");
+    let options = etl::compile::Options {
+        out: dist.clone(),
+        cache: Some(etl::resolve::Cache::new(cache().to_owned())),
+    };
+    assert!(
+        etl::compile::compile(&repo, &options)
+            .unwrap()
+            .plan
+            .is_some()
+    );
+
+    let fixture = repo.join("tests/fan-out.yaml");
+    let original = std::fs::read_to_string(&fixture).unwrap();
+    std::fs::write(&fixture, format!("{original}# edited\n")).unwrap();
+    match artifacts::prepare(&repo, &Origin::Dist(dist.clone())) {
+        Err(artifacts::PrepareError::Dist(DistError::Stale { changed, .. })) => {
+            assert_eq!(changed, ["`tests/fan-out.yaml` changed"]);
+        }
+        other => panic!("expected a stale dist, got {other:?}"),
+    }
+    std::fs::write(&fixture, original).unwrap();
+    assert!(artifacts::prepare(&repo, &Origin::Dist(dist.clone())).is_ok());
+
+    let components = dist.join("components/sha256");
+    let victim = std::fs::read_dir(&components)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&victim, bytes).unwrap();
+    match artifacts::prepare(&repo, &Origin::Dist(dist)) {
+        Err(artifacts::PrepareError::Dist(DistError::Tampered { path, .. })) => {
+            assert_eq!(path, victim);
+        }
+        other => panic!("expected a tampered dist, got {other:?}"),
+    }
+}
+
+#[test]
+fn deployments_of_the_example() {
+    let (validation, _) = build(&example());
+    let mut plans = BTreeMap::new();
+    for env in ["dev", "staging", "prod"] {
+        plans.insert(
+            env,
+            deploy::plan(&validation.repo, env, "sensor-ingest").unwrap(),
+        );
+    }
+    insta::assert_debug_snapshot!(plans);
+    let e = deploy::plan(&validation.repo, "prd", "sensor-ingest").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown environment `prd` (did you mean `prod`?); the project defines `dev`, `staging`, `prod`"
+    );
+    let e = deploy::plan(&validation.repo, "dev", "sensor-ingets").unwrap_err();
+    assert!(
+        e.to_string().contains("did you mean `sensor-ingest`?"),
+        "{e}"
+    );
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+// --- the commands -------------------------------------------------------------------------------
+
+fn etl(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(args)
+        .args(["--cache-dir", cache().to_str().unwrap()])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Times vary from run to run; everything else in the output must not.
+fn without_times(text: &str) -> String {
+    let ms = regex_lite(r"[0-9]+\.[0-9]+ ?(ms|s)\b");
+    let json_ms = regex_lite(r#""elapsedMs":[0-9.e-]+"#);
+    let text = ms.replace_all(text, "[time]");
+    json_ms
+        .replace_all(&text, r#""elapsedMs":"[time]""#)
+        .into_owned()
+}
+
+fn regex_lite(re: &str) -> regex::Regex {
+    regex::Regex::new(re).unwrap()
+}
+
+const READINGS: &str = r#"{"json": {"sensor": "t-101", "temp_c": 82.5, "ts": "2026-11-01T12:00:00Z"}}
+{"payload": "t-101;82.5"}
+
+{"json": {"sensor": "t-102", "temp_c": 20, "ts": "2026-11-01T12:00:01Z"}, "headers": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
+"#;
+
+#[test]
+fn etl_run_prints_sinks_dead_letters_and_a_summary() {
+    let (code, stdout, stderr) = etl(
+        &["run", "sensor-ingest", "--repo", "examples/iot-sensors"],
+        READINGS,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    insta::assert_snapshot!("run_text", without_times(&stdout));
+    let (code, stdout, stderr) = etl(
+        &[
+            "run",
+            "sensor-ingest",
+            "--repo",
+            "examples/iot-sensors",
+            "--env",
+            "prod",
+            "--format",
+            "jsonl",
+        ],
+        READINGS,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    for line in stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON");
+    }
+    insta::assert_snapshot!("run_jsonl", without_times(&stdout));
+}
+
+#[test]
+fn etl_run_reports_bad_input_and_names() {
+    let (code, _, stderr) = etl(
+        &["run", "sensor-ingest", "--repo", "examples/iot-sensors"],
+        "{\"payload\": \"ok\"}\n{\"paylod\": \"typo\"}\n",
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("error: <stdin>:2:"),
+        "the line is named: {stderr}"
+    );
+    assert!(stderr.contains("paylod"), "{stderr}");
+    let (code, _, stderr) = etl(
+        &["run", "sensor-ingset", "--repo", "examples/iot-sensors"],
+        "",
+    );
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "error: unknown pipeline `sensor-ingset` (did you mean `sensor-ingest`?); the repo defines `sensor-ingest`\n"
+    );
+    let (code, _, stderr) = etl(
+        &[
+            "run",
+            "sensor-ingest",
+            "--repo",
+            "examples/iot-sensors",
+            "--env",
+            "stage",
+        ],
+        "",
+    );
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("did you mean `staging`?"), "{stderr}");
+}
+
+#[test]
+fn etl_run_exits_one_when_a_record_fails() {
+    let (code, stdout, _) = etl(
+        &[
+            "run",
+            "chaos",
+            "--repo",
+            "tests/fixtures/chaos",
+            "--fuel",
+            "10000000",
+        ],
+        "{\"payload\": \"loop\"}\n{\"payload\": \"fine\"}\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("record 0 ✗ failed at chaos (timeout, 1 attempt)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("record 1 → out (chaos.out): fine"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn etl_test_passes_the_example_and_shows_a_diff_on_failure() {
+    let (code, stdout, stderr) = etl(&["test", "--repo", "examples/iot-sensors"], "");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    insta::assert_snapshot!("test_ok", without_times(&stdout));
+
+    let tmp = tempfile::tempdir().unwrap();
+    copy(&example(), tmp.path());
+    let fixture = tmp.path().join("tests/fan-out.yaml");
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    let broken = text
+        .replace("site: dev-bench, alert: true", "site: dev-lab, alert: true")
+        .replace("enrich: { in: 1, out: 1 }", "enrich: { in: 1, out: 2 }");
+    assert_ne!(text, broken);
+    std::fs::write(&fixture, broken).unwrap();
+    let repo = tmp.path().to_str().unwrap();
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    insta::assert_snapshot!("test_failed", without_times(&stdout));
+
+    let (code, stdout, _) = etl(&["test", "--repo", repo, "sensor-ingest"], "");
+    assert_eq!(code, Some(1));
+    assert!(stdout.starts_with("running 3 fixtures"), "{stdout}");
+    let (code, _, stderr) = etl(&["test", "--repo", repo, "sensor"], "");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("unknown pipeline `sensor`"), "{stderr}");
+}
