@@ -618,3 +618,76 @@ fn etl_test_passes_the_example_and_shows_a_diff_on_failure() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("unknown pipeline `sensor`"), "{stderr}");
 }
+
+#[test]
+fn fan_out_and_fan_in_over_subjects() {
+    let (validation, artifacts) = build(&chaos());
+    let pipeline = load(&validation, &artifacts, "diamond", "dev");
+    let report = pipeline
+        .run(
+            &[text("a"), text("invalid:bad")],
+            &Limits::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_accounted(&report);
+    // `a` reaches left and right; join gets it from both, so it leaves twice.
+    let out: Vec<(usize, &[u8])> = report
+        .sinks
+        .iter()
+        .map(|s| (s.input, s.record.payload.as_slice()))
+        .collect();
+    assert_eq!(out, [(0, &b"a"[..]), (0, b"a")]);
+    let counts = |u: &str| report.counts_of(u).unwrap().received;
+    assert_eq!(
+        [
+            counts("left"),
+            counts("right"),
+            counts("join"),
+            counts("out")
+        ],
+        [2, 2, 2, 2]
+    );
+    // The bad record is dead-lettered by both branches, each on its own subject.
+    let dead: Vec<&str> = report
+        .dead_letters
+        .iter()
+        .map(|d| d.step.as_str())
+        .collect();
+    assert_eq!(dead, ["left", "right"]);
+}
+
+#[test]
+fn granted_logging_is_served_and_bounded() {
+    let (validation, artifacts) = build(&chaos());
+    let pipeline = load(&validation, &artifacts, "chaos", "dev");
+    let report = pipeline
+        .run(
+            &[text("log:hello"), text("spam:150")],
+            &Limits::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.sinks.len(), 2);
+    let first: Vec<(usize, &str, &str)> = report
+        .logs
+        .iter()
+        .filter(|(_, i, _)| *i == 0)
+        .map(|(u, _, l)| (0, u.as_str(), l.message.as_str()))
+        .collect();
+    assert_eq!(first, [(0, "chaos", "hello"), (0, "chaos", "second")]);
+    assert_eq!(report.logs[0].2.level, "info");
+    let second: Vec<&str> = report
+        .logs
+        .iter()
+        .filter(|(_, i, _)| *i == 1)
+        .map(|(_, _, l)| l.message.as_str())
+        .collect();
+    assert_eq!(second.len(), 101);
+    assert_eq!(second[99], "line 99");
+    assert_eq!(
+        second[100],
+        "50 more log lines of this call were not kept (at most 100 are)"
+    );
+}

@@ -1,7 +1,9 @@
 //! `chaos`: a deliberately misbehaving component, a test fixture for the local pipeline runner (it
 //! is not part of the example). Built by `examples/build-components.sh` to
-//! `tests/fixtures/chaos/components/chaos.wasm`. No config: it imports nothing but the contract's
-//! types.
+//! `tests/fixtures/chaos/components/chaos.wasm`. No config: besides the contract's types it imports
+//! only `wasi:logging/logging@0.1.0-draft`, which a pipeline must grant it
+//! (`allow: ["wasi:logging/logging"]`). Its world (below) is the contract's `transformer` plus that
+//! import; `etl:pipeline/config`, never called, is left out of the component.
 //!
 //! The input payload, read as UTF-8 text, is a command:
 //!
@@ -14,16 +16,35 @@
 //! | `bad-utf8`         | one output whose header value is not UTF-8 (breaks the canonical ABI) |
 //! | `invalid:REASON`   | `invalid(REASON)`                                                     |
 //! | `transient:REASON` | `transient(REASON)`                                                   |
+//! | `log:MESSAGE`      | logs `info` MESSAGE, then `warn` `second` (context `chaos`); echo     |
+//! | `spam:N`           | logs N `info` lines `line i` (i from 0; context `chaos`); echo        |
 //! | anything else      | the input, unchanged (echo); so is a payload that is not UTF-8        |
 
 wit_bindgen::generate!({
-    path: "../../../wit/etl-pipeline",
-    world: "etl:pipeline/transformer",
+    inline: "
+        package etl-test:chaos;
+
+        world chaos {
+            include etl:pipeline/transformer@0.1.0;
+            import wasi:logging/logging@0.1.0-draft;
+        }
+    ",
+    path: [
+        "../../../wit/etl-pipeline",
+        "../../../wit/deps/wasi-logging-0.1.0-draft",
+    ],
+    world: "etl-test:chaos/chaos",
+    // Bind the contract and wasi:logging too: they are other packages than the world's.
+    generate_all,
 });
 
 use core::hint::black_box;
 use etl::pipeline::types::{Error, Message};
 use exports::etl::pipeline::transform::Guest;
+use wasi::logging::logging::{Level, log};
+
+/// The `context` of every log line.
+const CONTEXT: &str = "chaos";
 
 struct Chaos;
 
@@ -36,6 +57,19 @@ impl Guest for Chaos {
             && let Ok(n) = n.parse::<u64>()
         {
             return Ok((0..n).map(|i| output(i.to_string())).collect());
+        }
+        if let Some(message) = command.strip_prefix("log:") {
+            log(Level::Info, CONTEXT, message);
+            log(Level::Warn, CONTEXT, "second");
+            return Ok(vec![input]);
+        }
+        if let Some(n) = command.strip_prefix("spam:")
+            && let Ok(n) = n.parse::<u64>()
+        {
+            for i in 0..n {
+                log(Level::Info, CONTEXT, &format!("line {i}"));
+            }
+            return Ok(vec![input]);
         }
         if let Some(reason) = command.strip_prefix("invalid:") {
             return Err(Error::Invalid(reason.to_string()));
