@@ -1,27 +1,13 @@
 //! `etl compile` end to end on the example: what dist/ holds, that it is the same bytes every
 //! time, that the cache makes a recompile a no-op, and that a failed compile writes nothing.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use etl::compile::{self, Options};
 use etl::resolve::Cache;
-
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors")
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 /// Every file under `dir`, by relative path.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -57,7 +43,7 @@ fn compile_into(repo: &Path, out: &Path, cache: Option<&Path>) -> compile::Compi
 fn the_example_compiles_into_a_plan_and_composed_components() {
     let tmp = tempfile::tempdir().unwrap();
     let dist = tmp.path().join("dist");
-    let c = compile_into(&example(), &dist, None);
+    let c = compile_into(&common::example(), &dist, None);
     assert!(
         c.validation.diagnostics.is_empty(),
         "{:#?}",
@@ -116,10 +102,10 @@ fn compiling_twice_gives_the_same_bytes_and_the_cache_makes_it_a_no_op() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let (cache_a, cache_b) = (tmp.path().join("cache-a"), tmp.path().join("cache-b"));
-    compile_into(&example(), &a, Some(&cache_a));
-    compile_into(&example(), &b, Some(&cache_b));
+    compile_into(&common::example(), &a, Some(&cache_a));
+    compile_into(&common::example(), &b, Some(&cache_b));
     assert_eq!(tree(&a), tree(&b), "two fresh compiles differ");
-    let again = compile_into(&example(), &a, Some(&cache_a));
+    let again = compile_into(&common::example(), &a, Some(&cache_a));
     assert_eq!(
         again.built, 0,
         "an unchanged repo recompiles from the cache"
@@ -131,7 +117,7 @@ fn compiling_twice_gives_the_same_bytes_and_the_cache_makes_it_a_no_op() {
 fn identical_compositions_are_built_once_and_shared() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    copy(&example(), &repo);
+    common::copy(&common::example(), &repo);
     let text = std::fs::read_to_string(repo.join("pipelines/sensor-ingest.yaml")).unwrap();
     std::fs::write(
         repo.join("pipelines/sensor-copy.yaml"),
@@ -156,7 +142,7 @@ fn identical_compositions_are_built_once_and_shared() {
 fn a_failed_compile_leaves_the_previous_output_untouched() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    copy(&example(), &repo);
+    common::copy(&common::example(), &repo);
     let dist = tmp.path().join("dist");
     compile_into(&repo, &dist, None);
     let before = tree(&dist);

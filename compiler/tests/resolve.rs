@@ -1,6 +1,8 @@
 //! Stage `resolve` on real components: the example's wit-bindgen builds, a std wasip2 build that
 //! opens sockets, and components generated here from WIT that break the contract in one way each.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use etl::diag::Code;
@@ -14,27 +16,11 @@ fn root() -> PathBuf {
         .to_owned()
 }
 
-fn example() -> PathBuf {
-    root().join("examples/iot-sensors")
-}
-
 /// A copy of the example repo to break.
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy(&example(), dir.path());
+    common::copy(&common::example(), dir.path());
     dir
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn codes_of(repo: &Path) -> Vec<Code> {
@@ -88,7 +74,7 @@ const CONTRACT: &str = include_str!("../../wit/etl-pipeline/pipeline.wit");
 
 #[test]
 fn the_example_resolves_cleanly_and_deterministically() {
-    let v = etl::validate(&example()).unwrap();
+    let v = etl::validate(&common::example()).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(cache_dir.path());
     let (steps, diagnostics) = resolve::resolve_repo(&v.repo, Some(&cache));
@@ -115,7 +101,7 @@ fn the_example_resolves_cleanly_and_deterministically() {
 
 #[test]
 fn a_damaged_cache_entry_is_not_used() {
-    let v = etl::validate(&example()).unwrap();
+    let v = etl::validate(&common::example()).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(cache_dir.path());
     let (first, _) = resolve::resolve_repo(&v.repo, Some(&cache));

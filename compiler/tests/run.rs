@@ -5,6 +5,8 @@
 //! Every run is bounded by fuel, so a runner that failed to stop a loop fails its test instead
 //! of hanging it; the watchdog turns a hang anywhere else into a failure too.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -16,10 +18,6 @@ use etl::run::{FailureKind, Limits, Pipeline, Record, Report, Runtime};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn example() -> PathBuf {
-    root().join("examples/iot-sensors")
 }
 
 fn chaos() -> PathBuf {
@@ -95,7 +93,7 @@ fn the_example_fixtures_pass_on_the_compiled_dist() {
     let tmp = tempfile::tempdir().unwrap();
     let dist = tmp.path().join("dist");
     let compiled = etl::compile::compile(
-        &example(),
+        &common::example(),
         &etl::compile::Options {
             out: dist.clone(),
             cache: Some(etl::resolve::Cache::new(cache().to_owned())),
@@ -103,7 +101,8 @@ fn the_example_fixtures_pass_on_the_compiled_dist() {
     )
     .unwrap();
     assert!(compiled.plan.is_some());
-    let (validation, artifacts) = artifacts::prepare(&example(), &Origin::Dist(dist)).unwrap();
+    let (validation, artifacts) =
+        artifacts::prepare(&common::example(), &Origin::Dist(dist)).unwrap();
     let artifacts = artifacts.unwrap();
     let repo = &validation.repo;
     assert_eq!(repo.tests.len(), 3);
@@ -132,7 +131,7 @@ fn the_example_fixtures_pass_on_the_compiled_dist() {
 
 #[test]
 fn fan_out_filter_and_dead_letter_in_one_run() {
-    let (validation, artifacts) = build(&example());
+    let (validation, artifacts) = build(&common::example());
     let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
     let reading = |sensor: &str, temp: f64| {
         text(&format!(
@@ -173,7 +172,7 @@ fn fan_out_filter_and_dead_letter_in_one_run() {
 
 #[test]
 fn the_environment_decides_the_configuration() {
-    let (validation, artifacts) = build(&example());
+    let (validation, artifacts) = build(&common::example());
     let hot = text(r#"{"sensor": "t", "temp_c": 75.5, "ts": "2026-11-01T12:00:00Z"}"#);
     let alerts_in = |env: &str| {
         let pipeline = load(&validation, &artifacts, "sensor-ingest", env);
@@ -203,7 +202,7 @@ fn the_environment_decides_the_configuration() {
 
 #[test]
 fn runs_are_deterministic() {
-    let (validation, artifacts) = build(&example());
+    let (validation, artifacts) = build(&common::example());
     let inputs: Vec<Record> = (0..20)
         .map(|i| {
             if i % 7 == 3 {
@@ -347,7 +346,7 @@ fn no_retries_means_one_attempt() {
 
 #[test]
 fn an_http_source_refuses_what_a_request_cannot_carry() {
-    let (validation, artifacts) = build(&example());
+    let (validation, artifacts) = build(&common::example());
     let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
     let keyed = Record {
         key: Some(b"k".to_vec()),
@@ -377,7 +376,7 @@ fn an_http_source_refuses_what_a_request_cannot_carry() {
 fn a_stale_or_tampered_dist_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    copy(&example(), &repo);
+    common::copy(&common::example(), &repo);
     let dist = tmp.path().join("dist");
     let options = etl::compile::Options {
         out: dist.clone(),
@@ -423,7 +422,7 @@ fn a_stale_or_tampered_dist_is_refused() {
 
 #[test]
 fn deployments_of_the_example() {
-    let (validation, _) = build(&example());
+    let (validation, _) = build(&common::example());
     let mut plans = BTreeMap::new();
     for env in ["dev", "staging", "prod"] {
         plans.insert(
@@ -442,18 +441,6 @@ fn deployments_of_the_example() {
         e.to_string().contains("did you mean `sensor-ingest`?"),
         "{e}"
     );
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 // --- the commands -------------------------------------------------------------------------------
@@ -598,7 +585,7 @@ fn etl_test_passes_the_example_and_shows_a_diff_on_failure() {
     insta::assert_snapshot!("test_ok", without_times(&stdout));
 
     let tmp = tempfile::tempdir().unwrap();
-    copy(&example(), tmp.path());
+    common::copy(&common::example(), tmp.path());
     let fixture = tmp.path().join("tests/fan-out.yaml");
     let text = std::fs::read_to_string(&fixture).unwrap();
     let broken = text
