@@ -678,3 +678,34 @@ fn granted_logging_is_served_and_bounded() {
         "50 more log lines of this call were not kept (at most 100 are)"
     );
 }
+
+#[test]
+fn http_sinks_are_captured_never_sent() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy(&common::example(), tmp.path());
+    let project = tmp.path().join("etl.yaml");
+    let original = std::fs::read_to_string(&project).unwrap();
+    let patched = original.replace("http://alerts.dev.acme.example/hook", &url);
+    assert_ne!(original, patched);
+    std::fs::write(&project, patched).unwrap();
+    let (validation, artifacts) = build(tmp.path());
+    let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
+    let hot = text(r#"{"sensor": "t", "temp_c": 99, "ts": "2026-11-01T12:00:00Z"}"#);
+    let report = pipeline
+        .run(&[hot], &Limits::default(), &mut |_| {})
+        .unwrap();
+    let alerts: Vec<&str> = report
+        .sinks
+        .iter()
+        .filter(|s| s.sink == "alerts")
+        .map(|s| s.target.as_str())
+        .collect();
+    assert_eq!(alerts, [url.as_str()]);
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the runner connected to the sink's URL: {other:?}"),
+    }
+}
