@@ -1,0 +1,1255 @@
+//! Benchmark of `etl run`: the throughput of a composed step against its bare customer
+//! component, and the time to the first record of the example pipeline.
+//!
+//! A plain bench binary (no criterion, to keep the build lean):
+//!
+//! ```sh
+//! cargo bench -p etl --bench run                       # full run
+//! ETL_BENCH_QUICK=1 cargo bench -p etl --bench run     # smoke test for CI: a few records, one run
+//! cargo test -p etl --bench run                        # also the smoke test (no `--bench` arg)
+//! ETL_BENCH_PROFILE=runner cargo bench -p etl --bench run   # loop one variant for 15 s, to
+//!     # profile it: bare-fresh, runner, runner-nats, replica-fresh, bare-reused, replica-reused
+//!     # or pipeline
+//! ```
+//!
+//! Everything runs on `examples/iot-sensors`, pipeline `sensor-ingest`, environment `dev`,
+//! compiled in memory (`etl::run::artifacts::prepare` with `Origin::Build`) with a cache in a
+//! temporary directory (never `~/.cache/etl`), under `Limits::default()`. The inputs are JSON
+//! readings (`sensor`, `temp_c`, `ts`) padded with an extra `note` field, which `parse` ignores,
+//! to exactly 1 KiB each. Measured, side by side (each repetition runs every variant once, in
+//! turn, so a busy spell of the machine hits them all):
+//!
+//! - **bare**: the customer component of step `parse` (`components/parse.wasm`, componentized by
+//!   `etl::resolve::prepare` as `etl compile` does) called directly through wasmtime: the
+//!   runner's engine configuration (`consume_fuel`), a fresh `Store` per record with the same fuel
+//!   and memory limit, instantiate, call `etl:pipeline/transform@0.1.0#transform`;
+//! - **composed, runner**: the composed `parse` unit alone (a deployment that keeps only `parse`;
+//!   its outputs go to a subject nothing consumes and are counted as `unconsumed`), through
+//!   `etl::run::Pipeline::run`: one `POST` per record into `in-http`, a fresh store and instance
+//!   per record;
+//! - **composed, NATS source**: the same, but `parse` composed here with `in-messaging` instead of
+//!   `in-http` (as `etl compile` composes a step behind a `nats` source) and fed the record in an
+//!   etl envelope on a subject, to see what the HTTP entry costs;
+//! - **composed, replica**: the runner's call (the same host imports, the same HTTP request and
+//!   response handling) written out in this file, so that it can also be timed with one instance
+//!   reused; with a fresh store per record it should match the runner;
+//! - **reused instance**: bare and replica again with one store and instance for all records, the
+//!   fuel reset before each call, so the cost of instantiating is separated from the cost of the
+//!   call (the envelope, the copies between the parts, the HTTP resources);
+//! - **where the time goes**: one more batch of bare and replica with a fresh store per record,
+//!   each phase of a call (store, instantiate, HTTP request, call, HTTP response, drop) timed
+//!   alone, with its minor page faults (`getrusage`);
+//! - **whole pipeline**: every unit of `sensor-ingest` (5 calls per record when it passes the
+//!   threshold), through `Pipeline::run`;
+//! - **time to first record**: `Runtime::new` + `Runtime::load` of the whole pipeline + `run` of
+//!   one record, cold (an empty compiled-code cache) and warm (a fresh `Runtime` on a cache an
+//!   earlier run filled), plus the `prepare` that `etl run` does before it (validate and compile
+//!   in memory, with the composition cache warm); and the CLI, `etl run` of the release binary
+//!   on one record (process start to exit), cold (an empty `--cache-dir`) and warm (full mode only).
+//!
+//! The harness overhead is `1 − composed/bare` in records per second. Figures are printed, never
+//! asserted; what is asserted is that every call succeeds and that the bare component and the
+//! composed step give the same reading.
+//!
+//! See docs/PERFORMANCE.md for figures and targets.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use etl::deploy::Deployment;
+use etl::harness::Part;
+use etl::model::SourceConnector;
+use etl::run::artifacts::{self, Origin};
+use etl::run::{Artifact, Limits, Pipeline, Record, Runtime};
+use http_body_util::{BodyExt, Full};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::sync::ProxyPre;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+mod support;
+use support::{machine, median, ms};
+
+/// The customer's side: the `transformer` world every customer component implements.
+mod bare {
+    wasmtime::component::bindgen!({
+        path: "../wit/etl-pipeline",
+        world: "transformer",
+    });
+}
+
+/// The runner's side: what `etl run` serves a composed unit besides WASI and `wasi:http` (as in
+/// `compiler/src/run/host.rs`).
+mod unit {
+    wasmtime::component::bindgen!({
+        inline: "
+            package etl-bench:runner;
+
+            world unit {
+                import wasmcloud:messaging/consumer@0.2.0;
+                import wasi:config/runtime@0.2.0-draft;
+                import wasi:logging/logging@0.1.0-draft;
+                export wasmcloud:messaging/handler@0.2.0;
+            }
+        ",
+        path: [
+            "../wit/deps/wasmcloud-messaging-0.2.0",
+            "../wit/deps/wasi-config-0.2.0-draft",
+            "../wit/deps/wasi-logging-0.1.0-draft",
+        ],
+    });
+}
+
+use bare::etl::pipeline::types::{Error as TransformError, Message};
+use unit::wasmcloud::messaging::types::BrokerMessage;
+
+/// The example repo, its pipeline, environment and the step measured.
+const EXAMPLE: &str = "../examples/iot-sensors";
+const PIPELINE: &str = "sensor-ingest";
+const ENVIRONMENT: &str = "dev";
+const STEP: &str = "parse";
+/// Size of every input record.
+const RECORD_BYTES: usize = 1024;
+
+/// Iteration counts.
+struct Counts {
+    /// Records per batch through one `parse` variant.
+    records: usize,
+    /// Batches of each variant (the median is reported).
+    reps: usize,
+    /// Records per batch through the whole pipeline.
+    pipeline_records: usize,
+    /// Warm time-to-first-record runs.
+    warm: usize,
+    /// Cold time-to-first-record runs (each with an empty compiled-code cache).
+    cold: usize,
+}
+
+const FULL: Counts = Counts {
+    records: 1000,
+    reps: 7,
+    pipeline_records: 200,
+    warm: 10,
+    cold: 3,
+};
+const QUICK: Counts = Counts {
+    records: 3,
+    reps: 1,
+    pipeline_records: 2,
+    warm: 1,
+    cold: 1,
+};
+
+/// One batch of one way into `parse`.
+type Variant<'a> = Box<dyn Fn() + 'a>;
+
+/// How long `ETL_BENCH_PROFILE` loops its variant.
+const PROFILE_TIME: Duration = Duration::from_secs(15);
+/// Issue targets.
+const TARGET_OVERHEAD: f64 = 0.15;
+const TARGET_FIRST_RECORD: Duration = Duration::from_millis(300);
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary (unoptimized)
+    // without it, and then only the smoke test makes sense. `ETL_BENCH_QUICK` decides when set.
+    let quick = match std::env::var("ETL_BENCH_QUICK") {
+        Ok(v) if !v.is_empty() => v != "0",
+        _ => !std::env::args().any(|a| a == "--bench"),
+    };
+    let n = if quick { QUICK } else { FULL };
+    let limits = Limits::default();
+
+    println!(
+        "etl run benchmark{}",
+        if quick { " (quick mode)" } else { "" }
+    );
+    println!(
+        "repo: examples/iot-sensors, pipeline `{PIPELINE}`, environment `{ENVIRONMENT}`; \
+         {RECORD_BYTES}-byte JSON records; Limits::default() (fuel {}, memory {} MiB)",
+        limits.fuel,
+        limits.memory >> 20
+    );
+    println!("{}", machine());
+    println!();
+
+    let tmp = tempfile::Builder::new()
+        .prefix("etl-bench-run-")
+        .tempdir()
+        .expect("create tempdir");
+    let cache = tmp.path().join("cache");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
+
+    // Compile in memory, as `etl run` does; the first time fills the composition cache.
+    let origin = Origin::Build(Some(etl::resolve::Cache::new(&cache)));
+    let t = Instant::now();
+    let (validation, built) = artifacts::prepare(&example, &origin).expect("read the example");
+    let prepare_cold = t.elapsed();
+    assert!(
+        !validation.has_errors(),
+        "the example validates: {:?}",
+        validation.diagnostics
+    );
+    let mut built = built.expect("the example compiles");
+    let (mut prepare_warm, mut validate) = (Vec::new(), Vec::new());
+    for _ in 0..if quick { 1 } else { 5 } {
+        let t = Instant::now();
+        let (v, a) = artifacts::prepare(&example, &origin).expect("read the example");
+        prepare_warm.push(t.elapsed());
+        assert!(!v.has_errors() && a.is_some());
+        let t = Instant::now();
+        etl::validate(&example).expect("read the example");
+        validate.push(t.elapsed());
+    }
+    let prepare_warm = median(&mut prepare_warm);
+    let validate = median(&mut validate);
+    let units = built
+        .remove(PIPELINE)
+        .expect("the example has the pipeline");
+    let deployment =
+        etl::deploy::plan(&validation.repo, ENVIRONMENT, PIPELINE).expect("plan the pipeline");
+    let mut parse_only = deployment.clone();
+    parse_only.units.retain(|u| u.name == STEP);
+    assert_eq!(parse_only.units.len(), 1);
+
+    let inputs = records(n.records.max(n.pipeline_records));
+    let parse_inputs = &inputs[..n.records];
+    let pipeline_inputs = &inputs[..n.pipeline_records];
+
+    // `ETL_BENCH_PROFILE=<variant>`: loop one variant (to profile it), nothing else.
+    let profile = std::env::var("ETL_BENCH_PROFILE")
+        .ok()
+        .filter(|v| !v.is_empty());
+
+    // Time to first record: cold runs first, each on an empty compiled-code cache, the last one
+    // on `cache` (which it fills), then fresh runtimes start from `cache`.
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    if profile.is_none() {
+        for i in 0..n.cold {
+            let dir = if i + 1 == n.cold {
+                cache.clone()
+            } else {
+                tmp.path().join(format!("cold-{i}"))
+            };
+            cold.push(first_record(&dir, &deployment, &units, &inputs[0], &limits));
+        }
+        for _ in 0..n.warm {
+            warm.push(first_record(
+                &cache,
+                &deployment,
+                &units,
+                &inputs[0],
+                &limits,
+            ));
+        }
+    }
+
+    // The three ways into `parse`.
+    let runtime = Runtime::new(Some(&cache)).expect("a runtime");
+    let composed = runtime.load(&parse_only, &units).expect("load parse");
+    let whole = runtime
+        .load(&deployment, &units)
+        .expect("load the pipeline");
+    let customer = {
+        let path = example.join("components/parse.wasm");
+        let bytes = std::fs::read(&path).expect("read parse.wasm");
+        etl::resolve::prepare("components/parse.wasm", bytes, None)
+            .expect("parse.wasm is a valid component")
+            .component
+    };
+    let bare = Bare::new(&customer);
+    let replica = Replica::new(&units[STEP], &parse_only);
+    let (nats_only, nats_units) = behind_nats(&parse_only, &units, &customer);
+    let composed_nats = runtime
+        .load(&nats_only, &nats_units)
+        .expect("load parse (nats)");
+
+    // Correctness first: the bare component and the composed step give the same reading, and
+    // the whole pipeline archives it.
+    let expected = bare.fresh(&inputs[0], &limits);
+    assert_eq!(replica.reading(&inputs[0], &limits), expected);
+    let report = whole
+        .run(&inputs[..1], &limits, &mut |_| {})
+        .expect("run one record");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let archived = report
+        .sinks
+        .iter()
+        .find(|s| s.sink == "archive")
+        .expect("the reading is archived");
+    assert_eq!(archived.record.payload, expected);
+    let calls_per_record = run_whole(&whole, pipeline_inputs, &limits);
+
+    let variants: Vec<(&str, Variant)> = vec![
+        (
+            "bare-fresh",
+            Box::new(|| {
+                for r in parse_inputs {
+                    bare.fresh(r, &limits);
+                }
+            }),
+        ),
+        (
+            "runner",
+            Box::new(|| run_parse(&composed, parse_inputs, &limits)),
+        ),
+        (
+            "runner-nats",
+            Box::new(|| run_parse(&composed_nats, parse_inputs, &limits)),
+        ),
+        (
+            "replica-fresh",
+            Box::new(|| {
+                for r in parse_inputs {
+                    replica.fresh(r, &limits);
+                }
+            }),
+        ),
+        (
+            "bare-reused",
+            Box::new(|| bare.reused(parse_inputs, &limits)),
+        ),
+        (
+            "replica-reused",
+            Box::new(|| replica.reused(parse_inputs, &limits)),
+        ),
+        (
+            "pipeline",
+            Box::new(|| {
+                run_whole(&whole, pipeline_inputs, &limits);
+            }),
+        ),
+    ];
+    if let Some(name) = profile {
+        let names: Vec<&str> = variants.iter().map(|(n, _)| *n).collect();
+        let (_, f) = variants
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("ETL_BENCH_PROFILE: one of {names:?}"));
+        let t = Instant::now();
+        let mut batches = 0;
+        while t.elapsed() < PROFILE_TIME {
+            f();
+            batches += 1;
+        }
+        println!(
+            "profiled `{name}`: {batches} batches in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        return;
+    }
+    let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    for _ in 0..n.reps {
+        for (name, f) in &variants {
+            let t = Instant::now();
+            f();
+            times.entry(name).or_default().push(t.elapsed());
+        }
+    }
+    let mut med = |name: &str| median(times.get_mut(name).expect("measured"));
+    let per_second = |d: Duration, count: usize| count as f64 / d.as_secs_f64();
+    let micros = |d: Duration, count: usize| d.as_secs_f64() * 1e6 / count as f64;
+
+    let bare_fresh = med("bare-fresh");
+    let runner = med("runner");
+    let runner_nats = med("runner-nats");
+    let replica_fresh = med("replica-fresh");
+    let bare_reused = med("bare-reused");
+    let replica_reused = med("replica-reused");
+    let pipeline = med("pipeline");
+    let records = n.records;
+    let overhead = |composed: Duration, bare: Duration| {
+        1.0 - per_second(composed, records) / per_second(bare, records)
+    };
+
+    println!(
+        "step `{STEP}`, {records} records of {RECORD_BYTES} bytes per batch, median of {} \
+         batches; one thread",
+        n.reps
+    );
+    println!();
+    println!(
+        "| path into `{STEP}` | fresh store + instance per record: records/s | µs/record | \
+         one instance reused: records/s | µs/record |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let row = |name: &str, fresh: Option<Duration>, reused: Option<Duration>| {
+        let cell = |d: Option<Duration>| match d {
+            Some(d) => (
+                format!("{:.0}", per_second(d, records)),
+                format!("{:.1}", micros(d, records)),
+            ),
+            None => ("—".to_owned(), "—".to_owned()),
+        };
+        let (f, fu) = cell(fresh);
+        let (r, ru) = cell(reused);
+        println!("| {name} | {f} | {fu} | {r} | {ru} |");
+    };
+    row(
+        "bare customer component, `transform` called directly",
+        Some(bare_fresh),
+        Some(bare_reused),
+    );
+    row(
+        "composed step, `etl::run::Pipeline::run` (HTTP source)",
+        Some(runner),
+        None,
+    );
+    row(
+        "composed step, `Pipeline::run`, behind a NATS source instead",
+        Some(runner_nats),
+        None,
+    );
+    row(
+        "composed step, the runner's call replicated here",
+        Some(replica_fresh),
+        Some(replica_reused),
+    );
+    println!(
+        "| **harness overhead** 1 − composed/bare | **{:.0} %** (runner), {:.0} % (NATS), {:.0} % \
+         (replica) | | **{:.0} %** (replica) | |",
+        100.0 * overhead(runner, bare_fresh),
+        100.0 * overhead(runner_nats, bare_fresh),
+        100.0 * overhead(replica_fresh, bare_fresh),
+        100.0 * overhead(replica_reused, bare_reused),
+    );
+
+    // Where the time of a call goes: one more batch of each, timed phase by phase, with the
+    // minor page faults of each phase.
+    let (bare_split, replica_split) = (
+        bare.split(parse_inputs, &limits),
+        replica.split(parse_inputs, &limits),
+    );
+    let faults = |f: &dyn Fn()| {
+        let before = minor_faults();
+        f();
+        (minor_faults() - before) as f64 / records as f64
+    };
+    let (bare_reused_faults, replica_reused_faults) = (
+        faults(&|| bare.reused(parse_inputs, &limits)),
+        faults(&|| replica.reused(parse_inputs, &limits)),
+    );
+    println!();
+    println!(
+        "where the time of one call goes (mean over one more batch, each phase timed alone; \
+         faults: minor page faults)"
+    );
+    println!();
+    println!("| phase | bare µs | bare faults | composed (HTTP, replica) µs | composed faults |");
+    println!("|---|---:|---:|---:|---:|");
+    let (mut bare_total, mut replica_total) = (0.0, 0.0);
+    for (i, phase) in Phase::ALL.iter().enumerate() {
+        let (bu, bf) = bare_split.per_call(i);
+        let (cu, cf) = replica_split.per_call(i);
+        bare_total += bu;
+        replica_total += cu;
+        let bare_cells = if bu == 0.0 && bf == 0.0 {
+            "— | —".to_owned()
+        } else {
+            format!("{bu:.1} | {bf:.1}")
+        };
+        println!("| {} | {bare_cells} | {cu:.1} | {cf:.1} |", phase.name());
+    }
+    println!(
+        "| **fresh store + instance, total** | **{bare_total:.1}** | | **{replica_total:.1}** | |"
+    );
+    println!(
+        "| **a call on a reused instance** (median batch above) | **{:.1}** | {bare_reused_faults:.1} | **{:.1}** | {replica_reused_faults:.1} |",
+        micros(bare_reused, records),
+        micros(replica_reused, records),
+    );
+    println!();
+    println!(
+        "whole pipeline `{PIPELINE}` through Pipeline::run: {:.0} records/s ({} records per \
+         batch, {calls_per_record:.1} calls per record, {:.1} µs per call)",
+        per_second(pipeline, n.pipeline_records),
+        n.pipeline_records,
+        micros(pipeline, n.pipeline_records) / calls_per_record,
+    );
+
+    println!();
+    println!(
+        "time to first record, `{PIPELINE}` ({} units): Runtime::new + load + run of 1 record",
+        deployment.units.len()
+    );
+    println!();
+    println!(
+        "| path | caches | runs | Runtime::new ms | load ms | run ms | total ms (median) | min | \
+         max |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, runs) in [("cold (empty)", &cold), ("warm", &warm)] {
+        let pick = |f: fn(&FirstRecord) -> Duration| {
+            let mut xs: Vec<Duration> = runs.iter().map(f).collect();
+            median(&mut xs)
+        };
+        let mut totals: Vec<Duration> = runs.iter().map(|r| r.total).collect();
+        let total = median(&mut totals);
+        println!(
+            "| in-process | {name} | {} | {:.1} | {:.1} | {:.1} | **{:.1}** | {:.1} | {:.1} |",
+            runs.len(),
+            ms(pick(|r| r.new)),
+            ms(pick(|r| r.load)),
+            ms(pick(|r| r.run)),
+            ms(total),
+            ms(totals[0]),
+            ms(*totals.last().expect("a run")),
+        );
+    }
+    // The CLI, as a user starts it: process start, validate, compile in memory, plan, load, run,
+    // print. Full mode only (unoptimized, a cold one takes seconds).
+    let mut cli_warm = None;
+    if quick {
+        println!("| CLI `etl run` | — | skipped in quick mode | | | | | | |");
+    } else {
+        let input = tmp.path().join("input.jsonl");
+        let line = serde_json::json!({
+            "payload": String::from_utf8(inputs[0].payload.clone()).expect("JSON text"),
+        });
+        std::fs::write(&input, format!("{line}\n")).expect("write the input");
+        let cli_cache = tmp.path().join("cli-cache");
+        let mut cold_cli: Vec<Duration> = (0..n.cold)
+            .map(|i| {
+                let dir = if i + 1 == n.cold {
+                    cli_cache.clone()
+                } else {
+                    tmp.path().join(format!("cli-cold-{i}"))
+                };
+                cli_run(&example, &input, &dir)
+            })
+            .collect();
+        let mut warm_cli: Vec<Duration> = (0..n.warm)
+            .map(|_| cli_run(&example, &input, &cli_cache))
+            .collect();
+        for (name, runs) in [
+            (
+                "cold (empty: componentize, compose, Cranelift)",
+                &mut cold_cli,
+            ),
+            ("warm", &mut warm_cli),
+        ] {
+            let total = median(runs);
+            println!(
+                "| CLI `etl run` | {name} | {} | — | — | — | **{:.1}** | {:.1} | {:.1} |",
+                runs.len(),
+                ms(total),
+                ms(runs[0]),
+                ms(*runs.last().expect("a run")),
+            );
+        }
+        cli_warm = Some(median(&mut warm_cli));
+    }
+    println!();
+    println!(
+        "before Runtime::new, `etl run` validates and compiles the repo in memory \
+         (artifacts::prepare): {:.1} ms with the composition cache warm (of which {:.1} ms \
+         `etl::validate`), {:.1} ms cold (once)",
+        ms(prepare_warm),
+        ms(validate),
+        ms(prepare_cold)
+    );
+
+    println!();
+    let pass = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    let o = overhead(runner, bare_fresh);
+    println!(
+        "target harness overhead < {:.0} %: {:.0} % (runner, fresh instance per record): {}; \
+         {:.0} % with one instance reused",
+        100.0 * TARGET_OVERHEAD,
+        100.0 * o,
+        pass(o < TARGET_OVERHEAD),
+        100.0 * overhead(replica_reused, bare_reused),
+    );
+    let mut totals: Vec<Duration> = warm.iter().map(|r| r.total).collect();
+    let warm_total = median(&mut totals);
+    match cli_warm {
+        Some(cli) => println!(
+            "target time to first record < {} ms (warm): {:.1} ms in-process, {:.1} ms through \
+             the CLI: {}",
+            TARGET_FIRST_RECORD.as_millis(),
+            ms(warm_total),
+            ms(cli),
+            pass(warm_total < TARGET_FIRST_RECORD && cli < TARGET_FIRST_RECORD)
+        ),
+        None => println!(
+            "target time to first record < {} ms (warm): {:.1} ms in-process: {}",
+            TARGET_FIRST_RECORD.as_millis(),
+            ms(warm_total),
+            pass(warm_total < TARGET_FIRST_RECORD)
+        ),
+    }
+}
+
+/// `n` readings of exactly [`RECORD_BYTES`] bytes, padded by a `note` field `parse` ignores;
+/// temperatures from 20 to 79 °C, so some pass the `dev` threshold (50) and some do not.
+fn records(n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            let head = format!(
+                r#"{{"sensor":"t-{:03}","temp_c":{}.5,"ts":"2026-11-01T12:{:02}:{:02}Z","note":""#,
+                i % 1000,
+                20 + i % 60,
+                (i / 60) % 60,
+                i % 60
+            );
+            let mut payload = head.into_bytes();
+            payload.resize(RECORD_BYTES - 2, b'x');
+            payload.extend_from_slice(b"\"}");
+            assert_eq!(payload.len(), RECORD_BYTES);
+            Record {
+                key: None,
+                payload,
+                headers: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The phases of one time-to-first-record run.
+struct FirstRecord {
+    new: Duration,
+    load: Duration,
+    run: Duration,
+    total: Duration,
+}
+
+/// A fresh runtime on the compiled-code cache `cache`, the whole pipeline loaded, one record run.
+fn first_record(
+    cache: &Path,
+    deployment: &Deployment,
+    units: &BTreeMap<String, Artifact>,
+    record: &Record,
+    limits: &Limits,
+) -> FirstRecord {
+    let t = Instant::now();
+    let runtime = Runtime::new(Some(cache)).expect("a runtime");
+    let new = t.elapsed();
+    let pipeline = runtime.load(deployment, units).expect("load the pipeline");
+    let load = t.elapsed() - new;
+    let report = pipeline
+        .run(std::slice::from_ref(record), limits, &mut |_| {})
+        .expect("run one record");
+    let total = t.elapsed();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(!report.sinks.is_empty(), "the record reached a sink");
+    FirstRecord {
+        new,
+        load,
+        run: total - new - load,
+        total,
+    }
+}
+
+/// The `parse`-only deployment and artifacts, but behind a NATS source: `parse` composed with
+/// `in-messaging` instead of `in-http` (as `etl compile` composes it behind a `nats` source), and
+/// subscribed to the source's subject.
+fn behind_nats(
+    parse_only: &Deployment,
+    units: &BTreeMap<String, Artifact>,
+    customer: &[u8],
+) -> (Deployment, BTreeMap<String, Artifact>) {
+    let subject = "bench.sensors.in".to_owned();
+    let mut deployment = parse_only.clone();
+    deployment.source.connector = SourceConnector::Nats;
+    deployment.source.subject = Some(subject.clone());
+    deployment.source.settings = BTreeMap::from([("subject".to_owned(), subject.clone())]);
+    let unit = &mut deployment.units[0];
+    unit.http = false;
+    unit.subscriptions = vec![subject];
+    let bytes = etl::compose::compose(etl::compose::Parts {
+        settings: Part::Settings.bytes(),
+        customer,
+        outbound: Part::OutMessaging.bytes(),
+        inbound: &[Part::InMessaging.bytes()],
+    })
+    .expect("compose parse behind in-messaging");
+    let mut units = units.clone();
+    units.insert(
+        STEP.to_owned(),
+        Artifact {
+            digest: etl::resolve::sha256(&bytes),
+            bytes: Arc::from(bytes),
+        },
+    );
+    (deployment, units)
+}
+
+/// Wall time of `etl run sensor-ingest --env dev` on one record, with `cache` as its cache.
+fn cli_run(repo: &Path, input: &Path, cache: &Path) -> Duration {
+    let t = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["run", PIPELINE, "--env", ENVIRONMENT, "--format", "jsonl"])
+        .arg("--repo")
+        .arg(repo)
+        .arg("--input")
+        .arg(input)
+        .arg("--cache-dir")
+        .arg(cache)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn etl");
+    let wall = t.elapsed();
+    assert!(
+        output.status.success(),
+        "`etl run` on the example: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("archive"),
+        "the record reached the archive"
+    );
+    wall
+}
+
+/// Runs `inputs` through the `parse`-only pipeline and checks each gave one reading.
+fn run_parse(pipeline: &Pipeline, inputs: &[Record], limits: &Limits) {
+    let report = pipeline.run(inputs, limits, &mut |_| {}).expect("run");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let counts = report.counts_of(STEP).expect("parse ran");
+    assert_eq!(counts.produced, inputs.len() as u64);
+    assert_eq!(report.unconsumed, inputs.len() as u64);
+}
+
+/// Runs `inputs` through the whole pipeline; the calls made per record.
+fn run_whole(pipeline: &Pipeline, inputs: &[Record], limits: &Limits) -> f64 {
+    let report = pipeline.run(inputs, limits, &mut |_| {}).expect("run");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let calls: u64 = report.counts.iter().map(|(_, c)| c.received).sum();
+    calls as f64 / inputs.len() as f64
+}
+
+/// The engine of `etl::run::Runtime`, so that every variant runs under the same configuration.
+fn engine() -> Engine {
+    if let Ok(keep) = std::env::var("EXP_KEEP") {
+        let keep: usize = keep.parse().unwrap();
+        let mut config = wasmtime::Config::new();
+        config.consume_fuel(true);
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(128)
+            .total_core_instances(2048)
+            .total_memories(512)
+            .total_tables(1024)
+            .max_memory_size(4 << 30)
+            .linear_memory_keep_resident(keep)
+            .table_keep_resident(keep);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        return Engine::new(&config).unwrap();
+    }
+    etl::run::engine().expect("an engine")
+}
+
+/// The memory limit of the runner's stores (`run/host.rs`).
+struct Limiter {
+    memory: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.memory)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+// --- bare: the customer component alone -----------------------------------------------------
+
+/// The store state of a bare call: the limits, and an empty `etl:pipeline/config`.
+struct BareHost {
+    limiter: Limiter,
+}
+
+impl bare::etl::pipeline::types::Host for BareHost {}
+
+impl bare::etl::pipeline::config::Host for BareHost {
+    fn get(&mut self, _key: String) -> Option<String> {
+        None
+    }
+
+    fn get_all(&mut self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// The customer component, linked and ready to instantiate.
+struct Bare {
+    engine: Engine,
+    pre: bare::TransformerPre<BareHost>,
+}
+
+impl Bare {
+    fn new(component: &[u8]) -> Self {
+        let engine = engine();
+        let component = Component::new(&engine, component).expect("compile parse");
+        let mut linker = Linker::new(&engine);
+        bare::Transformer::add_to_linker::<_, HasSelf<BareHost>>(&mut linker, |h| h).expect("link");
+        let pre = bare::TransformerPre::new(linker.instantiate_pre(&component).expect("link"))
+            .expect("parse exports transform");
+        Bare { engine, pre }
+    }
+
+    fn store(&self, limits: &Limits) -> Store<BareHost> {
+        let mut store = Store::new(
+            &self.engine,
+            BareHost {
+                limiter: Limiter {
+                    memory: limits.memory,
+                },
+            },
+        );
+        store.limiter(|h| &mut h.limiter);
+        store.set_fuel(limits.fuel).expect("fuel is on");
+        store
+    }
+
+    /// One record in a fresh store and instance; the reading's payload.
+    fn fresh(&self, record: &Record, limits: &Limits) -> Vec<u8> {
+        let mut store = self.store(limits);
+        let instance = self.pre.instantiate(&mut store).expect("instantiate");
+        call_transform(&instance, &mut store, record)
+    }
+
+    /// Every record through one instance, the fuel reset before each call.
+    fn reused(&self, records: &[Record], limits: &Limits) {
+        let mut store = self.store(limits);
+        let instance = self.pre.instantiate(&mut store).expect("instantiate");
+        for r in records {
+            store.set_fuel(limits.fuel).expect("fuel is on");
+            call_transform(&instance, &mut store, r);
+        }
+    }
+
+    /// Where the time of a fresh call goes, over `records`.
+    fn split(&self, records: &[Record], limits: &Limits) -> Split {
+        let mut split = Split::new();
+        for r in records {
+            split.start();
+            let mut store = self.store(limits);
+            split.mark(Phase::Store);
+            let instance = self.pre.instantiate(&mut store).expect("instantiate");
+            split.mark(Phase::Instantiate);
+            call_transform(&instance, &mut store, r);
+            split.mark(Phase::Call);
+            drop(store);
+            split.mark(Phase::Drop);
+        }
+        split
+    }
+}
+
+fn call_transform(
+    instance: &bare::Transformer,
+    store: &mut Store<BareHost>,
+    record: &Record,
+) -> Vec<u8> {
+    let message = Message {
+        key: record.key.clone(),
+        payload: record.payload.clone(),
+        headers: record.headers.clone(),
+    };
+    match instance
+        .etl_pipeline_transform()
+        .call_transform(&mut *store, &message)
+        .expect("transform does not trap")
+    {
+        Ok(mut out) => {
+            assert_eq!(out.len(), 1, "parse gives one reading per record");
+            out.pop().expect("one").payload
+        }
+        Err(TransformError::Invalid(e) | TransformError::Transient(e)) => {
+            panic!("parse refused a record: {e}")
+        }
+    }
+}
+
+// --- replica: the runner's call of an HTTP-fed unit ---------------------------------------------
+
+/// Refuses outgoing requests (`parse` sends none).
+struct NoRequests;
+
+impl WasiHttpHooks for NoRequests {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                )>,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// The store state of a composed call, built as `run/host.rs` builds it.
+struct UnitHost {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: NoRequests,
+    table: ResourceTable,
+    config: Arc<BTreeMap<String, String>>,
+    published: Vec<BrokerMessage>,
+    limiter: Limiter,
+}
+
+impl UnitHost {
+    fn new(config: Arc<BTreeMap<String, String>>, limits: &Limits) -> Self {
+        let output = MemoryOutputPipe::new(64 * 1024);
+        UnitHost {
+            wasi: WasiCtxBuilder::new()
+                .stdout(output.clone())
+                .stderr(output)
+                .build(),
+            http: WasiHttpCtx::new(),
+            hooks: NoRequests,
+            table: ResourceTable::new(),
+            config,
+            published: Vec::new(),
+            limiter: Limiter {
+                memory: limits.memory,
+            },
+        }
+    }
+}
+
+impl WasiView for UnitHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for UnitHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl unit::wasmcloud::messaging::types::Host for UnitHost {}
+
+impl unit::wasmcloud::messaging::consumer::Host for UnitHost {
+    fn request(
+        &mut self,
+        subject: String,
+        _body: Vec<u8>,
+        _timeout_ms: u32,
+    ) -> Result<BrokerMessage, String> {
+        Err(format!("no request/reply here (subject `{subject}`)"))
+    }
+
+    fn publish(&mut self, msg: BrokerMessage) -> Result<(), String> {
+        self.published.push(msg);
+        Ok(())
+    }
+}
+
+impl unit::wasi::config::runtime::Host for UnitHost {
+    fn get(
+        &mut self,
+        key: String,
+    ) -> Result<Option<String>, unit::wasi::config::runtime::ConfigError> {
+        Ok(self.config.get(&key).cloned())
+    }
+
+    fn get_all(
+        &mut self,
+    ) -> Result<Vec<(String, String)>, unit::wasi::config::runtime::ConfigError> {
+        Ok(self
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+impl unit::wasi::logging::logging::Host for UnitHost {
+    fn log(
+        &mut self,
+        _level: unit::wasi::logging::logging::Level,
+        _context: String,
+        _message: String,
+    ) {
+    }
+}
+
+/// The composed `parse` unit, linked as the runner links it, fed as the runner feeds it.
+struct Replica {
+    engine: Engine,
+    pre: ProxyPre<UnitHost>,
+    config: Arc<BTreeMap<String, String>>,
+    path: String,
+}
+
+impl Replica {
+    fn new(artifact: &Artifact, deployment: &Deployment) -> Self {
+        let engine = engine();
+        let component = Component::new(&engine, &artifact.bytes).expect("compile composed parse");
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("link wasi");
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).expect("link http");
+        unit::Unit::add_to_linker::<_, HasSelf<UnitHost>>(&mut linker, |h| h)
+            .expect("link the runner's imports");
+        let pre = ProxyPre::new(linker.instantiate_pre(&component).expect("link"))
+            .expect("parse is fed over HTTP");
+        let parse = &deployment.units[0];
+        assert!(parse.http, "the example's source is http");
+        Replica {
+            engine,
+            pre,
+            config: Arc::new(parse.config.clone()),
+            path: deployment
+                .source
+                .settings
+                .get("path")
+                .cloned()
+                .unwrap_or_else(|| "/".to_owned()),
+        }
+    }
+
+    fn store(&self, limits: &Limits) -> Store<UnitHost> {
+        let mut store = Store::new(&self.engine, UnitHost::new(self.config.clone(), limits));
+        store.limiter(|h| &mut h.limiter);
+        store.set_fuel(limits.fuel).expect("fuel is on");
+        store
+    }
+
+    /// One record in a fresh store and instance; the body of its one publish.
+    fn fresh(&self, record: &Record, limits: &Limits) -> Vec<u8> {
+        let mut store = self.store(limits);
+        let proxy = self.pre.instantiate(&mut store).expect("instantiate");
+        self.call(&proxy, &mut store, record)
+    }
+
+    /// The payload of the reading [`Replica::fresh`] publishes for `record`.
+    fn reading(&self, record: &Record, limits: &Limits) -> Vec<u8> {
+        etl_envelope::decode(&self.fresh(record, limits))
+            .expect("an etl envelope")
+            .payload
+    }
+
+    /// Every record through one instance, the fuel reset before each call.
+    fn reused(&self, records: &[Record], limits: &Limits) {
+        let mut store = self.store(limits);
+        let proxy = self.pre.instantiate(&mut store).expect("instantiate");
+        for r in records {
+            store.set_fuel(limits.fuel).expect("fuel is on");
+            self.call(&proxy, &mut store, r);
+        }
+    }
+
+    /// What `call_http` in `run/mod.rs` does: a `POST` of the record, the response collected,
+    /// the publish taken from the store; the body of the publish.
+    fn call(
+        &self,
+        proxy: &wasmtime_wasi_http::p2::bindings::sync::Proxy,
+        store: &mut Store<UnitHost>,
+        record: &Record,
+    ) -> Vec<u8> {
+        self.call_marked(proxy, store, record, &mut |_| {})
+    }
+
+    /// [`Replica::call`], calling `mark` at the end of each of its phases.
+    fn call_marked(
+        &self,
+        proxy: &wasmtime_wasi_http::p2::bindings::sync::Proxy,
+        store: &mut Store<UnitHost>,
+        record: &Record,
+        mark: &mut dyn FnMut(Phase),
+    ) -> Vec<u8> {
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(format!("http://localhost{}", self.path));
+        for (name, value) in &record.headers {
+            request = request.header(name, value);
+        }
+        let body = Full::new(Bytes::from(record.payload.clone()))
+            .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
+            .boxed_unsync();
+        let request = request.body(body).expect("a valid request");
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(
+                wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
+                request,
+            )
+            .expect("a request resource");
+        let out = {
+            let slot = Arc::clone(&slot);
+            store
+                .data_mut()
+                .http()
+                .new_response_outparam_from_callback(move |r| {
+                    *slot.lock().expect("not poisoned") = Some(r);
+                })
+                .expect("an outparam resource")
+        };
+        mark(Phase::Request);
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut *store, request, out)
+            .expect("the handler does not trap");
+        mark(Phase::Call);
+        let response = slot
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("a response")
+            .expect("not an error code");
+        let status = response.status();
+        let body = wasmtime_wasi::runtime::in_tokio(response.into_body().collect())
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "in-http answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let mut published = std::mem::take(&mut store.data_mut().published);
+        assert_eq!(published.len(), 1, "one publish per reading");
+        let body = published.pop().expect("one").body;
+        mark(Phase::Response);
+        body
+    }
+
+    /// Where the time of a fresh call goes, over `records`.
+    fn split(&self, records: &[Record], limits: &Limits) -> Split {
+        let mut split = Split::new();
+        for r in records {
+            split.start();
+            let mut store = self.store(limits);
+            split.mark(Phase::Store);
+            let proxy = self.pre.instantiate(&mut store).expect("instantiate");
+            split.mark(Phase::Instantiate);
+            self.call_marked(&proxy, &mut store, r, &mut |p| split.mark(p));
+            drop(store);
+            split.mark(Phase::Drop);
+        }
+        split
+    }
+}
+
+/// The phases of one call in a fresh store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The host state, the `Store`, its limiter and fuel.
+    Store,
+    /// Instantiating the component (`*Pre::instantiate`).
+    Instantiate,
+    /// Building the HTTP request and its `wasi:http` resources (composed only).
+    Request,
+    /// The call: `transform`, or `wasi:http/incoming-handler#handle`.
+    Call,
+    /// Collecting the HTTP response and taking the publish (composed only).
+    Response,
+    /// Dropping the store (and with it the instance and its memories).
+    Drop,
+}
+
+impl Phase {
+    const ALL: [Phase; 6] = [
+        Phase::Store,
+        Phase::Instantiate,
+        Phase::Request,
+        Phase::Call,
+        Phase::Response,
+        Phase::Drop,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Store => "host state + `Store::new` + limiter + fuel",
+            Phase::Instantiate => "instantiate",
+            Phase::Request => "HTTP request and its resources",
+            Phase::Call => "the call (`transform` / `handle`)",
+            Phase::Response => "HTTP response, take the publish",
+            Phase::Drop => "drop the store",
+        }
+    }
+}
+
+/// Time and minor page faults per [`Phase`], summed over calls.
+struct Split {
+    time: [Duration; 6],
+    faults: [u64; 6],
+    calls: usize,
+    at: Instant,
+    faults_at: u64,
+}
+
+impl Split {
+    fn new() -> Self {
+        Split {
+            time: [Duration::ZERO; 6],
+            faults: [0; 6],
+            calls: 0,
+            at: Instant::now(),
+            faults_at: 0,
+        }
+    }
+
+    fn start(&mut self) {
+        self.calls += 1;
+        self.faults_at = minor_faults();
+        self.at = Instant::now();
+    }
+
+    /// Ends phase `p`; the time `getrusage` takes is left out of every phase.
+    fn mark(&mut self, p: Phase) {
+        let elapsed = self.at.elapsed();
+        let faults = minor_faults();
+        let i = Phase::ALL.iter().position(|&q| q == p).expect("a phase");
+        self.time[i] += elapsed;
+        self.faults[i] += faults - self.faults_at;
+        self.faults_at = faults;
+        self.at = Instant::now();
+    }
+
+    /// Mean µs and minor faults per call of phase `i`.
+    fn per_call(&self, i: usize) -> (f64, f64) {
+        let n = self.calls as f64;
+        (
+            self.time[i].as_secs_f64() * 1e6 / n,
+            self.faults[i] as f64 / n,
+        )
+    }
+}
+
+/// Minor page faults of this thread so far.
+fn minor_faults() -> u64 {
+    // SAFETY: `getrusage` writes one `rusage` into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        usage
+    };
+    u64::try_from(usage.ru_minflt).unwrap_or(0)
+}
