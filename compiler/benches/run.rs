@@ -21,8 +21,8 @@
 //!
 //! - **bare**: the customer component of step `parse` (`components/parse.wasm`, componentized by
 //!   `etl::resolve::prepare` as `etl compile` does) called directly through wasmtime: the
-//!   runner's engine configuration (`consume_fuel`), a fresh `Store` per record with the same fuel
-//!   and memory limit, instantiate, call `etl:pipeline/transform@0.1.0#transform`;
+//!   runner's engine (`etl::run::engine()`), a fresh `Store` per record with the same fuel and
+//!   memory limit, instantiate, call `etl:pipeline/transform@0.1.0#transform`;
 //! - **composed, runner**: the composed `parse` unit alone (a deployment that keeps only `parse`;
 //!   its outputs go to a subject nothing consumes and are counted as `unconsumed`), through
 //!   `etl::run::Pipeline::run`: one `POST` per record into `in-http`, a fresh store and instance
@@ -419,6 +419,19 @@ fn main() {
         100.0 * overhead(replica_reused, bare_reused),
     );
 
+    let (bare_shape, composed_shape) = (shape(&customer), shape(&units[STEP].bytes));
+    println!();
+    println!(
+        "what one instantiation sets up (core instances, of modules, linear memories): bare \
+         {}, {}, {}; composed {}, {}, {}",
+        bare_shape.0,
+        bare_shape.1,
+        bare_shape.2,
+        composed_shape.0,
+        composed_shape.1,
+        composed_shape.2,
+    );
+
     // Where the time of a call goes: one more batch of each, timed phase by phase, with the
     // minor page faults of each phase.
     let (bare_split, replica_split) = (
@@ -645,6 +658,26 @@ fn first_record(
     }
 }
 
+/// Core module instantiations, core modules and the linear memories they define, at any depth
+/// of a component: what instantiating it sets up.
+fn shape(component: &[u8]) -> (usize, usize, usize) {
+    let (mut instantiations, mut modules, mut memories) = (0, 0, 0);
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.expect("a valid component") {
+            wasmparser::Payload::InstanceSection(s) => {
+                instantiations += s
+                    .into_iter()
+                    .filter(|i| matches!(i, Ok(wasmparser::Instance::Instantiate { .. })))
+                    .count();
+            }
+            wasmparser::Payload::ModuleSection { .. } => modules += 1,
+            wasmparser::Payload::MemorySection(s) => memories += s.count() as usize,
+            _ => {}
+        }
+    }
+    (instantiations, modules, memories)
+}
+
 /// The `parse`-only deployment and artifacts, but behind a NATS source: `parse` composed with
 /// `in-messaging` instead of `in-http` (as `etl compile` composes it behind a `nats` source), and
 /// subscribed to the source's subject.
@@ -726,21 +759,6 @@ fn run_whole(pipeline: &Pipeline, inputs: &[Record], limits: &Limits) -> f64 {
 
 /// The engine of `etl::run::Runtime`, so that every variant runs under the same configuration.
 fn engine() -> Engine {
-    if let Ok(keep) = std::env::var("EXP_KEEP") {
-        let keep: usize = keep.parse().unwrap();
-        let mut config = wasmtime::Config::new();
-        config.consume_fuel(true);
-        let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_component_instances(128)
-            .total_core_instances(2048)
-            .total_memories(512)
-            .total_tables(1024)
-            .max_memory_size(4 << 30)
-            .linear_memory_keep_resident(keep)
-            .table_keep_resident(keep);
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        return Engine::new(&config).unwrap();
-    }
     etl::run::engine().expect("an engine")
 }
 
