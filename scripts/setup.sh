@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing etl needs on a fresh machine: the pinned Rust toolchain
-# (rust-toolchain.toml) and its Wasm targets. Safe to run again.
+# (rust-toolchain.toml) and its Wasm targets, and the tests' third-party oracles (Graphviz).
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,4 +13,17 @@ fi
 rustup toolchain install --no-self-update >/dev/null
 rustup target add wasm32-wasip2 wasm32-unknown-unknown >/dev/null
 rustup component add rustfmt clippy >/dev/null
-echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown"
+# Graphviz's `dot` is a test oracle: it must parse what `etl graph --format dot` writes.
+if ! command -v dot >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      graphviz >/dev/null
+  else
+    echo "setup: install Graphviz (the \`dot\` command) for the tests" >&2
+    exit 1
+  fi
+fi
+echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown, $(dot -V 2>&1)"

@@ -4,6 +4,7 @@
 # are never asserted in tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
 export INSTA_UPDATE=no ETL_BENCH_QUICK=1
 cargo test --workspace --all-targets
 # The harness components' own unit tests (their workspace is separate; they run on the host).

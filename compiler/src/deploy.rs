@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use crate::check::Environments;
 use crate::check::templates;
 use crate::diag;
-use crate::load::Repo;
+use crate::load::{Loaded, Repo};
 use crate::model::{Pipeline, Setting, Settings, SinkConnector, SourceConnector};
 
 /// A pipeline as deployed to one environment.
@@ -196,6 +196,19 @@ pub fn default_environment(repo: &Repo) -> Option<String> {
         .map(|n| n.to_string())
 }
 
+/// The pipeline named `name`, or an error that says which ones there are.
+pub fn find_pipeline<'a>(repo: &'a Repo, name: &str) -> Result<&'a Loaded<Pipeline>, PlanError> {
+    let names = || repo.pipelines.iter().map(|p| p.spec.metadata.name.as_str());
+    repo.pipelines
+        .iter()
+        .find(|p| *p.spec.metadata.name == *name)
+        .ok_or_else(|| PlanError::UnknownPipeline {
+            name: name.to_owned(),
+            suggestion: diag::closest(name, names()).map(str::to_owned),
+            known: names().map(str::to_owned).collect(),
+        })
+}
+
 /// Plans `pipeline` in `environment` for a repo that validated without errors.
 pub fn plan(repo: &Repo, environment: &str, pipeline: &str) -> Result<Deployment, PlanError> {
     let project = repo.project.as_ref().ok_or(PlanError::NoProject)?;
@@ -207,17 +220,7 @@ pub fn plan(repo: &Repo, environment: &str, pipeline: &str) -> Result<Deployment
             suggestion: diag::closest(environment, environments.names()).map(str::to_owned),
             known: environments.names().map(str::to_owned).collect(),
         })?;
-    let names = || repo.pipelines.iter().map(|p| p.spec.metadata.name.as_str());
-    let spec: &Pipeline = repo
-        .pipelines
-        .iter()
-        .map(|p| &p.spec)
-        .find(|p| *p.metadata.name == *pipeline)
-        .ok_or_else(|| PlanError::UnknownPipeline {
-            name: pipeline.to_owned(),
-            suggestion: diag::closest(pipeline, names()).map(str::to_owned),
-            known: names().map(str::to_owned).collect(),
-        })?;
+    let spec: &Pipeline = &find_pipeline(repo, pipeline)?.spec;
     let project_name = project.spec.metadata.name.to_string();
     let engine = templates::engine();
     let context = templates::context(env, pipeline);

@@ -12,6 +12,7 @@ pub mod compose;
 pub mod contract;
 pub mod deploy;
 pub mod diag;
+pub mod diagram;
 pub mod harness;
 pub mod init;
 pub mod inspect;

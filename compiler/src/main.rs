@@ -114,6 +114,21 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Draw a pipeline (source → steps → sinks, edges from `from:`) as a Mermaid flowchart
+    /// (for Markdown and pull requests) or Graphviz DOT (`| dot -Tsvg`).
+    ///
+    /// Exit status: 0 drawn, 1 the repo is invalid, 2 usage error (e.g. an unknown pipeline).
+    Graph {
+        /// The pipeline to draw.
+        #[arg(value_name = "PIPELINE")]
+        pipeline: String,
+        /// The pipeline repo (the directory holding etl.yaml).
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        repo: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates cleanly. Never overwrites existing files.
     Init {
@@ -168,6 +183,14 @@ impl LimitArgs {
             retries: self.retries,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -337,6 +360,26 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             };
             test(&prepared, &pipelines, &limits.limits())
         }
+        Command::Graph {
+            pipeline,
+            repo,
+            format,
+        } => {
+            let validation = etl::validate(&repo)?;
+            if !validation.diagnostics.is_empty() {
+                let done = (!validation.has_errors()).then_some("");
+                report(&validation, &repo, Format::Human, cli.color, done);
+            }
+            if validation.has_errors() {
+                return Ok(ExitCode::from(1));
+            }
+            let p = etl::deploy::find_pipeline(&validation.repo, &pipeline)?;
+            print(&match format {
+                GraphFormat::Mermaid => etl::diagram::mermaid(&p.spec),
+                GraphFormat::Dot => etl::diagram::dot(&p.spec),
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init { dir, name } => {
             let files = etl::init::init(&dir, name.as_deref())?;
             println!("created a pipeline repo in `{}`:", dir.display());
@@ -458,22 +501,8 @@ fn test(
     limits: &etl::run::Limits,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let repo = &prepared.validation.repo;
-    let names: Vec<&str> = repo
-        .pipelines
-        .iter()
-        .map(|p| p.spec.metadata.name.as_str())
-        .collect();
     for p in only {
-        if !names.contains(&p.as_str()) {
-            let hint = etl::diag::closest(p, names.iter().copied())
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            return Err(format!(
-                "unknown pipeline `{p}`{hint}; the repo defines {}",
-                etl::diag::quoted_list(&names)
-            )
-            .into());
-        }
+        etl::deploy::find_pipeline(repo, p)?;
     }
     let fixtures: Vec<_> = repo
         .tests
