@@ -161,16 +161,20 @@ struct ArtifactArgs {
 struct LimitArgs {
     /// Fuel per call (about one unit per instruction); running out fails the record as a
     /// timeout.
-    #[arg(long, default_value_t = etl::run::Limits::default().fuel, value_name = "UNITS")]
+    #[arg(long, default_value_t = etl::run::Limits::default().fuel, value_name = "UNITS",
+          value_parser = clap::value_parser!(u64).range(1..))]
     fuel: u64,
-    /// Largest linear memory of a component, in MiB.
-    #[arg(long, default_value_t = etl::run::Limits::default().memory >> 20, value_name = "MIB")]
-    memory: usize,
+    /// Largest linear memory of a component, in MiB (at most 4096, the wasm32 maximum).
+    #[arg(long, default_value_t = (etl::run::Limits::default().memory >> 20) as u64,
+          value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    memory: u64,
     /// Most outputs one record may produce at one step or sink.
-    #[arg(long, default_value_t = etl::run::Limits::default().max_outputs, value_name = "N")]
-    max_outputs: usize,
+    #[arg(long, default_value_t = etl::run::Limits::default().max_outputs as u64,
+          value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_outputs: u64,
     /// Extra attempts after a `transient` error.
-    #[arg(long, default_value_t = etl::run::Limits::default().retries, value_name = "N")]
+    #[arg(long, default_value_t = etl::run::Limits::default().retries, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
     retries: u32,
 }
 
@@ -178,8 +182,8 @@ impl LimitArgs {
     fn limits(&self) -> etl::run::Limits {
         etl::run::Limits {
             fuel: self.fuel,
-            memory: self.memory << 20,
-            max_outputs: self.max_outputs,
+            memory: (self.memory as usize) << 20,
+            max_outputs: self.max_outputs as usize,
             retries: self.retries,
         }
     }
@@ -459,6 +463,9 @@ fn prepare(
 /// Reads JSON lines from `path` (`-`: stdin).
 fn read_input(path: &std::path::Path) -> Result<Vec<etl::run::Record>, Box<dyn std::error::Error>> {
     let (origin, text) = if path.as_os_str() == "-" {
+        if std::io::stdin().is_terminal() {
+            eprintln!("reading records from stdin, one JSON object a line; end with Ctrl-D");
+        }
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
             .map_err(|e| format!("<stdin>: {e}"))?;
