@@ -709,3 +709,58 @@ fn http_sinks_are_captured_never_sent() {
         other => panic!("the runner connected to the sink's URL: {other:?}"),
     }
 }
+
+#[test]
+fn behind_an_http_source_the_outcomes_are_the_same() {
+    let report = watchdog(|| {
+        let (validation, artifacts) = build(&chaos());
+        let pipeline = load(&validation, &artifacts, "chaos-http", "dev");
+        let tagged = Record {
+            headers: vec![
+                ("X-Tag".to_owned(), "kept".to_owned()),
+                ("x-other".to_owned(), "dropped".to_owned()),
+            ],
+            ..text("tagged")
+        };
+        let inputs = vec![
+            text("transient:busy"),
+            text("invalid:bad"),
+            text("trap"),
+            text("loop"),
+            tagged,
+        ];
+        let limits = Limits {
+            fuel: 100_000_000,
+            ..Limits::default()
+        };
+        pipeline.run(&inputs, &limits, &mut |_| {}).unwrap()
+    });
+    assert_accounted(&report);
+    let failures: Vec<(usize, FailureKind, u32)> = report
+        .failures
+        .iter()
+        .map(|f| (f.input, f.kind, f.attempts))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (0, FailureKind::Transient, 3),
+            (2, FailureKind::Trap, 1),
+            (3, FailureKind::Timeout, 1),
+        ]
+    );
+    assert!(
+        report.failures[0].message.starts_with("503 "),
+        "{:?}",
+        report.failures[0]
+    );
+    assert_eq!(report.dead_letters.len(), 1);
+    assert_eq!(report.dead_letters[0].reason, "bad");
+    // Only the headers `with.headers` names survive the HTTP entry, lowercased.
+    assert_eq!(report.sinks.len(), 1);
+    assert_eq!(report.sinks[0].record.payload, b"tagged");
+    assert_eq!(
+        report.sinks[0].record.headers,
+        [("x-tag".to_owned(), "kept".to_owned())]
+    );
+}

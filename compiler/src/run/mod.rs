@@ -746,9 +746,7 @@ impl Pipeline {
             Ok(Answer::Error(message)) => {
                 let kind = if host.output_limit_hit || host.requests_at_limit() {
                     FailureKind::OutputLimit
-                } else if message.contains("transient error in the transform")
-                    || message.starts_with("503 ")
-                {
+                } else if message.starts_with(TRANSIENT_PREFIX) || message.starts_with("503 ") {
                     FailureKind::Transient
                 } else {
                     FailureKind::Error
@@ -807,6 +805,10 @@ impl Pipeline {
         }
     }
 }
+
+/// How `in-messaging` begins the error it returns for a `transient` answer (docs/harness.md);
+/// `in-http` answers `503` instead.
+const TRANSIENT_PREFIX: &str = "etl in-messaging: transient error in the transform";
 
 /// How a call ended without a trap.
 enum Answer {
