@@ -16,7 +16,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::harness::Part;
 use crate::load::{Loaded, Repo};
 use crate::model::{Pipeline, SinkConnector, SourceConnector};
-use crate::resolve::{self, Cache, ResolvedStep, sha256};
+use crate::resolve::{self, Cache, Composed, ResolvedStep, sha256};
 use crate::{Error, Validation};
 
 /// Version of the composition recipe: part of every cache key, bumped when wiring changes.
@@ -379,8 +379,8 @@ impl Builder<'_> {
         if let Some(artifact) = self.done.get(&key) {
             return Ok(artifact.clone());
         }
-        let bytes = match self.cache.and_then(|c| c.composed(&key)) {
-            Some(bytes) => bytes,
+        let composed = match self.cache.and_then(|c| c.composed(&key)) {
+            Some(composed) => composed,
             None => {
                 let inbound_bytes: Vec<&[u8]> = inbound.iter().map(|p| p.bytes()).collect();
                 let bytes = compose::compose(Parts {
@@ -390,15 +390,26 @@ impl Builder<'_> {
                     inbound: &inbound_bytes,
                 })?;
                 self.built += 1;
+                let (imports, exports) =
+                    compose::interface_of(&bytes).map_err(compose::ComposeError::Encode)?;
+                let composed = Composed {
+                    digest: sha256(&bytes),
+                    bytes,
+                    imports,
+                    exports,
+                };
                 if let Some(c) = self.cache {
-                    c.store_composed(&key, &bytes);
+                    c.store_composed(&key, &composed);
                 }
-                bytes
+                composed
             }
         };
-        let digest = sha256(&bytes);
-        let (imports, exports) =
-            compose::interface_of(&bytes).map_err(compose::ComposeError::Encode)?;
+        let Composed {
+            bytes,
+            digest,
+            imports,
+            exports,
+        } = composed;
         let path = format!(
             "components/sha256/{}.wasm",
             digest.trim_start_matches("sha256:")

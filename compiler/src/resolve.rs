@@ -142,26 +142,39 @@ impl Cache {
         output_digest_check(&bytes).then_some(bytes)
     }
 
-    fn composed_path(&self, key: &str) -> PathBuf {
+    fn composed_path(&self, key: &str, extension: &str) -> PathBuf {
         self.dir
             .join("composed")
-            .join(format!("{}.wasm", key.trim_start_matches("sha256:")))
+            .join(format!("{}.{extension}", key.trim_start_matches("sha256:")))
     }
 
-    /// A composition built earlier from the recipe with this key, if it is still a valid
-    /// component.
-    pub fn composed(&self, key: &str) -> Option<Vec<u8>> {
-        let bytes = fs::read(self.composed_path(key)).ok()?;
-        let valid = wasmparser::Parser::is_component(&bytes)
-            && wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
-                .validate_all(&bytes)
-                .is_ok();
-        valid.then_some(bytes)
+    /// A composition built earlier from the recipe with this key, if its bytes still hash to
+    /// the digest stored with them. Hashing is ~15× cheaper than validating the component
+    /// again, and the entry was valid when it was stored.
+    pub fn composed(&self, key: &str) -> Option<Composed> {
+        let meta = fs::read(self.composed_path(key, "json")).ok()?;
+        let meta: ComposedMeta = serde_json::from_slice(&meta).ok()?;
+        let bytes = fs::read(self.composed_path(key, "wasm")).ok()?;
+        (sha256(&bytes) == meta.digest).then_some(Composed {
+            bytes,
+            digest: meta.digest,
+            imports: meta.imports,
+            exports: meta.exports,
+        })
     }
 
-    /// Keeps a composition for later runs; a cache that cannot be written only costs time.
-    pub fn store_composed(&self, key: &str, bytes: &[u8]) {
-        let _ = self.store(&self.composed_path(key), bytes);
+    /// Keeps a composition for later runs; a cache that cannot be written only costs time. The
+    /// bytes go first and the description last, so an entry is complete or absent.
+    pub fn store_composed(&self, key: &str, composed: &Composed) {
+        let meta = ComposedMeta {
+            digest: composed.digest.clone(),
+            imports: composed.imports.clone(),
+            exports: composed.exports.clone(),
+        };
+        let meta = serde_json::to_vec(&meta).expect("the description serializes");
+        let _ = self
+            .store(&self.composed_path(key, "wasm"), &composed.bytes)
+            .and_then(|()| self.store(&self.composed_path(key, "json"), &meta));
     }
 
     /// Stores bytes atomically: written to a temp file beside the target, then renamed, so a
@@ -174,6 +187,27 @@ impl Cache {
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// A composed component and what the plan says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composed {
+    /// The component.
+    pub bytes: Vec<u8>,
+    /// `sha256:` of `bytes`.
+    pub digest: String,
+    /// Its imports.
+    pub imports: Vec<String>,
+    /// Its exports.
+    pub exports: Vec<String>,
+}
+
+/// The description stored beside a cached composition.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ComposedMeta {
+    digest: String,
+    imports: Vec<String>,
+    exports: Vec<String>,
 }
 
 /// What a component reference was as given.

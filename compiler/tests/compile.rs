@@ -111,6 +111,31 @@ fn compiling_twice_gives_the_same_bytes_and_the_cache_makes_it_a_no_op() {
         "an unchanged repo recompiles from the cache"
     );
     assert_eq!(tree(&a), tree(&b));
+
+    // A cached composition whose bytes no longer hash to their stored digest is rebuilt, and
+    // the output is unchanged; so is one whose description is unreadable.
+    let composed = cache_a.join("composed");
+    let mut entries: Vec<_> = std::fs::read_dir(&composed)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    let wasm = entries
+        .iter()
+        .find(|p| p.extension().unwrap() == "wasm")
+        .unwrap();
+    let mut bytes = std::fs::read(wasm).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(wasm, bytes).unwrap();
+    let json = entries
+        .iter()
+        .rfind(|p| p.extension().unwrap() == "json")
+        .unwrap();
+    std::fs::write(json, b"{").unwrap();
+    let repaired = compile_into(&common::example(), &a, Some(&cache_a));
+    assert_eq!(repaired.built, 2, "the two damaged entries are rebuilt");
+    assert_eq!(tree(&a), tree(&b));
 }
 
 #[test]
