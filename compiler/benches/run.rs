@@ -8,8 +8,7 @@
 //! ETL_BENCH_QUICK=1 cargo bench -p etl --bench run     # smoke test for CI: a few records, one run
 //! cargo test -p etl --bench run                        # also the smoke test (no `--bench` arg)
 //! ETL_BENCH_PROFILE=runner cargo bench -p etl --bench run   # loop one variant for 15 s, to
-//!     # profile it: bare-fresh, runner, runner-nats, replica-fresh, bare-reused, replica-reused
-//!     # or pipeline
+//!     # profile it: bare-fresh, runner, runner-nats, bare-reused, runner-reused or pipeline
 //! ```
 //!
 //! Everything runs on `examples/iot-sensors`, pipeline `sensor-ingest`, environment `dev`,
@@ -30,15 +29,10 @@
 //! - **composed, NATS source**: the same, but `parse` composed here with `in-messaging` instead of
 //!   `in-http` (as `etl compile` composes a step behind a `nats` source) and fed the record in an
 //!   etl envelope on a subject, to see what the HTTP entry costs;
-//! - **composed, replica**: the runner's call (the same host imports, the same HTTP request and
-//!   response handling) written out in this file, so that it can also be timed with one instance
-//!   reused; with a fresh store per record it should match the runner;
-//! - **reused instance**: bare and replica again with one store and instance for all records, the
-//!   fuel reset before each call, so the cost of instantiating is separated from the cost of the
-//!   call (the envelope, the copies between the parts, the HTTP resources);
-//! - **where the time goes**: one more batch of bare and replica with a fresh store per record,
-//!   each phase of a call (store, instantiate, HTTP request, call, HTTP response, drop) timed
-//!   alone, with its minor page faults (`getrusage`);
+//! - **reused instance**: bare, and the runner with `Limits::calls_per_instance` covering the
+//!   batch, with one store and instance for all records and the fuel reset before each call, so
+//!   the cost of instantiating is separated from the cost of the call (the envelope, the copies
+//!   between the parts, the HTTP resources);
 //! - **whole pipeline**: every unit of `sensor-ingest` (5 calls per record when it passes the
 //!   threshold), through `Pipeline::run`;
 //! - **time to first record**: `Runtime::new` + `Runtime::load` of the whole pipeline + `run` of
@@ -59,19 +53,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use etl::deploy::Deployment;
 use etl::harness::Part;
 use etl::model::SourceConnector;
 use etl::run::artifacts::{self, Origin};
 use etl::run::{Artifact, Limits, Pipeline, Record, Runtime};
-use http_body_util::{BodyExt, Full};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, ResourceLimiter, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::sync::ProxyPre;
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 mod support;
 use support::{machine, median, ms};
@@ -84,30 +72,7 @@ mod bare {
     });
 }
 
-/// The runner's side: what `etl run` serves a composed unit besides WASI and `wasi:http` (as in
-/// `compiler/src/run/host.rs`).
-mod unit {
-    wasmtime::component::bindgen!({
-        inline: "
-            package etl-bench:runner;
-
-            world unit {
-                import wasmcloud:messaging/consumer@0.2.0;
-                import wasi:config/runtime@0.2.0-draft;
-                import wasi:logging/logging@0.1.0-draft;
-                export wasmcloud:messaging/handler@0.2.0;
-            }
-        ",
-        path: [
-            "../wit/deps/wasmcloud-messaging-0.2.0",
-            "../wit/deps/wasi-config-0.2.0-draft",
-            "../wit/deps/wasi-logging-0.1.0-draft",
-        ],
-    });
-}
-
 use bare::etl::pipeline::types::{Error as TransformError, Message};
-use unit::wasmcloud::messaging::types::BrokerMessage;
 
 /// The example repo, its pipeline, environment and the step measured.
 const EXAMPLE: &str = "../examples/iot-sensors";
@@ -164,6 +129,11 @@ fn main() {
     };
     let n = if quick { QUICK } else { FULL };
     let limits = Limits::default();
+    // The same limits, but one instance of `parse` serves a whole batch.
+    let reused = Limits {
+        calls_per_instance: u32::MAX,
+        ..limits
+    };
 
     println!(
         "etl run benchmark{}",
@@ -263,7 +233,6 @@ fn main() {
             .component
     };
     let bare = Bare::new(&customer);
-    let replica = Replica::new(&units[STEP], &parse_only);
     let (nats_only, nats_units) = behind_nats(&parse_only, &units, &customer);
     let composed_nats = runtime
         .load(&nats_only, &nats_units)
@@ -272,7 +241,6 @@ fn main() {
     // Correctness first: the bare component and the composed step give the same reading, and
     // the whole pipeline archives it.
     let expected = bare.fresh(&inputs[0], &limits);
-    assert_eq!(replica.reading(&inputs[0], &limits), expected);
     let report = whole
         .run(&inputs[..1], &limits, &mut |_| {})
         .expect("run one record");
@@ -303,20 +271,12 @@ fn main() {
             Box::new(|| run_parse(&composed_nats, parse_inputs, &limits)),
         ),
         (
-            "replica-fresh",
-            Box::new(|| {
-                for r in parse_inputs {
-                    replica.fresh(r, &limits);
-                }
-            }),
-        ),
-        (
             "bare-reused",
             Box::new(|| bare.reused(parse_inputs, &limits)),
         ),
         (
-            "replica-reused",
-            Box::new(|| replica.reused(parse_inputs, &limits)),
+            "runner-reused",
+            Box::new(|| run_parse(&composed, parse_inputs, &reused)),
         ),
         (
             "pipeline",
@@ -358,9 +318,8 @@ fn main() {
     let bare_fresh = med("bare-fresh");
     let runner = med("runner");
     let runner_nats = med("runner-nats");
-    let replica_fresh = med("replica-fresh");
     let bare_reused = med("bare-reused");
-    let replica_reused = med("replica-reused");
+    let runner_reused = med("runner-reused");
     let pipeline = med("pipeline");
     let records = n.records;
     let overhead = |composed: Duration, bare: Duration| {
@@ -398,25 +357,19 @@ fn main() {
     row(
         "composed step, `etl::run::Pipeline::run` (HTTP source)",
         Some(runner),
-        None,
+        Some(runner_reused),
     );
     row(
         "composed step, `Pipeline::run`, behind a NATS source instead",
         Some(runner_nats),
         None,
     );
-    row(
-        "composed step, the runner's call replicated here",
-        Some(replica_fresh),
-        Some(replica_reused),
-    );
     println!(
-        "| **harness overhead** 1 − composed/bare | **{:.0} %** (runner), {:.0} % (NATS), {:.0} % \
-         (replica) | | **{:.0} %** (replica) | |",
+        "| **harness overhead** 1 − composed/bare | **{:.0} %** (runner), {:.0} % (NATS) | | \
+         **{:.0} %** | |",
         100.0 * overhead(runner, bare_fresh),
         100.0 * overhead(runner_nats, bare_fresh),
-        100.0 * overhead(replica_fresh, bare_fresh),
-        100.0 * overhead(replica_reused, bare_reused),
+        100.0 * overhead(runner_reused, bare_reused),
     );
 
     let (bare_shape, composed_shape) = (shape(&customer), shape(&units[STEP].bytes));
@@ -432,50 +385,6 @@ fn main() {
         composed_shape.2,
     );
 
-    // Where the time of a call goes: one more batch of each, timed phase by phase, with the
-    // minor page faults of each phase.
-    let (bare_split, replica_split) = (
-        bare.split(parse_inputs, &limits),
-        replica.split(parse_inputs, &limits),
-    );
-    let faults = |f: &dyn Fn()| {
-        let before = minor_faults();
-        f();
-        (minor_faults() - before) as f64 / records as f64
-    };
-    let (bare_reused_faults, replica_reused_faults) = (
-        faults(&|| bare.reused(parse_inputs, &limits)),
-        faults(&|| replica.reused(parse_inputs, &limits)),
-    );
-    println!();
-    println!(
-        "where the time of one call goes (mean over one more batch, each phase timed alone; \
-         faults: minor page faults)"
-    );
-    println!();
-    println!("| phase | bare µs | bare faults | composed (HTTP, replica) µs | composed faults |");
-    println!("|---|---:|---:|---:|---:|");
-    let (mut bare_total, mut replica_total) = (0.0, 0.0);
-    for (i, phase) in Phase::ALL.iter().enumerate() {
-        let (bu, bf) = bare_split.per_call(i);
-        let (cu, cf) = replica_split.per_call(i);
-        bare_total += bu;
-        replica_total += cu;
-        let bare_cells = if bu == 0.0 && bf == 0.0 {
-            "— | —".to_owned()
-        } else {
-            format!("{bu:.1} | {bf:.1}")
-        };
-        println!("| {} | {bare_cells} | {cu:.1} | {cf:.1} |", phase.name());
-    }
-    println!(
-        "| **fresh store + instance, total** | **{bare_total:.1}** | | **{replica_total:.1}** | |"
-    );
-    println!(
-        "| **a call on a reused instance** (median batch above) | **{:.1}** | {bare_reused_faults:.1} | **{:.1}** | {replica_reused_faults:.1} |",
-        micros(bare_reused, records),
-        micros(replica_reused, records),
-    );
     println!();
     println!(
         "whole pipeline `{PIPELINE}` through Pipeline::run: {:.0} records/s ({} records per \
@@ -576,7 +485,7 @@ fn main() {
         100.0 * TARGET_OVERHEAD,
         100.0 * o,
         pass(o < TARGET_OVERHEAD),
-        100.0 * overhead(replica_reused, bare_reused),
+        100.0 * overhead(runner_reused, bare_reused),
     );
     let mut totals: Vec<Duration> = warm.iter().map(|r| r.total).collect();
     let warm_total = median(&mut totals);
@@ -853,23 +762,6 @@ impl Bare {
             call_transform(&instance, &mut store, r);
         }
     }
-
-    /// Where the time of a fresh call goes, over `records`.
-    fn split(&self, records: &[Record], limits: &Limits) -> Split {
-        let mut split = Split::new();
-        for r in records {
-            split.start();
-            let mut store = self.store(limits);
-            split.mark(Phase::Store);
-            let instance = self.pre.instantiate(&mut store).expect("instantiate");
-            split.mark(Phase::Instantiate);
-            call_transform(&instance, &mut store, r);
-            split.mark(Phase::Call);
-            drop(store);
-            split.mark(Phase::Drop);
-        }
-        split
-    }
 }
 
 fn call_transform(
@@ -895,379 +787,4 @@ fn call_transform(
             panic!("parse refused a record: {e}")
         }
     }
-}
-
-// --- replica: the runner's call of an HTTP-fed unit ---------------------------------------------
-
-/// Refuses outgoing requests (`parse` sends none).
-struct NoRequests;
-
-impl WasiHttpHooks for NoRequests {
-    fn send_request(
-        &mut self,
-        _request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
-/// The store state of a composed call, built as `run/host.rs` builds it.
-struct UnitHost {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    hooks: NoRequests,
-    table: ResourceTable,
-    config: Arc<BTreeMap<String, String>>,
-    published: Vec<BrokerMessage>,
-    limiter: Limiter,
-}
-
-impl UnitHost {
-    fn new(config: Arc<BTreeMap<String, String>>, limits: &Limits) -> Self {
-        let output = MemoryOutputPipe::new(64 * 1024);
-        UnitHost {
-            wasi: WasiCtxBuilder::new()
-                .stdout(output.clone())
-                .stderr(output)
-                .build(),
-            http: WasiHttpCtx::new(),
-            hooks: NoRequests,
-            table: ResourceTable::new(),
-            config,
-            published: Vec::new(),
-            limiter: Limiter {
-                memory: limits.memory,
-            },
-        }
-    }
-}
-
-impl WasiView for UnitHost {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for UnitHost {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
-
-impl unit::wasmcloud::messaging::types::Host for UnitHost {}
-
-impl unit::wasmcloud::messaging::consumer::Host for UnitHost {
-    fn request(
-        &mut self,
-        subject: String,
-        _body: Vec<u8>,
-        _timeout_ms: u32,
-    ) -> Result<BrokerMessage, String> {
-        Err(format!("no request/reply here (subject `{subject}`)"))
-    }
-
-    fn publish(&mut self, msg: BrokerMessage) -> Result<(), String> {
-        self.published.push(msg);
-        Ok(())
-    }
-}
-
-impl unit::wasi::config::runtime::Host for UnitHost {
-    fn get(
-        &mut self,
-        key: String,
-    ) -> Result<Option<String>, unit::wasi::config::runtime::ConfigError> {
-        Ok(self.config.get(&key).cloned())
-    }
-
-    fn get_all(
-        &mut self,
-    ) -> Result<Vec<(String, String)>, unit::wasi::config::runtime::ConfigError> {
-        Ok(self
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-}
-
-impl unit::wasi::logging::logging::Host for UnitHost {
-    fn log(
-        &mut self,
-        _level: unit::wasi::logging::logging::Level,
-        _context: String,
-        _message: String,
-    ) {
-    }
-}
-
-/// The composed `parse` unit, linked as the runner links it, fed as the runner feeds it.
-struct Replica {
-    engine: Engine,
-    pre: ProxyPre<UnitHost>,
-    config: Arc<BTreeMap<String, String>>,
-    path: String,
-}
-
-impl Replica {
-    fn new(artifact: &Artifact, deployment: &Deployment) -> Self {
-        let engine = engine();
-        let component = Component::new(&engine, &artifact.bytes).expect("compile composed parse");
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("link wasi");
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).expect("link http");
-        unit::Unit::add_to_linker::<_, HasSelf<UnitHost>>(&mut linker, |h| h)
-            .expect("link the runner's imports");
-        let pre = ProxyPre::new(linker.instantiate_pre(&component).expect("link"))
-            .expect("parse is fed over HTTP");
-        let parse = &deployment.units[0];
-        assert!(parse.http, "the example's source is http");
-        Replica {
-            engine,
-            pre,
-            config: Arc::new(parse.config.clone()),
-            path: deployment
-                .source
-                .settings
-                .get("path")
-                .cloned()
-                .unwrap_or_else(|| "/".to_owned()),
-        }
-    }
-
-    fn store(&self, limits: &Limits) -> Store<UnitHost> {
-        let mut store = Store::new(&self.engine, UnitHost::new(self.config.clone(), limits));
-        store.limiter(|h| &mut h.limiter);
-        store.set_fuel(limits.fuel).expect("fuel is on");
-        store
-    }
-
-    /// One record in a fresh store and instance; the body of its one publish.
-    fn fresh(&self, record: &Record, limits: &Limits) -> Vec<u8> {
-        let mut store = self.store(limits);
-        let proxy = self.pre.instantiate(&mut store).expect("instantiate");
-        self.call(&proxy, &mut store, record)
-    }
-
-    /// The payload of the reading [`Replica::fresh`] publishes for `record`.
-    fn reading(&self, record: &Record, limits: &Limits) -> Vec<u8> {
-        etl_envelope::decode(&self.fresh(record, limits))
-            .expect("an etl envelope")
-            .payload
-    }
-
-    /// Every record through one instance, the fuel reset before each call.
-    fn reused(&self, records: &[Record], limits: &Limits) {
-        let mut store = self.store(limits);
-        let proxy = self.pre.instantiate(&mut store).expect("instantiate");
-        for r in records {
-            store.set_fuel(limits.fuel).expect("fuel is on");
-            self.call(&proxy, &mut store, r);
-        }
-    }
-
-    /// What `call_http` in `run/mod.rs` does: a `POST` of the record, the response collected,
-    /// the publish taken from the store; the body of the publish.
-    fn call(
-        &self,
-        proxy: &wasmtime_wasi_http::p2::bindings::sync::Proxy,
-        store: &mut Store<UnitHost>,
-        record: &Record,
-    ) -> Vec<u8> {
-        self.call_marked(proxy, store, record, &mut |_| {})
-    }
-
-    /// [`Replica::call`], calling `mark` at the end of each of its phases.
-    fn call_marked(
-        &self,
-        proxy: &wasmtime_wasi_http::p2::bindings::sync::Proxy,
-        store: &mut Store<UnitHost>,
-        record: &Record,
-        mark: &mut dyn FnMut(Phase),
-    ) -> Vec<u8> {
-        let mut request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(format!("http://localhost{}", self.path));
-        for (name, value) in &record.headers {
-            request = request.header(name, value);
-        }
-        let body = Full::new(Bytes::from(record.payload.clone()))
-            .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
-            .boxed_unsync();
-        let request = request.body(body).expect("a valid request");
-        let slot = Arc::new(std::sync::Mutex::new(None));
-        let request = store
-            .data_mut()
-            .http()
-            .new_incoming_request(
-                wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
-                request,
-            )
-            .expect("a request resource");
-        let out = {
-            let slot = Arc::clone(&slot);
-            store
-                .data_mut()
-                .http()
-                .new_response_outparam_from_callback(move |r| {
-                    *slot.lock().expect("not poisoned") = Some(r);
-                })
-                .expect("an outparam resource")
-        };
-        mark(Phase::Request);
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut *store, request, out)
-            .expect("the handler does not trap");
-        mark(Phase::Call);
-        let response = slot
-            .lock()
-            .expect("not poisoned")
-            .take()
-            .expect("a response")
-            .expect("not an error code");
-        let status = response.status();
-        let body = wasmtime_wasi::runtime::in_tokio(response.into_body().collect())
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        assert!(
-            status.is_success(),
-            "in-http answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        let mut published = std::mem::take(&mut store.data_mut().published);
-        assert_eq!(published.len(), 1, "one publish per reading");
-        let body = published.pop().expect("one").body;
-        mark(Phase::Response);
-        body
-    }
-
-    /// Where the time of a fresh call goes, over `records`.
-    fn split(&self, records: &[Record], limits: &Limits) -> Split {
-        let mut split = Split::new();
-        for r in records {
-            split.start();
-            let mut store = self.store(limits);
-            split.mark(Phase::Store);
-            let proxy = self.pre.instantiate(&mut store).expect("instantiate");
-            split.mark(Phase::Instantiate);
-            self.call_marked(&proxy, &mut store, r, &mut |p| split.mark(p));
-            drop(store);
-            split.mark(Phase::Drop);
-        }
-        split
-    }
-}
-
-/// The phases of one call in a fresh store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// The host state, the `Store`, its limiter and fuel.
-    Store,
-    /// Instantiating the component (`*Pre::instantiate`).
-    Instantiate,
-    /// Building the HTTP request and its `wasi:http` resources (composed only).
-    Request,
-    /// The call: `transform`, or `wasi:http/incoming-handler#handle`.
-    Call,
-    /// Collecting the HTTP response and taking the publish (composed only).
-    Response,
-    /// Dropping the store (and with it the instance and its memories).
-    Drop,
-}
-
-impl Phase {
-    const ALL: [Phase; 6] = [
-        Phase::Store,
-        Phase::Instantiate,
-        Phase::Request,
-        Phase::Call,
-        Phase::Response,
-        Phase::Drop,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Store => "host state + `Store::new` + limiter + fuel",
-            Phase::Instantiate => "instantiate",
-            Phase::Request => "HTTP request and its resources",
-            Phase::Call => "the call (`transform` / `handle`)",
-            Phase::Response => "HTTP response, take the publish",
-            Phase::Drop => "drop the store",
-        }
-    }
-}
-
-/// Time and minor page faults per [`Phase`], summed over calls.
-struct Split {
-    time: [Duration; 6],
-    faults: [u64; 6],
-    calls: usize,
-    at: Instant,
-    faults_at: u64,
-}
-
-impl Split {
-    fn new() -> Self {
-        Split {
-            time: [Duration::ZERO; 6],
-            faults: [0; 6],
-            calls: 0,
-            at: Instant::now(),
-            faults_at: 0,
-        }
-    }
-
-    fn start(&mut self) {
-        self.calls += 1;
-        self.faults_at = minor_faults();
-        self.at = Instant::now();
-    }
-
-    /// Ends phase `p`; the time `getrusage` takes is left out of every phase.
-    fn mark(&mut self, p: Phase) {
-        let elapsed = self.at.elapsed();
-        let faults = minor_faults();
-        let i = Phase::ALL.iter().position(|&q| q == p).expect("a phase");
-        self.time[i] += elapsed;
-        self.faults[i] += faults - self.faults_at;
-        self.faults_at = faults;
-        self.at = Instant::now();
-    }
-
-    /// Mean µs and minor faults per call of phase `i`.
-    fn per_call(&self, i: usize) -> (f64, f64) {
-        let n = self.calls as f64;
-        (
-            self.time[i].as_secs_f64() * 1e6 / n,
-            self.faults[i] as f64 / n,
-        )
-    }
-}
-
-/// Minor page faults of this thread so far.
-fn minor_faults() -> u64 {
-    // SAFETY: `getrusage` writes one `rusage` into the zeroed struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
-        usage
-    };
-    u64::try_from(usage.ru_minflt).unwrap_or(0)
 }

@@ -176,6 +176,12 @@ struct LimitArgs {
     #[arg(long, default_value_t = etl::run::Limits::default().retries, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=100))]
     retries: u32,
+    /// Records one instance of a step or sink may serve in a row (1: a fresh instance per
+    /// record). More is faster but lets state a component keeps reach the next records; an
+    /// instance is replaced after any failure.
+    #[arg(long, default_value_t = etl::run::Limits::default().calls_per_instance, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    calls_per_instance: u32,
 }
 
 impl LimitArgs {
@@ -185,6 +191,7 @@ impl LimitArgs {
             memory: (self.memory as usize) << 20,
             max_outputs: self.max_outputs as usize,
             retries: self.retries,
+            calls_per_instance: self.calls_per_instance,
         }
     }
 }

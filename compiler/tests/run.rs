@@ -227,7 +227,17 @@ fn runs_are_deterministic() {
 
 #[test]
 fn every_misbehaviour_fails_only_its_own_record() {
-    let report = watchdog(|| {
+    misbehaviours(1);
+}
+
+#[test]
+fn a_reused_instance_is_replaced_after_each_failure() {
+    // The same outcomes when an instance may serve 100 records: every failure replaces it.
+    misbehaviours(100);
+}
+
+fn misbehaviours(calls_per_instance: u32) {
+    let report = watchdog(move || {
         let (validation, artifacts) = build(&chaos());
         let pipeline = load(&validation, &artifacts, "chaos", "dev");
         let inputs: Vec<Record> = [
@@ -250,6 +260,7 @@ fn every_misbehaviour_fails_only_its_own_record() {
             memory: 64 << 20,
             max_outputs: 1000,
             retries: 2,
+            calls_per_instance,
         };
         pipeline.run(&inputs, &limits, &mut |_| {}).unwrap()
     });
@@ -763,4 +774,34 @@ fn behind_an_http_source_the_outcomes_are_the_same() {
         report.sinks[0].record.headers,
         [("x-tag".to_owned(), "kept".to_owned())]
     );
+}
+
+#[test]
+fn reusing_instances_gives_the_same_results() {
+    let (validation, artifacts) = build(&common::example());
+    let inputs: Vec<Record> = (0..30)
+        .map(|i| {
+            if i % 7 == 3 {
+                text("not json")
+            } else {
+                text(&format!(
+                    r#"{{"sensor": "s{i}", "temp_c": {}, "ts": "2026-11-01T12:00:00Z"}}"#,
+                    i * 4
+                ))
+            }
+        })
+        .collect();
+    let run = |calls_per_instance| {
+        let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
+        let limits = Limits {
+            calls_per_instance,
+            ..Limits::default()
+        };
+        let r = pipeline.run(&inputs, &limits, &mut |_| {}).unwrap();
+        assert_accounted(&r);
+        (r.sinks, r.dead_letters, r.failures, r.counts)
+    };
+    let fresh = run(1);
+    assert_eq!(fresh, run(7));
+    assert_eq!(fresh, run(1000));
 }

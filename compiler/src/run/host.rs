@@ -188,6 +188,8 @@ pub(crate) struct Host {
     pub logs_dropped: usize,
     /// The component's stdout and stderr.
     pub output: MemoryOutputPipe,
+    /// Bytes of `output` written before the current call.
+    output_mark: usize,
     /// Memory limits.
     pub limiter: Limiter,
 }
@@ -218,11 +220,28 @@ impl Host {
             logs: Vec::new(),
             logs_dropped: 0,
             output,
+            output_mark: 0,
             limiter: Limiter {
                 memory,
                 memory_hit: false,
             },
         }
+    }
+
+    /// Forgets what the previous call on this store left behind, for the next one.
+    pub fn begin_call(&mut self) {
+        self.published.clear();
+        self.output_limit_hit = false;
+        self.requests.lock().expect("not poisoned").clear();
+        self.logs.clear();
+        self.logs_dropped = 0;
+        self.limiter.memory_hit = false;
+        self.output_mark = self.output.contents().len();
+    }
+
+    /// What the component wrote to stdout and stderr during the current call.
+    pub fn call_output(&self) -> bytes::Bytes {
+        self.output.contents().slice(self.output_mark..)
     }
 
     /// Whether the captured requests reached the output limit.

@@ -10,7 +10,8 @@
 //!   fixed breadth-first order, so a run is deterministic: the same inputs give the same outputs
 //!   in the same order.
 //! - Isolation: every call (one record into one unit) gets a fresh store and instance, bounded
-//!   by [`Limits`]. Whatever a call does wrong (trap, endless loop, memory bomb, too many
+//!   by [`Limits`] (or, opted into with [`Limits::calls_per_instance`], an instance serves
+//!   several records in a row, and is replaced after any failure). Whatever a call does wrong (trap, endless loop, memory bomb, too many
 //!   outputs) fails that record at that unit, is reported with the unit's name and the input's
 //!   index, and the run goes on. A failed call's publishes are dropped, so a retried call
 //!   cannot deliver twice.
@@ -31,15 +32,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::sync::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyIndices};
 
 use crate::deploy::{Deployment, UnitKind};
 use crate::model::SinkConnector;
 
-use host::{BrokerMessage, Host, UnitPre};
+use host::{BrokerMessage, Host, Unit, UnitIndices};
 pub use host::{CapturedRequest, LogLine};
 
 /// Limits of every call into a unit. The defaults suit real transforms with a wide margin.
@@ -57,6 +58,11 @@ pub struct Limits {
     pub max_outputs: usize,
     /// Extra attempts for a record whose transform answered `transient`.
     pub retries: u32,
+    /// Calls one instance of a unit may serve before it is replaced: 1 (the default) is a
+    /// fresh store and instance for every record. More trades isolation for throughput: state a
+    /// component keeps in its memory then reaches the next records. An instance is replaced
+    /// after any failed call, whatever this says.
+    pub calls_per_instance: u32,
 }
 
 impl Default for Limits {
@@ -66,6 +72,7 @@ impl Default for Limits {
             memory: 256 << 20,
             max_outputs: 1000,
             retries: 2,
+            calls_per_instance: 1,
         }
     }
 }
@@ -378,16 +385,17 @@ impl Runtime {
             let messaging = if u.subscriptions.is_empty() {
                 None
             } else {
-                Some(UnitPre::new(pre.clone()).map_err(load_error)?)
+                Some(UnitIndices::new(&pre).map_err(load_error)?)
             };
             let http = if u.http {
-                Some(ProxyPre::new(pre.clone()).map_err(load_error)?)
+                Some(ProxyIndices::new(&pre).map_err(load_error)?)
             } else {
                 None
             };
             units.push(LoadedUnit {
                 name: u.name.clone(),
                 kind: u.kind,
+                pre,
                 http,
                 messaging,
                 config: Arc::new(u.config.clone()),
@@ -436,10 +444,12 @@ impl Runtime {
 struct LoadedUnit {
     name: String,
     kind: UnitKind,
+    /// The component, linked.
+    pre: InstancePre<Host>,
     /// Its `wasi:http/incoming-handler` entry, when the HTTP source feeds it.
-    http: Option<ProxyPre<Host>>,
+    http: Option<ProxyIndices>,
     /// Its `wasmcloud:messaging/handler` entry, when it subscribes to subjects.
-    messaging: Option<UnitPre<Host>>,
+    messaging: Option<UnitIndices>,
     config: Arc<BTreeMap<String, String>>,
     subscriptions: Vec<String>,
     dead_letter: Option<String>,
@@ -527,6 +537,7 @@ impl Pipeline {
             ..Report::default()
         };
         let source = &self.deployment.source;
+        let mut live: Vec<Option<Live>> = self.units.iter().map(|_| None).collect();
         for (index, record) in inputs.iter().enumerate() {
             let mut queue: VecDeque<(usize, Delivery)> = VecDeque::new();
             match &source.subject {
@@ -543,7 +554,12 @@ impl Pipeline {
                 }
             }
             while let Some((u, delivery)) = queue.pop_front() {
-                self.deliver(u, &delivery, index, limits, &mut queue, &mut report);
+                let call = Call {
+                    unit: u,
+                    input: index,
+                    live: &mut live[u],
+                };
+                self.deliver(call, &delivery, limits, &mut queue, &mut report);
             }
             progress(index + 1);
         }
@@ -569,23 +585,27 @@ impl Pipeline {
         any
     }
 
-    /// Calls unit `u` with `delivery` (retrying `transient` answers) and routes what it
+    /// Calls a unit with `delivery` (retrying `transient` answers) and routes what it
     /// delivered.
     fn deliver(
         &self,
-        u: usize,
+        call: Call<'_>,
         delivery: &Delivery,
-        input: usize,
         limits: &Limits,
         queue: &mut VecDeque<(usize, Delivery)>,
         report: &mut Report,
     ) {
+        let Call {
+            unit: u,
+            input,
+            live,
+        } = call;
         let unit = &self.units[u];
         report.counts[u].1.received += 1;
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
-            let outcome = self.call(unit, delivery, limits);
+            let outcome = self.call(unit, delivery, limits, live);
             let logs = match &outcome {
                 Ok(d) => &d.logs,
                 Err(f) => &f.logs,
@@ -690,33 +710,100 @@ impl Pipeline {
         }
     }
 
-    /// One call of `unit` in a fresh store.
+    /// One call of `unit`, on the instance in `live` or (when there is none) a fresh one, which
+    /// is kept there for the next call unless this one failed or used up the instance.
     fn call(
         &self,
         unit: &LoadedUnit,
         delivery: &Delivery,
         limits: &Limits,
+        live: &mut Option<Live>,
     ) -> Result<Delivered, Failed> {
-        let host = Host::new(Arc::clone(&unit.config), limits.max_outputs, limits.memory);
-        let mut store = Store::new(&self.engine, host);
-        store.limiter(|h| &mut h.limiter);
-        store
+        let current = live.get_or_insert_with(|| {
+            let host = Host::new(Arc::clone(&unit.config), limits.max_outputs, limits.memory);
+            let mut store = Store::new(&self.engine, host);
+            store.limiter(|h| &mut h.limiter);
+            Live {
+                store,
+                instance: None,
+                calls: 0,
+            }
+        });
+        current
+            .store
             .set_fuel(limits.fuel)
             .expect("the engine consumes fuel");
-        let result = match delivery {
-            Delivery::Message { subject, body } => {
-                let pre = unit
-                    .messaging
-                    .as_ref()
-                    .expect("only subscribed units get messages");
-                call_messaging(&mut store, pre, subject, body)
-            }
-            Delivery::Http(record) => {
-                let pre = unit.http.as_ref().expect("only http units get requests");
-                call_http(&mut store, pre, record, &self.deployment.source.settings)
+        current.store.data_mut().begin_call();
+        current.calls += 1;
+        let result = current.enter(unit, delivery, &self.deployment.source.settings);
+        let outcome = classify(result, current.store.data_mut(), limits);
+        if outcome.is_err() || current.calls >= limits.calls_per_instance {
+            *live = None;
+        }
+        outcome
+    }
+}
+
+/// The unit and input index of one delivery, and the unit's live instance (if kept).
+struct Call<'a> {
+    unit: usize,
+    input: usize,
+    live: &'a mut Option<Live>,
+}
+
+/// A store and the unit's instance in it, kept between calls.
+struct Live {
+    store: Store<Host>,
+    /// Made on the first call.
+    instance: Option<Instance>,
+    /// Calls made on this store.
+    calls: u32,
+}
+
+impl Live {
+    /// Instantiates the unit if needed, then calls the entry `delivery` needs.
+    fn enter(
+        &mut self,
+        unit: &LoadedUnit,
+        delivery: &Delivery,
+        source: &BTreeMap<String, String>,
+    ) -> wasmtime::Result<Answer> {
+        let instance = match self.instance {
+            Some(i) => i,
+            None => {
+                let i = unit.pre.instantiate(&mut self.store)?;
+                self.instance = Some(i);
+                i
             }
         };
-        let host = store.data_mut();
+        match delivery {
+            Delivery::Message { subject, body } => {
+                let entry = unit
+                    .messaging
+                    .as_ref()
+                    .expect("only subscribed units get messages")
+                    .load(&mut self.store, &instance)?;
+                call_messaging(&mut self.store, &entry, subject, body)
+            }
+            Delivery::Http(record) => {
+                let entry = unit
+                    .http
+                    .as_ref()
+                    .expect("only http units get requests")
+                    .load(&mut self.store, &instance)?;
+                call_http(&mut self.store, &entry, record, source)
+            }
+        }
+    }
+}
+
+/// What a call's result and the host's record of it mean for the record.
+fn classify(
+    result: wasmtime::Result<Answer>,
+    host: &mut Host,
+    limits: &Limits,
+) -> Result<Delivered, Failed> {
+    {
         let mut logs = std::mem::take(&mut host.logs);
         if host.logs_dropped > 0 {
             logs.push(LogLine {
@@ -793,7 +880,7 @@ impl Pipeline {
                         message.push('\n');
                         message.push_str(trace.to_string().trim_end());
                     }
-                    let output = host.output.contents();
+                    let output = host.call_output();
                     if !output.is_empty() {
                         message.push_str("\ncomponent output:\n");
                         message.push_str(String::from_utf8_lossy(&output).trim_end());
@@ -820,11 +907,10 @@ enum Answer {
 
 fn call_messaging(
     store: &mut Store<Host>,
-    pre: &UnitPre<Host>,
+    instance: &Unit,
     subject: &str,
     body: &[u8],
 ) -> wasmtime::Result<Answer> {
-    let instance = pre.instantiate(&mut *store)?;
     let msg = BrokerMessage {
         subject: subject.to_owned(),
         body: body.to_vec(),
@@ -843,7 +929,7 @@ fn call_messaging(
 
 fn call_http(
     store: &mut Store<Host>,
-    pre: &ProxyPre<Host>,
+    proxy: &Proxy,
     record: &Record,
     source: &BTreeMap<String, String>,
 ) -> wasmtime::Result<Answer> {
@@ -872,7 +958,6 @@ fn call_http(
                 *slot.lock().expect("not poisoned") = Some(r);
             })?
     };
-    let proxy = pre.instantiate(&mut *store)?;
     proxy
         .wasi_http_incoming_handler()
         .call_handle(&mut *store, request, out)?;
