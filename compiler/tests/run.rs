@@ -200,21 +200,26 @@ fn the_environment_decides_the_configuration() {
     );
 }
 
-#[test]
-fn runs_are_deterministic() {
-    let (validation, artifacts) = build(&common::example());
-    let inputs: Vec<Record> = (0..20)
+/// `n` readings of rising temperature (some alert, some not), every seventh not JSON.
+fn readings(n: usize) -> Vec<Record> {
+    (0..n)
         .map(|i| {
             if i % 7 == 3 {
                 text("not json")
             } else {
                 text(&format!(
                     r#"{{"sensor": "s{i}", "temp_c": {}, "ts": "2026-11-01T12:00:00Z"}}"#,
-                    i * 5
+                    i * 4
                 ))
             }
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let (validation, artifacts) = build(&common::example());
+    let inputs = readings(20);
     let run = || {
         let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
         let r = pipeline
@@ -779,18 +784,7 @@ fn behind_an_http_source_the_outcomes_are_the_same() {
 #[test]
 fn reusing_instances_gives_the_same_results() {
     let (validation, artifacts) = build(&common::example());
-    let inputs: Vec<Record> = (0..30)
-        .map(|i| {
-            if i % 7 == 3 {
-                text("not json")
-            } else {
-                text(&format!(
-                    r#"{{"sensor": "s{i}", "temp_c": {}, "ts": "2026-11-01T12:00:00Z"}}"#,
-                    i * 4
-                ))
-            }
-        })
-        .collect();
+    let inputs = readings(30);
     let run = |calls_per_instance| {
         let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
         let limits = Limits {
