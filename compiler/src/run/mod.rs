@@ -803,92 +803,90 @@ fn classify(
     host: &mut Host,
     limits: &Limits,
 ) -> Result<Delivered, Failed> {
-    {
-        let mut logs = std::mem::take(&mut host.logs);
-        if host.logs_dropped > 0 {
-            logs.push(LogLine {
-                level: "warn",
-                context: "etl run".to_owned(),
-                message: format!(
-                    "{} more log lines of this call were not kept (at most {} are)",
-                    host.logs_dropped,
-                    host::MAX_LOG_LINES
-                ),
-            });
+    let mut logs = std::mem::take(&mut host.logs);
+    if host.logs_dropped > 0 {
+        logs.push(LogLine {
+            level: "warn",
+            context: "etl run".to_owned(),
+            message: format!(
+                "{} more log lines of this call were not kept (at most {} are)",
+                host.logs_dropped,
+                host::MAX_LOG_LINES
+            ),
+        });
+    }
+    let failed = |kind, message| Failed {
+        kind,
+        message,
+        logs: logs.clone(),
+    };
+    match result {
+        Ok(Answer::Done) => {
+            let requests = std::mem::take(&mut *host.requests.lock().expect("not poisoned"));
+            Ok(Delivered {
+                published: std::mem::take(&mut host.published),
+                requests,
+                logs,
+            })
         }
-        let failed = |kind, message| Failed {
-            kind,
-            message,
-            logs: logs.clone(),
-        };
-        match result {
-            Ok(Answer::Done) => {
-                let requests = std::mem::take(&mut *host.requests.lock().expect("not poisoned"));
-                Ok(Delivered {
-                    published: std::mem::take(&mut host.published),
-                    requests,
-                    logs,
-                })
-            }
-            Ok(Answer::Error(message)) => {
-                let kind = if host.output_limit_hit || host.requests_at_limit() {
-                    FailureKind::OutputLimit
-                } else if message.starts_with(TRANSIENT_PREFIX) || message.starts_with("503 ") {
-                    FailureKind::Transient
-                } else {
-                    FailureKind::Error
-                };
-                let message = if kind == FailureKind::OutputLimit {
+        Ok(Answer::Error(message)) => {
+            let kind = if host.output_limit_hit || host.requests_at_limit() {
+                FailureKind::OutputLimit
+            } else if message.starts_with(TRANSIENT_PREFIX) || message.starts_with("503 ") {
+                FailureKind::Transient
+            } else {
+                FailureKind::Error
+            };
+            let message = if kind == FailureKind::OutputLimit {
+                format!(
+                    "more than {} outputs for one record (the limit is `--max-outputs`); none was delivered",
+                    limits.max_outputs
+                )
+            } else {
+                message
+            };
+            Err(failed(kind, message))
+        }
+        Err(e) => {
+            let (kind, message) = if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+                (
+                    FailureKind::Timeout,
                     format!(
-                        "more than {} outputs for one record (the limit is `--max-outputs`); none was delivered",
+                        "ran out of fuel ({} units, `--fuel`): most likely an endless loop",
+                        limits.fuel
+                    ),
+                )
+            } else if host.limiter.memory_hit {
+                (
+                    FailureKind::Memory,
+                    format!(
+                        "a memory wanted to grow past {} MiB (`--memory`), then: {}",
+                        limits.memory >> 20,
+                        e.root_cause()
+                    ),
+                )
+            } else if host.output_limit_hit || host.requests_at_limit() {
+                (
+                    FailureKind::OutputLimit,
+                    format!(
+                        "more than {} outputs for one record (`--max-outputs`); none was delivered",
                         limits.max_outputs
-                    )
-                } else {
-                    message
-                };
-                Err(failed(kind, message))
-            }
-            Err(e) => {
-                let (kind, message) = if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
-                    (
-                        FailureKind::Timeout,
-                        format!(
-                            "ran out of fuel ({} units, `--fuel`): most likely an endless loop",
-                            limits.fuel
-                        ),
-                    )
-                } else if host.limiter.memory_hit {
-                    (
-                        FailureKind::Memory,
-                        format!(
-                            "a memory wanted to grow past {} MiB (`--memory`), then: {}",
-                            limits.memory >> 20,
-                            e.root_cause()
-                        ),
-                    )
-                } else if host.output_limit_hit || host.requests_at_limit() {
-                    (
-                        FailureKind::OutputLimit,
-                        format!(
-                            "more than {} outputs for one record (`--max-outputs`); none was delivered",
-                            limits.max_outputs
-                        ),
-                    )
-                } else {
-                    let mut message = e.root_cause().to_string();
-                    if let Some(trace) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
-                        message.push('\n');
-                        message.push_str(trace.to_string().trim_end());
-                    }
-                    let output = host.call_output();
-                    if !output.is_empty() {
-                        message.push_str("\ncomponent output:\n");
-                        message.push_str(String::from_utf8_lossy(&output).trim_end());
-                    }
-                    (FailureKind::Trap, message)
-                };
-                Err(failed(kind, message))
-            }
+                    ),
+                )
+            } else {
+                let mut message = e.root_cause().to_string();
+                if let Some(trace) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+                    message.push('\n');
+                    message.push_str(trace.to_string().trim_end());
+                }
+                let output = host.call_output();
+                if !output.is_empty() {
+                    message.push_str("\ncomponent output:\n");
+                    message.push_str(String::from_utf8_lossy(&output).trim_end());
+                }
+                (FailureKind::Trap, message)
+            };
+            Err(failed(kind, message))
         }
     }
 }
