@@ -1,7 +1,10 @@
 //! Property tests: whatever the bytes, the loader and checks return diagnostics, never panic, and
-//! finish; alias expansion stays within the node budget.
+//! finish; alias expansion stays within the node budget; `etl run` input is read or refused
+//! with its position.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -10,28 +13,11 @@ use proptest::prelude::*;
 /// A run that takes longer than this is a hang, not slowness (no speed target is asserted here).
 const HANG: Duration = Duration::from_secs(30);
 
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors")
-}
-
 /// A copy of the example repo in a temp dir, to overwrite one file of.
 fn scratch_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&example(), dir.path());
+    common::copy(&common::example(), dir.path());
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Validates `repo` on another thread; fails the test on a panic or a hang.
@@ -143,6 +129,26 @@ proptest! {
         let diagnostics = validate_terminates(repo.path());
         let text = etl::render::json(&diagnostics);
         prop_assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
+    }
+
+    #[test]
+    fn mutated_run_input_gives_records_or_a_positioned_error(edits in prop::collection::vec(edit(), 1..8)) {
+        let valid = concat!(
+            "{\"json\": {\"sensor\": \"t-1\", \"temp_c\": 82.5}, \"key\": \"k\"}\n",
+            "{\"payload\": \"text\", \"headers\": {\"a\": \"b\"}}\n",
+            "{\"base64\": \"AAEC/w==\"}\n",
+        );
+        let bytes = apply(valid.as_bytes().to_vec(), &edits);
+        let text = String::from_utf8_lossy(&bytes);
+        match etl::run::input::parse_lines("in.jsonl", &text) {
+            Ok(records) => prop_assert!(records.len() <= text.lines().count()),
+            Err(e) => {
+                prop_assert!(e.line >= 1 && e.line <= text.lines().count(), "{e}");
+                prop_assert!(e.column >= 1, "{e}");
+                let prefix = format!("in.jsonl:{}:", e.line);
+                prop_assert!(e.to_string().starts_with(&prefix), "{}", e);
+            }
+        }
     }
 
     #[test]

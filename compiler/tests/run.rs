@@ -799,3 +799,27 @@ fn reusing_instances_gives_the_same_results() {
     assert_eq!(fresh, run(7));
     assert_eq!(fresh, run(1000));
 }
+
+#[test]
+fn an_s3_sink_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy(&common::example(), tmp.path());
+    let file = tmp.path().join("pipelines/sensor-ingest.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let patched = text.replace(
+        "      connector: nats\n      with:\n        subject: \"{{ vars.archive_subject }}\"",
+        "      connector: s3\n      with:\n        bucket: archive",
+    );
+    assert_ne!(text, patched);
+    std::fs::write(&file, patched).unwrap();
+    let (validation, artifacts) = build(tmp.path());
+    let deployment = deploy::plan(&validation.repo, "dev", "sensor-ingest").unwrap();
+    let e = runtime()
+        .load(&deployment, &artifacts["sensor-ingest"])
+        .err()
+        .expect("refused");
+    assert_eq!(
+        e.to_string(),
+        "`archive` is an `s3` sink, which `etl run` cannot run locally yet"
+    );
+}
