@@ -514,89 +514,17 @@ fn test(
     only: &[String],
     limits: &etl::run::Limits,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let repo = &prepared.validation.repo;
-    for p in only {
-        etl::deploy::find_pipeline(repo, p)?;
-    }
-    let fixtures: Vec<_> = repo
-        .tests
-        .iter()
-        .filter(|t| only.is_empty() || only.iter().any(|p| *p == *t.spec.spec.pipeline))
-        .collect();
-    let runtime = etl::run::Runtime::new(Some(&prepared.cache))?;
-    let mut loaded: std::collections::BTreeMap<(String, String), etl::run::Pipeline> =
-        std::collections::BTreeMap::new();
     let started = std::time::Instant::now();
-    let mut out = String::new();
-    let mut failures = Vec::new();
-    out.push_str(&format!(
-        "running {} fixture{}\n",
-        fixtures.len(),
-        if fixtures.len() == 1 { "" } else { "s" }
-    ));
-    for fixture in &fixtures {
-        let spec = &fixture.spec.spec;
-        let env = spec
-            .environment
-            .as_ref()
-            .map(|e| e.to_string())
-            .or_else(|| etl::deploy::default_environment(repo))
-            .unwrap_or_default();
-        let key = (spec.pipeline.to_string(), env.clone());
-        if !loaded.contains_key(&key) {
-            let deployment = etl::deploy::plan(repo, &env, &spec.pipeline)?;
-            let units = prepared
-                .artifacts
-                .get(spec.pipeline.as_str())
-                .cloned()
-                .unwrap_or_default();
-            loaded.insert(key.clone(), runtime.load(&deployment, &units)?);
-        }
-        let pipeline = &loaded[&key];
-        let inputs = spec
-            .input
-            .iter()
-            .map(etl::run::input::from_model)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{}: {e}", fixture.file))?;
-        let report = pipeline.run(&inputs, limits, &mut |_| {})?;
-        let mismatches = etl::run::test::check(spec, pipeline, &report);
-        let name = &fixture.spec.metadata.name;
-        let status = if mismatches.is_empty() {
-            "ok"
-        } else {
-            "FAILED"
-        };
-        out.push_str(&format!(
-            "test {name} ({} @ {env}) ... {status} ({:.1} ms)\n",
-            spec.pipeline,
-            report.elapsed.as_secs_f64() * 1e3
-        ));
-        if !mismatches.is_empty() {
-            failures.push((name.to_string(), fixture.file.clone(), mismatches));
-        }
-    }
-    if !failures.is_empty() {
-        out.push_str("\nfailures:\n");
-        for (name, file, mismatches) in &failures {
-            out.push_str(&format!("\n---- {name} ({file}) ----\n"));
-            for m in mismatches {
-                out.push_str(&format!("{}\n", m.summary));
-                for line in m.detail.lines() {
-                    out.push_str(&format!("    {line}\n"));
-                }
-            }
-        }
-    }
-    let passed = fixtures.len() - failures.len();
-    out.push_str(&format!(
-        "\ntest result: {}. {passed} passed; {} failed; finished in {:.2}s\n",
-        if failures.is_empty() { "ok" } else { "FAILED" },
-        failures.len(),
-        started.elapsed().as_secs_f64()
-    ));
-    print(&out);
-    Ok(if failures.is_empty() {
+    let runtime = etl::run::Runtime::new(Some(&prepared.cache))?;
+    let outcomes = etl::run::test::run_fixtures(
+        &runtime,
+        &prepared.validation.repo,
+        &prepared.artifacts,
+        only,
+        limits,
+    )?;
+    print(&etl::run::test::render(&outcomes, started.elapsed()));
+    Ok(if outcomes.iter().all(|o| o.mismatches.is_empty()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

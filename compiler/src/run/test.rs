@@ -5,15 +5,162 @@
 //! fixture does not list fail it, and so does any failed record. Headers are compared only for
 //! expected records that list `headers`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use similar::TextDiff;
 
+use super::artifacts::Artifacts;
 use super::input::{self, matches};
-use super::{Pipeline, Record, Report};
-use crate::deploy::UnitKind;
+use super::{Limits, Pipeline, Record, Report, RunError, Runtime};
+use crate::deploy::{self, PlanError, UnitKind};
+use crate::load::Repo;
 use crate::model::{self, TestSpec};
+
+/// Why fixtures could not be run (a failing fixture is an [`Outcome`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// A pipeline or environment is unknown.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A pipeline could not be loaded or run.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A fixture record cannot be decoded (validation reports it first).
+    #[error("{file}: {message}")]
+    Record {
+        /// The fixture file.
+        file: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One fixture's result.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Fixture name.
+    pub name: String,
+    /// Its file.
+    pub file: String,
+    /// Its pipeline.
+    pub pipeline: String,
+    /// The environment it ran in.
+    pub environment: String,
+    /// How the run differed from the fixture; empty when it passed.
+    pub mismatches: Vec<Mismatch>,
+    /// Time of the run.
+    pub elapsed: Duration,
+}
+
+/// Runs every fixture of `repo` (only those of `only` pipelines, if any), each pipeline and
+/// environment loaded once.
+pub fn run_fixtures(
+    runtime: &Runtime,
+    repo: &Repo,
+    artifacts: &Artifacts,
+    only: &[String],
+    limits: &Limits,
+) -> Result<Vec<Outcome>, TestError> {
+    for p in only {
+        deploy::find_pipeline(repo, p)?;
+    }
+    let mut loaded: BTreeMap<(String, String), Pipeline> = BTreeMap::new();
+    let mut out = Vec::new();
+    for fixture in &repo.tests {
+        let spec = &fixture.spec.spec;
+        if !only.is_empty() && !only.iter().any(|p| *p == *spec.pipeline) {
+            continue;
+        }
+        let environment = spec
+            .environment
+            .as_ref()
+            .map(|e| e.to_string())
+            .or_else(|| deploy::default_environment(repo))
+            .unwrap_or_default();
+        let key = (spec.pipeline.to_string(), environment.clone());
+        if !loaded.contains_key(&key) {
+            let deployment = deploy::plan(repo, &environment, &spec.pipeline)?;
+            let units = artifacts
+                .get(spec.pipeline.as_str())
+                .cloned()
+                .unwrap_or_default();
+            loaded.insert(key.clone(), runtime.load(&deployment, &units)?);
+        }
+        let pipeline = &loaded[&key];
+        let inputs = spec
+            .input
+            .iter()
+            .map(input::from_model)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| TestError::Record {
+                file: fixture.file.clone(),
+                message,
+            })?;
+        let started = Instant::now();
+        let report = pipeline.run(&inputs, limits, &mut |_| {})?;
+        out.push(Outcome {
+            name: fixture.spec.metadata.name.to_string(),
+            file: fixture.file.clone(),
+            pipeline: spec.pipeline.to_string(),
+            environment,
+            mismatches: check(spec, pipeline, &report),
+            elapsed: started.elapsed(),
+        });
+    }
+    Ok(out)
+}
+
+/// A test runner's report: a line per fixture, each failure with what differs, a summary line.
+pub fn render(outcomes: &[Outcome], elapsed: Duration) -> String {
+    let mut out = format!(
+        "running {} fixture{}\n",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" }
+    );
+    for o in outcomes {
+        let _ = writeln!(
+            out,
+            "test {} ({} @ {}) ... {} ({:.1} ms)",
+            o.name,
+            o.pipeline,
+            o.environment,
+            if o.mismatches.is_empty() {
+                "ok"
+            } else {
+                "FAILED"
+            },
+            o.elapsed.as_secs_f64() * 1e3
+        );
+    }
+    let failed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| !o.mismatches.is_empty())
+        .collect();
+    if !failed.is_empty() {
+        out.push_str("\nfailures:\n");
+        for o in &failed {
+            let _ = writeln!(out, "\n---- {} ({}) ----", o.name, o.file);
+            for m in &o.mismatches {
+                let _ = writeln!(out, "{}", m.summary);
+                for line in m.detail.lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\ntest result: {}. {} passed; {} failed; finished in {:.2}s",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        outcomes.len() - failed.len(),
+        failed.len(),
+        elapsed.as_secs_f64()
+    );
+    out
+}
 
 /// One way a run differs from its fixture, ready to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
