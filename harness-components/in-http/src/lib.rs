@@ -15,33 +15,14 @@
 //! Other answers: 405 for a method other than `POST`, 413 for a body over the limit, 400 if the
 //! body cannot be read, 500 if the settings cannot be read. Error answers are `text/plain`.
 
-wit_bindgen::generate!({
-    // Every package `etl:platform` refers to, in dependency order (../wit/deps/README.md).
-    path: [
-        "../../wit/deps/wasi-io-0.2.12",
-        "../../wit/deps/wasi-clocks-0.2.12",
-        "../../wit/deps/wasi-random-0.2.12",
-        "../../wit/deps/wasi-filesystem-0.2.12",
-        "../../wit/deps/wasi-sockets-0.2.12",
-        "../../wit/deps/wasi-cli-0.2.12",
-        "../../wit/deps/wasi-http-0.2.12",
-        "../../wit/deps/wasi-config-0.2.0-draft",
-        "../../wit/deps/wasmcloud-messaging-0.2.0",
-        "../../wit/deps/wasi-io-0.2.6",
-        "../../wit/deps/wasi-blobstore-0.2.0-draft",
-        "../../wit/etl-pipeline",
-        "../../wit/etl-platform",
-    ],
-    world: "etl:platform/in-http",
-    // The world uses other packages' interfaces (etl:pipeline, wasi:…): bind them here too.
-    generate_all,
-});
+etl_harness_bindings::generate!("etl:platform/in-http");
+etl_harness_bindings::config_error_text!();
 
 use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
 use etl::platform::emit::{dead_letter, emit};
 use exports::wasi::http::incoming_handler::Guest;
-use wasi::config::runtime::{self, ConfigError};
+use wasi::config::runtime;
 use wasi::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
@@ -243,10 +224,7 @@ fn respond(response_out: ResponseOutparam, reply: Reply) {
 /// A platform setting; a failure to read the settings is a 500 naming the key.
 fn config(key: &str) -> Result<Option<String>, Reply> {
     runtime::get(key).map_err(|e| {
-        let text = match e {
-            ConfigError::Upstream(t) => format!("upstream: {t}"),
-            ConfigError::Io(t) => format!("i/o: {t}"),
-        };
+        let text = config_error_text(&e);
         Reply::new(
             500,
             format!("etl in-http: cannot read config `{key}` ({text})\n"),

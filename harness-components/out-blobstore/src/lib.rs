@@ -14,33 +14,14 @@
 //! it. `dead-letter` is always an error: an object-store sink has no dead-letter destination.
 //! (In a sink the transform is `identity`, which never rejects a record, so it is not reached.)
 
-wit_bindgen::generate!({
-    // Every package `etl:platform` refers to, in dependency order (../wit/deps/README.md).
-    path: [
-        "../../wit/deps/wasi-io-0.2.12",
-        "../../wit/deps/wasi-clocks-0.2.12",
-        "../../wit/deps/wasi-random-0.2.12",
-        "../../wit/deps/wasi-filesystem-0.2.12",
-        "../../wit/deps/wasi-sockets-0.2.12",
-        "../../wit/deps/wasi-cli-0.2.12",
-        "../../wit/deps/wasi-http-0.2.12",
-        "../../wit/deps/wasi-config-0.2.0-draft",
-        "../../wit/deps/wasmcloud-messaging-0.2.0",
-        "../../wit/deps/wasi-io-0.2.6",
-        "../../wit/deps/wasi-blobstore-0.2.0-draft",
-        "../../wit/etl-pipeline",
-        "../../wit/etl-platform",
-    ],
-    world: "etl:platform/out-blobstore",
-    // The world uses other packages' interfaces (etl:pipeline, wasi:…): bind them here too.
-    generate_all,
-});
+etl_harness_bindings::generate!("etl:platform/out-blobstore");
+etl_harness_bindings::config_error_text!();
 
 use etl::pipeline::types::Message;
 use exports::etl::platform::emit::Guest;
 use wasi::blobstore::blobstore::get_container;
 use wasi::blobstore::types::OutgoingValue;
-use wasi::config::runtime::{self, ConfigError};
+use wasi::config::runtime;
 
 /// Config key: the container every object is written to.
 const CONTAINER: &str = "etl.out.container";
@@ -151,10 +132,7 @@ fn write(
 /// A platform setting; a failure to read the settings is an error naming the key.
 fn config(key: &str) -> Result<Option<String>, String> {
     runtime::get(key).map_err(|e| {
-        let text = match e {
-            ConfigError::Upstream(t) => format!("upstream: {t}"),
-            ConfigError::Io(t) => format!("i/o: {t}"),
-        };
+        let text = config_error_text(&e);
         format!("etl out-blobstore: cannot read config `{key}` ({text})")
     })
 }

@@ -12,32 +12,13 @@
 //! `in-messaging` returns to the broker. The last header named `traceparent` (ASCII
 //! case-insensitive) becomes the envelope's `traceparent` field, the inverse of `in-messaging`.
 
-wit_bindgen::generate!({
-    // Every package `etl:platform` refers to, in dependency order (../wit/deps/README.md).
-    path: [
-        "../../wit/deps/wasi-io-0.2.12",
-        "../../wit/deps/wasi-clocks-0.2.12",
-        "../../wit/deps/wasi-random-0.2.12",
-        "../../wit/deps/wasi-filesystem-0.2.12",
-        "../../wit/deps/wasi-sockets-0.2.12",
-        "../../wit/deps/wasi-cli-0.2.12",
-        "../../wit/deps/wasi-http-0.2.12",
-        "../../wit/deps/wasi-config-0.2.0-draft",
-        "../../wit/deps/wasmcloud-messaging-0.2.0",
-        "../../wit/deps/wasi-io-0.2.6",
-        "../../wit/deps/wasi-blobstore-0.2.0-draft",
-        "../../wit/etl-pipeline",
-        "../../wit/etl-platform",
-    ],
-    world: "etl:platform/out-messaging",
-    // The world uses other packages' interfaces (etl:pipeline, wasi:…): bind them here too.
-    generate_all,
-});
+etl_harness_bindings::generate!("etl:platform/out-messaging");
+etl_harness_bindings::config_error_text!();
 
 use etl::pipeline::types::Message;
 use etl_envelope::Envelope;
 use exports::etl::platform::emit::Guest;
-use wasi::config::runtime::{self, ConfigError};
+use wasi::config::runtime;
 use wasmcloud::messaging::consumer::publish;
 use wasmcloud::messaging::types::BrokerMessage;
 
@@ -135,10 +116,7 @@ fn list(text: &str) -> Vec<&str> {
 /// A platform setting; a failure to read the settings is an error naming the key.
 fn config(key: &str) -> Result<Option<String>, String> {
     runtime::get(key).map_err(|e| {
-        let text = match e {
-            ConfigError::Upstream(t) => format!("upstream: {t}"),
-            ConfigError::Io(t) => format!("i/o: {t}"),
-        };
+        let text = config_error_text(&e);
         format!("etl out-messaging: cannot read config `{key}` ({text})")
     })
 }

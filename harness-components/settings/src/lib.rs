@@ -10,27 +10,8 @@
 //! It also exports the contract's types-only interface `etl:pipeline/types` (nothing to
 //! implement): in a composed step that export satisfies every other part's import of it.
 
-wit_bindgen::generate!({
-    // Every package `etl:platform` refers to, in dependency order (../wit/deps/README.md).
-    path: [
-        "../../wit/deps/wasi-io-0.2.12",
-        "../../wit/deps/wasi-clocks-0.2.12",
-        "../../wit/deps/wasi-random-0.2.12",
-        "../../wit/deps/wasi-filesystem-0.2.12",
-        "../../wit/deps/wasi-sockets-0.2.12",
-        "../../wit/deps/wasi-cli-0.2.12",
-        "../../wit/deps/wasi-http-0.2.12",
-        "../../wit/deps/wasi-config-0.2.0-draft",
-        "../../wit/deps/wasmcloud-messaging-0.2.0",
-        "../../wit/deps/wasi-io-0.2.6",
-        "../../wit/deps/wasi-blobstore-0.2.0-draft",
-        "../../wit/etl-pipeline",
-        "../../wit/etl-platform",
-    ],
-    world: "etl:platform/settings",
-    // The world uses other packages' interfaces (etl:pipeline, wasi:…): bind them here too.
-    generate_all,
-});
+etl_harness_bindings::generate!("etl:platform/settings");
+etl_harness_bindings::config_error_text!();
 
 use exports::etl::pipeline::config::Guest;
 use wasi::config::runtime::{self, ConfigError};
@@ -65,10 +46,7 @@ fn visible(all: Vec<(String, String)>) -> Vec<(String, String)> {
 /// could not be read would let the transform run on the wrong settings. So the call traps: the
 /// host reports the failed invocation, and the record is not processed with wrong settings.
 fn fail(error: &ConfigError) -> ! {
-    let text = match error {
-        ConfigError::Upstream(t) => format!("upstream: {t}"),
-        ConfigError::Io(t) => format!("i/o: {t}"),
-    };
+    let text = config_error_text(error);
     panic!("etl settings: cannot read the step's settings from wasi:config/runtime ({text})")
 }
 

@@ -1,0 +1,53 @@
+//! What every harness part shares, as macros that expand in the part's own crate (each part
+//! gets its own generated types, so a shared function could not take them):
+//!
+//! - [`generate!`]: the part's bindings, from the one list of WIT packages `etl:platform`
+//!   refers to;
+//! - [`config_error_text!`]: how a `wasi:config/runtime` error reads in the part's messages.
+//!
+//! The calling crate depends on `wit-bindgen` itself, and sits beside this one
+//! (`harness-components/<part>/`), so that the relative WIT paths below hold for it.
+#![no_std]
+
+/// Generates the bindings of a world of `etl:platform` (e.g. `"etl:platform/out-http"`) in the
+/// calling crate, with every package it refers to, in dependency order (../wit/deps/README.md),
+/// and `generate_all`: the worlds use other packages' interfaces (`etl:pipeline`, `wasi:…`).
+#[macro_export]
+macro_rules! generate {
+    ($world:tt) => {
+        wit_bindgen::generate!({
+            path: [
+                "../../wit/deps/wasi-io-0.2.12",
+                "../../wit/deps/wasi-clocks-0.2.12",
+                "../../wit/deps/wasi-random-0.2.12",
+                "../../wit/deps/wasi-filesystem-0.2.12",
+                "../../wit/deps/wasi-sockets-0.2.12",
+                "../../wit/deps/wasi-cli-0.2.12",
+                "../../wit/deps/wasi-http-0.2.12",
+                "../../wit/deps/wasi-config-0.2.0-draft",
+                "../../wit/deps/wasmcloud-messaging-0.2.0",
+                "../../wit/deps/wasi-io-0.2.6",
+                "../../wit/deps/wasi-blobstore-0.2.0-draft",
+                "../../wit/etl-pipeline",
+                "../../wit/etl-platform",
+            ],
+            world: $world,
+            generate_all,
+        });
+    };
+}
+
+/// Defines `config_error_text(&ConfigError) -> String` in the calling crate, for the
+/// `wasi:config/runtime` bindings [`generate!`] made there: `upstream: …` or `i/o: …`.
+#[macro_export]
+macro_rules! config_error_text {
+    () => {
+        /// How a `wasi:config/runtime` error reads in this part's messages.
+        fn config_error_text(error: &wasi::config::runtime::ConfigError) -> String {
+            match error {
+                wasi::config::runtime::ConfigError::Upstream(t) => format!("upstream: {t}"),
+                wasi::config::runtime::ConfigError::Io(t) => format!("i/o: {t}"),
+            }
+        }
+    };
+}
