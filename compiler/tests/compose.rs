@@ -1,8 +1,10 @@
 //! Stage `compose` on parts generated from WIT (dummy bodies, real types): the wiring, the
 //! composed component's interface, and determinism.
 
+mod common;
+
 use etl::compose::{self, Parts};
-use wit_parser::{ManglingAndAbi, Resolve};
+use wit_parser::Resolve;
 
 const CONTRACT: &str = include_str!("../../wit/etl-pipeline/pipeline.wit");
 
@@ -28,21 +30,7 @@ fn component(world: &str) -> Vec<u8> {
     resolve.push_str("contract.wit", CONTRACT).unwrap();
     let pkg = resolve.push_str("parts.wit", PARTS).unwrap();
     let world = resolve.select_world(&[pkg], Some(world)).unwrap();
-    let mut module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-        false,
-    )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
+    common::dummy_component(&resolve, world)
 }
 
 fn composed(customer: &str) -> Vec<u8> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use etl::diag::Code;
 use etl::resolve::{self, Cache, Origin, ResolveError};
-use wit_parser::{ManglingAndAbi, Resolve};
+use wit_parser::Resolve;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,21 +53,7 @@ fn component_of(sources: &[&str], world: &str) -> Vec<u8> {
     }
     let pkg = pkg.unwrap();
     let world = resolve.select_world(&[pkg], Some(world)).unwrap();
-    let mut module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-        false,
-    )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
+    common::dummy_component(&resolve, world)
 }
 
 const CONTRACT: &str = include_str!("../../wit/etl-pipeline/pipeline.wit");

@@ -22,3 +22,23 @@ pub fn copy(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A component of `world` with dummy bodies: real types, no behaviour.
+pub fn dummy_component(resolve: &wit_parser::Resolve, world: wit_parser::WorldId) -> Vec<u8> {
+    let mut module =
+        wit_component::dummy_module(resolve, world, wit_parser::ManglingAndAbi::Standard32);
+    wit_component::embed_component_metadata(
+        &mut module,
+        resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
