@@ -27,8 +27,8 @@
 //! - **per composition**: `etl::compose::compose` alone on each distinct composition (the same
 //!   parts `compile` gives it), checked to give the very bytes the plan records;
 //! - **where the time goes**: the parts of a compile timed alone (`validate`, `resolve_repo`
-//!   with and without the cache, hashing each unit's customer for its recipe key, reading and
-//!   validating the cached compositions, `compose::interface_of`), the rest by difference;
+//!   with and without the cache, reading the cached compositions as `Cache::composed` does,
+//!   `compose::interface_of` on a cold compile), the rest by difference;
 //! - **wac**: for a sample of the compositions (up to 50), the same wiring done by the
 //!   `wac plug` CLI (wac-cli 0.12), three invocations per step: settings plugged into the
 //!   customer, settings plugged into the out part, then both results plugged into the in part.
@@ -50,6 +50,7 @@
 //! See docs/PERFORMANCE.md for figures and targets.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,7 +62,7 @@ use etl::harness::Part;
 use etl::resolve::{self, Cache};
 
 mod support;
-use support::{machine, median, ms};
+use support::{machine, median, ms, time_etl};
 
 /// Steps per pipeline, in a chain.
 const STEPS: usize = 5;
@@ -228,43 +229,30 @@ fn main() {
     if quick {
         println!("stage split, CLI runs and wac plug comparison: skipped in quick mode");
     } else {
-        let b = breakdown(
-            &repo,
-            &noop_out,
-            &noop_cache,
-            &plan,
-            &componentized,
-            &recipes,
-        );
+        let b = breakdown(&repo, &noop_out, &noop_cache, &plan, &recipes);
         let compose_sum: Duration = per_composition.values().sum();
-        let (keys, interfaces) = (b.keys, b.interfaces);
+        let interfaces = b.interfaces;
         println!(
             "  cold:  validate {:.0} ms, resolve {:.0} ms (componentize {count} modules, \
-             contract), compose {:.0} ms ({} x {:.1} ms), recipe keys {:.0} ms (sha256 of the \
-             customer of each of {units} units), interface_of {:.0} ms, the rest {:.0} ms \
-             (cache writes, plan.json, dist/, freeing)",
+             contract), compose {:.0} ms ({} x {:.1} ms), interface_of {:.0} ms, the rest {:.0} \
+             ms (recipe keys, cache writes, plan.json, dist/, freeing)",
             ms(b.validate),
             ms(b.resolve_cold),
             ms(compose_sum),
             recipes.len(),
             ms(compose_median),
-            ms(keys),
             ms(interfaces),
-            ms(cold_median
-                .saturating_sub(b.validate + b.resolve_cold + compose_sum + keys + interfaces)),
+            ms(cold_median.saturating_sub(b.validate + b.resolve_cold + compose_sum + interfaces)),
         );
         println!(
             "  no-op: validate {:.0} ms, resolve {:.0} ms (cached components, revalidated, \
-             contract), recipe keys {:.0} ms, cache reads {:.0} ms ({} compositions read and \
-             validated), interface_of {:.0} ms, the rest {:.0} ms (plan.json, dist/, freeing)",
+             contract), cache reads {:.0} ms ({} compositions read and checked by sha256), the \
+             rest {:.0} ms (recipe keys, plan.json, dist/, freeing)",
             ms(b.validate),
             ms(b.resolve_warm),
-            ms(keys),
             ms(b.cache_reads),
             recipes.len(),
-            ms(interfaces),
-            ms(noop_median
-                .saturating_sub(b.validate + b.resolve_warm + keys + b.cache_reads + interfaces)),
+            ms(noop_median.saturating_sub(b.validate + b.resolve_warm + b.cache_reads)),
         );
 
         let mut cli_cold = Vec::new();
@@ -382,11 +370,9 @@ struct Breakdown {
     resolve_cold: Duration,
     /// `resolve_repo` with the no-op run's cache.
     resolve_warm: Duration,
-    /// sha256 of the customer component of every unit, as each recipe key hashes it.
-    keys: Duration,
-    /// Reading and validating every cached composition, as `Cache::composed` does.
+    /// `Cache::composed` for every composition: read it and its description, check its sha256.
     cache_reads: Duration,
-    /// `compose::interface_of` on every distinct composition.
+    /// `compose::interface_of` on every distinct composition (cold compiles only).
     interfaces: Duration,
 }
 
@@ -395,19 +381,9 @@ fn breakdown(
     dist: &Path,
     cache_dir: &Path,
     plan: &Plan,
-    componentized: &BTreeMap<String, Vec<u8>>,
     recipes: &BTreeMap<String, Recipe>,
 ) -> Breakdown {
     let cache = Cache::new(cache_dir);
-    let customers: Vec<&[u8]> = plan
-        .pipelines
-        .iter()
-        .flat_map(|p| p.steps.iter().chain(&p.sinks))
-        .map(|u| match &u.customer {
-            Some(c) => componentized[&c.digest].as_slice(),
-            None => Part::Identity.bytes(),
-        })
-        .collect();
     let composed: Vec<Vec<u8>> = plan
         .pipelines
         .iter()
@@ -418,13 +394,16 @@ fn breakdown(
         .map(|path| std::fs::read(dist.join(path)).expect("read a composed component"))
         .collect();
     assert_eq!(composed.len(), recipes.len());
-    let cached: Vec<PathBuf> = std::fs::read_dir(cache_dir.join("composed"))
+    // Each cached composition is `<key>.wasm` beside its description `<key>.json`.
+    let keys: Vec<String> = std::fs::read_dir(cache_dir.join("composed"))
         .expect("the cache has compositions")
         .map(|e| e.expect("a cache entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| p.file_stem().expect("named").to_string_lossy().into_owned())
         .collect();
-    assert_eq!(cached.len(), recipes.len());
+    assert_eq!(keys.len(), recipes.len());
 
-    let mut times: [Vec<Duration>; 6] = Default::default();
+    let mut times: [Vec<Duration>; 5] = Default::default();
     for _ in 0..3 {
         let t = Instant::now();
         let v = etl::validate(repo).expect("validate runs");
@@ -440,32 +419,23 @@ fn breakdown(
         assert!(problems.is_empty());
         drop(resolved);
         let t = Instant::now();
-        for c in &customers {
-            std::hint::black_box(resolve::sha256(c));
+        for key in &keys {
+            std::hint::black_box(cache.composed(key).expect("an intact cached composition"));
         }
         times[3].push(t.elapsed());
-        let t = Instant::now();
-        for path in &cached {
-            let bytes = std::fs::read(path).expect("read a cached composition");
-            wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
-                .validate_all(&bytes)
-                .expect("a valid cached composition");
-        }
-        times[4].push(t.elapsed());
         let t = Instant::now();
         for bytes in &composed {
             std::hint::black_box(compose::interface_of(bytes).expect("readable"));
         }
-        times[5].push(t.elapsed());
+        times[4].push(t.elapsed());
     }
-    let [a, b, c, d, e, f] = times.map(|mut t| median(&mut t));
+    let [a, b, c, d, e] = times.map(|mut t| median(&mut t));
     Breakdown {
         validate: a,
         resolve_cold: b,
         resolve_warm: c,
-        keys: d,
-        cache_reads: e,
-        interfaces: f,
+        cache_reads: d,
+        interfaces: e,
     }
 }
 
@@ -493,26 +463,18 @@ fn compile(repo: &Path, out: &Path, cache: &Path) -> Compilation {
 
 /// `etl compile` through the CLI once; its wall time.
 fn cli_compile(repo: &Path, out: &Path, cache: &Path) -> Duration {
-    let t = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .arg("compile")
-        .arg("--repo")
-        .arg(repo)
-        .arg("--out")
-        .arg(out)
-        .arg("--cache-dir")
-        .arg(cache)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn etl");
-    let wall = t.elapsed();
-    assert!(
-        output.status.success(),
-        "`etl compile` on the generated repo: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    wall
+    let args = [
+        OsStr::new("compile"),
+        OsStr::new("--repo"),
+        repo.as_os_str(),
+    ];
+    let more = [
+        OsStr::new("--out"),
+        out.as_os_str(),
+        OsStr::new("--cache-dir"),
+        cache.as_os_str(),
+    ];
+    time_etl(args.into_iter().chain(more)).0
 }
 
 /// The parts of one composition, as `compile` assembles them.

@@ -48,8 +48,8 @@
 //! See docs/PERFORMANCE.md for figures and targets.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, ResourceLimiter, Store};
 
 mod support;
-use support::{machine, median, ms};
+use support::{machine, median, ms, time_etl};
 
 /// The customer's side: the `transformer` world every customer component implements.
 mod bare {
@@ -623,25 +623,16 @@ fn behind_nats(
 
 /// Wall time of `etl run sensor-ingest --env dev` on one record, with `cache` as its cache.
 fn cli_run(repo: &Path, input: &Path, cache: &Path) -> Duration {
-    let t = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(["run", PIPELINE, "--env", ENVIRONMENT, "--format", "jsonl"])
-        .arg("--repo")
-        .arg(repo)
-        .arg("--input")
-        .arg(input)
-        .arg("--cache-dir")
-        .arg(cache)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn etl");
-    let wall = t.elapsed();
-    assert!(
-        output.status.success(),
-        "`etl run` on the example: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let args = ["run", PIPELINE, "--env", ENVIRONMENT, "--format", "jsonl"].map(OsStr::new);
+    let more = [
+        OsStr::new("--repo"),
+        repo.as_os_str(),
+        OsStr::new("--input"),
+        input.as_os_str(),
+        OsStr::new("--cache-dir"),
+        cache.as_os_str(),
+    ];
+    let (wall, output) = time_etl(args.into_iter().chain(more));
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("archive"),
         "the record reached the archive"

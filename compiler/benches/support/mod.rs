@@ -1,6 +1,8 @@
 //! Helpers both bench binaries use (`mod support;`).
 
-use std::time::Duration;
+use std::ffi::OsStr;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// CPUs, CPU model and load average, so figures can be read against the machine they came from.
 pub fn machine() -> String {
@@ -37,4 +39,27 @@ pub fn median(xs: &mut [Duration]) -> Duration {
     } else {
         (xs[n / 2 - 1] + xs[n / 2]) / 2
     }
+}
+
+/// Runs the `etl` binary with `args` (no stdin) and times it, process start to exit; fails the
+/// bench, with etl's stderr, unless it succeeds.
+#[allow(dead_code)] // the validate bench measures its CLI runs from a helper process instead
+pub fn time_etl<I, S>(args: I) -> (Duration, Output)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(env!("CARGO_BIN_EXE_etl"));
+    command.args(args).stdin(Stdio::null());
+    let t = Instant::now();
+    let output = command.output().expect("spawn etl");
+    let wall = t.elapsed();
+    assert!(
+        output.status.success(),
+        "`etl` {:?}: {}\n{}",
+        command.get_args().collect::<Vec<_>>(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (wall, output)
 }
