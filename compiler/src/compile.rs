@@ -15,7 +15,7 @@ use crate::compose::{self, Parts};
 use crate::diag::{Code, Diagnostic};
 use crate::harness::Part;
 use crate::load::{Loaded, Repo};
-use crate::model::{Pipeline, SinkConnector, SourceConnector};
+use crate::model::{Pipeline, SinkConnector};
 use crate::resolve::{self, Cache, Composed, ResolvedStep, sha256};
 use crate::{Error, Validation};
 
@@ -242,13 +242,8 @@ fn plan_of(repo: &Repo, mut pipelines: Vec<PipelinePlan>) -> Plan {
 /// The entry parts of a unit that reads `from`: http for the http source, messaging for
 /// everything that arrives over a subject (steps, nats and kafka sources).
 fn inbound_parts(p: &Pipeline, from: &[String]) -> Vec<Part> {
-    let source = &p.spec.source;
-    let http = from
-        .iter()
-        .any(|f| *f == *source.name && source.connector == SourceConnector::Http);
-    let messaging = from
-        .iter()
-        .any(|f| *f != *source.name || source.connector != SourceConnector::Http);
+    let http = from.iter().any(|f| p.spec.is_http_source(f));
+    let messaging = from.iter().any(|f| !p.spec.is_http_source(f));
     [(http, Part::InHttp), (messaging, Part::InMessaging)]
         .into_iter()
         .filter(|(on, _)| *on)

@@ -285,17 +285,16 @@ pub fn plan(repo: &Repo, environment: &str, pipeline: &str) -> Result<Deployment
             },
         )?),
     };
-    let http_source = source.connector == SourceConnector::Http;
     // How a unit reading `from` is fed: the HTTP flag, the subjects, and `etl.in.*` config.
     let inbound = |from: &[String], config: &mut BTreeMap<String, String>| {
         let mut http = false;
         let mut subscriptions = Vec::new();
         for f in from {
+            if spec.spec.is_http_source(f) {
+                http = true;
+                continue;
+            }
             let subject = if *f == *source.name {
-                if http_source {
-                    http = true;
-                    continue;
-                }
                 source_subject
                     .clone()
                     .expect("nats and kafka sources have one")

@@ -287,6 +287,14 @@ pub struct PipelineSpec {
     pub sinks: Vec<Sink>,
 }
 
+impl PipelineSpec {
+    /// Whether the `from` entry `name` is an `http` source: records from it arrive as HTTP
+    /// requests (through `in-http`); from anything else, over a subject (`in-messaging`).
+    pub fn is_http_source(&self, name: &str) -> bool {
+        name == self.source.name.as_str() && self.source.connector == SourceConnector::Http
+    }
+}
+
 /// The pipeline's source connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
