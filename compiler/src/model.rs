@@ -3,6 +3,7 @@
 //! Every type here agrees with its JSON Schema in `schema/` (a test proves it on every example
 //! and fixture): unknown keys are rejected by both, optional fields have the same defaults.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::LazyLock;
@@ -18,6 +19,8 @@ pub const API_VERSION: &str = "etl/v1alpha1";
 pub const NAME_PATTERN: &str = "^[-A-Za-z0-9_]+$";
 /// A content digest: `sha256:` and 64 lowercase hex digits.
 pub const DIGEST_PATTERN: &str = "^sha256:[0-9a-f]{64}$";
+/// A provider image: a wasmCloud built-in, or an OCI reference (`host[:port]/path[:tag][@sha256:…]`).
+pub const PROVIDER_IMAGE_PATTERN: &str = "^(wasmcloud\\+builtin://[a-z][-a-z0-9]*|[a-z0-9][-a-z0-9.]*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?)$";
 /// A capability grant: `namespace:package/interface`, an optional `@version`, or `namespace:package/*`.
 pub const GRANT_PATTERN: &str =
     "^[a-z][-a-z0-9]*:[a-z][-a-z0-9]*/(\\*|[a-z][-a-z0-9]*(@[0-9A-Za-z.+-]+)?)$";
@@ -202,6 +205,81 @@ pub struct ProjectSpec {
     /// Where `secret:` references are resolved (a wadm secret policy backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretBackend>,
+    /// The capability provider image for each provider the pipelines use.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<ProviderKind, ProviderImage>,
+}
+
+/// The capability providers the connectors and the bus between steps run on (wasmCloud 1.x).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// `wasi:http/incoming-handler` for an `http` source.
+    HttpServer,
+    /// `wasi:http/outgoing-handler` for an `http` sink.
+    HttpClient,
+    /// `wasmcloud:messaging` on NATS: the subjects between steps, `nats` sources and sinks.
+    MessagingNats,
+    /// `wasmcloud:messaging` on Kafka: `kafka` sources and sinks.
+    MessagingKafka,
+    /// `wasi:blobstore` on S3: `s3` sinks.
+    BlobstoreS3,
+}
+
+impl ProviderKind {
+    /// Every kind, in manifest order.
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::HttpServer,
+        ProviderKind::HttpClient,
+        ProviderKind::MessagingNats,
+        ProviderKind::MessagingKafka,
+        ProviderKind::BlobstoreS3,
+    ];
+
+    /// The key in `spec.providers`, which also names the provider in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::HttpServer => "http-server",
+            ProviderKind::HttpClient => "http-client",
+            ProviderKind::MessagingNats => "messaging-nats",
+            ProviderKind::MessagingKafka => "messaging-kafka",
+            ProviderKind::BlobstoreS3 => "blobstore-s3",
+        }
+    }
+
+    /// The wasmCloud 1.x host's built-in provider of this kind, if it has one.
+    pub fn builtin(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::HttpServer => Some("wasmcloud+builtin://http-server"),
+            ProviderKind::HttpClient => Some("wasmcloud+builtin://http-client"),
+            ProviderKind::MessagingNats => Some("wasmcloud+builtin://messaging-nats"),
+            ProviderKind::MessagingKafka | ProviderKind::BlobstoreS3 => None,
+        }
+    }
+
+    /// wasmCloud's published image of this provider (to pin by digest in `spec.providers`).
+    pub fn published(self) -> &'static str {
+        match self {
+            ProviderKind::HttpServer => "ghcr.io/wasmcloud/http-server:0.27.0",
+            ProviderKind::HttpClient => "ghcr.io/wasmcloud/http-client:0.13.1",
+            ProviderKind::MessagingNats => "ghcr.io/wasmcloud/messaging-nats:0.27.0",
+            ProviderKind::MessagingKafka => "ghcr.io/wasmcloud/messaging-kafka:0.6.1",
+            ProviderKind::BlobstoreS3 => "ghcr.io/wasmcloud/blobstore-s3:0.12.1",
+        }
+    }
+}
+
+validated_string!(
+    /// A provider image: `wasmcloud+builtin://NAME`, or an OCI reference, best pinned with
+    /// `@sha256:…`; see [`PROVIDER_IMAGE_PATTERN`].
+    ProviderImage, PROVIDER_IMAGE_PATTERN, "a provider image reference"
+);
+
+impl ProviderImage {
+    /// Whether the reference names exact bytes: a built-in, or an OCI reference with a digest.
+    pub fn is_pinned(&self) -> bool {
+        self.0.starts_with("wasmcloud+builtin://") || self.0.contains("@sha256:")
+    }
 }
 
 /// One deployment environment of the project.
