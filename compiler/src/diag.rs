@@ -134,6 +134,8 @@ codes! {
     EnvironmentFileName = "E0309", Error, "an environment file named unlike its environment";
     MissingSetting = "E0311", Error, "a connector without the setting that says where it goes";
     DuplicateGrant = "W0310", Warning, "a capability granted twice";
+    MissingProvider = "E0312", Error, "a connector whose provider the project does not configure";
+    UnpinnedProvider = "W0313", Warning, "a provider image not pinned by digest";
     TemplateSyntax = "E0401", Error, "a template that does not parse";
     UndefinedVariable = "E0402", Error, "a template uses a variable some environment lacks";
     TemplateRender = "E0403", Error, "a template fails to render";

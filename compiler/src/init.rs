@@ -75,6 +75,12 @@ metadata:
   name: {name}
 spec:
   registry: registry.example/{name}   # OCI repository prefix for composed step artifacts
+  # Which provider runs each connector: here the wasmCloud 1.x host's built-ins. Pin OCI
+  # images by digest instead, e.g. ghcr.io/wasmcloud/messaging-nats:0.27.0@sha256:<digest>.
+  providers:
+    http-server: wasmcloud+builtin://http-server
+    http-client: wasmcloud+builtin://http-client
+    messaging-nats: wasmcloud+builtin://messaging-nats
   environments:
     dev:
       lattice: {name}-dev

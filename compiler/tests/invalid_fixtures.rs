@@ -189,6 +189,10 @@ metadata:
   name: shop
 spec:
   registry: registry.example/etl
+  providers:
+    http-server: wasmcloud+builtin://http-server
+    http-client: wasmcloud+builtin://http-client
+    messaging-nats: wasmcloud+builtin://messaging-nats
   environments:
     dev:
       lattice: shop-dev

@@ -5,6 +5,7 @@
 mod connectors;
 mod graph;
 mod paths;
+pub mod providers;
 mod refs;
 mod secrets;
 pub(crate) mod templates;
@@ -25,6 +26,7 @@ pub fn check(repo: &Repo) -> Vec<Diagnostic> {
         connectors::check(repo, pipeline, &mut out);
     }
     refs::check(repo, &mut out);
+    providers::check(repo, &mut out);
     // Without a loaded project only the checks that need no environment run.
     for setting in settings(repo) {
         templates::check(&setting, environments.as_ref(), &mut out);
