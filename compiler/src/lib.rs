@@ -18,6 +18,7 @@ pub mod init;
 pub mod inspect;
 pub mod load;
 pub mod model;
+pub mod oci;
 pub mod render;
 pub mod resolve;
 pub mod run;
