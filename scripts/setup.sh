@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing etl needs on a fresh machine: the pinned Rust toolchain
-# (rust-toolchain.toml) and its Wasm targets, and the tests' third-party oracles (Graphviz).
+# (rust-toolchain.toml) and its Wasm targets, and the tests' third-party oracles (Graphviz,
+# skopeo).
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,17 +14,22 @@ fi
 rustup toolchain install --no-self-update >/dev/null
 rustup target add wasm32-wasip2 wasm32-unknown-unknown >/dev/null
 rustup component add rustfmt clippy >/dev/null
-# Graphviz's `dot` is a test oracle: it must parse what `etl graph --format dot` writes.
-if ! command -v dot >/dev/null 2>&1; then
+# Test oracles: Graphviz's `dot` must parse what `etl graph --format dot` writes; skopeo (an
+# independent OCI client) must read the OCI image layout `etl compile` writes as written.
+missing=()
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      graphviz >/dev/null
+      "${missing[@]}" >/dev/null
   else
-    echo "setup: install Graphviz (the \`dot\` command) for the tests" >&2
+    echo "setup: install ${missing[*]} (the \`dot\` and \`skopeo\` commands) for the tests" >&2
     exit 1
   fi
 fi
-echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown, $(dot -V 2>&1)"
+echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown, $(dot -V 2>&1)," \
+  "$(skopeo --version)"
