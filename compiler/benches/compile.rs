@@ -446,6 +446,7 @@ fn compile(repo: &Path, out: &Path, cache: &Path) -> Compilation {
         &Options {
             out: out.to_owned(),
             cache: Some(Cache::new(cache)),
+            provenance: Default::default(),
         },
     )
     .expect("compile runs");

@@ -13,9 +13,11 @@ use serde_json::Value as Json;
 
 use crate::compose::{self, Parts};
 use crate::diag::{Code, Diagnostic};
+use crate::emit::{self, Application, Packaged};
 use crate::harness::Part;
 use crate::load::{Loaded, Repo};
 use crate::model::{Pipeline, SinkConnector};
+use crate::oci::{self, Provenance};
 use crate::resolve::{self, Cache, Composed, ResolvedStep, sha256};
 use crate::{Error, Validation};
 
@@ -29,6 +31,8 @@ pub struct Options {
     pub out: PathBuf,
     /// Cache of componentized modules and compositions; `None` builds everything.
     pub cache: Option<Cache>,
+    /// Commit, source and time stamped on the OCI artifacts.
+    pub provenance: Provenance,
 }
 
 /// The outcome: diagnostics, and the plan when the compile succeeded and `dist/` was written.
@@ -60,6 +64,23 @@ pub struct Plan {
     pub harness: BTreeMap<&'static str, String>,
     /// One entry per pipeline, by name.
     pub pipelines: Vec<PipelinePlan>,
+    /// What the OCI artifacts are stamped with.
+    pub provenance: ProvenancePlan,
+    /// Every pipeline as deployed to every environment: what the manifests say.
+    pub deployments: BTreeMap<String, BTreeMap<String, Application>>,
+}
+
+/// The provenance stamped on the artifacts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvenancePlan {
+    /// RFC 3339 time of `created`.
+    pub created: String,
+    /// Where the pipeline repo lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The pipeline repo's commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// One pipeline of the plan.
@@ -103,6 +124,9 @@ pub struct CustomerPlan {
     pub origin: resolve::Origin,
     /// Digest of the component composed (the componentized module, or the same).
     pub component_digest: String,
+    /// Its imports beyond the contract, each granted by the policy: its capabilities.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// The harness parts of one composition.
@@ -146,7 +170,7 @@ pub struct Build {
 
 /// Compiles the repo at `root` into `options.out`.
 pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
-    let build = build(root, options.cache.as_ref())?;
+    let build = build(root, options.cache.as_ref(), &options.provenance)?;
     if build.plan.is_some() {
         write_atomically(&options.out, &build.files)?;
     }
@@ -158,7 +182,7 @@ pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
 }
 
 /// Compiles the repo at `root` in memory: the same bytes [`compile`] writes.
-pub fn build(root: &Path, cache: Option<&Cache>) -> Result<Build, Error> {
+pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Result<Build, Error> {
     let mut validation = crate::validate(root)?;
     let failed = |validation, built| Build {
         validation,
@@ -192,8 +216,16 @@ pub fn build(root: &Path, cache: Option<&Cache>) -> Result<Build, Error> {
     if validation.has_errors() {
         return Ok(failed(validation, built));
     }
-    let plan = plan_of(&validation.repo, pipelines);
     let mut files = builder.files;
+    let deployments = match package_and_emit(&validation.repo, &pipelines, provenance, &mut files) {
+        Ok(deployments) => deployments,
+        Err(problems) => {
+            validation.diagnostics.extend(problems);
+            crate::diag::sort(&mut validation.diagnostics);
+            return Ok(failed(validation, built));
+        }
+    };
+    let plan = plan_of(&validation.repo, pipelines, provenance, deployments);
     files.insert(
         "plan.json".to_owned(),
         canonical_json(&serde_json::to_value(&plan).expect("the plan serializes")).into_bytes(),
@@ -204,6 +236,139 @@ pub fn build(root: &Path, cache: Option<&Cache>) -> Result<Build, Error> {
         files,
         built,
     })
+}
+
+/// Packages every composed unit as an OCI artifact (`oci/`), then plans every pipeline in every
+/// environment and writes its manifests (`<env>/wadm/`, `<env>/k8s/`). Returns the applications
+/// by environment and pipeline, or the diagnostics of what cannot be deployed.
+fn package_and_emit(
+    repo: &Repo,
+    pipelines: &[PipelinePlan],
+    provenance: &Provenance,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<BTreeMap<String, BTreeMap<String, Application>>, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let mut artifacts = Vec::new();
+    let mut packaged: BTreeMap<&str, BTreeMap<String, Packaged>> = BTreeMap::new();
+    for p in pipelines {
+        let loaded = crate::deploy::find_pipeline(repo, &p.name).expect("planned pipelines exist");
+        for unit in p.steps.iter().chain(&p.sinks) {
+            let repository = format!("{}-{}", p.name, unit.name);
+            let wasm = &files[&unit.artifact.path];
+            let input = oci::ArtifactInput {
+                name: &repository,
+                wasm,
+                imports: &unit.artifact.imports,
+                exports: &unit.artifact.exports,
+            };
+            match oci::artifact(&input, provenance) {
+                Ok(a) => {
+                    packaged.entry(p.name.as_str()).or_default().insert(
+                        unit.name.clone(),
+                        Packaged {
+                            repository: repository.clone(),
+                            manifest_digest: a.manifest_digest.clone(),
+                            component_digest: unit.artifact.digest.clone(),
+                            imports: unit.artifact.imports.clone(),
+                            grants: unit
+                                .customer
+                                .as_ref()
+                                .map(|c| c.grants.clone())
+                                .unwrap_or_default(),
+                        },
+                    );
+                    artifacts.push(a);
+                }
+                Err(e) => problems.push(emit_diagnostic(loaded, Some(&unit.name), &e.to_string())),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let wasm: BTreeMap<String, &[u8]> = pipelines
+        .iter()
+        .flat_map(|p| p.steps.iter().chain(&p.sinks))
+        .map(|u| {
+            (
+                u.artifact.digest.clone(),
+                files[&u.artifact.path].as_slice(),
+            )
+        })
+        .collect();
+    let layout = oci::layout(&artifacts, &wasm).map_err(|e| {
+        vec![Diagnostic::new(
+            Code::Emit,
+            format!("the OCI layout cannot be written: {e}"),
+        )]
+    })?;
+    let mut out_files: BTreeMap<String, Vec<u8>> = layout
+        .into_iter()
+        .map(|(path, bytes)| (format!("oci/{path}"), bytes))
+        .collect();
+    let mut deployments: BTreeMap<String, BTreeMap<String, Application>> = BTreeMap::new();
+    let environments: Vec<String> = repo
+        .project
+        .iter()
+        .flat_map(|p| p.spec.spec.environments.keys().map(|e| e.to_string()))
+        .collect();
+    for env in &environments {
+        for p in pipelines {
+            let loaded =
+                crate::deploy::find_pipeline(repo, &p.name).expect("planned pipelines exist");
+            let deployment = match crate::deploy::plan(repo, env, &p.name) {
+                Ok(d) => d,
+                Err(e) => {
+                    problems.push(emit_diagnostic(loaded, None, &e.to_string()));
+                    continue;
+                }
+            };
+            match emit::application(repo, &deployment, &packaged[p.name.as_str()]) {
+                Ok(app) => {
+                    out_files.insert(
+                        format!("{env}/wadm/{}.yaml", p.name),
+                        emit::wadm::manifest(&app).into_bytes(),
+                    );
+                    out_files.insert(
+                        format!("{env}/k8s/{}.yaml", p.name),
+                        emit::k8s::manifests(&app).into_bytes(),
+                    );
+                    deployments
+                        .entry(env.clone())
+                        .or_default()
+                        .insert(p.name.clone(), app);
+                }
+                Err(e) => problems.push(emit_diagnostic(
+                    loaded,
+                    e.unit(),
+                    &format!("{e} (environment `{env}`)"),
+                )),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    files.append(&mut out_files);
+    Ok(deployments)
+}
+
+/// A diagnostic for a pipeline that cannot be deployed, at the unit it names (or the pipeline).
+fn emit_diagnostic(pipeline: &Loaded<Pipeline>, unit: Option<&str>, message: &str) -> Diagnostic {
+    let spec = &pipeline.spec.spec;
+    let unit = unit.unwrap_or_default();
+    let pointer = if *spec.source.name == *unit {
+        "/spec/source/name".to_owned()
+    } else if let Some(i) = spec.steps.iter().position(|s| *s.name == *unit) {
+        format!("/spec/steps/{i}/name")
+    } else if let Some(i) = spec.sinks.iter().position(|s| *s.name == *unit) {
+        format!("/spec/sinks/{i}/name")
+    } else {
+        "/metadata/name".to_owned()
+    };
+    Diagnostic::new(Code::Emit, message.to_owned())
+        .at(&pipeline.file, pipeline.span(&pointer))
+        .label("cannot be deployed")
 }
 
 /// The digest of every spec file of `repo`, by path: the plan's `inputs`.
@@ -222,7 +387,12 @@ pub fn input_digests(repo: &Repo) -> BTreeMap<String, String> {
     inputs
 }
 
-fn plan_of(repo: &Repo, mut pipelines: Vec<PipelinePlan>) -> Plan {
+fn plan_of(
+    repo: &Repo,
+    mut pipelines: Vec<PipelinePlan>,
+    provenance: &Provenance,
+    deployments: BTreeMap<String, BTreeMap<String, Application>>,
+) -> Plan {
     pipelines.sort_by(|a, b| a.name.cmp(&b.name));
     let project = repo.project.as_ref().map(|p| &p.spec);
     let inputs = input_digests(repo);
@@ -236,6 +406,12 @@ fn plan_of(repo: &Repo, mut pipelines: Vec<PipelinePlan>) -> Plan {
         inputs,
         harness: Part::ALL.iter().map(|p| (p.name(), p.digest())).collect(),
         pipelines,
+        provenance: ProvenancePlan {
+            created: oci::rfc3339(provenance.created).unwrap_or_default(),
+            source: provenance.source.clone(),
+            revision: provenance.revision.clone(),
+        },
+        deployments,
     }
 }
 
@@ -294,6 +470,7 @@ impl Builder<'_> {
                     digest: r.digest.clone(),
                     origin: r.origin,
                     component_digest: r.component_digest.clone(),
+                    grants: r.contract.extra_imports.clone(),
                 }),
                 harness: HarnessPlan {
                     inbound: inbound.iter().map(|p| p.name()).collect(),

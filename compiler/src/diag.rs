@@ -152,6 +152,7 @@ codes! {
     ContractType = "E0708", Error, "a component whose types differ from the contract";
     ForbiddenImport = "E0709", Error, "a component import the policy does not grant";
     Compose = "E0710", Error, "a step that cannot be composed";
+    Emit = "E0801", Error, "a pipeline that cannot be deployed as planned";
     ModelMismatch = "E0901", Error, "internal: the schema accepted what the model rejects";
 }
 

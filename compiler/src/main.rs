@@ -39,7 +39,13 @@ enum Command {
         format: Format,
     },
     /// Validate, resolve every component by digest, compose each step and sink into one
-    /// component, and write `--out` (plan.json + components/sha256/…) in one atomic swap.
+    /// component, package each as a Wasm OCI artifact, and write `--out` in one atomic swap:
+    /// plan.json, components/sha256/…, oci/ (an OCI image layout), and per environment
+    /// <env>/wadm/<pipeline>.yaml (wasmCloud 1.x) and <env>/k8s/<pipeline>.yaml (wasmCloud v2).
+    ///
+    /// The output is byte-identical for identical inputs. Artifacts are stamped with
+    /// SOURCE_DATE_EPOCH when set, else the repo's last commit time, else 0 (never the clock), and
+    /// with the commit when the repo is a clean git work tree.
     ///
     /// Nothing is written unless everything succeeds: a failed compile leaves the previous
     /// output as it was. Exit status: 0 compiled, 1 invalid input, 2 usage or internal error.
@@ -60,6 +66,10 @@ enum Command {
         /// Output format of diagnostics, as for `etl validate`.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// URL of the pipeline repo, stamped on the artifacts as
+        /// `org.opencontainers.image.source` (e.g. https://github.com/acme/pipelines).
+        #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
+        source: Option<String>,
     },
     /// Show a component's imports and exports in WIT terms, and whether it satisfies the
     /// customer contract (world `etl:pipeline/transformer@0.1.0`) under a policy.
@@ -263,14 +273,24 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             cache_dir,
             no_cache,
             format,
+            source,
         } => {
             let cache = (!no_cache)
                 .then(|| etl::resolve::Cache::new(cache_dir.unwrap_or_else(default_cache_dir)));
+            let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+            let provenance = etl::provenance::discover(&repo, epoch.as_deref(), source)?;
+            if provenance.revision.is_none() && etl::provenance::is_dirty(&repo) {
+                eprintln!(
+                    "note: `{}` has uncommitted changes: the artifacts carry no revision",
+                    repo.display()
+                );
+            }
             let compilation = etl::compile::compile(
                 &repo,
                 &etl::compile::Options {
                     out: out.clone(),
                     cache,
+                    provenance,
                 },
             )?;
             let done = compilation.plan.as_ref().map(|plan| {

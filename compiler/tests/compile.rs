@@ -3,38 +3,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use etl::compile::{self, Options};
 use etl::resolve::Cache;
 
-/// Every file under `dir`, by relative path.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
 fn compile_into(repo: &Path, out: &Path, cache: Option<&Path>) -> compile::Compilation {
     let options = Options {
         out: out.to_owned(),
         cache: cache.map(Cache::new),
+        provenance: Default::default(),
     };
     compile::compile(repo, &options).unwrap()
 }
@@ -104,13 +82,17 @@ fn compiling_twice_gives_the_same_bytes_and_the_cache_makes_it_a_no_op() {
     let (cache_a, cache_b) = (tmp.path().join("cache-a"), tmp.path().join("cache-b"));
     compile_into(&common::example(), &a, Some(&cache_a));
     compile_into(&common::example(), &b, Some(&cache_b));
-    assert_eq!(tree(&a), tree(&b), "two fresh compiles differ");
+    assert_eq!(
+        common::tree(&a),
+        common::tree(&b),
+        "two fresh compiles differ"
+    );
     let again = compile_into(&common::example(), &a, Some(&cache_a));
     assert_eq!(
         again.built, 0,
         "an unchanged repo recompiles from the cache"
     );
-    assert_eq!(tree(&a), tree(&b));
+    assert_eq!(common::tree(&a), common::tree(&b));
 
     // A cached composition whose bytes no longer hash to their stored digest is rebuilt, and
     // the output is unchanged; so is one whose description is unreadable.
@@ -135,7 +117,7 @@ fn compiling_twice_gives_the_same_bytes_and_the_cache_makes_it_a_no_op() {
     std::fs::write(json, b"{").unwrap();
     let repaired = compile_into(&common::example(), &a, Some(&cache_a));
     assert_eq!(repaired.built, 2, "the two damaged entries are rebuilt");
-    assert_eq!(tree(&a), tree(&b));
+    assert_eq!(common::tree(&a), common::tree(&b));
 }
 
 #[test]
@@ -156,7 +138,7 @@ fn identical_compositions_are_built_once_and_shared() {
         c.built, 5,
         "the second pipeline reuses every composition of the first"
     );
-    let components = tree(&dist)
+    let components = common::tree(&dist)
         .keys()
         .filter(|k| k.starts_with("components/"))
         .count();
@@ -170,7 +152,7 @@ fn a_failed_compile_leaves_the_previous_output_untouched() {
     common::copy(&common::example(), &repo);
     let dist = tmp.path().join("dist");
     compile_into(&repo, &dist, None);
-    let before = tree(&dist);
+    let before = common::tree(&dist);
     let mut bytes = std::fs::read(repo.join("components/enrich.wasm")).unwrap();
     bytes.push(0);
     std::fs::write(repo.join("components/enrich.wasm"), bytes).unwrap();
@@ -182,7 +164,7 @@ fn a_failed_compile_leaves_the_previous_output_untouched() {
             .iter()
             .any(|d| d.code == etl::diag::Code::DigestMismatch)
     );
-    assert_eq!(tree(&dist), before);
+    assert_eq!(common::tree(&dist), before);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

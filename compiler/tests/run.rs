@@ -97,6 +97,7 @@ fn the_example_fixtures_pass_on_the_compiled_dist() {
         &etl::compile::Options {
             out: dist.clone(),
             cache: Some(etl::resolve::Cache::new(cache().to_owned())),
+            provenance: Default::default(),
         },
     )
     .unwrap();
@@ -397,6 +398,7 @@ fn a_stale_or_tampered_dist_is_refused() {
     let options = etl::compile::Options {
         out: dist.clone(),
         cache: Some(etl::resolve::Cache::new(cache().to_owned())),
+        provenance: Default::default(),
     };
     assert!(
         etl::compile::compile(&repo, &options)

@@ -230,6 +230,7 @@ fn example_artifacts() -> &'static BTreeMap<String, Vec<u8>> {
             &etl::compile::Options {
                 out: out.clone(),
                 cache: None,
+                provenance: Default::default(),
             },
         )
         .expect("compile runs");

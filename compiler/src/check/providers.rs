@@ -51,7 +51,10 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
             }
             let name = kind.name();
             let suggestion = match kind.builtin() {
-                Some(builtin) => format!("`{name}: {builtin}` (the wasmCloud 1.x host's built-in) or `{name}: {}@sha256:<digest>`", kind.published()),
+                Some(builtin) => format!(
+                    "`{name}: {builtin}` (the wasmCloud 1.x host's built-in) or `{name}: {}@sha256:<digest>`",
+                    kind.published()
+                ),
                 None => format!("`{name}: {}@sha256:<digest>`", kind.published()),
             };
             out.push(
@@ -81,7 +84,10 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
                     Code::UnpinnedProvider,
                     format!("provider `{}` is not pinned by digest", kind.name()),
                 )
-                .at(&project.file, project.span(&format!("/spec/providers/{}", kind.name())))
+                .at(
+                    &project.file,
+                    project.span(&format!("/spec/providers/{}", kind.name())),
+                )
                 .label("a tag can move")
                 .help(format!("append `@sha256:<digest>`: `{image}@sha256:…`")),
             );

@@ -209,7 +209,7 @@ pub fn prepare(
 ) -> Result<(crate::Validation, Option<Artifacts>), PrepareError> {
     match origin {
         Origin::Build(cache) => {
-            let build = crate::compile::build(root, cache.as_ref())?;
+            let build = crate::compile::build(root, cache.as_ref(), &Default::default())?;
             let artifacts = build.plan.as_ref().map(|p| from_build(p, &build.files));
             Ok((build.validation, artifacts))
         }

@@ -1,0 +1,142 @@
+//! Where a compile's artifacts come from: the time and commit stamped on them, found without
+//! the clock. `SOURCE_DATE_EPOCH` wins, then the pipeline repo's last commit time, then 0, so the
+//! same inputs give the same bytes on any machine, any day.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::oci::{MAX_CREATED, Provenance};
+
+/// Why the provenance could not be worked out.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvenanceError {
+    /// `SOURCE_DATE_EPOCH` is not a whole number of seconds in range.
+    #[error(
+        "SOURCE_DATE_EPOCH is `{0}`; expected whole seconds since 1970-01-01 UTC, 0 to {MAX_CREATED}"
+    )]
+    SourceDateEpoch(String),
+}
+
+/// The provenance of the repo at `root`: `created` from `source_date_epoch` (the value of
+/// `SOURCE_DATE_EPOCH`, if set), else the commit time, else 0; `revision` the commit, when the
+/// repo is a git work tree without uncommitted changes under `root`; `source` as given.
+pub fn discover(
+    root: &Path,
+    source_date_epoch: Option<&str>,
+    source: Option<String>,
+) -> Result<Provenance, ProvenanceError> {
+    let commit = head(root);
+    let created = match source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|t| (0..=MAX_CREATED).contains(t))
+            .ok_or_else(|| ProvenanceError::SourceDateEpoch(text.to_owned()))?,
+        None => commit.as_ref().map(|(_, time)| *time).unwrap_or(0),
+    };
+    Ok(Provenance {
+        created,
+        source,
+        revision: commit.filter(|_| clean(root)).map(|(hash, _)| hash),
+    })
+}
+
+/// Whether `root` has uncommitted changes that would make the commit a lie.
+pub fn is_dirty(root: &Path) -> bool {
+    head(root).is_some() && !clean(root)
+}
+
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The last commit and its time, if `root` is in a git work tree with commits.
+fn head(root: &Path) -> Option<(String, i64)> {
+    let line = git(root, &["log", "-1", "--format=%H %ct"])?;
+    let (hash, time) = line.split_once(' ')?;
+    Some((hash.to_owned(), time.parse().ok()?))
+}
+
+fn clean(root: &Path) -> bool {
+    git(
+        root,
+        &[
+            "status",
+            "--porcelain",
+            "--untracked-files=normal",
+            "--",
+            ".",
+        ],
+    )
+    .is_some_and(|s| s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_date_epoch_wins_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = discover(dir.path(), Some("1700000000"), None).unwrap();
+        assert_eq!(p.created, 1_700_000_000);
+        assert_eq!(p.revision, None);
+        for bad in ["-1", "1.5", "soon", "253402300800"] {
+            let e = discover(dir.path(), Some(bad), None).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn outside_git_it_is_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = discover(dir.path(), None, Some("https://git.example/p".into())).unwrap();
+        assert_eq!(p.created, 0);
+        assert_eq!(p.revision, None);
+        assert_eq!(p.source.as_deref(), Some("https://git.example/p"));
+    }
+
+    #[test]
+    fn a_clean_commit_gives_its_hash_and_time_and_a_change_drops_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .env("GIT_COMMITTER_DATE", "1600000000 +0000")
+                .env("GIT_AUTHOR_DATE", "1600000000 +0000")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        run(&["init", "-q"]);
+        std::fs::write(dir.path().join("etl.yaml"), "x").unwrap();
+        run(&["add", "."]);
+        run(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "m",
+        ]);
+        let p = discover(dir.path(), None, None).unwrap();
+        assert_eq!(p.created, 1_600_000_000);
+        assert_eq!(p.revision.as_ref().map(String::len), Some(40));
+        std::fs::write(dir.path().join("etl.yaml"), "y").unwrap();
+        assert!(is_dirty(dir.path()));
+        assert_eq!(discover(dir.path(), None, None).unwrap().revision, None);
+    }
+}
