@@ -780,3 +780,149 @@ pub fn check(app: &Application) -> Result<(), EmitError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(provider: &str, component: &str, direction: Direction, name: Option<&str>) -> Link {
+        Link {
+            direction,
+            provider: provider.to_owned(),
+            component: component.to_owned(),
+            namespace: "wasmcloud".to_owned(),
+            package: "messaging".to_owned(),
+            interfaces: vec!["handler".to_owned()],
+            name: name.map(str::to_owned),
+            source_config: None,
+            target_config: None,
+        }
+    }
+
+    fn app(components: &[&str], links: Vec<Link>) -> Application {
+        Application {
+            name: "orders".to_owned(),
+            project: "shop".to_owned(),
+            environment: "dev".to_owned(),
+            lattice: "default".to_owned(),
+            description: None,
+            version: String::new(),
+            components: components
+                .iter()
+                .map(|c| Component {
+                    name: (*c).to_owned(),
+                    kind: "step",
+                    artifact: ArtifactRef {
+                        image: format!("r.example/orders-{c}@sha256:00"),
+                        repository: format!("orders-{c}"),
+                        manifest_digest: "sha256:00".to_owned(),
+                        component_digest: "sha256:00".to_owned(),
+                    },
+                    scale: Scale {
+                        replicas: 1,
+                        spread: Vec::new(),
+                    },
+                    config: None,
+                    secrets: Vec::new(),
+                    imports: Vec::new(),
+                    grants: Vec::new(),
+                })
+                .collect(),
+            providers: vec![Provider {
+                name: "messaging-nats".to_owned(),
+                kind: ProviderKind::MessagingNats,
+                image: "wasmcloud+builtin://messaging-nats".to_owned(),
+                config: None,
+                scale: Scale {
+                    replicas: 1,
+                    spread: Vec::new(),
+                },
+            }],
+            links,
+            secret_policy: None,
+        }
+    }
+
+    #[test]
+    fn distinct_provider_links_pass() {
+        let links = vec![
+            link(
+                "messaging-nats",
+                "a",
+                Direction::ProviderToComponent,
+                Some("a"),
+            ),
+            link(
+                "messaging-nats",
+                "b",
+                Direction::ProviderToComponent,
+                Some("b"),
+            ),
+            link("messaging-nats", "a", Direction::ComponentToProvider, None),
+            link("messaging-nats", "b", Direction::ComponentToProvider, None),
+        ];
+        assert_eq!(check(&app(&["a", "b"], links)), Ok(()));
+    }
+
+    #[test]
+    fn duplicate_link_names_on_one_source_are_refused() {
+        let links = vec![
+            link(
+                "messaging-nats",
+                "a",
+                Direction::ProviderToComponent,
+                Some("in"),
+            ),
+            link(
+                "messaging-nats",
+                "b",
+                Direction::ProviderToComponent,
+                Some("in"),
+            ),
+        ];
+        let e = check(&app(&["a", "b"], links)).unwrap_err();
+        assert!(
+            matches!(&e, EmitError::Duplicate { name, .. } if name == "in"),
+            "{e}"
+        );
+        let unnamed = vec![
+            link("messaging-nats", "a", Direction::ProviderToComponent, None),
+            link("messaging-nats", "b", Direction::ProviderToComponent, None),
+        ];
+        let e = check(&app(&["a", "b"], unnamed)).unwrap_err();
+        assert!(e.to_string().contains("`default`"), "{e}");
+    }
+
+    #[test]
+    fn a_component_named_like_a_provider_is_refused() {
+        let e = check(&app(&["messaging-nats"], Vec::new())).unwrap_err();
+        assert!(
+            e.to_string().contains("a step or sink and a provider"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_kubernetes_and_oci_cannot_use_are_refused() {
+        for bad in ["Parse", "under_score", "trail-", &"x".repeat(60)] {
+            let e = check(&app(&[bad], Vec::new())).unwrap_err();
+            assert!(matches!(e, EmitError::InvalidName { .. }), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn config_names_follow_their_values() {
+        let a = NamedConfig::new("parse-runtime", BTreeMap::from([("k".into(), "1".into())]));
+        let b = NamedConfig::new("parse-runtime", BTreeMap::from([("k".into(), "2".into())]));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_ne!(a.name, b.name);
+        assert!(
+            a.name.starts_with("parse-runtime-") && a.name.len() == "parse-runtime-".len() + 12
+        );
+        assert_eq!(NamedConfig::new("x", BTreeMap::new()), None);
+        // Length-prefixed: moving text between key and value is a different config.
+        let c = NamedConfig::new("p", BTreeMap::from([("a=".into(), "b".into())])).unwrap();
+        let d = NamedConfig::new("p", BTreeMap::from([("a".into(), "=b".into())])).unwrap();
+        assert_ne!(c.name, d.name);
+    }
+}
