@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine and runs etl's main job on the bundled example repo: validate, compile
-# every step into one composed component (dist/plan.json + components/sha256/…), then run the
-# repo's fixtures and three sample readings through exactly those compiled components.
+# every step into one composed component, packaged as OCI artifacts with wadm and wasmCloud v2
+# manifests per environment, then run the repo's fixtures and three sample readings through
+# exactly those compiled components.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,6 +15,12 @@ out=$target_dir/iot-sensors-dist
 echo
 echo "plan: $out/plan.json"
 ls -l "$out/components/sha256"
+echo "OCI layout: $out/oci ($(grep -o 'image.ref.name' "$out/oci/index.json" | wc -l | tr -d ' ') artifacts)"
+echo "manifests:"
+(cd "$out" && ls -1 ./*/wadm/*.yaml ./*/k8s/*.yaml)
+echo
+sed -n '1,/^  - name: enrich/p' "$out/prod/wadm/sensor-ingest.yaml" | head -n -1
+echo "  …"
 echo
 "$etl" test --repo examples/iot-sensors --dist "$out"
 echo
