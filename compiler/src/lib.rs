@@ -13,6 +13,7 @@ pub mod contract;
 pub mod deploy;
 pub mod diag;
 pub mod diagram;
+pub mod diff;
 pub mod emit;
 pub mod harness;
 pub mod init;

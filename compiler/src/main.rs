@@ -139,6 +139,36 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
+    /// Show what a change deploys differently: compare two compiled plans, pipeline by pipeline
+    /// and environment by environment (artifacts and why they changed, new capabilities,
+    /// scaling, configuration, links, secrets by name, providers). See docs/diff.md.
+    ///
+    /// BASE and HEAD are each a directory (an `etl compile` output with plan.json, or a pipeline
+    /// repo, compiled in memory) or else a git ref of `--repo`, exported and compiled in memory
+    /// (the work tree is never touched). Exit status: 0 no changes, 1 changes, 2 usage error, a
+    /// side that does not compile, or an internal error.
+    Diff {
+        /// The old side: a directory or a git ref.
+        #[arg(value_name = "BASE")]
+        base: String,
+        /// The new side: a directory or a git ref.
+        #[arg(value_name = "HEAD")]
+        head: String,
+        /// The pipeline repo whose git refs are meant.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        repo: PathBuf,
+        /// Output format: `markdown` (a pull-request comment, under 60,000 characters),
+        /// `text` (everything, for a terminal) or `json` (stable, see docs/diff.md).
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// Cache of componentized modules and compositions (default as for `etl compile`).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// URL of the pipeline repo stamped on artifacts of sides compiled here, as for
+        /// `etl compile --source`.
+        #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
+        source: Option<String>,
+    },
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates cleanly. Never overwrites existing files.
     Init {
@@ -212,6 +242,16 @@ enum GraphFormat {
     Mermaid,
     /// Graphviz DOT.
     Dot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormat {
+    /// Markdown for a pull-request comment.
+    Markdown,
+    /// Lines for a terminal.
+    Text,
+    /// A stable JSON document.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -410,6 +450,48 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 GraphFormat::Dot => etl::diagram::dot(&p.spec),
             });
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff {
+            base,
+            head,
+            repo,
+            format,
+            cache_dir,
+            source,
+        } => {
+            let options = etl::diff::Options {
+                repo: repo.clone(),
+                cache: Some(etl::resolve::Cache::new(
+                    cache_dir.unwrap_or_else(default_cache_dir),
+                )),
+                source,
+                source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+            };
+            // A side that does not compile: its diagnostics, then the error.
+            let load = |arg: &str| {
+                etl::diff::load(arg, &options).inspect_err(|e| {
+                    if let etl::diff::DiffError::Invalid {
+                        root, validation, ..
+                    } = e
+                    {
+                        report(
+                            validation,
+                            root.as_ref(),
+                            Format::Human,
+                            cli.color,
+                            Some(""),
+                        );
+                    }
+                })
+            };
+            let (base, head) = (load(&base)?, load(&head)?);
+            let diff = etl::diff::diff(&base, &head);
+            print(&match format {
+                DiffFormat::Markdown => diff.markdown(),
+                DiffFormat::Text => diff.text(),
+                DiffFormat::Json => diff.json(),
+            });
+            Ok(ExitCode::from(u8::from(diff.changed)))
         }
         Command::Init { dir, name } => {
             let files = etl::init::init(&dir, name.as_deref())?;
