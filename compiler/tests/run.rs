@@ -814,6 +814,16 @@ fn an_s3_sink_is_refused_by_name() {
     );
     assert_ne!(text, patched);
     std::fs::write(&file, patched).unwrap();
+    let project = tmp.path().join("etl.yaml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    let anchor = "  providers:\n";
+    assert!(text.contains(anchor));
+    let with_s3 = text.replacen(
+        anchor,
+        "  providers:\n    blobstore-s3: ghcr.io/wasmcloud/blobstore-s3:0.12.1@sha256:0000000000000000000000000000000000000000000000000000000000000000\n",
+        1,
+    );
+    std::fs::write(&project, with_s3).unwrap();
     let (validation, artifacts) = build(tmp.path());
     let deployment = deploy::plan(&validation.repo, "dev", "sensor-ingest").unwrap();
     let e = runtime()
