@@ -104,13 +104,15 @@ fn rerun_if_changed(root: &Path, components: &Path) {
         components.join("Cargo.toml"),
         components.join("Cargo.lock"),
         root.join("wit"),
+        // The envelope's source (built as harness-components/envelope), and the toolchain.
         root.join("envelope/src"),
-        root.join("envelope/Cargo.toml"),
-        // Workspace settings the envelope crate inherits, and the pinned toolchain.
-        root.join("Cargo.toml"),
         root.join("rust-toolchain.toml"),
     ];
-    for (part, _) in PARTS {
+    for part in PARTS
+        .iter()
+        .map(|(part, _)| *part)
+        .chain(["bindings", "envelope"])
+    {
         paths.push(components.join(part).join("Cargo.toml"));
         paths.push(components.join(part).join("src"));
     }

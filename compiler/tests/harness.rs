@@ -218,14 +218,25 @@ fn names_and_digests_are_consistent() {
     }
 }
 
-/// `harness-components/build.sh`, run in a fresh target directory, gives exactly the embedded
-/// bytes: the harness digests reproduce (a cold build of the components, ~20–40 s).
+/// `harness-components/build.sh`, run on a copy of the sources at another path and in a fresh
+/// target directory, gives exactly the embedded bytes: the harness digests do not depend on where
+/// the repo is checked out or built (a cold build of the components, ~20–40 s).
 #[test]
 fn harness_digests_reproduce() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("somewhere/else");
+    for dir in ["harness-components", "wit", "envelope/src"] {
+        copy_sources(&root.join(dir), &copy.join(dir));
+    }
+    std::fs::copy(
+        root.join("rust-toolchain.toml"),
+        copy.join("rust-toolchain.toml"),
+    )
+    .unwrap();
     let target = tempfile::tempdir().unwrap();
     let output = Command::new("bash")
-        .arg(root.join("harness-components/build.sh"))
+        .arg(copy.join("harness-components/build.sh"))
         .env("CARGO_TARGET_DIR", target.path())
         .output()
         .expect("cannot run harness-components/build.sh");
@@ -253,5 +264,21 @@ fn harness_digests_reproduce() {
             "build.sh does not print {part} {}:\n{stdout}",
             part.digest()
         );
+    }
+}
+
+/// Copies a source tree, leaving out build output (`target/`).
+fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == "target" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_sources(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
 }
