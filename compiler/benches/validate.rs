@@ -377,6 +377,8 @@ spec:
     http-server: wasmcloud+builtin://http-server
     http-client: wasmcloud+builtin://http-client
     messaging-nats: wasmcloud+builtin://messaging-nats
+    messaging-kafka: ghcr.io/wasmcloud/messaging-kafka:0.6.1@sha256:0000000000000000000000000000000000000000000000000000000000000000
+    blobstore-s3: ghcr.io/wasmcloud/blobstore-s3:0.12.1@sha256:0000000000000000000000000000000000000000000000000000000000000000
   environments:
 ",
     );
