@@ -757,6 +757,14 @@ pub fn check(app: &Application) -> Result<(), EmitError> {
             &c.artifact.repository,
             "OCI repository or Kubernetes object",
         )?;
+        let mut spreads = std::collections::BTreeSet::new();
+        if let Some(s) = c.scale.spread.iter().find(|s| !spreads.insert(&s.name)) {
+            return Err(EmitError::Duplicate {
+                application: app.name.clone(),
+                what: "spreads of one component (wasmCloud v2 names a workload per spread)",
+                name: s.name.clone(),
+            });
+        }
         if !names.insert(c.name.as_str()) {
             return Err(EmitError::Duplicate {
                 application: app.name.clone(),
@@ -919,6 +927,19 @@ mod tests {
             e.to_string().contains("a step or sink and a provider"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_spread_named_twice_is_refused() {
+        let mut a = app(&["a"], Vec::new());
+        let east = Spread {
+            name: "east".to_owned(),
+            requirements: BTreeMap::new(),
+            weight: None,
+        };
+        a.components[0].scale.spread = vec![east.clone(), east];
+        let e = check(&a).unwrap_err();
+        assert!(e.to_string().contains("`east`"), "{e}");
     }
 
     #[test]
