@@ -1047,57 +1047,6 @@ fn an_http_sink_url_the_egress_list_cannot_hold_allows_nothing() {
     assert_eq!(lr["config"]["etl.out.url"], "http://[::1]:8080/hook");
 }
 
-/// Values YAML would read as something else, or that break naive quoting.
-const TRICKY: &[&str] = &[
-    "a: b",
-    "# not a comment",
-    "value # with a hash",
-    "line one\nline two",
-    "trailing newline\n",
-    "{{ x }}",
-    "{a: b}",
-    "[1, 2]",
-    "yes",
-    "no",
-    "on",
-    "off",
-    "y",
-    "true",
-    "False",
-    "null",
-    "~",
-    "",
-    " ",
-    " leading space",
-    "trailing space ",
-    "012",
-    "0x1F",
-    "0o17",
-    "1e3",
-    ".inf",
-    "-.NaN",
-    "1_000",
-    "1:20",
-    "2001-12-14",
-    "2001-12-14t21:59:43.10-05:00",
-    "- item",
-    "? key",
-    "&anchor",
-    "*alias",
-    "!tag",
-    "%directive",
-    "@at",
-    "`tick",
-    "'single'",
-    "\"double\"",
-    "back\\slash",
-    "tab\there",
-    "crlf\r\nend",
-    "---",
-    "...",
-    "ünïcødé ✓",
-];
-
 /// Those a YAML 1.1 reader (such as `kubectl`'s) would not read as the same string when plain.
 const YAML11_AMBIGUOUS: &[&str] = &[
     "yes",
@@ -1123,7 +1072,7 @@ const YAML11_AMBIGUOUS: &[&str] = &[
 #[test]
 fn values_with_yaml_syntax_come_back_literal() {
     let mut app = iot_sensors(one_replica());
-    let pairs: BTreeMap<String, String> = TRICKY
+    let pairs: BTreeMap<String, String> = common::AWKWARD
         .iter()
         .enumerate()
         .map(|(i, v)| (format!("step.k{i:02}"), (*v).to_owned()))
@@ -1134,7 +1083,7 @@ fn values_with_yaml_syntax_come_back_literal() {
         .unwrap()
         .properties
         .extend(pairs.clone());
-    app.description = Some(TRICKY.join(" | "));
+    app.description = Some(common::AWKWARD.join(" | "));
     app.links[2]
         .source_config
         .as_mut()
@@ -1155,10 +1104,10 @@ fn values_with_yaml_syntax_come_back_literal() {
     }
     assert_eq!(
         enrich["metadata"]["annotations"]["etl.dev/description"],
-        TRICKY.join(" | ")
+        common::AWKWARD.join(" | ")
     );
     // Quoted in the text, so that a YAML 1.1 reader agrees.
-    for (i, value) in TRICKY.iter().enumerate() {
+    for (i, value) in common::AWKWARD.iter().enumerate() {
         if !YAML11_AMBIGUOUS.contains(value) {
             continue;
         }

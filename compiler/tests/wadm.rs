@@ -777,67 +777,16 @@ fn spread_with_weights_and_three_replicas() {
     }
 }
 
-/// Strings that mean something else, or nothing, to a YAML parser when written plainly.
-const AWKWARD: &[&str] = &[
-    "a: b",
-    "# not a comment",
-    "x #y",
-    "line one\nline two\n",
-    "trailing newline\n",
-    "{{ vars.threshold }}",
-    "{a: 1}",
-    "[1, 2]",
-    "yes",
-    "no",
-    "on",
-    "off",
-    "y",
-    "true",
-    "False",
-    "null",
-    "~",
-    "",
-    "012",
-    "0x1F",
-    "0o17",
-    "1e3",
-    "1_000",
-    ".inf",
-    "-.nan",
-    "12:30:00",
-    "2026-03-01",
-    "  leading spaces",
-    "trailing spaces  ",
-    "\ttab",
-    "- item",
-    "? key",
-    "&anchor",
-    "*alias",
-    "!tag",
-    "%directive",
-    "@at",
-    "`backtick",
-    "'single'",
-    "\"double\"",
-    "back\\slash",
-    "|",
-    ">",
-    "---",
-    "...",
-    "é ünïcödé — ✓",
-    "nul\u{1}control",
-];
-
 #[test]
 fn yaml_syntax_in_values_comes_back_as_the_same_strings() {
     let mut app = iot_sensors();
-    let values: BTreeMap<String, String> = AWKWARD
+    let values: BTreeMap<String, String> = common::AWKWARD
         .iter()
         .enumerate()
         .map(|(i, v)| (format!("step.v{i:02}"), (*v).to_owned()))
         .collect();
     // Keys too: config keys come from the spec.
-    let keys: BTreeMap<String, String> = AWKWARD
+    let keys: BTreeMap<String, String> = common::AWKWARD
         .iter()
         .filter(|k| !k.is_empty())
         .map(|k| ((*k).to_owned(), "v".to_owned()))
@@ -849,7 +798,7 @@ fn yaml_syntax_in_values_comes_back_as_the_same_strings() {
         name: "parse-nats-out-0123456789ab".to_owned(),
         properties: values.clone(),
     });
-    let description = AWKWARD.join("\n");
+    let description = common::AWKWARD.join("\n");
     app.description = Some(description.clone());
     app.components[2].scale.spread = vec![Spread {
         name: "awkward".to_owned(),

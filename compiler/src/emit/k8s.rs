@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::is_dns_label;
 use super::{Application, Component, Direction, Link, Spread};
 use crate::model::ProviderKind;
 use crate::resolve::sha256;
@@ -281,17 +282,6 @@ fn share_suffix(name: &str) -> String {
     } else {
         format!("{base}-{hash}")
     }
-}
-
-/// An RFC 1123 label: at most 63 lower-case letters, digits and `-`, starting and ending with a
-/// letter or digit.
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// A Kubernetes label value: at most 63 characters, alphanumerics, `-`, `_` and `.`, starting

@@ -729,18 +729,22 @@ pub fn application(
     Ok(app)
 }
 
+/// An RFC 1123 label: at most 63 lower-case letters, digits and `-`, starting and ending with a
+/// letter or digit. Kubernetes object names and OCI repository path components accept it.
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// The rules both targets impose on names: Kubernetes object and label names (RFC 1123 labels,
 /// at most 63 characters) and OCI repository path components, and names unique in a manifest.
 pub fn check(app: &Application) -> Result<(), EmitError> {
     let label = |name: &str, what: &'static str| -> Result<(), EmitError> {
-        let ok = !name.is_empty()
-            && name.len() <= 63
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.starts_with('-')
-            && !name.ends_with('-');
-        if ok {
+        if is_dns_label(name) {
             Ok(())
         } else {
             Err(EmitError::InvalidName {
