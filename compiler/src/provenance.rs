@@ -18,8 +18,9 @@ pub enum ProvenanceError {
 }
 
 /// The provenance of the repo at `root`: `created` from `source_date_epoch` (the value of
-/// `SOURCE_DATE_EPOCH`, if set), else the commit time, else 0; `revision` the commit, when the
-/// repo is a git work tree without uncommitted changes under `root`; `source` as given.
+/// `SOURCE_DATE_EPOCH`, if set), else the time of the last commit that changed `root`, else 0;
+/// `revision` that commit, when the work tree has no uncommitted changes under `root`; `source`
+/// as given.
 pub fn discover(
     root: &Path,
     source_date_epoch: Option<&str>,
@@ -58,9 +59,11 @@ fn git(root: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// The last commit and its time, if `root` is in a git work tree with commits.
+/// The last commit that changed anything under `root`, and its time, if `root` is in a git work
+/// tree with such commits. Path-limited, so a pipeline repo kept in a subdirectory of a larger
+/// repository is not re-stamped (and every artifact digest changed) by commits elsewhere.
 fn head(root: &Path) -> Option<(String, i64)> {
-    let line = git(root, &["log", "-1", "--format=%H %ct"])?;
+    let line = git(root, &["log", "-1", "--format=%H %ct", "--", "."])?;
     let (hash, time) = line.split_once(' ')?;
     Some((hash.to_owned(), time.parse().ok()?))
 }
@@ -135,6 +138,39 @@ mod tests {
         let p = discover(dir.path(), None, None).unwrap();
         assert_eq!(p.created, 1_600_000_000);
         assert_eq!(p.revision.as_ref().map(String::len), Some(40));
+        // A commit outside the pipeline repo's directory does not re-stamp it.
+        let repo = dir.path().join("pipelines-repo");
+        std::fs::create_dir(&repo).unwrap();
+        std::fs::write(repo.join("etl.yaml"), "x").unwrap();
+        run(&["add", "."]);
+        run(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "repo",
+        ]);
+        let inner = discover(&repo, None, None).unwrap();
+        std::fs::write(dir.path().join("README"), "elsewhere").unwrap();
+        run(&["add", "."]);
+        run(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "other",
+        ]);
+        assert_eq!(discover(&repo, None, None).unwrap(), inner);
+        assert_ne!(
+            discover(dir.path(), None, None).unwrap().revision,
+            inner.revision
+        );
         std::fs::write(dir.path().join("etl.yaml"), "y").unwrap();
         assert!(is_dirty(dir.path()));
         assert_eq!(discover(dir.path(), None, None).unwrap().revision, None);

@@ -116,7 +116,9 @@ fn load_path(arg: &str, path: &Path, options: &Options) -> Result<Snapshot, Diff
 
 fn load_ref(arg: &str, commit: &str, options: &Options) -> Result<Snapshot, DiffError> {
     let repo = &options.repo;
-    let line = git(repo, &["log", "-1", "--format=%H %ct", commit, "--"])?;
+    // As `etl compile` stamps a work tree: the last commit at or before `commit` that changed the
+    // pipeline repo's directory.
+    let line = git(repo, &["log", "-1", "--format=%H %ct", commit, "--", "."])?;
     let (hash, time) = line
         .split_once(' ')
         .ok_or_else(|| DiffError::Git(format!("git log gave `{line}` for `{arg}`")))?;
