@@ -307,6 +307,8 @@ fn package_and_emit(
         .map(|(path, bytes)| (format!("oci/{path}"), bytes))
         .collect();
     let mut deployments: BTreeMap<String, BTreeMap<String, Application>> = BTreeMap::new();
+    let mut refused: indexmap::IndexMap<(&str, Option<String>, String), Vec<&str>> =
+        indexmap::IndexMap::new();
     let environments: Vec<String> = repo
         .project
         .iter()
@@ -338,13 +340,24 @@ fn package_and_emit(
                         .or_default()
                         .insert(p.name.clone(), app);
                 }
-                Err(e) => problems.push(emit_diagnostic(
-                    loaded,
-                    e.unit(),
-                    &format!("{e} (environment `{env}`)"),
-                )),
+                Err(e) => refused
+                    .entry((p.name.as_str(), e.unit().map(str::to_owned), e.to_string()))
+                    .or_default()
+                    .push(env.as_str()),
             }
         }
+    }
+    // The same problem in every environment is one diagnostic naming them.
+    for ((pipeline, unit, message), envs) in refused {
+        let loaded = crate::deploy::find_pipeline(repo, pipeline).expect("planned pipelines exist");
+        let envs: Vec<String> = envs.iter().map(|e| format!("`{e}`")).collect();
+        let noun = if envs.len() == 1 {
+            "environment"
+        } else {
+            "environments"
+        };
+        let message = format!("{message} ({noun} {})", envs.join(", "));
+        problems.push(emit_diagnostic(loaded, unit.as_deref(), &message));
     }
     if !problems.is_empty() {
         return Err(problems);
