@@ -22,6 +22,7 @@ pub mod load;
 pub mod model;
 pub mod oci;
 pub mod provenance;
+pub mod push;
 pub mod render;
 pub mod resolve;
 pub mod run;

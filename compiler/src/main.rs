@@ -169,6 +169,39 @@ enum Command {
         #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
         source: Option<String>,
     },
+    /// Push the artifacts of an `etl compile` output (`DIST/oci/`, signatures included) to a
+    /// registry, byte for byte: the digests the manifests name stay valid.
+    ///
+    /// Artifact `<name>` goes to `<registry>/<name>`: blobs the registry lacks (a HEAD checks
+    /// each), the manifest by digest, then tags `sha-<12 hex of plan.json's sha256>` and one per
+    /// environment the plan deploys it to. A cosign signature `sha256-<hex>.sig` is tagged in
+    /// the repository of the artifact it signs. Re-running after an interruption uploads only
+    /// what is missing. Every tag is then fetched back and must hash to the local digest.
+    ///
+    /// Loopback registries (127.0.0.1, ::1, localhost) are spoken to in plain HTTP, others in
+    /// HTTPS unless named by `--insecure`. Credentials: `--username` with `--password-stdin`,
+    /// else `auths.<host>` of the docker config ($DOCKER_CONFIG/config.json, else
+    /// ~/.docker/config.json; credential helpers are not supported), else anonymous. Requests
+    /// that fail with a 5xx or no connection are tried 4 times, backing off from 200 ms.
+    ///
+    /// Exit status: 0 pushed and verified, 1 a push or verification failed, 2 usage error.
+    Push {
+        /// The `etl compile` output.
+        #[arg(value_name = "DIST")]
+        dist: PathBuf,
+        /// Where to push: HOST[:PORT][/PREFIX], e.g. registry.acme.example/etl.
+        #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
+        registry: String,
+        /// Speak plain HTTP to this host (`host` or `host:port`); repeatable.
+        #[arg(long, value_name = "HOST")]
+        insecure: Vec<String>,
+        /// User name for the registry; the password is read from stdin.
+        #[arg(long, value_name = "USER", requires = "password_stdin")]
+        username: Option<String>,
+        /// Read the password (or token) from stdin, up to the first newline.
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
+    },
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates cleanly. Never overwrites existing files.
     Init {
@@ -493,6 +526,13 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             });
             Ok(ExitCode::from(u8::from(diff.changed)))
         }
+        Command::Push {
+            dist,
+            registry,
+            insecure,
+            username,
+            password_stdin: _,
+        } => push(&dist, &registry, insecure, username),
         Command::Init { dir, name } => {
             let files = etl::init::init(&dir, name.as_deref())?;
             println!("created a pipeline repo in `{}`:", dir.display());
@@ -503,6 +543,89 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `etl push`: usage problems exit 2, a failed push 1.
+fn push(
+    dist: &std::path::Path,
+    registry: &str,
+    insecure: Vec<String>,
+    username: Option<String>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    use etl::push::{Credentials, DockerAuth, PushError};
+    let registry: etl::push::Registry = match registry.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let credentials = match username {
+        Some(username) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("<stdin>: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() {
+                eprintln!("error: --password-stdin read an empty password");
+                return Ok(ExitCode::from(2));
+            }
+            Credentials::Basic { username, password }
+        }
+        None => match etl::push::docker_config_path() {
+            Some(path) => match etl::push::docker_config_auth(&path, &registry.host)? {
+                DockerAuth::Found(c) => c,
+                DockerAuth::Helper(helper) => {
+                    eprintln!(
+                        "note: `{}` leaves `{}` to credential helper `{helper}`, which etl does \
+                         not run: pushing anonymously (use --username and --password-stdin)",
+                        path.display(),
+                        registry.host
+                    );
+                    Credentials::Anonymous
+                }
+                DockerAuth::None => Credentials::Anonymous,
+            },
+            None => Credentials::Anonymous,
+        },
+    };
+    let options = etl::push::Options {
+        registry,
+        insecure,
+        credentials,
+        retry: Default::default(),
+    };
+    let report = match etl::push::push(dist, &options) {
+        Ok(report) => report,
+        Err(
+            e @ (PushError::Io { .. } | PushError::Layout { .. } | PushError::DockerConfig { .. }),
+        ) => {
+            return Err(e.into());
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for p in &report.pushed {
+        println!("{}@{} {}", p.repository, p.digest, p.tags.join(","));
+    }
+    eprintln!(
+        "pushed {} manifests to `{}`: blobs {} uploaded, {} already there ({} HEAD requests); \
+         manifests {} uploaded, {} already there; tags {} set, {} unchanged; {} verified",
+        report.pushed.len(),
+        options.registry,
+        report.blobs_uploaded,
+        report.blobs_skipped,
+        report.head_requests,
+        report.manifests_uploaded,
+        report.manifests_skipped,
+        report.tags_set,
+        report.tags_unchanged,
+        report.verified,
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Renders the diagnostics of a run in `format`; `done` replaces the summary line on success.
