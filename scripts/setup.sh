@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing etl needs on a fresh machine: the pinned Rust toolchain
 # (rust-toolchain.toml) and its Wasm targets, and the tests' third-party oracles (Graphviz,
-# skopeo).
+# skopeo, docker-registry).
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +15,13 @@ rustup toolchain install --no-self-update >/dev/null
 rustup target add wasm32-wasip2 wasm32-unknown-unknown >/dev/null
 rustup component add rustfmt clippy >/dev/null
 # Test oracles: Graphviz's `dot` must parse what `etl graph --format dot` writes; skopeo (an
-# independent OCI client) must read the OCI image layout `etl compile` writes as written.
+# independent OCI client) must read the OCI image layout `etl compile` writes as written;
+# docker-registry (distribution 2.8) is the real registry `etl push` is tested against, each test
+# starting its own on loopback (the package's own service and config are not used).
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
@@ -27,9 +30,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${missing[@]}" >/dev/null
   else
-    echo "setup: install ${missing[*]} (the \`dot\` and \`skopeo\` commands) for the tests" >&2
+    echo "setup: install ${missing[*]} (the \`dot\`, \`skopeo\` and \`docker-registry\` commands) for the tests" >&2
     exit 1
   fi
 fi
 echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown, $(dot -V 2>&1)," \
-  "$(skopeo --version)"
+  "$(skopeo --version), docker-registry $(docker-registry --version | cut -d' ' -f3)"
