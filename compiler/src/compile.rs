@@ -170,7 +170,26 @@ pub struct Build {
 
 /// Compiles the repo at `root` into `options.out`.
 pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
-    let build = build(root, options.cache.as_ref(), &options.provenance)?;
+    compile_signed(root, options, None)
+}
+
+/// [`compile`], with every artifact of `dist/oci/` signed with `key` when given (see
+/// [`crate::sign::sign_layout`]) before anything is written.
+pub fn compile_signed(
+    root: &Path,
+    options: &Options,
+    key: Option<&crate::sign::SigningKey>,
+) -> Result<Compilation, Error> {
+    let mut build = build(root, options.cache.as_ref(), &options.provenance)?;
+    if let (Some(key), Some(plan)) = (key, &build.plan)
+        && let Err(e) = crate::sign::sign_layout(&mut build.files, "oci/", key, &plan.registry)
+    {
+        build.validation.diagnostics.push(Diagnostic::new(
+            Code::Emit,
+            format!("the OCI layout cannot be signed: {e}"),
+        ));
+        build.plan = None;
+    }
     if build.plan.is_some() {
         write_atomically(&options.out, &build.files)?;
     }

@@ -27,6 +27,7 @@ pub mod render;
 pub mod resolve;
 pub mod run;
 pub mod schema;
+pub mod sign;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

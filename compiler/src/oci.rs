@@ -171,7 +171,7 @@ struct ImageLayout {
 
 /// Canonical JSON: object keys sorted at every level, no insignificant whitespace, no trailing
 /// newline. (The same key order as [`crate::compile::canonical_json`], compact.)
-fn canonical<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn canonical<T: Serialize>(value: &T) -> Vec<u8> {
     let value = serde_json::to_value(value).expect("OCI documents serialize");
     serde_json::to_vec(&sorted_keys(&value)).expect("JSON values serialize")
 }
@@ -275,7 +275,7 @@ pub fn artifact(input: &ArtifactInput, provenance: &Provenance) -> Result<Artifa
 }
 
 /// The path of a blob in the layout: `blobs/sha256/<hex>`.
-fn blob_path(digest: &str) -> String {
+pub(crate) fn blob_path(digest: &str) -> String {
     format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
 }
 
