@@ -70,6 +70,36 @@ enum Command {
         /// `org.opencontainers.image.source` (e.g. https://github.com/acme/pipelines).
         #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
         source: Option<String>,
+        /// Sign every artifact of oci/ with this private key (from `etl keygen`): a cosign
+        /// signature tagged `sha256-<digest>.sig` beside each, checked by `etl verify` and
+        /// `cosign verify --key`. An encrypted key's passphrase is read from
+        /// $ETL_KEY_PASSPHRASE. Signatures are deterministic: the output still reproduces.
+        #[arg(long, value_name = "KEY")]
+        sign_key: Option<PathBuf>,
+    },
+    /// Make an ECDSA P-256 key pair for `etl compile --sign-key` and `etl verify --key`:
+    /// PREFIX.key (PKCS#8 PEM, private, mode 0600) and PREFIX.pub (public, PEM, as cosign reads).
+    ///
+    /// The private key is encrypted with $ETL_KEY_PASSPHRASE when it is set. Existing files are
+    /// never overwritten. Exit status: 0 written, 2 a file exists or cannot be written.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long, default_value = "etl", value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// Check the signatures of an `etl compile` output (or of an OCI image layout): every
+    /// artifact must be intact (each blob matches its digest) and have a cosign signature that
+    /// names exactly its manifest digest and verifies with the public key.
+    ///
+    /// Exit status: 0 every artifact is signed and valid, 1 some signature is missing or bad
+    /// (each is named), 2 usage error, or DIST or the key cannot be read.
+    Verify {
+        /// The public key (PEM), from `etl keygen` or `cosign generate-key-pair`.
+        #[arg(long, value_name = "PUB")]
+        key: PathBuf,
+        /// The `etl compile` output (holding oci/), or an OCI image layout.
+        #[arg(default_value = "dist", value_name = "DIST")]
+        dist: PathBuf,
     },
     /// Show a component's imports and exports in WIT terms, and whether it satisfies the
     /// customer contract (world `etl:pipeline/transformer@0.1.0`) under a policy.
@@ -347,7 +377,12 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             no_cache,
             format,
             source,
+            sign_key,
         } => {
+            let key = match &sign_key {
+                Some(path) => Some(read_signing_key(path)?),
+                None => None,
+            };
             let cache = (!no_cache)
                 .then(|| etl::resolve::Cache::new(cache_dir.unwrap_or_else(default_cache_dir)));
             let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
@@ -358,13 +393,14 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                     repo.display()
                 );
             }
-            let compilation = etl::compile::compile(
+            let compilation = etl::compile::compile_signed(
                 &repo,
                 &etl::compile::Options {
                     out: out.clone(),
                     cache,
                     provenance,
                 },
+                key.as_ref(),
             )?;
             let done = compilation.plan.as_ref().map(|plan| {
                 let units: usize = plan.pipelines.iter().map(|p| p.steps.len() + p.sinks.len()).sum();
@@ -390,6 +426,8 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 ExitCode::from(1)
             })
         }
+        Command::Keygen { out } => keygen(&out),
+        Command::Verify { key, dist } => verify(&key, &dist),
         Command::Inspect { file, allow } => {
             let mut grants = Vec::new();
             for text in allow {
@@ -754,6 +792,102 @@ fn test(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The passphrase of private keys, from the environment.
+fn passphrase() -> Option<String> {
+    std::env::var(etl::sign::PASSPHRASE_ENV).ok()
+}
+
+/// Reads the private key at `path`, naming the file in any error.
+fn read_signing_key(path: &std::path::Path) -> Result<etl::sign::SigningKey, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    etl::sign::SigningKey::from_pem(&pem, passphrase().as_deref())
+        .map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
+/// `etl keygen`: PREFIX.key (created exclusively, 0600) and PREFIX.pub.
+fn keygen(prefix: &std::path::Path) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let with = |ext: &str| {
+        let mut path = prefix.as_os_str().to_owned();
+        path.push(ext);
+        PathBuf::from(path)
+    };
+    let (private, public) = (with(".key"), with(".pub"));
+    for path in [&private, &public] {
+        if path.exists() {
+            eprintln!(
+                "error: `{}` exists: refusing to overwrite it",
+                path.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let pair = etl::sign::keygen(passphrase().as_deref())?;
+    let create = |path: &PathBuf, mode: u32, text: &str| -> Result<(), String> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut file = options
+            .open(path)
+            .map_err(|e| format!("`{}`: {e}", path.display()))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("`{}`: {e}", path.display()))
+    };
+    create(&private, 0o600, &pair.private_pem)?;
+    create(&public, 0o644, &pair.public_pem)?;
+    println!(
+        "wrote `{}` (private{}) and `{}` (public)",
+        private.display(),
+        if passphrase().is_some() {
+            ", encrypted with $ETL_KEY_PASSPHRASE"
+        } else {
+            ", not encrypted"
+        },
+        public.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `etl verify`: one line per artifact; 1 when any is unsigned or bad.
+fn verify(
+    key: &std::path::Path,
+    dist: &std::path::Path,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let pem = std::fs::read_to_string(key).map_err(|e| format!("`{}`: {e}", key.display()))?;
+    let key =
+        etl::sign::VerifyingKey::from_pem(&pem).map_err(|e| format!("`{}`: {e}", key.display()))?;
+    let report = etl::sign::verify_layout(dist, &key)?;
+    let mut bad = 0;
+    for a in &report.artifacts {
+        match &a.outcome {
+            Ok(reference) => println!("ok: `{}` {} signed as {reference}", a.name, a.digest),
+            Err(problem) => {
+                bad += 1;
+                println!("error: `{}` {}: {problem}", a.name, a.digest);
+            }
+        }
+    }
+    let n = report.artifacts.len();
+    if bad == 0 {
+        eprintln!(
+            "verified {n} artifact{} in `{}`",
+            if n == 1 { "" } else { "s" },
+            report.layout.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{bad} of {n} artifact{} in `{}` not signed and valid",
+            if n == 1 { "" } else { "s" },
+            report.layout.display()
+        );
+        Ok(ExitCode::from(1))
+    }
 }
 
 /// `$ETL_CACHE_DIR`, else `$XDG_CACHE_HOME/etl`, else `~/.cache/etl`, else `.etl-cache`.
