@@ -17,8 +17,11 @@ rustup component add rustfmt clippy >/dev/null
 # Test oracles: Graphviz's `dot` must parse what `etl graph --format dot` writes; skopeo (an
 # independent OCI client) must read the OCI image layout `etl compile` writes as written;
 # docker-registry (distribution 2.8) is the real registry `etl push` is tested against, each test
-# starting its own on loopback (the package's own service and config are not used).
+# starting its own on loopback (the package's own service and config are not used). The sigstore
+# crate that checks our signatures (compiler/tests/cosign-oracle) links the system's OpenSSL.
 missing=()
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
@@ -30,7 +33,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${missing[@]}" >/dev/null
   else
-    echo "setup: install ${missing[*]} (the \`dot\`, \`skopeo\` and \`docker-registry\` commands) for the tests" >&2
+    echo "setup: install ${missing[*]} (the \`dot\`, \`skopeo\` and \`docker-registry\` commands, OpenSSL headers) for the tests" >&2
     exit 1
   fi
 fi
