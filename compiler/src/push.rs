@@ -538,6 +538,8 @@ struct Pusher<'a> {
     auth: RegistryAuth,
     scheme: &'static str,
     report: Report,
+    /// HEAD requests sent, every attempt counted (the closures retried only borrow `self`).
+    heads: std::cell::Cell<usize>,
 }
 
 /// Whether a failed request is worth another attempt: a 5xx answer or no connection.
@@ -625,6 +627,7 @@ impl<'a> Pusher<'a> {
             auth,
             scheme: if http { "http" } else { "https" },
             report: Report::default(),
+            heads: std::cell::Cell::new(0),
         }
     }
 
@@ -635,6 +638,11 @@ impl<'a> Pusher<'a> {
             Some(tag) => Reference::with_tag(registry, repository, tag.to_owned()),
             None => Reference::with_digest(registry, repository, digest.to_owned()),
         }
+    }
+
+    /// Counts one HEAD request: an attempt, not a check (a retried check is several).
+    fn head(&self) {
+        self.heads.set(self.heads.get() + 1);
     }
 
     /// Runs `op`, again after a transient failure, with exponential backoff.
@@ -704,9 +712,11 @@ impl<'a> Pusher<'a> {
             let repository = by_digest.repository().to_owned();
             for digest in &entry.blobs {
                 let operation = format!("check blob {digest} in {repository}");
-                self.report.head_requests += 1;
                 let exists = self
-                    .call(|| self.client.blob_exists(&by_digest, digest))
+                    .call(|| {
+                        self.head();
+                        self.client.blob_exists(&by_digest, digest)
+                    })
                     .await
                     .map_err(|e| self.error(&operation, e))?;
                 if exists {
@@ -744,9 +754,11 @@ impl<'a> Pusher<'a> {
                     tag.map_or_else(|| format!("@{}", entry.digest), |t| format!(":{t}"))
                 );
                 let operation = format!("check manifest {shown}");
-                self.report.head_requests += 1;
                 let present = match self
-                    .call(|| self.client.fetch_manifest_digest(reference, &self.auth))
+                    .call(|| {
+                        self.head();
+                        self.client.fetch_manifest_digest(reference, &self.auth)
+                    })
                     .await
                 {
                     Ok(digest) => digest == entry.digest,
@@ -816,6 +828,7 @@ impl<'a> Pusher<'a> {
                 tags: entry.tags.clone(),
             });
         }
+        self.report.head_requests = self.heads.get();
         Ok(self.report)
     }
 }

@@ -4,21 +4,24 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use etl::push::{self, Credentials, Options, PushError, Registry, Report, Retry};
 use etl::resolve::sha256;
 use serde_json::Value as Json;
 
-/// A `docker-registry serve` on 127.0.0.1, killed (by pid) and waited for on drop.
+/// A `docker-registry serve` on 127.0.0.1, killed (by pid) and waited for on drop; it can be
+/// killed and started again on the same port and storage.
 struct TestRegistry {
-    child: Child,
+    child: Arc<Mutex<Child>>,
     port: u16,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -43,16 +46,10 @@ impl TestRegistry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry runs (scripts/setup.sh installs it)");
         let registry = TestRegistry {
-            child,
+            child: Arc::new(Mutex::new(serve(&config_path))),
             port,
+            config: config_path,
             _dir: dir,
         };
         registry.wait_ready();
@@ -61,6 +58,17 @@ impl TestRegistry {
 
     fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process (if it still runs) and starts another on the same port and storage.
+    fn restart(&self) {
+        {
+            let mut child = self.child.lock().unwrap();
+            let _ = child.kill();
+            let _ = child.wait();
+            *child = serve(&self.config);
+        }
+        self.wait_ready();
     }
 
     /// Waits until `GET /v2/` answers (200, or 401 behind auth).
@@ -82,9 +90,20 @@ impl TestRegistry {
 
 impl Drop for TestRegistry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
+}
+
+fn serve(config: &Path) -> Child {
+    Command::new("docker-registry")
+        .arg("serve")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry runs (scripts/setup.sh installs it)")
 }
 
 fn free_port() -> u16 {
@@ -391,4 +410,322 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("plan.json"), "{stderr}");
     let _: Registry = "ghcr.io/acme".parse().unwrap();
+}
+
+/// One request the fault-injecting proxy saw: method, target, and the status it answered
+/// (`500` when injected, `0` when the registry was unreachable and the connection was dropped).
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    status: u16,
+}
+
+/// Whether the proxy answers a request (method, target) with an injected `500`.
+type Decide = dyn Fn(&str, &str) -> bool + Send + Sync;
+
+/// A tiny HTTP/1.1 proxy in front of a registry on 127.0.0.1: one request per connection
+/// (`Connection: close` both ways), bodies by `Content-Length` or chunked. It answers `500` to
+/// the requests `decide` picks and forwards the rest; with the registry down it drops the
+/// connection. The accepting thread lives as long as the test binary.
+struct Proxy {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Proxy {
+    fn start(upstream: u16, decide: impl Fn(&str, &str) -> bool + Send + Sync + 'static) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let decide: Arc<Decide> = Arc::new(decide);
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (decide, log) = (decide.clone(), log.clone());
+                std::thread::spawn(move || {
+                    let _ = relay(client, upstream, &*decide, &log);
+                });
+            }
+        });
+        Proxy { port, seen }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests with `method` whose target contains `part` got `status`.
+    fn count(&self, method: &str, part: &str, status: u16) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method && s.target.contains(part) && s.status == status)
+            .count()
+    }
+
+    /// The digests of the blob uploads the registry accepted (`201` to the closing PUT).
+    fn uploaded(&self) -> Vec<String> {
+        self.seen()
+            .iter()
+            .filter(|s| {
+                s.method == "PUT" && s.target.contains("/blobs/uploads/") && s.status == 201
+            })
+            .map(|s| {
+                let query = s.target.split_once('?').unwrap().1;
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("digest="))
+                    .unwrap()
+                    .replace("%3A", ":")
+            })
+            .collect()
+    }
+}
+
+fn relay(
+    client: TcpStream,
+    upstream: u16,
+    decide: &Decide,
+    seen: &Mutex<Vec<Seen>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, target) = match (parts.next(), parts.next()) {
+        (Some(m), Some(t)) => (m.to_owned(), t.to_owned()),
+        _ => return Ok(()),
+    };
+    let mut head = format!("{method} {target} HTTP/1.1\r\n");
+    let (mut length, mut chunked) = (0usize, false);
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        match name.as_str() {
+            "connection" | "keep-alive" | "proxy-connection" => continue,
+            "content-length" => length = value.parse().unwrap_or(0),
+            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+            _ => {}
+        }
+        head.push_str(&line);
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    // The body, forwarded as it came (chunk framing included).
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            body.extend_from_slice(line.as_bytes());
+            let size = line.trim().split(';').next().unwrap_or("");
+            let size = usize::from_str_radix(size, 16).map_err(std::io::Error::other)?;
+            if size == 0 {
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line)?;
+                    body.extend_from_slice(line.as_bytes());
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk);
+        }
+    } else {
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    }
+    let mut client = client;
+    let log = |status| {
+        seen.lock().unwrap().push(Seen {
+            method: method.clone(),
+            target: target.clone(),
+            status,
+        })
+    };
+    if decide(&method, &target) {
+        let error = br#"{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}"#;
+        write!(
+            client,
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            error.len()
+        )?;
+        client.write_all(error)?;
+        log(500);
+        return Ok(());
+    }
+    let Ok(mut registry) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        log(0);
+        return Ok(()); // dropped: the client sees the connection close
+    };
+    registry.write_all(head.as_bytes())?;
+    registry.write_all(&body)?;
+    // One request per connection: the answer is everything until the registry closes.
+    let mut answer = Vec::new();
+    registry.read_to_end(&mut answer)?;
+    let status = std::str::from_utf8(&answer[..answer.len().min(12)])
+        .ok()
+        .and_then(|s| s.get(9..12))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    client.write_all(&answer)?;
+    log(status);
+    Ok(())
+}
+
+/// The sha256 of the manifest `repository:tag` as the registry at `port` serves it, read
+/// without etl (HTTP/1.0, no client library).
+fn served_digest(port: u16, repository: &str, tag: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /v2/{repository}/manifests/{tag} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\
+         Accept: application/vnd.oci.image.manifest.v1+json\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200"));
+    sha256(&answer[split + 4..])
+}
+
+/// Every local manifest is what the registry at `port` serves under each of its tags.
+fn assert_registry_holds(port: u16, report: &Report) {
+    let local = local_manifests(&dist().join("oci"));
+    assert_eq!(report.pushed.len(), local.len());
+    for (name, digest) in &local {
+        let pushed = report
+            .pushed
+            .iter()
+            .find(|p| p.repository.ends_with(&format!("/etl/team/{name}")))
+            .unwrap();
+        assert_eq!(&pushed.digest, digest);
+        for tag in &pushed.tags {
+            let served = served_digest(port, &format!("etl/team/{name}"), tag);
+            assert_eq!(&served, digest, "{name}:{tag}");
+        }
+    }
+}
+
+/// Answers true to the first `n` calls.
+fn first(n: usize) -> impl FnMut() -> bool {
+    let mut left = n;
+    move || {
+        let hit = left > 0;
+        left = left.saturating_sub(1);
+        hit
+    }
+}
+
+#[test]
+fn server_errors_on_blobs_are_retried_and_the_push_completes() {
+    let registry = TestRegistry::start(None);
+    // The first blob HEAD and the first two closing blob PUTs fail with 500.
+    let (head, put) = (Mutex::new(first(1)), Mutex::new(first(2)));
+    let proxy = Proxy::start(registry.port, move |method, target| match method {
+        "HEAD" if target.contains("/blobs/sha256:") => (head.lock().unwrap())(),
+        "PUT" if target.contains("/blobs/uploads/") => (put.lock().unwrap())(),
+        _ => false,
+    });
+    // Three attempts: the first blob's upload succeeds on the last one.
+    let report = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap();
+
+    let n = 5;
+    assert_eq!(proxy.count("HEAD", "/blobs/sha256:", 500), 1);
+    assert_eq!(proxy.count("PUT", "/blobs/uploads/", 500), 2);
+    // Each failed upload started over: a new upload session, its chunk, its closing PUT.
+    assert_eq!(proxy.count("POST", "/blobs/uploads/", 202), 2 * n + 2);
+    assert_eq!(proxy.count("PATCH", "/blobs/uploads/", 202), 2 * n + 2);
+    let uploaded = proxy.uploaded();
+    assert_eq!(
+        uploaded.len(),
+        2 * n,
+        "each blob accepted once: {uploaded:?}"
+    );
+    assert_eq!(uploaded.iter().collect::<BTreeSet<_>>().len(), 2 * n);
+    assert_eq!((report.blobs_uploaded, report.blobs_skipped), (2 * n, 0));
+    // The report counts every HEAD sent, the retried one included.
+    let heads = proxy.seen().iter().filter(|s| s.method == "HEAD").count();
+    assert_eq!(report.head_requests, heads);
+    assert_eq!(report.head_requests, 2 * n + n + 4 * n + 1);
+    assert_eq!(report.verified, 4 * n);
+    assert_registry_holds(registry.port, &report);
+}
+
+#[test]
+fn a_blob_that_keeps_failing_gives_up_after_the_attempts_and_names_the_registry() {
+    let registry = TestRegistry::start(None);
+    let proxy = Proxy::start(registry.port, |method, target| {
+        method == "PUT" && target.contains("/blobs/uploads/")
+    });
+    let e = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap_err();
+    let message = e.to_string();
+    assert!(matches!(e, PushError::Registry { .. }), "{e:?}");
+    assert!(
+        message.starts_with(&format!("registry `{}`: upload blob sha256:", proxy.host())),
+        "{message}"
+    );
+    assert!(message.contains("500"), "{message}");
+    // `Retry { attempts: 3, .. }`: three tries of the first blob, then nothing more.
+    assert_eq!(proxy.count("PUT", "/blobs/uploads/", 500), 3);
+    assert_eq!(proxy.count("POST", "/blobs/uploads/", 202), 3);
+}
+
+#[test]
+fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice() {
+    let registry = TestRegistry::start(None);
+    // The registry dies when the fourth blob is about to be committed (three are stored).
+    let child = registry.child.clone();
+    let puts = Mutex::new(0);
+    let proxy = Proxy::start(registry.port, move |method, target| {
+        if method == "PUT" && target.contains("/blobs/uploads/") {
+            let mut puts = puts.lock().unwrap();
+            *puts += 1;
+            if *puts == 4 {
+                let mut child = child.lock().unwrap();
+                child.kill().unwrap();
+                child.wait().unwrap();
+            }
+        }
+        false
+    });
+    let e = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!("registry `{}`", proxy.host())),
+        "{message}"
+    );
+    let before = proxy.uploaded();
+    assert_eq!(before.len(), 3, "{:?}", proxy.seen());
+    assert!(proxy.count("PUT", "/blobs/uploads/", 0) >= 1);
+
+    // Started again on the same port and storage: the re-run sends only what is missing.
+    registry.restart();
+    let proxy = Proxy::start(registry.port, |_, _| false);
+    let report = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap();
+    let after = proxy.uploaded();
+    assert_eq!((report.blobs_skipped, report.blobs_uploaded), (3, 7));
+    assert_eq!(after.len(), 7);
+    let all: BTreeSet<_> = before.iter().chain(&after).collect();
+    assert_eq!(
+        all.len(),
+        10,
+        "no blob uploaded twice: {before:?} {after:?}"
+    );
+    assert_eq!(proxy.count("POST", "/blobs/uploads/", 202), 7);
+    assert_registry_holds(registry.port, &report);
 }
