@@ -543,27 +543,7 @@ fn usage_errors_exit_2() {
 /// beside this test's (as tests/wadm.rs builds its oracle).
 fn oracle() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cosign-oracle/Cargo.toml");
-        let exe = std::env::current_exe().unwrap();
-        // <target>/debug/deps/sign-<hash>
-        let target = exe.ancestors().nth(3).unwrap().join("cosign-oracle");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--quiet", "--locked", "--manifest-path"])
-            .arg(&manifest)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "building the cosign oracle failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target
-            .join("debug")
-            .join(format!("cosign-oracle{}", std::env::consts::EXE_SUFFIX))
-    })
+    BIN.get_or_init(|| common::build_oracle("cosign-oracle"))
 }
 
 /// What the sigstore crate says of each (public key PEM, payload, base64 signature).

@@ -31,27 +31,7 @@ use serde_json::{Value, json};
 /// beside this test's (a nested cargo cannot share the running one's build lock).
 fn oracle() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wadm-oracle/Cargo.toml");
-        let exe = std::env::current_exe().unwrap();
-        // <target>/debug/deps/wadm-<hash>
-        let target = exe.ancestors().nth(3).unwrap().join("wadm-oracle");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--quiet", "--locked", "--manifest-path"])
-            .arg(&manifest)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "building the wadm-types oracle failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target
-            .join("debug")
-            .join(format!("wadm-oracle{}", std::env::consts::EXE_SUFFIX))
-    })
+    BIN.get_or_init(|| common::build_oracle("wadm-oracle"))
 }
 
 /// What wadm-types said of each manifest: its failures (or why it did not parse) and the

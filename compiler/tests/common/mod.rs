@@ -42,6 +42,35 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Builds the test-oracle crate `compiler/tests/<name>/` (a workspace of its own, with its own
+/// lockfile: its dependencies cannot share etl's) into `<target>/<name>`, beside the running test
+/// binary's target (a nested cargo cannot share the running one's build lock), and returns its
+/// executable.
+pub fn build_oracle(name: &str) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name)
+        .join("Cargo.toml");
+    let exe = std::env::current_exe().unwrap();
+    // <target>/debug/deps/<test>-<hash>
+    let target = exe.ancestors().nth(3).unwrap().join(name);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--locked", "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building the {name} oracle failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target
+        .join("debug")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
 /// A component of `world` with dummy bodies: real types, no behaviour.
 pub fn dummy_component(resolve: &wit_parser::Resolve, world: wit_parser::WorldId) -> Vec<u8> {
     let mut module =
