@@ -1,9 +1,10 @@
 //! The Wasm OCI artifact and the OCI image layout: deterministic bytes, a pinned digest, a
 //! self-consistent layout, and skopeo (an independent OCI client) reading it as we wrote it.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use etl::oci::{self, Artifact, ArtifactInput, OciError, Provenance};
 use etl::resolve::sha256;
@@ -435,20 +436,6 @@ fn write(dir: &Path, files: &BTreeMap<String, Vec<u8>>) {
     }
 }
 
-/// `skopeo <args>`: its stdout, having succeeded.
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo runs (scripts/setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// skopeo addresses each artifact by its `ref.name`, returns our manifest and config byte for byte,
 /// and copies the artifact without changing its digest. `--raw` throughout: skopeo's interpreted
 /// views refuse a config that is not a container image's ("unsupported image-specific operation
@@ -464,14 +451,14 @@ fn skopeo_reads_the_layout_as_written() {
 
     for a in &artifacts {
         let here = format!("oci:{dir}:{}", a.name);
-        let raw = skopeo(&["inspect", "--raw", &here]);
+        let raw = common::skopeo(&["inspect", "--raw", &here]);
         assert_eq!(
             String::from_utf8_lossy(&raw),
             String::from_utf8_lossy(&a.manifest),
             "{}",
             a.name
         );
-        let config = skopeo(&["inspect", "--config", "--raw", &here]);
+        let config = common::skopeo(&["inspect", "--config", "--raw", &here]);
         assert_eq!(
             String::from_utf8_lossy(&config),
             String::from_utf8_lossy(&a.config),
@@ -479,10 +466,10 @@ fn skopeo_reads_the_layout_as_written() {
             a.name
         );
         let there = format!("oci:{copy}:{}", a.name);
-        skopeo(&["copy", "--quiet", &here, &there]);
-        let copied = skopeo(&["inspect", "--raw", &there]);
+        common::skopeo(&["copy", "--quiet", &here, &there]);
+        let copied = common::skopeo(&["inspect", "--raw", &there]);
         assert_eq!(sha256(&copied), a.manifest_digest, "{}", a.name);
-        let copied_config = skopeo(&["inspect", "--config", "--raw", &there]);
+        let copied_config = common::skopeo(&["inspect", "--config", "--raw", &there]);
         assert_eq!(copied_config, a.config, "{}", a.name);
     }
 }

@@ -172,19 +172,6 @@ fn options(host: &str, credentials: Credentials) -> Options {
     }
 }
 
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo runs (scripts/setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 fn etl(args: &[&str], docker_config: &Path, stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
         .args(args)
@@ -238,7 +225,7 @@ fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
         assert_eq!(pushed.tags, [plan_tag.as_str(), "dev", "prod", "staging"]);
         // An independent client sees the same bytes under every tag.
         for tag in &pushed.tags {
-            let raw = skopeo(&[
+            let raw = common::skopeo(&[
                 "inspect",
                 "--raw",
                 "--tls-verify=false",
@@ -250,7 +237,7 @@ fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
     // And copying one out keeps its digest.
     let (name, digest) = &local[0];
     let copy = tempfile::tempdir().unwrap();
-    skopeo(&[
+    common::skopeo(&[
         "copy",
         "--src-tls-verify=false",
         &format!("docker://{}/etl/team/{name}:dev", registry.host()),

@@ -607,12 +607,8 @@ fn skopeo_reads_each_signature_by_its_cosign_tag() {
     let refs = refs(&layout);
     for name in ARTIFACTS {
         let tag = format!("sha256-{}.sig", refs[name].trim_start_matches("sha256:"));
-        let out = Command::new("skopeo")
-            .args(["inspect", "--raw", &format!("oci:{}:{tag}", s(&layout))])
-            .output()
-            .expect("skopeo runs (scripts/setup.sh installs it)");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        assert_eq!(out.stdout, blob(&layout, &refs[&tag]), "{tag}");
+        let raw = common::skopeo(&["inspect", "--raw", &format!("oci:{}:{tag}", s(&layout))]);
+        assert_eq!(raw, blob(&layout, &refs[&tag]), "{tag}");
     }
 }
 

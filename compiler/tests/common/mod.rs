@@ -42,6 +42,21 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// `skopeo <args>` (an independent OCI client, installed by scripts/setup.sh): its stdout,
+/// having succeeded.
+pub fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo runs (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Builds the test-oracle crate `compiler/tests/<name>/` (a workspace of its own, with its own
 /// lockfile: its dependencies cannot share etl's) into `<target>/<name>`, beside the running test
 /// binary's target (a nested cargo cannot share the running one's build lock), and returns its
