@@ -122,19 +122,14 @@ mod tests {
                 .success();
             assert!(ok, "git {args:?}");
         };
+        let commit = |message: &str| {
+            run(&["add", "."]);
+            let identity = ["-c", "user.name=t", "-c", "user.email=t@t"];
+            run(&[&identity[..], &["commit", "-q", "-m", message]].concat());
+        };
         run(&["init", "-q"]);
         std::fs::write(dir.path().join("etl.yaml"), "x").unwrap();
-        run(&["add", "."]);
-        run(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "m",
-        ]);
+        commit("m");
         let p = discover(dir.path(), None, None).unwrap();
         assert_eq!(p.created, 1_600_000_000);
         assert_eq!(p.revision.as_ref().map(String::len), Some(40));
@@ -142,30 +137,10 @@ mod tests {
         let repo = dir.path().join("pipelines-repo");
         std::fs::create_dir(&repo).unwrap();
         std::fs::write(repo.join("etl.yaml"), "x").unwrap();
-        run(&["add", "."]);
-        run(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "repo",
-        ]);
+        commit("repo");
         let inner = discover(&repo, None, None).unwrap();
         std::fs::write(dir.path().join("README"), "elsewhere").unwrap();
-        run(&["add", "."]);
-        run(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "other",
-        ]);
+        commit("other");
         assert_eq!(discover(&repo, None, None).unwrap(), inner);
         assert_ne!(
             discover(dir.path(), None, None).unwrap().revision,
