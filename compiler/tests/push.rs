@@ -173,21 +173,12 @@ fn options(host: &str, credentials: Credentials) -> Options {
 }
 
 fn etl(args: &[&str], docker_config: &Path, stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(args)
-        .env("DOCKER_CONFIG", docker_config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_etl"))
+            .args(args)
+            .env("DOCKER_CONFIG", docker_config),
+        stdin,
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

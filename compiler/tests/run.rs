@@ -464,23 +464,13 @@ fn deployments_of_the_example() {
 // --- the commands -------------------------------------------------------------------------------
 
 fn etl(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(args)
-        .args(["--cache-dir", cache().to_str().unwrap()])
-        .current_dir(root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(
+        std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
+            .args(args)
+            .args(["--cache-dir", cache().to_str().unwrap()])
+            .current_dir(root()),
+        stdin,
+    );
     (
         out.status.code(),
         String::from_utf8(out.stdout).unwrap(),

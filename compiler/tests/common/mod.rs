@@ -42,6 +42,42 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Runs `command` with `stdin` as its standard input, and returns what it did.
+pub fn output_with_stdin(command: &mut std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The example compiled in memory, checked to have compiled cleanly into one pipeline, `sensor-ingest`, deployed to `dev`, `prod` and `staging`.
+pub fn compiled_example() -> (etl::compile::Plan, BTreeMap<String, Vec<u8>>) {
+    let build = etl::compile::build(&example(), None, &Default::default()).unwrap();
+    assert!(
+        build.validation.diagnostics.is_empty(),
+        "{:#?}",
+        build.validation.diagnostics
+    );
+    let plan = build.plan.expect("a plan");
+    let environments: Vec<&str> = plan.deployments.keys().map(String::as_str).collect();
+    assert_eq!(environments, ["dev", "prod", "staging"]);
+    for apps in plan.deployments.values() {
+        assert_eq!(apps.keys().collect::<Vec<_>>(), ["sensor-ingest"]);
+    }
+    (plan, build.files)
+}
+
 /// `skopeo <args>` (an independent OCI client, installed by scripts/setup.sh): its stdout,
 /// having succeeded.
 pub fn skopeo(args: &[&str]) -> Vec<u8> {
