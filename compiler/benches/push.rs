@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etl::push::{Credentials, Options, Report, Retry};
+use etl::push::{Options, Report};
+use etl::registry::{Credentials, Retry};
 use support::{machine, median, ms};
 
 /// A `docker-registry serve` on 127.0.0.1 with its own storage; killed on drop.

@@ -23,6 +23,7 @@ pub mod model;
 pub mod oci;
 pub mod provenance;
 pub mod push;
+pub mod registry;
 pub mod render;
 pub mod resolve;
 pub mod run;

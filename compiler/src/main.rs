@@ -219,18 +219,12 @@ enum Command {
         /// The `etl compile` output.
         #[arg(value_name = "DIST")]
         dist: PathBuf,
-        /// Where to push: HOST[:PORT][/PREFIX], e.g. registry.acme.example/etl.
+        /// Where to push: HOST[:PORT][/PREFIX], e.g. registry.acme.example/etl (default: the
+        /// project's `spec.registry`, as DIST/plan.json records it).
         #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
-        registry: String,
-        /// Speak plain HTTP to this host (`host` or `host:port`); repeatable.
-        #[arg(long, value_name = "HOST")]
-        insecure: Vec<String>,
-        /// User name for the registry; the password is read from stdin.
-        #[arg(long, value_name = "USER", requires = "password_stdin")]
-        username: Option<String>,
-        /// Read the password (or token) from stdin, up to the first newline.
-        #[arg(long, requires = "username")]
-        password_stdin: bool,
+        registry: Option<String>,
+        #[command(flatten)]
+        access: RegistryArgs,
     },
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates cleanly. Never overwrites existing files.
@@ -242,6 +236,21 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+}
+
+/// How to reach a registry: transport and credentials.
+#[derive(Debug, Args)]
+struct RegistryArgs {
+    /// Speak plain HTTP to this host (`host` or `host:port`); repeatable. Loopback hosts always
+    /// are.
+    #[arg(long, value_name = "HOST")]
+    insecure: Vec<String>,
+    /// User name for the registry; the password is read from stdin.
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password (or token) from stdin, up to the first newline.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
 }
 
 /// Where `run` and `test` get the composed artifacts.
@@ -567,10 +576,8 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::Push {
             dist,
             registry,
-            insecure,
-            username,
-            password_stdin: _,
-        } => push(&dist, &registry, insecure, username),
+            access,
+        } => push(&dist, registry.as_deref(), &access),
         Command::Init { dir, name } => {
             let files = etl::init::init(&dir, name.as_deref())?;
             println!("created a pipeline repo in `{}`:", dir.display());
@@ -586,74 +593,47 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
 /// `etl push`: usage problems exit 2, a failed push 1.
 fn push(
     dist: &std::path::Path,
-    registry: &str,
-    insecure: Vec<String>,
-    username: Option<String>,
+    registry: Option<&str>,
+    access: &RegistryArgs,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    use etl::push::{Credentials, DockerAuth, PushError};
-    let registry: etl::push::Registry = match registry.parse() {
+    use etl::push::PushError;
+    let registry = match registry_of(registry, dist) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         }
     };
-    let credentials = match username {
-        Some(username) => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_line(&mut password)
-                .map_err(|e| format!("<stdin>: {e}"))?;
-            let password = password.trim_end_matches(['\r', '\n']).to_owned();
-            if password.is_empty() {
-                eprintln!("error: --password-stdin read an empty password");
-                return Ok(ExitCode::from(2));
-            }
-            Credentials::Basic { username, password }
-        }
-        None => match etl::push::docker_config_path() {
-            Some(path) => match etl::push::docker_config_auth(&path, &registry.host)? {
-                DockerAuth::Found(c) => c,
-                DockerAuth::Helper(helper) => {
-                    eprintln!(
-                        "note: `{}` leaves `{}` to credential helper `{helper}`, which etl does \
-                         not run: pushing anonymously (use --username and --password-stdin)",
-                        path.display(),
-                        registry.host
-                    );
-                    Credentials::Anonymous
-                }
-                DockerAuth::None => Credentials::Anonymous,
-            },
-            None => Credentials::Anonymous,
-        },
+    let Some(credentials) = access.credentials(&registry.host)? else {
+        return Ok(ExitCode::from(2));
     };
     let options = etl::push::Options {
         registry,
-        insecure,
+        insecure: access.insecure.clone(),
         credentials,
         retry: Default::default(),
     };
     let report = match etl::push::push(dist, &options) {
         Ok(report) => report,
-        Err(
-            e @ (PushError::Io { .. } | PushError::Layout { .. } | PushError::DockerConfig { .. }),
-        ) => {
-            return Err(e.into());
-        }
+        Err(e @ (PushError::Io { .. } | PushError::Layout { .. })) => return Err(e.into()),
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(1));
         }
     };
+    print_push(&report, &options.registry);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a push did: a line per manifest on stdout, the counts on stderr.
+fn print_push(report: &etl::push::Report, registry: &etl::registry::Registry) {
     for p in &report.pushed {
         println!("{}@{} {}", p.repository, p.digest, p.tags.join(","));
     }
     eprintln!(
-        "pushed {} manifests to `{}`: blobs {} uploaded, {} already there ({} HEAD requests); \
-         manifests {} uploaded, {} already there; tags {} set, {} unchanged; {} verified",
+        "pushed {} manifests to `{registry}`: blobs {} uploaded, {} already there ({} HEAD \
+         requests); manifests {} uploaded, {} already there; tags {} set, {} unchanged; {} verified",
         report.pushed.len(),
-        options.registry,
         report.blobs_uploaded,
         report.blobs_skipped,
         report.head_requests,
@@ -663,7 +643,71 @@ fn push(
         report.tags_unchanged,
         report.verified,
     );
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `--registry` parsed, else the project's registry as `DIST/plan.json` records it.
+fn registry_of(
+    given: Option<&str>,
+    dist: &std::path::Path,
+) -> Result<etl::registry::Registry, Box<dyn std::error::Error>> {
+    let text = match given {
+        Some(text) => text.to_owned(),
+        None => {
+            let path = dist.join("plan.json");
+            let plan: serde_json::Value = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+                .map_err(|e| format!("`{}`: {e} (or give --registry)", path.display()))?;
+            plan["registry"]
+                .as_str()
+                .ok_or_else(|| format!("`{}` names no registry: give --registry", path.display()))?
+                .to_owned()
+        }
+    };
+    Ok(text.parse()?)
+}
+
+impl RegistryArgs {
+    /// The credentials for `host`: `--username` with the password from stdin, else the docker
+    /// config's, else none. `None` when the password read is empty (a usage error, said).
+    fn credentials(
+        &self,
+        host: &str,
+    ) -> Result<Option<etl::registry::Credentials>, Box<dyn std::error::Error>> {
+        use etl::registry::{Credentials, DockerAuth};
+        if let Some(username) = &self.username {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("<stdin>: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() {
+                eprintln!("error: --password-stdin read an empty password");
+                return Ok(None);
+            }
+            return Ok(Some(Credentials::Basic {
+                username: username.clone(),
+                password,
+            }));
+        }
+        let Some(path) = etl::registry::docker_config_path() else {
+            return Ok(Some(Credentials::Anonymous));
+        };
+        Ok(Some(
+            match etl::registry::docker_config_auth(&path, host)? {
+                DockerAuth::Found(c) => c,
+                DockerAuth::Helper(helper) => {
+                    eprintln!(
+                        "note: `{}` leaves `{host}` to credential helper `{helper}`, which etl does \
+                     not run: going anonymously (use --username and --password-stdin)",
+                        path.display(),
+                    );
+                    Credentials::Anonymous
+                }
+                DockerAuth::None => Credentials::Anonymous,
+            },
+        ))
+    }
 }
 
 /// Renders the diagnostics of a run in `format`; `done` replaces the summary line on success.

@@ -14,7 +14,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use etl::push::{self, Credentials, Options, PushError, Registry, Report, Retry};
+use etl::push::{self, Options, PushError, Report};
+use etl::registry::{self, Credentials, Registry, Retry};
 use etl::resolve::sha256;
 use serde_json::Value as Json;
 
@@ -245,7 +246,10 @@ fn basic_auth_from_the_docker_config_works_and_a_wrong_password_names_the_regist
 fn a_registry_that_is_down_is_named() {
     let host = format!("127.0.0.1:{}", free_port());
     let e = push::push(dist(), &options(&host, Credentials::Anonymous)).unwrap_err();
-    assert!(matches!(e, PushError::Unreachable { .. }), "{e:?}");
+    assert!(
+        matches!(e, PushError::Registry(registry::Error::Unreachable { .. })),
+        "{e:?}"
+    );
     let message = e.to_string();
     assert!(
         message.contains(&format!("registry `{host}` over http")),
@@ -539,7 +543,10 @@ fn a_blob_that_keeps_failing_gives_up_after_the_attempts_and_names_the_registry(
     });
     let e = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap_err();
     let message = e.to_string();
-    assert!(matches!(e, PushError::Registry { .. }), "{e:?}");
+    assert!(
+        matches!(e, PushError::Registry(registry::Error::Request { .. })),
+        "{e:?}"
+    );
     assert!(
         message.starts_with(&format!("registry `{}`: upload blob sha256:", proxy.host())),
         "{message}"
