@@ -85,6 +85,7 @@ impl Registry {
             insecure: Vec::new(),
             credentials: Credentials::Anonymous,
             retry: Retry::default(),
+            environments: ["dev", "staging", "prod"].map(String::from).to_vec(),
         }
     }
 }

@@ -660,7 +660,7 @@ pub fn sorted_keys(value: &Json) -> Json {
 
 /// Writes `files` as the new content of `out`: first into a sibling temp dir, then swapped in
 /// with renames, so a failure leaves the previous `out` as it was and never half a file.
-fn write_atomically(out: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), Error> {
+pub(crate) fn write_atomically(out: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), Error> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| Error::Io { path, source }

@@ -22,6 +22,7 @@ pub mod load;
 pub mod model;
 pub mod oci;
 pub mod provenance;
+pub mod promote;
 pub mod push;
 pub mod registry;
 pub mod render;

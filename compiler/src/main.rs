@@ -2,6 +2,7 @@
 //! renders its result, and maps it to an exit code (0 ok, 1 invalid input, 2 usage or internal
 //! error).
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,16 @@ enum Command {
         /// $ETL_KEY_PASSPHRASE. Signatures are deterministic: the output still reproduces.
         #[arg(long, value_name = "KEY")]
         sign_key: Option<PathBuf>,
+        /// Then push the artifacts to the project's registry (`spec.registry`), as `etl push`
+        /// does.
+        #[arg(long)]
+        push: bool,
+        /// With --push: also tag the artifacts this environment deploys with its name, as
+        /// `etl push --env`; repeatable.
+        #[arg(long = "env", value_name = "ENV", requires = "push")]
+        environments: Vec<String>,
+        #[command(flatten)]
+        access: RegistryArgs,
     },
     /// Make an ECDSA P-256 key pair for `etl compile --sign-key` and `etl verify --key`:
     /// PREFIX.key (PKCS#8 PEM, private, mode 0600) and PREFIX.pub (public, PEM, as cosign reads).
@@ -87,19 +98,60 @@ enum Command {
         #[arg(long, default_value = "etl", value_name = "PREFIX")]
         out: PathBuf,
     },
-    /// Check the signatures of an `etl compile` output (or of an OCI image layout): every
-    /// artifact must be intact (each blob matches its digest) and have a cosign signature that
-    /// names exactly its manifest digest and verifies with the public key.
+    /// Check the signatures of artifacts: those of an `etl compile` output (or any OCI image
+    /// layout), or artifacts in a registry by reference.
+    ///
+    /// In a layout, every artifact must be intact (each blob matches its digest) and have a
+    /// cosign signature that names exactly its manifest digest and verifies with the public key.
+    /// A reference (`HOST[:PORT]/REPOSITORY:TAG` or `…@sha256:…`) is checked as `cosign verify
+    /// --key` does: the manifest it names, and the signature tagged `sha256-<hex>.sig` in the
+    /// same repository. Registries are reached as by `etl push`.
     ///
     /// Exit status: 0 every artifact is signed and valid, 1 some signature is missing or bad
-    /// (each is named), 2 usage error, or DIST or the key cannot be read.
+    /// (each is named), 2 usage error, or a layout, the key or a registry cannot be read.
     Verify {
         /// The public key (PEM), from `etl keygen` or `cosign generate-key-pair`.
         #[arg(long, value_name = "PUB")]
         key: PathBuf,
-        /// The `etl compile` output (holding oci/), or an OCI image layout.
+        /// `etl compile` outputs (holding oci/), OCI image layouts (existing directories) or
+        /// image references.
+        #[arg(default_value = "dist", value_name = "DIST|REF")]
+        targets: Vec<String>,
+        #[command(flatten)]
+        access: RegistryArgs,
+    },
+    /// Promote: give environment `--to` exactly the artifacts environment `--from` runs, by
+    /// moving the `--to` tag in the registry — never rebuilding, never re-serializing.
+    ///
+    /// For every artifact `--from` deploys (per DIST/plan.json), the manifest tagged `<from>`
+    /// in the registry must carry a cosign signature that verifies with `--key`, and its
+    /// component must import what `<to>`'s deployment serves; only when all pass is each
+    /// manifest PUT byte for byte under the tag `<to>` (then read back and hashed). DIST is then
+    /// rewritten in one step: `<to>/wadm/`, `<to>/k8s/` and plan.json's `<to>` deployments
+    /// pinned to exactly those digests, and `promotions/<to>.json` recording which digests came
+    /// from which tag, when ($SOURCE_DATE_EPOCH, else now).
+    ///
+    /// Exit status: 0 promoted, 1 refused (unsigned, bad signature, tampered, missing tag) or
+    /// the registry failed, 2 usage error.
+    Promote {
+        /// The environment whose artifacts to promote.
+        #[arg(long, value_name = "ENV")]
+        from: String,
+        /// The environment to promote them to.
+        #[arg(long, value_name = "ENV")]
+        to: String,
+        /// The public key (PEM) the artifacts must be signed with.
+        #[arg(long, value_name = "PUB")]
+        key: PathBuf,
+        /// Where the artifacts are: HOST[:PORT][/PREFIX] (default: the project's
+        /// `spec.registry`, as DIST/plan.json records it).
+        #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
+        registry: Option<String>,
+        /// The `etl compile` output whose `<to>` manifests to re-pin.
         #[arg(default_value = "dist", value_name = "DIST")]
         dist: PathBuf,
+        #[command(flatten)]
+        access: RegistryArgs,
     },
     /// Show a component's imports and exports in WIT terms, and whether it satisfies the
     /// customer contract (world `etl:pipeline/transformer@0.1.0`) under a policy.
@@ -203,8 +255,8 @@ enum Command {
     /// registry, byte for byte: the digests the manifests name stay valid.
     ///
     /// Artifact `<name>` goes to `<registry>/<name>`: blobs the registry lacks (a HEAD checks
-    /// each), the manifest by digest, then tags `sha-<12 hex of plan.json's sha256>` and one per
-    /// environment the plan deploys it to. A cosign signature `sha256-<hex>.sig` is tagged in
+    /// each), the manifest by digest, then tag `sha-<12 hex of plan.json's sha256>` and, with
+    /// `--env`, that environment's name. A cosign signature `sha256-<hex>.sig` is tagged in
     /// the repository of the artifact it signs. Re-running after an interruption uploads only
     /// what is missing. Every tag is then fetched back and must hash to the local digest.
     ///
@@ -223,6 +275,11 @@ enum Command {
         /// project's `spec.registry`, as DIST/plan.json records it).
         #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
         registry: Option<String>,
+        /// Also tag the artifacts this environment deploys with its name (the start of the
+        /// promotion chain, e.g. `dev`); repeatable. Later environments get their tag from
+        /// `etl promote`.
+        #[arg(long = "env", value_name = "ENV")]
+        environments: Vec<String>,
         #[command(flatten)]
         access: RegistryArgs,
     },
@@ -387,6 +444,9 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             format,
             source,
             sign_key,
+            push: and_push,
+            environments,
+            access,
         } => {
             let key = match &sign_key {
                 Some(path) => Some(read_signing_key(path)?),
@@ -429,14 +489,26 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 cli.color,
                 done.as_deref(),
             );
-            Ok(if compilation.plan.is_some() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            match compilation.plan {
+                Some(_) if and_push => push(&out, None, environments, &access),
+                Some(_) => Ok(ExitCode::SUCCESS),
+                None => Ok(ExitCode::from(1)),
+            }
         }
         Command::Keygen { out } => keygen(&out),
-        Command::Verify { key, dist } => verify(&key, &dist),
+        Command::Verify {
+            key,
+            targets,
+            access,
+        } => verify(&key, &targets, &access),
+        Command::Promote {
+            from,
+            to,
+            key,
+            registry,
+            dist,
+            access,
+        } => promote(&dist, &key, registry.as_deref(), from, to, &access),
         Command::Inspect { file, allow } => {
             let mut grants = Vec::new();
             for text in allow {
@@ -576,8 +648,9 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::Push {
             dist,
             registry,
+            environments,
             access,
-        } => push(&dist, registry.as_deref(), &access),
+        } => push(&dist, registry.as_deref(), environments, &access),
         Command::Init { dir, name } => {
             let files = etl::init::init(&dir, name.as_deref())?;
             println!("created a pipeline repo in `{}`:", dir.display());
@@ -594,6 +667,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
 fn push(
     dist: &std::path::Path,
     registry: Option<&str>,
+    environments: Vec<String>,
     access: &RegistryArgs,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     use etl::push::PushError;
@@ -612,10 +686,15 @@ fn push(
         insecure: access.insecure.clone(),
         credentials,
         retry: Default::default(),
+        environments,
     };
     let report = match etl::push::push(dist, &options) {
         Ok(report) => report,
         Err(e @ (PushError::Io { .. } | PushError::Layout { .. })) => return Err(e.into()),
+        Err(e @ PushError::UnknownEnvironment { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(1));
@@ -897,41 +976,171 @@ fn keygen(prefix: &std::path::Path) -> Result<ExitCode, Box<dyn std::error::Erro
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads a public key file.
+fn read_public_key(path: &std::path::Path) -> Result<etl::sign::VerifyingKey, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    etl::sign::VerifyingKey::from_pem(&pem).map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
 /// `etl verify`: one line per artifact; 1 when any is unsigned or bad.
 fn verify(
     key: &std::path::Path,
-    dist: &std::path::Path,
+    targets: &[String],
+    access: &RegistryArgs,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let pem = std::fs::read_to_string(key).map_err(|e| format!("`{}`: {e}", key.display()))?;
-    let key =
-        etl::sign::VerifyingKey::from_pem(&pem).map_err(|e| format!("`{}`: {e}", key.display()))?;
-    let report = etl::sign::verify_layout(dist, &key)?;
+    let key = read_public_key(key)?;
+    let mut checked = Vec::new();
+    let mut sessions: BTreeMap<String, etl::registry::Session> = BTreeMap::new();
+    for target in targets {
+        let path = std::path::Path::new(target);
+        if path.is_dir() {
+            checked.extend(etl::sign::verify_layout(path, &key)?.artifacts);
+            continue;
+        }
+        let Ok(reference) = target.parse::<oci_client::Reference>() else {
+            eprintln!(
+                "error: `{target}` is neither a directory nor an image reference \
+                 (HOST[:PORT]/REPOSITORY:TAG or …@sha256:<hex>)"
+            );
+            return Ok(ExitCode::from(2));
+        };
+        let host = reference.resolve_registry().to_owned();
+        let explicit = target.contains('@')
+            || target
+                .rsplit_once('/')
+                .is_some_and(|(_, last)| last.contains(':'));
+        let Some(pinned) = reference.digest().or(reference.tag()).filter(|_| explicit) else {
+            eprintln!(
+                "error: `{target}` names no tag or digest: give HOST[:PORT]/REPOSITORY:TAG or \
+                 …@sha256:<hex> (no implied `latest`)"
+            );
+            return Ok(ExitCode::from(2));
+        };
+        if !sessions.contains_key(&host) {
+            let Some(credentials) = access.credentials(&host)? else {
+                return Ok(ExitCode::from(2));
+            };
+            let session = etl::registry::Session::new(
+                &host,
+                &access.insecure,
+                &credentials,
+                Default::default(),
+            );
+            sessions.insert(host.clone(), session);
+        }
+        let session = &sessions[&host];
+        let found = etl::registry::block_on(etl::sign::verify_in_registry(
+            session,
+            reference.repository(),
+            pinned,
+            &key,
+        ));
+        match found {
+            Ok(found) => checked.push(found.checked),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
     let mut bad = 0;
-    for a in &report.artifacts {
+    for a in &checked {
         match &a.outcome {
             Ok(reference) => println!("ok: `{}` {} signed as {reference}", a.name, a.digest),
             Err(problem) => {
                 bad += 1;
-                println!("error: `{}` {}: {problem}", a.name, a.digest);
+                let digest = if a.digest.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", a.digest)
+                };
+                println!("error: `{}`{digest}: {problem}", a.name);
             }
         }
     }
-    let n = report.artifacts.len();
+    let n = checked.len();
+    let noun = if n == 1 { "artifact" } else { "artifacts" };
     if bad == 0 {
-        eprintln!(
-            "verified {n} artifact{} in `{}`",
-            if n == 1 { "" } else { "s" },
-            report.layout.display()
-        );
+        eprintln!("verified {n} {noun}");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!(
-            "{bad} of {n} artifact{} in `{}` not signed and valid",
-            if n == 1 { "" } else { "s" },
-            report.layout.display()
-        );
+        eprintln!("{bad} of {n} {noun} not signed and valid");
         Ok(ExitCode::from(1))
     }
+}
+
+/// `etl promote`: usage problems exit 2, a refusal or registry failure 1.
+fn promote(
+    dist: &std::path::Path,
+    key: &std::path::Path,
+    registry: Option<&str>,
+    from: String,
+    to: String,
+    access: &RegistryArgs,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    use etl::promote::PromoteError;
+    let key = read_public_key(key)?;
+    let registry = match registry_of(registry, dist) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let time = match etl::provenance::epoch(epoch.as_deref())? {
+        Some(time) => time,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
+    let Some(credentials) = access.credentials(&registry.host)? else {
+        return Ok(ExitCode::from(2));
+    };
+    let options = etl::promote::Options {
+        from,
+        to,
+        registry,
+        insecure: access.insecure.clone(),
+        credentials,
+        retry: Default::default(),
+        time,
+    };
+    let report = match etl::promote::promote(dist, &key, &options) {
+        Ok(report) => report,
+        Err(e @ (PromoteError::Io { .. } | PromoteError::Plan { .. })) => return Err(e.into()),
+        Err(
+            e @ (PromoteError::UnknownEnvironment { .. }
+            | PromoteError::SameEnvironment(_)
+            | PromoteError::Time(_)),
+        ) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for a in &report.record.artifacts {
+        println!(
+            "{}/{}@{} {} -> {}",
+            options.registry, a.repository, a.digest, options.from, options.to
+        );
+    }
+    eprintln!(
+        "promoted {} artifacts from `{}` to `{}` in `{}` (tags {} set, {} unchanged); rewrote {} \
+         files of `{}`",
+        report.record.artifacts.len(),
+        options.from,
+        options.to,
+        options.registry,
+        report.tags_set,
+        report.tags_unchanged,
+        report.rewritten.len(),
+        dist.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `$ETL_CACHE_DIR`, else `$XDG_CACHE_HOME/etl`, else `~/.cache/etl`, else `.etl-cache`.

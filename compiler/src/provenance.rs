@@ -27,12 +27,8 @@ pub fn discover(
     source: Option<String>,
 ) -> Result<Provenance, ProvenanceError> {
     let commit = head(root);
-    let created = match source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|t| (0..=MAX_CREATED).contains(t))
-            .ok_or_else(|| ProvenanceError::SourceDateEpoch(text.to_owned()))?,
+    let created = match epoch(source_date_epoch)? {
+        Some(time) => time,
         None => commit.as_ref().map(|(_, time)| *time).unwrap_or(0),
     };
     Ok(Provenance {
@@ -40,6 +36,20 @@ pub fn discover(
         source,
         revision: commit.filter(|_| clean(root)).map(|(hash, _)| hash),
     })
+}
+
+/// The time a `SOURCE_DATE_EPOCH` value gives, if it is set and not empty.
+pub fn epoch(source_date_epoch: Option<&str>) -> Result<Option<i64>, ProvenanceError> {
+    source_date_epoch
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|t| (0..=MAX_CREATED).contains(t))
+                .ok_or_else(|| ProvenanceError::SourceDateEpoch(text.to_owned()))
+        })
+        .transpose()
 }
 
 /// Whether `root` has uncommitted changes that would make the commit a lie.

@@ -4,7 +4,7 @@
 //!
 //! Artifact `<name>` goes to repository `<prefix>/<name>`: its blobs (skipped when a HEAD finds
 //! them), its manifest PUT by digest, then tagged `sha-<12 hex of plan.json's digest>` and with
-//! the name of every environment the plan deploys it to. A cosign signature entry
+//! the name of each environment [`Options::environments`] names that deploys it. A cosign signature entry
 //! (`sha256-<hex>.sig`) goes to the repository of the artifact it signs, tagged with its name.
 //! Every step is idempotent, so an interrupted push re-run finishes without re-uploading what
 //! arrived. Afterwards every tag is fetched and its bytes hashed: a digest other than the local
@@ -32,6 +32,9 @@ pub struct Options {
     pub credentials: Credentials,
     /// Retries of each request.
     pub retry: Retry,
+    /// Environments whose name to tag the artifacts they deploy with (the start of a promotion
+    /// chain, e.g. `dev`); the others get their tag from `etl promote`.
+    pub environments: Vec<String>,
 }
 
 /// One manifest pushed.
@@ -87,6 +90,16 @@ pub enum PushError {
         /// What is wrong.
         reason: String,
     },
+    /// `--env` names no environment of the plan.
+    #[error("the plan deploys to no environment `{name}` (it has: {known}){help}")]
+    UnknownEnvironment {
+        /// The name given.
+        name: String,
+        /// The plan's environments.
+        known: String,
+        /// A "did you mean", if one is close.
+        help: String,
+    },
     /// Talking to the registry failed.
     #[error(transparent)]
     Registry(#[from] registry::Error),
@@ -120,7 +133,7 @@ struct Entry {
 }
 
 /// Reads `dist/plan.json` and `dist/oci/`: what to push, artifacts first.
-fn read_dist(dist: &Path) -> Result<Vec<Entry>, PushError> {
+fn read_dist(dist: &Path, tag_environments: &[String]) -> Result<Vec<Entry>, PushError> {
     let read = |path: PathBuf| {
         std::fs::read(&path).map_err(|source| PushError::Io {
             path: path.clone(),
@@ -134,10 +147,27 @@ fn read_dist(dist: &Path) -> Result<Vec<Entry>, PushError> {
         path: plan_path.clone(),
         reason: e.to_string(),
     })?;
-    // Environments deploying each repository, from `deployments.<env>.<pipeline>.components`.
+    // The environments to tag, with the repositories each deploys (from
+    // `deployments.<env>.<pipeline>.components`).
+    let deployments = plan["deployments"].as_object();
+    let known: Vec<&str> = deployments
+        .into_iter()
+        .flatten()
+        .map(|(env, _)| env.as_str())
+        .collect();
     let mut environments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (env, apps) in plan["deployments"].as_object().into_iter().flatten() {
-        for app in apps.as_object().into_iter().flatten().map(|(_, a)| a) {
+    for env in tag_environments {
+        let apps = deployments
+            .and_then(|d| d.get(env))
+            .and_then(Json::as_object)
+            .ok_or_else(|| PushError::UnknownEnvironment {
+                name: env.clone(),
+                known: known.join(", "),
+                help: crate::diag::did_you_mean(env, known.iter().copied())
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default(),
+            })?;
+        for app in apps.values() {
             for c in app["components"].as_array().into_iter().flatten() {
                 if let Some(repo) = c["artifact"]["repository"].as_str() {
                     environments
@@ -244,18 +274,14 @@ fn read_dist(dist: &Path) -> Result<Vec<Entry>, PushError> {
 
 /// Pushes every manifest of `dist/oci/` (see the module docs).
 pub fn push(dist: &Path, options: &Options) -> Result<Report, PushError> {
-    let entries = read_dist(dist)?;
+    let entries = read_dist(dist, &options.environments)?;
     let session = Session::new(
         &options.registry.host,
         &options.insecure,
         &options.credentials,
         options.retry,
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| PushError::Registry(registry::Error::Runtime(e)))?;
-    runtime.block_on(run(&session, &options.registry, dist, &entries))
+    registry::block_on(run(&session, &options.registry, dist, &entries))
 }
 
 async fn run(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use serde_json::Value as Json;
@@ -337,11 +337,11 @@ pub fn docker_config_auth(path: &Path, host: &str) -> Result<DockerAuth, Error> 
 }
 
 /// Runs `future` to completion on a current-thread runtime of its own.
-pub fn block_on<T>(future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+pub fn block_on<T, E: From<Error>>(future: impl Future<Output = Result<T, E>>) -> Result<T, E> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(Error::Runtime)?
+        .map_err(|e| E::from(Error::Runtime(e)))?
         .block_on(future)
 }
 
@@ -387,6 +387,31 @@ fn not_found(e: &OciDistributionError) -> bool {
         }),
         OciDistributionError::RequestError(e) => e.status().is_some_and(|s| s == 404),
         _ => false,
+    }
+}
+
+/// A failed read of a blob stream; oci-client reports bytes that fail their digest as an I/O
+/// error wrapping a [`DigestError`].
+fn stream_error(e: std::io::Error) -> OciDistributionError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<DigestError>())
+    {
+        Some(DigestError::VerificationError { expected, actual }) => {
+            OciDistributionError::DigestError(DigestError::VerificationError {
+                expected: expected.clone(),
+                actual: actual.clone(),
+            })
+        }
+        _ => e.into(),
+    }
+}
+
+/// The digest of the bytes served, from oci-client's verification error.
+fn served(e: &DigestError) -> String {
+    match e {
+        DigestError::VerificationError { actual, .. } => actual.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -645,7 +670,7 @@ impl Session {
             Ok((bytes, _)) => bytes.to_vec(),
             Err(e) if not_found(&e) => return Ok(None),
             Err(OciDistributionError::DigestError(d)) => {
-                return Err(mismatch(reference, d.to_string()));
+                return Err(mismatch(reference, served(&d)));
             }
             Err(e) => {
                 return Err(self.error(
@@ -679,7 +704,7 @@ impl Session {
             }
             let mut bytes = Vec::new();
             while let Some(chunk) = stream.next().await {
-                bytes.extend_from_slice(&chunk?);
+                bytes.extend_from_slice(&chunk.map_err(stream_error)?);
                 if bytes.len() as u64 > limit {
                     return Ok(None);
                 }
@@ -694,7 +719,7 @@ impl Session {
                     registry: self.host.clone(),
                     reference: shown,
                     expected: digest.to_owned(),
-                    actual: d.to_string(),
+                    actual: served(&d),
                 });
             }
             Err(e) => return Err(self.error(&format!("fetch blob {shown}"), e)),

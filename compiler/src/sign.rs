@@ -23,6 +23,7 @@ use p256::pkcs8::{
 use serde_json::{Value as Json, json};
 
 use crate::oci::{self, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
+use crate::registry::{self, Session};
 use crate::resolve::sha256;
 
 /// Media type of the signature's one layer: the simple-signing payload.
@@ -393,6 +394,9 @@ pub enum Problem {
     /// The signature does not verify with the key.
     #[error("the signature does not verify with the key")]
     BadSignature,
+    /// The registry has no such manifest.
+    #[error("the registry has no such manifest")]
+    NoManifest,
 }
 
 /// One artifact as checked.
@@ -422,9 +426,11 @@ impl Report {
     }
 }
 
-/// Where a layout's blobs are read from, each checked against its digest.
-struct Blobs<'a> {
-    root: &'a Path,
+/// Where blobs are read from, each checked against its digest: a layout on disk, or the blobs
+/// fetched from a registry.
+enum Blobs<'a> {
+    Layout(&'a Path),
+    Fetched(BTreeMap<String, Vec<u8>>),
 }
 
 impl Blobs<'_> {
@@ -438,8 +444,11 @@ impl Blobs<'_> {
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(problem("not a sha256 digest".to_owned()));
         }
-        let bytes = std::fs::read(self.root.join(oci::blob_path(digest)))
-            .map_err(|_| problem("missing".to_owned()))?;
+        let bytes = match self {
+            Blobs::Layout(root) => std::fs::read(root.join(oci::blob_path(digest))).ok(),
+            Blobs::Fetched(blobs) => blobs.get(digest).cloned(),
+        }
+        .ok_or_else(|| problem("missing".to_owned()))?;
         let actual = sha256(&bytes);
         if actual != digest {
             return Err(problem(format!("corrupt (its bytes hash to {actual})")));
@@ -492,7 +501,7 @@ pub fn verify_layout(dir: &Path, key: &VerifyingKey) -> Result<Report, VerifyErr
         .filter(|(name, _)| is_signature_tag(name))
         .collect();
 
-    let blobs = Blobs { root: &root };
+    let blobs = Blobs::Layout(&root);
     let mut artifacts = Vec::new();
     for entry in entries {
         let name = entry["annotations"][REF_NAME].as_str().unwrap_or_default();
@@ -541,12 +550,28 @@ fn check_artifact(
     let sig_manifest: Json =
         serde_json::from_slice(&sig_manifest).map_err(|e| Problem::Malformed(e.to_string()))?;
     blobs.read_descriptor("signature config", &sig_manifest["config"])?;
-    let layers: Vec<&Json> = sig_manifest["layers"]
+    check_signature(blobs, digest, &sig_manifest, key)
+}
+
+/// The payload layers of a signature manifest.
+fn payload_layers(sig_manifest: &Json) -> Vec<&Json> {
+    sig_manifest["layers"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|l| l["mediaType"] == PAYLOAD_MEDIA_TYPE)
-        .collect();
+        .collect()
+}
+
+/// Whether a signature manifest signs the artifact `digest` with `key`: the `docker-reference`
+/// signed, or the most telling problem.
+fn check_signature(
+    blobs: &Blobs,
+    digest: &str,
+    sig_manifest: &Json,
+    key: &VerifyingKey,
+) -> Result<String, Problem> {
+    let layers = payload_layers(sig_manifest);
     if layers.is_empty() {
         return Err(Problem::Malformed(format!("no {PAYLOAD_MEDIA_TYPE} layer")));
     }
@@ -582,4 +607,103 @@ fn check_artifact(
         return Ok(reference.unwrap_or_default().to_owned());
     }
     Err(problem)
+}
+
+/// Largest signature payload fetched from a registry, in bytes.
+const MAX_PAYLOAD_BYTES: u64 = 1024 * 1024;
+
+/// Manifest media types accepted from a registry (cosign writes OCI or Docker v2 manifests).
+const MANIFEST_TYPES: [&str; 2] = [
+    MANIFEST_MEDIA_TYPE,
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// An artifact in a registry, checked: what [`verify_in_registry`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InRegistry {
+    /// The check: `name` is `<host>/<repository>:<tag>` (or `@<digest>`).
+    pub checked: Checked,
+    /// The artifact's manifest, exactly as served (it hashes to `checked.digest`).
+    pub manifest: Option<Vec<u8>>,
+}
+
+/// Checks the artifact `reference` (a tag or `sha256:` digest) of `repository` in the registry
+/// `session` speaks to, as `cosign verify --key` does: its manifest, then the signature tagged
+/// `sha256-<hex>.sig` in the same repository, whose payload must name exactly that manifest's
+/// digest and verify with `key`. Registry failures are errors; what is wrong with the artifact
+/// is the outcome.
+pub async fn verify_in_registry(
+    session: &Session,
+    repository: &str,
+    reference: &str,
+    key: &VerifyingKey,
+) -> Result<InRegistry, registry::Error> {
+    let separator = if reference.starts_with("sha256:") {
+        '@'
+    } else {
+        ':'
+    };
+    let name = format!("{}/{repository}{separator}{reference}", session.host());
+    let Some(manifest) = session
+        .manifest(repository, reference, &MANIFEST_TYPES)
+        .await?
+    else {
+        return Ok(InRegistry {
+            checked: Checked {
+                name,
+                digest: String::new(),
+                outcome: Err(Problem::NoManifest),
+            },
+            manifest: None,
+        });
+    };
+    let digest = sha256(&manifest);
+    let outcome = match signature_in_registry(session, repository, &digest).await? {
+        Ok((sig_manifest, blobs)) => check_signature(&blobs, &digest, &sig_manifest, key),
+        Err(problem) => Err(problem),
+    };
+    Ok(InRegistry {
+        checked: Checked {
+            name,
+            digest,
+            outcome,
+        },
+        manifest: Some(manifest),
+    })
+}
+
+/// The signature manifest of `digest` in `repository` and its payload blobs.
+async fn signature_in_registry(
+    session: &Session,
+    repository: &str,
+    digest: &str,
+) -> Result<Result<(Json, Blobs<'static>), Problem>, registry::Error> {
+    let tag = signature_tag(digest);
+    let Some(bytes) = session.manifest(repository, &tag, &MANIFEST_TYPES).await? else {
+        return Ok(Err(Problem::Unsigned { tag }));
+    };
+    let sig_manifest: Json = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(Problem::Malformed(e.to_string()))),
+    };
+    let mut blobs = BTreeMap::new();
+    for layer in payload_layers(&sig_manifest) {
+        let Some(payload) = layer["digest"].as_str() else {
+            continue;
+        };
+        match session.blob(repository, payload, MAX_PAYLOAD_BYTES).await {
+            Ok(bytes) => {
+                blobs.insert(payload.to_owned(), bytes);
+            }
+            Err(registry::Error::DigestMismatch { actual, .. }) => {
+                return Ok(Err(Problem::Blob {
+                    what: "signature payload",
+                    digest: payload.to_owned(),
+                    state: format!("corrupt (its bytes hash to {actual})"),
+                }));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Ok((sig_manifest, Blobs::Fetched(blobs))))
 }

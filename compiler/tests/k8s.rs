@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use etl::emit::{
-    Application, ArtifactRef, Component, Direction, Link, NamedConfig, Provider, Scale, Secret,
-    SecretPolicy, Spread,
+    Application, ArtifactRef, Component, ComponentKind, Direction, Link, NamedConfig, Provider,
+    Scale, Secret, SecretPolicy, Spread,
 };
 use etl::model::ProviderKind;
 use serde_json::{Value, json};
@@ -234,7 +234,7 @@ fn config(name: &str, pairs: &[(&str, &str)]) -> Option<NamedConfig> {
 fn component(
     pipeline: &str,
     name: &str,
-    kind: &'static str,
+    kind: ComponentKind,
     scale: &Scale,
     config_pairs: &[(&str, &str)],
 ) -> Component {
@@ -347,12 +347,12 @@ fn iot_sensors(scale: Scale) -> Application {
             ("etl.out.dead-letter", d.as_str()),
         ];
         pairs.extend_from_slice(extra);
-        component(p, name, "step", &scale, &pairs)
+        component(p, name, ComponentKind::Step, &scale, &pairs)
     };
     let mut alerts = component(
         p,
         "alerts",
-        "sink",
+        ComponentKind::Sink,
         &scale,
         &[("etl.out.url", "https://alerts.acme.example/hook")],
     );
@@ -368,7 +368,7 @@ fn iot_sensors(scale: Scale) -> Application {
     let archive = component(
         p,
         "archive",
-        "sink",
+        ComponentKind::Sink,
         &scale,
         &[("etl.out.subjects", "iot.sensors.archive")],
     );
@@ -815,7 +815,7 @@ fn labels_the_syntax_refuses_are_left_out() {
 fn kafka_source_and_sink_share_the_one_messaging_entry() {
     let p = "orders";
     let scale = one_replica();
-    let mut sink = component(p, "to-kafka", "sink", &scale, &[]);
+    let mut sink = component(p, "to-kafka", ComponentKind::Sink, &scale, &[]);
     sink.imports = vec!["wasmcloud:messaging/consumer@0.2.0".to_owned()];
     let app = Application {
         name: p.to_owned(),
@@ -828,7 +828,7 @@ fn kafka_source_and_sink_share_the_one_messaging_entry() {
             component(
                 p,
                 "clean",
-                "step",
+                ComponentKind::Step,
                 &scale,
                 &[("etl.out.subjects", "etl.shop.orders.out.clean")],
             ),
@@ -933,7 +933,7 @@ fn an_s3_sink_may_use_its_bucket() {
     let mut sink = component(
         p,
         "to-s3",
-        "sink",
+        ComponentKind::Sink,
         &scale,
         &[
             ("etl.out.container", "acme-archive"),

@@ -74,6 +74,7 @@ fn options(host: &str, credentials: Credentials) -> Options {
             attempts: 3,
             base: Duration::from_millis(20),
         },
+        environments: ["dev", "staging", "prod"].map(String::from).to_vec(),
     }
 }
 

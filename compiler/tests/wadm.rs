@@ -18,8 +18,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use etl::emit::{
-    Application, ArtifactRef, Component, Direction, Link, NamedConfig, Provider, Scale, Secret,
-    SecretPolicy, Spread, wadm,
+    Application, ArtifactRef, Component, ComponentKind, Direction, Link, NamedConfig, Provider,
+    Scale, Secret, SecretPolicy, Spread, wadm,
 };
 use etl::model::ProviderKind;
 use serde_json::{Value, json};
@@ -194,7 +194,7 @@ fn base(name: &str) -> Application {
     }
 }
 
-fn component(app: &mut Application, name: &str, kind: &'static str, config: &[(&str, &str)]) {
+fn component(app: &mut Application, name: &str, kind: ComponentKind, config: &[(&str, &str)]) {
     let repository = format!("{}-{name}", app.name);
     let seed = char::from(b'a' + app.components.len() as u8);
     app.components.push(Component {
@@ -230,7 +230,7 @@ fn step(app: &mut Application, name: &str, step: &[(&str, &str)]) {
         ("etl.out.dead-letter", dlq.as_str()),
     ];
     config.extend_from_slice(step);
-    component(app, name, "step", &config);
+    component(app, name, ComponentKind::Step, &config);
 }
 
 fn provider(app: &mut Application, kind: ProviderKind, image: &str, config: Option<NamedConfig>) {
@@ -330,13 +330,13 @@ fn iot_sensors() -> Application {
     component(
         &mut app,
         "alerts",
-        "sink",
+        ComponentKind::Sink,
         &[("etl.out.url", "http://alerts.dev.acme.example/hook")],
     );
     component(
         &mut app,
         "archive",
-        "sink",
+        ComponentKind::Sink,
         &[("etl.out.subjects", "iot.dev.sensors.archive")],
     );
     app.components[3].secrets = vec![Secret {
@@ -503,9 +503,9 @@ fn a_full_manifest_for_review() {
 #[test]
 fn fan_out_gives_each_branch_its_own_named_link_and_queue_group() {
     let mut app = base("fan");
-    component(&mut app, "split", "step", &[]);
+    component(&mut app, "split", ComponentKind::Step, &[]);
     for branch in ["left", "right", "middle"] {
-        component(&mut app, branch, "step", &[]);
+        component(&mut app, branch, ComponentKind::Step, &[]);
     }
     provider(
         &mut app,
@@ -556,8 +556,13 @@ fn fan_out_gives_each_branch_its_own_named_link_and_queue_group() {
 #[test]
 fn kafka_source_and_kafka_sink() {
     let mut app = base("orders");
-    component(&mut app, "transform", "step", &[("step.mode", "strict")]);
-    component(&mut app, "out", "sink", &[]);
+    component(
+        &mut app,
+        "transform",
+        ComponentKind::Step,
+        &[("step.mode", "strict")],
+    );
+    component(&mut app, "out", ComponentKind::Sink, &[]);
     provider(
         &mut app,
         MessagingNats,
@@ -644,7 +649,7 @@ fn s3_sink() {
     component(
         &mut app,
         "write",
-        "sink",
+        ComponentKind::Sink,
         &[
             ("etl.out.container", "acme-archive"),
             ("etl.out.key", "readings/{{ id }}.json"),

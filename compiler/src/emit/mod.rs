@@ -13,7 +13,7 @@ pub mod wadm;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::deploy::{Deployment, UnitDeployment, UnitKind};
 use crate::load::Repo;
@@ -21,7 +21,7 @@ use crate::model::{ProviderKind, SinkConnector, SourceConnector};
 use crate::resolve::sha256;
 
 /// A pipeline deployed to one environment: what both manifest formats are written from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
     /// Manifest name: the pipeline name.
@@ -50,13 +50,13 @@ pub struct Application {
 }
 
 /// One composed component (a step or a sink).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Component {
     /// Step or sink name.
     pub name: String,
-    /// `step` or `sink`.
-    pub kind: &'static str,
+    /// A step or a sink.
+    pub kind: ComponentKind,
     /// The artifact, pinned by manifest digest.
     pub artifact: ArtifactRef,
     /// Replicas and placement.
@@ -65,17 +65,27 @@ pub struct Component {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<NamedConfig>,
     /// Secrets it is given, through [`Application::secret_policy`].
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<Secret>,
     /// Interfaces the composed component imports (what the host must serve).
     pub imports: Vec<String>,
     /// Imports granted to the customer component beyond the contract (steps only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<String>,
 }
 
+/// What a component does in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentKind {
+    /// A step: in-harness, customer transform, out-harness.
+    Step,
+    /// A sink: in-harness and the connector's out-harness.
+    Sink,
+}
+
 /// Where a component's artifact is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactRef {
     /// `<registry>/<repository>@<manifest digest>`: what hosts pull.
@@ -89,17 +99,17 @@ pub struct ArtifactRef {
 }
 
 /// How many replicas run, and where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scale {
     /// Replicas (wadm `instances`).
     pub replicas: u32,
     /// Shares of the replicas on labelled hosts; empty: anywhere.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spread: Vec<Spread>,
 }
 
 /// A share of the replicas on hosts carrying the given labels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spread {
     /// Spread name.
     pub name: String,
@@ -111,7 +121,7 @@ pub struct Spread {
 }
 
 /// A capability provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provider {
     /// Name in the manifest: [`ProviderKind::name`].
     pub name: String,
@@ -127,7 +137,7 @@ pub struct Provider {
 }
 
 /// Which way calls go over a link. A wadm link lives on its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// The provider calls the component's export (records in).
@@ -137,7 +147,7 @@ pub enum Direction {
 }
 
 /// A link between a component and a provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Link {
     /// Which way it goes.
@@ -166,7 +176,7 @@ pub struct Link {
 
 /// A named configuration; the name ends in a hash of the properties, so changed values get a
 /// new name and reach running providers and components.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedConfig {
     /// `<owner>-<role>-<12 hex>`; wadm prefixes it with the manifest name.
     pub name: String,
@@ -193,7 +203,7 @@ impl NamedConfig {
 }
 
 /// A secret given to a component.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secret {
     /// Name the component knows it by: the setting key.
     pub name: String,
@@ -202,7 +212,7 @@ pub struct Secret {
 }
 
 /// The wadm secret policy (`policy.secret.wasmcloud.dev/v1alpha1`) secrets resolve through.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretPolicy {
     /// Policy name.
     pub name: String,
@@ -663,8 +673,8 @@ pub fn application(
         components.push(Component {
             name: unit.name.clone(),
             kind: match unit.kind {
-                UnitKind::Step => "step",
-                UnitKind::Sink(_) => "sink",
+                UnitKind::Step => ComponentKind::Step,
+                UnitKind::Sink(_) => ComponentKind::Sink,
             },
             artifact: ArtifactRef {
                 image: format!(
@@ -723,10 +733,31 @@ pub fn application(
         }),
     };
     check(&app)?;
-    let json = serde_json::to_value(&app).expect("applications serialize");
-    let digest = sha256(crate::compile::canonical_json(&json).as_bytes());
-    app.version = format!("sha-{}", &digest.trim_start_matches("sha256:")[..12]);
+    app.stamp_version();
     Ok(app)
+}
+
+impl Application {
+    /// Sets [`Application::version`] from everything else.
+    fn stamp_version(&mut self) {
+        self.version = String::new();
+        let json = serde_json::to_value(&*self).expect("applications serialize");
+        let digest = sha256(crate::compile::canonical_json(&json).as_bytes());
+        self.version = format!("sha-{}", &digest.trim_start_matches("sha256:")[..12]);
+    }
+
+    /// The same application with each component whose repository `artifacts` names pinned to
+    /// that artifact instead (manifest and component digests), and its version stamped anew.
+    pub fn repinned(&self, artifacts: &BTreeMap<String, ArtifactRef>) -> Application {
+        let mut app = self.clone();
+        for c in &mut app.components {
+            if let Some(artifact) = artifacts.get(&c.artifact.repository) {
+                c.artifact = artifact.clone();
+            }
+        }
+        app.stamp_version();
+        app
+    }
 }
 
 /// An RFC 1123 label: at most 63 lower-case letters, digits and `-`, starting and ending with a
@@ -842,7 +873,7 @@ mod tests {
                 .iter()
                 .map(|c| Component {
                     name: (*c).to_owned(),
-                    kind: "step",
+                    kind: ComponentKind::Step,
                     artifact: ArtifactRef {
                         image: format!("r.example/orders-{c}@sha256:00"),
                         repository: format!("orders-{c}"),

@@ -330,7 +330,7 @@ mod tests {
             version: "sha-0123456789ab".to_owned(),
             components: vec![Component {
                 name: "step".to_owned(),
-                kind: "step",
+                kind: super::ComponentKind::Step,
                 artifact: ArtifactRef {
                     image: "reg.example/etl/p-step@sha256:00".to_owned(),
                     repository: "p-step".to_owned(),
