@@ -299,7 +299,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::emit::{ArtifactRef, Component, Provider, SecretPolicy, Spread as AppSpread};
+    use crate::emit::{
+        ArtifactRef, Component, ComponentKind, Provider, SecretPolicy, Spread as AppSpread,
+    };
     use crate::model::ProviderKind;
 
     fn config(name: &str, pairs: &[(&str, &str)]) -> Option<NamedConfig> {
@@ -330,7 +332,7 @@ mod tests {
             version: "sha-0123456789ab".to_owned(),
             components: vec![Component {
                 name: "step".to_owned(),
-                kind: super::ComponentKind::Step,
+                kind: ComponentKind::Step,
                 artifact: ArtifactRef {
                     image: "reg.example/etl/p-step@sha256:00".to_owned(),
                     repository: "p-step".to_owned(),
