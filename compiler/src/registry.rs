@@ -345,13 +345,28 @@ pub fn block_on<T, E: From<Error>>(future: impl Future<Output = Result<T, E>>) -
         .block_on(future)
 }
 
-/// Whether a failed request is worth another attempt: a 5xx answer or no connection.
+/// Whether a failed request is worth another attempt: a 5xx answer, no connection, or a
+/// connection lost mid-request or mid-answer. Every request a [`Session`] makes may be repeated:
+/// reads and manifest PUTs are idempotent, and a failed blob upload starts a new session.
 fn transient(e: &OciDistributionError) -> bool {
+    use std::io::ErrorKind;
     match e {
         OciDistributionError::ServerError { code, .. } => *code >= 500,
         OciDistributionError::RequestError(e) => {
-            e.is_connect() || e.is_timeout() || e.status().is_some_and(|s| s.is_server_error())
+            e.is_connect()
+                || e.is_timeout()
+                || e.is_request()
+                || e.is_body()
+                || e.status().is_some_and(|s| s.is_server_error())
         }
+        OciDistributionError::IoError(e) => matches!(
+            e.kind(),
+            ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+                | ErrorKind::TimedOut
+        ),
         _ => false,
     }
 }

@@ -308,24 +308,49 @@ struct Seen {
     status: u16,
 }
 
-/// Whether the proxy answers a request (method, target) with an injected `500`.
-type Decide = dyn Fn(&str, &str) -> bool + Send + Sync;
+/// What the proxy does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Forward it.
+    Pass,
+    /// Answer `500`.
+    ServerError,
+    /// Read it whole, then close the connection without an answer (logged as status `1`).
+    Drop,
+}
+
+impl From<bool> for Fault {
+    /// `true`: an injected `500`.
+    fn from(fail: bool) -> Fault {
+        if fail {
+            Fault::ServerError
+        } else {
+            Fault::Pass
+        }
+    }
+}
+
+/// What the proxy does with a request (method, target).
+type Decide = dyn Fn(&str, &str) -> Fault + Send + Sync;
 
 /// A tiny HTTP/1.1 proxy in front of a registry on 127.0.0.1: one request per connection
 /// (`Connection: close` both ways), bodies by `Content-Length` or chunked. It answers `500` to
-/// the requests `decide` picks and forwards the rest; with the registry down it drops the
-/// connection. The accepting thread lives as long as the test binary.
+/// the requests `decide` picks (or drops the connection, see [`Fault`]) and forwards the rest;
+/// with the registry down it drops the connection. The accepting thread lives as long as the test binary.
 struct Proxy {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Proxy {
-    fn start(upstream: u16, decide: impl Fn(&str, &str) -> bool + Send + Sync + 'static) -> Proxy {
+    fn start<F: Into<Fault>>(
+        upstream: u16,
+        decide: impl Fn(&str, &str) -> F + Send + Sync + 'static,
+    ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let decide: Arc<Decide> = Arc::new(decide);
+        let decide: Arc<Decide> = Arc::new(move |method, target| decide(method, target).into());
         let log = seen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -442,7 +467,12 @@ fn relay(
             status,
         })
     };
-    if decide(&method, &target) {
+    let fault = decide(&method, &target);
+    if fault == Fault::Drop {
+        log(1);
+        return Ok(());
+    }
+    if fault == Fault::ServerError {
         let error = br#"{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}"#;
         write!(
             client,
@@ -533,6 +563,35 @@ fn server_errors_on_blobs_are_retried_and_the_push_completes() {
     assert_eq!(report.head_requests, heads);
     assert_eq!(report.head_requests, 2 * n + n + 4 * n + 1);
     assert_eq!(report.verified, 4 * n);
+    assert_registry_holds(registry.port, &report);
+}
+
+#[test]
+fn connections_dropped_mid_request_are_retried_and_the_push_completes() {
+    let registry = TestRegistry::start(None);
+    // The first closing blob PUT, the first manifest PUT and the first tag read-back lose their
+    // connection after the request was sent, before any answer.
+    let (blob, manifest, read) = (
+        Mutex::new(first(1)),
+        Mutex::new(first(1)),
+        Mutex::new(first(1)),
+    );
+    let proxy = Proxy::start(registry.port, move |method, target| {
+        let drop = match method {
+            "PUT" if target.contains("/blobs/uploads/") => (blob.lock().unwrap())(),
+            "PUT" if target.contains("/manifests/") => (manifest.lock().unwrap())(),
+            "GET" if target.contains("/manifests/") => (read.lock().unwrap())(),
+            _ => false,
+        };
+        if drop { Fault::Drop } else { Fault::Pass }
+    });
+    let report = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap();
+    assert_eq!(proxy.count("PUT", "/blobs/uploads/", 1), 1);
+    assert_eq!(proxy.count("PUT", "/manifests/", 1), 1);
+    assert_eq!(proxy.count("GET", "/manifests/", 1), 1);
+    let n = 5;
+    assert_eq!((report.blobs_uploaded, report.blobs_skipped), (2 * n, 0));
+    assert_eq!(proxy.uploaded().len(), 2 * n, "each blob accepted once");
     assert_registry_holds(registry.port, &report);
 }
 
