@@ -29,7 +29,8 @@ const RECIPE: &str = "etl-compose-1";
 pub struct Options {
     /// The output directory (`dist`).
     pub out: PathBuf,
-    /// Cache of componentized modules and compositions; `None` builds everything.
+    /// Cache of pulled components, componentized modules and compositions; `None` builds
+    /// everything (and pulls into memory).
     pub cache: Option<Cache>,
     /// Commit, source and time stamped on the OCI artifacts.
     pub provenance: Provenance,

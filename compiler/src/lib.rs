@@ -3,7 +3,8 @@
 //! The compiler is a pipeline of stages, each a module with one job:
 //! [`load`] (files → typed specs with source positions, checked against [`schema`]) →
 //! [`check`] (graph, references, templates, secrets, paths) → [`resolve`] (component bytes by
-//! digest, checked against the [`contract`] and the policy) → later stages.
+//! digest, from the repo or [`pull`]ed from a registry, checked against the [`contract`] and the
+//! policy) → later stages.
 //! Problems are [`diag::Diagnostic`]s, rendered once at the edge by [`render`].
 
 pub mod check;
@@ -22,6 +23,7 @@ pub mod load;
 pub mod model;
 pub mod oci;
 pub mod provenance;
+pub mod pull;
 pub mod promote;
 pub mod push;
 pub mod registry;

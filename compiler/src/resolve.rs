@@ -1,10 +1,12 @@
 //! Stage `resolve`: every step's component reference → verified component bytes.
 //!
-//! Bytes come from a [`Fetch`] (repo files here; OCI pulls implement the same trait), must hash
-//! to the step's `digest:`, and must be WebAssembly: a component, or a core module with embedded
-//! component-type metadata (a `wit-bindgen` build), which is componentized deterministically and
-//! kept in a content-addressed [`Cache`]. Then the contract and the capability policy are checked
-//! on the component's own types ([`crate::contract`]), before anything is composed with it.
+//! Bytes come from a [`Fetch`]: [`RepoFiles`] reads repo paths and pulls `oci://` references by
+//! digest ([`crate::pull`], through the [`Cache`], so a pulled component needs the network only
+//! once). They must hash to the step's `digest:`, and must be WebAssembly: a component, or a core
+//! module with embedded component-type metadata (a `wit-bindgen` build), which is componentized
+//! deterministically and kept in the content-addressed [`Cache`]. Then the contract and the
+//! capability policy are checked on the component's own types ([`crate::contract`]), before
+//! anything is composed with it.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -16,6 +18,7 @@ use crate::contract::{self, ContractReport};
 use crate::diag::{Code, Diagnostic};
 use crate::load::Repo;
 use crate::model::Grant;
+use crate::registry;
 
 /// Largest component accepted, in bytes.
 pub const MAX_COMPONENT_BYTES: u64 = 32 * 1024 * 1024;
@@ -47,15 +50,21 @@ pub enum ResolveError {
         /// Its size.
         size: u64,
     },
-    /// The bytes hash to another digest than the spec pins.
-    #[error("`{reference}` hashes to {actual}, but `digest:` pins {expected}")]
+    /// The bytes hash to another digest than the spec pins; for an `oci://` reference, the
+    /// artifact's layer is another one (found before downloading it).
+    #[error(
+        "`{reference}` {} {actual}, but `digest:` pins {expected}",
+        if *.layer { "is an artifact whose layer is" } else { "hashes to" }
+    )]
     DigestMismatch {
         /// The component reference.
         reference: String,
         /// The pinned digest.
         expected: String,
-        /// The digest of the bytes.
+        /// The digest of the bytes, or of the layer the artifact's manifest names.
         actual: String,
+        /// Whether `actual` is the digest the artifact's manifest gives its layer.
+        layer: bool,
     },
     /// Not WebAssembly at all.
     #[error("`{reference}` is not WebAssembly (it starts with {start})")]
@@ -71,6 +80,14 @@ pub enum ResolveError {
         /// The component reference.
         reference: String,
     },
+    /// Pulling an `oci://` reference failed; the registry error names the registry.
+    #[error("cannot pull `{reference}`: {source}")]
+    Registry {
+        /// The component reference.
+        reference: String,
+        /// The cause.
+        source: registry::Error,
+    },
     /// Componentizing or validating failed.
     #[error("`{reference}` is not a valid component: {reason}")]
     Invalid {
@@ -84,24 +101,24 @@ pub enum ResolveError {
 /// Where component bytes come from.
 pub trait Fetch {
     /// The bytes of `reference` (a repo path or `oci://…`), at most `limit` + 1 of them.
-    fn fetch(&self, reference: &str, limit: u64) -> Result<Vec<u8>, ResolveError>;
+    /// `expected` is the digest they must have: a puller checks it before downloading and keys
+    /// its cache by it.
+    fn fetch(&self, reference: &str, expected: &str, limit: u64) -> Result<Vec<u8>, ResolveError>;
 }
 
-/// Fetches repo-relative paths from a repo directory; `oci://` references from the cache only.
+/// Fetches repo-relative paths from a repo directory, and pulls `oci://` references
+/// ([`crate::pull::pull`]).
 pub struct RepoFiles<'a> {
     /// The repo root.
     pub root: &'a Path,
-    /// Pulled OCI components, by the digest of their bytes.
+    /// Pulled OCI components, by the digest of their bytes; `None` pulls into memory only.
     pub cache: Option<&'a Cache>,
 }
 
 impl Fetch for RepoFiles<'_> {
-    fn fetch(&self, reference: &str, limit: u64) -> Result<Vec<u8>, ResolveError> {
+    fn fetch(&self, reference: &str, expected: &str, limit: u64) -> Result<Vec<u8>, ResolveError> {
         if reference.starts_with("oci://") {
-            return Err(ResolveError::Unavailable {
-                reference: reference.to_owned(),
-                reason: "pulling from registries comes with `etl push`/`promote`; put the bytes in the repo meanwhile".to_owned(),
-            });
+            return crate::pull::pull(reference, expected, limit, self.cache);
         }
         let mut bytes = Vec::new();
         fs::File::open(self.root.join(reference))
@@ -114,8 +131,9 @@ impl Fetch for RepoFiles<'_> {
     }
 }
 
-/// A content-addressed store: `<dir>/sha256/<hex>` holds the bytes hashing to `sha256:<hex>`;
-/// `<dir>/componentized/<hex>.wasm` the component made from the core module `sha256:<hex>`.
+/// A content-addressed store: `<dir>/sha256/<hex>` holds the pulled component hashing to
+/// `sha256:<hex>`; `<dir>/componentized/<hex>.wasm` the component made from the core module
+/// `sha256:<hex>`; `<dir>/composed/<key>.{wasm,json}` a composition and its description.
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
@@ -125,6 +143,23 @@ impl Cache {
     /// A cache rooted at `dir` (created on first write).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Cache { dir: dir.into() }
+    }
+
+    fn pulled_path(&self, digest: &str) -> PathBuf {
+        self.dir
+            .join("sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    /// The component pulled earlier whose bytes hash to `digest`, if they still do.
+    pub(crate) fn pulled(&self, digest: &str) -> Option<Vec<u8>> {
+        let bytes = fs::read(self.pulled_path(digest)).ok()?;
+        (sha256(&bytes) == digest).then_some(bytes)
+    }
+
+    /// Keeps a pulled component, whose bytes hash to `digest`, for offline compiles.
+    pub(crate) fn store_pulled(&self, digest: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.store(&self.pulled_path(digest), bytes)
     }
 
     fn componentized_path(&self, input_digest: &str) -> PathBuf {
@@ -247,7 +282,7 @@ pub fn resolve(
     fetch: &dyn Fetch,
     cache: Option<&Cache>,
 ) -> Result<Resolved, ResolveError> {
-    let bytes = fetch.fetch(reference, MAX_COMPONENT_BYTES)?;
+    let bytes = fetch.fetch(reference, expected, MAX_COMPONENT_BYTES)?;
     if bytes.len() as u64 > MAX_COMPONENT_BYTES {
         return Err(ResolveError::TooLarge {
             reference: reference.to_owned(),
@@ -260,6 +295,7 @@ pub fn resolve(
             reference: reference.to_owned(),
             expected: expected.to_owned(),
             actual: digest,
+            layer: false,
         });
     }
     prepare(reference, bytes, cache)
@@ -418,8 +454,12 @@ fn resolve_diagnostic(
 ) -> Diagnostic {
     let d = |code| Diagnostic::new(code, format!("step `{step}`: {err}")).at(file, at);
     match err {
-        ResolveError::DigestMismatch { actual, .. } => d(Code::DigestMismatch)
-            .label("bytes differ from the pinned digest")
+        ResolveError::DigestMismatch { actual, layer, .. } => d(Code::DigestMismatch)
+            .label(if *layer {
+                "the artifact holds other bytes than `digest:` pins"
+            } else {
+                "bytes differ from the pinned digest"
+            })
             .expected("the component whose bytes `digest:` pins")
             .help(format!(
                 "if the new component is intended, set `digest: {actual}`"
@@ -431,8 +471,20 @@ fn resolve_diagnostic(
             .label("no component type")
             .expected("a component, or a core module with component-type metadata")
             .help("build it with wit-bindgen against wit/etl-pipeline (world `transformer`)"),
-        ResolveError::TooLarge { .. } => d(Code::ComponentTooLarge).label("too large"),
+        ResolveError::TooLarge { .. }
+        | ResolveError::Registry {
+            source: registry::Error::TooLarge { .. },
+            ..
+        } => d(Code::ComponentTooLarge).label("too large"),
         ResolveError::Invalid { .. } => d(Code::InvalidComponent).label("invalid component"),
+        ResolveError::Registry {
+            source: registry::Error::DigestMismatch { .. },
+            ..
+        } => d(Code::DigestMismatch)
+            .label("the registry serves other bytes")
+            .expected("the bytes the manifest and `digest:` name")
+            .help("the registry's copy is damaged or was replaced: publish the component again"),
+        ResolveError::Registry { .. } => d(Code::ComponentUnavailable).label("cannot be pulled"),
         ResolveError::Read { .. } | ResolveError::Unavailable { .. } => {
             d(Code::ComponentUnavailable).label("cannot be fetched")
         }

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use etl::diag::Code;
-use etl::resolve::{self, Cache, Origin, ResolveError};
+use etl::resolve::{self, Cache, Origin};
 use wit_parser::Resolve;
 
 fn root() -> PathBuf {
@@ -226,17 +226,24 @@ fn wrong_export_types_and_a_missing_export_are_named() {
 }
 
 #[test]
-fn oci_references_cannot_be_pulled_yet_and_say_so() {
+fn a_cached_oci_component_needs_no_registry() {
+    let bytes = std::fs::read(common::example().join("components/parse.wasm")).unwrap();
+    let digest = resolve::sha256(&bytes);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(cache_dir.path());
     let fetch = resolve::RepoFiles {
         root: Path::new("."),
-        cache: None,
+        cache: Some(&cache),
     };
-    let err = resolve::resolve(
-        &format!("oci://registry.example/etl/parse@sha256:{}", "a".repeat(64)),
-        "sha256:x",
-        &fetch,
-        None,
-    )
-    .unwrap_err();
-    assert!(matches!(err, ResolveError::Unavailable { .. }), "{err}");
+    // Nothing answers at `registry.invalid`: only the cache can give the bytes.
+    let reference = format!("oci://registry.invalid/etl/parse@sha256:{}", "a".repeat(64));
+    let entry = cache_dir
+        .path()
+        .join("sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    std::fs::write(&entry, &bytes).unwrap();
+    let resolved = resolve::resolve(&reference, &digest, &fetch, Some(&cache)).unwrap();
+    assert_eq!(resolved.digest, digest);
+    assert_eq!(resolved.origin, Origin::CoreModule);
 }
