@@ -57,8 +57,8 @@ enum Command {
         /// Where to write the output.
         #[arg(long, default_value = "dist", value_name = "DIR")]
         out: PathBuf,
-        /// Cache of componentized modules and compositions (default: $ETL_CACHE_DIR, else
-        /// $XDG_CACHE_HOME/etl, else ~/.cache/etl).
+        /// Cache of pulled components, componentized modules and compositions (default:
+        /// $ETL_CACHE_DIR, else $XDG_CACHE_HOME/etl, else ~/.cache/etl).
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
         /// Build everything, ignoring and not filling the cache.
@@ -243,7 +243,8 @@ enum Command {
         /// `text` (everything, for a terminal) or `json` (stable, see docs/diff.md).
         #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
         format: DiffFormat,
-        /// Cache of componentized modules and compositions (default as for `etl compile`).
+        /// Cache of pulled components, componentized modules and compositions (default as for
+        /// `etl compile`).
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
         /// URL of the pipeline repo stamped on artifacts of sides compiled here, as for
