@@ -169,6 +169,43 @@ pub struct Build {
     pub built: usize,
 }
 
+/// An environment name (`--env`, `--from`, `--to`) that a plan does not deploy to.
+#[derive(Debug, thiserror::Error)]
+#[error("the plan deploys to no environment `{name}` (it has: {known}){help}")]
+pub struct UnknownEnvironment {
+    /// The name given.
+    pub name: String,
+    /// The plan's environments.
+    pub known: String,
+    /// A " (did you mean …?)", if one is close.
+    pub help: String,
+}
+
+/// The applications a `plan.json` (read as JSON) deploys to `env`, by pipeline.
+pub fn deployments_of<'a>(
+    plan: &'a Json,
+    env: &str,
+) -> Result<&'a serde_json::Map<String, Json>, UnknownEnvironment> {
+    let deployments = plan["deployments"].as_object();
+    deployments
+        .and_then(|d| d.get(env))
+        .and_then(Json::as_object)
+        .ok_or_else(|| {
+            let known: Vec<&str> = deployments
+                .into_iter()
+                .flatten()
+                .map(|(name, _)| name.as_str())
+                .collect();
+            UnknownEnvironment {
+                name: env.to_owned(),
+                known: known.join(", "),
+                help: crate::diag::did_you_mean(env, known.iter().copied())
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default(),
+            }
+        })
+}
+
 /// Compiles the repo at `root` into `options.out`.
 pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
     compile_signed(root, options, None)

@@ -692,7 +692,7 @@ fn push(
     let report = match etl::push::push(dist, &options) {
         Ok(report) => report,
         Err(e @ (PushError::Io { .. } | PushError::Layout { .. })) => return Err(e.into()),
-        Err(e @ PushError::UnknownEnvironment { .. }) => {
+        Err(e @ PushError::UnknownEnvironment(_)) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         }
@@ -1111,7 +1111,7 @@ fn promote(
         Ok(report) => report,
         Err(e @ (PromoteError::Io { .. } | PromoteError::Plan { .. })) => return Err(e.into()),
         Err(
-            e @ (PromoteError::UnknownEnvironment { .. }
+            e @ (PromoteError::UnknownEnvironment(_)
             | PromoteError::SameEnvironment(_)
             | PromoteError::Time(_)),
         ) => {

@@ -109,15 +109,8 @@ pub enum PromoteError {
         reason: String,
     },
     /// `--from` or `--to` names no environment of the plan.
-    #[error("the plan deploys to no environment `{name}` (it has: {known}){help}")]
-    UnknownEnvironment {
-        /// The name given.
-        name: String,
-        /// The plan's environments.
-        known: String,
-        /// A "did you mean", if one is close.
-        help: String,
-    },
+    #[error(transparent)]
+    UnknownEnvironment(#[from] crate::compile::UnknownEnvironment),
     /// `--from` and `--to` are the same.
     #[error("`--from` and `--to` are both `{0}`: nothing to promote")]
     SameEnvironment(String),
@@ -379,20 +372,9 @@ fn environment(
     env: &str,
     bad_plan: &dyn Fn(String) -> PromoteError,
 ) -> Result<BTreeMap<String, Application>, PromoteError> {
-    let deployments = plan["deployments"]
-        .as_object()
-        .ok_or_else(|| bad_plan("no `deployments`".to_owned()))?;
-    let Some(apps) = deployments.get(env) else {
-        let known: Vec<&str> = deployments.keys().map(String::as_str).collect();
-        return Err(PromoteError::UnknownEnvironment {
-            name: env.to_owned(),
-            known: known.join(", "),
-            help: crate::diag::did_you_mean(env, known.iter().copied())
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default(),
-        });
-    };
-    serde_json::from_value(apps.clone()).map_err(|e| bad_plan(format!("`deployments.{env}`: {e}")))
+    let apps = crate::compile::deployments_of(plan, env)?;
+    serde_json::from_value(Json::Object(apps.clone()))
+        .map_err(|e| bad_plan(format!("`deployments.{env}`: {e}")))
 }
 
 /// The artifact tagged `from` in `repository`: verified, and fit for `to`'s deployment.

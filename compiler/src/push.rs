@@ -91,15 +91,8 @@ pub enum PushError {
         reason: String,
     },
     /// `--env` names no environment of the plan.
-    #[error("the plan deploys to no environment `{name}` (it has: {known}){help}")]
-    UnknownEnvironment {
-        /// The name given.
-        name: String,
-        /// The plan's environments.
-        known: String,
-        /// A "did you mean", if one is close.
-        help: String,
-    },
+    #[error(transparent)]
+    UnknownEnvironment(#[from] crate::compile::UnknownEnvironment),
     /// Talking to the registry failed.
     #[error(transparent)]
     Registry(#[from] registry::Error),
@@ -149,24 +142,9 @@ fn read_dist(dist: &Path, tag_environments: &[String]) -> Result<Vec<Entry>, Pus
     })?;
     // The environments to tag, with the repositories each deploys (from
     // `deployments.<env>.<pipeline>.components`).
-    let deployments = plan["deployments"].as_object();
-    let known: Vec<&str> = deployments
-        .into_iter()
-        .flatten()
-        .map(|(env, _)| env.as_str())
-        .collect();
     let mut environments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for env in tag_environments {
-        let apps = deployments
-            .and_then(|d| d.get(env))
-            .and_then(Json::as_object)
-            .ok_or_else(|| PushError::UnknownEnvironment {
-                name: env.clone(),
-                known: known.join(", "),
-                help: crate::diag::did_you_mean(env, known.iter().copied())
-                    .map(|h| format!(" ({h})"))
-                    .unwrap_or_default(),
-            })?;
+        let apps = crate::compile::deployments_of(&plan, env)?;
         for app in apps.values() {
             for c in app["components"].as_array().into_iter().flatten() {
                 if let Some(repo) = c["artifact"]["repository"].as_str() {
