@@ -45,24 +45,9 @@ fn dist() -> &'static Path {
         .1
 }
 
-/// The manifests of the OCI layout at `layout`: (ref name, digest).
+/// The manifests of the OCI layout at `layout`: (ref name, digest), by ref name.
 fn local_manifests(layout: &Path) -> Vec<(String, String)> {
-    let index: Json =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-                d["digest"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    common::layout_refs(layout).into_iter().collect()
 }
 
 fn options(host: &str, credentials: Credentials) -> Options {

@@ -168,19 +168,8 @@ impl Pushed {
 
     /// The artifact names of `dist/oci/index.json` (signatures left out).
     fn names(&self) -> BTreeSet<String> {
-        let index: Json =
-            serde_json::from_slice(&std::fs::read(self.dist().join("oci/index.json")).unwrap())
-                .unwrap();
-        index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                m["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
+        common::layout_refs(&self.dist().join("oci"))
+            .into_keys()
             .filter(|name| !name.ends_with(".sig"))
             .collect()
     }

@@ -111,20 +111,7 @@ fn blob(layout: &Path, digest: &str) -> Vec<u8> {
 
 /// ref name → digest, for every entry of the index.
 fn refs(layout: &Path) -> BTreeMap<String, String> {
-    index(layout)["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-                m["digest"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    common::layout_refs(layout)
 }
 
 /// The signature of `artifact` in `layout`: (its manifest, the payload, the base64 signature).

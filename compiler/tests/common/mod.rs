@@ -210,3 +210,24 @@ pub const AWKWARD: &[&str] = &[
     "crlf\r\nend",
     "ünïcødé ✓",
 ];
+
+/// Ref name → manifest digest, for every entry of the OCI image layout's `index.json`
+/// (signatures `sha256-<hex>.sig` included).
+pub fn layout_refs(layout: &Path) -> BTreeMap<String, String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                m["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
