@@ -168,6 +168,9 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Reads a PKCS#8 PEM private key; an encrypted one needs its `passphrase`.
     pub fn from_pem(pem: &str, passphrase: Option<&str>) -> Result<Self, KeyError> {
+        // The PEM parser refuses anything around the armour; a key pasted into a CI secret often
+        // has blank lines around it.
+        let pem = pem.trim();
         let encrypted = pem
             .trim_start()
             .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----");
@@ -209,7 +212,7 @@ impl VerifyingKey {
     /// Reads an SPKI PEM public key (`PUBLIC KEY`), as `etl keygen` and `cosign
     /// generate-key-pair` write.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        p256::ecdsa::VerifyingKey::from_public_key_pem(pem)
+        p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim())
             .map(Self)
             .map_err(|e| KeyError::NotAPublicKey(e.to_string()))
     }

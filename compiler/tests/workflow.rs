@@ -1,15 +1,18 @@
-//! `examples/github-actions/etl.yml` runs what it says: its validate, compile, test and diff
-//! steps are executed here, as a runner would, in a clone of a pipeline repo whose pull request
-//! changes the example — with this build of `etl` on the `PATH`.
+//! The example workflows run what they say, with this build of `etl` on the `PATH`:
+//! `examples/github-actions/etl.yml`'s validate, compile, test and diff steps in a clone of a
+//! pipeline repo whose pull request changes the example, and `release.yml`'s publish and
+//! promote jobs against a real registry that wants credentials.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-/// The workflow file.
-fn workflow() -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/github-actions/etl.yml");
+/// A workflow file of `examples/github-actions/`.
+fn workflow(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/github-actions")
+        .join(name);
     let text = std::fs::read_to_string(path).unwrap();
     serde_saphyr::from_str(&text).expect("the workflow is YAML")
 }
@@ -31,7 +34,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 #[test]
 fn the_pull_request_steps_run_as_written() {
-    let wf = workflow();
+    let wf = workflow("etl.yml");
     assert!(
         wf["on"]["pull_request"].is_object(),
         "runs on pull requests"
@@ -108,4 +111,133 @@ fn the_pull_request_steps_run_as_written() {
     assert!(md.contains("prod"), "{md}");
     assert!(md.contains("replicas `3` → `4`"), "{md}");
     assert!(md.len() < 60_000);
+}
+
+#[test]
+fn the_release_jobs_publish_and_promote_as_written() {
+    let wf = workflow("release.yml");
+    assert_eq!(wf["on"]["push"]["branches"], serde_json::json!(["main"]));
+    assert!(wf["on"]["workflow_dispatch"]["inputs"]["to"].is_object());
+    let registry = common::registry::TestRegistry::start(Some(("ci", "s3cret")));
+
+    // The pipeline repo: the example, publishing to the test registry, with its public key.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    common::copy(&common::example(), &repo);
+    let etl_yaml = repo.join("etl.yaml");
+    let text = std::fs::read_to_string(&etl_yaml).unwrap().replace(
+        "registry: registry.acme.example/etl",
+        &format!("registry: {}/etl", registry.host()),
+    );
+    std::fs::write(&etl_yaml, text).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_etl")).parent().unwrap();
+    let keys = tmp.path().join("keys");
+    let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::copy(keys.with_extension("pub"), repo.join("etl.pub")).unwrap();
+
+    // What the expressions of the steps' `env` stand for. A secret pasted into GitHub often
+    // ends in a blank line: the key file is given one.
+    let values = |expression: &str| -> String {
+        match expression {
+            "${{ secrets.ETL_SIGNING_KEY }}" => {
+                std::fs::read_to_string(keys.with_extension("key")).unwrap() + "\n"
+            }
+            "${{ secrets.ETL_KEY_PASSPHRASE }}" => String::new(), // no such secret
+            "${{ secrets.REGISTRY_USER }}" => "ci".to_owned(),
+            "${{ secrets.REGISTRY_TOKEN }}" => "s3cret".to_owned(),
+            "${{ inputs.from }}" => "dev".to_owned(),
+            "${{ inputs.to }}" => "staging".to_owned(),
+            other => panic!("no value for {other}"),
+        }
+    };
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run_job = |job: &str| {
+        for step in wf["jobs"][job]["steps"].as_array().unwrap() {
+            let (Some(name), Some(script)) = (step["name"].as_str(), step["run"].as_str()) else {
+                continue;
+            };
+            if name == "Install etl" {
+                continue; // this build is on the PATH
+            }
+            assert!(!script.contains("${{"), "unexpanded expression in {script}");
+            let mut command = Command::new("bash");
+            command
+                .args(["-euo", "pipefail", "-c", script])
+                .current_dir(&repo)
+                .env("PATH", &path)
+                .env("RUNNER_TEMP", tmp.path())
+                .env("ETL_CACHE_DIR", tmp.path().join("cache"))
+                .env("DOCKER_CONFIG", tmp.path().join("docker"))
+                .env("SOURCE_DATE_EPOCH", "1700000000");
+            for (key, value) in step["env"].as_object().into_iter().flatten() {
+                command.env(key, values(value.as_str().unwrap()));
+            }
+            let out = command.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{job}: step {name}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+
+    run_job("publish");
+    assert!(
+        !tmp.path().join("etl.key").exists(),
+        "the private key is not left behind"
+    );
+    let published: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.join("dist/plan.json")).unwrap()).unwrap();
+    let dev = |name: &str| format!("{}/etl/sensor-ingest-{name}:dev", registry.host());
+    let verify = |password: &str| {
+        common::output_with_stdin(
+            Command::new(env!("CARGO_BIN_EXE_etl"))
+                .args(["verify", "--key", "etl.pub", &dev("parse"), &dev("alerts")])
+                .args(["--username", "ci", "--password-stdin"])
+                .current_dir(&repo),
+            password,
+        )
+    };
+    let out = verify("s3cret\n");
+    assert!(
+        out.status.success(),
+        "dev is tagged and signed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = verify("wrong\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused the credentials given"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A later run promotes dev to staging from a fresh compile of the same commit.
+    std::fs::remove_dir_all(repo.join("dist")).unwrap();
+    run_job("promote");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.join("dist/promotions/staging.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (&record["from"], &record["to"]),
+        (&"dev".into(), &"staging".into())
+    );
+    let staging =
+        std::fs::read_to_string(repo.join("dist/staging/wadm/sensor-ingest.yaml")).unwrap();
+    for c in published["deployments"]["dev"]["sensor-ingest"]["components"]
+        .as_array()
+        .unwrap()
+    {
+        let digest = c["artifact"]["manifestDigest"].as_str().unwrap();
+        assert!(
+            staging.contains(digest),
+            "staging pins the published {digest}"
+        );
+    }
 }
