@@ -163,7 +163,9 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-lattice=acme-iot-dev          # the example's dev environment
+# The example's dev and staging lattices: one host each (staging's spread wants zone=lab).
+lattice=acme-iot-dev
+staging_lattice=acme-iot-staging
 nats_port=4222                # where etl's messaging-nats provider looks (see the top)
 nats_monitor=$(free_port)
 registry_port=$(free_port)
@@ -193,9 +195,13 @@ start wadm "$tmp/wadm.log" "$bin/etl-e2e-wadm" --nats-server "127.0.0.1:$nats_po
 start wasmcloud-host "$tmp/host.log" "$bin/etl-e2e-host" \
   --nats-url "nats://127.0.0.1:$nats_port" --lattice "$lattice" \
   --allow-insecure "127.0.0.1:$registry_port"
+start wasmcloud-host-staging "$tmp/host-staging.log" "$bin/etl-e2e-host" \
+  --nats-url "nats://127.0.0.1:$nats_port" --lattice "$staging_lattice" --label zone=lab \
+  --allow-insecure "127.0.0.1:$registry_port"
 wait_for "wadm" 60 grep -q "wadm started" "$tmp/wadm.log"
-wait_for "the host" 60 grep -q "host started" "$tmp/host.log"
-say "nats-server, docker-registry, wadm and the host up in $(since "$t_start")"
+wait_for "the dev host" 60 grep -q "host started" "$tmp/host.log"
+wait_for "the staging host" 60 grep -q "host started" "$tmp/host-staging.log"
+say "nats-server, docker-registry, wadm and two hosts up in $(since "$t_start")"
 
 t=$(now)
 # In the background and waited for, so that a signal reaches the trap (bash runs traps only

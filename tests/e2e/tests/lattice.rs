@@ -1,21 +1,24 @@
 //! What `etl` emits runs on a real wasmCloud 1.x lattice (issue 7).
 //!
-//! `tests/e2e/run.sh` starts NATS (JetStream), a registry (Debian's docker-registry), a
-//! wasmCloud host (`wasmcloud-host` 0.27.1) and wadm (0.21.1), all on loopback, and runs this
-//! test with their addresses in the environment. The test:
+//! `tests/e2e/run.sh` starts NATS (JetStream), a registry (Debian's docker-registry), two
+//! wasmCloud hosts (`wasmcloud-host` 0.27.1; lattices `acme-iot-dev` and `acme-iot-staging`, the
+//! latter labelled `zone=lab`) and wadm (0.21.1), all on loopback in a network namespace of its
+//! own, and runs this test with their addresses in the environment. The test:
 //!
 //! 1. copies `examples/iot-sensors` and points it at the loopback registry and at an HTTP sink
 //!    it serves itself (and drops the `alerts` secret: no secrets backend here);
 //! 2. `etl keygen`, `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
-//! 3. puts and deploys every `dist/dev/wadm/*.yaml` through wadm's NATS API, as emitted, and
-//!    waits until each application is `deployed`;
+//! 3. puts and deploys `dist/dev/wadm/sensor-ingest.yaml` (the only dev manifest) through
+//!    wadm's NATS API, its bytes as emitted, and waits until wadm reports it `deployed`;
 //! 4. POSTs records at the HTTP source and checks the exact records at the sinks (the `archive`
 //!    NATS subject, the `alerts` HTTP sink) and at `parse`'s dead-letter subject: a fan-out, a
 //!    filtered record, a dead-lettered one — against literal values from the example's fixtures
 //!    and against `etl run` of the same inputs (the in-process runtime is the oracle);
 //! 5. measures records/s through the three steps;
 //! 6. changes `enrich`'s config, recompiles, deploys the new version and sees the new
-//!    behaviour, with the same artifacts (only a content-addressed config name changed).
+//!    behaviour, with the same artifacts (only a content-addressed config name changed);
+//! 7. `etl promote --from dev --to staging`, undeploys dev and deploys the re-pinned staging
+//!    manifest on staging's lattice: the same artifacts, staging's threshold and subjects.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -44,6 +47,10 @@ const PIPELINE: &str = "sensor-ingest";
 const ENV: &str = "dev";
 /// The dev environment's lattice (`etl.yaml`).
 const LATTICE: &str = "acme-iot-dev";
+/// The environment promoted to, its lattice, and where it archives (`environments/staging.yaml`).
+const STAGING: &str = "staging";
+const STAGING_LATTICE: &str = "acme-iot-staging";
+const STAGING_ARCHIVE_SUBJECT: &str = "iot.staging.sensors.archive.replay";
 /// Where dev archives (`vars.archive_subject`).
 const ARCHIVE_SUBJECT: &str = "iot.dev.sensors.archive";
 /// `parse`'s dead-letter subject: `etl.<project>.<pipeline>.dlq.<step>`.
@@ -110,15 +117,15 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let nats = async_nats::connect(&env.nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {}", env.nats_url))?;
-    let host = wait_for_host(&nats).await?;
+    let host = wait_for_host(&nats, LATTICE).await?;
     eprintln!("e2e: host {host} is in lattice {LATTICE}");
     let mut archive = nats.subscribe(ARCHIVE_SUBJECT).await?;
     let mut dlq = nats.subscribe(DLQ_SUBJECT).await?;
     nats.flush().await?;
 
     let deploy_start = Instant::now();
-    let version = put_and_deploy(&nats, manifest_path).await?;
-    wait_deployed(&nats, PIPELINE, &version).await?;
+    let version = put_and_deploy(&nats, LATTICE, manifest_path).await?;
+    wait_deployed(&nats, LATTICE, PIPELINE, &version).await?;
     let deployed = deploy_start.elapsed();
     eprintln!("e2e: {PIPELINE} {version} deployed in {deployed:.1?}");
 
@@ -143,7 +150,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         // dead letter (tests/bad-record.yaml): not JSON.
         "t-101;82.5;2026-11-01T12:00:00Z".to_owned(),
     ];
-    let oracle = env.etl_run(&repo, &dist, &inputs)?;
+    let oracle = env.etl_run(ENV, &repo, &dist, &inputs)?;
     let expected_site = "dev-bench";
     let literal = [
         Expect {
@@ -223,12 +230,12 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let manifest2 = std::fs::read_to_string(manifest_path)?;
     let version2 = check_new_version(manifest, &manifest2)?;
     let redeploy_start = Instant::now();
-    let put_version = put_and_deploy(&nats, manifest_path).await?;
+    let put_version = put_and_deploy(&nats, LATTICE, manifest_path).await?;
     ensure!(
         put_version == version2,
         "wadm stored {put_version}, the manifest says {version2}"
     );
-    wait_deployed(&nats, PIPELINE, &version2).await?;
+    wait_deployed(&nats, LATTICE, PIPELINE, &version2).await?;
     let new_site = "dev-bench-line-2";
     let switched = wait_for_site(&mut archive, &alerts, new_site).await?;
     let redeploy_latency = redeploy_start.elapsed();
@@ -238,7 +245,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     );
     drain(&mut archive, &mut dlq, &alerts).await;
     let input = &inputs[0];
-    let oracle2 = env.etl_run(&repo, &dist, std::slice::from_ref(input))?;
+    let oracle2 = env.etl_run(ENV, &repo, &dist, std::slice::from_ref(input))?;
     let want = Expect {
         status: 202,
         archive: literal[0].archive.clone(),
@@ -254,11 +261,98 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         .check_same(&got)
         .context("after the redeploy: `etl run`")?;
 
+    // 7. Promotion: staging gets exactly the bytes dev runs (`etl promote` checks their
+    // signatures in the registry, moves the `staging` tags, re-pins dist/staging), deployed on
+    // staging's own lattice, where staging's config applies.
+    let t = Instant::now();
+    env.etl(&[
+        "promote",
+        "--from",
+        ENV,
+        "--to",
+        STAGING,
+        "--key",
+        path_str(&key.with_extension("pub"))?,
+        path_str(&dist)?,
+    ])?;
+    let promote = t.elapsed();
+    env.etl(&[
+        "verify",
+        "--key",
+        path_str(&key.with_extension("pub"))?,
+        &format!("{}/{PIPELINE}-parse:{STAGING}", env.registry),
+    ])?;
+    let staging_manifest = dist
+        .join(STAGING)
+        .join("wadm")
+        .join(format!("{PIPELINE}.yaml"));
+    let staging_text = std::fs::read_to_string(&staging_manifest)?;
+    ensure!(
+        images(&staging_text) == images(&manifest2),
+        "staging does not run dev's artifacts"
+    );
+    ensure!(staging_text.contains(&format!("etl.dev/lattice: {STAGING_LATTICE}")));
+    ensure!(staging_text.contains(STAGING_ARCHIVE_SUBJECT));
+
+    // dev's path-routed HTTP source holds 0.0.0.0:8000 (the provider's default address), which
+    // staging's wants too: undeploy dev first.
+    undeploy(&nats, LATTICE, PIPELINE).await?;
+    let host = wait_for_host(&nats, STAGING_LATTICE).await?;
+    eprintln!("e2e: host {host} is in lattice {STAGING_LATTICE}");
+    let mut staging_archive = nats.subscribe(STAGING_ARCHIVE_SUBJECT).await?;
+    nats.flush().await?;
+    let staging_start = Instant::now();
+    let staging_version = put_and_deploy(&nats, STAGING_LATTICE, &staging_manifest).await?;
+    wait_deployed(&nats, STAGING_LATTICE, PIPELINE, &staging_version).await?;
+    let probes = first_record(&mut staging_archive, &alerts).await?;
+    let staging_latency = staging_start.elapsed();
+    eprintln!(
+        "e2e: staging {staging_version}: first record at both sinks {staging_latency:.1?} after \
+         the deploy request ({probes} probes)"
+    );
+    drain(&mut staging_archive, &mut dlq, &alerts).await;
+    let staging_inputs = [
+        // Alerts in dev (threshold 50), filtered in staging (65).
+        json!({"sensor": "t-301", "temp_c": 62.0, "ts": "2026-11-01T12:00:10Z"}).to_string(),
+        json!({"sensor": "t-302", "temp_c": 70.5, "ts": "2026-11-01T12:00:15Z"}).to_string(),
+    ];
+    let staging_oracle = env.etl_run(STAGING, &repo, &dist, &staging_inputs)?;
+    let staging_literal = [
+        Expect {
+            status: 202,
+            archive: vec![
+                json!({"sensor_id": "t-301", "celsius": 62.0, "ts": "2026-11-01T12:00:10Z"}),
+            ],
+            alerts: vec![],
+            dead: None,
+        },
+        Expect {
+            status: 202,
+            archive: vec![
+                json!({"sensor_id": "t-302", "celsius": 70.5, "ts": "2026-11-01T12:00:15Z"}),
+            ],
+            alerts: vec![
+                json!({"sensor_id": "t-302", "celsius": 70.5, "ts": "2026-11-01T12:00:15Z", "site": "plant-a-line-2", "alert": true}),
+            ],
+            dead: None,
+        },
+    ];
+    for (i, (input, want)) in staging_inputs.iter().zip(&staging_literal).enumerate() {
+        let got = send_and_collect(input, &mut staging_archive, &mut dlq, &alerts, want).await?;
+        want.check(&got)
+            .with_context(|| format!("staging input {i} {input:?}: expected values"))?;
+        staging_oracle[i]
+            .check_same(&got)
+            .with_context(|| format!("staging input {i} {input:?}: `etl run --env staging`"))?;
+        eprintln!("e2e: staging input {i} ok: {}", want.describe());
+    }
+
     eprintln!(
         "e2e timings: compile+sign+push {compile_push:.1?}; deploy request → deployed {deployed:.1?}; \
          deploy request → first record at both sinks {first_latency:.1?}; \
          records/s: parse → enrich → threshold-alert {:.0}, → archive {:.0}, → alerts (HTTP) {:.0}; \
-         recompile {recompile:.1?}; redeploy → new behaviour {redeploy_latency:.1?}",
+         recompile {recompile:.1?}; redeploy → new behaviour {redeploy_latency:.1?}; \
+         promote {promote:.1?}; staging deploy request → first record {staging_latency:.1?}",
         rates.three_steps, rates.archive, rates.alerts,
     );
     Ok(())
@@ -316,6 +410,7 @@ impl Env {
     /// input should deliver.
     fn etl_run(
         &self,
+        environment: &str,
         repo: &Path,
         dist: &Path,
         payloads: &[String],
@@ -327,7 +422,15 @@ impl Env {
             .collect();
         std::fs::write(&input, lines.join("\n") + "\n")?;
         let out = Command::new(&self.etl)
-            .args(["run", PIPELINE, "--env", ENV, "--format", "jsonl", "--repo"])
+            .args([
+                "run",
+                PIPELINE,
+                "--env",
+                environment,
+                "--format",
+                "jsonl",
+                "--repo",
+            ])
             .arg(repo)
             .arg("--dist")
             .arg(dist)
@@ -350,7 +453,14 @@ impl Env {
                     let payload = json_payload(&v["record"])?;
                     match v["sink"].as_str() {
                         Some("archive") => outcomes[i].archive.push(payload),
-                        Some("alerts") => outcomes[i].alerts.push(payload),
+                        Some("alerts") => {
+                            outcomes[i].alerts.push(payload);
+                            outcomes[i].alert_types.push(
+                                v["record"]["headers"]["content-type"]
+                                    .as_str()
+                                    .map(str::to_owned),
+                            );
+                        }
                         other => bail!("etl run: unknown sink {other:?}"),
                     }
                 }
@@ -418,8 +528,9 @@ fn replace_once(file: &Path, from: &str, to: &str) -> anyhow::Result<()> {
 }
 
 /// The deployment-specific changes, and only those: the registry the lattice pulls from, the
-/// URL of dev's alerting webhook (the test's HTTP server), and no `authorization` secret on
-/// `alerts` (a secrets backend is out of scope; without it the host could not start `alerts`).
+/// URL of dev's and staging's alerting webhook (the test's HTTP server), one replica in staging
+/// (below), and no `authorization` secret on `alerts` (a secrets backend is out of scope;
+/// without one the host could not start `alerts`).
 fn configure_example(repo: &Path, registry: &str, alerts: SocketAddr) -> anyhow::Result<()> {
     let project = repo.join("etl.yaml");
     replace_once(
@@ -431,6 +542,20 @@ fn configure_example(repo: &Path, registry: &str, alerts: SocketAddr) -> anyhow:
         &project,
         "alert_url: http://alerts.dev.acme.example/hook",
         &format!("alert_url: http://{alerts}/hook"),
+    )?;
+    replace_once(
+        &project,
+        "alert_url: https://alerts.staging.acme.example/hook",
+        &format!("alert_url: http://{alerts}/hook"),
+    )?;
+    // Staging's lattice here has one `zone=lab` host. etl gives each provider the replicas of
+    // the busiest component it serves as `instances`, which wadm's spreadscaler places one per
+    // host: with staging's 2 replicas the providers need two lab hosts, and two hosts on one
+    // machine cannot both listen on the path-mode http-server's 0.0.0.0:8000.
+    replace_once(
+        &repo.join("environments").join("staging.yaml"),
+        "      replicas: 2\n",
+        "      replicas: 1\n",
     )?;
     replace_once(
         &repo.join("pipelines").join(format!("{PIPELINE}.yaml")),
@@ -497,6 +622,14 @@ fn check_manifest(text: &str, registry: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `image:` lines of a manifest, in order.
+fn images(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("image:"))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The recompiled manifest: a new version, the same images, and only enrich's runtime config
 /// (and so its content-addressed name) changed.
 fn check_new_version(old: &str, new: &str) -> anyhow::Result<String> {
@@ -509,12 +642,6 @@ fn check_new_version(old: &str, new: &str) -> anyhow::Result<String> {
     };
     let (v1, v2) = (version(old)?, version(new)?);
     ensure!(v1 != v2, "the version did not change: {v1}");
-    let images = |t: &str| -> Vec<String> {
-        t.lines()
-            .filter(|l| l.trim_start().starts_with("image:"))
-            .map(str::to_owned)
-            .collect()
-    };
     ensure!(
         images(old) == images(new),
         "the images changed, only a config should have"
@@ -545,8 +672,8 @@ fn check_new_version(old: &str, new: &str) -> anyhow::Result<String> {
 // wadm and the lattice over NATS
 
 /// The first host that answers a ping in the lattice.
-async fn wait_for_host(nats: &async_nats::Client) -> anyhow::Result<String> {
-    let subject = format!("wasmbus.ctl.v1.{LATTICE}.host.ping");
+async fn wait_for_host(nats: &async_nats::Client, lattice: &str) -> anyhow::Result<String> {
+    let subject = format!("wasmbus.ctl.v1.{lattice}.host.ping");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let inbox = nats.new_inbox();
@@ -595,14 +722,18 @@ async fn wadm_request(
 }
 
 /// Puts the manifest (its exact bytes, as YAML) and deploys the version put; returns it.
-async fn put_and_deploy(nats: &async_nats::Client, manifest: &Path) -> anyhow::Result<String> {
+async fn put_and_deploy(
+    nats: &async_nats::Client,
+    lattice: &str,
+    manifest: &Path,
+) -> anyhow::Result<String> {
     let bytes = std::fs::read(manifest)?;
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Content-Type", "application/yaml");
     let put: PutModelResponse = serde_json::from_slice(
         &wadm_request(
             nats,
-            format!("wadm.api.{LATTICE}.model.put"),
+            format!("wadm.api.{lattice}.model.put"),
             Some(headers),
             bytes.into(),
         )
@@ -618,7 +749,7 @@ async fn put_and_deploy(nats: &async_nats::Client, manifest: &Path) -> anyhow::R
     let deploy: DeployModelResponse = serde_json::from_slice(
         &wadm_request(
             nats,
-            format!("wadm.api.{LATTICE}.model.deploy.{}", put.name),
+            format!("wadm.api.{lattice}.model.deploy.{}", put.name),
             None,
             serde_json::to_vec(&json!({"version": put.current_version}))?.into(),
         )
@@ -639,15 +770,68 @@ async fn put_and_deploy(nats: &async_nats::Client, manifest: &Path) -> anyhow::R
     Ok(put.current_version)
 }
 
+/// Undeploys `name` and waits until wadm reports it undeployed and its HTTP source no longer
+/// accepts connections (the provider has stopped).
+async fn undeploy(nats: &async_nats::Client, lattice: &str, name: &str) -> anyhow::Result<()> {
+    let answer: Value = serde_json::from_slice(
+        &wadm_request(
+            nats,
+            format!("wadm.api.{lattice}.model.undeploy.{name}"),
+            None,
+            Bytes::from_static(b"{}"),
+        )
+        .await?,
+    )?;
+    ensure!(
+        answer["result"] == "acknowledged",
+        "undeploying {name}: {answer}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status: StatusResponse = serde_json::from_slice(
+            &wadm_request(
+                nats,
+                format!("wadm.api.{lattice}.model.status.{name}"),
+                None,
+                Bytes::new(),
+            )
+            .await?,
+        )?;
+        let undeployed = status
+            .status
+            .is_some_and(|s| s.info.status_type == StatusType::Undeployed);
+        let url: hyper::Uri = SOURCE_URL.parse()?;
+        let addr = format!(
+            "{}:{}",
+            url.host().unwrap_or_default(),
+            url.port_u16().unwrap_or(80)
+        );
+        if undeployed && TcpStream::connect(&addr).await.is_err() {
+            eprintln!("e2e: {name} undeployed from {lattice}");
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{name} not undeployed from {lattice} within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Waits until wadm reports `version` of `name` deployed and every scaler `deployed`.
-async fn wait_deployed(nats: &async_nats::Client, name: &str, version: &str) -> anyhow::Result<()> {
+async fn wait_deployed(
+    nats: &async_nats::Client,
+    lattice: &str,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = String::new();
     loop {
         let status: StatusResponse = serde_json::from_slice(
             &wadm_request(
                 nats,
-                format!("wadm.api.{LATTICE}.model.status.{name}"),
+                format!("wadm.api.{lattice}.model.status.{name}"),
                 None,
                 Bytes::new(),
             )
@@ -661,7 +845,7 @@ async fn wait_deployed(nats: &async_nats::Client, name: &str, version: &str) -> 
         let list: ListModelsResponse = serde_json::from_slice(
             &wadm_request(
                 nats,
-                format!("wadm.api.{LATTICE}.model.get"),
+                format!("wadm.api.{lattice}.model.get"),
                 None,
                 Bytes::new(),
             )
@@ -774,6 +958,14 @@ impl AlertSink {
     }
 
     async fn next(&self, wait: Duration) -> anyhow::Result<Option<Value>> {
+        Ok(self.next_with_type(wait).await?.map(|(v, _)| v))
+    }
+
+    /// The next POST's JSON body and `content-type`.
+    async fn next_with_type(
+        &self,
+        wait: Duration,
+    ) -> anyhow::Result<Option<(Value, Option<String>)>> {
         let mut rx = self.rx.lock().await;
         match tokio::time::timeout(wait, rx.recv()).await {
             Ok(Some(r)) => {
@@ -783,15 +975,13 @@ impl AlertSink {
                     r.method,
                     r.path
                 );
-                let _ = &r.content_type;
-                Ok(Some(serde_json::from_slice(&r.body).with_context(
-                    || {
-                        format!(
-                            "alerts: body is not JSON: {:?}",
-                            String::from_utf8_lossy(&r.body)
-                        )
-                    },
-                )?))
+                let json = serde_json::from_slice(&r.body).with_context(|| {
+                    format!(
+                        "alerts: body is not JSON: {:?}",
+                        String::from_utf8_lossy(&r.body)
+                    )
+                })?;
+                Ok(Some((json, r.content_type)))
             }
             Ok(None) => bail!("the alerts sink stopped"),
             Err(_) => Ok(None),
@@ -844,6 +1034,8 @@ struct Outcome {
     status: Option<u16>,
     archive: Vec<Value>,
     alerts: Vec<Value>,
+    /// The `content-type` of each POST to `alerts`.
+    alert_types: Vec<Option<String>>,
     /// (error, payload) of each dead letter.
     dead: Vec<(String, String)>,
 }
@@ -862,6 +1054,12 @@ impl Outcome {
             "alerts: etl run {:?}, lattice {:?}",
             self.alerts,
             got.alerts
+        );
+        ensure!(
+            self.alert_types == got.alert_types,
+            "alerts content-type: etl run {:?}, lattice {:?}",
+            self.alert_types,
+            got.alert_types
         );
         ensure!(
             self.dead == got.dead,
@@ -943,8 +1141,11 @@ async fn send_and_collect(
         }
     }
     while got.alerts.len() < want.alerts.len() {
-        match alerts.next(remaining()).await? {
-            Some(v) => got.alerts.push(v),
+        match alerts.next_with_type(remaining()).await? {
+            Some((v, content_type)) => {
+                got.alerts.push(v);
+                got.alert_types.push(content_type);
+            }
             None => break,
         }
     }
@@ -958,8 +1159,9 @@ async fn send_and_collect(
     while let Some(v) = next_json(archive, Duration::from_millis(1)).await? {
         got.archive.push(v);
     }
-    while let Some(v) = alerts.next(Duration::from_millis(1)).await? {
+    while let Some((v, content_type)) = alerts.next_with_type(Duration::from_millis(1)).await? {
         got.alerts.push(v);
+        got.alert_types.push(content_type);
     }
     while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(1), dlq.next()).await {
         got.dead.push(dead_letter(&msg)?);
