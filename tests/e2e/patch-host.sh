@@ -18,7 +18,9 @@ fi
 
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 find_crate() {
-  find "$cargo_home/registry/cache" -maxdepth 2 -name "$name-$version.crate" 2>/dev/null | head -n1
+  # No cache yet (a fresh CARGO_HOME) is not an error: nothing is found.
+  find "$cargo_home/registry/cache" -maxdepth 2 -name "$name-$version.crate" 2>/dev/null \
+    | head -n1 || true
 }
 crate=$(find_crate)
 if [ -z "$crate" ]; then
