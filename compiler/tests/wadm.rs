@@ -748,17 +748,32 @@ fn spread_with_weights_and_three_replicas() {
     let (_, parsed) = emit(&app);
     for c in components(&parsed) {
         let scaler = &c["traits"][0];
-        assert_eq!(scaler["type"], "spreadscaler", "{c}");
-        assert_eq!(scaler["properties"]["instances"], 3, "{c}");
-        assert_eq!(
-            pruned(&scaler["properties"]["spread"]),
-            json!([
-                {"name": "east", "requirements": {"zone": "east"}, "weight": 60},
-                {"name": "west", "requirements": {"tier": "edge", "zone": "west"}, "weight": 40},
-                {"name": "anywhere"},
-            ]),
-            "{c}"
-        );
+        if c["type"] == "component" {
+            assert_eq!(scaler["type"], "spreadscaler", "{c}");
+            assert_eq!(scaler["properties"]["instances"], 3, "{c}");
+            assert_eq!(
+                pruned(&scaler["properties"]["spread"]),
+                json!([
+                    {"name": "east", "requirements": {"zone": "east"}, "weight": 60},
+                    {"name": "west", "requirements": {"tier": "edge", "zone": "west"}, "weight": 40},
+                    {"name": "anywhere"},
+                ]),
+                "{c}"
+            );
+        } else {
+            // A provider: once on every host a share selects, whatever the replicas.
+            assert_eq!(scaler["type"], "daemonscaler", "{c}");
+            assert_eq!(scaler["properties"]["instances"], 1, "{c}");
+            assert_eq!(
+                pruned(&scaler["properties"]["spread"]),
+                json!([
+                    {"name": "east", "requirements": {"zone": "east"}},
+                    {"name": "west", "requirements": {"tier": "edge", "zone": "west"}},
+                    {"name": "anywhere"},
+                ]),
+                "{c}"
+            );
+        }
     }
 }
 
@@ -875,7 +890,6 @@ fn two_environments_differ_only_in_the_lines_that_differ() {
             "version: sha-0123456789ab",
             "etl.dev/environment: dev",
             "etl.dev/lattice: acme-iot-dev",
-            "instances: 1",
             "- name: threshold-alert-runtime-cccccccccccc",
             r#"step.threshold: "50""#,
         ]),
@@ -899,8 +913,10 @@ fn two_environments_differ_only_in_the_lines_that_differ() {
         .zip(prod.lines())
         .filter(|(d, p)| d != p)
         .count();
-    let instances = dev.lines().filter(|l| l.trim() == "instances: 1").count();
-    assert_eq!(changed, 5 + instances, "only those lines change");
+    // The components' replicas change; the providers' daemonscalers (one per host) do not.
+    let replicas = prod.lines().filter(|l| l.trim() == "instances: 3").count();
+    assert_eq!(replicas, prod_app.components.len());
+    assert_eq!(changed, 5 + replicas, "only those lines change");
 }
 
 /// wadm-types bites: the oracle is not a rubber stamp. Two provider → component links on one

@@ -6,10 +6,14 @@
 //!
 //! What the translation decides (see `docs/manifests.md`):
 //! - every step and sink is a `component`, every provider a `capability`, in that order;
-//! - each has a `spreadscaler` trait first, then its `link` traits in [`Application::links`]
-//!   order: a link lives on its source, so a component → provider link is a trait of the
-//!   component (`target` is the provider) and a provider → component link one of the provider
-//!   (`target` is the component);
+//! - each has its scaler trait first, then its `link` traits in [`Application::links`] order: a
+//!   link lives on its source, so a component → provider link is a trait of the component
+//!   (`target` is the provider) and a provider → component link one of the provider (`target` is
+//!   the component);
+//! - a component's scaler is a `spreadscaler` of its replicas; a provider's is a `daemonscaler`
+//!   of one instance on every host its components' spread selects: wadm runs at most one
+//!   instance of a provider per host, so a provider `spreadscaler` of N instances would need N
+//!   eligible hosts (a lattice with one `zone: lab` host could not run two replicas in the lab);
 //! - `metadata.annotations` is always present (wadm-types refuses a manifest without it), and
 //!   every spread entry has `requirements`, even empty, for the same reason.
 
@@ -107,6 +111,7 @@ struct SecretSource<'a> {
 #[serde(tag = "type", content = "properties", rename_all = "lowercase")]
 enum Trait<'a> {
     Spreadscaler(SpreadScaler<'a>),
+    Daemonscaler(SpreadScaler<'a>),
     Link(LinkProperties<'a>),
 }
 
@@ -173,6 +178,7 @@ fn configs(config: Option<&NamedConfig>) -> Vec<Config<'_>> {
         .collect()
 }
 
+/// A component's scaler: its replicas, shared out by the spread's weights.
 fn spreadscaler(scale: &Scale) -> Trait<'_> {
     Trait::Spreadscaler(SpreadScaler {
         instances: scale.replicas,
@@ -183,6 +189,23 @@ fn spreadscaler(scale: &Scale) -> Trait<'_> {
                 name: &s.name,
                 requirements: &s.requirements,
                 weight: s.weight,
+            })
+            .collect(),
+    })
+}
+
+/// A provider's scaler: one instance on each host the spread's requirements select (every host
+/// of the lattice without a spread).
+fn daemonscaler(scale: &Scale) -> Trait<'_> {
+    Trait::Daemonscaler(SpreadScaler {
+        instances: 1,
+        spread: scale
+            .spread
+            .iter()
+            .map(|s| Spread {
+                name: &s.name,
+                requirements: &s.requirements,
+                weight: None,
             })
             .collect(),
     })
@@ -215,7 +238,7 @@ fn traits<'a>(
     app: &'a Application,
     name: &str,
     direction: Direction,
-    scale: &'a Scale,
+    scaler: Trait<'a>,
 ) -> Vec<Trait<'a>> {
     let sourced = app.links.iter().filter(|l| {
         l.direction == direction
@@ -224,7 +247,7 @@ fn traits<'a>(
                 Direction::ProviderToComponent => l.provider == name,
             }
     });
-    std::iter::once(spreadscaler(scale))
+    std::iter::once(scaler)
         .chain(sourced.map(link_trait))
         .collect()
 }
@@ -250,7 +273,12 @@ pub fn manifest(app: &Application) -> String {
                 })
                 .collect(),
         },
-        traits: traits(app, &c.name, Direction::ComponentToProvider, &c.scale),
+        traits: traits(
+            app,
+            &c.name,
+            Direction::ComponentToProvider,
+            spreadscaler(&c.scale),
+        ),
     });
     let providers = app.providers.iter().map(|p| OamComponent {
         name: &p.name,
@@ -260,7 +288,12 @@ pub fn manifest(app: &Application) -> String {
             config: configs(p.config.as_ref()),
             secrets: Vec::new(),
         },
-        traits: traits(app, &p.name, Direction::ProviderToComponent, &p.scale),
+        traits: traits(
+            app,
+            &p.name,
+            Direction::ProviderToComponent,
+            daemonscaler(&p.scale),
+        ),
     });
     let manifest = Manifest {
         api_version: API_VERSION,
@@ -444,7 +477,11 @@ mod tests {
         assert_eq!(step.len(), 2);
 
         let nats = components[1]["traits"].as_array().unwrap();
-        assert_eq!(nats[0]["type"], "spreadscaler");
+        assert_eq!(
+            nats[0],
+            json!({"type": "daemonscaler", "properties": {"instances": 1}}),
+            "a provider runs once per host, wherever its components may run"
+        );
         assert_eq!(
             nats[1],
             json!({"type": "link", "properties": {
