@@ -528,9 +528,9 @@ fn replace_once(file: &Path, from: &str, to: &str) -> anyhow::Result<()> {
 }
 
 /// The deployment-specific changes, and only those: the registry the lattice pulls from, the
-/// URL of dev's and staging's alerting webhook (the test's HTTP server), one replica in staging
-/// (below), and no `authorization` secret on `alerts` (a secrets backend is out of scope;
-/// without one the host could not start `alerts`).
+/// URL of dev's and staging's alerting webhook (the test's HTTP server), and no `authorization`
+/// secret on `alerts` (a secrets backend is out of scope; without one the host could not start
+/// `alerts`).
 fn configure_example(repo: &Path, registry: &str, alerts: SocketAddr) -> anyhow::Result<()> {
     let project = repo.join("etl.yaml");
     replace_once(
@@ -547,15 +547,6 @@ fn configure_example(repo: &Path, registry: &str, alerts: SocketAddr) -> anyhow:
         &project,
         "alert_url: https://alerts.staging.acme.example/hook",
         &format!("alert_url: http://{alerts}/hook"),
-    )?;
-    // Staging's lattice here has one `zone=lab` host. etl gives each provider the replicas of
-    // the busiest component it serves as `instances`, which wadm's spreadscaler places one per
-    // host: with staging's 2 replicas the providers need two lab hosts, and two hosts on one
-    // machine cannot both listen on the path-mode http-server's 0.0.0.0:8000.
-    replace_once(
-        &repo.join("environments").join("staging.yaml"),
-        "      replicas: 2\n",
-        "      replicas: 1\n",
     )?;
     replace_once(
         &repo.join("pipelines").join(format!("{PIPELINE}.yaml")),
