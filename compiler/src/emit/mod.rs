@@ -35,8 +35,8 @@ pub struct Application {
     /// The pipeline's description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// `sha-` and 12 hex digits of the digest of everything else here: changes exactly when
-    /// the deployed application does.
+    /// `sha-` and 12 hex digits of the digest of everything else here and of the emitters'
+    /// revision: changes exactly when the deployed application or its manifests do.
     pub version: String,
     /// One component per step and sink, steps first, in spec order.
     pub components: Vec<Component>,
@@ -737,12 +737,19 @@ pub fn application(
     Ok(app)
 }
 
+/// Revision of the emitters' translation, part of every [`Application::version`]: bumped when
+/// either emitter writes the same application differently (2: providers on a wadm
+/// `daemonscaler`), so that a changed manifest never reaches a lattice under a version it
+/// already knows.
+const EMITTERS: &str = "etl-emitters-2";
+
 impl Application {
-    /// Sets [`Application::version`] from everything else.
+    /// Sets [`Application::version`] from everything else and [`EMITTERS`].
     fn stamp_version(&mut self) {
         self.version = String::new();
         let json = serde_json::to_value(&*self).expect("applications serialize");
-        let digest = sha256(crate::compile::canonical_json(&json).as_bytes());
+        let text = format!("{EMITTERS}\n{}", crate::compile::canonical_json(&json));
+        let digest = sha256(text.as_bytes());
         self.version = format!("sha-{}", &digest.trim_start_matches("sha256:")[..12]);
     }
 
