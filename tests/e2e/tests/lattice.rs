@@ -85,18 +85,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     env.etl(&["keygen", "--out", path_str(&key)?])?;
     let dist = work.join("dist");
     let t = Instant::now();
-    env.etl(&[
-        "compile",
-        "--repo",
-        path_str(&repo)?,
-        "--out",
-        path_str(&dist)?,
-        "--sign-key",
-        path_str(&key.with_extension("key"))?,
-        "--push",
-        "--env",
-        ENV,
-    ])?;
+    env.compile_and_push(&repo, &dist, &key)?;
     let compile_push = t.elapsed();
     let reference = format!("{}/{PIPELINE}-parse:{ENV}", env.registry);
     env.etl(&[
@@ -214,18 +203,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         "site: \"{{ vars.site }}-line-2\"",
     )?;
     let t = Instant::now();
-    env.etl(&[
-        "compile",
-        "--repo",
-        path_str(&repo)?,
-        "--out",
-        path_str(&dist)?,
-        "--sign-key",
-        path_str(&key.with_extension("key"))?,
-        "--push",
-        "--env",
-        ENV,
-    ])?;
+    env.compile_and_push(&repo, &dist, &key)?;
     let recompile = t.elapsed();
     let manifest2 = std::fs::read_to_string(manifest_path)?;
     let version2 = check_new_version(manifest, &manifest2)?;
@@ -404,6 +382,24 @@ impl Env {
         );
         eprintln!("e2e: etl {}: ok", args[0]);
         Ok(stdout)
+    }
+
+    /// `etl compile --sign-key --push --env dev` of `repo` into `dist`, signed with `key`'s
+    /// private half.
+    fn compile_and_push(&self, repo: &Path, dist: &Path, key: &Path) -> anyhow::Result<()> {
+        self.etl(&[
+            "compile",
+            "--repo",
+            path_str(repo)?,
+            "--out",
+            path_str(dist)?,
+            "--sign-key",
+            path_str(&key.with_extension("key"))?,
+            "--push",
+            "--env",
+            ENV,
+        ])
+        .map(drop)
     }
 
     /// `etl run` of the same payloads, in-process, from the same compile output: what each
@@ -685,13 +681,13 @@ async fn wait_for_host(nats: &async_nats::Client, lattice: &str) -> anyhow::Resu
     }
 }
 
-/// A request to wadm's API, retried while wadm is not answering yet.
-async fn wadm_request(
+/// A request to wadm's API and its JSON answer, retried while wadm is not answering yet.
+async fn wadm_request<T: serde::de::DeserializeOwned>(
     nats: &async_nats::Client,
     subject: String,
     headers: Option<async_nats::HeaderMap>,
     payload: Bytes,
-) -> anyhow::Result<Bytes> {
+) -> anyhow::Result<T> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let request = async_nats::Request::new()
@@ -702,7 +698,10 @@ async fn wadm_request(
             None => request,
         };
         match nats.send_request(subject.clone(), request).await {
-            Ok(msg) => return Ok(msg.payload),
+            Ok(msg) => {
+                return serde_json::from_slice(&msg.payload)
+                    .with_context(|| format!("{subject}: wadm's answer"));
+            }
             Err(e) if Instant::now() < deadline => {
                 eprintln!("e2e: {subject}: {e}; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -721,15 +720,13 @@ async fn put_and_deploy(
     let bytes = std::fs::read(manifest)?;
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Content-Type", "application/yaml");
-    let put: PutModelResponse = serde_json::from_slice(
-        &wadm_request(
-            nats,
-            format!("wadm.api.{lattice}.model.put"),
-            Some(headers),
-            bytes.into(),
-        )
-        .await?,
-    )?;
+    let put: PutModelResponse = wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.put"),
+        Some(headers),
+        bytes.into(),
+    )
+    .await?;
     ensure!(
         matches!(put.result, PutResult::Created | PutResult::NewVersion),
         "wadm refused {}: {:?} {}",
@@ -737,15 +734,13 @@ async fn put_and_deploy(
         put.result,
         put.message
     );
-    let deploy: DeployModelResponse = serde_json::from_slice(
-        &wadm_request(
-            nats,
-            format!("wadm.api.{lattice}.model.deploy.{}", put.name),
-            None,
-            serde_json::to_vec(&json!({"version": put.current_version}))?.into(),
-        )
-        .await?,
-    )?;
+    let deploy: DeployModelResponse = wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.deploy.{}", put.name),
+        None,
+        serde_json::to_vec(&json!({"version": put.current_version}))?.into(),
+    )
+    .await?;
     ensure!(
         deploy.result == DeployResult::Acknowledged,
         "deploying {} {}: {:?} {}",
@@ -761,33 +756,38 @@ async fn put_and_deploy(
     Ok(put.current_version)
 }
 
+/// wadm's status of application `name` in `lattice`.
+async fn model_status(
+    nats: &async_nats::Client,
+    lattice: &str,
+    name: &str,
+) -> anyhow::Result<StatusResponse> {
+    wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.status.{name}"),
+        None,
+        Bytes::new(),
+    )
+    .await
+}
+
 /// Undeploys `name` and waits until wadm reports it undeployed and its HTTP source no longer
 /// accepts connections (the provider has stopped).
 async fn undeploy(nats: &async_nats::Client, lattice: &str, name: &str) -> anyhow::Result<()> {
-    let answer: Value = serde_json::from_slice(
-        &wadm_request(
-            nats,
-            format!("wadm.api.{lattice}.model.undeploy.{name}"),
-            None,
-            Bytes::from_static(b"{}"),
-        )
-        .await?,
-    )?;
+    let answer: Value = wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.undeploy.{name}"),
+        None,
+        Bytes::from_static(b"{}"),
+    )
+    .await?;
     ensure!(
         answer["result"] == "acknowledged",
         "undeploying {name}: {answer}"
     );
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let status: StatusResponse = serde_json::from_slice(
-            &wadm_request(
-                nats,
-                format!("wadm.api.{lattice}.model.status.{name}"),
-                None,
-                Bytes::new(),
-            )
-            .await?,
-        )?;
+        let status: StatusResponse = model_status(nats, lattice, name).await?;
         let undeployed = status
             .status
             .is_some_and(|s| s.info.status_type == StatusType::Undeployed);
@@ -819,29 +819,19 @@ async fn wait_deployed(
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = String::new();
     loop {
-        let status: StatusResponse = serde_json::from_slice(
-            &wadm_request(
-                nats,
-                format!("wadm.api.{lattice}.model.status.{name}"),
-                None,
-                Bytes::new(),
-            )
-            .await?,
-        )?;
+        let status: StatusResponse = model_status(nats, lattice, name).await?;
         ensure!(
             status.result == StatusResult::Ok,
             "status of {name}: {}",
             status.message
         );
-        let list: ListModelsResponse = serde_json::from_slice(
-            &wadm_request(
-                nats,
-                format!("wadm.api.{lattice}.model.get"),
-                None,
-                Bytes::new(),
-            )
-            .await?,
-        )?;
+        let list: ListModelsResponse = wadm_request(
+            nats,
+            format!("wadm.api.{lattice}.model.get"),
+            None,
+            Bytes::new(),
+        )
+        .await?;
         let deployed_version = list
             .models
             .iter()

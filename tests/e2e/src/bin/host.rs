@@ -16,7 +16,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
 use wasmcloud_host::url::Url;
 use wasmcloud_host::wasmbus::{Features, Host, HostConfig};
 
@@ -48,18 +47,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .init();
     let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?
-        .block_on(run(args))
+    etl_e2e::run(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

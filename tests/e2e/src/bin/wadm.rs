@@ -4,22 +4,11 @@
 use anyhow::Context as _;
 use clap::Parser;
 use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
 use wadm::config::WadmConfig;
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .init();
     let config = WadmConfig::parse();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?
-        .block_on(run(config))
+    etl_e2e::run(run(config))
 }
 
 async fn run(config: WadmConfig) -> anyhow::Result<()> {
