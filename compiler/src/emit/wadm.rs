@@ -178,19 +178,24 @@ fn configs(config: Option<&NamedConfig>) -> Vec<Config<'_>> {
         .collect()
 }
 
+/// The spread entries of `scale`, with their weights when `weighted`.
+fn spread(scale: &Scale, weighted: bool) -> Vec<Spread<'_>> {
+    scale
+        .spread
+        .iter()
+        .map(|s| Spread {
+            name: &s.name,
+            requirements: &s.requirements,
+            weight: s.weight.filter(|_| weighted),
+        })
+        .collect()
+}
+
 /// A component's scaler: its replicas, shared out by the spread's weights.
 fn spreadscaler(scale: &Scale) -> Trait<'_> {
     Trait::Spreadscaler(SpreadScaler {
         instances: scale.replicas,
-        spread: scale
-            .spread
-            .iter()
-            .map(|s| Spread {
-                name: &s.name,
-                requirements: &s.requirements,
-                weight: s.weight,
-            })
-            .collect(),
+        spread: spread(scale, true),
     })
 }
 
@@ -199,15 +204,7 @@ fn spreadscaler(scale: &Scale) -> Trait<'_> {
 fn daemonscaler(scale: &Scale) -> Trait<'_> {
     Trait::Daemonscaler(SpreadScaler {
         instances: 1,
-        spread: scale
-            .spread
-            .iter()
-            .map(|s| Spread {
-                name: &s.name,
-                requirements: &s.requirements,
-                weight: None,
-            })
-            .collect(),
+        spread: spread(scale, false),
     })
 }
 
