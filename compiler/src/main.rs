@@ -754,7 +754,7 @@ impl RegistryArgs {
         &self,
         host: &str,
     ) -> Result<Option<etl::registry::Credentials>, Box<dyn std::error::Error>> {
-        use etl::registry::{Credentials, DockerAuth};
+        use etl::registry::Credentials;
         if let Some(username) = &self.username {
             let mut password = String::new();
             std::io::stdin()
@@ -770,23 +770,15 @@ impl RegistryArgs {
                 password,
             }));
         }
-        let Some(path) = etl::registry::docker_config_path() else {
-            return Ok(Some(Credentials::Anonymous));
-        };
-        Ok(Some(
-            match etl::registry::docker_config_auth(&path, host)? {
-                DockerAuth::Found(c) => c,
-                DockerAuth::Helper(helper) => {
-                    eprintln!(
-                        "note: `{}` leaves `{host}` to credential helper `{helper}`, which etl does \
-                     not run: going anonymously (use --username and --password-stdin)",
-                        path.display(),
-                    );
-                    Credentials::Anonymous
-                }
-                DockerAuth::None => Credentials::Anonymous,
-            },
-        ))
+        let (credentials, helper) = etl::registry::docker_credentials(host)?;
+        if let Some((path, helper)) = helper {
+            eprintln!(
+                "note: `{}` leaves `{host}` to credential helper `{helper}`, which etl does not \
+                 run: going anonymously (use --username and --password-stdin)",
+                path.display(),
+            );
+        }
+        Ok(Some(credentials))
     }
 }
 

@@ -15,7 +15,7 @@
 use serde::Deserialize;
 
 use crate::oci::{LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
-use crate::registry::{self, Credentials, DockerAuth, Retry, Session};
+use crate::registry::{self, Retry, Session};
 use crate::resolve::{Cache, ResolveError};
 
 /// Environment variable: comma-separated hosts (`host` or `host:port`) pulled from over plain
@@ -77,7 +77,7 @@ pub fn pull(
     let (host, repository, digest) = split(reference).ok_or_else(|| {
         unavailable("expected `oci://HOST[:PORT]/REPOSITORY@sha256:<64 hex>`".to_owned())
     })?;
-    let credentials = credentials(host).map_err(registry_error)?;
+    let (credentials, _helper) = registry::docker_credentials(host).map_err(registry_error)?;
     let session = Session::new(host, &insecure_hosts(), &credentials, Retry::default());
 
     let manifest = registry::block_on(session.manifest(repository, digest, &[MANIFEST_MEDIA_TYPE]))
@@ -128,17 +128,6 @@ fn split(reference: &str) -> Option<(&str, &str, &str)> {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     valid.then_some((host, repository, digest))
-}
-
-/// What the docker config holds for `host`; a credential helper or nothing means anonymous.
-fn credentials(host: &str) -> Result<Credentials, registry::Error> {
-    let Some(path) = registry::docker_config_path() else {
-        return Ok(Credentials::Anonymous);
-    };
-    Ok(match registry::docker_config_auth(&path, host)? {
-        DockerAuth::Found(credentials) => credentials,
-        DockerAuth::Helper(_) | DockerAuth::None => Credentials::Anonymous,
-    })
 }
 
 /// The one Wasm layer of an artifact's manifest.

@@ -336,6 +336,20 @@ pub fn docker_config_auth(path: &Path, host: &str) -> Result<DockerAuth, Error> 
     Ok(DockerAuth::None)
 }
 
+/// The credentials the docker config ([`docker_config_path`]) holds for `host`, else anonymous;
+/// beside them, the config's path and credential helper when a helper (which etl does not run)
+/// is what it names for `host`.
+pub fn docker_credentials(host: &str) -> Result<(Credentials, Option<(PathBuf, String)>), Error> {
+    let Some(path) = docker_config_path() else {
+        return Ok((Credentials::Anonymous, None));
+    };
+    Ok(match docker_config_auth(&path, host)? {
+        DockerAuth::Found(credentials) => (credentials, None),
+        DockerAuth::Helper(helper) => (Credentials::Anonymous, Some((path, helper))),
+        DockerAuth::None => (Credentials::Anonymous, None),
+    })
+}
+
 /// Runs `future` to completion on a current-thread runtime of its own.
 pub fn block_on<T, E: From<Error>>(future: impl Future<Output = Result<T, E>>) -> Result<T, E> {
     tokio::runtime::Builder::new_current_thread()
