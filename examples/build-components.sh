@@ -5,10 +5,11 @@
 #   parse, enrich, threshold-alert  wasm32-unknown-unknown  -> examples/iot-sensors/components/<name>.wasm
 #   bad-sockets (policy test)       wasm32-wasip2           -> tests/fixtures/components/bad-sockets.wasm
 #   chaos (runner tests)            wasm32-unknown-unknown  -> tests/fixtures/chaos/components/chaos.wasm
+#   passthrough (`etl init`'s step) wasm32-unknown-unknown  -> compiler/assets/passthrough.wasm
 #
 # then pins each example step's `digest:` in examples/iot-sensors/pipelines/sensor-ingest.yaml, and
 # every chaos step's in tests/fixtures/chaos/pipelines/*.yaml, to the sha256 of its new bytes, and
-# prints the digests.
+# prints the digests. The etl binary embeds passthrough.wasm: rebuild it after running this.
 #
 # The build is reproducible: the toolchain is pinned by rust-toolchain.toml, dependencies by
 # examples/components/Cargo.lock (--locked), and the paths of this machine (the crate registry,
@@ -22,6 +23,7 @@ example=$root/examples/iot-sensors
 pipeline=$example/pipelines/sensor-ingest.yaml
 fixtures=$root/tests/fixtures/components
 chaos=$root/tests/fixtures/chaos
+assets=$root/compiler/assets
 
 # A CARGO_TARGET_DIR the caller exported (say, for the main workspace) is honoured; otherwise the
 # workspace's own target/ (gitignored). Set explicitly either way, so the outputs are found
@@ -43,10 +45,10 @@ unset RUSTFLAGS
 
 cd "$components"
 cargo build --release --locked --quiet --target wasm32-unknown-unknown \
-  -p parse -p enrich -p threshold-alert -p chaos
+  -p parse -p enrich -p threshold-alert -p chaos -p passthrough
 cargo build --release --locked --quiet --target wasm32-wasip2 -p bad-sockets
 
-mkdir -p "$example/components" "$fixtures" "$chaos/components"
+mkdir -p "$example/components" "$fixtures" "$chaos/components" "$assets"
 
 # Replaces, in the pipeline file <pipeline>, the `digest:` of every step whose `component:` is
 # components/<name>.wasm (the digest line follows the component line within the step), and checks
@@ -91,3 +93,8 @@ for pipeline_file in "$chaos"/pipelines/*.yaml; do
   pin_digest "$pipeline_file" chaos "$digest"
 done
 printf '%-16s sha256:%s  %7d bytes  %s\n' chaos "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
+
+out=$assets/passthrough.wasm
+cp "$target_dir/wasm32-unknown-unknown/release/passthrough.wasm" "$out"
+printf '%-16s sha256:%s  %7d bytes  %s\n' passthrough "$(sha256sum "$out" | cut -d' ' -f1)" \
+  "$(wc -c <"$out")" "${out#"$root"/}"
