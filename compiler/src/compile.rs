@@ -2,10 +2,10 @@
 //!
 //! `dist/plan.json` says what was built from what; `dist/components/sha256/<hex>.wasm` holds each
 //! composed component once, by digest (identical compositions are shared). Nothing is written
-//! unless the whole compile succeeds, and then `dist/` is replaced in one rename.
+//! unless the whole compile succeeds, and then `dist/` is replaced in one rename — only when it is
+//! new, empty or an earlier output ([`crate::output::OutputDir`]).
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -27,7 +27,8 @@ const RECIPE: &str = "etl-compose-1";
 /// Where to write and what to reuse.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The output directory (`dist`).
+    /// The output directory (`dist`): see [`crate::output::OutputDir::for_compile`] for what
+    /// it may be.
     pub out: PathBuf,
     /// Cache of pulled components, componentized modules and compositions; `None` builds
     /// everything (and pulls into memory).
@@ -218,6 +219,8 @@ pub fn compile_signed(
     options: &Options,
     key: Option<&crate::sign::SigningKey>,
 ) -> Result<Compilation, Error> {
+    // Before the work: a place that cannot be written is known now.
+    let out = crate::output::OutputDir::for_compile(&options.out, root)?;
     let mut build = build(root, options.cache.as_ref(), &options.provenance)?;
     if let (Some(key), Some(plan)) = (key, &build.plan)
         && let Err(e) = crate::sign::sign_layout(&mut build.files, "oci/", key, &plan.registry)
@@ -229,7 +232,7 @@ pub fn compile_signed(
         build.plan = None;
     }
     if build.plan.is_some() {
-        write_atomically(&options.out, &build.files)?;
+        out.write(&build.files)?;
     }
     Ok(Compilation {
         validation: build.validation,
@@ -694,59 +697,4 @@ pub fn sorted_keys(value: &Json) -> Json {
         Json::Array(items) => Json::Array(items.iter().map(sorted_keys).collect()),
         other => other.clone(),
     }
-}
-
-/// Writes `files` as the new content of `out`: first into a sibling temp dir, then swapped in
-/// with renames, so a failure leaves the previous `out` as it was and never half a file.
-pub(crate) fn write_atomically(out: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), Error> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { path, source }
-    };
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io(parent))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dist".to_owned());
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.new-"))
-        .tempdir_in(parent)
-        .map_err(io(parent))?;
-    for (file, bytes) in files {
-        let path = staging.path().join(file);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        fs::write(&path, bytes).map_err(io(&path))?;
-    }
-    let staged = staging.keep();
-    if out.exists() {
-        let old = tempfile::Builder::new()
-            .prefix(&format!(".{name}.old-"))
-            .tempdir_in(parent)
-            .map_err(io(parent))?
-            .keep();
-        fs::remove_dir(&old).map_err(io(&old))?;
-        fs::rename(out, &old).map_err(io(out))?;
-        if let Err(source) = fs::rename(&staged, out) {
-            let _ = fs::rename(&old, out);
-            let _ = fs::remove_dir_all(&staged);
-            return Err(Error::Io {
-                path: out.to_owned(),
-                source,
-            });
-        }
-        let _ = fs::remove_dir_all(&old);
-    } else if let Err(source) = fs::rename(&staged, out) {
-        let _ = fs::remove_dir_all(&staged);
-        return Err(Error::Io {
-            path: out.to_owned(),
-            source,
-        });
-    }
-    Ok(())
 }

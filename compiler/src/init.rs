@@ -1,64 +1,52 @@
-//! `etl init`: scaffolds a pipeline repo that validates cleanly.
+//! `etl init`: scaffolds a pipeline repo that validates, compiles, tests and runs: its one step is
+//! a real component that passes every record through unchanged, for the user to replace.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::Error;
+use crate::output::NewFile;
 
-/// Bytes of the placeholder component `etl init` writes until the user builds their own.
-pub const PLACEHOLDER_COMPONENT: &[u8] = b"PLACEHOLDER: not a Wasm component.\n\
-Build your transform for the etl:pipeline/transformer world (wit/etl-pipeline) and replace this\n\
-file, then put its `sha256sum` into pipelines/hello.yaml.\n";
+/// The component `etl init` writes as `components/transform.wasm`: a wit-bindgen core module of
+/// world `etl:pipeline/transformer` that returns every record unchanged, built reproducibly from
+/// `examples/components/passthrough` by `examples/build-components.sh`.
+pub const PASSTHROUGH_COMPONENT: &[u8] = include_bytes!("../assets/passthrough.wasm");
 
-/// Creates a new pipeline repo in `dir` named `name` (derived from the directory when `None`).
-/// Refuses to overwrite any existing file; returns the files written, repo-relative.
+/// Creates a new pipeline repo in `dir` named `name` (when `None`, after the directory, made a
+/// valid name). Refuses to overwrite any existing file; returns the files written, repo-relative.
 pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<String>, Error> {
     let name = match name {
         Some(n) => sanitize(n),
-        None => sanitize(
-            &dir.canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "pipelines".to_owned()),
-        ),
+        None => {
+            // The directory may not exist yet: resolved as far as it does.
+            let resolved = crate::output::resolve(dir).map_err(|source| Error::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+            sanitize(&resolved.file_name().unwrap_or_default().to_string_lossy())
+        }
     };
-    let digest = format!("sha256:{:x}", Sha256::digest(PLACEHOLDER_COMPONENT));
+    let digest = format!("sha256:{:x}", Sha256::digest(PASSTHROUGH_COMPONENT));
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("etl.yaml", project(&name).into_bytes()),
         ("pipelines/hello.yaml", pipeline(&digest).into_bytes()),
         ("environments/dev.yaml", ENVIRONMENT.as_bytes().to_vec()),
         ("tests/hello.yaml", FIXTURE.as_bytes().to_vec()),
-        ("components/transform.wasm", PLACEHOLDER_COMPONENT.to_vec()),
+        ("components/transform.wasm", PASSTHROUGH_COMPONENT.to_vec()),
         (".gitignore", b"/dist/\n".to_vec()),
     ];
-    let existing: Vec<&str> = files
+    let paths: Vec<PathBuf> = files.iter().map(|(f, _)| dir.join(f)).collect();
+    let new: Vec<NewFile<'_>> = files
         .iter()
-        .map(|(f, _)| *f)
-        .filter(|f| dir.join(f).exists())
+        .zip(&paths)
+        .map(|((_, bytes), path)| NewFile {
+            path,
+            bytes,
+            mode: 0o644,
+        })
         .collect();
-    if !existing.is_empty() {
-        return Err(Error::WouldOverwrite {
-            path: dir.to_owned(),
-            what: existing.join(", "),
-        });
-    }
-    let mut written: Vec<PathBuf> = Vec::new();
-    for (file, bytes) in &files {
-        let path = dir.join(file);
-        let result = path
-            .parent()
-            .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| fs::write(&path, bytes));
-        if let Err(source) = result {
-            for done in &written {
-                let _ = fs::remove_file(done);
-            }
-            return Err(Error::Io { path, source });
-        }
-        written.push(path);
-    }
+    crate::output::create_new(&new)?;
     Ok(files.iter().map(|(f, _)| (*f).to_owned()).collect())
 }
 
@@ -109,8 +97,8 @@ spec:
   steps:
     - name: transform
       from: [ingest]
-      component: components/transform.wasm   # PLACEHOLDER until you build your component
-      digest: {digest}
+      component: components/transform.wasm   # passes records through: replace it with yours
+      digest: {digest}   # the file's sha256sum
       config:
         greeting: \"{{{{ vars.greeting }}}}\"
   sinks:
@@ -150,11 +138,16 @@ spec:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn sanitizes_names() {
         assert_eq!(sanitize("My Pipelines!"), "my-pipelines");
         assert_eq!(sanitize("***"), "pipelines");
+        // Transliterated, not dashed out (`t-l-m-trie`); runs of other characters are one `-`.
+        assert_eq!(sanitize("Télémétrie"), "telemetrie");
+        assert_eq!(sanitize("東京"), "dong-jing");
+        assert_eq!(sanitize("a & b"), "a-b");
     }
 
     #[test]
@@ -167,7 +160,7 @@ mod tests {
         let before = fs::read(dir.path().join("etl.yaml")).unwrap();
         assert!(matches!(
             init(dir.path(), None),
-            Err(Error::WouldOverwrite { .. })
+            Err(Error::Output(crate::output::OutputError::Exists { .. }))
         ));
         assert_eq!(fs::read(dir.path().join("etl.yaml")).unwrap(), before);
     }

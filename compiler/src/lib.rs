@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod load;
 pub mod model;
 pub mod oci;
+pub mod output;
 pub mod promote;
 pub mod provenance;
 pub mod pull;
@@ -53,14 +54,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// `etl init` would overwrite files.
-    #[error("`{}` already has {what}: refusing to overwrite it", path.display())]
-    WouldOverwrite {
-        /// The target directory.
-        path: PathBuf,
-        /// What is in the way.
-        what: String,
-    },
+    /// An output could not be written without losing the user's files, or failed to be.
+    #[error(transparent)]
+    Output(#[from] output::OutputError),
 }
 
 /// The outcome of validating a repo: the loaded specs and every problem found, sorted.

@@ -49,12 +49,15 @@ enum Command {
     /// with the commit when the repo is a clean git work tree.
     ///
     /// Nothing is written unless everything succeeds: a failed compile leaves the previous
-    /// output as it was. Exit status: 0 compiled, 1 invalid input, 2 usage or internal error.
+    /// output as it was. `--out` is replaced only when it is new, an empty directory or an
+    /// earlier output (which holds `.etl-output`); the repo, a directory containing it or the
+    /// current directory, a file and any other directory are refused (exit 2).
+    /// Exit status: 0 compiled, 1 invalid input, 2 usage or internal error.
     Compile {
         /// The pipeline repo (the directory holding etl.yaml).
         #[arg(long, default_value = ".", value_name = "DIR")]
         repo: PathBuf,
-        /// Where to write the output.
+        /// Where to write the output: a new or empty directory, or an earlier output.
         #[arg(long, default_value = "dist", value_name = "DIR")]
         out: PathBuf,
         /// Cache of pulled components, componentized modules and compositions (default:
@@ -129,10 +132,11 @@ enum Command {
     /// manifest PUT byte for byte under the tag `<to>` (then read back and hashed). DIST is then
     /// rewritten in one step: `<to>/wadm/`, `<to>/k8s/` and plan.json's `<to>` deployments
     /// pinned to exactly those digests, and `promotions/<to>.json` recording which digests came
-    /// from which tag, when ($SOURCE_DATE_EPOCH, else now).
+    /// from which tag, when ($SOURCE_DATE_EPOCH, else now). DIST must be an `etl compile`
+    /// output (it holds `.etl-output`), checked before the registry is asked.
     ///
     /// Exit status: 0 promoted, 1 refused (unsigned, bad signature, tampered, missing tag) or
-    /// the registry failed, 2 usage error.
+    /// the registry failed, 2 usage error (e.g. DIST is not an etl output).
     Promote {
         /// The environment whose artifacts to promote.
         #[arg(long, value_name = "ENV")]
@@ -285,12 +289,13 @@ enum Command {
         access: RegistryArgs,
     },
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
-    /// validates cleanly. Never overwrites existing files.
+    /// validates, tests, compiles and runs: its one step is a pass-through component, for you to
+    /// replace. Never overwrites existing files.
     Init {
         /// Where to create it (created if missing).
         #[arg(default_value = ".", value_name = "DIR")]
         dir: PathBuf,
-        /// Project name; defaults to the directory name.
+        /// Project name; defaults to the directory's name, transliterated to a valid name.
         #[arg(long)]
         name: Option<String>,
     },
@@ -658,7 +663,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             for f in files {
                 println!("  {f}");
             }
-            println!("next: `etl validate --repo {}`", dir.display());
+            println!("next: `etl test --repo {}`", dir.display());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -933,32 +938,19 @@ fn keygen(prefix: &std::path::Path) -> Result<ExitCode, Box<dyn std::error::Erro
         PathBuf::from(path)
     };
     let (private, public) = (with(".key"), with(".pub"));
-    for path in [&private, &public] {
-        if path.exists() {
-            eprintln!(
-                "error: `{}` exists: refusing to overwrite it",
-                path.display()
-            );
-            return Ok(ExitCode::from(2));
-        }
-    }
     let pair = etl::sign::keygen(passphrase().as_deref())?;
-    let create = |path: &PathBuf, mode: u32, text: &str| -> Result<(), String> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut file = options
-            .open(path)
-            .map_err(|e| format!("`{}`: {e}", path.display()))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| format!("`{}`: {e}", path.display()))
-    };
-    create(&private, 0o600, &pair.private_pem)?;
-    create(&public, 0o644, &pair.public_pem)?;
+    etl::output::create_new(&[
+        etl::output::NewFile {
+            path: &private,
+            bytes: pair.private_pem.as_bytes(),
+            mode: 0o600,
+        },
+        etl::output::NewFile {
+            path: &public,
+            bytes: pair.public_pem.as_bytes(),
+            mode: 0o644,
+        },
+    ])?;
     println!(
         "wrote `{}` (private{}) and `{}` (public)",
         private.display(),
@@ -1104,7 +1096,9 @@ fn promote(
     };
     let report = match etl::promote::promote(dist, &key, &options) {
         Ok(report) => report,
-        Err(e @ (PromoteError::Io { .. } | PromoteError::Plan { .. })) => return Err(e.into()),
+        Err(
+            e @ (PromoteError::Io { .. } | PromoteError::Plan { .. } | PromoteError::Output(_)),
+        ) => return Err(e.into()),
         Err(
             e @ (PromoteError::UnknownEnvironment(_)
             | PromoteError::SameEnvironment(_)

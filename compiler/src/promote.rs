@@ -17,6 +17,7 @@ use serde_json::Value as Json;
 
 use crate::emit::{self, Application, ArtifactRef, EmitError};
 use crate::oci::{LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::output::{OutputDir, OutputError};
 use crate::registry::{self, Credentials, Registry, Retry, Session};
 use crate::sign::{self, Problem, VerifyingKey};
 
@@ -100,6 +101,9 @@ pub enum PromoteError {
         /// The cause.
         source: std::io::Error,
     },
+    /// `DIST` is not an output etl may rewrite.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// `DIST/plan.json` is missing or not an `etl compile` plan.
     #[error("`{}` is not an `etl compile` plan: {reason}", path.display())]
     Plan {
@@ -203,6 +207,8 @@ struct Candidate {
 /// Promotes `options.from`'s artifacts to `options.to` (see the module docs), checking their
 /// signatures with `key`, and rewrites `dist`.
 pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Report, PromoteError> {
+    // Before any tag moves: DIST must be an output etl may rewrite.
+    let out = OutputDir::for_rewrite(dist)?;
     let plan_path = dist.join("plan.json");
     let bad_plan = |reason: String| PromoteError::Plan {
         path: plan_path.clone(),
@@ -356,7 +362,7 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
             tags_set += 1;
         }
         let rewritten = files.keys().cloned().collect();
-        rewrite(dist, files)?;
+        rewrite(&out, files)?;
         Ok(Report {
             record,
             tags_set,
@@ -485,17 +491,11 @@ async fn candidate(
 }
 
 /// Replaces `dist` with its files overlaid with `changed`, in one rename.
-fn rewrite(dist: &Path, changed: BTreeMap<String, Vec<u8>>) -> Result<(), PromoteError> {
+fn rewrite(dist: &OutputDir, changed: BTreeMap<String, Vec<u8>>) -> Result<(), PromoteError> {
     let mut files = BTreeMap::new();
-    read_tree(dist, dist, &mut files)?;
+    read_tree(dist.path(), dist.path(), &mut files)?;
     files.extend(changed);
-    crate::compile::write_atomically(dist, &files).map_err(|e| match e {
-        crate::Error::Io { path, source } => PromoteError::Io { path, source },
-        other => PromoteError::Io {
-            path: dist.to_owned(),
-            source: std::io::Error::other(other.to_string()),
-        },
-    })
+    Ok(dist.write(&files)?)
 }
 
 /// Every file under `dir`, by path relative to `root` (with `/`).
