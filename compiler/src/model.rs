@@ -91,19 +91,19 @@ validated_string!(
     Grant, GRANT_PATTERN, "an interface grant"
 );
 
-/// The nearest valid [`Name`] to any text: lower-case ASCII letters, digits, `-` and `_`, other
-/// characters replaced by `-`, without leading or trailing `-`; `None` if nothing is left.
+/// The nearest valid [`Name`] to any text: transliterated to ASCII (`télémétrie` → `telemetrie`,
+/// `東京` → `dong-jing`), lower-cased, each run of other characters replaced by one `-`, without
+/// leading or trailing `-`; `None` if nothing is left.
 pub fn name_from(raw: &str) -> Option<String> {
-    let name: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let ascii = deunicode::deunicode(raw);
+    let mut name = String::with_capacity(ascii.len());
+    for c in ascii.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            name.push(c.to_ascii_lowercase());
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
     let name = name.trim_matches('-');
     (!name.is_empty()).then(|| name.to_owned())
 }
