@@ -236,3 +236,46 @@ fn init_never_writes_through_a_dangling_symlink() {
     assert!(stderr(&out).contains("refusing to overwrite"), "{}", stderr(&out));
     assert_eq!(snapshot(t), before);
 }
+
+/// `examples/build-components.sh`, run on a copy of the sources at another path, gives exactly
+/// the component `etl init` writes (and every example component as committed): the scaffold's
+/// digest does not depend on where or by whom it was built (a cold build, about a minute).
+#[test]
+fn the_init_component_reproduces() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("somewhere/else");
+    for dir in [
+        "wit",
+        "examples/components",
+        "examples/iot-sensors",
+        "tests/fixtures/chaos",
+        "tests/fixtures/components",
+    ] {
+        common::copy(&root.join(dir), &copy.join(dir));
+    }
+    let _ = std::fs::remove_dir_all(copy.join("examples/components/target"));
+    for file in ["rust-toolchain.toml", "examples/build-components.sh"] {
+        std::fs::copy(root.join(file), copy.join(file)).unwrap();
+    }
+    let out = Command::new("bash")
+        .arg(copy.join("examples/build-components.sh"))
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-components"),
+        )
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::read(copy.join("compiler/assets/passthrough.wasm")).unwrap()
+            == etl::init::PASSTHROUGH_COMPONENT,
+        "build-components.sh gave other bytes than the embedded passthrough"
+    );
+    for dir in ["examples/iot-sensors", "tests/fixtures/chaos", "tests/fixtures/components"] {
+        assert!(
+            common::tree(&copy.join(dir)) == common::tree(&root.join(dir)),
+            "{dir} does not reproduce"
+        );
+    }
+}
