@@ -359,7 +359,9 @@ fn create_one(file: &NewFile<'_>) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, file.mode);
     let mut handle = options.open(file.path)?;
-    let written = handle.write_all(file.bytes).and_then(|()| handle.sync_all());
+    let written = handle
+        .write_all(file.bytes)
+        .and_then(|()| handle.sync_all());
     if written.is_err() {
         let _ = fs::remove_file(file.path);
     }

@@ -37,7 +37,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Entry> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let meta = std::fs::symlink_metadata(&path).unwrap();
             if meta.is_symlink() {
                 out.insert(rel, Entry::Link(std::fs::read_link(&path).unwrap()));
@@ -92,8 +96,16 @@ fn compile_refuses_every_out_that_is_not_its_own_and_changes_nothing() {
         (repo.clone(), "..", "contains the pipeline repo"),
         (t.to_owned(), "/", "contains the pipeline repo"),
         (t.to_owned(), "notes.txt", "exists and is not a directory"),
-        (t.to_owned(), "docs", "is a directory that etl did not write"),
-        (repo.clone(), "pipelines", "is a directory that etl did not write"),
+        (
+            t.to_owned(),
+            "docs",
+            "is a directory that etl did not write",
+        ),
+        (
+            repo.clone(),
+            "pipelines",
+            "is a directory that etl did not write",
+        ),
         (repo.clone(), "etl.yaml", "exists and is not a directory"),
     ];
     let before = snapshot(t);
@@ -128,7 +140,11 @@ fn compile_replaces_an_earlier_output_and_an_empty_directory_only() {
     std::fs::write(t.join("dist/stray.txt"), "gone next time").unwrap();
     let again = run("dist");
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
-    assert_eq!(snapshot(&t.join("dist")), written, "not replaced as a whole");
+    assert_eq!(
+        snapshot(&t.join("dist")),
+        written,
+        "not replaced as a whole"
+    );
     // An empty directory becomes an output.
     let empty = run("empty");
     assert_eq!(empty.status.code(), Some(0), "{}", stderr(&empty));
@@ -159,8 +175,16 @@ fn promote_refuses_a_dist_that_etl_did_not_write() {
     for dist in ["docs", "notes.txt", "empty", "missing"] {
         let out = etl(
             &[
-                "promote", "--from", "dev", "--to", "prod", "--key", "k.pub", "--registry",
-                "127.0.0.1:9/x", dist,
+                "promote",
+                "--from",
+                "dev",
+                "--to",
+                "prod",
+                "--key",
+                "k.pub",
+                "--registry",
+                "127.0.0.1:9/x",
+                dist,
             ],
             t,
         );
@@ -209,7 +233,15 @@ fn an_initialized_repo_validates_tests_compiles_and_runs() {
         stderr(&test)
     );
     let compile = etl(
-        &["compile", "--repo", "new", "--out", "new/dist", "--cache-dir", &cache],
+        &[
+            "compile",
+            "--repo",
+            "new",
+            "--out",
+            "new/dist",
+            "--cache-dir",
+            &cache,
+        ],
         t,
     );
     assert_eq!(compile.status.code(), Some(0), "{}", stderr(&compile));
@@ -233,7 +265,11 @@ fn init_never_writes_through_a_dangling_symlink() {
     let before = snapshot(t);
     let out = etl(&["init", "new"], t);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("refusing to overwrite"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refusing to overwrite"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(snapshot(t), before);
 }
 
@@ -272,7 +308,11 @@ fn the_init_component_reproduces() {
             == etl::init::PASSTHROUGH_COMPONENT,
         "build-components.sh gave other bytes than the embedded passthrough"
     );
-    for dir in ["examples/iot-sensors", "tests/fixtures/chaos", "tests/fixtures/components"] {
+    for dir in [
+        "examples/iot-sensors",
+        "tests/fixtures/chaos",
+        "tests/fixtures/components",
+    ] {
         assert!(
             common::tree(&copy.join(dir)) == common::tree(&root.join(dir)),
             "{dir} does not reproduce"
