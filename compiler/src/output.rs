@@ -85,9 +85,8 @@ pub enum OutputError {
     },
     /// Files to create exist already.
     #[error(
-        "{} {}: refusing to overwrite {}",
-        crate::diag::quoted_list(&paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()),
-        if paths.len() == 1 { "exists" } else { "exist" },
+        "{}: refusing to overwrite {}",
+        paths.iter().map(|p| format!("`{}` exists", p.display())).collect::<Vec<_>>().join(", "),
         if paths.len() == 1 { "it" } else { "them" }
     )]
     Exists {
