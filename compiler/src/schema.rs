@@ -154,18 +154,16 @@ fn describe(
                 let key_span = here
                     .and_then(|c| c.node.child(key))
                     .map_or(span, |c| c.key_or_node_span());
-                let mut d = Diagnostic::new(
-                    Code::UnknownField,
-                    format!("unknown field `{key}` in {what}"),
-                )
-                .at(file, key_span)
-                .label("not a field here")
-                .expected(format!("one of {}", diag::quoted_list(&known)))
-                .maybe_help(diag::did_you_mean(key, known.iter().map(String::as_str)));
-                if key == "<<" {
-                    d = d.help("YAML merge keys (`<<`) are not supported: write the fields out");
-                }
-                out.push(d);
+                out.push(
+                    Diagnostic::new(
+                        Code::UnknownField,
+                        format!("unknown field `{key}` in {what}"),
+                    )
+                    .at(file, key_span)
+                    .label("not a field here")
+                    .expected(format!("one of {}", diag::quoted_list(&known)))
+                    .maybe_help(diag::did_you_mean(key, known.iter().map(String::as_str))),
+                );
             }
         }
         ValidationErrorKind::Required { property } => {
