@@ -92,6 +92,15 @@ pub fn is_valid(kind: FileKind, instance: &Json) -> bool {
     kind.compiled().validator.is_valid(instance)
 }
 
+/// The JSON pointers of the values the schema rejects in `instance`, in the schema's order.
+pub fn error_pointers(kind: FileKind, instance: &Json) -> Vec<String> {
+    kind.compiled()
+        .validator
+        .iter_errors(instance)
+        .map(|e| e.instance_path().as_str().to_owned())
+        .collect()
+}
+
 /// Validates `instance` (the JSON form of `tree`) and returns one diagnostic per problem.
 ///
 /// A required field reported missing beside an unknown key that is its misspelling would say
