@@ -432,3 +432,54 @@ fn oci_components_are_checked_from_the_cache_only() {
     let v = etl::validate_with(&repo, Some(&cache)).unwrap();
     assert_eq!(codes(&v), ["E0702"]);
 }
+
+/// `minimal_repo` with a `prod` environment that lacks the `threshold` var `dev` defines, and the
+/// step's `config` set to `config` (a YAML flow mapping).
+fn repo_with_step_config(root: &Path, config: &str) -> PathBuf {
+    let repo = minimal_repo(root);
+    let project = PROJECT.replace(
+        "      lattice: shop-dev\n",
+        "      lattice: shop-dev\n      vars: { threshold: \"7\" }\n    prod:\n      lattice: shop-prod\n",
+    );
+    std::fs::write(repo.join("etl.yaml"), project).unwrap();
+    let text = pipeline().replace(
+        &format!("      digest: {DIGEST}\n"),
+        &format!("      digest: {DIGEST}\n      config: {config}\n"),
+    );
+    std::fs::write(repo.join("pipelines/orders.yaml"), text).unwrap();
+    repo
+}
+
+#[test]
+fn templates_may_guard_a_var_with_default_or_is_defined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo_with_step_config(
+        tmp.path(),
+        r#"{ limit: "{{ vars.threshold | default('50') }}", mode: "{% if vars.threshold is defined %}set{% else %}unset{% endif %}" }"#,
+    );
+    let v = validate(&repo);
+    assert!(v.diagnostics.is_empty(), "{}", report(&repo, &v));
+    let config = |env: &str| {
+        let d = etl::deploy::plan(&v.repo, env, "orders").unwrap();
+        let step = &d.units[0].config;
+        (step["step.limit"].clone(), step["step.mode"].clone())
+    };
+    assert_eq!(config("dev"), ("7".to_owned(), "set".to_owned()));
+    assert_eq!(config("prod"), ("50".to_owned(), "unset".to_owned()));
+}
+
+#[test]
+fn generated_template_unknown_filter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo_with_step_config(
+        tmp.path(),
+        r#"{ limit: "{{ vars.threshold | defualt('50') }}" }"#,
+    );
+    let v = snapshot_generated("generated_template_unknown_filter", &repo);
+    assert_eq!(codes(&v), ["E0403"]);
+    assert_eq!(
+        v.diagnostics[0].help.as_deref(),
+        Some("did you mean `default`?")
+    );
+    check_invariants("generated_template_unknown_filter", &v, "");
+}
