@@ -483,3 +483,37 @@ fn generated_template_unknown_filter() {
     );
     check_invariants("generated_template_unknown_filter", &v, "");
 }
+
+/// Shared settings written once with an anchor and merged with `<<`: the repo validates, and a
+/// problem in a merged entry is reported where the entry is written.
+#[test]
+fn merge_keys_share_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    let spec = repo.join("pipelines/orders.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "      with: { subject: orders.archive }\n",
+        "      with:\n        <<: *common\n        subject: orders.archive\n",
+    );
+    let text = text.replace(
+        "    with: { path: /orders }\n",
+        "    with: &common { path: /orders }\n",
+    );
+    std::fs::write(&spec, &text).unwrap();
+    let v = validate(&repo);
+    assert!(v.diagnostics.is_empty(), "{}", report(&repo, &v));
+    let sink = &v.repo.pipelines[0].spec.spec.sinks[0];
+    assert_eq!(
+        serde_json::to_value(&sink.with).unwrap(),
+        serde_json::json!({"path": "/orders", "subject": "orders.archive"})
+    );
+    // A merge of a scalar is named as such, at the alias.
+    std::fs::write(
+        &spec,
+        text.replace("with: &common { path: /orders }", "with: { path: &common /orders }"),
+    )
+    .unwrap();
+    let v = validate(&repo);
+    assert_eq!(codes(&v), ["E0103"], "{}", report(&repo, &v));
+    assert!(v.diagnostics[0].message.contains("merge key"));
+}
