@@ -510,7 +510,10 @@ fn merge_keys_share_settings() {
     // A merge of a scalar is named as such, at the alias.
     std::fs::write(
         &spec,
-        text.replace("with: &common { path: /orders }", "with: { path: &common /orders }"),
+        text.replace(
+            "with: &common { path: /orders }",
+            "with: { path: &common /orders }",
+        ),
     )
     .unwrap();
     let v = validate(&repo);

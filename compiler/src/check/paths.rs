@@ -21,9 +21,16 @@ pub(super) struct Components<'a> {
     pub cache: Option<&'a Cache>,
     /// Bytes that passed every check, for `compile`.
     pub verified: Verified,
-    /// Per reference: the digest of its bytes and whether they are WebAssembly, or why they
-    /// could not be read.
-    read: HashMap<String, Result<(String, Result<(), ResolveError>), ResolveError>>,
+    /// Per reference: what its bytes are, or why they could not be read.
+    read: HashMap<String, Result<FileBytes, ResolveError>>,
+}
+
+/// What a component file's bytes are.
+struct FileBytes {
+    /// `sha256:` of the bytes.
+    digest: String,
+    /// Whether they start with a Wasm header.
+    header: Result<(), ResolveError>,
 }
 
 impl<'a> Components<'a> {
@@ -64,9 +71,12 @@ impl<'a> Components<'a> {
             if header.is_ok() {
                 verified.insert(reference, &digest, bytes);
             }
-            Ok((digest, header))
+            Ok(FileBytes { digest, header })
         });
-        let (actual, header) = match read {
+        let FileBytes {
+            digest: actual,
+            header,
+        } = match read {
             Ok(r) => r,
             Err(e) => return vec![problem(e)],
         };
