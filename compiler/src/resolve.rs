@@ -511,7 +511,7 @@ pub fn resolve_repo(
 }
 
 /// The diagnostic of a step whose component did not resolve: at its `digest:` (`digest_at`) when
-/// the bytes are other than it pins, else at its `component:` (`at`).
+/// bytes at hand hash to another digest than it pins, else at its `component:` (`at`).
 pub(crate) fn resolve_diagnostic(
     file: &str,
     at: crate::diag::Span,
@@ -521,14 +521,23 @@ pub(crate) fn resolve_diagnostic(
 ) -> Diagnostic {
     let d = |code| Diagnostic::new(code, format!("step `{step}`: {err}")).at(file, at);
     match err {
-        ResolveError::DigestMismatch { actual, layer, .. } => {
+        // The registry named another layer before anything was downloaded: a problem of the
+        // artifact `component:` names. Else the bytes are at hand and `digest:` is what differs.
+        ResolveError::DigestMismatch {
+            actual,
+            layer: true,
+            ..
+        } => d(Code::DigestMismatch)
+            .label("the artifact holds other bytes than `digest:` pins")
+            .related(file, digest_at, "the pinned digest")
+            .expected(format!("the digest of the artifact's layer: `{actual}`"))
+            .help(format!(
+                "if the new component is intended, set `digest: {actual}`"
+            )),
+        ResolveError::DigestMismatch { actual, .. } => {
             Diagnostic::new(Code::DigestMismatch, format!("step `{step}`: {err}"))
                 .at(file, digest_at)
-                .label(if *layer {
-                    "the artifact holds other bytes than `digest:` pins"
-                } else {
-                    "the bytes of `component:` differ from this digest"
-                })
+                .label("the bytes of `component:` differ from this digest")
                 .related(file, at, "the component these bytes are from")
                 .expected(format!("the digest of the component's bytes: `{actual}`"))
                 .help(format!(
