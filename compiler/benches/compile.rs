@@ -409,12 +409,12 @@ fn breakdown(
         let v = etl::validate(repo).expect("validate runs");
         times[0].push(t.elapsed());
         let t = Instant::now();
-        let (resolved, problems) = resolve::resolve_repo(&v.repo, None);
+        let (resolved, problems) = resolve::resolve_repo(&v.repo, Default::default(), None);
         times[1].push(t.elapsed());
         assert!(problems.is_empty());
         drop(resolved);
         let t = Instant::now();
-        let (resolved, problems) = resolve::resolve_repo(&v.repo, Some(&cache));
+        let (resolved, problems) = resolve::resolve_repo(&v.repo, Default::default(), Some(&cache));
         times[2].push(t.elapsed());
         assert!(problems.is_empty());
         drop(resolved);

@@ -126,7 +126,7 @@ fn main() {
             let (repo, _) = etl::load::load(dir.path()).expect("load runs");
             load.push(t.elapsed());
             let t = Instant::now();
-            let diagnostics = etl::check::check(&repo);
+            let (diagnostics, _) = etl::check::check(&repo, None);
             check.push(t.elapsed());
             assert!(diagnostics.is_empty());
         }
@@ -305,13 +305,17 @@ fn generate(root: &Path, n: usize) -> Shape {
         shape.bytes += bytes.len() as u64;
     };
 
-    // Components: tiny placeholder files, each pinned by its real sha256.
+    // Components: tiny files with a Wasm header (all validate checks), each pinned by its real
+    // sha256.
     let components: Vec<(String, String)> = (0..COMPONENTS)
         .map(|c| {
             let file = format!("components/{}.wasm", component_name(c));
-            let bytes = format!("placeholder component {c} for the etl validate benchmark\n");
-            let digest = format!("sha256:{:x}", Sha256::digest(bytes.as_bytes()));
-            write(&file, bytes.as_bytes());
+            let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+            bytes.extend(
+                format!("placeholder component {c} for the etl validate benchmark\n").bytes(),
+            );
+            let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+            write(&file, &bytes);
             (file, digest)
         })
         .collect();

@@ -243,7 +243,7 @@ pub fn compile_signed(
 
 /// Compiles the repo at `root` in memory: the same bytes [`compile`] writes.
 pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Result<Build, Error> {
-    let mut validation = crate::validate(root)?;
+    let mut validation = crate::validate_with(root, cache)?;
     let failed = |validation, built| Build {
         validation,
         plan: None,
@@ -253,7 +253,8 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
     if validation.has_errors() {
         return Ok(failed(validation, 0));
     }
-    let (resolved, problems) = resolve::resolve_repo(&validation.repo, cache);
+    let verified = std::mem::take(&mut validation.components);
+    let (resolved, problems) = resolve::resolve_repo(&validation.repo, verified, cache);
     validation.diagnostics.extend(problems);
     crate::diag::sort(&mut validation.diagnostics);
     if validation.has_errors() {

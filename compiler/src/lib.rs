@@ -66,6 +66,8 @@ pub struct Validation {
     pub repo: Repo,
     /// Problems, in reporting order.
     pub diagnostics: Vec<Diagnostic>,
+    /// Component bytes read and checked against their digests, for [`resolve::resolve_repo`].
+    pub components: resolve::Verified,
 }
 
 impl Validation {
@@ -82,8 +84,19 @@ impl Validation {
 
 /// Loads and checks the repo at `root`, reporting every problem found in one run.
 pub fn validate(root: &Path) -> Result<Validation, Error> {
+    validate_with(root, None)
+}
+
+/// [`validate`], also checking the copies of `oci://` components that `cache` holds (read only:
+/// nothing is pulled).
+pub fn validate_with(root: &Path, cache: Option<&resolve::Cache>) -> Result<Validation, Error> {
     let (repo, mut diagnostics) = load::load(root)?;
-    diagnostics.extend(check::check(&repo));
+    let (problems, components) = check::check(&repo, cache);
+    diagnostics.extend(problems);
     diag::sort(&mut diagnostics);
-    Ok(Validation { repo, diagnostics })
+    Ok(Validation {
+        repo,
+        diagnostics,
+        components,
+    })
 }

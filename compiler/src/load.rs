@@ -2,9 +2,11 @@
 //!
 //! Every file is read, parsed, checked against its JSON Schema and deserialized on its own, so
 //! one broken file never hides the problems of another. A file with a problem is left out of the
-//! loaded [`Repo`] and reported.
+//! loaded [`Repo`] and reported; except a pipeline whose schema errors all lie inside some of its
+//! steps and sinks: it is loaded without them (they become [`Hole`]s), so the rest of it is still
+//! checked in the same run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,43 @@ pub struct Loaded<T> {
     pub tree: Node,
     /// The typed spec.
     pub spec: T,
+    /// Steps and sinks left out of `spec` (and `tree`) because the schema rejects them; their
+    /// problems are reported. Empty for a file that passed its schema.
+    pub holes: Vec<Hole>,
+}
+
+/// Which list of a pipeline a [`Hole`] was in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoleKind {
+    /// `spec.steps`.
+    Step,
+    /// `spec.sinks`.
+    Sink,
+}
+
+/// A step or sink of a pipeline that its schema check rejected, with what of it is still well
+/// formed: checks of the rest of the pipeline use it to neither miss a problem (its `from` is
+/// checked) nor invent one (a name it defines is not "unknown").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hole {
+    /// A step or a sink.
+    pub kind: HoleKind,
+    /// Its `name`, when that is text, and where it is.
+    pub name: Option<(String, Span)>,
+    /// Its `from` entries and where each is, when `from` is a list of text.
+    pub from: Option<Vec<(String, Span)>>,
+}
+
+impl Hole {
+    fn of(kind: HoleKind, item: &Node) -> Self {
+        let text = |n: &Node| n.as_str().map(|s| (s.to_owned(), n.span));
+        let name = item.child("name").and_then(|c| text(c.node));
+        let from = item.child("from").and_then(|c| match &c.node.value {
+            Value::Seq(items) => items.iter().map(text).collect(),
+            _ => None,
+        });
+        Hole { kind, name, from }
+    }
 }
 
 impl<T> Loaded<T> {
@@ -195,6 +234,19 @@ impl Loader<'_> {
                 file: file.to_owned(),
                 spec: self.typed(file, &tree)?,
                 tree,
+                holes: Vec::new(),
+            });
+        }
+        if kind == FileKind::Pipeline
+            && let Some((pruned, holes)) = tree.as_ref().and_then(without_broken_items)
+            && let Ok(spec) = serde_json::from_value::<T>(pruned.to_json())
+        {
+            self.diagnostics.extend(problems);
+            return Some(Loaded {
+                file: file.to_owned(),
+                tree: pruned,
+                spec,
+                holes,
             });
         }
         let name = tree.as_ref().and_then(|t| {
@@ -318,6 +370,65 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+}
+
+/// A pipeline's tree without the steps and sinks its schema rejects, and what of them is still
+/// well formed; `None` unless every schema error lies inside a step or sink and the rest passes
+/// the schema (a pipeline needs at least one step and one sink).
+fn without_broken_items(tree: &Node) -> Option<(Node, Vec<Hole>)> {
+    let mut broken: BTreeSet<(&'static str, usize)> = BTreeSet::new();
+    for pointer in schema::error_pointers(FileKind::Pipeline, &tree.to_json()) {
+        let mut segments = pointer.split('/').skip(1);
+        let (Some("spec"), Some(list), Some(index)) =
+            (segments.next(), segments.next(), segments.next())
+        else {
+            return None;
+        };
+        let list = match list {
+            "steps" => "steps",
+            "sinks" => "sinks",
+            _ => return None,
+        };
+        broken.insert((list, index.parse().ok()?));
+    }
+    if broken.is_empty() {
+        return None;
+    }
+    let holes = broken
+        .iter()
+        .map(|&(list, i)| {
+            let kind = if list == "steps" {
+                HoleKind::Step
+            } else {
+                HoleKind::Sink
+            };
+            Some(Hole::of(
+                kind,
+                tree.pointer(&format!("/spec/{list}/{i}"))?.node,
+            ))
+        })
+        .collect::<Option<Vec<Hole>>>()?;
+    let mut pruned = tree.clone();
+    for &(list, i) in broken.iter().rev() {
+        if let Some(Value::Seq(items)) = entry_mut(&mut pruned, "spec")
+            .and_then(|spec| entry_mut(spec, list))
+            .map(|n| &mut n.value)
+        {
+            items.remove(i);
+        }
+    }
+    schema::is_valid(FileKind::Pipeline, &pruned.to_json()).then_some((pruned, holes))
+}
+
+/// The value of a mapping's entry, to change it.
+fn entry_mut<'a>(node: &'a mut Node, key: &str) -> Option<&'a mut Node> {
+    match &mut node.value {
+        Value::Map(entries) => entries
+            .iter_mut()
+            .find(|e| e.key == key)
+            .map(|e| &mut e.value),
+        _ => None,
     }
 }
 

@@ -27,13 +27,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a pipeline repo against the schemas and graph rules; report every problem.
+    /// Check a pipeline repo against the schemas and graph rules, and every component file
+    /// against its `digest:` (and that it is WebAssembly); report every problem. Never uses the
+    /// network: an `oci://` component is checked only when the cache holds a copy.
     ///
     /// Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage or internal error.
     Validate {
         /// The pipeline repo (the directory holding etl.yaml).
         #[arg(long, default_value = ".", value_name = "DIR")]
         repo: PathBuf,
+        /// Cache of pulled components, read only (default: as for `etl compile`).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
         /// Output format: `human` (snippets on stderr), `json` (stable document on stdout, see
         /// docs/diagnostics.md) or `github` (workflow annotations on stdout).
         #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -433,8 +438,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Validate { repo, format } => {
-            let validation = etl::validate(&repo)?;
+        Command::Validate {
+            repo,
+            cache_dir,
+            format,
+        } => {
+            let cache = etl::resolve::Cache::new(cache_dir.unwrap_or_else(default_cache_dir));
+            let validation = etl::validate_with(&repo, Some(&cache))?;
             report(&validation, &repo, format, cli.color, None);
             Ok(if validation.has_errors() {
                 ExitCode::from(1)

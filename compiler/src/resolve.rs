@@ -8,6 +8,7 @@
 //! capability policy are checked on the component's own types ([`crate::contract`]), before
 //! anything is composed with it.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -283,6 +284,18 @@ pub fn resolve(
     cache: Option<&Cache>,
 ) -> Result<Resolved, ResolveError> {
     let bytes = fetch.fetch(reference, expected, MAX_COMPONENT_BYTES)?;
+    let bytes = check_pinned(reference, expected, bytes)?;
+    prepare_digested(reference, bytes, expected.to_owned(), cache)
+}
+
+/// What is checked of a component's bytes before anything is built from them: at most
+/// [`MAX_COMPONENT_BYTES`], hashing to `expected`, and starting with a Wasm header (a component
+/// or a core module). Each problem is one error, in that order; the bytes are hashed once.
+pub fn check_pinned(
+    reference: &str,
+    expected: &str,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, ResolveError> {
     if bytes.len() as u64 > MAX_COMPONENT_BYTES {
         return Err(ResolveError::TooLarge {
             reference: reference.to_owned(),
@@ -298,7 +311,31 @@ pub fn resolve(
             layer: false,
         });
     }
-    prepare(reference, bytes, cache)
+    check_header(reference, &bytes)?;
+    Ok(bytes)
+}
+
+/// Whether `bytes` start with the header of a Wasm component or core module (magic and a
+/// version either has).
+pub fn check_header(reference: &str, bytes: &[u8]) -> Result<(), ResolveError> {
+    if wasmparser::Parser::is_component(bytes) || wasmparser::Parser::is_core_wasm(bytes) {
+        return Ok(());
+    }
+    let start: String = bytes
+        .iter()
+        .take(8)
+        .map(|b| {
+            if b.is_ascii_graphic() {
+                *b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    Err(ResolveError::NotWasm {
+        reference: reference.to_owned(),
+        start: format!("`{start}`"),
+    })
 }
 
 /// Classifies, componentizes and validates bytes, then checks them against the contract.
@@ -308,29 +345,24 @@ pub fn prepare(
     cache: Option<&Cache>,
 ) -> Result<Resolved, ResolveError> {
     let digest = sha256(&bytes);
+    prepare_digested(reference, bytes, digest, cache)
+}
+
+/// [`prepare`] of bytes already known to hash to `digest`.
+fn prepare_digested(
+    reference: &str,
+    bytes: Vec<u8>,
+    digest: String,
+    cache: Option<&Cache>,
+) -> Result<Resolved, ResolveError> {
+    check_header(reference, &bytes)?;
     let (origin, component) = if wasmparser::Parser::is_component(&bytes) {
         (Origin::Component, bytes)
-    } else if wasmparser::Parser::is_core_wasm(&bytes) {
+    } else {
         (
             Origin::CoreModule,
             componentize(reference, &digest, &bytes, cache)?,
         )
-    } else {
-        let start: String = bytes
-            .iter()
-            .take(8)
-            .map(|b| {
-                if b.is_ascii_graphic() {
-                    *b as char
-                } else {
-                    '.'
-                }
-            })
-            .collect();
-        return Err(ResolveError::NotWasm {
-            reference: reference.to_owned(),
-            start: format!("`{start}`"),
-        });
     };
     let invalid = |reason: String| ResolveError::Invalid {
         reference: reference.to_owned(),
@@ -348,6 +380,29 @@ pub fn prepare(
         component_digest,
         contract,
     })
+}
+
+/// Component bytes `validate` has read and checked ([`check_pinned`]), by reference and pinned
+/// digest, so [`resolve_repo`] neither reads nor hashes them again.
+#[derive(Debug, Default)]
+pub struct Verified(HashMap<(String, String), Vec<u8>>);
+
+impl Verified {
+    /// Keeps the bytes of `reference`, which hash to `digest` and are WebAssembly.
+    pub(crate) fn insert(&mut self, reference: &str, digest: &str, bytes: Vec<u8>) {
+        self.0
+            .insert((reference.to_owned(), digest.to_owned()), bytes);
+    }
+
+    /// Whether the bytes of `reference` pinned by `digest` were checked.
+    pub fn contains(&self, reference: &str, digest: &str) -> bool {
+        self.0
+            .contains_key(&(reference.to_owned(), digest.to_owned()))
+    }
+
+    fn take(&mut self, reference: &str, digest: &str) -> Option<Vec<u8>> {
+        self.0.remove(&(reference.to_owned(), digest.to_owned()))
+    }
 }
 
 /// Makes a component of a core module with component-type metadata; the same module always
@@ -399,8 +454,13 @@ pub struct ResolvedStep {
 }
 
 /// Resolves every step of every loaded pipeline and checks contract and policy. Each problem is
-/// a diagnostic at the step's `component:`; identical references are resolved once.
-pub fn resolve_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<ResolvedStep>, Vec<Diagnostic>) {
+/// a diagnostic at the step's `component:` (or `digest:`); identical references are resolved
+/// once, and bytes in `verified` (read by `validate`) are not read again.
+pub fn resolve_repo(
+    repo: &Repo,
+    mut verified: Verified,
+    cache: Option<&Cache>,
+) -> (Vec<ResolvedStep>, Vec<Diagnostic>) {
     let fetch = RepoFiles {
         root: &repo.root,
         cache,
@@ -410,21 +470,25 @@ pub fn resolve_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<ResolvedStep>, V
         .iter()
         .flat_map(|p| &p.spec.spec.policy.allow)
         .collect();
-    let mut done: std::collections::HashMap<(String, String), Result<Resolved, ResolveError>> =
-        Default::default();
+    let mut done: HashMap<(String, String), Result<Resolved, ResolveError>> = HashMap::new();
     let mut steps = Vec::new();
     let mut out = Vec::new();
     for p in &repo.pipelines {
         for (i, step) in p.spec.spec.steps.iter().enumerate() {
             let at = p.span(&format!("/spec/steps/{i}/component"));
             let key = (step.component.clone(), step.digest.to_string());
-            let resolved = match done
-                .entry(key)
-                .or_insert_with(|| resolve(&step.component, &step.digest, &fetch, cache))
-            {
+            let resolved = match done.entry(key).or_insert_with(|| {
+                match verified.take(&step.component, &step.digest) {
+                    Some(bytes) => {
+                        prepare_digested(&step.component, bytes, step.digest.to_string(), cache)
+                    }
+                    None => resolve(&step.component, &step.digest, &fetch, cache),
+                }
+            }) {
                 Ok(r) => r.clone(),
                 Err(e) => {
-                    out.push(resolve_diagnostic(&p.file, at, &step.name, e));
+                    let digest_at = p.span(&format!("/spec/steps/{i}/digest"));
+                    out.push(resolve_diagnostic(&p.file, at, digest_at, &step.name, e));
                     continue;
                 }
             };
@@ -446,24 +510,40 @@ pub fn resolve_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<ResolvedStep>, V
     (steps, out)
 }
 
-fn resolve_diagnostic(
+/// The diagnostic of a step whose component did not resolve: at its `digest:` (`digest_at`) when
+/// bytes at hand hash to another digest than it pins, else at its `component:` (`at`).
+pub(crate) fn resolve_diagnostic(
     file: &str,
     at: crate::diag::Span,
+    digest_at: crate::diag::Span,
     step: &str,
     err: &ResolveError,
 ) -> Diagnostic {
     let d = |code| Diagnostic::new(code, format!("step `{step}`: {err}")).at(file, at);
     match err {
-        ResolveError::DigestMismatch { actual, layer, .. } => d(Code::DigestMismatch)
-            .label(if *layer {
-                "the artifact holds other bytes than `digest:` pins"
-            } else {
-                "bytes differ from the pinned digest"
-            })
-            .expected("the component whose bytes `digest:` pins")
+        // The registry named another layer before anything was downloaded: a problem of the
+        // artifact `component:` names. Else the bytes are at hand and `digest:` is what differs.
+        ResolveError::DigestMismatch {
+            actual,
+            layer: true,
+            ..
+        } => d(Code::DigestMismatch)
+            .label("the artifact holds other bytes than `digest:` pins")
+            .related(file, digest_at, "the pinned digest")
+            .expected(format!("the digest of the artifact's layer: `{actual}`"))
             .help(format!(
                 "if the new component is intended, set `digest: {actual}`"
             )),
+        ResolveError::DigestMismatch { actual, .. } => {
+            Diagnostic::new(Code::DigestMismatch, format!("step `{step}`: {err}"))
+                .at(file, digest_at)
+                .label("the bytes of `component:` differ from this digest")
+                .related(file, at, "the component these bytes are from")
+                .expected(format!("the digest of the component's bytes: `{actual}`"))
+                .help(format!(
+                    "if the new component is intended, set `digest: {actual}`"
+                ))
+        }
         ResolveError::NotWasm { .. } => d(Code::NotWasm)
             .label("not WebAssembly")
             .expected("a Wasm component, or a core module built with wit-bindgen"),

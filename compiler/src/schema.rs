@@ -92,6 +92,15 @@ pub fn is_valid(kind: FileKind, instance: &Json) -> bool {
     kind.compiled().validator.is_valid(instance)
 }
 
+/// The JSON pointers of the values the schema rejects in `instance`, in the schema's order.
+pub fn error_pointers(kind: FileKind, instance: &Json) -> Vec<String> {
+    kind.compiled()
+        .validator
+        .iter_errors(instance)
+        .map(|e| e.instance_path().as_str().to_owned())
+        .collect()
+}
+
 /// Validates `instance` (the JSON form of `tree`) and returns one diagnostic per problem.
 ///
 /// A required field reported missing beside an unknown key that is its misspelling would say
@@ -154,18 +163,16 @@ fn describe(
                 let key_span = here
                     .and_then(|c| c.node.child(key))
                     .map_or(span, |c| c.key_or_node_span());
-                let mut d = Diagnostic::new(
-                    Code::UnknownField,
-                    format!("unknown field `{key}` in {what}"),
-                )
-                .at(file, key_span)
-                .label("not a field here")
-                .expected(format!("one of {}", diag::quoted_list(&known)))
-                .maybe_help(diag::did_you_mean(key, known.iter().map(String::as_str)));
-                if key == "<<" {
-                    d = d.help("YAML merge keys (`<<`) are not supported: write the fields out");
-                }
-                out.push(d);
+                out.push(
+                    Diagnostic::new(
+                        Code::UnknownField,
+                        format!("unknown field `{key}` in {what}"),
+                    )
+                    .at(file, key_span)
+                    .label("not a field here")
+                    .expected(format!("one of {}", diag::quoted_list(&known)))
+                    .maybe_help(diag::did_you_mean(key, known.iter().map(String::as_str))),
+                );
             }
         }
         ValidationErrorKind::Required { property } => {

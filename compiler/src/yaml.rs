@@ -469,42 +469,7 @@ impl<'input> Builder<'_, 'input> {
             }
             Event::MappingStart(anchor, _) => {
                 self.count(1, span)?;
-                let mut entries: Vec<Entry> = Vec::new();
-                let end = loop {
-                    let (event, key_span) = self.next()?;
-                    let key = match event {
-                        Event::MappingEnd => break key_span,
-                        Event::Scalar(text, ..) => text.into_owned(),
-                        _ => {
-                            return Err(Box::new(
-                                Diagnostic::new(
-                                    Code::UnsupportedYaml,
-                                    "a mapping key that is not a plain value",
-                                )
-                                .at(self.file, key_span)
-                                .expected("a text key such as `name`"),
-                            ));
-                        }
-                    };
-                    let value = self.node(depth + 1)?;
-                    if let Some(first) = entries.iter().find(|e| e.key == key) {
-                        self.duplicates.push(
-                            Diagnostic::new(Code::DuplicateKey, format!("duplicate key `{key}`"))
-                                .at(self.file, key_span)
-                                .label("defined again here")
-                                .related(self.file, first.key_span, "first defined here")
-                                .help(
-                                    "remove or rename one of them: a mapping holds each key once",
-                                ),
-                        );
-                        continue;
-                    }
-                    entries.push(Entry {
-                        key,
-                        key_span,
-                        value,
-                    });
-                };
+                let (entries, end) = self.mapping(depth)?;
                 (
                     Node {
                         span: Span {
@@ -529,6 +494,127 @@ impl<'input> Builder<'_, 'input> {
                 .insert(anchor, (node.clone(), self.nodes - before));
         }
         Ok(node)
+    }
+}
+
+/// A mapping key as duplicate detection compares it. Tests count the comparisons: finding
+/// duplicates must stay linear in the number of keys (spec files are untrusted input).
+#[derive(Debug, Eq)]
+struct Key(String);
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        #[cfg(test)]
+        tests::KEY_COMPARISONS.with(|c| c.set(c.get() + 1));
+        self.0 == other.0
+    }
+}
+
+impl Builder<'_, '_> {
+    /// The entries of a mapping whose start was just read, and the span of its end event.
+    ///
+    /// A merge key (`<<: *anchor`, or `<<: [*a, *b]`) brings the entries of the mapping(s) it
+    /// names, in its place, keeping their own positions; the mapping's own keys win over them,
+    /// and an earlier mapping of the list over a later one (YAML's merge key type).
+    fn mapping(&mut self, depth: usize) -> Result<(Vec<Entry>, Span), Stop> {
+        let mut entries: Vec<Entry> = Vec::new();
+        // Each key's first entry, so finding a duplicate costs one lookup, not a scan.
+        let mut firsts: HashMap<Key, usize> = HashMap::new();
+        // The merge key's span, where its entries go, and those entries.
+        let mut merge: Option<(Span, usize, Vec<Entry>)> = None;
+        let end = loop {
+            let (event, key_span) = self.next()?;
+            let (key, is_merge) = match event {
+                Event::MappingEnd => break key_span,
+                Event::Scalar(text, style, ..) => {
+                    let is_merge = style == ScalarStyle::Plain && text == "<<";
+                    (text.into_owned(), is_merge)
+                }
+                _ => {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            Code::UnsupportedYaml,
+                            "a mapping key that is not a plain value",
+                        )
+                        .at(self.file, key_span)
+                        .expected("a text key such as `name`"),
+                    ));
+                }
+            };
+            let value = self.node(depth + 1)?;
+            let first = match &merge {
+                Some((first, ..)) if is_merge => Some(*first),
+                _ => firsts.get(&Key(key.clone())).map(|&i| entries[i].key_span),
+            };
+            if let Some(first) = first {
+                self.duplicates.push(
+                    Diagnostic::new(Code::DuplicateKey, format!("duplicate key `{key}`"))
+                        .at(self.file, key_span)
+                        .label("defined again here")
+                        .related(self.file, first, "first defined here")
+                        .help("remove or rename one of them: a mapping holds each key once"),
+                );
+                continue;
+            }
+            if is_merge {
+                merge = Some((key_span, entries.len(), self.merged(value)?));
+                continue;
+            }
+            firsts.insert(Key(key.clone()), entries.len());
+            entries.push(Entry {
+                key,
+                key_span,
+                value,
+            });
+        };
+        if let Some((_, at, brought)) = merge {
+            let mut kept = Vec::with_capacity(brought.len());
+            for entry in brought {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    firsts.entry(Key(entry.key.clone()))
+                {
+                    slot.insert(usize::MAX);
+                    kept.push(entry);
+                }
+            }
+            entries.splice(at..at, kept);
+        }
+        Ok((entries, end))
+    }
+
+    /// The entries a merge key's value brings: those of a mapping, or of each mapping of a list.
+    fn merged(&self, value: Node) -> Result<Vec<Entry>, Stop> {
+        let not_a_mapping = |span: Span| {
+            Box::new(
+                Diagnostic::new(
+                    Code::WrongType,
+                    "a merge key (`<<`) must name a mapping or a list of mappings",
+                )
+                .at(self.file, span)
+                .label("not a mapping")
+                .expected("`<<: *anchor`, where the anchor is on a mapping, or `<<: [*a, *b]`"),
+            )
+        };
+        match value.value {
+            Value::Map(entries) => Ok(entries),
+            Value::Seq(items) => {
+                let mut all = Vec::new();
+                for item in items {
+                    match item.value {
+                        Value::Map(entries) => all.extend(entries),
+                        _ => return Err(not_a_mapping(item.span)),
+                    }
+                }
+                Ok(all)
+            }
+            _ => Err(not_a_mapping(value.span)),
+        }
     }
 }
 
@@ -685,6 +771,45 @@ fn looks_like_float(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// Key comparisons made by duplicate detection on this thread.
+        pub(super) static KEY_COMPARISONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Key comparisons made parsing a one-mapping document of `n` distinct keys.
+    fn comparisons_for_keys(n: usize) -> u64 {
+        let text: String = (0..n).map(|i| format!("key{i}: {i}\n")).collect();
+        KEY_COMPARISONS.with(|c| c.set(0));
+        let node = parse("t.yaml", &text).expect("parses");
+        assert!(matches!(&node.value, Value::Map(e) if e.len() == n));
+        KEY_COMPARISONS.with(|c| c.get())
+    }
+
+    #[test]
+    fn duplicate_detection_is_linear_in_the_number_of_keys() {
+        // Each key is compared with at most a few others (hash collisions), never with all the
+        // earlier ones (which would be 200,000,000 comparisons here).
+        let n = 20_000;
+        let comparisons = comparisons_for_keys(n);
+        assert!(
+            comparisons <= 2 * n as u64,
+            "{comparisons} key comparisons for {n} keys"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_names_both_places() {
+        let errors = parse("t.yaml", "a: 1\nb: 2\nc: 3\nb: 4\n").unwrap_err();
+        assert_eq!(errors.len(), 1);
+        let d = &errors[0];
+        assert_eq!(d.message, "duplicate key `b`");
+        let at = d.location.as_ref().unwrap().span.unwrap();
+        assert_eq!((at.start.line, at.start.column), (4, 1));
+        let first = d.related[0].location.span.unwrap();
+        assert_eq!((first.start.line, first.start.column), (2, 1));
+        assert_eq!(d.related[0].message, "first defined here");
+    }
+
     fn json(text: &str) -> serde_json::Value {
         parse("t.yaml", text).expect("parses").to_json()
     }
@@ -743,6 +868,51 @@ mod tests {
         let errors = parse("t.yaml", "a: 1\nb: 2\na: 3\nb: 4\n").unwrap_err();
         assert_eq!(errors.len(), 2);
         assert!(errors.iter().all(|d| d.code == Code::DuplicateKey));
+    }
+
+    #[test]
+    fn merge_keys_bring_the_anchored_entries_own_keys_win() {
+        let text = "\
+base: &base {a: 1, b: 2}
+other: &other {c: 5, a: 6}
+m:
+  x: 0
+  <<: [*base, *other]
+  b: 3
+";
+        let node = parse("t.yaml", text).expect("parses");
+        assert_eq!(
+            node.pointer("/m").unwrap().node.to_json(),
+            serde_json::json!({"x": 0, "a": 1, "c": 5, "b": 3})
+        );
+        let Value::Map(entries) = &node.pointer("/m").unwrap().node.value else {
+            panic!("a mapping");
+        };
+        let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["x", "a", "c", "b"],
+            "merged entries sit where `<<` is"
+        );
+        // A merged entry keeps the position where it is written: in the anchored mapping.
+        let a = node.pointer("/m/a").unwrap().key_span.unwrap();
+        assert_eq!((a.start.line, a.start.column), (1, 14));
+    }
+
+    #[test]
+    fn a_merge_key_needs_mappings() {
+        let errors = parse("t.yaml", "s: &s text\nm:\n  <<: *s\n").unwrap_err();
+        assert_eq!(errors[0].code, Code::WrongType);
+        assert!(
+            errors[0].message.contains("merge key"),
+            "{}",
+            errors[0].message
+        );
+        let twice = parse("t.yaml", "b: &b {a: 1}\nm:\n  <<: *b\n  <<: *b\n").unwrap_err();
+        assert_eq!(twice[0].code, Code::DuplicateKey);
+        // Quoted, `<<` is an ordinary key.
+        let quoted = json("m:\n  '<<': 1\n");
+        assert_eq!(quoted, serde_json::json!({"m": {"<<": 1}}));
     }
 
     #[test]

@@ -330,3 +330,193 @@ fn generated_directory_named_like_a_pipeline_file() {
     // Directories under `pipelines/` are not spec files, whatever their name: they are skipped.
     snapshot_generated("generated_directory_named_like_a_pipeline_file", &repo);
 }
+
+#[test]
+fn generated_component_digest_mismatch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    std::fs::write(repo.join("components/parse.wasm"), b"\0asm\x01\0\0\0\0").unwrap();
+    let v = snapshot_generated("generated_component_digest_mismatch", &repo);
+    assert_eq!(codes(&v), ["E0701"]);
+    let d = &v.diagnostics[0];
+    let actual = etl::resolve::sha256(b"\0asm\x01\0\0\0\0");
+    assert!(
+        d.message.contains(DIGEST) && d.message.contains(&actual),
+        "names both digests: {}",
+        d.message
+    );
+    let span = d.location.as_ref().unwrap().span.unwrap();
+    assert_eq!(
+        (span.start.line, span.start.column),
+        (14, 15),
+        "at `digest:`"
+    );
+    check_invariants("generated_component_digest_mismatch", &v, "");
+}
+
+#[test]
+fn generated_component_not_wasm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    // What `etl init` writes as a placeholder, pinned by its own digest: only the header is wrong.
+    let placeholder = b"PLACEHOLDER: build your component and put it here\n";
+    std::fs::write(repo.join("components/parse.wasm"), placeholder).unwrap();
+    let spec = repo.join("pipelines/orders.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace(DIGEST, &etl::resolve::sha256(placeholder)),
+    )
+    .unwrap();
+    let v = snapshot_generated("generated_component_not_wasm", &repo);
+    assert_eq!(codes(&v), ["E0702"]);
+    check_invariants("generated_component_not_wasm", &v, "");
+}
+
+#[test]
+fn generated_component_is_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    std::fs::remove_file(repo.join("components/parse.wasm")).unwrap();
+    std::fs::create_dir(repo.join("components/parse.wasm")).unwrap();
+    let v = snapshot_generated("generated_component_is_a_directory", &repo);
+    assert_eq!(codes(&v), ["E0306"]);
+    assert!(v.diagnostics[0].message.contains("is a directory"));
+    check_invariants("generated_component_is_a_directory", &v, "");
+}
+
+#[test]
+fn generated_component_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    std::fs::remove_file(repo.join("components/parse.wasm")).unwrap();
+    let v = snapshot_generated("generated_component_missing", &repo);
+    assert_eq!(codes(&v), ["E0306"]);
+    assert!(v.diagnostics[0].message.contains("does not exist"));
+    check_invariants("generated_component_missing", &v, "");
+}
+
+/// An `oci://` component is checked from the cache when it holds a copy, and is otherwise left
+/// to `compile`: validating never pulls (the registry here does not exist).
+#[test]
+fn oci_components_are_checked_from_the_cache_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    let placeholder = b"not wasm\n";
+    let digest = etl::resolve::sha256(placeholder);
+    let reference = format!("oci://registry.invalid/etl/parse@sha256:{}", "a".repeat(64));
+    let spec = repo.join("pipelines/orders.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace(DIGEST, &digest)
+            .replace("components/parse.wasm", &reference),
+    )
+    .unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let cache = etl::resolve::Cache::new(&cache_dir);
+    let v = etl::validate_with(&repo, Some(&cache)).unwrap();
+    assert!(
+        v.diagnostics.is_empty(),
+        "nothing cached, nothing to say: {:?}",
+        v.diagnostics
+    );
+    std::fs::create_dir_all(cache_dir.join("sha256")).unwrap();
+    std::fs::write(
+        cache_dir
+            .join("sha256")
+            .join(digest.trim_start_matches("sha256:")),
+        placeholder,
+    )
+    .unwrap();
+    let v = etl::validate_with(&repo, Some(&cache)).unwrap();
+    assert_eq!(codes(&v), ["E0702"]);
+}
+
+/// `minimal_repo` with a `prod` environment that lacks the `threshold` var `dev` defines, and the
+/// step's `config` set to `config` (a YAML flow mapping).
+fn repo_with_step_config(root: &Path, config: &str) -> PathBuf {
+    let repo = minimal_repo(root);
+    let project = PROJECT.replace(
+        "      lattice: shop-dev\n",
+        "      lattice: shop-dev\n      vars: { threshold: \"7\" }\n    prod:\n      lattice: shop-prod\n",
+    );
+    std::fs::write(repo.join("etl.yaml"), project).unwrap();
+    let text = pipeline().replace(
+        &format!("      digest: {DIGEST}\n"),
+        &format!("      digest: {DIGEST}\n      config: {config}\n"),
+    );
+    std::fs::write(repo.join("pipelines/orders.yaml"), text).unwrap();
+    repo
+}
+
+#[test]
+fn templates_may_guard_a_var_with_default_or_is_defined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo_with_step_config(
+        tmp.path(),
+        r#"{ limit: "{{ vars.threshold | default('50') }}", mode: "{% if vars.threshold is defined %}set{% else %}unset{% endif %}" }"#,
+    );
+    let v = validate(&repo);
+    assert!(v.diagnostics.is_empty(), "{}", report(&repo, &v));
+    let config = |env: &str| {
+        let d = etl::deploy::plan(&v.repo, env, "orders").unwrap();
+        let step = &d.units[0].config;
+        (step["step.limit"].clone(), step["step.mode"].clone())
+    };
+    assert_eq!(config("dev"), ("7".to_owned(), "set".to_owned()));
+    assert_eq!(config("prod"), ("50".to_owned(), "unset".to_owned()));
+}
+
+#[test]
+fn generated_template_unknown_filter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo_with_step_config(
+        tmp.path(),
+        r#"{ limit: "{{ vars.threshold | defualt('50') }}" }"#,
+    );
+    let v = snapshot_generated("generated_template_unknown_filter", &repo);
+    assert_eq!(codes(&v), ["E0403"]);
+    assert_eq!(
+        v.diagnostics[0].help.as_deref(),
+        Some("did you mean `default`?")
+    );
+    check_invariants("generated_template_unknown_filter", &v, "");
+}
+
+/// Shared settings written once with an anchor and merged with `<<`: the repo validates, and a
+/// problem in a merged entry is reported where the entry is written.
+#[test]
+fn merge_keys_share_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = minimal_repo(tmp.path());
+    let spec = repo.join("pipelines/orders.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "      with: { subject: orders.archive }\n",
+        "      with:\n        <<: *common\n        subject: orders.archive\n",
+    );
+    let text = text.replace(
+        "    with: { path: /orders }\n",
+        "    with: &common { path: /orders }\n",
+    );
+    std::fs::write(&spec, &text).unwrap();
+    let v = validate(&repo);
+    assert!(v.diagnostics.is_empty(), "{}", report(&repo, &v));
+    let sink = &v.repo.pipelines[0].spec.spec.sinks[0];
+    assert_eq!(
+        serde_json::to_value(&sink.with).unwrap(),
+        serde_json::json!({"path": "/orders", "subject": "orders.archive"})
+    );
+    // A merge of a scalar is named as such, at the alias.
+    std::fs::write(
+        &spec,
+        text.replace(
+            "with: &common { path: /orders }",
+            "with: { path: &common /orders }",
+        ),
+    )
+    .unwrap();
+    let v = validate(&repo);
+    assert_eq!(codes(&v), ["E0103"], "{}", report(&repo, &v));
+    assert!(v.diagnostics[0].message.contains("merge key"));
+}

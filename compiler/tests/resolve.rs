@@ -23,10 +23,13 @@ fn scratch() -> tempfile::TempDir {
     dir
 }
 
+/// The codes `validate` reports, or when it finds nothing, those of resolving.
 fn codes_of(repo: &Path) -> Vec<Code> {
     let v = etl::validate(repo).unwrap();
-    assert!(!v.has_errors(), "{:#?}", v.diagnostics);
-    let (_, diagnostics) = resolve::resolve_repo(&v.repo, None);
+    if v.has_errors() {
+        return v.diagnostics.iter().map(|d| d.code).collect();
+    }
+    let (_, diagnostics) = resolve::resolve_repo(&v.repo, v.components, None);
     diagnostics.iter().map(|d| d.code).collect()
 }
 
@@ -63,7 +66,7 @@ fn the_example_resolves_cleanly_and_deterministically() {
     let v = etl::validate(&common::example()).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(cache_dir.path());
-    let (steps, diagnostics) = resolve::resolve_repo(&v.repo, Some(&cache));
+    let (steps, diagnostics) = resolve::resolve_repo(&v.repo, v.components, Some(&cache));
     assert!(diagnostics.is_empty(), "{diagnostics:#?}");
     assert_eq!(steps.len(), 3);
     for s in &steps {
@@ -77,8 +80,8 @@ fn the_example_resolves_cleanly_and_deterministically() {
         );
     }
     // Componentizing is deterministic: without the cache, and from it, the same bytes.
-    let (again, _) = resolve::resolve_repo(&v.repo, None);
-    let (cached, _) = resolve::resolve_repo(&v.repo, Some(&cache));
+    let (again, _) = resolve::resolve_repo(&v.repo, Default::default(), None);
+    let (cached, _) = resolve::resolve_repo(&v.repo, Default::default(), Some(&cache));
     for ((a, b), c) in steps.iter().zip(&again).zip(&cached) {
         assert_eq!(a.resolved.component_digest, b.resolved.component_digest);
         assert_eq!(a.resolved.component, c.resolved.component);
@@ -90,11 +93,11 @@ fn a_damaged_cache_entry_is_not_used() {
     let v = etl::validate(&common::example()).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(cache_dir.path());
-    let (first, _) = resolve::resolve_repo(&v.repo, Some(&cache));
+    let (first, _) = resolve::resolve_repo(&v.repo, Default::default(), Some(&cache));
     for entry in std::fs::read_dir(cache_dir.path().join("componentized")).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
-    let (second, diagnostics) = resolve::resolve_repo(&v.repo, Some(&cache));
+    let (second, diagnostics) = resolve::resolve_repo(&v.repo, Default::default(), Some(&cache));
     assert!(diagnostics.is_empty());
     assert_eq!(first[0].resolved.component, second[0].resolved.component);
 }
@@ -108,7 +111,7 @@ fn changed_bytes_are_refused_naming_both_digests() {
     bytes.push(0);
     std::fs::write(&path, &bytes).unwrap();
     let v = etl::validate(repo.path()).unwrap();
-    let (_, diagnostics) = resolve::resolve_repo(&v.repo, None);
+    let diagnostics = v.diagnostics;
     assert_eq!(diagnostics.len(), 1);
     let d = &diagnostics[0];
     assert_eq!(d.code, Code::DigestMismatch);
@@ -146,7 +149,7 @@ fn a_std_wasip2_build_with_sockets_is_refused_with_a_hint() {
     let repo = scratch();
     with_parse_component(repo.path(), &bytes);
     let v = etl::validate(repo.path()).unwrap();
-    let (_, diagnostics) = resolve::resolve_repo(&v.repo, None);
+    let (_, diagnostics) = resolve::resolve_repo(&v.repo, Default::default(), None);
     assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
     let d = &diagnostics[0];
     assert_eq!(d.code, Code::ForbiddenImport);
@@ -246,4 +249,16 @@ fn a_cached_oci_component_needs_no_registry() {
     let resolved = resolve::resolve(&reference, &digest, &fetch, Some(&cache)).unwrap();
     assert_eq!(resolved.digest, digest);
     assert_eq!(resolved.origin, Origin::CoreModule);
+}
+
+#[test]
+fn compile_resolves_the_bytes_validate_read_without_reading_them_again() {
+    let repo = scratch();
+    let v = etl::validate(repo.path()).unwrap();
+    assert!(!v.has_errors(), "{:#?}", v.diagnostics);
+    // Gone from disk: only the bytes validate read and checked can resolve it now.
+    std::fs::remove_dir_all(repo.path().join("components")).unwrap();
+    let (steps, diagnostics) = resolve::resolve_repo(&v.repo, v.components, None);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    assert_eq!(steps.len(), 3);
 }

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::diag::{self, Code, Diagnostic};
-use crate::load::Loaded;
+use crate::diag::{self, Code, Diagnostic, Span};
+use crate::load::{HoleKind, Loaded};
 use crate::model::Pipeline;
 
 /// What a name in the pipeline refers to.
@@ -13,33 +13,41 @@ enum Node {
     Source,
     Step(usize),
     Sink(usize),
+    /// A step or sink the schema rejected ([`crate::load::Hole`]).
+    Hole(usize),
 }
 
 pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
     let spec = &p.spec.spec;
     let file = p.file.as_str();
-    let mut names: HashMap<&str, (Node, String)> = HashMap::new();
+    let holes = &p.holes;
+    let mut names: HashMap<&str, (Node, Span)> = HashMap::new();
     let mut duplicated: HashSet<Node> = HashSet::new();
     let declared = std::iter::once((
         spec.source.name.as_str(),
         Node::Source,
-        "/spec/source/name".to_owned(),
+        p.span("/spec/source/name"),
     ))
     .chain(spec.steps.iter().enumerate().map(|(i, s)| {
         (
             s.name.as_str(),
             Node::Step(i),
-            format!("/spec/steps/{i}/name"),
+            p.span(&format!("/spec/steps/{i}/name")),
         )
     }))
     .chain(spec.sinks.iter().enumerate().map(|(i, s)| {
         (
             s.name.as_str(),
             Node::Sink(i),
-            format!("/spec/sinks/{i}/name"),
+            p.span(&format!("/spec/sinks/{i}/name")),
         )
+    }))
+    .chain(holes.iter().enumerate().filter_map(|(k, h)| {
+        h.name
+            .as_ref()
+            .map(|(name, span)| (name.as_str(), Node::Hole(k), *span))
     }));
-    for (name, node, pointer) in declared {
+    for (name, node, span) in declared {
         if let Some((_, first)) = names.get(name) {
             out.push(
                 Diagnostic::new(
@@ -49,21 +57,21 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
                         p.spec.metadata.name
                     ),
                 )
-                .at(file, p.span(&pointer))
+                .at(file, span)
                 .label("defined again here")
-                .related(file, p.span(first), "first defined here")
+                .related(file, *first, "first defined here")
                 .expected("names unique across the source, steps and sinks of a pipeline"),
             );
             duplicated.insert(node);
             continue;
         }
-        if name.chars().any(|c| c.is_ascii_uppercase()) {
+        if !matches!(node, Node::Hole(_)) && name.chars().any(|c| c.is_ascii_uppercase()) {
             out.push(
                 Diagnostic::new(
                     Code::UppercaseName,
                     format!("`{name}` has upper-case letters"),
                 )
-                .at(file, p.span(&pointer))
+                .at(file, span)
                 .label("upper-case")
                 .help(format!(
                     "use `{}`: OCI repository names must be lower case",
@@ -71,29 +79,60 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
                 )),
             );
         }
-        names.insert(name, (node, pointer));
+        names.insert(name, (node, span));
     }
+    let is_sink = |node: Node| match node {
+        Node::Sink(_) => true,
+        Node::Hole(k) => holes[k].kind == HoleKind::Sink,
+        _ => false,
+    };
+    // A rejected item without a readable name may be what an unknown name means.
+    let unnamed_hole = holes.iter().any(|h| h.name.is_none());
 
-    let producers: Vec<&str> = std::iter::once(spec.source.name.as_str())
-        .chain(spec.steps.iter().map(|s| s.name.as_str()))
+    // In file order, rejected steps included.
+    let mut producers: Vec<(&str, Span)> = names
+        .iter()
+        .filter(|(_, (node, _))| !is_sink(*node))
+        .map(|(name, (_, span))| (*name, *span))
         .collect();
+    producers.sort_by_key(|(_, span)| span.start.offset);
+    let producers: Vec<&str> = producers.into_iter().map(|(name, _)| name).collect();
+    let from_of = |pointer: String, from: &'_ [String]| -> Vec<(String, Span)> {
+        from.iter()
+            .enumerate()
+            .map(|(j, name)| (name.clone(), p.span(&format!("{pointer}/{j}"))))
+            .collect()
+    };
     let consumers = spec
         .steps
         .iter()
         .enumerate()
-        .map(|(i, s)| (Node::Step(i), &s.from, format!("/spec/steps/{i}/from")))
+        .map(|(i, s)| {
+            let from = from_of(format!("/spec/steps/{i}/from"), &s.from);
+            (Node::Step(i), from)
+        })
+        .chain(spec.sinks.iter().enumerate().map(|(i, s)| {
+            let from = from_of(format!("/spec/sinks/{i}/from"), &s.from);
+            (Node::Sink(i), from)
+        }))
         .chain(
-            spec.sinks
+            holes
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (Node::Sink(i), &s.from, format!("/spec/sinks/{i}/from"))),
+                .filter_map(|(k, h)| Some((Node::Hole(k), h.from.clone()?))),
         );
     let mut inputs: HashMap<Node, Vec<Node>> = HashMap::new();
-    let mut broken: HashSet<Node> = HashSet::new();
-    for (consumer, from, pointer) in consumers {
+    // Rejected items whose `from` cannot be read may consume anything.
+    let mut broken: HashSet<Node> = holes
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.from.is_none())
+        .map(|(k, _)| Node::Hole(k))
+        .collect();
+    for (consumer, from) in consumers {
         let mut seen = HashSet::new();
-        for (j, name) in from.iter().enumerate() {
-            let at = p.span(&format!("{pointer}/{j}"));
+        for (name, at) in &from {
+            let at = *at;
             if !seen.insert(name.as_str()) {
                 out.push(
                     Diagnostic::new(Code::DuplicateFrom, format!("`from` names `{name}` twice"))
@@ -103,7 +142,7 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
                 continue;
             }
             match names.get(name.as_str()).map(|(n, _)| *n) {
-                Some(Node::Sink(_)) => {
+                Some(node) if is_sink(node) => {
                     broken.insert(consumer);
                     out.push(
                         Diagnostic::new(
@@ -119,6 +158,9 @@ pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
                     );
                 }
                 Some(node) => inputs.entry(consumer).or_default().push(node),
+                None if unnamed_hole => {
+                    broken.insert(consumer);
+                }
                 None => {
                     broken.insert(consumer);
                     out.push(

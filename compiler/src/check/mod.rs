@@ -15,14 +15,18 @@ use indexmap::IndexMap;
 use crate::diag::Diagnostic;
 use crate::load::{Loaded, Repo};
 use crate::model::{Pipeline, Settings};
+use crate::resolve::{Cache, Verified};
 
-/// Runs every semantic check and returns what they found (unsorted).
-pub fn check(repo: &Repo) -> Vec<Diagnostic> {
+/// Runs every semantic check and returns what they found (unsorted), and the component bytes
+/// that passed their checks. `cache` is only read: a copy of an `oci://` component in it is
+/// checked; nothing is pulled.
+pub fn check(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verified) {
     let mut out = Vec::new();
     let environments = Environments::of(repo);
+    let mut components = paths::Components::new(cache);
     for pipeline in &repo.pipelines {
         graph::check(pipeline, &mut out);
-        paths::check(&repo.root, pipeline, &mut out);
+        paths::check(&repo.root, pipeline, &mut components, &mut out);
         connectors::check(repo, pipeline, &mut out);
     }
     refs::check(repo, &mut out);
@@ -32,7 +36,7 @@ pub fn check(repo: &Repo) -> Vec<Diagnostic> {
         templates::check(&setting, environments.as_ref(), &mut out);
         secrets::check(&setting, environments.as_ref(), &mut out);
     }
-    out
+    (out, components.verified)
 }
 
 /// An environment as templates see it: the project's definition with its override file applied.
@@ -123,7 +127,10 @@ pub struct SettingsAt<'a> {
 
 fn settings(repo: &Repo) -> Vec<SettingsAt<'_>> {
     let mut out = Vec::new();
-    for Loaded { file, tree, spec } in &repo.pipelines {
+    for Loaded {
+        file, tree, spec, ..
+    } in &repo.pipelines
+    {
         let Pipeline { metadata, spec, .. } = spec;
         let mut push = |pointer: String, settings| {
             let source = repo.sources.get(file);
@@ -145,7 +152,10 @@ fn settings(repo: &Repo) -> Vec<SettingsAt<'_>> {
             push(format!("/spec/sinks/{i}/with"), &sink.with);
         }
     }
-    for Loaded { file, tree, spec } in &repo.environments {
+    for Loaded {
+        file, tree, spec, ..
+    } in &repo.environments
+    {
         for (pipeline, overrides) in &spec.spec.pipelines {
             for (connector, o) in &overrides.connectors {
                 out.push(SettingsAt {

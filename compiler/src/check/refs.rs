@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use base64::Engine;
 
 use crate::diag::{self, Code, Diagnostic};
-use crate::load::Repo;
+use crate::load::{HoleKind, Loaded, Repo};
 use crate::model::{Pipeline, Record};
 use crate::schema::FileKind;
 
@@ -115,7 +115,9 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
                 .chain(spec.sinks.iter().map(|s| s.name.as_str()))
                 .collect();
             for connector in overrides.connectors.keys() {
-                if connectors.contains(&connector.as_str()) {
+                if connectors.contains(&connector.as_str())
+                    || may_be_hole(p, HoleKind::Sink, connector)
+                {
                     continue;
                 }
                 let is_step = spec.steps.iter().any(|s| s.name == *connector);
@@ -195,7 +197,7 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
             .maybe_help(diag::did_you_mean(name, known.iter().copied()))
         };
         for sink in spec.expect.sinks.keys() {
-            if !sinks.contains(&sink.as_str()) {
+            if !sinks.contains(&sink.as_str()) && !may_be_hole(p, HoleKind::Sink, sink) {
                 out.push(unknown(
                     "sink",
                     sink,
@@ -205,7 +207,7 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
             }
         }
         for (i, dead) in spec.expect.dead_letters.iter().enumerate() {
-            if !steps.contains(&dead.step.as_str()) {
+            if !steps.contains(&dead.step.as_str()) && !may_be_hole(p, HoleKind::Step, &dead.step) {
                 out.push(unknown(
                     "step",
                     &dead.step,
@@ -215,7 +217,7 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
             }
         }
         for step in spec.expect.counts.keys() {
-            if !steps.contains(&step.as_str()) {
+            if !steps.contains(&step.as_str()) && !may_be_hole(p, HoleKind::Step, step) {
                 out.push(unknown(
                     "step",
                     step,
@@ -225,6 +227,14 @@ pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// Whether `name` may be a step or sink of `p` that its schema check left out: one named so, or
+/// one whose name cannot be read.
+fn may_be_hole(p: &Loaded<Pipeline>, kind: HoleKind, name: &str) -> bool {
+    p.holes
+        .iter()
+        .any(|h| h.kind == kind && h.name.as_ref().is_none_or(|(n, _)| n == name))
 }
 
 /// A base64 decoding error in words, naming the offending character.

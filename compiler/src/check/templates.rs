@@ -1,9 +1,10 @@
 //! Templates in `with:` and `config:` values: they must parse, use only variables every
-//! environment defines (strict undefined), and render for every environment.
+//! environment defines (strict undefined) unless they guard them (`default`, `is defined`), and
+//! render for every environment.
 
 use std::collections::BTreeSet;
 
-use minijinja::{Environment, UndefinedBehavior, context};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, context};
 
 use super::{EnvView, Environments, SettingsAt};
 use crate::diag::{self, Code, Diagnostic, Span};
@@ -19,6 +20,25 @@ pub fn engine() -> Environment<'static> {
     env.set_fuel(Some(FUEL));
     env
 }
+
+/// The filters templates may use: minijinja's built-in ones (with this build's features).
+#[rustfmt::skip]
+pub const FILTERS: &[&str] = &[
+    "abs", "attr", "batch", "bool", "capitalize", "chain", "count", "d", "default", "dictsort",
+    "e", "escape", "first", "float", "format", "groupby", "indent", "int", "items", "join",
+    "last", "length", "lines", "list", "lower", "map", "max", "min", "pprint", "reject",
+    "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort",
+    "split", "string", "sum", "title", "trim", "unique", "upper", "zip",
+];
+
+/// The tests templates may use (`is defined`): minijinja's built-in ones.
+#[rustfmt::skip]
+pub const TESTS: &[&str] = &[
+    "boolean", "defined", "divisibleby", "endingwith", "eq", "equalto", "escaped", "even",
+    "false", "filter", "float", "ge", "greaterthan", "gt", "in", "int", "integer", "iterable",
+    "le", "lessthan", "lower", "lt", "mapping", "ne", "none", "number", "odd", "safe", "sameas",
+    "sequence", "startingwith", "string", "test", "true", "undefined", "upper",
+];
 
 /// Whether a setting value is a template (rather than a literal).
 pub fn is_template(text: &str) -> bool {
@@ -81,9 +101,13 @@ pub(super) fn check(
             let var_span = locate(at, span, if field.is_empty() { root } else { field });
             match root {
                 "vars" if !field.is_empty() => {
+                    // Where it is not defined and the template needs it: rendering fails
+                    // without it (and with every other missing var stubbed), so a use
+                    // guarded by `default` or `is defined` is fine.
                     let lacking: Vec<&EnvView> = environments
                         .for_setting(at.only_env)
                         .filter(|e| !e.vars.contains_key(field))
+                        .filter(|e| needs(&template, e, at.pipeline, field, &used))
                         .collect();
                     if lacking.is_empty() {
                         continue;
@@ -178,6 +202,10 @@ pub(super) fn check(
         }
         for env in environments.for_setting(at.only_env) {
             if let Err(e) = template.render(context(env, at.pipeline)) {
+                if let Some(d) = unknown_filter_or_test(at, key, span, &e) {
+                    out.push(d);
+                    break;
+                }
                 out.push(
                     Diagnostic::new(
                         Code::TemplateRender,
@@ -194,6 +222,64 @@ pub(super) fn check(
             }
         }
     }
+}
+
+/// Whether rendering in `env` fails for want of `vars.<field>`: with every other var the
+/// template uses and `env` lacks stubbed as an empty string, so the failure is this var's.
+fn needs(
+    template: &minijinja::Template<'_, '_>,
+    env: &EnvView,
+    pipeline: &str,
+    field: &str,
+    used: &BTreeSet<String>,
+) -> bool {
+    let mut vars = env.vars.clone();
+    for other in used.iter().filter_map(|v| v.strip_prefix("vars.")) {
+        let other = other.split('.').next().unwrap_or(other);
+        if other != field && !vars.contains_key(other) {
+            vars.insert(other.to_owned(), String::new());
+        }
+    }
+    let stubbed = EnvView {
+        vars_value: minijinja::Value::from_pairs(vars.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        vars,
+        ..env.clone()
+    };
+    matches!(
+        template.render(context(&stubbed, pipeline)),
+        Err(e) if e.kind() == ErrorKind::UndefinedError
+    )
+}
+
+/// The diagnostic of a template that uses a filter or test minijinja does not have.
+fn unknown_filter_or_test(
+    at: &SettingsAt<'_>,
+    key: &str,
+    span: Span,
+    e: &minijinja::Error,
+) -> Option<Diagnostic> {
+    let (what, known) = match e.kind() {
+        ErrorKind::UnknownFilter => ("filter", FILTERS),
+        ErrorKind::UnknownTest => ("test", TESTS),
+        _ => return None,
+    };
+    // minijinja says "filter NAME is unknown" / "test NAME is unknown".
+    let name = e
+        .detail()?
+        .strip_prefix(what)?
+        .trim_start()
+        .strip_suffix("is unknown")?
+        .trim_end();
+    Some(
+        Diagnostic::new(
+            Code::TemplateRender,
+            format!("template of `{key}` uses unknown {what} `{name}`"),
+        )
+        .at(at.file, locate(at, span, name))
+        .label(format!("unknown {what}"))
+        .expected(format!("one of the {what}s {}", diag::quoted_list(known)))
+        .maybe_help(diag::did_you_mean(name, known.iter().copied())),
+    )
 }
 
 /// The span of `needle` inside a single-line scalar, else the scalar's span.
@@ -221,5 +307,45 @@ fn locate(at: &SettingsAt<'_>, span: Span, needle: &str) -> Span {
             Span { start, end }
         }
         None => span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_filter_and_test_exists() {
+        let env = engine();
+        for name in FILTERS {
+            let e = env.render_str(&format!("{{{{ 1 | {name} }}}}"), ());
+            assert!(
+                e.as_ref().err().map(minijinja::Error::kind) != Some(ErrorKind::UnknownFilter),
+                "filter {name}: {e:?}"
+            );
+        }
+        for name in TESTS {
+            let e = env.render_str(&format!("{{{{ 1 is {name} }}}}"), ());
+            assert!(
+                e.as_ref().err().map(minijinja::Error::kind) != Some(ErrorKind::UnknownTest),
+                "test {name}: {e:?}"
+            );
+        }
+        let e = env.render_str("{{ 1 | nosuchfilter }}", ()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownFilter);
+    }
+
+    #[test]
+    fn default_and_is_defined_render_under_strict_undefined() {
+        let env = engine();
+        let ctx = context! { vars => context! { y => "7" } };
+        let render = |t: &str| env.render_str(t, ctx.clone()).unwrap();
+        assert_eq!(render(r#"{{ vars.x | default("50") }}"#), "50");
+        assert_eq!(render(r#"{{ vars.y | default("50") }}"#), "7");
+        assert_eq!(
+            render("{% if vars.x is defined %}{{ vars.x }}{% else %}none{% endif %}"),
+            "none"
+        );
+        assert!(env.render_str("{{ vars.x }}", ctx).is_err());
     }
 }
