@@ -98,6 +98,11 @@ impl Sources {
     pub fn get(&self, file: &str) -> Option<&str> {
         self.0.get(file).map(String::as_str)
     }
+
+    /// Records the text of a file.
+    pub fn insert(&mut self, file: &str, text: String) {
+        self.0.insert(file.to_owned(), text);
+    }
 }
 
 /// A loaded repo: every spec file that passed its schema.
@@ -270,7 +275,7 @@ impl Loader<'_> {
             return (None, Vec::new());
         };
         let parsed = yaml::parse(file, &text);
-        self.sources.0.insert(file.to_owned(), text);
+        self.sources.insert(file, text);
         let tree = match parsed {
             Ok(tree) => tree,
             Err(problems) => return (None, problems),

@@ -1,7 +1,9 @@
 //! Renders diagnostics for people (rustc-style snippets), for tools (stable JSON) and for GitHub
 //! Actions (workflow annotations). The only place diagnostics become text.
 
-use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet};
+use std::collections::BTreeMap;
+
+use annotate_snippets::{Annotation, AnnotationKind, Group, Level, Origin, Renderer, Snippet};
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, Location, Severity, Span};
@@ -33,6 +35,11 @@ impl Paths {
     }
 }
 
+/// The most lines one snippet spans. A related place farther from the primary one gets a
+/// snippet of its own, so that rendering a diagnostic costs its own lines, never the whole file:
+/// a large file with many diagnostics renders in linear time.
+const MAX_SNIPPET_LINES: usize = 64;
+
 /// Renders diagnostics in the rustc style; `color` adds ANSI styles.
 pub fn human(diagnostics: &[Diagnostic], sources: &Sources, paths: &Paths, color: bool) -> String {
     let renderer = if color {
@@ -40,6 +47,22 @@ pub fn human(diagnostics: &[Diagnostic], sources: &Sources, paths: &Paths, color
     } else {
         Renderer::plain()
     };
+    // Each file's line starts, found once however many diagnostics point into it.
+    let mut lines: BTreeMap<&str, Lines<'_>> = BTreeMap::new();
+    for d in diagnostics {
+        let places = d
+            .location
+            .iter()
+            .chain(d.related.iter().map(|r| &r.location));
+        for place in places {
+            if let Some(text) = sources.get(&place.file) {
+                lines
+                    .entry(place.file.as_str())
+                    .or_insert_with(|| Lines::new(text));
+            }
+        }
+    }
+    let lines_of = |file: &str| lines.get(file);
     let mut out = String::new();
     for d in diagnostics {
         let shown: Vec<String> = std::iter::once(d.location.as_ref())
@@ -52,45 +75,42 @@ pub fn human(diagnostics: &[Diagnostic], sources: &Sources, paths: &Paths, color
         };
         let mut group =
             Group::with_title(level.primary_title(d.message.as_str()).id(d.code.as_str()));
-        let mut snippet = d.location.as_ref().and_then(|l| {
+        // The primary place and the related ones near it share one snippet; the others get
+        // one each, in order.
+        let mut primary = d.location.as_ref().and_then(|l| {
             let span = l.span?;
-            let text = sources.get(&l.file)?;
-            Some((
-                l.file.as_str(),
-                Snippet::source(text)
-                    .path(shown[0].as_str())
-                    .fold(true)
-                    .annotation(
-                        AnnotationKind::Primary
-                            .span(byte_range(span, text))
-                            .label(d.label.as_deref()),
-                    ),
-            ))
+            let lines = lines_of(&l.file)?;
+            let range = byte_range(span, lines.text);
+            let annotation = (AnnotationKind::Primary, range, d.label.as_deref());
+            Some((l.file.as_str(), lines, vec![annotation]))
         });
         let mut others = Vec::new();
         for (i, related) in d.related.iter().enumerate() {
-            let (Some(span), Some(text)) =
-                (related.location.span, sources.get(&related.location.file))
+            let (Some(span), Some(lines)) =
+                (related.location.span, lines_of(&related.location.file))
             else {
                 continue;
             };
-            let annotation = AnnotationKind::Context
-                .span(byte_range(span, text))
-                .label(related.message.as_str());
-            match &mut snippet {
-                Some((file, s)) if *file == related.location.file => {
-                    *s = std::mem::replace(s, Snippet::source("")).annotation(annotation);
+            let range = byte_range(span, lines.text);
+            let annotation = (
+                AnnotationKind::Context,
+                range,
+                Some(related.message.as_str()),
+            );
+            match &mut primary {
+                Some((file, lines, annotations))
+                    if *file == related.location.file
+                        && lines.spans_at_most(annotations, &annotation.1, MAX_SNIPPET_LINES) =>
+                {
+                    annotations.push(annotation);
                 }
-                _ => others.push(
-                    Snippet::source(text)
-                        .path(shown[i + 1].as_str())
-                        .fold(true)
-                        .annotation(annotation),
-                ),
+                _ => others.push((i + 1, lines, vec![annotation])),
             }
         }
-        match (snippet, &d.location) {
-            (Some((_, s)), _) => group = group.element(s),
+        match (primary, &d.location) {
+            (Some((_, lines, annotations)), _) => {
+                group = group.element(lines.snippet(shown[0].as_str(), annotations));
+            }
             (None, Some(l)) => {
                 let mut origin = Origin::path(shown[0].as_str());
                 if let Some(span) = l.span {
@@ -102,8 +122,8 @@ pub fn human(diagnostics: &[Diagnostic], sources: &Sources, paths: &Paths, color
             }
             (None, None) => {}
         }
-        for s in others {
-            group = group.element(s);
+        for (shown_at, lines, annotations) in others {
+            group = group.element(lines.snippet(shown[shown_at].as_str(), annotations));
         }
         if let Some(expected) = &d.expected {
             group = group.element(Level::NOTE.message(format!("expected {expected}")));
@@ -135,6 +155,92 @@ pub fn summary(diagnostics: &[Diagnostic], what: &str) -> String {
             plural(e, "error"),
             plural(w, "warning")
         ),
+    }
+}
+
+/// An annotation of a snippet: its kind, byte range in the whole file, and label.
+type Annotated<'a> = (AnnotationKind, std::ops::Range<usize>, Option<&'a str>);
+
+/// A source text and where its lines start.
+#[derive(Debug)]
+struct Lines<'a> {
+    text: &'a str,
+    /// Byte offset of each line's first character.
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .filter(|&i| i < text.len() || i == 0)
+            .collect();
+        Lines { text, starts }
+    }
+
+    /// The index of the line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+
+    /// The first and last line a range touches.
+    fn lines_of(&self, range: &std::ops::Range<usize>) -> (usize, usize) {
+        let last = range.end.max(range.start + 1) - 1;
+        (self.line_of(range.start), self.line_of(last))
+    }
+
+    /// Whether `range` and the ranges of `annotations` lie within `max` lines together.
+    fn spans_at_most(
+        &self,
+        annotations: &[Annotated<'_>],
+        range: &std::ops::Range<usize>,
+        max: usize,
+    ) -> bool {
+        let (first, last) = annotations
+            .iter()
+            .map(|(_, r, _)| self.lines_of(r))
+            .chain(std::iter::once(self.lines_of(range)))
+            .fold((usize::MAX, 0), |(f, l), (a, b)| (f.min(a), l.max(b)));
+        last - first < max
+    }
+
+    /// The first line's index and the byte range of the lines the annotations touch.
+    fn excerpt(&self, annotations: &[Annotated<'_>]) -> (usize, usize, usize) {
+        let (first, last) = annotations
+            .iter()
+            .map(|(_, r, _)| self.lines_of(r))
+            .fold((usize::MAX, 0), |(f, l), (a, b)| (f.min(a), l.max(b)));
+        let start = self.starts[first];
+        let end = self
+            .starts
+            .get(last + 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        (first, start, end)
+    }
+
+    /// A folded snippet of just the lines the annotations touch, numbered as in the file.
+    fn snippet<'s>(
+        &self,
+        path: &'s str,
+        annotations: Vec<Annotated<'s>>,
+    ) -> Snippet<'s, Annotation<'s>>
+    where
+        'a: 's,
+    {
+        let (first, start, end) = self.excerpt(&annotations);
+        annotations.into_iter().fold(
+            Snippet::source(&self.text[start..end])
+                .line_start(first + 1)
+                .path(path)
+                .fold(true),
+            |snippet, (kind, range, label)| {
+                let shifted = range.start.min(end) - start..range.end.min(end) - start;
+                snippet.annotation(kind.span(shifted).label(label))
+            },
+        )
     }
 }
 
@@ -297,11 +403,59 @@ fn escape_property(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::{Code, Pos};
 
     #[test]
     fn escapes_workflow_commands() {
         assert_eq!(escape_data("a%b\nc"), "a%25b%0Ac");
         assert_eq!(escape_property("E0201: x,y"), "E0201%3A x%2Cy");
+    }
+
+    #[test]
+    fn a_snippet_holds_only_the_lines_it_annotates_however_large_the_file() {
+        let text: String = (1..=100_000).map(|i| format!("key{i}: {i}\n")).collect();
+        let lines = Lines::new(&text);
+        let at = |line: usize| {
+            let start = lines.starts[line - 1];
+            (AnnotationKind::Primary, start..start + 3, None)
+        };
+        let (first, start, end) = lines.excerpt(&[at(70_000)]);
+        assert_eq!((first, &text[start..end]), (69_999, "key70000: 70000\n"));
+        let (first, start, end) = lines.excerpt(&[at(10), at(12)]);
+        assert_eq!((first, text[start..end].lines().count()), (9, 3));
+        assert!(lines.spans_at_most(&[at(10)], &at(73).1, MAX_SNIPPET_LINES));
+        assert!(!lines.spans_at_most(&[at(10)], &at(90_000).1, MAX_SNIPPET_LINES));
+    }
+
+    #[test]
+    fn a_far_related_place_gets_a_snippet_of_its_own_with_its_own_line_number() {
+        let text: String = (1..=1_000).map(|i| format!("key{i}: {i}\n")).collect();
+        let offset = |line: usize| {
+            text.match_indices('\n')
+                .nth(line - 2)
+                .map_or(0, |(i, _)| i + 1)
+        };
+        let span = |line: usize| Span {
+            start: Pos {
+                line: line as u32,
+                column: 1,
+                offset: offset(line),
+            },
+            end: Pos {
+                line: line as u32,
+                column: 4,
+                offset: offset(line) + 3,
+            },
+        };
+        let d = Diagnostic::new(Code::DuplicateKey, "duplicate key `key`")
+            .at("pipelines/p.yaml", span(900))
+            .related("pipelines/p.yaml", span(3), "first defined here");
+        let mut sources = Sources::default();
+        sources.insert("pipelines/p.yaml", text.clone());
+        let shown = human(&[d], &sources, &Paths::default(), false);
+        assert!(shown.contains("900 | key900: 900"), "{shown}");
+        assert!(shown.contains("3 | key3: 3"), "{shown}");
+        assert!(!shown.contains("key450"), "{shown}");
     }
 
     #[test]
