@@ -130,25 +130,17 @@ fn synthetic_layout(n: usize) -> BTreeMap<String, Vec<u8>> {
         .collect();
     let imports = vec!["wasi:io/streams@0.2.0".to_owned()];
     let exports = vec!["etl:pipeline/transform@0.1.0".to_owned()];
-    let provenance = etl::oci::Provenance {
-        created: 1_700_000_000,
-        source: None,
-        revision: None,
-    };
     let names: Vec<String> = (0..n).map(|i| format!("artifact-{i:05}")).collect();
     let artifacts: Vec<_> = names
         .iter()
         .zip(&wasm)
         .map(|(name, wasm)| {
-            etl::oci::artifact(
-                &etl::oci::ArtifactInput {
-                    name,
-                    wasm,
-                    imports: &imports,
-                    exports: &exports,
-                },
-                &provenance,
-            )
+            etl::oci::artifact(&etl::oci::ArtifactInput {
+                name,
+                wasm,
+                imports: &imports,
+                exports: &exports,
+            })
             .unwrap()
         })
         .collect();

@@ -32,7 +32,7 @@ pub struct Options {
     /// Cache of pulled components, componentized modules and compositions; `None` builds
     /// everything (and pulls into memory).
     pub cache: Option<Cache>,
-    /// Commit, source and time stamped on the OCI artifacts.
+    /// Commit, source and time recorded in `plan.json` (never in the artifacts).
     pub provenance: Provenance,
 }
 
@@ -65,16 +65,17 @@ pub struct Plan {
     pub harness: BTreeMap<&'static str, String>,
     /// One entry per pipeline, by name.
     pub pipelines: Vec<PipelinePlan>,
-    /// What the OCI artifacts are stamped with.
+    /// Where this compile came from: commit, time, source.
     pub provenance: ProvenancePlan,
     /// Every pipeline as deployed to every environment: what the manifests say.
     pub deployments: BTreeMap<String, BTreeMap<String, Application>>,
 }
 
-/// The provenance stamped on the artifacts.
+/// Where a compile came from. Only here: the artifacts' bytes depend on what runs alone, so an
+/// unchanged step keeps its digest across commits.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProvenancePlan {
-    /// RFC 3339 time of `created`.
+    /// RFC 3339 time: `SOURCE_DATE_EPOCH`, else the commit's time, else the Unix epoch.
     pub created: String,
     /// Where the pipeline repo lives.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,14 +274,29 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
     if validation.has_errors() {
         return Ok(failed(validation, built));
     }
+    let created = match oci::rfc3339(provenance.created) {
+        Ok(created) => created,
+        Err(e) => {
+            validation.diagnostics.push(Diagnostic::new(
+                Code::Emit,
+                format!("the plan's provenance: {e}"),
+            ));
+            return Ok(failed(validation, built));
+        }
+    };
     let mut files = builder.files;
-    let deployments = match package_and_emit(&validation.repo, &pipelines, provenance, &mut files) {
+    let deployments = match package_and_emit(&validation.repo, &pipelines, &mut files) {
         Ok(deployments) => deployments,
         Err(problems) => {
             validation.diagnostics.extend(problems);
             crate::diag::sort(&mut validation.diagnostics);
             return Ok(failed(validation, built));
         }
+    };
+    let provenance = ProvenancePlan {
+        created,
+        source: provenance.source.clone(),
+        revision: provenance.revision.clone(),
     };
     let plan = plan_of(&validation.repo, pipelines, provenance, deployments);
     files.insert(
@@ -301,7 +317,6 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
 fn package_and_emit(
     repo: &Repo,
     pipelines: &[PipelinePlan],
-    provenance: &Provenance,
     files: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<BTreeMap<String, BTreeMap<String, Application>>, Vec<Diagnostic>> {
     let mut problems = Vec::new();
@@ -318,7 +333,7 @@ fn package_and_emit(
                 imports: &unit.artifact.imports,
                 exports: &unit.artifact.exports,
             };
-            match oci::artifact(&input, provenance) {
+            match oci::artifact(&input) {
                 Ok(a) => {
                     packaged.entry(p.name.as_str()).or_default().insert(
                         unit.name.clone(),
@@ -460,7 +475,7 @@ pub fn input_digests(repo: &Repo) -> BTreeMap<String, String> {
 fn plan_of(
     repo: &Repo,
     mut pipelines: Vec<PipelinePlan>,
-    provenance: &Provenance,
+    provenance: ProvenancePlan,
     deployments: BTreeMap<String, BTreeMap<String, Application>>,
 ) -> Plan {
     pipelines.sort_by(|a, b| a.name.cmp(&b.name));
@@ -476,11 +491,7 @@ fn plan_of(
         inputs,
         harness: Part::ALL.iter().map(|p| (p.name(), p.digest())).collect(),
         pipelines,
-        provenance: ProvenancePlan {
-            created: oci::rfc3339(provenance.created).unwrap_or_default(),
-            source: provenance.source.clone(),
-            revision: provenance.revision.clone(),
-        },
+        provenance,
         deployments,
     }
 }

@@ -44,9 +44,11 @@ enum Command {
     /// plan.json, components/sha256/…, oci/ (an OCI image layout), and per environment
     /// <env>/wadm/<pipeline>.yaml (wasmCloud 1.x) and <env>/k8s/<pipeline>.yaml (wasmCloud v2).
     ///
-    /// The output is byte-identical for identical inputs. Artifacts are stamped with
-    /// SOURCE_DATE_EPOCH when set, else the repo's last commit time, else 0 (never the clock), and
-    /// with the commit when the repo is a clean git work tree.
+    /// The output is byte-identical for identical inputs. An artifact's bytes depend only on
+    /// what runs (harness, customer component, connector): an unchanged step keeps its digest
+    /// across commits. plan.json records where the compile came from: SOURCE_DATE_EPOCH when
+    /// set, else the repo's last commit time, else 0 (never the clock), and the commit when the
+    /// repo is a clean git work tree (the output directory and etl's cache do not count).
     ///
     /// Nothing is written unless everything succeeds: a failed compile leaves the previous
     /// output as it was. Exit status: 0 compiled, 1 invalid input, 2 usage or internal error.
@@ -67,8 +69,8 @@ enum Command {
         /// Output format of diagnostics, as for `etl validate`.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
-        /// URL of the pipeline repo, stamped on the artifacts as
-        /// `org.opencontainers.image.source` (e.g. https://github.com/acme/pipelines).
+        /// URL of the pipeline repo, recorded in plan.json's provenance (e.g.
+        /// https://github.com/acme/pipelines).
         #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
         source: Option<String>,
         /// Sign every artifact of oci/ with this private key (from `etl keygen`): a cosign
@@ -247,7 +249,7 @@ enum Command {
         /// `etl compile`).
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
-        /// URL of the pipeline repo stamped on artifacts of sides compiled here, as for
+        /// URL of the pipeline repo recorded in the plans of sides compiled here, as for
         /// `etl compile --source`.
         #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
         source: Option<String>,
@@ -455,11 +457,15 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             };
             let cache = (!no_cache)
                 .then(|| etl::resolve::Cache::new(cache_dir.unwrap_or_else(default_cache_dir)));
+            // What etl writes is never a change of the inputs.
+            let written: Vec<&std::path::Path> = std::iter::once(out.as_path())
+                .chain(cache.as_ref().map(etl::resolve::Cache::dir))
+                .collect();
             let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-            let provenance = etl::provenance::discover(&repo, epoch.as_deref(), source)?;
-            if provenance.revision.is_none() && etl::provenance::is_dirty(&repo) {
+            let provenance = etl::provenance::discover(&repo, &written, epoch.as_deref(), source)?;
+            if provenance.revision.is_none() && etl::provenance::is_dirty(&repo, &written) {
                 eprintln!(
-                    "note: `{}` has uncommitted changes: the artifacts carry no revision",
+                    "note: `{}` has uncommitted changes: plan.json records no revision",
                     repo.display()
                 );
             }

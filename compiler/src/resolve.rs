@@ -145,6 +145,11 @@ impl Cache {
         Cache { dir: dir.into() }
     }
 
+    /// Where the cache is.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn pulled_path(&self, digest: &str) -> PathBuf {
         self.dir
             .join("sha256")
