@@ -274,8 +274,9 @@ enum Command {
         /// The `etl compile` output.
         #[arg(value_name = "DIST")]
         dist: PathBuf,
-        /// Where to push: HOST[:PORT][/PREFIX], e.g. registry.acme.example/etl (default: the
-        /// project's `spec.registry`, as DIST/plan.json records it).
+        /// Where to push: HOST[:PORT][/PREFIX] (default: the project's `spec.registry`, as
+        /// DIST/plan.json records it). Anything else is refused: DIST's manifests and
+        /// signatures name the registry it was compiled for.
         #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
         registry: Option<String>,
         /// Also tag the artifacts this environment deploys with its name (the start of the
@@ -698,7 +699,7 @@ fn push(
     let report = match etl::push::push(dist, &options) {
         Ok(report) => report,
         Err(e @ (PushError::Io { .. } | PushError::Layout { .. })) => return Err(e.into()),
-        Err(e @ PushError::UnknownEnvironment(_)) => {
+        Err(e @ (PushError::UnknownEnvironment(_) | PushError::OtherRegistry { .. })) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         }
