@@ -1041,8 +1041,9 @@ fn verify(
         match found {
             Ok(found) => checked.push(found.checked),
             Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(1));
+                // Nothing was checked: that is no verdict on the signatures.
+                eprintln!("error: `{target}` cannot be checked: {e}");
+                return Ok(ExitCode::from(2));
             }
         }
     }

@@ -406,3 +406,26 @@ fn sigstore_takes_no_account_of_the_docker_reference_so_etl_push_refuses_another
         );
     }
 }
+
+#[test]
+fn a_registry_that_cannot_be_reached_is_named_and_is_no_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    etl(&["keygen", "--out", s(&dir.path().join("k"))], dir.path());
+    let host = format!("127.0.0.1:{}", common::registry::free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["verify", "--key", s(&dir.path().join("k.pub"))])
+        .args([format!("{host}/etl/a:dev"), format!("{host}/etl/b:dev")])
+        .env("DOCKER_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to registry `{host}`")),
+        "{stderr}"
+    );
+    assert!(
+        !format!("{stdout}{stderr}").contains("not signed"),
+        "{stdout}{stderr}"
+    );
+}
