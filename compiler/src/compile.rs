@@ -43,8 +43,10 @@ pub struct Compilation {
     pub validation: Validation,
     /// The plan written, if any.
     pub plan: Option<Plan>,
-    /// Compositions built in this run (the rest came from the cache).
+    /// Compositions built in this run.
     pub built: usize,
+    /// Compositions taken from the cache (0 without one).
+    pub from_cache: usize,
 }
 
 /// `dist/plan.json`.
@@ -166,8 +168,10 @@ pub struct Build {
     /// The files of `dist/` by relative path (`plan.json`, `components/sha256/…`); empty
     /// unless the compile succeeded.
     pub files: BTreeMap<String, Vec<u8>>,
-    /// Compositions built in this run (the rest came from the cache).
+    /// Compositions built in this run.
     pub built: usize,
+    /// Compositions taken from the cache (0 without one).
+    pub from_cache: usize,
 }
 
 /// An environment name (`--env`, `--from`, `--to`) that a plan does not deploy to.
@@ -236,6 +240,7 @@ pub fn compile_signed(
         validation: build.validation,
         plan: build.plan,
         built: build.built,
+        from_cache: build.from_cache,
     })
 }
 
@@ -247,6 +252,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         plan: None,
         files: BTreeMap::new(),
         built,
+        from_cache: 0,
     };
     if validation.has_errors() {
         return Ok(failed(validation, 0));
@@ -261,6 +267,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         cache,
         files: BTreeMap::new(),
         built: 0,
+        from_cache: 0,
         done: BTreeMap::new(),
     };
     let mut pipelines = Vec::new();
@@ -270,7 +277,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
             Err(d) => validation.diagnostics.push(*d),
         }
     }
-    let built = builder.built;
+    let (built, from_cache) = (builder.built, builder.from_cache);
     if validation.has_errors() {
         return Ok(failed(validation, built));
     }
@@ -308,6 +315,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         plan: Some(plan),
         files,
         built,
+        from_cache,
     })
 }
 
@@ -515,6 +523,8 @@ struct Builder<'a> {
     files: BTreeMap<String, Vec<u8>>,
     /// Compositions made in this run.
     built: usize,
+    /// Compositions taken from the cache.
+    from_cache: usize,
     /// Artifacts by recipe key, made earlier in this run.
     done: BTreeMap<String, ArtifactPlan>,
 }
@@ -633,7 +643,10 @@ impl Builder<'_> {
             return Ok(artifact.clone());
         }
         let composed = match self.cache.and_then(|c| c.composed(&key)) {
-            Some(composed) => composed,
+            Some(composed) => {
+                self.from_cache += 1;
+                composed
+            }
             None => {
                 let inbound_bytes: Vec<&[u8]> = inbound.iter().map(|p| p.bytes()).collect();
                 let bytes = compose::compose(Parts {

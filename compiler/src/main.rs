@@ -470,23 +470,33 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                     repo.display()
                 );
             }
-            let compilation = etl::compile::compile_signed(
-                &repo,
-                &etl::compile::Options {
-                    out: out.clone(),
-                    cache,
-                    provenance,
-                },
-                key.as_ref(),
-            )?;
+            let options = etl::compile::Options {
+                out: out.clone(),
+                cache,
+                provenance,
+            };
+            let compilation = etl::compile::compile_signed(&repo, &options, key.as_ref())?;
+            warn_cache(options.cache.as_ref());
             let done = compilation.plan.as_ref().map(|plan| {
-                let units: usize = plan.pipelines.iter().map(|p| p.steps.len() + p.sinks.len()).sum();
+                let units: usize = plan
+                    .pipelines
+                    .iter()
+                    .map(|p| p.steps.len() + p.sinks.len())
+                    .sum();
+                let (built, cached) = (compilation.built, compilation.from_cache);
+                let shared = units.saturating_sub(built + cached);
+                let mut how = vec![format!("{built} built")];
+                if options.cache.is_some() {
+                    how.push(format!("{cached} from cache"));
+                }
+                if shared > 0 {
+                    how.push(format!("{shared} shared with an identical one"));
+                }
                 format!(
-                    "compiled {} pipeline{} ({units} components, {} built, {} from cache) into `{}`",
+                    "compiled {} pipeline{} ({units} components: {}) into `{}`",
                     plan.pipelines.len(),
                     if plan.pipelines.len() == 1 { "" } else { "s" },
-                    compilation.built,
-                    units.saturating_sub(compilation.built),
+                    how.join(", "),
                     out.display()
                 )
             });
@@ -645,6 +655,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 })
             };
             let (base, head) = (load(&base)?, load(&head)?);
+            warn_cache(options.cache.as_ref());
             let diff = etl::diff::diff(&base, &head);
             print(&match format {
                 DiffFormat::Markdown => diff.markdown(),
@@ -710,6 +721,20 @@ fn push(
     };
     print_push(&report, &options.registry);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says, once, that the cache could not be written (the compile went on without it).
+fn warn_cache(cache: Option<&etl::resolve::Cache>) {
+    if let Some((path, error)) = cache.and_then(etl::resolve::Cache::write_failure) {
+        eprintln!(
+            "warning: the cache `{}` cannot be written (`{}`: {error}): compositions are not kept \
+             for the next run; fix its permissions or give --cache-dir",
+            cache
+                .map(|c| c.dir().display().to_string())
+                .unwrap_or_default(),
+            path.display()
+        );
+    }
 }
 
 /// What a push did: a line per manifest on stdout, the counts on stderr.
