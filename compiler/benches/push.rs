@@ -79,9 +79,14 @@ impl Registry {
         }
     }
 
+    /// `127.0.0.1:<port>/etl`: where the example is compiled for and pushed to.
+    fn name(&self) -> String {
+        format!("127.0.0.1:{}/etl", self.port)
+    }
+
     fn options(&self) -> Options {
         Options {
-            registry: format!("127.0.0.1:{}/etl", self.port).parse().unwrap(),
+            registry: self.name().parse().unwrap(),
             insecure: Vec::new(),
             credentials: Credentials::Anonymous,
             retry: Retry::default(),
@@ -97,11 +102,39 @@ impl Drop for Registry {
     }
 }
 
-/// The example compiled into `dir/dist`, with fixed provenance.
-fn compile_example(dir: &Path) -> PathBuf {
-    let out = dir.join("dist");
-    let compilation = etl::compile::compile(
+/// Copies the directory tree `from` into `to`.
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The example compiled for the registry `registry` (an output is pushed only to the registry
+/// it was compiled for) into `dir/<n>/dist`, with fixed provenance and the cache `dir/cache`.
+fn compile_example(dir: &Path, registry: &str) -> PathBuf {
+    let n = std::fs::read_dir(dir).unwrap().count();
+    let repo = dir.join(n.to_string()).join("repo");
+    copy(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors"),
+        &repo,
+    );
+    let project = repo.join("etl.yaml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    let moved = text.replace(
+        "registry: registry.acme.example/etl",
+        &format!("registry: {registry}"),
+    );
+    assert_ne!(moved, text, "the example's registry moved");
+    std::fs::write(&project, moved).unwrap();
+    let out = repo.with_file_name("dist");
+    let compilation = etl::compile::compile(
+        &repo,
         &etl::compile::Options {
             out: out.clone(),
             cache: Some(etl::resolve::Cache::new(dir.join("cache"))),
@@ -130,25 +163,17 @@ fn synthetic_layout(n: usize) -> BTreeMap<String, Vec<u8>> {
         .collect();
     let imports = vec!["wasi:io/streams@0.2.0".to_owned()];
     let exports = vec!["etl:pipeline/transform@0.1.0".to_owned()];
-    let provenance = etl::oci::Provenance {
-        created: 1_700_000_000,
-        source: None,
-        revision: None,
-    };
     let names: Vec<String> = (0..n).map(|i| format!("artifact-{i:05}")).collect();
     let artifacts: Vec<_> = names
         .iter()
         .zip(&wasm)
         .map(|(name, wasm)| {
-            etl::oci::artifact(
-                &etl::oci::ArtifactInput {
-                    name,
-                    wasm,
-                    imports: &imports,
-                    exports: &exports,
-                },
-                &provenance,
-            )
+            etl::oci::artifact(&etl::oci::ArtifactInput {
+                name,
+                wasm,
+                imports: &imports,
+                exports: &exports,
+            })
             .unwrap()
         })
         .collect();
@@ -184,11 +209,11 @@ fn main() {
 
     // Push.
     let dir = tempfile::tempdir().unwrap();
-    let dist = compile_example(dir.path());
     let mut cold = Vec::new();
     let mut first = Report::default();
     for _ in 0..cold_runs {
         let registry = Registry::start();
+        let dist = compile_example(dir.path(), &registry.name());
         let (t, report) = timed_push(&dist, &registry.options());
         assert_eq!(report.blobs_skipped, 0, "a cold push finds nothing");
         cold.push(t);
@@ -197,6 +222,7 @@ fn main() {
     let artifacts = first.pushed.len();
     let registry = Registry::start();
     let options = registry.options();
+    let dist = compile_example(dir.path(), &registry.name());
     timed_push(&dist, &options);
     let mut warm = Vec::new();
     let mut again = Report::default();

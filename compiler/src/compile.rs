@@ -33,7 +33,7 @@ pub struct Options {
     /// Cache of pulled components, componentized modules and compositions; `None` builds
     /// everything (and pulls into memory).
     pub cache: Option<Cache>,
-    /// Commit, source and time stamped on the OCI artifacts.
+    /// Commit, source and time recorded in `plan.json` (never in the artifacts).
     pub provenance: Provenance,
 }
 
@@ -44,8 +44,10 @@ pub struct Compilation {
     pub validation: Validation,
     /// The plan written, if any.
     pub plan: Option<Plan>,
-    /// Compositions built in this run (the rest came from the cache).
+    /// Compositions built in this run.
     pub built: usize,
+    /// Compositions taken from the cache (0 without one).
+    pub from_cache: usize,
 }
 
 /// `dist/plan.json`.
@@ -66,16 +68,17 @@ pub struct Plan {
     pub harness: BTreeMap<&'static str, String>,
     /// One entry per pipeline, by name.
     pub pipelines: Vec<PipelinePlan>,
-    /// What the OCI artifacts are stamped with.
+    /// Where this compile came from: commit, time, source.
     pub provenance: ProvenancePlan,
     /// Every pipeline as deployed to every environment: what the manifests say.
     pub deployments: BTreeMap<String, BTreeMap<String, Application>>,
 }
 
-/// The provenance stamped on the artifacts.
+/// Where a compile came from. Only here: the artifacts' bytes depend on what runs alone, so an
+/// unchanged step keeps its digest across commits.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProvenancePlan {
-    /// RFC 3339 time of `created`.
+    /// RFC 3339 time: `SOURCE_DATE_EPOCH`, else the commit's time, else the Unix epoch.
     pub created: String,
     /// Where the pipeline repo lives.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,8 +169,10 @@ pub struct Build {
     /// The files of `dist/` by relative path (`plan.json`, `components/sha256/…`); empty
     /// unless the compile succeeded.
     pub files: BTreeMap<String, Vec<u8>>,
-    /// Compositions built in this run (the rest came from the cache).
+    /// Compositions built in this run.
     pub built: usize,
+    /// Compositions taken from the cache (0 without one).
+    pub from_cache: usize,
 }
 
 /// An environment name (`--env`, `--from`, `--to`) that a plan does not deploy to.
@@ -238,6 +243,7 @@ pub fn compile_signed(
         validation: build.validation,
         plan: build.plan,
         built: build.built,
+        from_cache: build.from_cache,
     })
 }
 
@@ -249,6 +255,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         plan: None,
         files: BTreeMap::new(),
         built,
+        from_cache: 0,
     };
     if validation.has_errors() {
         return Ok(failed(validation, 0));
@@ -264,6 +271,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         cache,
         files: BTreeMap::new(),
         built: 0,
+        from_cache: 0,
         done: BTreeMap::new(),
     };
     let mut pipelines = Vec::new();
@@ -273,18 +281,33 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
             Err(d) => validation.diagnostics.push(*d),
         }
     }
-    let built = builder.built;
+    let (built, from_cache) = (builder.built, builder.from_cache);
     if validation.has_errors() {
         return Ok(failed(validation, built));
     }
+    let created = match oci::rfc3339(provenance.created) {
+        Ok(created) => created,
+        Err(e) => {
+            validation.diagnostics.push(Diagnostic::new(
+                Code::Emit,
+                format!("the plan's provenance: {e}"),
+            ));
+            return Ok(failed(validation, built));
+        }
+    };
     let mut files = builder.files;
-    let deployments = match package_and_emit(&validation.repo, &pipelines, provenance, &mut files) {
+    let deployments = match package_and_emit(&validation.repo, &pipelines, &mut files) {
         Ok(deployments) => deployments,
         Err(problems) => {
             validation.diagnostics.extend(problems);
             crate::diag::sort(&mut validation.diagnostics);
             return Ok(failed(validation, built));
         }
+    };
+    let provenance = ProvenancePlan {
+        created,
+        source: provenance.source.clone(),
+        revision: provenance.revision.clone(),
     };
     let plan = plan_of(&validation.repo, pipelines, provenance, deployments);
     files.insert(
@@ -296,6 +319,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         plan: Some(plan),
         files,
         built,
+        from_cache,
     })
 }
 
@@ -305,7 +329,6 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
 fn package_and_emit(
     repo: &Repo,
     pipelines: &[PipelinePlan],
-    provenance: &Provenance,
     files: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<BTreeMap<String, BTreeMap<String, Application>>, Vec<Diagnostic>> {
     let mut problems = Vec::new();
@@ -322,7 +345,7 @@ fn package_and_emit(
                 imports: &unit.artifact.imports,
                 exports: &unit.artifact.exports,
             };
-            match oci::artifact(&input, provenance) {
+            match oci::artifact(&input) {
                 Ok(a) => {
                     packaged.entry(p.name.as_str()).or_default().insert(
                         unit.name.clone(),
@@ -464,7 +487,7 @@ pub fn input_digests(repo: &Repo) -> BTreeMap<String, String> {
 fn plan_of(
     repo: &Repo,
     mut pipelines: Vec<PipelinePlan>,
-    provenance: &Provenance,
+    provenance: ProvenancePlan,
     deployments: BTreeMap<String, BTreeMap<String, Application>>,
 ) -> Plan {
     pipelines.sort_by(|a, b| a.name.cmp(&b.name));
@@ -480,11 +503,7 @@ fn plan_of(
         inputs,
         harness: Part::ALL.iter().map(|p| (p.name(), p.digest())).collect(),
         pipelines,
-        provenance: ProvenancePlan {
-            created: oci::rfc3339(provenance.created).unwrap_or_default(),
-            source: provenance.source.clone(),
-            revision: provenance.revision.clone(),
-        },
+        provenance,
         deployments,
     }
 }
@@ -508,6 +527,8 @@ struct Builder<'a> {
     files: BTreeMap<String, Vec<u8>>,
     /// Compositions made in this run.
     built: usize,
+    /// Compositions taken from the cache.
+    from_cache: usize,
     /// Artifacts by recipe key, made earlier in this run.
     done: BTreeMap<String, ArtifactPlan>,
 }
@@ -626,7 +647,10 @@ impl Builder<'_> {
             return Ok(artifact.clone());
         }
         let composed = match self.cache.and_then(|c| c.composed(&key)) {
-            Some(composed) => composed,
+            Some(composed) => {
+                self.from_cache += 1;
+                composed
+            }
             None => {
                 let inbound_bytes: Vec<&[u8]> = inbound.iter().map(|p| p.bytes()).collect();
                 let bytes = compose::compose(Parts {

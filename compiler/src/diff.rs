@@ -363,7 +363,7 @@ pub struct Counts {
     pub units_removed: usize,
     /// Units whose composed component changed.
     pub artifacts: usize,
-    /// Units whose OCI artifact changed only in its stamp (revision, created).
+    /// Units whose OCI manifest changed while their component did not (see [`Restamp`]).
     pub restamped: usize,
     /// Units whose `from` changed.
     pub wiring: usize,
@@ -437,7 +437,7 @@ pub struct PipelineDiff {
     pub units_removed: Vec<String>,
     /// Units whose composed component changed, and why.
     pub artifacts: Vec<ArtifactChange>,
-    /// Units whose OCI artifact changed only in its stamp.
+    /// Units whose OCI manifest changed while their component did not (see [`Restamp`]).
     pub restamped: Vec<Restamp>,
     /// Units whose inputs changed.
     pub wiring: Vec<Wiring>,
@@ -510,7 +510,10 @@ pub enum Cause {
     Composition,
 }
 
-/// A unit whose OCI artifact changed while its component did not.
+/// A unit whose OCI manifest changed while its component did not: only the packaging differs.
+/// Two compiles by the same `etl` never give one (an artifact's bytes depend on its component
+/// and name alone); a plan written by an `etl` that stamped the commit and time into artifacts,
+/// or by one that packages differently, does.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Restamp {

@@ -49,9 +49,11 @@ enum Command {
     /// plan.json, components/sha256/…, oci/ (an OCI image layout), and per environment
     /// <env>/wadm/<pipeline>.yaml (wasmCloud 1.x) and <env>/k8s/<pipeline>.yaml (wasmCloud v2).
     ///
-    /// The output is byte-identical for identical inputs. Artifacts are stamped with
-    /// SOURCE_DATE_EPOCH when set, else the repo's last commit time, else 0 (never the clock), and
-    /// with the commit when the repo is a clean git work tree.
+    /// The output is byte-identical for identical inputs. An artifact's bytes depend only on
+    /// what runs (harness, customer component, connector): an unchanged step keeps its digest
+    /// across commits. plan.json records where the compile came from: SOURCE_DATE_EPOCH when
+    /// set, else the repo's last commit time, else 0 (never the clock), and the commit when the
+    /// repo is a clean git work tree (the output directory and etl's cache do not count).
     ///
     /// Nothing is written unless everything succeeds: a failed compile leaves the previous
     /// output as it was. `--out` is replaced only when it is new, an empty directory or an
@@ -75,8 +77,8 @@ enum Command {
         /// Output format of diagnostics, as for `etl validate`.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
-        /// URL of the pipeline repo, stamped on the artifacts as
-        /// `org.opencontainers.image.source` (e.g. https://github.com/acme/pipelines).
+        /// URL of the pipeline repo, recorded in plan.json's provenance (e.g.
+        /// https://github.com/acme/pipelines).
         #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
         source: Option<String>,
         /// Sign every artifact of oci/ with this private key (from `etl keygen`): a cosign
@@ -256,7 +258,7 @@ enum Command {
         /// `etl compile`).
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
-        /// URL of the pipeline repo stamped on artifacts of sides compiled here, as for
+        /// URL of the pipeline repo recorded in the plans of sides compiled here, as for
         /// `etl compile --source`.
         #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
         source: Option<String>,
@@ -281,8 +283,9 @@ enum Command {
         /// The `etl compile` output.
         #[arg(value_name = "DIST")]
         dist: PathBuf,
-        /// Where to push: HOST[:PORT][/PREFIX], e.g. registry.acme.example/etl (default: the
-        /// project's `spec.registry`, as DIST/plan.json records it).
+        /// Where to push: HOST[:PORT][/PREFIX] (default: the project's `spec.registry`, as
+        /// DIST/plan.json records it). Anything else is refused: DIST's manifests and
+        /// signatures name the registry it was compiled for.
         #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
         registry: Option<String>,
         /// Also tag the artifacts this environment deploys with its name (the start of the
@@ -470,31 +473,45 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             };
             let cache = (!no_cache)
                 .then(|| etl::resolve::Cache::new(cache_dir.unwrap_or_else(default_cache_dir)));
+            // What etl writes is never a change of the inputs.
+            let written: Vec<&std::path::Path> = std::iter::once(out.as_path())
+                .chain(cache.as_ref().map(etl::resolve::Cache::dir))
+                .collect();
             let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-            let provenance = etl::provenance::discover(&repo, epoch.as_deref(), source)?;
-            if provenance.revision.is_none() && etl::provenance::is_dirty(&repo) {
+            let provenance = etl::provenance::discover(&repo, &written, epoch.as_deref(), source)?;
+            if provenance.revision.is_none() && etl::provenance::is_dirty(&repo, &written) {
                 eprintln!(
-                    "note: `{}` has uncommitted changes: the artifacts carry no revision",
+                    "note: `{}` has uncommitted changes: plan.json records no revision",
                     repo.display()
                 );
             }
-            let compilation = etl::compile::compile_signed(
-                &repo,
-                &etl::compile::Options {
-                    out: out.clone(),
-                    cache,
-                    provenance,
-                },
-                key.as_ref(),
-            )?;
+            let options = etl::compile::Options {
+                out: out.clone(),
+                cache,
+                provenance,
+            };
+            let compilation = etl::compile::compile_signed(&repo, &options, key.as_ref())?;
+            warn_cache(options.cache.as_ref());
             let done = compilation.plan.as_ref().map(|plan| {
-                let units: usize = plan.pipelines.iter().map(|p| p.steps.len() + p.sinks.len()).sum();
+                let units: usize = plan
+                    .pipelines
+                    .iter()
+                    .map(|p| p.steps.len() + p.sinks.len())
+                    .sum();
+                let (built, cached) = (compilation.built, compilation.from_cache);
+                let shared = units.saturating_sub(built + cached);
+                let mut how = vec![format!("{built} built")];
+                if options.cache.is_some() {
+                    how.push(format!("{cached} from cache"));
+                }
+                if shared > 0 {
+                    how.push(format!("{shared} shared with an identical one"));
+                }
                 format!(
-                    "compiled {} pipeline{} ({units} components, {} built, {} from cache) into `{}`",
+                    "compiled {} pipeline{} ({units} components: {}) into `{}`",
                     plan.pipelines.len(),
                     if plan.pipelines.len() == 1 { "" } else { "s" },
-                    compilation.built,
-                    units.saturating_sub(compilation.built),
+                    how.join(", "),
                     out.display()
                 )
             });
@@ -653,6 +670,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 })
             };
             let (base, head) = (load(&base)?, load(&head)?);
+            warn_cache(options.cache.as_ref());
             let diff = etl::diff::diff(&base, &head);
             print(&match format {
                 DiffFormat::Markdown => diff.markdown(),
@@ -707,7 +725,7 @@ fn push(
     let report = match etl::push::push(dist, &options) {
         Ok(report) => report,
         Err(e @ (PushError::Io { .. } | PushError::Layout { .. })) => return Err(e.into()),
-        Err(e @ PushError::UnknownEnvironment(_)) => {
+        Err(e @ (PushError::UnknownEnvironment(_) | PushError::OtherRegistry { .. })) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         }
@@ -718,6 +736,20 @@ fn push(
     };
     print_push(&report, &options.registry);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says, once, that the cache could not be written (the compile went on without it).
+fn warn_cache(cache: Option<&etl::resolve::Cache>) {
+    if let Some((path, error)) = cache.and_then(etl::resolve::Cache::write_failure) {
+        eprintln!(
+            "warning: the cache `{}` cannot be written (`{}`: {error}): compositions are not kept \
+             for the next run; fix its permissions or give --cache-dir",
+            cache
+                .map(|c| c.dir().display().to_string())
+                .unwrap_or_default(),
+            path.display()
+        );
+    }
 }
 
 /// What a push did: a line per manifest on stdout, the counts on stderr.
@@ -1036,8 +1068,9 @@ fn verify(
         match found {
             Ok(found) => checked.push(found.checked),
             Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(1));
+                // Nothing was checked: that is no verdict on the signatures.
+                eprintln!("error: `{target}` cannot be checked: {e}");
+                return Ok(ExitCode::from(2));
             }
         }
     }

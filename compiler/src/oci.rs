@@ -1,11 +1,16 @@
 //! Stage `package`: a composed component → a CNCF "Wasm OCI Artifact", and a set of artifacts →
 //! the files of an OCI image layout (`dist/oci/`). Computed in memory, byte-for-byte
-//! deterministic: no wall clock (the only time is [`Provenance::created`]), sorted keys and no
-//! insignificant whitespace in every JSON blob, sorted index. Nothing is pushed or signed here.
+//! deterministic: sorted keys and no insignificant whitespace in every JSON blob, sorted index.
+//! Nothing is pushed or signed here.
 //!
 //! An artifact is an image manifest ([`MANIFEST_MEDIA_TYPE`], `mediaType` present, no
 //! `artifactType`) with a config blob of [`CONFIG_MEDIA_TYPE`] and exactly one layer of
 //! [`LAYER_MEDIA_TYPE`]: the component's bytes. `docs/oci.md` shows one.
+//!
+//! An artifact's bytes depend only on its name and what runs (the component, hence its imports
+//! and exports): no commit, no time, no source URL. An unchanged step keeps its digest across
+//! commits and machines, so a docs-only commit redeploys nothing. Where a compile came from is
+//! recorded in `plan.json` ([`Provenance`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,22 +32,21 @@ pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Annotation: the artifact's name (manifest) or the layer's file name (layer descriptor).
 pub const TITLE: &str = "org.opencontainers.image.title";
-/// Annotation: when the artifact was made (RFC 3339, UTC).
-pub const CREATED: &str = "org.opencontainers.image.created";
-/// Annotation: where the source lives (e.g. the repo URL).
-pub const SOURCE: &str = "org.opencontainers.image.source";
-/// Annotation: the source revision (e.g. the commit).
-pub const REVISION: &str = "org.opencontainers.image.revision";
 /// Annotation on an `index.json` descriptor: the name that selects it (`oci:<dir>:<name>`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// The latest `created` accepted: 9999-12-31T23:59:59Z, the last instant RFC 3339 can write.
 pub const MAX_CREATED: i64 = 253_402_300_799;
 
-/// Why an artifact or a layout could not be made. Each is a bug or a bad input of the caller.
+/// The config's `created`, the same for every artifact: the Unix epoch. The field is kept
+/// (rather than omitted) because readers such as `oci-wasm` (wkg, wash) require it.
+pub const CONFIG_CREATED: &str = "1970-01-01T00:00:00Z";
+
+/// Why an artifact or a layout could not be made, or a time not written. Each is a bug or a bad
+/// input of the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OciError {
-    /// `created` is before the Unix epoch or after [`MAX_CREATED`]. Not clamped: a negative or
+    /// A time is before the Unix epoch or after [`MAX_CREATED`]. Not clamped: a negative or
     /// huge `SOURCE_DATE_EPOCH` is a mistake worth hearing about.
     #[error("`created` is {0} seconds since the Unix epoch; it must be in 0..={MAX_CREATED}")]
     CreatedOutOfRange(i64),
@@ -75,15 +79,15 @@ pub enum OciError {
     },
 }
 
-/// Where an artifact came from: the OCI annotations and the config's `created`.
+/// Where a compile came from: recorded in `plan.json`'s `provenance`, never in an artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Provenance {
     /// Seconds since the Unix epoch, in 0..=[`MAX_CREATED`]. The caller takes
     /// `SOURCE_DATE_EPOCH`, else the commit time, else 0 — never the clock.
     pub created: i64,
-    /// `org.opencontainers.image.source`, written when given.
+    /// Where the pipeline repo lives (e.g. its URL), when given.
     pub source: Option<String>,
-    /// `org.opencontainers.image.revision`, written when given.
+    /// The pipeline repo's commit, when known and the work tree is clean.
     pub revision: Option<String>,
 }
 
@@ -144,7 +148,7 @@ struct Manifest<'a> {
 struct Config<'a> {
     architecture: &'static str,
     os: &'static str,
-    created: &'a str,
+    created: &'static str,
     layer_digests: [&'a str; 1],
     component: Component<'a>,
 }
@@ -216,18 +220,18 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Packages one composed component: its config and manifest, exactly as they will be stored.
-pub fn artifact(input: &ArtifactInput, provenance: &Provenance) -> Result<Artifact, OciError> {
+/// The bytes depend on `input` alone.
+pub fn artifact(input: &ArtifactInput) -> Result<Artifact, OciError> {
     if !valid_name(input.name) {
         return Err(OciError::InvalidName(input.name.to_owned()));
     }
-    let created = rfc3339(provenance.created)?;
     let layer_digest = sha256(input.wasm);
     let layer_size = input.wasm.len() as u64;
 
     let config = canonical(&Config {
         architecture: "wasm",
         os: "wasip2",
-        created: &created,
+        created: CONFIG_CREATED,
         layer_digests: [&layer_digest],
         component: Component {
             exports: input.exports.iter().map(String::as_str).collect(),
@@ -237,13 +241,7 @@ pub fn artifact(input: &ArtifactInput, provenance: &Provenance) -> Result<Artifa
     let config_digest = sha256(&config);
 
     let title = format!("{}.wasm", input.name);
-    let mut annotations = BTreeMap::from([(TITLE, input.name), (CREATED, created.as_str())]);
-    if let Some(source) = &provenance.source {
-        annotations.insert(SOURCE, source);
-    }
-    if let Some(revision) = &provenance.revision {
-        annotations.insert(REVISION, revision);
-    }
+    let annotations = BTreeMap::from([(TITLE, input.name)]);
     let manifest = canonical(&Manifest {
         schema_version: 2,
         media_type: MANIFEST_MEDIA_TYPE,

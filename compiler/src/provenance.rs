@@ -1,8 +1,12 @@
-//! Where a compile's artifacts come from: the time and commit stamped on them, found without
-//! the clock. `SOURCE_DATE_EPOCH` wins, then the pipeline repo's last commit time, then 0, so the
-//! same inputs give the same bytes on any machine, any day.
+//! Where a compile comes from: the time and commit `plan.json` records, found without the clock.
+//! `SOURCE_DATE_EPOCH` wins, then the pipeline repo's last commit time, then 0, so the same
+//! inputs give the same bytes on any machine, any day.
+//!
+//! What etl itself writes inside the repo (the output directory, the cache) is never a change of
+//! the inputs: it neither makes the work tree dirty nor counts as the last commit, so compiling
+//! into `dist/` of an unignored work tree, or committing `dist/`, changes nothing next time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::oci::{MAX_CREATED, Provenance};
@@ -20,13 +24,16 @@ pub enum ProvenanceError {
 /// The provenance of the repo at `root`: `created` from `source_date_epoch` (the value of
 /// `SOURCE_DATE_EPOCH`, if set), else the time of the last commit that changed `root`, else 0;
 /// `revision` that commit, when the work tree has no uncommitted changes under `root`; `source`
-/// as given.
+/// as given. `written` are the paths etl writes (the output directory, the cache): where they
+/// are inside `root`, they count neither as changes nor as commits.
 pub fn discover(
     root: &Path,
+    written: &[&Path],
     source_date_epoch: Option<&str>,
     source: Option<String>,
 ) -> Result<Provenance, ProvenanceError> {
-    let commit = head(root);
+    let excluded = exclusions(root, written);
+    let commit = head(root, &excluded);
     let created = match epoch(source_date_epoch)? {
         Some(time) => time,
         None => commit.as_ref().map(|(_, time)| *time).unwrap_or(0),
@@ -34,7 +41,9 @@ pub fn discover(
     Ok(Provenance {
         created,
         source,
-        revision: commit.filter(|_| clean(root)).map(|(hash, _)| hash),
+        revision: commit
+            .filter(|_| clean(root, &excluded))
+            .map(|(hash, _)| hash),
     })
 }
 
@@ -52,9 +61,40 @@ pub fn epoch(source_date_epoch: Option<&str>) -> Result<Option<i64>, ProvenanceE
         .transpose()
 }
 
-/// Whether `root` has uncommitted changes that would make the commit a lie.
-pub fn is_dirty(root: &Path) -> bool {
-    head(root).is_some() && !clean(root)
+/// Whether `root` has uncommitted changes that would make the commit a lie (`written` as for
+/// [`discover`]).
+pub fn is_dirty(root: &Path, written: &[&Path]) -> bool {
+    let excluded = exclusions(root, written);
+    head(root, &excluded).is_some() && !clean(root, &excluded)
+}
+
+/// `path` made absolute with symlinks and `..` resolved, also when its last components do not
+/// exist yet (an output directory before the first compile).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return Some(missing.iter().rev().fold(real, |p, c| p.join(c)));
+        }
+        missing.push(existing.file_name()?.to_owned());
+        existing = existing.parent()?;
+    }
+}
+
+/// The git pathspecs (`:(exclude,literal)<path>`, relative to `root`) that leave out each of
+/// `written` inside `root`. `root` itself is never left out.
+fn exclusions(root: &Path, written: &[&Path]) -> Vec<String> {
+    let Some(root) = resolved(root) else {
+        return Vec::new();
+    };
+    written
+        .iter()
+        .filter_map(|p| resolved(p)?.strip_prefix(&root).ok().map(Path::to_owned))
+        .filter(|relative| !relative.as_os_str().is_empty())
+        .map(|relative| format!(":(exclude,literal){}", relative.display()))
+        .collect()
 }
 
 fn git(root: &Path, args: &[&str]) -> Option<String> {
@@ -69,27 +109,28 @@ fn git(root: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// The last commit that changed anything under `root`, and its time, if `root` is in a git work
-/// tree with such commits. Path-limited, so a pipeline repo kept in a subdirectory of a larger
-/// repository is not re-stamped (and every artifact digest changed) by commits elsewhere.
-fn head(root: &Path) -> Option<(String, i64)> {
-    let line = git(root, &["log", "-1", "--format=%H %ct", "--", "."])?;
+/// The last commit that changed anything under `root` but the `excluded` pathspecs, and its
+/// time, if `root` is in a git work tree with such commits. Path-limited, so a pipeline repo kept
+/// in a subdirectory of a larger repository gets no new provenance from commits elsewhere.
+fn head(root: &Path, excluded: &[String]) -> Option<(String, i64)> {
+    let mut args = vec!["log", "-1", "--format=%H %ct", "--", "."];
+    args.extend(excluded.iter().map(String::as_str));
+    let line = git(root, &args)?;
     let (hash, time) = line.split_once(' ')?;
     Some((hash.to_owned(), time.parse().ok()?))
 }
 
-fn clean(root: &Path) -> bool {
-    git(
-        root,
-        &[
-            "status",
-            "--porcelain",
-            "--untracked-files=normal",
-            "--",
-            ".",
-        ],
-    )
-    .is_some_and(|s| s.is_empty())
+/// Whether nothing under `root` but the `excluded` pathspecs differs from the commit.
+fn clean(root: &Path, excluded: &[String]) -> bool {
+    let mut args = vec![
+        "status",
+        "--porcelain",
+        "--untracked-files=normal",
+        "--",
+        ".",
+    ];
+    args.extend(excluded.iter().map(String::as_str));
+    git(root, &args).is_some_and(|s| s.is_empty())
 }
 
 #[cfg(test)]
@@ -99,11 +140,11 @@ mod tests {
     #[test]
     fn source_date_epoch_wins_and_is_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let p = discover(dir.path(), Some("1700000000"), None).unwrap();
+        let p = discover(dir.path(), &[], Some("1700000000"), None).unwrap();
         assert_eq!(p.created, 1_700_000_000);
         assert_eq!(p.revision, None);
         for bad in ["-1", "1.5", "soon", "253402300800"] {
-            let e = discover(dir.path(), Some(bad), None).unwrap_err();
+            let e = discover(dir.path(), &[], Some(bad), None).unwrap_err();
             assert!(e.to_string().contains(bad), "{e}");
         }
     }
@@ -111,7 +152,7 @@ mod tests {
     #[test]
     fn outside_git_it_is_zero() {
         let dir = tempfile::tempdir().unwrap();
-        let p = discover(dir.path(), None, Some("https://git.example/p".into())).unwrap();
+        let p = discover(dir.path(), &[], None, Some("https://git.example/p".into())).unwrap();
         assert_eq!(p.created, 0);
         assert_eq!(p.revision, None);
         assert_eq!(p.source.as_deref(), Some("https://git.example/p"));
@@ -140,7 +181,7 @@ mod tests {
         run(&["init", "-q"]);
         std::fs::write(dir.path().join("etl.yaml"), "x").unwrap();
         commit("m");
-        let p = discover(dir.path(), None, None).unwrap();
+        let p = discover(dir.path(), &[], None, None).unwrap();
         assert_eq!(p.created, 1_600_000_000);
         assert_eq!(p.revision.as_ref().map(String::len), Some(40));
         // A commit outside the pipeline repo's directory does not re-stamp it.
@@ -148,16 +189,19 @@ mod tests {
         std::fs::create_dir(&repo).unwrap();
         std::fs::write(repo.join("etl.yaml"), "x").unwrap();
         commit("repo");
-        let inner = discover(&repo, None, None).unwrap();
+        let inner = discover(&repo, &[], None, None).unwrap();
         std::fs::write(dir.path().join("README"), "elsewhere").unwrap();
         commit("other");
-        assert_eq!(discover(&repo, None, None).unwrap(), inner);
+        assert_eq!(discover(&repo, &[], None, None).unwrap(), inner);
         assert_ne!(
-            discover(dir.path(), None, None).unwrap().revision,
+            discover(dir.path(), &[], None, None).unwrap().revision,
             inner.revision
         );
         std::fs::write(dir.path().join("etl.yaml"), "y").unwrap();
-        assert!(is_dirty(dir.path()));
-        assert_eq!(discover(dir.path(), None, None).unwrap().revision, None);
+        assert!(is_dirty(dir.path(), &[]));
+        assert_eq!(
+            discover(dir.path(), &[], None, None).unwrap().revision,
+            None
+        );
     }
 }

@@ -10,6 +10,12 @@
 //! arrived. Afterwards every tag is fetched and its bytes hashed: a digest other than the local
 //! one is an error.
 //!
+//! The registry must be the one the output was compiled for (`plan.json`'s `registry`): its
+//! deployment manifests pin `<registry>/<name>@<digest>` and its signatures name
+//! `<registry>/<name>`, so artifacts pushed anywhere else would be deployed from where they are
+//! not, under signatures naming another place. [`PushError::OtherRegistry`] says how to compile
+//! for the other registry instead.
+//!
 //! Transport, credentials and retries are [`crate::registry`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,6 +99,23 @@ pub enum PushError {
     /// `--env` names no environment of the plan.
     #[error(transparent)]
     UnknownEnvironment(#[from] crate::compile::UnknownEnvironment),
+    /// The registry is not the one the output was compiled for.
+    #[error(
+        "`{}` was compiled for the registry `{compiled}`: its manifests pin \
+         `{compiled}/<name>@<digest>` and its signatures name `{compiled}/<name>`, so pushing to \
+         `{given}` would leave them pointing where the artifacts are not. To publish to \
+         `{given}`, set `spec.registry: {given}` in etl.yaml and compile again; to push this \
+         output, push to `{compiled}` (the default)",
+        dist.display()
+    )]
+    OtherRegistry {
+        /// The output directory.
+        dist: PathBuf,
+        /// The registry asked for.
+        given: String,
+        /// The registry `plan.json` names.
+        compiled: String,
+    },
     /// Talking to the registry failed.
     #[error(transparent)]
     Registry(#[from] registry::Error),
@@ -125,8 +148,12 @@ struct Entry {
     tags: Vec<String>,
 }
 
-/// Reads `dist/plan.json` and `dist/oci/`: what to push, artifacts first.
-fn read_dist(dist: &Path, tag_environments: &[String]) -> Result<Vec<Entry>, PushError> {
+/// Reads `dist/plan.json` and `dist/oci/`: what to push to `registry`, artifacts first.
+fn read_dist(
+    dist: &Path,
+    registry: &Registry,
+    tag_environments: &[String],
+) -> Result<Vec<Entry>, PushError> {
     let read = |path: PathBuf| {
         std::fs::read(&path).map_err(|source| PushError::Io {
             path: path.clone(),
@@ -140,6 +167,14 @@ fn read_dist(dist: &Path, tag_environments: &[String]) -> Result<Vec<Entry>, Pus
         path: plan_path.clone(),
         reason: e.to_string(),
     })?;
+    let compiled = plan["registry"].as_str().unwrap_or_default();
+    if !compiled.is_empty() && !same_registry(registry, compiled) {
+        return Err(PushError::OtherRegistry {
+            dist: dist.to_owned(),
+            given: registry.to_string(),
+            compiled: compiled.to_owned(),
+        });
+    }
     // The environments to tag, with the repositories each deploys (from
     // `deployments.<env>.<pipeline>.components`).
     let mut environments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -250,9 +285,17 @@ fn read_dist(dist: &Path, tag_environments: &[String]) -> Result<Vec<Entry>, Pus
     Ok(artifacts)
 }
 
+/// Whether `registry` is the registry `compiled` (as `plan.json` writes it) names: the same
+/// host, in any case, and the same prefix.
+fn same_registry(registry: &Registry, compiled: &str) -> bool {
+    compiled
+        .parse::<Registry>()
+        .is_ok_and(|c| c.host.eq_ignore_ascii_case(&registry.host) && c.prefix == registry.prefix)
+}
+
 /// Pushes every manifest of `dist/oci/` (see the module docs).
 pub fn push(dist: &Path, options: &Options) -> Result<Report, PushError> {
-    let entries = read_dist(dist, &options.environments)?;
+    let entries = read_dist(dist, &options.registry, &options.environments)?;
     let session = Session::new(
         &options.registry.host,
         &options.insecure,

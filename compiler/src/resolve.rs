@@ -138,12 +138,31 @@ impl Fetch for RepoFiles<'_> {
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    /// The first write that failed, if one did: kept to be said once.
+    failed: std::sync::OnceLock<(PathBuf, String)>,
 }
 
 impl Cache {
     /// A cache rooted at `dir` (created on first write).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Cache { dir: dir.into() }
+        Cache {
+            dir: dir.into(),
+            failed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where the cache is.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The first write that failed (the path and the OS error), if one did. A cache that
+    /// cannot be written only costs time, so writes never fail a compile; callers say this
+    /// once instead.
+    pub fn write_failure(&self) -> Option<(&Path, &str)> {
+        self.failed
+            .get()
+            .map(|(path, error)| (path.as_path(), error.as_str()))
     }
 
     fn pulled_path(&self, digest: &str) -> PathBuf {
@@ -215,13 +234,23 @@ impl Cache {
 
     /// Stores bytes atomically: written to a temp file beside the target, then renamed, so a
     /// reader never sees half a file.
+    /// A failure is remembered for [`Cache::write_failure`].
     fn store(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(bytes)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        let written = fs::create_dir_all(dir)
+            .map_err(|e| (dir.to_owned(), e))
+            .and_then(|()| {
+                let mut tmp =
+                    tempfile::NamedTempFile::new_in(dir).map_err(|e| (dir.to_owned(), e))?;
+                tmp.write_all(bytes)
+                    .map_err(|e| (tmp.path().to_owned(), e))?;
+                tmp.persist(path).map_err(|e| (path.to_owned(), e.error))?;
+                Ok(())
+            });
+        written.map_err(|(at, e)| {
+            let _ = self.failed.set((at, e.to_string()));
+            e
+        })
     }
 }
 

@@ -175,3 +175,89 @@ fn a_failed_compile_leaves_the_previous_output_untouched() {
         "no staging directories left behind: {leftovers:?}"
     );
 }
+
+/// `etl compile --repo repo --out out` with `args`: (exit code, stderr).
+fn compile_bin(repo: &Path, out: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
+        .arg("compile")
+        .arg("--repo")
+        .arg(repo)
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("etl runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_summary_says_what_was_built_taken_from_the_cache_and_shared() {
+    // A second NATS sink of `parse`: the same composition as `archive`, made once per run.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    common::copy(&common::example(), &repo);
+    let pipeline = repo.join("pipelines/sensor-ingest.yaml");
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(
+        &pipeline,
+        format!(
+            "{text}    - name: archive-copy\n      from: [parse]\n      connector: nats\n      \
+             with:\n        subject: etl.archive-copy\n"
+        ),
+    )
+    .unwrap();
+
+    let (code, stderr) = compile_bin(&repo, &tmp.path().join("a"), &["--no-cache"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("(6 components: 5 built, 1 shared with an identical one)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("from cache"),
+        "there is no cache: {stderr}"
+    );
+
+    let cache = tmp.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let (_, stderr) = compile_bin(&repo, &tmp.path().join("b"), &["--cache-dir", cache]);
+    assert!(
+        stderr.contains("(6 components: 5 built, 0 from cache, 1 shared with an identical one)"),
+        "{stderr}"
+    );
+    let (_, stderr) = compile_bin(&repo, &tmp.path().join("c"), &["--cache-dir", cache]);
+    assert!(
+        stderr.contains("(6 components: 0 built, 5 from cache, 1 shared with an identical one)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_is_said_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    // A file where the compositions' directory goes: unwritable for every user (a read-only
+    // directory is not, for root).
+    std::fs::write(cache.join("composed"), "in the way").unwrap();
+    let (code, stderr) = compile_bin(
+        &common::example(),
+        &tmp.path().join("dist"),
+        &["--cache-dir", cache.to_str().unwrap()],
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "the compile goes on without the cache: {stderr}"
+    );
+    let warning = format!(
+        "warning: the cache `{}` cannot be written (`{}`: ",
+        cache.display(),
+        cache.join("composed").display()
+    );
+    assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");
+    assert!(stderr.contains("(os error"), "{stderr}");
+}

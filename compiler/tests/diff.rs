@@ -493,15 +493,51 @@ fn the_graph_from_a_plan_is_the_graph_from_the_spec() {
 }
 
 #[test]
-fn restamped_artifacts_are_listed_compactly() {
+fn another_time_or_revision_changes_no_artifact_and_no_deployment() {
     let dir = tempfile::tempdir().unwrap();
     let a = compile(&common::example(), &dir.path().join("a"), 0);
     let b = compile(&common::example(), &dir.path().join("b"), 1_700_000_000);
+    let (mut a_files, mut b_files) = (common::tree(&a), common::tree(&b));
+    let (a_plan, b_plan) = (
+        a_files.remove("plan.json").unwrap(),
+        b_files.remove("plan.json").unwrap(),
+    );
+    // Artifacts and manifests: byte for byte the same.
+    assert_same_files(&a_files, &b_files, "another SOURCE_DATE_EPOCH");
+    // The plan records the time, and that is all that differs.
+    let mut a_plan: Value = serde_json::from_slice(&a_plan).unwrap();
+    let b_plan: Value = serde_json::from_slice(&b_plan).unwrap();
+    assert_eq!(a_plan["provenance"]["created"], "1970-01-01T00:00:00Z");
+    assert_eq!(b_plan["provenance"]["created"], "2023-11-14T22:13:20Z");
+    a_plan["provenance"] = b_plan["provenance"].clone();
+    assert_eq!(a_plan, b_plan);
+
     let opts = options(&common::example());
     let report = diff::diff(
         &diff::load(a.to_str().unwrap(), &opts).unwrap(),
         &diff::load(b.to_str().unwrap(), &opts).unwrap(),
     );
+    assert!(!report.changed, "{}", report.text());
+}
+
+#[test]
+fn repackaged_artifacts_are_listed_compactly() {
+    // What a plan from an etl that stamped commits into artifacts looks like against today's:
+    // every manifest digest differs, no component does.
+    let base = example_plan();
+    let mut head = base.clone();
+    for apps in head["deployments"].as_object_mut().unwrap().values_mut() {
+        let app = &mut apps["sensor-ingest"];
+        app["version"] = json!("sha-000000000000");
+        for c in app["components"].as_array_mut().unwrap() {
+            let old = c["artifact"]["manifestDigest"].as_str().unwrap().to_owned();
+            let new = format!("sha256:{}", &etl::resolve::sha256(old.as_bytes())[7..]);
+            let image = c["artifact"]["image"].as_str().unwrap().replace(&old, &new);
+            c["artifact"]["manifestDigest"] = json!(new);
+            c["artifact"]["image"] = json!(image);
+        }
+    }
+    let report = diff::diff(&snapshot("base", &base), &snapshot("head", &head));
     assert_eq!(
         report.summary,
         "3 environments, 1 pipeline changed: 5 re-stamped artifacts"
@@ -509,9 +545,9 @@ fn restamped_artifacts_are_listed_compactly() {
     let p = &report.pipelines[0];
     assert!(p.artifacts.is_empty() && p.deployments.is_empty());
     assert!(
-        report
-            .text()
-            .contains("  re-stamped (revision/created only): parse, enrich, threshold-alert, alerts, archive\n"),
+        report.text().contains(
+            "  re-stamped (OCI manifest only, same component): parse, enrich, threshold-alert, alerts, archive\n"
+        ),
         "{}",
         report.text()
     );
@@ -775,6 +811,11 @@ fn etl(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
+    git_at(dir, 1_700_000_000, args)
+}
+
+/// `git` with the author and committer date `time`.
+fn git_at(dir: &Path, time: i64, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -787,8 +828,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
             "commit.gpgsign=false",
         ])
         .args(args)
-        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .env("GIT_COMMITTER_DATE", format!("{time} +0000"))
+        .env("GIT_AUTHOR_DATE", format!("{time} +0000"))
         .output()
         .unwrap();
     assert!(
@@ -844,13 +885,8 @@ fn git_refs_are_exported_and_compiled_without_touching_the_work_tree() {
         !text.contains("replicas"),
         "the uncommitted change is not in HEAD: {text}"
     );
-    // Both commits have the same time: their artifacts differ in the revision only.
-    assert!(
-        text.contains(
-            "re-stamped (revision/created only): parse, enrich, threshold-alert, alerts, archive"
-        ),
-        "{text}"
-    );
+    // Another revision is no other artifact.
+    assert!(!text.contains("re-stamped"), "{text}");
 
     let out = etl(
         &["diff", "HEAD~1", "HEAD", "--repo", ".", "--format", "json"],
@@ -967,4 +1003,159 @@ fn exit_codes_are_zero_one_and_two() {
         "{err}"
     );
     assert!(stdout(&out).is_empty());
+}
+
+// ---- Provenance: commits, SOURCE_DATE_EPOCH and the output directory ------------------------
+
+/// `etl compile --repo repo --out out` run in `cwd`, with `SOURCE_DATE_EPOCH` when given: the
+/// output's files.
+fn compile_bin(
+    cwd: &Path,
+    repo: &str,
+    out: &str,
+    epoch: Option<&str>,
+) -> (std::collections::BTreeMap<String, Vec<u8>>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_etl"));
+    command
+        .args(["compile", "--repo", repo, "--out", out, "--cache-dir"])
+        .arg(cache_dir())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("ETL_SOURCE_URL")
+        .current_dir(cwd);
+    if let Some(epoch) = epoch {
+        command.env("SOURCE_DATE_EPOCH", epoch);
+    }
+    let output = command.output().expect("etl runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    (common::tree(&cwd.join(out)), stderr(&output))
+}
+
+/// `a` and `b` hold the same files, byte for byte; else the paths that differ, and `why`.
+fn assert_same_files(
+    a: &std::collections::BTreeMap<String, Vec<u8>>,
+    b: &std::collections::BTreeMap<String, Vec<u8>>,
+    why: &str,
+) {
+    let paths: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let differ: Vec<&&String> = paths.iter().filter(|p| a.get(**p) != b.get(**p)).collect();
+    assert!(differ.is_empty(), "{why} changed {differ:?}");
+}
+
+/// The files of an output but `plan.json`, and the plan's provenance.
+fn split_plan(
+    mut files: std::collections::BTreeMap<String, Vec<u8>>,
+) -> (std::collections::BTreeMap<String, Vec<u8>>, Value) {
+    let plan: Value = serde_json::from_slice(&files.remove("plan.json").unwrap()).unwrap();
+    (files, plan["provenance"].clone())
+}
+
+#[test]
+fn a_docs_only_commit_changes_no_artifact_and_diff_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    common::copy(&common::example(), &repo);
+    git_at(dir.path(), 1_700_000_000, &["init", "-q"]);
+    git_at(dir.path(), 1_700_000_000, &["add", "."]);
+    git_at(dir.path(), 1_700_000_000, &["commit", "-q", "-m", "one"]);
+    let one = git(dir.path(), &["rev-parse", "HEAD"]).trim().to_owned();
+    let (before, first) = split_plan(compile_bin(dir.path(), "repo", "dist-1", None).0);
+
+    // A day later, only the README changes.
+    std::fs::write(
+        repo.join("README.md"),
+        "# Sensor pipelines\n\nNow with docs.\n",
+    )
+    .unwrap();
+    git_at(dir.path(), 1_700_086_400, &["add", "."]);
+    git_at(dir.path(), 1_700_086_400, &["commit", "-q", "-m", "docs"]);
+    let two = git(dir.path(), &["rev-parse", "HEAD"]).trim().to_owned();
+    let (after, second) = split_plan(compile_bin(dir.path(), "repo", "dist-2", None).0);
+
+    // Every artifact and manifest is the same; the plan records each commit.
+    assert_same_files(&before, &after, "a README-only commit");
+    assert_eq!(first["revision"], json!(one));
+    assert_eq!(first["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(second["revision"], json!(two));
+    assert_eq!(second["created"], "2023-11-15T22:13:20Z");
+
+    // SOURCE_DATE_EPOCH changes the plan's time, no artifact.
+    let (stamped, third) = split_plan(compile_bin(dir.path(), "repo", "dist-3", Some("86400")).0);
+    assert_same_files(&after, &stamped, "SOURCE_DATE_EPOCH");
+    assert_eq!(third["created"], "1970-01-02T00:00:00Z");
+    assert_eq!(third["revision"], json!(two));
+
+    let out = etl(&["diff", "HEAD~1", "HEAD", "--repo", "repo"], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).starts_with("no changes to what gets deployed\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = etl(
+        &[
+            "diff", "HEAD~1", "HEAD", "--repo", "repo", "--format", "json",
+        ],
+        dir.path(),
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["changed"], false);
+    assert_eq!(report["counts"]["restamped"], 0);
+    assert_eq!(report["counts"]["artifacts"], 0);
+}
+
+#[test]
+fn compiling_into_the_work_tree_is_not_a_change_of_the_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy(&common::example(), dir.path());
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "one"]);
+    let head = git(dir.path(), &["rev-parse", "HEAD"]).trim().to_owned();
+    // Neither `dist/` nor the cache is ignored, and both are inside the work tree.
+    if cache_dir().is_dir() {
+        common::copy(&cache_dir(), &dir.path().join(".etl-cache"));
+    }
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+            .args(["compile", "--out", "dist", "--cache-dir", ".etl-cache"])
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("ETL_SOURCE_URL")
+            .current_dir(dir.path())
+            .output()
+            .expect("etl runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("uncommitted"), "{}", stderr(&out));
+        common::tree(&dir.path().join("dist"))
+    };
+    let first = run();
+    let second = run();
+    assert_same_files(&first, &second, "compiling again into the work tree");
+    let plan: Value = serde_json::from_slice(&second["plan.json"]).unwrap();
+    assert_eq!(plan["provenance"]["revision"], json!(head));
+
+    // Committing the output is no new input either: the recorded commit stays the one that
+    // changed the pipelines.
+    git(dir.path(), &["add", "dist"]);
+    git(dir.path(), &["commit", "-q", "-m", "dist"]);
+    assert_same_files(&first, &run(), "committing dist/");
+
+    // A real change still counts.
+    replace(dir.path(), "etl.yaml", "replicas: 3", "replicas: 4");
+    let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["compile", "--out", "dist", "--cache-dir", ".etl-cache"])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("uncommitted changes"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -17,7 +17,7 @@ use std::process::Command;
 use etl::compile::{self, Options};
 use etl::oci::Provenance;
 
-/// What the golden outputs are stamped with: fixed, so they do not follow the etl repo's commits.
+/// The provenance plan.json records: fixed, so it does not follow the etl repo's commits.
 fn provenance() -> Provenance {
     Provenance {
         created: 1_700_000_000,

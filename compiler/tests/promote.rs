@@ -1,10 +1,10 @@
 //! `etl compile --push`, `etl promote` and `etl verify REF` against a real registry (Debian's
 //! `docker-registry`, per test on a loopback port), through the `etl` binary.
 //!
-//! The scenario: compile A (signed) is pushed and tagged `staging`; compile B of the same spec
-//! at a later time has other manifest digests (its `created` differs). Promoting staging → prod
-//! with B's output must move `prod` to A's bytes and pin B's prod manifests to A's digests —
-//! which makes them byte-identical to A's own prod manifests.
+//! The scenario: compile A (signed) is pushed and tagged `staging`; compile B, later, has
+//! another `enrich` component (the same contract and imports), so one other manifest digest.
+//! Promoting staging → prod with B's output must move `prod` to A's bytes and pin B's prod
+//! manifests to A's digests — which makes them byte-identical to A's own prod manifests.
 
 mod common;
 
@@ -60,6 +60,19 @@ impl World {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Makes the `enrich` step run threshold-alert's component: another composed component
+    /// with the same imports.
+    fn swap_enrich_component(&self) {
+        let pipeline = self.dir.path().join("repo/pipelines/sensor-ingest.yaml");
+        let text = std::fs::read_to_string(&pipeline).unwrap();
+        let enrich = "component: components/enrich.wasm\n      digest: \
+                      sha256:bca70f190071ca2ec3f78932b6706d5ee17fa5aeb39f86fe6c064baf89e96e9d";
+        let threshold = "component: components/threshold-alert.wasm\n      digest: \
+                         sha256:5328554214e738d123c86db70ea8075bb7c7e6a15ac8528c4ddddf5c5c85fafe";
+        assert!(text.contains(enrich), "the example's enrich step moved");
+        std::fs::write(&pipeline, text.replacen(enrich, threshold, 1)).unwrap();
     }
 
     /// `etl compile` of the repo into `out` at `time`, signed unless `key` is `None`, with
@@ -167,11 +180,17 @@ fn promotion_moves_the_tag_to_the_signed_bytes_and_pins_the_manifests() {
         assert_eq!(w.tagged(repository, "staging").as_ref(), Some(digest));
         assert_eq!(w.tagged(repository, "prod"), None, "push tags only --env");
     }
-    // B: the same spec later: other manifest digests, the same components.
+    // B: later, and `enrich` runs another component. Only its artifact differs: nothing in an
+    // artifact depends on the time.
+    w.swap_enrich_component();
     let b = w.compile("b", "1700000500", Some("signer"), &[]);
     let b_digests = artifacts(&b);
     for (repository, digest) in &b_digests {
-        assert_ne!(digest, &a_digests[repository]);
+        if repository.ends_with("-enrich") {
+            assert_ne!(digest, &a_digests[repository]);
+        } else {
+            assert_eq!(digest, &a_digests[repository], "{repository}");
+        }
     }
     let b_staging = manifests(&b, "staging");
     let b_oci = common::tree(&b.join("oci"));

@@ -68,15 +68,12 @@ impl Published {
 fn publish() -> Published {
     let registry = TestRegistry::start(None);
     let wasm = parse_wasm();
-    let artifact = etl::oci::artifact(
-        &ArtifactInput {
-            name: "parse",
-            wasm: &wasm,
-            imports: &[],
-            exports: &["etl:pipeline/transform@0.1.0".to_owned()],
-        },
-        &provenance(),
-    )
+    let artifact = etl::oci::artifact(&ArtifactInput {
+        name: "parse",
+        wasm: &wasm,
+        imports: &[],
+        exports: &["etl:pipeline/transform@0.1.0".to_owned()],
+    })
     .unwrap();
     let files = etl::oci::layout(
         std::slice::from_ref(&artifact),

@@ -6,7 +6,7 @@ mod common;
 
 use common::registry::{TestRegistry, free_port, served_digest};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -19,30 +19,58 @@ use etl::registry::{self, Credentials, Registry, Retry};
 use etl::resolve::sha256;
 use serde_json::Value as Json;
 
-/// The example compiled once per test binary, with fixed provenance.
-fn dist() -> &'static Path {
-    static DIST: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIST
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let out = dir.path().join("dist");
-            let compilation = etl::compile::compile(
-                &common::example(),
-                &etl::compile::Options {
-                    out: out.clone(),
-                    cache: Some(etl::resolve::Cache::new(dir.path().join("cache"))),
-                    provenance: etl::oci::Provenance {
-                        created: 1_700_000_000,
-                        source: Some("https://example.com/iot-sensors.git".to_owned()),
-                        revision: None,
-                    },
-                },
-            )
-            .unwrap();
-            assert!(compilation.plan.is_some(), "the example compiles");
-            (dir, out)
-        })
-        .1
+/// The example compiled for the registry `registry` (`HOST[:PORT]/PREFIX`, what its etl.yaml
+/// names), once per registry and test binary, with fixed provenance: an output is pushed only
+/// to the registry it was compiled for.
+fn dist_for(registry: &str) -> PathBuf {
+    type Compiled = BTreeMap<String, (tempfile::TempDir, PathBuf)>;
+    static DISTS: OnceLock<Mutex<Compiled>> = OnceLock::new();
+    let mut dists = DISTS.get_or_init(Default::default).lock().unwrap();
+    if let Some((_, out)) = dists.get(registry) {
+        return out.clone();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    common::copy(&common::example(), &repo);
+    let project = repo.join("etl.yaml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    assert!(
+        text.contains(EXAMPLE_REGISTRY),
+        "the example's registry moved"
+    );
+    std::fs::write(&project, text.replace(EXAMPLE_REGISTRY, registry)).unwrap();
+    let out = dir.path().join("dist");
+    let compilation = etl::compile::compile(
+        &repo,
+        &etl::compile::Options {
+            out: out.clone(),
+            cache: Some(etl::resolve::Cache::new(
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("push-cache"),
+            )),
+            provenance: etl::oci::Provenance {
+                created: 1_700_000_000,
+                source: Some("https://example.com/iot-sensors.git".to_owned()),
+                revision: None,
+            },
+        },
+    )
+    .unwrap();
+    assert!(compilation.plan.is_some(), "the example compiles");
+    dists.insert(registry.to_owned(), (dir, out.clone()));
+    out
+}
+
+/// The example's own `spec.registry`.
+const EXAMPLE_REGISTRY: &str = "registry.acme.example/etl";
+
+/// The example compiled for its own registry.
+fn dist() -> PathBuf {
+    dist_for(EXAMPLE_REGISTRY)
+}
+
+/// The registry [`options`] pushes to on `host`.
+fn team(host: &str) -> String {
+    format!("{host}/etl/team")
 }
 
 /// The manifests of the OCI layout at `layout`: (ref name, digest), by ref name.
@@ -52,7 +80,7 @@ fn local_manifests(layout: &Path) -> Vec<(String, String)> {
 
 fn options(host: &str, credentials: Credentials) -> Options {
     Options {
-        registry: format!("{host}/etl/team").parse().unwrap(),
+        registry: team(host).parse().unwrap(),
         insecure: Vec::new(),
         credentials,
         retry: Retry {
@@ -80,7 +108,7 @@ fn etl(args: &[&str], docker_config: &Path, stdin: &str) -> (i32, String, String
 #[test]
 fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
     let registry = TestRegistry::start(None);
-    let dist = dist();
+    let dist = &dist_for(&team(&registry.host()));
     let local = local_manifests(&dist.join("oci"));
     assert_eq!(local.len(), 5, "the example has five artifacts");
     let options = options(&registry.host(), Credentials::Anonymous);
@@ -148,7 +176,7 @@ fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
 #[test]
 fn an_interrupted_push_completes_without_uploading_twice() {
     let registry = TestRegistry::start(None);
-    let dist = dist();
+    let dist = &dist_for(&team(&registry.host()));
     let options = options(&registry.host(), Credentials::Anonymous);
     // A copy of the layout with only the first artifact: as if the push stopped after it.
     let partial = tempfile::tempdir().unwrap();
@@ -174,8 +202,8 @@ fn an_interrupted_push_completes_without_uploading_twice() {
 fn basic_auth_from_the_docker_config_works_and_a_wrong_password_names_the_registry() {
     let registry = TestRegistry::start(Some(("ci", "s3cret")));
     let host = registry.host();
-    let dist = dist().to_str().unwrap().to_owned();
     let target = format!("{host}/etl");
+    let dist = dist_for(&target).to_str().unwrap().to_owned();
     let config = tempfile::tempdir().unwrap();
     let write_config = |password: &str| {
         use base64::Engine as _;
@@ -229,9 +257,44 @@ fn basic_auth_from_the_docker_config_works_and_a_wrong_password_names_the_regist
 }
 
 #[test]
+fn pushing_to_another_registry_than_compiled_for_is_refused() {
+    let registry = TestRegistry::start(None);
+    let other = format!("{}/etl", registry.host());
+    // The example is compiled for its own registry: its manifests pin, and its signatures would
+    // name, `registry.acme.example/etl/<name>`.
+    let dist = dist();
+    let plan = std::fs::read_to_string(dist.join("dev/wadm/sensor-ingest.yaml")).unwrap();
+    assert!(plan.contains("image: registry.acme.example/etl/sensor-ingest-parse@sha256:"));
+    let empty = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = etl(
+        &["push", dist.to_str().unwrap(), "--registry", &other],
+        empty.path(),
+        "",
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "was compiled for the registry `{EXAMPLE_REGISTRY}`: its manifests pin"
+        )) && stderr.contains(&format!("set `spec.registry: {other}` in etl.yaml")),
+        "{stderr}"
+    );
+    assert!(
+        !registry
+            .storage()
+            .join("docker/registry/v2/repositories")
+            .exists(),
+        "nothing was pushed"
+    );
+}
+
+#[test]
 fn a_registry_that_is_down_is_named() {
     let host = format!("127.0.0.1:{}", free_port());
-    let e = push::push(dist(), &options(&host, Credentials::Anonymous)).unwrap_err();
+    let e = push::push(
+        &dist_for(&team(&host)),
+        &options(&host, Credentials::Anonymous),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, PushError::Registry(registry::Error::Unreachable { .. })),
         "{e:?}"
@@ -527,7 +590,11 @@ fn server_errors_on_blobs_are_retried_and_the_push_completes() {
         _ => false,
     });
     // Three attempts: the first blob's upload succeeds on the last one.
-    let report = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap();
+    let report = push::push(
+        &dist_for(&team(&proxy.host())),
+        &options(&proxy.host(), Credentials::Anonymous),
+    )
+    .unwrap();
 
     let n = 5;
     assert_eq!(proxy.count("HEAD", "/blobs/sha256:", 500), 1);
@@ -570,7 +637,11 @@ fn connections_dropped_mid_request_are_retried_and_the_push_completes() {
         };
         if drop { Fault::Drop } else { Fault::Pass }
     });
-    let report = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap();
+    let report = push::push(
+        &dist_for(&team(&proxy.host())),
+        &options(&proxy.host(), Credentials::Anonymous),
+    )
+    .unwrap();
     assert_eq!(proxy.count("PUT", "/blobs/uploads/", 1), 1);
     assert_eq!(proxy.count("PUT", "/manifests/", 1), 1);
     assert_eq!(proxy.count("GET", "/manifests/", 1), 1);
@@ -586,7 +657,11 @@ fn a_blob_that_keeps_failing_gives_up_after_the_attempts_and_names_the_registry(
     let proxy = Proxy::start(registry.port, |method, target| {
         method == "PUT" && target.contains("/blobs/uploads/")
     });
-    let e = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap_err();
+    let e = push::push(
+        &dist_for(&team(&proxy.host())),
+        &options(&proxy.host(), Credentials::Anonymous),
+    )
+    .unwrap_err();
     let message = e.to_string();
     assert!(
         matches!(e, PushError::Registry(registry::Error::Request { .. })),
@@ -620,7 +695,11 @@ fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice
         }
         false
     });
-    let e = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap_err();
+    let e = push::push(
+        &dist_for(&team(&proxy.host())),
+        &options(&proxy.host(), Credentials::Anonymous),
+    )
+    .unwrap_err();
     let message = e.to_string();
     assert!(
         message.contains(&format!("registry `{}`", proxy.host())),
@@ -633,7 +712,11 @@ fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice
     // Started again on the same port and storage: the re-run sends only what is missing.
     registry.restart();
     let proxy = Proxy::start(registry.port, |_, _| false);
-    let report = push::push(dist(), &options(&proxy.host(), Credentials::Anonymous)).unwrap();
+    let report = push::push(
+        &dist_for(&team(&proxy.host())),
+        &options(&proxy.host(), Credentials::Anonymous),
+    )
+    .unwrap();
     let after = proxy.uploaded();
     assert_eq!((report.blobs_skipped, report.blobs_uploaded), (3, 7));
     assert_eq!(after.len(), 7);

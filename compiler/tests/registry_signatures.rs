@@ -178,6 +178,15 @@ impl Pushed {
         format!("{}/etl/{name}", self.host())
     }
 
+    /// Whether the registry's storage holds any repository under `prefix`.
+    fn storage_has(&self, prefix: &str) -> bool {
+        self.registry
+            .storage()
+            .join("docker/registry/v2/repositories")
+            .join(prefix)
+            .exists()
+    }
+
     /// One HTTP/1.0 request to the registry, no client library: (status, body).
     fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.registry.port)).unwrap();
@@ -355,18 +364,68 @@ fn a_manifest_tampered_in_the_registry_storage_is_refused() {
 }
 
 #[test]
-fn sigstore_takes_no_account_of_the_docker_reference() {
-    // The same signed artifacts pushed to another repository than their payloads name: sigstore
-    // checks the payload's manifest digest and signature, not its docker-reference (nor does
-    // `cosign verify` by default), so the test compares the reference itself.
+fn sigstore_takes_no_account_of_the_docker_reference_so_etl_push_refuses_another_registry() {
+    // The same signed artifacts copied (by skopeo, byte for byte) to another repository than
+    // their payloads name: sigstore checks the payload's manifest digest and signature, not its
+    // docker-reference (nor does `cosign verify` by default), so the test compares the reference
+    // itself. Nothing would notice the mismatch, so `etl push` refuses to make it.
     let pushed = Pushed::new();
-    let elsewhere = pushed.push("elsewhere");
-    assert_eq!(elsewhere.len(), 5);
-    for (repository, (digest, tags)) in &elsewhere {
+    let target = format!("{}/elsewhere", pushed.host());
+    let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["push", s(&pushed.dist()), "--registry", &target])
+        .env("DOCKER_CONFIG", pushed.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "was compiled for the registry `{}/etl`",
+            pushed.host()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!pushed.storage_has("elsewhere"), "nothing was pushed");
+
+    for (repository, (digest, tags)) in &pushed.artifacts {
         let name = repository.rsplit('/').next().unwrap();
+        let elsewhere = format!("{target}/{name}");
+        for tag in [tags[0].clone(), etl::sign::signature_tag(digest)] {
+            common::skopeo(&[
+                "copy",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("docker://{repository}:{tag}"),
+                &format!("docker://{elsewhere}:{tag}"),
+            ]);
+        }
         assert_eq!(
-            cosign_verify(&format!("{repository}:{}", tags[0]), &pushed.public()),
+            cosign_verify(&format!("{elsewhere}:{}", tags[0]), &pushed.public()),
             Ok((digest.clone(), pushed.repository(name)))
         );
     }
+}
+
+#[test]
+fn a_registry_that_cannot_be_reached_is_named_and_is_no_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    etl(&["keygen", "--out", s(&dir.path().join("k"))], dir.path());
+    let host = format!("127.0.0.1:{}", common::registry::free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["verify", "--key", s(&dir.path().join("k.pub"))])
+        .args([format!("{host}/etl/a:dev"), format!("{host}/etl/b:dev")])
+        .env("DOCKER_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to registry `{host}`")),
+        "{stderr}"
+    );
+    assert!(
+        !format!("{stdout}{stderr}").contains("not signed"),
+        "{stdout}{stderr}"
+    );
 }

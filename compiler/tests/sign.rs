@@ -606,19 +606,15 @@ fn skopeo_reads_each_signature_by_its_cosign_tag() {
 fn signing_an_in_memory_layout_is_stable_and_idempotent() {
     let key = signed().signing_key();
     let wasm = wat::parse_str("(component)").unwrap();
-    let provenance = etl::oci::Provenance::default();
     let artifacts: Vec<_> = ["b-two", "a-one", "zz-three"]
         .iter()
         .map(|name| {
-            etl::oci::artifact(
-                &etl::oci::ArtifactInput {
-                    name,
-                    wasm: &wasm,
-                    imports: &[],
-                    exports: &[],
-                },
-                &provenance,
-            )
+            etl::oci::artifact(&etl::oci::ArtifactInput {
+                name,
+                wasm: &wasm,
+                imports: &[],
+                exports: &[],
+            })
             .unwrap()
         })
         .collect();

@@ -14,7 +14,7 @@ pub struct Options {
     pub repo: PathBuf,
     /// Cache of componentized modules and compositions.
     pub cache: Option<Cache>,
-    /// `org.opencontainers.image.source` to stamp, as `etl compile --source`.
+    /// The source URL recorded in the plan's provenance, as `etl compile --source`.
     pub source: Option<String>,
     /// The value of `SOURCE_DATE_EPOCH`, if set: wins over the commit time, as for `compile`.
     pub source_date_epoch: Option<String>,
@@ -104,8 +104,10 @@ fn load_path(arg: &str, path: &Path, options: &Options) -> Result<Snapshot, Diff
         return Snapshot::from_plan_json(arg, &plan.display().to_string(), &text);
     }
     if path.join("etl.yaml").is_file() {
+        let written: Vec<&Path> = options.cache.iter().map(Cache::dir).collect();
         let provenance = crate::provenance::discover(
             path,
+            &written,
             options.source_date_epoch.as_deref(),
             options.source.clone(),
         )?;
@@ -116,8 +118,8 @@ fn load_path(arg: &str, path: &Path, options: &Options) -> Result<Snapshot, Diff
 
 fn load_ref(arg: &str, commit: &str, options: &Options) -> Result<Snapshot, DiffError> {
     let repo = &options.repo;
-    // As `etl compile` stamps a work tree: the last commit at or before `commit` that changed the
-    // pipeline repo's directory.
+    // As `etl compile` records a work tree's provenance: the last commit at or before `commit`
+    // that changed the pipeline repo's directory.
     let line = git(repo, &["log", "-1", "--format=%H %ct", commit, "--", "."])?;
     let (hash, time) = line
         .split_once(' ')
@@ -150,6 +152,7 @@ fn load_ref(arg: &str, commit: &str, options: &Options) -> Result<Snapshot, Diff
     // the revision is the commit (a commit is never dirty).
     let mut provenance = crate::provenance::discover(
         tmp.path(),
+        &[],
         options.source_date_epoch.as_deref(),
         options.source.clone(),
     )?;

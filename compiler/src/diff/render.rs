@@ -275,7 +275,7 @@ fn pipeline_lines(p: &PipelineDiff, style: &Style) -> Vec<String> {
     if !p.restamped.is_empty() {
         let units: Vec<String> = p.restamped.iter().map(|r| style.c(&r.unit)).collect();
         lines.push(format!(
-            "re-stamped (revision/created only): {}",
+            "re-stamped (OCI manifest only, same component): {}",
             units.join(", ")
         ));
     }
