@@ -825,3 +825,67 @@ fn an_s3_sink_is_refused_by_name() {
         "`archive` is an `s3` sink, which `etl run` cannot run locally yet"
     );
 }
+
+/// `etl run` prints each record's outcome as soon as the record has gone through, while more
+/// input may come: the first outcome is read before stdin is closed. (Before, nothing was
+/// printed until the whole input had run, and the report took quadratic time to build.)
+#[test]
+fn etl_run_streams_each_outcome_before_the_input_ends() {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args([
+            "run",
+            "sensor-ingest",
+            "--repo",
+            "examples/iot-sensors",
+            "--format",
+            "jsonl",
+            "--cache-dir",
+            cache().to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let hot = r#"{"json": {"sensor": "t-101", "temp_c": 82.5, "ts": "2026-11-01T12:00:00Z"}}"#;
+    writeln!(stdin, "{hot}").unwrap();
+    stdin.flush().unwrap();
+    // The compile in memory comes first: a generous bound, only so that a runner that waits for
+    // the end of the input fails instead of hanging.
+    let Ok(first) = rx.recv_timeout(Duration::from_secs(180)) else {
+        let _ = child.kill();
+        panic!("no outcome was printed while the input was still open: the output does not stream");
+    };
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(
+        (first["type"].as_str(), first["input"].as_u64()),
+        (Some("sink"), Some(0))
+    );
+    writeln!(stdin, "{hot}").unwrap();
+    drop(stdin);
+    let rest: Vec<serde_json::Value> = rx
+        .iter()
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let summary = rest.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(
+        (summary["inputs"].as_u64(), summary["delivered"].as_u64()),
+        (Some(2), Some(4))
+    );
+    assert!(rest.iter().any(|l| l["type"] == "sink" && l["input"] == 1));
+}

@@ -26,32 +26,92 @@ pub struct InputError {
 
 /// Reads JSON lines; blank lines are skipped. `origin` names the input in errors.
 pub fn parse_lines(origin: &str, text: &str) -> Result<Vec<Record>, InputError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let error = |column: usize, message: String| InputError {
-            origin: origin.to_owned(),
-            line: i + 1,
-            column,
-            message,
-        };
-        let value: model::Record = serde_json::from_str(line).map_err(|e| {
-            let message = e.to_string();
-            // serde_json appends " at line L column C"; the position is reported separately.
-            let message = message
-                .rsplit_once(" at line ")
-                .map_or(message.as_str(), |(m, _)| m)
-                .to_owned();
-            error(
-                e.column().max(1),
-                format!("{message} (expected a record such as {{\"payload\": \"text\"}})"),
-            )
-        })?;
-        out.push(from_model(&value).map_err(|m| error(1, m))?);
+    read_lines(origin, text.as_bytes()).collect()
+}
+
+/// The records of JSON lines read from `reader` one line at a time, blank lines skipped; an
+/// item is the next record or why its line is not one. `origin` names the input in errors.
+pub fn read_lines<R: std::io::BufRead>(origin: &str, reader: R) -> Lines<R> {
+    Lines {
+        origin: origin.to_owned(),
+        reader,
+        line: 0,
+        buffer: Vec::new(),
     }
-    Ok(out)
+}
+
+/// The iterator of [`read_lines`]: memory for one line at a time.
+pub struct Lines<R> {
+    origin: String,
+    reader: R,
+    line: usize,
+    buffer: Vec<u8>,
+}
+
+impl<R: std::io::BufRead> Iterator for Lines<R> {
+    type Item = Result<Record, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buffer.clear();
+            self.line += 1;
+            let error = |column: usize, message: String| InputError {
+                origin: self.origin.clone(),
+                line: self.line,
+                column,
+                message,
+            };
+            match self.reader.read_until(b'\n', &mut self.buffer) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(error(1, e.to_string()))),
+            }
+            let text = match std::str::from_utf8(&self.buffer) {
+                Ok(text) => text,
+                Err(e) => {
+                    let valid = std::str::from_utf8(&self.buffer[..e.valid_up_to()])
+                        .expect("valid up to here");
+                    return Some(Err(error(
+                        valid.chars().count() + 1,
+                        "the line is not UTF-8 text".to_owned(),
+                    )));
+                }
+            };
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Some(parse_line(text).map_err(|mut e| {
+                e.origin.clone_from(&self.origin);
+                e.line = self.line;
+                e
+            }));
+        }
+    }
+}
+
+/// One non-blank line as a record; the error's origin and line are left for the caller.
+fn parse_line(line: &str) -> Result<Record, InputError> {
+    let error = |column: usize, message: String| InputError {
+        origin: String::new(),
+        line: 0,
+        column,
+        message,
+    };
+    let value: model::Record = serde_json::from_str(line).map_err(|e| {
+        let message = e.to_string();
+        // serde_json appends " at line L column C"; the position is reported separately.
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(m, _)| m)
+            .to_owned();
+        error(
+            e.column().max(1),
+            format!("{message} (expected a record such as {{\"payload\": \"text\"}})"),
+        )
+    })?;
+    from_model(&value).map_err(|m| error(1, m))
 }
 
 /// A fixture record as bytes.
