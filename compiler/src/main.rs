@@ -168,7 +168,7 @@ enum Command {
         allow: Vec<String>,
     },
     /// Run records through one pipeline in-process: the composed artifacts, wired as on a
-    /// lattice, with an in-memory bus for NATS and captured HTTP sinks.
+    /// lattice, with an in-memory bus for NATS and captured HTTP and S3 sinks.
     ///
     /// Reads JSON lines (`{"payload": "text"}`, `{"json": {…}}` or `{"base64": "…"}`, each with
     /// optional `key` and `headers`) and prints, as each record completes, what reached each

@@ -792,15 +792,16 @@ fn reusing_instances_gives_the_same_results() {
     assert_eq!(fresh, run(1000));
 }
 
-#[test]
-fn an_s3_sink_is_refused_by_name() {
+/// A copy of the example whose `archive` sink is an `s3` bucket, objects named `{key}{seq}.json`
+/// under `archive/` (the readings have no key, so the first is `archive/0.json`).
+fn example_with_an_s3_sink() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     common::copy(&common::example(), tmp.path());
     let file = tmp.path().join("pipelines/sensor-ingest.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
     let patched = text.replace(
         "      connector: nats\n      with:\n        subject: \"{{ vars.archive_subject }}\"",
-        "      connector: s3\n      with:\n        bucket: archive",
+        "      connector: s3\n      with:\n        bucket: archive\n        key: \"archive/{key}{seq}.json\"",
     );
     assert_ne!(text, patched);
     std::fs::write(&file, patched).unwrap();
@@ -814,15 +815,91 @@ fn an_s3_sink_is_refused_by_name() {
         1,
     );
     std::fs::write(&project, with_s3).unwrap();
+    tmp
+}
+
+#[test]
+fn an_s3_sink_is_captured_with_object_key_and_bytes() {
+    let tmp = example_with_an_s3_sink();
     let (validation, artifacts) = build(tmp.path());
-    let deployment = deploy::plan(&validation.repo, "dev", "sensor-ingest").unwrap();
-    let e = runtime()
-        .load(&deployment, &artifacts["sensor-ingest"])
-        .err()
-        .expect("refused");
+    let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
+    let reading = r#"{"sensor": "t-101", "temp_c": 20, "ts": "2026-11-01T12:00:00Z"}"#;
+    let report = pipeline
+        .run(&[text(reading)], &Limits::default(), &mut |_| {})
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let objects: Vec<(&str, Option<&[u8]>, serde_json::Value)> = report
+        .sinks
+        .iter()
+        .filter(|s| s.sink == "archive")
+        .map(|s| {
+            (
+                s.target.as_str(),
+                s.record.key.as_deref(),
+                serde_json::from_slice(&s.record.payload).unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        e.to_string(),
-        "`archive` is an `s3` sink, which `etl run` cannot run locally yet"
+        objects,
+        [(
+            "s3://archive/archive/0.json",
+            Some(&b"archive/0.json"[..]),
+            serde_json::json!({"sensor_id": "t-101", "celsius": 20.0, "ts": "2026-11-01T12:00:00Z"})
+        )]
+    );
+    assert_eq!(report.counts_of("archive").unwrap().emitted, 1);
+}
+
+#[test]
+fn a_repo_with_an_s3_sink_runs_and_its_fixtures_are_checked() {
+    let tmp = example_with_an_s3_sink();
+    let repo = tmp.path().to_str().unwrap();
+    let (code, stdout, stderr) = etl(
+        &["run", "sensor-ingest", "--repo", repo, "--format", "jsonl"],
+        READINGS,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let objects: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["sink"] == "archive")
+        .collect();
+    assert_eq!(objects.len(), 2, "{stdout}");
+    assert_eq!(objects[0]["target"], "s3://archive/archive/0.json");
+    assert_eq!(objects[0]["record"]["key"], "archive/0.json");
+
+    // The fixtures name each object's key; `archive: []` still expects no object.
+    let mut keyed = String::new();
+    for name in ["fan-out", "filtered"] {
+        let fixture = tmp.path().join(format!("tests/{name}.yaml"));
+        let text = std::fs::read_to_string(&fixture).unwrap();
+        keyed = text.replace(
+            "      archive:\n        - json:",
+            "      archive:\n        - key: archive/0.json\n          json:",
+        );
+        assert_ne!(text, keyed);
+        std::fs::write(&fixture, &keyed).unwrap();
+    }
+    let fixture = tmp.path().join("tests/filtered.yaml");
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("3 passed; 0 failed"), "{stdout}");
+
+    std::fs::write(&fixture, keyed.replace("archive/0.json", "archive/1.json")).unwrap();
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("sink `archive`: expected 1 record, got 1 that differ"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-  \"key\": \"archive/1.json\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+  \"key\": \"archive/0.json\""),
+        "{stdout}"
     );
 }
 

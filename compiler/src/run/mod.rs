@@ -5,7 +5,8 @@
 //!   is re-composed here.
 //! - An in-memory bus stands in for NATS: a publish reaches every unit subscribed to its subject
 //!   (fan-out), a unit may subscribe to several (fan-in). The HTTP source is fed by building
-//!   one `POST` per input record; HTTP sinks are captured, never sent.
+//!   one `POST` per input record; HTTP sinks are captured, never sent, and so are the objects
+//!   of S3 sinks (served `wasi:blobstore` in memory).
 //! - Each input record is carried through the whole pipeline before the next one starts, in a
 //!   fixed breadth-first order, so a run is deterministic: the same inputs give the same outputs
 //!   in the same order.
@@ -38,10 +39,9 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyIndices};
 
 use crate::deploy::{Deployment, UnitKind};
-use crate::model::SinkConnector;
 
 use host::{BrokerMessage, Host, Unit, UnitIndices};
-pub use host::{CapturedRequest, LogLine};
+pub use host::{CapturedObject, CapturedRequest, LogLine};
 
 /// Limits of every call into a unit. The defaults suit real transforms with a wide margin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +130,11 @@ impl fmt::Display for FailureKind {
 pub struct SinkRecord {
     /// Sink name.
     pub sink: String,
-    /// Where it went: the subject, topic or URL.
+    /// Where it went: the subject, topic, URL, or `s3://<bucket>/<object>`.
     pub target: String,
     /// Index of the input record it came from.
     pub input: usize,
-    /// The record.
+    /// The record; for an `s3` sink, the object: its name as the key, its bytes as the payload.
     pub record: Record,
 }
 
@@ -284,14 +284,6 @@ pub enum RunError {
         /// Why.
         source: wasmtime::Error,
     },
-    /// A connector the local runner cannot stand in for.
-    #[error("`{unit}` is an `{connector}` sink, which `etl run` cannot run locally yet")]
-    Unsupported {
-        /// The unit.
-        unit: String,
-        /// Its connector.
-        connector: &'static str,
-    },
     /// A record cannot enter the pipeline's source.
     #[error("input record {index}: {message}")]
     Input {
@@ -367,14 +359,6 @@ impl Runtime {
         artifacts: &BTreeMap<String, Artifact>,
     ) -> Result<Pipeline, RunError> {
         let started = Instant::now();
-        for unit in &deployment.units {
-            if unit.kind == UnitKind::Sink(SinkConnector::S3) {
-                return Err(RunError::Unsupported {
-                    unit: unit.name.clone(),
-                    connector: "s3",
-                });
-            }
-        }
         let wanted: Vec<(&str, &Artifact)> = deployment
             .units
             .iter()
@@ -518,6 +502,7 @@ enum Delivery {
 struct Delivered {
     published: Vec<BrokerMessage>,
     requests: Vec<CapturedRequest>,
+    objects: Vec<CapturedObject>,
     logs: Vec<LogLine>,
 }
 
@@ -776,6 +761,19 @@ impl Pipeline {
                 },
             });
         }
+        for object in delivered.objects {
+            outputs += 1;
+            out.sinks.push(SinkRecord {
+                sink: unit.name.clone(),
+                target: format!("s3://{}/{}", object.container, object.name),
+                input,
+                record: Record {
+                    key: Some(object.name.into_bytes()),
+                    payload: object.data,
+                    headers: Vec::new(),
+                },
+            });
+        }
         let counts = &mut summary.counts[u].1;
         counts.emitted += outputs;
         if dead_lettered {
@@ -944,6 +942,7 @@ fn classify(
             Ok(Delivered {
                 published: std::mem::take(&mut host.published),
                 requests,
+                objects: std::mem::take(&mut host.objects),
                 logs,
             })
         }
