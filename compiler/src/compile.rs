@@ -240,7 +240,15 @@ pub fn compile_signed(
 
 /// Compiles the repo at `root` in memory: the same bytes [`compile`] writes.
 pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Result<Build, Error> {
-    let mut validation = crate::validate(root)?;
+    Ok(build_validated(crate::validate(root)?, cache, provenance))
+}
+
+/// [`build`] of a repo already validated (`etl test PIPELINE` narrows it to some pipelines).
+pub fn build_validated(
+    mut validation: crate::Validation,
+    cache: Option<&Cache>,
+    provenance: &Provenance,
+) -> Build {
     let failed = |validation, built| Build {
         validation,
         plan: None,
@@ -248,13 +256,13 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         built,
     };
     if validation.has_errors() {
-        return Ok(failed(validation, 0));
+        return failed(validation, 0);
     }
     let (resolved, problems) = resolve::resolve_repo(&validation.repo, cache);
     validation.diagnostics.extend(problems);
     crate::diag::sort(&mut validation.diagnostics);
     if validation.has_errors() {
-        return Ok(failed(validation, 0));
+        return failed(validation, 0);
     }
     let mut builder = Builder {
         cache,
@@ -271,7 +279,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
     }
     let built = builder.built;
     if validation.has_errors() {
-        return Ok(failed(validation, built));
+        return failed(validation, built);
     }
     let mut files = builder.files;
     let deployments = match package_and_emit(&validation.repo, &pipelines, provenance, &mut files) {
@@ -279,7 +287,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         Err(problems) => {
             validation.diagnostics.extend(problems);
             crate::diag::sort(&mut validation.diagnostics);
-            return Ok(failed(validation, built));
+            return failed(validation, built);
         }
     };
     let plan = plan_of(&validation.repo, pipelines, provenance, deployments);
@@ -287,12 +295,12 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         "plan.json".to_owned(),
         canonical_json(&serde_json::to_value(&plan).expect("the plan serializes")).into_bytes(),
     );
-    Ok(Build {
+    Build {
         validation,
         plan: Some(plan),
         files,
         built,
-    })
+    }
 }
 
 /// Packages every composed unit as an OCI artifact (`oci/`), then plans every pipeline in every

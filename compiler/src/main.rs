@@ -196,6 +196,8 @@ enum Command {
     /// Run the repo's fixtures (`tests/*.yaml`) through their pipelines and compare what
     /// reaches each sink, the dead letters and the counts with what they expect.
     ///
+    /// With pipelines named, errors in the files of other pipelines are set aside (noted).
+    ///
     /// Exit status: 0 every fixture passed, 1 a fixture failed or the repo is invalid, 2 usage
     /// or internal error.
     Test {
@@ -552,7 +554,9 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             artifacts,
             limits,
         } => {
-            let Some(mut prepared) = prepare(&artifacts, cli.color)? else {
+            let Some(mut prepared) =
+                prepare(&artifacts, std::slice::from_ref(&pipeline), cli.color)?
+            else {
                 return Ok(ExitCode::from(1));
             };
             let repo = &prepared.validation.repo;
@@ -575,7 +579,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             artifacts,
             limits,
         } => {
-            let Some(prepared) = prepare(&artifacts, cli.color)? else {
+            let Some(prepared) = prepare(&artifacts, &pipelines, cli.color)? else {
                 return Ok(ExitCode::from(1));
             };
             test(&prepared, &pipelines, &limits.limits())
@@ -818,10 +822,12 @@ struct Prepared {
     cache: PathBuf,
 }
 
-/// Validates the repo and gets its artifacts (compiled in memory, or from `--dist`); prints
-/// the diagnostics, and gives `None` when the repo has errors.
+/// Validates the repo and gets the artifacts of the pipelines in `only` (all when empty),
+/// compiled in memory or from `--dist`; prints the diagnostics that concern them, notes the
+/// files of other pipelines whose errors were set aside, and gives `None` on errors.
 fn prepare(
     args: &ArtifactArgs,
+    only: &[String],
     color: Color,
 ) -> Result<Option<Prepared>, Box<dyn std::error::Error>> {
     use etl::run::artifacts::{self, Origin};
@@ -830,10 +836,21 @@ fn prepare(
         Some(dist) => Origin::Dist(dist.clone()),
         None => Origin::Build(Some(etl::resolve::Cache::new(cache.clone()))),
     };
-    let (validation, artifacts) = artifacts::prepare(&args.repo, &origin)?;
+    let artifacts::Prepared {
+        validation,
+        artifacts,
+        set_aside,
+    } = artifacts::prepare_only(&args.repo, &origin, only)?;
     if !validation.diagnostics.is_empty() {
         let done = artifacts.is_some().then_some("");
         report(&validation, &args.repo, Format::Human, color, done);
+    }
+    if !set_aside.is_empty() {
+        let files: Vec<String> = set_aside.iter().map(|f| format!("`{f}`")).collect();
+        eprintln!(
+            "note: set aside the errors in {}, which belong to other pipelines (`etl validate` shows them)",
+            files.join(", "),
+        );
     }
     Ok(artifacts.map(|artifacts| Prepared {
         validation,

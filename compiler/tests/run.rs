@@ -903,6 +903,39 @@ fn a_repo_with_an_s3_sink_runs_and_its_fixtures_are_checked() {
     );
 }
 
+/// `etl test PIPELINE` needs only that pipeline's files valid; all of them still reports the
+/// broken one.
+#[test]
+fn etl_test_of_one_pipeline_ignores_another_broken_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy(&common::example(), tmp.path());
+    // Another pipeline whose schema is wrong, and its fixture.
+    std::fs::write(
+        tmp.path().join("pipelines/broken.yaml"),
+        "apiVersion: etl/v1alpha1\nkind: Pipeline\nmetadata:\n  name: broken\nspec:\n  source: 42\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("tests/broken.yaml"),
+        "apiVersion: etl/v1alpha1\nkind: Test\nmetadata:\n  name: broken-case\nspec:\n  pipeline: broken\n  input: []\n  expect: {}\n",
+    )
+    .unwrap();
+    let repo = tmp.path().to_str().unwrap();
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo, "sensor-ingest"], "");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("3 passed; 0 failed"), "{stdout}");
+    assert!(
+        stderr.contains("`pipelines/broken.yaml`") && stderr.contains("etl validate"),
+        "the broken file is named: {stderr}"
+    );
+    let (code, _, stderr) = etl(&["run", "sensor-ingest", "--repo", repo], READINGS);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("pipelines/broken.yaml"), "{stderr}");
+}
+
 /// `etl run` prints each record's outcome as soon as the record has gone through, while more
 /// input may come: the first outcome is read before stdin is closed. (Before, nothing was
 /// printed until the whole input had run, and the report took quadratic time to build.)
