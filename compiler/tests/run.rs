@@ -936,6 +936,23 @@ fn etl_test_of_one_pipeline_ignores_another_broken_one() {
     assert!(stderr.contains("pipelines/broken.yaml"), "{stderr}");
 }
 
+#[test]
+fn etl_run_hints_at_json_when_a_line_is_bare_json() {
+    let (code, _, stderr) = etl(
+        &["run", "sensor-ingest", "--repo", "examples/iot-sensors"],
+        "{\"payload\": \"ok\"}\n{\"sensor\": \"t-1\"}\n",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: <stdin>:2:9: unknown field `sensor`, expected one of `key`, `payload`, `json`, \
+         `base64`, `headers`: each line is a record: an object with one of `payload` (text), \
+         `json` (any JSON value) or `base64` (bytes), and optional `key` and `headers`, and this \
+         line is an object with other fields\n\
+         help: to send this JSON as the payload, wrap it: {\"json\": {\"sensor\": \"t-1\"}}\n"
+    );
+}
+
 /// `etl run` prints each record's outcome as soon as the record has gone through, while more
 /// input may come: the first outcome is read before stdin is closed. (Before, nothing was
 /// printed until the whole input had run, and the report took quadratic time to build.)
