@@ -953,6 +953,32 @@ fn etl_run_hints_at_json_when_a_line_is_bare_json() {
     );
 }
 
+#[test]
+fn http_sinks_get_a_json_content_type_for_json_records() {
+    let (code, stdout, stderr) = etl(
+        &[
+            "run",
+            "sensor-ingest",
+            "--repo",
+            "examples/iot-sensors",
+            "--format",
+            "jsonl",
+        ],
+        READINGS,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let alerts: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["sink"] == "alerts")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{stdout}");
+    assert_eq!(
+        alerts[0]["record"]["headers"]["content-type"], "application/json",
+        "{stdout}"
+    );
+}
+
 /// `etl run` prints each record's outcome as soon as the record has gone through, while more
 /// input may come: the first outcome is read before stdin is closed. (Before, nothing was
 /// printed until the whole input had run, and the report took quadratic time to build.)
