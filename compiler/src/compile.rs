@@ -249,7 +249,19 @@ pub fn compile_signed(
 
 /// Compiles the repo at `root` in memory: the same bytes [`compile`] writes.
 pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Result<Build, Error> {
-    let mut validation = crate::validate_with(root, cache)?;
+    Ok(build_validated(
+        crate::validate_with(root, cache)?,
+        cache,
+        provenance,
+    ))
+}
+
+/// [`build`] of a repo already validated (`etl test PIPELINE` narrows it to some pipelines).
+pub fn build_validated(
+    mut validation: crate::Validation,
+    cache: Option<&Cache>,
+    provenance: &Provenance,
+) -> Build {
     let failed = |validation, built| Build {
         validation,
         plan: None,
@@ -258,14 +270,14 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         from_cache: 0,
     };
     if validation.has_errors() {
-        return Ok(failed(validation, 0));
+        return failed(validation, 0);
     }
     let verified = std::mem::take(&mut validation.components);
     let (resolved, problems) = resolve::resolve_repo(&validation.repo, verified, cache);
     validation.diagnostics.extend(problems);
     crate::diag::sort(&mut validation.diagnostics);
     if validation.has_errors() {
-        return Ok(failed(validation, 0));
+        return failed(validation, 0);
     }
     let mut builder = Builder {
         cache,
@@ -283,7 +295,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
     }
     let (built, from_cache) = (builder.built, builder.from_cache);
     if validation.has_errors() {
-        return Ok(failed(validation, built));
+        return failed(validation, built);
     }
     let created = match oci::rfc3339(provenance.created) {
         Ok(created) => created,
@@ -292,7 +304,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
                 Code::Emit,
                 format!("the plan's provenance: {e}"),
             ));
-            return Ok(failed(validation, built));
+            return failed(validation, built);
         }
     };
     let mut files = builder.files;
@@ -301,7 +313,7 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         Err(problems) => {
             validation.diagnostics.extend(problems);
             crate::diag::sort(&mut validation.diagnostics);
-            return Ok(failed(validation, built));
+            return failed(validation, built);
         }
     };
     let provenance = ProvenancePlan {
@@ -314,13 +326,13 @@ pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Res
         "plan.json".to_owned(),
         canonical_json(&serde_json::to_value(&plan).expect("the plan serializes")).into_bytes(),
     );
-    Ok(Build {
+    Build {
         validation,
         plan: Some(plan),
         files,
         built,
         from_cache,
-    })
+    }
 }
 
 /// Packages every composed unit as an OCI artifact (`oci/`), then plans every pipeline in every

@@ -179,12 +179,13 @@ enum Command {
         allow: Vec<String>,
     },
     /// Run records through one pipeline in-process: the composed artifacts, wired as on a
-    /// lattice, with an in-memory bus for NATS and captured HTTP sinks.
+    /// lattice, with an in-memory bus for NATS and captured HTTP and S3 sinks.
     ///
     /// Reads JSON lines (`{"payload": "text"}`, `{"json": {…}}` or `{"base64": "…"}`, each with
-    /// optional `key` and `headers`) and prints what reached each sink, dead letters, failures
-    /// and a summary. Exit status: 0 every record was handled (delivered, filtered or
-    /// dead-lettered), 1 some record failed or the repo is invalid, 2 usage or internal error.
+    /// optional `key` and `headers`) and prints, as each record completes, what reached each
+    /// sink, dead letters and failures; then a summary. Exit status: 0 every record was handled
+    /// (delivered, filtered or dead-lettered), 1 some record failed or the repo is invalid, 2
+    /// usage or internal error.
     Run {
         /// The pipeline to run.
         #[arg(value_name = "PIPELINE")]
@@ -205,6 +206,8 @@ enum Command {
     },
     /// Run the repo's fixtures (`tests/*.yaml`) through their pipelines and compare what
     /// reaches each sink, the dead letters and the counts with what they expect.
+    ///
+    /// With pipelines named, errors in the files of other pipelines are set aside (noted).
     ///
     /// Exit status: 0 every fixture passed, 1 a fixture failed or the repo is invalid, 2 usage
     /// or internal error.
@@ -583,7 +586,9 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             artifacts,
             limits,
         } => {
-            let Some(mut prepared) = prepare(&artifacts, cli.color)? else {
+            let Some(mut prepared) =
+                prepare(&artifacts, std::slice::from_ref(&pipeline), cli.color)?
+            else {
                 return Ok(ExitCode::from(1));
             };
             let repo = &prepared.validation.repo;
@@ -591,16 +596,11 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 .or_else(|| etl::deploy::default_environment(repo))
                 .unwrap_or_default();
             let deployment = etl::deploy::plan(repo, &env, &pipeline)?;
-            let inputs = read_input(&input)?;
             let runtime = etl::run::Runtime::new(Some(&prepared.cache))?;
             let units = prepared.artifacts.remove(&pipeline).unwrap_or_default();
             let loaded = runtime.load(&deployment, &units)?;
-            let report = run_with_progress(&loaded, &inputs, &limits.limits())?;
-            print(&match format {
-                RunFormat::Text => etl::run::output::text(&report),
-                RunFormat::Jsonl => etl::run::output::jsonl(&report),
-            });
-            Ok(if report.failures.is_empty() {
+            let summary = run_streaming(&loaded, &input, format, &limits.limits())?;
+            Ok(if summary.failed() == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -611,7 +611,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             artifacts,
             limits,
         } => {
-            let Some(prepared) = prepare(&artifacts, cli.color)? else {
+            let Some(prepared) = prepare(&artifacts, &pipelines, cli.color)? else {
                 return Ok(ExitCode::from(1));
             };
             test(&prepared, &pipelines, &limits.limits())
@@ -869,10 +869,12 @@ struct Prepared {
     cache: PathBuf,
 }
 
-/// Validates the repo and gets its artifacts (compiled in memory, or from `--dist`); prints
-/// the diagnostics, and gives `None` when the repo has errors.
+/// Validates the repo and gets the artifacts of the pipelines in `only` (all when empty),
+/// compiled in memory or from `--dist`; prints the diagnostics that concern them, notes the
+/// files of other pipelines whose errors were set aside, and gives `None` on errors.
 fn prepare(
     args: &ArtifactArgs,
+    only: &[String],
     color: Color,
 ) -> Result<Option<Prepared>, Box<dyn std::error::Error>> {
     use etl::run::artifacts::{self, Origin};
@@ -881,10 +883,21 @@ fn prepare(
         Some(dist) => Origin::Dist(dist.clone()),
         None => Origin::Build(Some(etl::resolve::Cache::new(cache.clone()))),
     };
-    let (validation, artifacts) = artifacts::prepare(&args.repo, &origin)?;
+    let artifacts::Prepared {
+        validation,
+        artifacts,
+        set_aside,
+    } = artifacts::prepare_only(&args.repo, &origin, only)?;
     if !validation.diagnostics.is_empty() {
         let done = artifacts.is_some().then_some("");
         report(&validation, &args.repo, Format::Human, color, done);
+    }
+    if !set_aside.is_empty() {
+        let files: Vec<String> = set_aside.iter().map(|f| format!("`{f}`")).collect();
+        eprintln!(
+            "note: set aside the errors in {}, which belong to other pipelines (`etl validate` shows them)",
+            files.join(", "),
+        );
     }
     Ok(artifacts.map(|artifacts| Prepared {
         validation,
@@ -893,45 +906,82 @@ fn prepare(
     }))
 }
 
-/// Reads JSON lines from `path` (`-`: stdin).
-fn read_input(path: &std::path::Path) -> Result<Vec<etl::run::Record>, Box<dyn std::error::Error>> {
-    let (origin, text) = if path.as_os_str() == "-" {
+/// Runs the JSON lines of `path` (`-`: stdin) through `pipeline`, printing each record's
+/// outcome in `format` as soon as it is known, then the summary. Lines are read one at a time,
+/// so records from stdin run as they arrive. A file is read twice: every line is checked before
+/// the first record runs. Progress goes to stderr when it is a terminal and stdout is not.
+fn run_streaming(
+    pipeline: &etl::run::Pipeline,
+    path: &std::path::Path,
+    format: RunFormat,
+    limits: &etl::run::Limits,
+) -> Result<etl::run::Summary, Box<dyn std::error::Error>> {
+    use etl::run::input::read_lines;
+    let open = || {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .map_err(|source| etl::Error::Io {
+                path: path.to_owned(),
+                source,
+            })
+    };
+    let origin = path.display().to_string();
+    type Records<'a> =
+        Box<dyn Iterator<Item = Result<etl::run::Record, etl::run::input::InputError>> + 'a>;
+    let (records, total): (Records<'_>, Option<usize>) = if path.as_os_str() == "-" {
         if std::io::stdin().is_terminal() {
             eprintln!("reading records from stdin, one JSON object a line; end with Ctrl-D");
         }
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| format!("<stdin>: {e}"))?;
-        ("<stdin>".to_owned(), text)
+        (
+            Box::new(read_lines("<stdin>", std::io::stdin().lock())),
+            None,
+        )
     } else {
-        let text = std::fs::read_to_string(path).map_err(|source| etl::Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        (path.display().to_string(), text)
+        let mut total = 0;
+        for record in read_lines(&origin, open()?) {
+            pipeline.check_input(total, &record?)?;
+            total += 1;
+        }
+        (Box::new(read_lines(&origin, open()?)), Some(total))
     };
-    Ok(etl::run::input::parse_lines(&origin, &text)?)
-}
-
-/// Runs `inputs`, showing progress on stderr when it is a terminal and the input is long.
-fn run_with_progress(
-    pipeline: &etl::run::Pipeline,
-    inputs: &[etl::run::Record],
-    limits: &etl::run::Limits,
-) -> Result<etl::run::Report, etl::run::RunError> {
-    let show = std::io::stderr().is_terminal() && inputs.len() >= 1000;
-    let total = inputs.len();
+    let show = std::io::stderr().is_terminal() && !std::io::stdout().is_terminal();
     let mut last = std::time::Instant::now();
-    let report = pipeline.run(inputs, limits, &mut |done| {
-        if show && (last.elapsed().as_millis() >= 100 || done == total) {
+    let mut out = std::io::stdout().lock();
+    let mut session = pipeline.session(limits);
+    for record in records {
+        let outcome = session.feed(&record?)?;
+        let text = match format {
+            RunFormat::Text => etl::run::output::text_outcome(&outcome),
+            RunFormat::Jsonl => etl::run::output::jsonl_outcome(&outcome),
+        };
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader is gone (`| head`): nothing more can be shown.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(format!("stdout: {e}").into()),
+        }
+        let done = outcome.input + 1;
+        if show && (last.elapsed().as_millis() >= 100 || Some(done) == total) {
             last = std::time::Instant::now();
-            eprint!("\r{done}/{total} records");
-            if done == total {
-                eprintln!();
+            match total {
+                Some(total) => eprint!("\r{done}/{total} records"),
+                None => eprint!("\r{done} records"),
             }
         }
-    })?;
-    Ok(report)
+    }
+    let summary = session.summary();
+    if show && summary.inputs > 0 {
+        eprintln!();
+    }
+    let _ = out.write_all(
+        match format {
+            RunFormat::Text => etl::run::output::text_summary(&summary),
+            RunFormat::Jsonl => etl::run::output::jsonl_summary(&summary),
+        }
+        .as_bytes(),
+    );
+    let _ = out.flush();
+    Ok(summary)
 }
 
 /// Runs every fixture (of `only` pipelines, if any) and reports like a test runner.

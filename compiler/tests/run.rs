@@ -792,15 +792,16 @@ fn reusing_instances_gives_the_same_results() {
     assert_eq!(fresh, run(1000));
 }
 
-#[test]
-fn an_s3_sink_is_refused_by_name() {
+/// A copy of the example whose `archive` sink is an `s3` bucket, objects named `{key}{seq}.json`
+/// under `archive/` (the readings have no key, so the first is `archive/0.json`).
+fn example_with_an_s3_sink() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     common::copy(&common::example(), tmp.path());
     let file = tmp.path().join("pipelines/sensor-ingest.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
     let patched = text.replace(
         "      connector: nats\n      with:\n        subject: \"{{ vars.archive_subject }}\"",
-        "      connector: s3\n      with:\n        bucket: archive",
+        "      connector: s3\n      with:\n        bucket: archive\n        key: \"archive/{key}{seq}.json\"",
     );
     assert_ne!(text, patched);
     std::fs::write(&file, patched).unwrap();
@@ -814,14 +815,230 @@ fn an_s3_sink_is_refused_by_name() {
         1,
     );
     std::fs::write(&project, with_s3).unwrap();
+    tmp
+}
+
+#[test]
+fn an_s3_sink_is_captured_with_object_key_and_bytes() {
+    let tmp = example_with_an_s3_sink();
     let (validation, artifacts) = build(tmp.path());
-    let deployment = deploy::plan(&validation.repo, "dev", "sensor-ingest").unwrap();
-    let e = runtime()
-        .load(&deployment, &artifacts["sensor-ingest"])
-        .err()
-        .expect("refused");
+    let pipeline = load(&validation, &artifacts, "sensor-ingest", "dev");
+    let reading = r#"{"sensor": "t-101", "temp_c": 20, "ts": "2026-11-01T12:00:00Z"}"#;
+    let report = pipeline
+        .run(&[text(reading)], &Limits::default(), &mut |_| {})
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let objects: Vec<(&str, Option<&[u8]>, serde_json::Value)> = report
+        .sinks
+        .iter()
+        .filter(|s| s.sink == "archive")
+        .map(|s| {
+            (
+                s.target.as_str(),
+                s.record.key.as_deref(),
+                serde_json::from_slice(&s.record.payload).unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        e.to_string(),
-        "`archive` is an `s3` sink, which `etl run` cannot run locally yet"
+        objects,
+        [(
+            "s3://archive/archive/0.json",
+            Some(&b"archive/0.json"[..]),
+            serde_json::json!({"sensor_id": "t-101", "celsius": 20.0, "ts": "2026-11-01T12:00:00Z"})
+        )]
     );
+    assert_eq!(report.counts_of("archive").unwrap().emitted, 1);
+}
+
+#[test]
+fn a_repo_with_an_s3_sink_runs_and_its_fixtures_are_checked() {
+    let tmp = example_with_an_s3_sink();
+    let repo = tmp.path().to_str().unwrap();
+    let (code, stdout, stderr) = etl(
+        &["run", "sensor-ingest", "--repo", repo, "--format", "jsonl"],
+        READINGS,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let objects: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["sink"] == "archive")
+        .collect();
+    assert_eq!(objects.len(), 2, "{stdout}");
+    assert_eq!(objects[0]["target"], "s3://archive/archive/0.json");
+    assert_eq!(objects[0]["record"]["key"], "archive/0.json");
+
+    // The fixtures name each object's key; `archive: []` still expects no object.
+    let mut keyed = String::new();
+    for name in ["fan-out", "filtered"] {
+        let fixture = tmp.path().join(format!("tests/{name}.yaml"));
+        let text = std::fs::read_to_string(&fixture).unwrap();
+        keyed = text.replace(
+            "      archive:\n        - json:",
+            "      archive:\n        - key: archive/0.json\n          json:",
+        );
+        assert_ne!(text, keyed);
+        std::fs::write(&fixture, &keyed).unwrap();
+    }
+    let fixture = tmp.path().join("tests/filtered.yaml");
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("3 passed; 0 failed"), "{stdout}");
+
+    std::fs::write(&fixture, keyed.replace("archive/0.json", "archive/1.json")).unwrap();
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("sink `archive`: expected 1 record, got 1 that differ"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-  \"key\": \"archive/1.json\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+  \"key\": \"archive/0.json\""),
+        "{stdout}"
+    );
+}
+
+/// `etl test PIPELINE` needs only that pipeline's files valid; all of them still reports the
+/// broken one.
+#[test]
+fn etl_test_of_one_pipeline_ignores_another_broken_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy(&common::example(), tmp.path());
+    // Another pipeline whose schema is wrong, and its fixture.
+    std::fs::write(
+        tmp.path().join("pipelines/broken.yaml"),
+        "apiVersion: etl/v1alpha1\nkind: Pipeline\nmetadata:\n  name: broken\nspec:\n  source: 42\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("tests/broken.yaml"),
+        "apiVersion: etl/v1alpha1\nkind: Test\nmetadata:\n  name: broken-case\nspec:\n  pipeline: broken\n  input: []\n  expect: {}\n",
+    )
+    .unwrap();
+    let repo = tmp.path().to_str().unwrap();
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo, "sensor-ingest"], "");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("3 passed; 0 failed"), "{stdout}");
+    assert!(
+        stderr.contains("`pipelines/broken.yaml`") && stderr.contains("etl validate"),
+        "the broken file is named: {stderr}"
+    );
+    let (code, _, stderr) = etl(&["run", "sensor-ingest", "--repo", repo], READINGS);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("pipelines/broken.yaml"), "{stderr}");
+}
+
+#[test]
+fn etl_run_hints_at_json_when_a_line_is_bare_json() {
+    let (code, _, stderr) = etl(
+        &["run", "sensor-ingest", "--repo", "examples/iot-sensors"],
+        "{\"payload\": \"ok\"}\n{\"sensor\": \"t-1\"}\n",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: <stdin>:2:9: unknown field `sensor`, expected one of `key`, `payload`, `json`, \
+         `base64`, `headers`: each line is a record: an object with one of `payload` (text), \
+         `json` (any JSON value) or `base64` (bytes), and optional `key` and `headers`, and this \
+         line is an object with other fields\n\
+         help: to send this JSON as the payload, wrap it: {\"json\": {\"sensor\": \"t-1\"}}\n"
+    );
+}
+
+#[test]
+fn http_sinks_get_a_json_content_type_for_json_records() {
+    let (code, stdout, stderr) = etl(
+        &[
+            "run",
+            "sensor-ingest",
+            "--repo",
+            "examples/iot-sensors",
+            "--format",
+            "jsonl",
+        ],
+        READINGS,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let alerts: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["sink"] == "alerts")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{stdout}");
+    assert_eq!(
+        alerts[0]["record"]["headers"]["content-type"], "application/json",
+        "{stdout}"
+    );
+}
+
+/// `etl run` prints each record's outcome as soon as the record has gone through, while more
+/// input may come: the first outcome is read before stdin is closed. (Before, nothing was
+/// printed until the whole input had run, and the report took quadratic time to build.)
+#[test]
+fn etl_run_streams_each_outcome_before_the_input_ends() {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args([
+            "run",
+            "sensor-ingest",
+            "--repo",
+            "examples/iot-sensors",
+            "--format",
+            "jsonl",
+            "--cache-dir",
+            cache().to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let hot = r#"{"json": {"sensor": "t-101", "temp_c": 82.5, "ts": "2026-11-01T12:00:00Z"}}"#;
+    writeln!(stdin, "{hot}").unwrap();
+    stdin.flush().unwrap();
+    // The compile in memory comes first: a generous bound, only so that a runner that waits for
+    // the end of the input fails instead of hanging.
+    let Ok(first) = rx.recv_timeout(Duration::from_secs(180)) else {
+        let _ = child.kill();
+        panic!("no outcome was printed while the input was still open: the output does not stream");
+    };
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(
+        (first["type"].as_str(), first["input"].as_u64()),
+        (Some("sink"), Some(0))
+    );
+    writeln!(stdin, "{hot}").unwrap();
+    drop(stdin);
+    let rest: Vec<serde_json::Value> = rx
+        .iter()
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let summary = rest.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(
+        (summary["inputs"].as_u64(), summary["delivered"].as_u64()),
+        (Some(2), Some(4))
+    );
+    assert!(rest.iter().any(|l| l["type"] == "sink" && l["input"] == 1));
 }

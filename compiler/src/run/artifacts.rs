@@ -105,6 +105,14 @@ struct ArtifactEntry {
 /// The artifacts of `dist`, after checking that each hashes to its digest and that `repo`'s
 /// spec files are the ones `dist` was compiled from.
 pub fn from_dist(dist: &Path, repo: &Repo) -> Result<Artifacts, DistError> {
+    from_dist_checked(dist, &crate::compile::input_digests(repo))
+}
+
+/// [`from_dist`], with the digests of the repo's spec files (`current`) given.
+fn from_dist_checked(
+    dist: &Path,
+    current: &BTreeMap<String, String>,
+) -> Result<Artifacts, DistError> {
     let plan_path = dist.join("plan.json");
     let text = std::fs::read_to_string(&plan_path).map_err(|source| DistError::Io {
         path: plan_path.clone(),
@@ -114,7 +122,6 @@ pub fn from_dist(dist: &Path, repo: &Repo) -> Result<Artifacts, DistError> {
         path: plan_path.clone(),
         message: e.to_string(),
     })?;
-    let current = crate::compile::input_digests(repo);
     let mut changed = Vec::new();
     for (file, digest) in &plan.inputs {
         match current.get(file) {
@@ -207,19 +214,136 @@ pub fn prepare(
     root: &Path,
     origin: &Origin,
 ) -> Result<(crate::Validation, Option<Artifacts>), PrepareError> {
+    let prepared = prepare_only(root, origin, &[])?;
+    Ok((prepared.validation, prepared.artifacts))
+}
+
+/// The artifacts of some pipelines, and what was found on the way.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The validation, narrowed to the pipelines asked for (see [`narrow`]).
+    pub validation: crate::Validation,
+    /// The artifacts; `None` when the validation has errors.
+    pub artifacts: Option<Artifacts>,
+    /// Files of other pipelines (and their fixtures) with errors that were set aside.
+    pub set_aside: Vec<String>,
+}
+
+/// [`prepare`] for the pipelines named in `only` (every pipeline when it is empty): problems
+/// in the files of other pipelines and of their fixtures do not stop these (see [`narrow`]).
+pub fn prepare_only(
+    root: &Path,
+    origin: &Origin,
+    only: &[String],
+) -> Result<Prepared, PrepareError> {
+    let cache = match origin {
+        Origin::Build(cache) => cache.as_ref(),
+        Origin::Dist(_) => None,
+    };
+    let validation = crate::validate_with(root, cache)?;
     match origin {
         Origin::Build(cache) => {
-            let build = crate::compile::build(root, cache.as_ref(), &Default::default())?;
+            let (validation, set_aside) = narrow(validation, only);
+            let build =
+                crate::compile::build_validated(validation, cache.as_ref(), &Default::default());
             let artifacts = build.plan.as_ref().map(|p| from_build(p, &build.files));
-            Ok((build.validation, artifacts))
+            Ok(Prepared {
+                validation: build.validation,
+                artifacts,
+                set_aside,
+            })
         }
         Origin::Dist(dist) => {
-            let validation = crate::validate(root)?;
+            // The `dist/` must have been compiled from this very repo, every file of it.
+            let whole = crate::compile::input_digests(&validation.repo);
+            let (validation, set_aside) = narrow(validation, only);
             if validation.has_errors() {
-                return Ok((validation, None));
+                return Ok(Prepared {
+                    validation,
+                    artifacts: None,
+                    set_aside,
+                });
             }
-            let artifacts = from_dist(dist, &validation.repo)?;
-            Ok((validation, Some(artifacts)))
+            let artifacts = from_dist_checked(dist, &whole)?;
+            Ok(Prepared {
+                validation,
+                artifacts: Some(artifacts),
+                set_aside,
+            })
         }
     }
+}
+
+/// `validation` narrowed to the pipelines named in `only` (unchanged when it is empty): the
+/// repo keeps only those pipelines and their fixtures, and the diagnostics only those that
+/// concern them, that is all but the ones in the files of other pipelines and of their
+/// fixtures. Returns the files whose errors were set aside.
+///
+/// When a pipeline of `only` did not load, nothing is narrowed: its broken file may be any of
+/// those that did not load.
+pub fn narrow(
+    mut validation: crate::Validation,
+    only: &[String],
+) -> (crate::Validation, Vec<String>) {
+    use crate::schema::FileKind;
+    let repo = &validation.repo;
+    let wanted = |name: &str| only.iter().any(|p| p == name);
+    if only.is_empty()
+        || !only
+            .iter()
+            .all(|p| repo.pipelines.iter().any(|l| *l.spec.metadata.name == **p))
+    {
+        return (validation, Vec::new());
+    }
+    // The files that belong to other pipelines: theirs and their fixtures'.
+    let mut elsewhere: Vec<String> = Vec::new();
+    for p in &repo.pipelines {
+        if !wanted(&p.spec.metadata.name) {
+            elsewhere.push(p.file.clone());
+        }
+    }
+    for t in &repo.tests {
+        if !wanted(&t.spec.spec.pipeline) {
+            elsewhere.push(t.file.clone());
+        }
+    }
+    for u in &repo.unloaded {
+        let other = match u.kind {
+            // Every pipeline asked for loaded, so a pipeline file that did not is another one.
+            FileKind::Pipeline => true,
+            // A fixture is another pipeline's when it says so.
+            FileKind::Test => repo
+                .sources
+                .get(&u.file)
+                .and_then(|text| crate::yaml::parse(&u.file, text).ok())
+                .and_then(|tree| {
+                    tree.pointer("/spec/pipeline")
+                        .and_then(|c| c.node.as_str().map(str::to_owned))
+                })
+                .is_some_and(|p| !wanted(&p)),
+            _ => false,
+        };
+        if other {
+            elsewhere.push(u.file.clone());
+        }
+    }
+    let mut set_aside: Vec<String> = Vec::new();
+    validation.diagnostics.retain(|d| {
+        let Some(file) = d.location.as_ref().map(|l| &l.file) else {
+            return true;
+        };
+        if !elsewhere.contains(file) {
+            return true;
+        }
+        if d.is_error() && !set_aside.contains(file) {
+            set_aside.push(file.clone());
+        }
+        false
+    });
+    let repo = &mut validation.repo;
+    repo.pipelines.retain(|p| wanted(&p.spec.metadata.name));
+    repo.tests.retain(|t| wanted(&t.spec.spec.pipeline));
+    repo.unloaded.retain(|u| !elsewhere.contains(&u.file));
+    set_aside.sort();
+    (validation, set_aside)
 }

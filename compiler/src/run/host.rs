@@ -4,7 +4,8 @@
 //! `wasmcloud:messaging/consumer` publishes go into the store, not onto a bus: the runner
 //! delivers them only if the call succeeds, so a failed or retried call leaves no trace.
 //! `wasi:http/outgoing-handler` requests are captured and answered `200` without touching the
-//! network. `wasi:config/runtime` serves the unit's configuration from the deployment plan.
+//! network; `wasi:blobstore` objects are captured in memory when their value is finished, never
+//! uploaded. `wasi:config/runtime` serves the unit's configuration from the deployment plan.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use wasmtime::ResourceLimiter;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
@@ -36,6 +38,34 @@ wasmtime::component::bindgen!({
         "../wit/deps/wasi-logging-0.1.0-draft",
     ],
 });
+
+/// `wasi:blobstore`, as `out-blobstore` imports it; its streams are WASI's own.
+mod blobstore {
+    wasmtime::component::bindgen!({
+        inline: "
+            package etl:blobstore-host;
+
+            world objects {
+                import wasi:blobstore/blobstore@0.2.0-draft;
+            }
+        ",
+        path: [
+            "../wit/deps/wasi-io-0.2.6",
+            "../wit/deps/wasi-blobstore-0.2.0-draft",
+        ],
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+            "wasi:blobstore/container.container": super::Container,
+            "wasi:blobstore/container.stream-object-names": super::ObjectNames,
+            "wasi:blobstore/types.outgoing-value": super::OutgoingValue,
+            "wasi:blobstore/types.incoming-value": super::IncomingValue,
+        },
+    });
+}
+
+use blobstore::wasi::blobstore::{
+    blobstore as blob_api, container as container_api, types as blob_types,
+};
 
 pub(crate) use wasmcloud::messaging::types::BrokerMessage;
 
@@ -70,6 +100,40 @@ pub struct CapturedRequest {
     pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Vec<u8>,
+}
+
+/// One object a component wrote through `wasi:blobstore`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedObject {
+    /// The container (the bucket of an `s3` sink).
+    pub container: String,
+    /// The object's name (its key in the bucket).
+    pub name: String,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+/// A `wasi:blobstore` container: only its name; objects are captured by the host.
+pub struct Container {
+    name: String,
+}
+
+/// A value being written: the bytes streamed into it, and where `write-data` said they go.
+pub struct OutgoingValue {
+    body: MemoryOutputPipe,
+    body_taken: bool,
+    targets: Vec<(String, String)>,
+}
+
+/// Never made: reading objects is not served locally.
+pub enum IncomingValue {}
+
+/// Never made: listing objects is not served locally.
+pub enum ObjectNames {}
+
+/// What the local blobstore answers to anything but writing an object.
+fn not_served(what: &str) -> String {
+    format!("etl run: `{what}` is not available locally (objects are only captured as written)")
 }
 
 /// Limits of one store; also records which one was hit.
@@ -182,6 +246,8 @@ pub(crate) struct Host {
     pub output_limit_hit: bool,
     /// Requests captured by `wasi:http/outgoing-handler`.
     pub requests: Arc<Mutex<Vec<CapturedRequest>>>,
+    /// Objects captured by `wasi:blobstore`, in the order their values were finished.
+    pub objects: Vec<CapturedObject>,
     /// `wasi:logging` lines (at most [`MAX_LOG_LINES`]).
     pub logs: Vec<LogLine>,
     /// Lines beyond [`MAX_LOG_LINES`].
@@ -217,6 +283,7 @@ impl Host {
             published: Vec::new(),
             output_limit_hit: false,
             requests,
+            objects: Vec::new(),
             logs: Vec::new(),
             logs_dropped: 0,
             output,
@@ -233,6 +300,7 @@ impl Host {
         self.published.clear();
         self.output_limit_hit = false;
         self.requests.lock().expect("not poisoned").clear();
+        self.objects.clear();
         self.logs.clear();
         self.logs_dropped = 0;
         self.limiter.memory_hit = false;
@@ -332,11 +400,235 @@ impl wasi::logging::logging::Host for Host {
     }
 }
 
+impl blob_api::Host for Host {
+    fn create_container(&mut self, name: String) -> Result<Resource<Container>, String> {
+        self.get_container(name)
+    }
+
+    fn get_container(&mut self, name: String) -> Result<Resource<Container>, String> {
+        self.table
+            .push(Container { name })
+            .map_err(|e| format!("etl run: {e}"))
+    }
+
+    fn delete_container(&mut self, _name: String) -> Result<(), String> {
+        Err(not_served("delete-container"))
+    }
+
+    fn container_exists(&mut self, _name: String) -> Result<bool, String> {
+        Ok(true)
+    }
+
+    fn copy_object(
+        &mut self,
+        _src: blob_types::ObjectId,
+        _dest: blob_types::ObjectId,
+    ) -> Result<(), String> {
+        Err(not_served("copy-object"))
+    }
+
+    fn move_object(
+        &mut self,
+        _src: blob_types::ObjectId,
+        _dest: blob_types::ObjectId,
+    ) -> Result<(), String> {
+        Err(not_served("move-object"))
+    }
+}
+
+impl container_api::Host for Host {}
+
+impl container_api::HostContainer for Host {
+    fn name(&mut self, this: Resource<Container>) -> Result<String, String> {
+        self.table
+            .get(&this)
+            .map(|c| c.name.clone())
+            .map_err(|e| format!("etl run: {e}"))
+    }
+
+    fn info(&mut self, this: Resource<Container>) -> Result<blob_types::ContainerMetadata, String> {
+        Ok(blob_types::ContainerMetadata {
+            name: self.name(this)?,
+            created_at: 0,
+        })
+    }
+
+    fn get_data(
+        &mut self,
+        _this: Resource<Container>,
+        _name: String,
+        _start: u64,
+        _end: u64,
+    ) -> Result<Resource<IncomingValue>, String> {
+        Err(not_served("get-data"))
+    }
+
+    fn write_data(
+        &mut self,
+        this: Resource<Container>,
+        name: String,
+        data: Resource<OutgoingValue>,
+    ) -> Result<(), String> {
+        let container = self.name(this)?;
+        let value = self
+            .table
+            .get_mut(&data)
+            .map_err(|e| format!("etl run: {e}"))?;
+        value.targets.push((container, name));
+        Ok(())
+    }
+
+    fn list_objects(
+        &mut self,
+        _this: Resource<Container>,
+    ) -> Result<Resource<ObjectNames>, String> {
+        Err(not_served("list-objects"))
+    }
+
+    fn delete_object(&mut self, _this: Resource<Container>, _name: String) -> Result<(), String> {
+        Err(not_served("delete-object"))
+    }
+
+    fn delete_objects(
+        &mut self,
+        _this: Resource<Container>,
+        _names: Vec<String>,
+    ) -> Result<(), String> {
+        Err(not_served("delete-objects"))
+    }
+
+    fn has_object(&mut self, _this: Resource<Container>, _name: String) -> Result<bool, String> {
+        Err(not_served("has-object"))
+    }
+
+    fn object_info(
+        &mut self,
+        _this: Resource<Container>,
+        _name: String,
+    ) -> Result<blob_types::ObjectMetadata, String> {
+        Err(not_served("object-info"))
+    }
+
+    fn clear(&mut self, _this: Resource<Container>) -> Result<(), String> {
+        Err(not_served("clear"))
+    }
+
+    fn drop(&mut self, rep: Resource<Container>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl container_api::HostStreamObjectNames for Host {
+    fn read_stream_object_names(
+        &mut self,
+        this: Resource<ObjectNames>,
+        _len: u64,
+    ) -> Result<(Vec<String>, bool), String> {
+        match *self.table.get(&this).map_err(|e| e.to_string())? {}
+    }
+
+    fn skip_stream_object_names(
+        &mut self,
+        this: Resource<ObjectNames>,
+        _num: u64,
+    ) -> Result<(u64, bool), String> {
+        match *self.table.get(&this).map_err(|e| e.to_string())? {}
+    }
+
+    fn drop(&mut self, rep: Resource<ObjectNames>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl blob_types::Host for Host {}
+
+impl blob_types::HostOutgoingValue for Host {
+    fn new_outgoing_value(&mut self) -> Resource<OutgoingValue> {
+        self.table
+            .push(OutgoingValue {
+                body: MemoryOutputPipe::new(self.limiter.memory),
+                body_taken: false,
+                targets: Vec::new(),
+            })
+            .expect("the resource table has room")
+    }
+
+    fn outgoing_value_write_body(
+        &mut self,
+        this: Resource<OutgoingValue>,
+    ) -> Result<Resource<DynOutputStream>, ()> {
+        let value = self.table.get_mut(&this).map_err(drop)?;
+        if std::mem::replace(&mut value.body_taken, true) {
+            return Err(());
+        }
+        let stream: DynOutputStream = Box::new(value.body.clone());
+        self.table.push_child(stream, &this).map_err(drop)
+    }
+
+    fn finish(&mut self, this: Resource<OutgoingValue>) -> Result<(), String> {
+        let value = self
+            .table
+            .delete(this)
+            .map_err(|e| format!("etl run: the value cannot be finished: {e}"))?;
+        let data = value.body.contents().to_vec();
+        for (container, name) in value.targets {
+            if self.published.len() + self.objects.len() >= self.max_publishes {
+                self.output_limit_hit = true;
+                return Err(format!(
+                    "etl run: more than {} objects for one record (the output limit)",
+                    self.max_publishes
+                ));
+            }
+            self.objects.push(CapturedObject {
+                container,
+                name,
+                data: data.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn drop(&mut self, rep: Resource<OutgoingValue>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl blob_types::HostIncomingValue for Host {
+    fn incoming_value_consume_sync(
+        &mut self,
+        this: Resource<IncomingValue>,
+    ) -> Result<Vec<u8>, String> {
+        match *self.table.get(&this).map_err(|e| e.to_string())? {}
+    }
+
+    fn incoming_value_consume_async(
+        &mut self,
+        this: Resource<IncomingValue>,
+    ) -> Result<Resource<DynInputStream>, String> {
+        match *self.table.get(&this).map_err(|e| e.to_string())? {}
+    }
+
+    fn size(&mut self, this: Resource<IncomingValue>) -> u64 {
+        match *self.table.get(&this).expect("a live value") {}
+    }
+
+    fn drop(&mut self, rep: Resource<IncomingValue>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
 /// A linker serving every import a composed unit may have.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
     Unit::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host)?;
+    blob_types::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host)?;
+    container_api::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host)?;
+    blob_api::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host)?;
     Ok(linker)
 }

@@ -12,7 +12,7 @@ use crate::model;
 
 /// A line of the input that is not a record.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}:{line}:{column}: {message}")]
+#[error("{origin}:{line}:{column}: {message}{}", help.as_ref().map(|h| format!("\nhelp: {h}")).unwrap_or_default())]
 pub struct InputError {
     /// File name, or `<stdin>`.
     pub origin: String,
@@ -22,36 +22,166 @@ pub struct InputError {
     pub column: usize,
     /// What is wrong.
     pub message: String,
+    /// How to fix it, when there is an obvious way.
+    pub help: Option<String>,
 }
+
+/// The fields of a record, as in `tests/*.yaml`.
+const FIELDS: [&str; 5] = ["key", "payload", "json", "base64", "headers"];
+
+/// What an input line is, said in errors.
+const LINE_FORMAT: &str = "each line is a record: an object with one of `payload` (text), `json` (any JSON value) or `base64` (bytes), and optional `key` and `headers`";
 
 /// Reads JSON lines; blank lines are skipped. `origin` names the input in errors.
 pub fn parse_lines(origin: &str, text: &str) -> Result<Vec<Record>, InputError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let error = |column: usize, message: String| InputError {
-            origin: origin.to_owned(),
-            line: i + 1,
-            column,
-            message,
-        };
-        let value: model::Record = serde_json::from_str(line).map_err(|e| {
-            let message = e.to_string();
-            // serde_json appends " at line L column C"; the position is reported separately.
-            let message = message
-                .rsplit_once(" at line ")
-                .map_or(message.as_str(), |(m, _)| m)
-                .to_owned();
-            error(
-                e.column().max(1),
-                format!("{message} (expected a record such as {{\"payload\": \"text\"}})"),
-            )
-        })?;
-        out.push(from_model(&value).map_err(|m| error(1, m))?);
+    read_lines(origin, text.as_bytes()).collect()
+}
+
+/// The records of JSON lines read from `reader` one line at a time, blank lines skipped; an
+/// item is the next record or why its line is not one. `origin` names the input in errors.
+pub fn read_lines<R: std::io::BufRead>(origin: &str, reader: R) -> Lines<R> {
+    Lines {
+        origin: origin.to_owned(),
+        reader,
+        line: 0,
+        buffer: Vec::new(),
     }
-    Ok(out)
+}
+
+/// The iterator of [`read_lines`]: memory for one line at a time.
+pub struct Lines<R> {
+    origin: String,
+    reader: R,
+    line: usize,
+    buffer: Vec<u8>,
+}
+
+impl<R: std::io::BufRead> Iterator for Lines<R> {
+    type Item = Result<Record, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buffer.clear();
+            self.line += 1;
+            let error = |column: usize, message: String| InputError {
+                origin: self.origin.clone(),
+                line: self.line,
+                column,
+                message,
+                help: None,
+            };
+            match self.reader.read_until(b'\n', &mut self.buffer) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(error(1, e.to_string()))),
+            }
+            let text = match std::str::from_utf8(&self.buffer) {
+                Ok(text) => text,
+                Err(e) => {
+                    let valid = std::str::from_utf8(&self.buffer[..e.valid_up_to()])
+                        .expect("valid up to here");
+                    return Some(Err(error(
+                        valid.chars().count() + 1,
+                        "the line is not UTF-8 text".to_owned(),
+                    )));
+                }
+            };
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Some(parse_line(text).map_err(|mut e| {
+                e.origin.clone_from(&self.origin);
+                e.line = self.line;
+                e
+            }));
+        }
+    }
+}
+
+/// One non-blank line as a record; the error's origin and line are left for the caller.
+fn parse_line(line: &str) -> Result<Record, InputError> {
+    let error = |column: usize, message: String, help: Option<String>| InputError {
+        origin: String::new(),
+        line: 0,
+        column,
+        message,
+        help,
+    };
+    let value: model::Record = serde_json::from_str(line).map_err(|e| {
+        let message = e.to_string();
+        // serde_json appends " at line L column C"; the position is reported separately.
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(m, _)| m)
+            .to_owned();
+        let column = e.column().max(1);
+        match not_a_record(line) {
+            Some(Hint::Typo(help)) => error(column, message, Some(help)),
+            Some(Hint::Wrap(found)) => error(
+                column,
+                format!("{message}: {LINE_FORMAT}, and this line is {found}"),
+                Some(format!(
+                    "to send this JSON as the payload, wrap it: {}",
+                    wrapped(line)
+                )),
+            ),
+            None => error(
+                column,
+                format!("{message} (expected a record such as {{\"payload\": \"text\"}})"),
+                None,
+            ),
+        }
+    })?;
+    from_model(&value).map_err(|m| error(1, m, None))
+}
+
+/// Why a line that is valid JSON is not a record.
+enum Hint {
+    /// A field name is misspelt: the help text.
+    Typo(String),
+    /// The line is some other JSON value (what it is): the payload itself, most likely.
+    Wrap(&'static str),
+}
+
+/// What to say about a line that does not decode as a record, when it is valid JSON.
+fn not_a_record(line: &str) -> Option<Hint> {
+    let value: Json = serde_json::from_str(line).ok()?;
+    let Json::Object(map) = &value else {
+        return Some(Hint::Wrap(match value {
+            Json::Array(_) => "an array",
+            Json::String(_) => "a string",
+            Json::Number(_) => "a number",
+            Json::Bool(_) => "a boolean",
+            _ => "null",
+        }));
+    };
+    let unknown: Vec<&str> = map
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !FIELDS.contains(k))
+        .collect();
+    if let Some(help) = unknown
+        .iter()
+        .find_map(|k| crate::diag::did_you_mean(k, FIELDS))
+    {
+        return Some(Hint::Typo(help));
+    }
+    let has_payload = ["payload", "json", "base64"]
+        .iter()
+        .any(|f| map.contains_key(*f));
+    (!unknown.is_empty() && !has_payload).then_some(Hint::Wrap("an object with other fields"))
+}
+
+/// `{"json": LINE}`, shortened when the line is long.
+fn wrapped(line: &str) -> String {
+    let line = line.trim();
+    if line.chars().count() <= 60 {
+        format!("{{\"json\": {line}}}")
+    } else {
+        "{\"json\": …}".to_owned()
+    }
 }
 
 /// A fixture record as bytes.
@@ -152,6 +282,35 @@ mod tests {
         assert!(e.message.contains("paylod"), "{e}");
         let e = parse_lines("-", "{\"payload\": \"\\ud800\\u0041\"}").unwrap_err();
         assert!(e.message.contains("surrogate"), "{e}");
+    }
+
+    #[test]
+    fn bare_json_is_answered_with_the_line_format_and_a_hint() {
+        let e = parse_lines("in.jsonl", "\n{\"sensor\": \"t-1\", \"temp_c\": 90}\n").unwrap_err();
+        assert_eq!((e.origin.as_str(), e.line), ("in.jsonl", 2));
+        assert!(e.message.starts_with("unknown field `sensor`"), "{e}");
+        assert!(e.message.contains("each line is a record"), "{e}");
+        assert_eq!(
+            e.help.as_deref(),
+            Some(
+                "to send this JSON as the payload, wrap it: {\"json\": {\"sensor\": \"t-1\", \"temp_c\": 90}}"
+            )
+        );
+        let e = parse_lines("-", "[1, 2]").unwrap_err();
+        assert!(e.message.ends_with("and this line is an array"), "{e}");
+        assert_eq!(
+            e.help.as_deref(),
+            Some("to send this JSON as the payload, wrap it: {\"json\": [1, 2]}")
+        );
+        let long = format!("{{\"text\": \"{}\"}}", "x".repeat(100));
+        let e = parse_lines("-", &long).unwrap_err();
+        assert!(e.help.unwrap().ends_with("{\"json\": …}"));
+        // A misspelt field is a typo, not bare JSON.
+        let e = parse_lines("-", "{\"paylod\": \"x\"}").unwrap_err();
+        assert_eq!(e.help.as_deref(), Some("did you mean `payload`?"));
+        // Broken JSON is a syntax error, with no hint.
+        let e = parse_lines("-", "{\"json\": ").unwrap_err();
+        assert_eq!(e.help, None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   is re-composed here.
 //! - An in-memory bus stands in for NATS: a publish reaches every unit subscribed to its subject
 //!   (fan-out), a unit may subscribe to several (fan-in). The HTTP source is fed by building
-//!   one `POST` per input record; HTTP sinks are captured, never sent.
+//!   one `POST` per input record; HTTP sinks are captured, never sent, and so are the objects
+//!   of S3 sinks (served `wasi:blobstore` in memory).
 //! - Each input record is carried through the whole pipeline before the next one starts, in a
 //!   fixed breadth-first order, so a run is deterministic: the same inputs give the same outputs
 //!   in the same order.
@@ -38,10 +39,9 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyIndices};
 
 use crate::deploy::{Deployment, UnitKind};
-use crate::model::SinkConnector;
 
 use host::{BrokerMessage, Host, Unit, UnitIndices};
-pub use host::{CapturedRequest, LogLine};
+pub use host::{CapturedObject, CapturedRequest, LogLine};
 
 /// Limits of every call into a unit. The defaults suit real transforms with a wide margin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +130,11 @@ impl fmt::Display for FailureKind {
 pub struct SinkRecord {
     /// Sink name.
     pub sink: String,
-    /// Where it went: the subject, topic or URL.
+    /// Where it went: the subject, topic, URL, or `s3://<bucket>/<object>`.
     pub target: String,
     /// Index of the input record it came from.
     pub input: usize,
-    /// The record.
+    /// The record; for an `s3` sink, the object: its name as the key, its bytes as the payload.
     pub record: Record,
 }
 
@@ -186,7 +186,49 @@ pub struct UnitCounts {
     pub retries: u64,
 }
 
-/// What a run did.
+/// Everything one input record caused, as soon as it has gone through the whole pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Index of the input record (0-based).
+    pub input: usize,
+    /// Its sink deliveries, in order.
+    pub sinks: Vec<SinkRecord>,
+    /// Its dead letters, in order.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Its failures, in order.
+    pub failures: Vec<Failure>,
+    /// Its `wasi:logging` lines: unit, input index, line.
+    pub logs: Vec<(String, usize, LogLine)>,
+}
+
+/// The totals of a run so far; its size does not depend on the number of records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Input records fed.
+    pub inputs: usize,
+    /// Sink deliveries.
+    pub delivered: usize,
+    /// Dead letters.
+    pub dead_letters: usize,
+    /// Failures by kind.
+    pub failures: BTreeMap<FailureKind, usize>,
+    /// Counts per unit, in pipeline order.
+    pub counts: Vec<(String, UnitCounts)>,
+    /// Outputs published to a subject nothing consumes (a step without downstream).
+    pub unconsumed: u64,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Failed records, of every kind.
+    pub fn failed(&self) -> usize {
+        self.failures.values().sum()
+    }
+}
+
+/// What a run did: every [`Outcome`] gathered (for fixtures and tests; `etl run` prints each
+/// outcome as it comes instead, see [`Session`]).
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     /// Input records fed.
@@ -241,14 +283,6 @@ pub enum RunError {
         digest: String,
         /// Why.
         source: wasmtime::Error,
-    },
-    /// A connector the local runner cannot stand in for.
-    #[error("`{unit}` is an `{connector}` sink, which `etl run` cannot run locally yet")]
-    Unsupported {
-        /// The unit.
-        unit: String,
-        /// Its connector.
-        connector: &'static str,
     },
     /// A record cannot enter the pipeline's source.
     #[error("input record {index}: {message}")]
@@ -325,14 +359,6 @@ impl Runtime {
         artifacts: &BTreeMap<String, Artifact>,
     ) -> Result<Pipeline, RunError> {
         let started = Instant::now();
-        for unit in &deployment.units {
-            if unit.kind == UnitKind::Sink(SinkConnector::S3) {
-                return Err(RunError::Unsupported {
-                    unit: unit.name.clone(),
-                    connector: "s3",
-                });
-            }
-        }
         let wanted: Vec<(&str, &Artifact)> = deployment
             .units
             .iter()
@@ -476,6 +502,7 @@ enum Delivery {
 struct Delivered {
     published: Vec<BrokerMessage>,
     requests: Vec<CapturedRequest>,
+    objects: Vec<CapturedObject>,
     logs: Vec<LogLine>,
 }
 
@@ -517,6 +544,7 @@ impl Pipeline {
     }
 
     /// Runs `inputs` through the pipeline, calling `progress` after each with the number done.
+    /// Every input is checked ([`Pipeline::check_input`]) before the first one runs.
     pub fn run(
         &self,
         inputs: &[Record],
@@ -526,45 +554,79 @@ impl Pipeline {
         for (i, r) in inputs.iter().enumerate() {
             self.check_input(i, r)?;
         }
-        let started = Instant::now();
-        let mut report = Report {
-            inputs: inputs.len(),
-            counts: self
-                .units
-                .iter()
-                .map(|u| (u.name.clone(), UnitCounts::default()))
-                .collect(),
-            ..Report::default()
+        let mut session = self.session(limits);
+        let mut report = Report::default();
+        for record in inputs {
+            let outcome = session.feed(record)?;
+            report.sinks.extend(outcome.sinks);
+            report.dead_letters.extend(outcome.dead_letters);
+            report.failures.extend(outcome.failures);
+            report.logs.extend(outcome.logs);
+            progress(session.summary.inputs);
+        }
+        let summary = session.summary();
+        report.inputs = summary.inputs;
+        report.counts = summary.counts;
+        report.unconsumed = summary.unconsumed;
+        report.elapsed = summary.elapsed;
+        Ok(report)
+    }
+
+    /// A run that takes records one at a time ([`Session::feed`]), for input that streams in
+    /// and output that streams out.
+    pub fn session(&self, limits: &Limits) -> Session<'_> {
+        Session {
+            pipeline: self,
+            limits: *limits,
+            live: self.units.iter().map(|_| None).collect(),
+            summary: Summary {
+                counts: self
+                    .units
+                    .iter()
+                    .map(|u| (u.name.clone(), UnitCounts::default()))
+                    .collect(),
+                ..Summary::default()
+            },
+            started: Instant::now(),
+        }
+    }
+
+    /// Carries one record, the `index`th input, through the whole pipeline, breadth first.
+    fn carry(
+        &self,
+        index: usize,
+        record: &Record,
+        limits: &Limits,
+        live: &mut [Option<Live>],
+        summary: &mut Summary,
+    ) -> Outcome {
+        let mut outcome = Outcome {
+            input: index,
+            ..Outcome::default()
         };
-        let source = &self.deployment.source;
-        let mut live: Vec<Option<Live>> = self.units.iter().map(|_| None).collect();
-        for (index, record) in inputs.iter().enumerate() {
-            let mut queue: VecDeque<(usize, Delivery)> = VecDeque::new();
-            match &source.subject {
-                Some(subject) => {
-                    let body = etl_envelope::encode(&envelope_of(record));
-                    self.route(subject, &body, &mut queue);
-                }
-                None => {
-                    for (u, unit) in self.units.iter().enumerate() {
-                        if unit.http.is_some() {
-                            queue.push_back((u, Delivery::Http(record.clone())));
-                        }
+        let mut queue: VecDeque<(usize, Delivery)> = VecDeque::new();
+        match &self.deployment.source.subject {
+            Some(subject) => {
+                let body = etl_envelope::encode(&envelope_of(record));
+                self.route(subject, &body, &mut queue);
+            }
+            None => {
+                for (u, unit) in self.units.iter().enumerate() {
+                    if unit.http.is_some() {
+                        queue.push_back((u, Delivery::Http(record.clone())));
                     }
                 }
             }
-            while let Some((u, delivery)) = queue.pop_front() {
-                let call = Call {
-                    unit: u,
-                    input: index,
-                    live: &mut live[u],
-                };
-                self.deliver(call, &delivery, limits, &mut queue, &mut report);
-            }
-            progress(index + 1);
         }
-        report.elapsed = started.elapsed();
-        Ok(report)
+        while let Some((u, delivery)) = queue.pop_front() {
+            let call = Call {
+                unit: u,
+                input: index,
+                live: &mut live[u],
+            };
+            self.deliver(call, &delivery, limits, &mut queue, &mut outcome, summary);
+        }
+        outcome
     }
 
     /// Queues `body` for every unit subscribed to `subject`; whether any is.
@@ -593,7 +655,8 @@ impl Pipeline {
         delivery: &Delivery,
         limits: &Limits,
         queue: &mut VecDeque<(usize, Delivery)>,
-        report: &mut Report,
+        out: &mut Outcome,
+        summary: &mut Summary,
     ) {
         let Call {
             unit: u,
@@ -601,7 +664,7 @@ impl Pipeline {
             live,
         } = call;
         let unit = &self.units[u];
-        report.counts[u].1.received += 1;
+        summary.counts[u].1.received += 1;
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
@@ -610,12 +673,11 @@ impl Pipeline {
                 Ok(d) => &d.logs,
                 Err(f) => &f.logs,
             };
-            report
-                .logs
+            out.logs
                 .extend(logs.iter().map(|l| (unit.name.clone(), input, l.clone())));
             match outcome {
                 Err(f) if f.kind == FailureKind::Transient && attempts <= limits.retries => {
-                    report.counts[u].1.retries += 1;
+                    summary.counts[u].1.retries += 1;
                 }
                 other => break other,
             }
@@ -623,8 +685,8 @@ impl Pipeline {
         let delivered = match outcome {
             Ok(d) => d,
             Err(f) => {
-                report.counts[u].1.failed += 1;
-                report.failures.push(Failure {
+                summary.counts[u].1.failed += 1;
+                out.failures.push(Failure {
                     unit: unit.name.clone(),
                     input,
                     kind: f.kind,
@@ -643,14 +705,14 @@ impl Pipeline {
                     Ok(envelope) => {
                         let mut record = record_of(envelope);
                         let reason = take_header(&mut record.headers, "etl-error");
-                        report.dead_letters.push(DeadLetter {
+                        out.dead_letters.push(DeadLetter {
                             step: unit.name.clone(),
                             input,
                             reason: reason.unwrap_or_default(),
                             record,
                         });
                     }
-                    Err(e) => report.failures.push(Failure {
+                    Err(e) => out.failures.push(Failure {
                         unit: unit.name.clone(),
                         input,
                         kind: FailureKind::Error,
@@ -664,13 +726,13 @@ impl Pipeline {
             let consumed = self.route(&msg.subject, &msg.body, queue);
             if let UnitKind::Sink(_) = unit.kind {
                 match etl_envelope::decode(&msg.body) {
-                    Ok(envelope) => report.sinks.push(SinkRecord {
+                    Ok(envelope) => out.sinks.push(SinkRecord {
                         sink: unit.name.clone(),
                         target: msg.subject.clone(),
                         input,
                         record: record_of(envelope),
                     }),
-                    Err(e) => report.failures.push(Failure {
+                    Err(e) => out.failures.push(Failure {
                         unit: unit.name.clone(),
                         input,
                         kind: FailureKind::Error,
@@ -679,12 +741,12 @@ impl Pipeline {
                     }),
                 }
             } else if !consumed {
-                report.unconsumed += 1;
+                summary.unconsumed += 1;
             }
         }
         for request in delivered.requests {
             outputs += 1;
-            report.sinks.push(SinkRecord {
+            out.sinks.push(SinkRecord {
                 sink: unit.name.clone(),
                 target: request.url,
                 input,
@@ -699,7 +761,20 @@ impl Pipeline {
                 },
             });
         }
-        let counts = &mut report.counts[u].1;
+        for object in delivered.objects {
+            outputs += 1;
+            out.sinks.push(SinkRecord {
+                sink: unit.name.clone(),
+                target: format!("s3://{}/{}", object.container, object.name),
+                input,
+                record: Record {
+                    key: Some(object.name.into_bytes()),
+                    payload: object.data,
+                    headers: Vec::new(),
+                },
+            });
+        }
+        let counts = &mut summary.counts[u].1;
         counts.emitted += outputs;
         if dead_lettered {
             counts.dead_lettered += 1;
@@ -741,6 +816,47 @@ impl Pipeline {
             *live = None;
         }
         outcome
+    }
+}
+
+/// A run in progress: records go in one at a time, each [`Outcome`] comes back as soon as the
+/// record has gone through the whole pipeline, and only the [`Summary`] is kept, so memory does
+/// not grow with the number of records.
+pub struct Session<'p> {
+    pipeline: &'p Pipeline,
+    limits: Limits,
+    live: Vec<Option<Live>>,
+    summary: Summary,
+    started: Instant,
+}
+
+impl Session<'_> {
+    /// Checks `record` ([`Pipeline::check_input`]) and carries it through the pipeline.
+    pub fn feed(&mut self, record: &Record) -> Result<Outcome, RunError> {
+        let index = self.summary.inputs;
+        self.pipeline.check_input(index, record)?;
+        let outcome = self.pipeline.carry(
+            index,
+            record,
+            &self.limits,
+            &mut self.live,
+            &mut self.summary,
+        );
+        self.summary.inputs += 1;
+        self.summary.delivered += outcome.sinks.len();
+        self.summary.dead_letters += outcome.dead_letters.len();
+        for f in &outcome.failures {
+            *self.summary.failures.entry(f.kind).or_default() += 1;
+        }
+        Ok(outcome)
+    }
+
+    /// The totals so far, with the time since the session started.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            elapsed: self.started.elapsed(),
+            ..self.summary.clone()
+        }
     }
 }
 
@@ -826,6 +942,7 @@ fn classify(
             Ok(Delivered {
                 published: std::mem::take(&mut host.published),
                 requests,
+                objects: std::mem::take(&mut host.objects),
                 logs,
             })
         }

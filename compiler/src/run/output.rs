@@ -1,46 +1,51 @@
-//! How `etl run` prints a [`Report`]: JSON lines for tools, text for people.
+//! How `etl run` prints a run: JSON lines for tools, text for people.
 //!
-//! Both list, input record by input record, what reached each sink, what was dead-lettered and
-//! what failed, then a summary. The JSON lines format is documented in `docs/running.md`.
+//! Both print, input record by input record as each [`Outcome`] comes, what reached each sink,
+//! what was dead-lettered and what failed, then a [`Summary`]. Nothing here depends on the
+//! records before: output streams. The JSON lines format is documented in `docs/running.md`.
 
 use std::fmt::Write;
 
 use serde_json::{Value as Json, json};
 
 use super::input::to_json;
-use super::{Record, Report};
+use super::{Outcome, Record, Summary};
 
-/// One JSON object per line: `sink`, `dead-letter`, `failure` and `log` events in input order,
-/// then one `summary`.
-pub fn jsonl(report: &Report) -> String {
+/// The JSON lines of one input record's outcome: its `sink`, `dead-letter`, `failure` and
+/// `log` events, in that order, each line ending in `\n`.
+pub fn jsonl_outcome(outcome: &Outcome) -> String {
     let mut out = String::new();
     let mut line = |value: Json| {
         out.push_str(&serde_json::to_string(&value).expect("JSON values serialize"));
         out.push('\n');
     };
-    for input in 0..report.inputs {
-        for s in report.sinks.iter().filter(|s| s.input == input) {
-            line(
-                json!({"type": "sink", "input": input, "sink": s.sink, "target": s.target, "record": to_json(&s.record)}),
-            );
-        }
-        for d in report.dead_letters.iter().filter(|d| d.input == input) {
-            line(
-                json!({"type": "dead-letter", "input": input, "step": d.step, "error": d.reason, "record": to_json(&d.record)}),
-            );
-        }
-        for f in report.failures.iter().filter(|f| f.input == input) {
-            line(
-                json!({"type": "failure", "input": input, "unit": f.unit, "kind": f.kind.name(), "attempts": f.attempts, "message": f.message}),
-            );
-        }
-        for (unit, _, l) in report.logs.iter().filter(|(_, i, _)| *i == input) {
-            line(
-                json!({"type": "log", "input": input, "unit": unit, "level": l.level, "context": l.context, "message": l.message}),
-            );
-        }
+    let input = outcome.input;
+    for s in &outcome.sinks {
+        line(
+            json!({"type": "sink", "input": input, "sink": s.sink, "target": s.target, "record": to_json(&s.record)}),
+        );
     }
-    let units: serde_json::Map<String, Json> = report
+    for d in &outcome.dead_letters {
+        line(
+            json!({"type": "dead-letter", "input": input, "step": d.step, "error": d.reason, "record": to_json(&d.record)}),
+        );
+    }
+    for f in &outcome.failures {
+        line(
+            json!({"type": "failure", "input": input, "unit": f.unit, "kind": f.kind.name(), "attempts": f.attempts, "message": f.message}),
+        );
+    }
+    for (unit, _, l) in &outcome.logs {
+        line(
+            json!({"type": "log", "input": input, "unit": unit, "level": l.level, "context": l.context, "message": l.message}),
+        );
+    }
+    out
+}
+
+/// The `summary` line that ends the JSON lines.
+pub fn jsonl_summary(summary: &Summary) -> String {
+    let units: serde_json::Map<String, Json> = summary
         .counts
         .iter()
         .map(|(name, c)| {
@@ -50,66 +55,73 @@ pub fn jsonl(report: &Report) -> String {
             )
         })
         .collect();
-    let failures: serde_json::Map<String, Json> = report
-        .failures_by_kind()
-        .into_iter()
-        .map(|(k, n)| (k.name().to_owned(), Json::from(n)))
+    let failures: serde_json::Map<String, Json> = summary
+        .failures
+        .iter()
+        .map(|(k, n)| (k.name().to_owned(), Json::from(*n)))
         .collect();
-    line(json!({
+    let mut out = serde_json::to_string(&json!({
         "type": "summary",
-        "inputs": report.inputs,
-        "delivered": report.sinks.len(),
-        "deadLetters": report.dead_letters.len(),
+        "inputs": summary.inputs,
+        "delivered": summary.delivered,
+        "deadLetters": summary.dead_letters,
         "failures": failures,
-        "unconsumed": report.unconsumed,
+        "unconsumed": summary.unconsumed,
         "units": units,
-        "elapsedMs": report.elapsed.as_secs_f64() * 1e3,
-    }));
+        "elapsedMs": summary.elapsed.as_secs_f64() * 1e3,
+    }))
+    .expect("JSON values serialize");
+    out.push('\n');
     out
 }
 
-/// Events for people (`record 0 → alerts …`), then a table of counts and a summary line.
-pub fn text(report: &Report) -> String {
+/// One input record's outcome for people (`record 0 → alerts …`), a line per event.
+pub fn text_outcome(outcome: &Outcome) -> String {
     let mut out = String::new();
-    for input in 0..report.inputs {
-        for s in report.sinks.iter().filter(|s| s.input == input) {
-            let _ = writeln!(
-                out,
-                "record {input} → {} ({}): {}",
-                s.sink,
-                s.target,
-                show(&s.record)
-            );
-        }
-        for d in report.dead_letters.iter().filter(|d| d.input == input) {
-            let _ = writeln!(
-                out,
-                "record {input} ✗ dead letter at {}: {}\n    record: {}",
-                d.step,
-                d.reason,
-                show(&d.record)
-            );
-        }
-        for f in report.failures.iter().filter(|f| f.input == input) {
-            let _ = writeln!(
-                out,
-                "record {input} ✗ failed at {} ({}, {} attempt{}): {}",
-                f.unit,
-                f.kind,
-                f.attempts,
-                if f.attempts == 1 { "" } else { "s" },
-                indent(&f.message)
-            );
-        }
-        for (unit, _, l) in report.logs.iter().filter(|(_, i, _)| *i == input) {
-            let _ = writeln!(
-                out,
-                "record {input} · {unit} log {} {}: {}",
-                l.level, l.context, l.message
-            );
-        }
+    let input = outcome.input;
+    for s in &outcome.sinks {
+        let _ = writeln!(
+            out,
+            "record {input} → {} ({}): {}",
+            s.sink,
+            s.target,
+            show(&s.record)
+        );
     }
-    let width = report
+    for d in &outcome.dead_letters {
+        let _ = writeln!(
+            out,
+            "record {input} ✗ dead letter at {}: {}\n    record: {}",
+            d.step,
+            d.reason,
+            show(&d.record)
+        );
+    }
+    for f in &outcome.failures {
+        let _ = writeln!(
+            out,
+            "record {input} ✗ failed at {} ({}, {} attempt{}): {}",
+            f.unit,
+            f.kind,
+            f.attempts,
+            if f.attempts == 1 { "" } else { "s" },
+            indent(&f.message)
+        );
+    }
+    for (unit, _, l) in &outcome.logs {
+        let _ = writeln!(
+            out,
+            "record {input} · {unit} log {} {}: {}",
+            l.level, l.context, l.message
+        );
+    }
+    out
+}
+
+/// The end of the text output: a table of counts per unit and a summary line.
+pub fn text_summary(summary: &Summary) -> String {
+    let mut out = String::new();
+    let width = summary
         .counts
         .iter()
         .map(|(n, _)| n.chars().count())
@@ -121,39 +133,39 @@ pub fn text(report: &Report) -> String {
         "\n{:width$}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
         "unit", "in", "out", "filtered", "dead", "failed", "retries"
     );
-    for (name, c) in &report.counts {
+    for (name, c) in &summary.counts {
         let _ = writeln!(
             out,
             "{name:width$}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
             c.received, c.emitted, c.filtered, c.dead_lettered, c.failed, c.retries
         );
     }
-    let failures: Vec<String> = report
-        .failures_by_kind()
-        .into_iter()
+    let failures: Vec<String> = summary
+        .failures
+        .iter()
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
     let _ = writeln!(
         out,
         "\n{} record{} in: {} delivered to sinks, {} dead-lettered, {} failed{} in {:.1} ms",
-        report.inputs,
-        if report.inputs == 1 { "" } else { "s" },
-        report.sinks.len(),
-        report.dead_letters.len(),
-        report.failures.len(),
+        summary.inputs,
+        if summary.inputs == 1 { "" } else { "s" },
+        summary.delivered,
+        summary.dead_letters,
+        summary.failed(),
         if failures.is_empty() {
             String::new()
         } else {
             format!(" ({})", failures.join(", "))
         },
-        report.elapsed.as_secs_f64() * 1e3
+        summary.elapsed.as_secs_f64() * 1e3
     );
-    if report.unconsumed > 0 {
+    if summary.unconsumed > 0 {
         let _ = writeln!(
             out,
             "{} output{} went to subjects nothing in the pipeline consumes",
-            report.unconsumed,
-            if report.unconsumed == 1 { "" } else { "s" }
+            summary.unconsumed,
+            if summary.unconsumed == 1 { "" } else { "s" }
         );
     }
     out

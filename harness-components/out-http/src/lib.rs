@@ -6,7 +6,8 @@
 //! is answered with a status other than 2xx is an error naming the output and the status.
 //!
 //! `content-type`: `etl.out.content-type` if set, else the record's own `content-type` header,
-//! else `application/octet-stream`.
+//! else `application/json` when the payload is a JSON object or array, else
+//! `application/octet-stream`.
 //!
 //! `dead-letter` is always an error: an HTTP sink has no dead-letter destination. (In a sink the
 //! transform is `identity`, which never rejects a record, so it is not reached.)
@@ -24,7 +25,9 @@ use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 const URL: &str = "etl.out.url";
 /// Config key: the `content-type` of every request (overrides the record's own).
 const CONTENT_TYPE: &str = "etl.out.content-type";
-/// `content-type` when neither the config nor the record names one.
+/// `content-type` when neither the config nor the record names one and the payload is JSON.
+const JSON_CONTENT_TYPE: &str = "application/json";
+/// `content-type` when neither the config nor the record names one and the payload is not JSON.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 /// The most `blocking-write-and-flush` accepts at once.
 const WRITE_CHUNK: usize = 4096;
@@ -100,10 +103,12 @@ impl Target {
 }
 
 /// The request's headers: the record's, in order, except `content-type`; then `content-type`:
-/// the configured one, else the record's first, else `application/octet-stream`.
+/// the configured one, else the record's first, else `application/json` when `payload` is a
+/// JSON object or array, else `application/octet-stream`.
 fn request_headers<'a>(
     record: &'a [(String, String)],
     configured: Option<&'a str>,
+    payload: &[u8],
 ) -> Vec<(&'a str, &'a str)> {
     let is_content_type = |name: &str| name.eq_ignore_ascii_case("content-type");
     let own = record
@@ -115,17 +120,29 @@ fn request_headers<'a>(
         .filter(|(name, _)| !is_content_type(name))
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
-    headers.push((
-        "content-type",
-        configured.or(own).unwrap_or(DEFAULT_CONTENT_TYPE),
-    ));
+    let content_type = configured.or(own).unwrap_or_else(|| {
+        if is_json_document(payload) {
+            JSON_CONTENT_TYPE
+        } else {
+            DEFAULT_CONTENT_TYPE
+        }
+    });
+    headers.push(("content-type", content_type));
     headers
+}
+
+/// Whether `payload` is one JSON object or array (whitespace around it allowed). Scalars are
+/// not taken for JSON: `42` or `true` are as likely plain text.
+fn is_json_document(payload: &[u8]) -> bool {
+    let start = payload.iter().find(|b| !b.is_ascii_whitespace());
+    matches!(start, Some(b'{' | b'['))
+        && serde_json::from_slice::<serde_json::Value>(payload).is_ok()
 }
 
 /// POSTs one output; `Err` says why it was not delivered.
 fn post(target: &Target, content_type: Option<&str>, output: &Message) -> Result<(), String> {
     let headers = Fields::new();
-    for (name, value) in request_headers(&output.headers, content_type) {
+    for (name, value) in request_headers(&output.headers, content_type, &output.payload) {
         headers
             .append(name, value.as_bytes())
             .map_err(|e| format!("the header `{name}` cannot be sent ({e:?})"))?;
@@ -235,8 +252,9 @@ mod tests {
             header("Content-Type", "application/json"),
             header("x", "1"),
         ];
+        let json = br#"{"sensor": "t-1"}"#;
         assert_eq!(
-            request_headers(&record, Some("text/csv")),
+            request_headers(&record, Some("text/csv"), json),
             [
                 ("traceparent", "t"),
                 ("x", "1"),
@@ -244,7 +262,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            request_headers(&record, None),
+            request_headers(&record, None, json),
             [
                 ("traceparent", "t"),
                 ("x", "1"),
@@ -252,8 +270,28 @@ mod tests {
             ]
         );
         assert_eq!(
-            request_headers(&[], None),
+            request_headers(&[], None, b"t-101;82.5"),
             [("content-type", "application/octet-stream")]
         );
+    }
+
+    #[test]
+    fn a_json_object_or_array_without_a_content_type_is_sent_as_json() {
+        let ct = |payload: &[u8]| request_headers(&[], None, payload)[0].1;
+        assert_eq!(
+            ct(br#"{"sensor": "t-1", "temp_c": 82.5}"#),
+            "application/json"
+        );
+        assert_eq!(ct(b" [1, 2]\n"), "application/json");
+        // Not JSON, or a scalar that is as likely plain text.
+        assert_eq!(ct(b"{not json"), "application/octet-stream");
+        assert_eq!(ct(b"{} trailing"), "application/octet-stream");
+        assert_eq!(ct(b"42"), "application/octet-stream");
+        assert_eq!(ct(b"\"text\""), "application/octet-stream");
+        assert_eq!(ct(b""), "application/octet-stream");
+        assert_eq!(ct(&[0xff, 0xfe]), "application/octet-stream");
+        // The record's own content-type wins over the payload.
+        let csv = [header("content-type", "text/csv")];
+        assert_eq!(request_headers(&csv, None, b"[1]")[0].1, "text/csv");
     }
 }
