@@ -143,7 +143,8 @@ enum Command {
     /// output (it holds `.etl-output`), checked before the registry is asked.
     ///
     /// Exit status: 0 promoted, 1 refused (unsigned, bad signature, tampered, missing tag) or
-    /// the registry failed, 2 usage error (e.g. DIST is not an etl output).
+    /// the registry failed, 2 usage error (e.g. DIST is not an etl output, or --registry is not
+    /// the one it was compiled for).
     Promote {
         /// The environment whose artifacts to promote.
         #[arg(long, value_name = "ENV")]
@@ -155,7 +156,8 @@ enum Command {
         #[arg(long, value_name = "PUB")]
         key: PathBuf,
         /// Where the artifacts are: HOST[:PORT][/PREFIX] (default: the project's
-        /// `spec.registry`, as DIST/plan.json records it).
+        /// `spec.registry`, as DIST/plan.json records it); another registry than that is
+        /// refused (exit 2), as DIST's manifests pin images there.
         #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
         registry: Option<String>,
         /// The `etl compile` output whose `<to>` manifests to re-pin.
@@ -725,7 +727,7 @@ fn push(
     let report = match etl::push::push(dist, &options) {
         Ok(report) => report,
         Err(e @ (PushError::Io { .. } | PushError::Layout { .. })) => return Err(e.into()),
-        Err(e @ (PushError::UnknownEnvironment(_) | PushError::OtherRegistry { .. })) => {
+        Err(e @ (PushError::UnknownEnvironment(_) | PushError::OtherRegistry(_))) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         }
@@ -1195,6 +1197,7 @@ fn promote(
         Err(
             e @ (PromoteError::UnknownEnvironment(_)
             | PromoteError::SameEnvironment(_)
+            | PromoteError::OtherRegistry(_)
             | PromoteError::Time(_)),
         ) => {
             eprintln!("error: {e}");

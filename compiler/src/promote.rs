@@ -118,6 +118,9 @@ pub enum PromoteError {
     /// `--from` and `--to` are the same.
     #[error("`--from` and `--to` are both `{0}`: nothing to promote")]
     SameEnvironment(String),
+    /// `--registry` is not the registry the output was compiled for.
+    #[error(transparent)]
+    OtherRegistry(#[from] crate::push::OtherRegistry),
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] registry::Error),
@@ -225,6 +228,7 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
         .ok_or_else(|| bad_plan("no `registry`".to_owned()))?
         .trim_end_matches('/')
         .to_owned();
+    crate::push::check_registry(dist, &options.registry, &project_registry)?;
     if options.from == options.to {
         return Err(PromoteError::SameEnvironment(options.from.clone()));
     }

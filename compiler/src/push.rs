@@ -100,22 +100,8 @@ pub enum PushError {
     #[error(transparent)]
     UnknownEnvironment(#[from] crate::compile::UnknownEnvironment),
     /// The registry is not the one the output was compiled for.
-    #[error(
-        "`{}` was compiled for the registry `{compiled}`: its manifests pin \
-         `{compiled}/<name>@<digest>` and its signatures name `{compiled}/<name>`, so pushing to \
-         `{given}` would leave them pointing where the artifacts are not. To publish to \
-         `{given}`, set `spec.registry: {given}` in etl.yaml and compile again; to push this \
-         output, push to `{compiled}` (the default)",
-        dist.display()
-    )]
-    OtherRegistry {
-        /// The output directory.
-        dist: PathBuf,
-        /// The registry asked for.
-        given: String,
-        /// The registry `plan.json` names.
-        compiled: String,
-    },
+    #[error(transparent)]
+    OtherRegistry(#[from] OtherRegistry),
     /// Talking to the registry failed.
     #[error(transparent)]
     Registry(#[from] registry::Error),
@@ -167,14 +153,11 @@ fn read_dist(
         path: plan_path.clone(),
         reason: e.to_string(),
     })?;
-    let compiled = plan["registry"].as_str().unwrap_or_default();
-    if !compiled.is_empty() && !same_registry(registry, compiled) {
-        return Err(PushError::OtherRegistry {
-            dist: dist.to_owned(),
-            given: registry.to_string(),
-            compiled: compiled.to_owned(),
-        });
-    }
+    check_registry(
+        dist,
+        registry,
+        plan["registry"].as_str().unwrap_or_default(),
+    )?;
     // The environments to tag, with the repositories each deploys (from
     // `deployments.<env>.<pipeline>.components`).
     let mut environments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -287,10 +270,44 @@ fn read_dist(
 
 /// Whether `registry` is the registry `compiled` (as `plan.json` writes it) names: the same
 /// host, in any case, and the same prefix.
-fn same_registry(registry: &Registry, compiled: &str) -> bool {
-    compiled
+/// An output's artifacts would be pushed or promoted in another registry than the one it was
+/// compiled for.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{}` was compiled for the registry `{compiled}`: its manifests pin \
+     `{compiled}/<name>@<digest>` and its signatures name `{compiled}/<name>`, so using \
+     `{given}` would leave them pointing where the artifacts are not. To publish to \
+     `{given}`, set `spec.registry: {given}` in etl.yaml and compile again; to use this \
+     output, leave out --registry (it defaults to `{compiled}`)",
+    dist.display()
+)]
+pub struct OtherRegistry {
+    /// The output directory.
+    pub dist: PathBuf,
+    /// The registry asked for.
+    pub given: String,
+    /// The registry `plan.json` names.
+    pub compiled: String,
+}
+
+/// Checks that `registry` is the one the output at `dist` was compiled for (`compiled`, from its
+/// `plan.json`; empty when it names none): hosts compare case-insensitively, prefixes exactly.
+pub fn check_registry(
+    dist: &Path,
+    registry: &Registry,
+    compiled: &str,
+) -> Result<(), OtherRegistry> {
+    let same = compiled
         .parse::<Registry>()
-        .is_ok_and(|c| c.host.eq_ignore_ascii_case(&registry.host) && c.prefix == registry.prefix)
+        .is_ok_and(|c| c.host.eq_ignore_ascii_case(&registry.host) && c.prefix == registry.prefix);
+    if compiled.is_empty() || same {
+        return Ok(());
+    }
+    Err(OtherRegistry {
+        dist: dist.to_owned(),
+        given: registry.to_string(),
+        compiled: compiled.to_owned(),
+    })
 }
 
 /// Pushes every manifest of `dist/oci/` (see the module docs).

@@ -423,6 +423,34 @@ fn usage_errors_exit_2() {
     let (code, _, stderr) = w.promote(&dist, "prod", "prod", "signer");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("nothing to promote"), "{stderr}");
+    // Another registry than the output was compiled for: its manifests would pin images where
+    // the tags did not move. Refused before the registry is asked, DIST untouched.
+    let before = common::tree(&dist);
+    let elsewhere = format!("{}/elsewhere", w.registry.host());
+    let (code, _, stderr) = w.etl(
+        &[
+            "promote",
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--key",
+            &format!("{}.pub", w.path("signer")),
+            "--registry",
+            &elsewhere,
+            &dist.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "was compiled for the registry `{}/etl`",
+            w.registry.host()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(common::tree(&dist), before);
     let public = format!("{}.pub", w.path("signer"));
     let untagged = format!("{}/etl/x", w.registry.host());
     let (code, _, stderr) = w.etl(&["verify", "--key", &public, &untagged], &[]);
