@@ -6,7 +6,7 @@
 //! the inputs: it neither makes the work tree dirty nor counts as the last commit, so compiling
 //! into `dist/` of an unignored work tree, or committing `dist/`, changes nothing next time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::oci::{MAX_CREATED, Provenance};
@@ -68,30 +68,18 @@ pub fn is_dirty(root: &Path, written: &[&Path]) -> bool {
     head(root, &excluded).is_some() && !clean(root, &excluded)
 }
 
-/// `path` made absolute with symlinks and `..` resolved, also when its last components do not
-/// exist yet (an output directory before the first compile).
-fn resolved(path: &Path) -> Option<PathBuf> {
-    let absolute = std::path::absolute(path).ok()?;
-    let mut missing = Vec::new();
-    let mut existing = absolute.as_path();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return Some(missing.iter().rev().fold(real, |p, c| p.join(c)));
-        }
-        missing.push(existing.file_name()?.to_owned());
-        existing = existing.parent()?;
-    }
-}
-
 /// The git pathspecs (`:(exclude,literal)<path>`, relative to `root`) that leave out each of
 /// `written` inside `root`. `root` itself is never left out.
 fn exclusions(root: &Path, written: &[&Path]) -> Vec<String> {
-    let Some(root) = resolved(root) else {
+    let Ok(root) = crate::output::resolve(root) else {
         return Vec::new();
     };
     written
         .iter()
-        .filter_map(|p| resolved(p)?.strip_prefix(&root).ok().map(Path::to_owned))
+        .filter_map(|p| {
+            let path = crate::output::resolve(p).ok()?;
+            path.strip_prefix(&root).ok().map(Path::to_owned)
+        })
         .filter(|relative| !relative.as_os_str().is_empty())
         .map(|relative| format!(":(exclude,literal){}", relative.display()))
         .collect()

@@ -463,6 +463,15 @@ fn deployments_of_the_example() {
 
 // --- the commands -------------------------------------------------------------------------------
 
+/// The records `etl run --format jsonl` printed as reaching `sink`.
+fn at_sink(stdout: &str, sink: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["sink"] == sink)
+        .collect()
+}
+
 fn etl(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
     let out = common::output_with_stdin(
         std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
@@ -860,11 +869,7 @@ fn a_repo_with_an_s3_sink_runs_and_its_fixtures_are_checked() {
         READINGS,
     );
     assert_eq!(code, Some(0), "{stderr}");
-    let objects: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|l| l["sink"] == "archive")
-        .collect();
+    let objects = at_sink(&stdout, "archive");
     assert_eq!(objects.len(), 2, "{stdout}");
     assert_eq!(objects[0]["target"], "s3://archive/archive/0.json");
     assert_eq!(objects[0]["record"]["key"], "archive/0.json");
@@ -967,11 +972,7 @@ fn http_sinks_get_a_json_content_type_for_json_records() {
         READINGS,
     );
     assert_eq!(code, Some(0), "{stderr}");
-    let alerts: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|l| l["sink"] == "alerts")
-        .collect();
+    let alerts = at_sink(&stdout, "alerts");
     assert_eq!(alerts.len(), 1, "{stdout}");
     assert_eq!(
         alerts[0]["record"]["headers"]["content-type"], "application/json",
