@@ -70,7 +70,8 @@ pub enum OutputError {
     /// A non-empty directory that etl did not write is in the way.
     #[error(
         "`{}` is a directory that etl did not write (it has no `{MARKER}`): refusing to replace \
-         it; give a new or empty directory, or remove it first",
+         it; give a new or empty directory, or remove it first (an output of an etl older than \
+         the marker has none either: remove it once)",
         out.display()
     )]
     NotAnOutput {
