@@ -938,13 +938,17 @@ fn run_streaming(
             Box::new(read_lines("<stdin>", std::io::stdin().lock())),
             None,
         )
-    } else {
+    } else if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        // A regular file is checked whole before anything runs; a pipe or FIFO can be read only
+        // once, so it runs as it arrives, like stdin.
         let mut total = 0;
         for record in read_lines(&origin, open()?) {
             pipeline.check_input(total, &record?)?;
             total += 1;
         }
         (Box::new(read_lines(&origin, open()?)), Some(total))
+    } else {
+        (Box::new(read_lines(&origin, open()?)), None)
     };
     let show = std::io::stderr().is_terminal() && !std::io::stdout().is_terminal();
     let mut last = std::time::Instant::now();

@@ -941,6 +941,35 @@ fn etl_test_of_one_pipeline_ignores_another_broken_one() {
     assert!(stderr.contains("pipelines/broken.yaml"), "{stderr}");
 }
 
+/// An `--input` that can be read only once (here `/dev/stdin`, a pipe) runs as it arrives: checking
+/// it whole first would leave nothing to run.
+#[cfg(target_os = "linux")]
+#[test]
+fn etl_run_reads_an_input_that_can_be_read_only_once_in_one_pass() {
+    let (code, stdout, stderr) = etl(
+        &[
+            "run",
+            "sensor-ingest",
+            "--repo",
+            "examples/iot-sensors",
+            "--format",
+            "jsonl",
+            "--input",
+            "/dev/stdin",
+        ],
+        READINGS,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    assert_eq!(
+        summary["inputs"].as_u64(),
+        Some(READINGS.lines().filter(|l| !l.trim().is_empty()).count() as u64),
+        "{stdout}"
+    );
+    assert_eq!(at_sink(&stdout, "alerts").len(), 1, "{stdout}");
+}
+
 #[test]
 fn etl_run_hints_at_json_when_a_line_is_bare_json() {
     let (code, _, stderr) = etl(
