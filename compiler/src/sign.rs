@@ -647,18 +647,33 @@ pub async fn verify_in_registry(
         ':'
     };
     let name = format!("{}/{repository}{separator}{reference}", session.host());
-    let Some(manifest) = session
+    let unchecked = |name, digest, problem| InRegistry {
+        checked: Checked {
+            name,
+            digest,
+            outcome: Err(problem),
+        },
+        manifest: None,
+    };
+    let manifest = match session
         .manifest(repository, reference, &MANIFEST_TYPES)
-        .await?
-    else {
-        return Ok(InRegistry {
-            checked: Checked {
-                name,
-                digest: String::new(),
-                outcome: Err(Problem::NoManifest),
-            },
-            manifest: None,
-        });
+        .await
+    {
+        Ok(Some(manifest)) => manifest,
+        Ok(None) => return Ok(unchecked(name, String::new(), Problem::NoManifest)),
+        // Served, but not the bytes the digest names: a verdict on the artifact, not a failure
+        // to reach it.
+        Err(registry::Error::DigestMismatch {
+            expected, actual, ..
+        }) => {
+            let problem = Problem::Blob {
+                what: "manifest",
+                digest: expected.clone(),
+                state: format!("corrupt (its bytes hash to {actual})"),
+            };
+            return Ok(unchecked(name, expected, problem));
+        }
+        Err(e) => return Err(e),
     };
     let digest = sha256(&manifest);
     let outcome = match signature_in_registry(session, repository, &digest).await? {
@@ -703,6 +718,13 @@ async fn signature_in_registry(
                     what: "signature payload",
                     digest: payload.to_owned(),
                     state: format!("corrupt (its bytes hash to {actual})"),
+                }));
+            }
+            Err(registry::Error::TooLarge { limit, .. }) => {
+                return Ok(Err(Problem::Blob {
+                    what: "signature payload",
+                    digest: payload.to_owned(),
+                    state: format!("larger than a payload may be ({limit} bytes)"),
                 }));
             }
             Err(e) => return Err(e),

@@ -361,6 +361,17 @@ fn a_manifest_tampered_in_the_registry_storage_is_refused() {
         error.contains(&etl::resolve::sha256(&forged)),
         "names the digest of what is served: {error}"
     );
+    // etl's own verify fetches by digest and hashes too: a verdict on the artifact (exit 1,
+    // "corrupt"), not a registry it could not check (exit 2).
+    let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["verify", "--key", s(&pushed.public())])
+        .arg(format!("{repository}@{digest}"))
+        .env("DOCKER_CONFIG", pushed.dir.path())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr) + &text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is corrupt (its bytes hash to"), "{stderr}");
 }
 
 #[test]
