@@ -226,6 +226,9 @@ pub fn compile_signed(
 ) -> Result<Compilation, Error> {
     // Before the work: a place that cannot be written is known now.
     let out = crate::output::OutputDir::for_compile(&options.out, root)?;
+    if let Some(cache) = &options.cache {
+        out.check_cache(cache.dir())?;
+    }
     let mut build = build(root, options.cache.as_ref(), &options.provenance)?;
     if let (Some(key), Some(plan)) = (key, &build.plan)
         && let Err(e) = crate::sign::sign_layout(&mut build.files, "oci/", key, &plan.registry)

@@ -78,6 +78,29 @@ pub enum OutputError {
         /// The output as given.
         out: PathBuf,
     },
+    /// The cache would be inside the output, which the next compile replaces as a whole.
+    #[error(
+        "the cache `{}` is inside the output `{}`, which every compile replaces as a whole: put \
+         the cache elsewhere (--cache-dir), or leave it at its default",
+        cache.display(),
+        out.display()
+    )]
+    HoldsCache {
+        /// The output as given.
+        out: PathBuf,
+        /// The cache directory as given.
+        cache: PathBuf,
+    },
+    /// The directory to rewrite is not an `etl compile` output.
+    #[error(
+        "`{}` is not an `etl compile` output (it has no `{MARKER}`; outputs of an etl older than \
+         the marker have none either): compile the repo into it again, then retry",
+        out.display()
+    )]
+    NotToRewrite {
+        /// The directory as given.
+        out: PathBuf,
+    },
     /// The output to rewrite does not exist.
     #[error("`{}` does not exist: give the directory `etl compile` wrote", out.display())]
     Missing {
@@ -161,6 +184,21 @@ impl OutputDir {
         Ok(dir)
     }
 
+    /// Refuses a `cache` directory inside (or at) the output: its files would make the output a
+    /// directory etl did not write, and the next compile would replace them.
+    pub fn check_cache(&self, cache: &Path) -> Result<(), OutputError> {
+        if resolve(cache)
+            .map_err(io(cache))?
+            .starts_with(&self.resolved)
+        {
+            return Err(OutputError::HoldsCache {
+                out: self.given.clone(),
+                cache: cache.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// An earlier output, to rewrite: refused unless `dist` is a directory etl wrote (and not
     /// the current directory or an ancestor of it).
     pub fn for_rewrite(dist: &Path) -> Result<Self, OutputError> {
@@ -203,7 +241,10 @@ impl OutputDir {
             (Found::Output, _) | (Found::Nothing | Found::Empty, Mode::Create) => Ok(()),
             (Found::NotADirectory, _) => Err(OutputError::NotADirectory { out }),
             (Found::Nothing, Mode::Rewrite) => Err(OutputError::Missing { out }),
-            (Found::Foreign | Found::Empty, _) => Err(OutputError::NotAnOutput { out }),
+            (Found::Foreign, Mode::Create) => Err(OutputError::NotAnOutput { out }),
+            (Found::Foreign | Found::Empty, Mode::Rewrite) => {
+                Err(OutputError::NotToRewrite { out })
+            }
         }
     }
 

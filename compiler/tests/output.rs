@@ -163,6 +163,32 @@ fn compile_replaces_an_earlier_output_and_an_empty_directory_only() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// A cache inside the output would make it a directory etl did not write by the time the compile
+/// swaps it in: refused before any work, nothing created.
+#[test]
+fn compile_refuses_a_cache_inside_its_output() {
+    let top = workspace();
+    let t = top.path();
+    let before = snapshot(t);
+    let args = [
+        "compile",
+        "--repo",
+        "repo",
+        "--out",
+        "dist",
+        "--cache-dir",
+        "dist/.cache",
+    ];
+    let out = etl(&args, t);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("the cache `dist/.cache` is inside the output `dist`"),
+        "{text}"
+    );
+    assert_eq!(snapshot(t), before, "{text}");
+}
+
 /// `etl promote` rewrites DIST: it must be an etl output, checked before the registry is asked.
 #[test]
 fn promote_refuses_a_dist_that_etl_did_not_write() {
@@ -190,9 +216,13 @@ fn promote_refuses_a_dist_that_etl_did_not_write() {
         );
         assert_eq!(out.status.code(), Some(2), "{dist}: {}", stderr(&out));
         assert!(
-            ["etl did not write", "is not a directory", "does not exist"]
-                .iter()
-                .any(|r| stderr(&out).contains(r)),
+            [
+                "is not an `etl compile` output",
+                "is not a directory",
+                "does not exist"
+            ]
+            .iter()
+            .any(|r| stderr(&out).contains(r)),
             "{dist}: {}",
             stderr(&out)
         );
