@@ -121,15 +121,25 @@ impl Fetch for RepoFiles<'_> {
         if reference.starts_with("oci://") {
             return crate::pull::pull(reference, expected, limit, self.cache);
         }
-        let mut bytes = Vec::new();
-        fs::File::open(self.root.join(reference))
-            .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-            .map_err(|source| ResolveError::Read {
-                reference: reference.to_owned(),
-                source,
-            })?;
-        Ok(bytes)
+        read_limited(&self.root.join(reference), reference, limit)
     }
+}
+
+/// The bytes of the file at `path` (the component `reference`), at most `limit + 1` of them, so
+/// that a caller can tell a file over `limit` without reading all of it.
+pub(crate) fn read_limited(
+    path: &Path,
+    reference: &str,
+    limit: u64,
+) -> Result<Vec<u8>, ResolveError> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|source| ResolveError::Read {
+            reference: reference.to_owned(),
+            source,
+        })?;
+    Ok(bytes)
 }
 
 /// A content-addressed store: `<dir>/sha256/<hex>` holds the pulled component hashing to
@@ -318,13 +328,9 @@ pub fn resolve(
 }
 
 /// What is checked of a component's bytes before anything is built from them: at most
-/// [`MAX_COMPONENT_BYTES`], hashing to `expected`, and starting with a Wasm header (a component
-/// or a core module). Each problem is one error, in that order; the bytes are hashed once.
-pub fn check_pinned(
-    reference: &str,
-    expected: &str,
-    bytes: Vec<u8>,
-) -> Result<Vec<u8>, ResolveError> {
+/// [`MAX_COMPONENT_BYTES`] and hashing to `expected` (the Wasm header is [`prepare_digested`]'s),
+/// each problem one error, in that order.
+fn check_pinned(reference: &str, expected: &str, bytes: Vec<u8>) -> Result<Vec<u8>, ResolveError> {
     if bytes.len() as u64 > MAX_COMPONENT_BYTES {
         return Err(ResolveError::TooLarge {
             reference: reference.to_owned(),
@@ -340,7 +346,6 @@ pub fn check_pinned(
             layer: false,
         });
     }
-    check_header(reference, &bytes)?;
     Ok(bytes)
 }
 
@@ -411,7 +416,7 @@ fn prepare_digested(
     })
 }
 
-/// Component bytes `validate` has read and checked ([`check_pinned`]), by reference and pinned
+/// Component bytes `validate` has read and checked (size, digest, Wasm header), by reference and pinned
 /// digest, so [`resolve_repo`] neither reads nor hashes them again.
 #[derive(Debug, Default)]
 pub struct Verified(HashMap<(String, String), Vec<u8>>);

@@ -4,7 +4,6 @@
 //! checked like a file. Nothing here uses the network.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Component, Path};
 use std::sync::LazyLock;
 
@@ -53,13 +52,7 @@ impl<'a> Components<'a> {
     ) -> Vec<Diagnostic> {
         let verified = &mut self.verified;
         let read = self.read.entry(reference.to_owned()).or_insert_with(|| {
-            let mut bytes = Vec::new();
-            std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_COMPONENT_BYTES + 1).read_to_end(&mut bytes))
-                .map_err(|source| ResolveError::Read {
-                    reference: reference.to_owned(),
-                    source,
-                })?;
+            let bytes = resolve::read_limited(path, reference, MAX_COMPONENT_BYTES)?;
             if bytes.len() as u64 > MAX_COMPONENT_BYTES {
                 return Err(ResolveError::TooLarge {
                     reference: reference.to_owned(),
