@@ -292,6 +292,14 @@ impl Diagnostic {
     }
 }
 
+/// Byte offset of the start of each line of `text`: 0 first, and after each `\n` (so a text
+/// ending in a newline has an empty last line).
+pub(crate) fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
 /// Sorts diagnostics into their reporting order: by file, then position, then code.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));

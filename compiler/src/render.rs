@@ -171,10 +171,11 @@ struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .filter(|&i| i < text.len() || i == 0)
-            .collect();
+        let mut starts = crate::diag::line_starts(text);
+        // A final newline ends the last line; it starts no line a snippet could show.
+        if starts.len() > 1 && starts.last() == Some(&text.len()) {
+            starts.pop();
+        }
         Lines { text, starts }
     }
 
