@@ -463,6 +463,20 @@ fn deployments_of_the_example() {
 
 // --- the commands -------------------------------------------------------------------------------
 
+/// `etl run sensor-ingest --format jsonl` of the example with `extra` arguments, fed `stdin`.
+fn run_example_jsonl(extra: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    let mut args = vec![
+        "run",
+        "sensor-ingest",
+        "--repo",
+        "examples/iot-sensors",
+        "--format",
+        "jsonl",
+    ];
+    args.extend_from_slice(extra);
+    etl(&args, stdin)
+}
+
 /// The records `etl run --format jsonl` printed as reaching `sink`.
 fn at_sink(stdout: &str, sink: &str) -> Vec<serde_json::Value> {
     stdout
@@ -946,19 +960,7 @@ fn etl_test_of_one_pipeline_ignores_another_broken_one() {
 #[cfg(target_os = "linux")]
 #[test]
 fn etl_run_reads_an_input_that_can_be_read_only_once_in_one_pass() {
-    let (code, stdout, stderr) = etl(
-        &[
-            "run",
-            "sensor-ingest",
-            "--repo",
-            "examples/iot-sensors",
-            "--format",
-            "jsonl",
-            "--input",
-            "/dev/stdin",
-        ],
-        READINGS,
-    );
+    let (code, stdout, stderr) = run_example_jsonl(&["--input", "/dev/stdin"], READINGS);
     assert_eq!(code, Some(0), "{stderr}");
     let summary: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
@@ -989,17 +991,7 @@ fn etl_run_hints_at_json_when_a_line_is_bare_json() {
 
 #[test]
 fn http_sinks_get_a_json_content_type_for_json_records() {
-    let (code, stdout, stderr) = etl(
-        &[
-            "run",
-            "sensor-ingest",
-            "--repo",
-            "examples/iot-sensors",
-            "--format",
-            "jsonl",
-        ],
-        READINGS,
-    );
+    let (code, stdout, stderr) = run_example_jsonl(&[], READINGS);
     assert_eq!(code, Some(0), "{stderr}");
     let alerts = at_sink(&stdout, "alerts");
     assert_eq!(alerts.len(), 1, "{stdout}");
