@@ -1,102 +1,26 @@
 //! `etl`: a GitOps compiler for ETL pipelines that run as WebAssembly components on wasmCloud.
 //!
-//! The compiler is a pipeline of stages, each a module with one job:
-//! [`load`] (files → typed specs with source positions, checked against [`schema`]) →
-//! [`check`] (graph, references, templates, secrets, paths) → [`resolve`] (component bytes by
-//! digest, from the repo or [`pull`]ed from a registry, checked against the [`contract`] and the
-//! policy) → later stages.
-//! Problems are [`diag::Diagnostic`]s, rendered once at the edge by [`render`].
+//! The library is in layers; a module uses only the layers above it in this list (a test,
+//! `layering`, keeps it so):
+//!
+//! 1. [`util`]: digests, canonical JSON, I/O errors, writing outputs safely.
+//! 2. [`diag`]: diagnostics with source positions, and their rendering.
+//! 3. [`oci`]: OCI image layouts, typed manifests, the registry client, cosign signatures.
+//! 4. [`store`]: component bytes by digest: repo files, registry pulls, the cache.
+//! 5. [`spec`]: the pipeline repo: YAML, schema, the model, environments, templates, and the
+//!    `validate` stage.
+//! 6. [`build`]: the stages after `validate`: resolve, compose, plan, emit, package, `plan.json`.
+//! 7. [`ops`]: what each command does, over a repo or a `dist/`: compile, push, promote, verify,
+//!    diff, graph, inspect, init, keygen.
+//!
+//! The local runtime (`etl run`, `etl test`, the only wasmtime user) is the crate `etl-run`; the
+//! `etl` binary is the crate `etl-cli`, which parses arguments, calls one function here and
+//! renders the result.
 
-pub mod check;
-pub mod compile;
-pub mod compose;
-pub mod contract;
-pub mod deploy;
+pub mod build;
 pub mod diag;
-pub mod diagram;
-pub mod diff;
-pub mod emit;
-pub mod harness;
-pub mod init;
-pub mod inspect;
-pub mod load;
-pub mod model;
 pub mod oci;
-pub mod output;
-pub mod promote;
-pub mod provenance;
-pub mod pull;
-pub mod push;
-pub mod registry;
-pub mod render;
-pub mod resolve;
-pub mod run;
-pub mod schema;
-pub mod sign;
-pub mod yaml;
-
-use std::path::{Path, PathBuf};
-
-use diag::Diagnostic;
-use load::{Repo, Sources};
-
-/// Failures that stop a command before it can report on the repo (usage or environment errors).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The repo path is not a directory.
-    #[error("`{}` is not a directory", .0.display())]
-    NotADirectory(PathBuf),
-    /// A file or directory could not be read or written.
-    #[error("`{}`: {source}", path.display())]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// An output could not be written without losing the user's files, or failed to be.
-    #[error(transparent)]
-    Output(#[from] output::OutputError),
-}
-
-/// The outcome of validating a repo: the loaded specs and every problem found, sorted.
-#[derive(Debug)]
-pub struct Validation {
-    /// The specs that loaded.
-    pub repo: Repo,
-    /// Problems, in reporting order.
-    pub diagnostics: Vec<Diagnostic>,
-    /// Component bytes read and checked against their digests, for [`resolve::resolve_repo`].
-    pub components: resolve::Verified,
-}
-
-impl Validation {
-    /// Whether any diagnostic is an error.
-    pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
-    }
-
-    /// The text of the files read, for rendering.
-    pub fn sources(&self) -> &Sources {
-        &self.repo.sources
-    }
-}
-
-/// Loads and checks the repo at `root`, reporting every problem found in one run.
-pub fn validate(root: &Path) -> Result<Validation, Error> {
-    validate_with(root, None)
-}
-
-/// [`validate`], also checking the copies of `oci://` components that `cache` holds (read only:
-/// nothing is pulled).
-pub fn validate_with(root: &Path, cache: Option<&resolve::Cache>) -> Result<Validation, Error> {
-    let (repo, mut diagnostics) = load::load(root)?;
-    let (problems, components) = check::check(&repo, cache);
-    diagnostics.extend(problems);
-    diag::sort(&mut diagnostics);
-    Ok(Validation {
-        repo,
-        diagnostics,
-        components,
-    })
-}
+pub mod ops;
+pub mod spec;
+pub mod store;
+pub mod util;

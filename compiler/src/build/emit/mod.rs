@@ -1,0 +1,1010 @@
+//! Stage `emit`: one target-neutral [`Application`] per pipeline and environment, and the
+//! manifests written from it: wadm `Application`s for wasmCloud 1.x ([`wadm`]) and
+//! `WorkloadDeployment`s for wasmCloud v2 ([`k8s`]).
+//!
+//! An [`Application`] is built from the wiring plan ([`crate::build::deployment::Deployment`]), the
+//! packaged artifacts and the project's providers, replicas and secret backend. It holds every
+//! fact both targets need (components by digest, providers, links with direction and interface,
+//! content-addressed configs, secrets, scaling), so the emitters only translate shapes, and a
+//! pipeline deployed to two environments differs only where the environments differ.
+
+pub mod k8s;
+pub mod wadm;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::deployment::{Deployment, UnitDeployment, UnitKind};
+use crate::spec::load::Repo;
+use crate::spec::model::{ProviderKind, SinkConnector, SourceConnector};
+use crate::util::digest::sha256;
+
+/// A pipeline deployed to one environment: what both manifest formats are written from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Manifest name: the pipeline name.
+    pub name: String,
+    /// Project name.
+    pub project: String,
+    /// Environment name.
+    pub environment: String,
+    /// The environment's lattice.
+    pub lattice: String,
+    /// The pipeline's description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `sha-` and 12 hex digits of the digest of everything else here and of the emitters'
+    /// revision: changes exactly when the deployed application or its manifests do.
+    pub version: String,
+    /// One component per step and sink, steps first, in spec order.
+    pub components: Vec<Component>,
+    /// The providers the links use, in [`ProviderKind::ALL`] order.
+    pub providers: Vec<Provider>,
+    /// Every link, grouped by component in component order, inbound first.
+    pub links: Vec<Link>,
+    /// The secret policy, when a component has secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_policy: Option<SecretPolicy>,
+}
+
+/// One composed component (a step or a sink).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    /// Step or sink name.
+    pub name: String,
+    /// A step or a sink.
+    pub kind: ComponentKind,
+    /// The artifact, pinned by manifest digest.
+    pub artifact: ArtifactRef,
+    /// Replicas and placement.
+    pub scale: Scale,
+    /// Its `wasi:config/runtime` configuration (`etl.*`, `step.*`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<NamedConfig>,
+    /// Secrets it is given, through [`Application::secret_policy`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
+    /// Interfaces the composed component imports (what the host must serve).
+    pub imports: Vec<String>,
+    /// Imports granted to the customer component beyond the contract (steps only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
+}
+
+/// What a component does in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentKind {
+    /// A step: in-harness, customer transform, out-harness.
+    Step,
+    /// A sink: in-harness and the connector's out-harness.
+    Sink,
+}
+
+/// Where a component's artifact is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactRef {
+    /// `<registry>/<repository>@<manifest digest>`: what hosts pull.
+    pub image: String,
+    /// Repository under the project's registry: `<pipeline>-<unit>`.
+    pub repository: String,
+    /// Digest of the OCI manifest.
+    pub manifest_digest: String,
+    /// Digest of the composed component (the artifact's only layer).
+    pub component_digest: String,
+}
+
+/// How many replicas run, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scale {
+    /// Replicas (wadm `instances`).
+    pub replicas: u32,
+    /// Shares of the replicas on labelled hosts; empty: anywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spread: Vec<Spread>,
+}
+
+/// A share of the replicas on hosts carrying the given labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Spread name.
+    pub name: String,
+    /// Host labels required.
+    pub requirements: BTreeMap<String, String>,
+    /// Relative weight; `None`: wadm's default (100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// A capability provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provider {
+    /// Name in the manifest: [`ProviderKind::name`].
+    pub name: String,
+    /// Which provider.
+    pub kind: ProviderKind,
+    /// Its image, from `spec.providers`.
+    pub image: String,
+    /// Its configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<NamedConfig>,
+    /// Replicas and placement: those of the busiest component it serves.
+    pub scale: Scale,
+}
+
+/// Which way calls go over a link. A wadm link lives on its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// The provider calls the component's export (records in).
+    ProviderToComponent,
+    /// The component calls the provider through its import (records out).
+    ComponentToProvider,
+}
+
+/// A link between a component and a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Link {
+    /// Which way it goes.
+    pub direction: Direction,
+    /// The provider's name.
+    pub provider: String,
+    /// The component's name.
+    pub component: String,
+    /// WIT namespace, e.g. `wasmcloud`.
+    pub namespace: String,
+    /// WIT package, e.g. `messaging`.
+    pub package: String,
+    /// WIT interfaces, e.g. `handler`.
+    pub interfaces: Vec<String>,
+    /// Link name: set on provider → component links (one provider feeds several components),
+    /// unset (wadm's `default`) on component → provider links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Configuration on the source side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_config: Option<NamedConfig>,
+    /// Configuration on the target side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_config: Option<NamedConfig>,
+}
+
+/// A named configuration; the name ends in a hash of the properties, so changed values get a
+/// new name and reach running providers and components.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedConfig {
+    /// `<owner>-<role>-<12 hex>`; wadm prefixes it with the manifest name.
+    pub name: String,
+    /// The values.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl NamedConfig {
+    fn new(prefix: &str, properties: BTreeMap<String, String>) -> Option<Self> {
+        if properties.is_empty() {
+            return None;
+        }
+        let mut text = String::new();
+        for (k, v) in &properties {
+            text.push_str(&format!("{}:{k}={}:{v}\n", k.len(), v.len()));
+        }
+        let hash = sha256(text.as_bytes());
+        let hex = hash.trim_start_matches("sha256:");
+        Some(Self {
+            name: format!("{prefix}-{}", &hex[..12]),
+            properties,
+        })
+    }
+}
+
+/// A secret given to a component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret {
+    /// Name the component knows it by: the setting key.
+    pub name: String,
+    /// Key in the secret backend.
+    pub key: String,
+}
+
+/// The wadm secret policy (`policy.secret.wasmcloud.dev/v1alpha1`) secrets resolve through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretPolicy {
+    /// Policy name.
+    pub name: String,
+    /// Backend, e.g. `nats-kv`.
+    pub backend: String,
+}
+
+/// The first line of every manifest etl writes.
+pub const HEADER: &str = "# Generated by etl (`etl compile`): do not edit, edit the pipeline.\n";
+
+/// `value` as one YAML document, ending in a newline. One line per scalar: no folded (`>`) or
+/// literal (`|`) block scalars, so a long image reference stays greppable on its line and a
+/// multi-line value is one quoted line; strings YAML would read as anything else are quoted.
+fn yaml<T: Serialize>(value: &T) -> String {
+    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    let mut text =
+        serde_saphyr::to_string_with_options(value, options).expect("manifests serialize");
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// Name of the link on which the Kafka provider consumes a `kafka` source for a component.
+pub const KAFKA_SOURCE_LINK: &str = "kafka-source";
+
+/// Name of the secret policy in every manifest.
+pub const SECRET_POLICY: &str = "etl-secrets";
+
+/// A packaged unit: what [`application`] needs to know of its artifact.
+#[derive(Debug, Clone)]
+pub struct Packaged {
+    /// Repository under the project's registry.
+    pub repository: String,
+    /// OCI manifest digest.
+    pub manifest_digest: String,
+    /// Composed component digest.
+    pub component_digest: String,
+    /// The composed component's imports.
+    pub imports: Vec<String>,
+    /// Imports granted to the customer component (steps).
+    pub grants: Vec<String>,
+}
+
+/// Why an application could not be built or emitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    /// A provider a connector needs is not configured.
+    #[error(
+        "`{unit}` needs the `{provider}` provider, and `etl.yaml` has no `spec.providers.{provider}`"
+    )]
+    MissingProvider {
+        /// The source, step or sink.
+        unit: String,
+        /// The provider.
+        provider: &'static str,
+    },
+    /// A unit has no packaged artifact (a bug of the caller).
+    #[error("`{unit}` has no packaged artifact")]
+    MissingArtifact {
+        /// The step or sink.
+        unit: String,
+    },
+    /// A secret is referenced and the environment has no secret backend.
+    #[error("`{unit}` has secrets and environment `{environment}` has no secret backend")]
+    NoSecretBackend {
+        /// The step or sink.
+        unit: String,
+        /// The environment.
+        environment: String,
+    },
+    /// A name the target cannot use.
+    #[error("`{name}` cannot name a {what}: {why}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What it would name.
+        what: &'static str,
+        /// The rule broken.
+        why: String,
+    },
+    /// A unit reads a `kafka` source and writes a `kafka` sink: the Kafka provider keeps one
+    /// link per component.
+    #[error(
+        "`{unit}` reads from a Kafka source and writes to a Kafka sink; the Kafka provider serves one link per component: put a step between them"
+    )]
+    KafkaToKafka {
+        /// The sink.
+        unit: String,
+    },
+    /// The HTTP source feeds more than one unit; a request reaches one component.
+    #[error("the HTTP source `{source_name}` feeds {} (`{}`); an HTTP request reaches one component: let one step read the source and the others read that step", .units.len(), .units.join("`, `"))]
+    HttpFanOut {
+        /// The source.
+        source_name: String,
+        /// The units it feeds.
+        units: Vec<String>,
+    },
+    /// Every spread share of an environment has weight 0.
+    #[error(
+        "every spread of environment `{environment}` has weight 0; wadm cannot divide replicas by a zero total"
+    )]
+    ZeroWeights {
+        /// The environment.
+        environment: String,
+    },
+    /// Two things of one manifest would share a name.
+    #[error("two {what} of `{application}` would both be named `{name}`")]
+    Duplicate {
+        /// The application.
+        application: String,
+        /// What kind of thing.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+}
+
+impl EmitError {
+    /// The source, step or sink the error is about, if one.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            EmitError::MissingProvider { unit, .. }
+            | EmitError::MissingArtifact { unit }
+            | EmitError::NoSecretBackend { unit, .. }
+            | EmitError::KafkaToKafka { unit } => Some(unit),
+            EmitError::HttpFanOut { source_name, .. } => Some(source_name),
+            _ => None,
+        }
+    }
+}
+
+/// The project settings an application reads, per environment.
+struct Placement {
+    replicas: u32,
+    spread: Vec<Spread>,
+    secret_backend: Option<String>,
+}
+
+fn placement(
+    repo: &Repo,
+    environment: &str,
+    pipeline: &str,
+    step_replicas: Option<u32>,
+) -> Placement {
+    let project = &repo
+        .project
+        .as_ref()
+        .expect("planned repos have a project")
+        .spec
+        .spec;
+    let env = project
+        .environments
+        .iter()
+        .find(|(n, _)| ***n == *environment)
+        .map(|(_, e)| e)
+        .expect("planned environments exist");
+    let files: Vec<_> = repo
+        .environments
+        .iter()
+        .filter(|f| *f.spec.metadata.name == *environment)
+        .map(|f| &f.spec.spec)
+        .collect();
+    let pipeline_replicas = files.iter().find_map(|f| {
+        f.pipelines
+            .iter()
+            .find(|(p, _)| ***p == *pipeline)
+            .and_then(|(_, o)| o.replicas)
+    });
+    let file_replicas = files.iter().find_map(|f| f.replicas);
+    let replicas = pipeline_replicas
+        .map(|r| r.get())
+        .or(step_replicas)
+        .or(file_replicas.map(|r| r.get()))
+        .unwrap_or(env.replicas.get());
+    Placement {
+        replicas,
+        spread: env
+            .spread
+            .iter()
+            .map(|s| Spread {
+                name: s.name.to_string(),
+                requirements: s
+                    .requirements
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                weight: s.weight,
+            })
+            .collect(),
+        secret_backend: env
+            .secrets
+            .as_ref()
+            .or(project.secrets.as_ref())
+            .map(|b| b.backend.clone()),
+    }
+}
+
+/// `with:` keys the harness reads through its runtime configuration, not passed to providers.
+fn harness_keys(unit: &UnitDeployment) -> &'static [&'static str] {
+    match unit.kind {
+        UnitKind::Sink(SinkConnector::Http) => &["url", "content-type"],
+        UnitKind::Sink(SinkConnector::Nats) => &["subject"],
+        // The harness publishes each record with the topic as its subject; a `topic` on the
+        // sink's consumer link would make messaging-kafka consume that topic into the sink.
+        UnitKind::Sink(SinkConnector::Kafka) => &["topic"],
+        // blobstore-s3 has no `bucket` setting: the bucket is the container the harness opens.
+        UnitKind::Sink(SinkConnector::S3) => &["bucket", "key"],
+        UnitKind::Step => &[],
+    }
+}
+
+/// Builds the application of `deployment`, whose units were packaged as `packaged` (by unit
+/// name).
+pub fn application(
+    repo: &Repo,
+    deployment: &Deployment,
+    packaged: &BTreeMap<String, Packaged>,
+) -> Result<Application, EmitError> {
+    let project = &repo
+        .project
+        .as_ref()
+        .expect("planned repos have a project")
+        .spec;
+    let spec = &crate::build::deployment::find_pipeline(repo, &deployment.pipeline)
+        .expect("planned pipelines exist")
+        .spec;
+    let pipeline = deployment.pipeline.as_str();
+    let environment = deployment.environment.as_str();
+    let provider_image = |unit: &str, kind: ProviderKind| -> Result<String, EmitError> {
+        project
+            .spec
+            .providers
+            .get(&kind)
+            .map(|i| i.to_string())
+            .ok_or(EmitError::MissingProvider {
+                unit: unit.to_owned(),
+                provider: kind.name(),
+            })
+    };
+    let source = &deployment.source;
+    let source_extra = |skip: &[&str]| -> BTreeMap<String, String> {
+        source
+            .settings
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+
+    let http_units: Vec<String> = deployment
+        .units
+        .iter()
+        .filter(|u| u.http)
+        .map(|u| u.name.clone())
+        .collect();
+    if http_units.len() > 1 {
+        return Err(EmitError::HttpFanOut {
+            source_name: source.name.clone(),
+            units: http_units,
+        });
+    }
+    let mut components = Vec::new();
+    let mut links = Vec::new();
+    let mut used: BTreeMap<ProviderKind, (String, u32, Vec<Spread>)> = BTreeMap::new();
+    let mut secret_backend = None;
+    let mut use_provider =
+        |kind: ProviderKind, unit: &str, scale: &Scale| -> Result<(), EmitError> {
+            let image = provider_image(unit, kind)?;
+            let entry = used
+                .entry(kind)
+                .or_insert_with(|| (image, 0, scale.spread.clone()));
+            entry.1 = entry.1.max(scale.replicas);
+            Ok(())
+        };
+    for unit in &deployment.units {
+        let step = spec.spec.steps.iter().find(|s| *s.name == *unit.name);
+        let place = placement(
+            repo,
+            environment,
+            pipeline,
+            step.and_then(|s| s.replicas).map(|r| r.get()),
+        );
+        if !place.spread.is_empty() && place.spread.iter().all(|s| s.weight == Some(0)) {
+            return Err(EmitError::ZeroWeights {
+                environment: environment.to_owned(),
+            });
+        }
+        let scale = Scale {
+            replicas: place.replicas,
+            spread: place.spread.clone(),
+        };
+        let p = packaged
+            .get(&unit.name)
+            .ok_or_else(|| EmitError::MissingArtifact {
+                unit: unit.name.clone(),
+            })?;
+        let prefix = unit.name.clone();
+
+        // Records in.
+        if unit.http {
+            use_provider(ProviderKind::HttpServer, &source.name, &scale)?;
+            let mut config = source_extra(&["headers", "max-body"]);
+            config
+                .entry("path".to_owned())
+                .or_insert_with(|| "/".to_owned());
+            if config.contains_key("address") {
+                config.remove("path");
+            }
+            links.push(Link {
+                direction: Direction::ProviderToComponent,
+                provider: ProviderKind::HttpServer.name().to_owned(),
+                component: unit.name.clone(),
+                namespace: "wasi".to_owned(),
+                package: "http".to_owned(),
+                interfaces: vec!["incoming-handler".to_owned()],
+                name: Some(unit.name.clone()),
+                source_config: NamedConfig::new(&format!("{prefix}-http-in"), config),
+                target_config: None,
+            });
+        }
+        let from_kafka: Vec<&String> = unit
+            .subscriptions
+            .iter()
+            .filter(|s| {
+                source.connector == SourceConnector::Kafka && source.subject.as_ref() == Some(*s)
+            })
+            .collect();
+        let from_nats: Vec<&String> = unit
+            .subscriptions
+            .iter()
+            .filter(|s| !from_kafka.contains(s))
+            .collect();
+        let queue = format!("etl.{}.{pipeline}.{}", deployment.project, unit.name);
+        if !from_kafka.is_empty() {
+            // The Kafka provider consumes for a component when the component links to it
+            // (`consumer`, target config `topic` and `consumer_group`), and then calls the
+            // component's `handler`. The unnamed `consumer` link is the unit's output, so this
+            // one is named.
+            if unit.kind == UnitKind::Sink(SinkConnector::Kafka) {
+                return Err(EmitError::KafkaToKafka {
+                    unit: unit.name.clone(),
+                });
+            }
+            use_provider(ProviderKind::MessagingKafka, &source.name, &scale)?;
+            let mut config = source_extra(&["topic"]);
+            config.insert("topic".to_owned(), from_kafka[0].clone());
+            config.insert("consumer_group".to_owned(), queue.clone());
+            links.push(Link {
+                direction: Direction::ComponentToProvider,
+                provider: ProviderKind::MessagingKafka.name().to_owned(),
+                component: unit.name.clone(),
+                namespace: "wasmcloud".to_owned(),
+                package: "messaging".to_owned(),
+                interfaces: vec!["consumer".to_owned()],
+                name: Some(KAFKA_SOURCE_LINK.to_owned()),
+                source_config: None,
+                target_config: NamedConfig::new(&format!("{}-kafka-in", unit.name), config),
+            });
+        }
+        if !from_nats.is_empty() {
+            use_provider(ProviderKind::MessagingNats, &unit.name, &scale)?;
+            let mut config = if source.connector == SourceConnector::Nats
+                && from_nats
+                    .iter()
+                    .any(|s| source.subject.as_ref() == Some(*s))
+            {
+                source_extra(&["subject"])
+            } else {
+                BTreeMap::new()
+            };
+            let subscriptions: Vec<String> =
+                from_nats.iter().map(|s| format!("{s}|{queue}")).collect();
+            config.insert("subscriptions".to_owned(), subscriptions.join(","));
+            links.push(Link {
+                direction: Direction::ProviderToComponent,
+                provider: ProviderKind::MessagingNats.name().to_owned(),
+                component: unit.name.clone(),
+                namespace: "wasmcloud".to_owned(),
+                package: "messaging".to_owned(),
+                interfaces: vec!["handler".to_owned()],
+                name: Some(unit.name.clone()),
+                source_config: NamedConfig::new(&format!("{prefix}-nats-in"), config),
+                target_config: None,
+            });
+        }
+
+        // Records out.
+        let extra: BTreeMap<String, String> = unit
+            .settings
+            .iter()
+            .filter(|(k, _)| !harness_keys(unit).contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (kind, namespace, package, interface, role) = match unit.kind {
+            UnitKind::Step | UnitKind::Sink(SinkConnector::Nats) => (
+                ProviderKind::MessagingNats,
+                "wasmcloud",
+                "messaging",
+                "consumer",
+                "nats-out",
+            ),
+            UnitKind::Sink(SinkConnector::Kafka) => (
+                ProviderKind::MessagingKafka,
+                "wasmcloud",
+                "messaging",
+                "consumer",
+                "kafka-out",
+            ),
+            UnitKind::Sink(SinkConnector::Http) => (
+                ProviderKind::HttpClient,
+                "wasi",
+                "http",
+                "outgoing-handler",
+                "http-out",
+            ),
+            UnitKind::Sink(SinkConnector::S3) => (
+                ProviderKind::BlobstoreS3,
+                "wasi",
+                "blobstore",
+                "blobstore",
+                "s3-out",
+            ),
+        };
+        use_provider(kind, &unit.name, &scale)?;
+        links.push(Link {
+            direction: Direction::ComponentToProvider,
+            provider: kind.name().to_owned(),
+            component: unit.name.clone(),
+            namespace: namespace.to_owned(),
+            package: package.to_owned(),
+            interfaces: vec![interface.to_owned()],
+            name: None,
+            source_config: None,
+            target_config: NamedConfig::new(&format!("{prefix}-{role}"), extra),
+        });
+
+        let secrets: Vec<Secret> = unit
+            .secrets
+            .iter()
+            .map(|(name, key)| Secret {
+                name: name.clone(),
+                key: key.clone(),
+            })
+            .collect();
+        if !secrets.is_empty() {
+            secret_backend =
+                Some(
+                    place
+                        .secret_backend
+                        .clone()
+                        .ok_or_else(|| EmitError::NoSecretBackend {
+                            unit: unit.name.clone(),
+                            environment: environment.to_owned(),
+                        })?,
+                );
+        }
+        components.push(Component {
+            name: unit.name.clone(),
+            kind: match unit.kind {
+                UnitKind::Step => ComponentKind::Step,
+                UnitKind::Sink(_) => ComponentKind::Sink,
+            },
+            artifact: ArtifactRef {
+                image: format!(
+                    "{}/{}@{}",
+                    project.spec.registry.trim_end_matches('/'),
+                    p.repository,
+                    p.manifest_digest
+                ),
+                repository: p.repository.clone(),
+                manifest_digest: p.manifest_digest.clone(),
+                component_digest: p.component_digest.clone(),
+            },
+            scale,
+            config: NamedConfig::new(&format!("{prefix}-runtime"), unit.config.clone()),
+            secrets,
+            imports: p.imports.clone(),
+            grants: p.grants.clone(),
+        });
+    }
+    let providers = used
+        .into_iter()
+        .map(|(kind, (image, replicas, spread))| Provider {
+            name: kind.name().to_owned(),
+            kind,
+            image,
+            config: (kind == ProviderKind::HttpServer
+                && links.iter().any(|l| {
+                    l.provider == kind.name()
+                        && l.source_config
+                            .as_ref()
+                            .is_some_and(|c| c.properties.contains_key("path"))
+                }))
+            .then(|| {
+                NamedConfig::new(
+                    kind.name(),
+                    BTreeMap::from([("routing_mode".to_owned(), "path".to_owned())]),
+                )
+            })
+            .flatten(),
+            scale: Scale { replicas, spread },
+        })
+        .collect();
+    let mut app = Application {
+        name: pipeline.to_owned(),
+        project: deployment.project.clone(),
+        environment: environment.to_owned(),
+        lattice: deployment.lattice.clone(),
+        description: spec.metadata.description.clone(),
+        version: String::new(),
+        components,
+        providers,
+        links,
+        secret_policy: secret_backend.map(|backend| SecretPolicy {
+            name: SECRET_POLICY.to_owned(),
+            backend,
+        }),
+    };
+    check(&app)?;
+    app.stamp_version();
+    Ok(app)
+}
+
+/// Revision of the emitters' translation, part of every [`Application::version`]: bumped when
+/// either emitter writes the same application differently (2: providers on a wadm
+/// `daemonscaler`), so that a changed manifest never reaches a lattice under a version it
+/// already knows.
+const EMITTERS: &str = "etl-emitters-2";
+
+impl Application {
+    /// Sets [`Application::version`] from everything else and [`EMITTERS`].
+    fn stamp_version(&mut self) {
+        self.version = String::new();
+        let json = serde_json::to_value(&*self).expect("applications serialize");
+        let text = format!("{EMITTERS}\n{}", crate::util::json::pretty(&json));
+        let digest = sha256(text.as_bytes());
+        self.version = format!("sha-{}", &digest.trim_start_matches("sha256:")[..12]);
+    }
+
+    /// The same application with each component whose repository `artifacts` names pinned to
+    /// that artifact instead (manifest and component digests), and its version stamped anew.
+    pub fn repinned(&self, artifacts: &BTreeMap<String, ArtifactRef>) -> Application {
+        let mut app = self.clone();
+        for c in &mut app.components {
+            if let Some(artifact) = artifacts.get(&c.artifact.repository) {
+                c.artifact = artifact.clone();
+            }
+        }
+        app.stamp_version();
+        app
+    }
+}
+
+/// An RFC 1123 label: at most 63 lower-case letters, digits and `-`, starting and ending with a
+/// letter or digit. Kubernetes object names and OCI repository path components accept it.
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// The rules both targets impose on names: Kubernetes object and label names (RFC 1123 labels,
+/// at most 63 characters) and OCI repository path components, and names unique in a manifest.
+pub fn check(app: &Application) -> Result<(), EmitError> {
+    let label = |name: &str, what: &'static str| -> Result<(), EmitError> {
+        if is_dns_label(name) {
+            Ok(())
+        } else {
+            Err(EmitError::InvalidName {
+                name: name.to_owned(),
+                what,
+                why: "use at most 63 lower-case letters, digits and `-`, starting and ending with a letter or digit".to_owned(),
+            })
+        }
+    };
+    label(&app.name, "wadm application or Kubernetes object")?;
+    let mut names = std::collections::BTreeSet::new();
+    for c in &app.components {
+        label(
+            &c.artifact.repository,
+            "OCI repository or Kubernetes object",
+        )?;
+        let mut spreads = std::collections::BTreeSet::new();
+        if let Some(s) = c.scale.spread.iter().find(|s| !spreads.insert(&s.name)) {
+            return Err(EmitError::Duplicate {
+                application: app.name.clone(),
+                what: "spreads of one component (wasmCloud v2 names a workload per spread)",
+                name: s.name.clone(),
+            });
+        }
+        if !names.insert(c.name.as_str()) {
+            return Err(EmitError::Duplicate {
+                application: app.name.clone(),
+                what: "components",
+                name: c.name.clone(),
+            });
+        }
+    }
+    for p in &app.providers {
+        if !names.insert(p.name.as_str()) {
+            return Err(EmitError::Duplicate {
+                application: app.name.clone(),
+                what: "components (a step or sink and a provider)",
+                name: p.name.clone(),
+            });
+        }
+    }
+    let mut link_keys = std::collections::BTreeSet::new();
+    for l in &app.links {
+        let source = match l.direction {
+            Direction::ProviderToComponent => &l.provider,
+            Direction::ComponentToProvider => &l.component,
+        };
+        for interface in &l.interfaces {
+            let key = (
+                source.as_str(),
+                l.name.as_deref().unwrap_or("default"),
+                l.namespace.as_str(),
+                l.package.as_str(),
+                interface.as_str(),
+            );
+            if !link_keys.insert(key) {
+                return Err(EmitError::Duplicate {
+                    application: app.name.clone(),
+                    what: "links from one source on one interface",
+                    name: l.name.clone().unwrap_or_else(|| "default".to_owned()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(provider: &str, component: &str, direction: Direction, name: Option<&str>) -> Link {
+        Link {
+            direction,
+            provider: provider.to_owned(),
+            component: component.to_owned(),
+            namespace: "wasmcloud".to_owned(),
+            package: "messaging".to_owned(),
+            interfaces: vec!["handler".to_owned()],
+            name: name.map(str::to_owned),
+            source_config: None,
+            target_config: None,
+        }
+    }
+
+    fn app(components: &[&str], links: Vec<Link>) -> Application {
+        Application {
+            name: "orders".to_owned(),
+            project: "shop".to_owned(),
+            environment: "dev".to_owned(),
+            lattice: "default".to_owned(),
+            description: None,
+            version: String::new(),
+            components: components
+                .iter()
+                .map(|c| Component {
+                    name: (*c).to_owned(),
+                    kind: ComponentKind::Step,
+                    artifact: ArtifactRef {
+                        image: format!("r.example/orders-{c}@sha256:00"),
+                        repository: format!("orders-{c}"),
+                        manifest_digest: "sha256:00".to_owned(),
+                        component_digest: "sha256:00".to_owned(),
+                    },
+                    scale: Scale {
+                        replicas: 1,
+                        spread: Vec::new(),
+                    },
+                    config: None,
+                    secrets: Vec::new(),
+                    imports: Vec::new(),
+                    grants: Vec::new(),
+                })
+                .collect(),
+            providers: vec![Provider {
+                name: "messaging-nats".to_owned(),
+                kind: ProviderKind::MessagingNats,
+                image: "wasmcloud+builtin://messaging-nats".to_owned(),
+                config: None,
+                scale: Scale {
+                    replicas: 1,
+                    spread: Vec::new(),
+                },
+            }],
+            links,
+            secret_policy: None,
+        }
+    }
+
+    #[test]
+    fn distinct_provider_links_pass() {
+        let links = vec![
+            link(
+                "messaging-nats",
+                "a",
+                Direction::ProviderToComponent,
+                Some("a"),
+            ),
+            link(
+                "messaging-nats",
+                "b",
+                Direction::ProviderToComponent,
+                Some("b"),
+            ),
+            link("messaging-nats", "a", Direction::ComponentToProvider, None),
+            link("messaging-nats", "b", Direction::ComponentToProvider, None),
+        ];
+        assert_eq!(check(&app(&["a", "b"], links)), Ok(()));
+    }
+
+    #[test]
+    fn duplicate_link_names_on_one_source_are_refused() {
+        let links = vec![
+            link(
+                "messaging-nats",
+                "a",
+                Direction::ProviderToComponent,
+                Some("in"),
+            ),
+            link(
+                "messaging-nats",
+                "b",
+                Direction::ProviderToComponent,
+                Some("in"),
+            ),
+        ];
+        let e = check(&app(&["a", "b"], links)).unwrap_err();
+        assert!(
+            matches!(&e, EmitError::Duplicate { name, .. } if name == "in"),
+            "{e}"
+        );
+        let unnamed = vec![
+            link("messaging-nats", "a", Direction::ProviderToComponent, None),
+            link("messaging-nats", "b", Direction::ProviderToComponent, None),
+        ];
+        let e = check(&app(&["a", "b"], unnamed)).unwrap_err();
+        assert!(e.to_string().contains("`default`"), "{e}");
+    }
+
+    #[test]
+    fn a_component_named_like_a_provider_is_refused() {
+        let e = check(&app(&["messaging-nats"], Vec::new())).unwrap_err();
+        assert!(
+            e.to_string().contains("a step or sink and a provider"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_spread_named_twice_is_refused() {
+        let mut a = app(&["a"], Vec::new());
+        let east = Spread {
+            name: "east".to_owned(),
+            requirements: BTreeMap::new(),
+            weight: None,
+        };
+        a.components[0].scale.spread = vec![east.clone(), east];
+        let e = check(&a).unwrap_err();
+        assert!(e.to_string().contains("`east`"), "{e}");
+    }
+
+    #[test]
+    fn names_kubernetes_and_oci_cannot_use_are_refused() {
+        for bad in ["Parse", "under_score", "trail-", &"x".repeat(60)] {
+            let e = check(&app(&[bad], Vec::new())).unwrap_err();
+            assert!(matches!(e, EmitError::InvalidName { .. }), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn config_names_follow_their_values() {
+        let a = NamedConfig::new("parse-runtime", BTreeMap::from([("k".into(), "1".into())]));
+        let b = NamedConfig::new("parse-runtime", BTreeMap::from([("k".into(), "2".into())]));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_ne!(a.name, b.name);
+        assert!(
+            a.name.starts_with("parse-runtime-") && a.name.len() == "parse-runtime-".len() + 12
+        );
+        assert_eq!(NamedConfig::new("x", BTreeMap::new()), None);
+        // Length-prefixed: moving text between key and value is a different config.
+        let c = NamedConfig::new("p", BTreeMap::from([("a=".into(), "b".into())])).unwrap();
+        let d = NamedConfig::new("p", BTreeMap::from([("a".into(), "=b".into())])).unwrap();
+        assert_ne!(c.name, d.name);
+    }
+}

@@ -1,0 +1,518 @@
+//! Building: a validated repo → composed components, OCI artifacts and manifests, in memory.
+//!
+//! The stages, in order: [`resolve`] (customer components by digest, checked against the
+//! [`contract`] and the policy) → [`compose`] (each step between its [`harness`] parts) →
+//! [`deployment`] (how each pipeline runs in each environment) → [`emit`] (wadm applications and
+//! v2 `WorkloadDeployment`s, and the OCI artifacts) → [`dist`] (`plan.json`). [`provenance`] finds
+//! the commit a build came from. Nothing here writes a file: [`crate::ops::compile`] does.
+
+pub mod compose;
+pub mod contract;
+pub mod deployment;
+pub mod dist;
+pub mod emit;
+pub mod harness;
+pub mod provenance;
+pub mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::build::compose::Parts;
+use crate::build::dist::{
+    ArtifactPlan, CustomerPlan, HarnessPlan, PipelinePlan, Plan, ProvenancePlan, UnitPlan,
+};
+use crate::build::emit::{Application, Packaged};
+use crate::build::harness::Part;
+use crate::build::resolve::ResolvedStep;
+use crate::diag::{Code, Diagnostic};
+use crate::oci::layout::{self, Provenance};
+use crate::spec::load::{Loaded, Repo};
+use crate::spec::model::{Pipeline, SinkConnector};
+use crate::spec::{Error, Validation};
+use crate::store::{Cache, Composed};
+use crate::util::digest::sha256;
+
+/// Version of the composition recipe: part of every cache key, bumped when wiring changes.
+const RECIPE: &str = "etl-compose-1";
+
+/// Everything a compile produces, in memory: what [`compile`] writes to `dist/`.
+#[derive(Debug)]
+pub struct Build {
+    /// Validation (and its sources, for rendering) with every diagnostic of every stage.
+    pub validation: Validation,
+    /// The plan, when the compile succeeded.
+    pub plan: Option<Plan>,
+    /// The files of `dist/` by relative path (`plan.json`, `components/sha256/…`); empty
+    /// unless the compile succeeded.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Compositions built in this run.
+    pub built: usize,
+    /// Compositions taken from the cache (0 without one).
+    pub from_cache: usize,
+}
+
+/// Compiles the repo at `root` in memory: the same bytes [`compile`] writes.
+pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Result<Build, Error> {
+    Ok(build_validated(
+        crate::spec::validate_with(root, cache)?,
+        cache,
+        provenance,
+    ))
+}
+
+/// [`build`] of a repo already validated (`etl test PIPELINE` narrows it to some pipelines).
+pub fn build_validated(
+    mut validation: crate::spec::Validation,
+    cache: Option<&Cache>,
+    provenance: &Provenance,
+) -> Build {
+    let failed = |validation, built| Build {
+        validation,
+        plan: None,
+        files: BTreeMap::new(),
+        built,
+        from_cache: 0,
+    };
+    if validation.has_errors() {
+        return failed(validation, 0);
+    }
+    let verified = std::mem::take(&mut validation.components);
+    let (resolved, problems) = resolve::resolve_repo(&validation.repo, verified, cache);
+    validation.diagnostics.extend(problems);
+    crate::diag::sort(&mut validation.diagnostics);
+    if validation.has_errors() {
+        return failed(validation, 0);
+    }
+    let mut builder = Builder {
+        cache,
+        files: BTreeMap::new(),
+        built: 0,
+        from_cache: 0,
+        done: BTreeMap::new(),
+    };
+    let mut pipelines = Vec::new();
+    for p in &validation.repo.pipelines {
+        match builder.pipeline(p, &resolved) {
+            Ok(plan) => pipelines.push(plan),
+            Err(d) => validation.diagnostics.push(*d),
+        }
+    }
+    let (built, from_cache) = (builder.built, builder.from_cache);
+    if validation.has_errors() {
+        return failed(validation, built);
+    }
+    let created = match layout::rfc3339(provenance.created) {
+        Ok(created) => created,
+        Err(e) => {
+            validation.diagnostics.push(Diagnostic::new(
+                Code::Emit,
+                format!("the plan's provenance: {e}"),
+            ));
+            return failed(validation, built);
+        }
+    };
+    let mut files = builder.files;
+    let deployments = match package_and_emit(&validation.repo, &pipelines, &mut files) {
+        Ok(deployments) => deployments,
+        Err(problems) => {
+            validation.diagnostics.extend(problems);
+            crate::diag::sort(&mut validation.diagnostics);
+            return failed(validation, built);
+        }
+    };
+    let provenance = ProvenancePlan {
+        created,
+        source: provenance.source.clone(),
+        revision: provenance.revision.clone(),
+    };
+    let plan = plan_of(&validation.repo, pipelines, provenance, deployments);
+    files.insert(
+        "plan.json".to_owned(),
+        crate::util::json::pretty(&serde_json::to_value(&plan).expect("the plan serializes"))
+            .into_bytes(),
+    );
+    Build {
+        validation,
+        plan: Some(plan),
+        files,
+        built,
+        from_cache,
+    }
+}
+
+/// Packages every composed unit as an OCI artifact (`oci/`), then plans every pipeline in every
+/// environment and writes its manifests (`<env>/wadm/`, `<env>/k8s/`). Returns the applications
+/// by environment and pipeline, or the diagnostics of what cannot be deployed.
+fn package_and_emit(
+    repo: &Repo,
+    pipelines: &[PipelinePlan],
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<BTreeMap<String, BTreeMap<String, Application>>, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let mut artifacts = Vec::new();
+    let mut packaged: BTreeMap<&str, BTreeMap<String, Packaged>> = BTreeMap::new();
+    for p in pipelines {
+        let loaded = crate::build::deployment::find_pipeline(repo, &p.name)
+            .expect("planned pipelines exist");
+        for unit in p.steps.iter().chain(&p.sinks) {
+            let repository = format!("{}-{}", p.name, unit.name);
+            let wasm = &files[&unit.artifact.path];
+            let input = layout::ArtifactInput {
+                name: &repository,
+                wasm,
+                imports: &unit.artifact.imports,
+                exports: &unit.artifact.exports,
+            };
+            match layout::artifact(&input) {
+                Ok(a) => {
+                    packaged.entry(p.name.as_str()).or_default().insert(
+                        unit.name.clone(),
+                        Packaged {
+                            repository: repository.clone(),
+                            manifest_digest: a.manifest_digest.clone(),
+                            component_digest: unit.artifact.digest.clone(),
+                            imports: unit.artifact.imports.clone(),
+                            grants: unit
+                                .customer
+                                .as_ref()
+                                .map(|c| c.grants.clone())
+                                .unwrap_or_default(),
+                        },
+                    );
+                    artifacts.push(a);
+                }
+                Err(e) => problems.push(emit_diagnostic(loaded, Some(&unit.name), &e.to_string())),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let wasm: BTreeMap<String, &[u8]> = pipelines
+        .iter()
+        .flat_map(|p| p.steps.iter().chain(&p.sinks))
+        .map(|u| {
+            (
+                u.artifact.digest.clone(),
+                files[&u.artifact.path].as_slice(),
+            )
+        })
+        .collect();
+    let layout = layout::layout(&artifacts, &wasm).map_err(|e| {
+        vec![Diagnostic::new(
+            Code::Emit,
+            format!("the OCI layout cannot be written: {e}"),
+        )]
+    })?;
+    let mut out_files: BTreeMap<String, Vec<u8>> = layout
+        .into_iter()
+        .map(|(path, bytes)| (format!("oci/{path}"), bytes))
+        .collect();
+    let mut deployments: BTreeMap<String, BTreeMap<String, Application>> = BTreeMap::new();
+    let mut refused: indexmap::IndexMap<(&str, Option<String>, String), Vec<&str>> =
+        indexmap::IndexMap::new();
+    let environments: Vec<String> = repo
+        .project
+        .iter()
+        .flat_map(|p| p.spec.spec.environments.keys().map(|e| e.to_string()))
+        .collect();
+    for env in &environments {
+        for p in pipelines {
+            let loaded = crate::build::deployment::find_pipeline(repo, &p.name)
+                .expect("planned pipelines exist");
+            let deployment = match crate::build::deployment::plan(repo, env, &p.name) {
+                Ok(d) => d,
+                Err(e) => {
+                    problems.push(emit_diagnostic(loaded, None, &e.to_string()));
+                    continue;
+                }
+            };
+            match emit::application(repo, &deployment, &packaged[p.name.as_str()]) {
+                Ok(app) => {
+                    out_files.insert(
+                        format!("{env}/wadm/{}.yaml", p.name),
+                        emit::wadm::manifest(&app).into_bytes(),
+                    );
+                    out_files.insert(
+                        format!("{env}/k8s/{}.yaml", p.name),
+                        emit::k8s::manifests(&app).into_bytes(),
+                    );
+                    deployments
+                        .entry(env.clone())
+                        .or_default()
+                        .insert(p.name.clone(), app);
+                }
+                Err(e) => refused
+                    .entry((p.name.as_str(), e.unit().map(str::to_owned), e.to_string()))
+                    .or_default()
+                    .push(env.as_str()),
+            }
+        }
+    }
+    // The same problem in every environment is one diagnostic naming them.
+    for ((pipeline, unit, message), envs) in refused {
+        let loaded = crate::build::deployment::find_pipeline(repo, pipeline)
+            .expect("planned pipelines exist");
+        let envs: Vec<String> = envs.iter().map(|e| format!("`{e}`")).collect();
+        let noun = if envs.len() == 1 {
+            "environment"
+        } else {
+            "environments"
+        };
+        let message = format!("{message} ({noun} {})", envs.join(", "));
+        problems.push(emit_diagnostic(loaded, unit.as_deref(), &message));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    files.append(&mut out_files);
+    Ok(deployments)
+}
+
+/// A diagnostic for a pipeline that cannot be deployed, at the unit it names (or the pipeline).
+fn emit_diagnostic(pipeline: &Loaded<Pipeline>, unit: Option<&str>, message: &str) -> Diagnostic {
+    let spec = &pipeline.spec.spec;
+    let unit = unit.unwrap_or_default();
+    let pointer = if *spec.source.name == *unit {
+        "/spec/source/name".to_owned()
+    } else if let Some(i) = spec.steps.iter().position(|s| *s.name == *unit) {
+        format!("/spec/steps/{i}/name")
+    } else if let Some(i) = spec.sinks.iter().position(|s| *s.name == *unit) {
+        format!("/spec/sinks/{i}/name")
+    } else {
+        "/metadata/name".to_owned()
+    };
+    Diagnostic::new(Code::Emit, message.to_owned())
+        .at(&pipeline.file, pipeline.span(&pointer))
+        .label("cannot be deployed")
+}
+
+/// The digest of every spec file of `repo`, by path: the plan's `inputs`.
+pub fn input_digests(repo: &Repo) -> BTreeMap<String, String> {
+    let mut inputs = BTreeMap::new();
+    let files = repo.project.iter().map(|p| p.file.as_str());
+    let files = files
+        .chain(repo.pipelines.iter().map(|p| p.file.as_str()))
+        .chain(repo.environments.iter().map(|e| e.file.as_str()))
+        .chain(repo.tests.iter().map(|t| t.file.as_str()));
+    for file in files {
+        if let Some(text) = repo.sources.get(file) {
+            inputs.insert(file.to_owned(), sha256(text.as_bytes()));
+        }
+    }
+    inputs
+}
+
+fn plan_of(
+    repo: &Repo,
+    mut pipelines: Vec<PipelinePlan>,
+    provenance: ProvenancePlan,
+    deployments: BTreeMap<String, BTreeMap<String, Application>>,
+) -> Plan {
+    pipelines.sort_by(|a, b| a.name.cmp(&b.name));
+    let project = repo.project.as_ref().map(|p| &p.spec);
+    let inputs = input_digests(repo);
+    Plan {
+        api_version: crate::spec::model::API_VERSION,
+        kind: "Plan",
+        project: project
+            .map(|p| p.metadata.name.to_string())
+            .unwrap_or_default(),
+        registry: project.map(|p| p.spec.registry.clone()).unwrap_or_default(),
+        inputs,
+        harness: Part::ALL.iter().map(|p| (p.name(), p.digest())).collect(),
+        pipelines,
+        provenance,
+        deployments,
+    }
+}
+
+/// The entry parts of a unit that reads `from`: http for the http source, messaging for
+/// everything that arrives over a subject (steps, nats and kafka sources).
+fn inbound_parts(p: &Pipeline, from: &[String]) -> Vec<Part> {
+    let http = from.iter().any(|f| p.spec.is_http_source(f));
+    let messaging = from.iter().any(|f| !p.spec.is_http_source(f));
+    [(http, Part::InHttp), (messaging, Part::InMessaging)]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, part)| part)
+        .collect()
+}
+
+/// Composes units, each distinct recipe once per run (and once ever, with a cache).
+struct Builder<'a> {
+    cache: Option<&'a Cache>,
+    /// The files of `dist/`.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Compositions made in this run.
+    built: usize,
+    /// Compositions taken from the cache.
+    from_cache: usize,
+    /// Artifacts by recipe key, made earlier in this run.
+    done: BTreeMap<String, ArtifactPlan>,
+}
+
+impl Builder<'_> {
+    fn pipeline(
+        &mut self,
+        p: &Loaded<Pipeline>,
+        resolved: &[ResolvedStep],
+    ) -> Result<PipelinePlan, Box<Diagnostic>> {
+        let spec = &p.spec;
+        let mut steps = Vec::new();
+        for (i, step) in spec.spec.steps.iter().enumerate() {
+            let r = resolved
+                .iter()
+                .find(|r| r.pipeline == *spec.metadata.name && r.step == *step.name)
+                .map(|r| &r.resolved)
+                .expect("every step of a loaded pipeline was resolved");
+            let inbound = inbound_parts(spec, &step.from);
+            let at = p.span(&format!("/spec/steps/{i}/component"));
+            let artifact = self
+                .build(
+                    &r.component,
+                    &r.component_digest,
+                    &inbound,
+                    Part::OutMessaging,
+                )
+                .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &step.name, &e)))?;
+            steps.push(UnitPlan {
+                name: step.name.to_string(),
+                from: step.from.clone(),
+                customer: Some(CustomerPlan {
+                    component: step.component.clone(),
+                    digest: r.digest.clone(),
+                    origin: r.origin,
+                    component_digest: r.component_digest.clone(),
+                    grants: r.contract.extra_imports.clone(),
+                }),
+                harness: HarnessPlan {
+                    inbound: inbound.iter().map(|p| p.name()).collect(),
+                    out: Part::OutMessaging.name(),
+                },
+                artifact,
+            });
+        }
+        let mut sinks = Vec::new();
+        for (i, sink) in spec.spec.sinks.iter().enumerate() {
+            let out = match sink.connector {
+                SinkConnector::Http => Part::OutHttp,
+                SinkConnector::S3 => Part::OutBlobstore,
+                SinkConnector::Nats | SinkConnector::Kafka => Part::OutMessaging,
+            };
+            let inbound = inbound_parts(spec, &sink.from);
+            let at = p.span(&format!("/spec/sinks/{i}/connector"));
+            let artifact = self
+                .build(
+                    Part::Identity.bytes(),
+                    &Part::Identity.digest(),
+                    &inbound,
+                    out,
+                )
+                .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &sink.name, &e)))?;
+            sinks.push(UnitPlan {
+                name: sink.name.to_string(),
+                from: sink.from.clone(),
+                customer: None,
+                harness: HarnessPlan {
+                    inbound: inbound.iter().map(|p| p.name()).collect(),
+                    out: out.name(),
+                },
+                artifact,
+            });
+        }
+        Ok(PipelinePlan {
+            name: spec.metadata.name.to_string(),
+            file: p.file.clone(),
+            steps,
+            sinks,
+        })
+    }
+
+    fn compose_diagnostic(
+        file: &str,
+        at: crate::diag::Span,
+        unit: &str,
+        e: &compose::ComposeError,
+    ) -> Diagnostic {
+        Diagnostic::new(Code::Compose, format!("`{unit}` cannot be composed: {e}"))
+            .at(file, at)
+            .label("composition failed")
+            .note(
+                "the contract check passed, so this is most likely a bug in etl: please report it",
+            )
+    }
+
+    /// Composes (or takes from this run or the cache) one unit and adds it to `dist/`.
+    /// `customer_digest` is the sha256 of `customer`, already known to the caller.
+    fn build(
+        &mut self,
+        customer: &[u8],
+        customer_digest: &str,
+        inbound: &[Part],
+        out: Part,
+    ) -> Result<ArtifactPlan, compose::ComposeError> {
+        let mut recipe = format!(
+            "{RECIPE}\nsettings {}\ncustomer {}\nout {}\n",
+            Part::Settings.digest(),
+            customer_digest,
+            out.digest()
+        );
+        for part in inbound {
+            recipe.push_str(&format!("in {}\n", part.digest()));
+        }
+        let key = sha256(recipe.as_bytes());
+        if let Some(artifact) = self.done.get(&key) {
+            return Ok(artifact.clone());
+        }
+        let composed = match self.cache.and_then(|c| c.composed(&key)) {
+            Some(composed) => {
+                self.from_cache += 1;
+                composed
+            }
+            None => {
+                let inbound_bytes: Vec<&[u8]> = inbound.iter().map(|p| p.bytes()).collect();
+                let bytes = compose::compose(Parts {
+                    settings: Part::Settings.bytes(),
+                    customer,
+                    outbound: out.bytes(),
+                    inbound: &inbound_bytes,
+                })?;
+                self.built += 1;
+                let (imports, exports) =
+                    compose::interface_of(&bytes).map_err(compose::ComposeError::Encode)?;
+                let composed = Composed {
+                    digest: sha256(&bytes),
+                    bytes,
+                    imports,
+                    exports,
+                };
+                if let Some(c) = self.cache {
+                    c.store_composed(&key, &composed);
+                }
+                composed
+            }
+        };
+        let Composed {
+            bytes,
+            digest,
+            imports,
+            exports,
+        } = composed;
+        let path = format!(
+            "components/sha256/{}.wasm",
+            digest.trim_start_matches("sha256:")
+        );
+        let artifact = ArtifactPlan {
+            digest,
+            path: path.clone(),
+            size: bytes.len(),
+            imports,
+            exports,
+        };
+        self.files.entry(path).or_insert(bytes);
+        self.done.insert(key, artifact.clone());
+        Ok(artifact)
+    }
+}

@@ -1,0 +1,80 @@
+//! `etl compile`: validate → build → sign → `dist/`.
+//!
+//! `dist/plan.json` says what was built from what; `dist/components/sha256/<hex>.wasm` holds each
+//! composed component once, by digest (identical compositions are shared). Nothing is written
+//! unless the whole compile succeeds, and then `dist/` is replaced in one rename — only when it is
+//! new, empty or an earlier output ([`OutputDir`]).
+
+use std::path::{Path, PathBuf};
+
+use crate::build::dist::Plan;
+use crate::diag::{Code, Diagnostic};
+use crate::oci::layout::Provenance;
+use crate::oci::sign::{self, SigningKey};
+use crate::spec::{Error, Validation};
+use crate::store::Cache;
+use crate::util::out_dir::OutputDir;
+
+/// Where to write and what to reuse.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The output directory (`dist`): see [`crate::util::out_dir::OutputDir::for_compile`] for what
+    /// it may be.
+    pub out: PathBuf,
+    /// Cache of pulled components, componentized modules and compositions; `None` builds
+    /// everything (and pulls into memory).
+    pub cache: Option<Cache>,
+    /// Commit, source and time recorded in `plan.json` (never in the artifacts).
+    pub provenance: Provenance,
+}
+
+/// The outcome: diagnostics, and the plan when the compile succeeded and `dist/` was written.
+#[derive(Debug)]
+pub struct Compilation {
+    /// Validation (and its sources, for rendering) with every diagnostic of every stage.
+    pub validation: Validation,
+    /// The plan written, if any.
+    pub plan: Option<Plan>,
+    /// Compositions built in this run.
+    pub built: usize,
+    /// Compositions taken from the cache (0 without one).
+    pub from_cache: usize,
+}
+
+/// Compiles the repo at `root` into `options.out`.
+pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
+    compile_signed(root, options, None)
+}
+
+/// [`compile`], with every artifact of `dist/oci/` signed with `key` when given (see
+/// [`crate::oci::sign::sign_layout`]) before anything is written.
+pub fn compile_signed(
+    root: &Path,
+    options: &Options,
+    key: Option<&SigningKey>,
+) -> Result<Compilation, Error> {
+    // Before the work: a place that cannot be written is known now.
+    let out = OutputDir::for_compile(&options.out, root)?;
+    if let Some(cache) = &options.cache {
+        out.check_cache(cache.dir())?;
+    }
+    let mut build = crate::build::build(root, options.cache.as_ref(), &options.provenance)?;
+    if let (Some(key), Some(plan)) = (key, &build.plan)
+        && let Err(e) = sign::sign_layout(&mut build.files, "oci/", key, &plan.registry)
+    {
+        build.validation.diagnostics.push(Diagnostic::new(
+            Code::Emit,
+            format!("the OCI layout cannot be signed: {e}"),
+        ));
+        build.plan = None;
+    }
+    if build.plan.is_some() {
+        out.write(&build.files)?;
+    }
+    Ok(Compilation {
+        validation: build.validation,
+        plan: build.plan,
+        built: build.built,
+        from_cache: build.from_cache,
+    })
+}

@@ -1,0 +1,1375 @@
+//! `etl diff`: what a change to a pipeline repo changes in what gets deployed.
+//!
+//! Each side is a compiled plan: the `plan.json` of an `etl compile` output directory, or a git
+//! ref of the pipeline repo, exported into a temporary directory (`git archive`; the work tree
+//! and index are never touched) and compiled in memory. The plans are read into small views of
+//! their own (only the fields compared here; unknown fields are ignored), and compared per
+//! pipeline, then per environment: units added and removed, artifacts whose component changed
+//! and why, wiring, scaling, runtime and link configuration, secrets (names only), providers.
+//! New capabilities (imports a unit gained) come first in every format.
+//!
+//! The report is rendered as Markdown for a pull-request comment (kept under
+//! [`MARKDOWN_LIMIT`] characters), as text for a terminal, or as JSON (docs/diff.md). The same
+//! two plans always give the same bytes.
+
+mod load;
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ops::graph::{Graph, Kind, Mark};
+
+pub use load::{DiffError, Options, load};
+
+/// Version of the JSON format; bumped only on incompatible changes.
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
+/// Most characters of the Markdown report: GitHub refuses comments over 65,536.
+pub const MARKDOWN_LIMIT: usize = 60_000;
+
+/// What a value is shown as when its key names a secret.
+pub const REDACTED: &str = "•••";
+
+// ------------------------------------------------------------------------------------------
+// What is read of a plan
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PlanView {
+    kind: String,
+    harness: BTreeMap<String, String>,
+    pipelines: Vec<PipelineView>,
+    provenance: ProvenanceView,
+    deployments: BTreeMap<String, BTreeMap<String, AppView>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct ProvenanceView {
+    revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct PipelineView {
+    name: String,
+    steps: Vec<UnitView>,
+    sinks: Vec<UnitView>,
+}
+
+impl PipelineView {
+    fn units(&self) -> impl Iterator<Item = &UnitView> {
+        self.steps.iter().chain(&self.sinks)
+    }
+
+    fn unit(&self, name: &str) -> Option<&UnitView> {
+        self.units().find(|u| u.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct UnitView {
+    name: String,
+    from: Vec<String>,
+    customer: Option<CustomerView>,
+    harness: HarnessView,
+    artifact: UnitArtifactView,
+}
+
+impl UnitView {
+    /// The harness parts composed into it, by name.
+    fn parts(&self) -> Vec<&str> {
+        let mut parts: Vec<&str> = self.harness.inbound.iter().map(String::as_str).collect();
+        parts.push(&self.harness.out);
+        parts.push("settings");
+        if self.customer.is_none() {
+            parts.push("identity");
+        }
+        parts
+    }
+
+    fn grants(&self) -> &[String] {
+        self.customer.as_ref().map_or(&[], |c| &c.grants)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+struct CustomerView {
+    component: String,
+    digest: String,
+    component_digest: String,
+    grants: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+struct HarnessView {
+    #[serde(rename = "in")]
+    inbound: Vec<String>,
+    out: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct UnitArtifactView {
+    digest: String,
+    imports: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct AppView {
+    description: Option<String>,
+    lattice: String,
+    version: String,
+    components: Vec<ComponentView>,
+    providers: Vec<ProviderView>,
+    links: Vec<LinkView>,
+    secret_policy: Option<SecretPolicyView>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct ComponentView {
+    name: String,
+    artifact: ArtifactRefView,
+    scale: ScaleView,
+    config: Option<ConfigView>,
+    secrets: Vec<SecretView>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ArtifactRefView {
+    image: String,
+    manifest_digest: String,
+    component_digest: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct ScaleView {
+    replicas: u32,
+    spread: Vec<Spread>,
+}
+
+/// A share of the replicas on hosts with some labels, as the plan says it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Spread {
+    /// Spread name.
+    pub name: String,
+    /// Host labels required.
+    pub requirements: BTreeMap<String, String>,
+    /// Relative weight, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct ConfigView {
+    properties: BTreeMap<String, String>,
+}
+
+fn properties(config: Option<&ConfigView>) -> BTreeMap<String, String> {
+    config.map(|c| c.properties.clone()).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct SecretView {
+    name: String,
+    key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct ProviderView {
+    name: String,
+    image: String,
+    config: Option<ConfigView>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct LinkView {
+    direction: String,
+    provider: String,
+    component: String,
+    namespace: String,
+    package: String,
+    interfaces: Vec<String>,
+    name: Option<String>,
+    source_config: Option<ConfigView>,
+    target_config: Option<ConfigView>,
+}
+
+impl LinkView {
+    /// `provider → component (ns:pkg/iface)` or the other way, and its name when it is not
+    /// the component's.
+    fn label(&self) -> String {
+        let (from, to) = if self.direction == "provider-to-component" {
+            (&self.provider, &self.component)
+        } else {
+            (&self.component, &self.provider)
+        };
+        let mut label = format!(
+            "{from} → {to} ({}:{}/{})",
+            self.namespace,
+            self.package,
+            self.interfaces.join(",")
+        );
+        if let Some(name) = self.name.as_ref().filter(|n| **n != self.component) {
+            let _ = write!(label, " [{name}]");
+        }
+        label
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+struct SecretPolicyView {
+    backend: String,
+}
+
+/// One side of a comparison: a compiled plan and where it came from.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The argument as given (`dist`, `HEAD~1`).
+    pub arg: String,
+    /// The commit it was compiled from, if known.
+    pub revision: Option<String>,
+    plan: PlanView,
+}
+
+impl Snapshot {
+    /// A side read from the text of a `plan.json`; `arg` names it in the report, `path` in
+    /// errors.
+    pub fn from_plan_json(arg: &str, path: &str, text: &str) -> Result<Self, DiffError> {
+        let bad = |message: String| DiffError::BadPlan {
+            path: path.to_owned(),
+            message,
+        };
+        let plan: PlanView = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        match plan.kind.as_str() {
+            "Plan" => {}
+            "" => return Err(bad("it has no `kind: Plan`".to_owned())),
+            kind => return Err(bad(format!("its kind is `{kind}`, not `Plan`"))),
+        }
+        Ok(Snapshot {
+            arg: arg.to_owned(),
+            revision: plan.provenance.revision.clone(),
+            plan,
+        })
+    }
+
+    /// The graph of `pipeline` as this plan deploys it (see [`Graph`]), if it has it.
+    pub fn graph(&self, pipeline: &str) -> Option<Graph> {
+        let p = self.plan.pipelines.iter().find(|p| p.name == pipeline)?;
+        Some(plan_graph(&self.plan, p, &BTreeMap::new()))
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The report
+// ------------------------------------------------------------------------------------------
+
+/// A value before and after; `None` where it does not exist on that side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change<T> {
+    /// In BASE.
+    pub old: Option<T>,
+    /// In HEAD.
+    pub new: Option<T>,
+}
+
+impl<T: PartialEq> Change<T> {
+    fn of(old: Option<T>, new: Option<T>) -> Option<Self> {
+        (old != new).then_some(Change { old, new })
+    }
+}
+
+/// Added, removed or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Only in HEAD.
+    Added,
+    /// Only in BASE.
+    Removed,
+    /// In both, different.
+    Changed,
+}
+
+/// Everything that differs between two plans. Empty when they deploy the same.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// [`JSON_FORMAT_VERSION`].
+    pub version: u32,
+    /// The summary line.
+    pub summary: String,
+    /// Whether anything differs.
+    pub changed: bool,
+    /// The old side.
+    pub base: Side,
+    /// The new side.
+    pub head: Side,
+    /// The counts behind the summary.
+    pub counts: Counts,
+    /// Units that can import interfaces they could not before.
+    pub capabilities: Vec<Capability>,
+    /// Environments deployed to only in BASE or only in HEAD.
+    pub environments: Environments,
+    /// Every pipeline that differs, by name.
+    pub pipelines: Vec<PipelineDiff>,
+}
+
+/// One side, as given.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    /// The argument (`dist`, `HEAD~1`).
+    pub arg: String,
+    /// The commit, when known.
+    pub revision: Option<String>,
+}
+
+/// How many of each kind of change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Environments whose deployed applications differ.
+    pub environments: usize,
+    /// Pipelines added, removed or changed.
+    pub pipelines: usize,
+    /// Pipelines only in HEAD.
+    pub pipelines_added: usize,
+    /// Pipelines only in BASE.
+    pub pipelines_removed: usize,
+    /// Environments only in HEAD.
+    pub environments_added: usize,
+    /// Environments only in BASE.
+    pub environments_removed: usize,
+    /// Units added to pipelines in both.
+    pub units_added: usize,
+    /// Units removed from pipelines in both.
+    pub units_removed: usize,
+    /// Units whose composed component changed.
+    pub artifacts: usize,
+    /// Units whose OCI manifest changed while their component did not (see [`Restamp`]).
+    pub restamped: usize,
+    /// Units whose `from` changed.
+    pub wiring: usize,
+    /// Replicas or spread changes, per environment and unit.
+    pub scaling: usize,
+    /// Configuration values changed, added or removed, per environment.
+    pub config_values: usize,
+    /// Secrets changed, added or removed, per environment.
+    pub secrets: usize,
+    /// Links added or removed, per environment.
+    pub links: usize,
+    /// Provider images changed, added or removed, per environment.
+    pub providers: usize,
+    /// New interfaces, per unit.
+    pub capabilities: usize,
+    /// Everything else: descriptions, lattices, secret backends, images, and changes to the
+    /// deployed application this report does not itemize.
+    pub other: usize,
+}
+
+/// A unit that gained imports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capability {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The step or sink.
+    pub unit: String,
+    /// Interfaces the composed component imports now and did not before.
+    pub imports: Vec<String>,
+    /// Interfaces granted to the customer component now and not before.
+    pub grants: Vec<String>,
+}
+
+impl Capability {
+    /// Every new interface, once.
+    pub fn interfaces(&self) -> Vec<&str> {
+        let set: BTreeSet<&str> = self
+            .imports
+            .iter()
+            .chain(&self.grants)
+            .map(String::as_str)
+            .collect();
+        set.into_iter().collect()
+    }
+}
+
+/// Environments only on one side.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Environments {
+    /// Only in HEAD.
+    pub added: Vec<String>,
+    /// Only in BASE.
+    pub removed: Vec<String>,
+}
+
+/// What differs in one pipeline.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineDiff {
+    /// Its name.
+    pub name: String,
+    /// Added, removed or changed.
+    pub status: Status,
+    /// Its description (the manifests carry it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Change<String>>,
+    /// Units only in HEAD (every unit of an added pipeline).
+    pub units_added: Vec<NewUnit>,
+    /// Units only in BASE.
+    pub units_removed: Vec<String>,
+    /// Units whose composed component changed, and why.
+    pub artifacts: Vec<ArtifactChange>,
+    /// Units whose OCI manifest changed while their component did not (see [`Restamp`]).
+    pub restamped: Vec<Restamp>,
+    /// Units whose inputs changed.
+    pub wiring: Vec<Wiring>,
+    /// Per environment, what differs in the deployed application.
+    pub deployments: Vec<DeploymentDiff>,
+    /// A Mermaid flowchart of the pipeline in HEAD, added and changed units marked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<String>,
+}
+
+/// A unit only in HEAD.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewUnit {
+    /// Its name.
+    pub name: String,
+    /// What it reads.
+    pub from: Vec<String>,
+    /// The customer component, as written (steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// The composed component's digest.
+    pub digest: String,
+}
+
+/// A unit whose composed component differs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactChange {
+    /// The step or sink.
+    pub unit: String,
+    /// The composed component's digest.
+    pub component_digest: Change<String>,
+    /// What made it differ; at least one.
+    pub causes: Vec<Cause>,
+}
+
+/// Why a composed component differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Cause {
+    /// The customer component changed.
+    #[serde(rename_all = "camelCase")]
+    Customer {
+        /// The reference as written, when it changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        component: Option<Change<String>>,
+        /// The digest of its bytes (`digest:`), when it changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<Change<String>>,
+        /// The digest of the component composed (componentized), when it changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        component_digest: Option<Change<String>>,
+        /// The reference in HEAD.
+        reference: String,
+    },
+    /// A harness part composed into it changed.
+    Harness {
+        /// The part (`in-http`, `out-messaging`, …).
+        part: String,
+        /// Its digest.
+        digest: Change<String>,
+    },
+    /// It is composed of other harness parts (its connector or inputs changed).
+    HarnessParts {
+        /// The parts.
+        parts: Change<Vec<String>>,
+    },
+    /// Neither the customer component nor a harness part: the composition itself (etl's
+    /// recipe, or how the parts are wired).
+    Composition,
+}
+
+/// A unit whose OCI manifest changed while its component did not: only the packaging differs.
+/// Two compiles by the same `etl` never give one (an artifact's bytes depend on its component
+/// and name alone); a plan written by an `etl` that stamped the commit and time into artifacts,
+/// or by one that packages differently, does.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restamp {
+    /// The step or sink.
+    pub unit: String,
+    /// The manifest digest.
+    pub manifest_digest: Change<String>,
+}
+
+/// A unit whose `from` changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Wiring {
+    /// The step or sink.
+    pub unit: String,
+    /// What it reads.
+    pub from: Change<Vec<String>>,
+}
+
+/// What differs in one pipeline's application in one environment.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentDiff {
+    /// The environment.
+    pub environment: String,
+    /// Deployed there only in HEAD (added), only in BASE (removed), or in both.
+    pub status: Status,
+    /// The lattice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lattice: Option<Change<String>>,
+    /// The secret backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_backend: Option<Change<String>>,
+    /// Replicas and spread, per unit.
+    pub scale: Vec<ScaleChange>,
+    /// Configuration values, key by key (secret-like keys redacted).
+    pub config: Vec<ConfigChange>,
+    /// Secrets: their names and backend keys, never values.
+    pub secrets: Vec<SecretChange>,
+    /// Links added or removed (their configuration changes are under `config`).
+    pub links: Vec<LinkChange>,
+    /// Provider images.
+    pub providers: Vec<ProviderChange>,
+    /// Image references whose manifest digest is unchanged (a registry or repository move).
+    pub images: Vec<ImageChange>,
+    /// The application's version, when it differs and nothing above says why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other: Option<Change<String>>,
+}
+
+impl DeploymentDiff {
+    fn is_empty(&self) -> bool {
+        self.lattice.is_none()
+            && self.secret_backend.is_none()
+            && self.scale.is_empty()
+            && self.config.is_empty()
+            && self.secrets.is_empty()
+            && self.links.is_empty()
+            && self.providers.is_empty()
+            && self.images.is_empty()
+            && self.other.is_none()
+    }
+}
+
+/// A scaling change of one unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleChange {
+    /// The step or sink.
+    pub unit: String,
+    /// Replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<Change<u32>>,
+    /// Spread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Change<Vec<Spread>>>,
+}
+
+/// Whose configuration a value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Owner {
+    /// A step's or sink's runtime configuration.
+    Component,
+    /// A link's source or target configuration (`source.`/`target.` prefixed keys).
+    Link,
+    /// A provider's configuration.
+    Provider,
+}
+
+/// One configuration value.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigChange {
+    /// Whose.
+    pub of: Owner,
+    /// The component, link (as labelled) or provider.
+    pub name: String,
+    /// The key.
+    pub key: String,
+    /// The value (redacted when the key names a secret).
+    #[serde(flatten)]
+    pub value: Change<String>,
+}
+
+/// A secret of one unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretChange {
+    /// The step or sink.
+    pub unit: String,
+    /// The name the component knows it by.
+    pub name: String,
+    /// The key in the secret backend.
+    #[serde(flatten)]
+    pub key: Change<String>,
+}
+
+/// A link added or removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkChange {
+    /// `from → to (ns:pkg/interfaces) [name]`.
+    pub link: String,
+    /// Added or removed.
+    pub status: Status,
+}
+
+/// A provider's image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderChange {
+    /// The provider.
+    pub name: String,
+    /// Its image.
+    pub image: Change<String>,
+}
+
+/// A unit's image reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageChange {
+    /// The step or sink.
+    pub unit: String,
+    /// `<registry>/<repository>@<digest>`.
+    pub image: Change<String>,
+}
+
+impl Report {
+    /// Whether anything differs.
+    pub fn is_empty(&self) -> bool {
+        !self.changed
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Comparing
+// ------------------------------------------------------------------------------------------
+
+/// Compares `base` with `head`.
+pub fn diff(base: &Snapshot, head: &Snapshot) -> Report {
+    let (b, h) = (&base.plan, &head.plan);
+    let envs = |p: &PlanView| -> BTreeSet<String> { p.deployments.keys().cloned().collect() };
+    let (base_envs, head_envs) = (envs(b), envs(h));
+    let environments = Environments {
+        added: head_envs.difference(&base_envs).cloned().collect(),
+        removed: base_envs.difference(&head_envs).cloned().collect(),
+    };
+    let names: BTreeSet<&str> = b
+        .pipelines
+        .iter()
+        .chain(&h.pipelines)
+        .map(|p| p.name.as_str())
+        .collect();
+    // What every unit of BASE imports: an added unit's imports are new only if no unit had them.
+    let base_imports: BTreeSet<&str> = b
+        .pipelines
+        .iter()
+        .flat_map(|p| p.units())
+        .flat_map(|u| &u.artifact.imports)
+        .map(|i| unversioned(i))
+        .collect();
+    let mut capabilities = Vec::new();
+    let mut pipelines = Vec::new();
+    for name in names {
+        let old = b.pipelines.iter().find(|p| p.name == name);
+        let new = h.pipelines.iter().find(|p| p.name == name);
+        if let Some(new) = new {
+            capabilities.extend(new_capabilities(old, new, &base_imports));
+        }
+        if let Some(d) = pipeline_diff(b, h, name, old, new) {
+            pipelines.push(d);
+        }
+    }
+    let mut counts = Counts {
+        environments_added: environments.added.len(),
+        environments_removed: environments.removed.len(),
+        capabilities: capabilities.iter().map(|c| c.interfaces().len()).sum(),
+        ..Counts::default()
+    };
+    let mut changed_envs = BTreeSet::new();
+    for env in base_envs.union(&head_envs) {
+        // An application's version hashes all of it: differing versions, or one missing, is
+        // a change.
+        let version = |p: &PlanView, pipeline: &String| {
+            p.deployments
+                .get(env)
+                .and_then(|apps| apps.get(pipeline))
+                .map(|a| a.version.clone())
+        };
+        let pipelines: BTreeSet<&String> = [b, h]
+            .iter()
+            .flat_map(|p| p.deployments.get(env).into_iter().flat_map(|a| a.keys()))
+            .collect();
+        let differ = pipelines
+            .into_iter()
+            .any(|p| version(b, p) != version(h, p));
+        if differ {
+            changed_envs.insert(env.clone());
+        }
+    }
+    for p in &pipelines {
+        counts.pipelines += 1;
+        match p.status {
+            Status::Added => counts.pipelines_added += 1,
+            Status::Removed => counts.pipelines_removed += 1,
+            Status::Changed => {
+                counts.units_added += p.units_added.len();
+                counts.units_removed += p.units_removed.len();
+            }
+        }
+        counts.artifacts += p.artifacts.len();
+        counts.restamped += p.restamped.len();
+        counts.wiring += p.wiring.len();
+        counts.other += usize::from(p.description.is_some() && p.status == Status::Changed);
+        for d in p.deployments.iter().filter(|d| d.status == Status::Changed) {
+            changed_envs.insert(d.environment.clone());
+            counts.scaling += d.scale.len();
+            counts.config_values += d.config.len();
+            counts.secrets += d.secrets.len();
+            counts.links += d.links.len();
+            counts.providers += d.providers.len();
+            counts.other += usize::from(d.lattice.is_some())
+                + usize::from(d.secret_backend.is_some())
+                + d.images.len()
+                + usize::from(d.other.is_some());
+        }
+    }
+    counts.environments = changed_envs.len();
+    let changed = counts != Counts::default();
+    Report {
+        version: JSON_FORMAT_VERSION,
+        summary: summary(&counts),
+        changed,
+        base: Side {
+            arg: base.arg.clone(),
+            revision: base.revision.clone(),
+        },
+        head: Side {
+            arg: head.arg.clone(),
+            revision: head.revision.clone(),
+        },
+        counts,
+        capabilities,
+        environments,
+        pipelines,
+    }
+}
+
+/// `wasi:http/outgoing-handler@0.2.2` → `wasi:http/outgoing-handler`: a version bump of an
+/// interface already imported is not a new capability.
+fn unversioned(interface: &str) -> &str {
+    interface.split('@').next().unwrap_or(interface)
+}
+
+fn new_capabilities(
+    old: Option<&PipelineView>,
+    new: &PipelineView,
+    base_imports: &BTreeSet<&str>,
+) -> Vec<Capability> {
+    let mut out = Vec::new();
+    for unit in new.units() {
+        let before = old.and_then(|p| p.unit(&unit.name));
+        let had = |list: &[String], i: &str| list.iter().any(|x| unversioned(x) == unversioned(i));
+        let imports: Vec<String> = unit
+            .artifact
+            .imports
+            .iter()
+            .filter(|i| match before {
+                Some(b) => !had(&b.artifact.imports, i),
+                None => !base_imports.contains(unversioned(i)),
+            })
+            .cloned()
+            .collect();
+        let grants: Vec<String> = unit
+            .grants()
+            .iter()
+            .filter(|g| before.is_none_or(|b| !had(b.grants(), g)))
+            .cloned()
+            .collect();
+        if !imports.is_empty() || !grants.is_empty() {
+            out.push(Capability {
+                pipeline: new.name.clone(),
+                unit: unit.name.clone(),
+                imports,
+                grants,
+            });
+        }
+    }
+    out
+}
+
+fn pipeline_diff(
+    b: &PlanView,
+    h: &PlanView,
+    name: &str,
+    old: Option<&PipelineView>,
+    new: Option<&PipelineView>,
+) -> Option<PipelineDiff> {
+    let apps = |p: &PlanView| -> BTreeMap<String, AppView> {
+        p.deployments
+            .iter()
+            .filter_map(|(env, apps)| apps.get(name).map(|a| (env.clone(), a.clone())))
+            .collect()
+    };
+    let (old_apps, new_apps) = (apps(b), apps(h));
+    let description = Change::of(
+        old_apps.values().next().and_then(|a| a.description.clone()),
+        new_apps.values().next().and_then(|a| a.description.clone()),
+    );
+    let empty = PipelineView::default();
+    let status = match (old, new) {
+        (None, None) => return None,
+        (None, Some(_)) => Status::Added,
+        (Some(_), None) => Status::Removed,
+        (Some(_), Some(_)) => Status::Changed,
+    };
+    let (o, n) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+    let mut d = PipelineDiff {
+        name: name.to_owned(),
+        status,
+        description,
+        units_added: Vec::new(),
+        units_removed: Vec::new(),
+        artifacts: Vec::new(),
+        restamped: Vec::new(),
+        wiring: Vec::new(),
+        deployments: Vec::new(),
+        graph: None,
+    };
+    for u in n.units().filter(|u| o.unit(&u.name).is_none()) {
+        d.units_added.push(NewUnit {
+            name: u.name.clone(),
+            from: u.from.clone(),
+            component: u.customer.as_ref().map(|c| c.component.clone()),
+            digest: u.artifact.digest.clone(),
+        });
+    }
+    if status == Status::Removed {
+        d.deployments = old_apps
+            .keys()
+            .map(|env| empty_deployment(env, Status::Removed))
+            .collect();
+        return Some(d);
+    }
+    d.units_removed = o
+        .units()
+        .filter(|u| n.unit(&u.name).is_none())
+        .map(|u| u.name.clone())
+        .collect();
+    for u in n.units() {
+        let Some(before) = o.unit(&u.name) else {
+            continue;
+        };
+        if before.artifact.digest != u.artifact.digest {
+            d.artifacts.push(ArtifactChange {
+                unit: u.name.clone(),
+                component_digest: Change {
+                    old: Some(before.artifact.digest.clone()),
+                    new: Some(u.artifact.digest.clone()),
+                },
+                causes: causes(b, h, before, u),
+            });
+        } else if let Some((old_manifest, new_manifest)) = manifests(&old_apps, &new_apps, &u.name)
+            && old_manifest != new_manifest
+        {
+            d.restamped.push(Restamp {
+                unit: u.name.clone(),
+                manifest_digest: Change {
+                    old: Some(old_manifest),
+                    new: Some(new_manifest),
+                },
+            });
+        }
+        if before.from != u.from {
+            d.wiring.push(Wiring {
+                unit: u.name.clone(),
+                from: Change {
+                    old: Some(before.from.clone()),
+                    new: Some(u.from.clone()),
+                },
+            });
+        }
+    }
+    let envs: BTreeSet<&String> = old_apps.keys().chain(new_apps.keys()).collect();
+    let pipeline_level = !d.units_added.is_empty()
+        || !d.units_removed.is_empty()
+        || !d.artifacts.is_empty()
+        || !d.restamped.is_empty()
+        || !d.wiring.is_empty()
+        || d.description.is_some();
+    for env in envs {
+        let dep = match (old_apps.get(env), new_apps.get(env)) {
+            (None, Some(new)) => added_deployment(env, new),
+            (Some(_), None) => empty_deployment(env, Status::Removed),
+            (Some(old), Some(new)) => {
+                let mut dep = deployment_diff(env, old, new);
+                if dep.is_empty() && !pipeline_level && old.version != new.version {
+                    dep.other = Change::of(Some(old.version.clone()), Some(new.version.clone()));
+                }
+                dep
+            }
+            (None, None) => continue,
+        };
+        if dep.status != Status::Changed || !dep.is_empty() {
+            d.deployments.push(dep);
+        }
+    }
+    if status == Status::Changed && !pipeline_level && d.deployments.is_empty() {
+        return None;
+    }
+    let mut marks = BTreeMap::new();
+    for u in &d.units_added {
+        marks.insert(u.name.clone(), Mark::Added);
+    }
+    let touched = d
+        .artifacts
+        .iter()
+        .map(|a| &a.unit)
+        .chain(d.wiring.iter().map(|w| &w.unit))
+        .chain(d.deployments.iter().flat_map(|dep| {
+            dep.scale
+                .iter()
+                .map(|s| &s.unit)
+                .chain(dep.secrets.iter().map(|s| &s.unit))
+                .chain(
+                    dep.config
+                        .iter()
+                        .filter(|c| c.of == Owner::Component)
+                        .map(|c| &c.name),
+                )
+        }));
+    for unit in touched {
+        marks.entry(unit.clone()).or_insert(Mark::Changed);
+    }
+    if status == Status::Added {
+        marks.clear();
+    }
+    d.graph = Some(plan_graph(h, n, &marks).mermaid());
+    Some(d)
+}
+
+/// The manifest digests of `unit` in the first environment that deploys it on both sides.
+fn manifests(
+    old: &BTreeMap<String, AppView>,
+    new: &BTreeMap<String, AppView>,
+    unit: &str,
+) -> Option<(String, String)> {
+    old.iter().find_map(|(env, o)| {
+        let n = new.get(env)?;
+        let oc = o.components.iter().find(|c| c.name == unit)?;
+        let nc = n.components.iter().find(|c| c.name == unit)?;
+        Some((
+            oc.artifact.manifest_digest.clone(),
+            nc.artifact.manifest_digest.clone(),
+        ))
+    })
+}
+
+fn causes(b: &PlanView, h: &PlanView, old: &UnitView, new: &UnitView) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if let (Some(oc), Some(nc)) = (&old.customer, &new.customer)
+        && (oc.component != nc.component
+            || oc.digest != nc.digest
+            || oc.component_digest != nc.component_digest)
+    {
+        let change = |a: &String, b: &String| Change::of(Some(a.clone()), Some(b.clone()));
+        let digest = change(&oc.digest, &nc.digest);
+        causes.push(Cause::Customer {
+            component: change(&oc.component, &nc.component),
+            component_digest: if digest.is_none() {
+                change(&oc.component_digest, &nc.component_digest)
+            } else {
+                None
+            },
+            digest,
+            reference: nc.component.clone(),
+        });
+    }
+    if old.customer.is_some() != new.customer.is_some() || old.harness != new.harness {
+        causes.push(Cause::HarnessParts {
+            parts: Change {
+                old: Some(old.parts().iter().map(|p| p.to_string()).collect()),
+                new: Some(new.parts().iter().map(|p| p.to_string()).collect()),
+            },
+        });
+    }
+    let old_parts = old.parts();
+    for part in new.parts().into_iter().filter(|p| old_parts.contains(p)) {
+        if let Some(digest) = Change::of(b.harness.get(part).cloned(), h.harness.get(part).cloned())
+        {
+            causes.push(Cause::Harness {
+                part: part.to_owned(),
+                digest,
+            });
+        }
+    }
+    if causes.is_empty() {
+        causes.push(Cause::Composition);
+    }
+    causes
+}
+
+fn empty_deployment(env: &str, status: Status) -> DeploymentDiff {
+    DeploymentDiff {
+        environment: env.to_owned(),
+        status,
+        lattice: None,
+        secret_backend: None,
+        scale: Vec::new(),
+        config: Vec::new(),
+        secrets: Vec::new(),
+        links: Vec::new(),
+        providers: Vec::new(),
+        images: Vec::new(),
+        other: None,
+    }
+}
+
+/// A deployment only in HEAD: its scaling, configuration, secrets and providers as additions.
+fn added_deployment(env: &str, new: &AppView) -> DeploymentDiff {
+    let mut d = deployment_diff(env, &AppView::default(), new);
+    d.status = Status::Added;
+    d.lattice = None;
+    d.links.clear();
+    d.config.retain(|c| c.of == Owner::Component);
+    d
+}
+
+fn deployment_diff(env: &str, old: &AppView, new: &AppView) -> DeploymentDiff {
+    let mut d = empty_deployment(env, Status::Changed);
+    d.lattice = Change::of(
+        Some(old.lattice.clone()).filter(|l| !l.is_empty()),
+        Some(new.lattice.clone()),
+    );
+    d.secret_backend = Change::of(
+        old.secret_policy.as_ref().map(|p| p.backend.clone()),
+        new.secret_policy.as_ref().map(|p| p.backend.clone()),
+    );
+    let component = |app: &AppView, name: &str| -> Option<ComponentView> {
+        app.components.iter().find(|c| c.name == name).cloned()
+    };
+    let names = ordered(
+        old.components.iter().map(|c| &c.name),
+        new.components.iter().map(|c| &c.name),
+    );
+    for name in &names {
+        let (o, n) = (component(old, name), component(new, name));
+        let replicas = Change::of(
+            o.as_ref().map(|c| c.scale.replicas),
+            n.as_ref().map(|c| c.scale.replicas),
+        );
+        let spread = Change::of(
+            o.as_ref().map(|c| c.scale.spread.clone()),
+            n.as_ref().map(|c| c.scale.spread.clone()),
+        )
+        .filter(|_| o.is_some() && n.is_some());
+        if (replicas.is_some() && n.is_some()) || spread.is_some() {
+            d.scale.push(ScaleChange {
+                unit: name.clone(),
+                replicas: replicas.filter(|_| n.is_some()),
+                spread,
+            });
+        }
+        if n.is_none() {
+            // A removed unit: listed once, under the pipeline's units.
+            continue;
+        }
+        d.config.extend(config_changes(
+            Owner::Component,
+            name,
+            &properties(o.as_ref().and_then(|c| c.config.as_ref())),
+            &properties(n.as_ref().and_then(|c| c.config.as_ref())),
+        ));
+        let secrets = |c: &Option<ComponentView>| -> BTreeMap<String, String> {
+            c.iter()
+                .flat_map(|c| &c.secrets)
+                .map(|s| (s.name.clone(), s.key.clone()))
+                .collect()
+        };
+        let (os, ns) = (secrets(&o), secrets(&n));
+        for key in os.keys().chain(ns.keys()).collect::<BTreeSet<_>>() {
+            if let Some(change) = Change::of(os.get(key).cloned(), ns.get(key).cloned()) {
+                d.secrets.push(SecretChange {
+                    unit: name.clone(),
+                    name: key.clone(),
+                    key: change,
+                });
+            }
+        }
+        if let (Some(o), Some(n)) = (&o, &n)
+            && o.artifact.manifest_digest == n.artifact.manifest_digest
+            && let Some(image) = Change::of(
+                Some(o.artifact.image.clone()),
+                Some(n.artifact.image.clone()),
+            )
+        {
+            d.images.push(ImageChange {
+                unit: name.clone(),
+                image,
+            });
+        }
+    }
+    let links = |app: &AppView| -> BTreeMap<String, LinkView> {
+        app.links.iter().map(|l| (l.label(), l.clone())).collect()
+    };
+    let (ol, nl) = (links(old), links(new));
+    for label in ordered(
+        old.links
+            .iter()
+            .map(LinkView::label)
+            .collect::<Vec<_>>()
+            .iter(),
+        new.links
+            .iter()
+            .map(LinkView::label)
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        match (ol.get(&label), nl.get(&label)) {
+            (Some(_), None) => d.links.push(LinkChange {
+                link: label,
+                status: Status::Removed,
+            }),
+            (None, Some(_)) => d.links.push(LinkChange {
+                link: label,
+                status: Status::Added,
+            }),
+            (Some(o), Some(n)) => {
+                let side = |prefix: &str, c: Option<&ConfigView>| -> BTreeMap<String, String> {
+                    properties(c)
+                        .into_iter()
+                        .map(|(k, v)| (format!("{prefix}.{k}"), v))
+                        .collect()
+                };
+                let mut old_config = side("source", o.source_config.as_ref());
+                old_config.extend(side("target", o.target_config.as_ref()));
+                let mut new_config = side("source", n.source_config.as_ref());
+                new_config.extend(side("target", n.target_config.as_ref()));
+                d.config.extend(config_changes(
+                    Owner::Link,
+                    &label,
+                    &old_config,
+                    &new_config,
+                ));
+            }
+            (None, None) => {}
+        }
+    }
+    let providers = |app: &AppView| -> BTreeMap<String, ProviderView> {
+        app.providers
+            .iter()
+            .map(|p| (p.name.clone(), p.clone()))
+            .collect()
+    };
+    let (op, np) = (providers(old), providers(new));
+    for name in ordered(
+        old.providers.iter().map(|p| &p.name),
+        new.providers.iter().map(|p| &p.name),
+    ) {
+        let (o, n) = (op.get(&name), np.get(&name));
+        if let Some(image) = Change::of(o.map(|p| p.image.clone()), n.map(|p| p.image.clone())) {
+            d.providers.push(ProviderChange {
+                name: name.clone(),
+                image,
+            });
+        }
+        if o.is_some() && n.is_some() {
+            d.config.extend(config_changes(
+                Owner::Provider,
+                &name,
+                &properties(o.and_then(|p| p.config.as_ref())),
+                &properties(n.and_then(|p| p.config.as_ref())),
+            ));
+        }
+    }
+    d
+}
+
+/// The names of `new` in their order, then those only in `old`, in theirs.
+fn ordered<'a>(
+    old: impl Iterator<Item = &'a String>,
+    new: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for n in new.chain(old) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    names
+}
+
+fn config_changes(
+    of: Owner,
+    name: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<ConfigChange> {
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let value = Change::of(old.get(key).cloned(), new.get(key).cloned())?;
+            let hide = |v: Option<String>| v.map(|v| redact(key, v));
+            Some(ConfigChange {
+                of,
+                name: name.to_owned(),
+                key: key.clone(),
+                value: Change {
+                    old: hide(value.old),
+                    new: hide(value.new),
+                },
+            })
+        })
+        .collect()
+}
+
+/// Whether a configuration key names something secret: it contains `token`, `password`,
+/// `secret` or `key`, in any case.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["token", "password", "secret", "key"]
+        .iter()
+        .any(|w| key.contains(w))
+}
+
+fn redact(key: &str, value: String) -> String {
+    if is_secret_key(key) {
+        REDACTED.to_owned()
+    } else {
+        value
+    }
+}
+
+/// The graph of a planned pipeline: sources are what units read that is not a unit; connector
+/// kinds come from the harness parts and the links of the first environment.
+fn plan_graph(plan: &PlanView, p: &PipelineView, marks: &BTreeMap<String, Mark>) -> Graph {
+    let app = plan.deployments.values().find_map(|apps| apps.get(&p.name));
+    let links = app.map(|a| a.links.as_slice()).unwrap_or_default();
+    let units: BTreeSet<&str> = p.units().map(|u| u.name.as_str()).collect();
+    let mut g = Graph::new(&p.name);
+    let mut sources: Vec<&str> = Vec::new();
+    for u in p.units() {
+        for f in &u.from {
+            if !units.contains(f.as_str()) && !sources.contains(&f.as_str()) {
+                sources.push(f);
+            }
+        }
+    }
+    for s in &sources {
+        let readers: Vec<&UnitView> = p
+            .units()
+            .filter(|u| u.from.iter().any(|f| f == s))
+            .collect();
+        let kind = if readers
+            .iter()
+            .any(|u| u.harness.inbound.iter().any(|i| i == "in-http"))
+        {
+            "http"
+        } else if links.iter().any(|l| {
+            l.name.as_deref() == Some(crate::build::emit::KAFKA_SOURCE_LINK)
+                && readers.iter().any(|u| u.name == l.component)
+        }) {
+            "kafka"
+        } else {
+            "nats"
+        };
+        g.node(s, Some(kind), Kind::Source);
+    }
+    for u in &p.steps {
+        g.node(&u.name, None, Kind::Step);
+    }
+    for u in &p.sinks {
+        let kind = match u.harness.out.as_str() {
+            "out-http" => "http",
+            "out-blobstore" => "s3",
+            _ if links.iter().any(|l| {
+                l.component == u.name && l.name.is_none() && l.provider == "messaging-kafka"
+            }) =>
+            {
+                "kafka"
+            }
+            _ => "nats",
+        };
+        g.node(&u.name, Some(kind), Kind::Sink);
+    }
+    for u in p.units() {
+        for f in &u.from {
+            g.edge(f, &u.name);
+        }
+    }
+    for node in &mut g.nodes {
+        node.mark = marks.get(&node.name).copied();
+    }
+    g
+}
+
+// ------------------------------------------------------------------------------------------
+// The summary
+// ------------------------------------------------------------------------------------------
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn summary(c: &Counts) -> String {
+    if *c == Counts::default() {
+        return "no changes to what gets deployed".to_owned();
+    }
+    let items: Vec<String> = [
+        (c.pipelines_added, "new pipeline", "new pipelines"),
+        (c.pipelines_removed, "removed pipeline", "removed pipelines"),
+        (c.environments_added, "new environment", "new environments"),
+        (
+            c.environments_removed,
+            "removed environment",
+            "removed environments",
+        ),
+        (c.units_added, "new unit", "new units"),
+        (c.units_removed, "removed unit", "removed units"),
+        (c.artifacts, "artifact", "artifacts"),
+        (c.restamped, "re-stamped artifact", "re-stamped artifacts"),
+        (c.wiring, "wiring change", "wiring changes"),
+        (c.scaling, "scaling change", "scaling changes"),
+        (c.config_values, "config value", "config values"),
+        (c.secrets, "secret", "secrets"),
+        (c.links, "link", "links"),
+        (c.providers, "provider image", "provider images"),
+        (c.other, "other change", "other changes"),
+        (
+            c.capabilities,
+            "new capability grant",
+            "new capability grants",
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, one, many)| plural(n, one, many))
+    .collect();
+    format!(
+        "{}, {} changed: {}",
+        plural(c.environments, "environment", "environments"),
+        plural(c.pipelines, "pipeline", "pipelines"),
+        items.join(", ")
+    )
+}

@@ -1,0 +1,10 @@
+//! The commands, as library functions over a repo or a `dist/`: each takes typed options and
+//! returns a typed report or error, which the CLI renders.
+
+pub mod compile;
+pub mod diff;
+pub mod graph;
+pub mod init;
+pub mod inspect;
+pub mod promote;
+pub mod push;

@@ -1,0 +1,522 @@
+//! `etl promote`: gives environment `to` exactly the artifacts environment `from` runs, by
+//! moving a tag — never rebuilding, never re-serializing.
+//!
+//! For every artifact `from` deploys (per `DIST/plan.json`), the manifest the registry tags
+//! `<from>` is fetched and its cosign signature checked with the public key
+//! ([`crate::oci::sign::verify_in_registry`]); its component must import what `to`'s deployment links
+//! serve. Only when every artifact passes are the same manifest bytes PUT under the tag `<to>`,
+//! then fetched back and hashed. `DIST` is then rewritten in one rename: `to`'s manifests
+//! (`<to>/wadm/`, `<to>/k8s/`) and its deployments in `plan.json` pinned to exactly those
+//! digests, and a record in `promotions/<to>.json`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::build::emit::{self, Application, ArtifactRef, EmitError};
+use crate::oci::layout::{LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::oci::registry::{self, Credentials, Registry, Retry, Session};
+use crate::oci::sign::{self, Problem, VerifyingKey};
+use crate::util::out_dir::{OutputDir, OutputError};
+
+/// Largest artifact config fetched, in bytes.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// What to promote, where, and how to reach the registry.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The environment whose tag names the artifacts.
+    pub from: String,
+    /// The environment to give them.
+    pub to: String,
+    /// The registry and repository prefix the artifacts were pushed to.
+    pub registry: Registry,
+    /// Hosts spoken to in plain HTTP besides loopback ones.
+    pub insecure: Vec<String>,
+    /// How to authenticate.
+    pub credentials: Credentials,
+    /// Retries of each request.
+    pub retry: Retry,
+    /// When the promotion happens, in seconds since 1970 (`SOURCE_DATE_EPOCH`).
+    pub time: i64,
+}
+
+/// `promotions/<to>.json`: what was promoted, from where, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// Always `etl/v1alpha1`.
+    pub api_version: &'static str,
+    /// Always `Promotion`.
+    pub kind: &'static str,
+    /// The environment promoted from.
+    pub from: String,
+    /// The environment promoted to.
+    pub to: String,
+    /// The registry and prefix the tags moved in.
+    pub registry: String,
+    /// RFC 3339 UTC, from [`Options::time`].
+    pub promoted_at: String,
+    /// Every artifact, by repository.
+    pub artifacts: Vec<Promoted>,
+}
+
+/// One artifact promoted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promoted {
+    /// Repository under the registry prefix.
+    pub repository: String,
+    /// The manifest digest, now tagged `<to>`.
+    pub digest: String,
+    /// The tag it was found under.
+    pub from_tag: String,
+    /// The `docker-reference` its verified signature names.
+    pub signed_as: String,
+}
+
+/// What a promotion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The record written.
+    pub record: Record,
+    /// Tags `<to>` PUT (set or moved).
+    pub tags_set: usize,
+    /// Tags `<to>` that already named the artifact.
+    pub tags_unchanged: usize,
+    /// The files of `DIST` rewritten, sorted.
+    pub rewritten: Vec<String>,
+}
+
+/// Why a promotion failed. Nothing in the registry or in `DIST` changed unless it says so.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] crate::util::io::IoError),
+    /// `DIST` is not an output etl may rewrite.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// `DIST/plan.json` is missing or not an `etl compile` plan.
+    #[error("`{}` is not an `etl compile` plan: {reason}", path.display())]
+    Plan {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--from` or `--to` names no environment of the plan.
+    #[error(transparent)]
+    UnknownEnvironment(#[from] crate::build::dist::UnknownEnvironment),
+    /// `--from` and `--to` are the same.
+    #[error("`--from` and `--to` are both `{0}`: nothing to promote")]
+    SameEnvironment(String),
+    /// `--registry` is not the registry the output was compiled for.
+    #[error(transparent)]
+    OtherRegistry(#[from] crate::ops::push::OtherRegistry),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
+    /// The `from` tag is missing.
+    #[error(
+        "`{reference}` does not exist: push the compile `{from}` runs with `etl push --env {from}` \
+         (or promote to `{from}` first)"
+    )]
+    NotTagged {
+        /// `<host>/<repository>:<from>`.
+        reference: String,
+        /// The `from` environment.
+        from: String,
+    },
+    /// An artifact is unsigned, signed with another key, or tampered with.
+    #[error("refusing to promote `{reference}` ({digest}): {problem}")]
+    Refused {
+        /// `<host>/<repository>:<from>`.
+        reference: String,
+        /// Its manifest digest.
+        digest: String,
+        /// What is wrong with its signature.
+        problem: Problem,
+    },
+    /// The artifact does not fit `to`'s deployment of it.
+    #[error("refusing to promote `{reference}` ({digest}): {reason}")]
+    Incompatible {
+        /// `<host>/<repository>:<from>`.
+        reference: String,
+        /// Its manifest digest.
+        digest: String,
+        /// Why.
+        reason: String,
+    },
+    /// `to` deploys an artifact `from` does not.
+    #[error(
+        "`{to}` deploys `{repository}`, which `{from}` does not: promote only between \
+         environments that deploy the same pipelines"
+    )]
+    NotInSource {
+        /// The repository.
+        repository: String,
+        /// The `from` environment.
+        from: String,
+        /// The `to` environment.
+        to: String,
+    },
+    /// A re-pinned application cannot be emitted.
+    #[error("`{to}`'s `{pipeline}` cannot be emitted: {source}")]
+    Emit {
+        /// The `to` environment.
+        to: String,
+        /// The pipeline.
+        pipeline: String,
+        /// The emitter's complaint.
+        source: EmitError,
+    },
+    /// The promotion time is out of range.
+    #[error("SOURCE_DATE_EPOCH: {0}")]
+    Time(crate::oci::layout::OciError),
+    /// The `to` tag, fetched back, names other bytes.
+    #[error(
+        "registry `{registry}` serves `{reference}` as {actual} after the promotion, not {expected}: \
+         someone else moved the tag"
+    )]
+    Moved {
+        /// `host[:port]`.
+        registry: String,
+        /// `<repository>:<to>`.
+        reference: String,
+        /// The digest promoted.
+        expected: String,
+        /// The digest served.
+        actual: String,
+    },
+}
+
+/// An artifact found under the `from` tag, verified, with what `to` will pin.
+struct Candidate {
+    repository: String,
+    manifest: Vec<u8>,
+    media_type: String,
+    pinned: ArtifactRef,
+    signed_as: String,
+}
+
+/// Promotes `options.from`'s artifacts to `options.to` (see the module docs), checking their
+/// signatures with `key`, and rewrites `dist`.
+pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Report, PromoteError> {
+    // Before any tag moves: DIST must be an output etl may rewrite.
+    let out = OutputDir::for_rewrite(dist)?;
+    let plan_path = dist.join("plan.json");
+    let bad_plan = |reason: String| PromoteError::Plan {
+        path: plan_path.clone(),
+        reason,
+    };
+    let plan_bytes = std::fs::read(&plan_path).map_err(|source| {
+        PromoteError::Io(crate::util::io::IoError::new(plan_path.clone(), source))
+    })?;
+    let mut plan: Json =
+        serde_json::from_slice(&plan_bytes).map_err(|e| bad_plan(e.to_string()))?;
+    let project_registry = plan["registry"]
+        .as_str()
+        .ok_or_else(|| bad_plan("no `registry`".to_owned()))?
+        .trim_end_matches('/')
+        .to_owned();
+    crate::ops::push::check_registry(dist, &options.registry, &project_registry)?;
+    if options.from == options.to {
+        return Err(PromoteError::SameEnvironment(options.from.clone()));
+    }
+    let from_apps = environment(&plan, &options.from, &bad_plan)?;
+    let to_apps = environment(&plan, &options.to, &bad_plan)?;
+    let repositories: BTreeSet<&str> = from_apps
+        .values()
+        .flat_map(|a| &a.components)
+        .map(|c| c.artifact.repository.as_str())
+        .collect();
+    // What `to` deploys of each repository: the imports its links serve.
+    let mut served: BTreeMap<&str, &[String]> = BTreeMap::new();
+    for c in to_apps.values().flat_map(|a| &a.components) {
+        if !repositories.contains(c.artifact.repository.as_str()) {
+            return Err(PromoteError::NotInSource {
+                repository: c.artifact.repository.clone(),
+                from: options.from.clone(),
+                to: options.to.clone(),
+            });
+        }
+        served.insert(&c.artifact.repository, &c.imports);
+    }
+
+    let session = Session::new(
+        &options.registry.host,
+        &options.insecure,
+        &options.credentials,
+        options.retry,
+    );
+    registry::block_on(async {
+        let Some(first) = repositories.first() else {
+            return Err(bad_plan(format!("`{}` deploys nothing", options.from)));
+        };
+        session
+            .authenticate(&options.registry.repository(first), true)
+            .await?;
+
+        // Every artifact verified and checked before any tag moves.
+        let mut candidates = Vec::new();
+        for repository in &repositories {
+            candidates.push(
+                candidate(
+                    &session,
+                    options,
+                    &project_registry,
+                    repository,
+                    served.get(repository).copied(),
+                    key,
+                )
+                .await?,
+            );
+        }
+        let pinned: BTreeMap<String, ArtifactRef> = candidates
+            .iter()
+            .map(|c| (c.repository.clone(), c.pinned.clone()))
+            .collect();
+        let mut files = BTreeMap::new();
+        let mut deployments = serde_json::Map::new();
+        for (pipeline, app) in &to_apps {
+            let app = app.repinned(&pinned);
+            emit::check(&app).map_err(|source| PromoteError::Emit {
+                to: options.to.clone(),
+                pipeline: pipeline.clone(),
+                source,
+            })?;
+            files.insert(
+                format!("{}/wadm/{pipeline}.yaml", options.to),
+                emit::wadm::manifest(&app).into_bytes(),
+            );
+            files.insert(
+                format!("{}/k8s/{pipeline}.yaml", options.to),
+                emit::k8s::manifests(&app).into_bytes(),
+            );
+            deployments.insert(
+                pipeline.clone(),
+                serde_json::to_value(&app).expect("applications serialize"),
+            );
+        }
+        plan["deployments"][&options.to] = Json::Object(deployments);
+        let record = Record {
+            api_version: "etl/v1alpha1",
+            kind: "Promotion",
+            from: options.from.clone(),
+            to: options.to.clone(),
+            registry: options.registry.to_string(),
+            promoted_at: crate::oci::layout::rfc3339(options.time).map_err(PromoteError::Time)?,
+            artifacts: candidates
+                .iter()
+                .map(|c| Promoted {
+                    repository: c.repository.clone(),
+                    digest: c.pinned.manifest_digest.clone(),
+                    from_tag: options.from.clone(),
+                    signed_as: c.signed_as.clone(),
+                })
+                .collect(),
+        };
+        files.insert(
+            "plan.json".to_owned(),
+            crate::util::json::pretty(&plan).into_bytes(),
+        );
+        files.insert(
+            format!("promotions/{}.json", options.to),
+            crate::util::json::pretty(&serde_json::to_value(&record).expect("records serialize"))
+                .into_bytes(),
+        );
+
+        let (mut tags_set, mut tags_unchanged) = (0, 0);
+        for c in &candidates {
+            let repository = options.registry.repository(&c.repository);
+            let digest = &c.pinned.manifest_digest;
+            if session.manifest_digest(&repository, &options.to).await? == Some(digest.clone()) {
+                tags_unchanged += 1;
+                continue;
+            }
+            let bytes = bytes::Bytes::from(c.manifest.clone());
+            session
+                .put_manifest(&repository, &options.to, &bytes, &c.media_type)
+                .await?;
+            let served = session
+                .manifest(&repository, &options.to, &[c.media_type.as_str()])
+                .await?;
+            let actual = served
+                .as_deref()
+                .map_or_else(|| "nothing".to_owned(), crate::util::digest::sha256);
+            if &actual != digest {
+                return Err(PromoteError::Moved {
+                    registry: options.registry.host.clone(),
+                    reference: format!("{repository}:{}", options.to),
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+            tags_set += 1;
+        }
+        let rewritten = files.keys().cloned().collect();
+        rewrite(&out, files)?;
+        Ok(Report {
+            record,
+            tags_set,
+            tags_unchanged,
+            rewritten,
+        })
+    })
+}
+
+/// The applications of `env` in the plan, by pipeline.
+fn environment(
+    plan: &Json,
+    env: &str,
+    bad_plan: &dyn Fn(String) -> PromoteError,
+) -> Result<BTreeMap<String, Application>, PromoteError> {
+    let apps = crate::build::dist::deployments_of(plan, env)?;
+    serde_json::from_value(Json::Object(apps.clone()))
+        .map_err(|e| bad_plan(format!("`deployments.{env}`: {e}")))
+}
+
+/// The artifact tagged `from` in `repository`: verified, and fit for `to`'s deployment.
+async fn candidate(
+    session: &Session,
+    options: &Options,
+    project_registry: &str,
+    repository: &str,
+    served: Option<&[String]>,
+    key: &VerifyingKey,
+) -> Result<Candidate, PromoteError> {
+    let full = options.registry.repository(repository);
+    let found = sign::verify_in_registry(session, &full, &options.from, key).await?;
+    let reference = found.checked.name.clone();
+    let digest = found.checked.digest.clone();
+    let signed_as = match found.checked.outcome {
+        Ok(signed_as) => signed_as,
+        Err(Problem::NoManifest) => {
+            return Err(PromoteError::NotTagged {
+                reference,
+                from: options.from.clone(),
+            });
+        }
+        Err(problem) => {
+            return Err(PromoteError::Refused {
+                reference,
+                digest,
+                problem,
+            });
+        }
+    };
+    let manifest = found
+        .manifest
+        .expect("a verified artifact has its manifest");
+    let incompatible = |reason: String| PromoteError::Incompatible {
+        reference: reference.clone(),
+        digest: digest.clone(),
+        reason,
+    };
+    let parsed: Json = serde_json::from_slice(&manifest)
+        .map_err(|e| incompatible(format!("its manifest is not JSON: {e}")))?;
+    let layers: Vec<&Json> = parsed["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["mediaType"] == LAYER_MEDIA_TYPE)
+        .collect();
+    let [layer] = layers.as_slice() else {
+        return Err(incompatible(format!(
+            "a Wasm artifact has one `{LAYER_MEDIA_TYPE}` layer, this one {}",
+            layers.len()
+        )));
+    };
+    let component_digest = layer["digest"].as_str().unwrap_or_default().to_owned();
+    if let Some(served) = served {
+        let config_digest = parsed["config"]["digest"].as_str().unwrap_or_default();
+        let config = session.blob(&full, config_digest, MAX_CONFIG_BYTES).await?;
+        let config: Json = serde_json::from_slice(&config)
+            .map_err(|e| incompatible(format!("its config is not JSON: {e}")))?;
+        let imports: BTreeSet<&str> = config["component"]["imports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        let served: BTreeSet<&str> = served.iter().map(String::as_str).collect();
+        let unserved: Vec<&str> = imports.difference(&served).copied().collect();
+        let unused: Vec<&str> = served.difference(&imports).copied().collect();
+        if !unserved.is_empty() || !unused.is_empty() {
+            let mut why = Vec::new();
+            if !unserved.is_empty() {
+                why.push(format!(
+                    "it imports {}, which `{}`'s deployment does not serve",
+                    crate::diag::quoted_list(&unserved),
+                    options.to
+                ));
+            }
+            if !unused.is_empty() {
+                why.push(format!(
+                    "`{}`'s deployment serves it {}, which it does not import",
+                    options.to,
+                    crate::diag::quoted_list(&unused)
+                ));
+            }
+            return Err(incompatible(format!(
+                "{}: it was built from another spec than DIST's; promote with the DIST of the \
+                 compile `{}` runs",
+                why.join("; "),
+                options.from
+            )));
+        }
+    }
+    Ok(Candidate {
+        repository: repository.to_owned(),
+        media_type: parsed["mediaType"]
+            .as_str()
+            .unwrap_or(MANIFEST_MEDIA_TYPE)
+            .to_owned(),
+        pinned: ArtifactRef {
+            image: format!("{project_registry}/{repository}@{digest}"),
+            repository: repository.to_owned(),
+            manifest_digest: digest.clone(),
+            component_digest,
+        },
+        manifest,
+        signed_as,
+    })
+}
+
+/// Replaces `dist` with its files overlaid with `changed`, in one rename.
+fn rewrite(dist: &OutputDir, changed: BTreeMap<String, Vec<u8>>) -> Result<(), PromoteError> {
+    let mut files = BTreeMap::new();
+    read_tree(dist.path(), dist.path(), &mut files)?;
+    files.extend(changed);
+    Ok(dist.write(&files)?)
+}
+
+/// Every file under `dir`, by path relative to `root` (with `/`).
+fn read_tree(
+    root: &Path,
+    dir: &Path,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), PromoteError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PromoteError::Io(crate::util::io::IoError::new(path, source))
+    };
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.is_dir() {
+            read_tree(root, &path, files)?;
+        } else {
+            let relative = path.strip_prefix(root).expect("under the root");
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            files.insert(name, std::fs::read(&path).map_err(io(&path))?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! The composed artifacts to run: from a compile in memory, or from a `dist/` that `etl
+//! compile` wrote (checked against its `plan.json` and against the repo it claims to be from).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::Artifact;
+use etl::build::dist::Plan;
+use etl::spec::load::Repo;
+use etl::util::digest::sha256;
+
+/// Artifacts by pipeline, then by unit (step or sink) name.
+pub type Artifacts = BTreeMap<String, BTreeMap<String, Artifact>>;
+
+/// Why a `dist/` cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    /// A file is missing or unreadable.
+    #[error(transparent)]
+    Io(#[from] etl::util::io::IoError),
+    /// `plan.json` is not a plan.
+    #[error("`{}` is not an etl plan: {message}", path.display())]
+    BadPlan {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// An artifact's bytes do not hash to the plan's digest.
+    #[error("`{}` does not hash to {expected} as `plan.json` says (it hashes to {actual}): the directory was changed after `etl compile`", path.display())]
+    Tampered {
+        /// The file.
+        path: PathBuf,
+        /// The plan's digest.
+        expected: String,
+        /// The file's digest.
+        actual: String,
+    },
+    /// The repo's specs are not the ones the plan was compiled from.
+    #[error("`{}` was compiled from other specs ({}); run `etl compile` again", dist.display(), changed.join(", "))]
+    Stale {
+        /// The directory.
+        dist: PathBuf,
+        /// What changed, e.g. "`pipelines/a.yaml` changed".
+        changed: Vec<String>,
+    },
+}
+
+/// The artifacts of a compile done in memory ([`etl::ops::compile::build`]).
+pub fn from_build(plan: &Plan, files: &BTreeMap<String, Vec<u8>>) -> Artifacts {
+    let mut shared: BTreeMap<&str, Arc<[u8]>> = BTreeMap::new();
+    let mut out = Artifacts::new();
+    for p in &plan.pipelines {
+        let units = out.entry(p.name.clone()).or_default();
+        for u in p.steps.iter().chain(&p.sinks) {
+            let bytes = shared
+                .entry(u.artifact.path.as_str())
+                .or_insert_with(|| Arc::from(files[&u.artifact.path].as_slice()))
+                .clone();
+            units.insert(
+                u.name.clone(),
+                Artifact {
+                    digest: u.artifact.digest.clone(),
+                    bytes,
+                },
+            );
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct PlanFile {
+    inputs: BTreeMap<String, String>,
+    pipelines: Vec<PipelineEntry>,
+}
+
+#[derive(Deserialize)]
+struct PipelineEntry {
+    name: String,
+    steps: Vec<UnitEntry>,
+    sinks: Vec<UnitEntry>,
+}
+
+#[derive(Deserialize)]
+struct UnitEntry {
+    name: String,
+    artifact: ArtifactEntry,
+}
+
+#[derive(Deserialize)]
+struct ArtifactEntry {
+    digest: String,
+    path: String,
+}
+
+/// The artifacts of `dist`, after checking that each hashes to its digest and that `repo`'s
+/// spec files are the ones `dist` was compiled from.
+pub fn from_dist(dist: &Path, repo: &Repo) -> Result<Artifacts, DistError> {
+    from_dist_checked(dist, &etl::build::input_digests(repo))
+}
+
+/// [`from_dist`], with the digests of the repo's spec files (`current`) given.
+fn from_dist_checked(
+    dist: &Path,
+    current: &BTreeMap<String, String>,
+) -> Result<Artifacts, DistError> {
+    let plan_path = dist.join("plan.json");
+    let text = std::fs::read_to_string(&plan_path)
+        .map_err(|source| DistError::Io(etl::util::io::IoError::new(plan_path.clone(), source)))?;
+    let plan: PlanFile = serde_json::from_str(&text).map_err(|e| DistError::BadPlan {
+        path: plan_path.clone(),
+        message: e.to_string(),
+    })?;
+    let mut changed = Vec::new();
+    for (file, digest) in &plan.inputs {
+        match current.get(file) {
+            None => changed.push(format!("`{file}` is gone")),
+            Some(d) if d != digest => changed.push(format!("`{file}` changed")),
+            Some(_) => {}
+        }
+    }
+    for file in current.keys() {
+        if !plan.inputs.contains_key(file) {
+            changed.push(format!("`{file}` is new"));
+        }
+    }
+    if !changed.is_empty() {
+        return Err(DistError::Stale {
+            dist: dist.to_owned(),
+            changed,
+        });
+    }
+    let mut shared: BTreeMap<String, Arc<[u8]>> = BTreeMap::new();
+    let mut out = Artifacts::new();
+    for p in plan.pipelines {
+        let units = out.entry(p.name).or_default();
+        for u in p.steps.into_iter().chain(p.sinks) {
+            let bytes = match shared.get(&u.artifact.path) {
+                Some(b) => b.clone(),
+                None => {
+                    if u.artifact.path.contains("..") || Path::new(&u.artifact.path).is_absolute() {
+                        return Err(DistError::BadPlan {
+                            path: plan_path,
+                            message: format!(
+                                "artifact path `{}` leaves the directory",
+                                u.artifact.path
+                            ),
+                        });
+                    }
+                    let path = dist.join(&u.artifact.path);
+                    let bytes = std::fs::read(&path).map_err(|source| {
+                        DistError::Io(etl::util::io::IoError::new(path.clone(), source))
+                    })?;
+                    let actual = sha256(&bytes);
+                    if actual != u.artifact.digest {
+                        return Err(DistError::Tampered {
+                            path,
+                            expected: u.artifact.digest,
+                            actual,
+                        });
+                    }
+                    let bytes: Arc<[u8]> = Arc::from(bytes);
+                    shared.insert(u.artifact.path.clone(), bytes.clone());
+                    bytes
+                }
+            };
+            units.insert(
+                u.name,
+                Artifact {
+                    digest: u.artifact.digest,
+                    bytes,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Where `etl run` and `etl test` take the artifacts from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// Compile the repo in memory (with this cache): the bytes `etl compile` would write.
+    Build(Option<etl::store::Cache>),
+    /// A `dist/` directory written by `etl compile` from this repo.
+    Dist(PathBuf),
+}
+
+/// Why the artifacts could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The repo could not be read.
+    #[error(transparent)]
+    Repo(#[from] etl::spec::Error),
+    /// The `dist/` is unusable.
+    #[error(transparent)]
+    Dist(#[from] DistError),
+}
+
+/// Validates the repo at `root` and gets the artifacts of every pipeline from `origin`; `None`
+/// when the repo has errors (the validation has them).
+pub fn prepare(
+    root: &Path,
+    origin: &Origin,
+) -> Result<(etl::spec::Validation, Option<Artifacts>), PrepareError> {
+    let prepared = prepare_only(root, origin, &[])?;
+    Ok((prepared.validation, prepared.artifacts))
+}
+
+/// The artifacts of some pipelines, and what was found on the way.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The validation, narrowed to the pipelines asked for (see [`narrow`]).
+    pub validation: etl::spec::Validation,
+    /// The artifacts; `None` when the validation has errors.
+    pub artifacts: Option<Artifacts>,
+    /// Files of other pipelines (and their fixtures) with errors that were set aside.
+    pub set_aside: Vec<String>,
+}
+
+/// [`prepare`] for the pipelines named in `only` (every pipeline when it is empty): problems
+/// in the files of other pipelines and of their fixtures do not stop these (see [`narrow`]).
+pub fn prepare_only(
+    root: &Path,
+    origin: &Origin,
+    only: &[String],
+) -> Result<Prepared, PrepareError> {
+    let cache = match origin {
+        Origin::Build(cache) => cache.as_ref(),
+        Origin::Dist(_) => None,
+    };
+    let validation = etl::spec::validate_with(root, cache)?;
+    match origin {
+        Origin::Build(cache) => {
+            let (validation, set_aside) = narrow(validation, only);
+            let build =
+                etl::build::build_validated(validation, cache.as_ref(), &Default::default());
+            let artifacts = build.plan.as_ref().map(|p| from_build(p, &build.files));
+            Ok(Prepared {
+                validation: build.validation,
+                artifacts,
+                set_aside,
+            })
+        }
+        Origin::Dist(dist) => {
+            // The `dist/` must have been compiled from this very repo, every file of it.
+            let whole = etl::build::input_digests(&validation.repo);
+            let (validation, set_aside) = narrow(validation, only);
+            if validation.has_errors() {
+                return Ok(Prepared {
+                    validation,
+                    artifacts: None,
+                    set_aside,
+                });
+            }
+            let artifacts = from_dist_checked(dist, &whole)?;
+            Ok(Prepared {
+                validation,
+                artifacts: Some(artifacts),
+                set_aside,
+            })
+        }
+    }
+}
+
+/// `validation` narrowed to the pipelines named in `only` (unchanged when it is empty): the
+/// repo keeps only those pipelines and their fixtures, and the diagnostics only those that
+/// concern them, that is all but the ones in the files of other pipelines and of their
+/// fixtures. Returns the files whose errors were set aside.
+///
+/// When a pipeline of `only` did not load, nothing is narrowed: its broken file may be any of
+/// those that did not load.
+pub fn narrow(
+    mut validation: etl::spec::Validation,
+    only: &[String],
+) -> (etl::spec::Validation, Vec<String>) {
+    use etl::spec::schema::FileKind;
+    let repo = &validation.repo;
+    let wanted = |name: &str| only.iter().any(|p| p == name);
+    if only.is_empty()
+        || !only
+            .iter()
+            .all(|p| repo.pipelines.iter().any(|l| *l.spec.metadata.name == **p))
+    {
+        return (validation, Vec::new());
+    }
+    // The files that belong to other pipelines: theirs and their fixtures'.
+    let mut elsewhere: Vec<String> = Vec::new();
+    for p in &repo.pipelines {
+        if !wanted(&p.spec.metadata.name) {
+            elsewhere.push(p.file.clone());
+        }
+    }
+    for t in &repo.tests {
+        if !wanted(&t.spec.spec.pipeline) {
+            elsewhere.push(t.file.clone());
+        }
+    }
+    for u in &repo.unloaded {
+        let other = match u.kind {
+            // Every pipeline asked for loaded, so a pipeline file that did not is another one.
+            FileKind::Pipeline => true,
+            // A fixture is another pipeline's when it says so.
+            FileKind::Test => repo
+                .sources
+                .get(&u.file)
+                .and_then(|text| etl::spec::yaml::parse(&u.file, text).ok())
+                .and_then(|tree| {
+                    tree.pointer("/spec/pipeline")
+                        .and_then(|c| c.node.as_str().map(str::to_owned))
+                })
+                .is_some_and(|p| !wanted(&p)),
+            _ => false,
+        };
+        if other {
+            elsewhere.push(u.file.clone());
+        }
+    }
+    let mut set_aside: Vec<String> = Vec::new();
+    validation.diagnostics.retain(|d| {
+        let Some(file) = d.location.as_ref().map(|l| &l.file) else {
+            return true;
+        };
+        if !elsewhere.contains(file) {
+            return true;
+        }
+        if d.is_error() && !set_aside.contains(file) {
+            set_aside.push(file.clone());
+        }
+        false
+    });
+    let repo = &mut validation.repo;
+    repo.pipelines.retain(|p| wanted(&p.spec.metadata.name));
+    repo.tests.retain(|t| wanted(&t.spec.spec.pipeline));
+    repo.unloaded.retain(|u| !elsewhere.contains(&u.file));
+    set_aside.sort();
+    (validation, set_aside)
+}
