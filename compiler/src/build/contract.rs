@@ -52,7 +52,7 @@ impl ContractReport {
 }
 
 /// Checks a component (not a core module) against the contract world.
-pub fn check(component: &[u8]) -> Result<ContractReport, String> {
+pub fn inspect(component: &[u8]) -> Result<ContractReport, String> {
     let mut types = Types::default();
     let contract = Package::from_bytes(
         "etl:pipeline",
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn a_component_without_the_export_is_reported() {
         // The contract package itself exports no `transform` instance: it only defines types.
-        let report = check(&CONTRACT_PACKAGE).unwrap();
+        let report = inspect(&CONTRACT_PACKAGE).unwrap();
         assert!(report.missing_transform);
     }
 }

@@ -89,7 +89,7 @@ fn prepare_digested(
     wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
         .validate_all(&component)
         .map_err(|e| invalid(e.to_string()))?;
-    let contract = contract::check(&component).map_err(invalid)?;
+    let contract = contract::inspect(&component).map_err(invalid)?;
     let component_digest = sha256(&component);
     Ok(Resolved {
         digest,

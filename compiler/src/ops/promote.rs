@@ -283,7 +283,7 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
         let mut deployments = serde_json::Map::new();
         for (pipeline, app) in &to_apps {
             let app = app.repinned(&pinned);
-            emit::check(&app).map_err(|source| PromoteError::Emit {
+            emit::check_names(&app).map_err(|source| PromoteError::Emit {
                 to: options.to.clone(),
                 pipeline: pipeline.clone(),
                 source,

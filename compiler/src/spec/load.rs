@@ -263,7 +263,7 @@ impl Loader<'_> {
         if let Err(d) = check_header(file, kind, &tree) {
             return (Some(tree), vec![*d]);
         }
-        let problems = schema::check(kind, file, &tree, &tree.to_json());
+        let problems = schema::violations(kind, file, &tree, &tree.to_json());
         (Some(tree), problems)
     }
 

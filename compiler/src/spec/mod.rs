@@ -67,7 +67,7 @@ pub fn validate(root: &Path) -> Result<Validation, Error> {
 /// nothing is pulled).
 pub fn validate_with(root: &Path, cache: Option<&Cache>) -> Result<Validation, Error> {
     let (repo, mut diagnostics) = load::load(root)?;
-    let (problems, components) = check::check(&repo, cache);
+    let (problems, components) = check::check_repo(&repo, cache);
     diagnostics.extend(problems);
     diag::sort(&mut diagnostics);
     Ok(Validation {

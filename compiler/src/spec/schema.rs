@@ -105,7 +105,7 @@ pub fn error_pointers(kind: FileKind, instance: &Json) -> Vec<String> {
 ///
 /// A required field reported missing beside an unknown key that is its misspelling would say
 /// the same thing twice: only the "unknown field, did you mean" diagnostic is kept.
-pub fn check(kind: FileKind, file: &str, tree: &Node, instance: &Json) -> Vec<Diagnostic> {
+pub fn violations(kind: FileKind, file: &str, tree: &Node, instance: &Json) -> Vec<Diagnostic> {
     let compiled = kind.compiled();
     let errors: Vec<ValidationError<'_>> = compiled.validator.iter_errors(instance).collect();
     let mut misspelt: HashSet<(String, String)> = HashSet::new();

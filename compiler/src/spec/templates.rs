@@ -48,3 +48,45 @@ pub fn context(env: &EnvView, pipeline: &str) -> minijinja::Value {
         pipeline => context! { name => pipeline },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use minijinja::{ErrorKind, context};
+
+    use super::*;
+
+    #[test]
+    fn every_listed_filter_and_test_exists() {
+        let env = engine();
+        for name in FILTERS {
+            let e = env.render_str(&format!("{{{{ 1 | {name} }}}}"), ());
+            assert!(
+                e.as_ref().err().map(minijinja::Error::kind) != Some(ErrorKind::UnknownFilter),
+                "filter {name}: {e:?}"
+            );
+        }
+        for name in TESTS {
+            let e = env.render_str(&format!("{{{{ 1 is {name} }}}}"), ());
+            assert!(
+                e.as_ref().err().map(minijinja::Error::kind) != Some(ErrorKind::UnknownTest),
+                "test {name}: {e:?}"
+            );
+        }
+        let e = env.render_str("{{ 1 | nosuchfilter }}", ()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownFilter);
+    }
+
+    #[test]
+    fn default_and_is_defined_render_under_strict_undefined() {
+        let env = engine();
+        let ctx = context! { vars => context! { y => "7" } };
+        let render = |t: &str| env.render_str(t, ctx.clone()).unwrap();
+        assert_eq!(render(r#"{{ vars.x | default("50") }}"#), "50");
+        assert_eq!(render(r#"{{ vars.y | default("50") }}"#), "7");
+        assert_eq!(
+            render("{% if vars.x is defined %}{{ vars.x }}{% else %}none{% endif %}"),
+            "none"
+        );
+        assert!(env.render_str("{{ vars.x }}", ctx).is_err());
+    }
+}

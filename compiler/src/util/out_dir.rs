@@ -175,7 +175,7 @@ impl OutputDir {
             });
         }
         dir.check_cwd()?;
-        dir.check()?;
+        dir.check_replaceable()?;
         Ok(dir)
     }
 
@@ -199,7 +199,7 @@ impl OutputDir {
     pub fn for_rewrite(dist: &Path) -> Result<Self, OutputError> {
         let dir = Self::new(dist, Mode::Rewrite)?;
         dir.check_cwd()?;
-        dir.check()?;
+        dir.check_replaceable()?;
         Ok(dir)
     }
 
@@ -230,7 +230,7 @@ impl OutputDir {
     }
 
     /// Whether what is there now may be replaced.
-    fn check(&self) -> Result<(), OutputError> {
+    fn check_replaceable(&self) -> Result<(), OutputError> {
         let out = self.given.clone();
         match (found(&self.resolved).map_err(io(&self.given))?, self.mode) {
             (Found::Output, _) | (Found::Nothing | Found::Empty, Mode::Create) => Ok(()),
@@ -270,7 +270,7 @@ impl OutputDir {
             fs::write(&path, bytes).map_err(io(&path))?;
         }
         // Again, right before the swap: the compile took a while.
-        self.check()?;
+        self.check_replaceable()?;
         if fs::symlink_metadata(out).is_err() {
             fs::rename(staging.path(), out).map_err(io(&self.given))?;
             let _ = staging.keep();

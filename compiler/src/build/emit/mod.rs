@@ -732,7 +732,7 @@ pub fn application(
             backend,
         }),
     };
-    check(&app)?;
+    check_names(&app)?;
     app.stamp_version();
     Ok(app)
 }
@@ -780,7 +780,7 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
 
 /// The rules both targets impose on names: Kubernetes object and label names (RFC 1123 labels,
 /// at most 63 characters) and OCI repository path components, and names unique in a manifest.
-pub fn check(app: &Application) -> Result<(), EmitError> {
+pub fn check_names(app: &Application) -> Result<(), EmitError> {
     let label = |name: &str, what: &'static str| -> Result<(), EmitError> {
         if is_dns_label(name) {
             Ok(())
@@ -930,7 +930,7 @@ mod tests {
             link("messaging-nats", "a", Direction::ComponentToProvider, None),
             link("messaging-nats", "b", Direction::ComponentToProvider, None),
         ];
-        assert_eq!(check(&app(&["a", "b"], links)), Ok(()));
+        assert_eq!(check_names(&app(&["a", "b"], links)), Ok(()));
     }
 
     #[test]
@@ -949,7 +949,7 @@ mod tests {
                 Some("in"),
             ),
         ];
-        let e = check(&app(&["a", "b"], links)).unwrap_err();
+        let e = check_names(&app(&["a", "b"], links)).unwrap_err();
         assert!(
             matches!(&e, EmitError::Duplicate { name, .. } if name == "in"),
             "{e}"
@@ -958,13 +958,13 @@ mod tests {
             link("messaging-nats", "a", Direction::ProviderToComponent, None),
             link("messaging-nats", "b", Direction::ProviderToComponent, None),
         ];
-        let e = check(&app(&["a", "b"], unnamed)).unwrap_err();
+        let e = check_names(&app(&["a", "b"], unnamed)).unwrap_err();
         assert!(e.to_string().contains("`default`"), "{e}");
     }
 
     #[test]
     fn a_component_named_like_a_provider_is_refused() {
-        let e = check(&app(&["messaging-nats"], Vec::new())).unwrap_err();
+        let e = check_names(&app(&["messaging-nats"], Vec::new())).unwrap_err();
         assert!(
             e.to_string().contains("a step or sink and a provider"),
             "{e}"
@@ -980,14 +980,14 @@ mod tests {
             weight: None,
         };
         a.components[0].scale.spread = vec![east.clone(), east];
-        let e = check(&a).unwrap_err();
+        let e = check_names(&a).unwrap_err();
         assert!(e.to_string().contains("`east`"), "{e}");
     }
 
     #[test]
     fn names_kubernetes_and_oci_cannot_use_are_refused() {
         for bad in ["Parse", "under_score", "trail-", &"x".repeat(60)] {
-            let e = check(&app(&[bad], Vec::new())).unwrap_err();
+            let e = check_names(&app(&[bad], Vec::new())).unwrap_err();
             assert!(matches!(e, EmitError::InvalidName { .. }), "{bad}: {e}");
         }
     }

@@ -17,7 +17,7 @@ enum Node {
     Hole(usize),
 }
 
-pub(super) fn check(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
+pub(super) fn check_graph(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
     let spec = &p.spec.spec;
     let file = p.file.as_str();
     let holes = &p.holes;

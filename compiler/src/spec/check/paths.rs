@@ -110,7 +110,7 @@ static OCI_REF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^oci://[A-Za-z0-9.-]+(?::[0-9]+)?/[a-z0-9]+(?:(?:[._/]|__|-+)[a-z0-9]+)*@sha256:[0-9a-f]{64}$").expect("valid")
 });
 
-pub(super) fn check(
+pub(super) fn check_paths(
     root: &Path,
     p: &Loaded<Pipeline>,
     components: &mut Components<'_>,

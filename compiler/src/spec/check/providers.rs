@@ -39,7 +39,7 @@ pub fn needed(pipeline: &Pipeline) -> Vec<(ProviderKind, String)> {
     out
 }
 
-pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
+pub(super) fn check_providers(repo: &Repo, out: &mut Vec<Diagnostic>) {
     let Some(project) = &repo.project else {
         return;
     };

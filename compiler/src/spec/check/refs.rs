@@ -9,7 +9,7 @@ use crate::spec::load::{HoleKind, Loaded, Repo};
 use crate::spec::model::{Pipeline, Record};
 use crate::spec::schema::FileKind;
 
-pub(super) fn check(repo: &Repo, out: &mut Vec<Diagnostic>) {
+pub(super) fn check_references(repo: &Repo, out: &mut Vec<Diagnostic>) {
     let mut pipelines: HashMap<&str, &crate::spec::load::Loaded<Pipeline>> = HashMap::new();
     for p in &repo.pipelines {
         let name = p.spec.metadata.name.as_str();

@@ -56,7 +56,7 @@ pub fn looks_like_credential(key: &str, value: &str) -> Option<Credential> {
     (SECRET_KEY.is_match(key) && !value.trim().is_empty()).then_some(Credential::ByKey)
 }
 
-pub(super) fn check(
+pub(super) fn check_secrets(
     at: &SettingsAt<'_>,
     environments: Option<&Environments>,
     out: &mut Vec<Diagnostic>,
