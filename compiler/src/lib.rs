@@ -17,10 +17,17 @@
 //! `etl` binary is the crate `etl-cli`, which parses arguments, calls one function here and
 //! renders the result.
 
-pub mod build;
-pub mod diag;
-pub mod oci;
-pub mod ops;
-pub mod spec;
-pub mod store;
+// Declared in layer order (one per group, so that rustfmt keeps the order).
 pub mod util;
+
+pub mod diag;
+
+pub mod oci;
+
+pub mod store;
+
+pub mod spec;
+
+pub mod build;
+
+pub mod ops;

@@ -14,9 +14,8 @@ use crate::build::contract::{self, ContractReport};
 use crate::diag::{Code, Diagnostic};
 use crate::spec::load::Repo;
 use crate::spec::model::Grant;
-use crate::store::{
-    self, Cache, Fetch, MAX_COMPONENT_BYTES, RepoFiles, ResolveError, Verified, check_header,
-};
+use crate::store::fetch::{Fetch, RepoFiles};
+use crate::store::{self, Cache, MAX_COMPONENT_BYTES, ResolveError, Verified, check_header};
 use crate::util::digest::sha256;
 
 /// What a component reference was as given.

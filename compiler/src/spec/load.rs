@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 use crate::diag::{self, Code, Diagnostic, Pos, Sources, Span};
-use crate::spec::Error;
+use crate::spec::error::Error;
 use crate::spec::model::{API_VERSION, EnvironmentOverride, Pipeline, Project, TestFixture};
 use crate::spec::schema::{self, FileKind};
 use crate::spec::yaml::{self, Node, Value};

@@ -1,8 +1,10 @@
-//! Component bytes by digest: read from the repo with a size limit, pulled from an OCI registry
-//! ([`pull`]), kept in the content-addressed [`Cache`], and checked before anything is built from
-//! them (size, digest, Wasm header). `validate` and `build` both take their bytes from here.
+//! Component bytes by digest: read from the repo with a size limit or pulled from an OCI
+//! registry ([`fetch`], [`pull`]), kept in the content-addressed [`Cache`], and checked before
+//! anything is built from them (size, digest, Wasm header). `validate` and `build` both take
+//! their bytes from here.
 
 pub mod cache;
+pub mod fetch;
 pub mod pull;
 
 use std::collections::HashMap;
@@ -92,32 +94,6 @@ pub enum ResolveError {
         /// What the encoder or validator said.
         reason: String,
     },
-}
-
-/// Where component bytes come from.
-pub trait Fetch {
-    /// The bytes of `reference` (a repo path or `oci://…`), at most `limit` + 1 of them.
-    /// `expected` is the digest they must have: a puller checks it before downloading and keys
-    /// its cache by it.
-    fn fetch(&self, reference: &str, expected: &str, limit: u64) -> Result<Vec<u8>, ResolveError>;
-}
-
-/// Fetches repo-relative paths from a repo directory, and pulls `oci://` references
-/// ([`pull::pull`]).
-pub struct RepoFiles<'a> {
-    /// The repo root.
-    pub root: &'a Path,
-    /// Pulled OCI components, by the digest of their bytes; `None` pulls into memory only.
-    pub cache: Option<&'a Cache>,
-}
-
-impl Fetch for RepoFiles<'_> {
-    fn fetch(&self, reference: &str, expected: &str, limit: u64) -> Result<Vec<u8>, ResolveError> {
-        if reference.starts_with("oci://") {
-            return pull::pull(reference, expected, limit, self.cache);
-        }
-        read_limited(&self.root.join(reference), reference, limit)
-    }
 }
 
 /// The bytes of the file at `path` (the component `reference`), at most `limit + 1` of them, so

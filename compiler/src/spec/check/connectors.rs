@@ -6,7 +6,11 @@ use crate::diag::{self, Code, Diagnostic};
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{Pipeline, Settings};
 
-pub(super) fn check_required_settings(repo: &Repo, pipeline: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
+pub(super) fn check_required_settings(
+    repo: &Repo,
+    pipeline: &Loaded<Pipeline>,
+    out: &mut Vec<Diagnostic>,
+) {
     let spec = &pipeline.spec.spec;
     let name = pipeline.spec.metadata.name.as_str();
     let source = &spec.source;

@@ -5,8 +5,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Environments, SettingsAt};
+use super::settings::SettingsAt;
 use crate::diag::{self, Code, Diagnostic};
+use crate::spec::environments::Environments;
 use crate::spec::model::{Scalar, Setting};
 use crate::spec::templates;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use minijinja::ErrorKind;
 
-use super::SettingsAt;
+use super::settings::SettingsAt;
 use crate::diag::{self, Code, Diagnostic, Span};
 use crate::spec::environments::{EnvView, Environments};
 use crate::spec::model::{Scalar, Setting};
