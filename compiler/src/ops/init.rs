@@ -154,7 +154,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = init(dir.path(), Some("demo")).unwrap();
         assert!(files.contains(&"etl.yaml".to_owned()));
-        let v = crate::validate(dir.path()).unwrap();
+        let v = crate::spec::validate(dir.path()).unwrap();
         assert!(v.diagnostics.is_empty(), "{:#?}", v.diagnostics);
         let before = fs::read(dir.path().join("etl.yaml")).unwrap();
         assert!(matches!(

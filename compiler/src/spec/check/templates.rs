@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn default_and_is_defined_render_under_strict_undefined() {
         let env = engine();
-        let ctx = context! { vars => context! { y => "7" } };
+        let ctx = minijinja::context! { vars => minijinja::context! { y => "7" } };
         let render = |t: &str| env.render_str(t, ctx.clone()).unwrap();
         assert_eq!(render(r#"{{ vars.x | default("50") }}"#), "50");
         assert_eq!(render(r#"{{ vars.y | default("50") }}"#), "7");
