@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::Artifact;
-use etl::build::dist::Plan;
+use etl::build::dist::{self, Plan};
 use etl::spec::load::Repo;
 use etl::util::digest::sha256;
 
@@ -55,7 +53,7 @@ pub fn from_build(plan: &Plan, files: &BTreeMap<String, Vec<u8>>) -> Artifacts {
     let mut out = Artifacts::new();
     for p in &plan.pipelines {
         let units = out.entry(p.name.clone()).or_default();
-        for u in p.steps.iter().chain(&p.sinks) {
+        for u in p.units() {
             let bytes = shared
                 .entry(u.artifact.path.as_str())
                 .or_insert_with(|| Arc::from(files[&u.artifact.path].as_slice()))
@@ -72,31 +70,6 @@ pub fn from_build(plan: &Plan, files: &BTreeMap<String, Vec<u8>>) -> Artifacts {
     out
 }
 
-#[derive(Deserialize)]
-struct PlanFile {
-    inputs: BTreeMap<String, String>,
-    pipelines: Vec<PipelineEntry>,
-}
-
-#[derive(Deserialize)]
-struct PipelineEntry {
-    name: String,
-    steps: Vec<UnitEntry>,
-    sinks: Vec<UnitEntry>,
-}
-
-#[derive(Deserialize)]
-struct UnitEntry {
-    name: String,
-    artifact: ArtifactEntry,
-}
-
-#[derive(Deserialize)]
-struct ArtifactEntry {
-    digest: String,
-    path: String,
-}
-
 /// The artifacts of `dist`, after checking that each hashes to its digest and that `repo`'s
 /// spec files are the ones `dist` was compiled from.
 pub fn from_dist(dist: &Path, repo: &Repo) -> Result<Artifacts, DistError> {
@@ -108,12 +81,13 @@ fn from_dist_checked(
     dist: &Path,
     current: &BTreeMap<String, String>,
 ) -> Result<Artifacts, DistError> {
-    let plan_path = dist.join("plan.json");
-    let text = std::fs::read_to_string(&plan_path)
-        .map_err(|source| DistError::Io(etl::util::io::IoError::new(plan_path.clone(), source)))?;
-    let plan: PlanFile = serde_json::from_str(&text).map_err(|e| DistError::BadPlan {
-        path: plan_path.clone(),
-        message: e.to_string(),
+    let plan_path = dist.join(dist::FILE);
+    let plan = dist::read(dist).map_err(|e| match e {
+        dist::ReadError::Io(e) => DistError::Io(e),
+        dist::ReadError::Invalid { path, reason } => DistError::BadPlan {
+            path,
+            message: reason.to_string(),
+        },
     })?;
     let mut changed = Vec::new();
     for (file, digest) in &plan.inputs {

@@ -127,11 +127,7 @@ pub fn build_validated(
         revision: provenance.revision.clone(),
     };
     let plan = plan_of(&validation.repo, pipelines, provenance, deployments);
-    files.insert(
-        "plan.json".to_owned(),
-        crate::util::json::pretty(&serde_json::to_value(&plan).expect("the plan serializes"))
-            .into_bytes(),
-    );
+    files.insert(dist::FILE.to_owned(), plan.to_json().into_bytes());
     Build {
         validation,
         plan: Some(plan),
@@ -314,14 +310,17 @@ fn plan_of(
     let project = repo.project.as_ref().map(|p| &p.spec);
     let inputs = input_digests(repo);
     Plan {
-        api_version: crate::spec::model::API_VERSION,
-        kind: "Plan",
+        api_version: crate::spec::model::API_VERSION.to_owned(),
+        kind: dist::KIND.to_owned(),
         project: project
             .map(|p| p.metadata.name.to_string())
             .unwrap_or_default(),
         registry: project.map(|p| p.spec.registry.clone()).unwrap_or_default(),
         inputs,
-        harness: Part::ALL.iter().map(|p| (p.name(), p.digest())).collect(),
+        harness: Part::ALL
+            .iter()
+            .map(|p| (p.name().to_owned(), p.digest()))
+            .collect(),
         pipelines,
         provenance,
         deployments,
@@ -388,8 +387,8 @@ impl Builder<'_> {
                     grants: r.contract.extra_imports.clone(),
                 }),
                 harness: HarnessPlan {
-                    inbound: inbound.iter().map(|p| p.name()).collect(),
-                    out: Part::OutMessaging.name(),
+                    inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
+                    out: Part::OutMessaging.name().to_owned(),
                 },
                 artifact,
             });
@@ -416,8 +415,8 @@ impl Builder<'_> {
                 from: sink.from.clone(),
                 customer: None,
                 harness: HarnessPlan {
-                    inbound: inbound.iter().map(|p| p.name()).collect(),
-                    out: out.name(),
+                    inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
+                    out: out.name().to_owned(),
                 },
                 artifact,
             });

@@ -19,7 +19,7 @@ use crate::store::{self, Cache, MAX_COMPONENT_BYTES, ResolveError, Verified, che
 use crate::util::digest::sha256;
 
 /// What a component reference was as given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Origin {
     /// A component already.

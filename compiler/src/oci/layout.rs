@@ -12,12 +12,14 @@
 //! commits and machines, so a docs-only commit redeploys nothing. Where a compile came from is
 //! recorded in `plan.json` ([`Provenance`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::oci::manifest::{
+    Descriptor, ImageIndex, ImageLayout, ImageManifest, WasmComponent, WasmConfig,
+};
 use crate::util::digest::sha256;
 use crate::util::json::compact;
 
@@ -123,56 +125,6 @@ pub struct Artifact {
     pub layer_size: u64,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor<'a> {
-    media_type: &'a str,
-    digest: &'a str,
-    size: u64,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: BTreeMap<&'static str, &'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Manifest<'a> {
-    schema_version: u32,
-    media_type: &'static str,
-    config: Descriptor<'a>,
-    layers: [Descriptor<'a>; 1],
-    annotations: BTreeMap<&'static str, &'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Config<'a> {
-    architecture: &'static str,
-    os: &'static str,
-    created: &'static str,
-    layer_digests: [&'a str; 1],
-    component: Component<'a>,
-}
-
-#[derive(Serialize)]
-struct Component<'a> {
-    exports: BTreeSet<&'a str>,
-    imports: BTreeSet<&'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Index<'a> {
-    schema_version: u32,
-    media_type: &'static str,
-    manifests: Vec<Descriptor<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ImageLayout {
-    image_layout_version: &'static str,
-}
-
 /// `created` as RFC 3339 in UTC, whole seconds: `1970-01-01T00:00:00Z`.
 pub fn rfc3339(created: i64) -> Result<String, OciError> {
     if !(0..=MAX_CREATED).contains(&created) {
@@ -221,36 +173,27 @@ pub fn artifact(input: &ArtifactInput) -> Result<Artifact, OciError> {
     let layer_digest = sha256(input.wasm);
     let layer_size = input.wasm.len() as u64;
 
-    let config = compact(&Config {
-        architecture: "wasm",
-        os: "wasip2",
-        created: CONFIG_CREATED,
-        layer_digests: [&layer_digest],
-        component: Component {
-            exports: input.exports.iter().map(String::as_str).collect(),
-            imports: input.imports.iter().map(String::as_str).collect(),
+    let config = compact(&WasmConfig {
+        architecture: "wasm".to_owned(),
+        os: "wasip2".to_owned(),
+        created: CONFIG_CREATED.to_owned(),
+        layer_digests: vec![layer_digest.clone()],
+        component: WasmComponent {
+            exports: input.exports.iter().cloned().collect(),
+            imports: input.imports.iter().cloned().collect(),
         },
     });
     let config_digest = sha256(&config);
 
     let title = format!("{}.wasm", input.name);
-    let annotations = BTreeMap::from([(TITLE, input.name)]);
-    let manifest = compact(&Manifest {
+    let manifest = compact(&ImageManifest {
         schema_version: 2,
-        media_type: MANIFEST_MEDIA_TYPE,
-        config: Descriptor {
-            media_type: CONFIG_MEDIA_TYPE,
-            digest: &config_digest,
-            size: config.len() as u64,
-            annotations: BTreeMap::new(),
-        },
-        layers: [Descriptor {
-            media_type: LAYER_MEDIA_TYPE,
-            digest: &layer_digest,
-            size: layer_size,
-            annotations: BTreeMap::from([(TITLE, title.as_str())]),
-        }],
-        annotations,
+        media_type: Some(MANIFEST_MEDIA_TYPE.to_owned()),
+        config: Descriptor::new(CONFIG_MEDIA_TYPE, &config_digest, config.len() as u64),
+        layers: vec![
+            Descriptor::new(LAYER_MEDIA_TYPE, &layer_digest, layer_size).annotated(TITLE, &title),
+        ],
+        annotations: BTreeMap::from([(TITLE.to_owned(), input.name.to_owned())]),
     });
     let manifest_digest = sha256(&manifest);
 
@@ -313,26 +256,28 @@ pub fn layout(
         files.insert(blob_path(&a.layer_digest), wasm.to_vec());
         files.insert(blob_path(&sha256(&a.config)), a.config.clone());
         files.insert(blob_path(manifest_digest), a.manifest.clone());
-        manifests.push(Descriptor {
-            media_type: MANIFEST_MEDIA_TYPE,
-            digest: manifest_digest,
-            size: a.manifest.len() as u64,
-            annotations: BTreeMap::from([(REF_NAME, a.name.as_str())]),
-        });
+        manifests.push(
+            Descriptor::new(
+                MANIFEST_MEDIA_TYPE,
+                manifest_digest,
+                a.manifest.len() as u64,
+            )
+            .annotated(REF_NAME, &a.name),
+        );
     }
 
     files.insert(
         "index.json".to_owned(),
-        compact(&Index {
+        compact(&ImageIndex {
             schema_version: 2,
-            media_type: INDEX_MEDIA_TYPE,
+            media_type: Some(INDEX_MEDIA_TYPE.to_owned()),
             manifests,
         }),
     );
     files.insert(
         "oci-layout".to_owned(),
         compact(&ImageLayout {
-            image_layout_version: "1.0.0",
+            image_layout_version: "1.0.0".to_owned(),
         }),
     );
     Ok(files)

@@ -20,11 +20,13 @@ use p256::ecdsa::{DerSignature, Signature};
 use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
-use serde_json::{Value as Json, json};
+use serde::{Deserialize, Serialize};
 
 use crate::oci::layout::{self, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
+use crate::oci::manifest::{Descriptor, History, ImageConfig, ImageIndex, ImageManifest, RootFs};
 use crate::oci::registry::{self, Session};
 use crate::util::digest::sha256;
+use crate::util::json::compact;
 
 /// Media type of the signature's one layer: the simple-signing payload.
 pub const PAYLOAD_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -224,17 +226,56 @@ impl VerifyingKey {
     }
 }
 
+/// A simple-signing payload: what a signature signs. Read leniently, as the OCI documents.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Payload {
+    critical: Critical,
+    /// Whatever the signer adds; etl writes `null`.
+    optional: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Critical {
+    identity: Identity,
+    image: Image,
+    /// [`PAYLOAD_TYPE`].
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Identity {
+    /// The repository signed, without tag or digest.
+    #[serde(rename = "docker-reference")]
+    docker_reference: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Image {
+    /// The manifest digest signed.
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
+}
+
 /// The simple-signing payload naming `manifest_digest` of `docker_reference` (the repository,
 /// without tag or digest), canonical JSON.
 pub fn payload(docker_reference: &str, manifest_digest: &str) -> Vec<u8> {
-    crate::util::json::compact(&json!({
-        "critical": {
-            "identity": {"docker-reference": docker_reference},
-            "image": {"docker-manifest-digest": manifest_digest},
-            "type": PAYLOAD_TYPE,
+    compact(&Payload {
+        critical: Critical {
+            identity: Identity {
+                docker_reference: docker_reference.to_owned(),
+            },
+            image: Image {
+                docker_manifest_digest: manifest_digest.to_owned(),
+            },
+            kind: PAYLOAD_TYPE.to_owned(),
         },
-        "optional": null,
-    }))
+        optional: None,
+    })
 }
 
 /// The cosign tag of the signature of `manifest_digest`: `sha256-<hex>.sig`.
@@ -270,29 +311,30 @@ pub fn signature(
     let payload_digest = sha256(&payload);
     // What go-containerregistry's empty image gets when cosign appends the payload layer: no
     // time, no platform, the layer's digest as its diff id (the payload is not compressed).
-    let config = crate::util::json::compact(&json!({
-        "architecture": "",
-        "config": {},
-        "created": "0001-01-01T00:00:00Z",
-        "history": [{"created": "0001-01-01T00:00:00Z"}],
-        "os": "",
-        "rootfs": {"diff_ids": [payload_digest], "type": "layers"},
-    }));
-    let manifest = crate::util::json::compact(&json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
-        "config": {
-            "mediaType": SIGNATURE_CONFIG_MEDIA_TYPE,
-            "digest": sha256(&config),
-            "size": config.len(),
-        },
-        "layers": [{
-            "mediaType": PAYLOAD_MEDIA_TYPE,
-            "digest": payload_digest,
-            "size": payload.len(),
-            "annotations": {SIGNATURE_ANNOTATION: key.sign(&payload)},
+    let zero_time = "0001-01-01T00:00:00Z";
+    let config = compact(&ImageConfig {
+        architecture: String::new(),
+        config: BTreeMap::new(),
+        created: zero_time.to_owned(),
+        history: vec![History {
+            created: zero_time.to_owned(),
         }],
-    }));
+        os: String::new(),
+        rootfs: RootFs {
+            diff_ids: vec![payload_digest.clone()],
+            kind: "layers".to_owned(),
+        },
+    });
+    let manifest = compact(&ImageManifest {
+        schema_version: 2,
+        media_type: Some(MANIFEST_MEDIA_TYPE.to_owned()),
+        config: Descriptor::of(SIGNATURE_CONFIG_MEDIA_TYPE, &config),
+        layers: vec![
+            Descriptor::new(PAYLOAD_MEDIA_TYPE, &payload_digest, payload.len() as u64)
+                .annotated(SIGNATURE_ANNOTATION, &key.sign(&payload)),
+        ],
+        annotations: BTreeMap::new(),
+    });
     SignatureBlobs {
         manifest,
         config,
@@ -313,54 +355,45 @@ pub fn sign_layout(
 ) -> Result<(), SignError> {
     let index_path = format!("{root}index.json");
     let no_index = || SignError::NoIndex(index_path.clone());
-    let mut index: Json = files
+    let mut index: ImageIndex = files
         .get(&index_path)
         .and_then(|bytes| serde_json::from_slice(bytes).ok())
         .ok_or_else(no_index)?;
-    let entries = index["manifests"].as_array().ok_or_else(no_index)?;
     let mut kept = Vec::new();
     let mut signatures = Vec::new();
-    for entry in entries {
-        let name = entry["annotations"][REF_NAME].as_str().unwrap_or_default();
+    for entry in std::mem::take(&mut index.manifests) {
+        let name = entry.annotation(REF_NAME).unwrap_or_default();
         if is_signature_tag(name) {
             continue;
         }
-        kept.push(entry.clone());
-        let digest = entry["digest"].as_str().unwrap_or_default();
+        let digest = &entry.digest;
         if !files.contains_key(&format!("{root}{}", layout::blob_path(digest))) {
             return Err(SignError::MissingManifest {
                 name: name.to_owned(),
-                digest: digest.to_owned(),
+                digest: digest.clone(),
             });
         }
         let reference = format!("{}/{name}", registry.trim_end_matches('/'));
         let blobs = signature(key, &reference, digest);
-        let manifest_digest = sha256(&blobs.manifest);
-        signatures.push(json!({
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "digest": manifest_digest,
-            "size": blobs.manifest.len(),
-            "annotations": {REF_NAME: signature_tag(digest)},
-        }));
+        signatures.push(
+            Descriptor::of(MANIFEST_MEDIA_TYPE, &blobs.manifest)
+                .annotated(REF_NAME, &signature_tag(digest)),
+        );
         for blob in [blobs.manifest, blobs.config, blobs.payload] {
             files.insert(format!("{root}{}", layout::blob_path(&sha256(&blob))), blob);
         }
+        kept.push(entry);
     }
     kept.extend(signatures);
     kept.sort_by(|a, b| {
-        let name = |e: &Json| {
-            e["annotations"][REF_NAME]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let name = |e: &Descriptor| e.annotation(REF_NAME).unwrap_or_default().to_owned();
         name(a).cmp(&name(b))
     });
-    index["manifests"] = Json::Array(kept);
-    if index["mediaType"].is_null() {
-        index["mediaType"] = INDEX_MEDIA_TYPE.into();
-    }
-    files.insert(index_path, crate::util::json::compact(&index));
+    index.manifests = kept;
+    index
+        .media_type
+        .get_or_insert_with(|| INDEX_MEDIA_TYPE.to_owned());
+    files.insert(index_path, compact(&index));
     Ok(())
 }
 
@@ -455,13 +488,17 @@ impl Blobs<'_> {
     }
 
     /// Reads the blob of a descriptor, checking its size too.
-    fn read_descriptor(&self, what: &'static str, descriptor: &Json) -> Result<Vec<u8>, Problem> {
-        let digest = descriptor["digest"].as_str().unwrap_or_default();
+    fn read_descriptor(
+        &self,
+        what: &'static str,
+        descriptor: &Descriptor,
+    ) -> Result<Vec<u8>, Problem> {
+        let digest = &descriptor.digest;
         let bytes = self.read(what, digest)?;
-        if descriptor["size"].as_u64() != Some(bytes.len() as u64) {
+        if descriptor.size != bytes.len() as u64 {
             return Err(Problem::Blob {
                 what,
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 state: format!("{} bytes, not the size its descriptor says", bytes.len()),
             });
         }
@@ -488,33 +525,32 @@ pub fn verify_layout(dir: &Path, key: &VerifyingKey) -> Result<Report, VerifyErr
         path: index_path.clone(),
         reason: reason.to_owned(),
     };
-    let index: Json = serde_json::from_slice(&bytes).map_err(|e| bad_index(&e.to_string()))?;
-    let entries = index["manifests"]
-        .as_array()
-        .ok_or_else(|| bad_index("no `manifests` array"))?;
-    let signatures: BTreeMap<&str, &Json> = entries
+    let index: ImageIndex =
+        serde_json::from_slice(&bytes).map_err(|e| bad_index(&e.to_string()))?;
+    let entries = &index.manifests;
+    let signatures: BTreeMap<&str, &Descriptor> = entries
         .iter()
-        .filter_map(|e| Some((e["annotations"][REF_NAME].as_str()?, e)))
+        .filter_map(|e| Some((e.annotation(REF_NAME)?, e)))
         .filter(|(name, _)| is_signature_tag(name))
         .collect();
 
     let blobs = Blobs::Layout(&root);
     let mut artifacts = Vec::new();
     for entry in entries {
-        let name = entry["annotations"][REF_NAME].as_str().unwrap_or_default();
+        let name = entry.annotation(REF_NAME).unwrap_or_default();
         if is_signature_tag(name) {
             continue;
         }
-        let digest = entry["digest"].as_str().unwrap_or_default();
+        let digest = &entry.digest;
         let outcome = check_artifact(
             &blobs,
             entry,
-            signatures.get(signature_tag(digest).as_str()),
+            signatures.get(signature_tag(digest).as_str()).copied(),
             key,
         );
         artifacts.push(Checked {
             name: name.to_owned(),
-            digest: digest.to_owned(),
+            digest: digest.clone(),
             outcome,
         });
     }
@@ -527,16 +563,16 @@ pub fn verify_layout(dir: &Path, key: &VerifyingKey) -> Result<Report, VerifyErr
 /// One artifact: its blobs, then its signature.
 fn check_artifact(
     blobs: &Blobs,
-    entry: &Json,
-    signature: Option<&&Json>,
+    entry: &Descriptor,
+    signature: Option<&Descriptor>,
     key: &VerifyingKey,
 ) -> Result<String, Problem> {
-    let digest = entry["digest"].as_str().unwrap_or_default();
+    let digest = &entry.digest;
     let manifest = blobs.read_descriptor("manifest", entry)?;
-    let manifest: Json = serde_json::from_slice(&manifest)
+    let manifest: ImageManifest = serde_json::from_slice(&manifest)
         .map_err(|e| Problem::Malformed(format!("the artifact's manifest: {e}")))?;
-    blobs.read_descriptor("config", &manifest["config"])?;
-    for layer in manifest["layers"].as_array().into_iter().flatten() {
+    blobs.read_descriptor("config", &manifest.config)?;
+    for layer in &manifest.layers {
         blobs.read_descriptor("layer", layer)?;
     }
 
@@ -544,19 +580,18 @@ fn check_artifact(
         tag: signature_tag(digest),
     })?;
     let sig_manifest = blobs.read_descriptor("signature manifest", signature)?;
-    let sig_manifest: Json =
+    let sig_manifest: ImageManifest =
         serde_json::from_slice(&sig_manifest).map_err(|e| Problem::Malformed(e.to_string()))?;
-    blobs.read_descriptor("signature config", &sig_manifest["config"])?;
+    blobs.read_descriptor("signature config", &sig_manifest.config)?;
     check_signature(blobs, digest, &sig_manifest, key)
 }
 
 /// The payload layers of a signature manifest.
-fn payload_layers(sig_manifest: &Json) -> Vec<&Json> {
-    sig_manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|l| l["mediaType"] == PAYLOAD_MEDIA_TYPE)
+fn payload_layers(sig_manifest: &ImageManifest) -> Vec<&Descriptor> {
+    sig_manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == PAYLOAD_MEDIA_TYPE)
         .collect()
 }
 
@@ -565,7 +600,7 @@ fn payload_layers(sig_manifest: &Json) -> Vec<&Json> {
 fn check_signature(
     blobs: &Blobs,
     digest: &str,
-    sig_manifest: &Json,
+    sig_manifest: &ImageManifest,
     key: &VerifyingKey,
 ) -> Result<String, Problem> {
     let layers = payload_layers(sig_manifest);
@@ -577,22 +612,22 @@ fn check_signature(
     let mut problem = Problem::Malformed(format!("no {SIGNATURE_ANNOTATION} annotation"));
     for layer in layers {
         let payload = blobs.read_descriptor("signature payload", layer)?;
-        let Some(signature) = layer["annotations"][SIGNATURE_ANNOTATION].as_str() else {
+        let Some(signature) = layer.annotation(SIGNATURE_ANNOTATION) else {
             continue;
         };
-        let parsed: Json = match serde_json::from_slice(&payload) {
+        let parsed: Payload = match serde_json::from_slice(&payload) {
             Ok(p) => p,
             Err(e) => {
                 problem = Problem::Malformed(format!("the payload: {e}"));
                 continue;
             }
         };
-        let critical = &parsed["critical"];
-        let named = critical["image"]["docker-manifest-digest"].as_str();
-        if critical["type"] != PAYLOAD_TYPE || named != Some(digest) {
+        let critical = parsed.critical;
+        let named = &critical.image.docker_manifest_digest;
+        if critical.kind != PAYLOAD_TYPE || named != digest {
             problem = Problem::WrongImage(format!(
                 "its payload names {}",
-                named.unwrap_or("no digest")
+                if named.is_empty() { "no digest" } else { named }
             ));
             continue;
         }
@@ -600,8 +635,7 @@ fn check_signature(
             problem = Problem::BadSignature;
             continue;
         }
-        let reference = critical["identity"]["docker-reference"].as_str();
-        return Ok(reference.unwrap_or_default().to_owned());
+        return Ok(critical.identity.docker_reference);
     }
     Err(problem)
 }
@@ -689,20 +723,21 @@ async fn signature_in_registry(
     session: &Session,
     repository: &str,
     digest: &str,
-) -> Result<Result<(Json, Blobs<'static>), Problem>, registry::Error> {
+) -> Result<Result<(ImageManifest, Blobs<'static>), Problem>, registry::Error> {
     let tag = signature_tag(digest);
     let Some(bytes) = session.manifest(repository, &tag, &MANIFEST_TYPES).await? else {
         return Ok(Err(Problem::Unsigned { tag }));
     };
-    let sig_manifest: Json = match serde_json::from_slice(&bytes) {
+    let sig_manifest: ImageManifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
         Err(e) => return Ok(Err(Problem::Malformed(e.to_string()))),
     };
     let mut blobs = BTreeMap::new();
     for layer in payload_layers(&sig_manifest) {
-        let Some(payload) = layer["digest"].as_str() else {
+        let payload = layer.digest.as_str();
+        if payload.is_empty() {
             continue;
-        };
+        }
         match session.blob(repository, payload, MAX_PAYLOAD_BYTES).await {
             Ok(bytes) => {
                 blobs.insert(payload.to_owned(), bytes);

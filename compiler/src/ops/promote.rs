@@ -13,10 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::Value as Json;
 
-use crate::build::emit::{self, Application, ArtifactRef, EmitError};
+use crate::build::dist;
+use crate::build::emit::{self, ArtifactRef, EmitError};
 use crate::oci::layout::{LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::oci::manifest::{Descriptor, ImageManifest, WasmConfig};
 use crate::oci::registry::{self, Credentials, Registry, Retry, Session};
 use crate::oci::sign::{self, Problem, VerifyingKey};
 use crate::util::out_dir::{OutputDir, OutputError};
@@ -207,27 +208,25 @@ struct Candidate {
 pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Report, PromoteError> {
     // Before any tag moves: DIST must be an output etl may rewrite.
     let out = OutputDir::for_rewrite(dist)?;
-    let plan_path = dist.join("plan.json");
+    let plan_path = dist.join(dist::FILE);
     let bad_plan = |reason: String| PromoteError::Plan {
         path: plan_path.clone(),
         reason,
     };
-    let plan_bytes = std::fs::read(&plan_path).map_err(|source| {
-        PromoteError::Io(crate::util::io::IoError::new(plan_path.clone(), source))
+    let mut plan = dist::read(dist).map_err(|e| match e {
+        dist::ReadError::Io(e) => PromoteError::Io(e),
+        dist::ReadError::Invalid { reason, .. } => bad_plan(reason.to_string()),
     })?;
-    let mut plan: Json =
-        serde_json::from_slice(&plan_bytes).map_err(|e| bad_plan(e.to_string()))?;
-    let project_registry = plan["registry"]
-        .as_str()
-        .ok_or_else(|| bad_plan("no `registry`".to_owned()))?
-        .trim_end_matches('/')
-        .to_owned();
+    if plan.registry.is_empty() {
+        return Err(bad_plan("no `registry`".to_owned()));
+    }
+    let project_registry = plan.registry.trim_end_matches('/').to_owned();
     crate::ops::push::check_registry(dist, &options.registry, &project_registry)?;
     if options.from == options.to {
         return Err(PromoteError::SameEnvironment(options.from.clone()));
     }
-    let from_apps = environment(&plan, &options.from, &bad_plan)?;
-    let to_apps = environment(&plan, &options.to, &bad_plan)?;
+    let from_apps = plan.deployments_of(&options.from)?.clone();
+    let to_apps = plan.deployments_of(&options.to)?.clone();
     let repositories: BTreeSet<&str> = from_apps
         .values()
         .flat_map(|a| &a.components)
@@ -280,7 +279,7 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
             .map(|c| (c.repository.clone(), c.pinned.clone()))
             .collect();
         let mut files = BTreeMap::new();
-        let mut deployments = serde_json::Map::new();
+        let mut deployments = BTreeMap::new();
         for (pipeline, app) in &to_apps {
             let app = app.repinned(&pinned);
             emit::check_names(&app).map_err(|source| PromoteError::Emit {
@@ -296,12 +295,9 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
                 format!("{}/k8s/{pipeline}.yaml", options.to),
                 emit::k8s::manifests(&app).into_bytes(),
             );
-            deployments.insert(
-                pipeline.clone(),
-                serde_json::to_value(&app).expect("applications serialize"),
-            );
+            deployments.insert(pipeline.clone(), app);
         }
-        plan["deployments"][&options.to] = Json::Object(deployments);
+        plan.deployments.insert(options.to.clone(), deployments);
         let record = Record {
             api_version: "etl/v1alpha1",
             kind: "Promotion",
@@ -319,10 +315,7 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
                 })
                 .collect(),
         };
-        files.insert(
-            "plan.json".to_owned(),
-            crate::util::json::pretty(&plan).into_bytes(),
-        );
+        files.insert(dist::FILE.to_owned(), plan.to_json().into_bytes());
         files.insert(
             format!("promotions/{}.json", options.to),
             crate::util::json::pretty(&serde_json::to_value(&record).expect("records serialize"))
@@ -368,17 +361,6 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
     })
 }
 
-/// The applications of `env` in the plan, by pipeline.
-fn environment(
-    plan: &Json,
-    env: &str,
-    bad_plan: &dyn Fn(String) -> PromoteError,
-) -> Result<BTreeMap<String, Application>, PromoteError> {
-    let apps = crate::build::dist::deployments_of(plan, env)?;
-    serde_json::from_value(Json::Object(apps.clone()))
-        .map_err(|e| bad_plan(format!("`deployments.{env}`: {e}")))
-}
-
 /// The artifact tagged `from` in `repository`: verified, and fit for `to`'s deployment.
 async fn candidate(
     session: &Session,
@@ -416,13 +398,12 @@ async fn candidate(
         digest: digest.clone(),
         reason,
     };
-    let parsed: Json = serde_json::from_slice(&manifest)
+    let parsed: ImageManifest = serde_json::from_slice(&manifest)
         .map_err(|e| incompatible(format!("its manifest is not JSON: {e}")))?;
-    let layers: Vec<&Json> = parsed["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|l| l["mediaType"] == LAYER_MEDIA_TYPE)
+    let layers: Vec<&Descriptor> = parsed
+        .layers
+        .iter()
+        .filter(|l| l.media_type == LAYER_MEDIA_TYPE)
         .collect();
     let [layer] = layers.as_slice() else {
         return Err(incompatible(format!(
@@ -430,17 +411,18 @@ async fn candidate(
             layers.len()
         )));
     };
-    let component_digest = layer["digest"].as_str().unwrap_or_default().to_owned();
+    let component_digest = layer.digest.clone();
     if let Some(served) = served {
-        let config_digest = parsed["config"]["digest"].as_str().unwrap_or_default();
-        let config = session.blob(&full, config_digest, MAX_CONFIG_BYTES).await?;
-        let config: Json = serde_json::from_slice(&config)
+        let config = session
+            .blob(&full, &parsed.config.digest, MAX_CONFIG_BYTES)
+            .await?;
+        let config: WasmConfig = serde_json::from_slice(&config)
             .map_err(|e| incompatible(format!("its config is not JSON: {e}")))?;
-        let imports: BTreeSet<&str> = config["component"]["imports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Json::as_str)
+        let imports: BTreeSet<&str> = config
+            .component
+            .imports
+            .iter()
+            .map(String::as_str)
             .collect();
         let served: BTreeSet<&str> = served.iter().map(String::as_str).collect();
         let unserved: Vec<&str> = imports.difference(&served).copied().collect();
@@ -471,10 +453,9 @@ async fn candidate(
     }
     Ok(Candidate {
         repository: repository.to_owned(),
-        media_type: parsed["mediaType"]
-            .as_str()
-            .unwrap_or(MANIFEST_MEDIA_TYPE)
-            .to_owned(),
+        media_type: parsed
+            .media_type
+            .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.to_owned()),
         pinned: ArtifactRef {
             image: format!("{project_registry}/{repository}@{digest}"),
             repository: repository.to_owned(),

@@ -21,9 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde_json::Value as Json;
-
-use crate::oci::layout::REF_NAME;
+use crate::build::dist;
+use crate::oci::layout::{MANIFEST_MEDIA_TYPE, REF_NAME};
+use crate::oci::manifest::{ImageIndex, ImageManifest};
 use crate::oci::registry::{self, Credentials, Registry, Retry, Session};
 use crate::util::digest::sha256;
 
@@ -139,31 +139,25 @@ fn read_dist(
         std::fs::read(&path)
             .map_err(|source| PushError::Io(crate::util::io::IoError::new(path.clone(), source)))
     };
-    let plan_path = dist.join("plan.json");
-    let plan_bytes = read(plan_path.clone())?;
-    let plan_tag = format!("sha-{}", &sha256(&plan_bytes)["sha256:".len()..][..12]);
-    let plan: Json = serde_json::from_slice(&plan_bytes).map_err(|e| PushError::Layout {
-        path: plan_path.clone(),
-        reason: e.to_string(),
+    let (plan, plan_bytes) = dist::read_file(&dist.join(dist::FILE)).map_err(|e| match e {
+        dist::ReadError::Io(e) => PushError::Io(e),
+        dist::ReadError::Invalid { path, reason } => PushError::Layout {
+            path,
+            reason: reason.to_string(),
+        },
     })?;
-    check_registry(
-        dist,
-        registry,
-        plan["registry"].as_str().unwrap_or_default(),
-    )?;
+    let plan_tag = format!("sha-{}", &sha256(&plan_bytes)["sha256:".len()..][..12]);
+    check_registry(dist, registry, &plan.registry)?;
     // The environments to tag, with the repositories each deploys (from
     // `deployments.<env>.<pipeline>.components`).
     let mut environments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for env in tag_environments {
-        let apps = crate::build::dist::deployments_of(&plan, env)?;
-        for app in apps.values() {
-            for c in app["components"].as_array().into_iter().flatten() {
-                if let Some(repo) = c["artifact"]["repository"].as_str() {
-                    environments
-                        .entry(repo.to_owned())
-                        .or_default()
-                        .insert(env.clone());
-                }
+        for app in plan.deployments_of(env)?.values() {
+            for c in &app.components {
+                environments
+                    .entry(c.artifact.repository.clone())
+                    .or_default()
+                    .insert(env.clone());
             }
         }
     }
@@ -174,7 +168,7 @@ fn read_dist(
         path: index_path.clone(),
         reason,
     };
-    let index: Json =
+    let index: ImageIndex =
         serde_json::from_slice(&read(index_path.clone())?).map_err(|e| layout(e.to_string()))?;
     let blob = |digest: &str| -> Result<Vec<u8>, PushError> {
         let hex = digest
@@ -194,32 +188,30 @@ fn read_dist(
 
     let mut artifacts = Vec::new();
     let mut signatures = Vec::new();
-    for d in index["manifests"].as_array().into_iter().flatten() {
-        let name = d["annotations"][REF_NAME].as_str().ok_or_else(|| {
+    for d in &index.manifests {
+        let name = d.annotation(REF_NAME).ok_or_else(|| {
             layout("a manifest has no `org.opencontainers.image.ref.name`".into())
         })?;
-        let digest = d["digest"]
-            .as_str()
+        let digest = Some(d.digest.as_str())
+            .filter(|d| !d.is_empty())
             .ok_or_else(|| layout(format!("`{name}` has no digest")))?;
         let manifest = blob(digest)?;
-        let parsed: Json = serde_json::from_slice(&manifest)
+        let parsed: ImageManifest = serde_json::from_slice(&manifest)
             .map_err(|e| layout(format!("the manifest of `{name}`: {e}")))?;
-        let media_type = d["mediaType"]
-            .as_str()
-            .or(parsed["mediaType"].as_str())
-            .unwrap_or(crate::oci::layout::MANIFEST_MEDIA_TYPE)
+        let media_type = Some(d.media_type.as_str())
+            .filter(|t| !t.is_empty())
+            .or(parsed.media_type.as_deref())
+            .unwrap_or(MANIFEST_MEDIA_TYPE)
             .to_owned();
         let mut blobs = Vec::new();
-        for b in std::iter::once(&parsed["config"])
-            .chain(parsed["layers"].as_array().into_iter().flatten())
-        {
-            let digest = b["digest"].as_str().ok_or_else(|| {
-                layout(format!(
+        for b in std::iter::once(&parsed.config).chain(&parsed.layers) {
+            if b.digest.is_empty() {
+                return Err(layout(format!(
                     "the manifest of `{name}` names a blob without digest"
-                ))
-            })?;
-            blob(digest)?; // present and intact
-            blobs.push(digest.to_owned());
+                )));
+            }
+            blob(&b.digest)?; // present and intact
+            blobs.push(b.digest.clone());
         }
         let entry = Entry {
             repository: name.to_owned(),

@@ -306,18 +306,25 @@ fn one() -> NonZeroU32 {
     NonZeroU32::MIN
 }
 
-/// One spread entry: a share of replicas on hosts with the given labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One spread entry: a share of replicas on hosts with the given labels. The same in
+/// `etl.yaml`, in the applications of `plan.json` and in `etl diff`'s report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spread {
-    /// Name of the spread.
-    pub name: Name,
-    /// Host labels a host must have.
+    /// Name of the spread: read as a [`Name`].
+    #[serde(deserialize_with = "name_text")]
+    pub name: String,
+    /// Host labels a host must have. Always written: wadm needs it in every entry.
     #[serde(default)]
-    pub requirements: IndexMap<String, String>,
-    /// Relative weight of this spread.
+    pub requirements: BTreeMap<String, String>,
+    /// Relative weight of this spread; `None`: wadm's default (100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+}
+
+/// A [`Name`], as its text.
+fn name_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Name::deserialize(d).map(String::from)
 }
 
 /// The capability policy: imports a customer component may have beyond the contract.

@@ -12,9 +12,8 @@
 //! listed in [`INSECURE_ENV`], credentials from the docker config (`auths.<host>`; a credential
 //! helper is not run, so such hosts are pulled anonymously).
 
-use serde::Deserialize;
-
 use crate::oci::layout::{LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::oci::manifest::{Descriptor, ImageManifest};
 use crate::oci::registry::{self, Retry, Session};
 use crate::store::{Cache, ResolveError};
 
@@ -29,20 +28,6 @@ pub const WASM_LAYER_MEDIA_TYPES: [&str; 3] = [
     "application/vnd.wasm.content.layer.v1+wasm",
     "application/vnd.module.wasm.content.layer.v1+wasm",
 ];
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    media_type: String,
-    digest: String,
-    size: u64,
-}
 
 /// The hosts named in [`INSECURE_ENV`].
 pub fn insecure_hosts() -> Vec<String> {
@@ -132,7 +117,8 @@ fn split(reference: &str) -> Option<(&str, &str, &str)> {
 
 /// The one Wasm layer of an artifact's manifest.
 fn wasm_layer(manifest: &[u8]) -> Result<Descriptor, String> {
-    let mut manifest: Manifest = serde_json::from_slice(manifest).map_err(|e| e.to_string())?;
+    let mut manifest: ImageManifest =
+        serde_json::from_slice(manifest).map_err(|e| e.to_string())?;
     match manifest.layers.len() {
         1 => {
             let layer = manifest.layers.remove(0);

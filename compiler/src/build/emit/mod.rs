@@ -17,11 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::deployment::{Deployment, UnitDeployment, UnitKind};
 use crate::spec::load::Repo;
+pub use crate::spec::model::Spread;
 use crate::spec::model::{ProviderKind, SinkConnector, SourceConnector};
 use crate::util::digest::sha256;
 
 /// A pipeline deployed to one environment: what both manifest formats are written from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
     /// Manifest name: the pipeline name.
@@ -67,7 +68,9 @@ pub struct Component {
     /// Secrets it is given, through [`Application::secret_policy`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<Secret>,
-    /// Interfaces the composed component imports (what the host must serve).
+    /// Interfaces the composed component imports (what the host must serve). Read as empty
+    /// when left out: `etl diff` reads them from the plan's pipelines.
+    #[serde(default)]
     pub imports: Vec<String>,
     /// Imports granted to the customer component beyond the contract (steps only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -106,18 +109,6 @@ pub struct Scale {
     /// Shares of the replicas on labelled hosts; empty: anywhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spread: Vec<Spread>,
-}
-
-/// A share of the replicas on hosts carrying the given labels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Spread {
-    /// Spread name.
-    pub name: String,
-    /// Host labels required.
-    pub requirements: BTreeMap<String, String>,
-    /// Relative weight; `None`: wadm's default (100).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight: Option<u32>,
 }
 
 /// A capability provider.
@@ -390,19 +381,7 @@ fn placement(
         .unwrap_or(env.replicas.get());
     Placement {
         replicas,
-        spread: env
-            .spread
-            .iter()
-            .map(|s| Spread {
-                name: s.name.to_string(),
-                requirements: s
-                    .requirements
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                weight: s.weight,
-            })
-            .collect(),
+        spread: env.spread.clone(),
         secret_backend: env
             .secrets
             .as_ref()

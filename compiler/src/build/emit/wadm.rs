@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Application, Direction, Link, NamedConfig, Scale};
+use super::{Application, Direction, Link, NamedConfig, Scale, Spread};
 
 /// `apiVersion` of a wadm application manifest.
 pub const API_VERSION: &str = "core.oam.dev/v1beta1";
@@ -110,25 +110,16 @@ struct SecretSource<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", content = "properties", rename_all = "lowercase")]
 enum Trait<'a> {
-    Spreadscaler(SpreadScaler<'a>),
-    Daemonscaler(SpreadScaler<'a>),
+    Spreadscaler(SpreadScaler),
+    Daemonscaler(SpreadScaler),
     Link(LinkProperties<'a>),
 }
 
 #[derive(Serialize)]
-struct SpreadScaler<'a> {
+struct SpreadScaler {
     instances: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    spread: Vec<Spread<'a>>,
-}
-
-#[derive(Serialize)]
-struct Spread<'a> {
-    name: &'a str,
-    /// Always written: wadm-types needs it in every entry.
-    requirements: &'a BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    weight: Option<u32>,
+    spread: Vec<Spread>,
 }
 
 #[derive(Serialize)]
@@ -179,14 +170,13 @@ fn configs(config: Option<&NamedConfig>) -> Vec<Config<'_>> {
 }
 
 /// The spread entries of `scale`, with their weights when `weighted`.
-fn spread(scale: &Scale, weighted: bool) -> Vec<Spread<'_>> {
+fn spread(scale: &Scale, weighted: bool) -> Vec<Spread> {
     scale
         .spread
         .iter()
         .map(|s| Spread {
-            name: &s.name,
-            requirements: &s.requirements,
             weight: s.weight.filter(|_| weighted),
+            ..s.clone()
         })
         .collect()
 }
@@ -329,9 +319,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::build::emit::{
-        ArtifactRef, Component, ComponentKind, Provider, SecretPolicy, Spread as AppSpread,
-    };
+    use crate::build::emit::{ArtifactRef, Component, ComponentKind, Provider, SecretPolicy};
     use crate::spec::model::ProviderKind;
 
     fn config(name: &str, pairs: &[(&str, &str)]) -> Option<NamedConfig> {
@@ -507,12 +495,12 @@ mod tests {
             backend: "nats-kv".to_owned(),
         });
         app.components[0].scale.spread = vec![
-            AppSpread {
+            Spread {
                 name: "anywhere".to_owned(),
                 requirements: BTreeMap::new(),
                 weight: None,
             },
-            AppSpread {
+            Spread {
                 name: "east".to_owned(),
                 requirements: BTreeMap::from([("zone".to_owned(), "east".to_owned())]),
                 weight: Some(60),

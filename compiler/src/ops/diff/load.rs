@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::Snapshot;
+use crate::build::dist;
 use crate::store::Cache;
 
 /// How to compile a side given as a git ref (or a pipeline repo directory).
@@ -92,15 +93,19 @@ pub fn load(arg: &str, options: &Options) -> Result<Snapshot, DiffError> {
 
 fn load_path(arg: &str, path: &Path, options: &Options) -> Result<Snapshot, DiffError> {
     let plan = if path.is_dir() {
-        path.join("plan.json")
+        path.join(dist::FILE)
     } else {
         path.to_owned()
     };
     if plan.is_file() {
-        let text = std::fs::read_to_string(&plan).map_err(|source| {
-            crate::spec::Error::Io(crate::util::io::IoError::new(plan.clone(), source))
+        let (plan, _) = dist::read_file(&plan).map_err(|e| match e {
+            dist::ReadError::Io(e) => DiffError::Etl(crate::spec::Error::Io(e)),
+            dist::ReadError::Invalid { path, reason } => DiffError::BadPlan {
+                path: path.display().to_string(),
+                message: reason.to_string(),
+            },
         })?;
-        return Snapshot::from_plan_json(arg, &plan.display().to_string(), &text);
+        return Ok(Snapshot::from_plan(arg, plan));
     }
     if path.join("etl.yaml").is_file() {
         let written: Vec<&Path> = options.cache.iter().map(Cache::dir).collect();
@@ -176,19 +181,14 @@ fn compile(
     provenance: &crate::oci::layout::Provenance,
 ) -> Result<Snapshot, DiffError> {
     let build = crate::build::build(root, options.cache.as_ref(), provenance)?;
-    let Some(text) = build
-        .files
-        .get("plan.json")
-        .filter(|_| build.plan.is_some())
-    else {
-        return Err(DiffError::Invalid {
+    match build.plan {
+        Some(plan) => Ok(Snapshot::from_plan(arg, plan)),
+        None => Err(DiffError::Invalid {
             label: label.to_owned(),
             root: shown_root.to_owned(),
             validation: Box::new(build.validation),
-        });
-    };
-    let text = String::from_utf8_lossy(text);
-    Snapshot::from_plan_json(arg, label, &text)
+        }),
+    }
 }
 
 /// `git -C repo args…`, its trimmed stdout, or its stderr as the error.

@@ -2,11 +2,11 @@
 //!
 //! Each side is a compiled plan: the `plan.json` of an `etl compile` output directory, or a git
 //! ref of the pipeline repo, exported into a temporary directory (`git archive`; the work tree
-//! and index are never touched) and compiled in memory. The plans are read into small views of
-//! their own (only the fields compared here; unknown fields are ignored), and compared per
-//! pipeline, then per environment: units added and removed, artifacts whose component changed
-//! and why, wiring, scaling, runtime and link configuration, secrets (names only), providers.
-//! New capabilities (imports a unit gained) come first in every format.
+//! and index are never touched) and compiled in memory. Both are [`Plan`]s (a `plan.json` of an
+//! earlier etl reads too), compared per pipeline, then per environment: units added and
+//! removed, artifacts whose component changed and why, wiring, scaling, runtime and link
+//! configuration, secrets (names only), providers. New capabilities (imports a unit gained)
+//! come first in every format.
 //!
 //! The report is rendered as Markdown for a pull-request comment (kept under
 //! [`MARKDOWN_LIMIT`] characters), as text for a terminal, or as JSON (docs/diff.md). The same
@@ -18,9 +18,12 @@ mod render;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::build::dist::{self, PipelinePlan, Plan, UnitPlan};
+use crate::build::emit::{Application, Component, Direction, Link, NamedConfig, Provider};
 use crate::ops::graph::{Graph, Kind, Mark};
+use crate::spec::model::Spread;
 
 pub use load::{DiffError, Options, load};
 
@@ -34,209 +37,46 @@ pub const MARKDOWN_LIMIT: usize = 60_000;
 pub const REDACTED: &str = "•••";
 
 // ------------------------------------------------------------------------------------------
-// What is read of a plan
+// Reading a plan
 // ------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct PlanView {
-    kind: String,
-    harness: BTreeMap<String, String>,
-    pipelines: Vec<PipelineView>,
-    provenance: ProvenanceView,
-    deployments: BTreeMap<String, BTreeMap<String, AppView>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct ProvenanceView {
-    revision: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct PipelineView {
-    name: String,
-    steps: Vec<UnitView>,
-    sinks: Vec<UnitView>,
-}
-
-impl PipelineView {
-    fn units(&self) -> impl Iterator<Item = &UnitView> {
-        self.steps.iter().chain(&self.sinks)
+/// The harness parts composed into `unit`, by name.
+fn parts(unit: &UnitPlan) -> Vec<&str> {
+    let mut parts: Vec<&str> = unit.harness.inbound.iter().map(String::as_str).collect();
+    parts.push(&unit.harness.out);
+    parts.push("settings");
+    if unit.customer.is_none() {
+        parts.push("identity");
     }
-
-    fn unit(&self, name: &str) -> Option<&UnitView> {
-        self.units().find(|u| u.name == name)
-    }
+    parts
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct UnitView {
-    name: String,
-    from: Vec<String>,
-    customer: Option<CustomerView>,
-    harness: HarnessView,
-    artifact: UnitArtifactView,
+/// The interfaces granted to `unit`'s customer component.
+fn granted(unit: &UnitPlan) -> &[String] {
+    unit.customer.as_ref().map_or(&[], |c| &c.grants)
 }
 
-impl UnitView {
-    /// The harness parts composed into it, by name.
-    fn parts(&self) -> Vec<&str> {
-        let mut parts: Vec<&str> = self.harness.inbound.iter().map(String::as_str).collect();
-        parts.push(&self.harness.out);
-        parts.push("settings");
-        if self.customer.is_none() {
-            parts.push("identity");
-        }
-        parts
-    }
-
-    fn grants(&self) -> &[String] {
-        self.customer.as_ref().map_or(&[], |c| &c.grants)
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(default, rename_all = "camelCase")]
-struct CustomerView {
-    component: String,
-    digest: String,
-    component_digest: String,
-    grants: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-struct HarnessView {
-    #[serde(rename = "in")]
-    inbound: Vec<String>,
-    out: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct UnitArtifactView {
-    digest: String,
-    imports: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct AppView {
-    description: Option<String>,
-    lattice: String,
-    version: String,
-    components: Vec<ComponentView>,
-    providers: Vec<ProviderView>,
-    links: Vec<LinkView>,
-    secret_policy: Option<SecretPolicyView>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct ComponentView {
-    name: String,
-    artifact: ArtifactRefView,
-    scale: ScaleView,
-    config: Option<ConfigView>,
-    secrets: Vec<SecretView>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct ArtifactRefView {
-    image: String,
-    manifest_digest: String,
-    component_digest: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct ScaleView {
-    replicas: u32,
-    spread: Vec<Spread>,
-}
-
-/// A share of the replicas on hosts with some labels, as the plan says it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Spread {
-    /// Spread name.
-    pub name: String,
-    /// Host labels required.
-    pub requirements: BTreeMap<String, String>,
-    /// Relative weight, if set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct ConfigView {
-    properties: BTreeMap<String, String>,
-}
-
-fn properties(config: Option<&ConfigView>) -> BTreeMap<String, String> {
+fn properties(config: Option<&NamedConfig>) -> BTreeMap<String, String> {
     config.map(|c| c.properties.clone()).unwrap_or_default()
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct SecretView {
-    name: String,
-    key: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct ProviderView {
-    name: String,
-    image: String,
-    config: Option<ConfigView>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct LinkView {
-    direction: String,
-    provider: String,
-    component: String,
-    namespace: String,
-    package: String,
-    interfaces: Vec<String>,
-    name: Option<String>,
-    source_config: Option<ConfigView>,
-    target_config: Option<ConfigView>,
-}
-
-impl LinkView {
-    /// `provider → component (ns:pkg/iface)` or the other way, and its name when it is not
-    /// the component's.
-    fn label(&self) -> String {
-        let (from, to) = if self.direction == "provider-to-component" {
-            (&self.provider, &self.component)
-        } else {
-            (&self.component, &self.provider)
-        };
-        let mut label = format!(
-            "{from} → {to} ({}:{}/{})",
-            self.namespace,
-            self.package,
-            self.interfaces.join(",")
-        );
-        if let Some(name) = self.name.as_ref().filter(|n| **n != self.component) {
-            let _ = write!(label, " [{name}]");
-        }
-        label
+/// `provider → component (ns:pkg/iface)` or the other way, and its name when it is not the
+/// component's.
+fn link_label(link: &Link) -> String {
+    let (from, to) = match link.direction {
+        Direction::ProviderToComponent => (&link.provider, &link.component),
+        Direction::ComponentToProvider => (&link.component, &link.provider),
+    };
+    let mut label = format!(
+        "{from} → {to} ({}:{}/{})",
+        link.namespace,
+        link.package,
+        link.interfaces.join(",")
+    );
+    if let Some(name) = link.name.as_ref().filter(|n| **n != link.component) {
+        let _ = write!(label, " [{name}]");
     }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-struct SecretPolicyView {
-    backend: String,
+    label
 }
 
 /// One side of a comparison: a compiled plan and where it came from.
@@ -246,28 +86,27 @@ pub struct Snapshot {
     pub arg: String,
     /// The commit it was compiled from, if known.
     pub revision: Option<String>,
-    plan: PlanView,
+    plan: Plan,
 }
 
 impl Snapshot {
     /// A side read from the text of a `plan.json`; `arg` names it in the report, `path` in
     /// errors.
     pub fn from_plan_json(arg: &str, path: &str, text: &str) -> Result<Self, DiffError> {
-        let bad = |message: String| DiffError::BadPlan {
+        let plan = dist::parse(text.as_bytes()).map_err(|reason| DiffError::BadPlan {
             path: path.to_owned(),
-            message,
-        };
-        let plan: PlanView = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        match plan.kind.as_str() {
-            "Plan" => {}
-            "" => return Err(bad("it has no `kind: Plan`".to_owned())),
-            kind => return Err(bad(format!("its kind is `{kind}`, not `Plan`"))),
-        }
-        Ok(Snapshot {
+            message: reason.to_string(),
+        })?;
+        Ok(Self::from_plan(arg, plan))
+    }
+
+    /// A side of a plan in memory; `arg` names it in the report.
+    pub fn from_plan(arg: &str, plan: Plan) -> Self {
+        Snapshot {
             arg: arg.to_owned(),
             revision: plan.provenance.revision.clone(),
             plan,
-        })
+        }
     }
 
     /// The graph of `pipeline` as this plan deploys it (see [`Graph`]), if it has it.
@@ -669,7 +508,7 @@ impl Report {
 /// Compares `base` with `head`.
 pub fn diff(base: &Snapshot, head: &Snapshot) -> Report {
     let (b, h) = (&base.plan, &head.plan);
-    let envs = |p: &PlanView| -> BTreeSet<String> { p.deployments.keys().cloned().collect() };
+    let envs = |p: &Plan| -> BTreeSet<String> { p.deployments.keys().cloned().collect() };
     let (base_envs, head_envs) = (envs(b), envs(h));
     let environments = Environments {
         added: head_envs.difference(&base_envs).cloned().collect(),
@@ -711,7 +550,7 @@ pub fn diff(base: &Snapshot, head: &Snapshot) -> Report {
     for env in base_envs.union(&head_envs) {
         // An application's version hashes all of it: differing versions, or one missing, is
         // a change.
-        let version = |p: &PlanView, pipeline: &String| {
+        let version = |p: &Plan, pipeline: &String| {
             p.deployments
                 .get(env)
                 .and_then(|apps| apps.get(pipeline))
@@ -783,8 +622,8 @@ fn unversioned(interface: &str) -> &str {
 }
 
 fn new_capabilities(
-    old: Option<&PipelineView>,
-    new: &PipelineView,
+    old: Option<&PipelinePlan>,
+    new: &PipelinePlan,
     base_imports: &BTreeSet<&str>,
 ) -> Vec<Capability> {
     let mut out = Vec::new();
@@ -801,10 +640,9 @@ fn new_capabilities(
             })
             .cloned()
             .collect();
-        let grants: Vec<String> = unit
-            .grants()
+        let grants: Vec<String> = granted(unit)
             .iter()
-            .filter(|g| before.is_none_or(|b| !had(b.grants(), g)))
+            .filter(|g| before.is_none_or(|b| !had(granted(b), g)))
             .cloned()
             .collect();
         if !imports.is_empty() || !grants.is_empty() {
@@ -820,13 +658,13 @@ fn new_capabilities(
 }
 
 fn pipeline_diff(
-    b: &PlanView,
-    h: &PlanView,
+    b: &Plan,
+    h: &Plan,
     name: &str,
-    old: Option<&PipelineView>,
-    new: Option<&PipelineView>,
+    old: Option<&PipelinePlan>,
+    new: Option<&PipelinePlan>,
 ) -> Option<PipelineDiff> {
-    let apps = |p: &PlanView| -> BTreeMap<String, AppView> {
+    let apps = |p: &Plan| -> BTreeMap<String, Application> {
         p.deployments
             .iter()
             .filter_map(|(env, apps)| apps.get(name).map(|a| (env.clone(), a.clone())))
@@ -837,7 +675,7 @@ fn pipeline_diff(
         old_apps.values().next().and_then(|a| a.description.clone()),
         new_apps.values().next().and_then(|a| a.description.clone()),
     );
-    let empty = PipelineView::default();
+    let empty = PipelinePlan::default();
     let status = match (old, new) {
         (None, None) => return None,
         (None, Some(_)) => Status::Added,
@@ -971,8 +809,8 @@ fn pipeline_diff(
 
 /// The manifest digests of `unit` in the first environment that deploys it on both sides.
 fn manifests(
-    old: &BTreeMap<String, AppView>,
-    new: &BTreeMap<String, AppView>,
+    old: &BTreeMap<String, Application>,
+    new: &BTreeMap<String, Application>,
     unit: &str,
 ) -> Option<(String, String)> {
     old.iter().find_map(|(env, o)| {
@@ -986,7 +824,7 @@ fn manifests(
     })
 }
 
-fn causes(b: &PlanView, h: &PlanView, old: &UnitView, new: &UnitView) -> Vec<Cause> {
+fn causes(b: &Plan, h: &Plan, old: &UnitPlan, new: &UnitPlan) -> Vec<Cause> {
     let mut causes = Vec::new();
     if let (Some(oc), Some(nc)) = (&old.customer, &new.customer)
         && (oc.component != nc.component
@@ -1009,13 +847,13 @@ fn causes(b: &PlanView, h: &PlanView, old: &UnitView, new: &UnitView) -> Vec<Cau
     if old.customer.is_some() != new.customer.is_some() || old.harness != new.harness {
         causes.push(Cause::HarnessParts {
             parts: Change {
-                old: Some(old.parts().iter().map(|p| p.to_string()).collect()),
-                new: Some(new.parts().iter().map(|p| p.to_string()).collect()),
+                old: Some(parts(old).iter().map(|p| p.to_string()).collect()),
+                new: Some(parts(new).iter().map(|p| p.to_string()).collect()),
             },
         });
     }
-    let old_parts = old.parts();
-    for part in new.parts().into_iter().filter(|p| old_parts.contains(p)) {
+    let old_parts = parts(old);
+    for part in parts(new).into_iter().filter(|p| old_parts.contains(p)) {
         if let Some(digest) = Change::of(b.harness.get(part).cloned(), h.harness.get(part).cloned())
         {
             causes.push(Cause::Harness {
@@ -1047,8 +885,8 @@ fn empty_deployment(env: &str, status: Status) -> DeploymentDiff {
 }
 
 /// A deployment only in HEAD: its scaling, configuration, secrets and providers as additions.
-fn added_deployment(env: &str, new: &AppView) -> DeploymentDiff {
-    let mut d = deployment_diff(env, &AppView::default(), new);
+fn added_deployment(env: &str, new: &Application) -> DeploymentDiff {
+    let mut d = deployment_diff(env, &Application::default(), new);
     d.status = Status::Added;
     d.lattice = None;
     d.links.clear();
@@ -1056,7 +894,7 @@ fn added_deployment(env: &str, new: &AppView) -> DeploymentDiff {
     d
 }
 
-fn deployment_diff(env: &str, old: &AppView, new: &AppView) -> DeploymentDiff {
+fn deployment_diff(env: &str, old: &Application, new: &Application) -> DeploymentDiff {
     let mut d = empty_deployment(env, Status::Changed);
     d.lattice = Change::of(
         Some(old.lattice.clone()).filter(|l| !l.is_empty()),
@@ -1066,7 +904,7 @@ fn deployment_diff(env: &str, old: &AppView, new: &AppView) -> DeploymentDiff {
         old.secret_policy.as_ref().map(|p| p.backend.clone()),
         new.secret_policy.as_ref().map(|p| p.backend.clone()),
     );
-    let component = |app: &AppView, name: &str| -> Option<ComponentView> {
+    let component = |app: &Application, name: &str| -> Option<Component> {
         app.components.iter().find(|c| c.name == name).cloned()
     };
     let names = ordered(
@@ -1101,7 +939,7 @@ fn deployment_diff(env: &str, old: &AppView, new: &AppView) -> DeploymentDiff {
             &properties(o.as_ref().and_then(|c| c.config.as_ref())),
             &properties(n.as_ref().and_then(|c| c.config.as_ref())),
         ));
-        let secrets = |c: &Option<ComponentView>| -> BTreeMap<String, String> {
+        let secrets = |c: &Option<Component>| -> BTreeMap<String, String> {
             c.iter()
                 .flat_map(|c| &c.secrets)
                 .map(|s| (s.name.clone(), s.key.clone()))
@@ -1130,21 +968,16 @@ fn deployment_diff(env: &str, old: &AppView, new: &AppView) -> DeploymentDiff {
             });
         }
     }
-    let links = |app: &AppView| -> BTreeMap<String, LinkView> {
-        app.links.iter().map(|l| (l.label(), l.clone())).collect()
+    let links = |app: &Application| -> BTreeMap<String, Link> {
+        app.links
+            .iter()
+            .map(|l| (link_label(l), l.clone()))
+            .collect()
     };
     let (ol, nl) = (links(old), links(new));
     for label in ordered(
-        old.links
-            .iter()
-            .map(LinkView::label)
-            .collect::<Vec<_>>()
-            .iter(),
-        new.links
-            .iter()
-            .map(LinkView::label)
-            .collect::<Vec<_>>()
-            .iter(),
+        old.links.iter().map(link_label).collect::<Vec<_>>().iter(),
+        new.links.iter().map(link_label).collect::<Vec<_>>().iter(),
     ) {
         match (ol.get(&label), nl.get(&label)) {
             (Some(_), None) => d.links.push(LinkChange {
@@ -1156,7 +989,7 @@ fn deployment_diff(env: &str, old: &AppView, new: &AppView) -> DeploymentDiff {
                 status: Status::Added,
             }),
             (Some(o), Some(n)) => {
-                let side = |prefix: &str, c: Option<&ConfigView>| -> BTreeMap<String, String> {
+                let side = |prefix: &str, c: Option<&NamedConfig>| -> BTreeMap<String, String> {
                     properties(c)
                         .into_iter()
                         .map(|(k, v)| (format!("{prefix}.{k}"), v))
@@ -1176,7 +1009,7 @@ fn deployment_diff(env: &str, old: &AppView, new: &AppView) -> DeploymentDiff {
             (None, None) => {}
         }
     }
-    let providers = |app: &AppView| -> BTreeMap<String, ProviderView> {
+    let providers = |app: &Application| -> BTreeMap<String, Provider> {
         app.providers
             .iter()
             .map(|p| (p.name.clone(), p.clone()))
@@ -1263,7 +1096,7 @@ fn redact(key: &str, value: String) -> String {
 
 /// The graph of a planned pipeline: sources are what units read that is not a unit; connector
 /// kinds come from the harness parts and the links of the first environment.
-fn plan_graph(plan: &PlanView, p: &PipelineView, marks: &BTreeMap<String, Mark>) -> Graph {
+fn plan_graph(plan: &Plan, p: &PipelinePlan, marks: &BTreeMap<String, Mark>) -> Graph {
     let app = plan.deployments.values().find_map(|apps| apps.get(&p.name));
     let links = app.map(|a| a.links.as_slice()).unwrap_or_default();
     let units: BTreeSet<&str> = p.units().map(|u| u.name.as_str()).collect();
@@ -1277,7 +1110,7 @@ fn plan_graph(plan: &PlanView, p: &PipelineView, marks: &BTreeMap<String, Mark>)
         }
     }
     for s in &sources {
-        let readers: Vec<&UnitView> = p
+        let readers: Vec<&UnitPlan> = p
             .units()
             .filter(|u| u.from.iter().any(|f| f == s))
             .collect();
