@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::Snapshot;
-use crate::build::dist;
+use crate::build::dist::{self, Plan};
 use crate::store::Cache;
 
 /// How to compile a side given as a git ref (or a pipeline repo directory).
@@ -289,5 +288,36 @@ fn near_misses(arg: &str, repo: &Path) -> Option<String> {
         (Some(d), None) => Some(format!("did you mean the directory `{d}`?")),
         (None, Some(r)) => Some(format!("did you mean the ref `{r}`?")),
         (None, None) => None,
+    }
+}
+
+/// One side of a comparison: a compiled plan and where it came from.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The argument as given (`dist`, `HEAD~1`).
+    pub arg: String,
+    /// The commit it was compiled from, if known.
+    pub revision: Option<String>,
+    pub(super) plan: Plan,
+}
+
+impl Snapshot {
+    /// A side read from the text of a `plan.json`; `arg` names it in the report, `path` in
+    /// errors.
+    pub fn from_plan_json(arg: &str, path: &str, text: &str) -> Result<Self, DiffError> {
+        let plan = dist::parse(text.as_bytes()).map_err(|reason| DiffError::BadPlan {
+            path: path.to_owned(),
+            message: reason.to_string(),
+        })?;
+        Ok(Self::from_plan(arg, plan))
+    }
+
+    /// A side of a plan in memory; `arg` names it in the report.
+    pub fn from_plan(arg: &str, plan: Plan) -> Self {
+        Snapshot {
+            arg: arg.to_owned(),
+            revision: plan.provenance.revision.clone(),
+            plan,
+        }
     }
 }

@@ -20,12 +20,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::build::dist::{self, PipelinePlan, Plan, UnitPlan};
+use crate::build::dist::{PipelinePlan, Plan, UnitPlan};
 use crate::build::emit::{Application, Component, Direction, Link, NamedConfig, Provider};
 use crate::ops::graph::{Graph, Kind, Mark};
 use crate::spec::model::Spread;
 
-pub use load::{DiffError, Options, load};
+pub use load::{DiffError, Options, Snapshot, load};
 
 /// Version of the JSON format; bumped only on incompatible changes.
 pub const JSON_FORMAT_VERSION: u32 = 1;
@@ -79,36 +79,7 @@ fn link_label(link: &Link) -> String {
     label
 }
 
-/// One side of a comparison: a compiled plan and where it came from.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// The argument as given (`dist`, `HEAD~1`).
-    pub arg: String,
-    /// The commit it was compiled from, if known.
-    pub revision: Option<String>,
-    plan: Plan,
-}
-
 impl Snapshot {
-    /// A side read from the text of a `plan.json`; `arg` names it in the report, `path` in
-    /// errors.
-    pub fn from_plan_json(arg: &str, path: &str, text: &str) -> Result<Self, DiffError> {
-        let plan = dist::parse(text.as_bytes()).map_err(|reason| DiffError::BadPlan {
-            path: path.to_owned(),
-            message: reason.to_string(),
-        })?;
-        Ok(Self::from_plan(arg, plan))
-    }
-
-    /// A side of a plan in memory; `arg` names it in the report.
-    pub fn from_plan(arg: &str, plan: Plan) -> Self {
-        Snapshot {
-            arg: arg.to_owned(),
-            revision: plan.provenance.revision.clone(),
-            plan,
-        }
-    }
-
     /// The graph of `pipeline` as this plan deploys it (see [`Graph`]), if it has it.
     pub fn graph(&self, pipeline: &str) -> Option<Graph> {
         let p = self.plan.pipelines.iter().find(|p| p.name == pipeline)?;
