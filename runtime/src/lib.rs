@@ -23,6 +23,7 @@ pub mod artifacts;
 mod host;
 pub mod input;
 pub mod output;
+pub mod stream;
 pub mod test;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -6,5 +6,8 @@ pub mod diff;
 pub mod graph;
 pub mod init;
 pub mod inspect;
+pub mod keygen;
 pub mod promote;
 pub mod push;
+pub mod registry;
+pub mod verify;

@@ -1,0 +1,125 @@
+//! `etl compile`: a repo into `--out`, signed with `--sign-key`, then pushed with `--push`.
+
+use std::path::{Path, PathBuf};
+
+use etl::build::dist::Plan;
+use etl::build::provenance;
+use etl::ops::compile::{Compilation, Options};
+
+use crate::args::{self, Color, Format, RegistryArgs};
+use crate::commands::push;
+use crate::exit::{Error, Verdict};
+use crate::render;
+
+/// The arguments of `etl compile`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline repo (the directory holding etl.yaml).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    repo: PathBuf,
+    /// Where to write the output: a new or empty directory, or an earlier output.
+    #[arg(long, default_value = "dist", value_name = "DIR")]
+    out: PathBuf,
+    /// Cache of pulled components, componentized modules and compositions (default:
+    /// $ETL_CACHE_DIR, else $XDG_CACHE_HOME/etl, else ~/.cache/etl).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Build everything, ignoring and not filling the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Output format of diagnostics, as for `etl validate`.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// URL of the pipeline repo, recorded in plan.json's provenance (e.g.
+    /// https://github.com/acme/pipelines).
+    #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
+    source: Option<String>,
+    /// Sign every artifact of oci/ with this private key (from `etl keygen`): a cosign
+    /// signature tagged `sha256-<digest>.sig` beside each, checked by `etl verify` and
+    /// `cosign verify --key`. An encrypted key's passphrase is read from
+    /// $ETL_KEY_PASSPHRASE. Signatures are deterministic: the output still reproduces.
+    #[arg(long, value_name = "KEY")]
+    sign_key: Option<PathBuf>,
+    /// Then push the artifacts to the project's registry (`spec.registry`), as `etl push`
+    /// does.
+    #[arg(long)]
+    push: bool,
+    /// With --push: also tag the artifacts this environment deploys with its name, as
+    /// `etl push --env`; repeatable.
+    #[arg(long = "env", value_name = "ENV", requires = "push")]
+    environments: Vec<String>,
+    #[command(flatten)]
+    access: RegistryArgs,
+}
+
+/// Compiles the repo, renders the diagnostics and what was built, then pushes when asked.
+pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
+    let key = match &args.sign_key {
+        Some(path) => Some(etl::ops::keygen::read_signing_key(
+            path,
+            args::passphrase().as_deref(),
+        )?),
+        None => None,
+    };
+    let cache = (!args.no_cache).then(|| etl::store::Cache::new(args::cache_dir(args.cache_dir)));
+    // What etl writes is never a change of the inputs.
+    let written: Vec<&Path> = std::iter::once(args.out.as_path())
+        .chain(cache.as_ref().map(etl::store::Cache::dir))
+        .collect();
+    let epoch = args::source_date_epoch();
+    let provenance = provenance::discover(&args.repo, &written, epoch.as_deref(), args.source)?;
+    if provenance.revision.is_none() && provenance::is_dirty(&args.repo, &written) {
+        eprintln!(
+            "note: `{}` has uncommitted changes: plan.json records no revision",
+            args.repo.display()
+        );
+    }
+    let options = Options {
+        out: args.out,
+        cache,
+        provenance,
+    };
+    let compilation = etl::ops::compile::compile_signed(&args.repo, &options, key.as_ref())?;
+    render::cache_warning(options.cache.as_ref());
+    let done = compilation
+        .plan
+        .as_ref()
+        .map(|plan| compiled(plan, &compilation, &options));
+    render::diagnostics(
+        &compilation.validation,
+        &args.repo,
+        args.format,
+        color,
+        done.as_deref(),
+    );
+    match compilation.plan {
+        Some(_) if args.push => push::push(&options.out, None, args.environments, &args.access),
+        Some(_) => Ok(Verdict::Success),
+        None => Ok(Verdict::Invalid),
+    }
+}
+
+/// The line that says what was compiled into where, and how (built, from the cache, shared).
+fn compiled(plan: &Plan, compilation: &Compilation, options: &Options) -> String {
+    let units: usize = plan
+        .pipelines
+        .iter()
+        .map(|p| p.steps.len() + p.sinks.len())
+        .sum();
+    let (built, cached) = (compilation.built, compilation.from_cache);
+    let shared = units.saturating_sub(built + cached);
+    let mut how = vec![format!("{built} built")];
+    if options.cache.is_some() {
+        how.push(format!("{cached} from cache"));
+    }
+    if shared > 0 {
+        how.push(format!("{shared} shared with an identical one"));
+    }
+    format!(
+        "compiled {} pipeline{} ({units} components: {}) into `{}`",
+        plan.pipelines.len(),
+        if plan.pipelines.len() == 1 { "" } else { "s" },
+        how.join(", "),
+        options.out.display()
+    )
+}

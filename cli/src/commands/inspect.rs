@@ -1,0 +1,40 @@
+//! `etl inspect`: a component's imports and exports, and whether it satisfies the contract.
+
+use std::path::PathBuf;
+
+use etl::spec::model::Grant;
+use etl::util::io::IoError;
+
+use crate::exit::{Error, Verdict};
+use crate::render;
+
+/// The arguments of `etl inspect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The `.wasm` file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// An import to grant, as in `policy.allow` (e.g. `wasi:logging/logging`); repeatable.
+    #[arg(long = "allow", value_name = "INTERFACE")]
+    allow: Vec<String>,
+}
+
+/// Describes the component under the `--allow` grants.
+pub fn run(args: Args) -> Result<Verdict, Error> {
+    let grants = args
+        .allow
+        .into_iter()
+        .map(Grant::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::Grant)?;
+    let bytes = std::fs::read(&args.file)
+        .map_err(|source| etl::spec::Error::Io(IoError::new(args.file.clone(), source)))?;
+    let name = args.file.display().to_string();
+    let resolved = etl::build::resolve::prepare(&name, bytes, None)?;
+    render::print(&etl::ops::inspect::describe(&name, &resolved, &grants));
+    Ok(if etl::ops::inspect::satisfies(&resolved, &grants) {
+        Verdict::Success
+    } else {
+        Verdict::Failed
+    })
+}

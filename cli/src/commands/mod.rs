@@ -1,0 +1,15 @@
+//! One module per subcommand, each its arguments (`Args`) and `run`: the call into the library,
+//! and the rendering of what it returns.
+
+pub mod compile;
+pub mod diff;
+pub mod graph;
+pub mod init;
+pub mod inspect;
+pub mod keygen;
+pub mod promote;
+pub mod push;
+pub mod run;
+pub mod test;
+pub mod validate;
+pub mod verify;

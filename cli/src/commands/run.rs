@@ -1,0 +1,105 @@
+//! `etl run`: records through one pipeline, each outcome printed as it completes.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::ValueEnum;
+use etl_run::output;
+use etl_run::stream::{self, Input, Stream};
+
+use crate::args::{ArtifactArgs, Color, LimitArgs};
+use crate::exit::{Error, Verdict};
+
+/// The arguments of `etl run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pipeline to run.
+    #[arg(value_name = "PIPELINE")]
+    pipeline: String,
+    /// The environment whose configuration to use (default: the project's first).
+    #[arg(long, value_name = "ENV")]
+    env: Option<String>,
+    /// JSON lines of input records; `-` for stdin.
+    #[arg(long, default_value = "-", value_name = "FILE")]
+    input: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    format: RunFormat,
+    #[command(flatten)]
+    artifacts: ArtifactArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// How outcomes are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line (docs/running.md).
+    Jsonl,
+}
+
+/// Streams the input through the pipeline: each record's outcome on stdout as soon as it is
+/// known, then the summary. Progress goes to stderr when it is a terminal and stdout is not.
+pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
+    let only = std::slice::from_ref(&args.pipeline);
+    let Some(prepared) = args.artifacts.prepare(only, color)? else {
+        return Ok(Verdict::Invalid);
+    };
+    let pipeline = stream::load(
+        &prepared.validation.repo,
+        &prepared.artifacts,
+        &args.pipeline,
+        args.env,
+        &prepared.cache,
+    )?;
+    let input = Input::new(&args.input);
+    if input == Input::Stdin && std::io::stdin().is_terminal() {
+        eprintln!("reading records from stdin, one JSON object a line; end with Ctrl-D");
+    }
+    let mut stream = Stream::open(&pipeline, &input, &args.limits.limits())?;
+    let total = stream.total();
+    let show = std::io::stderr().is_terminal() && !std::io::stdout().is_terminal();
+    let mut last = Instant::now();
+    let mut out = std::io::stdout().lock();
+    for outcome in stream.by_ref() {
+        let outcome = outcome?;
+        let text = match args.format {
+            RunFormat::Text => output::text_outcome(&outcome),
+            RunFormat::Jsonl => output::jsonl_outcome(&outcome),
+        };
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader is gone (`| head`): nothing more can be shown.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(Error::Stdout(e)),
+        }
+        let done = outcome.input + 1;
+        if show && (last.elapsed().as_millis() >= 100 || Some(done) == total) {
+            last = Instant::now();
+            match total {
+                Some(total) => eprint!("\r{done}/{total} records"),
+                None => eprint!("\r{done} records"),
+            }
+        }
+    }
+    let summary = stream.summary();
+    if show && summary.inputs > 0 {
+        eprintln!();
+    }
+    let _ = out.write_all(
+        match args.format {
+            RunFormat::Text => output::text_summary(&summary),
+            RunFormat::Jsonl => output::jsonl_summary(&summary),
+        }
+        .as_bytes(),
+    );
+    let _ = out.flush();
+    Ok(if summary.failed() == 0 {
+        Verdict::Success
+    } else {
+        Verdict::Failed
+    })
+}

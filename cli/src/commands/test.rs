@@ -1,0 +1,41 @@
+//! `etl test`: the repo's fixtures, reported like a test runner.
+
+use std::time::Instant;
+
+use crate::args::{ArtifactArgs, Color, LimitArgs};
+use crate::exit::{Error, Verdict};
+use crate::render;
+
+/// The arguments of `etl test`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only the fixtures of these pipelines (default: all).
+    #[arg(value_name = "PIPELINE")]
+    pipelines: Vec<String>,
+    #[command(flatten)]
+    artifacts: ArtifactArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Runs every fixture (of the named pipelines, if any) and reports.
+pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
+    let Some(prepared) = args.artifacts.prepare(&args.pipelines, color)? else {
+        return Ok(Verdict::Invalid);
+    };
+    let started = Instant::now();
+    let runtime = etl_run::Runtime::new(Some(&prepared.cache))?;
+    let outcomes = etl_run::test::run_fixtures(
+        &runtime,
+        &prepared.validation.repo,
+        &prepared.artifacts,
+        &args.pipelines,
+        &args.limits.limits(),
+    )?;
+    render::print(&etl_run::test::render(&outcomes, started.elapsed()));
+    Ok(if outcomes.iter().all(|o| o.mismatches.is_empty()) {
+        Verdict::Success
+    } else {
+        Verdict::Failed
+    })
+}

@@ -1,0 +1,237 @@
+//! `etl run`: one pipeline loaded for an environment, and records streamed through it: JSON
+//! lines ([`crate::input`]) read from a file or stdin one at a time, each record's [`Outcome`]
+//! handed back as soon as it has gone through the whole pipeline, and only the [`Summary`] kept.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use etl::build::deployment::{self, PlanError};
+use etl::spec::load::Repo;
+use etl::util::io::IoError;
+
+use crate::artifacts::Artifacts;
+use crate::input::{InputError, read_lines};
+use crate::{Limits, Outcome, Pipeline, Record, RunError, Runtime, Session, Summary};
+
+/// Why records could not be streamed through a pipeline (a record that fails at a unit is an
+/// [`Outcome`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The pipeline or environment is unknown.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The pipeline could not be loaded, or a record cannot enter it.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The input cannot be opened.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// A line of the input is not a record.
+    #[error(transparent)]
+    Input(#[from] InputError),
+}
+
+/// Where the records come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Standard input.
+    Stdin,
+    /// A file (or a pipe, a FIFO).
+    File(PathBuf),
+}
+
+impl Input {
+    /// `-` is stdin, any other path a file.
+    pub fn new(path: &Path) -> Input {
+        if path.as_os_str() == "-" {
+            Input::Stdin
+        } else {
+            Input::File(path.to_owned())
+        }
+    }
+}
+
+/// Loads `pipeline` of `artifacts` for environment `env` (default: the project's first), its
+/// compiled code cached under `cache`.
+pub fn load(
+    repo: &Repo,
+    artifacts: &Artifacts,
+    pipeline: &str,
+    env: Option<String>,
+    cache: &Path,
+) -> Result<Pipeline, StreamError> {
+    let env = env
+        .or_else(|| deployment::default_environment(repo))
+        .unwrap_or_default();
+    let deployment = deployment::plan(repo, &env, pipeline)?;
+    let runtime = Runtime::new(Some(cache))?;
+    let none = BTreeMap::new();
+    Ok(runtime.load(&deployment, artifacts.get(pipeline).unwrap_or(&none))?)
+}
+
+/// The records of an input, one at a time.
+type Records = Box<dyn Iterator<Item = Result<Record, InputError>>>;
+
+/// Records streaming through a pipeline: an iterator of each record's [`Outcome`], in input
+/// order; it ends after the first error.
+pub struct Stream<'p> {
+    records: Records,
+    total: Option<usize>,
+    session: Session<'p>,
+    failed: bool,
+}
+
+impl<'p> Stream<'p> {
+    /// Opens `input` for `pipeline`. Lines are read one at a time, so records from stdin run as
+    /// they arrive. A regular file is read twice: every line is checked
+    /// ([`Pipeline::check_input`]) before the first record runs, so its total is known; a pipe or
+    /// FIFO can be read only once, and runs as it arrives, like stdin.
+    pub fn open(
+        pipeline: &'p Pipeline,
+        input: &Input,
+        limits: &Limits,
+    ) -> Result<Stream<'p>, StreamError> {
+        let (records, total): (Records, Option<usize>) = match input {
+            Input::Stdin => (
+                Box::new(read_lines("<stdin>", std::io::stdin().lock())),
+                None,
+            ),
+            Input::File(path) => {
+                let origin = path.display().to_string();
+                let open = || {
+                    File::open(path)
+                        .map(BufReader::new)
+                        .map_err(|source| IoError::new(path.clone(), source))
+                };
+                if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+                    let mut total = 0;
+                    for record in read_lines(&origin, open()?) {
+                        pipeline.check_input(total, &record?)?;
+                        total += 1;
+                    }
+                    (Box::new(read_lines(&origin, open()?)), Some(total))
+                } else {
+                    (Box::new(read_lines(&origin, open()?)), None)
+                }
+            }
+        };
+        Ok(Stream {
+            records,
+            total,
+            session: pipeline.session(limits),
+            failed: false,
+        })
+    }
+
+    /// The number of records, when known before they run (a regular file's).
+    pub fn total(&self) -> Option<usize> {
+        self.total
+    }
+
+    /// The totals so far.
+    pub fn summary(&self) -> Summary {
+        self.session.summary()
+    }
+}
+
+impl Iterator for Stream<'_> {
+    type Item = Result<Outcome, StreamError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let outcome = self
+            .records
+            .next()?
+            .map_err(StreamError::from)
+            .and_then(|record| Ok(self.session.feed(&record)?));
+        self.failed = outcome.is_err();
+        Some(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifacts::{self, Origin};
+
+    /// The example repo's `sensor-ingest`, compiled in memory and loaded for `env`.
+    fn example(env: Option<&str>) -> Result<Pipeline, StreamError> {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors");
+        let (validation, built) = artifacts::prepare(&repo, &Origin::Build(None)).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        load(
+            &validation.repo,
+            &built.expect("the example is valid"),
+            "sensor-ingest",
+            env.map(str::to_owned),
+            cache.path(),
+        )
+    }
+
+    const HOT: &str = r#"{"json": {"sensor": "t-1", "temp_c": 90, "ts": "2026-11-01T12:00:00Z"}}"#;
+
+    #[test]
+    fn a_file_is_checked_whole_then_streamed_in_order() {
+        let pipeline = example(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits::default();
+        let good = dir.path().join("in.jsonl");
+        std::fs::write(&good, format!("{HOT}\n\n{{\"payload\": \"not json\"}}\n")).unwrap();
+        let mut stream = Stream::open(&pipeline, &Input::File(good), &limits).unwrap();
+        assert_eq!(stream.total(), Some(2));
+        let outcomes = stream.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+        assert_eq!(outcomes.iter().map(|o| o.input).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(outcomes[0].sinks.len(), 2);
+        assert_eq!(outcomes[1].dead_letters.len(), 1);
+        assert_eq!(stream.summary().inputs, 2);
+
+        // A bad line anywhere stops the run before any record runs.
+        let bad = dir.path().join("bad.jsonl");
+        std::fs::write(&bad, format!("{HOT}\n{{\"jsn\": 1}}\n")).unwrap();
+        let e = Stream::open(&pipeline, &Input::File(bad), &limits)
+            .err()
+            .unwrap();
+        assert!(matches!(e, StreamError::Input(ref e) if e.line == 2), "{e}");
+        // So does a record the source cannot take: a key, at an HTTP source.
+        let keyed = dir.path().join("keyed.jsonl");
+        std::fs::write(
+            &keyed,
+            format!("{HOT}\n{{\"payload\": \"x\", \"key\": \"k\"}}\n"),
+        )
+        .unwrap();
+        let e = Stream::open(&pipeline, &Input::File(keyed), &limits)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, StreamError::Run(RunError::Input { index: 1, .. })),
+            "{e}"
+        );
+        let missing = dir.path().join("missing.jsonl");
+        let e = Stream::open(&pipeline, &Input::File(missing), &limits)
+            .err()
+            .unwrap();
+        assert!(matches!(e, StreamError::Io(_)), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_environment_is_a_plan_error() {
+        assert!(matches!(example(Some("nope")), Err(StreamError::Plan(_))));
+    }
+
+    #[test]
+    fn a_dash_is_stdin() {
+        assert_eq!(Input::new(Path::new("-")), Input::Stdin);
+        assert_eq!(
+            Input::new(Path::new("in.jsonl")),
+            Input::File(PathBuf::from("in.jsonl"))
+        );
+        assert_eq!(
+            Input::new(Path::new("./-")),
+            Input::File(PathBuf::from("./-"))
+        );
+    }
+}
