@@ -60,7 +60,7 @@ pub enum Error {
     Component(#[from] etl::store::ResolveError),
     /// A pipeline or environment is unknown.
     #[error(transparent)]
-    Plan(#[from] etl::build::deployment::PlanError),
+    Plan(#[from] etl::build::deployment::DeploymentError),
     /// The artifacts to run cannot be had.
     #[error(transparent)]
     Prepare(#[from] etl_run::artifacts::PrepareError),

@@ -358,7 +358,7 @@ impl Runtime {
         &self,
         deployment: &Deployment,
         artifacts: &BTreeMap<String, Artifact>,
-    ) -> Result<Pipeline, RunError> {
+    ) -> Result<LoadedPipeline, RunError> {
         let started = Instant::now();
         let wanted: Vec<(&str, &Artifact)> = deployment
             .units
@@ -430,7 +430,7 @@ impl Runtime {
                 dead_letter: u.dead_letter.clone(),
             });
         }
-        Ok(Pipeline {
+        Ok(LoadedPipeline {
             engine: self.engine.clone(),
             deployment: deployment.clone(),
             units,
@@ -483,7 +483,7 @@ struct LoadedUnit {
 }
 
 /// A pipeline loaded for one environment, ready to run records.
-pub struct Pipeline {
+pub struct LoadedPipeline {
     engine: Engine,
     deployment: Deployment,
     units: Vec<LoadedUnit>,
@@ -514,7 +514,7 @@ struct Failed {
     logs: Vec<LogLine>,
 }
 
-impl Pipeline {
+impl LoadedPipeline {
     /// The deployment this pipeline was loaded for.
     pub fn deployment(&self) -> &Deployment {
         &self.deployment
@@ -545,7 +545,7 @@ impl Pipeline {
     }
 
     /// Runs `inputs` through the pipeline, calling `progress` after each with the number done.
-    /// Every input is checked ([`Pipeline::check_input`]) before the first one runs.
+    /// Every input is checked ([`LoadedPipeline::check_input`]) before the first one runs.
     pub fn run(
         &self,
         inputs: &[Record],
@@ -824,7 +824,7 @@ impl Pipeline {
 /// record has gone through the whole pipeline, and only the [`Summary`] is kept, so memory does
 /// not grow with the number of records.
 pub struct Session<'p> {
-    pipeline: &'p Pipeline,
+    pipeline: &'p LoadedPipeline,
     limits: Limits,
     live: Vec<Option<Live>>,
     summary: Summary,
@@ -832,7 +832,7 @@ pub struct Session<'p> {
 }
 
 impl Session<'_> {
-    /// Checks `record` ([`Pipeline::check_input`]) and carries it through the pipeline.
+    /// Checks `record` ([`LoadedPipeline::check_input`]) and carries it through the pipeline.
     pub fn feed(&mut self, record: &Record) -> Result<Outcome, RunError> {
         let index = self.summary.inputs;
         self.pipeline.check_input(index, record)?;

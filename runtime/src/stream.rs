@@ -7,13 +7,13 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use etl::build::deployment::{self, PlanError};
+use etl::build::deployment::{self, DeploymentError};
 use etl::spec::load::Repo;
 use etl::util::io::IoError;
 
 use crate::artifacts::Artifacts;
 use crate::input::{InputError, read_lines};
-use crate::{Limits, Outcome, Pipeline, Record, RunError, Runtime, Session, Summary};
+use crate::{Limits, LoadedPipeline, Outcome, Record, RunError, Runtime, Session, Summary};
 
 /// Why records could not be streamed through a pipeline (a record that fails at a unit is an
 /// [`Outcome`], not an error).
@@ -21,7 +21,7 @@ use crate::{Limits, Outcome, Pipeline, Record, RunError, Runtime, Session, Summa
 pub enum StreamError {
     /// The pipeline or environment is unknown.
     #[error(transparent)]
-    Plan(#[from] PlanError),
+    Plan(#[from] DeploymentError),
     /// The pipeline could not be loaded, or a record cannot enter it.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -61,11 +61,11 @@ pub fn load(
     pipeline: &str,
     env: Option<String>,
     cache: &Path,
-) -> Result<Pipeline, StreamError> {
+) -> Result<LoadedPipeline, StreamError> {
     let env = env
         .or_else(|| deployment::default_environment(repo))
         .unwrap_or_default();
-    let deployment = deployment::plan(repo, &env, pipeline)?;
+    let deployment = deployment::deploy(repo, &env, pipeline)?;
     let runtime = Runtime::new(Some(cache))?;
     let none = BTreeMap::new();
     Ok(runtime.load(&deployment, artifacts.get(pipeline).unwrap_or(&none))?)
@@ -86,10 +86,10 @@ pub struct Stream<'p> {
 impl<'p> Stream<'p> {
     /// Opens `input` for `pipeline`. Lines are read one at a time, so records from stdin run as
     /// they arrive. A regular file is read twice: every line is checked
-    /// ([`Pipeline::check_input`]) before the first record runs, so its total is known; a pipe or
+    /// ([`LoadedPipeline::check_input`]) before the first record runs, so its total is known; a pipe or
     /// FIFO can be read only once, and runs as it arrives, like stdin.
     pub fn open(
-        pipeline: &'p Pipeline,
+        pipeline: &'p LoadedPipeline,
         input: &Input,
         limits: &Limits,
     ) -> Result<Stream<'p>, StreamError> {
@@ -159,7 +159,7 @@ mod tests {
     use crate::artifacts::{self, Origin};
 
     /// The example repo's `sensor-ingest`, compiled in memory and loaded for `env`.
-    fn example(env: Option<&str>) -> Result<Pipeline, StreamError> {
+    fn example(env: Option<&str>) -> Result<LoadedPipeline, StreamError> {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors");
         let (validation, built) = artifacts::prepare(&repo, &Origin::Build(None)).unwrap();
         let cache = tempfile::tempdir().unwrap();

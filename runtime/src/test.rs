@@ -14,8 +14,8 @@ use similar::TextDiff;
 
 use super::artifacts::Artifacts;
 use super::input::{self, matches};
-use super::{Limits, Pipeline, Record, Report, RunError, Runtime};
-use etl::build::deployment::{self, PlanError, UnitKind};
+use super::{Limits, LoadedPipeline, Record, Report, RunError, Runtime};
+use etl::build::deployment::{self, DeploymentError, UnitKind};
 use etl::spec::load::Repo;
 use etl::spec::model::{self, TestSpec};
 
@@ -24,7 +24,7 @@ use etl::spec::model::{self, TestSpec};
 pub enum TestError {
     /// A pipeline or environment is unknown.
     #[error(transparent)]
-    Plan(#[from] PlanError),
+    Plan(#[from] DeploymentError),
     /// A pipeline could not be loaded or run.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -67,7 +67,7 @@ pub fn run_fixtures(
     for p in only {
         deployment::find_pipeline(repo, p)?;
     }
-    let mut loaded: BTreeMap<(String, String), Pipeline> = BTreeMap::new();
+    let mut loaded: BTreeMap<(String, String), LoadedPipeline> = BTreeMap::new();
     let mut out = Vec::new();
     for fixture in &repo.tests {
         let spec = &fixture.spec.spec;
@@ -82,7 +82,7 @@ pub fn run_fixtures(
             .unwrap_or_default();
         let key = (spec.pipeline.to_string(), environment.clone());
         if !loaded.contains_key(&key) {
-            let deployment = deployment::plan(repo, &environment, &spec.pipeline)?;
+            let deployment = deployment::deploy(repo, &environment, &spec.pipeline)?;
             let units = artifacts
                 .get(spec.pipeline.as_str())
                 .cloned()
@@ -106,7 +106,7 @@ pub fn run_fixtures(
             file: fixture.file.clone(),
             pipeline: spec.pipeline.to_string(),
             environment,
-            mismatches: check(spec, pipeline, &report),
+            mismatches: mismatches(spec, pipeline, &report),
             elapsed: started.elapsed(),
         });
     }
@@ -172,7 +172,7 @@ pub struct Mismatch {
 }
 
 /// Compares `report` (of `pipeline`) with what `spec` expects.
-pub fn check(spec: &TestSpec, pipeline: &Pipeline, report: &Report) -> Vec<Mismatch> {
+pub fn mismatches(spec: &TestSpec, pipeline: &LoadedPipeline, report: &Report) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let expect = &spec.expect;
     for unit in &pipeline.deployment().units {

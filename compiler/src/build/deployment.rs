@@ -81,7 +81,7 @@ pub struct UnitDeployment {
 
 /// Why a deployment could not be planned.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub enum DeploymentError {
     /// The project is missing or did not load.
     #[error("the repo has no loaded `etl.yaml`")]
     NoProject,
@@ -159,12 +159,15 @@ pub fn default_environment(repo: &Repo) -> Option<String> {
 }
 
 /// The pipeline named `name`, or an error that says which ones there are.
-pub fn find_pipeline<'a>(repo: &'a Repo, name: &str) -> Result<&'a Loaded<Pipeline>, PlanError> {
+pub fn find_pipeline<'a>(
+    repo: &'a Repo,
+    name: &str,
+) -> Result<&'a Loaded<Pipeline>, DeploymentError> {
     let names = || repo.pipelines.iter().map(|p| p.spec.metadata.name.as_str());
     repo.pipelines
         .iter()
         .find(|p| *p.spec.metadata.name == *name)
-        .ok_or_else(|| PlanError::UnknownPipeline {
+        .ok_or_else(|| DeploymentError::UnknownPipeline {
             name: name.to_owned(),
             suggestion: diag::closest(name, names()).map(str::to_owned),
             known: names().map(str::to_owned).collect(),
@@ -172,12 +175,16 @@ pub fn find_pipeline<'a>(repo: &'a Repo, name: &str) -> Result<&'a Loaded<Pipeli
 }
 
 /// Plans `pipeline` in `environment` for a repo that validated without errors.
-pub fn plan(repo: &Repo, environment: &str, pipeline: &str) -> Result<Deployment, PlanError> {
-    let project = repo.project.as_ref().ok_or(PlanError::NoProject)?;
-    let environments = Environments::of(repo).ok_or(PlanError::NoProject)?;
+pub fn deploy(
+    repo: &Repo,
+    environment: &str,
+    pipeline: &str,
+) -> Result<Deployment, DeploymentError> {
+    let project = repo.project.as_ref().ok_or(DeploymentError::NoProject)?;
+    let environments = Environments::of(repo).ok_or(DeploymentError::NoProject)?;
     let env = environments
         .get(environment)
-        .ok_or_else(|| PlanError::UnknownEnvironment {
+        .ok_or_else(|| DeploymentError::UnknownEnvironment {
             name: environment.to_owned(),
             suggestion: diag::closest(environment, environments.names()).map(str::to_owned),
             known: environments.names().map(str::to_owned).collect(),
@@ -207,7 +214,7 @@ pub fn plan(repo: &Repo, environment: &str, pipeline: &str) -> Result<Deployment
         }
         merged
     };
-    let render = |unit: &str, settings: &Settings| -> Result<Rendered, PlanError> {
+    let render = |unit: &str, settings: &Settings| -> Result<Rendered, DeploymentError> {
         let mut out = Rendered::default();
         for (key, setting) in settings {
             match setting {
@@ -218,7 +225,7 @@ pub fn plan(repo: &Repo, environment: &str, pipeline: &str) -> Result<Deployment
                     let text = v.as_text();
                     let text = if templates::is_template(&text) {
                         engine.render_str(&text, context.clone()).map_err(|e| {
-                            PlanError::Render {
+                            DeploymentError::Render {
                                 unit: unit.to_owned(),
                                 key: key.clone(),
                                 environment: environment.to_owned(),
@@ -240,7 +247,7 @@ pub fn plan(repo: &Repo, environment: &str, pipeline: &str) -> Result<Deployment
     let source_subject = match source.connector.required_key() {
         None => None,
         Some(key) => Some(source_settings.values.get(key).cloned().ok_or(
-            PlanError::MissingSetting {
+            DeploymentError::MissingSetting {
                 unit: source.name.to_string(),
                 connector: source.connector.name(),
                 key,
@@ -314,15 +321,16 @@ pub fn plan(repo: &Repo, environment: &str, pipeline: &str) -> Result<Deployment
         let mut config = BTreeMap::new();
         let (http, subscriptions) = inbound(&sink.from, &mut config);
         let required = sink.connector.required_key();
-        let target = rendered
-            .values
-            .get(required)
-            .cloned()
-            .ok_or(PlanError::MissingSetting {
-                unit: sink.name.to_string(),
-                connector: sink.connector.name(),
-                key: required,
-            })?;
+        let target =
+            rendered
+                .values
+                .get(required)
+                .cloned()
+                .ok_or(DeploymentError::MissingSetting {
+                    unit: sink.name.to_string(),
+                    connector: sink.connector.name(),
+                    key: required,
+                })?;
         let mut publishes = Vec::new();
         match sink.connector {
             SinkConnector::Nats | SinkConnector::Kafka => {

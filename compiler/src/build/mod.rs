@@ -36,7 +36,7 @@ use crate::util::digest::sha256;
 /// Version of the composition recipe: part of every cache key, bumped when wiring changes.
 const RECIPE: &str = "etl-compose-1";
 
-/// Everything a compile produces, in memory: what [`compile`] writes to `dist/`.
+/// Everything a compile produces, in memory: what `etl compile` writes to `dist/`.
 #[derive(Debug)]
 pub struct Build {
     /// Validation (and its sources, for rendering) with every diagnostic of every stage.
@@ -52,7 +52,7 @@ pub struct Build {
     pub from_cache: usize,
 }
 
-/// Compiles the repo at `root` in memory: the same bytes [`compile`] writes.
+/// Compiles the repo at `root` in memory: the same bytes `etl compile` writes.
 pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Result<Build, Error> {
     Ok(build_validated(
         crate::spec::validate_with(root, cache)?,
@@ -217,7 +217,7 @@ fn package_and_emit(
         for p in pipelines {
             let loaded = crate::build::deployment::find_pipeline(repo, &p.name)
                 .expect("planned pipelines exist");
-            let deployment = match crate::build::deployment::plan(repo, env, &p.name) {
+            let deployment = match crate::build::deployment::deploy(repo, env, &p.name) {
                 Ok(d) => d,
                 Err(e) => {
                     problems.push(emit_diagnostic(loaded, None, &e.to_string()));

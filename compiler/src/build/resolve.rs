@@ -1,7 +1,7 @@
 //! Stage `resolve`: every step's component reference → a verified, componentized component,
 //! checked against the contract and the capability policy.
 //!
-//! Bytes come from the [`store`](crate::store): repo paths and `oci://` references by digest,
+//! Bytes come from the [`crate::store`]: repo paths and `oci://` references by digest,
 //! through its cache, so a pulled component needs the network only once. They must hash to the
 //! step's `digest:`, and must be WebAssembly: a component, or a core module with embedded
 //! component-type metadata (a `wit-bindgen` build), which is componentized deterministically and

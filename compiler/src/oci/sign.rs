@@ -63,7 +63,7 @@ pub enum KeyError {
     Encode(String),
 }
 
-/// Why a layout could not be signed (it is not the layout [`oci::layout`] makes).
+/// Why a layout could not be signed (it is not the layout [`layout::layout`] makes).
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// `index.json` is missing or is not an image index.
@@ -343,7 +343,7 @@ pub fn signature(
 }
 
 /// Signs every artifact of the layout in `files` (paths under `root`, e.g. `oci/`, as
-/// [`oci::layout`] makes them): adds each signature's blobs and an `index.json` entry tagged
+/// [`layout::layout`] makes them): adds each signature's blobs and an `index.json` entry tagged
 /// `sha256-<hex>.sig`, keeping the index sorted by ref name. `registry` is the project's
 /// registry: an artifact `name` is signed as `docker-reference` `<registry>/<name>`, the
 /// repository it is pushed to. Signing again replaces the signatures.

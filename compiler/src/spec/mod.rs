@@ -2,10 +2,9 @@
 //!
 //! [`yaml`] parses with positions, [`schema`] checks each file against its JSON Schema, [`load`]
 //! turns files into the [`model`]; [`environments`] and [`templates`] say what a setting renders
-//! to in each environment; [`check`] (stage `validate`) applies the rules a schema cannot express.
-//! [`validate`] runs them all and reports every problem in one run.
+//! to in each environment; [`validate`](mod@validate) (the stage) applies the rules a schema
+//! cannot express, and [`validate()`] loads and checks a repo, reporting every problem in one run.
 
-pub mod check;
 pub mod environments;
 pub mod error;
 pub mod load;
