@@ -47,7 +47,7 @@ pub enum DistError {
     },
 }
 
-/// The artifacts of a compile done in memory ([`etl::ops::compile::build`]).
+/// The artifacts of a compile done in memory ([`etl::build::build`]).
 pub fn from_build(plan: &Plan, files: &BTreeMap<String, Vec<u8>>) -> Artifacts {
     let mut shared: BTreeMap<&str, Arc<[u8]>> = BTreeMap::new();
     let mut out = Artifacts::new();
