@@ -1,4 +1,4 @@
-//! Stage `run`: executes the composed units of one pipeline in-process on wasmtime, wired the
+//! `etl run` and `etl test`: executes the composed units of one pipeline in-process on wasmtime, wired the
 //! way the deployment plan ([`etl::build::deployment`]) wires them on a lattice.
 //!
 //! - The bytes run are the composed artifacts `etl compile` produced, found by digest; nothing

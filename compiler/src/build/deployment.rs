@@ -1,4 +1,4 @@
-//! Stage `plan`: how one pipeline runs in one environment, a [`Deployment`].
+//! Stage `deployment`: how one pipeline runs in one environment, a [`Deployment`].
 //!
 //! For every unit (step or sink) it says how records reach it (the HTTP source, or the subjects
 //! it subscribes to), where its outputs and dead letters go, and the runtime configuration its

@@ -1,4 +1,4 @@
-//! Stage `package`: a composed component → a CNCF "Wasm OCI Artifact", and a set of artifacts →
+//! Stage `layout`: a composed component → a CNCF "Wasm OCI Artifact", and a set of artifacts →
 //! the files of an OCI image layout (`dist/oci/`). Computed in memory, byte-for-byte
 //! deterministic: sorted keys and no insignificant whitespace in every JSON blob, sorted index.
 //! Nothing is pushed or signed here.
