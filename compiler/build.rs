@@ -4,7 +4,7 @@
 //!
 //! The nested build is the same as `harness-components/build.sh` — `--locked --release --target
 //! wasm32-wasip2`, with the same `--remap-path-prefix` flags — so its bytes equal the script's:
-//! `tests/harness.rs` rebuilds them with the script in a fresh target directory and compares.
+//! `tests/all/harness.rs` rebuilds them with the script in a fresh target directory and compares.
 //! Nothing the outer build inherits may change those bytes, so every variable through which the
 //! caller's cargo configuration or a wrapper (clippy, sccache, coverage) would reach the nested
 //! build is removed. The toolchain is the outer build's own (`$CARGO`, `$RUSTC`), which

@@ -5,9 +5,9 @@
 #   in-messaging  sha256:<hex>  <size> bytes  <target>/wasm32-wasip2/release/in_messaging.wasm
 #
 # The `etl` crate's build script (compiler/build.rs) runs the same build, with the same flags, and
-# embeds the bytes in the `etl` binary; `cargo test -p etl --test harness -- --ignored
-# harness_digests_reproduce` runs this script in a fresh target directory and checks that it gives
-# the embedded bytes.
+# embeds the bytes in the `etl` binary; `cargo test -p etl --test all --
+# harness::harness_digests_reproduce` runs this script in a fresh target directory and checks that
+# it gives the embedded bytes.
 #
 # The build is reproducible: the toolchain is pinned by ../rust-toolchain.toml, dependencies by
 # Cargo.lock (--locked), and the paths of this machine (the crate registry, the sources, the target

@@ -18,7 +18,7 @@ rustup component add rustfmt clippy >/dev/null
 # independent OCI client) must read the OCI image layout `etl compile` writes as written;
 # docker-registry (distribution 2.8) is the real registry `etl push` is tested against, each test
 # starting its own on loopback (the package's own service and config are not used). The sigstore
-# crate that checks our signatures (compiler/tests/cosign-oracle) links the system's OpenSSL.
+# crate that checks our signatures (cli/tests/cosign-oracle) links the system's OpenSSL.
 missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)

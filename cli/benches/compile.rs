@@ -4,12 +4,12 @@
 //! A plain bench binary (no criterion, to keep the build lean):
 //!
 //! ```sh
-//! cargo bench -p etl --bench compile                       # full run: 200 pipelines, wac comparison
-//! ETL_BENCH_QUICK=1 cargo bench -p etl --bench compile     # smoke test for CI: 10 pipelines, no wac
-//! cargo test -p etl --bench compile                        # also the smoke test (no `--bench` arg)
-//! ETL_BENCH_PIPELINES=1000 cargo bench -p etl --bench compile   # another repo size
-//! ETL_BENCH_COMPONENTS=100 cargo bench -p etl --bench compile  # more distinct components
-//! ETL_BENCH_KEEP=1 cargo bench -p etl --bench compile      # keep the generated repo (to profile)
+//! cargo bench -p etl-cli --bench compile                           # full run: 200 pipelines, wac comparison
+//! ETL_BENCH_QUICK=1 cargo bench -p etl-cli --bench compile         # smoke test for CI: 10 pipelines, no wac
+//! cargo test -p etl-cli --bench compile                            # also the smoke test (no `--bench` arg)
+//! ETL_BENCH_PIPELINES=1000 cargo bench -p etl-cli --bench compile  # another repo size
+//! ETL_BENCH_COMPONENTS=100 cargo bench -p etl-cli --bench compile  # more distinct components
+//! ETL_BENCH_KEEP=1 cargo bench -p etl-cli --bench compile          # keep the generated repo (to profile)
 //! ```
 //!
 //! The repo: N pipelines, each an `http` (every third) or `nats` source, 5 chained steps and 2
@@ -19,13 +19,13 @@
 //! to each, and pinned by their real digests. The benchmark asserts that the repo compiles
 //! without a diagnostic, then measures:
 //!
-//! - **cold**: `etl::compile::compile` with a fresh cache dir and a fresh out dir, so every
+//! - **cold**: `etl::ops::compile::compile` with a fresh cache dir and a fresh out dir, so every
 //!   distinct composition is built (`Compilation::built`); and the CLI
 //!   (`etl compile --repo --out --cache-dir`) likewise;
 //! - **no-op**: the same, again, with the cache of an earlier run and the repo unchanged
 //!   (`built == 0`), in-process and through the CLI;
-//! - **per composition**: `etl::compose::compose` alone on each distinct composition (the same
-//!   parts `compile` gives it), checked to give the very bytes the plan records;
+//! - **per composition**: `etl::build::compose::compose` alone on each distinct composition (the
+//!   same parts `compile` gives it), checked to give the very bytes the plan records;
 //! - **where the time goes**: the parts of a compile timed alone (`validate`, `resolve_repo`
 //!   with and without the cache, reading the cached compositions as `Cache::composed` does,
 //!   `compose::interface_of` on a cold compile), the rest by difference;
@@ -56,10 +56,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etl::compile::{Compilation, Options, Plan};
-use etl::compose::{self, Parts};
-use etl::harness::Part;
-use etl::resolve::{self, Cache};
+use etl::build::compose::{self, Parts};
+use etl::build::dist::Plan;
+use etl::build::harness::Part;
+use etl::build::resolve;
+use etl::ops::compile::{Compilation, Options};
+use etl::store::Cache;
+use etl::util::digest::sha256;
 
 mod support;
 use support::{machine, median, ms, time_etl};
@@ -184,7 +187,7 @@ fn main() {
             let bytes = recipe.compose();
             times.push(t.elapsed());
             assert_eq!(
-                resolve::sha256(&bytes),
+                sha256(&bytes),
                 *digest,
                 "compose gives the bytes the plan records"
             );
@@ -216,7 +219,7 @@ fn main() {
         ms(*noop.last().expect("a run"))
     );
     println!(
-        "per composition (etl::compose::compose, median of {compose_runs} runs each, {} compositions): \
+        "per composition (etl::build::compose::compose, median of {compose_runs} runs each, {} compositions): \
          median {:.1} ms, min {:.1}, max {:.1}",
         composition_times.len(),
         ms(compose_median),
@@ -364,7 +367,7 @@ fn main() {
 
 /// The parts of a compile timed alone (medians of 3), to split the cold and no-op figures.
 struct Breakdown {
-    /// `etl::validate`.
+    /// `etl::spec::validate`.
     validate: Duration,
     /// `resolve_repo` without a cache (componentizes every module).
     resolve_cold: Duration,
@@ -406,7 +409,7 @@ fn breakdown(
     let mut times: [Vec<Duration>; 5] = Default::default();
     for _ in 0..3 {
         let t = Instant::now();
-        let v = etl::validate(repo).expect("validate runs");
+        let v = etl::spec::validate(repo).expect("validate runs");
         times[0].push(t.elapsed());
         let t = Instant::now();
         let (resolved, problems) = resolve::resolve_repo(&v.repo, Default::default(), None);
@@ -441,7 +444,7 @@ fn breakdown(
 
 /// One in-process compile; panics unless it succeeds without a diagnostic.
 fn compile(repo: &Path, out: &Path, cache: &Path) -> Compilation {
-    let c = etl::compile::compile(
+    let c = etl::ops::compile::compile(
         repo,
         &Options {
             out: out.to_owned(),
@@ -451,10 +454,10 @@ fn compile(repo: &Path, out: &Path, cache: &Path) -> Compilation {
     )
     .expect("compile runs");
     if !c.validation.diagnostics.is_empty() || c.plan.is_none() {
-        let text = etl::render::human(
+        let text = etl::diag::render::human(
             &c.validation.diagnostics,
             c.validation.sources(),
-            &etl::render::Paths::new(&repo.to_string_lossy()),
+            &etl::diag::render::Paths::new(&repo.to_string_lossy()),
             false,
         );
         panic!("the generated repo does not compile cleanly:\n{text}");
@@ -529,7 +532,7 @@ fn distinct_compositions(
             let customer = match &u.customer {
                 Some(c) => {
                     let bytes = componentized[&c.digest].clone();
-                    assert_eq!(resolve::sha256(&bytes), c.component_digest);
+                    assert_eq!(sha256(&bytes), c.component_digest);
                     bytes
                 }
                 None => Part::Identity.bytes().to_vec(),
@@ -539,7 +542,7 @@ fn distinct_compositions(
                 .or_insert_with(|| Recipe {
                     customer,
                     inbound: u.harness.inbound.iter().map(|n| part(n)).collect(),
-                    out: part(u.harness.out),
+                    out: part(&u.harness.out),
                     unit: format!("{}/{}", p.name, u.name),
                 });
         }
@@ -798,7 +801,7 @@ fn generate(root: &Path, n: usize, count: usize) -> Vec<Component> {
             let file = format!("components/{}-{c:02}.wasm", MODULES[c % MODULES.len()]);
             write(&file, &bytes);
             Component {
-                digest: resolve::sha256(&bytes),
+                digest: sha256(&bytes),
                 file,
                 bytes,
             }
@@ -840,7 +843,7 @@ const PROJECT: &str = "apiVersion: etl/v1alpha1
 kind: Project
 metadata:
   name: bench-compile
-  description: Generated by compiler/benches/compile.rs.
+  description: Generated by cli/benches/compile.rs.
 spec:
   registry: registry.acme.example/etl
   providers:

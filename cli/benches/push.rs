@@ -1,8 +1,8 @@
 //! `etl push` and signing figures.
 //!
 //! ```text
-//! cargo bench -p etl --bench push                        # full figures (release)
-//! ETL_BENCH_QUICK=1 cargo test -p etl --bench push       # smoke test for CI
+//! cargo bench -p etl-cli --bench push                   # full figures (release)
+//! ETL_BENCH_QUICK=1 cargo test -p etl-cli --bench push  # smoke test for CI
 //! ```
 //!
 //! - **push**: the example's artifacts (compiled here with fixed provenance) to Debian's
@@ -10,7 +10,7 @@
 //!   (fresh storage and process each run). *Warm*: everything already there, so only HEADs and
 //!   the GETs that verify the tags; the warm push's report counts are printed and checked.
 //! - **signing**: a synthetic in-memory OCI layout of 1,000 small artifacts (`etl::oci`),
-//!   signed with `etl::sign::sign_layout`; total and per artifact (target: 1,000 under 1 s).
+//!   signed with `etl::oci::sign::sign_layout`; total and per artifact (target: 1,000 under 1 s).
 //!
 //! Quick mode (`ETL_BENCH_QUICK=1`, or no `--bench` argument): one cold and two warm pushes,
 //! 100 artifacts signed once.
@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etl::push::{Options, Report};
-use etl::registry::{Credentials, Retry};
+use etl::oci::registry::{Credentials, Retry};
+use etl::ops::push::{Options, Report};
 use support::{machine, median, ms};
 
 /// A `docker-registry serve` on 127.0.0.1 with its own storage; killed on drop.
@@ -133,12 +133,12 @@ fn compile_example(dir: &Path, registry: &str) -> PathBuf {
     assert_ne!(moved, text, "the example's registry moved");
     std::fs::write(&project, moved).unwrap();
     let out = repo.with_file_name("dist");
-    let compilation = etl::compile::compile(
+    let compilation = etl::ops::compile::compile(
         &repo,
-        &etl::compile::Options {
+        &etl::ops::compile::Options {
             out: out.clone(),
-            cache: Some(etl::resolve::Cache::new(dir.join("cache"))),
-            provenance: etl::oci::Provenance {
+            cache: Some(etl::store::Cache::new(dir.join("cache"))),
+            provenance: etl::oci::layout::Provenance {
                 created: 1_700_000_000,
                 source: Some("https://example.com/iot-sensors.git".to_owned()),
                 revision: None,
@@ -152,7 +152,7 @@ fn compile_example(dir: &Path, registry: &str) -> PathBuf {
 
 fn timed_push(dist: &Path, options: &Options) -> (Duration, Report) {
     let t = Instant::now();
-    let report = etl::push::push(dist, options).expect("push");
+    let report = etl::ops::push::push(dist, options).expect("push");
     (t.elapsed(), report)
 }
 
@@ -168,7 +168,7 @@ fn synthetic_layout(n: usize) -> BTreeMap<String, Vec<u8>> {
         .iter()
         .zip(&wasm)
         .map(|(name, wasm)| {
-            etl::oci::artifact(&etl::oci::ArtifactInput {
+            etl::oci::layout::artifact(&etl::oci::layout::ArtifactInput {
                 name,
                 wasm,
                 imports: &imports,
@@ -182,7 +182,7 @@ fn synthetic_layout(n: usize) -> BTreeMap<String, Vec<u8>> {
         .zip(&wasm)
         .map(|(a, w)| (a.layer_digest.clone(), w.as_slice()))
         .collect();
-    etl::oci::layout(&artifacts, &by_digest)
+    etl::oci::layout::layout(&artifacts, &by_digest)
         .unwrap()
         .into_iter()
         .map(|(path, bytes)| (format!("oci/{path}"), bytes))
@@ -270,13 +270,13 @@ fn main() {
     let t = Instant::now();
     let layout = synthetic_layout(signed);
     let built = t.elapsed();
-    let pair = etl::sign::keygen(None).unwrap();
-    let key = etl::sign::SigningKey::from_pem(&pair.private_pem, None).unwrap();
+    let pair = etl::oci::sign::keygen(None).unwrap();
+    let key = etl::oci::sign::SigningKey::from_pem(&pair.private_pem, None).unwrap();
     let mut times = Vec::new();
     for _ in 0..sign_runs {
         let mut files = layout.clone();
         let t = Instant::now();
-        etl::sign::sign_layout(&mut files, "oci/", &key, "registry.example/etl").unwrap();
+        etl::oci::sign::sign_layout(&mut files, "oci/", &key, "registry.example/etl").unwrap();
         times.push(t.elapsed());
         assert_eq!(
             files.len(),

@@ -4,27 +4,27 @@
 //! A plain bench binary (no criterion, to keep the build lean):
 //!
 //! ```sh
-//! cargo bench -p etl --bench run                       # full run
-//! ETL_BENCH_QUICK=1 cargo bench -p etl --bench run     # smoke test for CI: a few records, one run
-//! cargo test -p etl --bench run                        # also the smoke test (no `--bench` arg)
-//! ETL_BENCH_PROFILE=runner cargo bench -p etl --bench run   # loop one variant for 15 s, to
+//! cargo bench -p etl-cli --bench run                           # full run
+//! ETL_BENCH_QUICK=1 cargo bench -p etl-cli --bench run         # smoke test for CI: a few records, one run
+//! cargo test -p etl-cli --bench run                            # also the smoke test (no `--bench` arg)
+//! ETL_BENCH_PROFILE=runner cargo bench -p etl-cli --bench run  # loop one variant for 15 s, to
 //!     # profile it: bare-fresh, runner, runner-nats, bare-reused, runner-reused or pipeline
 //! ```
 //!
 //! Everything runs on `examples/iot-sensors`, pipeline `sensor-ingest`, environment `dev`,
-//! compiled in memory (`etl::run::artifacts::prepare` with `Origin::Build`) with a cache in a
+//! compiled in memory (`etl_run::artifacts::prepare` with `Origin::Build`) with a cache in a
 //! temporary directory (never `~/.cache/etl`), under `Limits::default()`. The inputs are JSON
 //! readings (`sensor`, `temp_c`, `ts`) padded with an extra `note` field, which `parse` ignores,
 //! to exactly 1 KiB each. Measured, side by side (each repetition runs every variant once, in
 //! turn, so a busy spell of the machine hits them all):
 //!
 //! - **bare**: the customer component of step `parse` (`components/parse.wasm`, componentized by
-//!   `etl::resolve::prepare` as `etl compile` does) called directly through wasmtime: the
-//!   runner's engine (`etl::run::engine()`), a fresh `Store` per record with the same fuel and
+//!   `etl::build::resolve::prepare` as `etl compile` does) called directly through wasmtime: the
+//!   runner's engine (`etl_run::engine()`), a fresh `Store` per record with the same fuel and
 //!   memory limit, instantiate, call `etl:pipeline/transform@0.1.0#transform`;
 //! - **composed, runner**: the composed `parse` unit alone (a deployment that keeps only `parse`;
 //!   its outputs go to a subject nothing consumes and are counted as `unconsumed`), through
-//!   `etl::run::Pipeline::run`: one `POST` per record into `in-http`, a fresh store and instance
+//!   `etl_run::LoadedPipeline::run`: one `POST` per record into `in-http`, a fresh store and instance
 //!   per record;
 //! - **composed, NATS source**: the same, but `parse` composed here with `in-messaging` instead of
 //!   `in-http` (as `etl compile` composes a step behind a `nats` source) and fed the record in an
@@ -34,7 +34,7 @@
 //!   the cost of instantiating is separated from the cost of the call (the envelope, the copies
 //!   between the parts, the HTTP resources);
 //! - **whole pipeline**: every unit of `sensor-ingest` (5 calls per record when it passes the
-//!   threshold), through `Pipeline::run`;
+//!   threshold), through `LoadedPipeline::run`;
 //! - **time to first record**: `Runtime::new` + `Runtime::load` of the whole pipeline + `run` of
 //!   one record, cold (an empty compiled-code cache) and warm (a fresh `Runtime` on a cache an
 //!   earlier run filled), plus the `prepare` that `etl run` does before it (validate and compile
@@ -53,11 +53,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etl::deploy::Deployment;
-use etl::harness::Part;
-use etl::model::SourceConnector;
-use etl::run::artifacts::{self, Origin};
-use etl::run::{Artifact, Limits, Pipeline, Record, Runtime};
+use etl::build::deployment::Deployment;
+use etl::build::harness::Part;
+use etl::spec::model::SourceConnector;
+use etl_run::artifacts::{self, Origin};
+use etl_run::{Artifact, Limits, LoadedPipeline, Record, Runtime};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, ResourceLimiter, Store};
 
@@ -156,7 +156,7 @@ fn main() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
 
     // Compile in memory, as `etl run` does; the first time fills the composition cache.
-    let origin = Origin::Build(Some(etl::resolve::Cache::new(&cache)));
+    let origin = Origin::Build(Some(etl::store::Cache::new(&cache)));
     let t = Instant::now();
     let (validation, built) = artifacts::prepare(&example, &origin).expect("read the example");
     let prepare_cold = t.elapsed();
@@ -173,7 +173,7 @@ fn main() {
         prepare_warm.push(t.elapsed());
         assert!(!v.has_errors() && a.is_some());
         let t = Instant::now();
-        etl::validate(&example).expect("read the example");
+        etl::spec::validate(&example).expect("read the example");
         validate.push(t.elapsed());
     }
     let prepare_warm = median(&mut prepare_warm);
@@ -181,8 +181,8 @@ fn main() {
     let units = built
         .remove(PIPELINE)
         .expect("the example has the pipeline");
-    let deployment =
-        etl::deploy::plan(&validation.repo, ENVIRONMENT, PIPELINE).expect("plan the pipeline");
+    let deployment = etl::build::deployment::deploy(&validation.repo, ENVIRONMENT, PIPELINE)
+        .expect("plan the pipeline");
     let mut parse_only = deployment.clone();
     parse_only.units.retain(|u| u.name == STEP);
     assert_eq!(parse_only.units.len(), 1);
@@ -228,7 +228,7 @@ fn main() {
     let customer = {
         let path = example.join("components/parse.wasm");
         let bytes = std::fs::read(&path).expect("read parse.wasm");
-        etl::resolve::prepare("components/parse.wasm", bytes, None)
+        etl::build::resolve::prepare("components/parse.wasm", bytes, None)
             .expect("parse.wasm is a valid component")
             .component
     };
@@ -355,12 +355,12 @@ fn main() {
         Some(bare_reused),
     );
     row(
-        "composed step, `etl::run::Pipeline::run` (HTTP source)",
+        "composed step, `etl_run::LoadedPipeline::run` (HTTP source)",
         Some(runner),
         Some(runner_reused),
     );
     row(
-        "composed step, `Pipeline::run`, behind a NATS source instead",
+        "composed step, `LoadedPipeline::run`, behind a NATS source instead",
         Some(runner_nats),
         None,
     );
@@ -387,7 +387,7 @@ fn main() {
 
     println!();
     println!(
-        "whole pipeline `{PIPELINE}` through Pipeline::run: {:.0} records/s ({} records per \
+        "whole pipeline `{PIPELINE}` through LoadedPipeline::run: {:.0} records/s ({} records per \
          batch, {calls_per_record:.1} calls per record, {:.1} µs per call)",
         per_second(pipeline, n.pipeline_records),
         n.pipeline_records,
@@ -470,7 +470,7 @@ fn main() {
     println!(
         "before Runtime::new, `etl run` validates and compiles the repo in memory \
          (artifacts::prepare): {:.1} ms with the composition cache warm (of which {:.1} ms \
-         `etl::validate`), {:.1} ms cold (once)",
+         `etl::spec::validate`), {:.1} ms cold (once)",
         ms(prepare_warm),
         ms(validate),
         ms(prepare_cold)
@@ -603,7 +603,7 @@ fn behind_nats(
     let unit = &mut deployment.units[0];
     unit.http = false;
     unit.subscriptions = vec![subject];
-    let bytes = etl::compose::compose(etl::compose::Parts {
+    let bytes = etl::build::compose::compose(etl::build::compose::Parts {
         settings: Part::Settings.bytes(),
         customer,
         outbound: Part::OutMessaging.bytes(),
@@ -614,7 +614,7 @@ fn behind_nats(
     units.insert(
         STEP.to_owned(),
         Artifact {
-            digest: etl::resolve::sha256(&bytes),
+            digest: etl::util::digest::sha256(&bytes),
             bytes: Arc::from(bytes),
         },
     );
@@ -641,7 +641,7 @@ fn cli_run(repo: &Path, input: &Path, cache: &Path) -> Duration {
 }
 
 /// Runs `inputs` through the `parse`-only pipeline and checks each gave one reading.
-fn run_parse(pipeline: &Pipeline, inputs: &[Record], limits: &Limits) {
+fn run_parse(pipeline: &LoadedPipeline, inputs: &[Record], limits: &Limits) {
     let report = pipeline.run(inputs, limits, &mut |_| {}).expect("run");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let counts = report.counts_of(STEP).expect("parse ran");
@@ -650,16 +650,16 @@ fn run_parse(pipeline: &Pipeline, inputs: &[Record], limits: &Limits) {
 }
 
 /// Runs `inputs` through the whole pipeline; the calls made per record.
-fn run_whole(pipeline: &Pipeline, inputs: &[Record], limits: &Limits) -> f64 {
+fn run_whole(pipeline: &LoadedPipeline, inputs: &[Record], limits: &Limits) -> f64 {
     let report = pipeline.run(inputs, limits, &mut |_| {}).expect("run");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let calls: u64 = report.counts.iter().map(|(_, c)| c.received).sum();
     calls as f64 / inputs.len() as f64
 }
 
-/// The engine of `etl::run::Runtime`, so that every variant runs under the same configuration.
+/// The engine of `etl_run::Runtime`, so that every variant runs under the same configuration.
 fn engine() -> Engine {
-    etl::run::engine().expect("an engine")
+    etl_run::engine().expect("an engine")
 }
 
 /// The memory limit of the runner's stores (`run/host.rs`).

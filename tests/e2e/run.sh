@@ -77,7 +77,7 @@ for line in sys.stdin:
     --bins
   say "built the e2e crate in $(since "$t")"
   t=$(now)
-  (cd "$root" && cargo build --locked --quiet -p etl)
+  (cd "$root" && cargo build --locked --quiet -p etl-cli)
   say "built etl in $(since "$t")"
 
   if [ "$(id -u)" -eq 0 ]; then

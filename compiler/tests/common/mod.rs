@@ -1,9 +1,9 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests of `etl` (compiler/tests/all) and `etl-cli`
+//! (cli/tests/all, which includes this file by path). `edits.rs` beside it is included the same
+//! way by the two test binaries with property tests.
 
 // Each test binary compiles this module and uses only some of it.
 #![allow(dead_code)]
-
-pub mod registry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,8 +64,8 @@ pub fn output_with_stdin(command: &mut std::process::Command, stdin: &str) -> st
 }
 
 /// The example compiled in memory, checked to have compiled cleanly into one pipeline, `sensor-ingest`, deployed to `dev`, `prod` and `staging`.
-pub fn compiled_example() -> (etl::compile::Plan, BTreeMap<String, Vec<u8>>) {
-    let build = etl::compile::build(&example(), None, &Default::default()).unwrap();
+pub fn compiled_example() -> (etl::build::dist::Plan, BTreeMap<String, Vec<u8>>) {
+    let build = etl::build::build(&example(), None, &Default::default()).unwrap();
     assert!(
         build.validation.diagnostics.is_empty(),
         "{:#?}",
@@ -95,10 +95,10 @@ pub fn skopeo(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// Builds the test-oracle crate `compiler/tests/<name>/` (a workspace of its own, with its own
-/// lockfile: its dependencies cannot share etl's) into `<target>/<name>`, beside the running test
-/// binary's target (a nested cargo cannot share the running one's build lock), and returns its
-/// executable.
+/// Builds the test-oracle crate `tests/<name>/` of the package under test (`compiler/tests/`
+/// or `cli/tests/`; a workspace of its own, with its own lockfile: its dependencies cannot share
+/// etl's) into `<target>/<name>`, beside the running test binary's target (a nested cargo cannot
+/// share the running one's build lock), and returns its executable.
 pub fn build_oracle(name: &str) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -122,26 +122,6 @@ pub fn build_oracle(name: &str) -> PathBuf {
     target
         .join("debug")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-}
-
-/// A component of `world` with dummy bodies: real types, no behaviour.
-pub fn dummy_component(resolve: &wit_parser::Resolve, world: wit_parser::WorldId) -> Vec<u8> {
-    let mut module =
-        wit_component::dummy_module(resolve, world, wit_parser::ManglingAndAbi::Standard32);
-    wit_component::embed_component_metadata(
-        &mut module,
-        resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-        false,
-    )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
 }
 
 /// Strings that mean something else, or nothing, to a YAML parser when written plainly: every

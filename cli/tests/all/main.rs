@@ -1,0 +1,22 @@
+//! The tests that run the `etl` binary (`CARGO_BIN_EXE_etl` exists only in this package), in one
+//! test binary (`cargo test -p etl-cli --test all`): each module is one subject, and may also call
+//! the library and the runtime directly.
+
+#[path = "../../../compiler/tests/common/mod.rs"]
+mod common;
+// Not tests: a real OCI registry for the tests that push, pull and promote.
+mod registry;
+
+mod cli;
+mod compile;
+mod diagram;
+mod diff;
+mod golden;
+mod output;
+mod promote;
+mod pull;
+mod push;
+mod registry_signatures;
+mod run;
+mod sign;
+mod workflow;

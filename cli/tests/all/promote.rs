@@ -1,0 +1,465 @@
+//! `etl compile --push`, `etl promote` and `etl verify REF` against a real registry (Debian's
+//! `docker-registry`, per test on a loopback port), through the `etl` binary.
+//!
+//! The scenario: compile A (signed) is pushed and tagged `staging`; compile B, later, has
+//! another `enrich` component (the same contract and imports), so one other manifest digest.
+//! Promoting staging → prod with B's output must move `prod` to A's bytes and pin B's prod
+//! manifests to A's digests — which makes them byte-identical to A's own prod manifests.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::registry::{TestRegistry, served_digest};
+use serde_json::Value as Json;
+
+/// A registry, the example retargeted at it, and two key pairs.
+struct World {
+    registry: TestRegistry,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let registry = TestRegistry::start(None);
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        common::copy(&common::example(), &repo);
+        let project = repo.join("etl.yaml");
+        let text = std::fs::read_to_string(&project).unwrap().replace(
+            "registry: registry.acme.example/etl",
+            &format!("registry: {}/etl", registry.host()),
+        );
+        std::fs::write(&project, text).unwrap();
+        let world = World { registry, dir };
+        for keys in ["signer", "other"] {
+            let (code, _, stderr) = world.etl(&["keygen", "--out", &world.path(keys)], &[]);
+            assert_eq!(code, 0, "{stderr}");
+        }
+        world
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn etl(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+            .args(args)
+            .envs(env.iter().copied())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .env("ETL_CACHE_DIR", self.dir.path().join("cache"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Makes the `enrich` step run threshold-alert's component: another composed component
+    /// with the same imports.
+    fn swap_enrich_component(&self) {
+        let pipeline = self.dir.path().join("repo/pipelines/sensor-ingest.yaml");
+        let text = std::fs::read_to_string(&pipeline).unwrap();
+        let enrich = "component: components/enrich.wasm\n      digest: \
+                      sha256:bca70f190071ca2ec3f78932b6706d5ee17fa5aeb39f86fe6c064baf89e96e9d";
+        let threshold = "component: components/threshold-alert.wasm\n      digest: \
+                         sha256:5328554214e738d123c86db70ea8075bb7c7e6a15ac8528c4ddddf5c5c85fafe";
+        assert!(text.contains(enrich), "the example's enrich step moved");
+        std::fs::write(&pipeline, text.replacen(enrich, threshold, 1)).unwrap();
+    }
+
+    /// `etl compile` of the repo into `out` at `time`, signed unless `key` is `None`, with
+    /// extra arguments (`--push`, …).
+    fn compile(&self, out: &str, time: &str, key: Option<&str>, extra: &[&str]) -> PathBuf {
+        let out = self.path(out);
+        let repo = self.path("repo");
+        let mut args = vec!["compile", "--repo", &repo, "--out", &out];
+        let key = key.map(|k| format!("{}.key", self.path(k)));
+        if let Some(key) = &key {
+            args.extend(["--sign-key", key]);
+        }
+        args.extend(extra);
+        let (code, _, stderr) = self.etl(&args, &[("SOURCE_DATE_EPOCH", time)]);
+        assert_eq!(code, 0, "{stderr}");
+        PathBuf::from(out)
+    }
+
+    fn promote(&self, dist: &Path, from: &str, to: &str, key: &str) -> (i32, String, String) {
+        self.etl(
+            &[
+                "promote",
+                "--from",
+                from,
+                "--to",
+                to,
+                "--key",
+                &format!("{}.pub", self.path(key)),
+                &dist.display().to_string(),
+            ],
+            &[("SOURCE_DATE_EPOCH", "1700000999")],
+        )
+    }
+
+    /// The digest `etl/<repository>:<tag>` names in the registry, if the tag exists.
+    fn tagged(&self, repository: &str, tag: &str) -> Option<String> {
+        let (status, body) = self.get(&format!("/v2/etl/{repository}/manifests/{tag}"));
+        (status == 200)
+            .then(|| served_digest(self.registry.port, &format!("etl/{repository}"), tag))
+            .filter(|d| *d == etl::util::digest::sha256(&body))
+    }
+
+    /// A raw HTTP/1.0 GET (no client library): status and body.
+    fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        self.http("GET", path, "", &[])
+    }
+
+    fn http(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let port = self.registry.port;
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\
+             Accept: application/vnd.oci.image.manifest.v1+json\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let status = String::from_utf8_lossy(&answer[9..12]).parse().unwrap();
+        (status, answer[split + 4..].to_vec())
+    }
+}
+
+/// The artifacts of a compile output: repository → manifest digest.
+fn artifacts(dist: &Path) -> BTreeMap<String, String> {
+    let plan: Json =
+        serde_json::from_slice(&std::fs::read(dist.join("plan.json")).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for apps in plan["deployments"].as_object().unwrap().values() {
+        for app in apps.as_object().unwrap().values() {
+            for c in app["components"].as_array().unwrap() {
+                out.insert(
+                    c["artifact"]["repository"].as_str().unwrap().to_owned(),
+                    c["artifact"]["manifestDigest"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The manifests of environment `env` in a compile output: relative path → bytes.
+fn manifests(dist: &Path, env: &str) -> BTreeMap<String, Vec<u8>> {
+    common::tree(&dist.join(env))
+}
+
+#[test]
+fn promotion_moves_the_tag_to_the_signed_bytes_and_pins_the_manifests() {
+    let w = World::new();
+    // A: compiled, signed, pushed, tagged staging — one command.
+    let a = w.compile(
+        "a",
+        "1700000000",
+        Some("signer"),
+        &["--push", "--env", "staging"],
+    );
+    let a_digests = artifacts(&a);
+    let n = a_digests.len();
+    assert_eq!(n, 5, "three steps and two sinks: {a_digests:?}");
+    for (repository, digest) in &a_digests {
+        assert_eq!(w.tagged(repository, "staging").as_ref(), Some(digest));
+        assert_eq!(w.tagged(repository, "prod"), None, "push tags only --env");
+    }
+    // B: later, and `enrich` runs another component. Only its artifact differs: nothing in an
+    // artifact depends on the time.
+    w.swap_enrich_component();
+    let b = w.compile("b", "1700000500", Some("signer"), &[]);
+    let b_digests = artifacts(&b);
+    for (repository, digest) in &b_digests {
+        if repository.ends_with("-enrich") {
+            assert_ne!(digest, &a_digests[repository]);
+        } else {
+            assert_eq!(digest, &a_digests[repository], "{repository}");
+        }
+    }
+    let b_staging = manifests(&b, "staging");
+    let b_oci = common::tree(&b.join("oci"));
+
+    let (code, stdout, stderr) = w.promote(&b, "staging", "prod", "signer");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("promoted {n} artifacts from `staging` to `prod`")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("tags {n} set, 0 unchanged")),
+        "{stderr}"
+    );
+    for (repository, digest) in &a_digests {
+        // The registry: prod names exactly staging's bytes (A's).
+        assert_eq!(w.tagged(repository, "prod").as_ref(), Some(digest));
+        let (_, staging) = w.get(&format!("/v2/etl/{repository}/manifests/staging"));
+        let (_, prod) = w.get(&format!("/v2/etl/{repository}/manifests/prod"));
+        assert_eq!(staging, prod);
+        assert!(
+            stdout.contains(&format!("/{repository}@{digest} staging -> prod")),
+            "{stdout}"
+        );
+    }
+    // DIST: prod re-pinned to A's digests, so B's prod manifests now equal A's byte for byte;
+    // staging and the layout are untouched.
+    assert_eq!(manifests(&b, "prod"), manifests(&a, "prod"));
+    assert_eq!(manifests(&b, "staging"), b_staging);
+    assert_eq!(common::tree(&b.join("oci")), b_oci);
+    let plan: Json = serde_json::from_slice(&std::fs::read(b.join("plan.json")).unwrap()).unwrap();
+    let plan_a: Json =
+        serde_json::from_slice(&std::fs::read(a.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["deployments"]["prod"], plan_a["deployments"]["prod"]);
+    assert_ne!(
+        plan["deployments"]["staging"],
+        plan_a["deployments"]["staging"]
+    );
+
+    // The record.
+    let record: Json =
+        serde_json::from_slice(&std::fs::read(b.join("promotions/prod.json")).unwrap()).unwrap();
+    assert_eq!(record["kind"], "Promotion");
+    assert_eq!(
+        (&record["from"], &record["to"]),
+        (&"staging".into(), &"prod".into())
+    );
+    assert_eq!(record["promotedAt"], "2023-11-14T22:29:59Z");
+    assert_eq!(record["registry"], format!("{}/etl", w.registry.host()));
+    let recorded: BTreeMap<String, String> = record["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["fromTag"], "staging");
+            assert_eq!(
+                a["signedAs"],
+                format!(
+                    "{}/etl/{}",
+                    w.registry.host(),
+                    a["repository"].as_str().unwrap()
+                )
+            );
+            (
+                a["repository"].as_str().unwrap().to_owned(),
+                a["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(recorded, a_digests);
+
+    // Again: nothing moves, and DIST is byte-identical.
+    let before = common::tree(&b);
+    let (code, _, stderr) = w.promote(&b, "staging", "prod", "signer");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("tags 0 set, {n} unchanged")),
+        "{stderr}"
+    );
+    assert_eq!(common::tree(&b), before);
+
+    // etl verify on references: the promoted tag verifies, with the right key only.
+    let some = a_digests.keys().next().unwrap();
+    let reference = format!("{}/etl/{some}:prod", w.registry.host());
+    let public = format!("{}.pub", w.path("signer"));
+    let (code, stdout, stderr) = w.etl(&["verify", "--key", &public, &reference], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("ok: `{reference}` {}", a_digests[some])),
+        "{stdout}"
+    );
+    let by_digest = format!("{}/etl/{some}@{}", w.registry.host(), a_digests[some]);
+    let (code, _, stderr) = w.etl(&["verify", "--key", &public, &by_digest], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let other = format!("{}.pub", w.path("other"));
+    let (code, stdout, _) = w.etl(&["verify", "--key", &other, &reference], &[]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("does not verify with the key"), "{stdout}");
+}
+
+#[test]
+fn unsigned_wrongly_signed_tampered_or_missing_artifacts_are_refused_and_nothing_changes() {
+    let w = World::new();
+    let signed = w.compile(
+        "signed",
+        "1700000000",
+        Some("signer"),
+        &["--push", "--env", "staging"],
+    );
+    let digests = artifacts(&signed);
+    let unchanged = |dist: &Path, before: &BTreeMap<String, Vec<u8>>| {
+        assert_eq!(&common::tree(dist), before, "DIST changed");
+        for repository in digests.keys() {
+            assert_eq!(w.tagged(repository, "prod"), None, "prod was tagged");
+        }
+    };
+    let before = common::tree(&signed);
+
+    // Signed with another key.
+    let (code, _, stderr) = w.promote(&signed, "staging", "prod", "other");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("refusing to promote"), "{stderr}");
+    assert!(stderr.contains("does not verify with the key"), "{stderr}");
+    unchanged(&signed, &before);
+
+    // A tag that was never pushed.
+    let (code, _, stderr) = w.promote(&signed, "dev", "prod", "signer");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(":dev` does not exist"), "{stderr}");
+    assert!(stderr.contains("etl push --env dev"), "{stderr}");
+    unchanged(&signed, &before);
+
+    // Tampered: staging of one artifact moved to a manifest nobody signed (one annotation
+    // changed; its blobs are in the registry already).
+    let repository = digests.keys().next().unwrap();
+    let (_, manifest) = w.get(&format!("/v2/etl/{repository}/manifests/staging"));
+    let mut tampered: Json = serde_json::from_slice(&manifest).unwrap();
+    tampered["annotations"]["org.opencontainers.image.title"] = "evil".into();
+    let tampered = serde_json::to_vec(&tampered).unwrap();
+    let (status, _) = w.http(
+        "PUT",
+        &format!("/v2/etl/{repository}/manifests/staging"),
+        "application/vnd.oci.image.manifest.v1+json",
+        &tampered,
+    );
+    assert_eq!(status, 201);
+    let (code, _, stderr) = w.promote(&signed, "staging", "prod", "signer");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "refusing to promote `{}/etl/{repository}:staging` ({})",
+            w.registry.host(),
+            etl::util::digest::sha256(&tampered)
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not signed"), "{stderr}");
+    unchanged(&signed, &before);
+    let (code, stdout, _) = w.etl(
+        &[
+            "verify",
+            "--key",
+            &format!("{}.pub", w.path("signer")),
+            &format!("{}/etl/{repository}:staging", w.registry.host()),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(stdout.contains("not signed"), "{stdout}");
+}
+
+#[test]
+fn an_artifact_built_from_another_spec_than_dist_is_refused() {
+    let w = World::new();
+    w.compile(
+        "a",
+        "1700000000",
+        Some("signer"),
+        &["--push", "--env", "staging"],
+    );
+    // The `alerts` sink becomes a NATS sink: its artifact (same repository) now imports the
+    // messaging consumer where staging's imports wasi:http.
+    let pipeline = w.dir.path().join("repo/pipelines/sensor-ingest.yaml");
+    let text = std::fs::read_to_string(&pipeline).unwrap().replace(
+        "      connector: http\n      with:\n        url: \"{{ vars.alert_url }}\"\n        \
+         authorization: { secret: alerts-webhook-token }   # never a literal token\n",
+        "      connector: nats\n      with:\n        subject: alerts\n",
+    );
+    std::fs::write(&pipeline, text).unwrap();
+    let b = w.compile("b", "1700000500", Some("signer"), &[]);
+    let before = common::tree(&b);
+    let (code, _, stderr) = w.promote(&b, "staging", "prod", "signer");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("sensor-ingest-alerts:staging"), "{stderr}");
+    assert!(
+        stderr.contains("it imports `wasi:http/outgoing-handler@"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("built from another spec than DIST's"),
+        "{stderr}"
+    );
+    assert_eq!(common::tree(&b), before);
+}
+
+#[test]
+fn an_unsigned_compile_cannot_be_promoted() {
+    let w = World::new();
+    let unsigned = w.compile(
+        "unsigned",
+        "1700000000",
+        None,
+        &["--push", "--env", "staging"],
+    );
+    let before = common::tree(&unsigned);
+    let (code, _, stderr) = w.promote(&unsigned, "staging", "prod", "signer");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not signed (no sha256-"), "{stderr}");
+    assert_eq!(common::tree(&unsigned), before);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let w = World::new();
+    let dist = w.compile("dist", "1700000000", Some("signer"), &[]);
+    let (code, _, stderr) = w.promote(&dist, "staging", "prd", "signer");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no environment `prd`"), "{stderr}");
+    assert!(stderr.contains("did you mean `prod`?"), "{stderr}");
+    let (code, _, stderr) = w.promote(&dist, "prod", "prod", "signer");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("nothing to promote"), "{stderr}");
+    // Another registry than the output was compiled for: its manifests would pin images where
+    // the tags did not move. Refused before the registry is asked, DIST untouched.
+    let before = common::tree(&dist);
+    let elsewhere = format!("{}/elsewhere", w.registry.host());
+    let (code, _, stderr) = w.etl(
+        &[
+            "promote",
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--key",
+            &format!("{}.pub", w.path("signer")),
+            "--registry",
+            &elsewhere,
+            &dist.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "was compiled for the registry `{}/etl`",
+            w.registry.host()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(common::tree(&dist), before);
+    let public = format!("{}.pub", w.path("signer"));
+    let untagged = format!("{}/etl/x", w.registry.host());
+    let (code, _, stderr) = w.etl(&["verify", "--key", &public, &untagged], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("names no tag or digest"), "{stderr}");
+    let (code, _, stderr) = w.etl(
+        &["push", &dist.display().to_string(), "--env", "stagin"],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("did you mean `staging`?"), "{stderr}");
+}

@@ -1,0 +1,8 @@
+//! The integration tests of `etl-run`, in one test binary (`cargo test -p etl-run --test all`):
+//! composed steps under wasmtime, and the runner's input.
+
+#[path = "../../../compiler/tests/common/edits.rs"]
+mod edits;
+
+mod fuzz;
+mod run_composed;

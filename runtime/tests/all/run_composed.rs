@@ -1,0 +1,846 @@
+//! Composed steps, executed for real under wasmtime 48: the composition `etl compile` builds (and
+//! a few composed here with `etl::build::compose`), given a broker message, calls the transform and
+//! publishes exactly the expected records.
+//!
+//! The host is small and real: it serves `wasmcloud:messaging/consumer` by recording every
+//! publish (subject, body, reply-to) in the store, `wasi:config/runtime` from a map, and the WASI
+//! p2 interfaces the std-built harness parts import through `wasmtime-wasi` (a context that
+//! inherits nothing; stderr is captured to explain a trap). Nothing on the component side is
+//! mocked. Every test compares the whole list of publishes, so a harness that drops, duplicates
+//! or misroutes a record fails it. Fuel bounds every call, so a hung component fails a test
+//! instead of hanging it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use etl::build::compose::{self, Parts};
+use etl::build::harness::Part;
+use etl_envelope::{Envelope, decode, encode};
+use serde_json::{Value as Json, json};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, Val};
+use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+wasmtime::component::bindgen!({
+    inline: "
+        package etl-test:host;
+
+        /// What a composed step built on the messaging harness needs from its host (besides
+        /// WASI) and what it offers.
+        world step {
+            import wasmcloud:messaging/consumer@0.2.0;
+            import wasi:config/runtime@0.2.0-draft;
+            export wasmcloud:messaging/handler@0.2.0;
+        }
+    ",
+    path: [
+        "../wit/deps/wasmcloud-messaging-0.2.0",
+        "../wit/deps/wasi-config-0.2.0-draft",
+    ],
+});
+
+use wasi::config::runtime::ConfigError;
+use wasmcloud::messaging::types::BrokerMessage;
+
+/// Fuel for one instantiation and call: the largest here uses about 50 000, so this only runs
+/// out in a component that loops (which then fails its test in well under a second).
+const FUEL: u64 = 50_000_000;
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+// --- the host ---------------------------------------------------------------------------------
+
+/// The store's state: configuration in, publishes out.
+struct Host {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// What `wasi:config/runtime` serves.
+    config: BTreeMap<String, String>,
+    /// Subjects whose publishes the broker refuses.
+    refuse: BTreeSet<String>,
+    /// Every accepted publish, in order.
+    published: Vec<BrokerMessage>,
+    /// Subjects of every `request` (which the host refuses); the harness never makes one.
+    requests: Vec<String>,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmcloud::messaging::types::Host for Host {}
+
+impl wasmcloud::messaging::consumer::Host for Host {
+    fn request(
+        &mut self,
+        subject: String,
+        _body: Vec<u8>,
+        _timeout_ms: u32,
+    ) -> Result<BrokerMessage, String> {
+        self.requests.push(subject.clone());
+        Err(format!("test host: no request/reply (subject `{subject}`)"))
+    }
+
+    fn publish(&mut self, msg: BrokerMessage) -> Result<(), String> {
+        if self.refuse.contains(&msg.subject) {
+            return Err(format!("test host: broker refuses `{}`", msg.subject));
+        }
+        self.published.push(msg);
+        Ok(())
+    }
+}
+
+impl wasi::config::runtime::Host for Host {
+    fn get(&mut self, key: String) -> Result<Option<String>, ConfigError> {
+        Ok(self.config.get(&key).cloned())
+    }
+
+    /// In reverse key order, so that what the customer sees is sorted by the settings part.
+    fn get_all(&mut self) -> Result<Vec<(String, String)>, ConfigError> {
+        Ok(self
+            .config
+            .iter()
+            .rev()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        // The tests' cranelift is a debug build: skipping its optimizations compiles the five
+        // components about a quarter faster, and their code runs fast enough either way.
+        config.cranelift_opt_level(wasmtime::OptLevel::None);
+        Engine::new(&config).expect("engine")
+    })
+}
+
+fn linker() -> &'static Linker<Host> {
+    static LINKER: OnceLock<Linker<Host>> = OnceLock::new();
+    LINKER.get_or_init(|| {
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI p2");
+        Step::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host).expect("step imports");
+        linker
+    })
+}
+
+/// The outcome of one `handle-message` call.
+#[derive(Debug)]
+struct Run {
+    /// What `handle-message` returned.
+    result: Result<(), String>,
+    /// Every publish the broker accepted, in order.
+    published: Vec<BrokerMessage>,
+}
+
+/// A step's configuration, as `(key, value)` pairs.
+type Settings<'a> = &'a [(&'a str, &'a str)];
+
+/// Instantiates `component` in a fresh store with `config` and delivers one broker message.
+fn run(component: &Component, config: Settings, subject: &str, body: Vec<u8>) -> Run {
+    run_refusing(component, config, &[], subject, body)
+}
+
+/// [`run`], with a broker that refuses publishes to the subjects `refuse`.
+fn run_refusing(
+    component: &Component,
+    config: Settings,
+    refuse: &[&str],
+    subject: &str,
+    body: Vec<u8>,
+) -> Run {
+    let (mut store, stderr) = store(config, refuse);
+    let trapped = |what: &str, e: wasmtime::Error, stderr: &MemoryOutputPipe| -> ! {
+        panic!(
+            "{what} trapped: {e:?}\nguest stderr:\n{}",
+            String::from_utf8_lossy(&stderr.contents())
+        )
+    };
+    let step = Step::instantiate(&mut store, component, linker())
+        .unwrap_or_else(|e| trapped("instantiation", e, &stderr));
+    let msg = BrokerMessage {
+        subject: subject.to_owned(),
+        body,
+        reply_to: None,
+    };
+    let result = step
+        .wasmcloud_messaging_handler()
+        .call_handle_message(&mut store, &msg)
+        .unwrap_or_else(|e| trapped("handle-message", e, &stderr));
+    let host = store.into_data();
+    assert_eq!(
+        host.requests,
+        Vec::<String>::new(),
+        "the harness made requests"
+    );
+    Run {
+        result,
+        published: host.published,
+    }
+}
+
+/// A fresh store with `config`, a broker refusing `refuse`, [`FUEL`], and the guest's stderr.
+fn store(config: Settings, refuse: &[&str]) -> (Store<Host>, MemoryOutputPipe) {
+    let stderr = MemoryOutputPipe::new(64 * 1024);
+    let host = Host {
+        // Nothing inherited: no environment, arguments, stdin, files or network.
+        wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
+        table: ResourceTable::new(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        refuse: refuse.iter().map(|s| s.to_string()).collect(),
+        published: Vec::new(),
+        requests: Vec::new(),
+    };
+    let mut store = Store::new(engine(), host);
+    store.set_fuel(FUEL).expect("fuel is enabled");
+    (store, stderr)
+}
+
+// --- the components ---------------------------------------------------------------------------
+
+fn repo_path(relative: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+/// The composed artifacts of the example repo, by unit name, as `etl::ops::compile::compile` builds
+/// them (compiled once per test binary; `dist/` is a temporary directory, removed afterwards).
+fn example_artifacts() -> &'static BTreeMap<String, Vec<u8>> {
+    static ARTIFACTS: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
+    ARTIFACTS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("dist");
+        let compilation = etl::ops::compile::compile(
+            &repo_path("examples/iot-sensors"),
+            &etl::ops::compile::Options {
+                out: out.clone(),
+                cache: None,
+                provenance: Default::default(),
+            },
+        )
+        .expect("compile runs");
+        let plan = compilation.plan.unwrap_or_else(|| {
+            panic!(
+                "the example does not compile: {:#?}",
+                compilation.validation.diagnostics
+            )
+        });
+        let pipeline = &plan.pipelines[0];
+        assert_eq!(pipeline.name, "sensor-ingest");
+        let mut artifacts = BTreeMap::new();
+        for unit in pipeline.steps.iter().chain(&pipeline.sinks) {
+            let bytes = std::fs::read(out.join(&unit.artifact.path)).expect("artifact written");
+            let inbound: Vec<&str> = unit.harness.inbound.iter().map(String::as_str).collect();
+            let harness = (inbound, unit.harness.out.as_str());
+            let expected = match unit.name.as_str() {
+                "parse" => (vec!["in-http"], "out-messaging"),
+                "enrich" | "threshold-alert" | "archive" => (vec!["in-messaging"], "out-messaging"),
+                "alerts" => (vec!["in-messaging"], "out-http"),
+                other => panic!("unexpected unit `{other}`"),
+            };
+            assert_eq!(harness, expected, "the harness of `{}`", unit.name);
+            artifacts.insert(unit.name.clone(), bytes);
+        }
+        artifacts
+    })
+}
+
+fn compiled(
+    cell: &'static OnceLock<Component>,
+    bytes: impl FnOnce() -> Vec<u8>,
+) -> &'static Component {
+    cell.get_or_init(|| Component::new(engine(), bytes()).expect("wasmtime compiles the component"))
+}
+
+/// A unit of the example as `etl compile` composed it.
+fn example(unit: &'static str, cell: &'static OnceLock<Component>) -> &'static Component {
+    compiled(cell, || example_artifacts()[unit].clone())
+}
+
+fn enrich() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    example("enrich", &C)
+}
+
+fn threshold_alert() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    example("threshold-alert", &C)
+}
+
+fn archive() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    example("archive", &C)
+}
+
+/// settings + `customer` + out-messaging + [in-messaging], composed here: `etl compile` gives
+/// `parse` the HTTP entry, so its messaging composition (and the probe's) is built directly.
+fn composed_on_messaging(customer: &[u8]) -> Vec<u8> {
+    compose::compose(Parts {
+        settings: Part::Settings.bytes(),
+        customer,
+        outbound: Part::OutMessaging.bytes(),
+        inbound: &[Part::InMessaging.bytes()],
+    })
+    .expect("composes")
+}
+
+/// A customer component: a core module of the example, componentized as `etl compile` does.
+fn customer(name: &str, bytes: Vec<u8>) -> Vec<u8> {
+    etl::build::resolve::prepare(name, bytes, None)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .component
+}
+
+fn parse_on_messaging() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    compiled(&C, || {
+        let module = std::fs::read(repo_path("examples/iot-sensors/components/parse.wasm"))
+            .expect("parse.wasm");
+        composed_on_messaging(&customer("components/parse.wasm", module))
+    })
+}
+
+/// A customer that shows what it can see of its settings. For an input whose payload is the
+/// UTF-8 text `k`, its one output is
+/// `{ key: config.get(k), payload: the input's payload, headers: config.get-all() }`
+/// (`option<string>` and `list<tuple<string, string>>` have the canonical-ABI layout of the
+/// message's `key` and `headers`, so the results are stored straight into the output record).
+const PROBE: &str = r#"
+(module
+  (import "etl:pipeline/config@0.1.0" "get" (func $get (param i32 i32 i32)))
+  (import "etl:pipeline/config@0.1.0" "get-all" (func $get_all (param i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  ;; A bump allocator over the first page, above the fixed areas below.
+  (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32)
+        (param $size i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr
+      (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+               (i32.sub (i32.const 0) (local.get $align))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get $size)))
+    (if (i32.gt_u (global.get $heap) (i32.const 65536)) (then unreachable))
+    (local.get $ptr))
+  ;; transform(input) -> result<list<message>, error>. The result lives at 0 (tag, list ptr,
+  ;; list len), its one message at 32 (key at +0, payload at +12, headers at +20).
+  (func (export "etl:pipeline/transform@0.1.0#transform")
+        (param $key_tag i32) (param $key_ptr i32) (param $key_len i32)
+        (param $payload_ptr i32) (param $payload_len i32)
+        (param $headers_ptr i32) (param $headers_len i32)
+        (result i32)
+    (call $get (local.get $payload_ptr) (local.get $payload_len) (i32.const 32))
+    (i32.store (i32.const 44) (local.get $payload_ptr))
+    (i32.store (i32.const 48) (local.get $payload_len))
+    (call $get_all (i32.const 52))
+    (i32.store8 (i32.const 0) (i32.const 0))
+    (i32.store (i32.const 4) (i32.const 32))
+    (i32.store (i32.const 8) (i32.const 1))
+    (i32.const 0)))
+"#;
+
+/// A customer component from WAT: a core module for the contract's world `transformer`,
+/// componentized (and checked against the contract) as `etl compile` does.
+fn customer_from_wat(name: &str, wat: &str) -> Vec<u8> {
+    let mut module = wat::parse_str(wat).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut resolve = wit_parser::Resolve::new();
+    let contract = resolve
+        .push_path(repo_path("wit/etl-pipeline"))
+        .expect("the contract parses")
+        .0;
+    let world = resolve
+        .select_world(&[contract], Some("transformer"))
+        .expect("the contract's world");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .expect("metadata");
+    customer(name, module)
+}
+
+fn probe() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    compiled(&C, || {
+        composed_on_messaging(&customer_from_wat("probe", PROBE))
+    })
+}
+
+/// A customer whose transform never returns.
+const LOOP: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+  (func (export "etl:pipeline/transform@0.1.0#transform")
+        (param i32 i32 i32 i32 i32 i32 i32) (result i32)
+    (loop $forever (br $forever))
+    unreachable))
+"#;
+
+// --- records ----------------------------------------------------------------------------------
+
+fn header(name: &str, value: &str) -> (String, String) {
+    (name.to_owned(), value.to_owned())
+}
+
+/// A reading as `parse` emits it, with a key, headers and trace context.
+fn parsed_reading(celsius: f64) -> Envelope {
+    Envelope {
+        key: Some(b"t-101".to_vec()),
+        payload: serde_json::to_vec(&json!({
+            "sensor_id": "t-101",
+            "celsius": celsius,
+            "ts": "2026-11-01T12:00:00Z",
+        }))
+        .unwrap(),
+        headers: vec![
+            header("content-type", "application/json"),
+            header("x-gateway", "gw-3"),
+        ],
+        traceparent: Some(TRACEPARENT.to_owned()),
+    }
+}
+
+/// `envelope` with its payload, a JSON object, extended by `fields`.
+fn with_fields(envelope: &Envelope, fields: Json) -> Envelope {
+    let mut payload: Json = serde_json::from_slice(&envelope.payload).unwrap();
+    let object = payload.as_object_mut().unwrap();
+    for (k, v) in fields.as_object().unwrap() {
+        object.insert(k.clone(), v.clone());
+    }
+    Envelope {
+        payload: serde_json::to_vec(&payload).unwrap(),
+        ..envelope.clone()
+    }
+}
+
+/// A publish, decoded for comparison: JSON payloads compare as JSON (field order is the
+/// customer's business), everything else exactly.
+#[derive(Debug, PartialEq)]
+struct Record {
+    subject: String,
+    reply_to: Option<String>,
+    key: Option<Vec<u8>>,
+    payload: Result<Json, Vec<u8>>,
+    headers: Vec<(String, String)>,
+    traceparent: Option<String>,
+}
+
+fn record(subject: &str, envelope: Envelope) -> Record {
+    Record {
+        subject: subject.to_owned(),
+        reply_to: None,
+        key: envelope.key,
+        payload: serde_json::from_slice(&envelope.payload).map_err(|_| envelope.payload),
+        headers: envelope.headers,
+        traceparent: envelope.traceparent,
+    }
+}
+
+/// Every publish of `run`, decoded; a body that is not an envelope fails the test.
+fn published(run: &Run) -> Vec<Record> {
+    run.published
+        .iter()
+        .map(|m| {
+            let envelope = decode(&m.body).unwrap_or_else(|e| {
+                panic!("the publish to `{}` is not an envelope: {e}", m.subject)
+            });
+            Record {
+                reply_to: m.reply_to.clone(),
+                ..record(&m.subject, envelope)
+            }
+        })
+        .collect()
+}
+
+/// Asserts that `run` succeeded and published exactly `expected`, in order.
+fn assert_published(run: &Run, expected: &[(&str, &Envelope)]) {
+    assert_eq!(run.result, Ok(()), "handle-message failed");
+    let expected: Vec<Record> = expected
+        .iter()
+        .map(|(subject, envelope)| record(subject, (*envelope).clone()))
+        .collect();
+    assert_eq!(published(run), expected);
+}
+
+const STEP: Settings = &[
+    ("etl.out.subjects", "iot.enriched"),
+    ("etl.out.dead-letter", "iot.dlq"),
+    ("step.site", "plant-7"),
+];
+
+// --- the tests --------------------------------------------------------------------------------
+
+#[test]
+fn enrich_as_compiled_publishes_the_enriched_record_to_its_subject() {
+    let input = parsed_reading(82.5);
+    let run = run(enrich(), STEP, "iot.parsed", encode(&input));
+    let expected = with_fields(&input, json!({"site": "plant-7"}));
+    assert_published(&run, &[("iot.enriched", &expected)]);
+    // Key, headers and trace context are carried as they are.
+    let out = decode(&run.published[0].body).unwrap();
+    assert_eq!(
+        (&out.key, &out.headers, &out.traceparent),
+        (&input.key, &input.headers, &input.traceparent)
+    );
+}
+
+#[test]
+fn a_record_without_key_headers_or_trace_context_stays_without_them() {
+    let input = Envelope {
+        key: None,
+        headers: Vec::new(),
+        traceparent: None,
+        ..parsed_reading(20.0)
+    };
+    let run = run(enrich(), STEP, "iot.parsed", encode(&input));
+    let expected = with_fields(&input, json!({"site": "plant-7"}));
+    assert_published(&run, &[("iot.enriched", &expected)]);
+}
+
+#[test]
+fn every_output_is_published_to_every_subject_in_order() {
+    let config = &[
+        ("etl.out.subjects", " a , b ,"),
+        ("etl.out.dead-letter", "iot.dlq"),
+        ("step.site", "plant-7"),
+    ];
+    let input = parsed_reading(82.5);
+    let run = run(enrich(), config, "iot.parsed", encode(&input));
+    let expected = with_fields(&input, json!({"site": "plant-7"}));
+    assert_published(&run, &[("a", &expected), ("b", &expected)]);
+    assert_eq!(
+        run.published[0].body, run.published[1].body,
+        "the same envelope"
+    );
+}
+
+#[test]
+fn a_refused_publish_is_an_error_naming_the_output_and_subject() {
+    let config = &[
+        ("etl.out.subjects", "a,b,c"),
+        ("etl.out.dead-letter", "iot.dlq"),
+        ("step.site", "plant-7"),
+    ];
+    let input = parsed_reading(82.5);
+    let run = run_refusing(enrich(), config, &["b"], "iot.parsed", encode(&input));
+    let error = run.result.as_ref().expect_err("the publish failed");
+    assert!(
+        error.contains("publishing output 1 of 1 to `b` failed")
+            && error.contains("broker refuses `b`"),
+        "{error}"
+    );
+    // At least once: what went out before the failure stays out; nothing after it is tried.
+    let expected = with_fields(&input, json!({"site": "plant-7"}));
+    assert_eq!(published(&run), [record("a", expected)]);
+}
+
+#[test]
+fn no_subject_is_an_error_and_nothing_is_published() {
+    let config = &[("etl.out.dead-letter", "iot.dlq"), ("step.site", "plant-7")];
+    let run = run(
+        enrich(),
+        config,
+        "iot.parsed",
+        encode(&parsed_reading(82.5)),
+    );
+    let error = run.result.expect_err("no subject");
+    assert!(
+        error.contains("`etl.out.subjects` names no subject"),
+        "{error}"
+    );
+    assert!(run.published.is_empty(), "{:?}", run.published);
+}
+
+#[test]
+fn threshold_alert_filters_readings_below_the_threshold() {
+    let config = &[
+        ("etl.out.subjects", "iot.alerts"),
+        ("etl.out.dead-letter", "iot.dlq"),
+        ("step.threshold", "80"),
+    ];
+    let enriched = |celsius| with_fields(&parsed_reading(celsius), json!({"site": "plant-7"}));
+
+    let cold = run(
+        threshold_alert(),
+        config,
+        "iot.enriched",
+        encode(&enriched(75.0)),
+    );
+    assert_published(&cold, &[]);
+
+    for celsius in [85.0, 80.0] {
+        let input = enriched(celsius);
+        let hot = run(threshold_alert(), config, "iot.enriched", encode(&input));
+        let expected = with_fields(&input, json!({"alert": true}));
+        assert_published(&hot, &[("iot.alerts", &expected)]);
+    }
+}
+
+#[test]
+fn an_invalid_record_is_dead_lettered_with_the_reason() {
+    let input = Envelope {
+        payload: b"not json".to_vec(),
+        ..parsed_reading(0.0)
+    };
+    let run = run(
+        parse_on_messaging(),
+        &[
+            ("etl.out.subjects", "iot.parsed"),
+            ("etl.out.dead-letter", "iot.dlq"),
+        ],
+        "iot.raw",
+        encode(&input),
+    );
+    assert_eq!(run.result, Ok(()), "dead-lettering succeeded");
+    let records = published(&run);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let mut dead = decode(&run.published[0].body).unwrap();
+    let (name, reason) = dead.headers.pop().expect("the etl-error header");
+    assert_eq!(name, "etl-error");
+    assert!(reason.contains("payload is not JSON"), "{reason}");
+    // Otherwise the input exactly as it came (trace context included), on the dead-letter subject.
+    assert_eq!(run.published[0].subject, "iot.dlq");
+    assert_eq!(run.published[0].reply_to, None);
+    assert_eq!(dead, input);
+}
+
+#[test]
+fn parse_on_messaging_publishes_a_valid_reading_to_its_subject() {
+    // The same direct composition with a good record: it goes to the subject, not the DLQ.
+    let input = Envelope {
+        payload: br#"{"sensor": "t-101", "temp_c": 82.5, "ts": "2026-11-01T12:00:00Z", "x": 1}"#
+            .to_vec(),
+        ..parsed_reading(0.0)
+    };
+    let run = run(
+        parse_on_messaging(),
+        &[
+            ("etl.out.subjects", "iot.parsed"),
+            ("etl.out.dead-letter", "iot.dlq"),
+        ],
+        "iot.raw",
+        encode(&input),
+    );
+    let expected = Envelope {
+        payload: serde_json::to_vec(&json!({
+            "sensor_id": "t-101", "celsius": 82.5, "ts": "2026-11-01T12:00:00Z"
+        }))
+        .unwrap(),
+        ..input
+    };
+    assert_published(&run, &[("iot.parsed", &expected)]);
+}
+
+#[test]
+fn without_a_dead_letter_subject_an_invalid_record_is_an_error_not_a_drop() {
+    let input = Envelope {
+        payload: b"not json".to_vec(),
+        ..parsed_reading(0.0)
+    };
+    let run = run(
+        parse_on_messaging(),
+        &[("etl.out.subjects", "iot.parsed")],
+        "iot.raw",
+        encode(&input),
+    );
+    let error = run.result.expect_err("not dead-lettered");
+    assert!(
+        error.contains("`etl.out.dead-letter` is not set") && error.contains("payload is not JSON"),
+        "{error}"
+    );
+    assert!(run.published.is_empty(), "{:?}", run.published);
+}
+
+#[test]
+fn a_transient_error_is_returned_and_neither_published_nor_dead_lettered() {
+    // enrich without its `site`: a deployment fault, so the broker may redeliver.
+    let config = &[
+        ("etl.out.subjects", "iot.enriched"),
+        ("etl.out.dead-letter", "iot.dlq"),
+    ];
+    let run = run(
+        enrich(),
+        config,
+        "iot.parsed",
+        encode(&parsed_reading(82.5)),
+    );
+    let error = run.result.expect_err("transient");
+    assert!(
+        error.contains("transient error in the transform of the message on subject `iot.parsed`")
+            && error.contains("config key `site` is not set"),
+        "{error}"
+    );
+    assert!(run.published.is_empty(), "{:?}", run.published);
+}
+
+#[test]
+fn the_customer_sees_only_its_own_step_settings() {
+    // `get`: enrich reads `site`, which is `step.site`; the platform's keys and an unprefixed
+    // `site` do not leak into it.
+    let config = &[
+        ("etl.out.subjects", "iot.enriched"),
+        ("etl.out.dead-letter", "iot.dlq"),
+        ("etl.site", "platform-site"),
+        ("site", "unprefixed-site"),
+        ("step.site", "plant-7"),
+    ];
+    let input = parsed_reading(82.5);
+    let run1 = run(enrich(), config, "iot.parsed", encode(&input));
+    let expected = with_fields(&input, json!({"site": "plant-7"}));
+    assert_published(&run1, &[("iot.enriched", &expected)]);
+
+    // Without `step.site`, `site` is unset for the customer, whatever else is set.
+    let run2 = run(enrich(), &config[..4], "iot.parsed", encode(&input));
+    let error = run2.result.expect_err("`site` is not visible");
+    assert!(error.contains("config key `site` is not set"), "{error}");
+    assert!(run2.published.is_empty());
+}
+
+#[test]
+fn get_and_get_all_hide_everything_outside_the_step_namespace() {
+    // The probe echoes `get(payload)` as the output key and `get-all()` as its headers.
+    let config = &[
+        ("etl.out.subjects", "iot.probed"),
+        ("etl.out.dead-letter", "iot.dlq"),
+        ("site", "unprefixed"),
+        ("step.threshold", "80"),
+        ("step.site", "plant-7"),
+        ("stepx.a", "no"),
+        ("STEP.b", "no"),
+    ];
+    let visible = vec![header("site", "plant-7"), header("threshold", "80")];
+    for (asked, answer) in [
+        ("site", Some("plant-7")),
+        ("threshold", Some("80")),
+        ("etl.out.subjects", None),
+        ("step.site", None),
+        ("a", None),
+    ] {
+        let input = Envelope {
+            key: None,
+            payload: asked.as_bytes().to_vec(),
+            headers: vec![header("x", "y")],
+            traceparent: None,
+        };
+        let run = run(probe(), config, "iot.in", encode(&input));
+        let expected = Envelope {
+            key: answer.map(|a| a.as_bytes().to_vec()),
+            payload: input.payload.clone(),
+            headers: visible.clone(),
+            traceparent: None,
+        };
+        assert_published(&run, &[("iot.probed", &expected)]);
+    }
+}
+
+#[test]
+fn a_body_that_is_not_an_envelope_is_an_error_without_trap_or_publish() {
+    let good = encode(&parsed_reading(82.5));
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let bodies: [(&str, Vec<u8>); 5] = [
+        ("empty", Vec::new()),
+        ("text", b"not an envelope".to_vec()),
+        ("version 2", vec![2, 0, 0, 0]),
+        ("truncated", good[..good.len() - 3].to_vec()),
+        ("trailing byte", trailing),
+    ];
+    for component in [enrich(), archive()] {
+        for (what, body) in &bodies {
+            let run = run(component, STEP, "iot.parsed", body.clone());
+            let error = run.result.expect_err(what);
+            assert!(
+                error.contains("the message on subject `iot.parsed` is not an etl envelope"),
+                "{what}: {error}"
+            );
+            assert!(run.published.is_empty(), "{what}: {:?}", run.published);
+        }
+    }
+}
+
+#[test]
+fn a_sink_republishes_the_identical_envelope_bytes() {
+    let config = &[("etl.out.subjects", "iot.archive")];
+    let envelopes = [
+        parsed_reading(82.5),
+        Envelope::default(),
+        Envelope {
+            key: None,
+            ..parsed_reading(20.0)
+        },
+        Envelope {
+            key: Some(Vec::new()),
+            payload: vec![0, 255, 1],
+            headers: vec![
+                header("traceparent", "an ordinary header of that name"),
+                header("", ""),
+                header("dup", "1"),
+                header("dup", "2 ünïcode"),
+            ],
+            traceparent: Some(TRACEPARENT.to_owned()),
+        },
+    ];
+    for envelope in envelopes {
+        let body = encode(&envelope);
+        let run = run(archive(), config, "iot.parsed", body.clone());
+        assert_eq!(run.result, Ok(()));
+        let sent: Vec<(&str, &[u8], Option<&str>)> = run
+            .published
+            .iter()
+            .map(|m| (m.subject.as_str(), m.body.as_slice(), m.reply_to.as_deref()))
+            .collect();
+        assert_eq!(
+            sent,
+            [("iot.archive", body.as_slice(), None)],
+            "{envelope:?}"
+        );
+    }
+}
+
+#[test]
+fn a_transform_that_never_returns_runs_out_of_fuel_instead_of_hanging() {
+    // The bound itself, on the customer alone (it imports nothing): the composed steps above run
+    // in the same engine, under the same fuel.
+    let component = Component::new(engine(), customer_from_wat("loop", LOOP)).unwrap();
+    let (mut store, _stderr) = store(&[], &[]);
+    let instance = linker().instantiate(&mut store, &component).unwrap();
+    let interface = instance
+        .get_export_index(&mut store, None, compose::TRANSFORM)
+        .expect("exports the transform interface");
+    let transform = instance
+        .get_export_index(&mut store, Some(&interface), "transform")
+        .and_then(|f| instance.get_func(&mut store, f))
+        .expect("exports transform");
+    let input = Val::Record(vec![
+        ("key".into(), Val::Option(None)),
+        ("payload".into(), Val::List(Vec::new())),
+        ("headers".into(), Val::List(Vec::new())),
+    ]);
+    let mut result = [Val::Bool(false)];
+    let error = transform
+        .call(&mut store, &[input], &mut result)
+        .expect_err("the loop cannot finish");
+    assert_eq!(
+        error.downcast_ref::<Trap>(),
+        Some(&Trap::OutOfFuel),
+        "{error:?}"
+    );
+}
