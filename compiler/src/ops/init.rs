@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::spec::Error;
 use crate::util::out_dir::NewFile;
 
@@ -26,7 +24,7 @@ pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<String>, Error> {
             sanitize(&resolved.file_name().unwrap_or_default().to_string_lossy())
         }
     };
-    let digest = format!("sha256:{:x}", Sha256::digest(PASSTHROUGH_COMPONENT));
+    let digest = crate::util::digest::sha256(PASSTHROUGH_COMPONENT);
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("etl.yaml", project(&name).into_bytes()),
         ("pipelines/hello.yaml", pipeline(&digest).into_bytes()),
