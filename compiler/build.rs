@@ -1,5 +1,5 @@
 //! Builds the platform harness components (`../harness-components`, its own Cargo workspace) for
-//! `wasm32-wasip2` and embeds them: writes `$OUT_DIR/harness.rs`, which `src/harness.rs`
+//! `wasm32-wasip2` and embeds them: writes `$OUT_DIR/harness.rs`, which `src/build/harness.rs`
 //! includes, with one `pub const <PART>: &[u8]` per part.
 //!
 //! The nested build is the same as `harness-components/build.sh` — `--locked --release --target

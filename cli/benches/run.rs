@@ -662,7 +662,7 @@ fn engine() -> Engine {
     etl_run::engine().expect("an engine")
 }
 
-/// The memory limit of the runner's stores (`run/host.rs`).
+/// The memory limit of the runner's stores (`runtime/src/host.rs`).
 struct Limiter {
     memory: usize,
 }

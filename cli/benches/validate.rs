@@ -14,7 +14,7 @@
 //! the happy path is what is measured), then:
 //!
 //! - times `etl::spec::validate` in-process: one warm-up run, then the median and minimum of
-//!   several runs, with the median split into its stages (`load::load`, `check::check`);
+//!   several runs, with the median split into its stages (`load::load`, `validate::check_repo`);
 //! - runs the real CLI (`etl validate --repo DIR --format json`, stdout to null) and records its
 //!   wall time and peak RSS. Each CLI run is spawned by a fresh copy of this binary (re-executed
 //!   with `ETL_BENCH_CHILD=DIR`) whose only child is the CLI, so `getrusage(RUSAGE_CHILDREN)`

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use etl::ops::inspect::InspectError;
 use etl::ops::promote::PromoteError;
 use etl::ops::push::PushError;
 
@@ -55,9 +56,9 @@ pub enum Error {
     /// An `--allow` is not an interface.
     #[error("{0}: expected `namespace:package/interface[@version]` or `namespace:package/*`")]
     Grant(String),
-    /// A file is not a usable component.
+    /// A file cannot be inspected.
     #[error(transparent)]
-    Component(#[from] etl::store::ResolveError),
+    Inspect(#[from] etl::ops::inspect::InspectError),
     /// A pipeline or environment is unknown.
     #[error(transparent)]
     Plan(#[from] etl::build::deployment::DeploymentError),
@@ -121,7 +122,10 @@ impl Error {
                 | PromoteError::OtherRegistry(_)
                 | PromoteError::Time(_) => USAGE,
             },
-            Error::Component(_) => FAILURE,
+            Error::Inspect(e) => match e {
+                InspectError::Component(_) => FAILURE,
+                InspectError::Io(_) => USAGE,
+            },
             Error::Spec(_)
             | Error::Provenance(_)
             | Error::KeyFile(_)

@@ -1,9 +1,8 @@
 //! `etl compile`: a repo into `--out`, signed with `--sign-key`, then pushed with `--push`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use etl::build::dist::Plan;
-use etl::build::provenance;
 use etl::ops::compile::{Compilation, Options};
 
 use crate::args::{self, Color, Format, RegistryArgs};
@@ -62,13 +61,15 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         None => None,
     };
     let cache = (!args.no_cache).then(|| etl::store::Cache::new(args::cache_dir(args.cache_dir)));
-    // What etl writes is never a change of the inputs.
-    let written: Vec<&Path> = std::iter::once(args.out.as_path())
-        .chain(cache.as_ref().map(etl::store::Cache::dir))
-        .collect();
     let epoch = args::source_date_epoch();
-    let provenance = provenance::discover(&args.repo, &written, epoch.as_deref(), args.source)?;
-    if provenance.revision.is_none() && provenance::is_dirty(&args.repo, &written) {
+    let origin = etl::ops::compile::origin(
+        &args.repo,
+        &args.out,
+        cache.as_ref(),
+        epoch.as_deref(),
+        args.source,
+    )?;
+    if origin.uncommitted {
         eprintln!(
             "note: `{}` has uncommitted changes: plan.json records no revision",
             args.repo.display()
@@ -77,7 +78,7 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
     let options = Options {
         out: args.out,
         cache,
-        provenance,
+        provenance: origin.provenance,
     };
     let compilation = etl::ops::compile::compile_signed(&args.repo, &options, key.as_ref())?;
     render::cache_warning(options.cache.as_ref());

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use etl::spec::model::Grant;
-use etl::util::io::IoError;
 
 use crate::exit::{Error, Verdict};
 use crate::render;
@@ -27,12 +26,9 @@ pub fn run(args: Args) -> Result<Verdict, Error> {
         .map(Grant::try_from)
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Grant)?;
-    let bytes = std::fs::read(&args.file)
-        .map_err(|source| etl::spec::Error::Io(IoError::new(args.file.clone(), source)))?;
-    let name = args.file.display().to_string();
-    let resolved = etl::build::resolve::prepare(&name, bytes, None)?;
-    render::print(&etl::ops::inspect::describe(&name, &resolved, &grants));
-    Ok(if etl::ops::inspect::satisfies(&resolved, &grants) {
+    let inspection = etl::ops::inspect::inspect(&args.file, &grants)?;
+    render::print(&inspection.report);
+    Ok(if inspection.satisfied {
         Verdict::Success
     } else {
         Verdict::Failed

@@ -34,12 +34,7 @@ pub fn run(args: Args) -> Result<Verdict, Error> {
     let key = etl::ops::keygen::read_public_key(&args.key)?;
     let registry = etl::ops::registry::registry_of(args.registry.as_deref(), &args.dist)?;
     let epoch = args::source_date_epoch();
-    let time = match etl::build::provenance::epoch(epoch.as_deref())? {
-        Some(time) => time,
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    };
+    let time = etl::build::provenance::now(epoch.as_deref())?;
     let credentials = args.access.credentials(&registry.host)?;
     let options = etl::ops::promote::Options {
         from: args.from,

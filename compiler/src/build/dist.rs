@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::emit::Application;
+use crate::build::emit::{self, Application};
 use crate::build::resolve;
 use crate::util::io::IoError;
 
@@ -245,10 +245,25 @@ pub fn recorded_registry(dist: &Path) -> Result<String, NoRegistry> {
     Ok(plan.registry)
 }
 
+/// The manifest files of `pipeline` in `env`, by path under `dist/`: `<env>/wadm/<pipeline>.yaml`
+/// (wasmCloud 1.x) and `<env>/k8s/<pipeline>.yaml` (wasmCloud v2).
+pub fn manifest_files(env: &str, pipeline: &str, app: &Application) -> [(String, Vec<u8>); 2] {
+    [
+        (
+            format!("{env}/wadm/{pipeline}.yaml"),
+            emit::wadm::manifest(app).into_bytes(),
+        ),
+        (
+            format!("{env}/k8s/{pipeline}.yaml"),
+            emit::k8s::manifests(app).into_bytes(),
+        ),
+    ]
+}
+
 impl Plan {
     /// The plan as written to `dist/`: canonical JSON.
     pub fn to_json(&self) -> String {
-        crate::util::json::pretty(&serde_json::to_value(self).expect("the plan serializes"))
+        crate::util::json::pretty(self)
     }
 
     /// The applications the plan deploys to `env`, by pipeline.

@@ -4,7 +4,7 @@
 //! [`contract`] and the policy) → [`compose`] (each step between its [`harness`] parts) →
 //! [`deployment`] (how each pipeline runs in each environment) → [`emit`] (wadm applications and
 //! v2 `WorkloadDeployment`s, and the OCI artifacts) → [`dist`] (`plan.json`). [`provenance`] finds
-//! the commit a build came from. Nothing here writes a file: [`crate::ops::compile`] does.
+//! the commit a build came from. Nothing here writes a file: `etl compile` does.
 
 pub mod compose;
 pub mod contract;
@@ -226,14 +226,7 @@ fn package_and_emit(
             };
             match emit::application(repo, &deployment, &packaged[p.name.as_str()]) {
                 Ok(app) => {
-                    out_files.insert(
-                        format!("{env}/wadm/{}.yaml", p.name),
-                        emit::wadm::manifest(&app).into_bytes(),
-                    );
-                    out_files.insert(
-                        format!("{env}/k8s/{}.yaml", p.name),
-                        emit::k8s::manifests(&app).into_bytes(),
-                    );
+                    out_files.extend(dist::manifest_files(env, &p.name, &app));
                     deployments
                         .entry(env.clone())
                         .or_default()

@@ -61,6 +61,16 @@ pub fn epoch(source_date_epoch: Option<&str>) -> Result<Option<i64>, ProvenanceE
         .transpose()
 }
 
+/// The time an operation records when it happens (`etl promote`): `source_date_epoch` when set,
+/// else the clock.
+pub fn now(source_date_epoch: Option<&str>) -> Result<i64, ProvenanceError> {
+    Ok(epoch(source_date_epoch)?.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }))
+}
+
 /// Whether `root` has uncommitted changes that would make the commit a lie (`written` as for
 /// [`discover`]).
 pub fn is_dirty(root: &Path, written: &[&Path]) -> bool {

@@ -471,8 +471,7 @@ impl Blobs<'_> {
             digest: digest.to_owned(),
             state,
         };
-        let hex = digest.strip_prefix("sha256:").unwrap_or_default();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if crate::util::digest::hex(digest).is_none() {
             return Err(problem("not a sha256 digest".to_owned()));
         }
         let bytes = match self {

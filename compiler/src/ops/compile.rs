@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::build::dist::Plan;
+use crate::build::provenance::{self, ProvenanceError};
 use crate::diag::{Code, Diagnostic};
 use crate::oci::layout::Provenance;
 use crate::oci::sign::{self, SigningKey};
@@ -76,5 +77,33 @@ pub fn compile_signed(
         plan: build.plan,
         built: build.built,
         from_cache: build.from_cache,
+    })
+}
+
+/// Where a compile comes from, as `plan.json` will record it.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Commit, time and source.
+    pub provenance: Provenance,
+    /// The repo is a git work tree with uncommitted changes (outside what etl writes), so no
+    /// commit is recorded.
+    pub uncommitted: bool,
+}
+
+/// The provenance of compiling `repo` into `out` with `cache`: its commit (what etl writes there
+/// is never a change of the inputs), that commit's time or `source_date_epoch`, and `source`.
+pub fn origin(
+    repo: &Path,
+    out: &Path,
+    cache: Option<&Cache>,
+    source_date_epoch: Option<&str>,
+    source: Option<String>,
+) -> Result<Origin, ProvenanceError> {
+    let written: Vec<&Path> = std::iter::once(out).chain(cache.map(Cache::dir)).collect();
+    let provenance = provenance::discover(repo, &written, source_date_epoch, source)?;
+    let uncommitted = provenance.revision.is_none() && provenance::is_dirty(repo, &written);
+    Ok(Origin {
+        provenance,
+        uncommitted,
     })
 }

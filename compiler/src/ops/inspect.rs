@@ -2,10 +2,44 @@
 //! customer contract under a policy.
 
 use std::fmt::Write;
+use std::path::Path;
 
 use crate::build::contract;
-use crate::build::resolve::{Origin, Resolved};
+use crate::build::resolve::{self, Origin, Resolved};
 use crate::spec::model::Grant;
+use crate::store::ResolveError;
+use crate::util::io::IoError;
+
+/// Why a file could not be inspected.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The file cannot be read.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// It is not a usable component.
+    #[error(transparent)]
+    Component(#[from] ResolveError),
+}
+
+/// What `etl inspect` found in a file.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The readable report ([`describe`]).
+    pub report: String,
+    /// Whether the component satisfies the contract under the grants ([`satisfies`]).
+    pub satisfied: bool,
+}
+
+/// Reads, componentizes and checks the component in `file`, judged with `grants`.
+pub fn inspect(file: &Path, grants: &[Grant]) -> Result<Inspection, InspectError> {
+    let bytes = std::fs::read(file).map_err(IoError::at(file))?;
+    let name = file.display().to_string();
+    let resolved = resolve::prepare(&name, bytes, None)?;
+    Ok(Inspection {
+        report: describe(&name, &resolved, grants),
+        satisfied: satisfies(&resolved, grants),
+    })
+}
 
 /// A readable report of a resolved component, judged with the given grants.
 pub fn describe(name: &str, r: &Resolved, grants: &[Grant]) -> String {

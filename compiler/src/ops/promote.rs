@@ -287,14 +287,7 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
                 pipeline: pipeline.clone(),
                 source,
             })?;
-            files.insert(
-                format!("{}/wadm/{pipeline}.yaml", options.to),
-                emit::wadm::manifest(&app).into_bytes(),
-            );
-            files.insert(
-                format!("{}/k8s/{pipeline}.yaml", options.to),
-                emit::k8s::manifests(&app).into_bytes(),
-            );
+            files.extend(dist::manifest_files(&options.to, pipeline, &app));
             deployments.insert(pipeline.clone(), app);
         }
         plan.deployments.insert(options.to.clone(), deployments);
@@ -318,8 +311,7 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
         files.insert(dist::FILE.to_owned(), plan.to_json().into_bytes());
         files.insert(
             format!("promotions/{}.json", options.to),
-            crate::util::json::pretty(&serde_json::to_value(&record).expect("records serialize"))
-                .into_bytes(),
+            crate::util::json::pretty(&record).into_bytes(),
         );
 
         let (mut tags_set, mut tags_unchanged) = (0, 0);

@@ -171,11 +171,9 @@ fn read_dist(
     let index: ImageIndex =
         serde_json::from_slice(&read(index_path.clone())?).map_err(|e| layout(e.to_string()))?;
     let blob = |digest: &str| -> Result<Vec<u8>, PushError> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+        crate::util::digest::hex(digest)
             .ok_or_else(|| layout(format!("`{digest}` is not a sha256 digest")))?;
-        let path = oci.join("blobs/sha256").join(hex);
+        let path = oci.join(crate::oci::layout::blob_path(digest));
         let bytes = read(path.clone())?;
         if sha256(&bytes) != digest {
             return Err(PushError::Layout {
@@ -321,7 +319,7 @@ async fn run(
     session
         .authenticate(&registry.repository(&first.repository), true)
         .await?;
-    let blobs = dist.join("oci/blobs/sha256");
+    let oci = dist.join("oci");
     for entry in entries {
         let repository = registry.repository(&entry.repository);
         for digest in &entry.blobs {
@@ -329,7 +327,7 @@ async fn run(
                 report.blobs_skipped += 1;
                 continue;
             }
-            let path = blobs.join(&digest["sha256:".len()..]);
+            let path = oci.join(crate::oci::layout::blob_path(digest));
             let bytes = std::fs::read(&path)
                 .map_err(|source| PushError::Io(crate::util::io::IoError::new(path, source)))?;
             session

@@ -105,13 +105,8 @@ pub fn pull(
 fn split(reference: &str) -> Option<(&str, &str, &str)> {
     let (name, digest) = reference.strip_prefix("oci://")?.split_once('@')?;
     let (host, repository) = name.split_once('/')?;
-    let hex = digest.strip_prefix("sha256:")?;
-    let valid = !host.is_empty()
-        && !repository.is_empty()
-        && hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let valid =
+        !host.is_empty() && !repository.is_empty() && crate::util::digest::hex(digest).is_some();
     valid.then_some((host, repository, digest))
 }
 

@@ -6,9 +6,10 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 /// Two-space indented, ending in a newline.
-pub fn pretty(value: &Json) -> String {
+pub fn pretty<T: Serialize>(value: &T) -> String {
+    let value = serde_json::to_value(value).expect("the documents etl writes serialize");
     let mut text =
-        serde_json::to_string_pretty(&sorted_keys(value)).expect("JSON values serialize");
+        serde_json::to_string_pretty(&sorted_keys(&value)).expect("JSON values serialize");
     text.push('\n');
     text
 }

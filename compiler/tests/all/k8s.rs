@@ -17,9 +17,9 @@ use std::sync::OnceLock;
 
 use etl::build::emit::{
     Application, ArtifactRef, Component, ComponentKind, Direction, Link, NamedConfig, Provider,
-    Scale, Secret, SecretPolicy, Spread,
+    Scale, Secret, SecretPolicy,
 };
-use etl::spec::model::ProviderKind;
+use etl::spec::model::{ProviderKind, Spread};
 use serde_json::{Value, json};
 
 const CRD: &str = include_str!("../data/wasmcloud-v2-workloaddeployment.crd.yaml");

@@ -19,9 +19,9 @@ use std::sync::OnceLock;
 
 use etl::build::emit::{
     Application, ArtifactRef, Component, ComponentKind, Direction, Link, NamedConfig, Provider,
-    Scale, Secret, SecretPolicy, Spread, wadm,
+    Scale, Secret, SecretPolicy, wadm,
 };
-use etl::spec::model::ProviderKind;
+use etl::spec::model::{ProviderKind, Spread};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------

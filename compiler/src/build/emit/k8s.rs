@@ -29,8 +29,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::is_dns_label;
-use super::{Application, Component, Direction, Link, Spread};
+use super::{Application, Component, Direction, Link};
 use crate::spec::model::ProviderKind;
+use crate::spec::model::Spread;
 use crate::util::digest::sha256;
 
 /// `apiVersion` of the resources.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::deployment::{Deployment, UnitDeployment, UnitKind};
 use crate::spec::load::Repo;
-pub use crate::spec::model::Spread;
+use crate::spec::model::Spread;
 use crate::spec::model::{ProviderKind, SinkConnector, SourceConnector};
 use crate::util::digest::sha256;
 

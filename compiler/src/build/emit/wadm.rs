@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Application, Direction, Link, NamedConfig, Scale, Spread};
+use super::{Application, Direction, Link, NamedConfig, Scale};
+use crate::spec::model::Spread;
 
 /// `apiVersion` of a wadm application manifest.
 pub const API_VERSION: &str = "core.oam.dev/v1beta1";

@@ -27,7 +27,7 @@ pub struct Validation {
     pub repo: Repo,
     /// Problems, in reporting order.
     pub diagnostics: Vec<Diagnostic>,
-    /// Component bytes read and checked against their digests, for [`crate::build::resolve::resolve_repo`].
+    /// Component bytes read and checked against their digests, for the `resolve` stage.
     pub components: Verified,
 }
 
