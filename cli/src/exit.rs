@@ -26,9 +26,15 @@ pub enum Verdict {
 /// Why a command stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The repo cannot be read, or an output cannot be written.
+    /// The repo cannot be read.
     #[error(transparent)]
     Spec(#[from] etl::spec::Error),
+    /// A compile cannot read the repo or write its output.
+    #[error(transparent)]
+    Compile(#[from] etl::ops::compile::CompileError),
+    /// Files cannot be written without losing the user's.
+    #[error(transparent)]
+    Output(#[from] etl::util::out_dir::OutputError),
     /// `SOURCE_DATE_EPOCH` is unusable.
     #[error(transparent)]
     Provenance(#[from] etl::build::provenance::ProvenanceError),
@@ -127,6 +133,8 @@ impl Error {
                 InspectError::Io(_) => USAGE,
             },
             Error::Spec(_)
+            | Error::Compile(_)
+            | Error::Output(_)
             | Error::Provenance(_)
             | Error::KeyFile(_)
             | Error::Keygen(_)

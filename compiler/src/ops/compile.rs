@@ -12,9 +12,20 @@ use crate::build::provenance::{self, ProvenanceError};
 use crate::diag::{Code, Diagnostic};
 use crate::oci::layout::Provenance;
 use crate::oci::sign::{self, SigningKey};
-use crate::spec::{Error, Validation};
+use crate::spec::{self, Validation};
 use crate::store::Cache;
-use crate::util::out_dir::OutputDir;
+use crate::util::out_dir::{OutputDir, OutputError};
+
+/// Why a compile could not run or write its output (the repo's own problems are diagnostics).
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The repo cannot be read.
+    #[error(transparent)]
+    Repo(#[from] spec::Error),
+    /// The output could not be written without losing the user's files, or failed to be.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
 
 /// Where to write and what to reuse.
 #[derive(Debug, Clone)]
@@ -43,7 +54,7 @@ pub struct Compilation {
 }
 
 /// Compiles the repo at `root` into `options.out`.
-pub fn compile(root: &Path, options: &Options) -> Result<Compilation, Error> {
+pub fn compile(root: &Path, options: &Options) -> Result<Compilation, CompileError> {
     compile_signed(root, options, None)
 }
 
@@ -53,7 +64,7 @@ pub fn compile_signed(
     root: &Path,
     options: &Options,
     key: Option<&SigningKey>,
-) -> Result<Compilation, Error> {
+) -> Result<Compilation, CompileError> {
     // Before the work: a place that cannot be written is known now.
     let out = OutputDir::for_compile(&options.out, root)?;
     if let Some(cache) = &options.cache {

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::spec::Error;
-use crate::util::out_dir::NewFile;
+use crate::util::io::IoError;
+use crate::util::out_dir::{NewFile, OutputError};
 
 /// The component `etl init` writes as `components/transform.wasm`: a wit-bindgen core module of
 /// world `etl:pipeline/transformer` that returns every record unchanged, built reproducibly from
@@ -13,14 +13,13 @@ pub const PASSTHROUGH_COMPONENT: &[u8] = include_bytes!("../../assets/passthroug
 
 /// Creates a new pipeline repo in `dir` named `name` (when `None`, after the directory, made a
 /// valid name). Refuses to overwrite any existing file; returns the files written, repo-relative.
-pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<String>, Error> {
+pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<String>, OutputError> {
     let name = match name {
         Some(n) => sanitize(n),
         None => {
             // The directory may not exist yet: resolved as far as it does.
-            let resolved = crate::util::out_dir::resolve(dir).map_err(|source| {
-                Error::Io(crate::util::io::IoError::new(dir.to_owned(), source))
-            })?;
+            let resolved = crate::util::out_dir::resolve(dir)
+                .map_err(|source| OutputError::Io(IoError::new(dir, source)))?;
             sanitize(&resolved.file_name().unwrap_or_default().to_string_lossy())
         }
     };
@@ -157,9 +156,7 @@ mod tests {
         let before = fs::read(dir.path().join("etl.yaml")).unwrap();
         assert!(matches!(
             init(dir.path(), None),
-            Err(Error::Output(
-                crate::util::out_dir::OutputError::Exists { .. }
-            ))
+            Err(OutputError::Exists { .. })
         ));
         assert_eq!(fs::read(dir.path().join("etl.yaml")).unwrap(), before);
     }

@@ -1,10 +1,9 @@
-//! The failures that stop a command before it can report on the repo: usage and environment
+//! The failures that stop loading a repo before it can be reported on: usage and environment
 //! errors, as opposed to the repo's own problems, which are diagnostics.
 
 use std::path::PathBuf;
 
 use crate::util::io::IoError;
-use crate::util::out_dir::OutputError;
 
 /// Failures that stop a command before it can report on the repo (usage or environment errors).
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +14,4 @@ pub enum Error {
     /// A file or directory could not be read or written.
     #[error(transparent)]
     Io(#[from] IoError),
-    /// An output could not be written without losing the user's files, or failed to be.
-    #[error(transparent)]
-    Output(#[from] OutputError),
 }
