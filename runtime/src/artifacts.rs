@@ -9,6 +9,7 @@ use super::Artifact;
 use etl::build::dist::{self, Plan};
 use etl::spec::load::Repo;
 use etl::util::digest::sha256;
+use etl::util::io::IoError;
 
 /// Artifacts by pipeline, then by unit (step or sink) name.
 pub type Artifacts = BTreeMap<String, BTreeMap<String, Artifact>>;
@@ -126,9 +127,7 @@ fn from_dist_checked(
                         });
                     }
                     let path = dist.join(&u.artifact.path);
-                    let bytes = std::fs::read(&path).map_err(|source| {
-                        DistError::Io(etl::util::io::IoError::new(path.clone(), source))
-                    })?;
+                    let bytes = std::fs::read(&path).map_err(IoError::at(&path))?;
                     let actual = sha256(&bytes);
                     if actual != u.artifact.digest {
                         return Err(DistError::Tampered {

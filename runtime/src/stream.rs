@@ -103,7 +103,7 @@ impl<'p> Stream<'p> {
                 let open = || {
                     File::open(path)
                         .map(BufReader::new)
-                        .map_err(|source| IoError::new(path.clone(), source))
+                        .map_err(IoError::at(path))
                 };
                 if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
                     let mut total = 0;

@@ -26,6 +26,7 @@ use crate::oci::layout::{self, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
 use crate::oci::manifest::{Descriptor, History, ImageConfig, ImageIndex, ImageManifest, RootFs};
 use crate::oci::registry::{self, Session};
 use crate::util::digest::sha256;
+use crate::util::io::IoError;
 use crate::util::json::compact;
 
 /// Media type of the signature's one layer: the simple-signing payload.
@@ -517,9 +518,7 @@ pub fn verify_layout(dir: &Path, key: &VerifyingKey) -> Result<Report, VerifyErr
         return Err(VerifyError::NotALayout(dir.to_owned()));
     };
     let index_path = root.join("index.json");
-    let bytes = std::fs::read(&index_path).map_err(|source| {
-        VerifyError::Io(crate::util::io::IoError::new(index_path.clone(), source))
-    })?;
+    let bytes = std::fs::read(&index_path).map_err(IoError::at(&index_path))?;
     let bad_index = |reason: &str| VerifyError::BadIndex {
         path: index_path.clone(),
         reason: reason.to_owned(),

@@ -20,6 +20,7 @@ use crate::oci::layout::{LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::oci::manifest::{Descriptor, ImageManifest, WasmConfig};
 use crate::oci::registry::{self, Credentials, Registry, Retry, Session};
 use crate::oci::sign::{self, Problem, VerifyingKey};
+use crate::util::io::IoError;
 use crate::util::out_dir::{OutputDir, OutputError};
 
 /// Largest artifact config fetched, in bytes.
@@ -473,12 +474,8 @@ fn read_tree(
     dir: &Path,
     files: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<(), PromoteError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PromoteError::Io(crate::util::io::IoError::new(path, source))
-    };
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
+    for entry in std::fs::read_dir(dir).map_err(IoError::at(dir))? {
+        let path = entry.map_err(IoError::at(dir))?.path();
         if path.is_dir() {
             read_tree(root, &path, files)?;
         } else {
@@ -488,7 +485,7 @@ fn read_tree(
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            files.insert(name, std::fs::read(&path).map_err(io(&path))?);
+            files.insert(name, std::fs::read(&path).map_err(IoError::at(&path))?);
         }
     }
     Ok(())

@@ -26,6 +26,7 @@ use crate::oci::layout::{MANIFEST_MEDIA_TYPE, REF_NAME};
 use crate::oci::manifest::{ImageIndex, ImageManifest};
 use crate::oci::registry::{self, Credentials, Registry, Retry, Session};
 use crate::util::digest::sha256;
+use crate::util::io::IoError;
 
 /// What to push where, and how.
 #[derive(Debug, Clone)]
@@ -135,9 +136,8 @@ fn read_dist(
     registry: &Registry,
     tag_environments: &[String],
 ) -> Result<Vec<Entry>, PushError> {
-    let read = |path: PathBuf| {
-        std::fs::read(&path)
-            .map_err(|source| PushError::Io(crate::util::io::IoError::new(path.clone(), source)))
+    let read = |path: PathBuf| -> Result<Vec<u8>, PushError> {
+        Ok(std::fs::read(&path).map_err(IoError::at(&path))?)
     };
     let (plan, plan_bytes) = dist::read_file(&dist.join(dist::FILE)).map_err(|e| match e {
         dist::ReadError::Io(e) => PushError::Io(e),
@@ -328,8 +328,7 @@ async fn run(
                 continue;
             }
             let path = oci.join(crate::oci::layout::blob_path(digest));
-            let bytes = std::fs::read(&path)
-                .map_err(|source| PushError::Io(crate::util::io::IoError::new(path, source)))?;
+            let bytes = std::fs::read(&path).map_err(IoError::at(&path))?;
             session
                 .push_blob(&repository, bytes::Bytes::from(bytes), digest)
                 .await?;

@@ -19,6 +19,7 @@ use crate::spec::error::Error;
 use crate::spec::model::{API_VERSION, EnvironmentOverride, Pipeline, Project, TestFixture};
 use crate::spec::schema::{self, FileKind};
 use crate::spec::yaml::{self, Node, Value};
+use crate::util::io::IoError;
 
 /// Largest spec file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -134,8 +135,7 @@ impl Repo {
 /// Loads the repo at `root`. Problems in files are diagnostics; only a root that cannot be read
 /// at all is an [`Error`].
 pub fn load(root: &Path) -> Result<(Repo, Vec<Diagnostic>), Error> {
-    let meta = fs::metadata(root)
-        .map_err(|source| Error::Io(crate::util::io::IoError::new(root.to_owned(), source)))?;
+    let meta = fs::metadata(root).map_err(IoError::at(root))?;
     if !meta.is_dir() {
         return Err(Error::NotADirectory(root.to_owned()));
     }
@@ -195,8 +195,7 @@ impl Loader<'_> {
         if !path.is_dir() {
             return Ok(Vec::new());
         }
-        let entries = fs::read_dir(&path)
-            .map_err(|source| Error::Io(crate::util::io::IoError::new(path.clone(), source)))?;
+        let entries = fs::read_dir(&path).map_err(IoError::at(&path))?;
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
             .filter(|e| !e.path().is_dir())

@@ -15,6 +15,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
+use crate::util::io::IoError;
+
 /// The file every output directory holds, so that the next write recognises it.
 pub const MARKER: &str = ".etl-output";
 
@@ -162,7 +164,7 @@ impl OutputDir {
     /// is not an earlier output.
     pub fn for_compile(out: &Path, repo: &Path) -> Result<Self, OutputError> {
         let dir = Self::new(out, Mode::Create)?;
-        let repo_resolved = resolve(repo).map_err(io(repo))?;
+        let repo_resolved = resolve(repo).map_err(IoError::at(repo))?;
         if repo_resolved == dir.resolved {
             return Err(OutputError::IsRepo {
                 out: out.to_owned(),
@@ -183,7 +185,7 @@ impl OutputDir {
     /// directory etl did not write, and the next compile would replace them.
     pub fn check_cache(&self, cache: &Path) -> Result<(), OutputError> {
         if resolve(cache)
-            .map_err(io(cache))?
+            .map_err(IoError::at(cache))?
             .starts_with(&self.resolved)
         {
             return Err(OutputError::HoldsCache {
@@ -206,7 +208,7 @@ impl OutputDir {
     fn new(given: &Path, mode: Mode) -> Result<Self, OutputError> {
         Ok(Self {
             given: given.to_owned(),
-            resolved: resolve(given).map_err(io(given))?,
+            resolved: resolve(given).map_err(IoError::at(given))?,
             mode,
         })
     }
@@ -214,8 +216,8 @@ impl OutputDir {
     /// Refuses the current directory and its ancestors (the root among them), which cannot be
     /// renamed away from under the process.
     fn check_cwd(&self) -> Result<(), OutputError> {
-        let cwd = std::env::current_dir().map_err(io(Path::new(".")))?;
-        let cwd = fs::canonicalize(&cwd).map_err(io(&cwd))?;
+        let cwd = std::env::current_dir().map_err(IoError::at(Path::new(".")))?;
+        let cwd = fs::canonicalize(&cwd).map_err(IoError::at(&cwd))?;
         if self.resolved.parent().is_none() || cwd.starts_with(&self.resolved) {
             return Err(OutputError::ContainsCwd {
                 out: self.given.clone(),
@@ -232,7 +234,10 @@ impl OutputDir {
     /// Whether what is there now may be replaced.
     fn check_replaceable(&self) -> Result<(), OutputError> {
         let out = self.given.clone();
-        match (found(&self.resolved).map_err(io(&self.given))?, self.mode) {
+        match (
+            found(&self.resolved).map_err(IoError::at(&self.given))?,
+            self.mode,
+        ) {
             (Found::Output, _) | (Found::Nothing | Found::Empty, Mode::Create) => Ok(()),
             (Found::NotADirectory, _) => Err(OutputError::NotADirectory { out }),
             (Found::Nothing, Mode::Rewrite) => Err(OutputError::Missing { out }),
@@ -252,11 +257,11 @@ impl OutputDir {
             unreachable!("`check_cwd` refuses the root");
         };
         let name = name.to_string_lossy();
-        fs::create_dir_all(parent).map_err(io(parent))?;
+        fs::create_dir_all(parent).map_err(IoError::at(parent))?;
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{name}.new-"))
             .tempdir_in(parent)
-            .map_err(io(parent))?;
+            .map_err(IoError::at(parent))?;
         let marker = (MARKER, MARKER_TEXT.as_bytes());
         let all = files
             .iter()
@@ -265,14 +270,14 @@ impl OutputDir {
         for (file, bytes) in all {
             let path = staging.path().join(file);
             if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(io(dir))?;
+                fs::create_dir_all(dir).map_err(IoError::at(dir))?;
             }
-            fs::write(&path, bytes).map_err(io(&path))?;
+            fs::write(&path, bytes).map_err(IoError::at(&path))?;
         }
         // Again, right before the swap: the compile took a while.
         self.check_replaceable()?;
         if fs::symlink_metadata(out).is_err() {
-            fs::rename(staging.path(), out).map_err(io(&self.given))?;
+            fs::rename(staging.path(), out).map_err(IoError::at(&self.given))?;
             let _ = staging.keep();
             return Ok(());
         }
@@ -280,18 +285,15 @@ impl OutputDir {
         let old = tempfile::Builder::new()
             .prefix(&format!(".{name}.old-"))
             .tempdir_in(parent)
-            .map_err(io(parent))?;
+            .map_err(IoError::at(parent))?;
         let aside = old.path().join(&*name);
-        fs::rename(out, &aside).map_err(io(&self.given))?;
+        fs::rename(out, &aside).map_err(IoError::at(&self.given))?;
         if let Err(source) = fs::rename(staging.path(), out) {
             if fs::rename(&aside, out).is_err() {
                 // Never delete what could not be put back.
                 let _ = old.keep();
             }
-            return Err(OutputError::Io(crate::util::io::IoError::new(
-                self.given.clone(),
-                source,
-            )));
+            return Err(OutputError::Io(IoError::new(self.given.clone(), source)));
         }
         let _ = staging.keep();
         Ok(())
@@ -375,7 +377,7 @@ pub fn create_new(files: &[NewFile<'_>]) -> Result<(), OutputError> {
                 io::ErrorKind::AlreadyExists => OutputError::Exists {
                     paths: vec![file.path.to_owned()],
                 },
-                _ => OutputError::Io(crate::util::io::IoError::new(file.path.to_owned(), e)),
+                _ => OutputError::Io(IoError::new(file.path.to_owned(), e)),
             });
         }
         created.push(file.path);
@@ -399,11 +401,6 @@ fn create_one(file: &NewFile<'_>) -> io::Result<()> {
         let _ = fs::remove_file(file.path);
     }
     written
-}
-
-/// Maps an I/O error to [`OutputError::Io`] at `path`.
-fn io(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io(crate::util::io::IoError::new(path.to_owned(), source))
 }
 
 #[cfg(test)]
