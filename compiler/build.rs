@@ -20,13 +20,14 @@ use std::process::Command;
 use std::{env, fs};
 
 /// The workspace members, in the order of `harness-components/Cargo.toml`: (crate, const).
-const PARTS: [(&str, &str); 7] = [
+const PARTS: [(&str, &str); 8] = [
     ("in-messaging", "IN_MESSAGING"),
     ("in-http", "IN_HTTP"),
     ("out-messaging", "OUT_MESSAGING"),
     ("out-http", "OUT_HTTP"),
     ("out-blobstore", "OUT_BLOBSTORE"),
     ("settings", "SETTINGS"),
+    ("settings-v2", "SETTINGS_V2"),
     ("identity", "IDENTITY"),
 ];
 

@@ -5,7 +5,8 @@
 //! delivers them only if the call succeeds, so a failed or retried call leaves no trace.
 //! `wasi:http/outgoing-handler` requests are captured and answered `200` without touching the
 //! network; `wasi:blobstore` objects are captured in memory when their value is finished, never
-//! uploaded. `wasi:config/runtime` serves the unit's configuration from the deployment plan.
+//! uploaded. `wasi:config` (1.x's `runtime`, v2's `store`) serves the unit's configuration from the
+//! deployment plan.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,10 +25,12 @@ wasmtime::component::bindgen!({
         package etl:runner;
 
         /// What the runner serves a composed unit besides WASI and wasi:http, and the
-        /// messaging entry point it calls.
+        /// messaging entry point it calls. The configuration is served both as the 1.x
+        /// host does (`runtime`) and as v2 hosts do (`store`), so either artifact runs.
         world unit {
             import wasmcloud:messaging/consumer@0.2.0;
             import wasi:config/runtime@0.2.0-draft;
+            import wasi:config/store@0.2.0-rc.1;
             import wasi:logging/logging@0.1.0-draft;
             export wasmcloud:messaging/handler@0.2.0;
         }
@@ -35,6 +38,7 @@ wasmtime::component::bindgen!({
     path: [
         "../wit/deps/wasmcloud-messaging-0.2.0",
         "../wit/deps/wasi-config-0.2.0-draft",
+        "../wit/deps/wasi-config-0.2.0-rc.1",
         "../wit/deps/wasi-logging-0.1.0-draft",
     ],
 });
@@ -69,7 +73,7 @@ use blobstore::wasi::blobstore::{
 
 pub(crate) use wasmcloud::messaging::types::BrokerMessage;
 
-use wasi::config::runtime::ConfigError;
+use wasi::config0_2_0_draft::runtime::ConfigError;
 use wasi::logging::logging::Level;
 
 /// Bytes of stdout/stderr kept from one call (for trap reports).
@@ -364,17 +368,33 @@ impl wasmcloud::messaging::consumer::Host for Host {
     }
 }
 
-impl wasi::config::runtime::Host for Host {
+impl Host {
+    /// Every configuration entry, in key order.
+    fn config_entries(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl wasi::config0_2_0_draft::runtime::Host for Host {
     fn get(&mut self, key: String) -> Result<Option<String>, ConfigError> {
         Ok(self.config.get(&key).cloned())
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, ConfigError> {
-        Ok(self
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self.config_entries())
+    }
+}
+
+impl wasi::config0_2_0_rc_1::store::Host for Host {
+    fn get(&mut self, key: String) -> Result<Option<String>, wasi::config0_2_0_rc_1::store::Error> {
+        Ok(self.config.get(&key).cloned())
+    }
+
+    fn get_all(&mut self) -> Result<Vec<(String, String)>, wasi::config0_2_0_rc_1::store::Error> {
+        Ok(self.config_entries())
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! `build.rs` builds `harness-components/` (its own Cargo workspace) for `wasm32-wasip2`,
 //! reproducibly, and [`parts`] holds the bytes; `harness-components/build.sh` gives the same
-//! bytes. What each part does, its world in `wit/etl-platform` and its configuration keys:
-//! `docs/harness.md`.
+//! bytes. What each part does, its world in `wit/etl-platform` (`wit/etl-platform-v2` for
+//! `settings-v2`) and its configuration keys: `docs/harness.md`.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -27,21 +27,25 @@ pub enum Part {
     /// The `out` part that writes each output as an object through `wasi:blobstore`.
     OutBlobstore,
     /// Serves the customer `etl:pipeline/config` (its step's own settings) and
-    /// `etl:pipeline/types`.
+    /// `etl:pipeline/types`, reading the host's `wasi:config/runtime@0.2.0-draft` (wasmCloud 1.x).
     Settings,
+    /// [`Part::Settings`] for wasmCloud v2 hosts: reads `wasi:config/store@0.2.0-rc.1`, and
+    /// exports it to the other parts as `wasi:config/runtime@0.2.0-draft`.
+    SettingsV2,
     /// The pass-through transform of sinks.
     Identity,
 }
 
 impl Part {
     /// Every part, in a fixed order.
-    pub const ALL: [Part; 7] = [
+    pub const ALL: [Part; 8] = [
         Part::InMessaging,
         Part::InHttp,
         Part::OutMessaging,
         Part::OutHttp,
         Part::OutBlobstore,
         Part::Settings,
+        Part::SettingsV2,
         Part::Identity,
     ];
 
@@ -55,6 +59,7 @@ impl Part {
             Part::OutHttp => "out-http",
             Part::OutBlobstore => "out-blobstore",
             Part::Settings => "settings",
+            Part::SettingsV2 => "settings-v2",
             Part::Identity => "identity",
         }
     }
@@ -68,6 +73,7 @@ impl Part {
             Part::OutHttp => parts::OUT_HTTP,
             Part::OutBlobstore => parts::OUT_BLOBSTORE,
             Part::Settings => parts::SETTINGS,
+            Part::SettingsV2 => parts::SETTINGS_V2,
             Part::Identity => parts::IDENTITY,
         }
     }
@@ -75,7 +81,8 @@ impl Part {
     /// The sha256 digest of [`Part::bytes`], as `sha256:<64 lowercase hex>` (hashed once per
     /// process).
     pub fn digest(self) -> String {
-        static DIGESTS: [OnceLock<String>; 7] = [const { OnceLock::new() }; 7];
+        static DIGESTS: [OnceLock<String>; Part::ALL.len()] =
+            [const { OnceLock::new() }; Part::ALL.len()];
         DIGESTS[self as usize]
             .get_or_init(|| crate::util::digest::sha256(self.bytes()))
             .clone()

@@ -112,6 +112,14 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
             strings(&["wasi:config/runtime@0.2.0-draft"]),
             vec!["etl:pipeline/types@0.1.0", "etl:pipeline/config@0.1.0"],
         ),
+        Part::SettingsV2 => (
+            strings(&["wasi:config/store@0.2.0-rc.1"]),
+            vec![
+                "etl:pipeline/types@0.1.0",
+                "etl:pipeline/config@0.1.0",
+                "wasi:config/runtime@0.2.0-draft",
+            ],
+        ),
         Part::Identity => (
             strings(&["etl:pipeline/types@0.1.0"]),
             vec!["etl:pipeline/transform@0.1.0"],

@@ -39,12 +39,20 @@ fn parse(dir: &Path) -> UnresolvedPackageGroup {
 /// `etl-pipeline` and every `deps/*` package as its dependencies (sorted topologically by
 /// `wit-parser`). Returns the resolve and the ids of `etl:pipeline` and `etl:platform`.
 fn load_all() -> (Resolve, PackageId, PackageId) {
+    load_main("etl-platform")
+}
+
+/// [`load_all`] with `main` (a directory of `wit/`) as the main package.
+fn load_main(main: &str) -> (Resolve, PackageId, PackageId) {
     let wit = wit_dir();
     let mut deps = vec![parse(&wit.join("etl-pipeline"))];
+    if main != "etl-platform" {
+        deps.push(parse(&wit.join("etl-platform")));
+    }
     deps.extend(dep_dirs().iter().map(|d| parse(d)));
     let mut resolve = Resolve::new();
     let platform = resolve
-        .push_groups(parse(&wit.join("etl-platform")), deps)
+        .push_groups(parse(&wit.join(main)), deps)
         .unwrap_or_else(|e| panic!("wit/ does not resolve: {e:?}"));
     let pipeline = package(&resolve, "etl:pipeline@0.1.0");
     (resolve, pipeline, platform)
@@ -236,6 +244,7 @@ fn every_vendored_dependency_resolves_on_its_own_name() {
             "wasi:cli@0.2.12",
             "wasi:clocks@0.2.12",
             "wasi:config@0.2.0-draft",
+            "wasi:config@0.2.0-rc.1",
             "wasi:filesystem@0.2.12",
             "wasi:http@0.2.12",
             "wasi:io@0.2.12",
@@ -430,6 +439,44 @@ fn every_platform_world_resolves_with_exactly_its_items() {
         assert_eq!(got_imports, imports, "imports of etl:platform/{world}");
         assert_eq!(got_exports, exports, "exports of etl:platform/{world}");
     }
+}
+
+#[test]
+fn the_v2_settings_world_serves_the_1x_config_interface_from_the_v2_one() {
+    let (resolve, _, v2) = load_main("etl-platform-v2");
+    assert_eq!(
+        resolve.packages[v2].name.to_string(),
+        "etl:platform-v2@0.1.0"
+    );
+    let worlds: Vec<&str> = resolve.packages[v2]
+        .worlds
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(worlds, ["settings"]);
+    let (imports, exports) = world_items(&resolve, v2, "settings");
+    assert_eq!(imports, set(&["wasi:config/store@0.2.0-rc.1"]));
+    assert_eq!(
+        exports,
+        set(&[
+            "etl:pipeline/types@0.1.0",
+            "etl:pipeline/config@0.1.0",
+            "wasi:config/runtime@0.2.0-draft",
+        ])
+    );
+    // The same functions and error cases (only the error type's name differs), so the 1.x
+    // interface can be served from the v2 one call for call.
+    let draft = package(&resolve, "wasi:config@0.2.0-draft");
+    let rc = package(&resolve, "wasi:config@0.2.0-rc.1");
+    let runtime: Vec<String> = functions(&resolve, draft, "runtime")
+        .into_iter()
+        .map(|f| f.replace("config-error", "error"))
+        .collect();
+    assert_eq!(runtime, functions(&resolve, rc, "store"));
+    assert_eq!(
+        type_def(&resolve, draft, "runtime", "config-error").1,
+        type_def(&resolve, rc, "store", "error").1
+    );
 }
 
 #[test]

@@ -12,8 +12,35 @@
 /// Generates the bindings of a world of `etl:platform` (e.g. `"etl:platform/out-http"`) in the
 /// calling crate, with every package it refers to, in dependency order (../wit/deps/README.md),
 /// and `generate_all`: the worlds use other packages' interfaces (`etl:pipeline`, `wasi:…`).
+///
+/// `generate!(v2 "etl:platform-v2/settings")`: a world of `../wit/etl-platform-v2`, with
+/// `wasi:config@0.2.0-rc.1` too. With two versions of `wasi:config`, the modules of both carry
+/// the version (`wasi::config0_2_0_rc_1`, `wasi::config0_2_0_draft`).
 #[macro_export]
 macro_rules! generate {
+    (v2 $world:tt) => {
+        wit_bindgen::generate!({
+            path: [
+                "../../wit/deps/wasi-io-0.2.12",
+                "../../wit/deps/wasi-clocks-0.2.12",
+                "../../wit/deps/wasi-random-0.2.12",
+                "../../wit/deps/wasi-filesystem-0.2.12",
+                "../../wit/deps/wasi-sockets-0.2.12",
+                "../../wit/deps/wasi-cli-0.2.12",
+                "../../wit/deps/wasi-http-0.2.12",
+                "../../wit/deps/wasi-config-0.2.0-draft",
+                "../../wit/deps/wasi-config-0.2.0-rc.1",
+                "../../wit/deps/wasmcloud-messaging-0.2.0",
+                "../../wit/deps/wasi-io-0.2.6",
+                "../../wit/deps/wasi-blobstore-0.2.0-draft",
+                "../../wit/etl-pipeline",
+                "../../wit/etl-platform",
+                "../../wit/etl-platform-v2",
+            ],
+            world: $world,
+            generate_all,
+        });
+    };
     ($world:tt) => {
         wit_bindgen::generate!({
             path: [
@@ -48,6 +75,29 @@ macro_rules! config_error_text {
                 wasi::config::runtime::ConfigError::Upstream(t) => format!("upstream: {t}"),
                 wasi::config::runtime::ConfigError::Io(t) => format!("i/o: {t}"),
             }
+        }
+    };
+}
+
+/// Defines, in `settings` and `settings-v2`, `PREFIX` (the namespace of the step's own settings
+/// in the runtime configuration, `step.`) and `visible(all)`: the step's own settings among all
+/// of them, the `step.` keys with the prefix stripped, sorted by key (and value, for a key given
+/// twice).
+#[macro_export]
+macro_rules! step_settings {
+    () => {
+        /// The namespace of the step's own settings in the runtime configuration.
+        const PREFIX: &str = "step.";
+
+        /// The step's own settings among all of them: the `step.` keys with the prefix stripped,
+        /// sorted by key (and value, for a key given twice).
+        fn visible(all: Vec<(String, String)>) -> Vec<(String, String)> {
+            let mut visible: Vec<(String, String)> = all
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?.to_string(), v)))
+                .collect();
+            visible.sort();
+            visible
         }
     };
 }

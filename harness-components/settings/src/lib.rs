@@ -1,5 +1,5 @@
 //! `settings`: serves the customer component its own step settings, world
-//! `etl:platform/settings`.
+//! `etl:platform/settings` (wasmCloud 1.x; `settings-v2` is its twin for v2 hosts).
 //!
 //! The step's `config:` values (rendered for the environment) reach the composed component
 //! through `wasi:config/runtime`, each under the key `step.<name>`, next to the platform's own
@@ -12,12 +12,10 @@
 
 etl_harness_bindings::generate!("etl:platform/settings");
 etl_harness_bindings::config_error_text!();
+etl_harness_bindings::step_settings!();
 
 use exports::etl::pipeline::config::Guest;
 use wasi::config::runtime::{self, ConfigError};
-
-/// The namespace of the step's own settings in `wasi:config/runtime`.
-const PREFIX: &str = "step.";
 
 struct Settings;
 
@@ -29,17 +27,6 @@ impl Guest for Settings {
     fn get_all() -> Vec<(String, String)> {
         visible(runtime::get_all().unwrap_or_else(|e| fail(&e)))
     }
-}
-
-/// The step's own settings among all of them: the `step.` keys with the prefix stripped, sorted
-/// by key (and value, for a key given twice).
-fn visible(all: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut visible: Vec<(String, String)> = all
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?.to_string(), v)))
-        .collect();
-    visible.sort();
-    visible
 }
 
 /// The contract's `config` cannot report an error, and answering "not set" for a setting that
