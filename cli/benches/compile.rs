@@ -486,6 +486,8 @@ struct Recipe {
     customer: Vec<u8>,
     inbound: Vec<Part>,
     out: Part,
+    /// The generation's settings part.
+    settings: Part,
     /// Step or sink, and where, for messages.
     unit: String,
 }
@@ -494,7 +496,7 @@ impl Recipe {
     fn compose(&self) -> Vec<u8> {
         let inbound: Vec<&[u8]> = self.inbound.iter().map(|p| p.bytes()).collect();
         compose::compose(Parts {
-            settings: Part::Settings.bytes(),
+            settings: self.settings.bytes(),
             customer: &self.customer,
             outbound: self.out.bytes(),
             inbound: &inbound,
@@ -537,14 +539,17 @@ fn distinct_compositions(
                 }
                 None => Part::Identity.bytes().to_vec(),
             };
-            recipes
-                .entry(u.artifact.digest.clone())
-                .or_insert_with(|| Recipe {
-                    customer,
-                    inbound: u.harness.inbound.iter().map(|n| part(n)).collect(),
-                    out: part(&u.harness.out),
-                    unit: format!("{}/{}", p.name, u.name),
-                });
+            for (generation, artifact) in u.artifacts() {
+                recipes
+                    .entry(artifact.digest.clone())
+                    .or_insert_with(|| Recipe {
+                        customer: customer.clone(),
+                        inbound: u.harness.inbound.iter().map(|n| part(n)).collect(),
+                        out: part(&u.harness.out),
+                        settings: generation.settings(),
+                        unit: format!("{}/{} ({generation})", p.name, u.name),
+                    });
+            }
         }
     }
     recipes
@@ -622,11 +627,11 @@ fn compare_with_wac(
         wall
     };
 
-    // The sample: compositions with a single in part (wac plug cannot share one customer
-    // instance between two in parts), every distinct one up to WAC_SAMPLE.
+    // The sample: wasmCloud 1.x compositions with a single in part (wac plug cannot share one
+    // customer instance between two in parts), every distinct one up to WAC_SAMPLE.
     let sample: Vec<(&String, &Recipe)> = recipes
         .iter()
-        .filter(|(_, r)| r.inbound.len() == 1)
+        .filter(|(_, r)| r.inbound.len() == 1 && r.settings == Part::Settings)
         .take(WAC_SAMPLE)
         .collect();
     let mut wac_times = Vec::new();

@@ -100,15 +100,18 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
     }
 }
 
-/// The line that says what was compiled into where, and how (built, from the cache, shared).
+/// The line that says what was compiled into where, and how (built, from the cache, shared):
+/// each step and sink is one component per wasmCloud generation.
 fn compiled(plan: &Plan, compilation: &Compilation, options: &Options) -> String {
-    let units: usize = plan
+    let units: usize = plan.pipelines.iter().map(|p| p.units().count()).sum();
+    let components: usize = plan
         .pipelines
         .iter()
-        .map(|p| p.steps.len() + p.sinks.len())
+        .flat_map(|p| p.units())
+        .map(|u| u.artifacts().count())
         .sum();
     let (built, cached) = (compilation.built, compilation.from_cache);
-    let shared = units.saturating_sub(built + cached);
+    let shared = components.saturating_sub(built + cached);
     let mut how = vec![format!("{built} built")];
     if options.cache.is_some() {
         how.push(format!("{cached} from cache"));
@@ -117,9 +120,14 @@ fn compiled(plan: &Plan, compilation: &Compilation, options: &Options) -> String
         how.push(format!("{shared} shared with an identical one"));
     }
     format!(
-        "compiled {} pipeline{} ({units} components: {}) into `{}`",
+        "compiled {} pipeline{} ({units} {}, {components} components: {}) into `{}`",
         plan.pipelines.len(),
         if plan.pipelines.len() == 1 { "" } else { "s" },
+        if units == 1 {
+            "step or sink"
+        } else {
+            "steps and sinks"
+        },
         how.join(", "),
         options.out.display()
     )

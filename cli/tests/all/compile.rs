@@ -60,19 +60,58 @@ fn the_example_compiles_into_a_plan_and_composed_components() {
             .any(|e| e.starts_with("wasmcloud:messaging/handler@0.2"))
     );
     for u in pipeline.steps.iter().chain(&pipeline.sinks) {
-        assert!(
-            u.artifact.imports.iter().all(|i| !i.starts_with("etl:")),
-            "{}: {:?}",
-            u.name,
-            u.artifact.imports
+        let v2 = u
+            .artifact_v2
+            .as_ref()
+            .expect("every unit has a v2 artifact");
+        for a in [&u.artifact, v2] {
+            assert!(
+                a.imports.iter().all(|i| !i.starts_with("etl:")),
+                "{}: {:?}",
+                u.name,
+                a.imports
+            );
+            let bytes = std::fs::read(dist.join(&a.path)).unwrap();
+            assert_eq!(etl::util::digest::sha256(&bytes), a.digest);
+        }
+        // The generations differ only in the config interface the host serves, and the v2
+        // settings part costs no core instance.
+        let other = |a: &etl::build::dist::ArtifactPlan, config: &str| -> Vec<String> {
+            a.imports.iter().filter(|i| *i != config).cloned().collect()
+        };
+        assert_eq!(
+            other(&u.artifact, "wasi:config/runtime@0.2.0-draft"),
+            other(v2, "wasi:config/store@0.2.0-rc.1"),
+            "{}",
+            u.name
         );
-        let bytes = std::fs::read(dist.join(&u.artifact.path)).unwrap();
-        assert_eq!(etl::util::digest::sha256(&bytes), u.artifact.digest);
+        assert!(
+            u.artifact
+                .imports
+                .iter()
+                .any(|i| i == "wasi:config/runtime@0.2.0-draft")
+        );
+        assert!(
+            v2.imports
+                .iter()
+                .any(|i| i == "wasi:config/store@0.2.0-rc.1")
+        );
+        assert_eq!(u.artifact.exports, v2.exports);
+        assert_eq!(u.artifact.core_instances, v2.core_instances);
+        assert!(
+            (10..=12).contains(&v2.core_instances),
+            "{}",
+            v2.core_instances
+        );
+        assert_ne!(u.artifact.digest, v2.digest);
     }
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dist.join("plan.json")).unwrap()).unwrap();
     assert_eq!(json["kind"], "Plan");
-    assert_eq!(c.built, 5);
+    assert_eq!(
+        c.built, 10,
+        "five units, one component per wasmCloud generation"
+    );
 }
 
 #[test]
@@ -135,14 +174,14 @@ fn identical_compositions_are_built_once_and_shared() {
     let c = compile_into(&repo, &dist, None);
     assert!(c.plan.is_some(), "{:#?}", c.validation.diagnostics);
     assert_eq!(
-        c.built, 5,
+        c.built, 10,
         "the second pipeline reuses every composition of the first"
     );
     let components = common::tree(&dist)
         .keys()
         .filter(|k| k.starts_with("components/"))
         .count();
-    assert_eq!(components, 5);
+    assert_eq!(components, 10);
 }
 
 #[test]
@@ -195,7 +234,8 @@ fn compile_bin(repo: &Path, out: &Path, args: &[&str]) -> (Option<i32>, String) 
 
 #[test]
 fn the_summary_says_what_was_built_taken_from_the_cache_and_shared() {
-    // A second NATS sink of `parse`: the same composition as `archive`, made once per run.
+    // A second NATS sink of `parse`: the same compositions as `archive` (one per wasmCloud
+    // generation), made once per run.
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     common::copy(&common::example(), &repo);
@@ -213,7 +253,9 @@ fn the_summary_says_what_was_built_taken_from_the_cache_and_shared() {
     let (code, stderr) = compile_bin(&repo, &tmp.path().join("a"), &["--no-cache"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("(6 components: 5 built, 1 shared with an identical one)"),
+        stderr.contains(
+            "(6 steps and sinks, 12 components: 10 built, 2 shared with an identical one)"
+        ),
         "{stderr}"
     );
     assert!(
@@ -225,12 +267,16 @@ fn the_summary_says_what_was_built_taken_from_the_cache_and_shared() {
     let cache = cache.to_str().unwrap();
     let (_, stderr) = compile_bin(&repo, &tmp.path().join("b"), &["--cache-dir", cache]);
     assert!(
-        stderr.contains("(6 components: 5 built, 0 from cache, 1 shared with an identical one)"),
+        stderr.contains(
+            "(6 steps and sinks, 12 components: 10 built, 0 from cache, 2 shared with an identical one)"
+        ),
         "{stderr}"
     );
     let (_, stderr) = compile_bin(&repo, &tmp.path().join("c"), &["--cache-dir", cache]);
     assert!(
-        stderr.contains("(6 components: 0 built, 5 from cache, 1 shared with an identical one)"),
+        stderr.contains(
+            "(6 steps and sinks, 12 components: 0 built, 10 from cache, 2 shared with an identical one)"
+        ),
         "{stderr}"
     );
 }
@@ -260,4 +306,75 @@ fn a_cache_that_cannot_be_written_is_said_once() {
     );
     assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");
     assert!(stderr.contains("(os error"), "{stderr}");
+}
+
+/// The `max_in_flight` every messaging entry of `dist/<env>/k8s/sensor-ingest.yaml` that
+/// delivers records carries, one per such entry.
+fn max_in_flight(dist: &Path, env: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(dist.join(env).join("k8s/sensor-ingest.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    docs.iter()
+        .flat_map(|d| {
+            d["spec"]["template"]["spec"]["hostInterfaces"]
+                .as_array()
+                .unwrap()
+        })
+        .filter(|e| e["package"] == "messaging" && e["interfaces"].to_string().contains("handler"))
+        .map(|e| e["config"]["max_in_flight"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn messages_in_flight_are_sized_from_the_hosts_instance_pool_or_set_per_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    common::copy(&common::example(), &repo);
+    // Four steps fed over messaging, 12 core instances each: 48 per message in flight; two
+    // thirds of the default pool of 1000 is 666, so 13 in flight each.
+    let dist = tmp.path().join("a");
+    let (code, stderr) = compile_bin(&repo, &dist, &["--no-cache"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("W0802"), "{stderr}");
+    assert_eq!(max_in_flight(&dist, "dev"), ["13"; 4]);
+
+    // A larger pool in dev; a ceiling in staging that four steps cannot all use at once.
+    let etl_yaml = repo.join("etl.yaml");
+    let text = std::fs::read_to_string(&etl_yaml).unwrap();
+    let text = text
+        .replacen(
+            "      lattice: acme-iot-dev\n",
+            "      lattice: acme-iot-dev\n      coreInstances: 3000\n",
+            1,
+        )
+        .replacen(
+            "      lattice: acme-iot-staging\n",
+            "      lattice: acme-iot-staging\n      maxInFlight: 20\n",
+            1,
+        );
+    std::fs::write(&etl_yaml, text).unwrap();
+    let dist = tmp.path().join("b");
+    let (code, stderr) = compile_bin(&repo, &dist, &["--no-cache"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "a warning does not fail the compile: {stderr}"
+    );
+    assert_eq!(max_in_flight(&dist, "dev"), ["41"; 4], "2000 / 48");
+    assert_eq!(max_in_flight(&dist, "staging"), ["20"; 4]);
+    assert_eq!(
+        max_in_flight(&dist, "prod"),
+        ["13"; 8],
+        "two spread shares each"
+    );
+    assert!(stderr.contains("warning[W0802]"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "pipeline `sensor-ingest` in environment `staging`: with every message in flight, its \
+             steps fed over messaging take 960 core instances"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("etl.yaml:"), "at the setting: {stderr}");
+    assert!(stderr.contains("`maxInFlight: 13` fits"), "{stderr}");
+    assert_eq!(stderr.matches("W0802").count(), 1, "{stderr}");
 }

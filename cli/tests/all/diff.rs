@@ -181,7 +181,7 @@ fn a_representative_change_as_markdown_text_and_json() {
 
     assert_eq!(
         report.summary,
-        "3 environments, 1 pipeline changed: 2 artifacts, 10 scaling changes, 4 config values, 3 secrets, 1 new capability grant"
+        "3 environments, 1 pipeline changed: 4 artifacts, 10 scaling changes, 4 config values, 3 secrets, 1 new capability grant"
     );
     let p = &report.pipelines[0];
     let causes = |unit: &str| {
@@ -403,8 +403,8 @@ fn rewiring_shows_in_from_links_providers_and_the_harness() {
     let text = report.text();
     for line in [
         "  archive from parse → enrich\n",
-        "alerts component sha256:",
-        "harness parts in-messaging+out-http+settings+identity → in-messaging+out-messaging+settings+identity",
+        "alerts components sha256:",
+        "harness parts in-messaging+out-http+identity → in-messaging+out-messaging+identity",
         "    link messaging-nats → archive (wasmcloud:messaging/handler) source.subscriptions: \"etl.iot-sensors.sensor-ingest.out.parse|",
         "    link alerts → http-client (wasi:http/outgoing-handler) removed\n",
         "    provider http-client removed (was wasmcloud+builtin://http-client)\n",
@@ -534,17 +534,20 @@ fn repackaged_artifacts_are_listed_compactly() {
         let app = &mut apps["sensor-ingest"];
         app["version"] = json!("sha-000000000000");
         for c in app["components"].as_array_mut().unwrap() {
-            let old = c["artifact"]["manifestDigest"].as_str().unwrap().to_owned();
-            let new = format!("sha256:{}", &etl::util::digest::sha256(old.as_bytes())[7..]);
-            let image = c["artifact"]["image"].as_str().unwrap().replace(&old, &new);
-            c["artifact"]["manifestDigest"] = json!(new);
-            c["artifact"]["image"] = json!(image);
+            for artifact in ["artifact", "artifactV2"] {
+                let a = &mut c[artifact];
+                let old = a["manifestDigest"].as_str().unwrap().to_owned();
+                let new = format!("sha256:{}", &etl::util::digest::sha256(old.as_bytes())[7..]);
+                let image = a["image"].as_str().unwrap().replace(&old, &new);
+                a["manifestDigest"] = json!(new);
+                a["image"] = json!(image);
+            }
         }
     }
     let report = diff::diff(&snapshot("base", &base), &snapshot("head", &head));
     assert_eq!(
         report.summary,
-        "3 environments, 1 pipeline changed: 5 re-stamped artifacts"
+        "3 environments, 1 pipeline changed: 10 re-stamped artifacts"
     );
     let p = &report.pipelines[0];
     assert!(p.artifacts.is_empty() && p.deployments.is_empty());
@@ -579,19 +582,25 @@ fn snapshot(name: &str, plan: &Value) -> Snapshot {
 }
 
 /// Sets the composed digest of `unit` in the plan and every deployment.
+/// Gives `unit`'s artifacts of both generations new digests: `digest` (1.x) and `digest` with
+/// its last hex digit changed (v2).
 fn set_component_digest(plan: &mut Value, unit: &str, digest: &str) {
+    let v2 = format!("{}f", &digest[..digest.len() - 1]);
     for kind in ["steps", "sinks"] {
         for u in plan["pipelines"][0][kind].as_array_mut().unwrap() {
             if u["name"] == unit {
                 u["artifact"]["digest"] = json!(digest);
+                u["artifactV2"]["digest"] = json!(v2);
             }
         }
     }
     for apps in plan["deployments"].as_object_mut().unwrap().values_mut() {
         for c in apps["sensor-ingest"]["components"].as_array_mut().unwrap() {
             if c["name"] == unit {
-                c["artifact"]["componentDigest"] = json!(digest);
-                c["artifact"]["manifestDigest"] = json!(format!("{digest}-manifest"));
+                for (artifact, digest) in [("artifact", digest), ("artifactV2", v2.as_str())] {
+                    c[artifact]["componentDigest"] = json!(digest);
+                    c[artifact]["manifestDigest"] = json!(format!("{digest}-manifest"));
+                }
             }
         }
     }
@@ -631,7 +640,8 @@ fn a_changed_harness_part_is_named_and_otherwise_the_composition_is_blamed() {
     );
     let text = report.text();
     assert!(
-        text.contains("alerts component sha256:") && text.contains("harness part out-http sha256:"),
+        text.contains("alerts components sha256:")
+            && text.contains("harness part out-http sha256:"),
         "{text}"
     );
     assert!(

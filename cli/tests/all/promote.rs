@@ -148,10 +148,12 @@ fn artifacts(dist: &Path) -> BTreeMap<String, String> {
     for apps in plan["deployments"].as_object().unwrap().values() {
         for app in apps.as_object().unwrap().values() {
             for c in app["components"].as_array().unwrap() {
-                out.insert(
-                    c["artifact"]["repository"].as_str().unwrap().to_owned(),
-                    c["artifact"]["manifestDigest"].as_str().unwrap().to_owned(),
-                );
+                for a in [&c["artifact"], &c["artifactV2"]] {
+                    out.insert(
+                        a["repository"].as_str().unwrap().to_owned(),
+                        a["manifestDigest"].as_str().unwrap().to_owned(),
+                    );
+                }
             }
         }
     }
@@ -175,7 +177,10 @@ fn promotion_moves_the_tag_to_the_signed_bytes_and_pins_the_manifests() {
     );
     let a_digests = artifacts(&a);
     let n = a_digests.len();
-    assert_eq!(n, 5, "three steps and two sinks: {a_digests:?}");
+    assert_eq!(
+        n, 10,
+        "three steps and two sinks, each for wasmCloud 1.x and v2: {a_digests:?}"
+    );
     for (repository, digest) in &a_digests {
         assert_eq!(w.tagged(repository, "staging").as_ref(), Some(digest));
         assert_eq!(w.tagged(repository, "prod"), None, "push tags only --env");

@@ -110,7 +110,11 @@ fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
     let registry = TestRegistry::start(None);
     let dist = &dist_for(&team(&registry.host()));
     let local = local_manifests(&dist.join("oci"));
-    assert_eq!(local.len(), 5, "the example has five artifacts");
+    assert_eq!(
+        local.len(),
+        10,
+        "the example has ten artifacts: five units, each for wasmCloud 1.x and v2"
+    );
     let options = options(&registry.host(), Credentials::Anonymous);
 
     let first = push::push(dist, &options).unwrap();
@@ -193,9 +197,9 @@ fn an_interrupted_push_completes_without_uploading_twice() {
         after.blobs_skipped, 2,
         "the first artifact's blobs are not sent again"
     );
-    assert_eq!(after.blobs_uploaded, 2 * 4);
+    assert_eq!(after.blobs_uploaded, 2 * 9);
     assert_eq!(after.manifests_skipped, 1);
-    assert_eq!(after.manifests_uploaded, 4);
+    assert_eq!(after.manifests_uploaded, 9);
 }
 
 #[test]
@@ -218,8 +222,8 @@ fn basic_auth_from_the_docker_config_works_and_a_wrong_password_names_the_regist
     write_config("s3cret");
     let (code, stdout, stderr) = etl(&["push", &dist, "--registry", &target], config.path(), "");
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.lines().count(), 5, "{stdout}");
-    assert!(stderr.contains("blobs 10 uploaded"), "{stderr}");
+    assert_eq!(stdout.lines().count(), 10, "{stdout}");
+    assert!(stderr.contains("blobs 20 uploaded"), "{stderr}");
 
     write_config("wrong");
     let (code, _, stderr) = etl(&["push", &dist, "--registry", &target], config.path(), "");
@@ -251,7 +255,7 @@ fn basic_auth_from_the_docker_config_works_and_a_wrong_password_names_the_regist
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("blobs 0 uploaded, 10 already there"),
+        stderr.contains("blobs 0 uploaded, 20 already there"),
         "{stderr}"
     );
 }
@@ -596,7 +600,7 @@ fn server_errors_on_blobs_are_retried_and_the_push_completes() {
     )
     .unwrap();
 
-    let n = 5;
+    let n = 10;
     assert_eq!(proxy.count("HEAD", "/blobs/sha256:", 500), 1);
     assert_eq!(proxy.count("PUT", "/blobs/uploads/", 500), 2);
     // Each failed upload started over: a new upload session, its chunk, its closing PUT.
@@ -645,7 +649,7 @@ fn connections_dropped_mid_request_are_retried_and_the_push_completes() {
     assert_eq!(proxy.count("PUT", "/blobs/uploads/", 1), 1);
     assert_eq!(proxy.count("PUT", "/manifests/", 1), 1);
     assert_eq!(proxy.count("GET", "/manifests/", 1), 1);
-    let n = 5;
+    let n = 10;
     assert_eq!((report.blobs_uploaded, report.blobs_skipped), (2 * n, 0));
     assert_eq!(proxy.uploaded().len(), 2 * n, "each blob accepted once");
     assert_registry_holds(registry.port, &report);
@@ -718,14 +722,14 @@ fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice
     )
     .unwrap();
     let after = proxy.uploaded();
-    assert_eq!((report.blobs_skipped, report.blobs_uploaded), (3, 7));
-    assert_eq!(after.len(), 7);
+    assert_eq!((report.blobs_skipped, report.blobs_uploaded), (3, 17));
+    assert_eq!(after.len(), 17);
     let all: BTreeSet<_> = before.iter().chain(&after).collect();
     assert_eq!(
         all.len(),
-        10,
+        20,
         "no blob uploaded twice: {before:?} {after:?}"
     );
-    assert_eq!(proxy.count("POST", "/blobs/uploads/", 202), 7);
+    assert_eq!(proxy.count("POST", "/blobs/uploads/", 202), 17);
     assert_registry_holds(registry.port, &report);
 }

@@ -242,7 +242,7 @@ fn signature_tag(digest: &str) -> String {
 fn every_pushed_artifact_verifies_in_the_registry_under_every_tag() {
     let pushed = Pushed::new();
     let names = pushed.names();
-    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(names.len(), 10, "{names:?}");
     let repositories: BTreeSet<String> = names.iter().map(|n| pushed.repository(n)).collect();
     assert_eq!(
         pushed.artifacts.keys().cloned().collect::<BTreeSet<_>>(),
@@ -399,7 +399,9 @@ fn sigstore_takes_no_account_of_the_docker_reference_so_etl_push_refuses_another
     assert!(!pushed.storage_has("elsewhere"), "nothing was pushed");
 
     for (repository, (digest, tags)) in &pushed.artifacts {
-        let name = repository.rsplit('/').next().unwrap();
+        let name = repository
+            .strip_prefix(&format!("{}/etl/", pushed.host()))
+            .unwrap();
         let elsewhere = format!("{target}/{name}");
         for tag in [tags[0].clone(), etl::oci::sign::signature_tag(digest)] {
             common::skopeo(&[

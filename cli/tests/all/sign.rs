@@ -15,12 +15,18 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use etl::oci::sign::{self, SigningKey};
 use serde_json::{Value as Json, json};
 
-const ARTIFACTS: [&str; 5] = [
+/// The example's artifacts, in ref-name order: each unit's wasmCloud 1.x one, then its v2 one.
+const ARTIFACTS: [&str; 10] = [
     "sensor-ingest-alerts",
     "sensor-ingest-archive",
     "sensor-ingest-enrich",
     "sensor-ingest-parse",
     "sensor-ingest-threshold-alert",
+    "v2/sensor-ingest-alerts",
+    "v2/sensor-ingest-archive",
+    "v2/sensor-ingest-enrich",
+    "v2/sensor-ingest-parse",
+    "v2/sensor-ingest-threshold-alert",
 ];
 
 fn etl(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -384,7 +390,7 @@ fn an_unsigned_output_fails_naming_every_artifact() {
         assert!(why.contains("not signed (no sha256-"), "{why}");
     }
     assert!(
-        text(&out.stderr).contains("5 of 5 artifacts"),
+        text(&out.stderr).contains("10 of 10 artifacts"),
         "{}",
         text(&out.stderr)
     );

@@ -8,10 +8,12 @@
 //! Parts are instantiated in a fixed order (settings, customer, out, in), so the same inputs
 //! give the same bytes. The customer is wired to nothing but the contract's `types` and
 //! `config`: its other imports (granted by policy) stay imports of the composed component, never
-//! satisfied by a platform part. The out part takes `types` from settings; an in part takes each
-//! import from the first of customer, out, settings that exports it (`transform`, `emit`,
-//! `types`). Whatever no part satisfies (WASI, messaging, http, config) is imported by the
-//! composed component, once per name.
+//! satisfied by a platform part. The out part takes what settings exports (`types`, and for
+//! wasmCloud v2 the `wasi:config/runtime` that settings serves from the host's `store`); an in
+//! part takes `transform` from the customer (and nothing else: a customer exporting a platform
+//! interface never serves a platform part), `emit` from out, and the rest from settings.
+//! Whatever no part satisfies (WASI, messaging, http, 1.x config) is imported by the composed
+//! component, once per name.
 
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
@@ -182,8 +184,13 @@ pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
     let out = (g.graph.instantiate(out_pkg), "out part");
     let out_imports = g.imports(out_pkg);
     g.wire_all(out, &out_imports, &[(settings, settings_exports.clone())])?;
+    let customer_exports: Vec<String> = g
+        .exports(customer_pkg)
+        .into_iter()
+        .filter(|n| n == TRANSFORM)
+        .collect();
     let providers = [
-        (customer, g.exports(customer_pkg)),
+        (customer, customer_exports),
         (out, g.exports(out_pkg)),
         (settings, settings_exports),
     ];
@@ -227,4 +234,114 @@ pub fn interface_of(component: &[u8]) -> Result<(Vec<String>, Vec<String>), Stri
         world.imports.keys().cloned().collect(),
         world.exports.keys().cloned().collect(),
     ))
+}
+
+/// How many core module instances one instantiation of `component` creates: each core
+/// `instantiate`, and those of every nested component it instantiates. This is what a
+/// wasmCloud v2 host's instance pool (`--core-instances`, 1000 by default) counts, and each
+/// message a step handles instantiates the whole component anew.
+pub fn core_instances(component: &[u8]) -> Result<u32, String> {
+    use wasmparser::{
+        ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind,
+        ComponentTypeRef, Encoding, Instance, Parser, Payload,
+    };
+    /// One component (or module) being read: its core instantiations so far, and what each
+    /// entry of its component index space instantiates.
+    struct Frame {
+        module: bool,
+        count: u32,
+        components: Vec<u32>,
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut total = None;
+    for payload in Parser::new(0).parse_all(component) {
+        let payload = payload.map_err(|e| e.to_string())?;
+        if let Payload::Version { encoding, .. } = payload {
+            stack.push(Frame {
+                module: encoding == Encoding::Module,
+                count: 0,
+                components: Vec::new(),
+            });
+            continue;
+        }
+        if let Payload::End(_) = payload {
+            let done = stack.pop().ok_or("unbalanced component nesting")?;
+            match stack.last_mut() {
+                Some(parent) if !done.module => parent.components.push(done.count),
+                Some(_) => {}
+                None => total = Some(done.count),
+            }
+            continue;
+        }
+        let (outer, frame) = match stack.split_last_mut() {
+            Some((frame, outer)) if !frame.module => (outer, frame),
+            _ => continue,
+        };
+        let known =
+            |frame: &Frame, index: u32| frame.components.get(index as usize).copied().unwrap_or(0);
+        match payload {
+            Payload::InstanceSection(reader) => {
+                for instance in reader {
+                    if let Instance::Instantiate { .. } = instance.map_err(|e| e.to_string())? {
+                        frame.count += 1;
+                    }
+                }
+            }
+            Payload::ComponentInstanceSection(reader) => {
+                for instance in reader {
+                    if let ComponentInstance::Instantiate {
+                        component_index, ..
+                    } = instance.map_err(|e| e.to_string())?
+                    {
+                        frame.count += known(frame, component_index);
+                    }
+                }
+            }
+            Payload::ComponentImportSection(reader) => {
+                for import in reader {
+                    if let ComponentTypeRef::Component(_) = import.map_err(|e| e.to_string())?.ty {
+                        frame.components.push(0);
+                    }
+                }
+            }
+            Payload::ComponentAliasSection(reader) => {
+                for alias in reader {
+                    match alias.map_err(|e| e.to_string())? {
+                        ComponentAlias::InstanceExport {
+                            kind: ComponentExternalKind::Component,
+                            ..
+                        } => frame.components.push(0),
+                        ComponentAlias::Outer {
+                            kind: ComponentOuterAliasKind::Component,
+                            count,
+                            index,
+                        } => {
+                            let from = outer
+                                .iter()
+                                .rev()
+                                .filter(|f| !f.module)
+                                .nth((count as usize).saturating_sub(1));
+                            let n = match (count, from) {
+                                (0, _) => known(frame, index),
+                                (_, Some(f)) => known(f, index),
+                                (_, None) => 0,
+                            };
+                            frame.components.push(n);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(|e| e.to_string())?;
+                    if export.kind == ComponentExternalKind::Component {
+                        frame.components.push(known(frame, export.index));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    total.ok_or_else(|| "not a complete component".to_owned())
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::build::emit::{self, Application};
+use crate::build::generation::Generation;
 use crate::build::resolve;
 use crate::util::io::IoError;
 
@@ -96,10 +97,35 @@ pub struct UnitPlan {
     /// The customer component (steps only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<CustomerPlan>,
-    /// The harness parts around it.
+    /// The harness parts around it (the settings part is the generation's).
     pub harness: HarnessPlan,
-    /// The composed artifact.
+    /// The composed artifact wasmCloud 1.x hosts run.
     pub artifact: ArtifactPlan,
+    /// The composed artifact wasmCloud v2 hosts run: the same parts around the v2 settings
+    /// part. Absent from plans of etl versions that built one artifact per step.
+    #[serde(
+        rename = "artifactV2",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_v2: Option<ArtifactPlan>,
+}
+
+impl UnitPlan {
+    /// Its artifact for `generation`, if the plan has one.
+    pub fn artifact_of(&self, generation: Generation) -> Option<&ArtifactPlan> {
+        match generation {
+            Generation::V1 => Some(&self.artifact),
+            Generation::V2 => self.artifact_v2.as_ref(),
+        }
+    }
+
+    /// Every artifact it has, 1.x first.
+    pub fn artifacts(&self) -> impl Iterator<Item = (Generation, &ArtifactPlan)> {
+        Generation::ALL
+            .into_iter()
+            .filter_map(|g| Some((g, self.artifact_of(g)?)))
+    }
 }
 
 /// The customer component as resolved.
@@ -142,6 +168,10 @@ pub struct ArtifactPlan {
     pub imports: Vec<String>,
     /// Its exports.
     pub exports: Vec<String>,
+    /// Core module instances one instantiation of it creates: what it takes of a wasmCloud v2
+    /// host's instance pool per message in flight. 0 in plans of earlier versions.
+    #[serde(rename = "coreInstances", default)]
+    pub core_instances: u32,
 }
 
 /// Why a `plan.json` could not be read.
@@ -330,17 +360,22 @@ mod tests {
     #[test]
     fn plans_of_earlier_versions_read() {
         let mut plan: serde_json::Value = serde_json::from_slice(&example_plan()).unwrap();
-        // Before deployments were emitted: no provenance, no deployments, no grants.
+        // Before deployments were emitted: no provenance, no deployments, no grants, one
+        // artifact per step.
         let object = plan.as_object_mut().unwrap();
         object.remove("provenance");
         object.remove("deployments");
         for p in plan["pipelines"].as_array_mut().unwrap() {
             for u in p["steps"].as_array_mut().unwrap() {
                 u["customer"].as_object_mut().unwrap().remove("grants");
+                u.as_object_mut().unwrap().remove("artifactV2");
             }
         }
         let read = parse(plan.to_string().as_bytes()).unwrap();
         assert!(read.deployments.is_empty());
+        let step = &read.pipelines[0].steps[0];
+        assert!(step.artifact_v2.is_none());
+        assert_eq!(step.artifacts().count(), 1);
         assert_eq!(read.provenance, ProvenancePlan::default());
     }
 

@@ -11,6 +11,7 @@ pub mod contract;
 pub mod deployment;
 pub mod dist;
 pub mod emit;
+pub mod generation;
 pub mod harness;
 pub mod provenance;
 pub mod resolve;
@@ -22,7 +23,8 @@ use crate::build::compose::Parts;
 use crate::build::dist::{
     ArtifactPlan, CustomerPlan, HarnessPlan, PipelinePlan, Plan, ProvenancePlan, UnitPlan,
 };
-use crate::build::emit::{Application, Packaged};
+use crate::build::emit::{Application, Packaged, PackagedArtifact};
+use crate::build::generation::Generation;
 use crate::build::harness::Part;
 use crate::build::resolve::ResolvedStep;
 use crate::diag::{Code, Diagnostic};
@@ -34,7 +36,7 @@ use crate::store::{Cache, Composed};
 use crate::util::digest::sha256;
 
 /// Version of the composition recipe: part of every cache key, bumped when wiring changes.
-const RECIPE: &str = "etl-compose-1";
+const RECIPE: &str = "etl-compose-2";
 
 /// Everything a compile produces, in memory: what `etl compile` writes to `dist/`.
 #[derive(Debug)]
@@ -114,7 +116,11 @@ pub fn build_validated(
     };
     let mut files = builder.files;
     let deployments = match package_and_emit(&validation.repo, &pipelines, &mut files) {
-        Ok(deployments) => deployments,
+        Ok((deployments, warnings)) => {
+            validation.diagnostics.extend(warnings);
+            crate::diag::sort(&mut validation.diagnostics);
+            deployments
+        }
         Err(problems) => {
             validation.diagnostics.extend(problems);
             crate::diag::sort(&mut validation.diagnostics);
@@ -137,14 +143,21 @@ pub fn build_validated(
     }
 }
 
+/// The applications by environment and pipeline, and the warnings about them.
+type Deployments = (
+    BTreeMap<String, BTreeMap<String, Application>>,
+    Vec<Diagnostic>,
+);
+
 /// Packages every composed unit as an OCI artifact (`oci/`), then plans every pipeline in every
 /// environment and writes its manifests (`<env>/wadm/`, `<env>/k8s/`). Returns the applications
-/// by environment and pipeline, or the diagnostics of what cannot be deployed.
+/// by environment and pipeline with the warnings about them, or the diagnostics of what cannot
+/// be deployed.
 fn package_and_emit(
     repo: &Repo,
     pipelines: &[PipelinePlan],
     files: &mut BTreeMap<String, Vec<u8>>,
-) -> Result<BTreeMap<String, BTreeMap<String, Application>>, Vec<Diagnostic>> {
+) -> Result<Deployments, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let mut artifacts = Vec::new();
     let mut packaged: BTreeMap<&str, BTreeMap<String, Packaged>> = BTreeMap::new();
@@ -152,34 +165,44 @@ fn package_and_emit(
         let loaded = crate::build::deployment::find_pipeline(repo, &p.name)
             .expect("planned pipelines exist");
         for unit in p.steps.iter().chain(&p.sinks) {
-            let repository = format!("{}-{}", p.name, unit.name);
-            let wasm = &files[&unit.artifact.path];
-            let input = layout::ArtifactInput {
-                name: &repository,
-                wasm,
-                imports: &unit.artifact.imports,
-                exports: &unit.artifact.exports,
-            };
-            match layout::artifact(&input) {
-                Ok(a) => {
-                    packaged.entry(p.name.as_str()).or_default().insert(
-                        unit.name.clone(),
-                        Packaged {
-                            repository: repository.clone(),
-                            manifest_digest: a.manifest_digest.clone(),
-                            component_digest: unit.artifact.digest.clone(),
-                            imports: unit.artifact.imports.clone(),
-                            grants: unit
-                                .customer
-                                .as_ref()
-                                .map(|c| c.grants.clone())
-                                .unwrap_or_default(),
-                        },
-                    );
-                    artifacts.push(a);
+            let mut packaged_artifacts = Vec::new();
+            for (generation, artifact) in unit.artifacts() {
+                let repository = generation.repository(&p.name, &unit.name);
+                let input = layout::ArtifactInput {
+                    name: &repository,
+                    wasm: &files[&artifact.path],
+                    imports: &artifact.imports,
+                    exports: &artifact.exports,
+                };
+                match layout::artifact(&input) {
+                    Ok(a) => {
+                        packaged_artifacts.push((
+                            generation,
+                            PackagedArtifact {
+                                repository,
+                                manifest_digest: a.manifest_digest.clone(),
+                                component_digest: artifact.digest.clone(),
+                                imports: artifact.imports.clone(),
+                            },
+                        ));
+                        artifacts.push(a);
+                    }
+                    Err(e) => {
+                        problems.push(emit_diagnostic(loaded, Some(&unit.name), &e.to_string()))
+                    }
                 }
-                Err(e) => problems.push(emit_diagnostic(loaded, Some(&unit.name), &e.to_string())),
             }
+            packaged.entry(p.name.as_str()).or_default().insert(
+                unit.name.clone(),
+                Packaged {
+                    artifacts: packaged_artifacts,
+                    grants: unit
+                        .customer
+                        .as_ref()
+                        .map(|c| c.grants.clone())
+                        .unwrap_or_default(),
+                },
+            );
         }
     }
     if !problems.is_empty() {
@@ -188,12 +211,8 @@ fn package_and_emit(
     let wasm: BTreeMap<String, &[u8]> = pipelines
         .iter()
         .flat_map(|p| p.steps.iter().chain(&p.sinks))
-        .map(|u| {
-            (
-                u.artifact.digest.clone(),
-                files[&u.artifact.path].as_slice(),
-            )
-        })
+        .flat_map(|u| u.artifacts())
+        .map(|(_, a)| (a.digest.clone(), files[&a.path].as_slice()))
         .collect();
     let layout = layout::layout(&artifacts, &wasm).map_err(|e| {
         vec![Diagnostic::new(
@@ -213,18 +232,20 @@ fn package_and_emit(
         .iter()
         .flat_map(|p| p.spec.spec.environments.keys().map(|e| e.to_string()))
         .collect();
+    let mut warnings = Vec::new();
     for env in &environments {
+        let mut deployed = Vec::new();
         for p in pipelines {
             let loaded = crate::build::deployment::find_pipeline(repo, &p.name)
                 .expect("planned pipelines exist");
-            let deployment = match crate::build::deployment::deploy(repo, env, &p.name) {
-                Ok(d) => d,
-                Err(e) => {
-                    problems.push(emit_diagnostic(loaded, None, &e.to_string()));
-                    continue;
-                }
-            };
-            match emit::application(repo, &deployment, &packaged[p.name.as_str()]) {
+            match crate::build::deployment::deploy(repo, env, &p.name) {
+                Ok(d) => deployed.push((p, d)),
+                Err(e) => problems.push(emit_diagnostic(loaded, None, &e.to_string())),
+            }
+        }
+        let limits = messaging_limits(repo, env, &deployed, &mut warnings);
+        for ((p, deployment), limit) in deployed.into_iter().zip(limits) {
+            match emit::application(repo, &deployment, &packaged[p.name.as_str()], &limit) {
                 Ok(app) => {
                     out_files.extend(dist::manifest_files(env, &p.name, &app));
                     deployments
@@ -256,7 +277,81 @@ fn package_and_emit(
         return Err(problems);
     }
     files.append(&mut out_files);
-    Ok(deployments)
+    Ok((deployments, warnings))
+}
+
+/// The [`emit::MessagingLimit`] of each pipeline of environment `env` (deployed as
+/// `deployed`), sized on the pipeline's own steps, so that adding a pipeline never changes
+/// another's manifests; a warning in `warnings` for each pipeline whose steps alone can exhaust
+/// the v2 hosts' instance pool.
+fn messaging_limits(
+    repo: &Repo,
+    env: &str,
+    deployed: &[(&PipelinePlan, crate::build::deployment::Deployment)],
+    warnings: &mut Vec<Diagnostic>,
+) -> Vec<emit::MessagingLimit> {
+    let project = repo.project.as_ref().expect("planned repos have a project");
+    let environment = project
+        .spec
+        .spec
+        .environments
+        .iter()
+        .find(|(name, _)| ***name == *env)
+        .map(|(_, e)| e)
+        .expect("planned environments exist");
+    let mut limits = Vec::new();
+    for (p, d) in deployed {
+        let demand = d
+            .units
+            .iter()
+            .filter(|u| !u.subscriptions.is_empty())
+            .filter_map(|u| p.unit(&u.name)?.artifact_v2.as_ref())
+            .map(|a| a.core_instances)
+            .sum();
+        let limit = emit::MessagingLimit::new(environment, demand);
+        if limit.taken() > u64::from(limit.budget) {
+            let key = if environment.max_in_flight.is_some() {
+                "maxInFlight"
+            } else {
+                "coreInstances"
+            };
+            let fits = limit.budget / limit.demand.max(1);
+            let advice = if fits == 0 {
+                "raise the hosts' pool (`wash host --core-instances`) and `coreInstances` with it"
+                    .to_owned()
+            } else {
+                format!(
+                    "`maxInFlight: {fits}` fits, or raise the hosts' pool (`wash host \
+                     --core-instances`) and `coreInstances` with it"
+                )
+            };
+            warnings.push(
+                Diagnostic::new(
+                    Code::InstancePool,
+                    format!(
+                        "pipeline `{}` in environment `{env}`: with every message in flight, its \
+                         steps fed over messaging take {} core instances of a wasmCloud v2 host, \
+                         more than the {} (two thirds of its pool) a host leaves for messaging; \
+                         when the pool runs out, the host drops messages",
+                        p.name,
+                        limit.taken(),
+                        limit.budget
+                    ),
+                )
+                .at(
+                    &project.file,
+                    project.span(&format!("/spec/environments/{env}/{key}")),
+                )
+                .label("sized here")
+                .note(format!(
+                    "its steps take {} core instances per message in flight: {advice}",
+                    limit.demand
+                )),
+            );
+        }
+        limits.push(limit);
+    }
+    limits
 }
 
 /// A diagnostic for a pipeline that cannot be deployed, at the unit it names (or the pipeline).
@@ -361,14 +456,16 @@ impl Builder<'_> {
                 .expect("every step of a loaded pipeline was resolved");
             let inbound = inbound_parts(spec, &step.from);
             let at = p.span(&format!("/spec/steps/{i}/component"));
-            let artifact = self
-                .build(
+            let [artifact, artifact_v2] = Generation::ALL.map(|generation| {
+                self.build(
                     &r.component,
                     &r.component_digest,
                     &inbound,
                     Part::OutMessaging,
+                    generation,
                 )
-                .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &step.name, &e)))?;
+                .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &step.name, &e)))
+            });
             steps.push(UnitPlan {
                 name: step.name.to_string(),
                 from: step.from.clone(),
@@ -383,7 +480,8 @@ impl Builder<'_> {
                     inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
                     out: Part::OutMessaging.name().to_owned(),
                 },
-                artifact,
+                artifact: artifact?,
+                artifact_v2: Some(artifact_v2?),
             });
         }
         let mut sinks = Vec::new();
@@ -395,14 +493,16 @@ impl Builder<'_> {
             };
             let inbound = inbound_parts(spec, &sink.from);
             let at = p.span(&format!("/spec/sinks/{i}/connector"));
-            let artifact = self
-                .build(
+            let [artifact, artifact_v2] = Generation::ALL.map(|generation| {
+                self.build(
                     Part::Identity.bytes(),
                     &Part::Identity.digest(),
                     &inbound,
                     out,
+                    generation,
                 )
-                .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &sink.name, &e)))?;
+                .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &sink.name, &e)))
+            });
             sinks.push(UnitPlan {
                 name: sink.name.to_string(),
                 from: sink.from.clone(),
@@ -411,7 +511,8 @@ impl Builder<'_> {
                     inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
                     out: out.name().to_owned(),
                 },
-                artifact,
+                artifact: artifact?,
+                artifact_v2: Some(artifact_v2?),
             });
         }
         Ok(PipelinePlan {
@@ -436,18 +537,20 @@ impl Builder<'_> {
             )
     }
 
-    /// Composes (or takes from this run or the cache) one unit and adds it to `dist/`.
-    /// `customer_digest` is the sha256 of `customer`, already known to the caller.
+    /// Composes (or takes from this run or the cache) one unit for `generation` and adds it to
+    /// `dist/`. `customer_digest` is the sha256 of `customer`, already known to the caller.
     fn build(
         &mut self,
         customer: &[u8],
         customer_digest: &str,
         inbound: &[Part],
         out: Part,
+        generation: Generation,
     ) -> Result<ArtifactPlan, compose::ComposeError> {
+        let settings = generation.settings();
         let mut recipe = format!(
             "{RECIPE}\nsettings {}\ncustomer {}\nout {}\n",
-            Part::Settings.digest(),
+            settings.digest(),
             customer_digest,
             out.digest()
         );
@@ -466,7 +569,7 @@ impl Builder<'_> {
             None => {
                 let inbound_bytes: Vec<&[u8]> = inbound.iter().map(|p| p.bytes()).collect();
                 let bytes = compose::compose(Parts {
-                    settings: Part::Settings.bytes(),
+                    settings: settings.bytes(),
                     customer,
                     outbound: out.bytes(),
                     inbound: &inbound_bytes,
@@ -502,6 +605,8 @@ impl Builder<'_> {
             size: bytes.len(),
             imports,
             exports,
+            core_instances: compose::core_instances(&bytes)
+                .map_err(compose::ComposeError::Encode)?,
         };
         self.files.entry(path).or_insert(bytes);
         self.done.insert(key, artifact.clone());

@@ -156,6 +156,7 @@ codes! {
     ForbiddenImport = "E0709", Error, "a component import the policy does not grant";
     Compose = "E0710", Error, "a step that cannot be composed";
     Emit = "E0801", Error, "a pipeline that cannot be deployed as planned";
+    InstancePool = "W0802", Warning, "steps whose messages in flight can exhaust the v2 hosts' instance pool";
     ModelMismatch = "E0901", Error, "internal: the schema accepted what the model rejects";
 }
 

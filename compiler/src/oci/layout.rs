@@ -55,7 +55,7 @@ pub enum OciError {
     /// The name is not usable as both an OCI repository name and an `index.json` ref name.
     #[error(
         "`{0}` is not a valid artifact name: lowercase letters and digits, separated by single \
-         `.`, `_`, `-` or `--`, at most 255 characters"
+         `.`, `_`, `-` or `--`, in path components joined by `/`, at most 255 characters"
     )]
     InvalidName(String),
     /// Two artifacts of one layout have the same name.
@@ -136,10 +136,16 @@ pub fn rfc3339(created: i64) -> Result<String, OciError> {
         .ok_or(OciError::CreatedOutOfRange(created))
 }
 
-/// Whether `name` is one path component of an OCI repository name that is also a valid
-/// `org.opencontainers.image.ref.name` (the intersection of the two grammars).
+/// Whether `name` is a path of an OCI repository name (components joined by `/`) that is also a
+/// valid `org.opencontainers.image.ref.name` (the intersection of the two grammars).
 fn valid_name(name: &str) -> bool {
-    if name.is_empty() || name.len() > 255 {
+    name.len() <= 255 && name.split('/').all(valid_component)
+}
+
+/// Whether `name` is one path component of an OCI repository name: lowercase letters and digits,
+/// separated by single `.`, `_`, `-` or by `--`.
+fn valid_component(name: &str) -> bool {
+    if name.is_empty() {
         return false;
     }
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
@@ -185,7 +191,11 @@ pub fn artifact(input: &ArtifactInput) -> Result<Artifact, OciError> {
     });
     let config_digest = sha256(&config);
 
-    let title = format!("{}.wasm", input.name);
+    // A file name: the last path component.
+    let title = format!(
+        "{}.wasm",
+        input.name.rsplit('/').next().unwrap_or(input.name)
+    );
     let manifest = compact(&ImageManifest {
         schema_version: 2,
         media_type: Some(MANIFEST_MEDIA_TYPE.to_owned()),
@@ -289,12 +299,21 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["a", "sensor-ingest-parse", "a.b_c--d", "v1", "0"] {
+        for ok in [
+            "a",
+            "sensor-ingest-parse",
+            "a.b_c--d",
+            "v1",
+            "0",
+            "v2/sensor-ingest-parse",
+            "a/b/c",
+        ] {
             assert!(valid_name(ok), "{ok}");
         }
         let long = "a".repeat(256);
         for bad in [
-            "", "A", "-a", "a-", "a---b", "a__b", "a/b", "a:b", "a b", "é", &long,
+            "", "A", "-a", "a-", "a---b", "a__b", "a:b", "a b", "é", &long, "/a", "a/", "a//b",
+            "a/-b",
         ] {
             assert!(!valid_name(bad), "{bad}");
         }

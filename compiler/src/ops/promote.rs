@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::build::dist;
-use crate::build::emit::{self, ArtifactRef, EmitError};
+use crate::build::emit::{self, ArtifactRef, Component, EmitError};
 use crate::oci::layout::{LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::oci::manifest::{Descriptor, ImageManifest, WasmConfig};
 use crate::oci::registry::{self, Credentials, Registry, Retry, Session};
@@ -231,19 +231,27 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
     let repositories: BTreeSet<&str> = from_apps
         .values()
         .flat_map(|a| &a.components)
-        .map(|c| c.artifact.repository.as_str())
+        .flat_map(Component::artifacts)
+        .map(|a| a.repository.as_str())
         .collect();
-    // What `to` deploys of each repository: the imports its links serve.
+    // What `to` deploys of each repository: the imports its links serve (unknown in plans of
+    // earlier versions, which kept them elsewhere: then not checked).
     let mut served: BTreeMap<&str, &[String]> = BTreeMap::new();
-    for c in to_apps.values().flat_map(|a| &a.components) {
-        if !repositories.contains(c.artifact.repository.as_str()) {
+    for a in to_apps
+        .values()
+        .flat_map(|a| &a.components)
+        .flat_map(Component::artifacts)
+    {
+        if !repositories.contains(a.repository.as_str()) {
             return Err(PromoteError::NotInSource {
-                repository: c.artifact.repository.clone(),
+                repository: a.repository.clone(),
                 from: options.from.clone(),
                 to: options.to.clone(),
             });
         }
-        served.insert(&c.artifact.repository, &c.imports);
+        if !a.imports.is_empty() {
+            served.insert(&a.repository, &a.imports);
+        }
     }
 
     let session = Session::new(
@@ -405,12 +413,12 @@ async fn candidate(
         )));
     };
     let component_digest = layer.digest.clone();
+    let config = session
+        .blob(&full, &parsed.config.digest, MAX_CONFIG_BYTES)
+        .await?;
+    let config: WasmConfig = serde_json::from_slice(&config)
+        .map_err(|e| incompatible(format!("its config is not JSON: {e}")))?;
     if let Some(served) = served {
-        let config = session
-            .blob(&full, &parsed.config.digest, MAX_CONFIG_BYTES)
-            .await?;
-        let config: WasmConfig = serde_json::from_slice(&config)
-            .map_err(|e| incompatible(format!("its config is not JSON: {e}")))?;
         let imports: BTreeSet<&str> = config
             .component
             .imports
@@ -454,6 +462,7 @@ async fn candidate(
             repository: repository.to_owned(),
             manifest_digest: digest.clone(),
             component_digest,
+            imports: config.component.imports.into_iter().collect(),
         },
         manifest,
         signed_as,

@@ -153,9 +153,9 @@ fn read_dist(
     let mut environments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for env in tag_environments {
         for app in plan.deployments_of(env)?.values() {
-            for c in &app.components {
+            for a in app.components.iter().flat_map(|c| c.artifacts()) {
                 environments
-                    .entry(c.artifact.repository.clone())
+                    .entry(a.repository.clone())
                     .or_default()
                     .insert(env.clone());
             }

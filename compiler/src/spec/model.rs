@@ -300,6 +300,14 @@ pub struct Environment {
     /// Overrides the project's secret backend in this environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretBackend>,
+    /// Messages a wasmCloud v2 host hands each step at once (the `max_in_flight` of its
+    /// messaging interface). Unset: sized from [`Environment::core_instances`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<NonZeroU32>,
+    /// The instance pool of the environment's wasmCloud v2 hosts (`wash host
+    /// --core-instances`). Unset: 1000, the hosts' default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_instances: Option<NonZeroU32>,
 }
 
 fn one() -> NonZeroU32 {

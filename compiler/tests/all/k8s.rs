@@ -241,24 +241,37 @@ fn component(
 ) -> Component {
     let repository = format!("{pipeline}-{name}");
     let digest = format!("sha256:{:0>64}", name.len());
+    let digest_v2 = format!("sha256:{:2>64}", name.len());
     Component {
         name: name.to_owned(),
         kind,
         artifact: ArtifactRef {
             image: format!("registry.acme.example/etl/{repository}@{digest}"),
-            repository,
+            repository: repository.clone(),
             manifest_digest: digest.clone(),
-            component_digest: digest,
+            component_digest: digest.clone(),
+            imports: vec![
+                "wasi:config/runtime@0.2.0-draft".to_owned(),
+                "wasi:io/streams@0.2.6".to_owned(),
+                "wasmcloud:messaging/consumer@0.2.0".to_owned(),
+                "wasmcloud:messaging/types@0.2.0".to_owned(),
+            ],
         },
+        artifact_v2: Some(ArtifactRef {
+            image: format!("registry.acme.example/etl/v2/{repository}@{digest_v2}"),
+            repository: format!("v2/{repository}"),
+            manifest_digest: digest_v2.clone(),
+            component_digest: digest_v2,
+            imports: vec![
+                "wasi:config/store@0.2.0-rc.1".to_owned(),
+                "wasi:io/streams@0.2.6".to_owned(),
+                "wasmcloud:messaging/consumer@0.2.0".to_owned(),
+                "wasmcloud:messaging/types@0.2.0".to_owned(),
+            ],
+        }),
         scale: scale.clone(),
         config: config(&format!("{pipeline}-{name}-runtime"), config_pairs),
         secrets: Vec::new(),
-        imports: vec![
-            "wasi:config/runtime@0.2.0-draft".to_owned(),
-            "wasi:io/streams@0.2.6".to_owned(),
-            "wasmcloud:messaging/consumer@0.2.0".to_owned(),
-            "wasmcloud:messaging/types@0.2.0".to_owned(),
-        ],
         grants: Vec::new(),
     }
 }
@@ -361,8 +374,8 @@ fn iot_sensors(scale: Scale) -> Application {
         name: "authorization".to_owned(),
         key: "alerts-webhook-token".to_owned(),
     }];
-    alerts.imports = vec![
-        "wasi:config/runtime@0.2.0-draft".to_owned(),
+    alerts.artifact_v2.as_mut().unwrap().imports = vec![
+        "wasi:config/store@0.2.0-rc.1".to_owned(),
         "wasi:http/outgoing-handler@0.2.6".to_owned(),
         "wasi:http/types@0.2.6".to_owned(),
     ];
@@ -433,6 +446,7 @@ fn iot_sensors(scale: Scale) -> Application {
             name: "etl-secrets".to_owned(),
             backend: "nats-kv".to_owned(),
         }),
+        max_in_flight: Some(13),
     }
 }
 
@@ -579,7 +593,7 @@ fn iot_sensors_has_one_resource_per_component() {
         assert_eq!(spec["components"].as_array().unwrap().len(), 1);
         let wc = &spec["components"][0];
         assert_eq!(wc["name"], c.name.as_str());
-        assert_eq!(wc["image"], c.artifact.image.as_str());
+        assert_eq!(wc["image"], c.artifact_v2.as_ref().unwrap().image.as_str());
         assert_eq!(
             wc["localResources"]["config"],
             serde_json::to_value(&c.config.as_ref().unwrap().properties).unwrap()
@@ -615,9 +629,10 @@ fn iot_sensors_has_one_resource_per_component() {
     assert_eq!(messaging["interfaces"], json!(["consumer"]));
     assert_eq!(messaging["version"], "0.2.0");
     assert!(messaging.get("config").is_none());
+    // The config interface as v2 hosts serve it, which the v2 artifact imports.
     let wasi_config = host_interface(parse, "wasi", "config");
-    assert_eq!(wasi_config["interfaces"], json!(["runtime"]));
-    assert_eq!(wasi_config["version"], "0.2.0-draft");
+    assert_eq!(wasi_config["interfaces"], json!(["store"]));
+    assert_eq!(wasi_config["version"], "0.2.0-rc.1");
 
     // A step fed by a step: its subjects and the step's queue group as `consumer_group`.
     let enrich = by_name(&docs, "sensor-ingest-enrich");
@@ -628,6 +643,7 @@ fn iot_sensors_has_one_resource_per_component() {
         json!({
             "subscriptions": "etl.iot-sensors.sensor-ingest.out.parse",
             "consumer_group": "etl.iot-sensors.sensor-ingest.enrich",
+            "max_in_flight": "13",
         })
     );
     assert_eq!(
@@ -656,6 +672,7 @@ fn iot_sensors_has_one_resource_per_component() {
     );
     let messaging = host_interface(alerts, "wasmcloud", "messaging");
     assert_eq!(messaging["interfaces"], json!(["handler"]));
+    assert_eq!(messaging["config"]["max_in_flight"], "13");
     assert!(messaging.get("secretFrom").is_none());
     assert_eq!(
         alerts["metadata"]["annotations"]["etl.dev/secrets"],
@@ -817,7 +834,8 @@ fn kafka_source_and_sink_share_the_one_messaging_entry() {
     let p = "orders";
     let scale = one_replica();
     let mut sink = component(p, "to-kafka", ComponentKind::Sink, &scale, &[]);
-    sink.imports = vec!["wasmcloud:messaging/consumer@0.2.0".to_owned()];
+    sink.artifact_v2.as_mut().unwrap().imports =
+        vec!["wasmcloud:messaging/consumer@0.2.0".to_owned()];
     let app = Application {
         name: p.to_owned(),
         project: "shop".to_owned(),
@@ -877,6 +895,7 @@ fn kafka_source_and_sink_share_the_one_messaging_entry() {
             ),
         ],
         secret_policy: None,
+        max_in_flight: None,
     };
     let docs = emit(&app);
     assert_eq!(docs.len(), 2);
@@ -941,11 +960,11 @@ fn an_s3_sink_may_use_its_bucket() {
             ("etl.out.key", "{key}.json"),
         ],
     );
-    sink.imports = vec![
+    sink.artifact_v2.as_mut().unwrap().imports = vec![
         "wasi:blobstore/blobstore@0.2.0-draft".to_owned(),
         "wasi:blobstore/container@0.2.0-draft".to_owned(),
         "wasi:blobstore/types@0.2.0-draft".to_owned(),
-        "wasi:config/runtime@0.2.0-draft".to_owned(),
+        "wasi:config/store@0.2.0-rc.1".to_owned(),
     ];
     sink.secrets = vec![
         Secret {
@@ -993,6 +1012,7 @@ fn an_s3_sink_may_use_its_bucket() {
             name: "etl-secrets".to_owned(),
             backend: "nats-kv".to_owned(),
         }),
+        max_in_flight: None,
     };
     let docs = emit(&app);
     let doc = by_name(&docs, "archive-to-s3");
@@ -1166,8 +1186,9 @@ fn the_example_in_every_environment() {
                 assert_eq!(replicas, u64::from(c.scale.replicas), "{env}/{}", c.name);
                 for d in &shares {
                     let wc = &d["spec"]["template"]["spec"]["components"][0];
-                    assert_eq!(wc["image"], c.artifact.image.as_str());
-                    assert!(c.artifact.image.contains("@sha256:"));
+                    let v2 = c.artifact_v2.as_ref().expect("a v2 artifact");
+                    assert_eq!(wc["image"], v2.image.as_str());
+                    assert!(v2.image.contains("/v2/") && v2.image.contains("@sha256:"));
                     assert_eq!(
                         d["metadata"]["annotations"]["etl.dev/version"],
                         app.version.as_str()

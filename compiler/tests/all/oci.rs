@@ -336,7 +336,7 @@ fn layout_errors_are_typed() {
         layout::layout(&[renamed], &wasm),
         Err(OciError::InvalidName("Parse".to_owned()))
     );
-    for bad in ["", "Parse", "a/b", "a:b", "-a", "a__b"] {
+    for bad in ["", "Parse", "a//b", "/a", "a/", "a:b", "-a", "a__b"] {
         let input = ArtifactInput {
             name: bad,
             wasm: &a,

@@ -191,6 +191,7 @@ fn base(name: &str) -> Application {
         providers: Vec::new(),
         links: Vec::new(),
         secret_policy: None,
+        max_in_flight: None,
     }
 }
 
@@ -205,7 +206,9 @@ fn component(app: &mut Application, name: &str, kind: ComponentKind, config: &[(
             repository: repository.clone(),
             manifest_digest: digest(seed),
             component_digest: digest('0'),
+            imports: vec!["wasmcloud:messaging/consumer@0.2.0".to_owned()],
         },
+        artifact_v2: None,
         scale: scale(1),
         config: if config.is_empty() {
             None
@@ -216,7 +219,6 @@ fn component(app: &mut Application, name: &str, kind: ComponentKind, config: &[(
             )
         },
         secrets: Vec::new(),
-        imports: vec!["wasmcloud:messaging/consumer@0.2.0".to_owned()],
         grants: Vec::new(),
     });
 }

@@ -22,14 +22,17 @@
 //! - the links touching the component become one `hostInterfaces` entry per WIT package,
 //!   unnamed (so it serves the component's unnamed import), their configs merged in link order;
 //! - secrets come from the Kubernetes Secret `<pipeline>-<component>-secrets`, through
-//!   `secretFrom` on the entry of the package the component sends its records out through.
+//!   `secretFrom` on the entry of the package the component sends its records out through;
+//! - the image is the component's wasmCloud v2 artifact (it imports `wasi:config/store`, which
+//!   v2 hosts serve), and a messaging entry that delivers records to it gets `max_in_flight`
+//!   (the application's, sized so the host's instance pool cannot run out).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::is_dns_label;
-use super::{Application, Component, Direction, Link};
+use super::{Application, ArtifactRef, Component, Direction, Link};
 use crate::spec::model::ProviderKind;
 use crate::spec::model::Spread;
 use crate::util::digest::sha256;
@@ -139,7 +142,7 @@ fn resources(app: &Application, component: &Component) -> Vec<WorkloadDeployment
     let spec = WorkloadSpec {
         components: vec![WorkloadComponent {
             name: component.name.clone(),
-            image: component.artifact.image.clone(),
+            image: artifact(component).image.clone(),
             local_resources: local_resources(component, &links_of(app, component)),
         }],
         host_interfaces: host_interfaces(app, component),
@@ -220,6 +223,15 @@ fn resources(app: &Application, component: &Component) -> Vec<WorkloadDeployment
             resource(format!("{base}-{suffix}"), replicas, Some((spread, suffix)))
         })
         .collect()
+}
+
+/// The artifact a v2 host runs: the component's v2 one, or, in a plan of an earlier version
+/// that built one artifact per step, that one (what those versions wrote).
+fn artifact(component: &Component) -> &ArtifactRef {
+    component
+        .artifact_v2
+        .as_ref()
+        .unwrap_or(&component.artifact)
 }
 
 /// The links of `component`, in application order (records in first).
@@ -406,6 +418,14 @@ fn host_interfaces(app: &Application, component: &Component) -> Vec<HostInterfac
                     import_version(component, namespace, package)
                         .unwrap_or_else(|| MESSAGING_VERSION.to_owned()),
                 );
+                if let Some(n) = app.max_in_flight
+                    && entry.interfaces.iter().any(|i| i == "handler")
+                {
+                    entry
+                        .config
+                        .entry("max_in_flight".to_owned())
+                        .or_insert_with(|| n.to_string());
+                }
             }
             ("wasi", "http") if entry.interfaces.iter().any(|i| i == "incoming-handler") => {
                 entry
@@ -428,7 +448,7 @@ fn host_interfaces(app: &Application, component: &Component) -> Vec<HostInterfac
             _ => {}
         }
     }
-    let config_interfaces: BTreeSet<&str> = component
+    let config_interfaces: BTreeSet<&str> = artifact(component)
         .imports
         .iter()
         .filter_map(|i| parse_import(i))
@@ -501,7 +521,7 @@ fn parse_import(import: &str) -> Option<(&str, &str, &str, Option<&str>)> {
 
 /// The version the component imports a package at, when all its imports of it agree on one.
 fn import_version(component: &Component, namespace: &str, package: &str) -> Option<String> {
-    let versions: BTreeSet<&str> = component
+    let versions: BTreeSet<&str> = artifact(component)
         .imports
         .iter()
         .filter_map(|i| parse_import(i))

@@ -11,13 +11,14 @@
 pub mod k8s;
 pub mod wadm;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::build::deployment::{Deployment, UnitDeployment, UnitKind};
+use crate::build::generation::Generation;
 use crate::spec::load::Repo;
-use crate::spec::model::Spread;
+use crate::spec::model::{Environment, Spread};
 use crate::spec::model::{ProviderKind, SinkConnector, SourceConnector};
 use crate::util::digest::sha256;
 
@@ -48,6 +49,59 @@ pub struct Application {
     /// The secret policy, when a component has secrets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_policy: Option<SecretPolicy>,
+    /// Messages a wasmCloud v2 host hands each step fed over messaging at once (see
+    /// [`MessagingLimit`]). Absent from plans of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+}
+
+/// A wasmCloud v2 host's instance pool when the environment does not say (wasmtime's default,
+/// which `wash host --core-instances` keeps unless set).
+pub const DEFAULT_CORE_INSTANCES: u32 = 1000;
+
+/// How many messages a wasmCloud v2 host may hand each step of a pipeline at once.
+///
+/// Each message instantiates the whole composed component, which takes its core instances
+/// from the host's pool; when the pool runs out, the host drops messages. The host's own
+/// default reserves two thirds of the pool for messaging and sizes it for components of 5 core
+/// instances, while a composed step has 10 to 12: so etl sets `max_in_flight` itself, such that
+/// every step of the pipeline fed over messaging, all on one host with all their messages in
+/// flight, fits in those two thirds. Replicas of a step on one host share its ceiling, so they
+/// do not count twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagingLimit {
+    /// `max_in_flight` of every messaging-fed step: the environment's `maxInFlight`, else two
+    /// thirds of its `coreInstances` divided by `demand`, at least 1.
+    pub max_in_flight: u32,
+    /// The core instances of one message in flight in every messaging-fed step.
+    pub demand: u32,
+    /// The core instances messaging may take: two thirds of the pool.
+    pub budget: u32,
+}
+
+impl MessagingLimit {
+    /// The limit of a pipeline in `environment` whose messaging-fed steps take `demand` core
+    /// instances per message in flight (the sum of their v2 artifacts' core instances).
+    pub fn new(environment: &Environment, demand: u32) -> MessagingLimit {
+        let pool = environment
+            .core_instances
+            .map_or(DEFAULT_CORE_INSTANCES, |n| n.get());
+        let budget = u32::try_from(u64::from(pool) * 2 / 3).expect("two thirds of a u32 fit");
+        let max_in_flight = match environment.max_in_flight {
+            Some(n) => n.get(),
+            None => (budget / demand.max(1)).max(1),
+        };
+        MessagingLimit {
+            max_in_flight,
+            demand,
+            budget,
+        }
+    }
+
+    /// The core instances the steps take, all on one host with all their messages in flight.
+    pub fn taken(&self) -> u64 {
+        u64::from(self.max_in_flight) * u64::from(self.demand)
+    }
 }
 
 /// One composed component (a step or a sink).
@@ -58,8 +112,12 @@ pub struct Component {
     pub name: String,
     /// A step or a sink.
     pub kind: ComponentKind,
-    /// The artifact, pinned by manifest digest.
+    /// The artifact wasmCloud 1.x hosts run, pinned by manifest digest.
     pub artifact: ArtifactRef,
+    /// The artifact wasmCloud v2 hosts run. Absent from plans of etl versions that built one
+    /// artifact per step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_v2: Option<ArtifactRef>,
     /// Replicas and placement.
     pub scale: Scale,
     /// Its `wasi:config/runtime` configuration (`etl.*`, `step.*`).
@@ -68,13 +126,24 @@ pub struct Component {
     /// Secrets it is given, through [`Application::secret_policy`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<Secret>,
-    /// Interfaces the composed component imports (what the host must serve). Read as empty
-    /// when left out: `etl diff` reads them from the plan's pipelines.
-    #[serde(default)]
-    pub imports: Vec<String>,
     /// Imports granted to the customer component beyond the contract (steps only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<String>,
+}
+
+impl Component {
+    /// Its artifact for `generation`, if it has one (plans of earlier versions have no v2 one).
+    pub fn artifact_of(&self, generation: Generation) -> Option<&ArtifactRef> {
+        match generation {
+            Generation::V1 => Some(&self.artifact),
+            Generation::V2 => self.artifact_v2.as_ref(),
+        }
+    }
+
+    /// Every artifact it has, 1.x first.
+    pub fn artifacts(&self) -> impl Iterator<Item = &ArtifactRef> {
+        std::iter::once(&self.artifact).chain(&self.artifact_v2)
+    }
 }
 
 /// What a component does in the pipeline.
@@ -99,6 +168,11 @@ pub struct ArtifactRef {
     pub manifest_digest: String,
     /// Digest of the composed component (the artifact's only layer).
     pub component_digest: String,
+    /// Interfaces the composed component imports (what the host must serve). Read as empty
+    /// when left out (plans of earlier versions kept them on the component): `etl diff` reads
+    /// them from the plan's pipelines.
+    #[serde(default)]
+    pub imports: Vec<String>,
 }
 
 /// How many replicas run, and where.
@@ -233,9 +307,18 @@ pub const KAFKA_SOURCE_LINK: &str = "kafka-source";
 /// Name of the secret policy in every manifest.
 pub const SECRET_POLICY: &str = "etl-secrets";
 
-/// A packaged unit: what [`application`] needs to know of its artifact.
+/// A packaged unit: what [`application`] needs to know of its artifacts.
 #[derive(Debug, Clone)]
 pub struct Packaged {
+    /// The artifact of each generation, 1.x first.
+    pub artifacts: Vec<(Generation, PackagedArtifact)>,
+    /// Imports granted to the customer component (steps).
+    pub grants: Vec<String>,
+}
+
+/// One packaged artifact of a unit.
+#[derive(Debug, Clone)]
+pub struct PackagedArtifact {
     /// Repository under the project's registry.
     pub repository: String,
     /// OCI manifest digest.
@@ -244,8 +327,6 @@ pub struct Packaged {
     pub component_digest: String,
     /// The composed component's imports.
     pub imports: Vec<String>,
-    /// Imports granted to the customer component (steps).
-    pub grants: Vec<String>,
 }
 
 /// Why an application could not be built or emitted.
@@ -410,6 +491,7 @@ pub fn application(
     repo: &Repo,
     deployment: &Deployment,
     packaged: &BTreeMap<String, Packaged>,
+    limit: &MessagingLimit,
 ) -> Result<Application, EmitError> {
     let project = &repo
         .project
@@ -490,6 +572,28 @@ pub fn application(
                 unit: unit.name.clone(),
             })?;
         let prefix = unit.name.clone();
+        let artifact_ref = |generation: Generation| {
+            let (_, a) = p.artifacts.iter().find(|(g, _)| *g == generation)?;
+            Some(ArtifactRef {
+                image: format!(
+                    "{}/{}@{}",
+                    project.spec.registry.trim_end_matches('/'),
+                    a.repository,
+                    a.manifest_digest
+                ),
+                repository: a.repository.clone(),
+                manifest_digest: a.manifest_digest.clone(),
+                component_digest: a.component_digest.clone(),
+                // Sorted, as an artifact's config lists them (what `etl promote` reads back).
+                imports: a
+                    .imports
+                    .iter()
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            })
+        };
 
         // Records in.
         if unit.http {
@@ -655,21 +759,13 @@ pub fn application(
                 UnitKind::Step => ComponentKind::Step,
                 UnitKind::Sink(_) => ComponentKind::Sink,
             },
-            artifact: ArtifactRef {
-                image: format!(
-                    "{}/{}@{}",
-                    project.spec.registry.trim_end_matches('/'),
-                    p.repository,
-                    p.manifest_digest
-                ),
-                repository: p.repository.clone(),
-                manifest_digest: p.manifest_digest.clone(),
-                component_digest: p.component_digest.clone(),
-            },
+            artifact: artifact_ref(Generation::V1).ok_or_else(|| EmitError::MissingArtifact {
+                unit: unit.name.clone(),
+            })?,
+            artifact_v2: artifact_ref(Generation::V2),
             scale,
             config: NamedConfig::new(&format!("{prefix}-runtime"), unit.config.clone()),
             secrets,
-            imports: p.imports.clone(),
             grants: p.grants.clone(),
         });
     }
@@ -710,6 +806,7 @@ pub fn application(
             name: SECRET_POLICY.to_owned(),
             backend,
         }),
+        max_in_flight: Some(limit.max_in_flight),
     };
     check_names(&app)?;
     app.stamp_version();
@@ -737,8 +834,10 @@ impl Application {
     pub fn repinned(&self, artifacts: &BTreeMap<String, ArtifactRef>) -> Application {
         let mut app = self.clone();
         for c in &mut app.components {
-            if let Some(artifact) = artifacts.get(&c.artifact.repository) {
-                c.artifact = artifact.clone();
+            for artifact in std::iter::once(&mut c.artifact).chain(c.artifact_v2.as_mut()) {
+                if let Some(pinned) = artifacts.get(&artifact.repository) {
+                    *artifact = pinned.clone();
+                }
             }
         }
         app.stamp_version();
@@ -833,6 +932,37 @@ pub fn check_names(app: &Application) -> Result<(), EmitError> {
 mod tests {
     use super::*;
 
+    fn environment(max_in_flight: Option<u32>, core_instances: Option<u32>) -> Environment {
+        serde_json::from_value(serde_json::json!({
+            "lattice": "l",
+            "maxInFlight": max_in_flight,
+            "coreInstances": core_instances,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn messages_in_flight_fill_two_thirds_of_the_pool_or_are_set() {
+        let limit = MessagingLimit::new(&environment(None, None), 48);
+        assert_eq!(
+            (limit.max_in_flight, limit.budget, limit.taken()),
+            (13, 666, 624)
+        );
+        assert_eq!(
+            MessagingLimit::new(&environment(None, Some(3000)), 48).max_in_flight,
+            41
+        );
+        // Never 0, even when one message each is already too many.
+        let crowded = MessagingLimit::new(&environment(None, Some(30)), 48);
+        assert_eq!(crowded.max_in_flight, 1);
+        assert!(crowded.taken() > u64::from(crowded.budget));
+        // Set: used as it is.
+        let set = MessagingLimit::new(&environment(Some(20), None), 48);
+        assert_eq!((set.max_in_flight, set.taken()), (20, 960));
+        // No step fed over messaging: nothing taken.
+        assert_eq!(MessagingLimit::new(&environment(None, None), 0).taken(), 0);
+    }
+
     fn link(provider: &str, component: &str, direction: Direction, name: Option<&str>) -> Link {
         Link {
             direction,
@@ -865,14 +995,15 @@ mod tests {
                         repository: format!("orders-{c}"),
                         manifest_digest: "sha256:00".to_owned(),
                         component_digest: "sha256:00".to_owned(),
+                        imports: Vec::new(),
                     },
+                    artifact_v2: None,
                     scale: Scale {
                         replicas: 1,
                         spread: Vec::new(),
                     },
                     config: None,
                     secrets: Vec::new(),
-                    imports: Vec::new(),
                     grants: Vec::new(),
                 })
                 .collect(),
@@ -888,6 +1019,7 @@ mod tests {
             }],
             links,
             secret_policy: None,
+            max_in_flight: None,
         }
     }
 

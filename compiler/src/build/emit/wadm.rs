@@ -357,11 +357,12 @@ mod tests {
                     repository: "p-step".to_owned(),
                     manifest_digest: "sha256:00".to_owned(),
                     component_digest: "sha256:11".to_owned(),
+                    imports: Vec::new(),
                 },
+                artifact_v2: None,
                 scale: scale(2),
                 config: config("p-step-runtime-aaaaaaaaaaaa", &[("step.k", "v")]),
                 secrets: Vec::new(),
-                imports: Vec::new(),
                 grants: Vec::new(),
             }],
             providers: vec![Provider {
@@ -399,6 +400,7 @@ mod tests {
                 },
             ],
             secret_policy: None,
+            max_in_flight: None,
         }
     }
 

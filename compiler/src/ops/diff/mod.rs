@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::build::dist::{PipelinePlan, Plan, UnitPlan};
 use crate::build::emit::{Application, Component, Direction, Link, NamedConfig, Provider};
+use crate::build::generation::Generation;
 use crate::ops::graph::{Graph, Kind, Mark};
 use crate::spec::model::Spread;
 
@@ -40,11 +41,11 @@ pub const REDACTED: &str = "•••";
 // Reading a plan
 // ------------------------------------------------------------------------------------------
 
-/// The harness parts composed into `unit`, by name.
-fn parts(unit: &UnitPlan) -> Vec<&str> {
+/// The harness parts composed into `unit`'s artifact for `generation`, by name.
+fn parts(unit: &UnitPlan, generation: Generation) -> Vec<&str> {
     let mut parts: Vec<&str> = unit.harness.inbound.iter().map(String::as_str).collect();
     parts.push(&unit.harness.out);
-    parts.push("settings");
+    parts.push(generation.settings().name());
     if unit.customer.is_none() {
         parts.push("identity");
     }
@@ -268,8 +269,11 @@ pub struct NewUnit {
     /// The customer component, as written (steps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
-    /// The composed component's digest.
+    /// The composed component's digest (wasmCloud 1.x).
     pub digest: String,
+    /// The wasmCloud v2 composed component's digest.
+    #[serde(rename = "digestV2", skip_serializing_if = "Option::is_none")]
+    pub digest_v2: Option<String>,
 }
 
 /// A unit whose composed component differs.
@@ -278,6 +282,8 @@ pub struct NewUnit {
 pub struct ArtifactChange {
     /// The step or sink.
     pub unit: String,
+    /// Which of its artifacts (`v1`: wasmCloud 1.x, `v2`: wasmCloud v2).
+    pub generation: Generation,
     /// The composed component's digest.
     pub component_digest: Change<String>,
     /// What made it differ; at least one.
@@ -329,6 +335,8 @@ pub enum Cause {
 pub struct Restamp {
     /// The step or sink.
     pub unit: String,
+    /// Which of its artifacts.
+    pub generation: Generation,
     /// The manifest digest.
     pub manifest_digest: Change<String>,
 }
@@ -461,6 +469,8 @@ pub struct ProviderChange {
 pub struct ImageChange {
     /// The step or sink.
     pub unit: String,
+    /// Which of its artifacts.
+    pub generation: Generation,
     /// `<registry>/<repository>@<digest>`.
     pub image: Change<String>,
 }
@@ -672,6 +682,7 @@ fn pipeline_diff(
             from: u.from.clone(),
             component: u.customer.as_ref().map(|c| c.component.clone()),
             digest: u.artifact.digest.clone(),
+            digest_v2: u.artifact_v2.as_ref().map(|a| a.digest.clone()),
         });
     }
     if status == Status::Removed {
@@ -690,25 +701,31 @@ fn pipeline_diff(
         let Some(before) = o.unit(&u.name) else {
             continue;
         };
-        if before.artifact.digest != u.artifact.digest {
-            d.artifacts.push(ArtifactChange {
-                unit: u.name.clone(),
-                component_digest: Change {
-                    old: Some(before.artifact.digest.clone()),
-                    new: Some(u.artifact.digest.clone()),
-                },
-                causes: causes(b, h, before, u),
-            });
-        } else if let Some((old_manifest, new_manifest)) = manifests(&old_apps, &new_apps, &u.name)
-            && old_manifest != new_manifest
-        {
-            d.restamped.push(Restamp {
-                unit: u.name.clone(),
-                manifest_digest: Change {
-                    old: Some(old_manifest),
-                    new: Some(new_manifest),
-                },
-            });
+        for generation in Generation::ALL {
+            let (old_digest, new_digest) = (
+                before.artifact_of(generation).map(|a| a.digest.clone()),
+                u.artifact_of(generation).map(|a| a.digest.clone()),
+            );
+            if let Some(component_digest) = Change::of(old_digest, new_digest) {
+                d.artifacts.push(ArtifactChange {
+                    unit: u.name.clone(),
+                    generation,
+                    component_digest,
+                    causes: causes(b, h, before, u, generation),
+                });
+            } else if let Some((old_manifest, new_manifest)) =
+                manifests(&old_apps, &new_apps, &u.name, generation)
+                && old_manifest != new_manifest
+            {
+                d.restamped.push(Restamp {
+                    unit: u.name.clone(),
+                    generation,
+                    manifest_digest: Change {
+                        old: Some(old_manifest),
+                        new: Some(new_manifest),
+                    },
+                });
+            }
         }
         if before.from != u.from {
             d.wiring.push(Wiring {
@@ -778,24 +795,32 @@ fn pipeline_diff(
     Some(d)
 }
 
-/// The manifest digests of `unit` in the first environment that deploys it on both sides.
+/// The manifest digests of `unit`'s `generation` artifact in the first environment that
+/// deploys it on both sides.
 fn manifests(
     old: &BTreeMap<String, Application>,
     new: &BTreeMap<String, Application>,
     unit: &str,
+    generation: Generation,
 ) -> Option<(String, String)> {
     old.iter().find_map(|(env, o)| {
         let n = new.get(env)?;
         let oc = o.components.iter().find(|c| c.name == unit)?;
         let nc = n.components.iter().find(|c| c.name == unit)?;
         Some((
-            oc.artifact.manifest_digest.clone(),
-            nc.artifact.manifest_digest.clone(),
+            oc.artifact_of(generation)?.manifest_digest.clone(),
+            nc.artifact_of(generation)?.manifest_digest.clone(),
         ))
     })
 }
 
-fn causes(b: &Plan, h: &Plan, old: &UnitPlan, new: &UnitPlan) -> Vec<Cause> {
+fn causes(
+    b: &Plan,
+    h: &Plan,
+    old: &UnitPlan,
+    new: &UnitPlan,
+    generation: Generation,
+) -> Vec<Cause> {
     let mut causes = Vec::new();
     if let (Some(oc), Some(nc)) = (&old.customer, &new.customer)
         && (oc.component != nc.component
@@ -816,15 +841,26 @@ fn causes(b: &Plan, h: &Plan, old: &UnitPlan, new: &UnitPlan) -> Vec<Cause> {
         });
     }
     if old.customer.is_some() != new.customer.is_some() || old.harness != new.harness {
+        // Every composition has its generation's settings part: not worth naming here.
+        let named = |unit: &UnitPlan| -> Vec<String> {
+            parts(unit, generation)
+                .into_iter()
+                .filter(|p| *p != generation.settings().name())
+                .map(str::to_owned)
+                .collect()
+        };
         causes.push(Cause::HarnessParts {
             parts: Change {
-                old: Some(parts(old).iter().map(|p| p.to_string()).collect()),
-                new: Some(parts(new).iter().map(|p| p.to_string()).collect()),
+                old: Some(named(old)),
+                new: Some(named(new)),
             },
         });
     }
-    let old_parts = parts(old);
-    for part in parts(new).into_iter().filter(|p| old_parts.contains(p)) {
+    let old_parts = parts(old, generation);
+    for part in parts(new, generation)
+        .into_iter()
+        .filter(|p| old_parts.contains(p))
+    {
         if let Some(digest) = Change::of(b.harness.get(part).cloned(), h.harness.get(part).cloned())
         {
             causes.push(Cause::Harness {
@@ -926,17 +962,19 @@ fn deployment_diff(env: &str, old: &Application, new: &Application) -> Deploymen
                 });
             }
         }
-        if let (Some(o), Some(n)) = (&o, &n)
-            && o.artifact.manifest_digest == n.artifact.manifest_digest
-            && let Some(image) = Change::of(
-                Some(o.artifact.image.clone()),
-                Some(n.artifact.image.clone()),
-            )
-        {
-            d.images.push(ImageChange {
-                unit: name.clone(),
-                image,
-            });
+        if let (Some(o), Some(n)) = (&o, &n) {
+            for generation in Generation::ALL {
+                if let (Some(oa), Some(na)) = (o.artifact_of(generation), n.artifact_of(generation))
+                    && oa.manifest_digest == na.manifest_digest
+                    && let Some(image) = Change::of(Some(oa.image.clone()), Some(na.image.clone()))
+                {
+                    d.images.push(ImageChange {
+                        unit: name.clone(),
+                        generation,
+                        image,
+                    });
+                }
+            }
         }
     }
     let links = |app: &Application| -> BTreeMap<String, Link> {

@@ -206,8 +206,9 @@ impl Style {
         }
         for i in &d.images {
             lines.push(format!(
-                "{} image {}",
+                "{} image ({}) {}",
                 self.c(&i.unit),
+                i.generation,
                 self.change(&opt(&i.image.old), &opt(&i.image.new))
             ));
         }
@@ -240,27 +241,58 @@ fn pipeline_lines(p: &PipelineDiff, style: &Style) -> Vec<String> {
             None => "sink".to_owned(),
         };
         let from: Vec<String> = u.from.iter().map(|f| style.c(f)).collect();
+        let components = match &u.digest_v2 {
+            Some(v2) => format!(
+                "components {} (wasmCloud 1.x), {} (v2)",
+                style.c(&short(&u.digest)),
+                style.c(&short(v2))
+            ),
+            None => format!("component {}", style.c(&short(&u.digest))),
+        };
         lines.push(format!(
-            "new {what} {} (from {}), component {}",
+            "new {what} {} (from {}), {components}",
             style.c(&u.name),
             from.join(", "),
-            style.c(&short(&u.digest))
         ));
     }
     for u in &p.units_removed {
         lines.push(format!("removed {}", style.c(u)));
     }
-    for a in &p.artifacts {
-        let causes: Vec<String> = a.causes.iter().map(|c| style.cause(c)).collect();
-        lines.push(format!(
-            "{} component {}: {}",
-            style.c(&a.unit),
+    // A unit's artifacts of both generations changed for the same reasons: one line.
+    let mut i = 0;
+    while i < p.artifacts.len() {
+        let a = &p.artifacts[i];
+        let digests = |a: &ArtifactChange| {
             style.change(
                 &short(&opt(&a.component_digest.old)),
-                &short(&opt(&a.component_digest.new))
-            ),
-            causes.join("; ")
-        ));
+                &short(&opt(&a.component_digest.new)),
+            )
+        };
+        let causes: Vec<String> = a.causes.iter().map(|c| style.cause(c)).collect();
+        match p.artifacts.get(i + 1) {
+            Some(b) if b.unit == a.unit && b.causes == a.causes => {
+                lines.push(format!(
+                    "{} components {} ({}), {} ({}): {}",
+                    style.c(&a.unit),
+                    digests(a),
+                    a.generation,
+                    digests(b),
+                    b.generation,
+                    causes.join("; ")
+                ));
+                i += 2;
+            }
+            _ => {
+                lines.push(format!(
+                    "{} component ({}) {}: {}",
+                    style.c(&a.unit),
+                    a.generation,
+                    digests(a),
+                    causes.join("; ")
+                ));
+                i += 1;
+            }
+        }
     }
     for w in &p.wiring {
         lines.push(format!(
@@ -273,7 +305,19 @@ fn pipeline_lines(p: &PipelineDiff, style: &Style) -> Vec<String> {
         ));
     }
     if !p.restamped.is_empty() {
-        let units: Vec<String> = p.restamped.iter().map(|r| style.c(&r.unit)).collect();
+        // A unit re-stamped in both generations is named once.
+        let mut units: Vec<String> = Vec::new();
+        for (i, r) in p.restamped.iter().enumerate() {
+            let both = |other: Option<&Restamp>| other.is_some_and(|o| o.unit == r.unit);
+            if both(i.checked_sub(1).and_then(|j| p.restamped.get(j))) {
+                continue;
+            }
+            units.push(if both(p.restamped.get(i + 1)) {
+                style.c(&r.unit)
+            } else {
+                format!("{} ({})", style.c(&r.unit), r.generation)
+            });
+        }
         lines.push(format!(
             "re-stamped (OCI manifest only, same component): {}",
             units.join(", ")

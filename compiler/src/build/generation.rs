@@ -1,0 +1,55 @@
+//! The two wasmCloud generations every step is built for, and the little that differs between
+//! them: the hosts serve the runtime configuration at different `wasi:config` versions (1.x:
+//! `runtime@0.2.0-draft`; v2: `store@0.2.0-rc.1`, and no version is served by both), so each
+//! step has one artifact per generation, composed from the same customer bytes and the same
+//! `in` and `out` parts around a generation's own `settings` part.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::harness::Part;
+
+/// A wasmCloud generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Generation {
+    /// wasmCloud 1.x with wadm: the manifests in `<env>/wadm/`.
+    #[serde(rename = "v1")]
+    V1,
+    /// wasmCloud v2, the current generation: the `WorkloadDeployment`s in `<env>/k8s/`.
+    #[serde(rename = "v2")]
+    V2,
+}
+
+impl Generation {
+    /// Both, 1.x first (the order of every list the plan writes).
+    pub const ALL: [Generation; 2] = [Generation::V1, Generation::V2];
+
+    /// The settings part of its compositions: the one harness part that differs.
+    pub fn settings(self) -> Part {
+        match self {
+            Generation::V1 => Part::Settings,
+            Generation::V2 => Part::SettingsV2,
+        }
+    }
+
+    /// The OCI repository (under the project's registry) of the artifact of unit `unit` of
+    /// pipeline `pipeline`: `<pipeline>-<unit>` for 1.x, `v2/<pipeline>-<unit>` for v2. Both
+    /// generations keep their own tags per environment, and a `/` never occurs in a unit's
+    /// own name, so the two can never collide.
+    pub fn repository(self, pipeline: &str, unit: &str) -> String {
+        match self {
+            Generation::V1 => format!("{pipeline}-{unit}"),
+            Generation::V2 => format!("v2/{pipeline}-{unit}"),
+        }
+    }
+}
+
+impl fmt::Display for Generation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Generation::V1 => "wasmCloud 1.x",
+            Generation::V2 => "wasmCloud v2",
+        })
+    }
+}
