@@ -54,6 +54,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etl::build::deployment::Deployment;
+use etl::build::generation::Generation;
 use etl::build::harness::Part;
 use etl::spec::model::SourceConnector;
 use etl_run::artifacts::{self, Origin};
@@ -158,7 +159,8 @@ fn main() {
     // Compile in memory, as `etl run` does; the first time fills the composition cache.
     let origin = Origin::Build(Some(etl::store::Cache::new(&cache)));
     let t = Instant::now();
-    let (validation, built) = artifacts::prepare(&example, &origin).expect("read the example");
+    let (validation, built) =
+        artifacts::prepare(&example, &origin, Generation::V2).expect("read the example");
     let prepare_cold = t.elapsed();
     assert!(
         !validation.has_errors(),
@@ -169,7 +171,8 @@ fn main() {
     let (mut prepare_warm, mut validate) = (Vec::new(), Vec::new());
     for _ in 0..if quick { 1 } else { 5 } {
         let t = Instant::now();
-        let (v, a) = artifacts::prepare(&example, &origin).expect("read the example");
+        let (v, a) =
+            artifacts::prepare(&example, &origin, Generation::V2).expect("read the example");
         prepare_warm.push(t.elapsed());
         assert!(!v.has_errors() && a.is_some());
         let t = Instant::now();

@@ -100,6 +100,11 @@ pub struct ArtifactArgs {
     /// Cache of compositions and compiled code (default as for `etl compile`).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Which of each step's two artifacts to run: `v2` (the one wasmCloud v2 hosts run) or `v1`
+    /// (wasmCloud 1.x). They differ only in how they read their configuration, which the
+    /// runner serves both ways.
+    #[arg(long, default_value = "v2", value_name = "v1|v2")]
+    generation: etl::build::generation::Generation,
 }
 
 /// A validated repo and the artifacts of its pipelines.
@@ -128,7 +133,7 @@ impl ArtifactArgs {
             validation,
             artifacts,
             set_aside,
-        } = artifacts::prepare_only(&self.repo, &origin, only)?;
+        } = artifacts::prepare_only(&self.repo, &origin, only, self.generation)?;
         if !validation.diagnostics.is_empty() {
             let done = artifacts.is_some().then_some("");
             render::diagnostics(&validation, &self.repo, Format::Human, color, done);

@@ -1,5 +1,6 @@
 //! The composed artifacts to run: from a compile in memory, or from a `dist/` that `etl
-//! compile` wrote (checked against its `plan.json` and against the repo it claims to be from).
+//! compile` wrote (checked against its `plan.json` and against the repo it claims to be from),
+//! of one wasmCloud generation (the two behave the same: the runner serves both).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use super::Artifact;
 use etl::build::dist::{self, Plan};
+use etl::build::generation::Generation;
 use etl::spec::load::Repo;
 use etl::util::digest::sha256;
 use etl::util::io::IoError;
@@ -48,21 +50,28 @@ pub enum DistError {
     },
 }
 
-/// The artifacts of a compile done in memory ([`etl::build::build`]).
-pub fn from_build(plan: &Plan, files: &BTreeMap<String, Vec<u8>>) -> Artifacts {
+/// The `generation` artifacts of a compile done in memory ([`etl::build::build`]).
+pub fn from_build(
+    plan: &Plan,
+    files: &BTreeMap<String, Vec<u8>>,
+    generation: Generation,
+) -> Artifacts {
     let mut shared: BTreeMap<&str, Arc<[u8]>> = BTreeMap::new();
     let mut out = Artifacts::new();
     for p in &plan.pipelines {
         let units = out.entry(p.name.clone()).or_default();
         for u in p.units() {
+            let artifact = u
+                .artifact_of(generation)
+                .expect("a compile builds every generation");
             let bytes = shared
-                .entry(u.artifact.path.as_str())
-                .or_insert_with(|| Arc::from(files[&u.artifact.path].as_slice()))
+                .entry(artifact.path.as_str())
+                .or_insert_with(|| Arc::from(files[&artifact.path].as_slice()))
                 .clone();
             units.insert(
                 u.name.clone(),
                 Artifact {
-                    digest: u.artifact.digest.clone(),
+                    digest: artifact.digest.clone(),
                     bytes,
                 },
             );
@@ -71,16 +80,17 @@ pub fn from_build(plan: &Plan, files: &BTreeMap<String, Vec<u8>>) -> Artifacts {
     out
 }
 
-/// The artifacts of `dist`, after checking that each hashes to its digest and that `repo`'s
-/// spec files are the ones `dist` was compiled from.
-pub fn from_dist(dist: &Path, repo: &Repo) -> Result<Artifacts, DistError> {
-    from_dist_checked(dist, &etl::build::input_digests(repo))
+/// The `generation` artifacts of `dist`, after checking that each hashes to its digest and
+/// that `repo`'s spec files are the ones `dist` was compiled from.
+pub fn from_dist(dist: &Path, repo: &Repo, generation: Generation) -> Result<Artifacts, DistError> {
+    from_dist_checked(dist, &etl::build::input_digests(repo), generation)
 }
 
 /// [`from_dist`], with the digests of the repo's spec files (`current`) given.
 fn from_dist_checked(
     dist: &Path,
     current: &BTreeMap<String, String>,
+    generation: Generation,
 ) -> Result<Artifacts, DistError> {
     let plan_path = dist.join(dist::FILE);
     let plan = dist::read(dist).map_err(|e| match e {
@@ -114,37 +124,48 @@ fn from_dist_checked(
     for p in plan.pipelines {
         let units = out.entry(p.name).or_default();
         for u in p.steps.into_iter().chain(p.sinks) {
-            let bytes = match shared.get(&u.artifact.path) {
+            let name = u.name.clone();
+            let artifact =
+                u.artifact_of(generation)
+                    .cloned()
+                    .ok_or_else(|| DistError::BadPlan {
+                        path: plan_path.clone(),
+                        message: format!(
+                            "`{name}` has no {generation} artifact: it was compiled by an earlier \
+                         etl; run `etl compile` again"
+                        ),
+                    })?;
+            let bytes = match shared.get(&artifact.path) {
                 Some(b) => b.clone(),
                 None => {
-                    if u.artifact.path.contains("..") || Path::new(&u.artifact.path).is_absolute() {
+                    if artifact.path.contains("..") || Path::new(&artifact.path).is_absolute() {
                         return Err(DistError::BadPlan {
                             path: plan_path,
                             message: format!(
                                 "artifact path `{}` leaves the directory",
-                                u.artifact.path
+                                artifact.path
                             ),
                         });
                     }
-                    let path = dist.join(&u.artifact.path);
+                    let path = dist.join(&artifact.path);
                     let bytes = std::fs::read(&path).map_err(IoError::at(&path))?;
                     let actual = sha256(&bytes);
-                    if actual != u.artifact.digest {
+                    if actual != artifact.digest {
                         return Err(DistError::Tampered {
                             path,
-                            expected: u.artifact.digest,
+                            expected: artifact.digest,
                             actual,
                         });
                     }
                     let bytes: Arc<[u8]> = Arc::from(bytes);
-                    shared.insert(u.artifact.path.clone(), bytes.clone());
+                    shared.insert(artifact.path.clone(), bytes.clone());
                     bytes
                 }
             };
             units.insert(
-                u.name,
+                name,
                 Artifact {
-                    digest: u.artifact.digest,
+                    digest: artifact.digest,
                     bytes,
                 },
             );
@@ -178,8 +199,9 @@ pub enum PrepareError {
 pub fn prepare(
     root: &Path,
     origin: &Origin,
+    generation: Generation,
 ) -> Result<(etl::spec::Validation, Option<Artifacts>), PrepareError> {
-    let prepared = prepare_only(root, origin, &[])?;
+    let prepared = prepare_only(root, origin, &[], generation)?;
     Ok((prepared.validation, prepared.artifacts))
 }
 
@@ -200,6 +222,7 @@ pub fn prepare_only(
     root: &Path,
     origin: &Origin,
     only: &[String],
+    generation: Generation,
 ) -> Result<Prepared, PrepareError> {
     let cache = match origin {
         Origin::Build(cache) => cache.as_ref(),
@@ -211,7 +234,10 @@ pub fn prepare_only(
             let (validation, set_aside) = narrow(validation, only);
             let build =
                 etl::build::build_validated(validation, cache.as_ref(), &Default::default());
-            let artifacts = build.plan.as_ref().map(|p| from_build(p, &build.files));
+            let artifacts = build
+                .plan
+                .as_ref()
+                .map(|p| from_build(p, &build.files, generation));
             Ok(Prepared {
                 validation: build.validation,
                 artifacts,
@@ -229,7 +255,7 @@ pub fn prepare_only(
                     set_aside,
                 });
             }
-            let artifacts = from_dist_checked(dist, &whole)?;
+            let artifacts = from_dist_checked(dist, &whole, generation)?;
             Ok(Prepared {
                 validation,
                 artifacts: Some(artifacts),

@@ -161,7 +161,12 @@ mod tests {
     /// The example repo's `sensor-ingest`, compiled in memory and loaded for `env`.
     fn example(env: Option<&str>) -> Result<LoadedPipeline, StreamError> {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors");
-        let (validation, built) = artifacts::prepare(&repo, &Origin::Build(None)).unwrap();
+        let (validation, built) = artifacts::prepare(
+            &repo,
+            &Origin::Build(None),
+            etl::build::generation::Generation::V2,
+        )
+        .unwrap();
         let cache = tempfile::tempdir().unwrap();
         load(
             &validation.repo,

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use etl::build::deployment;
+use etl::build::generation::Generation;
 use etl_run::artifacts::{self, Artifacts, DistError, Origin};
 use etl_run::{FailureKind, Limits, LoadedPipeline, Record, Report, Runtime};
 
@@ -50,6 +51,7 @@ fn build(repo: &Path) -> (etl::spec::Validation, Artifacts) {
     let (validation, artifacts) = artifacts::prepare(
         repo,
         &Origin::Build(Some(etl::store::Cache::new(cache().to_owned()))),
+        Generation::V2,
     )
     .unwrap();
     assert!(!validation.has_errors(), "{:?}", validation.diagnostics);
@@ -88,6 +90,8 @@ fn assert_accounted(report: &Report) {
     assert_eq!(dead as usize, report.dead_letters.len());
 }
 
+/// The fixtures pass on both artifacts of every step: the bytes wasmCloud 1.x and v2 hosts run
+/// behave the same.
 #[test]
 fn the_example_fixtures_pass_on_the_compiled_dist() {
     let tmp = tempfile::tempdir().unwrap();
@@ -102,9 +106,19 @@ fn the_example_fixtures_pass_on_the_compiled_dist() {
     )
     .unwrap();
     assert!(compiled.plan.is_some());
-    let (validation, artifacts) =
-        artifacts::prepare(&common::example(), &Origin::Dist(dist)).unwrap();
-    let artifacts = artifacts.unwrap();
+    for generation in Generation::ALL {
+        let (validation, artifacts) =
+            artifacts::prepare(&common::example(), &Origin::Dist(dist.clone()), generation)
+                .unwrap();
+        fixtures_pass(&validation, &artifacts.unwrap(), generation);
+    }
+}
+
+fn fixtures_pass(
+    validation: &etl::spec::Validation,
+    artifacts: &Artifacts,
+    generation: Generation,
+) {
     let repo = &validation.repo;
     assert_eq!(repo.tests.len(), 3);
     for fixture in &repo.tests {
@@ -115,7 +129,7 @@ fn the_example_fixtures_pass_on_the_compiled_dist() {
             .map(|e| e.to_string())
             .or_else(|| deployment::default_environment(repo))
             .unwrap();
-        let pipeline = load(&validation, &artifacts, &spec.pipeline, &env);
+        let pipeline = load(validation, artifacts, &spec.pipeline, &env);
         let inputs: Vec<Record> = spec
             .input
             .iter()
@@ -125,7 +139,11 @@ fn the_example_fixtures_pass_on_the_compiled_dist() {
             .run(&inputs, &Limits::default(), &mut |_| {})
             .unwrap();
         let mismatches = etl_run::test::mismatches(spec, &pipeline, &report);
-        assert!(mismatches.is_empty(), "{}: {mismatches:#?}", fixture.file);
+        assert!(
+            mismatches.is_empty(),
+            "{} ({generation}): {mismatches:#?}",
+            fixture.file
+        );
         assert_accounted(&report);
     }
 }
@@ -410,27 +428,28 @@ fn a_stale_or_tampered_dist_is_refused() {
     let fixture = repo.join("tests/fan-out.yaml");
     let original = std::fs::read_to_string(&fixture).unwrap();
     std::fs::write(&fixture, format!("{original}# edited\n")).unwrap();
-    match artifacts::prepare(&repo, &Origin::Dist(dist.clone())) {
+    match artifacts::prepare(&repo, &Origin::Dist(dist.clone()), Generation::V2) {
         Err(artifacts::PrepareError::Dist(DistError::Stale { changed, .. })) => {
             assert_eq!(changed, ["`tests/fan-out.yaml` changed"]);
         }
         other => panic!("expected a stale dist, got {other:?}"),
     }
     std::fs::write(&fixture, original).unwrap();
-    assert!(artifacts::prepare(&repo, &Origin::Dist(dist.clone())).is_ok());
+    assert!(artifacts::prepare(&repo, &Origin::Dist(dist.clone()), Generation::V2).is_ok());
 
-    let components = dist.join("components/sha256");
-    let victim = std::fs::read_dir(&components)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let plan = etl::build::dist::read(&dist).unwrap();
+    let victim = dist.join(
+        &plan.pipelines[0].steps[0]
+            .artifact_v2
+            .as_ref()
+            .unwrap()
+            .path,
+    );
     let mut bytes = std::fs::read(&victim).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&victim, bytes).unwrap();
-    match artifacts::prepare(&repo, &Origin::Dist(dist)) {
+    match artifacts::prepare(&repo, &Origin::Dist(dist), Generation::V2) {
         Err(artifacts::PrepareError::Dist(DistError::Tampered { path, .. })) => {
             assert_eq!(path, victim);
         }
@@ -614,6 +633,17 @@ fn etl_test_passes_the_example_and_shows_a_diff_on_failure() {
     let (code, stdout, stderr) = etl(&["test", "--repo", "examples/iot-sensors"], "");
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     insta::assert_snapshot!("test_ok", without_times(&stdout));
+    // The wasmCloud 1.x artifacts pass the same way; a generation that is not one is refused.
+    let args = ["test", "--repo", "examples/iot-sensors", "--generation"];
+    let (code, v1, stderr) = etl(&[&args[..], &["v1"]].concat(), "");
+    assert_eq!(code, Some(0), "{v1}{stderr}");
+    assert_eq!(without_times(&v1), without_times(&stdout));
+    let (code, _, stderr) = etl(&[&args[..], &["v3"]].concat(), "");
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("`v3` is not a wasmCloud generation: `v1` (wasmCloud 1.x) or `v2`"),
+        "{stderr}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     common::copy(&common::example(), tmp.path());

@@ -5,6 +5,7 @@
 //! `in` and `out` parts around a generation's own `settings` part.
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,5 +52,31 @@ impl fmt::Display for Generation {
             Generation::V1 => "wasmCloud 1.x",
             Generation::V2 => "wasmCloud v2",
         })
+    }
+}
+
+impl Generation {
+    /// Its short name: `v1` or `v2` (in `plan.json`, `etl diff --format json` and options).
+    pub fn short(self) -> &'static str {
+        match self {
+            Generation::V1 => "v1",
+            Generation::V2 => "v2",
+        }
+    }
+}
+
+/// A name that is not a generation's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a wasmCloud generation: `v1` (wasmCloud 1.x) or `v2` (wasmCloud v2)")]
+pub struct UnknownGeneration(pub String);
+
+impl FromStr for Generation {
+    type Err = UnknownGeneration;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Generation::ALL
+            .into_iter()
+            .find(|g| g.short() == s)
+            .ok_or_else(|| UnknownGeneration(s.to_owned()))
     }
 }
