@@ -1,0 +1,1015 @@
+//! What the two generations' tests share: the environment run.sh sets up, `etl`, the example
+//! configured for the loopback registry and alert sink, and records in and out.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use async_nats::Subscriber;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, mpsc};
+
+pub const PIPELINE: &str = "sensor-ingest";
+pub const ENV: &str = "dev";
+/// The environment promoted to, and where it archives (`environments/staging.yaml`).
+pub const STAGING: &str = "staging";
+pub const STAGING_ARCHIVE_SUBJECT: &str = "iot.staging.sensors.archive.replay";
+/// Where dev archives (`vars.archive_subject`).
+pub const ARCHIVE_SUBJECT: &str = "iot.dev.sensors.archive";
+/// `parse`'s dead-letter subject: `etl.<project>.<pipeline>.dlq.<step>`.
+pub const DLQ_SUBJECT: &str = "etl.iot-sensors.sensor-ingest.dlq.parse";
+/// Where `threshold-alert`, the last of the three steps, publishes: what the `alerts` sink
+/// reads.
+pub const STEPS_OUT_SUBJECT: &str = "etl.iot-sensors.sensor-ingest.out.threshold-alert";
+/// The HTTP source's path.
+pub const SOURCE_PATH: &str = "/sensors";
+/// dev's and staging's sites (`vars.site`), and the suffix the config change adds.
+pub const DEV_SITE: &str = "dev-bench";
+pub const NEW_DEV_SITE: &str = "dev-bench-line-2";
+pub const STAGING_SITE: &str = "plant-a-line-2";
+
+/// How long to wait for records that should not come.
+pub const QUIET: Duration = Duration::from_millis(1500);
+/// How long a record may take through the pipeline once it is deployed.
+pub const ARRIVAL: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// The environment run.sh sets up
+
+pub struct Env {
+    pub etl: PathBuf,
+    pub nats_url: String,
+    /// `127.0.0.1:<port>/etl`: the project's `spec.registry` in the e2e copy.
+    pub registry: String,
+    pub example: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Env {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str| {
+            std::env::var(name).with_context(|| {
+                format!("{name} is not set: run this test through tests/e2e/run.sh")
+            })
+        };
+        let registry_addr = var("ETL_E2E_REGISTRY")?;
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/iot-sensors");
+        Ok(Self {
+            etl: PathBuf::from(var("ETL_E2E_ETL")?),
+            nats_url: var("ETL_E2E_NATS_URL")?,
+            registry: format!("{registry_addr}/etl"),
+            example: example.canonicalize().context("examples/iot-sensors")?,
+            work: PathBuf::from(var("ETL_E2E_WORK")?),
+        })
+    }
+
+    /// Runs etl; its output goes to the test's output, a failure is an error.
+    pub fn etl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(&self.etl)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {}", self.etl.display()))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        ensure!(
+            out.status.success(),
+            "etl {} failed ({}):\n{stderr}{stdout}",
+            args.join(" "),
+            out.status
+        );
+        eprintln!("e2e: etl {}: ok", args[0]);
+        Ok(stdout)
+    }
+
+    /// `etl compile --sign-key --push --env dev` of `repo` into `dist`, signed with `key`'s
+    /// private half.
+    pub fn compile_and_push(&self, repo: &Path, dist: &Path, key: &Path) -> anyhow::Result<()> {
+        self.etl(&[
+            "compile",
+            "--repo",
+            path_str(repo)?,
+            "--out",
+            path_str(dist)?,
+            "--sign-key",
+            path_str(&key.with_extension("key"))?,
+            "--push",
+            "--env",
+            ENV,
+        ])
+        .map(drop)
+    }
+
+    /// `etl promote --from dev --to staging` of `dist`, the signatures checked with `key`'s
+    /// public half.
+    pub fn promote(&self, dist: &Path, key: &Path) -> anyhow::Result<()> {
+        self.etl(&[
+            "promote",
+            "--from",
+            ENV,
+            "--to",
+            STAGING,
+            "--key",
+            path_str(&key.with_extension("pub"))?,
+            path_str(dist)?,
+        ])
+        .map(drop)
+    }
+
+    /// `etl verify` of an artifact in the registry, with `key`'s public half.
+    pub fn verify(&self, reference: &str, key: &Path) -> anyhow::Result<()> {
+        self.etl(&[
+            "verify",
+            "--key",
+            path_str(&key.with_extension("pub"))?,
+            reference,
+        ])
+        .map(drop)
+    }
+
+    /// `etl run` of the same payloads, in-process, from the same compile output: what each
+    /// input should deliver.
+    pub fn etl_run(
+        &self,
+        environment: &str,
+        repo: &Path,
+        dist: &Path,
+        payloads: &[String],
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let input = self.work.join("run-input.jsonl");
+        let lines: Vec<String> = payloads
+            .iter()
+            .map(|p| json!({"payload": p}).to_string())
+            .collect();
+        std::fs::write(&input, lines.join("\n") + "\n")?;
+        let out = Command::new(&self.etl)
+            .args([
+                "run",
+                PIPELINE,
+                "--env",
+                environment,
+                "--format",
+                "jsonl",
+                "--repo",
+            ])
+            .arg(repo)
+            .arg("--dist")
+            .arg(dist)
+            .arg("--input")
+            .arg(&input)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "etl run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut outcomes: Vec<Outcome> = payloads.iter().map(|_| Outcome::default()).collect();
+        for line in String::from_utf8(out.stdout)?.lines() {
+            let v: Value =
+                serde_json::from_str(line).with_context(|| format!("etl run: {line}"))?;
+            let idx = |v: &Value| v["input"].as_u64().map(|i| i as usize);
+            match v["type"].as_str() {
+                Some("sink") => {
+                    let i = idx(&v).context("sink line without input")?;
+                    let payload = json_payload(&v["record"])?;
+                    match v["sink"].as_str() {
+                        Some("archive") => outcomes[i].archive.push(payload),
+                        Some("alerts") => {
+                            outcomes[i].alerts.push(payload);
+                            outcomes[i].alert_types.push(
+                                v["record"]["headers"]["content-type"]
+                                    .as_str()
+                                    .map(str::to_owned),
+                            );
+                        }
+                        other => bail!("etl run: unknown sink {other:?}"),
+                    }
+                }
+                Some("dead-letter") => {
+                    let i = idx(&v).context("dead-letter line without input")?;
+                    ensure!(
+                        v["step"] == "parse",
+                        "etl run: dead letter of {}",
+                        v["step"]
+                    );
+                    outcomes[i].dead.push((
+                        v["error"].as_str().unwrap_or_default().to_owned(),
+                        v["record"]["payload"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ));
+                }
+                Some("failure") => bail!("etl run: a failure: {line}"),
+                _ => {}
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+pub fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str()
+        .with_context(|| format!("{} is not UTF-8", p.display()))
+}
+
+fn json_payload(record: &Value) -> anyhow::Result<Value> {
+    let text = record["payload"]
+        .as_str()
+        .with_context(|| format!("record without a UTF-8 payload: {record}"))?;
+    serde_json::from_str(text).with_context(|| format!("payload is not JSON: {text}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example, configured for this lattice
+
+pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn replace_once(file: &Path, from: &str, to: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)?;
+    ensure!(
+        text.matches(from).count() == 1,
+        "{}: expected `{from}` exactly once",
+        file.display()
+    );
+    std::fs::write(file, text.replacen(from, to, 1))?;
+    Ok(())
+}
+
+/// The deployment-specific changes, and only those: the registry the hosts pull from and the URL
+/// of dev's and staging's alerting webhook (the test's HTTP server).
+pub fn configure_example(repo: &Path, registry: &str, alerts: SocketAddr) -> anyhow::Result<()> {
+    let project = repo.join("etl.yaml");
+    replace_once(
+        &project,
+        "registry: registry.acme.example/etl",
+        &format!("registry: {registry}"),
+    )?;
+    replace_once(
+        &project,
+        "alert_url: http://alerts.dev.acme.example/hook",
+        &format!("alert_url: http://{alerts}/hook"),
+    )?;
+    replace_once(
+        &project,
+        "alert_url: https://alerts.staging.acme.example/hook",
+        &format!("alert_url: http://{alerts}/hook"),
+    )?;
+    Ok(())
+}
+
+/// The file of the example's pipeline in `repo`.
+pub fn pipeline_file(repo: &Path) -> PathBuf {
+    repo.join("pipelines").join(format!("{PIPELINE}.yaml"))
+}
+
+/// The config change both tests deploy as a new version: enrich's site.
+pub fn change_site(repo: &Path) -> anyhow::Result<()> {
+    replace_once(
+        &pipeline_file(repo),
+        "site: \"{{ vars.site }}\"",
+        "site: \"{{ vars.site }}-line-2\"",
+    )
+}
+
+/// `(metadata.name, path, text)` of every manifest in `dir`.
+pub fn manifests(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf, String)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text)?;
+        let name = doc["metadata"]["name"]
+            .as_str()
+            .context("manifest without metadata.name")?
+            .to_owned();
+        out.push((name, path, text));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The `image:` lines of a manifest, in order.
+pub fn images(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("image:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records in and out
+
+/// The `alerts` sink's webhook: every POST body, in arrival order.
+pub struct AlertSink {
+    pub addr: SocketAddr,
+    rx: Mutex<mpsc::UnboundedReceiver<Received>>,
+    /// The `authorization` header of every request that had one.
+    authorizations: Arc<std::sync::Mutex<Vec<String>>>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Debug)]
+struct Received {
+    method: String,
+    path: String,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+impl AlertSink {
+    pub async fn start() -> anyhow::Result<Arc<Self>> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let authorizations: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let requests: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (auth, count) = (Arc::clone(&authorizations), Arc::clone(&requests));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let tx = tx.clone();
+                let (auth, count) = (Arc::clone(&auth), Arc::clone(&count));
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if let Some(v) = req.headers().get("authorization") {
+                            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                            auth.lock().unwrap().push(v);
+                        }
+                        async move {
+                            let method = req.method().to_string();
+                            let path = req.uri().path().to_owned();
+                            let content_type = req
+                                .headers()
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned);
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let _ = tx.send(Received {
+                                method,
+                                path,
+                                content_type,
+                                body,
+                            });
+                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(Arc::new(Self {
+            addr,
+            rx: Mutex::new(rx),
+            authorizations,
+            requests,
+        }))
+    }
+
+    /// How many requests arrived, and the `authorization` headers among them.
+    pub fn authorizations(&self) -> (usize, Vec<String>) {
+        (
+            self.requests.load(std::sync::atomic::Ordering::SeqCst),
+            self.authorizations.lock().unwrap().clone(),
+        )
+    }
+
+    async fn next(&self, wait: Duration) -> anyhow::Result<Option<Value>> {
+        Ok(self.next_with_type(wait).await?.map(|(v, _)| v))
+    }
+
+    /// The next POST's JSON body and `content-type`.
+    async fn next_with_type(
+        &self,
+        wait: Duration,
+    ) -> anyhow::Result<Option<(Value, Option<String>)>> {
+        let mut rx = self.rx.lock().await;
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(r)) => {
+                ensure!(
+                    r.method == "POST" && r.path == "/hook",
+                    "alerts: {} {}, expected POST /hook",
+                    r.method,
+                    r.path
+                );
+                let json = serde_json::from_slice(&r.body).with_context(|| {
+                    format!(
+                        "alerts: body is not JSON: {:?}",
+                        String::from_utf8_lossy(&r.body)
+                    )
+                })?;
+                Ok(Some((json, r.content_type)))
+            }
+            Ok(None) => bail!("the alerts sink stopped"),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// The record on a NATS sink: an etl envelope (docs/envelope.md).
+fn envelope(msg: &async_nats::Message) -> anyhow::Result<etl_envelope::Envelope> {
+    etl_envelope::decode(&msg.payload)
+        .map_err(|e| anyhow::anyhow!("{}: not an etl envelope: {e:?}", msg.subject))
+}
+
+pub async fn next_json(sub: &mut Subscriber, wait: Duration) -> anyhow::Result<Option<Value>> {
+    match tokio::time::timeout(wait, sub.next()).await {
+        Ok(Some(msg)) => {
+            let env = envelope(&msg)?;
+            Ok(Some(serde_json::from_slice(&env.payload).with_context(
+                || format!("{}: payload is not JSON", msg.subject),
+            )?))
+        }
+        Ok(None) => bail!("subscription closed"),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Where records go in: the HTTP listener's address and the `Host` header the source is
+/// routed by.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub host: String,
+}
+
+impl Source {
+    /// A source reached by its address (wasmCloud 1.x's http-server in path mode).
+    pub fn at(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            host: addr.to_string(),
+        }
+    }
+}
+
+/// One POST to the HTTP source: the status.
+pub async fn post(source: &Source, body: &str) -> anyhow::Result<u16> {
+    let stream = TcpStream::connect(source.addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::post(SOURCE_PATH)
+        .header("host", &source.host)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))?;
+    let res = sender.send_request(req).await?;
+    let status = res.status().as_u16();
+    let _ = res.into_body().collect().await;
+    Ok(status)
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub status: Option<u16>,
+    pub archive: Vec<Value>,
+    pub alerts: Vec<Value>,
+    /// The `content-type` of each POST to `alerts`.
+    pub alert_types: Vec<Option<String>>,
+    /// (error, payload) of each dead letter.
+    pub dead: Vec<(String, String)>,
+}
+
+impl Outcome {
+    /// The same records as `got` at every sink and dead-letter subject (`self` from `etl run`).
+    pub fn check_same(&self, got: &Outcome) -> anyhow::Result<()> {
+        ensure!(
+            self.archive == got.archive,
+            "archive: etl run {:?}, lattice {:?}",
+            self.archive,
+            got.archive
+        );
+        ensure!(
+            self.alerts == got.alerts,
+            "alerts: etl run {:?}, lattice {:?}",
+            self.alerts,
+            got.alerts
+        );
+        ensure!(
+            self.alert_types == got.alert_types,
+            "alerts content-type: etl run {:?}, lattice {:?}",
+            self.alert_types,
+            got.alert_types
+        );
+        ensure!(
+            self.dead == got.dead,
+            "dead letters: etl run {:?}, lattice {:?}",
+            self.dead,
+            got.dead
+        );
+        Ok(())
+    }
+}
+
+pub struct Expect {
+    pub status: u16,
+    pub archive: Vec<Value>,
+    pub alerts: Vec<Value>,
+    /// A substring of the error, and the payload.
+    pub dead: Option<(String, String)>,
+}
+
+impl Expect {
+    pub fn check(&self, got: &Outcome) -> anyhow::Result<()> {
+        ensure!(
+            got.status == Some(self.status),
+            "HTTP status {:?}, expected {}",
+            got.status,
+            self.status
+        );
+        ensure!(
+            got.archive == self.archive,
+            "archive got {:?}, expected {:?}",
+            got.archive,
+            self.archive
+        );
+        ensure!(
+            got.alerts == self.alerts,
+            "alerts got {:?}, expected {:?}",
+            got.alerts,
+            self.alerts
+        );
+        match (&self.dead, got.dead.as_slice()) {
+            (None, []) => {}
+            (Some((error, payload)), [(got_error, got_payload)])
+                if got_error.contains(error.as_str()) && got_payload == payload => {}
+            _ => bail!("dead letters got {:?}, expected {:?}", got.dead, self.dead),
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "HTTP {}, {} at archive, {} at alerts, {} dead letter(s)",
+            self.status,
+            self.archive.len(),
+            self.alerts.len(),
+            usize::from(self.dead.is_some())
+        )
+    }
+}
+
+/// Sends one record and collects everything that arrives for it: what is expected, then
+/// anything else within `QUIET`.
+pub async fn send_and_collect(
+    source: &Source,
+    input: &str,
+    archive: &mut Subscriber,
+    dlq: &mut Subscriber,
+    alerts: &AlertSink,
+    want: &Expect,
+) -> anyhow::Result<Outcome> {
+    let mut got = Outcome {
+        status: Some(post(source, input).await?),
+        ..Outcome::default()
+    };
+    let deadline = Instant::now() + ARRIVAL;
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    while got.archive.len() < want.archive.len() {
+        match next_json(archive, remaining()).await? {
+            Some(v) => got.archive.push(v),
+            None => break,
+        }
+    }
+    while got.alerts.len() < want.alerts.len() {
+        match alerts.next_with_type(remaining()).await? {
+            Some((v, content_type)) => {
+                got.alerts.push(v);
+                got.alert_types.push(content_type);
+            }
+            None => break,
+        }
+    }
+    if want.dead.is_some()
+        && let Ok(Some(msg)) = tokio::time::timeout(remaining(), dlq.next()).await
+    {
+        got.dead.push(dead_letter(&msg)?);
+    }
+    // Nothing more may come.
+    tokio::time::sleep(QUIET).await;
+    while let Some(v) = next_json(archive, Duration::from_millis(1)).await? {
+        got.archive.push(v);
+    }
+    while let Some((v, content_type)) = alerts.next_with_type(Duration::from_millis(1)).await? {
+        got.alerts.push(v);
+        got.alert_types.push(content_type);
+    }
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(1), dlq.next()).await {
+        got.dead.push(dead_letter(&msg)?);
+    }
+    Ok(got)
+}
+
+/// (the `etl-error` header, the payload) of a dead letter.
+pub fn dead_letter(msg: &async_nats::Message) -> anyhow::Result<(String, String)> {
+    let env = envelope(msg)?;
+    let error = env
+        .headers
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "etl-error")
+        .map(|(_, v)| v.clone())
+        .with_context(|| format!("dead letter without etl-error: {env:?}"))?;
+    Ok((error, String::from_utf8(env.payload)?))
+}
+
+/// Everything still in flight, dropped (probes that arrived late).
+pub async fn drain(archive: &mut Subscriber, dlq: &mut Subscriber, alerts: &AlertSink) {
+    tokio::time::sleep(QUIET).await;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), archive.next()).await {}
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), dlq.next()).await {}
+    while let Ok(Some(_)) = alerts.next(Duration::from_millis(1)).await {}
+}
+
+fn probe(n: usize, temp: f64) -> String {
+    json!({"sensor": format!("probe-{n}"), "temp_c": temp, "ts": "2026-11-01T12:00:00Z"})
+        .to_string()
+}
+
+/// Sends hot probes until one has reached both sinks; returns how many were sent.
+pub async fn first_record(
+    source: &Source,
+    archive: &mut Subscriber,
+    alerts: &AlertSink,
+) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut n = 0;
+    let (mut at_archive, mut at_alerts) = (false, false);
+    while !(at_archive && at_alerts) {
+        ensure!(
+            Instant::now() < deadline,
+            "no record reached both sinks within 120 s of the deployment"
+        );
+        n += 1;
+        match post(source, &probe(n, 99.0)).await {
+            Ok(202) => {}
+            Ok(status) => eprintln!("e2e: probe {n}: HTTP {status}"),
+            Err(e) => eprintln!("e2e: probe {n}: {e}"),
+        }
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            let left = until.saturating_duration_since(Instant::now());
+            tokio::select! {
+                v = next_json(archive, left) => if v?.is_some() { at_archive = true },
+                v = alerts.next(left) => if v?.is_some() { at_alerts = true },
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Sends probes until `alerts` shows `site`: the new config has reached `enrich`.
+pub async fn wait_for_site(
+    source: &Source,
+    archive: &mut Subscriber,
+    alerts: &AlertSink,
+    site: &str,
+) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut n = 0;
+    loop {
+        ensure!(
+            Instant::now() < deadline,
+            "enrich did not pick up its new config within 120 s"
+        );
+        n += 1;
+        let _ = post(source, &probe(n, 99.0)).await;
+        let until = Instant::now() + Duration::from_millis(500);
+        while let Some(v) = alerts
+            .next(until.saturating_duration_since(Instant::now()))
+            .await?
+        {
+            if v["site"] == site {
+                return Ok(n);
+            }
+        }
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), archive.next()).await
+        {
+        }
+    }
+}
+
+/// What the load phase measured: records/s from the first request until the last record
+/// arrived at each point.
+pub struct Rates {
+    /// `parse` → `archive` (NATS sink).
+    pub archive: f64,
+    /// `parse` → `enrich` → `threshold-alert`: its output subject.
+    pub three_steps: f64,
+    /// … → `alerts` (HTTP sink).
+    pub alerts: f64,
+}
+
+/// A load: `n` hot readings (70–99 °C: above dev's and staging's thresholds), sensor ids
+/// `<label>-<i>`, `in_flight` requests at a time; `site` is what enrich adds.
+pub struct Load<'a> {
+    pub label: &'a str,
+    pub n: usize,
+    pub in_flight: usize,
+    pub site: &'a str,
+}
+
+impl Load<'_> {
+    /// `ETL_E2E_LOAD_RECORDS` (default 500) and `ETL_E2E_LOAD_IN_FLIGHT` (default 8).
+    pub fn from_env<'a>(label: &'a str, site: &'a str) -> Load<'a> {
+        let var = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Load {
+            label,
+            n: var("ETL_E2E_LOAD_RECORDS", 500),
+            in_flight: var("ETL_E2E_LOAD_IN_FLIGHT", 8),
+            site,
+        }
+    }
+}
+
+/// Sends `load`. Each record must arrive exactly once at `archive`, at `threshold-alert`'s
+/// output subject (the three steps) and at `alerts`: none lost, none duplicated.
+pub async fn throughput(
+    nats: &async_nats::Client,
+    source: &Source,
+    archive: &mut Subscriber,
+    alerts: &Arc<AlertSink>,
+    load: &Load<'_>,
+) -> anyhow::Result<Rates> {
+    let Load {
+        label,
+        n,
+        in_flight,
+        site,
+    } = *load;
+    let mut steps = nats.subscribe(STEPS_OUT_SUBJECT).await?;
+    nats.flush().await?;
+    let start = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..in_flight {
+        let next = Arc::clone(&next);
+        let (source, label) = (source.clone(), label.to_owned());
+        senders.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let body = json!({
+                    "sensor": format!("{label}-{i}"),
+                    "temp_c": 70.0 + (i % 30) as f64,
+                    "ts": "2026-11-01T12:00:00Z",
+                })
+                .to_string();
+                let status = post(&source, &body).await?;
+                ensure!(status == 202, "load record {i}: HTTP {status}");
+            }
+        });
+    }
+    let mut seen: [BTreeSet<String>; 3] = Default::default();
+    let mut done: [Option<Duration>; 3] = [None; 3];
+    let names = ["archive", "threshold-alert's output", "alerts"];
+    let limit = Duration::from_secs(120.max(n as u64 / 4));
+    let deadline = Instant::now() + limit;
+    while seen.iter().any(|s| s.len() < n) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        ensure!(
+            !left.is_zero(),
+            "load: after {limit:?}, of {n}: {} at archive, {} at threshold-alert's output, {} at \
+             alerts",
+            seen[0].len(),
+            seen[1].len(),
+            seen[2].len()
+        );
+        let (at, v) = tokio::select! {
+            v = next_json(archive, left) => (0, v?),
+            v = next_json(&mut steps, left) => (1, v?),
+            v = alerts.next(left) => (2, v?),
+        };
+        let Some(v) = v else { continue };
+        if at > 0 {
+            ensure!(
+                v["alert"] == true && v["site"] == site,
+                "{}: {v}",
+                names[at]
+            );
+        }
+        let id = v["sensor_id"].as_str().unwrap_or_default().to_owned();
+        ensure!(seen[at].insert(id.clone()), "{}: {id} twice", names[at]);
+        if seen[at].len() == n {
+            done[at] = Some(start.elapsed());
+        }
+    }
+    while let Some(r) = senders.join_next().await {
+        r??;
+    }
+    // None more: a record handled twice would come after the last first arrival.
+    tokio::time::sleep(QUIET).await;
+    for (at, sub) in [(0, &mut *archive), (1, &mut steps)] {
+        if let Some(v) = next_json(sub, Duration::from_millis(1)).await? {
+            bail!("load: {} got a record after all {n}: {v}", names[at]);
+        }
+    }
+    if let Some(v) = alerts.next(Duration::from_millis(1)).await? {
+        bail!("load: alerts got a record after all {n}: {v}");
+    }
+    let want: BTreeSet<String> = (0..n).map(|i| format!("{label}-{i}")).collect();
+    for (at, s) in seen.iter().enumerate() {
+        ensure!(s == &want, "load: unexpected sensor ids at {}", names[at]);
+    }
+    let rate = |at: usize| n as f64 / done[at].unwrap_or_default().as_secs_f64();
+    let rates = Rates {
+        archive: rate(0),
+        three_steps: rate(1),
+        alerts: rate(2),
+    };
+    eprintln!(
+        "e2e: load {label}: {n} hot readings, {in_flight} requests in flight, each exactly once \
+         at every sink: archive {:.0} records/s \
+         (all in after {:.2?}); parse → enrich → threshold-alert {:.0} records/s ({:.2?}); \
+         alerts (HTTP) {:.0} records/s ({:.2?})",
+        rates.archive,
+        done[0].unwrap_or_default(),
+        rates.three_steps,
+        done[1].unwrap_or_default(),
+        rates.alerts,
+        done[2].unwrap_or_default(),
+    );
+    Ok(rates)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The readings both tests send
+
+/// A reading as the gateways POST it.
+fn reading(sensor: &str, temp: f64, ts: &str) -> String {
+    json!({"sensor": sensor, "temp_c": temp, "ts": ts}).to_string()
+}
+
+/// A reading as `parse` archives it.
+fn parsed(sensor: &str, temp: f64, ts: &str) -> Value {
+    json!({"sensor_id": sensor, "celsius": temp, "ts": ts})
+}
+
+/// A reading as `alerts` receives it.
+fn alert(sensor: &str, temp: f64, ts: &str, site: &str) -> Value {
+    json!({"sensor_id": sensor, "celsius": temp, "ts": ts, "site": site, "alert": true})
+}
+
+/// dev's readings and what each delivers (the example's fixtures): a fan-out
+/// (`tests/fan-out.yaml`; dev's threshold is 50, so 82.5 alerts), a filtered reading (below
+/// the threshold, archived only: `tests/filtered.yaml`) and a dead letter (not JSON:
+/// `tests/bad-record.yaml`). `site` is enrich's.
+pub fn dev_cases(site: &str) -> Vec<(String, Expect)> {
+    let bad = "t-101;82.5;2026-11-01T12:00:00Z";
+    vec![
+        (
+            reading("t-101", 82.5, "2026-11-01T12:00:00Z"),
+            Expect {
+                status: 202,
+                archive: vec![parsed("t-101", 82.5, "2026-11-01T12:00:00Z")],
+                alerts: vec![alert("t-101", 82.5, "2026-11-01T12:00:00Z", site)],
+                dead: None,
+            },
+        ),
+        (
+            reading("t-204", 45.5, "2026-11-01T12:00:05Z"),
+            Expect {
+                status: 202,
+                archive: vec![parsed("t-204", 45.5, "2026-11-01T12:00:05Z")],
+                alerts: vec![],
+                dead: None,
+            },
+        ),
+        (
+            bad.to_owned(),
+            Expect {
+                status: 400,
+                archive: vec![],
+                alerts: vec![],
+                dead: Some(("not JSON".to_owned(), bad.to_owned())),
+            },
+        ),
+    ]
+}
+
+/// staging's readings: 62 alerts in dev (threshold 50) but is filtered in staging (65); 70.5
+/// alerts, with staging's site after the config change.
+pub fn staging_cases() -> Vec<(String, Expect)> {
+    vec![
+        (
+            reading("t-301", 62.0, "2026-11-01T12:00:10Z"),
+            Expect {
+                status: 202,
+                archive: vec![parsed("t-301", 62.0, "2026-11-01T12:00:10Z")],
+                alerts: vec![],
+                dead: None,
+            },
+        ),
+        (
+            reading("t-302", 70.5, "2026-11-01T12:00:15Z"),
+            Expect {
+                status: 202,
+                archive: vec![parsed("t-302", 70.5, "2026-11-01T12:00:15Z")],
+                alerts: vec![alert("t-302", 70.5, "2026-11-01T12:00:15Z", STAGING_SITE)],
+                dead: None,
+            },
+        ),
+    ]
+}
+
+/// Where records are sent and where they arrive.
+pub struct Sinks {
+    pub archive: Subscriber,
+    pub dlq: Subscriber,
+    pub alerts: Arc<AlertSink>,
+}
+
+impl Sinks {
+    /// Subscribes to `archive_subject` and parse's dead-letter subject.
+    pub async fn subscribe(
+        nats: &async_nats::Client,
+        archive_subject: &str,
+        alerts: &Arc<AlertSink>,
+    ) -> anyhow::Result<Self> {
+        let sinks = Self {
+            archive: nats.subscribe(archive_subject.to_owned()).await?,
+            dlq: nats.subscribe(DLQ_SUBJECT).await?,
+            alerts: Arc::clone(alerts),
+        };
+        nats.flush().await?;
+        Ok(sinks)
+    }
+
+    /// Everything still in flight, dropped.
+    pub async fn drain(&mut self) {
+        drain(&mut self.archive, &mut self.dlq, &self.alerts).await;
+    }
+}
+
+/// Sends each case's reading and checks the exact records at the sinks and the dead-letter
+/// subject: against the case's literal values and against `etl run --env <environment>` of
+/// the same readings from the same compile output.
+pub async fn check_cases(
+    env: &Env,
+    environment: &str,
+    repo: &Path,
+    dist: &Path,
+    source: &Source,
+    sinks: &mut Sinks,
+    cases: &[(String, Expect)],
+) -> anyhow::Result<()> {
+    let inputs: Vec<String> = cases.iter().map(|(input, _)| input.clone()).collect();
+    let oracle = env.etl_run(environment, repo, dist, &inputs)?;
+    for (i, ((input, want), oracle)) in cases.iter().zip(&oracle).enumerate() {
+        let got = send_and_collect(
+            source,
+            input,
+            &mut sinks.archive,
+            &mut sinks.dlq,
+            &sinks.alerts,
+            want,
+        )
+        .await?;
+        want.check(&got)
+            .with_context(|| format!("{environment} input {i} {input:?}: the expected values"))?;
+        oracle.check_same(&got).with_context(|| {
+            format!("{environment} input {i} {input:?}: `etl run --env {environment}`")
+        })?;
+        eprintln!("e2e: {environment} input {i} ok: {}", want.describe());
+    }
+    Ok(())
+}

@@ -1,0 +1,518 @@
+//! What `etl` emits runs on a real wasmCloud 1.x lattice (issue 7).
+//!
+//! `tests/e2e/run.sh v1` starts NATS (JetStream), a registry (Debian's docker-registry), two
+//! wasmCloud hosts (`wasmcloud-host` 0.27.1; lattices `acme-iot-dev` and `acme-iot-staging`, the
+//! latter labelled `zone=lab`) and wadm (0.21.1), all on loopback in a network namespace of its
+//! own, and runs this test with their addresses in the environment. The test:
+//!
+//! 1. copies `examples/iot-sensors` and points it at the loopback registry and at an HTTP sink
+//!    it serves itself (and drops the `alerts` secret: no secrets backend here);
+//! 2. `etl keygen`, `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
+//! 3. puts and deploys `dist/dev/wadm/sensor-ingest.yaml` (the only dev manifest) through
+//!    wadm's NATS API, its bytes as emitted, and waits until wadm reports it `deployed`;
+//! 4. POSTs records at the HTTP source and checks the exact records at the sinks (the `archive`
+//!    NATS subject, the `alerts` HTTP sink) and at `parse`'s dead-letter subject: a fan-out, a
+//!    filtered record, a dead-lettered one — against literal values from the example's fixtures
+//!    and against `etl run` of the same inputs (the in-process runtime is the oracle);
+//! 5. measures records/s through the three steps (500 readings, none lost or duplicated);
+//! 6. changes `enrich`'s config, recompiles, deploys the new version and sees the new
+//!    behaviour, with the same artifacts (only a content-addressed config name changed);
+//! 7. `etl promote --from dev --to staging`, undeploys dev and deploys the re-pinned staging
+//!    manifest on staging's lattice: the same artifacts, staging's threshold and subjects.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use wadm_types::api::{
+    DeployModelResponse, DeployResult, ListModelsResponse, PutModelResponse, PutResult,
+    StatusResponse, StatusResult, StatusType,
+};
+
+use crate::common::*;
+
+/// The dev environment's lattice (`etl.yaml`).
+const LATTICE: &str = "acme-iot-dev";
+/// staging's lattice.
+const STAGING_LATTICE: &str = "acme-iot-staging";
+/// The built-in http-server in path mode listens on wasmCloud's default address (etl sets no
+/// other); run.sh gives the test its own network namespace, so this is the test's own port.
+const SOURCE_ADDR: &str = "127.0.0.1:8000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
+    let env = Env::from_env()?;
+    let work = &env.work;
+    let source = Source::at(SOURCE_ADDR.parse()?);
+
+    // The loopback HTTP server behind the `alerts` sink.
+    let alerts = AlertSink::start().await?;
+
+    // 1. The example, pointed at this lattice's registry and sink.
+    let repo = work.join("repo");
+    copy_dir(&env.example, &repo)?;
+    configure_example(&repo, &env.registry, alerts.addr)?;
+    drop_alerts_secret(&repo)?;
+
+    // 2. Keys, compile, push, verify.
+    let key = work.join("signing");
+    env.etl(&["keygen", "--out", path_str(&key)?])?;
+    let dist = work.join("dist");
+    let t = Instant::now();
+    env.compile_and_push(&repo, &dist, &key)?;
+    let compile_push = t.elapsed();
+    env.verify(&format!("{}/{PIPELINE}-parse:{ENV}", env.registry), &key)?;
+    let manifests = manifests(&dist.join(ENV).join("wadm"))?;
+    ensure!(
+        manifests.len() == 1 && manifests[0].0 == PIPELINE,
+        "expected one dev manifest, {PIPELINE}: {manifests:?}"
+    );
+    let (_, manifest_path, manifest) = &manifests[0];
+    check_manifest(manifest, &env.registry)?;
+
+    // 3. Deploy through wadm.
+    let nats = async_nats::connect(&env.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", env.nats_url))?;
+    let host = wait_for_host(&nats, LATTICE).await?;
+    eprintln!("e2e: host {host} is in lattice {LATTICE}");
+    let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
+
+    let deploy_start = Instant::now();
+    let version = put_and_deploy(&nats, LATTICE, manifest_path).await?;
+    wait_deployed(&nats, LATTICE, PIPELINE, &version).await?;
+    let deployed = deploy_start.elapsed();
+    eprintln!("e2e: {PIPELINE} {version} deployed in {deployed:.1?}");
+
+    // The first record through all three steps. `deployed` means wadm has put every component,
+    // provider and link; the host applies links to the providers asynchronously, so a probe
+    // may find a subscription not yet made: send probes until one arrives at both sinks.
+    let first = first_record(&source, &mut sinks.archive, &alerts).await?;
+    let first_latency = deploy_start.elapsed();
+    eprintln!(
+        "e2e: first record through the pipeline {first_latency:.1?} after the deploy request \
+         ({first} probes)"
+    );
+    sinks.drain().await;
+
+    // 4. Fan-out, filter, dead letter: the exact records, against the fixtures' values and
+    // against `etl run` of the same inputs.
+    check_cases(
+        &env,
+        ENV,
+        &repo,
+        &dist,
+        &source,
+        &mut sinks,
+        &dev_cases(DEV_SITE),
+    )
+    .await?;
+
+    // 5. Throughput: hot readings, each through parse → enrich → threshold-alert → alerts (and
+    // parse → archive), several requests in flight.
+    let rates = throughput(
+        &nats,
+        &source,
+        &mut sinks.archive,
+        &alerts,
+        &Load::from_env("load", DEV_SITE),
+    )
+    .await?;
+    sinks.drain().await;
+
+    // 6. A new version: enrich's config changes, nothing else.
+    change_site(&repo)?;
+    let t = Instant::now();
+    env.compile_and_push(&repo, &dist, &key)?;
+    let recompile = t.elapsed();
+    let manifest2 = std::fs::read_to_string(manifest_path)?;
+    let version2 = check_new_version(manifest, &manifest2)?;
+    let redeploy_start = Instant::now();
+    let put_version = put_and_deploy(&nats, LATTICE, manifest_path).await?;
+    ensure!(
+        put_version == version2,
+        "wadm stored {put_version}, the manifest says {version2}"
+    );
+    wait_deployed(&nats, LATTICE, PIPELINE, &version2).await?;
+    let switched = wait_for_site(&source, &mut sinks.archive, &alerts, NEW_DEV_SITE).await?;
+    let redeploy_latency = redeploy_start.elapsed();
+    eprintln!(
+        "e2e: {version2} deployed; enrich answers with site {NEW_DEV_SITE} \
+         {redeploy_latency:.1?} after the deploy request ({switched} probes)"
+    );
+    sinks.drain().await;
+    let mut after = dev_cases(NEW_DEV_SITE);
+    after.truncate(1);
+    check_cases(&env, ENV, &repo, &dist, &source, &mut sinks, &after)
+        .await
+        .context("after the redeploy")?;
+
+    // 7. Promotion: staging gets exactly the bytes dev runs (`etl promote` checks their
+    // signatures in the registry, moves the `staging` tags, re-pins dist/staging), deployed on
+    // staging's own lattice, where staging's config applies.
+    let t = Instant::now();
+    env.promote(&dist, &key)?;
+    let promote = t.elapsed();
+    env.verify(
+        &format!("{}/{PIPELINE}-parse:{STAGING}", env.registry),
+        &key,
+    )?;
+    let staging_manifest = dist
+        .join(STAGING)
+        .join("wadm")
+        .join(format!("{PIPELINE}.yaml"));
+    let staging_text = std::fs::read_to_string(&staging_manifest)?;
+    ensure!(
+        images(&staging_text) == images(&manifest2),
+        "staging does not run dev's artifacts"
+    );
+    ensure!(staging_text.contains(&format!("etl.dev/lattice: {STAGING_LATTICE}")));
+    ensure!(staging_text.contains(STAGING_ARCHIVE_SUBJECT));
+
+    // dev's path-routed HTTP source holds 0.0.0.0:8000 (the provider's default address), which
+    // staging's wants too: undeploy dev first.
+    undeploy(&nats, LATTICE, PIPELINE, source.addr).await?;
+    let host = wait_for_host(&nats, STAGING_LATTICE).await?;
+    eprintln!("e2e: host {host} is in lattice {STAGING_LATTICE}");
+    let mut staging_sinks = Sinks::subscribe(&nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
+    let staging_start = Instant::now();
+    let staging_version = put_and_deploy(&nats, STAGING_LATTICE, &staging_manifest).await?;
+    wait_deployed(&nats, STAGING_LATTICE, PIPELINE, &staging_version).await?;
+    let probes = first_record(&source, &mut staging_sinks.archive, &alerts).await?;
+    let staging_latency = staging_start.elapsed();
+    eprintln!(
+        "e2e: staging {staging_version}: first record at both sinks {staging_latency:.1?} after \
+         the deploy request ({probes} probes)"
+    );
+    staging_sinks.drain().await;
+    check_cases(
+        &env,
+        STAGING,
+        &repo,
+        &dist,
+        &source,
+        &mut staging_sinks,
+        &staging_cases(),
+    )
+    .await?;
+
+    eprintln!(
+        "e2e timings: compile+sign+push {compile_push:.1?}; deploy request → deployed {deployed:.1?}; \
+         deploy request → first record at both sinks {first_latency:.1?}; \
+         records/s: parse → enrich → threshold-alert {:.0}, → archive {:.0}, → alerts (HTTP) {:.0}; \
+         recompile {recompile:.1?}; redeploy → new behaviour {redeploy_latency:.1?}; \
+         promote {promote:.1?}; staging deploy request → first record {staging_latency:.1?}",
+        rates.three_steps, rates.archive, rates.alerts,
+    );
+    Ok(())
+}
+
+/// No `authorization` secret on `alerts`: a secrets backend is out of scope for the 1.x
+/// lattice, and without one the host could not start `alerts`.
+fn drop_alerts_secret(repo: &Path) -> anyhow::Result<()> {
+    replace_once(
+        &pipeline_file(repo),
+        "        authorization: { secret: alerts-webhook-token }   # never a literal token\n",
+        "",
+    )
+}
+
+/// The manifest is what the docs say it is: images pinned by digest in the test's registry,
+/// the lattice, the subjects the test listens on.
+fn check_manifest(text: &str, registry: &str) -> anyhow::Result<()> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+    ensure!(
+        doc["metadata"]["annotations"]["etl.dev/lattice"] == LATTICE,
+        "the manifest is for lattice {:?}",
+        doc["metadata"]["annotations"]["etl.dev/lattice"]
+    );
+    let components = doc["spec"]["components"]
+        .as_sequence()
+        .context("spec.components")?;
+    let mut images = BTreeMap::new();
+    for c in components {
+        let name = c["name"].as_str().context("component name")?;
+        let image = c["properties"]["image"].as_str().context("image")?;
+        images.insert(name.to_owned(), image.to_owned());
+    }
+    for unit in ["parse", "enrich", "threshold-alert", "alerts", "archive"] {
+        let image = images
+            .get(unit)
+            .with_context(|| format!("no component {unit}"))?;
+        ensure!(
+            image.starts_with(&format!("{registry}/{PIPELINE}-{unit}@sha256:")),
+            "{unit}: image {image} is not pinned in {registry}"
+        );
+    }
+    for provider in ["http-server", "http-client", "messaging-nats"] {
+        let image = images
+            .get(provider)
+            .with_context(|| format!("no {provider}"))?;
+        ensure!(
+            image == &format!("wasmcloud+builtin://{provider}"),
+            "{provider}: {image}"
+        );
+    }
+    ensure!(text.contains(ARCHIVE_SUBJECT) && text.contains(DLQ_SUBJECT));
+    Ok(())
+}
+
+/// The recompiled manifest: a new version, the same images, and only enrich's runtime config
+/// (and so its content-addressed name) changed.
+fn check_new_version(old: &str, new: &str) -> anyhow::Result<String> {
+    let version = |t: &str| -> anyhow::Result<String> {
+        let doc: serde_yaml::Value = serde_yaml::from_str(t)?;
+        Ok(doc["metadata"]["annotations"]["version"]
+            .as_str()
+            .context("version annotation")?
+            .to_owned())
+    };
+    let (v1, v2) = (version(old)?, version(new)?);
+    ensure!(v1 != v2, "the version did not change: {v1}");
+    ensure!(
+        images(old) == images(new),
+        "the images changed, only a config should have"
+    );
+    let changed: Vec<(&str, &str)> = old
+        .lines()
+        .zip(new.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    ensure!(
+        old.lines().count() == new.lines().count()
+            && changed.len() == 3
+            && changed.iter().any(|(a, _)| a.contains("version:"))
+            && changed
+                .iter()
+                .any(|(a, b)| a.contains("name: enrich-runtime-")
+                    && b.contains("name: enrich-runtime-"))
+            && changed
+                .iter()
+                .any(|(a, b)| a.contains("step.site: dev-bench")
+                    && b.contains("step.site: dev-bench-line-2")),
+        "expected the version, enrich's config name and its step.site to change, got {changed:#?}"
+    );
+    Ok(v2)
+}
+
+// ---------------------------------------------------------------------------------------------
+// wadm and the lattice over NATS
+
+/// The first host that answers a ping in the lattice.
+async fn wait_for_host(nats: &async_nats::Client, lattice: &str) -> anyhow::Result<String> {
+    let subject = format!("wasmbus.ctl.v1.{lattice}.host.ping");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let inbox = nats.new_inbox();
+        let mut sub = nats.subscribe(inbox.clone()).await?;
+        nats.publish_with_reply(subject.clone(), inbox, Bytes::new())
+            .await?;
+        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(2), sub.next()).await {
+            let v: Value = serde_json::from_slice(&msg.payload)?;
+            if let Some(id) = v["response"]["id"].as_str() {
+                return Ok(id.to_owned());
+            }
+            bail!("unexpected host ping answer: {v}");
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no host answered on {subject} within 60 s"
+        );
+    }
+}
+
+/// A request to wadm's API and its JSON answer, retried while wadm is not answering yet.
+async fn wadm_request<T: serde::de::DeserializeOwned>(
+    nats: &async_nats::Client,
+    subject: String,
+    headers: Option<async_nats::HeaderMap>,
+    payload: Bytes,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let request = async_nats::Request::new()
+            .payload(payload.clone())
+            .timeout(Some(Duration::from_secs(10)));
+        let request = match &headers {
+            Some(h) => request.headers(h.clone()),
+            None => request,
+        };
+        match nats.send_request(subject.clone(), request).await {
+            Ok(msg) => {
+                return serde_json::from_slice(&msg.payload)
+                    .with_context(|| format!("{subject}: wadm's answer"));
+            }
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("e2e: {subject}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("{subject}: wadm did not answer")),
+        }
+    }
+}
+
+/// Puts the manifest (its exact bytes, as YAML) and deploys the version put; returns it.
+async fn put_and_deploy(
+    nats: &async_nats::Client,
+    lattice: &str,
+    manifest: &Path,
+) -> anyhow::Result<String> {
+    let bytes = std::fs::read(manifest)?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/yaml");
+    let put: PutModelResponse = wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.put"),
+        Some(headers),
+        bytes.into(),
+    )
+    .await?;
+    ensure!(
+        matches!(put.result, PutResult::Created | PutResult::NewVersion),
+        "wadm refused {}: {:?} {}",
+        manifest.display(),
+        put.result,
+        put.message
+    );
+    let deploy: DeployModelResponse = wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.deploy.{}", put.name),
+        None,
+        serde_json::to_vec(&json!({"version": put.current_version}))?.into(),
+    )
+    .await?;
+    ensure!(
+        deploy.result == DeployResult::Acknowledged,
+        "deploying {} {}: {:?} {}",
+        put.name,
+        put.current_version,
+        deploy.result,
+        deploy.message
+    );
+    eprintln!(
+        "e2e: put {} {} and deployed it",
+        put.name, put.current_version
+    );
+    Ok(put.current_version)
+}
+
+/// wadm's status of application `name` in `lattice`.
+async fn model_status(
+    nats: &async_nats::Client,
+    lattice: &str,
+    name: &str,
+) -> anyhow::Result<StatusResponse> {
+    wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.status.{name}"),
+        None,
+        Bytes::new(),
+    )
+    .await
+}
+
+/// Undeploys `name` and waits until wadm reports it undeployed and its HTTP source no longer
+/// accepts connections (the provider has stopped).
+async fn undeploy(
+    nats: &async_nats::Client,
+    lattice: &str,
+    name: &str,
+    source: SocketAddr,
+) -> anyhow::Result<()> {
+    let answer: Value = wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.undeploy.{name}"),
+        None,
+        Bytes::from_static(b"{}"),
+    )
+    .await?;
+    ensure!(
+        answer["result"] == "acknowledged",
+        "undeploying {name}: {answer}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status: StatusResponse = model_status(nats, lattice, name).await?;
+        let undeployed = status
+            .status
+            .is_some_and(|s| s.info.status_type == StatusType::Undeployed);
+        if undeployed && TcpStream::connect(source).await.is_err() {
+            eprintln!("e2e: {name} undeployed from {lattice}");
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{name} not undeployed from {lattice} within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until wadm reports `version` of `name` deployed and every scaler `deployed`.
+async fn wait_deployed(
+    nats: &async_nats::Client,
+    lattice: &str,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last = String::new();
+    loop {
+        let status: StatusResponse = model_status(nats, lattice, name).await?;
+        ensure!(
+            status.result == StatusResult::Ok,
+            "status of {name}: {}",
+            status.message
+        );
+        let list: ListModelsResponse = wadm_request(
+            nats,
+            format!("wadm.api.{lattice}.model.get"),
+            None,
+            Bytes::new(),
+        )
+        .await?;
+        let deployed_version = list
+            .models
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.deployed_version.clone());
+        let st = status.status.context("status without a status")?;
+        let now = format!(
+            "{:?} {} (deployed version {deployed_version:?}); {}",
+            st.info.status_type,
+            st.info.message,
+            st.scalers
+                .iter()
+                .map(|s| format!(
+                    "{} {}: {:?} {}",
+                    s.kind, s.name, s.info.status_type, s.info.message
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        if now != last {
+            eprintln!("e2e: {name}: {now}");
+            last = now;
+        }
+        if st.info.status_type == StatusType::Deployed
+            && deployed_version.as_deref() == Some(version)
+        {
+            return Ok(());
+        }
+        ensure!(
+            st.info.status_type != StatusType::Failed,
+            "{name} failed to deploy: {last}"
+        );
+        ensure!(
+            Instant::now() < deadline,
+            "{name} {version} not deployed within 300 s: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
