@@ -11,9 +11,8 @@
 //! 1. copies `examples/iot-sensors` and points it at the loopback registry and at an HTTP sink
 //!    it serves itself;
 //! 2. `etl keygen`, `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
-//! 3. labels `lab-1` `zone=lab` (`kubectl label host`: a `wash host` advertises no label but
-//!    `hostgroup`) and applies `dist/dev/k8s/sensor-ingest.yaml` in namespace `dev`, with the
-//!    Secret `sensor-ingest-alerts-secrets` the manifest references;
+//! 3. applies `dist/dev/k8s/sensor-ingest.yaml` in namespace `dev`, with the Secret
+//!    `sensor-ingest-alerts-secrets` the manifest references (without it, `alerts` is refused);
 //! 4. POSTs records to the host running `parse` (routed by the `Host` header, the `host` config
 //!    of its `wasi:http` interface) and checks the exact records at the sinks and at `parse`'s
 //!    dead-letter subject, against the fixtures' values and `etl run`;
@@ -21,8 +20,10 @@
 //! 6. changes `enrich`'s config, recompiles and applies again: `enrich` alone rolls (new
 //!    workload RUNNING, then the old one stopped) and answers with the new site;
 //! 7. `etl promote --from dev --to staging`, prunes dev's deployments, applies staging's
-//!    manifest in namespace `staging`: the same images, two replicas of each step on the host
-//!    labelled `zone=lab`, sharing each consumer group — each record handled exactly once.
+//!    manifest in namespace `staging` — refused while no host has the label its spread wants,
+//!    then placed once `lab-1` is labelled `zone=lab` (`kubectl label host`: a `wash host`
+//!    advertises no label but `hostgroup`): the same images, two replicas of each step on that
+//!    host, sharing each consumer group — each record handled exactly once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -89,19 +90,24 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         .with_context(|| format!("{}", manifest_path.display()))?;
     let deployments = check_manifest(&manifest, &env.registry, ENV)?;
 
-    // 3. The lab host labelled, the Secret, the apply.
-    let lab = hosts
-        .iter()
-        .find(|h| h.hostname == LAB_HOST)
-        .with_context(|| format!("no host named {LAB_HOST}"))?
-        .clone();
-    player.label_host(&lab.friendly_name, "zone", "lab")?;
-    eprintln!(
-        "e2e: kubectl label host {} zone=lab (host {LAB_HOST}: a wash host advertises only \
-         {:?})",
-        lab.friendly_name, lab.labels
-    );
+    // 3. The Secret alerts references, and the apply. Without the Secret, alerts is not placed.
     let secret_name = format!("{PIPELINE}-alerts-secrets");
+    let alerts_doc = manifest
+        .split("\n---\n")
+        .find(|d| d.contains(&format!("name: {PIPELINE}-alerts\n")))
+        .context("alerts' WorkloadDeployment")?;
+    let refused = player.apply(ENV, alerts_doc, None).await;
+    let want = format!("Secret {ENV}/{secret_name} not found");
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains(&want))
+            && player
+                .workloads(ENV, &format!("{PIPELINE}-alerts"))
+                .is_empty(),
+        "alerts applied without its Secret: {refused:?}"
+    );
+    eprintln!("e2e: alerts refused without its Secret ({want})");
     let dev_secret = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\ntype: Opaque\ndata:\n  \
          authorization: {}\n",
@@ -236,15 +242,33 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\nstringData:\n  \
          authorization: {STAGING_TOKEN}\n"
     );
+    let staging_stream = format!("{staging_secret}---\n{staging_manifest}");
+    // staging's spread wants hosts labelled zone=lab, and no host has that label yet.
+    let refused = player.apply(STAGING, &staging_stream, None).await;
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains("no suitable host found"))
+            && staging_deployments
+                .values()
+                .all(|d| player.workloads(STAGING, &d.name).is_empty()),
+        "staging placed without a zone=lab host: {refused:?}"
+    );
+    eprintln!("e2e: staging refused while no host is labelled zone=lab (no suitable host found)");
+    let lab = player
+        .hosts()
+        .into_iter()
+        .find(|h| h.hostname == LAB_HOST)
+        .with_context(|| format!("no host named {LAB_HOST}"))?;
+    player.label_host(&lab.friendly_name, "zone", "lab")?;
+    eprintln!(
+        "e2e: kubectl label host {} zone=lab (host {LAB_HOST}: a wash host advertises only \
+         {:?})",
+        lab.friendly_name, lab.labels
+    );
     let mut staging_sinks = Sinks::subscribe(&nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
     let staging_start = Instant::now();
-    player
-        .apply(
-            STAGING,
-            &format!("{staging_secret}---\n{staging_manifest}"),
-            None,
-        )
-        .await?;
+    player.apply(STAGING, &staging_stream, None).await?;
     check_workloads(&player, STAGING, &staging_deployments, STAGING_TOKEN)?;
     for d in staging_deployments.values() {
         for w in player.workloads(STAGING, &d.name) {
