@@ -57,7 +57,6 @@ mod crd;
 mod proto;
 
 use crd::*;
-pub use proto::WorkloadStatus;
 use proto::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -337,21 +336,6 @@ impl Player {
             "a WorkloadDeployment is named twice"
         );
         let mut changes = BTreeMap::new();
-        if let Some(selector) = prune {
-            let ns = &self.namespaces[namespace];
-            let doomed: Vec<String> = ns
-                .deployments
-                .iter()
-                .filter(|(name, d)| {
-                    !names.contains(*name) && matches(selector, &d.resource.metadata.labels)
-                })
-                .map(|(name, _)| name.clone())
-                .collect();
-            for name in doomed {
-                self.delete(namespace, &name).await?;
-                changes.insert(name, Change::Deleted);
-            }
-        }
         // Every WorkloadDeployment is reconciled at once, as the operator's controllers do.
         let hosts = self.hosts();
         let nats = &self.nats;
@@ -394,6 +378,22 @@ impl Player {
             }
         }
         ensure!(errors.is_empty(), "{}", errors.join("\n"));
+        // Pruned after the rest is applied, as `kubectl apply --prune` does.
+        if let Some(selector) = prune {
+            let ns = &self.namespaces[namespace];
+            let doomed: Vec<String> = ns
+                .deployments
+                .iter()
+                .filter(|(name, d)| {
+                    !names.contains(*name) && matches(selector, &d.resource.metadata.labels)
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in doomed {
+                self.delete(namespace, &name).await?;
+                changes.insert(name, Change::Deleted);
+            }
+        }
         Ok(changes)
     }
 
@@ -850,9 +850,7 @@ async fn start_workload(
             "WORKLOAD_STATE_ERROR" | "WORKLOAD_STATE_NOT_FOUND" => {
                 let _ = stop(placement.nats, &workload).await;
                 bail!(
-                    "{}/{} Workload {name} on host {} ({}): {}: {}",
-                    placement.namespace,
-                    placement.deployment,
+                    "Workload {name} on host {} ({}): {}: {}",
                     host.friendly_name,
                     host.id,
                     status.workload_state,

@@ -134,14 +134,14 @@ pub(super) struct StatusReply {
 /// A workload's state on its host.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkloadStatus {
+pub(super) struct WorkloadStatus {
     #[serde(default)]
-    pub workload_id: String,
+    pub(super) workload_id: String,
     /// `WORKLOAD_STATE_…`; absent (UNSPECIFIED) when the host leaves it out.
     #[serde(default)]
-    pub workload_state: String,
+    pub(super) workload_state: String,
     #[serde(default)]
-    pub message: String,
+    pub(super) message: String,
 }
 
 #[derive(Debug, Deserialize)]
