@@ -872,9 +872,12 @@ async fn start_workload(
         status = workload_status(placement.nats, &workload).await?;
     }
     eprintln!(
-        "player: {}/{}: Workload {name} RUNNING on host {} {:?} in {:.2?}",
+        "player: {}/{}: Workload {name} (template {}) RUNNING on host {} {:?} in {:.2?}",
         placement.namespace,
         placement.deployment,
+        workload.start_request["workload"]["annotations"][GENERATION_ANNOTATION]
+            .as_str()
+            .unwrap_or_default(),
         host.friendly_name,
         host.labels,
         t.elapsed()
