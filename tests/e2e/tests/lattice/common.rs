@@ -48,6 +48,8 @@ pub const ARRIVAL: Duration = Duration::from_secs(10);
 // The environment run.sh sets up
 
 pub struct Env {
+    /// `v1` or `v2`: the wasmCloud generation under test, whose artifacts `etl run` runs.
+    pub generation: &'static str,
     pub etl: PathBuf,
     pub nats_url: String,
     /// `127.0.0.1:<port>/etl`: the project's `spec.registry` in the e2e copy.
@@ -57,7 +59,7 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn from_env() -> anyhow::Result<Self> {
+    pub fn from_env(generation: &'static str) -> anyhow::Result<Self> {
         let var = |name: &str| {
             std::env::var(name).with_context(|| {
                 format!("{name} is not set: run this test through tests/e2e/run.sh")
@@ -66,6 +68,7 @@ impl Env {
         let registry_addr = var("ETL_E2E_REGISTRY")?;
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/iot-sensors");
         Ok(Self {
+            generation,
             etl: PathBuf::from(var("ETL_E2E_ETL")?),
             nats_url: var("ETL_E2E_NATS_URL")?,
             registry: format!("{registry_addr}/etl"),
@@ -137,8 +140,8 @@ impl Env {
         .map(drop)
     }
 
-    /// `etl run` of the same payloads, in-process, from the same compile output: what each
-    /// input should deliver.
+    /// `etl run` of the same payloads, in-process, from the same compile output and the
+    /// artifacts of the generation under test: what each input should deliver.
     pub fn etl_run(
         &self,
         environment: &str,
@@ -160,6 +163,8 @@ impl Env {
                 environment,
                 "--format",
                 "jsonl",
+                "--generation",
+                self.generation,
                 "--repo",
             ])
             .arg(repo)

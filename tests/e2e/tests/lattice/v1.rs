@@ -47,7 +47,7 @@ const SOURCE_ADDR: &str = "127.0.0.1:8000";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
-    let env = Env::from_env()?;
+    let env = Env::from_env("v1")?;
     let work = &env.work;
     let source = Source::at(SOURCE_ADDR.parse()?);
 

@@ -47,7 +47,7 @@ const STAGING_TOKEN: &str = "Bearer e2e-staging-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
-    let env = Env::from_env()?;
+    let env = Env::from_env("v2")?;
     let work = &env.work;
     let nats = async_nats::connect(&env.nats_url)
         .await
