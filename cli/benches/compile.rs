@@ -391,7 +391,8 @@ fn breakdown(
         .pipelines
         .iter()
         .flat_map(|p| p.steps.iter().chain(&p.sinks))
-        .map(|u| (u.artifact.digest.clone(), u.artifact.path.clone()))
+        .flat_map(|u| u.artifacts())
+        .map(|(_, a)| (a.digest.clone(), a.path.clone()))
         .collect::<BTreeMap<_, _>>()
         .into_values()
         .map(|path| std::fs::read(dist.join(path)).expect("read a composed component"))

@@ -132,7 +132,8 @@ fn from_dist_checked(
                         path: plan_path.clone(),
                         message: format!(
                             "`{name}` has no {generation} artifact: it was compiled by an earlier \
-                         etl; run `etl compile` again"
+                         etl; run `etl compile` again, or run its 1.x artifacts with \
+                         `--generation v1`"
                         ),
                     })?;
             let bytes = match shared.get(&artifact.path) {

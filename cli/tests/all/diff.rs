@@ -181,7 +181,7 @@ fn a_representative_change_as_markdown_text_and_json() {
 
     assert_eq!(
         report.summary,
-        "3 environments, 1 pipeline changed: 4 artifacts, 10 scaling changes, 4 config values, 3 secrets, 1 new capability grant"
+        "3 environments, 1 pipeline changed: 4 artifacts, 11 scaling changes, 4 config values, 3 secrets, 1 new capability grant"
     );
     let p = &report.pipelines[0];
     let causes = |unit: &str| {
@@ -298,15 +298,19 @@ fn scaling_is_reported_per_environment_and_unit() {
     assert_eq!((replicas.old, replicas.new), (Some(3), Some(5)));
     assert!(parse.spread.is_some());
     let text = report.text();
+    // More replicas that can share a host: fewer messages in flight for each (dev: enrich's 4
+    // replicas may all land on one host; prod: the larger share, 4 of 5 east or 3 of 4).
     let expected = "  [dev]
+    max in flight per messaging-fed step (wasmCloud v2) 11 → 6
     enrich replicas 1 → 4
   [prod]
+    max in flight per messaging-fed step (wasmCloud v2) 5 → 3
     parse, threshold-alert, alerts, archive replicas 3 → 5, spread east[zone=east]:60 west[zone=west]:40 → east[zone=east]:70 west[zone=west]:40
     enrich replicas 3 → 4, spread east[zone=east]:60 west[zone=west]:40 → east[zone=east]:70 west[zone=west]:40
 ";
     assert!(text.ends_with(expected), "{text}");
     assert_eq!(report.counts.environments, 2);
-    assert_eq!(report.counts.scaling, 6);
+    assert_eq!(report.counts.scaling, 8);
     assert!(
         report
             .markdown()
@@ -459,7 +463,7 @@ fn a_new_environment_is_deployed_with_its_settings() {
     assert_eq!((qa.environment.as_str(), qa.status), ("qa", Status::Added));
     let text = report.text();
     assert!(text.contains("environment qa: added\n"), "{text}");
-    assert!(text.contains("  [qa] newly deployed\n    secret backend nats-kv\n    parse, enrich, threshold-alert, alerts, archive replicas 2\n"), "{text}");
+    assert!(text.contains("  [qa] newly deployed\n    secret backend nats-kv\n    max in flight per messaging-fed step (wasmCloud v2) 5\n    parse, enrich, threshold-alert, alerts, archive replicas 2\n"), "{text}");
     assert!(
         text.contains("    threshold-alert config step.threshold: added \"40\"\n"),
         "{text}"
@@ -1171,5 +1175,41 @@ fn compiling_into_the_work_tree_is_not_a_change_of_the_inputs() {
         stderr(&out).contains("uncommitted changes"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn a_new_messages_in_flight_ceiling_is_shown_and_counted() {
+    let base = example_plan();
+    let mut head = base.clone();
+    let app = &mut head["deployments"]["staging"]["sensor-ingest"];
+    assert_eq!(
+        app["maxInFlight"],
+        json!(5),
+        "2 replicas on the lab host: 666 / (2 × 58)"
+    );
+    app["maxInFlight"] = json!(3);
+    app["version"] = json!("sha-000000000000");
+    let report = diff::diff(&snapshot("base", &base), &snapshot("head", &head));
+    assert_eq!(
+        report.summary,
+        "1 environment, 1 pipeline changed: 1 scaling change"
+    );
+    let staging = &report.pipelines[0].deployments[0];
+    assert_eq!(staging.environment, "staging");
+    assert_eq!(
+        (
+            staging.max_in_flight.as_ref().unwrap().old,
+            staging.max_in_flight.as_ref().unwrap().new
+        ),
+        (Some(5), Some(3))
+    );
+    assert!(staging.other.is_none(), "explained: {:?}", staging.other);
+    assert!(
+        report
+            .text()
+            .contains("max in flight per messaging-fed step (wasmCloud v2) 5 → 3"),
+        "{}",
+        report.text()
     );
 }

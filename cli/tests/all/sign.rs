@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use etl::oci::sign::{self, SigningKey};
 use serde_json::{Value as Json, json};
 
-/// The example's artifacts, in ref-name order: each unit's wasmCloud 1.x one, then its v2 one.
+/// The example's artifacts, in ref-name order: the wasmCloud 1.x ones, then the v2 ones.
 const ARTIFACTS: [&str; 10] = [
     "sensor-ingest-alerts",
     "sensor-ingest-archive",

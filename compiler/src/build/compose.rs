@@ -24,6 +24,9 @@ pub const TYPES: &str = "etl:pipeline/types@0.1.0";
 pub const CONFIG: &str = "etl:pipeline/config@0.1.0";
 /// The customer's export.
 pub const TRANSFORM: &str = "etl:pipeline/transform@0.1.0";
+/// The config interface the platform parts read, and the wasmCloud 1.x host serves; the v2
+/// settings part serves it inside a composition.
+pub const RUNTIME_CONFIG: &str = "wasi:config/runtime@0.2.0-draft";
 
 /// Why a composition failed.
 #[derive(Debug, thiserror::Error)]
@@ -169,16 +172,19 @@ pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
     let settings = (g.graph.instantiate(settings_pkg), "settings part");
     let settings_exports = g.exports(settings_pkg);
     let customer = (g.graph.instantiate(customer_pkg), "customer component");
-    // The customer gets the contract's interfaces from settings and nothing else.
+    // The customer gets the contract's interfaces from settings and nothing else; and, when
+    // granted it, the 1.x config interface where settings serves it (wasmCloud v2), so that it
+    // reads the same configuration on both generations.
+    let for_customer = |n: &String| n == TYPES || n == CONFIG || n == RUNTIME_CONFIG;
     let contract_only: Vec<String> = settings_exports
         .iter()
-        .filter(|n| *n == TYPES || *n == CONFIG)
+        .filter(|n| for_customer(n))
         .cloned()
         .collect();
     let customer_imports: Vec<String> = g
         .imports(customer_pkg)
         .into_iter()
-        .filter(|n| n == TYPES || n == CONFIG)
+        .filter(|n| for_customer(n) && contract_only.contains(n))
         .collect();
     g.wire_all(customer, &customer_imports, &[(settings, contract_only)])?;
     let out = (g.graph.instantiate(out_pkg), "out part");
@@ -236,112 +242,23 @@ pub fn interface_of(component: &[u8]) -> Result<(Vec<String>, Vec<String>), Stri
     ))
 }
 
-/// How many core module instances one instantiation of `component` creates: each core
-/// `instantiate`, and those of every nested component it instantiates. This is what a
-/// wasmCloud v2 host's instance pool (`--core-instances`, 1000 by default) counts, and each
-/// message a step handles instantiates the whole component anew.
+/// How many core module instances one instantiation of `component` takes from wasmtime's
+/// instance pool: every core `instantiate` of it and of the nested components it instantiates,
+/// and the adapter modules wasmtime adds where one part calls another. This is what a wasmCloud
+/// v2 host's pool (`--core-instances`, 1000 by default) counts, and each message a step handles
+/// instantiates the whole component anew. Counted by wasmtime's own translator (48), which lays
+/// the component out as the engine will.
 pub fn core_instances(component: &[u8]) -> Result<u32, String> {
-    use wasmparser::{
-        ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind,
-        ComponentTypeRef, Encoding, Instance, Parser, Payload,
-    };
-    /// One component (or module) being read: its core instantiations so far, and what each
-    /// entry of its component index space instantiates.
-    struct Frame {
-        module: bool,
-        count: u32,
-        components: Vec<u32>,
-    }
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut total = None;
-    for payload in Parser::new(0).parse_all(component) {
-        let payload = payload.map_err(|e| e.to_string())?;
-        if let Payload::Version { encoding, .. } = payload {
-            stack.push(Frame {
-                module: encoding == Encoding::Module,
-                count: 0,
-                components: Vec::new(),
-            });
-            continue;
-        }
-        if let Payload::End(_) = payload {
-            let done = stack.pop().ok_or("unbalanced component nesting")?;
-            match stack.last_mut() {
-                Some(parent) if !done.module => parent.components.push(done.count),
-                Some(_) => {}
-                None => total = Some(done.count),
-            }
-            continue;
-        }
-        let (outer, frame) = match stack.split_last_mut() {
-            Some((frame, outer)) if !frame.module => (outer, frame),
-            _ => continue,
-        };
-        let known =
-            |frame: &Frame, index: u32| frame.components.get(index as usize).copied().unwrap_or(0);
-        match payload {
-            Payload::InstanceSection(reader) => {
-                for instance in reader {
-                    if let Instance::Instantiate { .. } = instance.map_err(|e| e.to_string())? {
-                        frame.count += 1;
-                    }
-                }
-            }
-            Payload::ComponentInstanceSection(reader) => {
-                for instance in reader {
-                    if let ComponentInstance::Instantiate {
-                        component_index, ..
-                    } = instance.map_err(|e| e.to_string())?
-                    {
-                        frame.count += known(frame, component_index);
-                    }
-                }
-            }
-            Payload::ComponentImportSection(reader) => {
-                for import in reader {
-                    if let ComponentTypeRef::Component(_) = import.map_err(|e| e.to_string())?.ty {
-                        frame.components.push(0);
-                    }
-                }
-            }
-            Payload::ComponentAliasSection(reader) => {
-                for alias in reader {
-                    match alias.map_err(|e| e.to_string())? {
-                        ComponentAlias::InstanceExport {
-                            kind: ComponentExternalKind::Component,
-                            ..
-                        } => frame.components.push(0),
-                        ComponentAlias::Outer {
-                            kind: ComponentOuterAliasKind::Component,
-                            count,
-                            index,
-                        } => {
-                            let from = outer
-                                .iter()
-                                .rev()
-                                .filter(|f| !f.module)
-                                .nth((count as usize).saturating_sub(1));
-                            let n = match (count, from) {
-                                (0, _) => known(frame, index),
-                                (_, Some(f)) => known(f, index),
-                                (_, None) => 0,
-                            };
-                            frame.components.push(n);
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Payload::ComponentExportSection(reader) => {
-                for export in reader {
-                    let export = export.map_err(|e| e.to_string())?;
-                    if export.kind == ComponentExternalKind::Component {
-                        frame.components.push(known(frame, export.index));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    total.ok_or_else(|| "not a complete component".to_owned())
+    use wasmtime_environ::component::{ComponentTypesBuilder, Translator};
+    use wasmtime_environ::wasmparser::{Validator, WasmFeatures};
+    use wasmtime_environ::{ScopeVec, Tunables};
+
+    let tunables = Tunables::default_host();
+    let scope = ScopeVec::new();
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    let mut types = ComponentTypesBuilder::new(&validator);
+    let (translation, _) = Translator::new(&tunables, &mut validator, &mut types, &scope)
+        .translate(component)
+        .map_err(|e| format!("{e:#}"))?;
+    Ok(translation.component.num_runtime_instances)
 }

@@ -380,6 +380,27 @@ mod tests {
     }
 
     #[test]
+    fn deployments_of_earlier_versions_read_with_their_imports() {
+        // Before one artifact per generation: a component's imports beside its artifact, no v2
+        // artifact, no max_in_flight.
+        let mut plan: serde_json::Value = serde_json::from_slice(&example_plan()).unwrap();
+        let app = &mut plan["deployments"]["dev"]["sensor-ingest"];
+        app.as_object_mut().unwrap().remove("maxInFlight");
+        let c = &mut app["components"][0];
+        let imports = c["artifact"]["imports"].clone();
+        c.as_object_mut().unwrap().remove("artifactV2");
+        c["artifact"].as_object_mut().unwrap().remove("imports");
+        c["imports"] = imports.clone();
+        let read = parse(plan.to_string().as_bytes()).unwrap();
+        let app = &read.deployments["dev"]["sensor-ingest"];
+        assert_eq!(app.max_in_flight, None);
+        let c = &app.components[0];
+        assert!(c.artifact_v2.is_none());
+        assert_eq!(serde_json::to_value(&c.artifact.imports).unwrap(), imports);
+        assert!(!c.artifact.imports.is_empty());
+    }
+
+    #[test]
     fn other_documents_are_told_from_broken_plans() {
         let reason = |text: &str| parse(text.as_bytes()).unwrap_err().to_string();
         assert_eq!(

@@ -34,6 +34,19 @@ impl Generation {
         }
     }
 
+    /// The `wasi:config` interfaces its hosts serve: the 1.x host `runtime@0.2.0-draft` and
+    /// `store@0.2.0-draft`, a v2 host (`wash host` 2.10) only `store@0.2.0-rc.1`; it refuses to
+    /// start a component that imports another.
+    pub fn config_served(self) -> &'static [&'static str] {
+        match self {
+            Generation::V1 => &[
+                "wasi:config/runtime@0.2.0-draft",
+                "wasi:config/store@0.2.0-draft",
+            ],
+            Generation::V2 => &["wasi:config/store@0.2.0-rc.1"],
+        }
+    }
+
     /// The OCI repository (under the project's registry) of the artifact of unit `unit` of
     /// pipeline `pipeline`: `<pipeline>-<unit>` for 1.x, `v2/<pipeline>-<unit>` for v2. Both
     /// generations keep their own tags per environment, and a `/` never occurs in a unit's

@@ -174,7 +174,7 @@ fn package_and_emit(
                     imports: &artifact.imports,
                     exports: &artifact.exports,
                 };
-                match layout::artifact(&input) {
+                match layout::artifact_of_digest(&input, artifact.digest.clone()) {
                     Ok(a) => {
                         packaged_artifacts.push((
                             generation,
@@ -301,12 +301,26 @@ fn messaging_limits(
         .expect("planned environments exist");
     let mut limits = Vec::new();
     for (p, d) in deployed {
+        let step_replicas = |unit: &str| {
+            let spec = crate::build::deployment::find_pipeline(repo, &p.name)
+                .expect("planned pipelines exist");
+            spec.spec
+                .spec
+                .steps
+                .iter()
+                .find(|s| *s.name == *unit)
+                .and_then(|s| s.replicas)
+                .map(|r| r.get())
+        };
         let demand = d
             .units
             .iter()
             .filter(|u| !u.subscriptions.is_empty())
-            .filter_map(|u| p.unit(&u.name)?.artifact_v2.as_ref())
-            .map(|a| a.core_instances)
+            .filter_map(|u| {
+                let a = p.unit(&u.name)?.artifact_v2.as_ref()?;
+                let scale = emit::scale(repo, env, &p.name, step_replicas(&u.name));
+                Some(a.core_instances * scale.replicas_per_host())
+            })
             .sum();
         let limit = emit::MessagingLimit::new(environment, demand);
         if limit.taken() > u64::from(limit.budget) {
@@ -466,6 +480,31 @@ impl Builder<'_> {
                 )
                 .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &step.name, &e)))
             });
+            let (artifact, artifact_v2) = (artifact?, artifact_v2?);
+            for (generation, a) in [(Generation::V1, &artifact), (Generation::V2, &artifact_v2)] {
+                if let Some(import) = a.imports.iter().find(|i| {
+                    i.starts_with("wasi:config/")
+                        && !generation.config_served().contains(&i.as_str())
+                }) {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            Code::UnservedImport,
+                            format!(
+                                "`{}` imports `{import}`, which {generation} hosts do not serve: \
+                                 they would refuse to start it",
+                                step.name
+                            ),
+                        )
+                        .at(&p.file, at)
+                        .label("its customer component imports it")
+                        .note(format!(
+                            "{generation} hosts serve {}; the customer's own settings come through \
+                             `etl:pipeline/config`, which every generation serves",
+                            crate::diag::quoted_list(generation.config_served())
+                        )),
+                    ));
+                }
+            }
             steps.push(UnitPlan {
                 name: step.name.to_string(),
                 from: step.from.clone(),
@@ -480,8 +519,8 @@ impl Builder<'_> {
                     inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
                     out: Part::OutMessaging.name().to_owned(),
                 },
-                artifact: artifact?,
-                artifact_v2: Some(artifact_v2?),
+                artifact,
+                artifact_v2: Some(artifact_v2),
             });
         }
         let mut sinks = Vec::new();

@@ -155,6 +155,7 @@ codes! {
     ContractType = "E0708", Error, "a component whose types differ from the contract";
     ForbiddenImport = "E0709", Error, "a component import the policy does not grant";
     Compose = "E0710", Error, "a step that cannot be composed";
+    UnservedImport = "E0711", Error, "a component import one wasmCloud generation's hosts do not serve";
     Emit = "E0801", Error, "a pipeline that cannot be deployed as planned";
     InstancePool = "W0802", Warning, "steps whose messages in flight can exhaust the v2 hosts' instance pool";
     ModelMismatch = "E0901", Error, "internal: the schema accepted what the model rejects";

@@ -173,10 +173,19 @@ fn valid_component(name: &str) -> bool {
 /// Packages one composed component: its config and manifest, exactly as they will be stored.
 /// The bytes depend on `input` alone.
 pub fn artifact(input: &ArtifactInput) -> Result<Artifact, OciError> {
+    artifact_of_digest(input, sha256(input.wasm))
+}
+
+/// [`artifact`] of a component whose digest the caller already knows (`layer_digest`, the
+/// sha256 of `input.wasm`), so that one composed component packaged under many names is hashed
+/// once. [`layout`] checks every layer against its bytes.
+pub fn artifact_of_digest(
+    input: &ArtifactInput,
+    layer_digest: String,
+) -> Result<Artifact, OciError> {
     if !valid_name(input.name) {
         return Err(OciError::InvalidName(input.name.to_owned()));
     }
-    let layer_digest = sha256(input.wasm);
     let layer_size = input.wasm.len() as u64;
 
     let config = compact(&WasmConfig {
@@ -255,15 +264,27 @@ pub fn layout(
                 name: a.name.clone(),
                 digest: a.layer_digest.clone(),
             })?;
-        let actual = sha256(wasm);
-        if actual != a.layer_digest || wasm.len() as u64 != a.layer_size {
+        // Each distinct layer is hashed and stored once, however many artifacts share it.
+        if let std::collections::btree_map::Entry::Vacant(layer) =
+            files.entry(blob_path(&a.layer_digest))
+        {
+            let actual = sha256(wasm);
+            if actual != a.layer_digest {
+                return Err(OciError::LayerMismatch {
+                    name: a.name.clone(),
+                    digest: a.layer_digest.clone(),
+                    actual,
+                });
+            }
+            layer.insert(wasm.to_vec());
+        }
+        if wasm.len() as u64 != a.layer_size {
             return Err(OciError::LayerMismatch {
                 name: a.name.clone(),
                 digest: a.layer_digest.clone(),
-                actual,
+                actual: sha256(wasm),
             });
         }
-        files.insert(blob_path(&a.layer_digest), wasm.to_vec());
         files.insert(blob_path(&sha256(&a.config)), a.config.clone());
         files.insert(blob_path(manifest_digest), a.manifest.clone());
         manifests.push(

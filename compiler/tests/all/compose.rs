@@ -94,3 +94,80 @@ fn a_customer_that_does_not_fit_fails_with_a_reason() {
         ),
     }
 }
+
+/// A customer that reads the step's config and, besides, imports `interface` (a `wasi:config`
+/// interface, granted by the policy).
+fn customer_importing(interface: &str) -> Vec<u8> {
+    let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/deps");
+    let mut resolve = Resolve::new();
+    resolve.push_str("contract.wit", CONTRACT).unwrap();
+    resolve
+        .push_dir(wit.join("wasi-config-0.2.0-draft"))
+        .unwrap();
+    resolve
+        .push_dir(wit.join("wasi-config-0.2.0-rc.1"))
+        .unwrap();
+    let pkg = resolve
+        .push_str(
+            "customer.wit",
+            &format!(
+                "package test:customer; world c {{ import etl:pipeline/config@0.1.0; \
+                 import {interface}; export etl:pipeline/transform@0.1.0; }}"
+            ),
+        )
+        .unwrap();
+    let world = resolve.select_world(&[pkg], Some("c")).unwrap();
+    crate::dummy_component(&resolve, world)
+}
+
+/// A messaging step around `customer` for `generation`, with the real harness parts; its imports.
+fn real_step(customer: &[u8], generation: etl::build::generation::Generation) -> Vec<String> {
+    use etl::build::harness::Part;
+    let bytes = compose::compose(Parts {
+        settings: generation.settings().bytes(),
+        customer,
+        outbound: Part::OutMessaging.bytes(),
+        inbound: &[Part::InMessaging.bytes()],
+    })
+    .unwrap();
+    compose::interface_of(&bytes).unwrap().0
+}
+
+#[test]
+fn each_generation_imports_only_the_config_interface_its_hosts_serve() {
+    use etl::build::generation::Generation;
+    let config = |imports: &[String]| -> Vec<String> {
+        imports
+            .iter()
+            .filter(|i| i.starts_with("wasi:config/"))
+            .cloned()
+            .collect()
+    };
+    // The platform parts read `runtime`: the 1.x host serves it; in a v2 step the v2 settings
+    // part does, from the host's `store`. A customer granted `runtime` reads the same on both.
+    let customer = customer_importing("wasi:config/runtime@0.2.0-draft");
+    assert_eq!(
+        config(&real_step(&customer, Generation::V1)),
+        ["wasi:config/runtime@0.2.0-draft"]
+    );
+    assert_eq!(
+        config(&real_step(&customer, Generation::V2)),
+        ["wasi:config/store@0.2.0-rc.1"]
+    );
+    // Any other config interface a customer imports stays its own import, which one of the
+    // generations' hosts refuses (`etl compile` says so: E0711).
+    let customer = customer_importing("wasi:config/store@0.2.0-rc.1");
+    let v1 = config(&real_step(&customer, Generation::V1));
+    assert!(
+        v1.contains(&"wasi:config/store@0.2.0-rc.1".to_owned()),
+        "{v1:?}"
+    );
+    assert!(
+        !v1.iter()
+            .all(|i| Generation::V1.config_served().contains(&i.as_str()))
+    );
+    assert_eq!(
+        config(&real_step(&customer, Generation::V2)),
+        ["wasi:config/store@0.2.0-rc.1"]
+    );
+}

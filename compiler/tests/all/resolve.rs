@@ -261,3 +261,36 @@ fn compile_resolves_the_bytes_validate_read_without_reading_them_again() {
     assert!(diagnostics.is_empty(), "{diagnostics:#?}");
     assert_eq!(steps.len(), 3);
 }
+
+#[test]
+fn a_granted_config_import_one_generation_does_not_serve_fails_the_compile() {
+    let repo = scratch();
+    let store =
+        std::fs::read_to_string(root().join("wit/deps/wasi-config-0.2.0-rc.1/store.wit")).unwrap();
+    let customer = "package test:c;
+        world c { import wasi:config/store@0.2.0-rc.1; import etl:pipeline/config@0.1.0;
+                  export etl:pipeline/transform@0.1.0; }";
+    with_parse_component(
+        repo.path(),
+        &component_of(&[CONTRACT, &store, customer], "c"),
+    );
+    let project = repo.path().join("etl.yaml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    std::fs::write(
+        &project,
+        text.replace("allow: []", "allow: [\"wasi:config/store@0.2.0-rc.1\"]"),
+    )
+    .unwrap();
+    let build = etl::build::build(repo.path(), None, &Default::default()).unwrap();
+    assert!(build.plan.is_none());
+    let d = &build.validation.diagnostics;
+    assert_eq!(
+        d.iter().map(|d| d.code).collect::<Vec<_>>(),
+        [Code::UnservedImport]
+    );
+    assert_eq!(
+        d[0].message,
+        "`parse` imports `wasi:config/store@0.2.0-rc.1`, which wasmCloud 1.x hosts do not serve: \
+         they would refuse to start it"
+    );
+}

@@ -5,7 +5,8 @@
 //! exactly as `settings` does (the same code, `etl_harness_bindings::step_settings!`), and also exports
 //! `wasi:config/runtime@0.2.0-draft`, passing each call to the host's `store`: the other parts
 //! of a v2 composition take their configuration from it, so they are the same components for
-//! both generations, and a v2 composition has no more core instances than a 1.x one.
+//! both generations, and a v2 composition has one core instance more than a 1.x one (the adapter
+//! module wasmtime adds for the calls into this part).
 
 etl_harness_bindings::generate!(v2 "etl:platform-v2/settings");
 

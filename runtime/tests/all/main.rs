@@ -4,5 +4,6 @@
 #[path = "../../../compiler/tests/common/edits.rs"]
 mod edits;
 
+mod core_instances;
 mod fuzz;
 mod run_composed;

@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::is_dns_label;
 use super::{Application, ArtifactRef, Component, Direction, Link};
+use super::{is_dns_label, split_replicas};
 use crate::spec::model::ProviderKind;
 use crate::spec::model::Spread;
 use crate::util::digest::sha256;
@@ -44,7 +44,7 @@ pub const KIND: &str = "WorkloadDeployment";
 /// The first line of every manifest.
 pub const HEADER: &str = super::HEADER;
 /// Weight of a spread share that sets none (wadm's default).
-pub const DEFAULT_WEIGHT: u32 = 100;
+pub use super::DEFAULT_WEIGHT;
 /// `wasmcloud:messaging` version the composed components import, when their imports do not say.
 pub const MESSAGING_VERSION: &str = "0.2.0";
 
@@ -239,36 +239,6 @@ fn links_of<'a>(app: &'a Application, component: &Component) -> Vec<&'a Link> {
     app.links
         .iter()
         .filter(|l| l.component == component.name)
-        .collect()
-}
-
-/// Replicas of each spread share, in spread order: `replicas` split by weight (absent:
-/// [`DEFAULT_WEIGHT`]) with the largest-remainder method, ties going to the earlier share. When
-/// every weight is 0 the shares count as equal.
-fn split_replicas(replicas: u32, spread: &[Spread]) -> Vec<u32> {
-    let mut weights: Vec<u64> = spread
-        .iter()
-        .map(|s| u64::from(s.weight.unwrap_or(DEFAULT_WEIGHT)))
-        .collect();
-    if weights.iter().all(|w| *w == 0) {
-        weights.iter_mut().for_each(|w| *w = 1);
-    }
-    let total: u64 = weights.iter().sum();
-    if total == 0 {
-        return Vec::new();
-    }
-    let replicas = u64::from(replicas);
-    let mut shares: Vec<u64> = weights.iter().map(|w| replicas * w / total).collect();
-    let left = replicas - shares.iter().sum::<u64>();
-    let mut by_remainder: Vec<usize> = (0..weights.len()).collect();
-    // Stable: equal remainders keep spread order.
-    by_remainder.sort_by_key(|&i| std::cmp::Reverse(replicas * weights[i] % total));
-    for &i in by_remainder.iter().take(left as usize) {
-        shares[i] += 1;
-    }
-    shares
-        .into_iter()
-        .map(|s| u32::try_from(s).expect("a share is at most the replicas"))
         .collect()
 }
 

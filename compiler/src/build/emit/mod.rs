@@ -64,10 +64,10 @@ pub const DEFAULT_CORE_INSTANCES: u32 = 1000;
 /// Each message instantiates the whole composed component, which takes its core instances
 /// from the host's pool; when the pool runs out, the host drops messages. The host's own
 /// default reserves two thirds of the pool for messaging and sizes it for components of 5 core
-/// instances, while a composed step has 10 to 12: so etl sets `max_in_flight` itself, such that
-/// every step of the pipeline fed over messaging, all on one host with all their messages in
-/// flight, fits in those two thirds. Replicas of a step on one host share its ceiling, so they
-/// do not count twice.
+/// instances, while a composed step has 11 to 15: so etl sets `max_in_flight` itself, such that
+/// every step of the pipeline fed over messaging, with as many replicas as can land on one host
+/// ([`Scale::replicas_per_host`]), each with all its messages in flight, fits in those two
+/// thirds. Each replica counts: a replica is a workload of its own, with its own ceiling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessagingLimit {
     /// `max_in_flight` of every messaging-fed step: the environment's `maxInFlight`, else two
@@ -81,7 +81,8 @@ pub struct MessagingLimit {
 
 impl MessagingLimit {
     /// The limit of a pipeline in `environment` whose messaging-fed steps take `demand` core
-    /// instances per message in flight (the sum of their v2 artifacts' core instances).
+    /// instances per message in flight on one host (the sum of their v2 artifacts' core
+    /// instances, each times the replicas of its step that can land on one host).
     pub fn new(environment: &Environment, demand: u32) -> MessagingLimit {
         let pool = environment
             .core_instances
@@ -106,7 +107,7 @@ impl MessagingLimit {
 
 /// One composed component (a step or a sink).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "StoredComponent")]
 pub struct Component {
     /// Step or sink name.
     pub name: String,
@@ -129,6 +130,101 @@ pub struct Component {
     /// Imports granted to the customer component beyond the contract (steps only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<String>,
+}
+
+/// Weight of a spread share that sets none (wadm's default).
+pub const DEFAULT_WEIGHT: u32 = 100;
+
+/// Replicas of each spread share, in spread order: `replicas` split by weight (absent:
+/// [`DEFAULT_WEIGHT`]) with the largest-remainder method, ties going to the earlier share. When
+/// every weight is 0 the shares count as equal.
+pub(crate) fn split_replicas(replicas: u32, spread: &[Spread]) -> Vec<u32> {
+    let mut weights: Vec<u64> = spread
+        .iter()
+        .map(|s| u64::from(s.weight.unwrap_or(DEFAULT_WEIGHT)))
+        .collect();
+    if weights.iter().all(|w| *w == 0) {
+        weights.iter_mut().for_each(|w| *w = 1);
+    }
+    let total: u64 = weights.iter().sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let replicas = u64::from(replicas);
+    let mut shares: Vec<u64> = weights.iter().map(|w| replicas * w / total).collect();
+    let left = replicas - shares.iter().sum::<u64>();
+    let mut by_remainder: Vec<usize> = (0..weights.len()).collect();
+    // Stable: equal remainders keep spread order.
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(replicas * weights[i] % total));
+    for &i in by_remainder.iter().take(left as usize) {
+        shares[i] += 1;
+    }
+    shares
+        .into_iter()
+        .map(|s| u32::try_from(s).expect("a share is at most the replicas"))
+        .collect()
+}
+
+/// A [`Component`] as plans store it, of this version or an earlier one: those kept the
+/// (1.x) artifact's imports on the component, and had no v2 artifact.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredComponent {
+    name: String,
+    kind: ComponentKind,
+    artifact: ArtifactRef,
+    #[serde(default)]
+    artifact_v2: Option<ArtifactRef>,
+    scale: Scale,
+    #[serde(default)]
+    config: Option<NamedConfig>,
+    #[serde(default)]
+    secrets: Vec<Secret>,
+    #[serde(default)]
+    imports: Vec<String>,
+    #[serde(default)]
+    grants: Vec<String>,
+}
+
+impl From<StoredComponent> for Component {
+    fn from(c: StoredComponent) -> Component {
+        let mut artifact = c.artifact;
+        if artifact.imports.is_empty() {
+            artifact.imports = c.imports;
+        }
+        Component {
+            name: c.name,
+            kind: c.kind,
+            artifact,
+            artifact_v2: c.artifact_v2,
+            scale: c.scale,
+            config: c.config,
+            secrets: c.secrets,
+            grants: c.grants,
+        }
+    }
+}
+
+impl Scale {
+    /// The most replicas that can land on one host: all of them, or, when every two spread
+    /// shares require different values of some host label (`zone: east`, `zone: west`), the
+    /// largest share's (shares split as the `WorkloadDeployment`s split them).
+    pub fn replicas_per_host(&self) -> u32 {
+        let disjoint = self.spread.iter().enumerate().all(|(i, a)| {
+            self.spread[i + 1..].iter().all(|b| {
+                a.requirements
+                    .iter()
+                    .any(|(k, v)| b.requirements.get(k).is_some_and(|w| w != v))
+            })
+        });
+        if self.spread.is_empty() || !disjoint {
+            return self.replicas;
+        }
+        split_replicas(self.replicas, &self.spread)
+            .into_iter()
+            .max()
+            .unwrap_or(self.replicas)
+    }
 }
 
 impl Component {
@@ -422,6 +518,16 @@ struct Placement {
     replicas: u32,
     spread: Vec<Spread>,
     secret_backend: Option<String>,
+}
+
+/// The replicas and placement of a unit of `pipeline` in `environment` (`step_replicas`: the
+/// step's own `replicas:`, if any), as its application gets them.
+pub fn scale(repo: &Repo, environment: &str, pipeline: &str, step_replicas: Option<u32>) -> Scale {
+    let place = placement(repo, environment, pipeline, step_replicas);
+    Scale {
+        replicas: place.replicas,
+        spread: place.spread,
+    }
 }
 
 fn placement(

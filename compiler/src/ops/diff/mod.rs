@@ -364,6 +364,9 @@ pub struct DeploymentDiff {
     /// The secret backend.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_backend: Option<Change<String>>,
+    /// Messages a wasmCloud v2 host hands each messaging-fed step at once (`max_in_flight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<Change<u32>>,
     /// Replicas and spread, per unit.
     pub scale: Vec<ScaleChange>,
     /// Configuration values, key by key (secret-like keys redacted).
@@ -385,6 +388,7 @@ impl DeploymentDiff {
     fn is_empty(&self) -> bool {
         self.lattice.is_none()
             && self.secret_backend.is_none()
+            && self.max_in_flight.is_none()
             && self.scale.is_empty()
             && self.config.is_empty()
             && self.secrets.is_empty()
@@ -564,7 +568,7 @@ pub fn diff(base: &Snapshot, head: &Snapshot) -> Report {
         counts.other += usize::from(p.description.is_some() && p.status == Status::Changed);
         for d in p.deployments.iter().filter(|d| d.status == Status::Changed) {
             changed_envs.insert(d.environment.clone());
-            counts.scaling += d.scale.len();
+            counts.scaling += d.scale.len() + usize::from(d.max_in_flight.is_some());
             counts.config_values += d.config.len();
             counts.secrets += d.secrets.len();
             counts.links += d.links.len();
@@ -881,6 +885,7 @@ fn empty_deployment(env: &str, status: Status) -> DeploymentDiff {
         status,
         lattice: None,
         secret_backend: None,
+        max_in_flight: None,
         scale: Vec::new(),
         config: Vec::new(),
         secrets: Vec::new(),
@@ -911,6 +916,7 @@ fn deployment_diff(env: &str, old: &Application, new: &Application) -> Deploymen
         old.secret_policy.as_ref().map(|p| p.backend.clone()),
         new.secret_policy.as_ref().map(|p| p.backend.clone()),
     );
+    d.max_in_flight = Change::of(old.max_in_flight, new.max_in_flight);
     let component = |app: &Application, name: &str| -> Option<Component> {
         app.components.iter().find(|c| c.name == name).cloned()
     };

@@ -130,6 +130,16 @@ impl Style {
         if let Some(b) = &d.secret_backend {
             lines.push(format!("secret backend {}", self.either(b)));
         }
+        if let Some(m) = &d.max_in_flight {
+            let text = |n: &Option<u32>| n.map(|n| n.to_string());
+            lines.push(format!(
+                "max in flight per messaging-fed step (wasmCloud v2) {}",
+                self.either(&Change {
+                    old: text(&m.old),
+                    new: text(&m.new),
+                })
+            ));
+        }
         // Units whose scaling changed alike share a line.
         let mut scaling: Vec<(String, Vec<&str>)> = Vec::new();
         for s in &d.scale {
