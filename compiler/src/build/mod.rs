@@ -618,6 +618,8 @@ impl Builder<'_> {
                     compose::interface_of(&bytes).map_err(compose::ComposeError::Encode)?;
                 let composed = Composed {
                     digest: sha256(&bytes),
+                    core_instances: compose::core_instances(&bytes)
+                        .map_err(compose::ComposeError::Encode)?,
                     bytes,
                     imports,
                     exports,
@@ -633,7 +635,13 @@ impl Builder<'_> {
             digest,
             imports,
             exports,
+            core_instances,
         } = composed;
+        // Entries of a cache that did not record it.
+        let core_instances = match core_instances {
+            0 => compose::core_instances(&bytes).map_err(compose::ComposeError::Encode)?,
+            n => n,
+        };
         let path = format!(
             "components/sha256/{}.wasm",
             digest.trim_start_matches("sha256:")
@@ -644,8 +652,7 @@ impl Builder<'_> {
             size: bytes.len(),
             imports,
             exports,
-            core_instances: compose::core_instances(&bytes)
-                .map_err(compose::ComposeError::Encode)?,
+            core_instances,
         };
         self.files.entry(path).or_insert(bytes);
         self.done.insert(key, artifact.clone());

@@ -98,6 +98,7 @@ impl Cache {
             digest: meta.digest,
             imports: meta.imports,
             exports: meta.exports,
+            core_instances: meta.core_instances,
         })
     }
 
@@ -108,6 +109,7 @@ impl Cache {
             digest: composed.digest.clone(),
             imports: composed.imports.clone(),
             exports: composed.exports.clone(),
+            core_instances: composed.core_instances,
         };
         let meta = serde_json::to_vec(&meta).expect("the description serializes");
         let _ = self
@@ -148,6 +150,9 @@ pub struct Composed {
     pub imports: Vec<String>,
     /// Its exports.
     pub exports: Vec<String>,
+    /// Core instances one instantiation takes (`build::compose::core_instances`); 0 when an
+    /// entry does not say.
+    pub core_instances: u32,
 }
 
 /// The description stored beside a cached composition.
@@ -156,4 +161,6 @@ struct ComposedMeta {
     digest: String,
     imports: Vec<String>,
     exports: Vec<String>,
+    #[serde(default)]
+    core_instances: u32,
 }
