@@ -15,33 +15,20 @@
 ///
 /// `generate!(v2 "etl:platform-v2/settings")`: a world of `../wit/etl-platform-v2`, with
 /// `wasi:config@0.2.0-rc.1` too. With two versions of `wasi:config`, the modules of both carry
-/// the version (`wasi::config0_2_0_rc_1`, `wasi::config0_2_0_draft`).
+/// the version (`wasi::config0_2_0_rc_1`, `wasi::config0_2_0_draft`), which is why the other
+/// parts are generated without it.
 #[macro_export]
 macro_rules! generate {
     (v2 $world:tt) => {
-        wit_bindgen::generate!({
-            path: [
-                "../../wit/deps/wasi-io-0.2.12",
-                "../../wit/deps/wasi-clocks-0.2.12",
-                "../../wit/deps/wasi-random-0.2.12",
-                "../../wit/deps/wasi-filesystem-0.2.12",
-                "../../wit/deps/wasi-sockets-0.2.12",
-                "../../wit/deps/wasi-cli-0.2.12",
-                "../../wit/deps/wasi-http-0.2.12",
-                "../../wit/deps/wasi-config-0.2.0-draft",
-                "../../wit/deps/wasi-config-0.2.0-rc.1",
-                "../../wit/deps/wasmcloud-messaging-0.2.0",
-                "../../wit/deps/wasi-io-0.2.6",
-                "../../wit/deps/wasi-blobstore-0.2.0-draft",
-                "../../wit/etl-pipeline",
-                "../../wit/etl-platform",
-                "../../wit/etl-platform-v2",
-            ],
-            world: $world,
-            generate_all,
-        });
+        $crate::generate!(@with $world [
+            "../../wit/deps/wasi-config-0.2.0-rc.1",
+            "../../wit/etl-platform-v2",
+        ]);
     };
     ($world:tt) => {
+        $crate::generate!(@with $world []);
+    };
+    (@with $world:tt [$($more:literal,)*]) => {
         wit_bindgen::generate!({
             path: [
                 "../../wit/deps/wasi-io-0.2.12",
@@ -57,6 +44,7 @@ macro_rules! generate {
                 "../../wit/deps/wasi-blobstore-0.2.0-draft",
                 "../../wit/etl-pipeline",
                 "../../wit/etl-platform",
+                $($more,)*
             ],
             world: $world,
             generate_all,
