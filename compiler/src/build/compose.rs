@@ -7,8 +7,9 @@
 //!
 //! Parts are instantiated in a fixed order (settings, customer, out, in), so the same inputs
 //! give the same bytes. The customer is wired to nothing but the contract's `types` and
-//! `config`: its other imports (granted by policy) stay imports of the composed component, never
-//! satisfied by a platform part. The out part takes what settings exports (`types`, and for
+//! `config` (and, when granted it, the `wasi:config/runtime` the v2 settings part serves, as the
+//! 1.x host would): its other imports (granted by policy) stay imports of the composed
+//! component, never satisfied by a platform part. The out part takes what settings exports (`types`, and for
 //! wasmCloud v2 the `wasi:config/runtime` that settings serves from the host's `store`); an in
 //! part takes `transform` from the customer (and nothing else: a customer exporting a platform
 //! interface never serves a platform part), `emit` from out, and the rest from settings.
