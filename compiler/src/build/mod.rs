@@ -301,24 +301,13 @@ fn messaging_limits(
         .expect("planned environments exist");
     let mut limits = Vec::new();
     for (p, d) in deployed {
-        let step_replicas = |unit: &str| {
-            let spec = crate::build::deployment::find_pipeline(repo, &p.name)
-                .expect("planned pipelines exist");
-            spec.spec
-                .spec
-                .steps
-                .iter()
-                .find(|s| *s.name == *unit)
-                .and_then(|s| s.replicas)
-                .map(|r| r.get())
-        };
         let demand = d
             .units
             .iter()
             .filter(|u| !u.subscriptions.is_empty())
             .filter_map(|u| {
                 let a = p.unit(&u.name)?.artifact_v2.as_ref()?;
-                let scale = emit::scale(repo, env, &p.name, step_replicas(&u.name));
+                let scale = emit::scale(repo, env, &p.name, &u.name);
                 Some(a.core_instances * scale.replicas_per_host())
             })
             .sum();
@@ -637,11 +626,6 @@ impl Builder<'_> {
             exports,
             core_instances,
         } = composed;
-        // Entries of a cache that did not record it.
-        let core_instances = match core_instances {
-            0 => compose::core_instances(&bytes).map_err(compose::ComposeError::Encode)?,
-            n => n,
-        };
         let path = format!(
             "components/sha256/{}.wasm",
             digest.trim_start_matches("sha256:")

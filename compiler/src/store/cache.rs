@@ -150,8 +150,7 @@ pub struct Composed {
     pub imports: Vec<String>,
     /// Its exports.
     pub exports: Vec<String>,
-    /// Core instances one instantiation takes (`build::compose::core_instances`); 0 when an
-    /// entry does not say.
+    /// Core instances one instantiation takes (`build::compose::core_instances`).
     pub core_instances: u32,
 }
 
@@ -161,6 +160,5 @@ struct ComposedMeta {
     digest: String,
     imports: Vec<String>,
     exports: Vec<String>,
-    #[serde(default)]
     core_instances: u32,
 }

@@ -520,22 +520,29 @@ struct Placement {
     secret_backend: Option<String>,
 }
 
-/// The replicas and placement of a unit of `pipeline` in `environment` (`step_replicas`: the
-/// step's own `replicas:`, if any), as its application gets them.
-pub fn scale(repo: &Repo, environment: &str, pipeline: &str, step_replicas: Option<u32>) -> Scale {
-    let place = placement(repo, environment, pipeline, step_replicas);
+/// The replicas and placement of unit `unit` of `pipeline` in `environment`, as its
+/// application gets them.
+pub fn scale(repo: &Repo, environment: &str, pipeline: &str, unit: &str) -> Scale {
+    let place = placement(repo, environment, pipeline, unit);
     Scale {
         replicas: place.replicas,
         spread: place.spread,
     }
 }
 
-fn placement(
-    repo: &Repo,
-    environment: &str,
-    pipeline: &str,
-    step_replicas: Option<u32>,
-) -> Placement {
+/// Where unit `unit` of `pipeline` runs in `environment`: its replicas (the environment file's
+/// for the pipeline, else the step's own, else the environment file's, else the environment's),
+/// spread and secret backend.
+fn placement(repo: &Repo, environment: &str, pipeline: &str, unit: &str) -> Placement {
+    let step_replicas = crate::build::deployment::find_pipeline(repo, pipeline)
+        .expect("planned pipelines exist")
+        .spec
+        .spec
+        .steps
+        .iter()
+        .find(|s| *s.name == *unit)
+        .and_then(|s| s.replicas)
+        .map(|r| r.get());
     let project = &repo
         .project
         .as_ref()
@@ -656,13 +663,7 @@ pub fn application(
             Ok(())
         };
     for unit in &deployment.units {
-        let step = spec.spec.steps.iter().find(|s| *s.name == *unit.name);
-        let place = placement(
-            repo,
-            environment,
-            pipeline,
-            step.and_then(|s| s.replicas).map(|r| r.get()),
-        );
+        let place = placement(repo, environment, pipeline, &unit.name);
         if !place.spread.is_empty() && place.spread.iter().all(|s| s.weight == Some(0)) {
             return Err(EmitError::ZeroWeights {
                 environment: environment.to_owned(),
