@@ -987,6 +987,27 @@ impl Sinks {
 
 /// Sends each case's reading and checks the exact records at the sinks and the dead-letter
 /// subject: against the case's literal values and against `etl run --env <environment>` of
+
+/// Steps 4 and 5 of both generations' tests, in `dev`: the exact records of [`dev_cases`] (a
+/// fan-out, a filtered reading, a dead letter) against the fixtures' values and `etl run` of the
+/// same inputs; then the load ([`Load::from_env`]), several requests in flight, each hot reading
+/// through parse → enrich → threshold-alert → alerts (and parse → archive). Its rates.
+pub async fn dev_records_and_load(
+    env: &Env,
+    nats: &async_nats::Client,
+    repo: &Path,
+    dist: &Path,
+    source: &Source,
+    sinks: &mut Sinks,
+) -> anyhow::Result<Rates> {
+    check_cases(env, ENV, repo, dist, source, sinks, &dev_cases(DEV_SITE)).await?;
+    let alerts = Arc::clone(&sinks.alerts);
+    let load = Load::from_env("load", DEV_SITE);
+    let rates = throughput(nats, source, &mut sinks.archive, &alerts, &load).await?;
+    sinks.drain().await;
+    Ok(rates)
+}
+
 /// the same readings from the same compile output.
 pub async fn check_cases(
     env: &Env,

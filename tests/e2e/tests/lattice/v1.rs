@@ -101,30 +101,8 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     );
     sinks.drain().await;
 
-    // 4. Fan-out, filter, dead letter: the exact records, against the fixtures' values and
-    // against `etl run` of the same inputs.
-    check_cases(
-        &env,
-        ENV,
-        &repo,
-        &dist,
-        &source,
-        &mut sinks,
-        &dev_cases(DEV_SITE),
-    )
-    .await?;
-
-    // 5. Throughput: hot readings, each through parse → enrich → threshold-alert → alerts (and
-    // parse → archive), several requests in flight.
-    let rates = throughput(
-        &nats,
-        &source,
-        &mut sinks.archive,
-        &alerts,
-        &Load::from_env("load", DEV_SITE),
-    )
-    .await?;
-    sinks.drain().await;
+    // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
+    let rates = dev_records_and_load(&env, &nats, &repo, &dist, &source, &mut sinks).await?;
 
     // 6. A new version: enrich's config changes, nothing else.
     change_site(&repo)?;

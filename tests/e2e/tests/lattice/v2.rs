@@ -140,28 +140,8 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     );
     sinks.drain().await;
 
-    // 4. Fan-out, filter, dead letter.
-    check_cases(
-        &env,
-        ENV,
-        &repo,
-        &dist,
-        &source,
-        &mut sinks,
-        &dev_cases(DEV_SITE),
-    )
-    .await?;
-
-    // 5. Load.
-    let rates = throughput(
-        &nats,
-        &source,
-        &mut sinks.archive,
-        &alerts,
-        &Load::from_env("load", DEV_SITE),
-    )
-    .await?;
-    sinks.drain().await;
+    // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
+    let rates = dev_records_and_load(&env, &nats, &repo, &dist, &source, &mut sinks).await?;
 
     // 6. A new version: enrich's config changes; only enrich's template does, so only it rolls.
     change_site(&repo)?;
