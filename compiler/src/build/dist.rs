@@ -275,19 +275,32 @@ pub fn recorded_registry(dist: &Path) -> Result<String, NoRegistry> {
     Ok(plan.registry)
 }
 
-/// The manifest files of `pipeline` in `env`, by path under `dist/`: `<env>/wadm/<pipeline>.yaml`
-/// (wasmCloud 1.x) and `<env>/k8s/<pipeline>.yaml` (wasmCloud v2).
-pub fn manifest_files(env: &str, pipeline: &str, app: &Application) -> [(String, Vec<u8>); 2] {
-    [
-        (
+/// The manifest files of the applications `apps` (by pipeline) of `env`, by path under `dist/`:
+/// for each pipeline `<env>/wadm/<pipeline>.yaml` (wasmCloud 1.x) and `<env>/k8s/<pipeline>.yaml`
+/// (wasmCloud v2), and `<env>/wadm/<name>.yaml` for each shared application they reference (the
+/// environment's HTTP listener, which wadm must deploy before them).
+pub fn manifest_files(
+    env: &str,
+    apps: &BTreeMap<String, Application>,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for (pipeline, app) in apps {
+        files.insert(
             format!("{env}/wadm/{pipeline}.yaml"),
             emit::wadm::manifest(app).into_bytes(),
-        ),
-        (
+        );
+        files.insert(
             format!("{env}/k8s/{pipeline}.yaml"),
             emit::k8s::manifests(app).into_bytes(),
-        ),
-    ]
+        );
+    }
+    for (name, app) in emit::shared_applications(apps.values()) {
+        files.insert(
+            format!("{env}/wadm/{name}.yaml"),
+            emit::wadm::manifest(&app).into_bytes(),
+        );
+    }
+    files
 }
 
 impl Plan {

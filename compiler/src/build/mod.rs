@@ -247,7 +247,6 @@ fn package_and_emit(
         for ((p, deployment), limit) in deployed.into_iter().zip(limits) {
             match emit::application(repo, &deployment, &packaged[p.name.as_str()], &limit) {
                 Ok(app) => {
-                    out_files.extend(dist::manifest_files(env, &p.name, &app));
                     deployments
                         .entry(env.clone())
                         .or_default()
@@ -259,6 +258,9 @@ fn package_and_emit(
                     .push(env.as_str()),
             }
         }
+    }
+    for (env, apps) in &deployments {
+        out_files.extend(dist::manifest_files(env, apps));
     }
     // The same problem in every environment is one diagnostic naming them.
     for ((pipeline, unit, message), envs) in refused {

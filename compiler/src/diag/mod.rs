@@ -127,6 +127,8 @@ codes! {
     UppercaseName = "W0206", Warning, "a name with upper-case letters";
     DuplicateFrom = "W0207", Warning, "`from` names the same input twice";
     DeadEnd = "W0208", Warning, "a step whose output nothing consumes";
+    ListenerAddress = "E0240", Error, "an HTTP listener address that is not `IP:PORT`";
+    ReservedName = "E0241", Error, "a pipeline named like the project's shared HTTP listener";
     UnknownEnvironment = "E0301", Error, "an environment the project does not define";
     UnknownPipeline = "E0302", Error, "a pipeline the repo does not define";
     UnknownConnector = "E0303", Error, "a source, step or sink the pipeline does not define";

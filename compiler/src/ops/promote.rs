@@ -296,9 +296,9 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
                 pipeline: pipeline.clone(),
                 source,
             })?;
-            files.extend(dist::manifest_files(&options.to, pipeline, &app));
             deployments.insert(pipeline.clone(), app);
         }
+        files.extend(dist::manifest_files(&options.to, &deployments));
         plan.deployments.insert(options.to.clone(), deployments);
         let record = Record {
             api_version: "etl/v1alpha1",

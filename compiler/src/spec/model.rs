@@ -308,6 +308,45 @@ pub struct Environment {
     /// --core-instances`). Unset: 1000, the hosts' default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core_instances: Option<NonZeroU32>,
+    /// The NATS the environment's wasmCloud 1.x messaging provider connects to. Unset: the
+    /// provider's default, `127.0.0.1:4222`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<Nats>,
+    /// The environment's shared HTTP listener. Unset: `0.0.0.0:8000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpListener>,
+}
+
+/// Where an environment's NATS is, for the wasmCloud 1.x `messaging-nats` provider's links
+/// (`cluster_uris`, and the credentials as link secrets). wasmCloud v2 hosts use their own
+/// connection (`wash host --data-nats-url`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nats {
+    /// Server URLs (`nats://host:port`, `tls://…`, `ws://…`, `wss://…`), at least one.
+    pub urls: Vec<String>,
+    /// The user JWT, as a secret (with [`Nats::seed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<SecretRef>,
+    /// The user's NKey seed, as a secret (with [`Nats::jwt`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<SecretRef>,
+}
+
+/// The HTTP listener an environment's path-routed HTTP sources share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpListener {
+    /// `IP:PORT` the listener binds, e.g. `0.0.0.0:8000`.
+    pub address: String,
+}
+
+impl HttpListener {
+    /// Name of the shared wadm application that runs project `project`'s listener in an
+    /// environment: `<project>-http` (so no pipeline may have it).
+    pub fn application(project: &str) -> String {
+        format!("{project}-http")
+    }
 }
 
 fn one() -> NonZeroU32 {

@@ -283,6 +283,7 @@ fn provider(kind: ProviderKind, scale: &Scale) -> Provider {
         image: format!("wasmcloud+builtin://{}", kind.name()),
         config: None,
         scale: scale.clone(),
+        shared: None,
     }
 }
 
@@ -447,6 +448,7 @@ fn iot_sensors(scale: Scale) -> Application {
             backend: "nats-kv".to_owned(),
         }),
         max_in_flight: Some(13),
+        shared: false,
     }
 }
 
@@ -896,6 +898,7 @@ fn kafka_source_and_sink_share_the_one_messaging_entry() {
         ],
         secret_policy: None,
         max_in_flight: None,
+        shared: false,
     };
     let docs = emit(&app);
     assert_eq!(docs.len(), 2);
@@ -1013,6 +1016,7 @@ fn an_s3_sink_may_use_its_bucket() {
             backend: "nats-kv".to_owned(),
         }),
         max_in_flight: None,
+        shared: false,
     };
     let docs = emit(&app);
     let doc = by_name(&docs, "archive-to-s3");

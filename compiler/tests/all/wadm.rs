@@ -192,6 +192,7 @@ fn base(name: &str) -> Application {
         links: Vec::new(),
         secret_policy: None,
         max_in_flight: None,
+        shared: false,
     }
 }
 
@@ -242,6 +243,7 @@ fn provider(app: &mut Application, kind: ProviderKind, image: &str, config: Opti
         image: image.to_owned(),
         config,
         scale: scale(1),
+        shared: None,
     });
 }
 
@@ -999,4 +1001,105 @@ fn the_example_in_every_environment() {
             assert_eq!(find(doc, &p.name)["type"], "capability", "{path}");
         }
     }
+}
+
+/// Every environment's shared HTTP listener (`<env>/wadm/iot-sensors-http.yaml`) is the shared
+/// application its pipelines reference, passes the three oracles, and runs the provider the
+/// references name, in path mode on the default address; the pipeline's link from it is named
+/// after the pipeline too, since every pipeline's links leave the one listener.
+#[test]
+fn the_shared_http_listener_in_every_environment() {
+    let (plan, files) = common::compiled_example();
+    for (env, apps) in &plan.deployments {
+        let path = format!("{env}/wadm/iot-sensors-http.yaml");
+        let written = std::str::from_utf8(&files[&path]).unwrap();
+        let pipeline =
+            std::str::from_utf8(&files[&format!("{env}/wadm/sensor-ingest.yaml")]).unwrap();
+        let parsed = check(&[(path.as_str(), written), ("pipeline", pipeline)]);
+        let (listener, pipeline) = (&parsed[0], &parsed[1]);
+        assert_eq!(
+            listener["metadata"]["annotations"]["experimental.wasmcloud.dev/shared"], "true",
+            "{path}"
+        );
+        let server = find(listener, "http-server");
+        assert_eq!(
+            server["properties"]["config"][0]["properties"],
+            json!({"default_address": "0.0.0.0:8000", "routing_mode": "path"}),
+            "{path}"
+        );
+        assert_eq!(server["traits"][0]["type"], "daemonscaler", "{path}");
+        let reference = find(pipeline, "http-server");
+        assert_eq!(
+            reference["properties"]["application"],
+            json!({"name": "iot-sensors-http", "component": "http-server"}),
+            "{path}"
+        );
+        assert!(reference["properties"].get("image").is_none(), "{path}");
+        let links: Vec<&Value> = reference["traits"].as_array().unwrap().iter().collect();
+        assert!(links.iter().all(|t| t["type"] == "link"), "{path}");
+        assert_eq!(links[0]["properties"]["name"], "sensor-ingest-parse");
+        let app = &apps["sensor-ingest"];
+        assert_eq!(
+            app.providers
+                .iter()
+                .filter_map(|p| p.shared.as_deref())
+                .collect::<Vec<_>>(),
+            ["iot-sensors-http"]
+        );
+    }
+}
+
+/// An environment's `nats.urls` reach every link of the messaging-nats provider as
+/// `cluster_uris` (each link connects on its own), and its `http.address` becomes the shared
+/// listener's `default_address`; environments that set neither keep the defaults.
+#[test]
+fn an_environments_nats_and_http_listener_reach_the_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    common::copy(&common::example(), &repo);
+    let etl_yaml = repo.join("etl.yaml");
+    let text = std::fs::read_to_string(&etl_yaml).unwrap().replace(
+        "      lattice: acme-iot-dev\n",
+        "      lattice: acme-iot-dev\n      nats:\n        urls: [nats://10.0.0.5:4223, tls://nats.acme.example:4222]\n      http: { address: 127.0.0.1:18080 }\n",
+    );
+    std::fs::write(&etl_yaml, text).unwrap();
+    let build = etl::build::build(&repo, None, &Default::default()).unwrap();
+    assert!(
+        build.validation.diagnostics.is_empty(),
+        "{:#?}",
+        build.validation.diagnostics
+    );
+    let text = |path: &str| String::from_utf8(build.files[path].clone()).unwrap();
+    let (dev, listener) = (
+        text("dev/wadm/sensor-ingest.yaml"),
+        text("dev/wadm/iot-sensors-http.yaml"),
+    );
+    let parsed = check(&[("dev", dev.as_str()), ("listener", listener.as_str())]);
+    let uris = "nats://10.0.0.5:4223,tls://nats.acme.example:4222";
+    let mut nats_links = 0;
+    for entry in parsed[0]["spec"]["components"].as_array().unwrap() {
+        for t in entry["traits"].as_array().unwrap() {
+            let p = &t["properties"];
+            if t["type"] != "link" || p["package"] != "messaging" {
+                continue;
+            }
+            let config = if p["interfaces"][0] == "handler" {
+                &p["source"]["config"][0]["properties"]
+            } else {
+                &p["target"]["config"][0]["properties"]
+            };
+            assert_eq!(config["cluster_uris"], uris, "{t}");
+            nats_links += 1;
+        }
+    }
+    // Four steps and sinks publish, four are fed over NATS.
+    assert_eq!(nats_links, 8);
+    assert_eq!(
+        find(&parsed[1], "http-server")["properties"]["config"][0]["properties"]["default_address"],
+        "127.0.0.1:18080"
+    );
+    // Staging says neither: no `cluster_uris`, the default listener.
+    let staging = text("staging/wadm/sensor-ingest.yaml");
+    assert!(!staging.contains("cluster_uris"), "{staging}");
+    assert!(text("staging/wadm/iot-sensors-http.yaml").contains("default_address: 0.0.0.0:8000"));
 }

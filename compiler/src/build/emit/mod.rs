@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::build::deployment::{Deployment, UnitDeployment, UnitKind};
 use crate::build::generation::Generation;
 use crate::spec::load::Repo;
-use crate::spec::model::{Environment, Spread};
+use crate::spec::model::{Environment, HttpListener, Spread};
 use crate::spec::model::{ProviderKind, SinkConnector, SourceConnector};
 use crate::util::digest::sha256;
 
@@ -53,6 +53,11 @@ pub struct Application {
     /// [`MessagingLimit`]). Absent from plans of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
+    /// A shared application (wadm's `experimental.wasmcloud.dev/shared`): its providers serve
+    /// other applications, which reference them ([`Provider::shared`]). Only the environment's
+    /// [`listener`] is one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// A wasmCloud v2 host's instance pool when the environment does not say (wasmtime's default,
@@ -295,6 +300,10 @@ pub struct Provider {
     pub config: Option<NamedConfig>,
     /// Replicas and placement: those of the busiest component it serves.
     pub scale: Scale,
+    /// The shared application that runs it, when the application only references it (the
+    /// environment's HTTP listener, [`listener`]); its links are still the application's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<String>,
 }
 
 /// Which way calls go over a link. A wadm link lives on its source.
@@ -402,6 +411,48 @@ pub const KAFKA_SOURCE_LINK: &str = "kafka-source";
 
 /// Name of the secret policy in every manifest.
 pub const SECRET_POLICY: &str = "etl-secrets";
+
+/// Where an environment's shared HTTP listener binds when the environment does not say: the
+/// wasmCloud 1.x `http-server` provider's own default.
+pub const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
+
+/// The shared applications the applications `apps` of one environment reference, by name: for
+/// each shared provider, an application that runs it alone (configured as the references say),
+/// with no links: the applications that use it hold those.
+pub fn shared_applications<'a>(
+    apps: impl IntoIterator<Item = &'a Application>,
+) -> BTreeMap<String, Application> {
+    let mut shared: BTreeMap<String, Application> = BTreeMap::new();
+    for app in apps {
+        for provider in &app.providers {
+            let Some(name) = &provider.shared else {
+                continue;
+            };
+            let entry = shared.entry(name.clone()).or_insert_with(|| Application {
+                name: name.clone(),
+                project: app.project.clone(),
+                environment: app.environment.clone(),
+                lattice: app.lattice.clone(),
+                description: Some(format!(
+                    "The HTTP listener every pipeline of {} with an `http` source routed by path shares in {}.",
+                    app.project, app.environment
+                )),
+                shared: true,
+                ..Application::default()
+            });
+            if !entry.providers.iter().any(|p| p.name == provider.name) {
+                entry.providers.push(Provider {
+                    shared: None,
+                    ..provider.clone()
+                });
+            }
+        }
+    }
+    for app in shared.values_mut() {
+        app.stamp_version();
+    }
+    shared
+}
 
 /// A packaged unit: what [`application`] needs to know of its artifacts.
 #[derive(Debug, Clone)]
@@ -616,6 +667,19 @@ pub fn application(
         .spec;
     let pipeline = deployment.pipeline.as_str();
     let environment = deployment.environment.as_str();
+    let env = project
+        .spec
+        .environments
+        .iter()
+        .find(|(n, _)| ***n == *environment)
+        .map(|(_, e)| e)
+        .expect("planned environments exist");
+    // What every link of the messaging-nats provider says about where NATS is.
+    let nats_connection: BTreeMap<String, String> = env
+        .nats
+        .iter()
+        .map(|n| ("cluster_uris".to_owned(), n.urls.join(",")))
+        .collect();
     let provider_image = |unit: &str, kind: ProviderKind| -> Result<String, EmitError> {
         project
             .spec
@@ -712,6 +776,13 @@ pub fn application(
             if config.contains_key("address") {
                 config.remove("path");
             }
+            // A path-routed source is served by the environment's shared listener, whose links
+            // come from every pipeline: named after the pipeline too.
+            let name = if config.contains_key("path") {
+                format!("{pipeline}-{}", unit.name)
+            } else {
+                unit.name.clone()
+            };
             links.push(Link {
                 direction: Direction::ProviderToComponent,
                 provider: ProviderKind::HttpServer.name().to_owned(),
@@ -719,7 +790,7 @@ pub fn application(
                 namespace: "wasi".to_owned(),
                 package: "http".to_owned(),
                 interfaces: vec!["incoming-handler".to_owned()],
-                name: Some(unit.name.clone()),
+                name: Some(name),
                 source_config: NamedConfig::new(&format!("{prefix}-http-in"), config),
                 target_config: None,
             });
@@ -777,6 +848,7 @@ pub fn application(
             let subscriptions: Vec<String> =
                 from_nats.iter().map(|s| format!("{s}|{queue}")).collect();
             config.insert("subscriptions".to_owned(), subscriptions.join(","));
+            config.extend(nats_connection.clone());
             links.push(Link {
                 direction: Direction::ProviderToComponent,
                 provider: ProviderKind::MessagingNats.name().to_owned(),
@@ -791,7 +863,7 @@ pub fn application(
         }
 
         // Records out.
-        let extra: BTreeMap<String, String> = unit
+        let mut extra: BTreeMap<String, String> = unit
             .settings
             .iter()
             .filter(|(k, _)| !harness_keys(unit).contains(&k.as_str()))
@@ -828,6 +900,9 @@ pub fn application(
             ),
         };
         use_provider(kind, &unit.name, &scale)?;
+        if kind == ProviderKind::MessagingNats {
+            extra.extend(nats_connection.clone());
+        }
         links.push(Link {
             direction: Direction::ComponentToProvider,
             provider: kind.name().to_owned(),
@@ -878,25 +953,44 @@ pub fn application(
     }
     let providers = used
         .into_iter()
-        .map(|(kind, (image, replicas, spread))| Provider {
-            name: kind.name().to_owned(),
-            kind,
-            image,
-            config: (kind == ProviderKind::HttpServer
+        .map(|(kind, (image, replicas, spread))| {
+            let path_routed = kind == ProviderKind::HttpServer
                 && links.iter().any(|l| {
                     l.provider == kind.name()
                         && l.source_config
                             .as_ref()
                             .is_some_and(|c| c.properties.contains_key("path"))
-                }))
-            .then(|| {
-                NamedConfig::new(
-                    kind.name(),
-                    BTreeMap::from([("routing_mode".to_owned(), "path".to_owned())]),
-                )
-            })
-            .flatten(),
-            scale: Scale { replicas, spread },
+                });
+            if !path_routed {
+                return Provider {
+                    name: kind.name().to_owned(),
+                    kind,
+                    image,
+                    config: None,
+                    scale: Scale { replicas, spread },
+                    shared: None,
+                };
+            }
+            let address = env
+                .http
+                .as_ref()
+                .map_or(DEFAULT_HTTP_ADDRESS, |h| h.address.as_str());
+            let config = BTreeMap::from([
+                ("default_address".to_owned(), address.to_owned()),
+                ("routing_mode".to_owned(), "path".to_owned()),
+            ]);
+            // One instance on every host of the environment: pipelines share it.
+            Provider {
+                name: kind.name().to_owned(),
+                kind,
+                image,
+                config: NamedConfig::new(kind.name(), config),
+                scale: Scale {
+                    replicas: 1,
+                    spread: env.spread.clone(),
+                },
+                shared: Some(HttpListener::application(&deployment.project)),
+            }
         })
         .collect();
     let mut app = Application {
@@ -914,6 +1008,7 @@ pub fn application(
             backend,
         }),
         max_in_flight: Some(limit.max_in_flight),
+        shared: false,
     };
     check_names(&app)?;
     app.stamp_version();
@@ -1123,10 +1218,12 @@ mod tests {
                     replicas: 1,
                     spread: Vec::new(),
                 },
+                shared: None,
             }],
             links,
             secret_policy: None,
             max_in_flight: None,
+            shared: false,
         }
     }
 

@@ -14,6 +14,10 @@
 //!   of one instance on every host its components' spread selects: wadm runs at most one
 //!   instance of a provider per host, so a provider `spreadscaler` of N instances would need N
 //!   eligible hosts (a lattice with one `zone: lab` host could not run two replicas in the lab);
+//! - a provider of a shared application (the environment's HTTP listener, which every pipeline
+//!   with a path-routed `http` source uses) is a reference `application: {name, component}`
+//!   with its links and nothing else, and the shared application itself carries the annotation
+//!   `experimental.wasmcloud.dev/shared: "true"`;
 //! - `metadata.annotations` is always present (wadm-types refuses a manifest without it), and
 //!   every spread entry has `requirements`, even empty, for the same reason.
 
@@ -61,6 +65,13 @@ struct Annotations<'a> {
     environment: &'a str,
     #[serde(rename = "etl.dev/lattice")]
     lattice: &'a str,
+    /// wadm deploys a shared application's providers once for every application that
+    /// references them.
+    #[serde(
+        rename = "experimental.wasmcloud.dev/shared",
+        skip_serializing_if = "Option::is_none"
+    )]
+    shared: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -83,11 +94,21 @@ struct OamComponent<'a> {
 
 #[derive(Serialize)]
 struct Properties<'a> {
-    image: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    /// Where a component of a shared application is (instead of an image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    application: Option<SharedComponent<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     config: Vec<Config<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     secrets: Vec<SecretProperty<'a>>,
+}
+
+#[derive(Serialize)]
+struct SharedComponent<'a> {
+    name: &'a str,
+    component: &'a str,
 }
 
 #[derive(Serialize)]
@@ -220,13 +241,13 @@ fn link_trait(link: &Link) -> Trait<'_> {
     })
 }
 
-/// The traits of the component or provider `name`: its scaler, then the links it is the source
-/// of, in [`Application::links`] order.
+/// The traits of the component or provider `name`: its scaler (none for a shared provider's
+/// reference), then the links it is the source of, in [`Application::links`] order.
 fn traits<'a>(
     app: &'a Application,
     name: &str,
     direction: Direction,
-    scaler: Trait<'a>,
+    scaler: Option<Trait<'a>>,
 ) -> Vec<Trait<'a>> {
     let sourced = app.links.iter().filter(|l| {
         l.direction == direction
@@ -235,9 +256,7 @@ fn traits<'a>(
                 Direction::ProviderToComponent => l.provider == name,
             }
     });
-    std::iter::once(scaler)
-        .chain(sourced.map(link_trait))
-        .collect()
+    scaler.into_iter().chain(sourced.map(link_trait)).collect()
 }
 
 /// The manifest of `app` as YAML text, with a generated-file header comment.
@@ -247,7 +266,8 @@ pub fn manifest(app: &Application) -> String {
         name: &c.name,
         kind: "component",
         properties: Properties {
-            image: &c.artifact.image,
+            image: Some(&c.artifact.image),
+            application: None,
             config: configs(c.config.as_ref()),
             secrets: c
                 .secrets
@@ -265,23 +285,42 @@ pub fn manifest(app: &Application) -> String {
             app,
             &c.name,
             Direction::ComponentToProvider,
-            spreadscaler(&c.scale),
+            Some(spreadscaler(&c.scale)),
         ),
     });
-    let providers = app.providers.iter().map(|p| OamComponent {
-        name: &p.name,
-        kind: "capability",
-        properties: Properties {
-            image: &p.image,
-            config: configs(p.config.as_ref()),
-            secrets: Vec::new(),
+    // A provider of a shared application is referenced: wadm takes its image, config and
+    // scaler from there, and refuses them here; the links are this application's.
+    let providers = app.providers.iter().map(|p| match &p.shared {
+        None => OamComponent {
+            name: &p.name,
+            kind: "capability",
+            properties: Properties {
+                image: Some(&p.image),
+                application: None,
+                config: configs(p.config.as_ref()),
+                secrets: Vec::new(),
+            },
+            traits: traits(
+                app,
+                &p.name,
+                Direction::ProviderToComponent,
+                Some(daemonscaler(&p.scale)),
+            ),
         },
-        traits: traits(
-            app,
-            &p.name,
-            Direction::ProviderToComponent,
-            daemonscaler(&p.scale),
-        ),
+        Some(shared) => OamComponent {
+            name: &p.name,
+            kind: "capability",
+            properties: Properties {
+                image: None,
+                application: Some(SharedComponent {
+                    name: shared,
+                    component: &p.name,
+                }),
+                config: Vec::new(),
+                secrets: Vec::new(),
+            },
+            traits: traits(app, &p.name, Direction::ProviderToComponent, None),
+        },
     });
     let manifest = Manifest {
         api_version: API_VERSION,
@@ -294,6 +333,7 @@ pub fn manifest(app: &Application) -> String {
                 project: &app.project,
                 environment: &app.environment,
                 lattice: &app.lattice,
+                shared: app.shared.then_some("true"),
             },
         },
         spec: Spec {
@@ -371,6 +411,7 @@ mod tests {
                 image: "wasmcloud+builtin://messaging-nats".to_owned(),
                 config: None,
                 scale: scale(2),
+                shared: None,
             }],
             links: vec![
                 Link {
@@ -401,6 +442,7 @@ mod tests {
             ],
             secret_policy: None,
             max_in_flight: None,
+            shared: false,
         }
     }
 

@@ -4,6 +4,7 @@
 //! Each submodule checks one family of rules and only reports; nothing here changes the repo.
 
 mod connectors;
+mod environment;
 mod graph;
 mod paths;
 pub mod providers;
@@ -76,6 +77,7 @@ pub fn check_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verif
     }
     refs::check_references(repo, &mut out);
     providers::check_providers(repo, &mut out);
+    environment::check_environments(repo, &mut out);
     // Without a loaded project only the checks that need no environment run.
     for setting in settings::settings(repo) {
         templates::check_templates(&setting, environments.as_ref(), &mut out);

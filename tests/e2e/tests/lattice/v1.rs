@@ -8,8 +8,9 @@
 //! 1. copies `examples/iot-sensors` and points it at the loopback registry and at an HTTP sink
 //!    it serves itself (and drops the `alerts` secret: no secrets backend here);
 //! 2. `etl keygen`, `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
-//! 3. puts and deploys `dist/dev/wadm/sensor-ingest.yaml` (the only dev manifest) through
-//!    wadm's NATS API, its bytes as emitted, and waits until wadm reports it `deployed`;
+//! 3. puts and deploys `dist/dev/wadm/iot-sensors-http.yaml` (the shared HTTP listener), then
+//!    `dist/dev/wadm/sensor-ingest.yaml`, through wadm's NATS API, their bytes as emitted, and
+//!    waits until wadm reports each `deployed`;
 //! 4. POSTs records at the HTTP source and checks the exact records at the sinks (the `archive`
 //!    NATS subject, the `alerts` HTTP sink) and at `parse`'s dead-letter subject: a fan-out, a
 //!    filtered record, a dead-lettered one — against literal values from the example's fixtures
@@ -39,10 +40,12 @@ use crate::common::*;
 
 /// The dev environment's lattice (`etl.yaml`).
 const LATTICE: &str = "acme-iot-dev";
+/// The shared application that runs every environment's HTTP listener.
+const LISTENER: &str = "iot-sensors-http";
 /// staging's lattice.
 const STAGING_LATTICE: &str = "acme-iot-staging";
-/// The built-in http-server in path mode listens on wasmCloud's default address (etl sets no
-/// other); run.sh gives the test its own network namespace, so this is the test's own port.
+/// The shared listener (the built-in http-server in path mode) listens on the environments'
+/// default address; run.sh gives the test its own network namespace, so this is its own port.
 const SOURCE_ADDR: &str = "127.0.0.1:8000";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,11 +72,13 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let compile_push = t.elapsed();
     env.verify(&format!("{}/{PIPELINE}-parse:{ENV}", env.registry), &key)?;
     let manifests = manifests(&dist.join(ENV).join("wadm"))?;
+    let names: Vec<&str> = manifests.iter().map(|(n, _, _)| n.as_str()).collect();
     ensure!(
-        manifests.len() == 1 && manifests[0].0 == PIPELINE,
-        "expected one dev manifest, {PIPELINE}: {manifests:?}"
+        names == [LISTENER, PIPELINE],
+        "expected two dev manifests, the shared {LISTENER} and {PIPELINE}: {names:?}"
     );
-    let (_, manifest_path, manifest) = &manifests[0];
+    let (_, listener_path, _) = &manifests[0];
+    let (_, manifest_path, manifest) = &manifests[1];
     check_manifest(manifest, &env.registry)?;
 
     // 3. Deploy through wadm.
@@ -85,6 +90,10 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
 
     let deploy_start = Instant::now();
+    // The shared HTTP listener first: wadm refuses an application that references a shared one
+    // it has not deployed.
+    let listener_version = put_and_deploy(&nats, LATTICE, listener_path).await?;
+    wait_deployed(&nats, LATTICE, LISTENER, &listener_version).await?;
     let version = put_and_deploy(&nats, LATTICE, manifest_path).await?;
     wait_deployed(&nats, LATTICE, PIPELINE, &version).await?;
     let deployed = deploy_start.elapsed();
@@ -153,13 +162,20 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     ensure!(staging_text.contains(&format!("etl.dev/lattice: {STAGING_LATTICE}")));
     ensure!(staging_text.contains(STAGING_ARCHIVE_SUBJECT));
 
-    // dev's path-routed HTTP source holds 0.0.0.0:8000 (the provider's default address), which
-    // staging's wants too: undeploy dev first.
-    undeploy(&nats, LATTICE, PIPELINE, source.addr).await?;
+    // dev's shared HTTP listener holds 0.0.0.0:8000 (the environments' default address), which
+    // staging's wants too on this machine: undeploy dev first, the listener last.
+    undeploy(&nats, LATTICE, PIPELINE, None).await?;
+    undeploy(&nats, LATTICE, LISTENER, Some(source.addr)).await?;
     let host = wait_for_host(&nats, STAGING_LATTICE).await?;
     eprintln!("e2e: host {host} is in lattice {STAGING_LATTICE}");
     let mut staging_sinks = Sinks::subscribe(&nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
     let staging_start = Instant::now();
+    let staging_listener = dist
+        .join(STAGING)
+        .join("wadm")
+        .join(format!("{LISTENER}.yaml"));
+    let listener_version = put_and_deploy(&nats, STAGING_LATTICE, &staging_listener).await?;
+    wait_deployed(&nats, STAGING_LATTICE, LISTENER, &listener_version).await?;
     let staging_version = put_and_deploy(&nats, STAGING_LATTICE, &staging_manifest).await?;
     wait_deployed(&nats, STAGING_LATTICE, PIPELINE, &staging_version).await?;
     let probes = first_record(&source, &mut staging_sinks.archive, &alerts).await?;
@@ -216,8 +232,15 @@ fn check_manifest(text: &str, registry: &str) -> anyhow::Result<()> {
     let mut images = BTreeMap::new();
     for c in components {
         let name = c["name"].as_str().context("component name")?;
-        let image = c["properties"]["image"].as_str().context("image")?;
-        images.insert(name.to_owned(), image.to_owned());
+        // The shared listener's http-server is a reference, not an image.
+        let image = match c["properties"]["application"]["name"].as_str() {
+            Some(shared) => format!("shared:{shared}"),
+            None => c["properties"]["image"]
+                .as_str()
+                .context("image")?
+                .to_owned(),
+        };
+        images.insert(name.to_owned(), image);
     }
     for unit in ["parse", "enrich", "threshold-alert", "alerts", "archive"] {
         let image = images
@@ -228,7 +251,11 @@ fn check_manifest(text: &str, registry: &str) -> anyhow::Result<()> {
             "{unit}: image {image} is not pinned in {registry}"
         );
     }
-    for provider in ["http-server", "http-client", "messaging-nats"] {
+    ensure!(
+        images.get("http-server").map(String::as_str) == Some(&format!("shared:{LISTENER}")),
+        "http-server is not the shared listener: {images:?}"
+    );
+    for provider in ["http-client", "messaging-nats"] {
         let image = images
             .get(provider)
             .with_context(|| format!("no {provider}"))?;
@@ -395,13 +422,14 @@ async fn model_status(
     .await
 }
 
-/// Undeploys `name` and waits until wadm reports it undeployed and its HTTP source no longer
-/// accepts connections (the provider has stopped).
+/// Undeploys `name` and waits until wadm reports it undeployed and, given the address of an
+/// HTTP listener it runs, that the address no longer accepts connections (the provider has
+/// stopped).
 async fn undeploy(
     nats: &async_nats::Client,
     lattice: &str,
     name: &str,
-    source: SocketAddr,
+    listener: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let answer: Value = wadm_request(
         nats,
@@ -420,7 +448,11 @@ async fn undeploy(
         let undeployed = status
             .status
             .is_some_and(|s| s.info.status_type == StatusType::Undeployed);
-        if undeployed && TcpStream::connect(source).await.is_err() {
+        let closed = match listener {
+            Some(addr) => TcpStream::connect(addr).await.is_err(),
+            None => true,
+        };
+        if undeployed && closed {
             eprintln!("e2e: {name} undeployed from {lattice}");
             return Ok(());
         }
