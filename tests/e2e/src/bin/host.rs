@@ -5,7 +5,10 @@
 //! - the built-in `http-server`, `http-client` and `messaging-nats` providers, which the
 //!   manifests name as `wasmcloud+builtin://…`;
 //! - `allow_file_load`, and plain HTTP to the registries given with `--allow-insecure`
-//!   (the loopback registry the test pushes to).
+//!   (the loopback registry the test pushes to);
+//! - with `--secrets-topic-prefix`, secrets from the backends listening under that prefix (the
+//!   `nats-kv` one run.sh starts, `etl-e2e-secrets`); without it, a component or link with
+//!   secrets is refused.
 //!
 //! SIGTERM or SIGINT stops it gracefully: components and providers are stopped and the host
 //! says goodbye to the lattice before the process exits.
@@ -41,6 +44,9 @@ struct Args {
     /// A host label `key=value`; repeatable.
     #[arg(long = "label")]
     labels: Vec<String>,
+    /// NATS subject prefix of the secrets backends (`wasmcloud.secrets` for `etl-e2e-secrets`).
+    #[arg(long)]
+    secrets_topic_prefix: Option<String>,
     /// Timeout of RPC calls between components and providers, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     rpc_timeout_ms: u64,
@@ -68,6 +74,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         lattice: args.lattice.into(),
         labels,
         allow_file_load: true,
+        secrets_topic_prefix: args.secrets_topic_prefix,
         oci_opts: wasmcloud_host::OciConfig {
             allowed_insecure: args.allow_insecure,
             ..Default::default()
