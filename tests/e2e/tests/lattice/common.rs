@@ -3,10 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -52,6 +54,12 @@ pub struct Env {
     pub generation: &'static str,
     pub etl: PathBuf,
     pub nats_url: String,
+    /// Whether this `etl` takes an environment's NATS address (`nats: {urls: [...]}` in
+    /// `etl.yaml`): run.sh asks it (`etl validate` of the example with the key) and says so in
+    /// `ETL_E2E_NATS_IN_SPEC=1`. Then NATS runs on a port of its own and [`Env::configure_nats`]
+    /// writes it into the example; until then, v1 runs NATS on the messaging-nats provider's
+    /// default port, 4222.
+    pub nats_in_spec: bool,
     /// `127.0.0.1:<port>/etl`: the project's `spec.registry` in the e2e copy.
     pub registry: String,
     pub example: PathBuf,
@@ -71,10 +79,29 @@ impl Env {
             generation,
             etl: PathBuf::from(var("ETL_E2E_ETL")?),
             nats_url: var("ETL_E2E_NATS_URL")?,
+            nats_in_spec: std::env::var("ETL_E2E_NATS_IN_SPEC").is_ok_and(|v| v == "1"),
             registry: format!("{registry_addr}/etl"),
             example: example.canonicalize().context("examples/iot-sensors")?,
             work: PathBuf::from(var("ETL_E2E_WORK")?),
         })
+    }
+
+    /// dev's and staging's `nats: {urls: [<this NATS>]}` in `repo`'s `etl.yaml`, when this etl
+    /// takes them ([`Env::nats_in_spec`]); whether it wrote them.
+    pub fn configure_nats(&self, repo: &Path) -> anyhow::Result<bool> {
+        if !self.nats_in_spec {
+            return Ok(false);
+        }
+        let project = repo.join("etl.yaml");
+        for environment in [ENV, STAGING] {
+            let lattice = format!("      lattice: acme-iot-{environment}\n");
+            replace_once(
+                &project,
+                &lattice,
+                &format!("{lattice}      nats: {{ urls: [\"{}\"] }}\n", self.nats_url),
+            )?;
+        }
+        Ok(true)
     }
 
     /// Runs etl; its output goes to the test's output, a failure is an error.
@@ -327,13 +354,60 @@ pub fn images(text: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Records in and out
 
-/// The `alerts` sink's webhook: every POST body, in arrival order.
+/// Serves HTTP/1 on a fresh loopback port until the test ends, each request answered by
+/// `handle`; the port.
+async fn serve<F, R>(handle: F) -> anyhow::Result<SocketAddr>
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> R + Clone + Send + Sync + 'static,
+    R: Future<Output = hyper::Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let answer = handle(req);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+fn respond(status: u16, body: impl Into<Bytes>) -> hyper::Response<Full<Bytes>> {
+    let mut res = hyper::Response::new(Full::new(body.into()));
+    *res.status_mut() = hyper::StatusCode::from_u16(status).expect("a valid status");
+    res
+}
+
+/// The `alerts` sink's webhook: every POST body, in arrival order. Once told which
+/// `Authorization` value to require ([`AlertSink::require_authorization`]), it answers any
+/// other request 401 (counted, its body dropped), as the example's webhook behind a bearer
+/// token would.
 pub struct AlertSink {
     pub addr: SocketAddr,
     rx: Mutex<mpsc::UnboundedReceiver<Received>>,
+    webhook: Arc<Webhook>,
+}
+
+/// What the webhook's connections share.
+#[derive(Default)]
+struct Webhook {
+    requests: AtomicUsize,
+    unauthorized: AtomicUsize,
     /// The `authorization` header of every request that had one.
-    authorizations: Arc<std::sync::Mutex<Vec<String>>>,
-    requests: Arc<std::sync::atomic::AtomicUsize>,
+    authorizations: std::sync::Mutex<Vec<String>>,
+    /// The `Authorization` value a request must carry; any (or none) while `None`.
+    required: std::sync::Mutex<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -346,69 +420,72 @@ struct Received {
 
 impl AlertSink {
     pub async fn start() -> anyhow::Result<Arc<Self>> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let authorizations: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-        let requests: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
-        let (auth, count) = (Arc::clone(&authorizations), Arc::clone(&requests));
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let tx = tx.clone();
-                let (auth, count) = (Arc::clone(&auth), Arc::clone(&count));
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let tx = tx.clone();
-                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        if let Some(v) = req.headers().get("authorization") {
-                            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                            auth.lock().unwrap().push(v);
-                        }
-                        async move {
-                            let method = req.method().to_string();
-                            let path = req.uri().path().to_owned();
-                            let content_type = req
-                                .headers()
-                                .get("content-type")
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned);
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let _ = tx.send(Received {
-                                method,
-                                path,
-                                content_type,
-                                body,
-                            });
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+        let webhook: Arc<Webhook> = Arc::default();
+        let shared = Arc::clone(&webhook);
+        let addr = serve(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (tx, webhook) = (tx.clone(), Arc::clone(&shared));
+            async move {
+                webhook.requests.fetch_add(1, Ordering::SeqCst);
+                let authorization = req
+                    .headers()
+                    .get("authorization")
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                if let Some(v) = &authorization {
+                    webhook.authorizations.lock().unwrap().push(v.clone());
+                }
+                let required = webhook.required.lock().unwrap().clone();
+                if required.is_some() && authorization != required {
+                    webhook.unauthorized.fetch_add(1, Ordering::SeqCst);
+                    return respond(401, "no or wrong Authorization");
+                }
+                let method = req.method().to_string();
+                let path = req.uri().path().to_owned();
+                let content_type = req
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let _ = tx.send(Received {
+                    method,
+                    path,
+                    content_type,
+                    body,
                 });
+                respond(200, Bytes::new())
             }
-        });
+        })
+        .await?;
         Ok(Arc::new(Self {
             addr,
             rx: Mutex::new(rx),
-            authorizations,
-            requests,
+            webhook,
         }))
+    }
+
+    /// From now on, a request whose `Authorization` header is not exactly `value` (e.g.
+    /// `Bearer <token>`, the secret's value as the `authorization` setting sends it) is answered
+    /// 401; `None`: every request is taken.
+    pub fn require_authorization(&self, value: Option<&str>) {
+        *self.webhook.required.lock().unwrap() = value.map(str::to_owned);
+    }
+
+    /// How many requests were answered 401.
+    pub fn unauthorized(&self) -> usize {
+        self.webhook.unauthorized.load(Ordering::SeqCst)
     }
 
     /// How many requests arrived, and the `authorization` headers among them.
     pub fn authorizations(&self) -> (usize, Vec<String>) {
         (
-            self.requests.load(std::sync::atomic::Ordering::SeqCst),
-            self.authorizations.lock().unwrap().clone(),
+            self.webhook.requests.load(Ordering::SeqCst),
+            self.webhook.authorizations.lock().unwrap().clone(),
         )
     }
 
@@ -441,6 +518,84 @@ impl AlertSink {
             Ok(None) => bail!("the alerts sink stopped"),
             Err(_) => Ok(None),
         }
+    }
+}
+
+/// A loopback API for a step that calls out (the egress test): `GET /sites/<sensor>` answers
+/// 200 with `{"sensor": <sensor>, "site": <site_of(sensor)>}` as JSON, anything else 404;
+/// every request is counted and kept.
+pub struct LoopbackApi {
+    pub addr: SocketAddr,
+    requests: Arc<std::sync::Mutex<Vec<ApiRequest>>>,
+}
+
+/// One request the [`LoopbackApi`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    /// The `Host` header (what a v2 `allowedHosts` entry or a 1.x link names).
+    pub host: Option<String>,
+    pub status: u16,
+}
+
+impl LoopbackApi {
+    /// The route the API serves a sensor's site on.
+    pub const SITES: &str = "/sites/";
+
+    pub async fn start() -> anyhow::Result<Arc<Self>> {
+        let requests: Arc<std::sync::Mutex<Vec<ApiRequest>>> = Arc::default();
+        let log = Arc::clone(&requests);
+        let addr = serve(move |req: hyper::Request<hyper::body::Incoming>| {
+            let log = Arc::clone(&log);
+            async move {
+                let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+                let sensor = path
+                    .strip_prefix(Self::SITES)
+                    .filter(|s| !s.is_empty() && !s.contains('/') && method == "GET");
+                let (status, body) = match sensor {
+                    Some(sensor) => (
+                        200,
+                        json!({"sensor": sensor, "site": Self::site_of(sensor)}).to_string(),
+                    ),
+                    None => (404, String::new()),
+                };
+                log.lock().unwrap().push(ApiRequest {
+                    host: req
+                        .headers()
+                        .get("host")
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    method,
+                    path,
+                    status,
+                });
+                let mut res = respond(status, body);
+                if status == 200 {
+                    res.headers_mut().insert(
+                        "content-type",
+                        hyper::header::HeaderValue::from_static("application/json"),
+                    );
+                }
+                res
+            }
+        })
+        .await?;
+        Ok(Arc::new(Self { addr, requests }))
+    }
+
+    /// `http://127.0.0.1:<port>`: what a grant's `hosts` and a step's config name.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The site the API answers for `sensor`.
+    pub fn site_of(sensor: &str) -> String {
+        format!("site-of-{sensor}")
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<ApiRequest> {
+        self.requests.lock().unwrap().clone()
     }
 }
 
@@ -782,14 +937,14 @@ pub async fn throughput(
     let mut steps = nats.subscribe(STEPS_OUT_SUBJECT).await?;
     nats.flush().await?;
     let start = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..in_flight {
         let next = Arc::clone(&next);
         let (source, label) = (source.clone(), label.to_owned());
         senders.spawn(async move {
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= n {
                     return Ok::<_, anyhow::Error>(());
                 }
@@ -1037,5 +1192,87 @@ pub async fn check_cases(
         })?;
         eprintln!("e2e: {environment} input {i} ok: {}", want.describe());
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loopback servers, without a lattice
+
+/// One request to a loopback server: the status and body.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> anyhow::Result<(u16, Bytes)> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    let res = sender
+        .send_request(req.body(Full::new(Bytes::from(body.to_owned())))?)
+        .await?;
+    let status = res.status().as_u16();
+    Ok((status, res.into_body().collect().await?.to_bytes()))
+}
+
+/// The webhook takes any request until told which `Authorization` to require, then answers
+/// every other 401 (counted, not delivered); the loopback API answers a sensor's site and
+/// counts. Both generations' runs include this (run.sh's filter `common::`).
+#[tokio::test]
+async fn loopback_servers() -> anyhow::Result<()> {
+    let alerts = AlertSink::start().await?;
+    let hook = |auth: Option<&'static str>, sensor: &'static str| {
+        let body = json!({"sensor_id": sensor}).to_string();
+        let addr = alerts.addr;
+        async move { request(addr, "POST", "/hook", auth, &body).await }
+    };
+    assert_eq!(hook(None, "a").await?.0, 200);
+    alerts.require_authorization(Some("Bearer t0k3n"));
+    assert_eq!(hook(None, "b").await?.0, 401);
+    assert_eq!(hook(Some("Bearer wrong"), "c").await?.0, 401);
+    assert_eq!(hook(Some("Bearer t0k3n"), "d").await?.0, 200);
+    assert_eq!(alerts.unauthorized(), 2);
+    let delivered = [alerts.next(QUIET).await?, alerts.next(QUIET).await?];
+    assert_eq!(
+        delivered.map(|v| v.map(|v| v["sensor_id"].clone())),
+        [Some(json!("a")), Some(json!("d"))]
+    );
+    assert!(alerts.next(Duration::from_millis(50)).await?.is_none());
+    let (requests, authorizations) = alerts.authorizations();
+    assert_eq!(requests, 4);
+    assert_eq!(authorizations, ["Bearer wrong", "Bearer t0k3n"]);
+
+    let api = LoopbackApi::start().await?;
+    let (status, body) = request(api.addr, "GET", "/sites/t-101", None, "").await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body)?,
+        json!({"sensor": "t-101", "site": LoopbackApi::site_of("t-101")})
+    );
+    assert_eq!(request(api.addr, "GET", "/other", None, "").await?.0, 404);
+    assert_eq!(
+        request(api.addr, "POST", "/sites/t-101", None, "").await?.0,
+        404
+    );
+    let got = api.requests();
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[0],
+        ApiRequest {
+            method: "GET".into(),
+            path: "/sites/t-101".into(),
+            host: Some(api.addr.to_string()),
+            status: 200,
+        }
+    );
+    assert_eq!(api.url(), format!("http://{}", api.addr));
     Ok(())
 }

@@ -44,6 +44,12 @@ const UNITS: [&str; 5] = ["parse", "enrich", "threshold-alert", "alerts", "archi
 /// What `alerts`' Secret holds (`etl.dev/secrets`: `authorization`).
 const DEV_TOKEN: &str = "Bearer e2e-dev-token";
 const STAGING_TOKEN: &str = "Bearer e2e-staging-token";
+/// The switch for the example's webhook token on v2 (issue 16): `false` while `out-http` sends
+/// no `authorization` and the Secret rides on the `wasi:http` entry. `true` once the secrets
+/// change lands (CONTEXT decision 1: `secretFrom` on the `wasi:config` entry, the settings part
+/// reading the secret from `wasi:config/store`, `out-http` sending it): the test expects the
+/// Secret there, and the webhook answers 401 to any request without the namespace's token.
+const WEBHOOK_REQUIRES_TOKEN: bool = false;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
@@ -76,6 +82,9 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     let repo = work.join("repo");
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
+    if env.configure_nats(&repo)? {
+        eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
+    }
 
     // 2. Keys, compile, push, verify.
     let key = work.join("signing");
@@ -116,6 +125,9 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     std::fs::write(work.join("dev-secret.yaml"), &dev_secret)?;
 
     let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
+    if WEBHOOK_REQUIRES_TOKEN {
+        alerts.require_authorization(Some(DEV_TOKEN));
+    }
     let deploy_start = Instant::now();
     let changes = player
         .apply(ENV, &format!("{dev_secret}---\n{manifest}"), None)
@@ -247,6 +259,9 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         lab.friendly_name, lab.labels
     );
     let mut staging_sinks = Sinks::subscribe(&nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
+    if WEBHOOK_REQUIRES_TOKEN {
+        alerts.require_authorization(Some(STAGING_TOKEN));
+    }
     let staging_start = Instant::now();
     player.apply(STAGING, &staging_stream, None).await?;
     check_workloads(&player, STAGING, &staging_deployments, STAGING_TOKEN)?;
@@ -295,12 +310,19 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
 
     let (requests, authorizations) = alerts.authorizations();
     eprintln!(
-        "e2e: the alerts webhook got {requests} requests, {} with an Authorization header{}",
+        "e2e: the alerts webhook got {requests} requests, {} with an Authorization header{}, {} \
+         answered 401",
         authorizations.len(),
         authorizations
             .first()
             .map(|a| format!(" (e.g. {a:?})"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        alerts.unauthorized()
+    );
+    ensure!(
+        !WEBHOOK_REQUIRES_TOKEN || alerts.unauthorized() == 0,
+        "alerts: {} requests answered 401",
+        alerts.unauthorized()
     );
     player.delete_all(STAGING).await?;
     eprintln!(
@@ -325,6 +347,8 @@ struct Deployment {
     http_host: Option<String>,
     /// `secretFrom` names of the `wasi:http` outgoing-handler entry.
     secret_from: Vec<String>,
+    /// `secretFrom` names of the `wasi:config` entry.
+    config_secret_from: Vec<String>,
     /// The `max_in_flight` of the `wasmcloud:messaging` entry serving `handler` (records in).
     max_in_flight: Vec<String>,
 }
@@ -367,6 +391,7 @@ fn check_manifest(
             host_selector: serde_json::from_value(spec["hostSelector"].clone()).unwrap_or_default(),
             http_host: None,
             secret_from: Vec::new(),
+            config_secret_from: Vec::new(),
             max_in_flight: Vec::new(),
         };
         let mut config_store = false;
@@ -386,18 +411,12 @@ fn check_manifest(
                          wasi:config/store@0.2.0-rc.1"
                     );
                     config_store = true;
+                    d.config_secret_from = secret_from(hi);
                 }
                 (Some("wasi"), Some("http")) if interfaces.contains(&"incoming-handler") => {
                     d.http_host = hi["config"]["host"].as_str().map(str::to_owned);
                 }
-                (Some("wasi"), Some("http")) => {
-                    d.secret_from = hi["secretFrom"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|r| r["name"].as_str().map(str::to_owned))
-                        .collect();
-                }
+                (Some("wasi"), Some("http")) => d.secret_from = secret_from(hi),
                 (Some("wasmcloud"), Some("messaging")) if interfaces.contains(&"handler") => {
                     let m = hi["config"]["max_in_flight"].as_str().with_context(|| {
                         format!("{name}: a messaging handler without max_in_flight")
@@ -425,10 +444,19 @@ fn check_manifest(
         out["parse"].http_host.is_some(),
         "parse has no wasi:http host"
     );
+    // Where alerts' Secret is layered: today on the `wasi:http` entry; with the secrets change,
+    // on `wasi:config`, whose store the settings part reads (CONTEXT decision 1).
+    let secret = vec![format!("{PIPELINE}-alerts-secrets")];
+    let (http, config) = if WEBHOOK_REQUIRES_TOKEN {
+        (Vec::new(), secret)
+    } else {
+        (secret, Vec::new())
+    };
     ensure!(
-        out["alerts"].secret_from == [format!("{PIPELINE}-alerts-secrets")],
-        "alerts: secretFrom {:?}",
-        out["alerts"].secret_from
+        out["alerts"].secret_from == http && out["alerts"].config_secret_from == config,
+        "alerts: secretFrom {:?} on wasi:http, {:?} on wasi:config; expected {http:?}, {config:?}",
+        out["alerts"].secret_from,
+        out["alerts"].config_secret_from
     );
     let archive_subject = if environment == STAGING {
         STAGING_ARCHIVE_SUBJECT
@@ -483,13 +511,19 @@ fn check_workloads(
                 d.max_in_flight
             );
             if unit == "alerts" {
-                let http = entries
+                let package = if WEBHOOK_REQUIRES_TOKEN {
+                    "config"
+                } else {
+                    "http"
+                };
+                let entry = entries
                     .iter()
-                    .find(|hi| hi["package"] == "http")
-                    .context("alerts: no wasi:http entry sent")?;
+                    .find(|hi| hi["package"] == package)
+                    .with_context(|| format!("alerts: no wasi:{package} entry sent"))?;
                 ensure!(
-                    http["config"]["authorization"] == token,
-                    "alerts: the Secret's authorization is not in the wasi:http config sent: {http}"
+                    entry["config"]["authorization"] == token,
+                    "alerts: the Secret's authorization is not in the wasi:{package} config sent: \
+                     {entry}"
                 );
             }
         }
@@ -516,6 +550,16 @@ fn source_of(
         addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(w.host_http_port)?)),
         host: parse.http_host.clone().context("parse's host")?,
     })
+}
+
+/// The `secretFrom` names of a `hostInterfaces` entry.
+fn secret_from(entry: &Value) -> Vec<String> {
+    entry["secretFrom"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 fn describe_hosts(hosts: &[Host]) -> String {
