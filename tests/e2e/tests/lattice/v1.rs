@@ -37,6 +37,7 @@ use wadm_types::api::{
 };
 
 use crate::common::*;
+use crate::secrets::{SecretsBackend, Signed};
 
 /// The dev environment's lattice (`etl.yaml`).
 const LATTICE: &str = "acme-iot-dev";
@@ -47,6 +48,16 @@ const STAGING_LATTICE: &str = "acme-iot-staging";
 /// The shared listener (the built-in http-server in path mode) listens on the environments'
 /// default address; run.sh gives the test its own network namespace, so this is its own port.
 const SOURCE_ADDR: &str = "127.0.0.1:8000";
+
+/// The switch for the example's webhook token on 1.x (issue 16): `false` while nothing delivers
+/// secrets, so the test drops `alerts`' secret. `true` once the 1.x artifacts carry wascap claims
+/// (the host fetches a component's secrets only with its embedded JWT) and `out-http` sends the
+/// `authorization` setting: the test keeps the secret, puts [`TOKEN`] into the secrets backend
+/// for the `alerts` artifact's claims, and the webhook answers 401 to any request without it.
+const WEBHOOK_REQUIRES_TOKEN: bool = false;
+/// The example's one secret (`alerts`' `authorization`) and the value the test gives it.
+const ALERTS_SECRET: &str = "alerts-webhook-token";
+const TOKEN: &str = "Bearer e2e-v1-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
@@ -61,7 +72,12 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let repo = work.join("repo");
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
-    drop_alerts_secret(&repo)?;
+    if env.configure_nats(&repo)? {
+        eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
+    }
+    if !WEBHOOK_REQUIRES_TOKEN {
+        drop_alerts_secret(&repo)?;
+    }
 
     // 2. Keys, compile, push, verify.
     let key = work.join("signing");
@@ -80,6 +96,9 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let (_, listener_path, _) = &manifests[0];
     let (_, manifest_path, manifest) = &manifests[1];
     check_manifest(manifest, &env.registry)?;
+    if env.nats_in_spec {
+        check_nats_address(manifest, &env.nats_url)?;
+    }
 
     // 3. Deploy through wadm.
     let nats = async_nats::connect(&env.nats_url)
@@ -88,6 +107,10 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let host = wait_for_host(&nats, LATTICE).await?;
     eprintln!("e2e: host {host} is in lattice {LATTICE}");
     let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
+    if WEBHOOK_REQUIRES_TOKEN {
+        put_alerts_secret(&nats, &dist).await?;
+        alerts.require_authorization(Some(TOKEN));
+    }
 
     let deploy_start = Instant::now();
     // The shared HTTP listener first: wadm refuses an application that references a shared one
@@ -196,6 +219,21 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     )
     .await?;
 
+    let (requests, authorizations) = alerts.authorizations();
+    eprintln!(
+        "e2e: the alerts webhook got {requests} requests, {} with an Authorization header, {} \
+         answered 401",
+        authorizations.len(),
+        alerts.unauthorized()
+    );
+    if WEBHOOK_REQUIRES_TOKEN {
+        ensure!(
+            alerts.unauthorized() == 0 && authorizations.iter().all(|a| a == TOKEN),
+            "alerts: {} requests answered 401",
+            alerts.unauthorized()
+        );
+    }
+
     eprintln!(
         "e2e timings: compile+sign+push {compile_push:.1?}; deploy request → deployed {deployed:.1?}; \
          deploy request → first record at both sinks {first_latency:.1?}; \
@@ -207,8 +245,228 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// No `authorization` secret on `alerts`: a secrets backend is out of scope for the 1.x
-/// lattice, and without one the host could not start `alerts`.
+/// A secret reaches a 1.x host from the `nats-kv` backend run.sh starts, through wadm's secret
+/// policy as etl emits it: the example compiled with its secret, `alerts` (its `secrets:` entry,
+/// its config, the `etl-secrets` policy, as written) deployed alone as application
+/// `etl-e2e-secrets`, its image the `alerts` artifact from `file://` (the host's
+/// `allow_file_load`). The host refuses it while the artifact has no embedded claims (as etl
+/// compiles it today), and, signed, while the backend has no such secret — each refusal as wadm
+/// reports it; once the secret is put, wadm's next try starts it, and the backend gives the
+/// value to a request like the host's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_the_backend_reach_the_host() -> anyhow::Result<()> {
+    let env = Env::from_env("v1")?;
+    let work = env.work.join("secrets");
+    let nats = async_nats::connect(&env.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", env.nats_url))?;
+    let backend = SecretsBackend::connect(&nats).await?;
+
+    // The example as etl compiles it, its secret kept; alerts' entry and the policy as emitted.
+    let repo = work.join("repo");
+    copy_dir(&env.example, &repo)?;
+    configure_example(&repo, &env.registry, SocketAddr::from(([127, 0, 0, 1], 9)))?;
+    let dist = work.join("dist");
+    env.etl(&[
+        "compile",
+        "--repo",
+        path_str(&repo)?,
+        "--out",
+        path_str(&dist)?,
+    ])?;
+    let manifest: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(
+        dist.join(ENV).join("wadm").join(format!("{PIPELINE}.yaml")),
+    )?)?;
+    let alerts = manifest["spec"]["components"]
+        .as_sequence()
+        .and_then(|c| c.iter().find(|c| c["name"] == "alerts"))
+        .context("no component alerts")?;
+    let secrets = alerts["properties"]["secrets"].clone();
+    let policies = manifest["spec"]["policies"].clone();
+    ensure!(
+        secrets
+            == serde_yaml::from_str::<serde_yaml::Value>(&format!(
+                "[{{name: authorization, properties: {{policy: etl-secrets, key: {ALERTS_SECRET}}}}}]"
+            ))?
+            && policies
+                == serde_yaml::from_str::<serde_yaml::Value>(
+                    "[{name: etl-secrets, type: policy.secret.wasmcloud.dev/v1alpha1, \
+                     properties: {backend: nats-kv}}]"
+                )?,
+        "alerts' secrets {secrets:?}, policies {policies:?}"
+    );
+    let wasm = v1_artifact(&dist, ENV, "alerts")?;
+    let host = wait_for_host(&nats, LATTICE).await?;
+    eprintln!("e2e: host {host} is in lattice {LATTICE}");
+    // Each try its own application: wadm 0.21.1, upgrading an application whose component
+    // changed, deletes the old version's secret references after putting the new version's, and
+    // both versions' have the same name (`SECRET_<app>-<name>`): the host then finds none.
+    let deploy = |app: &'static str, wasm: Vec<u8>| {
+        let (nats, work) = (nats.clone(), work.clone());
+        let (config, secrets, policies) = (
+            alerts["properties"]["config"].clone(),
+            secrets.clone(),
+            policies.clone(),
+        );
+        async move {
+            let image = work.join(format!("{app}.wasm"));
+            std::fs::write(&image, wasm)?;
+            let manifest = serde_json::json!({
+                "apiVersion": "core.oam.dev/v1beta1",
+                "kind": "Application",
+                "metadata": {"name": app, "annotations": {"version": "v1"}},
+                "spec": {
+                    "components": [{
+                        "name": "alerts",
+                        "type": "component",
+                        "properties": {
+                            "image": format!("file://{}", image.display()),
+                            "config": config,
+                            "secrets": secrets,
+                        },
+                        "traits": [{"type": "spreadscaler", "properties": {"instances": 1}}],
+                    }],
+                    "policies": policies,
+                },
+            });
+            let path = work.join(format!("{app}.yaml"));
+            std::fs::write(&path, serde_yaml::to_string(&manifest)?)?;
+            put_and_deploy(&nats, LATTICE, &path).await
+        }
+    };
+
+    // As etl compiles it today, the artifact has no claims: no secret can be asked for it.
+    let signed = match Signed::embedded(&wasm)? {
+        Some(claims) => {
+            eprintln!(
+                "e2e: the alerts artifact carries claims (subject {})",
+                claims.subject
+            );
+            claims
+        }
+        None => {
+            let app = "etl-e2e-secrets-unsigned";
+            let version = deploy(app, wasm.clone()).await?;
+            let why = wait_refused(&nats, LATTICE, app, &version, "embedded JWT").await?;
+            eprintln!("e2e: alerts without claims refused: {why}");
+            undeploy(&nats, LATTICE, app, None).await?;
+            Signed::sign("alerts", &wasm)?
+        }
+    };
+
+    // Signed and allowed, but the secret is not in the backend.
+    backend.allow(&signed.subject, &[ALERTS_SECRET]).await?;
+    let version = deploy(PROBE_APP, signed.wasm.clone()).await?;
+    let why = wait_refused(&nats, LATTICE, PROBE_APP, &version, "Secret not found").await?;
+    eprintln!("e2e: alerts refused while the backend has no {ALERTS_SECRET}: {why}");
+
+    // The secret put: wadm tries again, and the host gets it.
+    let put = Instant::now();
+    backend.put(ALERTS_SECRET, TOKEN).await?;
+    wait_deployed_after(&nats, LATTICE, PROBE_APP, &version, true).await?;
+    let started = put.elapsed();
+    ensure!(
+        backend
+            .get_as_host(&signed, PROBE_APP, ALERTS_SECRET)
+            .await?
+            == TOKEN,
+        "the backend gives another value for {ALERTS_SECRET}"
+    );
+    let stranger = Signed::sign("stranger", &wasm)?;
+    let refused = backend
+        .get_as_host(&stranger, PROBE_APP, ALERTS_SECRET)
+        .await;
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains("unauthorized")),
+        "a component without a mapping got {ALERTS_SECRET}: {refused:?}"
+    );
+    eprintln!(
+        "e2e: {ALERTS_SECRET} put; alerts started {started:.1?} later (wadm's next try); the \
+         backend gives its value to a request as the host's, and refuses a component it has no \
+         mapping for"
+    );
+    undeploy(&nats, LATTICE, PROBE_APP, None).await
+}
+
+/// The application of [`secrets_from_the_backend_reach_the_host`].
+const PROBE_APP: &str = "etl-e2e-secrets";
+
+/// The bytes of `unit`'s 1.x artifact in `dist`, as `plan.json` names them.
+fn v1_artifact(dist: &Path, environment: &str, unit: &str) -> anyhow::Result<Vec<u8>> {
+    let plan: Value = serde_json::from_slice(&std::fs::read(dist.join("plan.json"))?)?;
+    let digest = plan["deployments"][environment][PIPELINE]["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == unit))
+        .and_then(|c| c["artifact"]["componentDigest"].as_str())
+        .with_context(|| format!("plan.json: no 1.x artifact of {unit} in {environment}"))?;
+    let hex = digest
+        .strip_prefix("sha256:")
+        .with_context(|| format!("digest {digest}"))?;
+    let path = dist
+        .join("components")
+        .join("sha256")
+        .join(format!("{hex}.wasm"));
+    std::fs::read(&path).with_context(|| format!("{}", path.display()))
+}
+
+/// What 1.x needs before `alerts` can start with its secret: the secret in the backend, and
+/// leave for the `alerts` artifact (by its embedded claims' subject) to read it. Staging runs the
+/// same artifacts, so this serves both.
+async fn put_alerts_secret(nats: &async_nats::Client, dist: &Path) -> anyhow::Result<()> {
+    let signed = Signed::embedded(&v1_artifact(dist, ENV, "alerts")?)?.context(
+        "the 1.x alerts artifact has no embedded wascap claims: the host fetches no secret for \
+         it (tests/lattice/secrets.rs)",
+    )?;
+    let backend = SecretsBackend::connect(nats).await?;
+    backend.allow(&signed.subject, &[ALERTS_SECRET]).await?;
+    backend.put(ALERTS_SECRET, TOKEN).await?;
+    eprintln!(
+        "e2e: {ALERTS_SECRET} in the secrets backend for alerts (subject {})",
+        signed.subject
+    );
+    Ok(())
+}
+
+/// Waits until wadm reports `version` of `name` failed with a message containing `why` (the
+/// host's error); that message.
+async fn wait_refused(
+    nats: &async_nats::Client,
+    lattice: &str,
+    name: &str,
+    version: &str,
+    why: &str,
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    loop {
+        let status = model_status(nats, lattice, name).await?;
+        if let Some(st) = status.status {
+            let messages: Vec<String> = std::iter::once(&st.info)
+                .chain(st.scalers.iter().map(|s| &s.info))
+                .filter(|i| i.status_type == StatusType::Failed)
+                .map(|i| i.message.clone())
+                .collect();
+            if let Some(m) = messages.iter().find(|m| m.contains(why)) {
+                return Ok(m.clone());
+            }
+            ensure!(
+                st.info.status_type != StatusType::Deployed,
+                "{name} {version} deployed; expected it refused ({why})"
+            );
+            last = format!("{:?}: {messages:?}", st.info.status_type);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{name} {version} not refused ({why}) within 60 s: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// No `authorization` secret on `alerts` while [`WEBHOOK_REQUIRES_TOKEN`] is off: nothing on
+/// the 1.x lattice would deliver it (see [`secrets_from_the_backend_reach_the_host`]).
 fn drop_alerts_secret(repo: &Path) -> anyhow::Result<()> {
     replace_once(
         &pipeline_file(repo),
@@ -265,6 +523,21 @@ fn check_manifest(text: &str, registry: &str) -> anyhow::Result<()> {
         );
     }
     ensure!(text.contains(ARCHIVE_SUBJECT) && text.contains(DLQ_SUBJECT));
+    Ok(())
+}
+
+/// The manifest tells the messaging-nats provider where NATS is: `cluster_uris` naming this
+/// NATS (without it, the provider connects to 127.0.0.1:4222).
+fn check_nats_address(text: &str, nats_url: &str) -> anyhow::Result<()> {
+    let authority = nats_url.trim_start_matches("nats://");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("cluster_uris"))
+        .collect();
+    ensure!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains(authority)),
+        "the manifest does not point messaging-nats at {nats_url}: cluster_uris {lines:?}"
+    );
     Ok(())
 }
 
@@ -471,6 +744,18 @@ async fn wait_deployed(
     name: &str,
     version: &str,
 ) -> anyhow::Result<()> {
+    wait_deployed_after(nats, lattice, name, version, false).await
+}
+
+/// [`wait_deployed`]; with `retrying`, a `failed` status is waited out (wadm tries a failed
+/// scaler again after a back-off, on the next host heartbeat) instead of an error.
+async fn wait_deployed_after(
+    nats: &async_nats::Client,
+    lattice: &str,
+    name: &str,
+    version: &str,
+    retrying: bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = String::new();
     loop {
@@ -516,7 +801,7 @@ async fn wait_deployed(
             return Ok(());
         }
         ensure!(
-            st.info.status_type != StatusType::Failed,
+            retrying || st.info.status_type != StatusType::Failed,
             "{name} failed to deploy: {last}"
         );
         ensure!(
