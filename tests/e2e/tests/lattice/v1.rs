@@ -1,12 +1,15 @@
 //! What `etl` emits runs on a real wasmCloud 1.x lattice (issue 7).
 //!
-//! `tests/e2e/run.sh v1` starts NATS (JetStream), a registry (Debian's docker-registry), two
-//! wasmCloud hosts (`wasmcloud-host` 0.27.1; lattices `acme-iot-dev` and `acme-iot-staging`, the
-//! latter labelled `zone=lab`) and wadm (0.21.1), all on loopback in a network namespace of its
-//! own, and runs this test with their addresses in the environment. The test:
+//! `tests/e2e/run.sh v1` starts NATS (JetStream), a registry (Debian's docker-registry), the
+//! `nats-kv` secrets backend (`etl-e2e-secrets`), two wasmCloud hosts (`wasmcloud-host` 0.27.1;
+//! lattices `acme-iot-dev` and `acme-iot-staging`, the latter labelled `zone=lab`) and wadm
+//! (0.21.1), all on loopback in a network namespace of its own, and runs these tests with their
+//! addresses in the environment. The main test:
 //!
-//! 1. copies `examples/iot-sensors` and points it at the loopback registry and at an HTTP sink
-//!    it serves itself (and drops the `alerts` secret: no secrets backend here);
+//! 1. copies `examples/iot-sensors` and points it at the loopback registry, at an HTTP sink it
+//!    serves itself and (when etl takes it) at this NATS; while [`WEBHOOK_REQUIRES_TOKEN`] is
+//!    off, it drops the `alerts` secret, which nothing would deliver (see
+//!    [`secrets_from_the_backend_reach_the_host`]);
 //! 2. `etl keygen`, `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
 //! 3. puts and deploys `dist/dev/wadm/iot-sensors-http.yaml` (the shared HTTP listener), then
 //!    `dist/dev/wadm/sensor-ingest.yaml`, through wadm's NATS API, their bytes as emitted, and
