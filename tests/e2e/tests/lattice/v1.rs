@@ -366,7 +366,7 @@ async fn secrets_from_the_backend_reach_the_host() -> anyhow::Result<()> {
     // The secret put: wadm tries again, and the host gets it.
     let put = Instant::now();
     backend.put(ALERTS_SECRET, TOKEN).await?;
-    wait_deployed_after(&nats, LATTICE, PROBE_APP, &version, true).await?;
+    wait_deployed(&nats, LATTICE, PROBE_APP, &version).await?;
     let started = put.elapsed();
     ensure!(
         backend
@@ -740,27 +740,23 @@ async fn undeploy(
     }
 }
 
-/// Waits until wadm reports `version` of `name` deployed and every scaler `deployed`.
+/// How long after wadm first reports an application `failed` [`wait_deployed`] still waits:
+/// wadm tries a failed scaler again after a 5 s back-off, on the next host heartbeat (every 5 s
+/// here). Seen: the shared listener's provider started before wadm had put its config ("Config
+/// … does not exist"), fine on the next try; a component refused until its secret was put.
+const FAILED_GRACE: Duration = Duration::from_secs(45);
+
+/// Waits until wadm reports `version` of `name` deployed and every scaler `deployed`; a
+/// `failed` status is an error once it has lasted [`FAILED_GRACE`] from the first one.
 async fn wait_deployed(
     nats: &async_nats::Client,
     lattice: &str,
     name: &str,
     version: &str,
 ) -> anyhow::Result<()> {
-    wait_deployed_after(nats, lattice, name, version, false).await
-}
-
-/// [`wait_deployed`]; with `retrying`, a `failed` status is waited out (wadm tries a failed
-/// scaler again after a back-off, on the next host heartbeat) instead of an error.
-async fn wait_deployed_after(
-    nats: &async_nats::Client,
-    lattice: &str,
-    name: &str,
-    version: &str,
-    retrying: bool,
-) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = String::new();
+    let mut failed_since = None;
     loop {
         let status: StatusResponse = model_status(nats, lattice, name).await?;
         ensure!(
@@ -803,10 +799,13 @@ async fn wait_deployed_after(
         {
             return Ok(());
         }
-        ensure!(
-            retrying || st.info.status_type != StatusType::Failed,
-            "{name} failed to deploy: {last}"
-        );
+        if st.info.status_type == StatusType::Failed {
+            let since = *failed_since.get_or_insert_with(Instant::now);
+            ensure!(
+                since.elapsed() < FAILED_GRACE,
+                "{name} failed to deploy ({FAILED_GRACE:?} after wadm first said so): {last}"
+            );
+        }
         ensure!(
             Instant::now() < deadline,
             "{name} {version} not deployed within 300 s: {last}"
