@@ -5,9 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use super::view::{Bus, Findings, Lattice, Publish, Read};
+use super::view::{Findings, Lattice, Publish, Read};
 use crate::diag::{Code, Diagnostic};
-use crate::spec::subjects::matches;
 
 /// Pipeline `from` publishes what pipeline `read.pipeline` reads.
 #[derive(Clone, Copy)]
@@ -17,21 +16,12 @@ struct Edge<'l, 'a> {
     publish: &'l Publish<'a>,
 }
 
-/// Whether a subscription of `r` receives what `w` publishes.
-fn receives(r: &Read<'_>, w: &Publish<'_>) -> bool {
-    r.bus == w.bus
-        && match r.bus {
-            Bus::Nats => matches(&r.pattern, &w.subject),
-            Bus::Kafka => r.pattern == w.subject,
-        }
-}
-
 pub(super) fn check_cycles(l: &Lattice<'_>, found: &mut Findings) {
     let n = l.pipelines.len();
     // For each pipeline, the first edge from each pipeline it reads.
     let mut inputs: Vec<Vec<Edge<'_, '_>>> = vec![Vec::new(); n];
     for read in &l.reads {
-        for publish in l.publishes.iter().filter(|w| receives(read, w)) {
+        for publish in l.received(read) {
             let into = &mut inputs[read.pipeline];
             if !into.iter().any(|e| e.from == publish.pipeline) {
                 into.push(Edge {

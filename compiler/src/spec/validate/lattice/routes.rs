@@ -1,17 +1,18 @@
 //! One HTTP server serves a lattice and routes each request by its path: two pipelines must not
 //! ask for one path, nor for one listener address, in one environment.
 
-use super::view::{Findings, Lattice, Route};
+use std::collections::HashMap;
+
+use super::view::{Findings, Lattice, Route, Served};
 use crate::diag::{Code, Diagnostic};
 
 pub(super) fn check_routes(l: &Lattice<'_>, found: &mut Findings) {
-    for (k, served) in l.served.iter().enumerate() {
-        let Some(first) = l.served[..k]
-            .iter()
-            .find(|s| s.route == served.route && s.pipeline != served.pipeline)
-        else {
+    let mut first_at: HashMap<&Route, &Served<'_>> = HashMap::new();
+    for served in &l.served {
+        let first = *first_at.entry(&served.route).or_insert(served);
+        if first.pipeline == served.pipeline {
             continue;
-        };
+        }
         let (this, other) = (l.name(served.pipeline), l.name(first.pipeline));
         let (what, expected, help) = match &served.route {
             Route::Path(path) => (

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::view::{Bus, Findings, Lattice, Publish, Publisher};
 use crate::diag::{Code, Diagnostic};
 use crate::spec::model::SourceConnector;
-use crate::spec::subjects::{is_wildcard, matches};
+use crate::spec::subjects::is_wildcard;
 
 /// What an internal subject carries, in words: "step `parse` of pipeline `a`".
 fn owner(l: &Lattice<'_>, w: &Publish<'_>) -> String {
@@ -80,13 +80,9 @@ pub(super) fn check_implicit(l: &Lattice<'_>, found: &mut Findings) {
             continue;
         }
         let taken: Vec<&Publish<'_>> = l
-            .publishes
-            .iter()
-            .filter(|w| {
-                w.publisher == Publisher::Step
-                    && w.pipeline != r.pipeline
-                    && matches(&r.pattern, &w.subject)
-            })
+            .received(r)
+            .into_iter()
+            .filter(|w| w.publisher == Publisher::Step && w.pipeline != r.pipeline)
             .collect();
         let Some(first) = taken.first() else {
             continue;

@@ -6,12 +6,14 @@
 //! pipeline's `with:`); a setting that does not render is left out, as the template rules report
 //! it.
 
+use std::collections::HashMap;
+
 use crate::diag::{Diagnostic, Span};
 use crate::spec::environments::EnvView;
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{Pipeline, Setting, Settings, SinkConnector, SourceConnector};
 use crate::spec::overrides::connector_setting;
-use crate::spec::subjects::{dead_letter_subject, step_subject};
+use crate::spec::subjects::{dead_letter_subject, is_wildcard, matches, step_subject};
 use crate::spec::templates;
 
 /// A place in a file of the repo.
@@ -34,7 +36,7 @@ impl<'a> At<'a> {
 }
 
 /// Which bus a subject is on: NATS (the bus between steps too) or Kafka.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Bus {
     Nats,
     Kafka,
@@ -88,7 +90,7 @@ pub(super) struct Read<'a> {
 }
 
 /// Where an HTTP source is served.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Route {
     /// A path of the lattice's HTTP server (`with.path`, default `/`).
     Path(String),
@@ -115,6 +117,8 @@ pub(super) struct Lattice<'a> {
     pub publishes: Vec<Publish<'a>>,
     pub reads: Vec<Read<'a>>,
     pub served: Vec<Served<'a>>,
+    /// `publishes` by bus and subject: indices, in order.
+    by_subject: HashMap<(Bus, String), Vec<usize>>,
 }
 
 impl<'a> Lattice<'a> {
@@ -131,6 +135,7 @@ impl<'a> Lattice<'a> {
             publishes: Vec::new(),
             reads: Vec::new(),
             served: Vec::new(),
+            by_subject: HashMap::new(),
         };
         let engine = templates::engine();
         // A connector's setting as rendered here, and where it is written.
@@ -175,9 +180,9 @@ impl<'a> Lattice<'a> {
                     SinkConnector::Kafka => Bus::Kafka,
                     SinkConnector::Http | SinkConnector::S3 => continue,
                 };
-                let with = (&sink.with, format!("/spec/sinks/{j}/with"));
+                let pointer = format!("/spec/sinks/{j}/with");
                 let key = sink.connector.required_key();
-                if let Some((subject, at)) = setting(i, &sink.name, (with.0, &with.1), key) {
+                if let Some((subject, at)) = setting(i, &sink.name, (&sink.with, &pointer), key) {
                     lattice.publishes.push(Publish {
                         pipeline: i,
                         unit: &sink.name,
@@ -240,7 +245,27 @@ impl<'a> Lattice<'a> {
             }
         }
         lattice.reads = reads;
+        for (k, w) in lattice.publishes.iter().enumerate() {
+            let key = (w.bus, w.subject.clone());
+            lattice.by_subject.entry(key).or_default().push(k);
+        }
         lattice
+    }
+
+    /// What a subscription of `r` receives, in publish order: a `nats` subscription with
+    /// wildcards by NATS rules, any other by its subject or topic.
+    pub fn received(&self, r: &Read<'_>) -> Vec<&Publish<'a>> {
+        if r.bus == Bus::Nats && is_wildcard(&r.pattern) {
+            return self
+                .publishes
+                .iter()
+                .filter(|w| w.bus == Bus::Nats && matches(&r.pattern, &w.subject))
+                .collect();
+        }
+        self.by_subject
+            .get(&(r.bus, r.pattern.clone()))
+            .map(|ks| ks.iter().map(|&k| &self.publishes[k]).collect())
+            .unwrap_or_default()
     }
 
     /// The name of pipeline `i`.
