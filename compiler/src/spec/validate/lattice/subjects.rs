@@ -122,7 +122,7 @@ pub(super) fn check_implicit(l: &Lattice<'_>, found: &mut Findings) {
                 first.unit
             ))
         } else {
-            d.help("read each through a source `connector: pipeline` of its own pipeline")
+            d.help("read each by name instead: one pipeline with a `connector: pipeline` source for each")
         };
         found.add(l.env, d);
     }
