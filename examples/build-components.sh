@@ -5,11 +5,12 @@
 #   parse, enrich, threshold-alert  wasm32-unknown-unknown  -> examples/iot-sensors/components/<name>.wasm
 #   bad-sockets (policy test)       wasm32-wasip2           -> tests/fixtures/components/bad-sockets.wasm
 #   chaos (runner tests)            wasm32-unknown-unknown  -> tests/fixtures/chaos/components/chaos.wasm
+#                                                              and tests/fixtures/sub-pipelines/components/chaos.wasm
 #   passthrough (`etl init`'s step) wasm32-unknown-unknown  -> compiler/assets/passthrough.wasm
 #
 # then pins each example step's `digest:` in examples/iot-sensors/pipelines/sensor-ingest.yaml, and
-# every chaos step's in tests/fixtures/chaos/pipelines/*.yaml, to the sha256 of its new bytes, and
-# prints the digests. The etl binary embeds passthrough.wasm: rebuild it after running this.
+# every chaos step's in tests/fixtures/{chaos,sub-pipelines}/pipelines/*.yaml, to the sha256 of its
+# new bytes, and prints the digests. The etl binary embeds passthrough.wasm: rebuild it after running this.
 #
 # The build is reproducible: the toolchain is pinned by rust-toolchain.toml, dependencies by
 # examples/components/Cargo.lock (--locked), and the paths of this machine (the crate registry,
@@ -23,6 +24,7 @@ example=$root/examples/iot-sensors
 pipeline=$example/pipelines/sensor-ingest.yaml
 fixtures=$root/tests/fixtures/components
 chaos=$root/tests/fixtures/chaos
+sub_pipelines=$root/tests/fixtures/sub-pipelines
 assets=$root/compiler/assets
 
 # A CARGO_TARGET_DIR the caller exported (say, for the main workspace) is honoured; otherwise the
@@ -48,7 +50,7 @@ cargo build --release --locked --quiet --target wasm32-unknown-unknown \
   -p parse -p enrich -p threshold-alert -p chaos -p passthrough
 cargo build --release --locked --quiet --target wasm32-wasip2 -p bad-sockets
 
-mkdir -p "$example/components" "$fixtures" "$chaos/components" "$assets"
+mkdir -p "$example/components" "$fixtures" "$chaos/components" "$sub_pipelines/components" "$assets"
 
 # Replaces, in the pipeline file <pipeline>, the `digest:` of every step whose `component:` is
 # components/<name>.wasm (the digest line follows the component line within the step), and checks
@@ -86,13 +88,15 @@ cp "$target_dir/wasm32-wasip2/release/bad_sockets.wasm" "$out"
 printf '%-16s sha256:%s  %7d bytes  %s\n' bad-sockets "$(sha256sum "$out" | cut -d' ' -f1)" \
   "$(wc -c <"$out")" "${out#"$root"/}"
 
-out=$chaos/components/chaos.wasm
-cp "$target_dir/wasm32-unknown-unknown/release/chaos.wasm" "$out"
-digest=$(sha256sum "$out" | cut -d' ' -f1)
-for pipeline_file in "$chaos"/pipelines/*.yaml; do
-  pin_digest "$pipeline_file" chaos "$digest"
+for fixture in "$chaos" "$sub_pipelines"; do
+  out=$fixture/components/chaos.wasm
+  cp "$target_dir/wasm32-unknown-unknown/release/chaos.wasm" "$out"
+  digest=$(sha256sum "$out" | cut -d' ' -f1)
+  for pipeline_file in "$fixture"/pipelines/*.yaml; do
+    pin_digest "$pipeline_file" chaos "$digest"
+  done
+  printf '%-16s sha256:%s  %7d bytes  %s\n' chaos "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
 done
-printf '%-16s sha256:%s  %7d bytes  %s\n' chaos "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
 
 out=$assets/passthrough.wasm
 cp "$target_dir/wasm32-unknown-unknown/release/passthrough.wasm" "$out"

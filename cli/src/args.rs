@@ -115,14 +115,20 @@ pub struct Prepared {
     pub artifacts: etl_run::artifacts::Artifacts,
     /// The cache directory (compositions, compiled code).
     pub cache: PathBuf,
+    /// The pipelines selected ([`etl_run::artifacts::Prepared::pipelines`]).
+    pub pipelines: Vec<String>,
 }
 
 impl ArtifactArgs {
-    /// Validates the repo and gets the artifacts of the pipelines in `only` (all when empty),
-    /// compiled in memory or from `--dist` ([`etl_run::artifacts::prepare_only`]); renders the
-    /// diagnostics that concern them, notes the files of other pipelines whose errors were set
-    /// aside, and gives `None` on errors.
-    pub fn prepare(&self, only: &[String], color: Color) -> Result<Option<Prepared>, Error> {
+    /// Validates the repo and gets the artifacts of the pipelines `selection` names (all when
+    /// none), compiled in memory or from `--dist` ([`etl_run::artifacts::prepare_only`]); renders
+    /// the diagnostics that concern them, notes the files of other pipelines whose errors were
+    /// set aside, and gives `None` on errors.
+    pub fn prepare(
+        &self,
+        selection: &etl_run::artifacts::Selection,
+        color: Color,
+    ) -> Result<Option<Prepared>, Error> {
         use etl_run::artifacts::{self, Origin};
         let cache = cache_dir(self.cache_dir.clone());
         let origin = match &self.dist {
@@ -133,7 +139,8 @@ impl ArtifactArgs {
             validation,
             artifacts,
             set_aside,
-        } = artifacts::prepare_only(&self.repo, &origin, only, self.generation)?;
+            pipelines,
+        } = artifacts::prepare_only(&self.repo, &origin, selection, self.generation)?;
         if !validation.diagnostics.is_empty() {
             let done = artifacts.is_some().then_some("");
             render::diagnostics(&validation, &self.repo, Format::Human, color, done);
@@ -143,6 +150,7 @@ impl ArtifactArgs {
             validation,
             artifacts,
             cache,
+            pipelines,
         }))
     }
 }

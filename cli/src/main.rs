@@ -99,6 +99,10 @@ enum Command {
     /// Run records through one pipeline in-process: the composed artifacts, wired as on a
     /// lattice, with an in-memory bus for NATS and captured HTTP and S3 sinks.
     ///
+    /// `etl run P Q…` runs several pipelines on one bus: records enter P, and Q receives what
+    /// it reads of P's (a sub-pipeline); `--downstream` adds every sub-pipeline of those named.
+    /// Alone, a sub-pipeline takes the input at its source, as records of what it reads.
+    ///
     /// Reads JSON lines (`{"payload": "text"}`, `{"json": {…}}` or `{"base64": "…"}`, each with
     /// optional `key` and `headers`) and prints, as each record completes, what reached each
     /// sink, dead letters and failures; then a summary. Exit status: 0 every record was handled

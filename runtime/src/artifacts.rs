@@ -202,8 +202,28 @@ pub fn prepare(
     origin: &Origin,
     generation: Generation,
 ) -> Result<(etl::spec::Validation, Option<Artifacts>), PrepareError> {
-    let prepared = prepare_only(root, origin, &[], generation)?;
+    let prepared = prepare_only(root, origin, &Selection::default(), generation)?;
     Ok((prepared.validation, prepared.artifacts))
+}
+
+/// Which pipelines to run: those named (every one when none is), and with `downstream` every
+/// pipeline that reads one of them through a `connector: pipeline` source, transitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The pipelines named.
+    pub named: Vec<String>,
+    /// Whether their sub-pipelines come too.
+    pub downstream: bool,
+}
+
+impl Selection {
+    /// The pipelines named, without their sub-pipelines.
+    pub fn only(named: &[String]) -> Self {
+        Selection {
+            named: named.to_vec(),
+            downstream: false,
+        }
+    }
 }
 
 /// The artifacts of some pipelines, and what was found on the way.
@@ -215,14 +235,17 @@ pub struct Prepared {
     pub artifacts: Option<Artifacts>,
     /// Files of other pipelines (and their fixtures) with errors that were set aside.
     pub set_aside: Vec<String>,
+    /// The pipelines selected: those named, then those `downstream` added (in repo order);
+    /// every pipeline when none is named.
+    pub pipelines: Vec<String>,
 }
 
-/// [`prepare`] for the pipelines named in `only` (every pipeline when it is empty): problems
-/// in the files of other pipelines and of their fixtures do not stop these (see [`narrow`]).
+/// [`prepare`] for the pipelines `selection` names: problems in the files of other pipelines
+/// and of their fixtures do not stop these (see [`narrow`]).
 pub fn prepare_only(
     root: &Path,
     origin: &Origin,
-    only: &[String],
+    selection: &Selection,
     generation: Generation,
 ) -> Result<Prepared, PrepareError> {
     let cache = match origin {
@@ -230,9 +253,10 @@ pub fn prepare_only(
         Origin::Dist(_) => None,
     };
     let validation = etl::spec::validate_with(root, cache)?;
+    let pipelines = selected(&validation.repo, selection);
     match origin {
         Origin::Build(cache) => {
-            let (validation, set_aside) = narrow(validation, only);
+            let (validation, set_aside) = narrow(validation, &pipelines_if(selection, &pipelines));
             let build =
                 etl::build::build_validated(validation, cache.as_ref(), &Default::default());
             let artifacts = build
@@ -243,17 +267,19 @@ pub fn prepare_only(
                 validation: build.validation,
                 artifacts,
                 set_aside,
+                pipelines,
             })
         }
         Origin::Dist(dist) => {
             // The `dist/` must have been compiled from this very repo, every file of it.
             let whole = etl::build::input_digests(&validation.repo);
-            let (validation, set_aside) = narrow(validation, only);
+            let (validation, set_aside) = narrow(validation, &pipelines_if(selection, &pipelines));
             if validation.has_errors() {
                 return Ok(Prepared {
                     validation,
                     artifacts: None,
                     set_aside,
+                    pipelines,
                 });
             }
             let artifacts = from_dist_checked(dist, &whole, generation)?;
@@ -261,18 +287,81 @@ pub fn prepare_only(
                 validation,
                 artifacts: Some(artifacts),
                 set_aside,
+                pipelines,
             })
         }
     }
 }
 
+/// `pipelines` when `selection` names some, else none (nothing to narrow to).
+fn pipelines_if(selection: &Selection, pipelines: &[String]) -> Vec<String> {
+    if selection.named.is_empty() {
+        Vec::new()
+    } else {
+        pipelines.to_vec()
+    }
+}
+
+/// The pipelines `selection` selects in `repo`: the named ones (all when none is), then, with
+/// `downstream`, the pipelines that read them, transitively, in repo order.
+fn selected(repo: &Repo, selection: &Selection) -> Vec<String> {
+    if selection.named.is_empty() {
+        return repo
+            .pipelines
+            .iter()
+            .map(|p| p.spec.metadata.name.to_string())
+            .collect();
+    }
+    let mut out = selection.named.clone();
+    if selection.downstream {
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for p in &repo.pipelines {
+                let name = p.spec.metadata.name.as_str();
+                let reads = p.spec.spec.source.upstream().map(|u| u.pipeline);
+                if !out.iter().any(|o| o == name)
+                    && reads.is_some_and(|u| out.iter().any(|o| o == u))
+                {
+                    out.push(name.to_owned());
+                    grew = true;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `names` and every pipeline they read through `connector: pipeline` sources, transitively:
+/// what planning them needs.
+fn with_upstream(repo: &Repo, names: &[String]) -> Vec<String> {
+    let mut out = names.to_vec();
+    let mut k = 0;
+    while k < out.len() {
+        let upstream = repo
+            .pipelines
+            .iter()
+            .find(|p| *p.spec.metadata.name == *out[k])
+            .and_then(|p| p.spec.spec.source.upstream())
+            .map(|u| u.pipeline.to_owned());
+        if let Some(u) = upstream
+            && !out.contains(&u)
+        {
+            out.push(u);
+        }
+        k += 1;
+    }
+    out
+}
+
 /// `validation` narrowed to the pipelines named in `only` (unchanged when it is empty): the
-/// repo keeps only those pipelines and their fixtures, and the diagnostics only those that
-/// concern them, that is all but the ones in the files of other pipelines and of their
+/// repo keeps only those pipelines, the pipelines they read (sub-pipelines are planned with
+/// what they read) and the fixtures of those named, and the diagnostics only those that
+/// concern them, that is all but the ones in the files of other pipelines and of other
 /// fixtures. Returns the files whose errors were set aside.
 ///
-/// When a pipeline of `only` did not load, nothing is narrowed: its broken file may be any of
-/// those that did not load.
+/// When a pipeline of `only`, or one they read, did not load, nothing is narrowed: its broken
+/// file may be any of those that did not load.
 pub fn narrow(
     mut validation: etl::spec::Validation,
     only: &[String],
@@ -280,17 +369,20 @@ pub fn narrow(
     use etl::spec::schema::FileKind;
     let repo = &validation.repo;
     let wanted = |name: &str| only.iter().any(|p| p == name);
-    if only.is_empty()
-        || !only
+    let loaded = |name: &String| {
+        repo.pipelines
             .iter()
-            .all(|p| repo.pipelines.iter().any(|l| *l.spec.metadata.name == **p))
-    {
+            .any(|l| *l.spec.metadata.name == **name)
+    };
+    let planned = with_upstream(repo, only);
+    if only.is_empty() || !planned.iter().all(loaded) {
         return (validation, Vec::new());
     }
+    let kept = |name: &str| planned.iter().any(|p| p == name);
     // The files that belong to other pipelines: theirs and their fixtures'.
     let mut elsewhere: Vec<String> = Vec::new();
     for p in &repo.pipelines {
-        if !wanted(&p.spec.metadata.name) {
+        if !kept(&p.spec.metadata.name) {
             elsewhere.push(p.file.clone());
         }
     }
@@ -301,7 +393,7 @@ pub fn narrow(
     }
     for u in &repo.unloaded {
         let other = match u.kind {
-            // Every pipeline asked for loaded, so a pipeline file that did not is another one.
+            // Every pipeline kept loaded, so a pipeline file that did not is another one.
             FileKind::Pipeline => true,
             // A fixture is another pipeline's when it says so.
             FileKind::Test => repo
@@ -333,7 +425,7 @@ pub fn narrow(
         false
     });
     let repo = &mut validation.repo;
-    repo.pipelines.retain(|p| wanted(&p.spec.metadata.name));
+    repo.pipelines.retain(|p| kept(&p.spec.metadata.name));
     repo.tests.retain(|t| wanted(&t.spec.spec.pipeline));
     repo.unloaded.retain(|u| !elsewhere.contains(&u.file));
     set_aside.sort();

@@ -1,10 +1,13 @@
-//! `etl run` and `etl test`: executes the composed units of one pipeline in-process on wasmtime, wired the
-//! way the deployment plan ([`etl::build::deployment`]) wires them on a lattice.
+//! `etl run` and `etl test`: executes the composed units of one pipeline (or of several on one bus)
+//! in-process on wasmtime, wired the way the deployment plan ([`etl::build::deployment`]) wires them
+//! on a lattice.
 //!
 //! - The bytes run are the composed artifacts `etl compile` produced, found by digest; nothing
 //!   is re-composed here.
 //! - An in-memory bus stands in for NATS: a publish reaches every unit subscribed to its subject
-//!   (fan-out), a unit may subscribe to several (fan-in). The HTTP source is fed by building
+//!   (fan-out; NATS wildcards `*` and `>` match as on NATS), a unit may subscribe to several
+//!   (fan-in). Several pipelines loaded together ([`Runtime::load_together`]) share the bus, so a
+//!   sub-pipeline receives what the pipeline it reads publishes; records enter the first one. The HTTP source is fed by building
 //!   one `POST` per input record; HTTP sinks are captured, never sent, and so are the objects
 //!   of S3 sinks (served `wasi:blobstore` in memory).
 //! - Each input record is carried through the whole pipeline before the next one starts, in a
@@ -127,6 +130,10 @@ impl fmt::Display for FailureKind {
 }
 
 /// A record delivered to a sink.
+///
+/// Units are named by their name when one pipeline runs, and `<pipeline>/<name>` when several
+/// run together ([`Runtime::load_together`]): here, in [`DeadLetter`], [`Failure`], the logs and
+/// the counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkRecord {
     /// Sink name.
@@ -293,6 +300,14 @@ pub enum RunError {
         /// Why.
         message: String,
     },
+    /// A pipeline loaded with others would receive nothing.
+    #[error("pipeline `{pipeline}` cannot run with the others: {why}")]
+    Together {
+        /// The pipeline.
+        pipeline: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// The engine every call runs on: fuel metering, and the pooling instance allocator, which
@@ -359,21 +374,44 @@ impl Runtime {
         deployment: &Deployment,
         artifacts: &BTreeMap<String, Artifact>,
     ) -> Result<LoadedPipeline, RunError> {
+        self.load_together(&[(deployment, artifacts)])
+    }
+
+    /// [`Runtime::load`] of several pipelines (each with its artifacts by unit name) on one
+    /// in-memory bus: records enter the first one's source, and each of the others must read
+    /// what another of them publishes (a sub-pipeline, or a `nats` source on a sink's subject).
+    /// Units are named `<pipeline>/<unit>` when there are several.
+    pub fn load_together(
+        &self,
+        pipelines: &[(&Deployment, &BTreeMap<String, Artifact>)],
+    ) -> Result<LoadedPipeline, RunError> {
         let started = Instant::now();
-        let wanted: Vec<(&str, &Artifact)> = deployment
-            .units
-            .iter()
-            .map(|u| {
-                artifacts
+        let deployments: Vec<Deployment> = pipelines.iter().map(|(d, _)| (*d).clone()).collect();
+        reached(&deployments)?;
+        let several = pipelines.len() > 1;
+        let mut wanted: Vec<(
+            usize,
+            &etl::build::deployment::UnitDeployment,
+            String,
+            &Artifact,
+        )> = Vec::new();
+        for (k, (deployment, artifacts)) in pipelines.iter().enumerate() {
+            for u in &deployment.units {
+                let label = if several {
+                    format!("{}/{}", deployment.pipeline, u.name)
+                } else {
+                    u.name.clone()
+                };
+                let artifact = artifacts
                     .get(&u.name)
-                    .map(|a| (u.name.as_str(), a))
-                    .ok_or_else(|| RunError::NoArtifact(u.name.clone()))
-            })
-            .collect::<Result<_, _>>()?;
+                    .ok_or_else(|| RunError::NoArtifact(label.clone()))?;
+                wanted.push((k, u, label, artifact));
+            }
+        }
         // Distinct artifacts compile in parallel; units sharing one share its code.
         let mut distinct: BTreeMap<&str, (&str, &Artifact)> = BTreeMap::new();
-        for (unit, a) in &wanted {
-            distinct.entry(a.digest.as_str()).or_insert((unit, a));
+        for (_, _, label, a) in &wanted {
+            distinct.entry(a.digest.as_str()).or_insert((label, a));
         }
         let compiled: BTreeMap<&str, Result<Component, RunError>> = std::thread::scope(|s| {
             let handles: Vec<_> = distinct
@@ -401,10 +439,10 @@ impl Runtime {
             components.insert(digest, c?);
         }
         let mut units = Vec::new();
-        for (u, (_, artifact)) in deployment.units.iter().zip(&wanted) {
+        for (k, u, label, artifact) in wanted {
             let component = &components[artifact.digest.as_str()];
             let load_error = |source| RunError::Load {
-                unit: u.name.clone(),
+                unit: label.clone(),
                 digest: artifact.digest.clone(),
                 source,
             };
@@ -420,7 +458,8 @@ impl Runtime {
                 None
             };
             units.push(LoadedUnit {
-                name: u.name.clone(),
+                name: label,
+                pipeline: k,
                 kind: u.kind,
                 pre,
                 http,
@@ -432,7 +471,7 @@ impl Runtime {
         }
         Ok(LoadedPipeline {
             engine: self.engine.clone(),
-            deployment: deployment.clone(),
+            deployments,
             units,
             load_time: started.elapsed(),
         })
@@ -467,9 +506,63 @@ impl Runtime {
     }
 }
 
+/// Checks that each pipeline after the first receives what another of `deployments`
+/// publishes: records enter the first only.
+fn reached(deployments: &[Deployment]) -> Result<(), RunError> {
+    let Some((first, others)) = deployments.split_first() else {
+        return Ok(());
+    };
+    for (k, d) in others.iter().enumerate() {
+        if deployments[..=k].iter().any(|e| e.pipeline == d.pipeline) {
+            return Err(RunError::Together {
+                pipeline: d.pipeline.clone(),
+                why: "it is named twice".to_owned(),
+            });
+        }
+        let Some(subject) = &d.source.subject else {
+            return Err(RunError::Together {
+                pipeline: d.pipeline.clone(),
+                why: format!(
+                    "its source `{}` is `http`, and records enter `{}` only",
+                    d.source.name, first.pipeline
+                ),
+            });
+        };
+        let published = deployments
+            .iter()
+            .filter(|e| e.pipeline != d.pipeline)
+            .any(|e| {
+                e.units
+                    .iter()
+                    .flat_map(|u| u.publishes.iter().chain(&u.dead_letter))
+                    .any(|p| etl::spec::subjects::matches(subject, p))
+            });
+        if !published {
+            let names: Vec<&str> = deployments
+                .iter()
+                .filter(|e| e.pipeline != d.pipeline)
+                .map(|e| e.pipeline.as_str())
+                .collect();
+            return Err(RunError::Together {
+                pipeline: d.pipeline.clone(),
+                why: format!(
+                    "its source `{}` reads `{subject}`, which none of `{}` publishes (run the \
+                     pipelines in between too)",
+                    d.source.name,
+                    names.join("`, `")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// One unit, linked and ready to instantiate.
 struct LoadedUnit {
+    /// Its name, or `<pipeline>/<name>` when several pipelines run together.
     name: String,
+    /// Index of its pipeline in [`LoadedPipeline::deployments`].
+    pipeline: usize,
     kind: UnitKind,
     /// The component, linked.
     pre: InstancePre<Host>,
@@ -482,10 +575,11 @@ struct LoadedUnit {
     dead_letter: Option<String>,
 }
 
-/// A pipeline loaded for one environment, ready to run records.
+/// A pipeline (or several on one bus) loaded for one environment, ready to run records.
 pub struct LoadedPipeline {
     engine: Engine,
-    deployment: Deployment,
+    /// The pipeline records enter, then the others loaded with it.
+    deployments: Vec<Deployment>,
     units: Vec<LoadedUnit>,
     /// Time [`Runtime::load`] took.
     pub load_time: Duration,
@@ -515,21 +609,27 @@ struct Failed {
 }
 
 impl LoadedPipeline {
-    /// The deployment this pipeline was loaded for.
+    /// The deployment of the pipeline records enter.
     pub fn deployment(&self) -> &Deployment {
-        &self.deployment
+        &self.deployments[0]
+    }
+
+    /// The deployments loaded: the pipeline records enter, then the others.
+    pub fn deployments(&self) -> &[Deployment] {
+        &self.deployments
     }
 
     /// Checks that `record` can enter this pipeline's source.
     pub fn check_input(&self, index: usize, record: &Record) -> Result<(), RunError> {
-        if self.deployment.source.subject.is_some() {
+        let source = &self.deployment().source;
+        if source.subject.is_some() {
             return Ok(());
         }
         let error = |message: String| RunError::Input { index, message };
         if record.key.is_some() {
             return Err(error(format!(
                 "it has a key, but source `{}` is `http`, whose requests carry none",
-                self.deployment.source.name
+                source.name
             )));
         }
         for (name, value) in &record.headers {
@@ -606,14 +706,14 @@ impl LoadedPipeline {
             ..Outcome::default()
         };
         let mut queue: VecDeque<(usize, Delivery)> = VecDeque::new();
-        match &self.deployment.source.subject {
+        match &self.deployment().source.subject {
             Some(subject) => {
                 let body = etl_envelope::encode(&envelope_of(record));
                 self.route(subject, &body, &mut queue);
             }
             None => {
                 for (u, unit) in self.units.iter().enumerate() {
-                    if unit.http.is_some() {
+                    if unit.http.is_some() && unit.pipeline == 0 {
                         queue.push_back((u, Delivery::Http(record.clone())));
                     }
                 }
@@ -634,7 +734,11 @@ impl LoadedPipeline {
     fn route(&self, subject: &str, body: &[u8], queue: &mut VecDeque<(usize, Delivery)>) -> bool {
         let mut any = false;
         for (u, unit) in self.units.iter().enumerate() {
-            if unit.subscriptions.iter().any(|s| s == subject) {
+            if unit
+                .subscriptions
+                .iter()
+                .any(|s| etl::spec::subjects::matches(s, subject))
+            {
                 any = true;
                 queue.push_back((
                     u,
@@ -712,6 +816,8 @@ impl LoadedPipeline {
                             reason: reason.unwrap_or_default(),
                             record,
                         });
+                        // A pipeline run with this one may read the dead letters.
+                        self.route(&msg.subject, &msg.body, queue);
                     }
                     Err(e) => out.failures.push(Failure {
                         unit: unit.name.clone(),
@@ -811,7 +917,8 @@ impl LoadedPipeline {
             .expect("the engine consumes fuel");
         current.store.data_mut().begin_call();
         current.calls += 1;
-        let result = current.enter(unit, delivery, &self.deployment.source.settings);
+        let source = &self.deployments[unit.pipeline].source;
+        let result = current.enter(unit, delivery, &source.settings);
         let outcome = classify(result, current.store.data_mut(), limits);
         if outcome.is_err() || current.calls >= limits.calls_per_instance {
             *live = None;

@@ -1,6 +1,7 @@
-//! `etl run`: one pipeline loaded for an environment, and records streamed through it: JSON
-//! lines ([`crate::input`]) read from a file or stdin one at a time, each record's [`Outcome`]
-//! handed back as soon as it has gone through the whole pipeline, and only the [`Summary`] kept.
+//! `etl run`: a pipeline (and those run with it) loaded for an environment, and records streamed
+//! through it: JSON lines ([`crate::input`]) read from a file or stdin one at a time, each
+//! record's [`Outcome`] handed back as soon as it has gone through the whole pipeline, and only
+//! the [`Summary`] kept.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -53,22 +54,30 @@ impl Input {
     }
 }
 
-/// Loads `pipeline` of `artifacts` for environment `env` (default: the project's first), its
-/// compiled code cached under `cache`.
+/// Loads `pipelines` of `artifacts` for environment `env` (default: the project's first), its
+/// compiled code cached under `cache`: records enter the first, the others run with it on one
+/// bus ([`Runtime::load_together`]).
 pub fn load(
     repo: &Repo,
     artifacts: &Artifacts,
-    pipeline: &str,
+    pipelines: &[String],
     env: Option<String>,
     cache: &Path,
 ) -> Result<LoadedPipeline, StreamError> {
     let env = env
         .or_else(|| deployment::default_environment(repo))
         .unwrap_or_default();
-    let deployment = deployment::deploy(repo, &env, pipeline)?;
+    let deployments = pipelines
+        .iter()
+        .map(|p| deployment::deploy(repo, &env, p))
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime = Runtime::new(Some(cache))?;
     let none = BTreeMap::new();
-    Ok(runtime.load(&deployment, artifacts.get(pipeline).unwrap_or(&none))?)
+    let together: Vec<_> = deployments
+        .iter()
+        .map(|d| (d, artifacts.get(&d.pipeline).unwrap_or(&none)))
+        .collect();
+    Ok(runtime.load_together(&together)?)
 }
 
 /// The records of an input, one at a time.
@@ -171,7 +180,7 @@ mod tests {
         load(
             &validation.repo,
             &built.expect("the example is valid"),
-            "sensor-ingest",
+            &["sensor-ingest".to_owned()],
             env.map(str::to_owned),
             cache.path(),
         )

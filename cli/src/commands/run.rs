@@ -1,10 +1,12 @@
-//! `etl run`: records through one pipeline, each outcome printed as it completes.
+//! `etl run`: records through one pipeline (and the pipelines run with it on the same bus), each
+//! outcome printed as it completes.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::ValueEnum;
+use etl_run::artifacts::Selection;
 use etl_run::output;
 use etl_run::stream::{self, Input, Stream};
 
@@ -14,9 +16,16 @@ use crate::exit::{Error, Verdict};
 /// The arguments of `etl run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The pipeline to run.
-    #[arg(value_name = "PIPELINE")]
-    pipeline: String,
+    /// The pipeline the records enter, then any pipelines to run with it on the same in-memory
+    /// bus (each must read what another of them publishes: a sub-pipeline, `connector:
+    /// pipeline`, or a `nats` source on a sink's subject). Units are then named
+    /// `<pipeline>/<unit>` in the output.
+    #[arg(value_name = "PIPELINE", required = true, num_args = 1..)]
+    pipelines: Vec<String>,
+    /// Also run every pipeline that reads one of these through `connector: pipeline`, and
+    /// those that read them, and so on.
+    #[arg(long)]
+    downstream: bool,
     /// The environment whose configuration to use (default: the project's first).
     #[arg(long, value_name = "ENV")]
     env: Option<String>,
@@ -44,14 +53,17 @@ pub enum RunFormat {
 /// Streams the input through the pipeline: each record's outcome on stdout as soon as it is
 /// known, then the summary. Progress goes to stderr when it is a terminal and stdout is not.
 pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
-    let only = std::slice::from_ref(&args.pipeline);
-    let Some(prepared) = args.artifacts.prepare(only, color)? else {
+    let selection = Selection {
+        named: args.pipelines,
+        downstream: args.downstream,
+    };
+    let Some(prepared) = args.artifacts.prepare(&selection, color)? else {
         return Ok(Verdict::Invalid);
     };
     let pipeline = stream::load(
         &prepared.validation.repo,
         &prepared.artifacts,
-        &args.pipeline,
+        &prepared.pipelines,
         args.env,
         &prepared.cache,
     )?;

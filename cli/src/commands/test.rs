@@ -20,7 +20,8 @@ pub struct Args {
 
 /// Runs every fixture (of the named pipelines, if any) and reports.
 pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
-    let Some(prepared) = args.artifacts.prepare(&args.pipelines, color)? else {
+    let selection = etl_run::artifacts::Selection::only(&args.pipelines);
+    let Some(prepared) = args.artifacts.prepare(&selection, color)? else {
         return Ok(Verdict::Invalid);
     };
     let started = Instant::now();

@@ -87,6 +87,22 @@ fn fan_in_draws_every_edge_once() {
     );
 }
 
+/// A sub-pipeline is drawn with what it reads first: the other pipeline's node, feeding its
+/// source.
+#[test]
+fn a_sub_pipeline_shows_what_it_reads() {
+    let p = pipeline(&common::sub_pipelines(), "replay");
+    insta::assert_snapshot!("replay_mermaid", etl::ops::graph::mermaid(&p));
+    let dot = etl::ops::graph::dot(&p);
+    insta::assert_snapshot!("replay_dot", dot);
+    let svg = graphviz(&dot);
+    assert!(svg.contains("<title>audit/trail</title>"), "{svg}");
+    assert!(
+        svg.contains("<title>audit/trail&#45;&gt;trail</title>"),
+        "{svg}"
+    );
+}
+
 #[test]
 fn etl_graph_prints_and_refuses_unknown_names() {
     let etl = |args: &[&str]| {

@@ -484,6 +484,8 @@ fn the_graph_from_a_plan_is_the_graph_from_the_spec() {
         (common::example(), "sensor-ingest"),
         (chaos.clone(), "diamond"),
         (chaos, "chaos-http"),
+        (common::sub_pipelines(), "audit"),
+        (common::sub_pipelines(), "replay"),
     ] {
         let (_dir, snapshot) = side(&repo, "x");
         let validation = etl::spec::validate(&repo).unwrap();

@@ -19,4 +19,5 @@ mod push;
 mod registry_signatures;
 mod run;
 mod sign;
+mod sub_pipelines;
 mod workflow;

@@ -316,6 +316,7 @@ fn the_init_component_reproduces() {
         "examples/components",
         "examples/iot-sensors",
         "tests/fixtures/chaos",
+        "tests/fixtures/sub-pipelines",
         "tests/fixtures/components",
     ] {
         common::copy(&root.join(dir), &copy.join(dir));
@@ -341,6 +342,7 @@ fn the_init_component_reproduces() {
     for dir in [
         "examples/iot-sensors",
         "tests/fixtures/chaos",
+        "tests/fixtures/sub-pipelines",
         "tests/fixtures/components",
     ] {
         assert!(

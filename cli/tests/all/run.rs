@@ -17,7 +17,7 @@ use etl::build::generation::Generation;
 use etl_run::artifacts::{self, Artifacts, DistError, Origin};
 use etl_run::{FailureKind, Limits, LoadedPipeline, Record, Report, Runtime};
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -26,12 +26,12 @@ fn chaos() -> PathBuf {
 }
 
 /// One cache (compositions, compiled code) for every test of this binary.
-fn cache() -> &'static Path {
+pub(crate) fn cache() -> &'static Path {
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
-fn runtime() -> &'static Runtime {
+pub(crate) fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| Runtime::new(Some(cache())).unwrap())
 }
@@ -47,7 +47,7 @@ fn watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 }
 
 /// The validated repo and its artifacts, compiled in memory.
-fn build(repo: &Path) -> (etl::spec::Validation, Artifacts) {
+pub(crate) fn build(repo: &Path) -> (etl::spec::Validation, Artifacts) {
     let (validation, artifacts) = artifacts::prepare(
         repo,
         &Origin::Build(Some(etl::store::Cache::new(cache().to_owned()))),
@@ -68,7 +68,7 @@ fn load(
     runtime().load(&deployment, &artifacts[pipeline]).unwrap()
 }
 
-fn text(payload: &str) -> Record {
+pub(crate) fn text(payload: &str) -> Record {
     Record {
         payload: payload.as_bytes().to_vec(),
         ..Record::default()
@@ -76,7 +76,7 @@ fn text(payload: &str) -> Record {
 }
 
 /// Every record a unit received ended in exactly one outcome.
-fn assert_accounted(report: &Report) {
+pub(crate) fn assert_accounted(report: &Report) {
     for (unit, c) in &report.counts {
         assert_eq!(
             c.received,
@@ -505,7 +505,7 @@ fn at_sink(stdout: &str, sink: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn etl(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+pub(crate) fn etl(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
     let out = common::output_with_stdin(
         std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
             .args(args)
@@ -521,7 +521,7 @@ fn etl(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
 }
 
 /// Times vary from run to run; everything else in the output must not.
-fn without_times(text: &str) -> String {
+pub(crate) fn without_times(text: &str) -> String {
     let ms = regex_lite(r"[0-9]+\.[0-9]+ ?(ms|s)\b");
     let json_ms = regex_lite(r#""elapsedMs":[0-9.e-]+"#);
     let text = ms.replace_all(text, "[time]");

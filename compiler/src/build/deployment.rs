@@ -7,15 +7,22 @@
 //! read the same plan, so a record takes the same path on a laptop and on a lattice.
 //!
 //! Subjects between steps are named by [`step_subject`] and [`dead_letter_subject`]; sources and
-//! sinks on `nats`/`kafka` use the subject or topic their `with:` names.
+//! sinks on `nats`/`kafka` use the subject or topic their `with:` names, and a `pipeline` source
+//! (a sub-pipeline) the subject of the step or `nats` sink it names, as that pipeline publishes
+//! it in the same environment.
 
 use std::collections::BTreeMap;
 
 use crate::diag;
 use crate::spec::environments::Environments;
 use crate::spec::load::{Loaded, Repo};
-use crate::spec::model::{Pipeline, Setting, Settings, SinkConnector, SourceConnector};
+use crate::spec::model::{
+    Pipeline, Setting, Settings, SinkConnector, SourceConnector, UPSTREAM_KEYS, Upstream,
+};
+use crate::spec::overrides::connector_with;
 use crate::spec::templates;
+
+pub use crate::spec::subjects::{dead_letter_subject, step_subject};
 
 /// A pipeline as deployed to one environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +48,21 @@ pub struct SourceDeployment {
     pub name: String,
     /// Connector kind.
     pub connector: SourceConnector,
-    /// The subject (`nats`) or topic (`kafka`) records arrive on; `None` for `http`.
+    /// The subject (`nats`, `pipeline`) or topic (`kafka`) records arrive on; `None` for `http`.
     pub subject: Option<String>,
+    /// What a `pipeline` source reads: another pipeline's step or `nats` sink.
+    pub upstream: Option<UpstreamDeployment>,
     /// Rendered `with:` settings (secret references left out).
     pub settings: BTreeMap<String, String>,
+}
+
+/// The step or `nats` sink of another pipeline a `pipeline` source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamDeployment {
+    /// The pipeline read.
+    pub pipeline: String,
+    /// Its step or `nats` sink.
+    pub from: String,
 }
 
 /// What a unit is.
@@ -127,6 +145,17 @@ pub enum DeploymentError {
         /// The missing key.
         key: &'static str,
     },
+    /// A `pipeline` source names no step or `nats` sink of a pipeline of the repo (validation
+    /// would have reported it).
+    #[error("`{unit}`: pipeline `{pipeline}` has no step or `nats` sink `{from}` to read")]
+    Upstream {
+        /// The source.
+        unit: String,
+        /// The pipeline it names.
+        pipeline: String,
+        /// The node it names.
+        from: String,
+    },
 }
 
 fn help(suggestion: &Option<String>) -> String {
@@ -134,16 +163,6 @@ fn help(suggestion: &Option<String>) -> String {
         .as_ref()
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default()
-}
-
-/// The subject a step publishes its outputs to.
-pub fn step_subject(project: &str, pipeline: &str, step: &str) -> String {
-    format!("etl.{project}.{pipeline}.out.{step}")
-}
-
-/// The subject a step publishes its dead letters to.
-pub fn dead_letter_subject(project: &str, pipeline: &str, step: &str) -> String {
-    format!("etl.{project}.{pipeline}.dlq.{step}")
 }
 
 /// The environment a test fixture or command uses when none is named: the project's first.
@@ -193,66 +212,39 @@ pub fn deploy(
     let project_name = project.spec.metadata.name.to_string();
     let engine = templates::engine();
     let context = templates::context(env, pipeline);
-    // `with:` of a source or sink, with the environment file's override merged over it.
-    let with_of = |name: &str, with: &Settings| -> Settings {
-        let mut merged = with.clone();
-        for file in repo
-            .environments
-            .iter()
-            .filter(|f| *f.spec.metadata.name == *environment)
-        {
-            if let Some(o) = file
-                .spec
-                .spec
-                .pipelines
-                .iter()
-                .find(|(p, _)| ***p == *pipeline)
-                .and_then(|(_, o)| o.connectors.iter().find(|(c, _)| ***c == *name))
-            {
-                merged.extend(o.1.with.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-        }
-        merged
-    };
-    let render = |unit: &str, settings: &Settings| -> Result<Rendered, DeploymentError> {
-        let mut out = Rendered::default();
-        for (key, setting) in settings {
-            match setting {
-                Setting::Secret(s) => {
-                    out.secrets.insert(key.clone(), s.secret.clone());
-                }
-                Setting::Value(v) => {
-                    let text = v.as_text();
-                    let text = if templates::is_template(&text) {
-                        engine.render_str(&text, context.clone()).map_err(|e| {
-                            DeploymentError::Render {
-                                unit: unit.to_owned(),
-                                key: key.clone(),
-                                environment: environment.to_owned(),
-                                message: e.detail().unwrap_or("render error").to_owned(),
-                            }
-                        })?
-                    } else {
-                        text
-                    };
-                    out.values.insert(key.clone(), text);
-                }
-            }
-        }
-        Ok(out)
+    let with_of =
+        |name: &str, with: &Settings| connector_with(repo, environment, pipeline, name, with);
+    let render = |unit: &str, settings: &Settings| {
+        render_settings(&engine, &context, environment, unit, settings)
     };
 
     let source = &spec.spec.source;
     let source_settings = render(&source.name, &with_of(&source.name, &source.with))?;
-    let source_subject = match source.connector.required_key() {
-        None => None,
-        Some(key) => Some(source_settings.values.get(key).cloned().ok_or(
+    let upstream = (source.connector == SourceConnector::Pipeline)
+        .then(|| {
+            source.upstream().ok_or(DeploymentError::MissingSetting {
+                unit: source.name.to_string(),
+                connector: source.connector.name(),
+                key: UPSTREAM_KEYS[0],
+            })
+        })
+        .transpose()?;
+    let source_subject = match (upstream, source.connector.required_key()) {
+        (Some(upstream), _) => Some(upstream_subject(
+            repo,
+            environment,
+            &project_name,
+            &source.name,
+            upstream,
+        )?),
+        (None, Some(key)) => Some(source_settings.values.get(key).cloned().ok_or(
             DeploymentError::MissingSetting {
                 unit: source.name.to_string(),
                 connector: source.connector.name(),
                 key,
             },
         )?),
+        (None, None) => None,
     };
     // How a unit reading `from` is fed: the HTTP flag, the subjects, and `etl.in.*` config.
     let inbound = |from: &[String], config: &mut BTreeMap<String, String>| {
@@ -266,7 +258,7 @@ pub fn deploy(
             let subject = if *f == *source.name {
                 source_subject
                     .clone()
-                    .expect("nats and kafka sources have one")
+                    .expect("nats, kafka and pipeline sources have one")
             } else {
                 step_subject(&project_name, pipeline, f)
             };
@@ -371,10 +363,93 @@ pub fn deploy(
             name: source.name.to_string(),
             connector: source.connector,
             subject: source_subject,
+            upstream: upstream.map(|u| UpstreamDeployment {
+                pipeline: u.pipeline.to_owned(),
+                from: u.from.to_owned(),
+            }),
             settings: source_settings.values,
         },
         units,
     })
+}
+
+/// The subject `upstream` publishes to in `environment`, for the `pipeline` source `unit`: a
+/// step's subject, or the subject a `nats` sink renders to there.
+fn upstream_subject(
+    repo: &Repo,
+    environment: &str,
+    project: &str,
+    unit: &str,
+    upstream: Upstream<'_>,
+) -> Result<String, DeploymentError> {
+    let unknown = || DeploymentError::Upstream {
+        unit: unit.to_owned(),
+        pipeline: upstream.pipeline.to_owned(),
+        from: upstream.from.to_owned(),
+    };
+    let spec = &find_pipeline(repo, upstream.pipeline)
+        .map_err(|_| unknown())?
+        .spec
+        .spec;
+    if spec.steps.iter().any(|s| *s.name == *upstream.from) {
+        return Ok(step_subject(project, upstream.pipeline, upstream.from));
+    }
+    let sink = spec
+        .sinks
+        .iter()
+        .find(|s| *s.name == *upstream.from && s.connector == SinkConnector::Nats)
+        .ok_or_else(unknown)?;
+    let environments = Environments::of(repo).ok_or(DeploymentError::NoProject)?;
+    let env = environments.get(environment).ok_or_else(unknown)?;
+    let with = connector_with(repo, environment, upstream.pipeline, &sink.name, &sink.with);
+    let context = templates::context(env, upstream.pipeline);
+    let rendered = render_settings(
+        &templates::engine(),
+        &context,
+        environment,
+        &sink.name,
+        &with,
+    )?;
+    let key = SinkConnector::Nats.required_key();
+    rendered
+        .values
+        .get(key)
+        .cloned()
+        .ok_or(DeploymentError::MissingSetting {
+            unit: sink.name.to_string(),
+            connector: SinkConnector::Nats.name(),
+            key,
+        })
+}
+
+/// `settings` of `unit` rendered in `environment`: values, and secret references apart.
+fn render_settings(
+    engine: &minijinja::Environment<'_>,
+    context: &minijinja::Value,
+    environment: &str,
+    unit: &str,
+    settings: &Settings,
+) -> Result<Rendered, DeploymentError> {
+    let mut out = Rendered::default();
+    for (key, setting) in settings {
+        match setting {
+            Setting::Secret(s) => {
+                out.secrets.insert(key.clone(), s.secret.clone());
+            }
+            Setting::Value(v) => {
+                let text = templates::render(engine, v.as_text(), context).map_err(|e| {
+                    DeploymentError::Render {
+                        unit: unit.to_owned(),
+                        key: key.clone(),
+                        environment: environment.to_owned(),
+                        message: e.detail().unwrap_or("render error").to_owned(),
+                    }
+                })?;
+                out.values.insert(key.clone(), text);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Settings split into rendered values and secret references.
@@ -382,4 +457,96 @@ pub fn deploy(
 struct Rendered {
     values: BTreeMap<String, String>,
     secrets: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tests/fixtures/sub-pipelines`: `orders` → `audit` (reads step `parse`) → `replay`
+    /// (reads `nats` sink `trail`, whose subject differs per environment).
+    fn fixture() -> Repo {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/sub-pipelines");
+        let validation = crate::spec::validate(&root).unwrap();
+        // Not even a warning: each sub-pipeline says what it reads, and `parse`'s output is
+        // consumed (by `audit`).
+        assert!(
+            validation.diagnostics.is_empty(),
+            "{:?}",
+            validation.diagnostics
+        );
+        validation.repo
+    }
+
+    fn source(repo: &Repo, env: &str, pipeline: &str) -> SourceDeployment {
+        deploy(repo, env, pipeline).unwrap().source
+    }
+
+    #[test]
+    fn a_sub_pipeline_of_a_step_reads_its_subject() {
+        let repo = fixture();
+        let orders = deploy(&repo, "dev", "orders").unwrap();
+        let parse = orders.units.iter().find(|u| u.name == "parse").unwrap();
+        for env in ["dev", "staging"] {
+            let audit = deploy(&repo, env, "audit").unwrap();
+            assert_eq!(audit.source.connector, SourceConnector::Pipeline);
+            assert_eq!(audit.source.subject, parse.publishes.first().cloned());
+            assert_eq!(
+                audit.source.subject.as_deref(),
+                Some("etl.relay.orders.out.parse")
+            );
+            assert_eq!(
+                audit.source.upstream,
+                Some(UpstreamDeployment {
+                    pipeline: "orders".to_owned(),
+                    from: "parse".to_owned(),
+                })
+            );
+            // Its first step subscribes to that subject, as `orders`' own sink does.
+            let step = &audit.units[0];
+            assert_eq!(step.subscriptions, ["etl.relay.orders.out.parse"]);
+            assert!(!step.http);
+            // `pipeline` and `from` are not connector configuration.
+            assert!(step.config.keys().all(|k| !k.starts_with("etl.in.")));
+        }
+    }
+
+    #[test]
+    fn a_sub_pipeline_of_a_nats_sink_reads_what_it_renders_to_in_each_environment() {
+        let repo = fixture();
+        for (env, subject) in [
+            ("dev", "relay.dev.audit.trail"),
+            ("staging", "relay.staging.audit.trail"),
+        ] {
+            let trail = deploy(&repo, env, "audit")
+                .unwrap()
+                .units
+                .into_iter()
+                .find(|u| u.name == "trail")
+                .unwrap();
+            assert_eq!(trail.publishes, [subject]);
+            let replay = source(&repo, env, "replay");
+            assert_eq!(replay.subject.as_deref(), Some(subject), "{env}");
+        }
+    }
+
+    #[test]
+    fn an_unresolvable_upstream_is_an_error() {
+        let mut repo = fixture();
+        let audit = repo
+            .pipelines
+            .iter_mut()
+            .find(|p| *p.spec.metadata.name == *"audit")
+            .unwrap();
+        audit.spec.spec.source.with.insert(
+            "from".to_owned(),
+            Setting::Value(crate::spec::model::Scalar::String("archive-x".to_owned())),
+        );
+        let e = deploy(&repo, "dev", "audit").unwrap_err();
+        assert!(
+            matches!(&e, DeploymentError::Upstream { from, .. } if from == "archive-x"),
+            "{e}"
+        );
+    }
 }

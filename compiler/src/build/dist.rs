@@ -73,6 +73,18 @@ pub struct PipelinePlan {
     pub steps: Vec<UnitPlan>,
     /// Sinks.
     pub sinks: Vec<UnitPlan>,
+    /// What it reads when its source is a `pipeline` source (a sub-pipeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamPlan>,
+}
+
+/// The step or `nats` sink of another pipeline a sub-pipeline reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamPlan {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Its step or `nats` sink.
+    pub from: String,
 }
 
 impl PipelinePlan {

@@ -550,6 +550,10 @@ impl Builder<'_> {
             file: p.file.clone(),
             steps,
             sinks,
+            upstream: spec.spec.source.upstream().map(|u| dist::UpstreamPlan {
+                pipeline: u.pipeline.to_owned(),
+                from: u.from.to_owned(),
+            }),
         })
     }
 

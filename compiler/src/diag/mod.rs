@@ -127,6 +127,14 @@ codes! {
     UppercaseName = "W0206", Warning, "a name with upper-case letters";
     DuplicateFrom = "W0207", Warning, "`from` names the same input twice";
     DeadEnd = "W0208", Warning, "a step whose output nothing consumes";
+    UpstreamSetting = "E0220", Error, "a `pipeline` source whose `with` is not two plain names, `pipeline` and `from`";
+    UpstreamUnreadable = "E0221", Error, "a `pipeline` source that names a node no other pipeline can read";
+    UpstreamOverride = "E0222", Error, "an environment file that overrides a `pipeline` source";
+    PipelineCycle = "E0223", Error, "pipelines that read each other's records in a cycle";
+    HttpRouteClash = "E0224", Error, "two pipelines served on one HTTP path or address in one environment";
+    InternalSubject = "E0225", Error, "a subject internal to one step that something else publishes to";
+    ImplicitSubPipeline = "W0226", Warning, "a `nats` source that reads another pipeline's internal subject";
+    NameClash = "E0227", Error, "two steps or sinks of different pipelines deployed under one name";
     ListenerAddress = "E0240", Error, "an HTTP listener address that is not `IP:PORT`";
     ReservedName = "E0241", Error, "a pipeline named like the project's shared HTTP listener";
     UnknownEnvironment = "E0301", Error, "an environment the project does not define";

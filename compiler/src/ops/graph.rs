@@ -3,7 +3,9 @@
 //!
 //! Nodes come in spec order (source, steps, sinks) and edges in `from` order, so the same
 //! pipeline always gives the same text. Labels show names and connector kinds only, never a
-//! setting's value.
+//! setting's value. A sub-pipeline (a `pipeline` source) is drawn with what it reads first: the
+//! other pipeline's step or sink, `<pipeline>/<node>`, as a subroutine (Mermaid) or a component
+//! (DOT), feeding the source.
 //!
 //! Both formats render a [`Graph`]: built from a spec by [`Graph::of`] (`etl graph`), or from a
 //! compiled plan by `etl diff`, which also marks the units a change added or changed.
@@ -21,6 +23,9 @@ pub enum Kind {
     Step,
     /// A sink: a cylinder.
     Sink,
+    /// What a `pipeline` source reads, a node of another pipeline: a subroutine (Mermaid), a
+    /// component (DOT).
+    Upstream,
 }
 
 /// A highlight on a node (Mermaid only): what a change did to it.
@@ -93,10 +98,23 @@ impl Graph {
         }
     }
 
-    /// The source, steps and sinks of `p` in spec order, and its `from` edges.
+    /// Adds the node `<pipeline>/<from>` of another pipeline, which `source` reads, and the edge
+    /// to `source` (a node added later).
+    pub fn upstream(&mut self, pipeline: &str, from: &str) -> String {
+        let name = format!("{pipeline}/{from}");
+        self.node(&name, Some("pipeline"), Kind::Upstream);
+        name
+    }
+
+    /// The source, steps and sinks of `p` in spec order, and its `from` edges; first, what its
+    /// source reads when it is a `pipeline` source.
     pub fn of(p: &Pipeline) -> Self {
         let spec = &p.spec;
         let mut g = Graph::new(&p.metadata.name);
+        let upstream = spec
+            .source
+            .upstream()
+            .map(|u| g.upstream(u.pipeline, u.from));
         g.node(
             &spec.source.name,
             Some(spec.source.connector.name()),
@@ -107,6 +125,9 @@ impl Graph {
         }
         for s in &spec.sinks {
             g.node(&s.name, Some(s.connector.name()), Kind::Sink);
+        }
+        if let Some(upstream) = upstream {
+            g.edge(&upstream, &spec.source.name);
         }
         let froms = spec
             .steps
@@ -139,6 +160,7 @@ impl Graph {
                 Kind::Source => writeln!(out, "  n{i}[/\"{label}\"/]"),
                 Kind::Step => writeln!(out, "  n{i}[\"{label}\"]"),
                 Kind::Sink => writeln!(out, "  n{i}[(\"{label}\")]"),
+                Kind::Upstream => writeln!(out, "  n{i}[[\"{label}\"]]"),
             };
         }
         for (from, to) in &self.edges {
@@ -172,6 +194,7 @@ impl Graph {
                 Kind::Source => "invhouse",
                 Kind::Step => "box",
                 Kind::Sink => "cylinder",
+                Kind::Upstream => "component",
             };
             let label = match &node.detail {
                 Some(d) => format!("{}\\n{d}", node.name),

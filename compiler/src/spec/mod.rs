@@ -1,15 +1,18 @@
 //! The spec: pipeline repo files → typed, positioned specs, and every rule they must keep.
 //!
 //! [`yaml`] parses with positions, [`schema`] checks each file against its JSON Schema, [`load`]
-//! turns files into the [`model`]; [`environments`] and [`templates`] say what a setting renders
-//! to in each environment; [`validate`](mod@validate) (the stage) applies the rules a schema
-//! cannot express, and [`validate()`] loads and checks a repo, reporting every problem in one run.
+//! turns files into the [`model`]; [`environments`], [`overrides`] and [`templates`] say what a
+//! setting renders to in each environment, and [`subjects`] how the compiler names subjects;
+//! [`validate`](mod@validate) (the stage) applies the rules a schema cannot express, and
+//! [`validate()`] loads and checks a repo, reporting every problem in one run.
 
 pub mod environments;
 pub mod error;
 pub mod load;
 pub mod model;
+pub mod overrides;
 pub mod schema;
+pub mod subjects;
 pub mod templates;
 pub mod validate;
 pub mod yaml;

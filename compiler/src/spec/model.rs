@@ -450,6 +450,9 @@ pub enum SourceConnector {
     Nats,
     /// Kafka topic (`wasmcloud:messaging` on the Kafka provider).
     Kafka,
+    /// Another pipeline's output, by name (`with: {pipeline, from}`): a sub-pipeline, fed over
+    /// the NATS subject the compiler resolves.
+    Pipeline,
 }
 
 impl SourceConnector {
@@ -459,17 +462,55 @@ impl SourceConnector {
             SourceConnector::Http => "http",
             SourceConnector::Nats => "nats",
             SourceConnector::Kafka => "kafka",
+            SourceConnector::Pipeline => "pipeline",
         }
     }
 
-    /// The `with:` key naming where it reads, if it needs one.
+    /// The `with:` key naming the subject or topic it reads, if it names one (a `pipeline`
+    /// source names a pipeline and a node instead: [`UPSTREAM_KEYS`]).
     pub fn required_key(self) -> Option<&'static str> {
         match self {
-            SourceConnector::Http => None,
+            SourceConnector::Http | SourceConnector::Pipeline => None,
             SourceConnector::Nats => Some("subject"),
             SourceConnector::Kafka => Some("topic"),
         }
     }
+}
+
+/// The `with:` keys of a `pipeline` source: the pipeline read, and its step or `nats` sink.
+pub const UPSTREAM_KEYS: [&str; 2] = ["pipeline", "from"];
+
+/// What a `pipeline` source reads: a step or `nats` sink of another pipeline, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Upstream<'a> {
+    /// The pipeline read (`with.pipeline`).
+    pub pipeline: &'a str,
+    /// Its step or `nats` sink (`with.from`).
+    pub from: &'a str,
+}
+
+impl Source {
+    /// What this source reads, when it is a `pipeline` source whose `with.pipeline` and
+    /// `with.from` are plain names (anything else is reported by `etl validate`).
+    pub fn upstream(&self) -> Option<Upstream<'_>> {
+        if self.connector != SourceConnector::Pipeline {
+            return None;
+        }
+        let name = |key: &str| match self.with.get(key)? {
+            Setting::Value(Scalar::String(s)) if is_name(s) => Some(s.as_str()),
+            _ => None,
+        };
+        Some(Upstream {
+            pipeline: name("pipeline")?,
+            from: name("from")?,
+        })
+    }
+}
+
+/// Whether `text` is a valid [`Name`].
+pub fn is_name(text: &str) -> bool {
+    static RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(NAME_PATTERN).expect("valid pattern"));
+    RE.is_match(text)
 }
 
 /// Connector kinds a sink may use.

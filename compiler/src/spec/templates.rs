@@ -40,6 +40,20 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")
 }
 
+/// A setting's text as it reads in one environment: rendered when it is a template, else as
+/// written.
+pub fn render(
+    engine: &Environment<'_>,
+    text: String,
+    context: &minijinja::Value,
+) -> Result<String, minijinja::Error> {
+    if is_template(&text) {
+        engine.render_str(&text, context.clone())
+    } else {
+        Ok(text)
+    }
+}
+
 /// What a template of `pipeline` sees in one environment.
 pub fn context(env: &EnvView, pipeline: &str) -> minijinja::Value {
     context! {

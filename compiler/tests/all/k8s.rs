@@ -1229,3 +1229,24 @@ fn the_example_in_every_environment() {
         json!({"host": "sensor-ingest-parse"})
     );
 }
+
+#[test]
+fn sub_pipelines_subscribe_to_what_they_read_in_their_own_consumer_group() {
+    let apps = common::applications(&common::sub_pipelines());
+    for (env, trail) in [
+        ("dev", "relay.dev.audit.trail"),
+        ("staging", "relay.staging.audit.trail"),
+    ] {
+        let messaging = |app: &str, resource: &str| {
+            let docs = emit(&apps[env][app]);
+            host_interface(by_name(&docs, resource), "wasmcloud", "messaging")["config"].clone()
+        };
+        let archive = messaging("orders", "orders-archive");
+        let audit = messaging("audit", "audit-audit");
+        assert_eq!(archive["subscriptions"], "etl.relay.orders.out.parse");
+        assert_eq!(audit["subscriptions"], "etl.relay.orders.out.parse");
+        assert_eq!(audit["consumer_group"], "etl.relay.audit.audit");
+        assert_ne!(archive["consumer_group"], audit["consumer_group"]);
+        assert_eq!(messaging("replay", "replay-replay")["subscriptions"], trail);
+    }
+}

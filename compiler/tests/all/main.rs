@@ -11,6 +11,7 @@ mod fuzz;
 mod harness;
 mod invalid_fixtures;
 mod k8s;
+mod lattice;
 mod layering;
 mod oci;
 mod resolve;

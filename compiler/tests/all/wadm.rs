@@ -1103,3 +1103,58 @@ fn an_environments_nats_and_http_listener_reach_the_links() {
     assert!(!staging.contains("cluster_uris"), "{staging}");
     assert!(text("staging/wadm/iot-sensors-http.yaml").contains("default_address: 0.0.0.0:8000"));
 }
+
+/// A sub-pipeline subscribes to the subject of what it reads, in a queue group of its own.
+#[test]
+fn sub_pipelines_subscribe_to_what_they_read_in_their_own_queue_group() {
+    let apps = common::applications(&common::sub_pipelines());
+    for (env, trail) in [
+        ("dev", "relay.dev.audit.trail"),
+        ("staging", "relay.staging.audit.trail"),
+    ] {
+        let manifests: Vec<(String, String)> = apps[env]
+            .values()
+            .map(|app| (app.name.clone(), wadm::manifest(app)))
+            .collect();
+        let refs: Vec<(&str, &str)> = manifests
+            .iter()
+            .map(|(n, y)| (n.as_str(), y.as_str()))
+            .collect();
+        check(&refs);
+        let subscriptions = |app: &str, unit: &str| {
+            let app = &apps[env][app];
+            app.links
+                .iter()
+                .find(|l| l.component == unit && l.direction == Direction::ProviderToComponent)
+                .and_then(|l| l.source_config.as_ref())
+                .map(|c| c.properties["subscriptions"].clone())
+                .unwrap()
+        };
+        // `orders`' own sink and the sub-pipeline both see every record of `parse`: one
+        // subject, two queue groups.
+        assert_eq!(
+            subscriptions("orders", "archive"),
+            "etl.relay.orders.out.parse|etl.relay.orders.archive"
+        );
+        assert_eq!(
+            subscriptions("audit", "audit"),
+            "etl.relay.orders.out.parse|etl.relay.audit.audit"
+        );
+        assert_eq!(
+            subscriptions("replay", "replay"),
+            format!("{trail}|etl.relay.replay.replay")
+        );
+        // The `pipeline` source's settings configure nothing.
+        for app in apps[env].values() {
+            for l in &app.links {
+                for c in [&l.source_config, &l.target_config].into_iter().flatten() {
+                    assert!(
+                        !c.properties.contains_key("pipeline")
+                            && !c.properties.contains_key("from"),
+                        "{c:?}"
+                    );
+                }
+            }
+        }
+    }
+}

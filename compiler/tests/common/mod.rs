@@ -13,6 +13,25 @@ pub fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors")
 }
 
+/// `tests/fixtures/sub-pipelines`: `orders` → `audit` (reads step `parse`) → `replay` (reads
+/// `audit`'s `nats` sink `trail`, on a subject per environment).
+pub fn sub_pipelines() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sub-pipelines")
+}
+
+/// The applications of a repo compiled in memory, by environment and pipeline.
+pub fn applications(
+    repo: &Path,
+) -> BTreeMap<String, BTreeMap<String, etl::build::emit::Application>> {
+    let build = etl::build::build(repo, None, &Default::default()).unwrap();
+    assert!(
+        !build.validation.has_errors(),
+        "{:?}",
+        build.validation.diagnostics
+    );
+    build.plan.expect("a valid repo has a plan").deployments
+}
+
 /// Copies the directory tree `from` into `to` (created if missing).
 pub fn copy(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -1116,6 +1116,10 @@ fn plan_graph(plan: &Plan, p: &PipelinePlan, marks: &BTreeMap<String, Mark>) -> 
     let links = app.map(|a| a.links.as_slice()).unwrap_or_default();
     let units: BTreeSet<&str> = p.units().map(|u| u.name.as_str()).collect();
     let mut g = Graph::new(&p.name);
+    let upstream = p
+        .upstream
+        .as_ref()
+        .map(|u| g.upstream(&u.pipeline, &u.from));
     let mut sources: Vec<&str> = Vec::new();
     for u in p.units() {
         for f in &u.from {
@@ -1129,7 +1133,9 @@ fn plan_graph(plan: &Plan, p: &PipelinePlan, marks: &BTreeMap<String, Mark>) -> 
             .units()
             .filter(|u| u.from.iter().any(|f| f == s))
             .collect();
-        let kind = if readers
+        let kind = if upstream.is_some() {
+            "pipeline"
+        } else if readers
             .iter()
             .any(|u| u.harness.inbound.iter().any(|i| i == "in-http"))
         {
@@ -1160,6 +1166,11 @@ fn plan_graph(plan: &Plan, p: &PipelinePlan, marks: &BTreeMap<String, Mark>) -> 
             _ => "nats",
         };
         g.node(&u.name, Some(kind), Kind::Sink);
+    }
+    if let Some(upstream) = &upstream {
+        for s in &sources {
+            g.edge(upstream, s);
+        }
     }
     for u in p.units() {
         for f in &u.from {

@@ -1,10 +1,11 @@
-//! Connectors name where records come from and go: a `nats` source needs its `subject`, an
-//! `http` sink its `url`, and so on ([`SourceConnector::required_key`],
-//! [`SinkConnector::required_key`]), in the pipeline or in every environment's override.
+//! Connectors name where records come from and go: a `nats` source needs its `subject`, a
+//! `pipeline` source the `pipeline` and the node it reads ([`UPSTREAM_KEYS`]), an `http` sink its
+//! `url`, and so on ([`SourceConnector::required_key`], [`SinkConnector::required_key`]), in the
+//! pipeline or in every environment's override.
 
 use crate::diag::{self, Code, Diagnostic};
 use crate::spec::load::{Loaded, Repo};
-use crate::spec::model::{Pipeline, Settings};
+use crate::spec::model::{Pipeline, Settings, SourceConnector, UPSTREAM_KEYS};
 
 pub(super) fn check_required_settings(
     repo: &Repo,
@@ -14,7 +15,12 @@ pub(super) fn check_required_settings(
     let spec = &pipeline.spec.spec;
     let name = pipeline.spec.metadata.name.as_str();
     let source = &spec.source;
-    if let Some(key) = source.connector.required_key() {
+    let required = source.connector.required_key();
+    let keys: &[&str] = match source.connector {
+        SourceConnector::Pipeline => &UPSTREAM_KEYS,
+        _ => required.as_slice(),
+    };
+    for key in keys {
         let connector = source.connector.name();
         missing(
             repo,

@@ -17,7 +17,13 @@ enum Node {
     Hole(usize),
 }
 
-pub(super) fn check_graph(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
+/// Checks the graph of `p`, whose steps named in `read_elsewhere` other pipelines read (through
+/// `connector: pipeline` sources): their output is consumed.
+pub(super) fn check_graph(
+    p: &Loaded<Pipeline>,
+    read_elsewhere: &[&str],
+    out: &mut Vec<Diagnostic>,
+) {
     let spec = &p.spec.spec;
     let file = p.file.as_str();
     let holes = &p.holes;
@@ -229,7 +235,10 @@ pub(super) fn check_graph(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
     }
     let consumed: HashSet<Node> = inputs.values().flatten().copied().collect();
     for (i, step) in spec.steps.iter().enumerate() {
-        if !consumed.contains(&Node::Step(i)) && !duplicated.contains(&Node::Step(i)) {
+        if !consumed.contains(&Node::Step(i))
+            && !duplicated.contains(&Node::Step(i))
+            && !read_elsewhere.contains(&step.name.as_str())
+        {
             out.push(
                 Diagnostic::new(
                     Code::DeadEnd,
@@ -238,7 +247,8 @@ pub(super) fn check_graph(p: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
                 .at(file, p.span(&format!("/spec/steps/{i}/name")))
                 .label("its records go nowhere")
                 .help(format!(
-                    "add `{}` to the `from` of a step or sink",
+                    "add `{}` to the `from` of a step or sink, or read it from another pipeline \
+                     (`connector: pipeline`)",
                     step.name
                 )),
             );

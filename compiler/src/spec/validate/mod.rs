@@ -6,6 +6,7 @@
 mod connectors;
 mod environment;
 mod graph;
+mod lattice;
 mod paths;
 pub mod providers;
 mod refs;
@@ -70,14 +71,22 @@ pub fn check_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verif
     let mut out = Vec::new();
     let environments = Environments::of(repo);
     let mut components = paths::Components::new(cache);
+    let read_elsewhere = lattice::read_elsewhere(repo);
     for pipeline in &repo.pipelines {
-        graph::check_graph(pipeline, &mut out);
+        let name = pipeline.spec.metadata.name.as_str();
+        let read: Vec<&str> = read_elsewhere
+            .iter()
+            .filter(|(p, _)| *p == name)
+            .map(|(_, node)| *node)
+            .collect();
+        graph::check_graph(pipeline, &read, &mut out);
         paths::check_paths(&repo.root, pipeline, &mut components, &mut out);
         connectors::check_required_settings(repo, pipeline, &mut out);
     }
     refs::check_references(repo, &mut out);
     providers::check_providers(repo, &mut out);
     environment::check_environments(repo, &mut out);
+    lattice::check_lattice(repo, environments.as_ref(), &mut out);
     // Without a loaded project only the checks that need no environment run.
     for setting in settings::settings(repo) {
         templates::check_templates(&setting, environments.as_ref(), &mut out);

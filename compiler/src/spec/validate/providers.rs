@@ -19,7 +19,7 @@ pub fn needed(pipeline: &Pipeline) -> Vec<(ProviderKind, String)> {
     need(
         match spec.source.connector {
             SourceConnector::Http => ProviderKind::HttpServer,
-            SourceConnector::Nats => ProviderKind::MessagingNats,
+            SourceConnector::Nats | SourceConnector::Pipeline => ProviderKind::MessagingNats,
             SourceConnector::Kafka => ProviderKind::MessagingKafka,
         },
         "/spec/source/connector".to_owned(),
