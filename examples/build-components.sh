@@ -6,10 +6,11 @@
 #   bad-sockets (policy test)       wasm32-wasip2           -> tests/fixtures/components/bad-sockets.wasm
 #   chaos (runner tests)            wasm32-unknown-unknown  -> tests/fixtures/chaos/components/chaos.wasm
 #   passthrough (`etl init`'s step) wasm32-unknown-unknown  -> compiler/assets/passthrough.wasm
+#   lookup (calls out over HTTP)    wasm32-unknown-unknown  -> tests/fixtures/egress/components/lookup.wasm
 #
 # then pins each example step's `digest:` in examples/iot-sensors/pipelines/sensor-ingest.yaml, and
-# every chaos step's in tests/fixtures/chaos/pipelines/*.yaml, to the sha256 of its new bytes, and
-# prints the digests. The etl binary embeds passthrough.wasm: rebuild it after running this.
+# every chaos step's in tests/fixtures/chaos/pipelines/*.yaml (lookup's in
+# tests/fixtures/egress/pipelines/*.yaml), to the sha256 of its new bytes, and prints the digests. The etl binary embeds passthrough.wasm: rebuild it after running this.
 #
 # The build is reproducible: the toolchain is pinned by rust-toolchain.toml, dependencies by
 # examples/components/Cargo.lock (--locked), and the paths of this machine (the crate registry,
@@ -23,6 +24,7 @@ example=$root/examples/iot-sensors
 pipeline=$example/pipelines/sensor-ingest.yaml
 fixtures=$root/tests/fixtures/components
 chaos=$root/tests/fixtures/chaos
+egress=$root/tests/fixtures/egress
 assets=$root/compiler/assets
 
 # A CARGO_TARGET_DIR the caller exported (say, for the main workspace) is honoured; otherwise the
@@ -45,10 +47,10 @@ unset RUSTFLAGS
 
 cd "$components"
 cargo build --release --locked --quiet --target wasm32-unknown-unknown \
-  -p parse -p enrich -p threshold-alert -p chaos -p passthrough
+  -p parse -p enrich -p threshold-alert -p chaos -p passthrough -p lookup
 cargo build --release --locked --quiet --target wasm32-wasip2 -p bad-sockets
 
-mkdir -p "$example/components" "$fixtures" "$chaos/components" "$assets"
+mkdir -p "$example/components" "$fixtures" "$chaos/components" "$egress/components" "$assets"
 
 # Replaces, in the pipeline file <pipeline>, the `digest:` of every step whose `component:` is
 # components/<name>.wasm (the digest line follows the component line within the step), and checks
@@ -93,6 +95,14 @@ for pipeline_file in "$chaos"/pipelines/*.yaml; do
   pin_digest "$pipeline_file" chaos "$digest"
 done
 printf '%-16s sha256:%s  %7d bytes  %s\n' chaos "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
+
+out=$egress/components/lookup.wasm
+cp "$target_dir/wasm32-unknown-unknown/release/lookup.wasm" "$out"
+digest=$(sha256sum "$out" | cut -d' ' -f1)
+for pipeline_file in "$egress"/pipelines/*.yaml; do
+  pin_digest "$pipeline_file" lookup "$digest"
+done
+printf '%-16s sha256:%s  %7d bytes  %s\n' lookup "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
 
 out=$assets/passthrough.wasm
 cp "$target_dir/wasm32-unknown-unknown/release/passthrough.wasm" "$out"

@@ -87,18 +87,7 @@ pub fn inspect(component: &[u8]) -> Result<ContractReport, String> {
 /// Whether a grant covers an import: `ns:pkg/iface` any version, `ns:pkg/iface@v` exactly,
 /// `ns:pkg/*` every interface of the package.
 pub fn grants(grant: &Grant, import: &str) -> bool {
-    let (name, version) = match import.split_once('@') {
-        Some((n, v)) => (n, Some(v)),
-        None => (import, None),
-    };
-    let grant = grant.as_str();
-    if let Some(package) = grant.strip_suffix("/*") {
-        return name.split_once('/').is_some_and(|(p, _)| p == package);
-    }
-    match grant.split_once('@') {
-        Some((g, v)) => g == name && version == Some(v),
-        None => grant == name,
-    }
+    grant.covers(import)
 }
 
 /// The imports no grant covers.

@@ -2,9 +2,11 @@
 //!
 //! [`yaml`] parses with positions, [`schema`] checks each file against its JSON Schema, [`load`]
 //! turns files into the [`model`]; [`environments`] and [`templates`] say what a setting renders
-//! to in each environment; [`validate`](mod@validate) (the stage) applies the rules a schema
-//! cannot express, and [`validate()`] loads and checks a repo, reporting every problem in one run.
+//! to in each environment, and [`egress`] what the hosts of an outbound HTTP grant may be and
+//! which a step gets; [`validate`](mod@validate) (the stage) applies the rules a schema cannot
+//! express, and [`validate()`] loads and checks a repo, reporting every problem in one run.
 
+pub mod egress;
 pub mod environments;
 pub mod error;
 pub mod load;

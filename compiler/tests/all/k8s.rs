@@ -273,6 +273,7 @@ fn component(
         config: config(&format!("{pipeline}-{name}-runtime"), config_pairs),
         secrets: Vec::new(),
         grants: Vec::new(),
+        egress: Vec::new(),
     }
 }
 

@@ -220,6 +220,7 @@ fn component(app: &mut Application, name: &str, kind: ComponentKind, config: &[(
         },
         secrets: Vec::new(),
         grants: Vec::new(),
+        egress: Vec::new(),
     });
 }
 

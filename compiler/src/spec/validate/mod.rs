@@ -6,6 +6,7 @@
 mod connectors;
 mod graph;
 mod paths;
+mod policy;
 pub mod providers;
 mod refs;
 mod secrets;
@@ -76,6 +77,7 @@ pub fn check_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verif
     }
     refs::check_references(repo, &mut out);
     providers::check_providers(repo, &mut out);
+    policy::check_policy(repo, &mut out);
     // Without a loaded project only the checks that need no environment run.
     for setting in settings::settings(repo) {
         templates::check_templates(&setting, environments.as_ref(), &mut out);
