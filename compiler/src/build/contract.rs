@@ -100,11 +100,10 @@ pub fn forbidden<'a>(imports: &'a [String], granted: &[&Grant]) -> Vec<&'a str> 
         .collect()
 }
 
-/// Whether the imports look like those of a Rust std build for `wasm32-wasip2`.
+/// Whether the imports look like those of a Rust std build for `wasm32-wasip2`, which always
+/// imports `wasi:cli` (`wasi:io` alone is a component's own streams, of `wasi:http` say).
 pub fn looks_like_wasip2_std(imports: &[&str]) -> bool {
-    imports
-        .iter()
-        .any(|i| i.starts_with("wasi:cli/") || i.starts_with("wasi:io/"))
+    imports.iter().any(|i| i.starts_with("wasi:cli/"))
 }
 
 #[cfg(test)]

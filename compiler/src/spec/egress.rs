@@ -55,17 +55,20 @@ pub fn no_hosts(file: &str, span: Span, interface: &str, empty: bool) -> Diagnos
         .at(file, span)
         .label(label)
         .expected(format!(
-            "`{EXAMPLE}`: a step calls out only to the hosts its grant names, {HOST_FORMS}"
+            "`{{interface: {interface}, hosts: [HOST, …]}}`: a step calls out only to the hosts \
+             its grant names"
         ));
     if interface.ends_with("/*") {
         d = d
             .note(format!("`{interface}` grants `{OUTGOING_HANDLER}` too"))
             .help(format!(
-                "grant `wasi:http/types` alone and outbound HTTP as `{EXAMPLE}`, or give this grant the hosts: `{{interface: {interface}, hosts: [...]}}`"
+                "grant `wasi:http/types` alone and outbound HTTP as `{EXAMPLE}`, or give this \
+                 grant its hosts"
             ));
     } else {
         d = d.help(format!(
-            "write `{{interface: {interface}, hosts: [...]}}` with the hosts the step calls"
+            "write `{{interface: {interface}, hosts: [api.acme.example]}}` with the hosts the \
+             step calls: {HOST_FORMS}"
         ));
     }
     d
