@@ -1245,7 +1245,11 @@ fn a_step_that_calls_out_may_reach_the_hosts_of_its_grant() {
         let resources = &price["spec"]["template"]["spec"]["components"][0]["localResources"];
         assert_eq!(
             resources["allowedHosts"],
-            json!(["api.acme.example", "https://x.example:8443", "*.acme.example"]),
+            json!([
+                "api.acme.example",
+                "https://x.example:8443",
+                "*.acme.example"
+            ]),
             "{env}"
         );
         assert_eq!(
