@@ -4,7 +4,8 @@
 //! step's grants give it.
 //!
 //! Grants add up: a step may import what `policy.allow` or its own `allow` grants, and may call
-//! every host of every grant (project or step) that covers its `outgoing-handler` import.
+//! every host of every grant (project or step) that covers its `outgoing-handler` import. No
+//! grant may give raw sockets (`wasi:sockets`): they would reach any address, around the hosts.
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::spec::model::{Allow, EGRESS_HOST_PATTERN, OUTGOING_HANDLER};
@@ -93,6 +94,24 @@ pub fn hosts_without_egress(file: &str, span: Span, interface: &str) -> Diagnost
         Some(fix) => format!("did you mean `{fix}`?"),
         None => format!("grant `{interface}` alone: `- {interface}`"),
     })
+}
+
+/// E0715 for a grant of `interface`, of the package `wasi:sockets`, at `span`: raw sockets would
+/// reach any address, around the hosts of the egress policy.
+pub fn sockets_granted(file: &str, span: Span, interface: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::SocketsGranted,
+        format!("`{interface}` would give the step raw network access, around the hosts its grants name"),
+    )
+    .at(file, span)
+    .label("raw sockets")
+    .expected("no grant of `wasi:sockets`: a step reaches the network only by outbound HTTP to the hosts its grant names")
+    .help(format!("grant outbound HTTP with its hosts instead: `{EXAMPLE}`"))
+}
+
+/// Whether `interface` (a grant) is of the package `wasi:sockets`.
+pub fn is_sockets(interface: &str) -> bool {
+    interface.starts_with("wasi:sockets/")
 }
 
 /// E0714 for host entry `value` (of no accepted form, or misleading), at `span`.

@@ -1,5 +1,6 @@
 //! Capability grants (`policy.allow`, a step's `allow`): a grant of outbound HTTP names its
-//! hosts, `hosts` belongs to no other grant, and every host means what it seems to.
+//! hosts, `hosts` belongs to no other grant, every host means what it seems to, and no grant
+//! gives raw sockets.
 
 use crate::diag::Diagnostic;
 use crate::spec::egress;
@@ -24,13 +25,20 @@ pub(super) fn check_policy(repo: &Repo, out: &mut Vec<Diagnostic>) {
 /// The problems of one grant, written at `pointer` of `file`.
 fn check_grant<T>(file: &Loaded<T>, pointer: &str, allow: &Allow, out: &mut Vec<Diagnostic>) {
     let interface = allow.interface.as_str();
+    // The interface as written: the grant itself, or its `interface:`.
+    let written = format!("{pointer}/interface");
+    let at = if file.tree.pointer(&written).is_some() {
+        file.span(&written)
+    } else {
+        file.span(pointer)
+    };
+    if egress::is_sockets(interface) {
+        // Whatever its hosts, which could not bound it anyway.
+        out.push(egress::sockets_granted(&file.file, at, interface));
+        return;
+    }
     match &allow.hosts {
         None if allow.interface.covers_outgoing_handler() => {
-            let at = if file.tree.pointer(&format!("{pointer}/interface")).is_some() {
-                file.span(&format!("{pointer}/interface"))
-            } else {
-                file.span(pointer)
-            };
             out.push(egress::no_hosts(&file.file, at, interface, false));
         }
         None => {}
