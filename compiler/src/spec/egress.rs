@@ -222,7 +222,10 @@ pub fn host_problem(text: &str) -> Option<HostProblem> {
         );
     }
     if let Some(port) = port {
-        if port.is_empty() || port.len() > 5 || !port.chars().all(|c| c.is_ascii_digit()) {
+        if port.is_empty() {
+            return problem("the port after `:` is missing".to_owned(), None);
+        }
+        if port.len() > 5 || !port.chars().all(|c| c.is_ascii_digit()) {
             return problem(format!("`{port}` is not a port number"), None);
         }
         if port.parse::<u32>().is_ok_and(|p| p > 65535) {
@@ -264,4 +267,105 @@ pub fn host_problem(text: &str) -> Option<HostProblem> {
         );
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::model::{EgressHost, Grant};
+
+    fn allow(interface: &str, hosts: Option<&[&str]>) -> Allow {
+        Allow {
+            interface: Grant::try_from(interface.to_owned()).unwrap(),
+            hosts: hosts.map(|h| {
+                h.iter()
+                    .map(|h| EgressHost::try_from((*h).to_owned()).unwrap())
+                    .collect()
+            }),
+        }
+    }
+
+    #[test]
+    fn hosts_add_up_over_the_grants_that_cover_the_import() {
+        let project = allow(
+            "wasi:http/outgoing-handler",
+            Some(&["a.example", "b.example"]),
+        );
+        let step = allow(
+            "wasi:http/outgoing-handler",
+            Some(&["b.example", "c.example:81"]),
+        );
+        let pinned = allow("wasi:http/outgoing-handler@0.2.0", Some(&["old.example"]));
+        let package = allow("wasi:http/*", Some(&["*.d.example"]));
+        let other = allow("wasi:logging/logging", None);
+        let grants = [&project, &step, &pinned, &package, &other];
+        assert_eq!(
+            hosts_for(grants, "wasi:http/outgoing-handler@0.2.12"),
+            ["a.example", "b.example", "c.example:81", "*.d.example"]
+        );
+        assert_eq!(
+            hosts_for(grants, "wasi:http/outgoing-handler@0.2.0"),
+            [
+                "a.example",
+                "b.example",
+                "c.example:81",
+                "old.example",
+                "*.d.example"
+            ]
+        );
+        // Only outbound HTTP has hosts, whatever else a grant with hosts covers.
+        assert!(hosts_for(grants, "wasi:http/types@0.2.12").is_empty());
+        assert!(hosts_for(grants, "wasi:logging/logging").is_empty());
+    }
+
+    #[test]
+    fn every_form_of_the_crd_is_fine_but_star() {
+        for ok in [
+            "api.acme.example",
+            "api.acme.example:8443",
+            "127.0.0.1:8080",
+            "https://x.example:8443",
+            "https://x.example/",
+            "http://x.example",
+            "*.acme.example",
+            "*.acme.example:81",
+            "https://*.acme.example",
+            "http://*.acme.example:80",
+        ] {
+            assert_eq!(host_problem(ok), None, "{ok}");
+            assert!(EgressHost::try_from(ok.to_owned()).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("*", "every host"),
+            ("https://x.example/v1", "a path (`/v1`)"),
+            ("https://x.example?a=1", "a query"),
+            ("https://x.example#f", "a fragment"),
+            ("x.example/", "a path (`/`)"),
+            ("https://u:p@x.example", "user information"),
+            ("*x.example", "a wildcard must be"),
+            ("a.*.example", "may only open the host"),
+            ("[::1]:80", "IPv6"),
+            ("x_y.example", "`x_y` is not a part"),
+            ("x.example:", "port after `:` is missing"),
+            ("x.example:99999", "above 65535"),
+            ("https://x.example:443", "default"),
+            ("http://x.example:0080", "default"),
+            ("1http://x", "not a URL scheme"),
+            ("x .example", "spaces"),
+        ] {
+            let problem = host_problem(bad).unwrap_or_else(|| panic!("{bad} passed"));
+            assert!(problem.why.contains(why), "{bad}: {}", problem.why);
+        }
+        // What the pattern accepts and still misleads is caught here, not by the pattern.
+        for misleading in ["https://x.example:443", "x.example:99999"] {
+            assert!(EgressHost::try_from(misleading.to_owned()).is_ok());
+        }
+        assert_eq!(
+            host_problem("https://x.example:443")
+                .unwrap()
+                .fix
+                .as_deref(),
+            Some("write `https://x.example`, which says so")
+        );
+    }
 }
