@@ -304,8 +304,9 @@ fn init_never_writes_through_a_dangling_symlink() {
 }
 
 /// `examples/build-components.sh`, run on a copy of the sources at another path, gives exactly
-/// the component `etl init` writes (and every example component as committed): the scaffold's
-/// digest does not depend on where or by whom it was built (a cold build, about a minute).
+/// the component `etl init` writes (and every example and fixture component as committed, their
+/// digests pinned as committed): the scaffold's digest does not depend on where or by whom it
+/// was built (a cold build, about a minute).
 #[test]
 fn the_init_component_reproduces() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -316,6 +317,7 @@ fn the_init_component_reproduces() {
         "examples/components",
         "examples/iot-sensors",
         "tests/fixtures/chaos",
+        "tests/fixtures/egress",
         "tests/fixtures/components",
     ] {
         common::copy(&root.join(dir), &copy.join(dir));
@@ -341,6 +343,7 @@ fn the_init_component_reproduces() {
     for dir in [
         "examples/iot-sensors",
         "tests/fixtures/chaos",
+        "tests/fixtures/egress",
         "tests/fixtures/components",
     ] {
         assert!(
