@@ -175,7 +175,9 @@ pub fn host_problem(text: &str) -> Option<HostProblem> {
         Some(scheme) => format!("`{scheme}://{authority}`"),
         None => format!("`{authority}`"),
     };
-    if !tail.is_empty() && !(scheme.is_some() && tail == "/") {
+    // A bare trailing `/` is allowed after a scheme, nothing else.
+    let root_only = tail.is_empty() || (scheme.is_some() && tail == "/");
+    if !root_only {
         let what = if tail.starts_with('?') || (tail.contains('?') && !tail.contains('#')) {
             "a query".to_owned()
         } else if tail.starts_with('#') {

@@ -260,7 +260,7 @@ fn what_the_api_answers_decides_the_record_as_the_component_documents() {
         fixture(
             dir.path(),
             &format!("http://127.0.0.1:{port}/status/404"),
-            &format!(r#"["*.nowhere.example", "127.0.0.1"]"#),
+            r#"["*.nowhere.example", "127.0.0.1"]"#,
         );
         let report = run(dir.path(), generation, &limits);
         assert_eq!(report.dead_letters.len(), 1, "{generation}: {report:#?}");
