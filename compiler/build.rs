@@ -20,7 +20,7 @@ use std::process::Command;
 use std::{env, fs};
 
 /// The workspace members, in the order of `harness-components/Cargo.toml`: (crate, const).
-const PARTS: [(&str, &str); 8] = [
+const PARTS: [(&str, &str); 9] = [
     ("in-messaging", "IN_MESSAGING"),
     ("in-http", "IN_HTTP"),
     ("out-messaging", "OUT_MESSAGING"),
@@ -29,6 +29,7 @@ const PARTS: [(&str, &str); 8] = [
     ("settings", "SETTINGS"),
     ("settings-v2", "SETTINGS_V2"),
     ("identity", "IDENTITY"),
+    ("egress", "EGRESS"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

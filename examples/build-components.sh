@@ -7,10 +7,11 @@
 #   chaos (runner tests)            wasm32-unknown-unknown  -> tests/fixtures/chaos/components/chaos.wasm
 #                                                              and tests/fixtures/sub-pipelines/components/chaos.wasm
 #   passthrough (`etl init`'s step) wasm32-unknown-unknown  -> compiler/assets/passthrough.wasm
+#   lookup (calls out over HTTP)    wasm32-unknown-unknown  -> tests/fixtures/egress/components/lookup.wasm
 #
 # then pins each example step's `digest:` in examples/iot-sensors/pipelines/sensor-ingest.yaml, and
-# every chaos step's in tests/fixtures/{chaos,sub-pipelines}/pipelines/*.yaml, to the sha256 of its
-# new bytes, and prints the digests. The etl binary embeds passthrough.wasm: rebuild it after running this.
+# every chaos step's in tests/fixtures/{chaos,sub-pipelines}/pipelines/*.yaml (lookup's in
+# tests/fixtures/egress/pipelines/*.yaml), to the sha256 of its new bytes, and prints the digests. The etl binary embeds passthrough.wasm: rebuild it after running this.
 #
 # The build is reproducible: the toolchain is pinned by rust-toolchain.toml, dependencies by
 # examples/components/Cargo.lock (--locked), and the paths of this machine (the crate registry,
@@ -25,6 +26,7 @@ pipeline=$example/pipelines/sensor-ingest.yaml
 fixtures=$root/tests/fixtures/components
 chaos=$root/tests/fixtures/chaos
 sub_pipelines=$root/tests/fixtures/sub-pipelines
+egress=$root/tests/fixtures/egress
 assets=$root/compiler/assets
 
 # A CARGO_TARGET_DIR the caller exported (say, for the main workspace) is honoured; otherwise the
@@ -47,10 +49,10 @@ unset RUSTFLAGS
 
 cd "$components"
 cargo build --release --locked --quiet --target wasm32-unknown-unknown \
-  -p parse -p enrich -p threshold-alert -p chaos -p passthrough
+  -p parse -p enrich -p threshold-alert -p chaos -p passthrough -p lookup
 cargo build --release --locked --quiet --target wasm32-wasip2 -p bad-sockets
 
-mkdir -p "$example/components" "$fixtures" "$chaos/components" "$sub_pipelines/components" "$assets"
+mkdir -p "$example/components" "$fixtures" "$chaos/components" "$sub_pipelines/components" "$egress/components" "$assets"
 
 # Replaces, in the pipeline file <pipeline>, the `digest:` of every step whose `component:` is
 # components/<name>.wasm (the digest line follows the component line within the step), and checks
@@ -97,6 +99,14 @@ for fixture in "$chaos" "$sub_pipelines"; do
   done
   printf '%-16s sha256:%s  %7d bytes  %s\n' chaos "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
 done
+
+out=$egress/components/lookup.wasm
+cp "$target_dir/wasm32-unknown-unknown/release/lookup.wasm" "$out"
+digest=$(sha256sum "$out" | cut -d' ' -f1)
+for pipeline_file in "$egress"/pipelines/*.yaml; do
+  pin_digest "$pipeline_file" lookup "$digest"
+done
+printf '%-16s sha256:%s  %7d bytes  %s\n' lookup "$digest" "$(wc -c <"$out")" "${out#"$root"/}"
 
 out=$assets/passthrough.wasm
 cp "$target_dir/wasm32-unknown-unknown/release/passthrough.wasm" "$out"

@@ -501,6 +501,7 @@ impl Recipe {
             customer: &self.customer,
             outbound: self.out.bytes(),
             inbound: &inbound,
+            egress: None,
         })
         .unwrap_or_else(|e| panic!("composing {}: {e}", self.unit))
     }

@@ -611,6 +611,7 @@ fn behind_nats(
         customer,
         outbound: Part::OutMessaging.bytes(),
         inbound: &[Part::InMessaging.bytes()],
+        egress: None,
     })
     .expect("compose parse behind in-messaging");
     let mut units = units.clone();
@@ -619,6 +620,7 @@ fn behind_nats(
         Artifact {
             digest: etl::util::digest::sha256(&bytes),
             bytes: Arc::from(bytes),
+            egress: Vec::new(),
         },
     );
     (deployment, units)

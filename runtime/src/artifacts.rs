@@ -73,6 +73,11 @@ pub fn from_build(
                 Artifact {
                     digest: artifact.digest.clone(),
                     bytes,
+                    egress: u
+                        .customer
+                        .as_ref()
+                        .map(|c| c.egress.clone())
+                        .unwrap_or_default(),
                 },
             );
         }
@@ -168,6 +173,7 @@ fn from_dist_checked(
                 Artifact {
                     digest: artifact.digest,
                     bytes,
+                    egress: u.customer.map(|c| c.egress).unwrap_or_default(),
                 },
             );
         }

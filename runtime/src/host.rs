@@ -3,8 +3,9 @@
 //!
 //! `wasmcloud:messaging/consumer` publishes go into the store, not onto a bus: the runner
 //! delivers them only if the call succeeds, so a failed or retried call leaves no trace.
-//! `wasi:http/outgoing-handler` requests are captured and answered `200` without touching the
-//! network; `wasi:blobstore` objects are captured in memory when their value is finished, never
+//! `wasi:http/outgoing-handler` requests of a sink are captured and answered `200` without
+//! touching the network; those of a step whose customer calls out (what its egress part let
+//! through) are sent, as a host would send them; `wasi:blobstore` objects are captured in memory when their value is finished, never
 //! uploaded. `wasi:config` (1.x's `runtime`, v2's `store`) serves the unit's configuration from the
 //! deployment plan.
 
@@ -172,18 +173,52 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Captures outgoing requests instead of sending them.
+/// What becomes of a unit's outgoing HTTP requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outgoing {
+    /// Captured and answered `200` (a sink's deliveries: shown, never sent).
+    Capture,
+    /// Sent over the network (a step whose customer calls out: its egress part has already
+    /// let the request through), with [`DEFAULT_TIMEOUT`]s where the request sets none.
+    Send,
+}
+
+/// How long a sent request waits to connect, for the first byte of the answer, and between
+/// its bytes, unless the component's request options say otherwise.
+pub(crate) const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Captures outgoing requests, or sends them (see [`Outgoing`]).
 struct CaptureHooks {
     captured: Arc<Mutex<Vec<CapturedRequest>>>,
     /// Requests beyond this many are refused.
     limit: usize,
+    outgoing: Outgoing,
+}
+
+/// Sends `request` as a host would, every timeout the request leaves unset at
+/// [`DEFAULT_TIMEOUT`].
+async fn send(
+    request: http::Request<WasiBody>,
+    options: Option<wasmtime_wasi_http::RequestOptions>,
+) -> wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+)> {
+    let options = options.unwrap_or_default();
+    let options = wasmtime_wasi_http::RequestOptions {
+        connect_timeout: options.connect_timeout.or(Some(DEFAULT_TIMEOUT)),
+        first_byte_timeout: options.first_byte_timeout.or(Some(DEFAULT_TIMEOUT)),
+        between_bytes_timeout: options.between_bytes_timeout.or(Some(DEFAULT_TIMEOUT)),
+    };
+    let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+    Ok((response.map(BodyExt::boxed_unsync), Box::new(io)))
 }
 
 impl WasiHttpHooks for CaptureHooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> Box<
         dyn Future<
@@ -193,6 +228,9 @@ impl WasiHttpHooks for CaptureHooks {
                 )>,
             > + Send,
     > {
+        if self.outgoing == Outgoing::Send {
+            return Box::new(send(request, options));
+        }
         let captured = Arc::clone(&self.captured);
         let limit = self.limit;
         Box::new(async move {
@@ -265,9 +303,14 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    /// A host serving `config`, refusing more than `max_outputs` deliveries and memories larger
-    /// than `memory` bytes.
-    pub fn new(config: Arc<BTreeMap<String, String>>, max_outputs: usize, memory: usize) -> Self {
+    /// A host serving `config`, doing `outgoing` with HTTP requests, refusing more than
+    /// `max_outputs` deliveries and memories larger than `memory` bytes.
+    pub fn new(
+        config: Arc<BTreeMap<String, String>>,
+        outgoing: Outgoing,
+        max_outputs: usize,
+        memory: usize,
+    ) -> Self {
         let output = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let wasi = WasiCtxBuilder::new()
             .stdout(output.clone())
@@ -280,6 +323,7 @@ impl Host {
             hooks: CaptureHooks {
                 captured: Arc::clone(&requests),
                 limit: max_outputs,
+                outgoing,
             },
             table: ResourceTable::new(),
             config,

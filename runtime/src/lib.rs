@@ -44,7 +44,7 @@ use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyIndices};
 
 use etl::build::deployment::{Deployment, UnitKind};
 
-use host::{BrokerMessage, Host, Unit, UnitIndices};
+use host::{BrokerMessage, Host, Outgoing, Unit, UnitIndices};
 pub use host::{CapturedObject, CapturedRequest, LogLine};
 
 /// Limits of every call into a unit. The defaults suit real transforms with a wide margin.
@@ -341,6 +341,9 @@ pub struct Artifact {
     pub digest: String,
     /// The component.
     pub bytes: Arc<[u8]>,
+    /// The hosts its customer's outbound HTTP may reach (the plan's `customer.egress`): what its
+    /// egress part reads from `etl.egress.hosts`. Empty for a unit that does not call out.
+    pub egress: Vec<String>,
 }
 
 /// The engine, the linker and the compiled-code cache; one per process.
@@ -464,7 +467,8 @@ impl Runtime {
                 pre,
                 http,
                 messaging,
-                config: Arc::new(u.config.clone()),
+                config: Arc::new(u.runtime_config(&artifact.egress)),
+                calls_out: !artifact.egress.is_empty(),
                 subscriptions: u.subscriptions.clone(),
                 dead_letter: u.dead_letter.clone(),
             });
@@ -571,6 +575,9 @@ struct LoadedUnit {
     /// Its `wasmcloud:messaging/handler` entry, when it subscribes to subjects.
     messaging: Option<UnitIndices>,
     config: Arc<BTreeMap<String, String>>,
+    /// Whether its customer calls out: its outgoing requests (which its egress part let
+    /// through) are sent, where a sink's are captured.
+    calls_out: bool,
     subscriptions: Vec<String>,
     dead_letter: Option<String>,
 }
@@ -902,7 +909,17 @@ impl LoadedPipeline {
         live: &mut Option<Live>,
     ) -> Result<Delivered, Failed> {
         let current = live.get_or_insert_with(|| {
-            let host = Host::new(Arc::clone(&unit.config), limits.max_outputs, limits.memory);
+            let outgoing = if unit.calls_out {
+                Outgoing::Send
+            } else {
+                Outgoing::Capture
+            };
+            let host = Host::new(
+                Arc::clone(&unit.config),
+                outgoing,
+                limits.max_outputs,
+                limits.memory,
+            );
             let mut store = Store::new(&self.engine, host);
             store.limiter(|h| &mut h.limiter);
             Live {

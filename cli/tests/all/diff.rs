@@ -266,6 +266,62 @@ fn a_new_grant_is_flagged_before_anything_else() {
     assert!(!back.markdown().contains("[!WARNING]"));
 }
 
+/// A copy of `tests/fixtures/egress`, edited by `edit` (given the copy's root).
+fn egress_with(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy(&common::egress_fixture(), dir.path());
+    edit(dir.path());
+    dir
+}
+
+/// Sets the hosts of the grant of `price` (tests/fixtures/egress) to `hosts`.
+fn price_hosts(root: &Path, hosts: &str) {
+    replace(
+        root,
+        "pipelines/orders.yaml",
+        r#"hosts: [api.acme.example, "https://x.example:8443", "*.acme.example"]"#,
+        &format!("hosts: {hosts}"),
+    );
+}
+
+#[test]
+fn hosts_a_step_may_newly_call_are_capabilities_and_hosts_taken_back_are_shown_too() {
+    let head = egress_with(|root| {
+        price_hosts(
+            root,
+            r#"[api.acme.example, "https://x.example:8443", "127.0.0.1:8080"]"#,
+        )
+    });
+    let report = compare(&common::egress_fixture(), head.path());
+    assert_eq!(report.capabilities.len(), 1);
+    let c = &report.capabilities[0];
+    assert_eq!((c.pipeline.as_str(), c.unit.as_str()), ("orders", "price"));
+    assert_eq!(c.hosts, ["127.0.0.1:8080"]);
+    assert_eq!(c.removed_hosts, ["*.acme.example"]);
+    assert!(c.imports.is_empty() && c.grants.is_empty(), "{c:?}");
+    // The artifacts are the same: the egress part reads its hosts at run time.
+    assert!(report.pipelines[0].artifacts.is_empty());
+    insta::assert_snapshot!("egress_hosts_text", report.text());
+    insta::assert_snapshot!("egress_hosts_markdown", report.markdown());
+
+    // Only taking hosts back is listed too, but is no new capability.
+    let narrowed = egress_with(|root| price_hosts(root, "[api.acme.example]"));
+    let back = compare(&common::egress_fixture(), narrowed.path());
+    assert_eq!(back.capabilities.len(), 1);
+    assert!(!back.capabilities[0].is_new());
+    assert_eq!(
+        back.capabilities[0].removed_hosts,
+        ["https://x.example:8443", "*.acme.example"]
+    );
+    let md = back.markdown();
+    assert!(
+        md.contains("> [!NOTE]\n> **Capabilities taken back.**") && !md.contains("[!WARNING]"),
+        "{md}"
+    );
+    assert!(back.text().contains("CAPABILITIES TAKEN BACK"));
+    assert!(!back.summary.contains("capability"), "{}", back.summary);
+}
+
 #[test]
 fn scaling_is_reported_per_environment_and_unit() {
     let head = example_with(|root| {

@@ -304,8 +304,9 @@ fn init_never_writes_through_a_dangling_symlink() {
 }
 
 /// `examples/build-components.sh`, run on a copy of the sources at another path, gives exactly
-/// the component `etl init` writes (and every example component as committed): the scaffold's
-/// digest does not depend on where or by whom it was built (a cold build, about a minute).
+/// the component `etl init` writes (and every example and fixture component as committed, their
+/// digests pinned as committed): the scaffold's digest does not depend on where or by whom it
+/// was built (a cold build, about a minute).
 #[test]
 fn the_init_component_reproduces() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -317,6 +318,7 @@ fn the_init_component_reproduces() {
         "examples/iot-sensors",
         "tests/fixtures/chaos",
         "tests/fixtures/sub-pipelines",
+        "tests/fixtures/egress",
         "tests/fixtures/components",
     ] {
         common::copy(&root.join(dir), &copy.join(dir));
@@ -343,6 +345,7 @@ fn the_init_component_reproduces() {
         "examples/iot-sensors",
         "tests/fixtures/chaos",
         "tests/fixtures/sub-pipelines",
+        "tests/fixtures/egress",
         "tests/fixtures/components",
     ] {
         assert!(

@@ -5,16 +5,18 @@
 //!      └───────types──────────► out ──emit────────────────┘
 //! ```
 //!
-//! Parts are instantiated in a fixed order (settings, customer, out, in), so the same inputs
-//! give the same bytes. The customer is wired to nothing but the contract's `types` and
+//! Parts are instantiated in a fixed order (settings, egress, customer, out, in), so the same
+//! inputs give the same bytes. The customer is wired to nothing but the contract's `types` and
 //! `config` (and, when granted it, the `wasi:config/runtime` the v2 settings part serves, as the
-//! 1.x host would): its other imports (granted by policy) stay imports of the composed
-//! component, never satisfied by a platform part. The out part takes what settings exports (`types`, and for
-//! wasmCloud v2 the `wasi:config/runtime` that settings serves from the host's `store`); an in
-//! part takes `transform` from the customer (and nothing else: a customer exporting a platform
-//! interface never serves a platform part), `emit` from out, and the rest from settings.
-//! Whatever no part satisfies (WASI, messaging, http, 1.x config) is imported by the composed
-//! component, once per name.
+//! 1.x host would) and, when it imports `wasi:http/outgoing-handler`, the egress part's export
+//! of it: the guard of its outbound HTTP, whose own import of it is the host's (such a customer
+//! without the guard is an error). Its other imports (granted by policy) stay imports of the
+//! composed component, never satisfied by a platform part. The out part (and the egress part)
+//! take what settings exports (`types`, and for wasmCloud v2 the `wasi:config/runtime` that
+//! settings serves from the host's `store`); an in part takes `transform` from the customer (and
+//! nothing else: a customer exporting a platform interface never serves a platform part), `emit`
+//! from out, and the rest from settings. Whatever no part satisfies (WASI, messaging, http, 1.x
+//! config) is imported by the composed component, once per name.
 
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
@@ -28,6 +30,8 @@ pub const TRANSFORM: &str = "etl:pipeline/transform@0.1.0";
 /// The config interface the platform parts read, and the wasmCloud 1.x host serves; the v2
 /// settings part serves it inside a composition.
 pub const RUNTIME_CONFIG: &str = "wasi:config/runtime@0.2.0-draft";
+/// A customer's outbound HTTP, which only the egress part serves it.
+pub const OUTGOING_HANDLER: &str = crate::spec::model::OUTGOING_HANDLER;
 
 /// Why a composition failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +81,9 @@ pub struct Parts<'a> {
     /// The entry points: each imports `transform` and `emit` and exports a handler, which the
     /// composed component exports. At least one.
     pub inbound: &'a [&'a [u8]],
+    /// The guard of the customer's outbound HTTP, for a customer that imports
+    /// `wasi:http/outgoing-handler`: it serves that import and imports the host's.
+    pub egress: Option<&'a [u8]>,
 }
 
 struct Graph {
@@ -136,21 +143,33 @@ impl Graph {
     fn wire(
         &mut self,
         name: &str,
+        from: (NodeId, &str),
+        to: (NodeId, &str),
+    ) -> Result<(), ComposeError> {
+        self.wire_as(name, from, name, to)
+    }
+
+    /// Connects `export` of instance `from` to the import `import` of instance `to` (the same
+    /// interface at another version, say).
+    fn wire_as(
+        &mut self,
+        export: &str,
         (from, from_part): (NodeId, &str),
+        import: &str,
         (to, to_part): (NodeId, &str),
     ) -> Result<(), ComposeError> {
         let wire_error = |reason: String| ComposeError::Wire {
-            name: name.to_owned(),
+            name: import.to_owned(),
             from: from_part.to_owned(),
             to: to_part.to_owned(),
             reason,
         };
         let export = self
             .graph
-            .alias_instance_export(from, name)
+            .alias_instance_export(from, export)
             .map_err(|e| wire_error(format!("{e:#}")))?;
         self.graph
-            .set_instantiation_argument(to, name, export)
+            .set_instantiation_argument(to, import, export)
             .map_err(|e| wire_error(format!("{e:#}")))
     }
 }
@@ -161,6 +180,10 @@ pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
         graph: CompositionGraph::new(),
     };
     let settings_pkg = g.register("settings", parts.settings)?;
+    let egress_pkg = parts
+        .egress
+        .map(|bytes| g.register("egress", bytes))
+        .transpose()?;
     let customer_pkg = g.register("customer", parts.customer)?;
     let out_pkg = g.register("out", parts.outbound)?;
     let in_pkgs = parts
@@ -172,6 +195,24 @@ pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
 
     let settings = (g.graph.instantiate(settings_pkg), "settings part");
     let settings_exports = g.exports(settings_pkg);
+    // The guard reads its hosts where the other parts read their configuration; its import of
+    // the host's outgoing handler stays an import of the composed component.
+    let guard = match egress_pkg {
+        Some(pkg) => {
+            let node = (g.graph.instantiate(pkg), "egress part");
+            let imports = g.imports(pkg);
+            g.wire_all(node, &imports, &[(settings, settings_exports.clone())])?;
+            let export = g
+                .exports(pkg)
+                .into_iter()
+                .find(|e| is_outgoing_handler(e))
+                .ok_or_else(|| {
+                    ComposeError::Encode(format!("the egress part exports no `{OUTGOING_HANDLER}`"))
+                })?;
+            Some((node, export))
+        }
+        None => None,
+    };
     let customer = (g.graph.instantiate(customer_pkg), "customer component");
     // The customer gets the contract's interfaces from settings and nothing else; and, when
     // granted it, the 1.x config interface where settings serves it (wasmCloud v2), so that it
@@ -188,6 +229,23 @@ pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
         .filter(|n| for_customer(n) && contract_only.contains(n))
         .collect();
     g.wire_all(customer, &customer_imports, &[(settings, contract_only)])?;
+    // Its outbound HTTP goes through the guard, whatever 0.2 version it imports; never to the
+    // host directly.
+    for import in g
+        .imports(customer_pkg)
+        .into_iter()
+        .filter(|i| is_outgoing_handler(i))
+    {
+        match &guard {
+            Some((node, export)) => g.wire_as(export, *node, &import, customer)?,
+            None => {
+                return Err(ComposeError::Unsatisfied {
+                    name: import,
+                    to: customer.1.to_owned(),
+                });
+            }
+        }
+    }
     let out = (g.graph.instantiate(out_pkg), "out part");
     let out_imports = g.imports(out_pkg);
     g.wire_all(out, &out_imports, &[(settings, settings_exports.clone())])?;
@@ -229,6 +287,11 @@ pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
             processor: None,
         })
         .map_err(|e| ComposeError::Encode(format!("{e:#}")))
+}
+
+/// Whether `name` is `wasi:http/outgoing-handler` at some version.
+fn is_outgoing_handler(name: &str) -> bool {
+    name.split('@').next() == Some(OUTGOING_HANDLER)
 }
 
 /// The top-level import and export names of a component, in order.

@@ -87,18 +87,7 @@ pub fn inspect(component: &[u8]) -> Result<ContractReport, String> {
 /// Whether a grant covers an import: `ns:pkg/iface` any version, `ns:pkg/iface@v` exactly,
 /// `ns:pkg/*` every interface of the package.
 pub fn grants(grant: &Grant, import: &str) -> bool {
-    let (name, version) = match import.split_once('@') {
-        Some((n, v)) => (n, Some(v)),
-        None => (import, None),
-    };
-    let grant = grant.as_str();
-    if let Some(package) = grant.strip_suffix("/*") {
-        return name.split_once('/').is_some_and(|(p, _)| p == package);
-    }
-    match grant.split_once('@') {
-        Some((g, v)) => g == name && version == Some(v),
-        None => grant == name,
-    }
+    grant.covers(import)
 }
 
 /// The imports no grant covers.
@@ -111,11 +100,10 @@ pub fn forbidden<'a>(imports: &'a [String], granted: &[&Grant]) -> Vec<&'a str> 
         .collect()
 }
 
-/// Whether the imports look like those of a Rust std build for `wasm32-wasip2`.
+/// Whether the imports look like those of a Rust std build for `wasm32-wasip2`, which always
+/// imports `wasi:cli` (`wasi:io` alone is a component's own streams, of `wasi:http` say).
 pub fn looks_like_wasip2_std(imports: &[&str]) -> bool {
-    imports
-        .iter()
-        .any(|i| i.starts_with("wasi:cli/") || i.starts_with("wasi:io/"))
+    imports.iter().any(|i| i.starts_with("wasi:cli/"))
 }
 
 #[cfg(test)]

@@ -165,6 +165,24 @@ fn help(suggestion: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// The runtime configuration key of a step's egress part: the hosts its customer's outbound
+/// HTTP may reach, a comma list of `allowedHosts` entries.
+pub const EGRESS_HOSTS: &str = "etl.egress.hosts";
+
+impl UnitDeployment {
+    /// The runtime configuration of its composed component when its customer may call the hosts
+    /// `egress` (the step's grants give them; empty when it does not call out):
+    /// [`UnitDeployment::config`], and [`EGRESS_HOSTS`] when there are hosts. Manifests and the
+    /// local runner both configure a unit with this.
+    pub fn runtime_config(&self, egress: &[String]) -> BTreeMap<String, String> {
+        let mut config = self.config.clone();
+        if !egress.is_empty() {
+            config.insert(EGRESS_HOSTS.to_owned(), egress.join(","));
+        }
+        config
+    }
+}
+
 /// The environment a test fixture or command uses when none is named: the project's first.
 pub fn default_environment(repo: &Repo) -> Option<String> {
     let project = repo.project.as_ref()?;

@@ -155,6 +155,10 @@ pub struct CustomerPlan {
     /// Its imports beyond the contract, each granted by the policy: its capabilities.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<String>,
+    /// The hosts its outbound HTTP may reach (`wasi:http/outgoing-handler`), from the grants
+    /// that cover that import; empty when it does not import it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<String>,
 }
 
 /// The harness parts of one composition, by name.
@@ -165,6 +169,9 @@ pub struct HarnessPlan {
     pub inbound: Vec<String>,
     /// Delivery part.
     pub out: String,
+    /// The guard of the customer's outbound HTTP, when it has one (`egress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<String>,
 }
 
 /// A composed component.

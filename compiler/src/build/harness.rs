@@ -34,11 +34,15 @@ pub enum Part {
     SettingsV2,
     /// The pass-through transform of sinks.
     Identity,
+    /// The guard of a customer's outbound HTTP: exports `wasi:http/outgoing-handler@0.2.12` to
+    /// the customer and forwards to the host's only the requests to the hosts of
+    /// `etl.egress.hosts`.
+    Egress,
 }
 
 impl Part {
     /// Every part, in a fixed order.
-    pub const ALL: [Part; 8] = [
+    pub const ALL: [Part; 9] = [
         Part::InMessaging,
         Part::InHttp,
         Part::OutMessaging,
@@ -47,6 +51,7 @@ impl Part {
         Part::Settings,
         Part::SettingsV2,
         Part::Identity,
+        Part::Egress,
     ];
 
     /// The part's name: its crate in `harness-components/` and its world in `etl:platform`,
@@ -61,6 +66,7 @@ impl Part {
             Part::Settings => "settings",
             Part::SettingsV2 => "settings-v2",
             Part::Identity => "identity",
+            Part::Egress => "egress",
         }
     }
 
@@ -75,6 +81,7 @@ impl Part {
             Part::Settings => parts::SETTINGS,
             Part::SettingsV2 => parts::SETTINGS_V2,
             Part::Identity => parts::IDENTITY,
+            Part::Egress => parts::EGRESS,
         }
     }
 

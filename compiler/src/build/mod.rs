@@ -201,6 +201,11 @@ fn package_and_emit(
                         .as_ref()
                         .map(|c| c.grants.clone())
                         .unwrap_or_default(),
+                    egress: unit
+                        .customer
+                        .as_ref()
+                        .map(|c| c.egress.clone())
+                        .unwrap_or_default(),
                 },
             );
         }
@@ -454,12 +459,20 @@ impl Builder<'_> {
         let spec = &p.spec;
         let mut steps = Vec::new();
         for (i, step) in spec.spec.steps.iter().enumerate() {
-            let r = resolved
+            let step_resolved = resolved
                 .iter()
                 .find(|r| r.pipeline == *spec.metadata.name && r.step == *step.name)
-                .map(|r| &r.resolved)
                 .expect("every step of a loaded pipeline was resolved");
+            let r = &step_resolved.resolved;
             let inbound = inbound_parts(spec, &step.from);
+            // The guard goes wherever the customer calls out: the policy check passed, so its
+            // import of `wasi:http/outgoing-handler` is granted with hosts.
+            let egress = r
+                .contract
+                .imports
+                .iter()
+                .any(|i| i.split('@').next() == Some(compose::OUTGOING_HANDLER))
+                .then_some(Part::Egress);
             let at = p.span(&format!("/spec/steps/{i}/component"));
             let [artifact, artifact_v2] = Generation::ALL.map(|generation| {
                 self.build(
@@ -467,6 +480,7 @@ impl Builder<'_> {
                     &r.component_digest,
                     &inbound,
                     Part::OutMessaging,
+                    egress,
                     generation,
                 )
                 .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &step.name, &e)))
@@ -505,10 +519,12 @@ impl Builder<'_> {
                     origin: r.origin,
                     component_digest: r.component_digest.clone(),
                     grants: r.contract.extra_imports.clone(),
+                    egress: step_resolved.egress.clone(),
                 }),
                 harness: HarnessPlan {
                     inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
                     out: Part::OutMessaging.name().to_owned(),
+                    egress: egress.map(|p| p.name().to_owned()),
                 },
                 artifact,
                 artifact_v2: Some(artifact_v2),
@@ -529,6 +545,7 @@ impl Builder<'_> {
                     &Part::Identity.digest(),
                     &inbound,
                     out,
+                    None,
                     generation,
                 )
                 .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &sink.name, &e)))
@@ -540,6 +557,7 @@ impl Builder<'_> {
                 harness: HarnessPlan {
                     inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
                     out: out.name().to_owned(),
+                    egress: None,
                 },
                 artifact: artifact?,
                 artifact_v2: Some(artifact_v2?),
@@ -571,14 +589,16 @@ impl Builder<'_> {
             )
     }
 
-    /// Composes (or takes from this run or the cache) one unit for `generation` and adds it to
-    /// `dist/`. `customer_digest` is the sha256 of `customer`, already known to the caller.
+    /// Composes (or takes from this run or the cache) one unit for `generation`, with the guard
+    /// `egress` when its customer calls out, and adds it to `dist/`. `customer_digest` is the
+    /// sha256 of `customer`, already known to the caller.
     fn build(
         &mut self,
         customer: &[u8],
         customer_digest: &str,
         inbound: &[Part],
         out: Part,
+        egress: Option<Part>,
         generation: Generation,
     ) -> Result<ArtifactPlan, compose::ComposeError> {
         let settings = generation.settings();
@@ -590,6 +610,9 @@ impl Builder<'_> {
         );
         for part in inbound {
             recipe.push_str(&format!("in {}\n", part.digest()));
+        }
+        if let Some(part) = egress {
+            recipe.push_str(&format!("egress {}\n", part.digest()));
         }
         let key = sha256(recipe.as_bytes());
         if let Some(artifact) = self.done.get(&key) {
@@ -607,6 +630,7 @@ impl Builder<'_> {
                     customer,
                     outbound: out.bytes(),
                     inbound: &inbound_bytes,
+                    egress: egress.map(Part::bytes),
                 })?;
                 self.built += 1;
                 let (imports, exports) =

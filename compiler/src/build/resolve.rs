@@ -12,8 +12,9 @@ use std::collections::HashMap;
 
 use crate::build::contract::{self, ContractReport};
 use crate::diag::{Code, Diagnostic};
+use crate::spec::egress;
 use crate::spec::load::Repo;
-use crate::spec::model::Grant;
+use crate::spec::model::{Allow, Grant};
 use crate::store::fetch::{Fetch, RepoFiles};
 use crate::store::{self, Cache, MAX_COMPONENT_BYTES, ResolveError, Verified, check_header};
 use crate::util::digest::sha256;
@@ -145,6 +146,9 @@ pub struct ResolvedStep {
     pub step: String,
     /// The component.
     pub resolved: Resolved,
+    /// The hosts its outbound HTTP may reach: those of every grant (the project's, then the
+    /// step's) that covers its `wasi:http/outgoing-handler` import; empty when it has none.
+    pub egress: Vec<String>,
 }
 
 /// Resolves every step of every loaded pipeline and checks contract and policy. Each problem is
@@ -159,7 +163,7 @@ pub fn resolve_repo(
         root: &repo.root,
         cache,
     };
-    let project_grants: Vec<&Grant> = repo
+    let project_grants: Vec<&Allow> = repo
         .project
         .iter()
         .flat_map(|p| &p.spec.spec.policy.allow)
@@ -186,7 +190,8 @@ pub fn resolve_repo(
                     continue;
                 }
             };
-            let granted: Vec<&Grant> = project_grants.iter().copied().chain(&step.allow).collect();
+            let allowed: Vec<&Allow> = project_grants.iter().copied().chain(&step.allow).collect();
+            let granted: Vec<&Grant> = allowed.iter().map(|a| &a.interface).collect();
             out.extend(contract_diagnostics(
                 &p.file,
                 at,
@@ -194,10 +199,19 @@ pub fn resolve_repo(
                 &resolved.contract,
                 &granted,
             ));
+            let mut egress: Vec<String> = Vec::new();
+            for import in &resolved.contract.imports {
+                for host in egress::hosts_for(allowed.iter().copied(), import) {
+                    if !egress.contains(&host) {
+                        egress.push(host);
+                    }
+                }
+            }
             steps.push(ResolvedStep {
                 pipeline: p.spec.metadata.name.to_string(),
                 step: step.name.to_string(),
                 resolved,
+                egress,
             });
         }
     }
@@ -261,6 +275,14 @@ fn contract_diagnostics(
         }
         d = if contract::looks_like_wasip2_std(&forbidden) {
             d.help("this looks like a Rust std build for wasm32-wasip2: build for wasm32-unknown-unknown with wit-bindgen, which imports nothing")
+        } else if let Some(http) = forbidden
+            .iter()
+            .find(|i| i.split('@').next() == Some(crate::spec::model::OUTGOING_HANDLER))
+        {
+            d.help(format!(
+                "grant it with the hosts the step may call: `allow: [{{interface: {}, hosts: [api.acme.example]}}]` on the step (or `policy.allow` in etl.yaml)",
+                http.split('@').next().unwrap_or(http)
+            ))
         } else {
             d.help(format!(
                 "remove the import, or grant it with `allow: [{}]` on the step (or `policy.allow` in etl.yaml)",

@@ -166,6 +166,10 @@ codes! {
     ForbiddenImport = "E0709", Error, "a component import the policy does not grant";
     Compose = "E0710", Error, "a step that cannot be composed";
     UnservedImport = "E0711", Error, "a component import one wasmCloud generation's hosts do not serve";
+    EgressWithoutHosts = "E0712", Error, "a grant of outbound HTTP that names no hosts";
+    HostsWithoutEgress = "E0713", Error, "`hosts` on a grant that is not of outbound HTTP";
+    EgressHost = "E0714", Error, "a host an outbound HTTP grant cannot name";
+    SocketsGranted = "E0715", Error, "a grant of raw network access (`wasi:sockets`)";
     Emit = "E0801", Error, "a pipeline that cannot be deployed as planned";
     InstancePool = "W0802", Warning, "steps whose messages in flight can exhaust the v2 hosts' instance pool";
     ModelMismatch = "E0901", Error, "internal: the schema accepted what the model rejects";

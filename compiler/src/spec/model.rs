@@ -24,6 +24,12 @@ pub const PROVIDER_IMAGE_PATTERN: &str = "^(wasmcloud\\+builtin://[a-z][-a-z0-9]
 /// A capability grant: `namespace:package/interface`, an optional `@version`, or `namespace:package/*`.
 pub const GRANT_PATTERN: &str =
     "^[a-z][-a-z0-9]*:[a-z][-a-z0-9]*/(\\*|[a-z][-a-z0-9]*(@[0-9A-Za-z.+-]+)?)$";
+/// A host an outbound HTTP grant names: the forms of a wasmCloud v2 `allowedHosts` entry
+/// (`host[:port]`, `scheme://host[:port][/]`, `*.suffix[:port]`, `scheme://*.suffix[:port][/]`),
+/// the CRD's own pattern without its `*` (every host), which a grant may not name.
+pub const EGRESS_HOST_PATTERN: &str = "^([A-Za-z][A-Za-z0-9+.-]*://)(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?/?$|^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?$";
+/// The interface whose grant must name hosts: a customer's outbound HTTP.
+pub const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler";
 
 macro_rules! validated_string {
     ($(#[$doc:meta])* $name:ident, $pattern:expr, $what:literal) => {
@@ -90,6 +96,103 @@ validated_string!(
     /// An import a customer component may be granted: see [`GRANT_PATTERN`].
     Grant, GRANT_PATTERN, "an interface grant"
 );
+validated_string!(
+    /// A host an outbound HTTP grant names: see [`EGRESS_HOST_PATTERN`].
+    EgressHost, EGRESS_HOST_PATTERN, "a host entry"
+);
+
+impl Grant {
+    /// Whether it grants the import `import` (a component's import name, e.g.
+    /// `wasi:logging/logging@0.1.0-draft`): `ns:pkg/iface` at any version, `ns:pkg/iface@v` at
+    /// that version only, `ns:pkg/*` every interface of the package.
+    pub fn covers(&self, import: &str) -> bool {
+        let (name, version) = match import.split_once('@') {
+            Some((n, v)) => (n, Some(v)),
+            None => (import, None),
+        };
+        if let Some(package) = self.0.strip_suffix("/*") {
+            return name.split_once('/').is_some_and(|(p, _)| p == package);
+        }
+        match self.0.split_once('@') {
+            Some((g, v)) => g == name && version == Some(v),
+            None => self.0 == name,
+        }
+    }
+
+    /// Whether it grants `wasi:http/outgoing-handler` at some version: the interface itself
+    /// (at any version, or at one), or `wasi:http/*`.
+    pub fn covers_outgoing_handler(&self) -> bool {
+        let name = self.0.split('@').next().unwrap_or_default();
+        name == OUTGOING_HANDLER || name == "wasi:http/*"
+    }
+}
+
+/// One entry of an `allow` list (`policy.allow`, a step's `allow`): an interface grant, written
+/// as the interface alone or as `{interface, hosts}`. A grant of `wasi:http/outgoing-handler`
+/// (or `wasi:http/*`) must take the second form and name the hosts the step may call; `hosts`
+/// on any other grant is an error (both checked by `etl validate`, not here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    /// The interface granted.
+    pub interface: Grant,
+    /// The hosts, as written; `None` for the short form or a mapping without `hosts`.
+    pub hosts: Option<Vec<EgressHost>>,
+}
+
+/// The two forms of [`Allow`], as written.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum AllowForm {
+    Interface(Grant),
+    Extended(ExtendedAllow),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendedAllow {
+    interface: Grant,
+    #[serde(
+        default,
+        deserialize_with = "some_non_empty",
+        skip_serializing_if = "Option::is_none"
+    )]
+    hosts: Option<Vec<EgressHost>>,
+}
+
+/// A list that is there (the field is optional) and has at least one element.
+fn some_non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    non_empty(d).map(Some)
+}
+
+impl<'de> Deserialize<'de> for Allow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match AllowForm::deserialize(d)? {
+            AllowForm::Interface(interface) => Allow {
+                interface,
+                hosts: None,
+            },
+            AllowForm::Extended(e) => Allow {
+                interface: e.interface,
+                hosts: e.hosts,
+            },
+        })
+    }
+}
+
+impl Serialize for Allow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.hosts {
+            None => AllowForm::Interface(self.interface.clone()).serialize(s),
+            Some(hosts) => AllowForm::Extended(ExtendedAllow {
+                interface: self.interface.clone(),
+                hosts: Some(hosts.clone()),
+            })
+            .serialize(s),
+        }
+    }
+}
 
 /// The nearest valid [`Name`] to any text: transliterated to ASCII (`télémétrie` → `telemetrie`,
 /// `東京` → `dong-jing`), lower-cased, each run of other characters replaced by one `-`, without
@@ -378,9 +481,9 @@ fn name_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Interface names, e.g. `wasi:logging/logging`.
+    /// Interface grants, e.g. `wasi:logging/logging`.
     #[serde(default)]
-    pub allow: Vec<Grant>,
+    pub allow: Vec<Allow>,
 }
 
 /// A wadm secret policy backend (`policy.secret.wasmcloud.dev/v1alpha1`).
@@ -568,7 +671,7 @@ pub struct Step {
     pub config: Settings,
     /// Extra imports granted to this step only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allow: Vec<Grant>,
+    pub allow: Vec<Allow>,
     /// Replicas of this step, overriding the environment's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<NonZeroU32>,

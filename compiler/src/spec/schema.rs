@@ -12,7 +12,7 @@ use jsonschema::{ValidationError, Validator};
 use serde_json::Value as Json;
 
 use crate::diag::{self, Code, Diagnostic, Span};
-use crate::spec::model::{DIGEST_PATTERN, GRANT_PATTERN, NAME_PATTERN};
+use crate::spec::model::{DIGEST_PATTERN, EGRESS_HOST_PATTERN, GRANT_PATTERN, NAME_PATTERN};
 use crate::spec::yaml::Node;
 
 /// The four kinds of spec file.
@@ -267,6 +267,14 @@ fn describe(
                 None,
             ));
         }
+        ValidationErrorKind::MinItems { .. } if lists_egress_hosts(schema, sub) => {
+            let grant = pointer.strip_suffix("/hosts").unwrap_or(&pointer);
+            let interface = instance
+                .pointer(&format!("{grant}/interface"))
+                .and_then(Json::as_str)
+                .unwrap_or(crate::spec::model::OUTGOING_HANDLER);
+            out.push(crate::spec::egress::no_hosts(file, span, interface, true));
+        }
         ValidationErrorKind::MinItems { limit } => {
             out.push(with_expected(
                 Diagnostic::new(
@@ -341,6 +349,9 @@ fn pattern_diagnostic(
         }
         return d;
     }
+    if pattern == EGRESS_HOST_PATTERN {
+        return crate::spec::egress::bad_host(value, file, span);
+    }
     if pattern == DIGEST_PATTERN {
         let mut d = Diagnostic::new(
             Code::InvalidDigest,
@@ -378,6 +389,15 @@ fn pattern_diagnostic(
         d = d.expected(format!("text matching `{pattern}`"));
     }
     d
+}
+
+/// Whether `list` is the schema of the `hosts` of a grant.
+fn lists_egress_hosts(root: &Json, list: Option<&Json>) -> bool {
+    list.and_then(|l| l.get("items"))
+        .map(|items| resolve(root, items))
+        .and_then(|items| items.get("pattern"))
+        .and_then(Json::as_str)
+        == Some(EGRESS_HOST_PATTERN)
 }
 
 /// The human name of the field at a pointer: `steps[2].from`.

@@ -43,6 +43,7 @@ fn composed(customer: &str) -> Vec<u8> {
         customer: &customer,
         outbound: &out,
         inbound: &[&inbound],
+        egress: None,
     })
     .unwrap()
 }
@@ -83,6 +84,7 @@ fn a_customer_that_does_not_fit_fails_with_a_reason() {
         customer: &out,
         outbound: &out,
         inbound: &[&inbound],
+        egress: None,
     }) {
         Ok(bytes) => panic!(
             "composed anyway; imports: {:?}",
@@ -128,6 +130,7 @@ fn real_step(customer: &[u8], generation: etl::build::generation::Generation) ->
         customer,
         outbound: Part::OutMessaging.bytes(),
         inbound: &[Part::InMessaging.bytes()],
+        egress: None,
     })
     .unwrap();
     compose::interface_of(&bytes).unwrap().0
@@ -170,4 +173,129 @@ fn each_generation_imports_only_the_config_interface_its_hosts_serve() {
         config(&real_step(&customer, Generation::V2)),
         ["wasi:config/store@0.2.0-rc.1"]
     );
+}
+
+/// A customer that calls out: it imports `wasi:http/outgoing-handler` (and its types and
+/// streams) at `version`, a `0.2.x` of `wasi:http` (its WASI packages are the vendored 0.2.12
+/// ones, renamed).
+fn customer_calling_out(version: &str) -> Vec<u8> {
+    let deps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/deps");
+    let mut resolve = Resolve::new();
+    resolve.push_str("contract.wit", CONTRACT).unwrap();
+    for package in [
+        "io",
+        "clocks",
+        "random",
+        "filesystem",
+        "sockets",
+        "cli",
+        "http",
+    ] {
+        let dir = deps.join(format!("wasi-{package}-0.2.12"));
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            // Renamed, and without the gates of the versions since (`@since(version = 0.2.12)`
+            // of a 0.2.3, say).
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("@0.2.12", &format!("@{version}"))
+                .lines()
+                .filter(|l| {
+                    let l = l.trim_start();
+                    !l.starts_with("@since(") && !l.starts_with("@deprecated(")
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            resolve
+                .push_str(path.file_name().unwrap().to_str().unwrap(), &text)
+                .unwrap();
+        }
+    }
+    let pkg = resolve
+        .push_str(
+            "customer.wit",
+            &format!(
+                "package test:customer; world c {{ import etl:pipeline/config@0.1.0; \
+                 import wasi:http/outgoing-handler@{version}; export etl:pipeline/transform@0.1.0; }}"
+            ),
+        )
+        .unwrap();
+    let world = resolve.select_world(&[pkg], Some("c")).unwrap();
+    crate::dummy_component(&resolve, world)
+}
+
+/// A messaging step around `customer` with the real harness parts, and the egress part when
+/// `guarded`.
+fn guarded_step(
+    customer: &[u8],
+    generation: etl::build::generation::Generation,
+    guarded: bool,
+) -> Result<Vec<u8>, compose::ComposeError> {
+    use etl::build::harness::Part;
+    compose::compose(Parts {
+        settings: generation.settings().bytes(),
+        customer,
+        outbound: Part::OutMessaging.bytes(),
+        inbound: &[Part::InMessaging.bytes()],
+        egress: guarded.then(|| Part::Egress.bytes()),
+    })
+}
+
+#[test]
+fn a_customer_that_calls_out_gets_the_guard_never_the_host() {
+    use etl::build::generation::Generation;
+    let customer = customer_calling_out("0.2.12");
+    for generation in Generation::ALL {
+        let bytes = guarded_step(&customer, generation, true).unwrap();
+        let (imports, _) = compose::interface_of(&bytes).unwrap();
+        let http: Vec<&String> = imports
+            .iter()
+            .filter(|i| i.starts_with("wasi:http/"))
+            .collect();
+        // The guard's import of the host's handler; the customer's types are the host's too.
+        assert_eq!(
+            http,
+            [
+                "wasi:http/types@0.2.12",
+                "wasi:http/outgoing-handler@0.2.12"
+            ],
+            "{generation}"
+        );
+        let config: Vec<&str> = imports
+            .iter()
+            .filter(|i| i.starts_with("wasi:config/"))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(config, generation.config_served()[..1], "{generation}");
+        // The same parts give the same bytes.
+        assert_eq!(bytes, guarded_step(&customer, generation, true).unwrap());
+        // Without the guard, nothing may serve the customer's import: not the host either.
+        match guarded_step(&customer, generation, false) {
+            Ok(_) => panic!("composed without the guard"),
+            Err(e) => assert_eq!(
+                e.to_string(),
+                "nothing provides `wasi:http/outgoing-handler@0.2.12` to the customer component"
+            ),
+        }
+    }
+}
+
+#[test]
+fn the_guard_serves_a_customer_of_another_wasi_http_0_2() {
+    use etl::build::generation::Generation;
+    let customer = customer_calling_out("0.2.3");
+    for generation in Generation::ALL {
+        let bytes = guarded_step(&customer, generation, true)
+            .unwrap_or_else(|e| panic!("{generation}: {e}"));
+        let (imports, _) = compose::interface_of(&bytes).unwrap();
+        let handlers: Vec<&String> = imports
+            .iter()
+            .filter(|i| i.starts_with("wasi:http/outgoing-handler"))
+            .collect();
+        assert_eq!(
+            handlers,
+            ["wasi:http/outgoing-handler@0.2.12"],
+            "{generation}"
+        );
+    }
 }

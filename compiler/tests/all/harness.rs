@@ -124,6 +124,18 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
             strings(&["etl:pipeline/types@0.1.0"]),
             vec!["etl:pipeline/transform@0.1.0"],
         ),
+        // The host's outgoing handler, and the same interface served to the customer.
+        Part::Egress => (
+            strings(&[
+                "wasi:io/poll@0.2.12",
+                "wasi:io/error@0.2.12",
+                "wasi:io/streams@0.2.12",
+                "wasi:http/types@0.2.12",
+                "wasi:http/outgoing-handler@0.2.12",
+                "wasi:config/runtime@0.2.0-draft",
+            ]),
+            vec!["wasi:http/outgoing-handler@0.2.12"],
+        ),
     };
     match part {
         // in-http's wasi:http brings wasi:io@0.2.12 before the std imports; std's own wasi:io
@@ -137,8 +149,11 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
             ]));
             imports.extend(STD_CLI.iter().map(|s| s.to_string()));
         }
-        // out-http and out-blobstore import wasi:io themselves (above); std adds only wasi:cli.
-        Part::OutHttp | Part::OutBlobstore => imports.extend(STD_CLI.iter().map(|s| s.to_string())),
+        // out-http, out-blobstore and egress import wasi:io themselves (above); std adds only
+        // wasi:cli.
+        Part::OutHttp | Part::OutBlobstore | Part::Egress => {
+            imports.extend(STD_CLI.iter().map(|s| s.to_string()))
+        }
         _ => imports.extend(std_imports("0.2.6")),
     }
     (imports, strings(&exports))
@@ -201,7 +216,7 @@ fn only_the_messaging_parts_touch_the_broker_and_no_part_reaches_files_or_socket
             || exports.iter().any(|n| n.starts_with("wasi:http/"));
         assert_eq!(
             http,
-            matches!(part, Part::InHttp | Part::OutHttp),
+            matches!(part, Part::InHttp | Part::OutHttp | Part::Egress),
             "{part} and wasi:http"
         );
     }

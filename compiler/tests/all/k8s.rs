@@ -273,6 +273,7 @@ fn component(
         config: config(&format!("{pipeline}-{name}-runtime"), config_pairs),
         secrets: Vec::new(),
         grants: Vec::new(),
+        egress: Vec::new(),
     }
 }
 
@@ -1249,4 +1250,50 @@ fn sub_pipelines_subscribe_to_what_they_read_in_their_own_consumer_group() {
         assert_ne!(archive["consumer_group"], audit["consumer_group"]);
         assert_eq!(messaging("replay", "replay-replay")["subscriptions"], trail);
     }
+}
+
+/// `tests/fixtures/egress` compiled: the step that calls out may reach exactly the hosts its
+/// grant names (`allowedHosts`, forms the CRD accepts), through the `wasi:http` entry's
+/// `outgoing-handler`; the sink after it may reach none.
+#[test]
+fn a_step_that_calls_out_may_reach_the_hosts_of_its_grant() {
+    let (plan, files) = common::compiled_egress();
+    for (env, apps) in &plan.deployments {
+        let app = &apps["orders"];
+        let text = etl::build::emit::k8s::manifests(app);
+        assert_eq!(
+            std::str::from_utf8(&files[&format!("{env}/k8s/orders.yaml")]).unwrap(),
+            text
+        );
+        let docs = emit(app);
+        let price = by_name(&docs, "orders-price");
+        let resources = &price["spec"]["template"]["spec"]["components"][0]["localResources"];
+        assert_eq!(
+            resources["allowedHosts"],
+            json!([
+                "api.acme.example",
+                "https://x.example:8443",
+                "*.acme.example"
+            ]),
+            "{env}"
+        );
+        assert_eq!(
+            resources["config"]["etl.egress.hosts"],
+            "api.acme.example,https://x.example:8443,*.acme.example"
+        );
+        let http = host_interface(price, "wasi", "http");
+        assert_eq!(
+            http["interfaces"],
+            json!(["incoming-handler", "outgoing-handler"])
+        );
+        let priced = by_name(&docs, "orders-priced");
+        let resources = &priced["spec"]["template"]["spec"]["components"][0]["localResources"];
+        assert!(resources.get("allowedHosts").is_none(), "{resources:#}");
+    }
+    insta::assert_snapshot!(
+        "orders_dev",
+        common::masked(&etl::build::emit::k8s::manifests(
+            &plan.deployments["dev"]["orders"]
+        ))
+    );
 }

@@ -221,6 +221,7 @@ fn component(app: &mut Application, name: &str, kind: ComponentKind, config: &[(
         },
         secrets: Vec::new(),
         grants: Vec::new(),
+        egress: Vec::new(),
     });
 }
 
@@ -1157,4 +1158,46 @@ fn sub_pipelines_subscribe_to_what_they_read_in_their_own_queue_group() {
             }
         }
     }
+}
+
+/// `tests/fixtures/egress` compiled: the step that calls out links to the HTTP client provider
+/// (its egress part's import of the host's outgoing handler), which the application runs; its
+/// runtime configuration names the hosts its grant gives.
+#[test]
+fn a_step_that_calls_out_links_to_the_http_client() {
+    let (plan, files) = common::compiled_egress();
+    let app = &plan.deployments["dev"]["orders"];
+    let yaml = wadm::manifest(app);
+    assert_eq!(
+        std::str::from_utf8(&files["dev/wadm/orders.yaml"]).unwrap(),
+        yaml
+    );
+    let parsed = check(&[("orders", &yaml)]).remove(0);
+    let consumer = "wasmcloud:messaging/consumer";
+    assert_eq!(
+        links_of(&parsed, "price"),
+        [
+            link("default", consumer, "messaging-nats"),
+            link("default", "wasi:http/outgoing-handler", "http-client")
+        ]
+    );
+    assert_eq!(
+        links_of(&parsed, "priced"),
+        [link("default", consumer, "messaging-nats")]
+    );
+    assert_eq!(
+        find(&parsed, "http-client")["properties"]["image"],
+        "wasmcloud+builtin://http-client"
+    );
+    assert!(links_of(&parsed, "http-client").is_empty());
+    assert_eq!(
+        find(&parsed, "price")["properties"]["config"][0]["properties"]["etl.egress.hosts"],
+        "api.acme.example,https://x.example:8443,*.acme.example"
+    );
+    assert!(
+        find(&parsed, "priced")["properties"]["config"][0]["properties"]
+            .get("etl.egress.hosts")
+            .is_none()
+    );
+    insta::assert_snapshot!("orders_dev", common::masked(&yaml));
 }

@@ -423,6 +423,18 @@ fn every_platform_world_resolves_with_exactly_its_items() {
             set(&["etl:pipeline/types@0.1.0"]),
             set(&["etl:pipeline/transform@0.1.0"]),
         ),
+        (
+            // The host's outgoing handler in, the same interface out (to the customer).
+            "egress",
+            with(
+                &http_types,
+                &[
+                    "wasi:http/outgoing-handler@0.2.12",
+                    "wasi:config/runtime@0.2.0-draft",
+                ],
+            ),
+            set(&["wasi:http/outgoing-handler@0.2.12"]),
+        ),
     ];
 
     let worlds: BTreeSet<&str> = resolve.packages[platform]

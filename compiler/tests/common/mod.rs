@@ -99,6 +99,32 @@ pub fn compiled_example() -> (etl::build::dist::Plan, BTreeMap<String, Vec<u8>>)
     (plan, build.files)
 }
 
+/// The repo of outbound HTTP by policy: `tests/fixtures/egress` (pipeline `orders`, whose step
+/// `price` calls out).
+pub fn egress_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/egress")
+}
+
+/// The egress fixture compiled in memory, checked to have compiled cleanly.
+pub fn compiled_egress() -> (etl::build::dist::Plan, BTreeMap<String, Vec<u8>>) {
+    let build = etl::build::build(&egress_fixture(), None, &Default::default()).unwrap();
+    assert!(
+        build.validation.diagnostics.is_empty(),
+        "{:#?}",
+        build.validation.diagnostics
+    );
+    (build.plan.expect("a plan"), build.files)
+}
+
+/// `text` with what the harness and customer bytes decide masked: image digests (`@sha256:…`)
+/// and application versions (`sha-…`), so a snapshot shows the shape, not the bytes.
+pub fn masked(text: &str) -> String {
+    let digest = regex::Regex::new("sha256:[0-9a-f]{64}").unwrap();
+    let version = regex::Regex::new("sha-[0-9a-f]{12}").unwrap();
+    let text = digest.replace_all(text, "sha256:…");
+    version.replace_all(&text, "sha-…").into_owned()
+}
+
 /// `skopeo <args>` (an independent OCI client, installed by scripts/setup.sh): its stdout,
 /// having succeeded.
 pub fn skopeo(args: &[&str]) -> Vec<u8> {

@@ -34,16 +34,28 @@ fn instantiates(bytes: &[u8], per_component: u32) -> Result<(), String> {
 
 #[test]
 fn every_artifact_takes_exactly_its_core_instances_from_wasmtimes_pool() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors");
-    let build = etl::build::build(&example, None, &Default::default()).unwrap();
-    let plan = build.plan.expect("the example compiles");
+    check_repo("examples/iot-sensors", 10);
+}
+
+/// The same of a step that calls out: its egress part's core instances count too.
+#[test]
+fn a_step_that_calls_out_counts_its_egress_part_too() {
+    check_repo("tests/fixtures/egress", 4);
+}
+
+/// Every artifact of the repo at `repo` (from the workspace root), `count` of them, takes
+/// exactly its `coreInstances` from wasmtime's pool.
+fn check_repo(repo: &str, count: usize) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(repo);
+    let build = etl::build::build(&root, None, &Default::default()).unwrap();
+    let plan = build.plan.expect("the repo compiles");
     let artifacts: Vec<&ArtifactPlan> = plan
         .pipelines
         .iter()
         .flat_map(|p| p.units())
         .flat_map(|u| u.artifacts().map(|(_, a)| a))
         .collect();
-    assert_eq!(artifacts.len(), 10);
+    assert_eq!(artifacts.len(), count);
     for a in artifacts {
         let bytes = &build.files[&a.path];
         let n = a.core_instances;

@@ -1,9 +1,10 @@
 //! The integration tests of `etl-run`, in one test binary (`cargo test -p etl-run --test all`):
-//! composed steps under wasmtime, and the runner's input.
+//! composed steps under wasmtime, the runner's input, and outbound HTTP by policy.
 
 #[path = "../../../compiler/tests/common/edits.rs"]
 mod edits;
 
 mod core_instances;
+mod egress;
 mod fuzz;
 mod run_composed;

@@ -295,6 +295,7 @@ fn composed_on_messaging(customer: &[u8]) -> Vec<u8> {
         customer,
         outbound: Part::OutMessaging.bytes(),
         inbound: &[Part::InMessaging.bytes()],
+        egress: None,
     })
     .expect("composes")
 }

@@ -17,8 +17,9 @@
 //!   with the largest-remainder method, ties to the earlier share; shares with no replica are
 //!   left out;
 //! - the component's runtime configuration is its `localResources.config` (what v2 serves
-//!   through `wasi:config`), and an HTTP sink may reach the host of its URL
-//!   (`localResources.allowedHosts`: v2 denies every outgoing request otherwise);
+//!   through `wasi:config`); an HTTP sink may reach the host of its URL, and a step that calls
+//!   out the hosts its grant names (`localResources.allowedHosts`: v2 denies every outgoing
+//!   request otherwise);
 //! - the links touching the component become one `hostInterfaces` entry per WIT package,
 //!   unnamed (so it serves the component's unnamed import), their configs merged in link order;
 //! - secrets come from the Kubernetes Secret `<pipeline>-<component>-secrets`, through
@@ -279,7 +280,8 @@ fn is_label_value(s: &str) -> bool {
             && s.bytes().last().is_some_and(alnum))
 }
 
-/// The component's runtime configuration, and the host its HTTP sink posts to.
+/// The component's runtime configuration, and the hosts it may call: those its grant names (a
+/// step that calls out), or the host its HTTP sink posts to.
 fn local_resources(component: &Component, links: &[&Link]) -> Option<LocalResources> {
     let config = component
         .config
@@ -292,7 +294,9 @@ fn local_resources(component: &Component, links: &[&Link]) -> Option<LocalResour
             && l.package == "http"
             && l.interfaces.iter().any(|i| i == "outgoing-handler")
     });
-    let allowed_hosts: Vec<String> = if posts {
+    let allowed_hosts: Vec<String> = if !component.egress.is_empty() {
+        component.egress.clone()
+    } else if posts {
         config
             .get("etl.out.url")
             .map(String::as_str)

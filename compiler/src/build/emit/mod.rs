@@ -135,6 +135,10 @@ pub struct Component {
     /// Imports granted to the customer component beyond the contract (steps only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<String>,
+    /// The hosts the customer component's outbound HTTP may reach (steps that call out): what
+    /// its egress part lets through (`etl.egress.hosts`), its wasmCloud v2 `allowedHosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<String>,
 }
 
 /// Weight of a spread share that sets none (wadm's default).
@@ -189,6 +193,8 @@ struct StoredComponent {
     imports: Vec<String>,
     #[serde(default)]
     grants: Vec<String>,
+    #[serde(default)]
+    egress: Vec<String>,
 }
 
 impl From<StoredComponent> for Component {
@@ -206,6 +212,7 @@ impl From<StoredComponent> for Component {
             config: c.config,
             secrets: c.secrets,
             grants: c.grants,
+            egress: c.egress,
         }
     }
 }
@@ -461,6 +468,8 @@ pub struct Packaged {
     pub artifacts: Vec<(Generation, PackagedArtifact)>,
     /// Imports granted to the customer component (steps).
     pub grants: Vec<String>,
+    /// The hosts its outbound HTTP may reach (steps that call out).
+    pub egress: Vec<String>,
 }
 
 /// One packaged artifact of a unit.
@@ -915,6 +924,22 @@ pub fn application(
             target_config: NamedConfig::new(&format!("{prefix}-{role}"), extra),
         });
 
+        // A customer that calls out: its egress part's import of the host's outgoing handler.
+        if !p.egress.is_empty() {
+            use_provider(ProviderKind::HttpClient, &unit.name, &scale)?;
+            links.push(Link {
+                direction: Direction::ComponentToProvider,
+                provider: ProviderKind::HttpClient.name().to_owned(),
+                component: unit.name.clone(),
+                namespace: "wasi".to_owned(),
+                package: "http".to_owned(),
+                interfaces: vec!["outgoing-handler".to_owned()],
+                name: None,
+                source_config: None,
+                target_config: None,
+            });
+        }
+
         let secrets: Vec<Secret> = unit
             .secrets
             .iter()
@@ -946,9 +971,10 @@ pub fn application(
             })?,
             artifact_v2: artifact_ref(Generation::V2),
             scale,
-            config: NamedConfig::new(&format!("{prefix}-runtime"), unit.config.clone()),
+            config: NamedConfig::new(&format!("{prefix}-runtime"), unit.runtime_config(&p.egress)),
             secrets,
             grants: p.grants.clone(),
+            egress: p.egress.clone(),
         });
     }
     let providers = used
@@ -1207,6 +1233,7 @@ mod tests {
                     config: None,
                     secrets: Vec::new(),
                     grants: Vec::new(),
+                    egress: Vec::new(),
                 })
                 .collect(),
             providers: vec![Provider {

@@ -404,6 +404,7 @@ mod tests {
                 config: config("p-step-runtime-aaaaaaaaaaaa", &[("step.k", "v")]),
                 secrets: Vec::new(),
                 grants: Vec::new(),
+                egress: Vec::new(),
             }],
             providers: vec![Provider {
                 name: "messaging-nats".to_owned(),

@@ -5,8 +5,9 @@
 //! and index are never touched) and compiled in memory. Both are [`Plan`]s (a `plan.json` of an
 //! earlier etl reads too), compared per pipeline, then per environment: units added and
 //! removed, artifacts whose component changed and why, wiring, scaling, runtime and link
-//! configuration, secrets (names only), providers. New capabilities (imports a unit gained)
-//! come first in every format.
+//! configuration, secrets (names only), providers. New capabilities (imports a unit gained,
+//! hosts its outbound HTTP may reach) come first in every format, and hosts it may no longer
+//! reach with them.
 //!
 //! The report is rendered as Markdown for a pull-request comment (kept under
 //! [`MARKDOWN_LIMIT`] characters), as text for a terminal, or as JSON (docs/diff.md). The same
@@ -55,6 +56,11 @@ fn parts(unit: &UnitPlan, generation: Generation) -> Vec<&str> {
 /// The interfaces granted to `unit`'s customer component.
 fn granted(unit: &UnitPlan) -> &[String] {
     unit.customer.as_ref().map_or(&[], |c| &c.grants)
+}
+
+/// The hosts `unit`'s customer component may call.
+fn egress(unit: &UnitPlan) -> &[String] {
+    unit.customer.as_ref().map_or(&[], |c| &c.egress)
 }
 
 fn properties(config: Option<&NamedConfig>) -> BTreeMap<String, String> {
@@ -188,14 +194,14 @@ pub struct Counts {
     pub links: usize,
     /// Provider images changed, added or removed, per environment.
     pub providers: usize,
-    /// New interfaces, per unit.
+    /// New interfaces and hosts, per unit.
     pub capabilities: usize,
     /// Everything else: descriptions, lattices, secret backends, images, and changes to the
     /// deployed application this report does not itemize.
     pub other: usize,
 }
 
-/// A unit that gained imports.
+/// A unit that gained imports or hosts (or lost hosts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Capability {
@@ -207,9 +213,18 @@ pub struct Capability {
     pub imports: Vec<String>,
     /// Interfaces granted to the customer component now and not before.
     pub grants: Vec<String>,
+    /// Hosts the customer component's outbound HTTP may reach now and could not before.
+    pub hosts: Vec<String>,
+    /// Hosts it could reach before and may not now.
+    pub removed_hosts: Vec<String>,
 }
 
 impl Capability {
+    /// Whether it can do something it could not before (not only less than before).
+    pub fn is_new(&self) -> bool {
+        !self.imports.is_empty() || !self.grants.is_empty() || !self.hosts.is_empty()
+    }
+
     /// Every new interface, once.
     pub fn interfaces(&self) -> Vec<&str> {
         let set: BTreeSet<&str> = self
@@ -528,7 +543,10 @@ pub fn diff(base: &Snapshot, head: &Snapshot) -> Report {
     let mut counts = Counts {
         environments_added: environments.added.len(),
         environments_removed: environments.removed.len(),
-        capabilities: capabilities.iter().map(|c| c.interfaces().len()).sum(),
+        capabilities: capabilities
+            .iter()
+            .map(|c| c.interfaces().len() + c.hosts.len())
+            .sum(),
         ..Counts::default()
     };
     let mut changed_envs = BTreeSet::new();
@@ -630,12 +648,32 @@ fn new_capabilities(
             .filter(|g| before.is_none_or(|b| !had(granted(b), g)))
             .cloned()
             .collect();
-        if !imports.is_empty() || !grants.is_empty() {
+        let hosts: Vec<String> = egress(unit)
+            .iter()
+            .filter(|h| before.is_none_or(|b| !egress(b).contains(h)))
+            .cloned()
+            .collect();
+        let removed_hosts: Vec<String> = before
+            .map(|b| {
+                egress(b)
+                    .iter()
+                    .filter(|h| !egress(unit).contains(h))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !imports.is_empty()
+            || !grants.is_empty()
+            || !hosts.is_empty()
+            || !removed_hosts.is_empty()
+        {
             out.push(Capability {
                 pipeline: new.name.clone(),
                 unit: unit.name.clone(),
                 imports,
                 grants,
+                hosts,
+                removed_hosts,
             });
         }
     }

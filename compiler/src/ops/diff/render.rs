@@ -370,14 +370,27 @@ impl Report {
             side_text(&self.base),
             side_text(&self.head)
         );
-        if !self.capabilities.is_empty() {
+        if self.capabilities.iter().any(Capability::is_new) {
             out.push_str(
-                "\nNEW CAPABILITIES: these units can import interfaces they could not before\n",
+                "\nNEW CAPABILITIES: these units can import interfaces or call hosts they could \
+                 not before\n",
             );
-            for c in &self.capabilities {
+            for c in self.capabilities.iter().filter(|c| c.is_new()) {
                 let _ = writeln!(
                     out,
                     "  ! {}/{}: {}",
+                    c.pipeline,
+                    c.unit,
+                    capability_text(c, plain)
+                );
+            }
+        }
+        if self.capabilities.iter().any(|c| !c.is_new()) {
+            out.push_str("\nCAPABILITIES TAKEN BACK: these units may no longer call these hosts\n");
+            for c in self.capabilities.iter().filter(|c| !c.is_new()) {
+                let _ = writeln!(
+                    out,
+                    "  - {}/{}: {}",
                     c.pipeline,
                     c.unit,
                     capability_text(c, plain)
@@ -439,10 +452,30 @@ impl Report {
             code_span(&side_text(&self.base)),
             code_span(&side_text(&self.head))
         );
-        if !self.capabilities.is_empty() {
-            head.push_str("\n> [!WARNING]\n> **New capabilities.** These units can import interfaces they could not before; check that each is intended:\n");
-            const SHOWN: usize = 50;
-            for c in self.capabilities.iter().take(SHOWN) {
+        const SHOWN: usize = 50;
+        let blocks = [
+            (
+                true,
+                "> [!WARNING]\n> **New capabilities.** These units can import interfaces or call \
+                 hosts they could not before; check that each is intended:",
+            ),
+            (
+                false,
+                "> [!NOTE]\n> **Capabilities taken back.** These units may no longer call these \
+                 hosts:",
+            ),
+        ];
+        for (new, title) in blocks {
+            let listed: Vec<&Capability> = self
+                .capabilities
+                .iter()
+                .filter(|c| c.is_new() == new)
+                .collect();
+            if listed.is_empty() {
+                continue;
+            }
+            let _ = writeln!(head, "\n{title}");
+            for c in listed.iter().take(SHOWN) {
                 let _ = writeln!(
                     head,
                     "> - {} / {}: {}",
@@ -451,11 +484,11 @@ impl Report {
                     capability_text(c, code_span)
                 );
             }
-            if self.capabilities.len() > SHOWN {
+            if listed.len() > SHOWN {
                 let _ = writeln!(
                     head,
                     "> - … and {} more units: run `{}` for all of them",
-                    self.capabilities.len() - SHOWN,
+                    listed.len() - SHOWN,
                     self.full_command()
                 );
             }
@@ -528,7 +561,8 @@ fn shell_word(s: &str) -> String {
 }
 
 /// A unit's new interfaces: those granted to the customer component, then the composed
-/// component's other new imports.
+/// component's other new imports; then the hosts its outbound HTTP may newly reach, and those
+/// it no longer may.
 fn capability_text(c: &Capability, code: fn(&str) -> String) -> String {
     let list = |v: Vec<&String>| {
         v.into_iter()
@@ -549,6 +583,18 @@ fn capability_text(c: &Capability, code: fn(&str) -> String) -> String {
         parts.push(format!(
             "{} (imported by the composed component)",
             list(others)
+        ));
+    }
+    if !c.hosts.is_empty() {
+        parts.push(format!(
+            "outbound HTTP to {} (granted hosts)",
+            list(c.hosts.iter().collect())
+        ));
+    }
+    if !c.removed_hosts.is_empty() {
+        parts.push(format!(
+            "no more outbound HTTP to {}",
+            list(c.removed_hosts.iter().collect())
         ));
     }
     parts.join("; ")

@@ -8,6 +8,7 @@ mod environment;
 mod graph;
 mod lattice;
 mod paths;
+mod policy;
 pub mod providers;
 mod refs;
 mod secrets;
@@ -87,6 +88,7 @@ pub fn check_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verif
     providers::check_providers(repo, &mut out);
     environment::check_environments(repo, &mut out);
     lattice::check_lattice(repo, environments.as_ref(), &mut out);
+    policy::check_policy(repo, &mut out);
     // Without a loaded project only the checks that need no environment run.
     for setting in settings::settings(repo) {
         templates::check_templates(&setting, environments.as_ref(), &mut out);
