@@ -433,6 +433,10 @@ impl SourceConnector {
     }
 }
 
+/// Setting prefix of an `http` sink: its setting `header.<Name>` (plain or `{secret: KEY}`) is
+/// the header `<Name>` of every request it sends.
+pub const HEADER_SETTING: &str = "header.";
+
 /// Connector kinds a sink may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -628,6 +632,10 @@ pub struct TestSpec {
     /// Environment whose config is used; the project's first environment when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Name>,
+    /// Values of the pipeline's secrets for this run, by secret key (the `KEY` of
+    /// `{secret: KEY}`): test values, kept in the repo, so never real credentials.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub secrets: IndexMap<String, String>,
     /// Records fed to the source, in order.
     pub input: Vec<Record>,
     /// What must come out.
