@@ -162,10 +162,7 @@ fn each_generation_imports_only_the_config_interface_its_hosts_serve() {
         v1.contains(&"wasi:config/store@0.2.0-rc.1".to_owned()),
         "{v1:?}"
     );
-    assert!(
-        !v1.iter()
-            .all(|i| Generation::V1.serves(i))
-    );
+    assert!(!v1.iter().all(|i| Generation::V1.serves(i)));
     assert_eq!(
         config(&real_step(&customer, Generation::V2)),
         ["wasi:config/store@0.2.0-rc.1"]

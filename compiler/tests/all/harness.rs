@@ -216,7 +216,11 @@ fn only_the_messaging_parts_touch_the_broker_and_no_part_reaches_files_or_socket
         );
         // Only the settings parts serve secrets, and only the 1.x one reads the host's.
         let host_secrets = imports.iter().any(|n| n.starts_with("wasmcloud:secrets/"));
-        assert_eq!(host_secrets, part == Part::Settings, "{part} and wasmcloud:secrets");
+        assert_eq!(
+            host_secrets,
+            part == Part::Settings,
+            "{part} and wasmcloud:secrets"
+        );
         let serves = exports.iter().any(|n| n == "etl:platform/secrets@0.1.0");
         assert_eq!(
             serves,

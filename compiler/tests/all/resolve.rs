@@ -300,10 +300,9 @@ fn a_granted_secrets_import_v2_hosts_do_not_serve_fails_the_compile() {
     // The 1.x host serves `wasmcloud:secrets@0.1.0-draft` (the 1.x settings part imports it
     // too); a v2 host does not, and delivers secrets as configuration instead.
     let repo = scratch();
-    let secrets = std::fs::read_to_string(
-        root().join("wit/deps/wasmcloud-secrets-0.1.0-draft/secrets.wit"),
-    )
-    .unwrap();
+    let secrets =
+        std::fs::read_to_string(root().join("wit/deps/wasmcloud-secrets-0.1.0-draft/secrets.wit"))
+            .unwrap();
     let secrets = format!("package wasmcloud:secrets@0.1.0-draft;\n{secrets}");
     let customer = "package test:c;
         world c { import wasmcloud:secrets/store@0.1.0-draft; import etl:pipeline/config@0.1.0;

@@ -53,7 +53,9 @@ impl Guest for OutHttp {
         let count = outputs.len();
         let all = runtime::get_all().map_err(|e| {
             let text = config_error_text(&e);
-            format!("etl out-http: cannot read the config ({text}): {count} output(s) not delivered")
+            format!(
+                "etl out-http: cannot read the config ({text}): {count} output(s) not delivered"
+            )
         })?;
         let setting = |key: &str| all.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         let url = setting(URL).ok_or_else(|| {
@@ -150,9 +152,7 @@ fn own_headers(
         };
         headers.push((header.to_string(), value));
     }
-    headers.sort_by(|(a, _), (b, _)| {
-        (a.to_ascii_lowercase(), a).cmp(&(b.to_ascii_lowercase(), b))
-    });
+    headers.sort_by(|(a, _), (b, _)| (a.to_ascii_lowercase(), a).cmp(&(b.to_ascii_lowercase(), b)));
     Ok(headers)
 }
 
@@ -174,7 +174,12 @@ fn request_headers<'a>(
     payload: &[u8],
 ) -> Vec<(&'a str, &'a str)> {
     let is_content_type = |name: &str| name.eq_ignore_ascii_case("content-type");
-    let is_own = |name: &str| fixed.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let is_own = |name: &str| {
+        fixed
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
     let own = record
         .iter()
         .find(|(name, _)| is_content_type(name))
@@ -364,10 +369,7 @@ mod tests {
         assert_eq!(ct(&[0xff, 0xfe]), "application/octet-stream");
         // The record's own content-type wins over the payload.
         let csv = [header("content-type", "text/csv")];
-        assert_eq!(
-            request_headers(&csv, &plain(None), b"[1]")[0].1,
-            "text/csv"
-        );
+        assert_eq!(request_headers(&csv, &plain(None), b"[1]")[0].1, "text/csv");
     }
 
     /// A secret store holding `pairs`; any other name has no value.

@@ -75,9 +75,9 @@ fn secret(name: &str) -> Result<Option<String>, String> {
     };
     match reveal::reveal(&handle) {
         store::SecretValue::String(value) => Ok(Some(value)),
-        store::SecretValue::Bytes(bytes) => String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| "wasmcloud:secrets: the value is bytes that are not UTF-8 text".to_string()),
+        store::SecretValue::Bytes(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+            "wasmcloud:secrets: the value is bytes that are not UTF-8 text".to_string()
+        }),
     }
 }
 
