@@ -264,6 +264,7 @@ fn inbound(
         name: Some(component.to_owned()),
         source_config: named(&format!("{component}-{role}-0123456789ab"), source),
         target_config: None,
+        secrets: Vec::new(),
     });
 }
 
@@ -290,6 +291,7 @@ fn outbound(
         } else {
             named(&format!("{component}-{role}-0123456789ab"), target)
         },
+        secrets: Vec::new(),
     });
 }
 
@@ -999,4 +1001,45 @@ fn the_example_in_every_environment() {
             assert_eq!(find(doc, &p.name)["type"], "capability", "{path}");
         }
     }
+}
+
+#[test]
+fn secrets_of_components_and_of_provider_links_resolve_through_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    common::with_secrets(dir.path());
+    let build = etl::build::build(dir.path(), None, &Default::default()).unwrap();
+    assert!(
+        !build.validation.has_errors(),
+        "{:#?}",
+        build.validation.diagnostics
+    );
+    let plan = build.plan.expect("a plan");
+    let (_, parsed) = emit(&plan.deployments["dev"]["sensor-ingest"]);
+    let secret = |name: &str, key: &str| json!({"name": name, "properties": {"policy": "etl-secrets", "key": key}});
+    // The components read their own through the 1.x host's `wasmcloud:secrets`.
+    assert_eq!(
+        find(&parsed, "alerts")["properties"]["secrets"],
+        json!([
+            secret("authorization", "alerts-webhook-token"),
+            secret("header.X-Api-Key", "alerts-api-key"),
+        ])
+    );
+    assert_eq!(
+        find(&parsed, "enrich")["properties"]["secrets"],
+        json!([secret("step.token", "enrich-token")])
+    );
+    // The Kafka sink's password is the provider's: on the target side of its link.
+    let kafka = find(&parsed, "to-kafka");
+    assert!(kafka["properties"].get("secrets").is_none());
+    let link = &kafka["traits"][1]["properties"];
+    assert_eq!(link["target"]["name"], "messaging-kafka");
+    assert_eq!(
+        link["target"]["secrets"],
+        json!([secret("sasl_password", "kafka-password")])
+    );
+    assert_eq!(
+        link["target"]["config"][0]["properties"],
+        json!({"hosts": "kafka-1:9092"}),
+        "the password is no plain setting of the link"
+    );
 }
