@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use etl_run::output;
 use etl_run::stream::{self, Input, Stream};
 
-use crate::args::{ArtifactArgs, Color, LimitArgs};
+use crate::args::{ArtifactArgs, Color, LimitArgs, SecretArgs};
 use crate::exit::{Error, Verdict};
 
 /// The arguments of `etl run`.
@@ -29,6 +29,8 @@ pub struct Args {
     #[command(flatten)]
     artifacts: ArtifactArgs,
     #[command(flatten)]
+    secrets: SecretArgs,
+    #[command(flatten)]
     limits: LimitArgs,
 }
 
@@ -45,6 +47,7 @@ pub enum RunFormat {
 /// known, then the summary. Progress goes to stderr when it is a terminal and stdout is not.
 pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
     let only = std::slice::from_ref(&args.pipeline);
+    let secrets = args.secrets.values()?;
     let Some(prepared) = args.artifacts.prepare(only, color)? else {
         return Ok(Verdict::Invalid);
     };
@@ -54,6 +57,7 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         &args.pipeline,
         args.env,
         &prepared.cache,
+        &secrets,
     )?;
     let input = Input::new(&args.input);
     if input == Input::Stdin && std::io::stdin().is_terminal() {

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::args::{ArtifactArgs, Color, LimitArgs};
+use crate::args::{ArtifactArgs, Color, LimitArgs, SecretArgs};
 use crate::exit::{Error, Verdict};
 use crate::render;
 
@@ -15,11 +15,14 @@ pub struct Args {
     #[command(flatten)]
     artifacts: ArtifactArgs,
     #[command(flatten)]
+    secrets: SecretArgs,
+    #[command(flatten)]
     limits: LimitArgs,
 }
 
 /// Runs every fixture (of the named pipelines, if any) and reports.
 pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
+    let secrets = args.secrets.values()?;
     let Some(prepared) = args.artifacts.prepare(&args.pipelines, color)? else {
         return Ok(Verdict::Invalid);
     };
@@ -31,6 +34,7 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         &prepared.artifacts,
         &args.pipelines,
         &args.limits.limits(),
+        &secrets,
     )?;
     render::print(&etl_run::test::render(&outcomes, started.elapsed()));
     Ok(if outcomes.iter().all(|o| o.mismatches.is_empty()) {
