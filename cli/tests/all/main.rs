@@ -18,5 +18,6 @@ mod pull;
 mod push;
 mod registry_signatures;
 mod run;
+mod secrets;
 mod sign;
 mod workflow;
