@@ -928,9 +928,10 @@ pub fn application(
 
 /// Revision of the emitters' translation, part of every [`Application::version`]: bumped when
 /// either emitter writes the same application differently (2: providers on a wadm
-/// `daemonscaler`), so that a changed manifest never reaches a lattice under a version it
-/// already knows.
-const EMITTERS: &str = "etl-emitters-2";
+/// `daemonscaler`; 3: a v2 component's own secrets on its `wasi:config` entry, not on the
+/// entry its records go out through), so that a changed manifest never reaches a lattice under
+/// a version it already knows.
+const EMITTERS: &str = "etl-emitters-3";
 
 impl Application {
     /// Sets [`Application::version`] from everything else and [`EMITTERS`].
