@@ -65,7 +65,7 @@ impl Guest for OutHttp {
             format!("etl out-http: config `{URL}` = `{url}` is not a usable URL: {why}")
         })?;
         let content_type = setting(CONTENT_TYPE);
-        let own = own_headers(&all, |name| secrets::get(name))
+        let own = own_headers(&all, secrets::get)
             .map_err(|why| format!("etl out-http: {why}: {count} output(s) not delivered"))?;
         let fixed = Fixed {
             headers: &own,

@@ -862,9 +862,9 @@ fn a_steps_secret_settings_reach_the_customer_with_its_other_settings() {
         headers: Vec::new(),
         traceparent: None,
     };
-    let trap = run_with_secrets(probe(), config, &[], "iot.in", encode(&input))
-        .err()
-        .expect("a trap");
+    let Err(trap) = run_with_secrets(probe(), config, &[], "iot.in", encode(&input)) else {
+        panic!("no trap")
+    };
     assert!(
         trap.contains("the step's secret setting `token` has no value"),
         "{trap}"
