@@ -25,8 +25,10 @@ echo
 "$etl" test --repo examples/iot-sensors --dist "$out"
 echo
 # A hot reading (archived and alerted), a malformed one (dead-lettered by parse), a cool one
-# (archived, filtered before the alert).
-"$etl" run sensor-ingest --repo examples/iot-sensors --dist "$out" --env dev <<'EOF'
+# (archived, filtered before the alert). The webhook's token is a secret: a made-up value here,
+# which the output shows as <secret alerts-webhook-token>.
+ETL_SECRET_ALERTS_WEBHOOK_TOKEN="Bearer demo-token" \
+  "$etl" run sensor-ingest --repo examples/iot-sensors --dist "$out" --env dev <<'EOF'
 {"json": {"sensor": "t-101", "temp_c": 82.5, "ts": "2026-11-01T12:00:00Z"}}
 {"payload": "t-102;19.0;2026-11-01T12:00:01Z"}
 {"json": {"sensor": "t-103", "temp_c": 21.0, "ts": "2026-11-01T12:00:02Z"}}

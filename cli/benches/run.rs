@@ -80,6 +80,8 @@ const EXAMPLE: &str = "../examples/iot-sensors";
 const PIPELINE: &str = "sensor-ingest";
 const ENVIRONMENT: &str = "dev";
 const STEP: &str = "parse";
+/// The example's one secret, and the value the runs here give it.
+const SECRET: (&str, &str) = ("alerts-webhook-token", "Bearer bench-token");
 /// Size of every input record.
 const RECORD_BYTES: usize = 1024;
 
@@ -225,9 +227,10 @@ fn main() {
     // The three ways into `parse`.
     let runtime = Runtime::new(Some(&cache)).expect("a runtime");
     let composed = runtime.load(&parse_only, &units).expect("load parse");
-    let whole = runtime
+    let mut whole = runtime
         .load(&deployment, &units)
         .expect("load the pipeline");
+    whole.set_secrets(|key| (key == SECRET.0).then(|| SECRET.1.to_owned()));
     let customer = {
         let path = example.join("components/parse.wasm");
         let bytes = std::fs::read(&path).expect("read parse.wasm");
@@ -437,6 +440,9 @@ fn main() {
             "payload": String::from_utf8(inputs[0].payload.clone()).expect("JSON text"),
         });
         std::fs::write(&input, format!("{line}\n")).expect("write the input");
+        let secrets = tmp.path().join("secrets.yaml");
+        std::fs::write(&secrets, format!("{}: {}\n", SECRET.0, SECRET.1))
+            .expect("write the secrets");
         let cli_cache = tmp.path().join("cli-cache");
         let mut cold_cli: Vec<Duration> = (0..n.cold)
             .map(|i| {
@@ -445,11 +451,11 @@ fn main() {
                 } else {
                     tmp.path().join(format!("cli-cold-{i}"))
                 };
-                cli_run(&example, &input, &dir)
+                cli_run(&example, &input, &secrets, &dir)
             })
             .collect();
         let mut warm_cli: Vec<Duration> = (0..n.warm)
-            .map(|_| cli_run(&example, &input, &cli_cache))
+            .map(|_| cli_run(&example, &input, &secrets, &cli_cache))
             .collect();
         for (name, runs) in [
             (
@@ -554,7 +560,8 @@ fn first_record(
     let t = Instant::now();
     let runtime = Runtime::new(Some(cache)).expect("a runtime");
     let new = t.elapsed();
-    let pipeline = runtime.load(deployment, units).expect("load the pipeline");
+    let mut pipeline = runtime.load(deployment, units).expect("load the pipeline");
+    pipeline.set_secrets(|key| (key == SECRET.0).then(|| SECRET.1.to_owned()));
     let load = t.elapsed() - new;
     let report = pipeline
         .run(std::slice::from_ref(record), limits, &mut |_| {})
@@ -626,14 +633,17 @@ fn behind_nats(
     (deployment, units)
 }
 
-/// Wall time of `etl run sensor-ingest --env dev` on one record, with `cache` as its cache.
-fn cli_run(repo: &Path, input: &Path, cache: &Path) -> Duration {
+/// Wall time of `etl run sensor-ingest --env dev` on one record, with `cache` as its cache
+/// and the secret values of the file `secrets`.
+fn cli_run(repo: &Path, input: &Path, secrets: &Path, cache: &Path) -> Duration {
     let args = ["run", PIPELINE, "--env", ENVIRONMENT, "--format", "jsonl"].map(OsStr::new);
     let more = [
         OsStr::new("--repo"),
         repo.as_os_str(),
         OsStr::new("--input"),
         input.as_os_str(),
+        OsStr::new("--secrets"),
+        secrets.as_os_str(),
         OsStr::new("--cache-dir"),
         cache.as_os_str(),
     ];

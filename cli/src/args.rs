@@ -155,6 +155,28 @@ impl ArtifactArgs {
     }
 }
 
+/// Where `run` and `test` take secret values from (see docs/running.md).
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// Values of the pipeline's secrets: a YAML or JSON map of secret key (the KEY of
+    /// `{secret: KEY}`) to string value. A key it lacks is read from the environment variable
+    /// ETL_SECRET_<KEY> (the key in upper case, every character but a letter or digit as `_`:
+    /// `alerts-webhook-token` is ETL_SECRET_ALERTS_WEBHOOK_TOKEN). Values are never printed:
+    /// output shows `<secret KEY>` in their place.
+    #[arg(long, value_name = "FILE")]
+    secrets: Option<PathBuf>,
+}
+
+impl SecretArgs {
+    /// The values: the file's, then the environment's.
+    pub fn values(&self) -> Result<etl_run::secrets::SecretValues, Error> {
+        Ok(match &self.secrets {
+            Some(path) => etl_run::secrets::SecretValues::from_file(path)?,
+            None => etl_run::secrets::SecretValues::from_env(),
+        })
+    }
+}
+
 /// Limits of every call into a component (see docs/running.md).
 #[derive(Debug, Args)]
 pub struct LimitArgs {

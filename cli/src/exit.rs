@@ -83,6 +83,9 @@ pub enum Error {
     /// Fixtures cannot be run.
     #[error(transparent)]
     Test(#[from] etl_run::test::TestError),
+    /// A `--secrets` file cannot be used.
+    #[error(transparent)]
+    Secrets(#[from] etl_run::secrets::SecretsFileError),
     /// A side of a diff cannot be had.
     #[error(transparent)]
     Diff(#[from] etl::ops::diff::DiffError),
@@ -148,6 +151,7 @@ impl Error {
             | Error::Stream(_)
             | Error::Stdout(_)
             | Error::Test(_)
+            | Error::Secrets(_)
             | Error::Diff(_) => USAGE,
         }
     }

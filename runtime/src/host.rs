@@ -7,7 +7,9 @@
 //! touching the network; those of a step whose customer calls out (what its egress part let
 //! through) are sent, as a host would send them; `wasi:blobstore` objects are captured in memory when their value is finished, never
 //! uploaded. `wasi:config` (1.x's `runtime`, v2's `store`) serves the unit's configuration from the
-//! deployment plan.
+//! deployment plan. The unit's secret values are served as each generation's host serves them:
+//! through `wasmcloud:secrets` (1.x), and in the config store under their setting names, beneath
+//! the configuration (v2: the deployment layers its Secret into the `wasi:config` interface).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,12 +29,15 @@ wasmtime::component::bindgen!({
 
         /// What the runner serves a composed unit besides WASI and wasi:http, and the
         /// messaging entry point it calls. The configuration is served both as the 1.x
-        /// host does (`runtime`) and as v2 hosts do (`store`), so either artifact runs.
+        /// host does (`runtime`) and as v2 hosts do (`store`), so either artifact runs; so
+        /// are secrets (1.x: `wasmcloud:secrets`; v2: in `store`).
         world unit {
             import wasmcloud:messaging/consumer@0.2.0;
             import wasi:config/runtime@0.2.0-draft;
             import wasi:config/store@0.2.0-rc.1;
             import wasi:logging/logging@0.1.0-draft;
+            import wasmcloud:secrets/store@0.1.0-draft;
+            import wasmcloud:secrets/reveal@0.1.0-draft;
             export wasmcloud:messaging/handler@0.2.0;
         }
     ",
@@ -41,8 +46,15 @@ wasmtime::component::bindgen!({
         "../wit/deps/wasi-config-0.2.0-draft",
         "../wit/deps/wasi-config-0.2.0-rc.1",
         "../wit/deps/wasi-logging-0.1.0-draft",
+        "../wit/deps/wasmcloud-secrets-0.1.0-draft",
     ],
+    with: {
+        "wasmcloud:secrets/store.secret": SecretName,
+    },
 });
+
+/// A `wasmcloud:secrets` handle: the name of the secret it reveals (as the 1.x host's is).
+pub struct SecretName(String);
 
 /// `wasi:blobstore`, as `out-blobstore` imports it; its streams are WASI's own.
 mod blobstore {
@@ -280,6 +292,9 @@ pub(crate) struct Host {
     table: ResourceTable,
     /// What `wasi:config/runtime` serves.
     config: Arc<BTreeMap<String, String>>,
+    /// The unit's secret values by setting name: what `wasmcloud:secrets` serves, and what the
+    /// config store serves beneath `config`.
+    secrets: Arc<BTreeMap<String, String>>,
     /// Publishes beyond this many are refused.
     max_publishes: usize,
     /// Every accepted publish, in order.
@@ -303,10 +318,11 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    /// A host serving `config`, doing `outgoing` with HTTP requests, refusing more than
-    /// `max_outputs` deliveries and memories larger than `memory` bytes.
+    /// A host serving `config` and `secrets`, doing `outgoing` with HTTP requests, refusing more
+    /// than `max_outputs` deliveries and memories larger than `memory` bytes.
     pub fn new(
         config: Arc<BTreeMap<String, String>>,
+        secrets: Arc<BTreeMap<String, String>>,
         outgoing: Outgoing,
         max_outputs: usize,
         memory: usize,
@@ -327,6 +343,7 @@ impl Host {
             },
             table: ResourceTable::new(),
             config,
+            secrets,
             max_publishes: max_outputs,
             published: Vec::new(),
             output_limit_hit: false,
@@ -420,6 +437,17 @@ impl Host {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
+
+    /// The config store's view, as a v2 host layers it: the secrets (the `wasi:config`
+    /// interface's config, where the deployment's Secret goes), then the configuration over
+    /// them; in key order.
+    fn store_entries(&self) -> Vec<(String, String)> {
+        let mut all: BTreeMap<&String, &String> = self.secrets.iter().collect();
+        all.extend(self.config.iter());
+        all.into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 impl wasi::config0_2_0_draft::runtime::Host for Host {
@@ -434,11 +462,49 @@ impl wasi::config0_2_0_draft::runtime::Host for Host {
 
 impl wasi::config0_2_0_rc_1::store::Host for Host {
     fn get(&mut self, key: String) -> Result<Option<String>, wasi::config0_2_0_rc_1::store::Error> {
-        Ok(self.config.get(&key).cloned())
+        Ok(self
+            .config
+            .get(&key)
+            .or_else(|| self.secrets.get(&key))
+            .cloned())
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, wasi::config0_2_0_rc_1::store::Error> {
-        Ok(self.config_entries())
+        Ok(self.store_entries())
+    }
+}
+
+impl wasmcloud::secrets::store::Host for Host {
+    fn get(
+        &mut self,
+        key: String,
+    ) -> Result<Resource<SecretName>, wasmcloud::secrets::store::SecretsError> {
+        if !self.secrets.contains_key(&key) {
+            return Err(wasmcloud::secrets::store::SecretsError::NotFound);
+        }
+        self.table
+            .push(SecretName(key))
+            .map_err(|e| wasmcloud::secrets::store::SecretsError::Io(format!("etl run: {e}")))
+    }
+}
+
+impl wasmcloud::secrets::store::HostSecret for Host {
+    fn drop(&mut self, rep: Resource<SecretName>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl wasmcloud::secrets::reveal::Host for Host {
+    fn reveal(&mut self, s: Resource<SecretName>) -> wasmcloud::secrets::store::SecretValue {
+        let value = self
+            .table
+            .get(&s)
+            .ok()
+            .and_then(|SecretName(name)| self.secrets.get(name))
+            .cloned()
+            .unwrap_or_default();
+        wasmcloud::secrets::store::SecretValue::String(value)
     }
 }
 

@@ -26,6 +26,7 @@ pub mod artifacts;
 mod host;
 pub mod input;
 pub mod output;
+pub mod secrets;
 pub mod stream;
 pub mod test;
 
@@ -46,6 +47,7 @@ use etl::build::deployment::{Deployment, UnitKind};
 
 use host::{BrokerMessage, Host, Outgoing, Unit, UnitIndices};
 pub use host::{CapturedObject, CapturedRequest, LogLine};
+use secrets::{MissingSecret, Redactor};
 
 /// Limits of every call into a unit. The defaults suit real transforms with a wide margin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +310,9 @@ pub enum RunError {
         /// Why.
         why: String,
     },
+    /// Secrets the pipeline's units read were given no value.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    MissingSecrets(Vec<MissingSecret>),
 }
 
 /// The engine every call runs on: fuel metering, and the pooling instance allocator, which
@@ -469,6 +474,16 @@ impl Runtime {
                 messaging,
                 config: Arc::new(u.runtime_config(&artifact.egress)),
                 calls_out: !artifact.egress.is_empty(),
+                secrets: Arc::new(BTreeMap::new()),
+                missing: u
+                    .secrets
+                    .iter()
+                    .map(|(setting, key)| MissingSecret {
+                        unit: u.name.clone(),
+                        setting: setting.clone(),
+                        key: key.clone(),
+                    })
+                    .collect(),
                 subscriptions: u.subscriptions.clone(),
                 dead_letter: u.dead_letter.clone(),
             });
@@ -477,6 +492,7 @@ impl Runtime {
             engine: self.engine.clone(),
             deployments,
             units,
+            redactor: Redactor::default(),
             load_time: started.elapsed(),
         })
     }
@@ -578,6 +594,10 @@ struct LoadedUnit {
     /// Whether its customer calls out: its outgoing requests (which its egress part let
     /// through) are sent, where a sink's are captured.
     calls_out: bool,
+    /// Its secret values by setting name (those given).
+    secrets: Arc<BTreeMap<String, String>>,
+    /// Its secrets without a value.
+    missing: Vec<MissingSecret>,
     subscriptions: Vec<String>,
     dead_letter: Option<String>,
 }
@@ -588,6 +608,8 @@ pub struct LoadedPipeline {
     /// The pipeline records enter, then the others loaded with it.
     deployments: Vec<Deployment>,
     units: Vec<LoadedUnit>,
+    /// Takes the secret values given out of text.
+    redactor: Redactor,
     /// Time [`Runtime::load`] took.
     pub load_time: Duration,
 }
@@ -624,6 +646,47 @@ impl LoadedPipeline {
     /// The deployments loaded: the pipeline records enter, then the others.
     pub fn deployments(&self) -> &[Deployment] {
         &self.deployments
+    }
+
+    /// Gives the units the values of the secrets they read (a step's `config:` secrets, an
+    /// HTTP sink's `authorization` and `header.<Name>`), by secret key from `value`, in place
+    /// of any given before; returns those with no value. A unit reads a secret without a value
+    /// as the hosts' would: it is not there (an HTTP sink fails its records, naming the
+    /// setting; a step traps when its customer asks for it), and such a failure says which key
+    /// to give. A connector's provider credentials are not needed: no provider runs locally.
+    pub fn set_secrets(&mut self, value: impl Fn(&str) -> Option<String>) -> Vec<MissingSecret> {
+        let mut missing = Vec::new();
+        let mut given = BTreeMap::new();
+        for (unit, u) in self
+            .units
+            .iter_mut()
+            .zip(self.deployments.iter().flat_map(|d| &d.units))
+        {
+            let mut secrets = BTreeMap::new();
+            unit.missing.clear();
+            for (setting, key) in &u.secrets {
+                match value(key) {
+                    Some(v) => {
+                        secrets.insert(setting.clone(), v.clone());
+                        given.insert(key.clone(), v);
+                    }
+                    None => unit.missing.push(MissingSecret {
+                        unit: u.name.clone(),
+                        setting: setting.clone(),
+                        key: key.clone(),
+                    }),
+                }
+            }
+            missing.extend(unit.missing.iter().cloned());
+            unit.secrets = Arc::new(secrets);
+        }
+        self.redactor = Redactor::new(given.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        missing
+    }
+
+    /// What takes the secret values given ([`LoadedPipeline::set_secrets`]) out of text.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Checks that `record` can enter this pipeline's source.
@@ -798,11 +861,15 @@ impl LoadedPipeline {
             Ok(d) => d,
             Err(f) => {
                 summary.counts[u].1.failed += 1;
+                let mut message = f.message;
+                for m in &unit.missing {
+                    message.push_str(&format!("\nnote: {m}"));
+                }
                 out.failures.push(Failure {
                     unit: unit.name.clone(),
                     input,
                     kind: f.kind,
-                    message: f.message,
+                    message,
                     attempts,
                 });
                 return;
@@ -916,6 +983,7 @@ impl LoadedPipeline {
             };
             let host = Host::new(
                 Arc::clone(&unit.config),
+                Arc::clone(&unit.secrets),
                 outgoing,
                 limits.max_outputs,
                 limits.memory,
@@ -955,7 +1023,12 @@ pub struct Session<'p> {
     started: Instant,
 }
 
-impl Session<'_> {
+impl<'p> Session<'p> {
+    /// The pipeline the records run through.
+    pub fn pipeline(&self) -> &'p LoadedPipeline {
+        self.pipeline
+    }
+
     /// Checks `record` ([`LoadedPipeline::check_input`]) and carries it through the pipeline.
     pub fn feed(&mut self, record: &Record) -> Result<Outcome, RunError> {
         let index = self.summary.inputs;

@@ -14,6 +14,7 @@ use etl::util::io::IoError;
 
 use crate::artifacts::Artifacts;
 use crate::input::{InputError, read_lines};
+use crate::secrets::SecretValues;
 use crate::{Limits, LoadedPipeline, Outcome, Record, RunError, Runtime, Session, Summary};
 
 /// Why records could not be streamed through a pipeline (a record that fails at a unit is an
@@ -29,6 +30,9 @@ pub enum StreamError {
     /// The input cannot be opened.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The secrets file cannot be used.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsFileError),
     /// A line of the input is not a record.
     #[error(transparent)]
     Input(#[from] InputError),
@@ -56,13 +60,15 @@ impl Input {
 
 /// Loads `pipelines` of `artifacts` for environment `env` (default: the project's first), its
 /// compiled code cached under `cache`: records enter the first, the others run with it on one
-/// bus ([`Runtime::load_together`]).
+/// bus ([`Runtime::load_together`]); with the values of the secrets their units read from
+/// `secrets`: every one must have a value ([`RunError::MissingSecrets`] names those without).
 pub fn load(
     repo: &Repo,
     artifacts: &Artifacts,
     pipelines: &[String],
     env: Option<String>,
     cache: &Path,
+    secrets: &SecretValues,
 ) -> Result<LoadedPipeline, StreamError> {
     let env = env
         .or_else(|| deployment::default_environment(repo))
@@ -77,14 +83,20 @@ pub fn load(
         .iter()
         .map(|d| (d, artifacts.get(&d.pipeline).unwrap_or(&none)))
         .collect();
-    Ok(runtime.load_together(&together)?)
+    let mut loaded = runtime.load_together(&together)?;
+    let missing = loaded.set_secrets(|key| secrets.get(key));
+    if !missing.is_empty() {
+        return Err(RunError::MissingSecrets(missing).into());
+    }
+    Ok(loaded)
 }
 
 /// The records of an input, one at a time.
 type Records = Box<dyn Iterator<Item = Result<Record, InputError>>>;
 
 /// Records streaming through a pipeline: an iterator of each record's [`Outcome`], in input
-/// order; it ends after the first error.
+/// order, every secret value taken out ([`crate::secrets::Redactor`]); it ends after the first
+/// error.
 pub struct Stream<'p> {
     records: Records,
     total: Option<usize>,
@@ -156,7 +168,8 @@ impl Iterator for Stream<'_> {
             .records
             .next()?
             .map_err(StreamError::from)
-            .and_then(|record| Ok(self.session.feed(&record)?));
+            .and_then(|record| Ok(self.session.feed(&record)?))
+            .map(|o| self.session.pipeline().redactor().outcome(o));
         self.failed = outcome.is_err();
         Some(outcome)
     }
@@ -167,8 +180,22 @@ mod tests {
     use super::*;
     use crate::artifacts::{self, Origin};
 
-    /// The example repo's `sensor-ingest`, compiled in memory and loaded for `env`.
+    /// The example's webhook token, as a test gives it.
+    const TOKEN: &str = "Bearer stream-test-token";
+
+    /// The example repo's `sensor-ingest`, compiled in memory and loaded for `env`, its secret
+    /// given [`TOKEN`].
     fn example(env: Option<&str>) -> Result<LoadedPipeline, StreamError> {
+        example_with(
+            env,
+            &SecretValues::of([("alerts-webhook-token".to_owned(), TOKEN.to_owned())]),
+        )
+    }
+
+    fn example_with(
+        env: Option<&str>,
+        secrets: &SecretValues,
+    ) -> Result<LoadedPipeline, StreamError> {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors");
         let (validation, built) = artifacts::prepare(
             &repo,
@@ -183,6 +210,7 @@ mod tests {
             &["sensor-ingest".to_owned()],
             env.map(str::to_owned),
             cache.path(),
+            secrets,
         )
     }
 
@@ -229,6 +257,36 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, StreamError::Io(_)), "{e}");
+    }
+
+    #[test]
+    fn a_secret_without_a_value_stops_the_run_naming_its_key() {
+        let e = example_with(None, &SecretValues::none()).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "secret `alerts-webhook-token` (setting `authorization` of `alerts`) has no value: \
+             give it in a `--secrets FILE` or as `ETL_SECRET_ALERTS_WEBHOOK_TOKEN`"
+        );
+    }
+
+    #[test]
+    fn streamed_outcomes_carry_no_secret_value() {
+        let pipeline = example(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, format!("{HOT}\n")).unwrap();
+        let mut stream = Stream::open(&pipeline, &Input::File(input), &Limits::default()).unwrap();
+        let outcome = stream.next().unwrap().unwrap();
+        let alerts = outcome.sinks.iter().find(|s| s.sink == "alerts").unwrap();
+        assert!(
+            alerts.record.headers.contains(&(
+                "authorization".to_owned(),
+                "<secret alerts-webhook-token>".to_owned()
+            )),
+            "{:?}",
+            alerts.record.headers
+        );
+        assert!(!format!("{outcome:?}").contains(TOKEN));
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! Strict by default: a sink the fixture does not name must receive nothing, dead letters the
 //! fixture does not list fail it, and so does any failed record. Headers are compared only for
 //! expected records that list `headers`.
+//!
+//! Secret values come from the fixture's `secrets:`, then from the run's own
+//! ([`SecretValues`]: `--secrets FILE`, the environment). A secret none gives is not there: a
+//! record that needs it fails, saying which key to give. What a failing fixture's report
+//! shows has every secret value taken out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -14,6 +19,7 @@ use similar::TextDiff;
 
 use super::artifacts::Artifacts;
 use super::input::{self, matches};
+use super::secrets::SecretValues;
 use super::{Limits, LoadedPipeline, Record, Report, RunError, Runtime};
 use etl::build::deployment::{self, DeploymentError, UnitKind};
 use etl::spec::load::Repo;
@@ -56,13 +62,15 @@ pub struct Outcome {
 }
 
 /// Runs every fixture of `repo` (only those of `only` pipelines, if any), each pipeline and
-/// environment loaded once.
+/// environment loaded once, with the secret values of each fixture's `secrets:` and then of
+/// `secrets`.
 pub fn run_fixtures(
     runtime: &Runtime,
     repo: &Repo,
     artifacts: &Artifacts,
     only: &[String],
     limits: &Limits,
+    secrets: &SecretValues,
 ) -> Result<Vec<Outcome>, TestError> {
     for p in only {
         deployment::find_pipeline(repo, p)?;
@@ -89,7 +97,9 @@ pub fn run_fixtures(
                 .unwrap_or_default();
             loaded.insert(key.clone(), runtime.load(&deployment, &units)?);
         }
-        let pipeline = &loaded[&key];
+        let pipeline = loaded.get_mut(&key).expect("loaded above");
+        pipeline.set_secrets(|k| spec.secrets.get(k).cloned().or_else(|| secrets.get(k)));
+        let pipeline = &*pipeline;
         let inputs = spec
             .input
             .iter()
@@ -106,7 +116,13 @@ pub fn run_fixtures(
             file: fixture.file.clone(),
             pipeline: spec.pipeline.to_string(),
             environment,
-            mismatches: mismatches(spec, pipeline, &report),
+            mismatches: mismatches(spec, pipeline, &report)
+                .into_iter()
+                .map(|m| Mismatch {
+                    summary: pipeline.redactor().text(&m.summary),
+                    detail: pipeline.redactor().text(&m.detail),
+                })
+                .collect(),
             elapsed: started.elapsed(),
         });
     }

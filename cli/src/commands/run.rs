@@ -10,7 +10,7 @@ use etl_run::artifacts::Selection;
 use etl_run::output;
 use etl_run::stream::{self, Input, Stream};
 
-use crate::args::{ArtifactArgs, Color, LimitArgs};
+use crate::args::{ArtifactArgs, Color, LimitArgs, SecretArgs};
 use crate::exit::{Error, Verdict};
 
 /// The arguments of `etl run`.
@@ -38,6 +38,8 @@ pub struct Args {
     #[command(flatten)]
     artifacts: ArtifactArgs,
     #[command(flatten)]
+    secrets: SecretArgs,
+    #[command(flatten)]
     limits: LimitArgs,
 }
 
@@ -57,6 +59,7 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         named: args.pipelines,
         downstream: args.downstream,
     };
+    let secrets = args.secrets.values()?;
     let Some(prepared) = args.artifacts.prepare(&selection, color)? else {
         return Ok(Verdict::Invalid);
     };
@@ -66,6 +69,7 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         &prepared.pipelines,
         args.env,
         &prepared.cache,
+        &secrets,
     )?;
     let input = Input::new(&args.input);
     if input == Input::Stdin && std::io::stdin().is_terminal() {

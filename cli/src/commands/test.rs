@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::args::{ArtifactArgs, Color, LimitArgs};
+use crate::args::{ArtifactArgs, Color, LimitArgs, SecretArgs};
 use crate::exit::{Error, Verdict};
 use crate::render;
 
@@ -15,12 +15,15 @@ pub struct Args {
     #[command(flatten)]
     artifacts: ArtifactArgs,
     #[command(flatten)]
+    secrets: SecretArgs,
+    #[command(flatten)]
     limits: LimitArgs,
 }
 
 /// Runs every fixture (of the named pipelines, if any) and reports.
 pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
     let selection = etl_run::artifacts::Selection::only(&args.pipelines);
+    let secrets = args.secrets.values()?;
     let Some(prepared) = args.artifacts.prepare(&selection, color)? else {
         return Ok(Verdict::Invalid);
     };
@@ -32,6 +35,7 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         &prepared.artifacts,
         &args.pipelines,
         &args.limits.limits(),
+        &secrets,
     )?;
     render::print(&etl_run::test::render(&outcomes, started.elapsed()));
     Ok(if outcomes.iter().all(|o| o.mismatches.is_empty()) {

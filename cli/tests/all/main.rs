@@ -18,6 +18,7 @@ mod pull;
 mod push;
 mod registry_signatures;
 mod run;
+mod secrets;
 mod sign;
 mod sub_pipelines;
 mod workflow;

@@ -17,6 +17,10 @@ use etl::build::generation::Generation;
 use etl_run::artifacts::{self, Artifacts, DistError, Origin};
 use etl_run::{FailureKind, Limits, LoadedPipeline, Record, Report, Runtime};
 
+/// The example's one secret: its webhook token, and the test value the runs here give it.
+const TOKEN_KEY: &str = "alerts-webhook-token";
+const TOKEN: &str = "Bearer cli-test-token";
+
 pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -65,7 +69,9 @@ fn load(
     env: &str,
 ) -> LoadedPipeline {
     let deployment = deployment::deploy(&validation.repo, env, pipeline).unwrap();
-    runtime().load(&deployment, &artifacts[pipeline]).unwrap()
+    let mut loaded = runtime().load(&deployment, &artifacts[pipeline]).unwrap();
+    loaded.set_secrets(|key| (key == TOKEN_KEY).then(|| TOKEN.to_owned()));
+    loaded
 }
 
 pub(crate) fn text(payload: &str) -> Record {
@@ -129,7 +135,9 @@ fn fixtures_pass(
             .map(|e| e.to_string())
             .or_else(|| deployment::default_environment(repo))
             .unwrap();
-        let pipeline = load(validation, artifacts, &spec.pipeline, &env);
+        let mut pipeline = load(validation, artifacts, &spec.pipeline, &env);
+        // The fixture's own secret values, as `etl test` gives them.
+        pipeline.set_secrets(|key| spec.secrets.get(key).cloned());
         let inputs: Vec<Record> = spec
             .input
             .iter()
@@ -510,6 +518,7 @@ pub(crate) fn etl(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
         std::process::Command::new(env!("CARGO_BIN_EXE_etl"))
             .args(args)
             .args(["--cache-dir", cache().to_str().unwrap()])
+            .env(etl_run::secrets::env_var(TOKEN_KEY), TOKEN)
             .current_dir(root()),
         stdin,
     );
@@ -1049,6 +1058,7 @@ fn etl_run_streams_each_outcome_before_the_input_ends() {
             "--cache-dir",
             cache().to_str().unwrap(),
         ])
+        .env(etl_run::secrets::env_var(TOKEN_KEY), TOKEN)
         .current_dir(root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -10,6 +10,12 @@
 //! sinks on `nats`/`kafka` use the subject or topic their `with:` names, and a `pipeline` source
 //! (a sub-pipeline) the subject of the step or `nats` sink it names, as that pipeline publishes
 //! it in the same environment.
+//!
+//! Secret settings (`{secret: KEY}`) are kept apart from the configuration, as setting name →
+//! secret key (never a value): those the composed component reads itself ([`reads_secret`]: a
+//! step's, an HTTP sink's headers) in [`UnitDeployment::secrets`], listed by name in its
+//! configuration key `etl.secrets`; a connector's other secrets are credentials of its provider,
+//! in [`UnitDeployment::link_secrets`] and [`SourceDeployment::secrets`].
 
 use std::collections::BTreeMap;
 
@@ -17,7 +23,8 @@ use crate::diag;
 use crate::spec::environments::Environments;
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{
-    Pipeline, Setting, Settings, SinkConnector, SourceConnector, UPSTREAM_KEYS, Upstream,
+    HEADER_SETTING, Pipeline, Setting, Settings, SinkConnector, SourceConnector, UPSTREAM_KEYS,
+    Upstream,
 };
 use crate::spec::overrides::connector_with;
 use crate::spec::templates;
@@ -54,6 +61,8 @@ pub struct SourceDeployment {
     pub upstream: Option<UpstreamDeployment>,
     /// Rendered `with:` settings (secret references left out).
     pub settings: BTreeMap<String, String>,
+    /// Setting → secret key of its `{secret: KEY}` settings: credentials of its provider.
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// The step or `nats` sink of another pipeline a `pipeline` source reads.
@@ -93,8 +102,52 @@ pub struct UnitDeployment {
     pub config: BTreeMap<String, String>,
     /// Rendered `with:` of a sink (secret references left out).
     pub settings: BTreeMap<String, String>,
-    /// Setting key → secret key, for `{secret: KEY}` settings.
+    /// Setting name → secret key of the secret settings its component reads: a step's
+    /// (`step.<name>`), an HTTP sink's `authorization` and `header.<Name>`. Their names are the
+    /// configuration key `etl.secrets`.
     pub secrets: BTreeMap<String, String>,
+    /// Setting → secret key of a sink's other secret settings: credentials of the provider its
+    /// records go out through.
+    pub link_secrets: BTreeMap<String, String>,
+}
+
+/// Config key: the names of the secret settings a unit's component reads, a comma list.
+pub const SECRETS_KEY: &str = "etl.secrets";
+
+/// Config key prefix: `etl.out.header.<Name>` is a header of every request of an HTTP sink.
+pub const HEADER_KEY: &str = "etl.out.header.";
+
+/// Whether the harness of a unit of kind `kind` reads its `with:` setting `key` (from its
+/// runtime configuration or, for a secret, through the settings part) rather than passing it to
+/// the provider: a nats sink's `subject`, a kafka sink's `topic`, an s3 sink's `bucket` and
+/// `key`, an http sink's `url`, `content-type`, `authorization` and `header.<Name>`.
+pub fn harness_reads(kind: UnitKind, key: &str) -> bool {
+    match kind {
+        UnitKind::Sink(SinkConnector::Http) => {
+            matches!(key, "url" | "content-type" | "authorization")
+                || key.starts_with(HEADER_SETTING)
+        }
+        UnitKind::Sink(SinkConnector::Nats) => key == "subject",
+        // The harness publishes each record with the topic as its subject; a `topic` on the
+        // sink's consumer link would make messaging-kafka consume that topic into the sink.
+        UnitKind::Sink(SinkConnector::Kafka) => key == "topic",
+        // blobstore-s3 has no `bucket` setting: the bucket is the container the harness opens.
+        UnitKind::Sink(SinkConnector::S3) => matches!(key, "bucket" | "key"),
+        UnitKind::Step => true,
+    }
+}
+
+/// Whether the component of a unit of kind `kind` reads its secret setting `key` itself
+/// (through the settings part): every secret of a step (`config:`), an HTTP sink's
+/// `authorization` and `header.<Name>`. Any other secret of a connector is its provider's.
+pub fn reads_secret(kind: UnitKind, key: &str) -> bool {
+    match kind {
+        UnitKind::Step => true,
+        UnitKind::Sink(SinkConnector::Http) => {
+            key == "authorization" || key.starts_with(HEADER_SETTING)
+        }
+        UnitKind::Sink(_) => false,
+    }
 }
 
 /// Why a deployment could not be planned.
@@ -310,6 +363,12 @@ pub fn deploy(
         let dead_letter = dead_letter_subject(&project_name, pipeline, &step.name);
         config.insert("etl.out.subjects".to_owned(), subject.clone());
         config.insert("etl.out.dead-letter".to_owned(), dead_letter.clone());
+        let secrets: BTreeMap<String, String> = rendered
+            .secrets
+            .iter()
+            .map(|(k, v)| (format!("step.{k}"), v.clone()))
+            .collect();
+        list_secrets(&mut config, &secrets);
         units.push(UnitDeployment {
             name: step.name.to_string(),
             kind: UnitKind::Step,
@@ -319,11 +378,8 @@ pub fn deploy(
             dead_letter: Some(dead_letter),
             config,
             settings: BTreeMap::new(),
-            secrets: rendered
-                .secrets
-                .iter()
-                .map(|(k, v)| (format!("step.{k}"), v.clone()))
-                .collect(),
+            secrets,
+            link_secrets: BTreeMap::new(),
         });
     }
     for sink in &spec.spec.sinks {
@@ -352,6 +408,14 @@ pub fn deploy(
                 if let Some(ct) = rendered.values.get("content-type") {
                     config.insert("etl.out.content-type".to_owned(), ct.clone());
                 }
+                for (key, value) in &rendered.values {
+                    let header = match key.strip_prefix(HEADER_SETTING) {
+                        Some(header) => header,
+                        None if key == "authorization" => key,
+                        None => continue,
+                    };
+                    config.insert(format!("{HEADER_KEY}{header}"), value.clone());
+                }
             }
             SinkConnector::S3 => {
                 config.insert("etl.out.container".to_owned(), target);
@@ -360,16 +424,23 @@ pub fn deploy(
                 }
             }
         }
+        let kind = UnitKind::Sink(sink.connector);
+        let (secrets, link_secrets): (BTreeMap<_, _>, BTreeMap<_, _>) = rendered
+            .secrets
+            .into_iter()
+            .partition(|(k, _)| reads_secret(kind, k));
+        list_secrets(&mut config, &secrets);
         units.push(UnitDeployment {
             name: sink.name.to_string(),
-            kind: UnitKind::Sink(sink.connector),
+            kind,
             http,
             subscriptions,
             publishes,
             dead_letter: None,
             config,
             settings: rendered.values,
-            secrets: rendered.secrets,
+            secrets,
+            link_secrets,
         });
     }
     Ok(Deployment {
@@ -386,6 +457,7 @@ pub fn deploy(
                 from: u.from.to_owned(),
             }),
             settings: source_settings.values,
+            secrets: source_settings.secrets,
         },
         units,
     })
@@ -468,6 +540,14 @@ fn render_settings(
         }
     }
     Ok(out)
+}
+
+/// Lists the names of `secrets` under [`SECRETS_KEY`] in `config`, when there are any.
+fn list_secrets(config: &mut BTreeMap<String, String>, secrets: &BTreeMap<String, String>) {
+    if !secrets.is_empty() {
+        let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
+        config.insert(SECRETS_KEY.to_owned(), names.join(","));
+    }
 }
 
 /// Settings split into rendered values and secret references.

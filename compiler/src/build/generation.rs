@@ -1,8 +1,9 @@
 //! The two wasmCloud generations every step is built for, and the little that differs between
 //! them: the hosts serve the runtime configuration at different `wasi:config` versions (1.x:
-//! `runtime@0.2.0-draft`; v2: `store@0.2.0-rc.1`, and no version is served by both), so each
-//! step has one artifact per generation, composed from the same customer bytes and the same
-//! `in` and `out` parts around a generation's own `settings` part.
+//! `runtime@0.2.0-draft`; v2: `store@0.2.0-rc.1`, and no version is served by both), and
+//! deliver secrets differently (1.x: `wasmcloud:secrets@0.1.0-draft`; v2: as configuration), so
+//! each step has one artifact per generation, composed from the same customer bytes and the
+//! same `in` and `out` parts around a generation's own `settings` part.
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,17 +35,31 @@ impl Generation {
         }
     }
 
-    /// The `wasi:config` interfaces its hosts serve: the 1.x host `runtime@0.2.0-draft` and
-    /// `store@0.2.0-draft`, a v2 host (`wash host` 2.10) only `store@0.2.0-rc.1`; it refuses to
-    /// start a component that imports another.
-    pub fn config_served(self) -> &'static [&'static str] {
+    /// The packages whose interfaces the two generations' hosts serve at different versions
+    /// (or not at all): an import of one of them must be one [`Generation::served`] lists.
+    pub const VERSIONED: [&'static str; 2] = ["wasi:config/", "wasmcloud:secrets/"];
+
+    /// The interfaces of the [`Generation::VERSIONED`] packages its hosts serve. The 1.x host:
+    /// `wasi:config/runtime@0.2.0-draft` and `store@0.2.0-draft`, and
+    /// `wasmcloud:secrets/store` and `reveal@0.1.0-draft` (its `settings` part reads secrets
+    /// through them). A v2 host (`wash host` 2.10): only `wasi:config/store@0.2.0-rc.1` (secrets
+    /// arrive as configuration). A host refuses to start a component that imports another.
+    pub fn served(self) -> &'static [&'static str] {
         match self {
             Generation::V1 => &[
                 "wasi:config/runtime@0.2.0-draft",
                 "wasi:config/store@0.2.0-draft",
+                "wasmcloud:secrets/reveal@0.1.0-draft",
+                "wasmcloud:secrets/store@0.1.0-draft",
             ],
             Generation::V2 => &["wasi:config/store@0.2.0-rc.1"],
         }
+    }
+
+    /// Whether its hosts serve `import`, as far as the interfaces of the
+    /// [`Generation::VERSIONED`] packages go (any other import is the policy's business).
+    pub fn serves(self, import: &str) -> bool {
+        !Self::VERSIONED.iter().any(|p| import.starts_with(p)) || self.served().contains(&import)
     }
 
     /// The OCI repository (under the project's registry) of the artifact of unit `unit` of

@@ -487,10 +487,7 @@ impl Builder<'_> {
             });
             let (artifact, artifact_v2) = (artifact?, artifact_v2?);
             for (generation, a) in [(Generation::V1, &artifact), (Generation::V2, &artifact_v2)] {
-                if let Some(import) = a.imports.iter().find(|i| {
-                    i.starts_with("wasi:config/")
-                        && !generation.config_served().contains(&i.as_str())
-                }) {
+                if let Some(import) = a.imports.iter().find(|i| !generation.serves(i)) {
                     return Err(Box::new(
                         Diagnostic::new(
                             Code::UnservedImport,
@@ -503,9 +500,10 @@ impl Builder<'_> {
                         .at(&p.file, at)
                         .label("its customer component imports it")
                         .note(format!(
-                            "{generation} hosts serve {}; the customer's own settings come through \
+                            "of `wasi:config` and `wasmcloud:secrets`, {generation} hosts serve \
+                             {}; the customer's own settings, secret ones too, come through \
                              `etl:pipeline/config`, which every generation serves",
-                            crate::diag::quoted_list(generation.config_served())
+                            crate::diag::quoted_list(generation.served())
                         )),
                     ));
                 }

@@ -154,6 +154,9 @@ codes! {
     TemplateRender = "E0403", Error, "a template fails to render";
     InlineSecret = "E0501", Error, "a credential written inline";
     NoSecretBackend = "E0502", Error, "a `secret:` reference with no secret backend";
+    InvalidHeader = "E0510", Error, "an HTTP sink header setting that cannot be a request header";
+    SecretName = "E0511", Error, "a secret setting whose name a deployment cannot carry";
+    UnknownFixtureSecret = "W0512", Warning, "a fixture secret its pipeline does not use";
     FixturePayload = "E0601", Error, "a fixture payload that cannot be decoded";
     DigestMismatch = "E0701", Error, "component bytes that do not hash to `digest:`";
     NotWasm = "E0702", Error, "a component file that is not WebAssembly";

@@ -446,9 +446,9 @@ pub struct HttpListener {
 
 impl HttpListener {
     /// Name of the shared wadm application that runs project `project`'s listener in an
-    /// environment: `<project>-http` (so no pipeline may have it).
+    /// environment: `<project>-http-listener` (so no pipeline that shares it may have it).
     pub fn application(project: &str) -> String {
-        format!("{project}-http")
+        format!("{project}-http-listener")
     }
 }
 
@@ -615,6 +615,10 @@ pub fn is_name(text: &str) -> bool {
     static RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(NAME_PATTERN).expect("valid pattern"));
     RE.is_match(text)
 }
+
+/// Setting prefix of an `http` sink: its setting `header.<Name>` (plain or `{secret: KEY}`) is
+/// the header `<Name>` of every request it sends.
+pub const HEADER_SETTING: &str = "header.";
 
 /// Connector kinds a sink may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -811,6 +815,10 @@ pub struct TestSpec {
     /// Environment whose config is used; the project's first environment when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Name>,
+    /// Values of the pipeline's secrets for this run, by secret key (the `KEY` of
+    /// `{secret: KEY}`): test values, kept in the repo, so never real credentials.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub secrets: IndexMap<String, String>,
     /// Records fed to the source, in order.
     pub input: Vec<Record>,
     /// What must come out.

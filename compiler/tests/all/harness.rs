@@ -91,6 +91,7 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
                 "wasi:http/types@0.2.12",
                 "wasi:http/outgoing-handler@0.2.12",
                 "wasi:config/runtime@0.2.0-draft",
+                "etl:platform/secrets@0.1.0",
                 "etl:pipeline/types@0.1.0",
             ]),
             vec!["etl:platform/emit@0.1.0"],
@@ -109,8 +110,16 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
             vec!["etl:platform/emit@0.1.0"],
         ),
         Part::Settings => (
-            strings(&["wasi:config/runtime@0.2.0-draft"]),
-            vec!["etl:pipeline/types@0.1.0", "etl:pipeline/config@0.1.0"],
+            strings(&[
+                "wasi:config/runtime@0.2.0-draft",
+                "wasmcloud:secrets/store@0.1.0-draft",
+                "wasmcloud:secrets/reveal@0.1.0-draft",
+            ]),
+            vec![
+                "etl:pipeline/types@0.1.0",
+                "etl:pipeline/config@0.1.0",
+                "etl:platform/secrets@0.1.0",
+            ],
         ),
         Part::SettingsV2 => (
             strings(&["wasi:config/store@0.2.0-rc.1"]),
@@ -118,6 +127,7 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
                 "etl:pipeline/types@0.1.0",
                 "etl:pipeline/config@0.1.0",
                 "wasi:config/runtime@0.2.0-draft",
+                "etl:platform/secrets@0.1.0",
             ],
         ),
         Part::Identity => (
@@ -218,6 +228,19 @@ fn only_the_messaging_parts_touch_the_broker_and_no_part_reaches_files_or_socket
             http,
             matches!(part, Part::InHttp | Part::OutHttp | Part::Egress),
             "{part} and wasi:http"
+        );
+        // Only the settings parts serve secrets, and only the 1.x one reads the host's.
+        let host_secrets = imports.iter().any(|n| n.starts_with("wasmcloud:secrets/"));
+        assert_eq!(
+            host_secrets,
+            part == Part::Settings,
+            "{part} and wasmcloud:secrets"
+        );
+        let serves = exports.iter().any(|n| n == "etl:platform/secrets@0.1.0");
+        assert_eq!(
+            serves,
+            matches!(part, Part::Settings | Part::SettingsV2),
+            "{part} and etl:platform/secrets"
         );
     }
 }

@@ -304,6 +304,7 @@ fn inbound(
         name: Some(component.to_owned()),
         source_config,
         target_config: None,
+        secrets: Vec::new(),
     }
 }
 
@@ -323,6 +324,7 @@ fn outbound(
         name: None,
         source_config: None,
         target_config,
+        secrets: Vec::new(),
     }
 }
 
@@ -665,13 +667,16 @@ fn iot_sensors_has_one_resource_per_component() {
     );
     let http = host_interface(alerts, "wasi", "http");
     assert_eq!(http["interfaces"], json!(["outgoing-handler"]));
-    assert_eq!(
-        http["secretFrom"],
-        json!([{"name": "sensor-ingest-alerts-secrets"}])
-    );
     assert!(
         http.get("config").is_none(),
         "no host for an outgoing-only entry"
+    );
+    // `out-http` reads the token itself, from the config store the Secret is layered into;
+    // the host's HTTP client reads nothing of it.
+    assert!(http.get("secretFrom").is_none());
+    assert_eq!(
+        host_interface(alerts, "wasi", "config")["secretFrom"],
+        json!([{"name": "sensor-ingest-alerts-secrets"}])
     );
     let messaging = host_interface(alerts, "wasmcloud", "messaging");
     assert_eq!(messaging["interfaces"], json!(["handler"]));
@@ -970,16 +975,6 @@ fn an_s3_sink_may_use_its_bucket() {
         "wasi:blobstore/types@0.2.0-draft".to_owned(),
         "wasi:config/store@0.2.0-rc.1".to_owned(),
     ];
-    sink.secrets = vec![
-        Secret {
-            name: "secret_access_key".to_owned(),
-            key: "s3/secret".to_owned(),
-        },
-        Secret {
-            name: "access_key_id".to_owned(),
-            key: "s3/key".to_owned(),
-        },
-    ];
     let app = Application {
         name: p.to_owned(),
         project: "acme".to_owned(),
@@ -1002,15 +997,28 @@ fn an_s3_sink_may_use_its_bucket() {
                     )],
                 ),
             ),
-            outbound(
-                ProviderKind::BlobstoreS3,
-                "to-s3",
-                BLOBSTORE,
-                config(
-                    "archive-to-s3-s3-out-000000000000",
-                    &[("region", "eu-west-1")],
-                ),
-            ),
+            Link {
+                // The S3 connector's credentials: the provider's, on its link.
+                secrets: vec![
+                    Secret {
+                        name: "access_key_id".to_owned(),
+                        key: "s3/key".to_owned(),
+                    },
+                    Secret {
+                        name: "secret_access_key".to_owned(),
+                        key: "s3/secret".to_owned(),
+                    },
+                ],
+                ..outbound(
+                    ProviderKind::BlobstoreS3,
+                    "to-s3",
+                    BLOBSTORE,
+                    config(
+                        "archive-to-s3-s3-out-000000000000",
+                        &[("region", "eu-west-1")],
+                    ),
+                )
+            },
         ],
         secret_policy: Some(SecretPolicy {
             name: "etl-secrets".to_owned(),
@@ -1031,6 +1039,12 @@ fn an_s3_sink_may_use_its_bucket() {
     assert_eq!(
         blobstore["secretFrom"],
         json!([{"name": "archive-to-s3-secrets"}])
+    );
+    // The component reads no secret itself: none in its config store.
+    assert!(
+        host_interface(doc, "wasi", "config")
+            .get("secretFrom")
+            .is_none()
     );
     assert_eq!(
         doc["metadata"]["annotations"]["etl.dev/secrets"],
@@ -1221,8 +1235,13 @@ fn the_example_in_every_environment() {
         json!(["http://alerts.dev.acme.example"])
     );
     assert_eq!(
-        host_interface(alerts, "wasi", "http")["secretFrom"],
+        host_interface(alerts, "wasi", "config")["secretFrom"],
         json!([{"name": "sensor-ingest-alerts-secrets"}])
+    );
+    assert!(
+        host_interface(alerts, "wasi", "http")
+            .get("secretFrom")
+            .is_none()
     );
     let parse = by_name(&dev, "sensor-ingest-parse");
     assert_eq!(
@@ -1296,4 +1315,86 @@ fn a_step_that_calls_out_may_reach_the_hosts_of_its_grant() {
             &plan.deployments["dev"]["orders"]
         ))
     );
+}
+
+#[test]
+fn secrets_go_where_their_readers_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    common::with_secrets(dir.path());
+    let build = etl::build::build(dir.path(), None, &Default::default()).unwrap();
+    assert!(
+        !build.validation.has_errors(),
+        "{:#?}",
+        build.validation.diagnostics
+    );
+    let plan = build.plan.expect("a plan");
+    let docs = emit(&plan.deployments["dev"]["sensor-ingest"]);
+
+    // The HTTP sink reads its header secrets itself: its Secret on the config entry only.
+    let alerts = by_name(&docs, "sensor-ingest-alerts");
+    let secret = json!([{"name": "sensor-ingest-alerts-secrets"}]);
+    assert_eq!(
+        host_interface(alerts, "wasi", "config")["secretFrom"],
+        secret
+    );
+    assert!(
+        host_interface(alerts, "wasi", "http")
+            .get("secretFrom")
+            .is_none()
+    );
+    assert_eq!(
+        alerts["metadata"]["annotations"]["etl.dev/secrets"],
+        r#"{"authorization":"alerts-webhook-token","header.X-Api-Key":"alerts-api-key"}"#
+    );
+    let config = &alerts["spec"]["template"]["spec"]["components"][0]["localResources"]["config"];
+    assert_eq!(config["etl.secrets"], "authorization,header.X-Api-Key");
+    assert_eq!(config["etl.out.header.X-Site"], "dev-bench");
+    // The step's secret: also in its config store, where its customer's settings are.
+    let enrich = by_name(&docs, "sensor-ingest-enrich");
+    assert_eq!(
+        host_interface(enrich, "wasi", "config")["secretFrom"],
+        json!([{"name": "sensor-ingest-enrich-secrets"}])
+    );
+    assert_eq!(
+        enrich["spec"]["template"]["spec"]["components"][0]["localResources"]["config"]["etl.secrets"],
+        "step.token"
+    );
+    // The Kafka sink's password is its provider's: on the messaging entry, not in the config
+    // store (the component never reads it).
+    let kafka = by_name(&docs, "sensor-ingest-to-kafka");
+    assert_eq!(
+        host_interface(kafka, "wasmcloud", "messaging")["secretFrom"],
+        json!([{"name": "sensor-ingest-to-kafka-secrets"}])
+    );
+    assert!(
+        host_interface(kafka, "wasi", "config")
+            .get("secretFrom")
+            .is_none()
+    );
+    assert_eq!(
+        kafka["metadata"]["annotations"]["etl.dev/secrets"],
+        r#"{"sasl_password":"kafka-password"}"#
+    );
+    // Steps with no secrets have no Secret.
+    let parse = by_name(&docs, "sensor-ingest-parse");
+    assert!(
+        parse["metadata"]["annotations"]
+            .get("etl.dev/secrets")
+            .is_none()
+    );
+    assert!(
+        host_interface(parse, "wasi", "config")
+            .get("secretFrom")
+            .is_none()
+    );
+
+    // No value of the fixture's secrets is anywhere in what etl writes.
+    for (path, bytes) in &build.files {
+        for (_, value) in common::SECRET_VALUES {
+            assert!(
+                !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+                "{path} holds a secret value"
+            );
+        }
+    }
 }

@@ -294,3 +294,43 @@ fn a_granted_config_import_one_generation_does_not_serve_fails_the_compile() {
          they would refuse to start it"
     );
 }
+
+#[test]
+fn a_granted_secrets_import_v2_hosts_do_not_serve_fails_the_compile() {
+    // The 1.x host serves `wasmcloud:secrets@0.1.0-draft` (the 1.x settings part imports it
+    // too); a v2 host does not, and delivers secrets as configuration instead.
+    let repo = scratch();
+    let secrets =
+        std::fs::read_to_string(root().join("wit/deps/wasmcloud-secrets-0.1.0-draft/secrets.wit"))
+            .unwrap();
+    let secrets = format!("package wasmcloud:secrets@0.1.0-draft;\n{secrets}");
+    let customer = "package test:c;
+        world c { import wasmcloud:secrets/store@0.1.0-draft; import etl:pipeline/config@0.1.0;
+                  export etl:pipeline/transform@0.1.0; }";
+    with_parse_component(
+        repo.path(),
+        &component_of(&[CONTRACT, &secrets, customer], "c"),
+    );
+    let project = repo.path().join("etl.yaml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    std::fs::write(
+        &project,
+        text.replace(
+            "allow: []",
+            "allow: [\"wasmcloud:secrets/store@0.1.0-draft\"]",
+        ),
+    )
+    .unwrap();
+    let build = etl::build::build(repo.path(), None, &Default::default()).unwrap();
+    assert!(build.plan.is_none());
+    let d = &build.validation.diagnostics;
+    assert_eq!(
+        d.iter().map(|d| d.code).collect::<Vec<_>>(),
+        [Code::UnservedImport]
+    );
+    assert_eq!(
+        d[0].message,
+        "`parse` imports `wasmcloud:secrets/store@0.1.0-draft`, which wasmCloud v2 hosts do not \
+         serve: they would refuse to start it"
+    );
+}

@@ -267,6 +267,7 @@ fn inbound(
         name: Some(component.to_owned()),
         source_config: named(&format!("{component}-{role}-0123456789ab"), source),
         target_config: None,
+        secrets: Vec::new(),
     });
 }
 
@@ -293,6 +294,7 @@ fn outbound(
         } else {
             named(&format!("{component}-{role}-0123456789ab"), target)
         },
+        secrets: Vec::new(),
     });
 }
 
@@ -1004,7 +1006,7 @@ fn the_example_in_every_environment() {
     }
 }
 
-/// Every environment's shared HTTP listener (`<env>/wadm/iot-sensors-http.yaml`) is the shared
+/// Every environment's shared HTTP listener (`<env>/wadm/iot-sensors-http-listener.yaml`) is the shared
 /// application its pipelines reference, passes the three oracles, and runs the provider the
 /// references name, in path mode on the default address; the pipeline's link from it is named
 /// after the pipeline too, since every pipeline's links leave the one listener.
@@ -1012,7 +1014,7 @@ fn the_example_in_every_environment() {
 fn the_shared_http_listener_in_every_environment() {
     let (plan, files) = common::compiled_example();
     for (env, apps) in &plan.deployments {
-        let path = format!("{env}/wadm/iot-sensors-http.yaml");
+        let path = format!("{env}/wadm/iot-sensors-http-listener.yaml");
         let written = std::str::from_utf8(&files[&path]).unwrap();
         let pipeline =
             std::str::from_utf8(&files[&format!("{env}/wadm/sensor-ingest.yaml")]).unwrap();
@@ -1032,7 +1034,7 @@ fn the_shared_http_listener_in_every_environment() {
         let reference = find(pipeline, "http-server");
         assert_eq!(
             reference["properties"]["application"],
-            json!({"name": "iot-sensors-http", "component": "http-server"}),
+            json!({"name": "iot-sensors-http-listener", "component": "http-server"}),
             "{path}"
         );
         assert!(reference["properties"].get("image").is_none(), "{path}");
@@ -1045,7 +1047,7 @@ fn the_shared_http_listener_in_every_environment() {
                 .iter()
                 .filter_map(|p| p.shared.as_deref())
                 .collect::<Vec<_>>(),
-            ["iot-sensors-http"]
+            ["iot-sensors-http-listener"]
         );
     }
 }
@@ -1073,7 +1075,7 @@ fn an_environments_nats_and_http_listener_reach_the_links() {
     let text = |path: &str| String::from_utf8(build.files[path].clone()).unwrap();
     let (dev, listener) = (
         text("dev/wadm/sensor-ingest.yaml"),
-        text("dev/wadm/iot-sensors-http.yaml"),
+        text("dev/wadm/iot-sensors-http-listener.yaml"),
     );
     let parsed = check(&[("dev", dev.as_str()), ("listener", listener.as_str())]);
     let uris = "nats://10.0.0.5:4223,tls://nats.acme.example:4222";
@@ -1102,7 +1104,7 @@ fn an_environments_nats_and_http_listener_reach_the_links() {
     // Staging says neither: no `cluster_uris`, the default listener.
     let staging = text("staging/wadm/sensor-ingest.yaml");
     assert!(!staging.contains("cluster_uris"), "{staging}");
-    assert!(text("staging/wadm/iot-sensors-http.yaml").contains("default_address: 0.0.0.0:8000"));
+    assert!(text("staging/wadm/iot-sensors-http-listener.yaml").contains("default_address: 0.0.0.0:8000"));
 }
 
 /// A sub-pipeline subscribes to the subject of what it reads, in a queue group of its own.
@@ -1200,4 +1202,45 @@ fn a_step_that_calls_out_links_to_the_http_client() {
             .is_none()
     );
     insta::assert_snapshot!("orders_dev", common::masked(&yaml));
+}
+
+#[test]
+fn secrets_of_components_and_of_provider_links_resolve_through_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    common::with_secrets(dir.path());
+    let build = etl::build::build(dir.path(), None, &Default::default()).unwrap();
+    assert!(
+        !build.validation.has_errors(),
+        "{:#?}",
+        build.validation.diagnostics
+    );
+    let plan = build.plan.expect("a plan");
+    let (_, parsed) = emit(&plan.deployments["dev"]["sensor-ingest"]);
+    let secret = |name: &str, key: &str| json!({"name": name, "properties": {"policy": "etl-secrets", "key": key}});
+    // The components read their own through the 1.x host's `wasmcloud:secrets`.
+    assert_eq!(
+        find(&parsed, "alerts")["properties"]["secrets"],
+        json!([
+            secret("authorization", "alerts-webhook-token"),
+            secret("header.X-Api-Key", "alerts-api-key"),
+        ])
+    );
+    assert_eq!(
+        find(&parsed, "enrich")["properties"]["secrets"],
+        json!([secret("step.token", "enrich-token")])
+    );
+    // The Kafka sink's password is the provider's: on the target side of its link.
+    let kafka = find(&parsed, "to-kafka");
+    assert!(kafka["properties"].get("secrets").is_none());
+    let link = &kafka["traits"][1]["properties"];
+    assert_eq!(link["target"]["name"], "messaging-kafka");
+    assert_eq!(
+        link["target"]["secrets"],
+        json!([secret("sasl_password", "kafka-password")])
+    );
+    assert_eq!(
+        link["target"]["config"][0]["properties"],
+        json!({"hosts": "kafka-1:9092"}),
+        "the password is no plain setting of the link"
+    );
 }

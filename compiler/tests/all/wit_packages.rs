@@ -253,6 +253,7 @@ fn every_vendored_dependency_resolves_on_its_own_name() {
             "wasi:random@0.2.12",
             "wasi:sockets@0.2.12",
             "wasmcloud:messaging@0.2.0",
+            "wasmcloud:secrets@0.1.0-draft",
         ]
     );
 }
@@ -323,7 +324,7 @@ fn emit_hands_contract_messages_from_in_to_out() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(ifaces, BTreeSet::from(["emit"]));
+    assert_eq!(ifaces, BTreeSet::from(["emit", "secrets"]));
     assert_eq!(
         functions(&resolve, platform, "emit"),
         [
@@ -335,6 +336,15 @@ fn emit_hands_contract_messages_from_in_to_out() {
     assert_eq!(
         type_def(&resolve, platform, "emit", "message").0,
         "etl:pipeline/types@0.1.0"
+    );
+}
+
+#[test]
+fn secrets_give_a_value_by_setting_name_or_say_why_not() {
+    let (resolve, _, platform) = load_all();
+    assert_eq!(
+        functions(&resolve, platform, "secrets"),
+        ["get: func(name: string) -> result<option<string>, string>"]
     );
 }
 
@@ -393,6 +403,7 @@ fn every_platform_world_resolves_with_exactly_its_items() {
                     "etl:pipeline/types@0.1.0",
                     "wasi:http/outgoing-handler@0.2.12",
                     "wasi:config/runtime@0.2.0-draft",
+                    "etl:platform/secrets@0.1.0",
                 ],
             ),
             set(&["etl:platform/emit@0.1.0"]),
@@ -413,10 +424,18 @@ fn every_platform_world_resolves_with_exactly_its_items() {
         ),
         (
             "settings",
-            set(&["wasi:config/runtime@0.2.0-draft"]),
+            set(&[
+                "wasi:config/runtime@0.2.0-draft",
+                "wasmcloud:secrets/store@0.1.0-draft",
+                "wasmcloud:secrets/reveal@0.1.0-draft",
+            ]),
             // `types` too: its export satisfies every other part's import of the types-only
             // interface, which no host serves.
-            set(&["etl:pipeline/types@0.1.0", "etl:pipeline/config@0.1.0"]),
+            set(&[
+                "etl:pipeline/types@0.1.0",
+                "etl:pipeline/config@0.1.0",
+                "etl:platform/secrets@0.1.0",
+            ]),
         ),
         (
             "identity",
@@ -474,6 +493,7 @@ fn the_v2_settings_world_serves_the_1x_config_interface_from_the_v2_one() {
             "etl:pipeline/types@0.1.0",
             "etl:pipeline/config@0.1.0",
             "wasi:config/runtime@0.2.0-draft",
+            "etl:platform/secrets@0.1.0",
         ])
     );
     // The same functions and error cases (only the error type's name differs), so the 1.x
@@ -494,8 +514,9 @@ fn the_v2_settings_world_serves_the_1x_config_interface_from_the_v2_one() {
 #[test]
 fn platform_worlds_use_the_host_interfaces_design_names() {
     // The composed component's final imports are what the hosts must serve (DESIGN.md):
-    // `wasmcloud:messaging@0.2.0`, `wasi:http@0.2.x`, `wasi:config/runtime`, and blobstore for
-    // the s3 sink. No harness world imports anything else from outside `etl:`.
+    // `wasmcloud:messaging@0.2.0`, `wasi:http@0.2.x`, `wasi:config/runtime`, blobstore for
+    // the s3 sink, and the 1.x host's `wasmcloud:secrets` for the settings part. No harness
+    // world imports anything else from outside `etl:`.
     let (resolve, _, platform) = load_all();
     let allowed = [
         "wasmcloud:messaging/",
@@ -504,6 +525,8 @@ fn platform_worlds_use_the_host_interfaces_design_names() {
         "wasi:clocks/monotonic-clock@",
         "wasi:config/runtime@",
         "wasi:blobstore/",
+        "wasmcloud:secrets/store@0.1.0-draft",
+        "wasmcloud:secrets/reveal@0.1.0-draft",
         "etl:",
     ];
     for (name, id) in &resolve.packages[platform].worlds {

@@ -119,10 +119,114 @@ pub fn compiled_egress() -> (etl::build::dist::Plan, BTreeMap<String, Vec<u8>>) 
 /// `text` with what the harness and customer bytes decide masked: image digests (`@sha256:…`)
 /// and application versions (`sha-…`), so a snapshot shows the shape, not the bytes.
 pub fn masked(text: &str) -> String {
-    let digest = regex::Regex::new("sha256:[0-9a-f]{64}").unwrap();
-    let version = regex::Regex::new("sha-[0-9a-f]{12}").unwrap();
-    let text = digest.replace_all(text, "sha256:…");
-    version.replace_all(&text, "sha-…").into_owned()
+    /// `text` with each `prefix` followed by `len` lower-case hex digits replaced by
+    /// `prefix…`.
+    fn mask(text: &str, prefix: &str, len: usize) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(prefix) {
+            let (before, from) = rest.split_at(at);
+            out.push_str(before);
+            let hex = &from[prefix.len()..];
+            let digits = hex
+                .bytes()
+                .take_while(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+                .count();
+            if digits >= len {
+                out.push_str(prefix);
+                out.push('…');
+                rest = &hex[len..];
+            } else {
+                out.push_str(prefix);
+                rest = hex;
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+    mask(&mask(text, "sha256:", 64), "sha-", 12)
+}
+
+/// Secret keys of [`with_secrets`], with the test values its fixture gives them.
+pub const SECRET_VALUES: [(&str, &str); 4] = [
+    ("alerts-webhook-token", "Bearer fixture-token"),
+    ("alerts-api-key", "fixture-api-key"),
+    ("enrich-token", "fixture-enrich-token"),
+    ("kafka-password", "fixture-kafka-password"),
+];
+
+/// Copies the example into `to` and gives it secrets in every place a secret can be: the
+/// `alerts` webhook's `authorization` (as in the example) and a secret header
+/// `header.X-Api-Key` beside a plain `header.X-Site`; a secret in `enrich`'s `config:`
+/// (`token`); and a Kafka sink `to-kafka` whose `sasl_password` is a secret of its provider.
+/// The fixture `tests/fan-out.yaml` gets `secrets:` with [`SECRET_VALUES`] and expects the
+/// headers at `alerts`; the fixtures expect every valid reading at `to-kafka` too.
+pub fn with_secrets(to: &Path) {
+    copy(&example(), to);
+    let edit = |file: &str, from: &str, into: &str| {
+        let path = to.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no {from:?}");
+        std::fs::write(&path, text.replacen(from, into, 1)).unwrap();
+    };
+    edit(
+        "etl.yaml",
+        "    messaging-nats: wasmcloud+builtin://messaging-nats\n",
+        &format!(
+            "    messaging-nats: wasmcloud+builtin://messaging-nats\n    messaging-kafka: \
+             ghcr.io/wasmcloud/messaging-kafka:0.6.1@sha256:{}\n",
+            "0".repeat(64)
+        ),
+    );
+    edit(
+        "pipelines/sensor-ingest.yaml",
+        "        site: \"{{ vars.site }}\"\n",
+        "        site: \"{{ vars.site }}\"\n        token: { secret: enrich-token }\n",
+    );
+    edit(
+        "pipelines/sensor-ingest.yaml",
+        "        authorization: { secret: alerts-webhook-token }   # never a literal token\n",
+        "        authorization: { secret: alerts-webhook-token }   # never a literal token\n        \
+         header.X-Api-Key: { secret: alerts-api-key }\n        header.X-Site: \"{{ vars.site }}\"\n",
+    );
+    let text = std::fs::read_to_string(to.join("pipelines/sensor-ingest.yaml")).unwrap();
+    std::fs::write(
+        to.join("pipelines/sensor-ingest.yaml"),
+        format!(
+            "{text}    - name: to-kafka\n      from: [parse]\n      connector: kafka\n      with:\n        \
+             topic: iot.readings\n        hosts: kafka-1:9092\n        sasl_password: {{ secret: kafka-password }}\n"
+        ),
+    )
+    .unwrap();
+    let secrets: String = SECRET_VALUES
+        .iter()
+        .map(|(k, v)| format!("    {k}: {v}\n"))
+        .collect();
+    edit(
+        "tests/fan-out.yaml",
+        "  secrets:\n    alerts-webhook-token: Bearer test-token\n",
+        &format!("  secrets:\n{secrets}"),
+    );
+    edit(
+        "tests/fan-out.yaml",
+        "          headers: { authorization: Bearer test-token, content-type: application/json }\n",
+        "          headers:\n            authorization: Bearer fixture-token\n            \
+         x-api-key: fixture-api-key\n            x-site: dev-bench\n            \
+         content-type: application/json\n",
+    );
+    edit(
+        "tests/fan-out.yaml",
+        "    counts:\n",
+        "      to-kafka:\n        - json: { sensor_id: t-101, celsius: 82.5, ts: \"2026-11-01T12:00:00Z\" }\n    \
+         counts:\n",
+    );
+    // Every valid reading reaches the Kafka sink too.
+    edit(
+        "tests/filtered.yaml",
+        "    counts:\n",
+        "      to-kafka:\n        - json: { sensor_id: t-204, celsius: 75.5, ts: \"2026-11-01T12:00:05Z\" }\n    \
+         counts:\n",
+    );
 }
 
 /// `skopeo <args>` (an independent OCI client, installed by scripts/setup.sh): its stdout,

@@ -3,11 +3,23 @@
 //!
 //! - [`generate!`]: the part's bindings, from the one list of WIT packages `etl:platform`
 //!   refers to;
-//! - [`config_error_text!`]: how a `wasi:config/runtime` error reads in the part's messages.
+//! - [`config_error_text!`]: how a `wasi:config/runtime` error reads in the part's messages;
+//! - [`SECRETS`] and [`names`]: the unit's secret setting names, as the deployment lists them.
 //!
 //! The calling crate depends on `wit-bindgen` itself, and sits beside this one
 //! (`harness-components/<part>/`), so that the relative WIT paths below hold for it.
 #![no_std]
+
+/// Config key: the unit's secret setting names (`authorization`, `header.X-Api-Key`,
+/// `step.token`, …), a comma list, written by the deployment. Names only: the values come from
+/// the host's secrets (wasmCloud 1.x) or its config store (v2), never from this key.
+pub const SECRETS: &str = "etl.secrets";
+
+/// The names of a comma list (e.g. the value of [`SECRETS`]): split on `,`, each trimmed, empty
+/// ones left out.
+pub fn names(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|n| !n.is_empty())
+}
 
 /// Generates the bindings of a world of `etl:platform` (e.g. `"etl:platform/out-http"`) in the
 /// calling crate, with every package it refers to, in dependency order (../wit/deps/README.md),
@@ -42,6 +54,7 @@ macro_rules! generate {
                 "../../wit/deps/wasmcloud-messaging-0.2.0",
                 "../../wit/deps/wasi-io-0.2.6",
                 "../../wit/deps/wasi-blobstore-0.2.0-draft",
+                "../../wit/deps/wasmcloud-secrets-0.1.0-draft",
                 "../../wit/etl-pipeline",
                 "../../wit/etl-platform",
                 $($more,)*

@@ -9,6 +9,12 @@
 //! else `application/json` when the payload is a JSON object or array, else
 //! `application/octet-stream`.
 //!
+//! The sink's own headers go on every request, over any record header of the same name: each
+//! `etl.out.header.<Name>` config key (the sink's plain `authorization` and `header.<Name>`
+//! settings), and each secret setting named `authorization` or `header.<Name>` among those
+//! `etl.secrets` lists, read through `etl:platform/secrets`. A secret without a value is an
+//! error naming the setting (never a value), before anything is sent.
+//!
 //! `dead-letter` is always an error: an HTTP sink has no dead-letter destination. (In a sink the
 //! transform is `identity`, which never rejects a record, so it is not reached.)
 
@@ -16,6 +22,8 @@ etl_harness_bindings::generate!("etl:platform/out-http");
 etl_harness_bindings::config_error_text!();
 
 use etl::pipeline::types::Message;
+use etl::platform::secrets;
+use etl_harness_bindings::{SECRETS, names};
 use exports::etl::platform::emit::Guest;
 use wasi::config::runtime;
 use wasi::http::outgoing_handler;
@@ -25,6 +33,12 @@ use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 const URL: &str = "etl.out.url";
 /// Config key: the `content-type` of every request (overrides the record's own).
 const CONTENT_TYPE: &str = "etl.out.content-type";
+/// Config key prefix: `etl.out.header.<Name>` is a header of every request (a plain setting).
+const HEADER: &str = "etl.out.header.";
+/// The secret setting that is the `authorization` header of every request.
+const AUTHORIZATION: &str = "authorization";
+/// Secret setting prefix: `header.<Name>` is the header `<Name>` of every request.
+const SECRET_HEADER: &str = "header.";
 /// `content-type` when neither the config nor the record names one and the payload is JSON.
 const JSON_CONTENT_TYPE: &str = "application/json";
 /// `content-type` when neither the config nor the record names one and the payload is not JSON.
@@ -36,19 +50,29 @@ struct OutHttp;
 
 impl Guest for OutHttp {
     fn emit(outputs: Vec<Message>) -> Result<(), String> {
-        let url = config(URL)?.ok_or_else(|| {
+        let count = outputs.len();
+        let all = runtime::get_all().map_err(|e| {
+            let text = config_error_text(&e);
             format!(
-                "etl out-http: config `{URL}` is not set: {} output(s) not delivered",
-                outputs.len()
+                "etl out-http: cannot read the config ({text}): {count} output(s) not delivered"
             )
+        })?;
+        let setting = |key: &str| all.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let url = setting(URL).ok_or_else(|| {
+            format!("etl out-http: config `{URL}` is not set: {count} output(s) not delivered")
         })?;
         let target = Target::parse(&url).map_err(|why| {
             format!("etl out-http: config `{URL}` = `{url}` is not a usable URL: {why}")
         })?;
-        let content_type = config(CONTENT_TYPE)?;
-        let count = outputs.len();
+        let content_type = setting(CONTENT_TYPE);
+        let own = own_headers(&all, secrets::get)
+            .map_err(|why| format!("etl out-http: {why}: {count} output(s) not delivered"))?;
+        let fixed = Fixed {
+            headers: &own,
+            content_type: content_type.as_deref(),
+        };
         for (i, output) in outputs.iter().enumerate() {
-            post(&target, content_type.as_deref(), output).map_err(|why| {
+            post(&target, &fixed, output).map_err(|why| {
                 format!(
                     "etl out-http: POST {url} of output {} of {count} failed: {why}",
                     i + 1
@@ -102,25 +126,77 @@ impl Target {
     }
 }
 
-/// The request's headers: the record's, in order, except `content-type`; then `content-type`:
-/// the configured one, else the record's first, else `application/json` when `payload` is a
-/// JSON object or array, else `application/octet-stream`.
+/// The sink's own headers, in name order: a header for each `etl.out.header.<Name>` key of
+/// `config`, and for each secret setting `authorization` or `header.<Name>` that `etl.secrets`
+/// lists, its value from `secret` (which reads `etl:platform/secrets`). `Err` names the secret
+/// setting that has no value or cannot be read, never a value.
+fn own_headers(
+    config: &[(String, String)],
+    secret: impl Fn(&str) -> Result<Option<String>, String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut headers: Vec<(String, String)> = config
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(HEADER)?.to_string(), v.clone())))
+        .collect();
+    let listed = config.iter().filter(|(k, _)| k == SECRETS);
+    for name in listed.flat_map(|(_, list)| names(list)) {
+        let header = match name.strip_prefix(SECRET_HEADER) {
+            Some(header) => header,
+            None if name == AUTHORIZATION => AUTHORIZATION,
+            None => continue,
+        };
+        let value = match secret(name) {
+            Ok(Some(value)) => value,
+            Ok(None) => return Err(format!("secret setting `{name}` has no value")),
+            Err(why) => return Err(format!("cannot read secret setting `{name}` ({why})")),
+        };
+        headers.push((header.to_string(), value));
+    }
+    headers.sort_by(|(a, _), (b, _)| (a.to_ascii_lowercase(), a).cmp(&(b.to_ascii_lowercase(), b)));
+    Ok(headers)
+}
+
+/// What every request of one `emit` carries besides the record's own headers.
+struct Fixed<'a> {
+    /// The sink's own headers ([`own_headers`]).
+    headers: &'a [(String, String)],
+    /// `etl.out.content-type`, if set.
+    content_type: Option<&'a str>,
+}
+
+/// The request's headers: the record's, in order, except `content-type` and those the sink
+/// sets itself; then the sink's own (`fixed.headers`); then `content-type`: the configured one,
+/// else the record's first, else `application/json` when `payload` is a JSON object or array,
+/// else `application/octet-stream`.
 fn request_headers<'a>(
     record: &'a [(String, String)],
-    configured: Option<&'a str>,
+    fixed: &Fixed<'a>,
     payload: &[u8],
 ) -> Vec<(&'a str, &'a str)> {
     let is_content_type = |name: &str| name.eq_ignore_ascii_case("content-type");
+    let is_own = |name: &str| {
+        fixed
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
     let own = record
         .iter()
         .find(|(name, _)| is_content_type(name))
         .map(|(_, value)| value.as_str());
     let mut headers: Vec<(&str, &str)> = record
         .iter()
-        .filter(|(name, _)| !is_content_type(name))
+        .filter(|(name, _)| !is_content_type(name) && !is_own(name))
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
-    let content_type = configured.or(own).unwrap_or_else(|| {
+    headers.extend(
+        fixed
+            .headers
+            .iter()
+            .filter(|(name, _)| !is_content_type(name))
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    let content_type = fixed.content_type.or(own).unwrap_or_else(|| {
         if is_json_document(payload) {
             JSON_CONTENT_TYPE
         } else {
@@ -140,10 +216,10 @@ fn is_json_document(payload: &[u8]) -> bool {
         && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
 }
 
-/// POSTs one output; `Err` says why it was not delivered.
-fn post(target: &Target, content_type: Option<&str>, output: &Message) -> Result<(), String> {
+/// POSTs one output; `Err` says why it was not delivered (naming a header, never its value).
+fn post(target: &Target, fixed: &Fixed<'_>, output: &Message) -> Result<(), String> {
     let headers = Fields::new();
-    for (name, value) in request_headers(&output.headers, content_type, &output.payload) {
+    for (name, value) in request_headers(&output.headers, fixed, &output.payload) {
         headers
             .append(name, value.as_bytes())
             .map_err(|e| format!("the header `{name}` cannot be sent ({e:?})"))?;
@@ -196,14 +272,6 @@ fn post(target: &Target, content_type: Option<&str>, output: &Message) -> Result
     }
 }
 
-/// A platform setting; a failure to read the settings is an error naming the key.
-fn config(key: &str) -> Result<Option<String>, String> {
-    runtime::get(key).map_err(|e| {
-        let text = config_error_text(&e);
-        format!("etl out-http: cannot read config `{key}` ({text})")
-    })
-}
-
 export!(OutHttp);
 
 #[cfg(test)]
@@ -246,6 +314,14 @@ mod tests {
         assert!(Target::parse("https:///x").is_err());
     }
 
+    /// No headers of the sink's own, and `content_type` configured.
+    fn plain(content_type: Option<&str>) -> Fixed<'_> {
+        Fixed {
+            headers: &[],
+            content_type,
+        }
+    }
+
     #[test]
     fn content_type_is_configured_else_the_records_else_octet_stream() {
         let record = [
@@ -255,7 +331,7 @@ mod tests {
         ];
         let json = br#"{"sensor": "t-1"}"#;
         assert_eq!(
-            request_headers(&record, Some("text/csv"), json),
+            request_headers(&record, &plain(Some("text/csv")), json),
             [
                 ("traceparent", "t"),
                 ("x", "1"),
@@ -263,7 +339,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            request_headers(&record, None, json),
+            request_headers(&record, &plain(None), json),
             [
                 ("traceparent", "t"),
                 ("x", "1"),
@@ -271,14 +347,14 @@ mod tests {
             ]
         );
         assert_eq!(
-            request_headers(&[], None, b"t-101;82.5"),
+            request_headers(&[], &plain(None), b"t-101;82.5"),
             [("content-type", "application/octet-stream")]
         );
     }
 
     #[test]
     fn a_json_object_or_array_without_a_content_type_is_sent_as_json() {
-        let ct = |payload: &[u8]| request_headers(&[], None, payload)[0].1;
+        let ct = |payload: &[u8]| request_headers(&[], &plain(None), payload)[0].1;
         assert_eq!(
             ct(br#"{"sensor": "t-1", "temp_c": 82.5}"#),
             "application/json"
@@ -293,6 +369,87 @@ mod tests {
         assert_eq!(ct(&[0xff, 0xfe]), "application/octet-stream");
         // The record's own content-type wins over the payload.
         let csv = [header("content-type", "text/csv")];
-        assert_eq!(request_headers(&csv, None, b"[1]")[0].1, "text/csv");
+        assert_eq!(request_headers(&csv, &plain(None), b"[1]")[0].1, "text/csv");
+    }
+
+    /// A secret store holding `pairs`; any other name has no value.
+    fn store(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Result<Option<String>, String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| header(k, v)).collect();
+        move |name| {
+            Ok(pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()))
+        }
+    }
+
+    #[test]
+    fn the_sinks_own_headers_are_its_plain_and_secret_header_settings_in_name_order() {
+        let config = [
+            header("etl.out.url", "https://hooks.example/x"),
+            header("etl.out.header.X-Site", "east"),
+            header("etl.out.header.authorization", "Basic plain"),
+            header("etl.secrets", "header.X-Api-Key, authorization,other"),
+            header("authorization", "not read from config"),
+        ];
+        let secrets = store(&[
+            ("authorization", "Bearer s3cr3t"),
+            ("header.X-Api-Key", "k-123"),
+            ("other", "a provider credential, not a header"),
+        ]);
+        assert_eq!(
+            own_headers(&config, secrets).unwrap(),
+            [
+                header("authorization", "Basic plain"),
+                header("authorization", "Bearer s3cr3t"),
+                header("X-Api-Key", "k-123"),
+                header("X-Site", "east"),
+            ]
+        );
+        assert_eq!(own_headers(&[], store(&[])).unwrap(), []);
+    }
+
+    #[test]
+    fn a_secret_without_a_value_or_unreadable_is_an_error_naming_the_setting_only() {
+        let config = [header("etl.secrets", "authorization")];
+        let e = own_headers(&config, store(&[])).unwrap_err();
+        assert_eq!(e, "secret setting `authorization` has no value");
+        let e = own_headers(&config, |_| Err("upstream: backend down".to_string())).unwrap_err();
+        assert_eq!(
+            e,
+            "cannot read secret setting `authorization` (upstream: backend down)"
+        );
+        // Settings that are not headers are not read at all.
+        let config = [header("etl.secrets", "sasl_password")];
+        let unread = |_: &str| -> Result<Option<String>, String> { panic!("read") };
+        assert_eq!(own_headers(&config, unread).unwrap(), []);
+    }
+
+    #[test]
+    fn the_sinks_own_headers_replace_the_records_and_precede_content_type() {
+        let own = [
+            header("Authorization", "Bearer s3cr3t"),
+            header("X-Api-Key", "k-123"),
+        ];
+        let fixed = Fixed {
+            headers: &own,
+            content_type: Some("application/json"),
+        };
+        let record = [
+            header("traceparent", "t"),
+            header("authorization", "from the record"),
+            header("x-api-key", "from the record"),
+            header("x", "1"),
+        ];
+        assert_eq!(
+            request_headers(&record, &fixed, b"{}"),
+            [
+                ("traceparent", "t"),
+                ("x", "1"),
+                ("Authorization", "Bearer s3cr3t"),
+                ("X-Api-Key", "k-123"),
+                ("content-type", "application/json"),
+            ]
+        );
     }
 }

@@ -32,14 +32,23 @@ wasmtime::component::bindgen!({
         world step {
             import wasmcloud:messaging/consumer@0.2.0;
             import wasi:config/runtime@0.2.0-draft;
+            import wasmcloud:secrets/store@0.1.0-draft;
+            import wasmcloud:secrets/reveal@0.1.0-draft;
             export wasmcloud:messaging/handler@0.2.0;
         }
     ",
     path: [
         "../wit/deps/wasmcloud-messaging-0.2.0",
         "../wit/deps/wasi-config-0.2.0-draft",
+        "../wit/deps/wasmcloud-secrets-0.1.0-draft",
     ],
+    with: {
+        "wasmcloud:secrets/store.secret": SecretName,
+    },
 });
+
+/// A `wasmcloud:secrets` handle: the name of its secret, as the 1.x host's is.
+pub struct SecretName(String);
 
 use wasi::config::runtime::ConfigError;
 use wasmcloud::messaging::types::BrokerMessage;
@@ -58,6 +67,9 @@ struct Host {
     table: ResourceTable,
     /// What `wasi:config/runtime` serves.
     config: BTreeMap<String, String>,
+    /// What `wasmcloud:secrets` serves, by name (as the 1.x host does: only the secrets the
+    /// component was given).
+    secrets: BTreeMap<String, String>,
     /// Subjects whose publishes the broker refuses.
     refuse: BTreeSet<String>,
     /// Every accepted publish, in order.
@@ -113,6 +125,36 @@ impl wasi::config::runtime::Host for Host {
     }
 }
 
+impl wasmcloud::secrets::store::Host for Host {
+    fn get(
+        &mut self,
+        key: String,
+    ) -> Result<wasmtime::component::Resource<SecretName>, wasmcloud::secrets::store::SecretsError>
+    {
+        if !self.secrets.contains_key(&key) {
+            return Err(wasmcloud::secrets::store::SecretsError::NotFound);
+        }
+        Ok(self.table.push(SecretName(key)).expect("room in the table"))
+    }
+}
+
+impl wasmcloud::secrets::store::HostSecret for Host {
+    fn drop(&mut self, rep: wasmtime::component::Resource<SecretName>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl wasmcloud::secrets::reveal::Host for Host {
+    fn reveal(
+        &mut self,
+        s: wasmtime::component::Resource<SecretName>,
+    ) -> wasmcloud::secrets::store::SecretValue {
+        let SecretName(name) = self.table.get(&s).expect("a live secret");
+        wasmcloud::secrets::store::SecretValue::String(self.secrets[name].clone())
+    }
+}
+
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
@@ -150,6 +192,37 @@ type Settings<'a> = &'a [(&'a str, &'a str)];
 /// Instantiates `component` in a fresh store with `config` and delivers one broker message.
 fn run(component: &Component, config: Settings, subject: &str, body: Vec<u8>) -> Run {
     run_refusing(component, config, &[], subject, body)
+}
+
+/// [`run`], the host's secrets being `secrets`; `Err` is the trap, with the guest's stderr.
+fn run_with_secrets(
+    component: &Component,
+    config: Settings,
+    secrets: Settings,
+    subject: &str,
+    body: Vec<u8>,
+) -> Result<Run, String> {
+    let (mut store, stderr) = store(config, &[]);
+    store.data_mut().secrets = secrets
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let trapped =
+        |e: wasmtime::Error| format!("{e:?}\n{}", String::from_utf8_lossy(&stderr.contents()));
+    let step = Step::instantiate(&mut store, component, linker()).map_err(trapped)?;
+    let msg = BrokerMessage {
+        subject: subject.to_owned(),
+        body,
+        reply_to: None,
+    };
+    let result = step
+        .wasmcloud_messaging_handler()
+        .call_handle_message(&mut store, &msg)
+        .map_err(trapped)?;
+    Ok(Run {
+        result,
+        published: store.into_data().published,
+    })
 }
 
 /// [`run`], with a broker that refuses publishes to the subjects `refuse`.
@@ -201,6 +274,7 @@ fn store(config: Settings, refuse: &[&str]) -> (Store<Host>, MemoryOutputPipe) {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        secrets: BTreeMap::new(),
         refuse: refuse.iter().map(|s| s.to_string()).collect(),
         published: Vec::new(),
         requests: Vec::new(),
@@ -321,7 +395,7 @@ fn parse_on_messaging() -> &'static Component {
 /// `{ key: config.get(k), payload: the input's payload, headers: config.get-all() }`
 /// (`option<string>` and `list<tuple<string, string>>` have the canonical-ABI layout of the
 /// message's `key` and `headers`, so the results are stored straight into the output record).
-const PROBE: &str = r#"
+pub(crate) const PROBE: &str = r#"
 (module
   (import "etl:pipeline/config@0.1.0" "get" (func $get (param i32 i32 i32)))
   (import "etl:pipeline/config@0.1.0" "get-all" (func $get_all (param i32)))
@@ -356,7 +430,7 @@ const PROBE: &str = r#"
 
 /// A customer component from WAT: a core module for the contract's world `transformer`,
 /// componentized (and checked against the contract) as `etl compile` does.
-fn customer_from_wat(name: &str, wat: &str) -> Vec<u8> {
+pub(crate) fn customer_from_wat(name: &str, wat: &str) -> Vec<u8> {
     let mut module = wat::parse_str(wat).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut resolve = wit_parser::Resolve::new();
     let contract = resolve
@@ -750,6 +824,52 @@ fn get_and_get_all_hide_everything_outside_the_step_namespace() {
         };
         assert_published(&run, &[("iot.probed", &expected)]);
     }
+}
+
+#[test]
+fn a_steps_secret_settings_reach_the_customer_with_its_other_settings() {
+    // On wasmCloud 1.x a secret is not in the configuration: the settings part reads it from
+    // the host's `wasmcloud:secrets`, under the setting name `etl.secrets` lists.
+    let config = &[
+        ("etl.out.subjects", "iot.probed"),
+        ("etl.out.dead-letter", "iot.dlq"),
+        ("etl.secrets", "step.token"),
+        ("step.site", "plant-7"),
+    ];
+    let secrets = &[("step.token", "s3cr3t-value"), ("other", "never shown")];
+    let visible = vec![header("site", "plant-7"), header("token", "s3cr3t-value")];
+    for (asked, answer) in [("token", Some("s3cr3t-value")), ("other", None)] {
+        let input = Envelope {
+            key: None,
+            payload: asked.as_bytes().to_vec(),
+            headers: Vec::new(),
+            traceparent: None,
+        };
+        let run = run_with_secrets(probe(), config, secrets, "iot.in", encode(&input)).unwrap();
+        let expected = Envelope {
+            key: answer.map(|a| a.as_bytes().to_vec()),
+            payload: input.payload.clone(),
+            headers: visible.clone(),
+            traceparent: None,
+        };
+        assert_published(&run, &[("iot.probed", &expected)]);
+    }
+
+    // A secret the deployment lists and the host cannot give: the call traps naming the
+    // setting, and never answers "not set".
+    let input = Envelope {
+        key: None,
+        payload: b"token".to_vec(),
+        headers: Vec::new(),
+        traceparent: None,
+    };
+    let Err(trap) = run_with_secrets(probe(), config, &[], "iot.in", encode(&input)) else {
+        panic!("no trap")
+    };
+    assert!(
+        trap.contains("the step's secret setting `token` has no value"),
+        "{trap}"
+    );
 }
 
 #[test]

@@ -22,8 +22,11 @@
 //!   request otherwise);
 //! - the links touching the component become one `hostInterfaces` entry per WIT package,
 //!   unnamed (so it serves the component's unnamed import), their configs merged in link order;
-//! - secrets come from the Kubernetes Secret `<pipeline>-<component>-secrets`, through
-//!   `secretFrom` on the entry of the package the component sends its records out through;
+//! - secrets come from the Kubernetes Secret `<pipeline>-<component>-secrets`: those the
+//!   component reads itself through `secretFrom` on its `wasi:config` entry (the host layers
+//!   that entry's config into the component's config store, where the settings part reads each
+//!   under its setting name), a Kafka or S3 connector's credentials through `secretFrom` on the
+//!   entry of that connector's package;
 //! - the image is the component's wasmCloud v2 artifact (it imports `wasi:config/store`, which
 //!   v2 hosts serve), and a messaging entry that delivers records to it gets `max_in_flight`
 //!   (the application's, sized so the host's instance pool cannot run out).
@@ -32,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{Application, ArtifactRef, Component, Direction, Link};
+use super::{Application, ArtifactRef, Component, Direction, Link, Secret};
 use super::{is_dns_label, split_replicas};
 use crate::spec::model::ProviderKind;
 use crate::spec::model::Spread;
@@ -177,9 +180,9 @@ fn resources(app: &Application, component: &Component) -> Vec<WorkloadDeployment
             providers.into_iter().collect::<Vec<_>>().join(","),
         );
     }
-    if !component.secrets.is_empty() {
-        let map: BTreeMap<&str, &str> = component
-            .secrets
+    let secrets = delivered_secrets(app, component);
+    if !secrets.is_empty() {
+        let map: BTreeMap<&str, &str> = secrets
             .iter()
             .map(|s| (s.name.as_str(), s.key.as_str()))
             .collect();
@@ -233,6 +236,29 @@ fn artifact(component: &Component) -> &ArtifactRef {
         .artifact_v2
         .as_ref()
         .unwrap_or(&component.artifact)
+}
+
+/// The name of the Kubernetes Secret that holds the secrets of `component`.
+fn secret_name(app: &Application, component: &Component) -> String {
+    format!("{}-{}-secrets", app.name, component.name)
+}
+
+/// Whether a v2 host reads the credentials of a link to `provider` from the config of its
+/// interface: the Kafka and S3 connectors' (NATS is the host's own connection; the HTTP client
+/// has no credentials of its own).
+fn reads_link_secrets(provider: &str) -> bool {
+    provider == ProviderKind::MessagingKafka.name() || provider == ProviderKind::BlobstoreS3.name()
+}
+
+/// Every secret the component's Secret must hold: those the component reads, then its Kafka
+/// and S3 links' credentials.
+fn delivered_secrets<'a>(app: &'a Application, component: &'a Component) -> Vec<&'a Secret> {
+    let links = links_of(app, component);
+    let linked = links
+        .into_iter()
+        .filter(|l| reads_link_secrets(&l.provider))
+        .flat_map(|l| &l.secrets);
+    component.secrets.iter().chain(linked).collect()
 }
 
 /// The links of `component`, in application order (records in first).
@@ -377,8 +403,8 @@ fn host_interfaces(app: &Application, component: &Component) -> Vec<HostInterfac
         {
             entry.config.extend(translate(link, &config.properties));
         }
-        if link.direction == Direction::ComponentToProvider && !component.secrets.is_empty() {
-            let name = format!("{}-{}-secrets", app.name, component.name);
+        if !link.secrets.is_empty() && reads_link_secrets(&link.provider) {
+            let name = secret_name(app, component);
             if !entry.secret_from.iter().any(|r| r.name == name) {
                 entry.secret_from.push(ObjectReference { name });
             }
@@ -438,7 +464,14 @@ fn host_interfaces(app: &Application, component: &Component) -> Vec<HostInterfac
                 version: import_version(component, "wasi", "config"),
                 interfaces: config_interfaces.into_iter().map(str::to_owned).collect(),
                 config: BTreeMap::new(),
-                secret_from: Vec::new(),
+                // The component's own secrets, layered into its config store.
+                secret_from: if component.secrets.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![ObjectReference {
+                        name: secret_name(app, component),
+                    }]
+                },
             });
     }
     entries.into_values().collect()
@@ -607,6 +640,7 @@ mod tests {
             name: Some("c".to_owned()),
             source_config: None,
             target_config: None,
+            secrets: Vec::new(),
         };
         let props = BTreeMap::from([
             ("subscriptions".to_owned(), "a.b|q,c.>|q".to_owned()),

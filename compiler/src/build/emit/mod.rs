@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::deployment::{Deployment, UnitDeployment, UnitKind};
+use crate::build::deployment::{Deployment, UnitKind, harness_reads};
 use crate::build::generation::Generation;
 use crate::spec::load::Repo;
 use crate::spec::model::{Environment, HttpListener, Spread};
@@ -349,6 +349,11 @@ pub struct Link {
     /// Configuration on the target side.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_config: Option<NamedConfig>,
+    /// Secrets for the provider (its connector's `{secret: KEY}` credentials), on the
+    /// provider's side of the link: the source side of a provider → component link, the target
+    /// side of a component → provider one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
 }
 
 /// A named configuration; the name ends in a hash of the properties, so changed values get a
@@ -644,18 +649,15 @@ fn placement(repo: &Repo, environment: &str, pipeline: &str, unit: &str) -> Plac
     }
 }
 
-/// `with:` keys the harness reads through its runtime configuration, not passed to providers.
-fn harness_keys(unit: &UnitDeployment) -> &'static [&'static str] {
-    match unit.kind {
-        UnitKind::Sink(SinkConnector::Http) => &["url", "content-type"],
-        UnitKind::Sink(SinkConnector::Nats) => &["subject"],
-        // The harness publishes each record with the topic as its subject; a `topic` on the
-        // sink's consumer link would make messaging-kafka consume that topic into the sink.
-        UnitKind::Sink(SinkConnector::Kafka) => &["topic"],
-        // blobstore-s3 has no `bucket` setting: the bucket is the container the harness opens.
-        UnitKind::Sink(SinkConnector::S3) => &["bucket", "key"],
-        UnitKind::Step => &[],
-    }
+/// Secrets of `settings` (setting → secret key), in setting order.
+fn secrets_of(settings: &BTreeMap<String, String>) -> Vec<Secret> {
+    settings
+        .iter()
+        .map(|(name, key)| Secret {
+            name: name.clone(),
+            key: key.clone(),
+        })
+        .collect()
 }
 
 /// Builds the application of `deployment`, whose units were packaged as `packaged` (by unit
@@ -802,6 +804,7 @@ pub fn application(
                 name: Some(name),
                 source_config: NamedConfig::new(&format!("{prefix}-http-in"), config),
                 target_config: None,
+                secrets: secrets_of(&source.secrets),
             });
         }
         let from_kafka: Vec<&String> = unit
@@ -841,15 +844,16 @@ pub fn application(
                 name: Some(KAFKA_SOURCE_LINK.to_owned()),
                 source_config: None,
                 target_config: NamedConfig::new(&format!("{}-kafka-in", unit.name), config),
+                secrets: secrets_of(&source.secrets),
             });
         }
         if !from_nats.is_empty() {
             use_provider(ProviderKind::MessagingNats, &unit.name, &scale)?;
-            let mut config = if source.connector == SourceConnector::Nats
+            let from_source = source.connector == SourceConnector::Nats
                 && from_nats
                     .iter()
-                    .any(|s| source.subject.as_ref() == Some(*s))
-            {
+                    .any(|s| source.subject.as_ref() == Some(*s));
+            let mut config = if from_source {
                 source_extra(&["subject"])
             } else {
                 BTreeMap::new()
@@ -868,6 +872,11 @@ pub fn application(
                 name: Some(unit.name.clone()),
                 source_config: NamedConfig::new(&format!("{prefix}-nats-in"), config),
                 target_config: None,
+                secrets: if from_source {
+                    secrets_of(&source.secrets)
+                } else {
+                    Vec::new()
+                },
             });
         }
 
@@ -875,7 +884,7 @@ pub fn application(
         let mut extra: BTreeMap<String, String> = unit
             .settings
             .iter()
-            .filter(|(k, _)| !harness_keys(unit).contains(&k.as_str()))
+            .filter(|(k, _)| !harness_reads(unit.kind, k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let (kind, namespace, package, interface, role) = match unit.kind {
@@ -922,6 +931,7 @@ pub fn application(
             name: None,
             source_config: None,
             target_config: NamedConfig::new(&format!("{prefix}-{role}"), extra),
+            secrets: secrets_of(&unit.link_secrets),
         });
 
         // A customer that calls out: its egress part's import of the host's outgoing handler.
@@ -937,18 +947,15 @@ pub fn application(
                 name: None,
                 source_config: None,
                 target_config: None,
+                secrets: Vec::new(),
             });
         }
 
-        let secrets: Vec<Secret> = unit
-            .secrets
+        let secrets = secrets_of(&unit.secrets);
+        let linked = links
             .iter()
-            .map(|(name, key)| Secret {
-                name: name.clone(),
-                key: key.clone(),
-            })
-            .collect();
-        if !secrets.is_empty() {
+            .any(|l| l.component == unit.name && !l.secrets.is_empty());
+        if !secrets.is_empty() || linked {
             secret_backend =
                 Some(
                     place
@@ -1043,9 +1050,10 @@ pub fn application(
 
 /// Revision of the emitters' translation, part of every [`Application::version`]: bumped when
 /// either emitter writes the same application differently (2: providers on a wadm
-/// `daemonscaler`), so that a changed manifest never reaches a lattice under a version it
-/// already knows.
-const EMITTERS: &str = "etl-emitters-2";
+/// `daemonscaler`; 3: a v2 component's own secrets on its `wasi:config` entry, not on the
+/// entry its records go out through), so that a changed manifest never reaches a lattice under
+/// a version it already knows.
+const EMITTERS: &str = "etl-emitters-3";
 
 impl Application {
     /// Sets [`Application::version`] from everything else and [`EMITTERS`].
@@ -1202,6 +1210,7 @@ mod tests {
             name: name.map(str::to_owned),
             source_config: None,
             target_config: None,
+            secrets: Vec::new(),
         }
     }
 

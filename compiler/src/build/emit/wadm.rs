@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Application, Direction, Link, NamedConfig, Scale};
+use super::{Application, Direction, Link, NamedConfig, Scale, Secret};
 use crate::spec::model::Spread;
 
 /// `apiVersion` of a wadm application manifest.
@@ -158,7 +158,10 @@ struct LinkProperties<'a> {
 
 #[derive(Serialize)]
 struct SourceConfig<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     config: Vec<Config<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<SecretProperty<'a>>,
 }
 
 #[derive(Serialize)]
@@ -166,6 +169,8 @@ struct Target<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     config: Vec<Config<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<SecretProperty<'a>>,
 }
 
 #[derive(Serialize)]
@@ -220,23 +225,41 @@ fn daemonscaler(scale: &Scale) -> Trait<'_> {
     })
 }
 
-/// The `link` trait of `link`, to go on its source.
-fn link_trait(link: &Link) -> Trait<'_> {
-    let target = match link.direction {
-        Direction::ComponentToProvider => &link.provider,
-        Direction::ProviderToComponent => &link.component,
+/// The `secrets` entries of `secrets`, resolved through the secret policy `policy`.
+fn secret_properties<'a>(secrets: &'a [Secret], policy: &'a str) -> Vec<SecretProperty<'a>> {
+    secrets
+        .iter()
+        .map(|s| SecretProperty {
+            name: &s.name,
+            properties: SecretSource {
+                policy,
+                key: &s.key,
+            },
+        })
+        .collect()
+}
+
+/// The `link` trait of `link`, to go on its source; its secrets (the provider's) on the
+/// provider's side, through the secret policy `policy`.
+fn link_trait<'a>(link: &'a Link, policy: &'a str) -> Trait<'a> {
+    let (target, source_secrets, target_secrets) = match link.direction {
+        Direction::ComponentToProvider => (&link.provider, &[][..], &link.secrets[..]),
+        Direction::ProviderToComponent => (&link.component, &link.secrets[..], &[][..]),
     };
+    let source_config = configs(link.source_config.as_ref());
     Trait::Link(LinkProperties {
         name: link.name.as_deref(),
         namespace: &link.namespace,
         package: &link.package,
         interfaces: &link.interfaces,
-        source: link.source_config.as_ref().map(|c| SourceConfig {
-            config: configs(Some(c)),
+        source: (!source_config.is_empty() || !source_secrets.is_empty()).then(|| SourceConfig {
+            config: source_config,
+            secrets: secret_properties(source_secrets, policy),
         }),
         target: Target {
             name: target,
             config: configs(link.target_config.as_ref()),
+            secrets: secret_properties(target_secrets, policy),
         },
     })
 }
@@ -249,6 +272,7 @@ fn traits<'a>(
     direction: Direction,
     scaler: Option<Trait<'a>>,
 ) -> Vec<Trait<'a>> {
+    let policy = policy_name(app);
     let sourced = app.links.iter().filter(|l| {
         l.direction == direction
             && match direction {
@@ -256,7 +280,17 @@ fn traits<'a>(
                 Direction::ProviderToComponent => l.provider == name,
             }
     });
-    scaler.into_iter().chain(sourced.map(link_trait)).collect()
+    scaler
+        .into_iter()
+        .chain(sourced.map(|l| link_trait(l, policy)))
+        .collect()
+}
+
+/// The name of the secret policy every secret of `app` resolves through.
+fn policy_name(app: &Application) -> &str {
+    app.secret_policy
+        .as_ref()
+        .map_or(super::SECRET_POLICY, |p| p.name.as_str())
 }
 
 /// The manifest of `app` as YAML text, with a generated-file header comment.
@@ -269,17 +303,7 @@ pub fn manifest(app: &Application) -> String {
             image: Some(&c.artifact.image),
             application: None,
             config: configs(c.config.as_ref()),
-            secrets: c
-                .secrets
-                .iter()
-                .map(|s| SecretProperty {
-                    name: &s.name,
-                    properties: SecretSource {
-                        policy: policy.map_or(super::SECRET_POLICY, |p| p.name.as_str()),
-                        key: &s.key,
-                    },
-                })
-                .collect(),
+            secrets: secret_properties(&c.secrets, policy_name(app)),
         },
         traits: traits(
             app,
@@ -428,6 +452,7 @@ mod tests {
                         &[("subscriptions", "a|q")],
                     ),
                     target_config: None,
+                    secrets: Vec::new(),
                 },
                 Link {
                     direction: Direction::ComponentToProvider,
@@ -439,6 +464,7 @@ mod tests {
                     name: None,
                     source_config: None,
                     target_config: None,
+                    secrets: Vec::new(),
                 },
             ],
             secret_policy: None,
@@ -577,6 +603,39 @@ mod tests {
                 "type": "policy.secret.wasmcloud.dev/v1alpha1",
                 "properties": {"backend": "nats-kv"},
             }])
+        );
+    }
+
+    #[test]
+    fn link_secrets_go_on_the_providers_side() {
+        let mut app = app();
+        let secret = |name: &str, key: &str| crate::build::emit::Secret {
+            name: name.to_owned(),
+            key: key.to_owned(),
+        };
+        app.links[0].secrets = vec![secret("nats_password", "nats-pw")];
+        app.links[1].secrets = vec![secret("sasl_password", "kafka-pw")];
+        app.links[0].source_config = None;
+        let doc = parse(&manifest(&app));
+        let components = doc["spec"]["components"].as_array().unwrap();
+        assert_eq!(
+            components[0]["traits"][1]["properties"]["target"],
+            json!({"name": "messaging-nats", "secrets": [
+                {"name": "sasl_password", "properties": {"policy": "etl-secrets", "key": "kafka-pw"}},
+            ]}),
+            "component -> provider: the target is the provider"
+        );
+        assert_eq!(
+            components[1]["traits"][1]["properties"]["source"],
+            json!({"secrets": [
+                {"name": "nats_password", "properties": {"policy": "etl-secrets", "key": "nats-pw"}},
+            ]}),
+            "provider -> component: the source is the provider"
+        );
+        assert!(
+            components[1]["traits"][1]["properties"]["target"]
+                .get("secrets")
+                .is_none()
         );
     }
 

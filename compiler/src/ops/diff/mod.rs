@@ -990,13 +990,21 @@ fn deployment_diff(env: &str, old: &Application, new: &Application) -> Deploymen
             &properties(o.as_ref().and_then(|c| c.config.as_ref())),
             &properties(n.as_ref().and_then(|c| c.config.as_ref())),
         ));
-        let secrets = |c: &Option<Component>| -> BTreeMap<String, String> {
+        // The component's own secrets and its links' (its providers' credentials): names and
+        // backend keys, never values (a plan holds none).
+        let secrets = |app: &Application, c: &Option<Component>| -> BTreeMap<String, String> {
+            let linked = app
+                .links
+                .iter()
+                .filter(|l| c.as_ref().is_some_and(|c| c.name == l.component))
+                .flat_map(|l| &l.secrets);
             c.iter()
                 .flat_map(|c| &c.secrets)
+                .chain(linked)
                 .map(|s| (s.name.clone(), s.key.clone()))
                 .collect()
         };
-        let (os, ns) = (secrets(&o), secrets(&n));
+        let (os, ns) = (secrets(old, &o), secrets(new, &n));
         for key in os.keys().chain(ns.keys()).collect::<BTreeSet<_>>() {
             if let Some(change) = Change::of(os.get(key).cloned(), ns.get(key).cloned()) {
                 d.secrets.push(SecretChange {

@@ -1,11 +1,14 @@
 //! Connectors name where records come from and go: a `nats` source needs its `subject`, a
 //! `pipeline` source the `pipeline` and the node it reads ([`UPSTREAM_KEYS`]), an `http` sink its
 //! `url`, and so on ([`SourceConnector::required_key`], [`SinkConnector::required_key`]), in the
-//! pipeline or in every environment's override.
+//! pipeline or in every environment's override. An `http` sink's `header.<Name>` settings name
+//! headers it can send.
 
 use crate::diag::{self, Code, Diagnostic};
 use crate::spec::load::{Loaded, Repo};
-use crate::spec::model::{Pipeline, Settings, SourceConnector, UPSTREAM_KEYS};
+use crate::spec::model::{
+    HEADER_SETTING, Pipeline, Settings, SinkConnector, SourceConnector, UPSTREAM_KEYS,
+};
 
 pub(super) fn check_required_settings(
     repo: &Repo,
@@ -113,4 +116,151 @@ fn missing(
         ));
     }
     out.push(d);
+}
+
+/// The request headers hosts refuse from a component (wasmtime's forbidden headers, which
+/// both wasmCloud generations' HTTP clients apply), and those a host sets from the body.
+const REFUSED_HEADERS: [&str; 10] = [
+    "connection",
+    "content-length",
+    "host",
+    "http2-settings",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Checks the `header.<Name>` settings of the pipeline's `http` sinks, in the pipeline and in
+/// the environment files' overrides: each must name a header `out-http` can send.
+pub(super) fn check_headers(repo: &Repo, pipeline: &Loaded<Pipeline>, out: &mut Vec<Diagnostic>) {
+    let spec = &pipeline.spec.spec;
+    let name = pipeline.spec.metadata.name.as_str();
+    for (i, sink) in spec.sinks.iter().enumerate() {
+        if sink.connector != SinkConnector::Http {
+            continue;
+        }
+        let at = |key: &str| pipeline.key_span(&format!("/spec/sinks/{i}/with/{}", escape(key)));
+        header_settings(&pipeline.file, &sink.with, at, out);
+        for file in &repo.environments {
+            let overrides = file
+                .spec
+                .spec
+                .pipelines
+                .iter()
+                .filter(|(p, _)| p.as_str() == name)
+                .flat_map(|(_, o)| o.connectors.iter())
+                .filter(|(c, _)| c.as_str() == sink.name.as_str());
+            for (_, o) in overrides {
+                let at = |key: &str| {
+                    file.key_span(&format!(
+                        "/spec/pipelines/{name}/connectors/{}/with/{}",
+                        sink.name,
+                        escape(key)
+                    ))
+                };
+                header_settings(&file.file, &o.with, at, out);
+            }
+        }
+    }
+}
+
+/// `key` escaped for a JSON pointer.
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Reports each `header.<Name>` setting of `with` (in `file`, at `at(key)`) whose name cannot
+/// be a request header of the sink.
+fn header_settings(
+    file: &str,
+    with: &Settings,
+    at: impl Fn(&str) -> diag::Span,
+    out: &mut Vec<Diagnostic>,
+) {
+    for key in with.keys() {
+        let Some(header) = key.strip_prefix(HEADER_SETTING) else {
+            continue;
+        };
+        let Some((why, help)) = header_problem(header) else {
+            continue;
+        };
+        out.push(
+            Diagnostic::new(
+                Code::InvalidHeader,
+                format!("`{key}` cannot be a request header of this HTTP sink: {why}"),
+            )
+            .at(file, at(key))
+            .label("not a header the sink can send")
+            .expected("`header.<Name>`, `<Name>` an HTTP header name (letters, digits and any of ``!#$%&'*+-.^_`|~``) that hosts let a component send")
+            .maybe_help(help),
+        );
+    }
+}
+
+/// Why `header` cannot be a header the sink sets on every request, and what to write instead.
+fn header_problem(header: &str) -> Option<(String, Option<String>)> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if header.is_empty() {
+        return Some(("it names no header".to_owned(), None));
+    }
+    if let Some(bad) = header.chars().find(|c| !token(*c)) {
+        let cleaned: String = header
+            .chars()
+            .map(|c| if token(c) { c } else { '-' })
+            .collect();
+        let cleaned = cleaned.trim_matches('-');
+        return Some((
+            format!("{bad:?} cannot be part of an HTTP header name"),
+            (!cleaned.is_empty()).then(|| format!("did you mean `{HEADER_SETTING}{cleaned}`?")),
+        ));
+    }
+    let lower = header.to_ascii_lowercase();
+    match lower.as_str() {
+        "content-type" => Some((
+            "the sink's `content-type` setting sets it".to_owned(),
+            Some("write `content-type: …`".to_owned()),
+        )),
+        "authorization" => Some((
+            "the sink's `authorization` setting sets it".to_owned(),
+            Some("write `authorization: …` (a `{secret: KEY}`)".to_owned()),
+        )),
+        _ if REFUSED_HEADERS.contains(&lower.as_str()) => Some((
+            format!(
+                "hosts refuse `{header}` from a component (they set it themselves, or it concerns \
+                 the connection alone)"
+            ),
+            None,
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_problem;
+
+    #[test]
+    fn header_names_are_tokens_the_hosts_let_through() {
+        for ok in ["X-Api-Key", "x_trace", "Accept", "X.Y~Z"] {
+            assert_eq!(header_problem(ok), None, "{ok}");
+        }
+        let (why, help) = header_problem("X Api Key").unwrap();
+        assert_eq!(why, "' ' cannot be part of an HTTP header name");
+        assert_eq!(help.as_deref(), Some("did you mean `header.X-Api-Key`?"));
+        assert!(header_problem("").is_some());
+        assert!(header_problem("X:Y").is_some());
+        for refused in [
+            "Host",
+            "content-length",
+            "Transfer-Encoding",
+            "Content-Type",
+        ] {
+            assert!(header_problem(refused).is_some(), "{refused}");
+        }
+        let (_, help) = header_problem("Authorization").unwrap();
+        assert!(help.unwrap().contains("`authorization: …`"));
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::diag::{Code, Diagnostic};
 use crate::spec::load::Repo;
-use crate::spec::model::HttpListener;
+use crate::spec::model::{HttpListener, SourceConnector};
 
 pub(super) fn check_environments(repo: &Repo, out: &mut Vec<Diagnostic>) {
     let Some(project) = &repo.project else {
@@ -31,6 +31,14 @@ pub(super) fn check_environments(repo: &Repo, out: &mut Vec<Diagnostic>) {
             .expected("`IP:PORT` with an IPv4 address or a bracketed IPv6 one and a port up to 65535, e.g. `0.0.0.0:8000` or `[::]:8000`")
             .note("the wasmCloud 1.x http-server provider binds this address as given; it resolves no host names"),
         );
+    }
+    // The listener exists where a pipeline's `http` source routes by path (has no `address`).
+    let shared = repo.pipelines.iter().any(|p| {
+        let source = &p.spec.spec.source;
+        source.connector == SourceConnector::Http && !source.with.contains_key("address")
+    });
+    if !shared {
+        return;
     }
     let reserved = HttpListener::application(&project.spec.metadata.name);
     for p in &repo.pipelines {

@@ -83,8 +83,10 @@ pub fn check_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verif
         graph::check_graph(pipeline, &read, &mut out);
         paths::check_paths(&repo.root, pipeline, &mut components, &mut out);
         connectors::check_required_settings(repo, pipeline, &mut out);
+        connectors::check_headers(repo, pipeline, &mut out);
     }
     refs::check_references(repo, &mut out);
+    secrets::check_fixture_secrets(repo, &mut out);
     providers::check_providers(repo, &mut out);
     environment::check_environments(repo, &mut out);
     lattice::check_lattice(repo, environments.as_ref(), &mut out);

@@ -22,6 +22,14 @@ pub struct SettingsAt<'a> {
     pub only_env: Option<&'a str>,
 }
 
+impl SettingsAt<'_> {
+    /// Whether it is a step's `config:` (whose settings the component sees as `step.<name>`)
+    /// rather than a connector's `with:`.
+    pub fn is_step_config(&self) -> bool {
+        self.pointer.ends_with("/config")
+    }
+}
+
 /// Every settings map of the repo: pipelines' `with:`/`config:` and environment overrides.
 pub(super) fn settings(repo: &Repo) -> Vec<SettingsAt<'_>> {
     let mut out = Vec::new();

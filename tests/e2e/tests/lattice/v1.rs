@@ -11,7 +11,7 @@
 //!    off, it drops the `alerts` secret, which nothing would deliver (see
 //!    [`secrets_from_the_backend_reach_the_host`]);
 //! 2. `etl keygen`, `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
-//! 3. puts and deploys `dist/dev/wadm/iot-sensors-http.yaml` (the shared HTTP listener), then
+//! 3. puts and deploys `dist/dev/wadm/iot-sensors-http-listener.yaml` (the shared HTTP listener), then
 //!    `dist/dev/wadm/sensor-ingest.yaml`, through wadm's NATS API, their bytes as emitted, and
 //!    waits until wadm reports each `deployed`;
 //! 4. POSTs records at the HTTP source and checks the exact records at the sinks (the `archive`
@@ -45,7 +45,7 @@ use crate::secrets::{SecretsBackend, Signed};
 /// The dev environment's lattice (`etl.yaml`).
 const LATTICE: &str = "acme-iot-dev";
 /// The shared application that runs every environment's HTTP listener.
-const LISTENER: &str = "iot-sensors-http";
+const LISTENER: &str = "iot-sensors-http-listener";
 /// staging's lattice.
 const STAGING_LATTICE: &str = "acme-iot-staging";
 /// The shared listener (the built-in http-server in path mode) listens on the environments'
