@@ -64,6 +64,8 @@ pub struct Env {
     pub registry: String,
     pub example: PathBuf,
     pub work: PathBuf,
+    /// The wascap account seed `etl compile --claims-key` signs the 1.x artifacts with, if any.
+    pub claims_key: Option<PathBuf>,
 }
 
 impl Env {
@@ -83,6 +85,7 @@ impl Env {
             registry: format!("{registry_addr}/etl"),
             example: example.canonicalize().context("examples/iot-sensors")?,
             work: PathBuf::from(var("ETL_E2E_WORK")?),
+            claims_key: None,
         })
     }
 
@@ -123,9 +126,9 @@ impl Env {
     }
 
     /// `etl compile --sign-key --push --env dev` of `repo` into `dist`, signed with `key`'s
-    /// private half.
+    /// private half (and the 1.x artifacts' claims with [`Env::claims_key`]).
     pub fn compile_and_push(&self, repo: &Path, dist: &Path, key: &Path) -> anyhow::Result<()> {
-        self.etl(&[
+        let mut args = vec![
             "compile",
             "--repo",
             path_str(repo)?,
@@ -136,8 +139,11 @@ impl Env {
             "--push",
             "--env",
             ENV,
-        ])
-        .map(drop)
+        ];
+        if let Some(claims) = &self.claims_key {
+            args.extend(["--claims-key", path_str(claims)?]);
+        }
+        self.etl(&args).map(drop)
     }
 
     /// `etl promote --from dev --to staging` of `dist`, the signatures checked with `key`'s
@@ -183,6 +189,9 @@ impl Env {
             .collect();
         std::fs::write(&input, lines.join("\n") + "\n")?;
         let out = Command::new(&self.etl)
+            // The webhook's token: `etl run` needs a value for every secret (its sink requests
+            // are captured, and it prints the header as `<secret KEY>`).
+            .env("ETL_SECRET_ALERTS_WEBHOOK_TOKEN", "Bearer e2e-etl-run")
             .args([
                 "run",
                 PIPELINE,
@@ -624,14 +633,18 @@ pub async fn next_json(sub: &mut Subscriber, wait: Duration) -> anyhow::Result<O
 pub struct Source {
     pub addr: SocketAddr,
     pub host: String,
+    /// The path records are POSTed to.
+    pub path: String,
 }
 
 impl Source {
-    /// A source reached by its address (wasmCloud 1.x's http-server in path mode).
+    /// The example's source reached by its address (wasmCloud 1.x's shared http-server in path
+    /// mode).
     pub fn at(addr: SocketAddr) -> Self {
         Self {
             addr,
             host: addr.to_string(),
+            path: SOURCE_PATH.to_owned(),
         }
     }
 }
@@ -641,7 +654,7 @@ pub async fn post(source: &Source, body: &str) -> anyhow::Result<u16> {
     let stream = TcpStream::connect(source.addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let req = hyper::Request::post(SOURCE_PATH)
+    let req = hyper::Request::post(&source.path)
         .header("host", &source.host)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_owned())))?;
@@ -1274,5 +1287,181 @@ async fn loopback_servers() -> anyhow::Result<()> {
         }
     );
     assert_eq!(api.url(), format!("http://{}", api.addr));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// More pipelines on the lattice (issue 16)
+
+/// The second pipeline with an `http` source: on wasmCloud 1.x it shares the example's listener,
+/// by path; `parse` (the example's component) → the NATS subject [`MAINTENANCE_SUBJECT`].
+pub const MAINTENANCE: &str = "maintenance-log";
+/// Its source's path.
+pub const MAINTENANCE_PATH: &str = "/maintenance";
+/// Its sink's subject.
+pub const MAINTENANCE_SUBJECT: &str = "iot.maintenance";
+/// The sub-pipeline: reads `threshold-alert` of the example by name, looks each alert's site up
+/// on the test's API (`lookup`, granted the API's host) and publishes it to [`DIGEST_SUBJECT`];
+/// `denied` calls the same API under another host name, which its grant does not name.
+pub const DIGEST: &str = "alert-digest";
+/// Where the looked-up alerts go.
+pub const DIGEST_SUBJECT: &str = "iot.digest";
+/// Where `denied`'s records go: its dead letters.
+pub const DENIED_DLQ: &str = "etl.iot-sensors.alert-digest.dlq.denied";
+
+/// Adds [`MAINTENANCE`] and [`DIGEST`] to the example in `repo` (whose registry is set), the
+/// lookup component beside its own, calling `api`.
+pub fn add_pipelines(repo: &Path, api: &LoopbackApi) -> anyhow::Result<()> {
+    let root = repo_root();
+    let lookup = root.join("tests/fixtures/egress/components/lookup.wasm");
+    std::fs::copy(&lookup, repo.join("components/lookup.wasm"))?;
+    let digest_of = |file: &Path, component: &str| -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(file)?;
+        let at = text
+            .find(component)
+            .with_context(|| format!("{component} in {}", file.display()))?;
+        let line = text[at..]
+            .lines()
+            .find(|l| l.trim_start().starts_with("digest:"))
+            .context("its digest")?;
+        Ok(line.trim().trim_start_matches("digest:").trim().to_owned())
+    };
+    let lookup_digest = digest_of(
+        &root.join("tests/fixtures/egress/pipelines/orders.yaml"),
+        "components/lookup.wasm",
+    )?;
+    let parse_digest = digest_of(&pipeline_file(repo), "components/parse.wasm")?;
+    std::fs::write(
+        repo.join("pipelines").join(format!("{MAINTENANCE}.yaml")),
+        format!(
+            "apiVersion: etl/v1alpha1\nkind: Pipeline\nmetadata:\n  name: {MAINTENANCE}\nspec:\n  \
+             source:\n    name: ingest\n    connector: http\n    with: {{ path: {MAINTENANCE_PATH} }}\n  \
+             steps:\n    - name: parse\n      from: [ingest]\n      component: components/parse.wasm\n      \
+             digest: {parse_digest}\n  sinks:\n    - name: log\n      from: [parse]\n      \
+             connector: nats\n      with: {{ subject: {MAINTENANCE_SUBJECT} }}\n"
+        ),
+    )?;
+    let host = api.addr.to_string();
+    let step = |name: &str, url_host: &str| {
+        format!(
+            "    - name: {name}\n      from: [alerts]\n      component: components/lookup.wasm\n      \
+             digest: {lookup_digest}\n      config:\n        url: http://{url_host}/sites/plant\n        \
+             method: GET\n        field: site_info\n      allow:\n        - wasi:http/types\n        \
+             - wasi:io/*\n        - {{ interface: wasi:http/outgoing-handler, hosts: [\"{host}\"] }}\n"
+        )
+    };
+    let other = format!("localhost:{}", api.addr.port());
+    std::fs::write(
+        repo.join("pipelines").join(format!("{DIGEST}.yaml")),
+        format!(
+            "apiVersion: etl/v1alpha1\nkind: Pipeline\nmetadata:\n  name: {DIGEST}\nspec:\n  \
+             source:\n    name: alerts\n    connector: pipeline\n    \
+             with: {{ pipeline: {PIPELINE}, from: threshold-alert }}\n  steps:\n{}{}  sinks:\n    \
+             - name: digest\n      from: [lookup]\n      connector: nats\n      \
+             with: {{ subject: {DIGEST_SUBJECT} }}\n",
+            step("lookup", &host),
+            step("denied", &other),
+        ),
+    )?;
+    Ok(())
+}
+
+/// The repository's root (the example is `examples/iot-sensors` under it).
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Checks the two added pipelines on a lattice that runs them: a reading POSTed to
+/// [`MAINTENANCE`] arrives parsed at its sink; an alert of the example reaches [`DIGEST`], whose
+/// `lookup` calls `api` (the granted host) and publishes the alert with the answer, while
+/// `denied`'s call of the same API under another name never leaves its component: the record is
+/// dead-lettered with the reason, and the API sees no request but `lookup`'s.
+pub async fn check_more_pipelines(
+    nats: &async_nats::Client,
+    example: &Source,
+    maintenance: &Source,
+    api: &LoopbackApi,
+) -> anyhow::Result<()> {
+    let mut log = nats.subscribe(MAINTENANCE_SUBJECT).await?;
+    let mut digest = nats.subscribe(DIGEST_SUBJECT).await?;
+    let mut denied = nats.subscribe(DENIED_DLQ).await?;
+    nats.flush().await?;
+
+    let t = Instant::now();
+    let status = post(maintenance, &reading("m-1", 20.5, "2026-12-07T10:00:00Z")).await?;
+    ensure!(status == 202, "{MAINTENANCE}: HTTP {status}");
+    let got = next_json(&mut log, ARRIVAL)
+        .await?
+        .with_context(|| format!("nothing at {MAINTENANCE_SUBJECT}"))?;
+    ensure!(got["sensor_id"] == "m-1", "{MAINTENANCE_SUBJECT}: {got}");
+    eprintln!(
+        "e2e: {MAINTENANCE} (path {}, the same listener as {PIPELINE}): the reading at its sink \
+         {:.1?} after the POST",
+        maintenance.path,
+        t.elapsed()
+    );
+
+    let before = api.requests().len();
+    let sensor = "digest-1";
+    let t = Instant::now();
+    let status = post(example, &reading(sensor, 99.0, "2026-12-07T10:00:01Z")).await?;
+    ensure!(status == 202, "{PIPELINE}: HTTP {status}");
+    let deadline = Instant::now() + ARRIVAL;
+    let looked_up = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = next_json(&mut digest, left)
+            .await?
+            .with_context(|| format!("no alert of {sensor} at {DIGEST_SUBJECT}"))?;
+        if got["sensor_id"] == sensor {
+            break got;
+        }
+    };
+    ensure!(
+        looked_up["site_info"]["site"] == LoopbackApi::site_of("plant")
+            && looked_up["alert"] == true,
+        "{DIGEST_SUBJECT}: {looked_up}"
+    );
+    eprintln!(
+        "e2e: {DIGEST} (a sub-pipeline of {PIPELINE}'s threshold-alert) looked the alert up on \
+         the granted API: at its sink {:.1?} after the POST",
+        t.elapsed()
+    );
+    let deadline = Instant::now() + ARRIVAL;
+    let reason = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, denied.next())
+            .await
+            .with_context(|| format!("no dead letter of {sensor} at {DENIED_DLQ}"))?
+            .context("subscription closed")?;
+        let env = envelope(&msg)?;
+        let record: Value = serde_json::from_slice(&env.payload)?;
+        if record["sensor_id"] == sensor {
+            break env
+                .headers
+                .iter()
+                .find(|(k, _)| k == "etl-error")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+        }
+    };
+    ensure!(
+        reason.contains("egress denied"),
+        "{DENIED_DLQ}: the reason is {reason:?}"
+    );
+    let requests = api.requests();
+    let new = &requests[before..];
+    ensure!(
+        !new.is_empty()
+            && new
+                .iter()
+                .all(|r| r.host.as_deref() == Some(api.addr.to_string().as_str())),
+        "the API saw requests other than lookup's: {new:?}"
+    );
+    eprintln!(
+        "e2e: denied (not granted localhost:{}) dead-lettered: {reason}; the API saw {} \
+         request(s), all to the granted host",
+        api.addr.port(),
+        new.len()
+    );
     Ok(())
 }

@@ -57,24 +57,31 @@ const SOURCE_ADDR: &str = "127.0.0.1:8000";
 /// (the host fetches a component's secrets only with its embedded JWT) and `out-http` sends the
 /// `authorization` setting: the test keeps the secret, puts [`TOKEN`] into the secrets backend
 /// for the `alerts` artifact's claims, and the webhook answers 401 to any request without it.
-const WEBHOOK_REQUIRES_TOKEN: bool = false;
+const WEBHOOK_REQUIRES_TOKEN: bool = true;
 /// The example's one secret (`alerts`' `authorization`) and the value the test gives it.
 const ALERTS_SECRET: &str = "alerts-webhook-token";
 const TOKEN: &str = "Bearer e2e-v1-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
-    let env = Env::from_env("v1")?;
-    let work = &env.work;
+    let mut env = Env::from_env("v1")?;
+    let work = env.work.clone();
+    let work = &work;
     let source = Source::at(SOURCE_ADDR.parse()?);
+    let maintenance = Source {
+        path: MAINTENANCE_PATH.to_owned(),
+        ..Source::at(SOURCE_ADDR.parse()?)
+    };
 
-    // The loopback HTTP server behind the `alerts` sink.
+    // The loopback HTTP server behind the `alerts` sink, and the API `alert-digest` calls.
     let alerts = AlertSink::start().await?;
+    let api = LoopbackApi::start().await?;
 
     // 1. The example, pointed at this lattice's registry and sink.
     let repo = work.join("repo");
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
+    add_pipelines(&repo, &api)?;
     if env.configure_nats(&repo)? {
         eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
     }
@@ -85,6 +92,10 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     // 2. Keys, compile, push, verify.
     let key = work.join("signing");
     env.etl(&["keygen", "--out", path_str(&key)?])?;
+    // The 1.x host fetches a component's secrets with the wascap claims in its Wasm.
+    let claims = work.join("claims");
+    env.etl(&["keygen", "--claims", "--out", path_str(&claims)?])?;
+    env.claims_key = Some(claims.with_extension("nk"));
     let dist = work.join("dist");
     let t = Instant::now();
     env.compile_and_push(&repo, &dist, &key)?;
@@ -93,11 +104,12 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let manifests = manifests(&dist.join(ENV).join("wadm"))?;
     let names: Vec<&str> = manifests.iter().map(|(n, _, _)| n.as_str()).collect();
     ensure!(
-        names == [LISTENER, PIPELINE],
-        "expected two dev manifests, the shared {LISTENER} and {PIPELINE}: {names:?}"
+        names == [DIGEST, LISTENER, MAINTENANCE, PIPELINE],
+        "expected the dev manifests of the shared {LISTENER} and three pipelines: {names:?}"
     );
-    let (_, listener_path, _) = &manifests[0];
-    let (_, manifest_path, manifest) = &manifests[1];
+    let path_of = |i: usize| manifests[i].1.clone();
+    let (digest_path, listener_path, maintenance_path) = (path_of(0), path_of(1), path_of(2));
+    let (_, manifest_path, manifest) = &manifests[3];
     check_manifest(manifest, &env.registry)?;
     if env.nats_in_spec {
         check_nats_address(manifest, &env.nats_url)?;
@@ -118,12 +130,21 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let deploy_start = Instant::now();
     // The shared HTTP listener first: wadm refuses an application that references a shared one
     // it has not deployed.
-    let listener_version = put_and_deploy(&nats, LATTICE, listener_path).await?;
+    let listener_version = put_and_deploy(&nats, LATTICE, &listener_path).await?;
     wait_deployed(&nats, LATTICE, LISTENER, &listener_version).await?;
     let version = put_and_deploy(&nats, LATTICE, manifest_path).await?;
     wait_deployed(&nats, LATTICE, PIPELINE, &version).await?;
     let deployed = deploy_start.elapsed();
     eprintln!("e2e: {PIPELINE} {version} deployed in {deployed:.1?}");
+    let t = Instant::now();
+    for (name, path) in [(MAINTENANCE, &maintenance_path), (DIGEST, &digest_path)] {
+        let version = put_and_deploy(&nats, LATTICE, path).await?;
+        wait_deployed(&nats, LATTICE, name, &version).await?;
+    }
+    eprintln!(
+        "e2e: {MAINTENANCE} and {DIGEST} deployed {:.1?} after their deploy requests",
+        t.elapsed()
+    );
 
     // The first record through all three steps. `deployed` means wadm has put every component,
     // provider and link; the host applies links to the providers asynchronously, so a probe
@@ -134,6 +155,11 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         "e2e: first record through the pipeline {first_latency:.1?} after the deploy request \
          ({first} probes)"
     );
+    sinks.drain().await;
+
+    // The other pipelines on the lattice: a second HTTP source on the same listener, and a
+    // sub-pipeline that calls out.
+    check_more_pipelines(&nats, &source, &maintenance, &api).await?;
     sinks.drain().await;
 
     // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
@@ -190,6 +216,8 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
 
     // dev's shared HTTP listener holds 0.0.0.0:8000 (the environments' default address), which
     // staging's wants too on this machine: undeploy dev first, the listener last.
+    undeploy(&nats, LATTICE, DIGEST, None).await?;
+    undeploy(&nats, LATTICE, MAINTENANCE, None).await?;
     undeploy(&nats, LATTICE, PIPELINE, None).await?;
     undeploy(&nats, LATTICE, LISTENER, Some(source.addr)).await?;
     let host = wait_for_host(&nats, STAGING_LATTICE).await?;

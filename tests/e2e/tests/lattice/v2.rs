@@ -49,7 +49,7 @@ const STAGING_TOKEN: &str = "Bearer e2e-staging-token";
 /// change lands (CONTEXT decision 1: `secretFrom` on the `wasi:config` entry, the settings part
 /// reading the secret from `wasi:config/store`, `out-http` sending it): the test expects the
 /// Secret there, and the webhook answers 401 to any request without the namespace's token.
-const WEBHOOK_REQUIRES_TOKEN: bool = false;
+const WEBHOOK_REQUIRES_TOKEN: bool = true;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
@@ -77,11 +77,13 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         describe_hosts(&hosts)
     );
     let alerts = AlertSink::start().await?;
+    let api = LoopbackApi::start().await?;
 
-    // 1. The example, pointed at this test's registry and sink.
+    // 1. The example, pointed at this test's registry and sink, and two more pipelines.
     let repo = work.join("repo");
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
+    add_pipelines(&repo, &api)?;
     if env.configure_nats(&repo)? {
         eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
     }
@@ -150,6 +152,39 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     eprintln!(
         "e2e: first record at both sinks {first_latency:.1?} after the apply ({first} probes)"
     );
+    sinks.drain().await;
+
+    // The other pipelines on the same hosts: a second HTTP source, and a sub-pipeline that calls
+    // out.
+    let t = Instant::now();
+    for pipeline in [MAINTENANCE, DIGEST] {
+        let path = dist.join(ENV).join("k8s").join(format!("{pipeline}.yaml"));
+        let changes = player
+            .apply(ENV, &std::fs::read_to_string(&path)?, None)
+            .await?;
+        ensure!(
+            changes.values().all(|c| *c == Change::Created),
+            "{pipeline}: {changes:?}"
+        );
+    }
+    eprintln!(
+        "e2e: {MAINTENANCE} and {DIGEST} applied: every workload RUNNING {:.1?} after the apply",
+        t.elapsed()
+    );
+    let maintenance = {
+        let name = format!("{MAINTENANCE}-parse");
+        let w = player
+            .workloads(ENV, &name)
+            .into_iter()
+            .next()
+            .with_context(|| format!("{name} has no workload"))?;
+        Source {
+            addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(w.host_http_port)?)),
+            host: name,
+            path: MAINTENANCE_PATH.to_owned(),
+        }
+    };
+    check_more_pipelines(&nats, &source, &maintenance, &api).await?;
     sinks.drain().await;
 
     // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
@@ -224,6 +259,14 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     // dev leaves (`kubectl apply --prune` of an empty set: what a GitOps tool does when the
     // pipeline leaves the environment); dev and staging share the HTTP host names and the
     // subjects between steps.
+    for pipeline in [DIGEST, MAINTENANCE] {
+        let selector = BTreeMap::from([("app.kubernetes.io/name".to_owned(), pipeline.to_owned())]);
+        let pruned = player.apply(ENV, "", Some(&selector)).await?;
+        ensure!(
+            !pruned.is_empty() && pruned.values().all(|c| *c == Change::Deleted),
+            "prune {pipeline}: {pruned:?}"
+        );
+    }
     let selector = BTreeMap::from([("app.kubernetes.io/name".to_owned(), PIPELINE.to_owned())]);
     let pruned = player.apply(ENV, "", Some(&selector)).await?;
     ensure!(
@@ -549,6 +592,7 @@ fn source_of(
     Ok(Source {
         addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(w.host_http_port)?)),
         host: parse.http_host.clone().context("parse's host")?,
+        path: SOURCE_PATH.to_owned(),
     })
 }
 
