@@ -146,6 +146,7 @@ codes! {
     TemplateRender = "E0403", Error, "a template fails to render";
     InlineSecret = "E0501", Error, "a credential written inline";
     NoSecretBackend = "E0502", Error, "a `secret:` reference with no secret backend";
+    UnclaimedSecrets = "W0520", Warning, "secrets wasmCloud 1.x hosts will not fetch: the component carries no claims";
     FixturePayload = "E0601", Error, "a fixture payload that cannot be decoded";
     DigestMismatch = "E0701", Error, "component bytes that do not hash to `digest:`";
     NotWasm = "E0702", Error, "a component file that is not WebAssembly";
