@@ -76,6 +76,7 @@ pub struct Claimed {
 }
 
 /// An nkey account key pair: the issuer of claims.
+#[derive(Clone)]
 pub struct AccountKey {
     pair: KeyPair,
     seed: [u8; 32],
