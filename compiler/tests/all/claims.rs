@@ -166,3 +166,44 @@ fn without_a_key_no_artifact_has_claims() {
     let json = String::from_utf8(files["plan.json"].clone()).unwrap();
     assert!(!json.contains("\"claims\""));
 }
+
+#[test]
+fn nested_claims_and_padded_sizes_are_stripped_as_wascap_strips_them() {
+    // A customer component signed by `wash build` nests its own claims; a toolchain may pad a
+    // section size. Both change what wascap hashes, and the claims must still validate.
+    let inner = wat::parse_str(r#"(module (@custom "jwt" "old claims") (func))"#).unwrap();
+    let mut wasm = wat::parse_str(
+        r#"(component (component (@custom "wasmcloud_jwt" "a customer's claims")))"#,
+    )
+    .unwrap();
+    // A core module section (id 1) whose size is a 5-byte LEB128.
+    let size = u32::try_from(inner.len()).unwrap();
+    wasm.push(1);
+    wasm.extend([
+        (size & 0x7f) as u8 | 0x80,
+        ((size >> 7) & 0x7f) as u8 | 0x80,
+        ((size >> 14) & 0x7f) as u8 | 0x80,
+        ((size >> 21) & 0x7f) as u8 | 0x80,
+        (size >> 28) as u8,
+    ]);
+    wasm.extend(&inner);
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(&wasm)
+        .unwrap();
+
+    let key = key();
+    let claimed = key.embed(&wasm, "p-u", "acme/p/u").unwrap();
+    let token = host_claims(&claimed.bytes).expect("our claims, not the customer's");
+    assert_eq!(token.claims.subject, key.subject("acme/p/u"));
+    assert!(!claimed.bytes.starts_with(&wasm), "stripped and re-encoded");
+    let kp = nkeys::KeyPair::from_seed(SEED).unwrap();
+    assert_eq!(
+        wascap::wasm::embed_claims(&wasm, &token.claims, &kp).unwrap(),
+        claimed.bytes
+    );
+    // Claiming a claimed component again gives the same bytes.
+    assert_eq!(
+        key.embed(&claimed.bytes, "p-u", "acme/p/u").unwrap(),
+        claimed
+    );
+}
