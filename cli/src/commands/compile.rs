@@ -1,9 +1,10 @@
-//! `etl compile`: a repo into `--out`, signed with `--sign-key`, then pushed with `--push`.
+//! `etl compile`: a repo into `--out`, its 1.x artifacts claimed with `--claims-key`, signed
+//! with `--sign-key`, then pushed with `--push`.
 
 use std::path::PathBuf;
 
 use etl::build::dist::Plan;
-use etl::ops::compile::{Compilation, Options};
+use etl::ops::compile::{Compilation, Keys, Options};
 
 use crate::args::{self, Color, Format, RegistryArgs};
 use crate::commands::push;
@@ -39,6 +40,12 @@ pub struct Args {
     /// $ETL_KEY_PASSPHRASE. Signatures are deterministic: the output still reproduces.
     #[arg(long, value_name = "KEY")]
     sign_key: Option<PathBuf>,
+    /// Embed wascap claims, issued by this nkey account seed (`SA…`, from `etl keygen
+    /// --claims`), in every wasmCloud 1.x artifact: 1.x hosts fetch a component's secrets only
+    /// with them. Each unit's subject (`M…`, in plan.json) is derived from the seed and the
+    /// unit's name, the same in every build. Deterministic: the output still reproduces.
+    #[arg(long, env = "ETL_CLAIMS_KEY_FILE", value_name = "FILE")]
+    claims_key: Option<PathBuf>,
     /// Then push the artifacts to the project's registry (`spec.registry`), as `etl push`
     /// does.
     #[arg(long)]
@@ -58,6 +65,10 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
             path,
             args::passphrase().as_deref(),
         )?),
+        None => None,
+    };
+    let claims = match &args.claims_key {
+        Some(path) => Some(etl::ops::keygen::read_claims_key(path)?),
         None => None,
     };
     let cache = (!args.no_cache).then(|| etl::store::Cache::new(args::cache_dir(args.cache_dir)));
@@ -80,7 +91,11 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         cache,
         provenance: origin.provenance,
     };
-    let compilation = etl::ops::compile::compile_signed(&args.repo, &options, key.as_ref())?;
+    let keys = Keys {
+        sign: key.as_ref(),
+        claims: claims.as_ref(),
+    };
+    let compilation = etl::ops::compile::compile_signed(&args.repo, &options, keys)?;
     render::cache_warning(options.cache.as_ref());
     let done = compilation
         .plan

@@ -33,6 +33,11 @@ pub struct Args {
     /// `etl compile --source`.
     #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
     source: Option<String>,
+    /// The nkey account seed whose wascap claims the wasmCloud 1.x artifacts of sides compiled
+    /// here get, as `etl compile --claims-key`: give the one the compared output was compiled
+    /// with, or every 1.x artifact differs by its claims.
+    #[arg(long, env = "ETL_CLAIMS_KEY_FILE", value_name = "FILE")]
+    claims_key: Option<PathBuf>,
 }
 
 /// How a diff is written.
@@ -54,6 +59,10 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         cache: Some(etl::store::Cache::new(args::cache_dir(args.cache_dir))),
         source: args.source,
         source_date_epoch: args::source_date_epoch(),
+        claims: match &args.claims_key {
+            Some(path) => Some(etl::ops::keygen::read_claims_key(path)?),
+            None => None,
+        },
     };
     let load = |arg: &str| {
         etl::ops::diff::load(arg, &options).inspect_err(|e| {

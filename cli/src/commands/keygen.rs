@@ -1,4 +1,4 @@
-//! `etl keygen`: a signing key pair.
+//! `etl keygen`: a signing key pair, or (`--claims`) an nkey account key for wascap claims.
 
 use std::path::PathBuf;
 
@@ -8,14 +8,31 @@ use crate::exit::{Error, Verdict};
 /// The arguments of `etl keygen`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Path prefix of the two files.
-    #[arg(long, default_value = "etl", value_name = "PREFIX")]
-    out: PathBuf,
+    /// Path prefix of the two files (default: `etl`, with --claims `etl-claims`).
+    #[arg(long, value_name = "PREFIX")]
+    out: Option<PathBuf>,
+    /// Make an nkey account key for the wascap claims of wasmCloud 1.x artifacts
+    /// (`etl compile --claims-key`) instead: PREFIX.nk holds its seed (`SA…`, mode 0600, not
+    /// encrypted), PREFIX.pub its public key (`A…`), which is also printed.
+    #[arg(long)]
+    claims: bool,
 }
 
-/// Writes PREFIX.key and PREFIX.pub, and says so.
+/// Writes the two files, and says so.
 pub fn run(args: Args) -> Result<Verdict, Error> {
-    let written = etl::ops::keygen::keygen(&args.out, args::passphrase().as_deref())?;
+    if args.claims {
+        let prefix = args.out.unwrap_or_else(|| PathBuf::from("etl-claims"));
+        let written = etl::ops::keygen::keygen_claims(&prefix)?;
+        println!(
+            "wrote `{}` (account seed, not encrypted: keep it secret) and `{}` (public key)",
+            written.seed.display(),
+            written.public.display()
+        );
+        println!("account {}", written.public_key);
+        return Ok(Verdict::Success);
+    }
+    let prefix = args.out.unwrap_or_else(|| PathBuf::from("etl"));
+    let written = etl::ops::keygen::keygen(&prefix, args::passphrase().as_deref())?;
     println!(
         "wrote `{}` (private{}) and `{}` (public)",
         written.private.display(),

@@ -7,6 +7,7 @@ mod common;
 // Not tests: a real OCI registry for the tests that push, pull and promote.
 mod registry;
 
+mod claims;
 mod cli;
 mod compile;
 mod diagram;

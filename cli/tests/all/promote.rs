@@ -468,3 +468,54 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("did you mean `staging`?"), "{stderr}");
 }
+
+#[test]
+fn claimed_artifacts_promote_as_they_are() {
+    // Claims are in the artifacts' bytes: a compile with `--claims-key` pushes and promotes as
+    // any other, nothing is re-signed, and a later compile with the same account gives the
+    // unchanged units the same digests (claims are deterministic).
+    let w = World::new();
+    let (code, _, stderr) = w.etl(&["keygen", "--claims", "--out", &w.path("acct")], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let seed = format!("{}.nk", w.path("acct"));
+    let a = w.compile(
+        "a",
+        "1700000000",
+        Some("signer"),
+        &["--claims-key", &seed, "--push", "--env", "staging"],
+    );
+    let a_digests = artifacts(&a);
+    w.swap_enrich_component();
+    let b = w.compile("b", "1700000500", Some("signer"), &["--claims-key", &seed]);
+    for (repository, digest) in &artifacts(&b) {
+        assert_eq!(
+            digest == &a_digests[repository],
+            !repository.ends_with("-enrich"),
+            "{repository}"
+        );
+    }
+    let (code, _, stderr) = w.promote(&b, "staging", "prod", "signer");
+    assert_eq!(code, 0, "{stderr}");
+    for (repository, digest) in &a_digests {
+        assert_eq!(w.tagged(repository, "prod").as_ref(), Some(digest));
+    }
+    assert_eq!(manifests(&b, "prod"), manifests(&a, "prod"));
+    // The plan still names each unit's subject, the same in both compiles.
+    let plan = |dist: &Path| -> Json {
+        serde_json::from_slice(&std::fs::read(dist.join("plan.json")).unwrap()).unwrap()
+    };
+    let (plan_a, plan_b) = (plan(&a), plan(&b));
+    for (i, u) in plan_b["pipelines"][0]["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let subject = &u["artifact"]["claims"]["subject"];
+        assert!(subject.as_str().unwrap().starts_with('M'), "{u}");
+        assert_eq!(
+            subject,
+            &plan_a["pipelines"][0]["sinks"][i]["artifact"]["claims"]["subject"]
+        );
+    }
+}

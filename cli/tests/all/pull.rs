@@ -141,6 +141,16 @@ fn compile(repo: &Path, cache: Option<&Path>) -> (Compilation, Option<BTreeMap<S
     (compilation, files)
 }
 
+/// Whether a compile reported nothing but the example's one expected warning: compiled without
+/// a claims key, its `alerts` sink's secret will not reach a wasmCloud 1.x host (`W0520`).
+fn clean(compilation: &Compilation) -> bool {
+    compilation
+        .validation
+        .diagnostics
+        .iter()
+        .all(|d| d.code == etl::diag::Code::UnclaimedSecrets)
+}
+
 /// The one diagnostic of a failed compile, checked to be at the `parse` step's `component:`.
 fn only_diagnostic(compilation: &Compilation) -> &Diagnostic {
     assert!(compilation.plan.is_none());
@@ -169,11 +179,7 @@ fn a_pulled_component_compiles_to_the_same_artifacts_as_the_repo_copy() {
     let repo = repo_with(&published.reference(), &published.layer);
     let cache = tempfile::tempdir().unwrap();
     let (pulled, pulled_files) = compile(repo.path(), Some(cache.path()));
-    assert!(
-        pulled.validation.diagnostics.is_empty(),
-        "{:#?}",
-        pulled.validation.diagnostics
-    );
+    assert!(clean(&pulled), "{:#?}", pulled.validation.diagnostics);
     let (_, local_files) = compile(&common::example(), None);
     let (mut pulled_files, mut local_files) = (pulled_files.unwrap(), local_files.unwrap());
 
@@ -213,11 +219,7 @@ fn the_cache_compiles_offline_and_without_it_the_registry_must_answer() {
 
     drop(published);
     let (offline, offline_files) = compile(repo.path(), Some(cache.path()));
-    assert!(
-        offline.validation.diagnostics.is_empty(),
-        "{:#?}",
-        offline.validation.diagnostics
-    );
+    assert!(clean(&offline), "{:#?}", offline.validation.diagnostics);
     assert_eq!(offline.built, 0, "every composition comes from the cache");
     assert!(offline_files == online_files);
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::build::emit::{self, Application};
 use crate::build::generation::Generation;
 use crate::build::resolve;
+use crate::oci::claims::Claims;
 use crate::util::io::IoError;
 
 /// The plan's file name in `dist/`.
@@ -191,6 +192,10 @@ pub struct ArtifactPlan {
     /// host's instance pool per message in flight. 0 in plans of earlier versions.
     #[serde(rename = "coreInstances", default)]
     pub core_instances: u32,
+    /// The wascap claims embedded in it (wasmCloud 1.x artifacts compiled with
+    /// `--claims-key`): the subject a secrets backend maps the unit's secrets to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Claims>,
 }
 
 /// Why a `plan.json` could not be read.

@@ -3,9 +3,11 @@
 //! The stages, in order: [`resolve`] (customer components by digest, checked against the
 //! [`contract`] and the policy) → [`compose`] (each step between its [`harness`] parts) →
 //! [`deployment`] (how each pipeline runs in each environment) → [`emit`] (wadm applications and
-//! v2 `WorkloadDeployment`s, and the OCI artifacts) → [`dist`] (`plan.json`). [`provenance`] finds
-//! the commit a build came from. Nothing here writes a file: `etl compile` does.
+//! v2 `WorkloadDeployment`s, and the OCI artifacts) → [`dist`] (`plan.json`). [`claims`] gives
+//! the 1.x artifacts their wascap claims when an account key is given; [`provenance`] finds the
+//! commit a build came from. Nothing here writes a file: `etl compile` does.
 
+pub mod claims;
 pub mod compose;
 pub mod contract;
 pub mod deployment;
@@ -16,7 +18,7 @@ pub mod harness;
 pub mod provenance;
 pub mod resolve;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::build::compose::Parts;
@@ -28,6 +30,7 @@ use crate::build::generation::Generation;
 use crate::build::harness::Part;
 use crate::build::resolve::ResolvedStep;
 use crate::diag::{Code, Diagnostic};
+use crate::oci::claims::{AccountKey, ClaimsError};
 use crate::oci::layout::{self, Provenance};
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{Pipeline, SinkConnector};
@@ -54,20 +57,43 @@ pub struct Build {
     pub from_cache: usize,
 }
 
-/// Compiles the repo at `root` in memory: the same bytes `etl compile` writes.
+/// Compiles the repo at `root` in memory: the same bytes `etl compile` writes without
+/// `--claims-key`.
 pub fn build(root: &Path, cache: Option<&Cache>, provenance: &Provenance) -> Result<Build, Error> {
-    Ok(build_validated(
+    build_with(root, cache, provenance, None)
+}
+
+/// [`build`], with the wascap claims of `claims` (an account key) embedded in every wasmCloud
+/// 1.x artifact when given (see [`claims`]).
+pub fn build_with(
+    root: &Path,
+    cache: Option<&Cache>,
+    provenance: &Provenance,
+    claims: Option<&AccountKey>,
+) -> Result<Build, Error> {
+    Ok(build_validated_with(
         crate::spec::validate_with(root, cache)?,
         cache,
         provenance,
+        claims,
     ))
 }
 
 /// [`build`] of a repo already validated (`etl test PIPELINE` narrows it to some pipelines).
 pub fn build_validated(
+    validation: crate::spec::Validation,
+    cache: Option<&Cache>,
+    provenance: &Provenance,
+) -> Build {
+    build_validated_with(validation, cache, provenance, None)
+}
+
+/// [`build_with`] of a repo already validated.
+pub fn build_validated_with(
     mut validation: crate::spec::Validation,
     cache: Option<&Cache>,
     provenance: &Provenance,
+    claims: Option<&AccountKey>,
 ) -> Build {
     let failed = |validation, built| Build {
         validation,
@@ -88,6 +114,13 @@ pub fn build_validated(
     }
     let mut builder = Builder {
         cache,
+        project: validation
+            .repo
+            .project
+            .as_ref()
+            .map(|p| p.spec.metadata.name.to_string())
+            .unwrap_or_default(),
+        claims,
         files: BTreeMap::new(),
         built: 0,
         from_cache: 0,
@@ -104,6 +137,14 @@ pub fn build_validated(
     if validation.has_errors() {
         return failed(validation, built);
     }
+    // A composition whose every 1.x use got its claims is not an output of its own.
+    let used: BTreeSet<&str> = pipelines
+        .iter()
+        .flat_map(|p| p.units())
+        .flat_map(|u| u.artifacts())
+        .map(|(_, a)| a.path.as_str())
+        .collect();
+    builder.files.retain(|path, _| used.contains(path.as_str()));
     let created = match layout::rfc3339(provenance.created) {
         Ok(created) => created,
         Err(e) => {
@@ -440,6 +481,10 @@ fn inbound_parts(p: &Pipeline, from: &[String]) -> Vec<Part> {
 /// Composes units, each distinct recipe once per run (and once ever, with a cache).
 struct Builder<'a> {
     cache: Option<&'a Cache>,
+    /// The project's name: part of each unit's claims identity.
+    project: String,
+    /// The account whose claims every 1.x artifact gets, if any.
+    claims: Option<&'a AccountKey>,
     /// The files of `dist/`.
     files: BTreeMap<String, Vec<u8>>,
     /// Compositions made in this run.
@@ -485,7 +530,10 @@ impl Builder<'_> {
                 )
                 .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &step.name, &e)))
             });
-            let (artifact, artifact_v2) = (artifact?, artifact_v2?);
+            let artifact = self
+                .claim(artifact?, &spec.metadata.name, &step.name)
+                .map_err(|e| Box::new(Self::claims_diagnostic(&p.file, at, &step.name, &e)))?;
+            let artifact_v2 = artifact_v2?;
             for (generation, a) in [(Generation::V1, &artifact), (Generation::V2, &artifact_v2)] {
                 if let Some(import) = a.imports.iter().find(|i| !generation.serves(i)) {
                     return Err(Box::new(
@@ -548,6 +596,9 @@ impl Builder<'_> {
                 )
                 .map_err(|e| Box::new(Self::compose_diagnostic(&p.file, at, &sink.name, &e)))
             });
+            let artifact = self
+                .claim(artifact?, &spec.metadata.name, &sink.name)
+                .map_err(|e| Box::new(Self::claims_diagnostic(&p.file, at, &sink.name, &e)))?;
             sinks.push(UnitPlan {
                 name: sink.name.to_string(),
                 from: sink.from.clone(),
@@ -557,7 +608,7 @@ impl Builder<'_> {
                     out: out.name().to_owned(),
                     egress: None,
                 },
-                artifact: artifact?,
+                artifact,
                 artifact_v2: Some(artifact_v2?),
             });
         }
@@ -585,6 +636,54 @@ impl Builder<'_> {
             .note(
                 "the contract check passed, so this is most likely a bug in etl: please report it",
             )
+    }
+
+    fn claims_diagnostic(
+        file: &str,
+        at: crate::diag::Span,
+        unit: &str,
+        e: &ClaimsError,
+    ) -> Diagnostic {
+        Diagnostic::new(
+            Code::Emit,
+            format!("the wasmCloud 1.x component of `{unit}` cannot get its claims: {e}"),
+        )
+        .at(file, at)
+        .label("composed here")
+        .note("the composition succeeded, so this is most likely a bug in etl: please report it")
+    }
+
+    /// The 1.x `artifact` of unit `unit` of `pipeline` with the claims of [`Self::claims`]
+    /// embedded (and added to `dist/`), or as it is without an account key. Its name is the
+    /// unit's 1.x repository, its identity `<project>/<pipeline>/<unit>` (see [`claims`]).
+    fn claim(
+        &mut self,
+        artifact: ArtifactPlan,
+        pipeline: &str,
+        unit: &str,
+    ) -> Result<ArtifactPlan, ClaimsError> {
+        let Some(key) = self.claims else {
+            return Ok(artifact);
+        };
+        let claimed = key.embed(
+            &self.files[&artifact.path],
+            &Generation::V1.repository(pipeline, unit),
+            &claims::identity(&self.project, pipeline, unit),
+        )?;
+        let digest = sha256(&claimed.bytes);
+        let path = format!(
+            "components/sha256/{}.wasm",
+            digest.trim_start_matches("sha256:")
+        );
+        let claimed_artifact = ArtifactPlan {
+            digest,
+            path: path.clone(),
+            size: claimed.bytes.len(),
+            claims: Some(claimed.claims),
+            ..artifact
+        };
+        self.files.entry(path).or_insert(claimed.bytes);
+        Ok(claimed_artifact)
     }
 
     /// Composes (or takes from this run or the cache) one unit for `generation`, with the guard
@@ -665,6 +764,7 @@ impl Builder<'_> {
             imports,
             exports,
             core_instances,
+            claims: None,
         };
         self.files.entry(path).or_insert(bytes);
         self.done.insert(key, artifact.clone());

@@ -1,4 +1,4 @@
-//! `etl compile`: validate → build → sign → `dist/`.
+//! `etl compile`: validate → build (with wascap claims, given an account key) → sign → `dist/`.
 //!
 //! `dist/plan.json` says what was built from what; `dist/components/sha256/<hex>.wasm` holds each
 //! composed component once, by digest (identical compositions are shared). Nothing is written
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::build::dist::Plan;
 use crate::build::provenance::{self, ProvenanceError};
 use crate::diag::{Code, Diagnostic};
+use crate::oci::claims::AccountKey;
 use crate::oci::layout::Provenance;
 use crate::oci::sign::{self, SigningKey};
 use crate::spec::{self, Validation};
@@ -53,25 +54,46 @@ pub struct Compilation {
     pub from_cache: usize,
 }
 
-/// Compiles the repo at `root` into `options.out`.
-pub fn compile(root: &Path, options: &Options) -> Result<Compilation, CompileError> {
-    compile_signed(root, options, None)
+/// The keys a compile signs with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keys<'a> {
+    /// Signs every artifact of `dist/oci/` (cosign, `--sign-key`).
+    pub sign: Option<&'a SigningKey>,
+    /// Issues the wascap claims embedded in every wasmCloud 1.x artifact (`--claims-key`).
+    pub claims: Option<&'a AccountKey>,
 }
 
-/// [`compile`], with every artifact of `dist/oci/` signed with `key` when given (see
+/// Compiles the repo at `root` into `options.out`, with neither key.
+pub fn compile(root: &Path, options: &Options) -> Result<Compilation, CompileError> {
+    compile_signed(root, options, Keys::default())
+}
+
+/// [`compile`], with the claims of `keys.claims` embedded in every wasmCloud 1.x artifact (see
+/// [`crate::build::claims`]; without it, a warning for each unit whose secrets 1.x hosts will
+/// therefore not fetch), and every artifact of `dist/oci/` signed with `keys.sign` (see
 /// [`crate::oci::sign::sign_layout`]) before anything is written.
 pub fn compile_signed(
     root: &Path,
     options: &Options,
-    key: Option<&SigningKey>,
+    keys: Keys<'_>,
 ) -> Result<Compilation, CompileError> {
     // Before the work: a place that cannot be written is known now.
     let out = OutputDir::for_compile(&options.out, root)?;
     if let Some(cache) = &options.cache {
         out.check_cache(cache.dir())?;
     }
-    let mut build = crate::build::build(root, options.cache.as_ref(), &options.provenance)?;
-    if let (Some(key), Some(plan)) = (key, &build.plan)
+    let mut build = crate::build::build_with(
+        root,
+        options.cache.as_ref(),
+        &options.provenance,
+        keys.claims,
+    )?;
+    if let Some(plan) = &build.plan {
+        let warnings = crate::build::claims::unclaimed_secrets(&build.validation.repo, plan);
+        build.validation.diagnostics.extend(warnings);
+        crate::diag::sort(&mut build.validation.diagnostics);
+    }
+    if let (Some(key), Some(plan)) = (keys.sign, &build.plan)
         && let Err(e) = sign::sign_layout(&mut build.files, "oci/", key, &plan.registry)
     {
         build.validation.diagnostics.push(Diagnostic::new(

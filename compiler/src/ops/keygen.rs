@@ -1,10 +1,12 @@
 //! Key files: `etl keygen` writes a signing key pair (`PREFIX.key`, `PREFIX.pub`), and `etl
-//! compile --sign-key`, `etl verify` and `etl promote` read them back, naming the file in every
-//! error.
+//! compile --sign-key`, `etl verify` and `etl promote` read them back; `etl keygen --claims`
+//! writes an nkey account seed (`PREFIX.nk`, `PREFIX.pub`), which `etl compile --claims-key`
+//! reads back. Every error names the file.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use crate::oci::claims::{self, AccountKey, ClaimsKeyError};
 use crate::oci::sign::{self, KeyError, SigningKey, VerifyingKey};
 use crate::util::io::IoError;
 use crate::util::out_dir::{self, NewFile, OutputError};
@@ -45,6 +47,25 @@ pub enum KeyFileError {
         /// What is wrong with it.
         source: KeyError,
     },
+    /// The file holds no nkey account seed.
+    #[error("`{}`: {source}", path.display())]
+    Claims {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: ClaimsKeyError,
+    },
+}
+
+/// The account key written by [`keygen_claims`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenClaimsKey {
+    /// `PREFIX.nk`: the seed (`SA…`, mode 0600).
+    pub seed: PathBuf,
+    /// `PREFIX.pub`: the public key (`A…`), the issuer of the claims.
+    pub public: PathBuf,
+    /// The public key.
+    pub public_key: String,
 }
 
 /// The two files of prefix `prefix`: `PREFIX.key` and `PREFIX.pub`.
@@ -79,6 +100,47 @@ pub fn keygen(prefix: &Path, passphrase: Option<&str>) -> Result<Written, Keygen
         private,
         public,
         encrypted: passphrase.is_some(),
+    })
+}
+
+/// Makes an nkey account key ([`AccountKey::generate`]) and writes its seed to `PREFIX.nk`
+/// (mode 0600) and its public key to `PREFIX.pub`, each on one line: both or neither, never
+/// replacing an existing file. The seed is not encrypted (nkey seeds never are: wash writes them
+/// the same way).
+pub fn keygen_claims(prefix: &Path) -> Result<WrittenClaimsKey, KeygenError> {
+    let with = |ext: &str| {
+        let mut path = prefix.as_os_str().to_owned();
+        path.push(OsStr::new(ext));
+        PathBuf::from(path)
+    };
+    let (seed_path, public) = (with(".nk"), with(".pub"));
+    let key = AccountKey::generate();
+    let public_key = key.public_key();
+    out_dir::create_new(&[
+        NewFile {
+            path: &seed_path,
+            bytes: format!("{}\n", key.seed()).as_bytes(),
+            mode: claims::SEED_MODE,
+        },
+        NewFile {
+            path: &public,
+            bytes: format!("{public_key}\n").as_bytes(),
+            mode: 0o644,
+        },
+    ])?;
+    Ok(WrittenClaimsKey {
+        seed: seed_path,
+        public,
+        public_key,
+    })
+}
+
+/// Reads the nkey account seed at `path`.
+pub fn read_claims_key(path: &Path) -> Result<AccountKey, KeyFileError> {
+    let text = read(path)?;
+    AccountKey::from_seed(&text).map_err(|source| KeyFileError::Claims {
+        path: path.to_owned(),
+        source,
     })
 }
 
@@ -131,6 +193,42 @@ mod tests {
             keygen(&prefix, None),
             Err(KeygenError::Output(OutputError::Exists { .. }))
         ));
+    }
+
+    #[test]
+    fn an_account_seed_is_written_once_private_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("keys/claims");
+        let written = keygen_claims(&prefix).unwrap();
+        assert_eq!(written.seed, dir.path().join("keys/claims.nk"));
+        let key = read_claims_key(&written.seed).unwrap();
+        assert_eq!(key.public_key(), written.public_key);
+        assert!(written.public_key.starts_with('A'));
+        assert_eq!(
+            std::fs::read_to_string(&written.public).unwrap(),
+            format!("{}\n", written.public_key)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&written.seed)
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let seed = std::fs::read(&written.seed).unwrap();
+        assert!(matches!(
+            keygen_claims(&prefix),
+            Err(KeygenError::Output(OutputError::Exists { .. }))
+        ));
+        assert_eq!(
+            std::fs::read(&written.seed).unwrap(),
+            seed,
+            "never overwritten"
+        );
+        let e = read_claims_key(&written.public).unwrap_err();
+        assert!(matches!(e, KeyFileError::Claims { .. }), "{e}");
     }
 
     #[test]

@@ -1104,7 +1104,10 @@ fn an_environments_nats_and_http_listener_reach_the_links() {
     // Staging says neither: no `cluster_uris`, the default listener.
     let staging = text("staging/wadm/sensor-ingest.yaml");
     assert!(!staging.contains("cluster_uris"), "{staging}");
-    assert!(text("staging/wadm/iot-sensors-http-listener.yaml").contains("default_address: 0.0.0.0:8000"));
+    assert!(
+        text("staging/wadm/iot-sensors-http-listener.yaml")
+            .contains("default_address: 0.0.0.0:8000")
+    );
 }
 
 /// A sub-pipeline subscribes to the subject of what it reads, in a queue group of its own.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::build::dist::{self, Plan};
+use crate::oci::claims::AccountKey;
 use crate::store::Cache;
 
 /// How to compile a side given as a git ref (or a pipeline repo directory).
@@ -18,6 +19,8 @@ pub struct Options {
     pub source: Option<String>,
     /// The value of `SOURCE_DATE_EPOCH`, if set: wins over the commit time, as for `compile`.
     pub source_date_epoch: Option<String>,
+    /// The account whose claims the 1.x artifacts get, as `etl compile --claims-key`.
+    pub claims: Option<AccountKey>,
 }
 
 /// Why a side could not be loaded.
@@ -179,7 +182,12 @@ fn compile(
     options: &Options,
     provenance: &crate::oci::layout::Provenance,
 ) -> Result<Snapshot, DiffError> {
-    let build = crate::build::build(root, options.cache.as_ref(), provenance)?;
+    let build = crate::build::build_with(
+        root,
+        options.cache.as_ref(),
+        provenance,
+        options.claims.as_ref(),
+    )?;
     match build.plan {
         Some(plan) => Ok(Snapshot::from_plan(arg, plan)),
         None => Err(DiffError::Invalid {

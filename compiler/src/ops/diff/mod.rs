@@ -336,6 +336,12 @@ pub enum Cause {
         /// The parts.
         parts: Change<Vec<String>>,
     },
+    /// Its wascap claims (wasmCloud 1.x) are issued by another account, or only one side has
+    /// claims (`etl compile --claims-key`).
+    Claims {
+        /// The issuer's public key (`A…`), none without claims.
+        issuer: Change<String>,
+    },
     /// Neither the customer component nor a harness part: the composition itself (etl's
     /// recipe, or how the parts are wired).
     Composition,
@@ -910,6 +916,14 @@ fn causes(
                 digest,
             });
         }
+    }
+    let issuer = |u: &UnitPlan| {
+        u.artifact_of(generation)
+            .and_then(|a| a.claims.as_ref())
+            .map(|c| c.issuer.clone())
+    };
+    if let Some(issuer) = Change::of(issuer(old), issuer(new)) {
+        causes.push(Cause::Claims { issuer });
     }
     if causes.is_empty() {
         causes.push(Cause::Composition);

@@ -115,6 +115,10 @@ impl Style {
                     &parts.new.clone().unwrap_or_default().join("+")
                 )
             ),
+            Cause::Claims { issuer } => format!(
+                "claims issuer {}",
+                self.change(&opt(&issuer.old), &opt(&issuer.new))
+            ),
             Cause::Composition => {
                 "neither the customer component nor a harness part: the composition (connector or wiring) differs".to_owned()
             }
