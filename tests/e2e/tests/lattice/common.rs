@@ -128,6 +128,7 @@ impl Env {
     /// `etl compile --sign-key --push --env dev` of `repo` into `dist`, signed with `key`'s
     /// private half (and the 1.x artifacts' claims with [`Env::claims_key`]).
     pub fn compile_and_push(&self, repo: &Path, dist: &Path, key: &Path) -> anyhow::Result<()> {
+        let sign_key = key.with_extension("key");
         let mut args = vec![
             "compile",
             "--repo",
@@ -135,7 +136,7 @@ impl Env {
             "--out",
             path_str(dist)?,
             "--sign-key",
-            path_str(&key.with_extension("key"))?,
+            path_str(&sign_key)?,
             "--push",
             "--env",
             ENV,

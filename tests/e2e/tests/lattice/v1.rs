@@ -60,6 +60,9 @@ const SOURCE_ADDR: &str = "127.0.0.1:8000";
 const WEBHOOK_REQUIRES_TOKEN: bool = true;
 /// The example's one secret (`alerts`' `authorization`) and the value the test gives it.
 const ALERTS_SECRET: &str = "alerts-webhook-token";
+/// The secret of [`secrets_from_the_backend_reach_the_host`], which shares the backend with
+/// the main test.
+const PROBE_SECRET: &str = "alerts-webhook-token-probe";
 const TOKEN: &str = "Bearer e2e-v1-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,6 +300,12 @@ async fn secrets_from_the_backend_reach_the_host() -> anyhow::Result<()> {
     let repo = work.join("repo");
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, SocketAddr::from(([127, 0, 0, 1], 9)))?;
+    // A secret of its own: the main test's is in the same backend already.
+    replace_once(
+        &pipeline_file(&repo),
+        &format!("{{ secret: {ALERTS_SECRET} }}"),
+        &format!("{{ secret: {PROBE_SECRET} }}"),
+    )?;
     let dist = work.join("dist");
     env.etl(&[
         "compile",
@@ -317,7 +326,7 @@ async fn secrets_from_the_backend_reach_the_host() -> anyhow::Result<()> {
     ensure!(
         secrets
             == serde_yaml::from_str::<serde_yaml::Value>(&format!(
-                "[{{name: authorization, properties: {{policy: etl-secrets, key: {ALERTS_SECRET}}}}}]"
+                "[{{name: authorization, properties: {{policy: etl-secrets, key: {PROBE_SECRET}}}}}]"
             ))?
             && policies
                 == serde_yaml::from_str::<serde_yaml::Value>(
@@ -386,35 +395,35 @@ async fn secrets_from_the_backend_reach_the_host() -> anyhow::Result<()> {
     };
 
     // Signed and allowed, but the secret is not in the backend.
-    backend.allow(&signed.subject, &[ALERTS_SECRET]).await?;
+    backend.allow(&signed.subject, &[PROBE_SECRET]).await?;
     let version = deploy(PROBE_APP, signed.wasm.clone()).await?;
     let why = wait_refused(&nats, LATTICE, PROBE_APP, &version, "Secret not found").await?;
-    eprintln!("e2e: alerts refused while the backend has no {ALERTS_SECRET}: {why}");
+    eprintln!("e2e: alerts refused while the backend has no {PROBE_SECRET}: {why}");
 
     // The secret put: wadm tries again, and the host gets it.
     let put = Instant::now();
-    backend.put(ALERTS_SECRET, TOKEN).await?;
+    backend.put(PROBE_SECRET, TOKEN).await?;
     wait_deployed(&nats, LATTICE, PROBE_APP, &version).await?;
     let started = put.elapsed();
     ensure!(
         backend
-            .get_as_host(&signed, PROBE_APP, ALERTS_SECRET)
+            .get_as_host(&signed, PROBE_APP, PROBE_SECRET)
             .await?
             == TOKEN,
-        "the backend gives another value for {ALERTS_SECRET}"
+        "the backend gives another value for {PROBE_SECRET}"
     );
     let stranger = Signed::sign("stranger", &wasm)?;
     let refused = backend
-        .get_as_host(&stranger, PROBE_APP, ALERTS_SECRET)
+        .get_as_host(&stranger, PROBE_APP, PROBE_SECRET)
         .await;
     ensure!(
         refused
             .as_ref()
             .is_err_and(|e| format!("{e:#}").contains("unauthorized")),
-        "a component without a mapping got {ALERTS_SECRET}: {refused:?}"
+        "a component without a mapping got {PROBE_SECRET}: {refused:?}"
     );
     eprintln!(
-        "e2e: {ALERTS_SECRET} put; alerts started {started:.1?} later (wadm's next try); the \
+        "e2e: {PROBE_SECRET} put; alerts started {started:.1?} later (wadm's next try); the \
          backend gives its value to a request as the host's, and refuses a component it has no \
          mapping for"
     );
