@@ -421,19 +421,12 @@ pub struct Environment {
 }
 
 /// Where an environment's NATS is, for the wasmCloud 1.x `messaging-nats` provider's links
-/// (`cluster_uris`, and the credentials as link secrets). wasmCloud v2 hosts use their own
-/// connection (`wash host --data-nats-url`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// (`cluster_uris`). wasmCloud v2 hosts use their own connection (`wash host --data-nats-url`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Nats {
     /// Server URLs (`nats://host:port`, `tls://…`, `ws://…`, `wss://…`), at least one.
     pub urls: Vec<String>,
-    /// The user JWT, as a secret (with [`Nats::seed`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt: Option<SecretRef>,
-    /// The user's NKey seed, as a secret (with [`Nats::jwt`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<SecretRef>,
 }
 
 /// The HTTP listener an environment's path-routed HTTP sources share.

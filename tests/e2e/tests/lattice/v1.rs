@@ -7,10 +7,11 @@
 //! addresses in the environment. The main test:
 //!
 //! 1. copies `examples/iot-sensors` and points it at the loopback registry, at an HTTP sink it
-//!    serves itself and (when etl takes it) at this NATS; while [`WEBHOOK_REQUIRES_TOKEN`] is
-//!    off, it drops the `alerts` secret, which nothing would deliver (see
-//!    [`secrets_from_the_backend_reach_the_host`]);
-//! 2. `etl keygen`, `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
+//!    serves itself, which requires the `alerts` secret as a bearer token, and (when etl takes
+//!    it) at this NATS; adds two pipelines (`common::add_pipelines`);
+//! 2. `etl keygen` (and `--claims`), `etl compile --push --sign-key --claims-key --env dev`,
+//!    `etl verify` in the registry; puts the token into the secrets backend for the `alerts`
+//!    artifact's claims subject;
 //! 3. puts and deploys `dist/dev/wadm/iot-sensors-http-listener.yaml` (the shared HTTP listener), then
 //!    `dist/dev/wadm/sensor-ingest.yaml`, through wadm's NATS API, their bytes as emitted, and
 //!    waits until wadm reports each `deployed`;
@@ -52,12 +53,6 @@ const STAGING_LATTICE: &str = "acme-iot-staging";
 /// default address; run.sh gives the test its own network namespace, so this is its own port.
 const SOURCE_ADDR: &str = "127.0.0.1:8000";
 
-/// The switch for the example's webhook token on 1.x (issue 16): `false` while nothing delivers
-/// secrets, so the test drops `alerts`' secret. `true` once the 1.x artifacts carry wascap claims
-/// (the host fetches a component's secrets only with its embedded JWT) and `out-http` sends the
-/// `authorization` setting: the test keeps the secret, puts [`TOKEN`] into the secrets backend
-/// for the `alerts` artifact's claims, and the webhook answers 401 to any request without it.
-const WEBHOOK_REQUIRES_TOKEN: bool = true;
 /// The example's one secret (`alerts`' `authorization`) and the value the test gives it.
 const ALERTS_SECRET: &str = "alerts-webhook-token";
 /// The secret of [`secrets_from_the_backend_reach_the_host`], which shares the backend with
@@ -87,9 +82,6 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     add_pipelines(&repo, &api)?;
     if env.configure_nats(&repo)? {
         eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
-    }
-    if !WEBHOOK_REQUIRES_TOKEN {
-        drop_alerts_secret(&repo)?;
     }
 
     // 2. Keys, compile, push, verify.
@@ -125,10 +117,8 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let host = wait_for_host(&nats, LATTICE).await?;
     eprintln!("e2e: host {host} is in lattice {LATTICE}");
     let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
-    if WEBHOOK_REQUIRES_TOKEN {
-        put_alerts_secret(&nats, &dist).await?;
-        alerts.require_authorization(Some(TOKEN));
-    }
+    put_alerts_secret(&nats, &dist).await?;
+    alerts.require_authorization(Some(TOKEN));
 
     let deploy_start = Instant::now();
     // The shared HTTP listener first: wadm refuses an application that references a shared one
@@ -260,13 +250,11 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         authorizations.len(),
         alerts.unauthorized()
     );
-    if WEBHOOK_REQUIRES_TOKEN {
-        ensure!(
-            alerts.unauthorized() == 0 && authorizations.iter().all(|a| a == TOKEN),
-            "alerts: {} requests answered 401",
-            alerts.unauthorized()
-        );
-    }
+    ensure!(
+        alerts.unauthorized() == 0 && authorizations.iter().all(|a| a == TOKEN),
+        "alerts: {} requests answered 401",
+        alerts.unauthorized()
+    );
 
     eprintln!(
         "e2e timings: compile+sign+push {compile_push:.1?}; deploy request → deployed {deployed:.1?}; \
@@ -503,16 +491,6 @@ async fn wait_refused(
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// No `authorization` secret on `alerts` while [`WEBHOOK_REQUIRES_TOKEN`] is off: nothing on
-/// the 1.x lattice would deliver it (see [`secrets_from_the_backend_reach_the_host`]).
-fn drop_alerts_secret(repo: &Path) -> anyhow::Result<()> {
-    replace_once(
-        &pipeline_file(repo),
-        "        authorization: { secret: alerts-webhook-token }   # never a literal token\n",
-        "",
-    )
 }
 
 /// The manifest is what the docs say it is: images pinned by digest in the test's registry,

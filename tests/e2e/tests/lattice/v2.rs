@@ -44,12 +44,6 @@ const UNITS: [&str; 5] = ["parse", "enrich", "threshold-alert", "alerts", "archi
 /// What `alerts`' Secret holds (`etl.dev/secrets`: `authorization`).
 const DEV_TOKEN: &str = "Bearer e2e-dev-token";
 const STAGING_TOKEN: &str = "Bearer e2e-staging-token";
-/// The switch for the example's webhook token on v2 (issue 16): `false` while `out-http` sends
-/// no `authorization` and the Secret rides on the `wasi:http` entry. `true` once the secrets
-/// change lands (CONTEXT decision 1: `secretFrom` on the `wasi:config` entry, the settings part
-/// reading the secret from `wasi:config/store`, `out-http` sending it): the test expects the
-/// Secret there, and the webhook answers 401 to any request without the namespace's token.
-const WEBHOOK_REQUIRES_TOKEN: bool = true;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
@@ -127,9 +121,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     std::fs::write(work.join("dev-secret.yaml"), &dev_secret)?;
 
     let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
-    if WEBHOOK_REQUIRES_TOKEN {
-        alerts.require_authorization(Some(DEV_TOKEN));
-    }
+    alerts.require_authorization(Some(DEV_TOKEN));
     let deploy_start = Instant::now();
     let changes = player
         .apply(ENV, &format!("{dev_secret}---\n{manifest}"), None)
@@ -302,9 +294,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         lab.friendly_name, lab.labels
     );
     let mut staging_sinks = Sinks::subscribe(&nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
-    if WEBHOOK_REQUIRES_TOKEN {
-        alerts.require_authorization(Some(STAGING_TOKEN));
-    }
+    alerts.require_authorization(Some(STAGING_TOKEN));
     let staging_start = Instant::now();
     player.apply(STAGING, &staging_stream, None).await?;
     check_workloads(&player, STAGING, &staging_deployments, STAGING_TOKEN)?;
@@ -363,7 +353,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         alerts.unauthorized()
     );
     ensure!(
-        !WEBHOOK_REQUIRES_TOKEN || alerts.unauthorized() == 0,
+        alerts.unauthorized() == 0,
         "alerts: {} requests answered 401",
         alerts.unauthorized()
     );
@@ -490,11 +480,7 @@ fn check_manifest(
     // Where alerts' Secret is layered: today on the `wasi:http` entry; with the secrets change,
     // on `wasi:config`, whose store the settings part reads (CONTEXT decision 1).
     let secret = vec![format!("{PIPELINE}-alerts-secrets")];
-    let (http, config) = if WEBHOOK_REQUIRES_TOKEN {
-        (Vec::new(), secret)
-    } else {
-        (secret, Vec::new())
-    };
+    let (http, config) = (Vec::<String>::new(), secret);
     ensure!(
         out["alerts"].secret_from == http && out["alerts"].config_secret_from == config,
         "alerts: secretFrom {:?} on wasi:http, {:?} on wasi:config; expected {http:?}, {config:?}",
@@ -554,11 +540,7 @@ fn check_workloads(
                 d.max_in_flight
             );
             if unit == "alerts" {
-                let package = if WEBHOOK_REQUIRES_TOKEN {
-                    "config"
-                } else {
-                    "http"
-                };
+                let package = "config";
                 let entry = entries
                     .iter()
                     .find(|hi| hi["package"] == package)
