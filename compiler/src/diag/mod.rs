@@ -157,6 +157,7 @@ codes! {
     InvalidHeader = "E0510", Error, "an HTTP sink header setting that cannot be a request header";
     SecretName = "E0511", Error, "a secret setting whose name a deployment cannot carry";
     UnknownFixtureSecret = "W0512", Warning, "a fixture secret its pipeline does not use";
+    BuiltinProviderSecret = "W0513", Warning, "a connector secret for a built-in provider, which gets no secrets";
     UnclaimedSecrets = "W0520", Warning, "secrets wasmCloud 1.x hosts will not fetch: the component carries no claims";
     FixturePayload = "E0601", Error, "a fixture payload that cannot be decoded";
     DigestMismatch = "E0701", Error, "component bytes that do not hash to `digest:`";

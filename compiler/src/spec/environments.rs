@@ -4,6 +4,7 @@
 use indexmap::IndexMap;
 
 use crate::spec::load::Repo;
+use crate::spec::model::HttpListener;
 
 /// An environment as templates see it: the project's definition with its override file applied.
 #[derive(Debug, Clone)]
@@ -16,6 +17,9 @@ pub struct EnvView {
     pub vars: IndexMap<String, String>,
     /// Whether `secret:` references can be resolved here.
     pub has_secret_backend: bool,
+    /// What the environment's shared HTTP listener binds (`http.address`, else
+    /// [`HttpListener::DEFAULT_ADDRESS`]).
+    pub http_address: String,
     /// `vars` as templates see them, built once.
     pub vars_value: minijinja::Value,
 }
@@ -50,6 +54,10 @@ impl Environments {
                     lattice: env.lattice.clone(),
                     vars,
                     has_secret_backend: env.secrets.is_some() || project.spec.secrets.is_some(),
+                    http_address: env.http.as_ref().map_or_else(
+                        || HttpListener::DEFAULT_ADDRESS.to_owned(),
+                        |h| h.address.clone(),
+                    ),
                 }
             })
             .collect();

@@ -438,6 +438,10 @@ pub struct HttpListener {
 }
 
 impl HttpListener {
+    /// What the listener binds when the environment does not say: the wasmCloud 1.x
+    /// `http-server` provider's own default.
+    pub const DEFAULT_ADDRESS: &str = "0.0.0.0:8000";
+
     /// Name of the shared wadm application that runs project `project`'s listener in an
     /// environment: `<project>-http-listener` (so no pipeline that shares it may have it).
     pub fn application(project: &str) -> String {

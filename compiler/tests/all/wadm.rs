@@ -1101,6 +1101,9 @@ fn an_environments_nats_and_http_listener_reach_the_links() {
         find(&parsed[1], "http-server")["properties"]["config"][0]["properties"]["default_address"],
         "127.0.0.1:18080"
     );
+    // wasmCloud v2 hosts use their own NATS connection: nothing of it in the workloads.
+    let v2 = text("dev/k8s/sensor-ingest.yaml");
+    assert!(!v2.contains("cluster_uris") && !v2.contains("4223"), "{v2}");
     // Staging says neither: no `cluster_uris`, the default listener.
     let staging = text("staging/wadm/sensor-ingest.yaml");
     assert!(!staging.contains("cluster_uris"), "{staging}");
@@ -1246,4 +1249,38 @@ fn secrets_of_components_and_of_provider_links_resolve_through_the_policy() {
         json!({"hosts": "kafka-1:9092"}),
         "the password is no plain setting of the link"
     );
+}
+
+/// A connector secret that goes to a link of a built-in provider is a warning (W0513): a 1.x
+/// host fetches a link's secrets with the provider's claims, which a built-in one lacks.
+#[test]
+fn a_secret_for_a_builtin_providers_link_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    common::copy(&common::example(), &repo);
+    let file = repo.join("pipelines/sensor-ingest.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let edited = text.replace(
+        "        subject: \"{{ vars.archive_subject }}\"\n",
+        "        subject: \"{{ vars.archive_subject }}\"\n        password: { secret: nats-password }\n",
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&file, edited).unwrap();
+    let build = etl::build::build(&repo, None, &Default::default()).unwrap();
+    let warnings: Vec<_> = build
+        .validation
+        .diagnostics
+        .iter()
+        .filter(|d| d.code.as_str() == "W0513")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", build.validation.diagnostics);
+    let w = warnings[0];
+    assert!(
+        w.message.contains("`password`")
+            && w.message.contains("messaging-nats")
+            && w.message.contains("`dev`, `prod`, `staging`"),
+        "{}",
+        w.message
+    );
+    assert!(build.plan.is_some(), "a warning, not an error");
 }

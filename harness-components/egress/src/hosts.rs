@@ -60,14 +60,15 @@ pub struct Request<'a> {
     pub authority: Option<&'a str>,
 }
 
+/// `scheme://host[:port]`: any `user:password@` of the authority is left out, so that what a
+/// denial logs never carries a credential.
 impl fmt::Display for Request<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}://{}",
-            self.scheme.unwrap_or("https"),
-            self.authority.unwrap_or("")
-        )
+        let authority = self.authority.unwrap_or("");
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        write!(f, "{}://{host}", self.scheme.unwrap_or("https"))
     }
 }
 
@@ -254,6 +255,19 @@ mod tests {
             scheme,
             authority: Some(authority),
         })
+    }
+
+    #[test]
+    fn a_request_shows_without_its_credentials() {
+        let r = |authority| Request {
+            scheme: Some("http"),
+            authority: Some(authority),
+        };
+        assert_eq!(
+            r("user:pw@api.acme.example:8080").to_string(),
+            "http://api.acme.example:8080"
+        );
+        assert_eq!(r("api.acme.example").to_string(), "http://api.acme.example");
     }
 
     #[test]

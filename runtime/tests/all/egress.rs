@@ -108,15 +108,17 @@ fn fixture(dir: &Path, url: &str, hosts: &str) {
             std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).unwrap();
         }
     }
-    let project = std::fs::read_to_string(root.join("etl.yaml"))
-        .unwrap()
-        .replace("http://api.acme.example/prices", url);
+    let original = std::fs::read_to_string(root.join("etl.yaml")).unwrap();
+    let project = original.replace("http://api.acme.example/prices", url);
+    assert_ne!(project, original, "the fixture's prices_url moved");
     std::fs::write(dir.join("etl.yaml"), project).unwrap();
     let pipeline = dir.join("pipelines/orders.yaml");
-    let text = std::fs::read_to_string(&pipeline).unwrap().replace(
+    let original = std::fs::read_to_string(&pipeline).unwrap();
+    let text = original.replace(
         r#"hosts: [api.acme.example, "https://x.example:8443", "*.acme.example"]"#,
         &format!("hosts: {hosts}"),
     );
+    assert_ne!(text, original, "the fixture's hosts moved");
     std::fs::write(pipeline, text).unwrap();
 }
 

@@ -484,9 +484,14 @@ fn host_interfaces(app: &Application, component: &Component) -> Vec<HostInterfac
 ///   shares of a spread are separate workloads, so they must name the group to share it;
 /// - the 1.x HTTP server's routing keys (`path`, `address`) are dropped: a v2 host routes
 ///   incoming requests by host name (`host`), never by path or listen address;
+/// - the 1.x provider's NATS address (`cluster_uris`) is dropped: a v2 host uses its own;
 /// - everything else is kept as it is.
 fn translate(link: &Link, properties: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = properties.clone();
+    // Where the 1.x provider connects; a v2 host uses its own NATS connection.
+    if link.provider == ProviderKind::MessagingNats.name() {
+        out.remove("cluster_uris");
+    }
     if link.direction != Direction::ProviderToComponent {
         return out;
     }

@@ -424,10 +424,6 @@ pub const KAFKA_SOURCE_LINK: &str = "kafka-source";
 /// Name of the secret policy in every manifest.
 pub const SECRET_POLICY: &str = "etl-secrets";
 
-/// Where an environment's shared HTTP listener binds when the environment does not say: the
-/// wasmCloud 1.x `http-server` provider's own default.
-pub const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:8000";
-
 /// The shared applications the applications `apps` of one environment reference, by name: for
 /// each shared provider, an application that runs it alone (configured as the references say),
 /// with no links: the applications that use it hold those.
@@ -1007,7 +1003,7 @@ pub fn application(
             let address = env
                 .http
                 .as_ref()
-                .map_or(DEFAULT_HTTP_ADDRESS, |h| h.address.as_str());
+                .map_or(HttpListener::DEFAULT_ADDRESS, |h| h.address.as_str());
             let config = BTreeMap::from([
                 ("default_address".to_owned(), address.to_owned()),
                 ("routing_mode".to_owned(), "path".to_owned()),

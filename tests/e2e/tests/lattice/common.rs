@@ -54,12 +54,6 @@ pub struct Env {
     pub generation: &'static str,
     pub etl: PathBuf,
     pub nats_url: String,
-    /// Whether this `etl` takes an environment's NATS address (`nats: {urls: [...]}` in
-    /// `etl.yaml`): run.sh asks it (`etl validate` of the example with the key) and says so in
-    /// `ETL_E2E_NATS_IN_SPEC=1`. Then NATS runs on a port of its own and [`Env::configure_nats`]
-    /// writes it into the example; until then, v1 runs NATS on the messaging-nats provider's
-    /// default port, 4222.
-    pub nats_in_spec: bool,
     /// `127.0.0.1:<port>/etl`: the project's `spec.registry` in the e2e copy.
     pub registry: String,
     pub example: PathBuf,
@@ -81,7 +75,6 @@ impl Env {
             generation,
             etl: PathBuf::from(var("ETL_E2E_ETL")?),
             nats_url: var("ETL_E2E_NATS_URL")?,
-            nats_in_spec: std::env::var("ETL_E2E_NATS_IN_SPEC").is_ok_and(|v| v == "1"),
             registry: format!("{registry_addr}/etl"),
             example: example.canonicalize().context("examples/iot-sensors")?,
             work: PathBuf::from(var("ETL_E2E_WORK")?),
@@ -89,12 +82,9 @@ impl Env {
         })
     }
 
-    /// dev's and staging's `nats: {urls: [<this NATS>]}` in `repo`'s `etl.yaml`, when this etl
-    /// takes them ([`Env::nats_in_spec`]); whether it wrote them.
-    pub fn configure_nats(&self, repo: &Path) -> anyhow::Result<bool> {
-        if !self.nats_in_spec {
-            return Ok(false);
-        }
+    /// dev's and staging's `nats: {urls: [<this NATS>]}` in `repo`'s `etl.yaml` (run.sh runs
+    /// NATS on 4223, not on the 1.x provider's default).
+    pub fn configure_nats(&self, repo: &Path) -> anyhow::Result<()> {
         let project = repo.join("etl.yaml");
         for environment in [ENV, STAGING] {
             let lattice = format!("      lattice: acme-iot-{environment}\n");
@@ -104,7 +94,7 @@ impl Env {
                 &format!("{lattice}      nats: {{ urls: [\"{}\"] }}\n", self.nats_url),
             )?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Runs etl; its output goes to the test's output, a failure is an error.

@@ -80,9 +80,8 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
     add_pipelines(&repo, &api)?;
-    if env.configure_nats(&repo)? {
-        eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
-    }
+    env.configure_nats(&repo)?;
+    eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
 
     // 2. Keys, compile, push, verify.
     let key = work.join("signing");
@@ -106,9 +105,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let (digest_path, listener_path, maintenance_path) = (path_of(0), path_of(1), path_of(2));
     let (_, manifest_path, manifest) = &manifests[3];
     check_manifest(manifest, &env.registry)?;
-    if env.nats_in_spec {
-        check_nats_address(manifest, &env.nats_url)?;
-    }
+    check_nats_address(manifest, &env.nats_url)?;
 
     // 3. Deploy through wadm.
     let nats = async_nats::connect(&env.nats_url)

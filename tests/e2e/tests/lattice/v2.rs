@@ -78,9 +78,8 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
     add_pipelines(&repo, &api)?;
-    if env.configure_nats(&repo)? {
-        eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
-    }
+    env.configure_nats(&repo)?;
+    eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
 
     // 2. Keys, compile, push, verify.
     let key = work.join("signing");
@@ -477,8 +476,8 @@ fn check_manifest(
         out["parse"].http_host.is_some(),
         "parse has no wasi:http host"
     );
-    // Where alerts' Secret is layered: today on the `wasi:http` entry; with the secrets change,
-    // on `wasi:config`, whose store the settings part reads (CONTEXT decision 1).
+    // Where alerts' Secret is layered: on `wasi:config`, whose store the settings part reads;
+    // not on `wasi:http`, where nothing would read it.
     let secret = vec![format!("{PIPELINE}-alerts-secrets")];
     let (http, config) = (Vec::<String>::new(), secret);
     ensure!(

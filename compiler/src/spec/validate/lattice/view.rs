@@ -112,6 +112,8 @@ pub(super) struct Served<'a> {
 pub(super) struct Lattice<'a> {
     /// The environment.
     pub env: &'a str,
+    /// What its shared HTTP listener binds.
+    pub http_address: &'a str,
     /// Every pipeline, in repo order (the first of two with one name).
     pub pipelines: &'a [&'a Loaded<Pipeline>],
     pub publishes: Vec<Publish<'a>>,
@@ -131,6 +133,7 @@ impl<'a> Lattice<'a> {
     ) -> Self {
         let mut lattice = Lattice {
             env: &env.name,
+            http_address: &env.http_address,
             pipelines,
             publishes: Vec::new(),
             reads: Vec::new(),
