@@ -33,7 +33,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::oci::claims::{AccountKey, ClaimsError};
 use crate::oci::layout::{self, Provenance};
 use crate::spec::load::{Loaded, Repo};
-use crate::spec::model::{Pipeline, SinkConnector};
+use crate::spec::model::{BUILTIN_PROVIDER, Pipeline, SinkConnector};
 use crate::spec::{Error, Validation};
 use crate::store::{Cache, Composed};
 use crate::util::digest::sha256;
@@ -340,14 +340,7 @@ fn messaging_limits(
     warnings: &mut Vec<Diagnostic>,
 ) -> Vec<emit::MessagingLimit> {
     let project = repo.project.as_ref().expect("planned repos have a project");
-    let environment = project
-        .spec
-        .spec
-        .environments
-        .iter()
-        .find(|(name, _)| ***name == *env)
-        .map(|(_, e)| e)
-        .expect("planned environments exist");
+    let environment = emit::planned_environment(repo, env);
     let mut limits = Vec::new();
     for (p, d) in deployed {
         let demand = d
@@ -420,9 +413,10 @@ fn builtin_link_secrets(
     for (env, apps) in deployments {
         for (pipeline, app) in apps {
             for link in &app.links {
-                let builtin = app.providers.iter().any(|p| {
-                    p.name == link.provider && p.image.starts_with("wasmcloud+builtin://")
-                });
+                let builtin = app
+                    .providers
+                    .iter()
+                    .any(|p| p.name == link.provider && p.image.starts_with(BUILTIN_PROVIDER));
                 for secret in link.secrets.iter().filter(|_| builtin) {
                     found
                         .entry((

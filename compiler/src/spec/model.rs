@@ -378,10 +378,13 @@ validated_string!(
     ProviderImage, PROVIDER_IMAGE_PATTERN, "a provider image reference"
 );
 
+/// How the image of a provider built into the wasmCloud 1.x host begins.
+pub const BUILTIN_PROVIDER: &str = "wasmcloud+builtin://";
+
 impl ProviderImage {
     /// Whether the reference names exact bytes: a built-in, or an OCI reference with a digest.
     pub fn is_pinned(&self) -> bool {
-        self.0.starts_with("wasmcloud+builtin://") || self.0.contains("@sha256:")
+        self.0.starts_with(BUILTIN_PROVIDER) || self.0.contains("@sha256:")
     }
 }
 

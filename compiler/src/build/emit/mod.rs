@@ -581,6 +581,20 @@ struct Placement {
     secret_backend: Option<String>,
 }
 
+/// Environment `name` of a repo that was planned (validated, with a project defining it).
+pub fn planned_environment<'a>(repo: &'a Repo, name: &str) -> &'a Environment {
+    repo.project
+        .as_ref()
+        .expect("planned repos have a project")
+        .spec
+        .spec
+        .environments
+        .iter()
+        .find(|(n, _)| ***n == *name)
+        .map(|(_, e)| e)
+        .expect("planned environments exist")
+}
+
 /// The replicas and placement of unit `unit` of `pipeline` in `environment`, as its
 /// application gets them.
 pub fn scale(repo: &Repo, environment: &str, pipeline: &str, unit: &str) -> Scale {
@@ -610,12 +624,7 @@ fn placement(repo: &Repo, environment: &str, pipeline: &str, unit: &str) -> Plac
         .expect("planned repos have a project")
         .spec
         .spec;
-    let env = project
-        .environments
-        .iter()
-        .find(|(n, _)| ***n == *environment)
-        .map(|(_, e)| e)
-        .expect("planned environments exist");
+    let env = planned_environment(repo, environment);
     let files: Vec<_> = repo
         .environments
         .iter()
@@ -674,13 +683,7 @@ pub fn application(
         .spec;
     let pipeline = deployment.pipeline.as_str();
     let environment = deployment.environment.as_str();
-    let env = project
-        .spec
-        .environments
-        .iter()
-        .find(|(n, _)| ***n == *environment)
-        .map(|(_, e)| e)
-        .expect("planned environments exist");
+    let env = planned_environment(repo, environment);
     // What every link of the messaging-nats provider says about where NATS is.
     let nats_connection: BTreeMap<String, String> = env
         .nats
