@@ -1168,6 +1168,21 @@ pub async fn dev_records_and_load(
 }
 
 /// the same readings from the same compile output.
+/// After `enrich`'s config change reached the lattice: the sinks drained of the probes, the
+/// first of dev's cases with the new site, exactly, as `etl run` says.
+pub async fn check_new_site(
+    env: &Env,
+    repo: &Path,
+    dist: &Path,
+    source: &Source,
+    sinks: &mut Sinks,
+) -> anyhow::Result<()> {
+    sinks.drain().await;
+    let mut one = dev_cases(NEW_DEV_SITE);
+    one.truncate(1);
+    check_cases(env, ENV, repo, dist, source, sinks, &one).await
+}
+
 pub async fn check_cases(
     env: &Env,
     environment: &str,

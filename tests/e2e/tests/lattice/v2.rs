@@ -212,10 +212,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         "e2e: enrich rolled in {rolled:.1?}; new site {NEW_DEV_SITE} {roll_latency:.1?} after \
          the apply ({switched} probes)"
     );
-    sinks.drain().await;
-    let mut one = dev_cases(NEW_DEV_SITE);
-    one.truncate(1);
-    check_cases(&env, ENV, &repo, &dist, &source, &mut sinks, &one)
+    check_new_site(&env, &repo, &dist, &source, &mut sinks)
         .await
         .context("after the roll")?;
 
