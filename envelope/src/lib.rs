@@ -1,25 +1,29 @@
-//! The platform envelope: how one record travels between pipeline steps over the broker.
+//! The platform envelope: how records travel between pipeline steps over the broker.
 //!
 //! A record is the contract's `message` (optional key, payload, ordered headers) plus the W3C
-//! trace context `traceparent`. The `out-messaging` harness encodes it into the body of a broker
-//! message; the next step's `in-messaging` harness decodes it. The format is specified byte by
-//! byte in `docs/envelope.md`; in short (version 1):
+//! trace context `traceparent`. The `out-messaging` harness encodes a batch of records into the
+//! body of one broker message; the next step's `in-messaging` harness decodes it. The format is
+//! specified byte by byte in `docs/envelope.md`; in short:
 //!
 //! ```text
-//! version (u8 = 1) | flags (u8: bit0 key, bit1 traceparent) | [key] | payload
-//!   | header count | (name, value)* | [traceparent]
+//! version 2 (a batch):  version (u8 = 2) | record count | (origin | record)*
+//! version 1 (one):      version (u8 = 1) | record
+//! record:               flags (u8: bit0 key, bit1 traceparent) | [key] | payload
+//!                         | header count | (name, value)* | [traceparent]
 //! ```
 //!
-//! where every length and the header count is an unsigned LEB128 varint of at most `u32::MAX`
-//! in its shortest form, and every string is UTF-8.
+//! where every length, count and origin is an unsigned LEB128 varint of at most `u32::MAX` in
+//! its shortest form, and every string is UTF-8. A record's `origin` is the index, in the batch
+//! the producing step received, of the record it came from.
 //!
-//! Decoding is total: any input gives either an [`Envelope`] or a [`DecodeError`], never a
-//! panic, and it allocates no more than the input's own length (every claimed length is checked
-//! against the bytes that remain before anything is allocated). The encoding is canonical:
-//! `encode(&decode(b)?) == b` for every `b` that decodes.
+//! Decoding is total: any input gives either records or a [`DecodeError`], never a panic, and
+//! it allocates no more than about the input's own length (every claimed length or count is
+//! checked against the bytes that remain before anything is allocated). The encoding is
+//! canonical: `encode_batch(&decode_batch(b)?) == b` for every version-2 `b` that decodes, and
+//! likewise `encode` / `decode` for version 1.
 //!
 //! ```
-//! use etl_envelope::{Envelope, decode, encode};
+//! use etl_envelope::{Batched, Envelope, decode, decode_batch, encode, encode_batch};
 //!
 //! let envelope = Envelope {
 //!     key: Some(b"sensor-7".to_vec()),
@@ -28,7 +32,11 @@
 //!     traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
 //! };
 //! let bytes = encode(&envelope);
-//! assert_eq!(decode(&bytes), Ok(envelope));
+//! assert_eq!(decode(&bytes), Ok(envelope.clone()));
+//!
+//! let batch = vec![Batched { origin: 0, envelope }];
+//! let bytes = encode_batch(&batch);
+//! assert_eq!(decode_batch(&bytes), Ok(batch));
 //! ```
 
 #![no_std]
@@ -41,8 +49,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// The format version this crate writes, and the only one it reads.
+/// The version of a one-record envelope ([`encode`], [`decode`]).
 pub const VERSION: u8 = 1;
+/// The version of a batch ([`encode_batch`]), which every harness writes; [`decode_batch`]
+/// reads both.
+pub const BATCH_VERSION: u8 = 2;
+/// The fewest bytes a record of a batch takes: origin, flags, payload length, header count.
+const MIN_BATCH_RECORD: u64 = 4;
 
 /// Flags bit: a key follows.
 const FLAG_KEY: u8 = 0b01;
@@ -85,10 +98,22 @@ impl fmt::Display for Field {
     }
 }
 
+/// One record of a batch and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Batched {
+    /// The index, in the batch the producing step received, of the record this one came from
+    /// (several outputs of one record share it). In a batch a source builds, the record's own
+    /// index.
+    pub origin: u32,
+    /// The record.
+    pub envelope: Envelope,
+}
+
 /// Why bytes are not a valid envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DecodeError {
-    /// The version byte is not [`VERSION`]. Carries the version byte found.
+    /// The version byte is not one the decoder reads ([`VERSION`] for [`decode`], it and
+    /// [`BATCH_VERSION`] for [`decode_batch`]). Carries the version byte found.
     UnknownVersion(u8),
     /// The flags byte has bits set that this version does not define. Carries the flags byte.
     ReservedFlags(u8),
@@ -123,7 +148,7 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::UnknownVersion(v) => write!(
                 f,
-                "unknown envelope version {v} (this decoder reads version {VERSION})"
+                "unknown envelope version {v} (version {VERSION} is one record, {BATCH_VERSION} a batch)"
             ),
             DecodeError::ReservedFlags(flags) => write!(
                 f,
@@ -163,6 +188,40 @@ impl core::error::Error for DecodeError {}
 /// them (no wasm32 component can hold such a record anyway).
 pub fn encode(envelope: &Envelope) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_len(envelope));
+    out.push(VERSION);
+    put_record(&mut out, envelope);
+    out
+}
+
+/// Encodes `batch` as one version-2 envelope ([`BATCH_VERSION`]), records in order.
+///
+/// # Panics
+///
+/// As [`encode`], and if the batch has more than `u32::MAX` records.
+pub fn encode_batch(batch: &[Batched]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(batch_len(batch));
+    out.push(BATCH_VERSION);
+    put_varint(&mut out, to_u32(batch.len()));
+    for b in batch {
+        put_varint(&mut out, b.origin);
+        put_record(&mut out, &b.envelope);
+    }
+    out
+}
+
+/// The exact length of `encode_batch(batch)`.
+pub fn batch_len(batch: &[Batched]) -> usize {
+    1 + varint_len(batch.len()) + batch.iter().map(batched_len).sum::<usize>()
+}
+
+/// The bytes `b` adds to a batch ([`batch_len`] is 1, the count's varint, and these summed):
+/// what a sender that splits a batch by size adds up.
+pub fn batched_len(b: &Batched) -> usize {
+    varint_len(b.origin as usize) + encoded_len(&b.envelope) - 1
+}
+
+/// Writes a record (everything after the version byte of a one-record envelope).
+fn put_record(out: &mut Vec<u8>, envelope: &Envelope) {
     let mut flags = 0;
     if envelope.key.is_some() {
         flags |= FLAG_KEY;
@@ -170,21 +229,19 @@ pub fn encode(envelope: &Envelope) -> Vec<u8> {
     if envelope.traceparent.is_some() {
         flags |= FLAG_TRACEPARENT;
     }
-    out.push(VERSION);
     out.push(flags);
     if let Some(key) = &envelope.key {
-        put_bytes(&mut out, key);
+        put_bytes(out, key);
     }
-    put_bytes(&mut out, &envelope.payload);
-    put_varint(&mut out, to_u32(envelope.headers.len()));
+    put_bytes(out, &envelope.payload);
+    put_varint(out, to_u32(envelope.headers.len()));
     for (name, value) in &envelope.headers {
-        put_bytes(&mut out, name.as_bytes());
-        put_bytes(&mut out, value.as_bytes());
+        put_bytes(out, name.as_bytes());
+        put_bytes(out, value.as_bytes());
     }
     if let Some(traceparent) = &envelope.traceparent {
-        put_bytes(&mut out, traceparent.as_bytes());
+        put_bytes(out, traceparent.as_bytes());
     }
-    out
 }
 
 /// The exact length of `encode(envelope)`.
@@ -206,51 +263,107 @@ pub fn encoded_len(envelope: &Envelope) -> usize {
 /// Decodes one envelope that must span all of `bytes`.
 ///
 /// Never panics, and allocates at most about `bytes.len()` bytes in all.
+/// A version-2 batch is an `UnknownVersion` error here: read what steps publish with
+/// [`decode_batch`].
 pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let mut r = Reader { bytes, pos: 0 };
     let version = r.byte()?;
     if version != VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
-    let flags = r.byte()?;
-    if flags & !KNOWN_FLAGS != 0 {
-        return Err(DecodeError::ReservedFlags(flags));
-    }
-    let key = if flags & FLAG_KEY != 0 {
-        Some(r.field()?.to_vec())
-    } else {
-        None
+    let envelope = r.record()?;
+    r.end()?;
+    Ok(envelope)
+}
+
+/// Decodes a batch that must span all of `bytes`: a version-2 envelope, or a version-1 one as
+/// a batch of that one record (origin 0).
+///
+/// Never panics, and allocates at most about `bytes.len()` bytes in all (a claimed record
+/// count is checked against the bytes left, at least 4 a record, before room is reserved).
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Batched>, DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let version = r.byte()?;
+    let batch = match version {
+        VERSION => {
+            let envelope = r.record()?;
+            alloc::vec![Batched {
+                origin: 0,
+                envelope
+            }]
+        }
+        BATCH_VERSION => {
+            let count = r.varint()?;
+            let min_needed = u64::from(count) * MIN_BATCH_RECORD;
+            if min_needed > r.remaining() as u64 {
+                return Err(DecodeError::Truncated {
+                    needed: min_needed,
+                    at: r.pos,
+                });
+            }
+            let mut batch = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                let origin = r.varint()?;
+                let envelope = r.record()?;
+                batch.push(Batched { origin, envelope });
+            }
+            batch
+        }
+        v => return Err(DecodeError::UnknownVersion(v)),
     };
-    let payload = r.field()?.to_vec();
-    let count = r.varint()?;
-    // Every header takes at least two bytes (two one-byte lengths): refuse a count the rest of
-    // the input cannot hold before reserving room for it.
-    let min_needed = u64::from(count) * 2;
-    if min_needed > r.remaining() as u64 {
-        return Err(DecodeError::Truncated {
-            needed: min_needed,
-            at: r.pos,
-        });
+    r.end()?;
+    Ok(batch)
+}
+
+impl Reader<'_> {
+    /// No bytes may follow the envelope.
+    fn end(&self) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            n => Err(DecodeError::TrailingBytes(n)),
+        }
     }
-    let mut headers = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let name = r.string(Field::HeaderName(i))?;
-        let value = r.string(Field::HeaderValue(i))?;
-        headers.push((name, value));
-    }
-    let traceparent = if flags & FLAG_TRACEPARENT != 0 {
-        Some(r.string(Field::Traceparent)?)
-    } else {
-        None
-    };
-    match r.remaining() {
-        0 => Ok(Envelope {
+
+    /// A record: flags, key, payload, headers, traceparent.
+    fn record(&mut self) -> Result<Envelope, DecodeError> {
+        let r = self;
+        let flags = r.byte()?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(DecodeError::ReservedFlags(flags));
+        }
+        let key = if flags & FLAG_KEY != 0 {
+            Some(r.field()?.to_vec())
+        } else {
+            None
+        };
+        let payload = r.field()?.to_vec();
+        let count = r.varint()?;
+        // Every header takes at least two bytes (two one-byte lengths): refuse a count the rest of
+        // the input cannot hold before reserving room for it.
+        let min_needed = u64::from(count) * 2;
+        if min_needed > r.remaining() as u64 {
+            return Err(DecodeError::Truncated {
+                needed: min_needed,
+                at: r.pos,
+            });
+        }
+        let mut headers = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let name = r.string(Field::HeaderName(i))?;
+            let value = r.string(Field::HeaderValue(i))?;
+            headers.push((name, value));
+        }
+        let traceparent = if flags & FLAG_TRACEPARENT != 0 {
+            Some(r.string(Field::Traceparent)?)
+        } else {
+            None
+        };
+        Ok(Envelope {
             key,
             payload,
             headers,
             traceparent,
-        }),
-        n => Err(DecodeError::TrailingBytes(n)),
+        })
     }
 }
 

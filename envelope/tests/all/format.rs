@@ -299,7 +299,7 @@ fn errors_read_well() {
     let cases = [
         (
             DecodeError::UnknownVersion(7),
-            "unknown envelope version 7 (this decoder reads version 1)",
+            "unknown envelope version 7 (version 1 is one record, 2 a batch)",
         ),
         (
             DecodeError::ReservedFlags(0x84),
