@@ -4,11 +4,83 @@
 //! - [`generate!`]: the part's bindings, from the one list of WIT packages `etl:platform`
 //!   refers to;
 //! - [`config_error_text!`]: how a `wasi:config/runtime` error reads in the part's messages;
-//! - [`SECRETS`] and [`names`]: the unit's secret setting names, as the deployment lists them.
+//! - [`SECRETS`] and [`names`]: the unit's secret setting names, as the deployment lists them;
+//! - [`BATCH`], [`BATCH_BYTES`] and [`pack`]: how an `out` part packs a batch into messages,
+//!   requests or objects.
 //!
 //! The calling crate depends on `wit-bindgen` itself, and sits beside this one
 //! (`harness-components/<part>/`), so that the relative WIT paths below hold for it.
 #![no_std]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+/// Config key: how an `out` part sends a batch (`none`: one message, request or object per
+/// record; otherwise the part's batch format).
+pub const BATCH: &str = "etl.out.batch";
+/// Config key: the largest message body, request body or object (bytes) an `out` part packs a
+/// batch into.
+pub const BATCH_BYTES: &str = "etl.out.batch-bytes";
+
+/// Splits items of the given sizes (bytes), in order, into runs of consecutive items whose
+/// sizes plus `overhead` per run stay within `max`; an item too large for that travels alone.
+/// No run is empty.
+pub fn pack(
+    sizes: impl IntoIterator<Item = usize>,
+    overhead: usize,
+    max: usize,
+) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes, mut end) = (0, overhead, 0);
+    for size in sizes {
+        if end > start && bytes.saturating_add(size) > max {
+            runs.push(start..end);
+            start = end;
+            bytes = overhead;
+        }
+        bytes = bytes.saturating_add(size);
+        end += 1;
+    }
+    if end > start {
+        runs.push(start..end);
+    }
+    runs
+}
+
+/// `payload` as one line of NDJSON: as it is, or, if it holds a line break, with its line
+/// breaks made spaces when `is_json` says it is a JSON document (in which they can only be
+/// whitespace between tokens). `Err` says why it cannot be one line.
+pub fn ndjson_line(
+    payload: &[u8],
+    is_json: impl FnOnce(&[u8]) -> bool,
+) -> Result<alloc::borrow::Cow<'_, [u8]>, &'static str> {
+    if !payload.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        return Ok(payload.into());
+    }
+    if !is_json(payload) {
+        return Err("its payload holds a line break and is not JSON");
+    }
+    Ok(payload
+        .iter()
+        .map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b })
+        .collect::<Vec<u8>>()
+        .into())
+}
+
+/// The value of [`BATCH_BYTES`]: `default` when unset, else a positive whole number of bytes.
+pub fn batch_bytes(setting: Option<&str>, default: usize) -> Result<usize, alloc::string::String> {
+    match setting.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(alloc::format!(
+                "config `{BATCH_BYTES}` is not a positive number of bytes: `{text}`"
+            )),
+        },
+    }
+}
 
 /// Config key: the unit's secret setting names (`authorization`, `header.X-Api-Key`,
 /// `step.token`, …), a comma list, written by the deployment. Names only: the values come from
@@ -101,4 +173,40 @@ macro_rules! step_settings {
             visible
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn a_batch_is_packed_in_order_within_the_limit() {
+        assert_eq!(pack([4, 4, 4, 4], 2, 10), vec![0..2, 2..4]);
+        assert_eq!(pack([4, 4, 4, 4], 0, 100), vec![0..4]);
+        // A record larger than the limit travels alone; nothing is ever dropped.
+        assert_eq!(pack([3, 50, 3], 1, 10), vec![0..1, 1..2, 2..3]);
+        assert!(pack([], 1, 10).is_empty());
+    }
+
+    #[test]
+    fn an_ndjson_line_has_no_line_break() {
+        assert_eq!(
+            &*ndjson_line(b"{\"a\":1}", |_| false).unwrap(),
+            b"{\"a\":1}"
+        );
+        assert_eq!(
+            &*ndjson_line(b"{\n\"a\":1\r\n}", |_| true).unwrap(),
+            b"{ \"a\":1  }"
+        );
+        assert!(ndjson_line(b"two\nlines", |_| false).is_err());
+    }
+
+    #[test]
+    fn batch_bytes_is_a_positive_number() {
+        assert_eq!(batch_bytes(None, 7), Ok(7));
+        assert_eq!(batch_bytes(Some(" 1024 "), 7), Ok(1024));
+        assert!(batch_bytes(Some("0"), 7).is_err());
+        assert!(batch_bytes(Some("1k"), 7).is_err());
+    }
 }

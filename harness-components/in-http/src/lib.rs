@@ -1,26 +1,38 @@
 //! `in-http`: the `in` part of a step fed by the HTTP server provider, world
 //! `etl:platform/in-http`.
 //!
-//! A `POST` request becomes one record: the body is the payload (at most `etl.in.max-body`
-//! bytes), the request headers named in `etl.in.headers` are its headers, and a `traceparent`
-//! request header is carried as the last header, `traceparent`. There is no key. The transform's
-//! outcome decides the answer:
+//! A `POST` request becomes a batch of records (at most `etl.in.max-body` bytes of body). With
+//! `etl.in.batch` = `auto` (the default) the request's `content-type` says how:
 //!
-//! | outcome | action | status |
-//! | --- | --- | --- |
-//! | `ok(outputs)` | `emit(outputs)` | 202, or 500 if `emit` fails |
-//! | `invalid(reason)` | `dead-letter(input, reason)` | 400 with the reason |
-//! | `transient(reason)` | none | 503 with the reason |
+//! - `application/x-ndjson`, `application/ndjson`, `application/jsonl` or
+//!   `application/x-jsonlines`: one record per line (split on `\n`, a trailing `\r` dropped,
+//!   blank lines skipped);
+//! - `application/json` whose body is a JSON array: one record per element, its exact text;
+//! - anything else, or `etl.in.batch` = `none`: the body is one record.
 //!
-//! Other answers: 405 for a method other than `POST`, 413 for a body over the limit, 400 if the
-//! body cannot be read, 500 if the settings cannot be read. Error answers are `text/plain`.
+//! Every record carries the request headers named in `etl.in.headers` (a kept `content-type`
+//! reads `application/json` on a record split from a batch), then a `traceparent` request
+//! header as the last header, `traceparent`. There is no key. The transform runs once per
+//! record, in order, and the batch's outcomes go to `deliver` at once:
+//!
+//! | outcomes | status |
+//! | --- | --- |
+//! | every record `ok` (or the batch is empty), delivered | 202 |
+//! | some records `invalid`: they are dead-lettered, the rest delivered | 400, a line per rejected record |
+//! | `deliver` fails | 500 with its error |
+//! | a record `transient`: nothing of the batch is delivered | 503 with the reason |
+//!
+//! With one record per request the 400 and 503 bodies are the transform's reason alone. Other
+//! answers: 405 for a method other than `POST`, 413 for a body over the limit, 400 if the body
+//! cannot be read or is not the JSON array or NDJSON its content type says, 500 if the settings
+//! cannot be read. Error answers are `text/plain`.
 
 etl_harness_bindings::generate!("etl:platform/in-http");
 etl_harness_bindings::config_error_text!();
 
 use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
-use etl::platform::emit::{dead_letter, emit};
+use etl::platform::emit::{Outcome, Rejected, deliver};
 use exports::wasi::http::incoming_handler::Guest;
 use wasi::config::runtime;
 use wasi::http::types::{
@@ -32,6 +44,8 @@ use wasi::io0_2_12::streams::StreamError;
 const HEADERS: &str = "etl.in.headers";
 /// Config key: the largest request body accepted, in bytes.
 const MAX_BODY: &str = "etl.in.max-body";
+/// Config key: how a request body becomes records (`auto` or `none`).
+const BATCH: &str = "etl.in.batch";
 /// `etl.in.max-body` when it is not set: 1 MiB.
 const DEFAULT_MAX_BODY: u64 = 1 << 20;
 /// The trace-context header, always carried.
@@ -98,28 +112,144 @@ fn serve(request: IncomingRequest) -> Result<Reply, Reply> {
     if declared_length(&entries).is_some_and(|n| n > max_body) {
         return Err(too_large());
     }
+    let split = match config(BATCH)?.as_deref().map(str::trim) {
+        None | Some("" | "auto") => true,
+        Some("none") => false,
+        Some(other) => {
+            return Err(Reply::new(
+                500,
+                format!("etl in-http: config `{BATCH}` is `{other}`, neither `auto` nor `none`\n"),
+            ));
+        }
+    };
+    let framing = if split {
+        framing(&entries)
+    } else {
+        Framing::One
+    };
     let headers = record_headers(&entries, &keep);
 
-    let payload = read_body(request, max_body)?.ok_or_else(too_large)?;
-    let input = Message {
-        key: None,
-        payload,
-        headers,
-    };
-    Ok(match transform(&input) {
-        Ok(outputs) => match emit(&outputs) {
-            Ok(()) => Reply::new(202, ""),
-            Err(e) => Reply::new(500, format!("{e}\n")),
-        },
-        Err(Error::Invalid(reason)) => match dead_letter(&input, &reason) {
-            Ok(()) => Reply::new(400, format!("{reason}\n")),
-            Err(e) => Reply::new(
-                400,
-                format!("{reason}\n(etl in-http: the record was not dead-lettered: {e})\n"),
-            ),
-        },
-        Err(Error::Transient(reason)) => Reply::new(503, format!("{reason}\n")),
+    let body = read_body(request, max_body)?.ok_or_else(too_large)?;
+    let payloads = records(body, framing).map_err(|why| Reply::new(400, format!("{why}\n")))?;
+    let single = framing == Framing::One;
+    let count = payloads.len();
+    let mut split_headers = headers.clone();
+    if !single {
+        for (name, value) in &mut split_headers {
+            if name == "content-type" {
+                *value = JSON.to_string();
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(count);
+    let mut rejected = String::new();
+    for (i, payload) in payloads.into_iter().enumerate() {
+        let input = Message {
+            key: None,
+            payload,
+            headers: if single {
+                headers.clone()
+            } else {
+                split_headers.clone()
+            },
+        };
+        outcomes.push(match transform(&input) {
+            Ok(outputs) => Outcome::Outputs(outputs),
+            Err(Error::Invalid(reason)) => {
+                if count == 1 {
+                    rejected.push_str(&format!("{reason}\n"));
+                } else {
+                    rejected.push_str(&format!("record {} of {count}: {reason}\n", i + 1));
+                }
+                Outcome::Invalid(Rejected { input, reason })
+            }
+            Err(Error::Transient(reason)) => {
+                return Ok(if count == 1 {
+                    Reply::new(503, format!("{reason}\n"))
+                } else {
+                    Reply::new(
+                        503,
+                        format!(
+                            "record {} of {count} (nothing of the batch was delivered): {reason}\n",
+                            i + 1
+                        ),
+                    )
+                });
+            }
+        });
+    }
+    if outcomes.is_empty() {
+        return Ok(Reply::new(202, ""));
+    }
+    Ok(match deliver(&outcomes) {
+        Ok(()) if rejected.is_empty() => Reply::new(202, ""),
+        Ok(()) => Reply::new(400, rejected),
+        Err(e) => Reply::new(500, format!("{rejected}{e}\n")),
     })
+}
+
+/// `content-type` of a record split from a batch, when the request's is kept.
+const JSON: &str = "application/json";
+
+/// How a request body holds records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// The body is one record.
+    One,
+    /// One record per line.
+    Lines,
+    /// A JSON array, one record per element (another JSON body is one record).
+    Array,
+}
+
+/// The framing the request's `content-type` names (its media type, ASCII case-insensitive).
+fn framing(entries: &[(String, Vec<u8>)]) -> Framing {
+    let Some((_, value)) = entries
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    else {
+        return Framing::One;
+    };
+    let value = String::from_utf8_lossy(value);
+    let media = value.split(';').next().unwrap_or_default().trim();
+    let is = |m: &str| media.eq_ignore_ascii_case(m);
+    if is("application/x-ndjson")
+        || is("application/ndjson")
+        || is("application/jsonl")
+        || is("application/x-jsonlines")
+    {
+        Framing::Lines
+    } else if is(JSON) {
+        Framing::Array
+    } else {
+        Framing::One
+    }
+}
+
+/// The payloads of the records `body` holds in `framing`. `Err` says why the body is not what
+/// its content type says (a JSON body that is not an array is one record, not an error).
+fn records(body: Vec<u8>, framing: Framing) -> Result<Vec<Vec<u8>>, String> {
+    match framing {
+        Framing::One => Ok(vec![body]),
+        Framing::Lines => Ok(body
+            .split(|b| *b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(<[u8]>::to_vec)
+            .collect()),
+        Framing::Array => {
+            let first = body.iter().find(|b| !b.is_ascii_whitespace());
+            if first != Some(&b'[') {
+                return Ok(vec![body]);
+            }
+            let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&body)
+                .map_err(|e| format!("etl in-http: the request body is not a JSON array: {e}"))?;
+            Ok(elements
+                .into_iter()
+                .map(|e| e.get().as_bytes().to_vec())
+                .collect())
+        }
+    }
 }
 
 /// The names in the `etl.in.headers` comma list, lowercase; `traceparent` is always carried
@@ -290,5 +420,61 @@ mod tests {
         );
         assert_eq!(declared_length(&[entry("content-length", b"x")]), None);
         assert_eq!(declared_length(&[]), None);
+    }
+
+    fn split(content_type: &str, body: &str) -> Result<Vec<String>, String> {
+        let framing = framing(&[entry("Content-Type", content_type.as_bytes())]);
+        records(body.as_bytes().to_vec(), framing).map(|r| {
+            r.into_iter()
+                .map(|p| String::from_utf8(p).expect("test bodies are UTF-8"))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn ndjson_is_one_record_per_non_blank_line() {
+        let body = "{\"a\":1}\r\n\n  \n{\"a\":2}\nplain text\n";
+        for media in [
+            "application/x-ndjson",
+            "Application/NDJSON; charset=utf-8",
+            "application/jsonl",
+            "application/x-jsonlines",
+        ] {
+            assert_eq!(
+                split(media, body).unwrap(),
+                ["{\"a\":1}", "{\"a\":2}", "plain text"],
+                "{media}"
+            );
+        }
+        assert!(split("application/x-ndjson", "\n\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_json_array_is_one_record_per_element_with_its_exact_text() {
+        assert_eq!(
+            split(
+                "application/json",
+                " [ {\"t\": 1.50}, [1, 2] ,\"s\", null ] "
+            )
+            .unwrap(),
+            ["{\"t\": 1.50}", "[1, 2]", "\"s\"", "null"]
+        );
+        assert!(split("application/json", "[]").unwrap().is_empty());
+        // Any other JSON body is one record, as is any other content type.
+        assert_eq!(
+            split("application/json", "{\"a\":[1]}").unwrap(),
+            ["{\"a\":[1]}"]
+        );
+        assert_eq!(split("text/plain", "[1,2]").unwrap(), ["[1,2]"]);
+        assert_eq!(framing(&[]), Framing::One);
+    }
+
+    #[test]
+    fn a_broken_json_array_is_refused_saying_where() {
+        let why = split("application/json", "[{\"a\":1},\n{\"a\":]").unwrap_err();
+        assert!(
+            why.contains("not a JSON array") && why.contains("line 2"),
+            "{why}"
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! `in-messaging`: the `in` part of a step fed by a broker (the NATS or Kafka provider), world
 //! `etl:platform/in-messaging`.
 //!
-//! For each broker message: decode the platform envelope (`docs/envelope.md`) from its body,
-//! call the transform with the record, and hand the outcome to `emit`:
+//! For each broker message: decode the platform envelope (`docs/envelope.md`: a batch, or one
+//! record) from its body, call the transform once per record, in order, and hand the batch's
+//! outcomes to `deliver` at once:
 //!
-//! - `ok(outputs)` → `emit(outputs)` (an empty list is a filtered record);
-//! - `invalid(reason)` → `dead-letter(input, reason)`;
-//! - `transient(reason)` → the handler returns the error, so the broker may redeliver.
+//! - `ok(outputs)` → the record's outputs (an empty list is a filtered record);
+//! - `invalid(reason)` → the record is rejected: `deliver` dead-letters it;
+//! - `transient(reason)` → the handler stops and returns the error, naming the record, and
+//!   delivers **nothing** of the batch, so a redelivered message cannot duplicate any output.
 //!
 //! Bytes that are not an envelope are an error returned to the provider, never a trap. The
 //! envelope's `traceparent` reaches the transform as the last header, named `traceparent`;
@@ -16,7 +18,7 @@ etl_harness_bindings::generate!("etl:platform/in-messaging");
 
 use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
-use etl::platform::emit::{dead_letter, emit};
+use etl::platform::emit::{Outcome, Rejected, deliver};
 use exports::wasmcloud::messaging::handler::Guest;
 use wasmcloud::messaging::types::BrokerMessage;
 
@@ -27,21 +29,33 @@ struct InMessaging;
 
 impl Guest for InMessaging {
     fn handle_message(msg: BrokerMessage) -> Result<(), String> {
-        let envelope = etl_envelope::decode(&msg.body).map_err(|e| {
+        let batch = etl_envelope::decode_batch(&msg.body).map_err(|e| {
             format!(
                 "etl in-messaging: the message on subject `{}` is not an etl envelope: {e}",
                 msg.subject
             )
         })?;
-        let input = record(envelope);
-        match transform(&input) {
-            Ok(outputs) => emit(&outputs),
-            Err(Error::Invalid(reason)) => dead_letter(&input, &reason),
-            Err(Error::Transient(reason)) => Err(format!(
-                "etl in-messaging: transient error in the transform of the message on subject `{}`: {reason}",
-                msg.subject
-            )),
+        let count = batch.len();
+        let mut outcomes = Vec::with_capacity(count);
+        for (i, b) in batch.into_iter().enumerate() {
+            let input = record(b.envelope);
+            outcomes.push(match transform(&input) {
+                Ok(outputs) => Outcome::Outputs(outputs),
+                Err(Error::Invalid(reason)) => Outcome::Invalid(Rejected { input, reason }),
+                Err(Error::Transient(reason)) => {
+                    return Err(format!(
+                        "etl in-messaging: transient error in the transform of record {} of {count} \
+                         of the message on subject `{}` (nothing of the batch was delivered): {reason}",
+                        i + 1,
+                        msg.subject
+                    ));
+                }
+            });
         }
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        deliver(&outcomes)
     }
 }
 

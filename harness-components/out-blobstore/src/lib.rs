@@ -1,24 +1,29 @@
 //! `out-blobstore`: the `out` part of an `s3` sink, world `etl:platform/out-blobstore`.
 //!
-//! `emit(outputs)` writes each output's payload, in order, as one object through
-//! `wasi:blobstore`: in the container named by the config key `etl.out.container`, under the
-//! object name rendered from the template `etl.out.key` (default `{key}`), where
+//! `deliver(outcomes)` writes the batch's outputs through `wasi:blobstore`, in the container
+//! named by the config key `etl.out.container`, under object names rendered from the template
+//! `etl.out.key` (default `{key}`), as `etl.out.batch` says:
 //!
-//! - `{key}` is the record's key: as is if it is UTF-8, else its bytes in lowercase hex; empty
-//!   if the record has no key;
-//! - `{seq}` is the output's index (0-based, decimal) in this one `emit` call, i.e. among the
-//!   outputs of one input record.
+//! - `none` (the default): each output's payload, in order, as one object; `{key}` is the
+//!   record's key, `{seq}` the output's index (0-based) among the outputs of its input record;
+//! - `ndjson`: one object per batch, the payloads one per line (a payload holding a line break
+//!   must be JSON, whose line breaks become spaces), at most `etl.out.batch-bytes` bytes (default
+//!   8 MiB: a larger batch is written as several objects); `{key}` is the key of the object's
+//!   first record, `{seq}` the object's index (0-based) in this batch.
 //!
-//! Any other `{…}` in the template is an error, as is an empty object name. An existing object
-//! of the same name is replaced. It stops at the first output not written, with an error naming
-//! it. `dead-letter` is always an error: an object-store sink has no dead-letter destination.
-//! (In a sink the transform is `identity`, which never rejects a record, so it is not reached.)
+//! `{key}` is the key as is if it is UTF-8, else its bytes in lowercase hex; empty if the record
+//! has no key. Any other `{…}` in the template is an error, as is an empty object name; every
+//! name is rendered before anything is written. An existing object of the same name is
+//! replaced. It stops at the first object not written, with an error naming it. A rejected
+//! input is an error: an object-store sink has no dead-letter destination. (In a sink the
+//! transform is `identity`, which never rejects a record, so it is not reached.)
 
 etl_harness_bindings::generate!("etl:platform/out-blobstore");
 etl_harness_bindings::config_error_text!();
 
-use etl::pipeline::types::Message;
+use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, ndjson_line, pack};
 use exports::etl::platform::emit::Guest;
+use exports::etl::platform::emit::Outcome;
 use wasi::blobstore::blobstore::get_container;
 use wasi::blobstore::types::OutgoingValue;
 use wasi::config::runtime;
@@ -31,44 +36,100 @@ const KEY: &str = "etl.out.key";
 const DEFAULT_KEY: &str = "{key}";
 /// The most `blocking-write-and-flush` accepts at once.
 const WRITE_CHUNK: usize = 4096;
+/// `etl.out.batch-bytes` when it is not set: 8 MiB.
+const DEFAULT_BATCH_BYTES: usize = 8 << 20;
 
 struct OutBlobstore;
 
 impl Guest for OutBlobstore {
-    fn emit(outputs: Vec<Message>) -> Result<(), String> {
+    fn deliver(outcomes: Vec<Outcome>) -> Result<(), String> {
+        // Each output with its index among its input record's outputs.
+        let mut outputs = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Outputs(list) => outputs.extend(list.into_iter().enumerate()),
+                Outcome::Invalid(rejected) => {
+                    return Err(format!(
+                        "etl out-blobstore: no dead-letter destination for blobstore sinks (reason: {})",
+                        rejected.reason
+                    ));
+                }
+            }
+        }
         let count = outputs.len();
+        if count == 0 {
+            return Ok(());
+        }
         let name = config(CONTAINER)?.filter(|c| !c.is_empty()).ok_or_else(|| {
             format!("etl out-blobstore: config `{CONTAINER}` is not set: {count} output(s) not written")
         })?;
         let template = config(KEY)?.unwrap_or_else(|| DEFAULT_KEY.to_string());
-        // Render every name first: a bad template writes nothing.
-        let objects = outputs
-            .iter()
-            .enumerate()
-            .map(|(seq, output)| render(&template, output.key.as_deref(), seq))
-            .collect::<Result<Vec<String>, String>>()
-            .map_err(|why| format!("etl out-blobstore: config `{KEY}` = `{template}`: {why}"))?;
-        if outputs.is_empty() {
-            return Ok(());
-        }
+        let ndjson = match config(BATCH)?.as_deref().map(str::trim) {
+            None | Some("" | "none") => false,
+            Some("ndjson") => true,
+            Some(other) => {
+                return Err(format!(
+                    "etl out-blobstore: config `{BATCH}` is `{other}`, neither `none` nor `ndjson`"
+                ));
+            }
+        };
+        let bad_template =
+            |why: String| format!("etl out-blobstore: config `{KEY}` = `{template}`: {why}");
+        // Every object (name and bytes) is made first: a bad template writes nothing.
+        let objects: Vec<(String, Vec<u8>)> = if ndjson {
+            let max = batch_bytes(config(BATCH_BYTES)?.as_deref(), DEFAULT_BATCH_BYTES)
+                .map_err(|why| format!("etl out-blobstore: {why}"))?;
+            let lines = outputs
+                .iter()
+                .enumerate()
+                .map(|(i, (_, o))| {
+                    ndjson_line(&o.payload, is_json).map_err(|why| {
+                        format!(
+                            "etl out-blobstore: output {} of {count} cannot be written as NDJSON: {why}; nothing was written",
+                            i + 1
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            pack(lines.iter().map(|l| l.len() + 1), 0, max)
+                .into_iter()
+                .enumerate()
+                .map(|(seq, run)| {
+                    let object = render(&template, outputs[run.start].1.key.as_deref(), seq)
+                        .map_err(bad_template)?;
+                    let mut data = Vec::new();
+                    for l in &lines[run] {
+                        data.extend_from_slice(l);
+                        data.push(b'\n');
+                    }
+                    Ok((object, data))
+                })
+                .collect::<Result<_, String>>()?
+        } else {
+            outputs
+                .into_iter()
+                .map(|(seq, o)| Ok((render(&template, o.key.as_deref(), seq)?, o.payload)))
+                .collect::<Result<_, String>>()
+                .map_err(bad_template)?
+        };
         let container = get_container(&name)
             .map_err(|e| format!("etl out-blobstore: cannot open container `{name}`: {e}"))?;
-        for (i, (output, object)) in outputs.iter().zip(&objects).enumerate() {
-            write(&container, object, &output.payload).map_err(|why| {
+        let total = objects.len();
+        for (i, (object, data)) in objects.iter().enumerate() {
+            write(&container, object, data).map_err(|why| {
                 format!(
-                    "etl out-blobstore: writing output {} of {count} to `{name}/{object}` failed: {why}",
+                    "etl out-blobstore: writing object {} of {total} to `{name}/{object}` failed: {why}",
                     i + 1
                 )
             })?;
         }
         Ok(())
     }
+}
 
-    fn dead_letter(_input: Message, reason: String) -> Result<(), String> {
-        Err(format!(
-            "etl out-blobstore: no dead-letter destination for blobstore sinks (reason: {reason})"
-        ))
-    }
+/// Whether `payload` is one JSON document.
+fn is_json(payload: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
 }
 
 /// The object name for one output: `template` with `{key}` and `{seq}` replaced.

@@ -1,13 +1,25 @@
 //! `out-http`: the `out` part of an `http` sink, world `etl:platform/out-http`.
 //!
-//! `emit(outputs)` POSTs each output's payload, in order, to the URL in the config key
-//! `etl.out.url` through `wasi:http/outgoing-handler`, with the record's headers and a
-//! `content-type`. It stops at the first output that is not delivered: a request that fails or
-//! is answered with a status other than 2xx is an error naming the output and the status.
+//! `deliver(outcomes)` POSTs the batch's outputs, in order, to the URL in the config key
+//! `etl.out.url` through `wasi:http/outgoing-handler`, as `etl.out.batch` says:
 //!
-//! `content-type`: `etl.out.content-type` if set, else the record's own `content-type` header,
-//! else `application/json` when the payload is a JSON object or array, else
-//! `application/octet-stream`.
+//! - `none` (the default): one request per output, its payload the body, with the record's
+//!   headers and a `content-type`: `etl.out.content-type` if set, else the record's own
+//!   `content-type` header, else `application/json` when the payload is a JSON object or
+//!   array, else `application/octet-stream`;
+//! - `ndjson`: one request per batch, the payloads one per line (`application/x-ndjson`); a
+//!   payload that holds a line break must be JSON, whose line breaks are whitespace and become
+//!   spaces;
+//! - `json-array`: one request per batch, a JSON array of the payloads (`application/json`);
+//!   every payload must be a JSON value.
+//!
+//! A batch's body is at most `etl.out.batch-bytes` (default 1 MiB): a larger batch is sent in
+//! several requests, a record larger than that alone. It stops at the first request that is not
+//! delivered: a request that fails or is answered with a status other than 2xx is an error
+//! naming the records and the status. Every body is sent with its `content-length`, and as much
+//! of it as the host takes at once is written before the request goes out, so the host can
+//! send the head and a small body together (a body written after the head waits a delayed ACK
+//! on a connection without `TCP_NODELAY`).
 //!
 //! The sink's own headers go on every request, over any record header of the same name: each
 //! `etl.out.header.<Name>` config key (the sink's plain `authorization` and `header.<Name>`
@@ -15,16 +27,16 @@
 //! `etl.secrets` lists, read through `etl:platform/secrets`. A secret without a value is an
 //! error naming the setting (never a value), before anything is sent.
 //!
-//! `dead-letter` is always an error: an HTTP sink has no dead-letter destination. (In a sink the
+//! A rejected input is an error: an HTTP sink has no dead-letter destination. (In a sink the
 //! transform is `identity`, which never rejects a record, so it is not reached.)
 
 etl_harness_bindings::generate!("etl:platform/out-http");
 etl_harness_bindings::config_error_text!();
 
-use etl::pipeline::types::Message;
 use etl::platform::secrets;
-use etl_harness_bindings::{SECRETS, names};
+use etl_harness_bindings::{BATCH, BATCH_BYTES, SECRETS, batch_bytes, names, ndjson_line, pack};
 use exports::etl::platform::emit::Guest;
+use exports::etl::platform::emit::Outcome;
 use wasi::config::runtime;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
@@ -45,12 +57,42 @@ const JSON_CONTENT_TYPE: &str = "application/json";
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 /// The most `blocking-write-and-flush` accepts at once.
 const WRITE_CHUNK: usize = 4096;
+/// `content-type` of an NDJSON batch.
+const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
+/// `etl.out.batch-bytes` when it is not set: 1 MiB.
+const DEFAULT_BATCH_BYTES: usize = 1 << 20;
+
+/// How the outputs of a batch become requests (`etl.out.batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    /// One request per output.
+    None,
+    /// One request per batch: the payloads one per line.
+    Ndjson,
+    /// One request per batch: a JSON array of the payloads.
+    JsonArray,
+}
 
 struct OutHttp;
 
 impl Guest for OutHttp {
-    fn emit(outputs: Vec<Message>) -> Result<(), String> {
+    fn deliver(outcomes: Vec<Outcome>) -> Result<(), String> {
+        let mut outputs = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Outputs(list) => outputs.extend(list),
+                Outcome::Invalid(rejected) => {
+                    return Err(format!(
+                        "etl out-http: no dead-letter destination for http sinks (reason: {})",
+                        rejected.reason
+                    ));
+                }
+            }
+        }
         let count = outputs.len();
+        if count == 0 {
+            return Ok(());
+        }
         let all = runtime::get_all().map_err(|e| {
             let text = config_error_text(&e);
             format!(
@@ -64,6 +106,18 @@ impl Guest for OutHttp {
         let target = Target::parse(&url).map_err(|why| {
             format!("etl out-http: config `{URL}` = `{url}` is not a usable URL: {why}")
         })?;
+        let batch = match setting(BATCH).as_deref().map(str::trim) {
+            None | Some("" | "none") => Batch::None,
+            Some("ndjson") => Batch::Ndjson,
+            Some("json-array") => Batch::JsonArray,
+            Some(other) => {
+                return Err(format!(
+                    "etl out-http: config `{BATCH}` is `{other}`, not `none`, `ndjson` or `json-array`"
+                ));
+            }
+        };
+        let max = batch_bytes(setting(BATCH_BYTES).as_deref(), DEFAULT_BATCH_BYTES)
+            .map_err(|why| format!("etl out-http: {why}"))?;
         let content_type = setting(CONTENT_TYPE);
         let own = own_headers(&all, secrets::get)
             .map_err(|why| format!("etl out-http: {why}: {count} output(s) not delivered"))?;
@@ -71,22 +125,90 @@ impl Guest for OutHttp {
             headers: &own,
             content_type: content_type.as_deref(),
         };
-        for (i, output) in outputs.iter().enumerate() {
-            post(&target, &fixed, output).map_err(|why| {
+        if batch == Batch::None {
+            for (i, output) in outputs.iter().enumerate() {
+                let headers = request_headers(&output.headers, &fixed, &output.payload);
+                post(&target, &headers, &output.payload).map_err(|why| {
+                    format!(
+                        "etl out-http: POST {url} of output {} of {count} failed: {why}",
+                        i + 1
+                    )
+                })?;
+            }
+            return Ok(());
+        }
+        // Every body is built (and every payload checked) before the first request.
+        let items =
+            outputs
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    item(&o.payload, batch).map_err(|why| {
+                    format!(
+                        "etl out-http: output {} of {count} cannot be sent in a {} batch: {why}; \
+                         nothing was delivered",
+                        i + 1,
+                        if batch == Batch::Ndjson { "NDJSON" } else { "JSON array" }
+                    )
+                })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+        // NDJSON: each line and its `\n`; a JSON array: `[`, `]`, and a `,` before each.
+        let runs = pack(items.iter().map(|i| i.len() + 1), 1, max);
+        let kind = match batch {
+            Batch::Ndjson => NDJSON_CONTENT_TYPE,
+            _ => JSON_CONTENT_TYPE,
+        };
+        let mut headers: Vec<(&str, &str)> = own
+            .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        headers.push(("content-type", fixed.content_type.unwrap_or(kind)));
+        for run in runs {
+            let body = join(&items[run.clone()], batch);
+            post(&target, &headers, &body).map_err(|why| {
                 format!(
-                    "etl out-http: POST {url} of output {} of {count} failed: {why}",
-                    i + 1
+                    "etl out-http: POST {url} of outputs {}–{} of {count} failed: {why}",
+                    run.start + 1,
+                    run.end
                 )
             })?;
         }
         Ok(())
     }
+}
 
-    fn dead_letter(_input: Message, reason: String) -> Result<(), String> {
-        Err(format!(
-            "etl out-http: no dead-letter destination for http sinks (reason: {reason})"
-        ))
+/// One output's text in a batch body: its payload, which must be a JSON value in a JSON array,
+/// and one line of NDJSON.
+fn item(payload: &[u8], batch: Batch) -> Result<std::borrow::Cow<'_, [u8]>, &'static str> {
+    let is_json = |p: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(p).is_ok();
+    match batch {
+        Batch::JsonArray if !is_json(payload) => Err("its payload is not JSON"),
+        Batch::Ndjson => ndjson_line(payload, is_json),
+        _ => Ok(payload.into()),
     }
+}
+
+/// The body of a batch request: the items one per line, or as a JSON array.
+fn join(items: &[std::borrow::Cow<'_, [u8]>], batch: Batch) -> Vec<u8> {
+    let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 1);
+    if batch == Batch::JsonArray {
+        body.push(b'[');
+    }
+    for (i, item) in items.iter().enumerate() {
+        if batch == Batch::JsonArray && i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+        if batch == Batch::Ndjson {
+            body.push(b'\n');
+        }
+    }
+    if batch == Batch::JsonArray {
+        body.push(b']');
+    }
+    body
 }
 
 /// Where to POST: `http[s]://authority[/path][?query]`.
@@ -216,16 +338,20 @@ fn is_json_document(payload: &[u8]) -> bool {
         && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
 }
 
-/// POSTs one output; `Err` says why it was not delivered (naming a header, never its value).
-fn post(target: &Target, fixed: &Fixed<'_>, output: &Message) -> Result<(), String> {
-    let headers = Fields::new();
-    for (name, value) in request_headers(&output.headers, fixed, &output.payload) {
-        headers
+/// POSTs `body` with `headers` (and its `content-length`); `Err` says why it was not delivered
+/// (naming a header, never its value).
+fn post(target: &Target, headers: &[(&str, &str)], body: &[u8]) -> Result<(), String> {
+    let fields = Fields::new();
+    for (name, value) in headers {
+        fields
             .append(name, value.as_bytes())
             .map_err(|e| format!("the header `{name}` cannot be sent ({e:?})"))?;
     }
+    fields
+        .append("content-length", body.len().to_string().as_bytes())
+        .map_err(|e| format!("the header `content-length` cannot be sent ({e:?})"))?;
 
-    let request = OutgoingRequest::new(headers);
+    let request = OutgoingRequest::new(fields);
     let bad = |what: &str| format!("the URL's {what} is not valid");
     request
         .set_method(&Method::Post)
@@ -239,24 +365,38 @@ fn post(target: &Target, fixed: &Fixed<'_>, output: &Message) -> Result<(), Stri
     request
         .set_path_with_query(Some(&target.path_with_query))
         .map_err(|()| bad("path"))?;
-    let body = request
+    let outgoing = request
         .body()
         .map_err(|()| "the request body is not available".to_string())?;
-
-    // Send first, then stream the body: the host reads it while it is written.
-    let response = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
-    {
-        let stream = body
-            .write()
-            .map_err(|()| "the request body stream is not available".to_string())?;
-        for chunk in output.payload.chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("writing the body failed: {e:?}"))?;
-        }
-        // The stream is a child of the body: dropped here, before the body is finished.
+    let stream = outgoing
+        .write()
+        .map_err(|()| "the request body stream is not available".to_string())?;
+    // As much of the body as the host takes without waiting goes in before the request is
+    // sent, so that the head and a small body leave together; the rest is streamed after.
+    let first = match stream.check_write() {
+        Ok(room) => usize::try_from(room).unwrap_or(usize::MAX).min(body.len()),
+        Err(e) => return Err(format!("writing the body failed: {e:?}")),
+    };
+    if first > 0 {
+        stream
+            .write(&body[..first])
+            .map_err(|e| format!("writing the body failed: {e:?}"))?;
     }
-    OutgoingBody::finish(body, None).map_err(|e| format!("finishing the body failed: {e:?}"))?;
+    let response = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    for chunk in body[first..].chunks(WRITE_CHUNK) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|e| format!("writing the body failed: {e:?}"))?;
+    }
+    if first > 0 && first == body.len() {
+        stream
+            .blocking_flush()
+            .map_err(|e| format!("writing the body failed: {e:?}"))?;
+    }
+    // The stream is a child of the body: dropped before the body is finished.
+    drop(stream);
+    OutgoingBody::finish(outgoing, None)
+        .map_err(|e| format!("finishing the body failed: {e:?}"))?;
 
     response.subscribe().block();
     let response = match response.get() {

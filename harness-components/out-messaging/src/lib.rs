@@ -1,23 +1,30 @@
 //! `out-messaging`: the `out` part of a step that publishes to the broker, world
 //! `etl:platform/out-messaging`.
 //!
-//! - `emit(outputs)`: encodes each output as a platform envelope (`docs/envelope.md`) and
-//!   publishes it through `wasmcloud:messaging/consumer` to every subject in the config key
-//!   `etl.out.subjects` (a comma list), outputs in order, and for each output the subjects in
-//!   the order listed.
-//! - `dead-letter(input, reason)`: publishes the input's envelope, with the header
-//!   `etl-error` = `reason` appended, to the subject in `etl.out.dead-letter`.
+//! `deliver(outcomes)` publishes a batch's outputs and dead letters through
+//! `wasmcloud:messaging/consumer`, as version-2 platform envelopes (`docs/envelope.md`), each
+//! record with its `origin` (the index of the input record it came from):
 //!
-//! A record is never dropped silently: a missing setting or a failed publish is an error, which
-//! `in-messaging` returns to the broker. The last header named `traceparent` (ASCII
-//! case-insensitive) becomes the envelope's `traceparent` field, the inverse of `in-messaging`.
+//! - the outputs, in order, to every subject in the config key `etl.out.subjects` (a comma
+//!   list), in the order listed: one message per batch, split into several when it would
+//!   exceed `etl.out.batch-bytes` (default 512 KiB; a record larger than that travels alone), or
+//!   one message per record when `etl.out.batch` is `none`;
+//! - each rejected input, with the header `etl-error` = the reason appended, the same way to
+//!   the subject in `etl.out.dead-letter`.
+//!
+//! Every setting is read and checked before anything is published. A record is never dropped
+//! silently: a missing setting or a failed publish is an error, which the `in` part returns to
+//! the broker. The last header named `traceparent` (ASCII case-insensitive) becomes the
+//! envelope's `traceparent` field, the inverse of `in-messaging`.
 
 etl_harness_bindings::generate!("etl:platform/out-messaging");
 etl_harness_bindings::config_error_text!();
 
 use etl::pipeline::types::Message;
-use etl_envelope::Envelope;
+use etl_envelope::{Batched, Envelope};
+use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, pack};
 use exports::etl::platform::emit::Guest;
+use exports::etl::platform::emit::{Outcome, Rejected};
 use wasi::config::runtime;
 use wasmcloud::messaging::consumer::publish;
 use wasmcloud::messaging::types::BrokerMessage;
@@ -30,64 +37,109 @@ const DEAD_LETTER: &str = "etl.out.dead-letter";
 const ERROR_HEADER: &str = "etl-error";
 /// The header whose last occurrence becomes the envelope's `traceparent`.
 const TRACEPARENT: &str = "traceparent";
+/// `etl.out.batch-bytes` when it is not set: well inside NATS's default 1 MiB `max_payload`,
+/// with room for the host's own framing.
+const DEFAULT_BATCH_BYTES: usize = 512 * 1024;
 
 struct OutMessaging;
 
 impl Guest for OutMessaging {
-    fn emit(outputs: Vec<Message>) -> Result<(), String> {
+    fn deliver(outcomes: Vec<Outcome>) -> Result<(), String> {
+        let count = outcomes.len();
+        let mut outputs = Vec::new();
+        let mut dead = Vec::new();
+        for (origin, outcome) in (0u32..).zip(outcomes) {
+            match outcome {
+                Outcome::Outputs(list) => outputs.extend(list.into_iter().map(|m| Batched {
+                    origin,
+                    envelope: envelope(m),
+                })),
+                Outcome::Invalid(Rejected { input, reason }) => {
+                    let mut envelope = envelope(input);
+                    envelope.headers.push((ERROR_HEADER.to_string(), reason));
+                    dead.push(Batched { origin, envelope });
+                }
+            }
+        }
+        // Every setting is checked before the first publish.
         let subjects = config(SUBJECTS)?.unwrap_or_default();
         let subjects = list(&subjects);
-        if subjects.is_empty() {
+        if !outputs.is_empty() && subjects.is_empty() {
             return Err(format!(
-                "etl out-messaging: config `{SUBJECTS}` names no subject: {} output(s) not delivered",
+                "etl out-messaging: config `{SUBJECTS}` names no subject: {} output(s) of {count} \
+                 record(s) not delivered",
                 outputs.len()
             ));
         }
-        let count = outputs.len();
-        for (i, output) in outputs.into_iter().enumerate() {
-            let body = etl_envelope::encode(&envelope(output));
-            for subject in &subjects {
-                publish(&BrokerMessage {
-                    subject: (*subject).to_string(),
-                    body: body.clone(),
-                    reply_to: None,
-                })
-                .map_err(|e| {
-                    format!(
-                        "etl out-messaging: publishing output {} of {count} to `{subject}` failed: {e}",
-                        i + 1
-                    )
-                })?;
+        let dead_subject = config(DEAD_LETTER)?
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        if let (Some(first), None) = (dead.first(), &dead_subject) {
+            let reason = first
+                .envelope
+                .headers
+                .last()
+                .map(|(_, r)| r.as_str())
+                .unwrap_or_default();
+            return Err(format!(
+                "etl out-messaging: config `{DEAD_LETTER}` is not set, so {} invalid record(s) \
+                 cannot be dead-lettered (reason of the first: {reason})",
+                dead.len()
+            ));
+        }
+        let per_record = match config(BATCH)?.as_deref().map(str::trim) {
+            None | Some("" | "batch") => false,
+            Some("none") => true,
+            Some(other) => {
+                return Err(format!(
+                    "etl out-messaging: config `{BATCH}` is `{other}`, neither `batch` nor `none`"
+                ));
             }
+        };
+        let max = batch_bytes(config(BATCH_BYTES)?.as_deref(), DEFAULT_BATCH_BYTES)
+            .map_err(|why| format!("etl out-messaging: {why}"))?;
+        send(&outputs, &subjects, per_record, max, "output")?;
+        if let Some(subject) = dead_subject {
+            send(&dead, &[subject.as_str()], per_record, max, "dead letter")?;
         }
         Ok(())
     }
+}
 
-    fn dead_letter(input: Message, reason: String) -> Result<(), String> {
-        let subject = config(DEAD_LETTER)?
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
+/// Publishes `records` to every subject: one message per record, or as few as `max` bytes a
+/// message allows. `what` names the records in an error.
+fn send(
+    records: &[Batched],
+    subjects: &[&str],
+    per_record: bool,
+    max: usize,
+    what: &str,
+) -> Result<(), String> {
+    let runs = if per_record {
+        (0..records.len()).map(|i| i..i + 1).collect()
+    } else {
+        // 1 version byte and a count of at most 5.
+        pack(records.iter().map(etl_envelope::batched_len), 6, max)
+    };
+    let total = records.len();
+    for run in runs {
+        let body = etl_envelope::encode_batch(&records[run.clone()]);
+        for subject in subjects {
+            publish(&BrokerMessage {
+                subject: (*subject).to_string(),
+                body: body.clone(),
+                reply_to: None,
+            })
+            .map_err(|e| {
                 format!(
-                    "etl out-messaging: config `{DEAD_LETTER}` is not set, so the invalid record \
-                     cannot be dead-lettered (reason: {reason})"
+                    "etl out-messaging: publishing {what}(s) {}–{} of {total} to `{subject}` failed: {e}",
+                    run.start + 1,
+                    run.end
                 )
             })?;
-        let mut envelope = envelope(input);
-        envelope
-            .headers
-            .push((ERROR_HEADER.to_string(), reason.clone()));
-        publish(&BrokerMessage {
-            subject: subject.clone(),
-            body: etl_envelope::encode(&envelope),
-            reply_to: None,
-        })
-        .map_err(|e| {
-            format!(
-                "etl out-messaging: dead-lettering to `{subject}` failed: {e} (reason: {reason})"
-            )
-        })
+        }
     }
+    Ok(())
 }
 
 /// The envelope of `message`: its last `traceparent` header moves into the trace-context field.
