@@ -2,12 +2,12 @@
 //! is refused before anything is reserved for it.
 //!
 //! A global allocator records the largest single allocation request made on the test's own
-//! thread while decoding.
+//! thread while decoding, one record (`decode`) or a batch (`decode_batch`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use etl_envelope::{DecodeError, decode};
+use etl_envelope::{Batched, DecodeError, decode, decode_batch};
 
 struct Tracking;
 
@@ -47,13 +47,23 @@ unsafe impl GlobalAlloc for Tracking {
 #[global_allocator]
 static GLOBAL: Tracking = Tracking;
 
-/// Decodes `input` and returns the result and the largest allocation made meanwhile.
-fn decode_tracked(input: &[u8]) -> (Result<etl_envelope::Envelope, DecodeError>, usize) {
+/// Runs `f` and returns its result and the largest allocation made meanwhile.
+fn tracked<T>(f: impl FnOnce() -> T) -> (T, usize) {
     LARGEST.with(|l| l.set(0));
     TRACKING.with(|t| t.set(true));
-    let result = decode(input);
+    let result = f();
     TRACKING.with(|t| t.set(false));
     (result, LARGEST.with(Cell::get))
+}
+
+/// Decodes `input` and returns the result and the largest allocation made meanwhile.
+fn decode_tracked(input: &[u8]) -> (Result<etl_envelope::Envelope, DecodeError>, usize) {
+    tracked(|| decode(input))
+}
+
+/// Decodes `input` as a batch and returns the result and the largest allocation made meanwhile.
+fn decode_batch_tracked(input: &[u8]) -> (Result<Vec<Batched>, DecodeError>, usize) {
+    tracked(|| decode_batch(input))
 }
 
 #[test]
@@ -98,5 +108,61 @@ fn a_valid_decode_allocates_about_the_input() {
     input.push(0x00);
     let (result, largest) = decode_tracked(&input);
     assert_eq!(result.unwrap().payload.len(), 1024);
+    assert!(largest <= input.len(), "allocated {largest} bytes");
+}
+
+#[test]
+fn a_batch_claiming_gigarecords_allocates_nothing() {
+    let cases: [(&str, &[u8], u64); 3] = [
+        // u32::MAX records (a Vec<Batched> of hundreds of GiB) in 10 bytes.
+        (
+            "record count",
+            &[0x02, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, 0x00, 0x00, 0x00],
+            4 * u64::from(u32::MAX),
+        ),
+        // 2^28 records.
+        (
+            "record count 2^28",
+            &[0x02, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00, 0x00, 0x00, 0x00],
+            4 << 28,
+        ),
+        // One record that claims a 4 GiB payload.
+        (
+            "payload of a record",
+            &[0x02, 0x01, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00],
+            u64::from(u32::MAX),
+        ),
+    ];
+    for (what, input, claimed) in cases {
+        assert_eq!(input.len(), 10);
+        let (result, largest) = decode_batch_tracked(input);
+        assert!(
+            matches!(result, Err(DecodeError::Truncated { needed, .. }) if needed == claimed),
+            "{what}: {result:?}"
+        );
+        // Room for one record at most (the last case's), not for what is claimed.
+        let bound = size_of::<Batched>();
+        assert!(largest <= bound, "{what}: allocated {largest} bytes");
+    }
+}
+
+#[test]
+fn a_valid_batch_allocates_in_proportion_to_the_input() {
+    // 1000 empty records, 4 bytes each: room for 1000 `Batched`, nothing more.
+    let mut input = vec![0x02, 0xe8, 0x07];
+    input.extend([0u8; 4000]);
+    let (result, largest) = decode_batch_tracked(&input);
+    assert_eq!(result.unwrap().len(), 1000);
+    let bound = input.len() / 4 * size_of::<Batched>();
+    assert!(
+        largest <= bound,
+        "allocated {largest} bytes, more than {bound}"
+    );
+    // One record with a 1024-byte payload: about the input.
+    let mut input = vec![0x02, 0x01, 0x00, 0x00, 0x80, 0x08];
+    input.extend([7u8; 1024]);
+    input.push(0x00);
+    let (result, largest) = decode_batch_tracked(&input);
+    assert_eq!(result.unwrap()[0].envelope.payload.len(), 1024);
     assert!(largest <= input.len(), "allocated {largest} bytes");
 }

@@ -1,6 +1,10 @@
-//! The envelope format, pinned byte by byte: golden vectors and every error case.
+//! The envelope format, pinned byte by byte: golden vectors and every error case, for version 1
+//! (one record) and version 2 (a batch).
 
-use etl_envelope::{DecodeError, Envelope, Field, VERSION, decode, encode, encoded_len};
+use etl_envelope::{
+    BATCH_VERSION, Batched, DecodeError, Envelope, Field, VERSION, batch_len, batched_len, decode,
+    decode_batch, encode, encode_batch, encoded_len,
+};
 
 /// The golden envelope of `docs/envelope.md`.
 fn golden() -> Envelope {
@@ -339,4 +343,322 @@ fn errors_read_well() {
     }
     let boxed: Box<dyn std::error::Error> = Box::new(DecodeError::LengthOverflow);
     assert!(boxed.source().is_none());
+}
+
+// Version 2: a batch.
+
+/// The golden batch of `docs/envelope.md`: the golden record from record 0 of the batch its
+/// step received, and an empty record from record 3.
+fn golden_batch() -> Vec<Batched> {
+    vec![
+        Batched {
+            origin: 0,
+            envelope: golden(),
+        },
+        Batched {
+            origin: 3,
+            envelope: Envelope::default(),
+        },
+    ]
+}
+
+/// Its encoding: the version, the count, then each origin and record (a record is a version-1
+/// envelope without its version byte).
+fn golden_batch_bytes() -> Vec<u8> {
+    #[rustfmt::skip]
+    let parts: [&[u8]; 5] = [
+        &[0x02],                   // version 2
+        &[0x02],                   // 2 records
+        &[0x00],                   // origin 0
+        &GOLDEN[1..],              // the golden record: flags, key, payload, headers, traceparent
+        &[0x03, 0x00, 0x00, 0x00], // origin 3; flags: none; payload, 0 bytes; 0 headers
+    ];
+    parts.concat()
+}
+
+/// The same bytes in hex, as `docs/envelope.md` prints them.
+const GOLDEN_BATCH_HEX: &str = "02020003026b310a7b2274223a32312e357d020c636f6e74656e742d74797065106170706c69636174696f6e2f6a736f6e04782d69640137\
+3730302d3462663932663335373762333464613661336365393239643065306534373336\
+2d303066303637616130626139303262372d3031\
+03000000";
+
+#[test]
+fn golden_batch_encodes_and_decodes() {
+    let bytes = golden_batch_bytes();
+    assert_eq!(bytes.len(), 116);
+    assert_eq!(encode_batch(&golden_batch()), bytes);
+    assert_eq!(hex(&bytes), GOLDEN_BATCH_HEX);
+    assert_eq!(decode_batch(&bytes), Ok(golden_batch()));
+    assert_eq!(batch_len(&golden_batch()), bytes.len());
+    // What a sender splitting by size adds up: the version byte, the count, and each record.
+    let [first, second] = &golden_batch()[..] else {
+        unreachable!()
+    };
+    assert_eq!(batched_len(first), 1 + (GOLDEN.len() - 1));
+    assert_eq!(batched_len(second), 4);
+    assert_eq!(
+        1 + 1 + batched_len(first) + batched_len(second),
+        bytes.len()
+    );
+}
+
+#[test]
+fn golden_batch_is_the_one_documented() {
+    let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/envelope.md");
+    let doc = std::fs::read_to_string(doc_path).expect("docs/envelope.md");
+    assert!(
+        one_line(&doc).contains(GOLDEN_BATCH_HEX),
+        "docs/envelope.md does not show the golden batch {GOLDEN_BATCH_HEX}"
+    );
+}
+
+#[test]
+fn empty_batch_is_two_bytes() {
+    assert_eq!(BATCH_VERSION, 2);
+    assert_eq!(encode_batch(&[]), [0x02, 0x00]);
+    assert_eq!(batch_len(&[]), 2);
+    assert_eq!(decode_batch(&[0x02, 0x00]), Ok(vec![]));
+}
+
+#[test]
+fn a_batch_of_empty_records_takes_four_bytes_a_record() {
+    let batch = vec![Batched::default(); 3];
+    assert_eq!(
+        encode_batch(&batch),
+        [0x02, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(decode_batch(&encode_batch(&batch)), Ok(batch));
+}
+
+#[test]
+fn origins_are_shortest_form_leb128_and_need_not_be_distinct_or_sorted() {
+    let batch: Vec<Batched> = [5, 5, 0, 127, 128, 300, u32::MAX]
+        .into_iter()
+        .map(|origin| Batched {
+            origin,
+            envelope: Envelope::default(),
+        })
+        .collect();
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x02, 0x07,
+        0x05, 0, 0, 0,
+        0x05, 0, 0, 0,
+        0x00, 0, 0, 0,
+        0x7f, 0, 0, 0,
+        0x80, 0x01, 0, 0, 0,
+        0xac, 0x02, 0, 0, 0,
+        0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0,
+    ];
+    assert_eq!(encode_batch(&batch), expected);
+    assert_eq!(batch_len(&batch), expected.len());
+    assert_eq!(decode_batch(expected), Ok(batch));
+}
+
+#[test]
+fn a_record_count_is_shortest_form_leb128() {
+    // 128 empty records: the count takes two bytes.
+    let batch = vec![Batched::default(); 128];
+    let bytes = encode_batch(&batch);
+    assert_eq!(bytes[..3], [0x02, 0x80, 0x01]);
+    assert_eq!(bytes.len(), 3 + 128 * 4);
+    assert_eq!(batch_len(&batch), bytes.len());
+    assert_eq!(decode_batch(&bytes), Ok(batch));
+}
+
+#[test]
+fn decode_batch_reads_version_1_as_one_record_from_origin_0() {
+    assert_eq!(
+        decode_batch(GOLDEN),
+        Ok(vec![Batched {
+            origin: 0,
+            envelope: golden()
+        }])
+    );
+    assert_eq!(
+        decode_batch(&[0x01, 0x00, 0x00, 0x00]),
+        Ok(vec![Batched::default()])
+    );
+    // Version 1 keeps its own errors there.
+    let mut bytes = GOLDEN.to_vec();
+    bytes.push(0);
+    assert_eq!(decode_batch(&bytes), Err(DecodeError::TrailingBytes(1)));
+    assert_eq!(
+        decode_batch(&GOLDEN[..7]),
+        Err(DecodeError::Truncated { needed: 10, at: 6 })
+    );
+}
+
+#[test]
+fn decode_reads_only_version_1() {
+    assert_eq!(
+        decode(&golden_batch_bytes()),
+        Err(DecodeError::UnknownVersion(2))
+    );
+    assert_eq!(decode(&[0x02, 0x00]), Err(DecodeError::UnknownVersion(2)));
+}
+
+#[test]
+fn every_other_version_byte_is_unknown_to_decode_batch() {
+    for v in 0..=u8::MAX {
+        let mut bytes = golden_batch_bytes();
+        bytes[0] = v;
+        let got = decode_batch(&bytes);
+        match v {
+            BATCH_VERSION => assert_eq!(got, Ok(golden_batch())),
+            // Read as a version-1 record: flags 0x02 (a traceparent), an empty payload, 3
+            // headers: ("k1", {"t":21.5}), then a 2-byte name and a value claiming 111 bytes.
+            VERSION => assert_eq!(
+                got,
+                Err(DecodeError::Truncated {
+                    needed: 111,
+                    at: 22
+                })
+            ),
+            _ => assert_eq!(got, Err(DecodeError::UnknownVersion(v))),
+        }
+        // Checked first: even a lone version byte says so.
+        let lone = decode_batch(&[v]);
+        if v == VERSION || v == BATCH_VERSION {
+            assert_eq!(lone, Err(DecodeError::Truncated { needed: 1, at: 1 }));
+        } else {
+            assert_eq!(lone, Err(DecodeError::UnknownVersion(v)));
+        }
+    }
+    assert_eq!(
+        decode_batch(&[]),
+        Err(DecodeError::Truncated { needed: 1, at: 0 })
+    );
+}
+
+#[test]
+fn every_truncation_of_the_golden_batch_is_truncated() {
+    let bytes = golden_batch_bytes();
+    for n in 0..bytes.len() {
+        match decode_batch(&bytes[..n]) {
+            Err(DecodeError::Truncated { needed, at }) => assert!(
+                at as u64 + needed > n as u64,
+                "prefix of {n}: Truncated {{ needed: {needed}, at: {at} }} fits"
+            ),
+            other => panic!("prefix of {n} bytes: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_count_needs_four_bytes_a_record() {
+    // Three records need at least 12 bytes from offset 2; there are 8.
+    assert_eq!(
+        decode_batch(&[0x02, 0x03, 0, 0, 0, 0, 0, 0, 0, 0]),
+        Err(DecodeError::Truncated { needed: 12, at: 2 })
+    );
+    // Exactly enough: two empty records.
+    assert_eq!(
+        decode_batch(&[0x02, 0x02, 0, 0, 0, 0, 0, 0, 0, 0]),
+        Ok(vec![Batched::default(); 2])
+    );
+    // A two-byte count (128) needs 512 bytes from offset 3.
+    let mut bytes = vec![0x02, 0x80, 0x01];
+    bytes.extend([0; 511]);
+    assert_eq!(
+        decode_batch(&bytes),
+        Err(DecodeError::Truncated { needed: 512, at: 3 })
+    );
+    // u32::MAX records: the claim is refused whatever follows.
+    assert_eq!(
+        decode_batch(&[0x02, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0]),
+        Err(DecodeError::Truncated {
+            needed: 4 * u64::from(u32::MAX),
+            at: 6
+        })
+    );
+    // The count check passes, then a record claims more than is left: a payload of 5 bytes at
+    // offset 5, two left.
+    assert_eq!(
+        decode_batch(&[0x02, 0x01, 0x00, 0x00, 0x05, 0x00, 0x00]),
+        Err(DecodeError::Truncated { needed: 5, at: 5 })
+    );
+    // The record count is cut short.
+    assert_eq!(
+        decode_batch(&[0x02, 0x80]),
+        Err(DecodeError::Truncated { needed: 2, at: 1 })
+    );
+}
+
+#[test]
+fn trailing_bytes_after_a_batch_are_rejected() {
+    for extra in 1..=3 {
+        let mut bytes = golden_batch_bytes();
+        bytes.extend(std::iter::repeat_n(0, extra));
+        assert_eq!(decode_batch(&bytes), Err(DecodeError::TrailingBytes(extra)));
+    }
+    assert_eq!(
+        decode_batch(&[0x02, 0x00, 0x00]),
+        Err(DecodeError::TrailingBytes(1))
+    );
+    // A record the count does not announce is trailing too.
+    assert_eq!(
+        decode_batch(&[0x02, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]),
+        Err(DecodeError::TrailingBytes(4))
+    );
+}
+
+#[test]
+fn batch_varints_must_be_shortest_and_fit_in_32_bits() {
+    // A count of 0 as two bytes.
+    assert_eq!(
+        decode_batch(&[0x02, 0x80, 0x00]),
+        Err(DecodeError::OverlongVarint { at: 1 })
+    );
+    // A count of 1 as three bytes.
+    assert_eq!(
+        decode_batch(&[0x02, 0x81, 0x80, 0x00, 0, 0, 0, 0]),
+        Err(DecodeError::OverlongVarint { at: 1 })
+    );
+    // An origin of 0 as two bytes.
+    assert_eq!(
+        decode_batch(&[0x02, 0x01, 0x80, 0x00, 0, 0, 0]),
+        Err(DecodeError::OverlongVarint { at: 2 })
+    );
+    // The second record's origin, 3 as five bytes.
+    assert_eq!(
+        decode_batch(&[
+            0x02, 0x02, 0, 0, 0, 0, 0x83, 0x80, 0x80, 0x80, 0x00, 0, 0, 0
+        ]),
+        Err(DecodeError::OverlongVarint { at: 6 })
+    );
+    // A count and an origin of 2^32.
+    assert_eq!(
+        decode_batch(&[0x02, 0x80, 0x80, 0x80, 0x80, 0x10]),
+        Err(DecodeError::LengthOverflow)
+    );
+    assert_eq!(
+        decode_batch(&[0x02, 0x01, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0]),
+        Err(DecodeError::LengthOverflow)
+    );
+}
+
+#[test]
+fn records_of_a_batch_are_checked_as_in_version_1() {
+    // Reserved flags in the second record.
+    assert_eq!(
+        decode_batch(&[0x02, 0x02, 0, 0, 0, 0, 0x01, 0x04, 0, 0]),
+        Err(DecodeError::ReservedFlags(0x04))
+    );
+    // A header name that is not UTF-8 (its index counts within its record).
+    assert_eq!(
+        decode_batch(&[
+            0x02, 0x02, 0, 0, 0, 0, 0x01, 0x00, 0x00, 0x01, 0x01, 0xff, 0x00
+        ]),
+        Err(DecodeError::InvalidUtf8 {
+            field: Field::HeaderName(0)
+        })
+    );
+    // A traceparent that is not UTF-8.
+    assert_eq!(
+        decode_batch(&[0x02, 0x01, 0x00, 0x02, 0x00, 0x00, 0x01, 0x80]),
+        Err(DecodeError::InvalidUtf8 {
+            field: Field::Traceparent
+        })
+    );
 }
