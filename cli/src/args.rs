@@ -197,12 +197,17 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = etl_run::Limits::default().retries, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=100))]
     retries: u32,
-    /// Records one instance of a step or sink may serve in a row (1: a fresh instance per
-    /// record). More is faster but lets state a component keeps reach the next records; an
+    /// Calls (batches) one instance of a step or sink may serve in a row (1: a fresh instance
+    /// per batch). More is faster but lets state a component keeps reach the next records; an
     /// instance is replaced after any failure.
     #[arg(long, default_value_t = etl_run::Limits::default().calls_per_instance, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     calls_per_instance: u32,
+    /// Records the source delivers at a time, as one request or message (1: one record per
+    /// call). Outputs, dead letters and counts stay per record.
+    #[arg(long, default_value_t = etl_run::Limits::default().batch as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch: u64,
 }
 
 impl LimitArgs {
@@ -214,6 +219,7 @@ impl LimitArgs {
             max_outputs: self.max_outputs as usize,
             retries: self.retries,
             calls_per_instance: self.calls_per_instance,
+            batch: self.batch as usize,
         }
     }
 }

@@ -295,7 +295,9 @@ pub(crate) struct Host {
     /// The unit's secret values by setting name: what `wasmcloud:secrets` serves, and what the
     /// config store serves beneath `config`.
     secrets: Arc<BTreeMap<String, String>>,
-    /// Publishes beyond this many are refused.
+    /// Outputs one record may give: the call's limit is this times its records.
+    max_outputs: usize,
+    /// Publishes beyond this many are refused in the current call.
     max_publishes: usize,
     /// Every accepted publish, in order.
     pub published: Vec<BrokerMessage>,
@@ -344,6 +346,7 @@ impl Host {
             table: ResourceTable::new(),
             config,
             secrets,
+            max_outputs,
             max_publishes: max_outputs,
             published: Vec::new(),
             output_limit_hit: false,
@@ -360,8 +363,11 @@ impl Host {
         }
     }
 
-    /// Forgets what the previous call on this store left behind, for the next one.
-    pub fn begin_call(&mut self) {
+    /// Forgets what the previous call on this store left behind, for the next one, which
+    /// carries a batch of `records` records (its output limit is that many times one record's).
+    pub fn begin_call(&mut self, records: usize) {
+        self.max_publishes = self.max_outputs.saturating_mul(records.max(1));
+        self.hooks.limit = self.max_publishes;
         self.published.clear();
         self.output_limit_hit = false;
         self.requests.lock().expect("not poisoned").clear();
@@ -420,7 +426,7 @@ impl wasmcloud::messaging::consumer::Host for Host {
         if self.published.len() >= self.max_publishes {
             self.output_limit_hit = true;
             return Err(format!(
-                "etl run: more than {} publishes for one record (the output limit)",
+                "etl run: more than {} publishes for one call (the output limit)",
                 self.max_publishes
             ));
         }
@@ -707,7 +713,7 @@ impl blob_types::HostOutgoingValue for Host {
             if self.published.len() + self.objects.len() >= self.max_publishes {
                 self.output_limit_hit = true;
                 return Err(format!(
-                    "etl run: more than {} objects for one record (the output limit)",
+                    "etl run: more than {} objects for one call (the output limit)",
                     self.max_publishes
                 ));
             }

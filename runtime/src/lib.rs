@@ -7,18 +7,24 @@
 //! - An in-memory bus stands in for NATS: a publish reaches every unit subscribed to its subject
 //!   (fan-out; NATS wildcards `*` and `>` match as on NATS), a unit may subscribe to several
 //!   (fan-in). Several pipelines loaded together ([`Runtime::load_together`]) share the bus, so a
-//!   sub-pipeline receives what the pipeline it reads publishes; records enter the first one. The HTTP source is fed by building
-//!   one `POST` per input record; HTTP sinks are captured, never sent, and so are the objects
-//!   of S3 sinks (served `wasi:blobstore` in memory).
-//! - Each input record is carried through the whole pipeline before the next one starts, in a
-//!   fixed breadth-first order, so a run is deterministic: the same inputs give the same outputs
-//!   in the same order.
-//! - Isolation: every call (one record into one unit) gets a fresh store and instance, bounded
+//!   sub-pipeline receives what the pipeline it reads publishes; records enter the first one.
+//!   HTTP sinks are captured, never sent, and so are the objects of S3 sinks (served
+//!   `wasi:blobstore` in memory).
+//! - Records travel in batches, as on a lattice: the source delivers [`Limits::batch`] input
+//!   records at a time (one envelope on a subject, or one NDJSON `POST` where the records allow
+//!   it), each unit is called once per batch it receives, and publishes one message per batch.
+//!   Every record keeps its input's index: a published record's `origin` (docs/envelope.md)
+//!   names the record of the received batch it came from, so outputs, dead letters and counts
+//!   stay per record.
+//! - Each batch is carried through the whole pipeline before the next one starts, in a fixed
+//!   breadth-first order, so a run is deterministic: the same inputs give the same outputs in
+//!   the same order.
+//! - Isolation: every call (one batch into one unit) gets a fresh store and instance, bounded
 //!   by [`Limits`] (or, opted into with [`Limits::calls_per_instance`], an instance serves
-//!   several records in a row, and is replaced after any failure). Whatever a call does wrong (trap, endless loop, memory bomb, too many
-//!   outputs) fails that record at that unit, is reported with the unit's name and the input's
-//!   index, and the run goes on. A failed call's publishes are dropped, so a retried call
-//!   cannot deliver twice.
+//!   several batches in a row, and is replaced after any failure). Whatever a call does wrong
+//!   (trap, endless loop, memory bomb, too many outputs) fails the records of that batch at that
+//!   unit, is reported with the unit's name and the inputs' indexes, and the run goes on. A
+//!   failed call's publishes are dropped, so a retried call cannot deliver twice.
 //!
 //! See `docs/running.md` for the user-facing description.
 
@@ -59,17 +65,25 @@ pub struct Limits {
     /// Largest size of any one linear memory, in bytes; growing past it fails the call with
     /// [`FailureKind::Memory`].
     pub memory: usize,
-    /// Most outputs one call may deliver (publishes or HTTP requests); more fail the call with
-    /// [`FailureKind::OutputLimit`] and deliver none of them.
+    /// Most outputs one record may give at a unit; a call (a batch of records) may deliver this
+    /// many times its records (publishes, HTTP requests, objects), and one record may have at
+    /// most this many outputs. More fail the call with [`FailureKind::OutputLimit`] and deliver
+    /// none of them.
     pub max_outputs: usize,
     /// Extra attempts for a record whose transform answered `transient`.
     pub retries: u32,
     /// Calls one instance of a unit may serve before it is replaced: 1 (the default) is a
-    /// fresh store and instance for every record. More trades isolation for throughput: state a
+    /// fresh store and instance for every batch. More trades isolation for throughput: state a
     /// component keeps in its memory then reaches the next records. An instance is replaced
     /// after any failed call, whatever this says.
     pub calls_per_instance: u32,
+    /// Input records the source delivers at a time (one envelope, or one `POST` where the
+    /// records allow it): 1 is one record per call.
+    pub batch: usize,
 }
+
+/// [`Limits::batch`] by default: the batch size the end-to-end figures were measured with.
+pub const DEFAULT_BATCH: usize = 100;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -79,6 +93,7 @@ impl Default for Limits {
             max_outputs: 1000,
             retries: 2,
             calls_per_instance: 1,
+            batch: DEFAULT_BATCH,
         }
     }
 }
@@ -231,6 +246,16 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Input records per second of wall-clock time (0 before any time has passed).
+    pub fn records_per_second(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.inputs as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
     /// Failed records, of every kind.
     pub fn failed(&self) -> usize {
         self.failures.values().sum()
@@ -614,12 +639,28 @@ pub struct LoadedPipeline {
     pub load_time: Duration,
 }
 
-/// How a record arrives at a unit.
+/// How a batch arrives at a unit, with the input index of each of its records.
 enum Delivery {
     /// A broker message on a subject.
-    Message { subject: String, body: Vec<u8> },
-    /// An HTTP request from the source.
-    Http(Record),
+    Message {
+        subject: String,
+        body: Vec<u8>,
+        inputs: Vec<usize>,
+    },
+    /// One HTTP request from the source: its records (one, or several as NDJSON).
+    Http {
+        records: Vec<Record>,
+        inputs: Vec<usize>,
+    },
+}
+
+impl Delivery {
+    /// The input index of each record, in order.
+    fn inputs(&self) -> &[usize] {
+        match self {
+            Delivery::Message { inputs, .. } | Delivery::Http { inputs, .. } => inputs,
+        }
+    }
 }
 
 /// What one successful call left behind.
@@ -727,12 +768,13 @@ impl LoadedPipeline {
         }
         let mut session = self.session(limits);
         let mut report = Report::default();
-        for record in inputs {
-            let outcome = session.feed(record)?;
-            report.sinks.extend(outcome.sinks);
-            report.dead_letters.extend(outcome.dead_letters);
-            report.failures.extend(outcome.failures);
-            report.logs.extend(outcome.logs);
+        for batch in inputs.chunks(limits.batch.max(1)) {
+            for outcome in session.feed_batch(batch)? {
+                report.sinks.extend(outcome.sinks);
+                report.dead_letters.extend(outcome.dead_letters);
+                report.failures.extend(outcome.failures);
+                report.logs.extend(outcome.logs);
+            }
             progress(session.summary.inputs);
         }
         let summary = session.summary();
@@ -762,46 +804,75 @@ impl LoadedPipeline {
         }
     }
 
-    /// Carries one record, the `index`th input, through the whole pipeline, breadth first.
+    /// Carries a batch of records, the inputs from `first` on, through the whole pipeline,
+    /// breadth first; one [`Outcome`] per record.
     fn carry(
         &self,
-        index: usize,
-        record: &Record,
+        first: usize,
+        records: &[Record],
         limits: &Limits,
         live: &mut [Option<Live>],
         summary: &mut Summary,
-    ) -> Outcome {
-        let mut outcome = Outcome {
-            input: index,
-            ..Outcome::default()
-        };
+    ) -> Vec<Outcome> {
+        let mut outcomes: Vec<Outcome> = (first..first + records.len())
+            .map(|input| Outcome {
+                input,
+                ..Outcome::default()
+            })
+            .collect();
         let mut queue: VecDeque<(usize, Delivery)> = VecDeque::new();
         match &self.deployment().source.subject {
             Some(subject) => {
-                let body = etl_envelope::encode(&envelope_of(record));
-                self.route(subject, &body, &mut queue);
+                let batch: Vec<etl_envelope::Batched> = (0u32..)
+                    .zip(records)
+                    .map(|(origin, r)| etl_envelope::Batched {
+                        origin,
+                        envelope: envelope_of(r),
+                    })
+                    .collect();
+                let inputs = (first..first + records.len()).collect();
+                self.route(subject, &etl_envelope::encode_batch(&batch), &inputs, &mut queue);
             }
             None => {
-                for (u, unit) in self.units.iter().enumerate() {
-                    if unit.http.is_some() && unit.pipeline == 0 {
-                        queue.push_back((u, Delivery::Http(record.clone())));
+                let source = &self.deployment().source.settings;
+                for unit in (0..self.units.len())
+                    .filter(|&u| self.units[u].http.is_some() && self.units[u].pipeline == 0)
+                {
+                    for run in requests(records, source, &self.units[unit].config) {
+                        queue.push_back((
+                            unit,
+                            Delivery::Http {
+                                records: records[run.clone()].to_vec(),
+                                inputs: run.map(|i| first + i).collect(),
+                            },
+                        ));
                     }
                 }
             }
         }
+        let mut out = Attributed {
+            first,
+            outcomes: &mut outcomes,
+        };
         while let Some((u, delivery)) = queue.pop_front() {
             let call = Call {
                 unit: u,
-                input: index,
                 live: &mut live[u],
             };
-            self.deliver(call, &delivery, limits, &mut queue, &mut outcome, summary);
+            self.deliver(call, &delivery, limits, &mut queue, &mut out, summary);
         }
-        outcome
+        outcomes
     }
 
-    /// Queues `body` for every unit subscribed to `subject`; whether any is.
-    fn route(&self, subject: &str, body: &[u8], queue: &mut VecDeque<(usize, Delivery)>) -> bool {
+    /// Queues `body` for every unit subscribed to `subject`, its records from `inputs`;
+    /// whether any unit is subscribed.
+    fn route(
+        &self,
+        subject: &str,
+        body: &[u8],
+        inputs: &Vec<usize>,
+        queue: &mut VecDeque<(usize, Delivery)>,
+    ) -> bool {
         let mut any = false;
         for (u, unit) in self.units.iter().enumerate() {
             if unit
@@ -815,6 +886,7 @@ impl LoadedPipeline {
                     Delivery::Message {
                         subject: subject.to_owned(),
                         body: body.to_vec(),
+                        inputs: inputs.clone(),
                     },
                 ));
             }
@@ -823,23 +895,21 @@ impl LoadedPipeline {
     }
 
     /// Calls a unit with `delivery` (retrying `transient` answers) and routes what it
-    /// delivered.
+    /// delivered, record by record.
     fn deliver(
         &self,
         call: Call<'_>,
         delivery: &Delivery,
         limits: &Limits,
         queue: &mut VecDeque<(usize, Delivery)>,
-        out: &mut Outcome,
+        out: &mut Attributed<'_>,
         summary: &mut Summary,
     ) {
-        let Call {
-            unit: u,
-            input,
-            live,
-        } = call;
+        let Call { unit: u, live } = call;
         let unit = &self.units[u];
-        summary.counts[u].1.received += 1;
+        let inputs = delivery.inputs();
+        let first_input = inputs.first().copied().unwrap_or(out.first);
+        summary.counts[u].1.received += inputs.len() as u64;
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
@@ -848,8 +918,10 @@ impl LoadedPipeline {
                 Ok(d) => &d.logs,
                 Err(f) => &f.logs,
             };
-            out.logs
-                .extend(logs.iter().map(|l| (unit.name.clone(), input, l.clone())));
+            // A call's log lines go with the first record of its batch.
+            out.get(first_input)
+                .logs
+                .extend(logs.iter().map(|l| (unit.name.clone(), first_input, l.clone())));
             match outcome {
                 Err(f) if f.kind == FailureKind::Transient && attempts <= limits.retries => {
                     summary.counts[u].1.retries += 1;
@@ -857,112 +929,158 @@ impl LoadedPipeline {
                 other => break other,
             }
         };
+        let fail = |out: &mut Attributed<'_>, summary: &mut Summary, kind, message: String| {
+            summary.counts[u].1.failed += inputs.len() as u64;
+            let mut seen = Vec::new();
+            for &input in inputs {
+                if seen.contains(&input) {
+                    continue;
+                }
+                seen.push(input);
+                out.get(input).failures.push(Failure {
+                    unit: unit.name.clone(),
+                    input,
+                    kind,
+                    message: message.clone(),
+                    attempts,
+                });
+            }
+        };
         let delivered = match outcome {
             Ok(d) => d,
             Err(f) => {
-                summary.counts[u].1.failed += 1;
                 let mut message = f.message;
                 for m in &unit.missing {
                     message.push_str(&format!("\nnote: {m}"));
                 }
-                out.failures.push(Failure {
-                    unit: unit.name.clone(),
-                    input,
-                    kind: f.kind,
-                    message,
-                    attempts,
-                });
+                if inputs.len() > 1 {
+                    message.push_str(&format!(
+                        "\nnote: the whole batch of {} records failed with it",
+                        inputs.len()
+                    ));
+                }
+                fail(out, summary, f.kind, message);
                 return;
             }
         };
-        let mut outputs = 0u64;
-        let mut dead_lettered = false;
+        // What each record of the batch gave: outputs, and whether it was dead-lettered.
+        let mut given = vec![0u64; inputs.len()];
+        let mut rejected = vec![false; inputs.len()];
+        // Records published on each subject, decoded, with their origins checked.
+        let mut messages = Vec::new();
         for msg in &delivered.published {
-            if unit.dead_letter.as_deref() == Some(msg.subject.as_str()) {
-                dead_lettered = true;
-                match etl_envelope::decode(&msg.body) {
-                    Ok(envelope) => {
-                        let mut record = record_of(envelope);
-                        let reason = take_header(&mut record.headers, "etl-error");
-                        out.dead_letters.push(DeadLetter {
-                            step: unit.name.clone(),
-                            input,
-                            reason: reason.unwrap_or_default(),
-                            record,
-                        });
-                        // A pipeline run with this one may read the dead letters.
-                        self.route(&msg.subject, &msg.body, queue);
+            match etl_envelope::decode_batch(&msg.body) {
+                Ok(batch) => {
+                    if let Some(b) = batch.iter().find(|b| b.origin as usize >= inputs.len()) {
+                        let message = format!(
+                            "it published a record whose origin {} is not a record of its batch of {}",
+                            b.origin,
+                            inputs.len()
+                        );
+                        fail(out, summary, FailureKind::Error, message);
+                        return;
                     }
-                    Err(e) => out.failures.push(Failure {
-                        unit: unit.name.clone(),
-                        input,
-                        kind: FailureKind::Error,
-                        message: format!("its dead letter is not an etl envelope: {e}"),
-                        attempts,
-                    }),
+                    messages.push((msg, batch));
                 }
+                Err(e) => {
+                    let what = if unit.dead_letter.as_deref() == Some(msg.subject.as_str()) {
+                        "its dead letter"
+                    } else {
+                        "its output"
+                    };
+                    fail(
+                        out,
+                        summary,
+                        FailureKind::Error,
+                        format!("{what} is not an etl envelope: {e}"),
+                    );
+                    return;
+                }
+            }
+        }
+        for (_, batch) in &messages {
+            for b in batch {
+                given[b.origin as usize] += 1;
+            }
+        }
+        if given.iter().any(|&n| n > limits.max_outputs as u64) {
+            let message = format!(
+                "more than {} outputs for one record (the limit is `--max-outputs`); none was delivered",
+                limits.max_outputs
+            );
+            fail(out, summary, FailureKind::OutputLimit, message);
+            return;
+        }
+        let mut outputs = 0u64;
+        for (msg, batch) in messages {
+            let next: Vec<usize> = batch.iter().map(|b| inputs[b.origin as usize]).collect();
+            if unit.dead_letter.as_deref() == Some(msg.subject.as_str()) {
+                for b in batch {
+                    rejected[b.origin as usize] = true;
+                    let input = inputs[b.origin as usize];
+                    let mut record = record_of(b.envelope);
+                    let reason = take_header(&mut record.headers, "etl-error");
+                    out.get(input).dead_letters.push(DeadLetter {
+                        step: unit.name.clone(),
+                        input,
+                        reason: reason.unwrap_or_default(),
+                        record,
+                    });
+                }
+                // A pipeline run with this one may read the dead letters.
+                self.route(&msg.subject, &msg.body, &next, queue);
                 continue;
             }
-            outputs += 1;
-            let consumed = self.route(&msg.subject, &msg.body, queue);
+            outputs += batch.len() as u64;
+            let consumed = self.route(&msg.subject, &msg.body, &next, queue);
             if let UnitKind::Sink(_) = unit.kind {
-                match etl_envelope::decode(&msg.body) {
-                    Ok(envelope) => out.sinks.push(SinkRecord {
+                for (b, input) in batch.into_iter().zip(next) {
+                    out.get(input).sinks.push(SinkRecord {
                         sink: unit.name.clone(),
                         target: msg.subject.clone(),
                         input,
-                        record: record_of(envelope),
-                    }),
-                    Err(e) => out.failures.push(Failure {
-                        unit: unit.name.clone(),
-                        input,
-                        kind: FailureKind::Error,
-                        message: format!("its output is not an etl envelope: {e}"),
-                        attempts,
-                    }),
+                        record: record_of(b.envelope),
+                    });
                 }
             } else if !consumed {
-                summary.unconsumed += 1;
+                summary.unconsumed += batch.len() as u64;
             }
         }
+        // A sink's transform is `identity`: its k-th record delivered is the k-th it received.
+        let mut delivered_records = Vec::new();
         for request in delivered.requests {
-            outputs += 1;
-            out.sinks.push(SinkRecord {
-                sink: unit.name.clone(),
-                target: request.url,
-                input,
-                record: Record {
-                    key: None,
-                    payload: request.body,
-                    headers: request
-                        .headers
-                        .into_iter()
-                        .filter(|(k, _)| k != "host")
-                        .collect(),
-                },
-            });
+            for record in request_records(&request, &unit.config) {
+                delivered_records.push((request.url.clone(), record));
+            }
         }
         for object in delivered.objects {
+            for record in object_records(&object, &unit.config) {
+                let target = format!("s3://{}/{}", object.container, object.name);
+                delivered_records.push((target, record));
+            }
+        }
+        for (k, (target, record)) in delivered_records.into_iter().enumerate() {
             outputs += 1;
-            out.sinks.push(SinkRecord {
+            let origin = k.min(inputs.len().saturating_sub(1));
+            given[origin] += 1;
+            let input = inputs.get(origin).copied().unwrap_or(first_input);
+            out.get(input).sinks.push(SinkRecord {
                 sink: unit.name.clone(),
-                target: format!("s3://{}/{}", object.container, object.name),
+                target,
                 input,
-                record: Record {
-                    key: Some(object.name.into_bytes()),
-                    payload: object.data,
-                    headers: Vec::new(),
-                },
+                record,
             });
         }
         let counts = &mut summary.counts[u].1;
         counts.emitted += outputs;
-        if dead_lettered {
-            counts.dead_lettered += 1;
-        } else if outputs == 0 {
-            counts.filtered += 1;
-        } else {
-            counts.produced += 1;
+        for (n, dead) in given.iter().zip(&rejected) {
+            if *dead {
+                counts.dead_lettered += 1;
+            } else if *n == 0 {
+                counts.filtered += 1;
+            } else {
+                counts.produced += 1;
+            }
         }
     }
 
@@ -1000,7 +1118,10 @@ impl LoadedPipeline {
             .store
             .set_fuel(limits.fuel)
             .expect("the engine consumes fuel");
-        current.store.data_mut().begin_call();
+        current
+            .store
+            .data_mut()
+            .begin_call(delivery.inputs().len());
         current.calls += 1;
         let source = &self.deployments[unit.pipeline].source;
         let result = current.enter(unit, delivery, &source.settings);
@@ -1029,24 +1150,39 @@ impl<'p> Session<'p> {
         self.pipeline
     }
 
-    /// Checks `record` ([`LoadedPipeline::check_input`]) and carries it through the pipeline.
+    /// Checks `record` ([`LoadedPipeline::check_input`]) and carries it through the pipeline,
+    /// a batch of one.
     pub fn feed(&mut self, record: &Record) -> Result<Outcome, RunError> {
-        let index = self.summary.inputs;
-        self.pipeline.check_input(index, record)?;
-        let outcome = self.pipeline.carry(
-            index,
-            record,
+        let mut outcomes = self.feed_batch(std::slice::from_ref(record))?;
+        Ok(outcomes.pop().expect("one outcome per record"))
+    }
+
+    /// Checks every record of `batch` ([`LoadedPipeline::check_input`]), then carries them
+    /// through the pipeline as one batch; one [`Outcome`] per record, in order.
+    pub fn feed_batch(&mut self, batch: &[Record]) -> Result<Vec<Outcome>, RunError> {
+        let first = self.summary.inputs;
+        for (i, record) in batch.iter().enumerate() {
+            self.pipeline.check_input(first + i, record)?;
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcomes = self.pipeline.carry(
+            first,
+            batch,
             &self.limits,
             &mut self.live,
             &mut self.summary,
         );
-        self.summary.inputs += 1;
-        self.summary.delivered += outcome.sinks.len();
-        self.summary.dead_letters += outcome.dead_letters.len();
-        for f in &outcome.failures {
-            *self.summary.failures.entry(f.kind).or_default() += 1;
+        self.summary.inputs += batch.len();
+        for outcome in &outcomes {
+            self.summary.delivered += outcome.sinks.len();
+            self.summary.dead_letters += outcome.dead_letters.len();
+            for f in &outcome.failures {
+                *self.summary.failures.entry(f.kind).or_default() += 1;
+            }
         }
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// The totals so far, with the time since the session started.
@@ -1058,11 +1194,24 @@ impl<'p> Session<'p> {
     }
 }
 
-/// The unit and input index of one delivery, and the unit's live instance (if kept).
+/// The unit of one delivery, and its live instance (if kept).
 struct Call<'a> {
     unit: usize,
-    input: usize,
     live: &'a mut Option<Live>,
+}
+
+/// The outcomes of a batch's records, by input index.
+struct Attributed<'a> {
+    /// The input index of the first.
+    first: usize,
+    outcomes: &'a mut [Outcome],
+}
+
+impl Attributed<'_> {
+    /// The outcome of input `input`.
+    fn get(&mut self, input: usize) -> &mut Outcome {
+        &mut self.outcomes[input - self.first]
+    }
 }
 
 /// A store and the unit's instance in it, kept between calls.
@@ -1091,7 +1240,7 @@ impl Live {
             }
         };
         match delivery {
-            Delivery::Message { subject, body } => {
+            Delivery::Message { subject, body, .. } => {
                 let entry = unit
                     .messaging
                     .as_ref()
@@ -1099,13 +1248,13 @@ impl Live {
                     .load(&mut self.store, &instance)?;
                 call_messaging(&mut self.store, &entry, subject, body)
             }
-            Delivery::Http(record) => {
+            Delivery::Http { records, .. } => {
                 let entry = unit
                     .http
                     .as_ref()
                     .expect("only http units get requests")
                     .load(&mut self.store, &instance)?;
-                call_http(&mut self.store, &entry, record, source)
+                call_http(&mut self.store, &entry, records, source)
             }
         }
     }
@@ -1243,17 +1392,36 @@ fn call_messaging(
 fn call_http(
     store: &mut Store<Host>,
     proxy: &Proxy,
-    record: &Record,
+    records: &[Record],
     source: &BTreeMap<String, String>,
 ) -> wasmtime::Result<Answer> {
     let path = source.get("path").map_or("/", String::as_str);
     let mut request = http::Request::builder()
         .method(http::Method::POST)
         .uri(format!("http://localhost{path}"));
-    for (name, value) in &record.headers {
-        request = request.header(name, value);
-    }
-    let body = Full::new(Bytes::from(record.payload.clone()))
+    let payload = match records {
+        [record] => {
+            for (name, value) in &record.headers {
+                request = request.header(name, value);
+            }
+            record.payload.clone()
+        }
+        _ => {
+            for (name, value) in &records[0].headers {
+                if !name.eq_ignore_ascii_case("content-type") {
+                    request = request.header(name, value);
+                }
+            }
+            request = request.header("content-type", NDJSON);
+            let mut body = Vec::new();
+            for r in records {
+                body.extend_from_slice(&r.payload);
+                body.push(b'\n');
+            }
+            body
+        }
+    };
+    let body = Full::new(Bytes::from(payload))
         .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
         .boxed_unsync();
     let request = request.body(body)?;
@@ -1298,6 +1466,116 @@ fn call_http(
         400 if !store.data().published.is_empty() => Answer::Done,
         code => Answer::Error(format!("{code} {}", body.trim_end())),
     })
+}
+
+/// `content-type` of a request that carries several records, one per line.
+const NDJSON: &str = "application/x-ndjson";
+
+/// The requests a batch of `records` goes to an HTTP source in, as runs of records: as many
+/// records in one NDJSON `POST` as `in-http` reads back as exactly those records (one line
+/// each, the same headers, within `etl.in.max-body`), else one record per request.
+fn requests(
+    records: &[Record],
+    source: &BTreeMap<String, String>,
+    config: &BTreeMap<String, String>,
+) -> Vec<std::ops::Range<usize>> {
+    let _ = source;
+    let splits = config.get("etl.in.batch").is_none_or(|b| b.trim() != "none");
+    let max_body = config
+        .get("etl.in.max-body")
+        .and_then(|m| m.trim().parse::<usize>().ok())
+        .unwrap_or(1 << 20);
+    let keeps_content_type = config.get("etl.in.headers").is_some_and(|list| {
+        list.split(',')
+            .any(|n| n.trim().eq_ignore_ascii_case("content-type"))
+    });
+    // Whether `in-http` reads the record back unchanged from one line of an NDJSON body.
+    let one_line = |r: &Record| {
+        let p = &r.payload;
+        let content_type = r
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.split(';').next().unwrap_or_default().trim());
+        let json = content_type.is_some_and(|c| c.eq_ignore_ascii_case("application/json"));
+        splits
+            && !p.iter().all(u8::is_ascii_whitespace)
+            && !p.iter().any(|b| matches!(b, b'\n' | b'\r'))
+            && p.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[')
+            && (json || !keeps_content_type)
+            && content_type.is_none_or(|c| c.eq_ignore_ascii_case("application/json"))
+    };
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut bytes = 0;
+    for (i, r) in records.iter().enumerate() {
+        let size = r.payload.len() + 1;
+        if let Some(last) = runs.last_mut()
+            && one_line(r)
+            && one_line(&records[last.start])
+            && records[last.start].headers == r.headers
+            && bytes + size <= max_body
+        {
+            last.end = i + 1;
+            bytes += size;
+            continue;
+        }
+        runs.push(i..i + 1);
+        bytes = size;
+    }
+    runs
+}
+
+/// The records an HTTP sink's request carries: its body, or, for a sink that sends batches
+/// (`etl.out.batch`), each line (`ndjson`) or element (`json-array`) of it. Each has the
+/// request's headers but `host` and `content-length`.
+fn request_records(request: &CapturedRequest, config: &BTreeMap<String, String>) -> Vec<Record> {
+    let headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .filter(|(k, _)| k != "host" && k != "content-length")
+        .cloned()
+        .collect();
+    let record = |payload: Vec<u8>| Record {
+        key: None,
+        payload,
+        headers: headers.clone(),
+    };
+    match config.get("etl.out.batch").map(|b| b.trim()) {
+        Some("ndjson") => lines(&request.body).map(record).collect(),
+        Some("json-array") => {
+            match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&request.body) {
+                Ok(elements) => elements
+                    .into_iter()
+                    .map(|e| record(e.get().as_bytes().to_vec()))
+                    .collect(),
+                Err(_) => vec![record(request.body.clone())],
+            }
+        }
+        _ => vec![record(request.body.clone())],
+    }
+}
+
+/// The records an S3 sink's object holds: its bytes, or each line of an NDJSON batch object
+/// (`etl.out.batch` = `ndjson`); the object's name is the key of each.
+fn object_records(object: &CapturedObject, config: &BTreeMap<String, String>) -> Vec<Record> {
+    let record = |payload: Vec<u8>| Record {
+        key: Some(object.name.clone().into_bytes()),
+        payload,
+        headers: Vec::new(),
+    };
+    match config.get("etl.out.batch").map(|b| b.trim()) {
+        Some("ndjson") => lines(&object.data).map(record).collect(),
+        _ => vec![record(object.data.clone())],
+    }
+}
+
+/// The lines of an NDJSON body, each without its `\n`.
+fn lines(body: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    body.strip_suffix(b"\n")
+        .unwrap_or(body)
+        .split(|b| *b == b'\n')
+        .filter(|_| !body.is_empty())
+        .map(<[u8]>::to_vec)
 }
 
 /// Removes the last header named `name` (ASCII case-insensitive) and returns its value.

@@ -69,6 +69,7 @@ pub fn jsonl_summary(summary: &Summary) -> String {
         "unconsumed": summary.unconsumed,
         "units": units,
         "elapsedMs": summary.elapsed.as_secs_f64() * 1e3,
+        "recordsPerSecond": summary.records_per_second(),
     }))
     .expect("JSON values serialize");
     out.push('\n');
@@ -147,7 +148,7 @@ pub fn text_summary(summary: &Summary) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "\n{} record{} in: {} delivered to sinks, {} dead-lettered, {} failed{} in {:.1} ms",
+        "\n{} record{} in: {} delivered to sinks, {} dead-lettered, {} failed{} in {:.1} ms ({:.0} records/s)",
         summary.inputs,
         if summary.inputs == 1 { "" } else { "s" },
         summary.delivered,
@@ -158,7 +159,8 @@ pub fn text_summary(summary: &Summary) -> String {
         } else {
             format!(" ({})", failures.join(", "))
         },
-        summary.elapsed.as_secs_f64() * 1e3
+        summary.elapsed.as_secs_f64() * 1e3,
+        summary.records_per_second()
     );
     if summary.unconsumed > 0 {
         let _ = writeln!(

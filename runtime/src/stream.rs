@@ -1,7 +1,7 @@
 //! `etl run`: a pipeline (and those run with it) loaded for an environment, and records streamed
-//! through it: JSON lines ([`crate::input`]) read from a file or stdin one at a time, each
-//! record's [`Outcome`] handed back as soon as it has gone through the whole pipeline, and only
-//! the [`Summary`] kept.
+//! through it: JSON lines ([`crate::input`]) read from a file or stdin a batch at a time, each
+//! record's [`Outcome`] handed back as soon as its batch has gone through the whole pipeline,
+//! and only the [`Summary`] kept.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -94,29 +94,76 @@ pub fn load(
 /// The records of an input, one at a time.
 type Records = Box<dyn Iterator<Item = Result<Record, InputError>>>;
 
+/// Where the records of a run come from.
+enum Source {
+    /// A regular file, read in place: every batch is full.
+    File(Records),
+    /// Stdin or a pipe, read by a thread as lines arrive: a batch is what has arrived, at least
+    /// one record and at most a full batch, so a record typed or piped in slowly runs at once.
+    Arriving(std::sync::mpsc::Receiver<Result<Record, InputError>>),
+}
+
+impl Source {
+    /// Reads lines on a thread of their own.
+    fn arriving(
+        read: impl FnOnce() -> Box<dyn Iterator<Item = Result<Record, InputError>>> + Send + 'static,
+        batch: usize,
+    ) -> Source {
+        let (tx, rx) = std::sync::mpsc::sync_channel(batch);
+        std::thread::spawn(move || {
+            for record in read() {
+                if tx.send(record).is_err() {
+                    break;
+                }
+            }
+        });
+        Source::Arriving(rx)
+    }
+
+    /// The next record, waiting for it only if `wait` (else `None` when none has arrived).
+    fn next(&mut self, wait: bool) -> Option<Result<Record, InputError>> {
+        match self {
+            Source::File(records) => records.next(),
+            Source::Arriving(rx) if wait => rx.recv().ok(),
+            Source::Arriving(rx) => rx.try_recv().ok(),
+        }
+    }
+}
+
 /// Records streaming through a pipeline: an iterator of each record's [`Outcome`], in input
 /// order, every secret value taken out ([`crate::secrets::Redactor`]); it ends after the first
 /// error.
 pub struct Stream<'p> {
-    records: Records,
+    records: Source,
     total: Option<usize>,
     session: Session<'p>,
+    /// Records read at a time and fed as one batch.
+    batch: usize,
+    /// Outcomes of the last batch not yet returned.
+    pending: std::collections::VecDeque<Outcome>,
+    /// The error that ended the last batch's reading, returned after its outcomes.
+    error: Option<StreamError>,
     failed: bool,
 }
 
 impl<'p> Stream<'p> {
-    /// Opens `input` for `pipeline`. Lines are read one at a time, so records from stdin run as
-    /// they arrive. A regular file is read twice: every line is checked
-    /// ([`LoadedPipeline::check_input`]) before the first record runs, so its total is known; a pipe or
-    /// FIFO can be read only once, and runs as it arrives, like stdin.
+    /// Opens `input` for `pipeline`. Records run [`Limits::batch`] at a time: a regular file's
+    /// in full batches; stdin's or a pipe's as they arrive (a batch is what has arrived, up to a
+    /// full one, so records typed or piped in slowly run at once). A regular file is read twice:
+    /// every line is checked ([`LoadedPipeline::check_input`]) before the first record runs, so
+    /// its total is known; a pipe or FIFO can be read only once.
     pub fn open(
         pipeline: &'p LoadedPipeline,
         input: &Input,
         limits: &Limits,
     ) -> Result<Stream<'p>, StreamError> {
-        let (records, total): (Records, Option<usize>) = match input {
+        let batch = limits.batch.max(1);
+        let (records, total): (Source, Option<usize>) = match input {
             Input::Stdin => (
-                Box::new(read_lines("<stdin>", std::io::stdin().lock())),
+                Source::arriving(
+                    || Box::new(read_lines("<stdin>", std::io::stdin().lock())),
+                    batch,
+                ),
                 None,
             ),
             Input::File(path) => {
@@ -132,9 +179,16 @@ impl<'p> Stream<'p> {
                         pipeline.check_input(total, &record?)?;
                         total += 1;
                     }
-                    (Box::new(read_lines(&origin, open()?)), Some(total))
+                    (
+                        Source::File(Box::new(read_lines(&origin, open()?))),
+                        Some(total),
+                    )
                 } else {
-                    (Box::new(read_lines(&origin, open()?)), None)
+                    let reader = open()?;
+                    (
+                        Source::arriving(move || Box::new(read_lines(&origin, reader)), batch),
+                        None,
+                    )
                 }
             }
         };
@@ -142,6 +196,9 @@ impl<'p> Stream<'p> {
             records,
             total,
             session: pipeline.session(limits),
+            batch,
+            pending: std::collections::VecDeque::new(),
+            error: None,
             failed: false,
         })
     }
@@ -161,17 +218,42 @@ impl Iterator for Stream<'_> {
     type Item = Result<Outcome, StreamError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(outcome) = self.pending.pop_front() {
+            return Some(Ok(outcome));
+        }
+        if let Some(error) = self.error.take() {
+            self.failed = true;
+            return Some(Err(error));
+        }
         if self.failed {
             return None;
         }
-        let outcome = self
-            .records
-            .next()?
-            .map_err(StreamError::from)
-            .and_then(|record| Ok(self.session.feed(&record)?))
-            .map(|o| self.session.pipeline().redactor().outcome(o));
-        self.failed = outcome.is_err();
-        Some(outcome)
+        let mut batch = Vec::with_capacity(self.batch);
+        while batch.len() < self.batch {
+            match self.records.next(batch.is_empty()) {
+                Some(Ok(record)) => batch.push(record),
+                Some(Err(e)) => {
+                    self.error = Some(e.into());
+                    break;
+                }
+                None => break,
+            }
+        }
+        match self.session.feed_batch(&batch) {
+            Ok(outcomes) => {
+                let redactor = self.session.pipeline().redactor();
+                self.pending
+                    .extend(outcomes.into_iter().map(|o| redactor.outcome(o)));
+            }
+            Err(e) => {
+                self.failed = true;
+                return Some(Err(e.into()));
+            }
+        }
+        if self.pending.is_empty() && self.error.is_none() {
+            return None;
+        }
+        self.next()
     }
 }
 

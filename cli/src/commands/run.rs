@@ -72,10 +72,13 @@ pub fn run(args: Args, color: Color) -> Result<Verdict, Error> {
         &secrets,
     )?;
     let input = Input::new(&args.input);
+    let mut limits = args.limits.limits();
     if input == Input::Stdin && std::io::stdin().is_terminal() {
         eprintln!("reading records from stdin, one JSON object a line; end with Ctrl-D");
+        // Typed records run as each line is entered.
+        limits.batch = 1;
     }
-    let mut stream = Stream::open(&pipeline, &input, &args.limits.limits())?;
+    let mut stream = Stream::open(&pipeline, &input, &limits)?;
     let total = stream.total();
     let show = std::io::stderr().is_terminal() && !std::io::stdout().is_terminal();
     let mut last = Instant::now();

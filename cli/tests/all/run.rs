@@ -293,6 +293,8 @@ fn misbehaviours(calls_per_instance: u32) {
             max_outputs: 1000,
             retries: 2,
             calls_per_instance,
+            // One record per call: each hostile record fails alone (a batch fails together).
+            batch: 1,
         };
         pipeline.run(&inputs, &limits, &mut |_| {}).unwrap()
     });
@@ -533,7 +535,11 @@ pub(crate) fn etl(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
 pub(crate) fn without_times(text: &str) -> String {
     let ms = regex_lite(r"[0-9]+\.[0-9]+ ?(ms|s)\b");
     let json_ms = regex_lite(r#""elapsedMs":[0-9.e-]+"#);
+    let rate = regex_lite(r"[0-9]+ records/s");
+    let json_rate = regex_lite(r#""recordsPerSecond":[0-9.e-]+"#);
     let text = ms.replace_all(text, "[time]");
+    let text = rate.replace_all(&text, "[rate] records/s");
+    let text = json_rate.replace_all(&text, r#""recordsPerSecond":"[rate]""#);
     json_ms
         .replace_all(&text, r#""elapsedMs":"[time]""#)
         .into_owned()
@@ -615,17 +621,17 @@ fn etl_run_reports_bad_input_and_names() {
 
 #[test]
 fn etl_run_exits_one_when_a_record_fails() {
-    let (code, stdout, _) = etl(
-        &[
-            "run",
-            "chaos",
-            "--repo",
-            "tests/fixtures/chaos",
-            "--fuel",
-            "10000000",
-        ],
-        "{\"payload\": \"loop\"}\n{\"payload\": \"fine\"}\n",
-    );
+    let args = [
+        "run",
+        "chaos",
+        "--repo",
+        "tests/fixtures/chaos",
+        "--fuel",
+        "10000000",
+    ];
+    let input = "{\"payload\": \"loop\"}\n{\"payload\": \"fine\"}\n";
+    // One record per call: only the looping one fails.
+    let (code, stdout, _) = etl(&[&args[..], &["--batch", "1"]].concat(), input);
     assert_eq!(code, Some(1));
     assert!(
         stdout.contains("record 0 ✗ failed at chaos (timeout, 1 attempt)"),
@@ -635,6 +641,22 @@ fn etl_run_exits_one_when_a_record_fails() {
         stdout.contains("record 1 → out (chaos.out): fine"),
         "{stdout}"
     );
+    // In one batch (both lines are there at once), the call fails and takes both with it.
+    let (code, stdout, _) = etl(&args, input);
+    assert_eq!(code, Some(1));
+    for record in 0..2 {
+        assert!(
+            stdout.contains(&format!(
+                "record {record} ✗ failed at chaos (timeout, 1 attempt)"
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("note: the whole batch of 2 records failed with it"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("→ out"), "{stdout}");
 }
 
 #[test]
@@ -721,7 +743,11 @@ fn granted_logging_is_served_and_bounded() {
     let report = pipeline
         .run(
             &[text("log:hello"), text("spam:150")],
-            &Limits::default(),
+            // One record per call, so that each call's lines are its record's.
+            &Limits {
+                batch: 1,
+                ..Limits::default()
+            },
             &mut |_| {},
         )
         .unwrap();
@@ -801,6 +827,8 @@ fn behind_an_http_source_the_outcomes_are_the_same() {
         ];
         let limits = Limits {
             fuel: 100_000_000,
+            // One record per call: each record's outcome is its own (a batch fails together).
+            batch: 1,
             ..Limits::default()
         };
         pipeline.run(&inputs, &limits, &mut |_| {}).unwrap()

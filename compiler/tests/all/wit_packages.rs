@@ -317,7 +317,7 @@ fn the_customer_contract_is_exact() {
 }
 
 #[test]
-fn emit_hands_contract_messages_from_in_to_out() {
+fn emit_hands_a_batch_of_contract_messages_from_in_to_out() {
     let (resolve, _, platform) = load_all();
     let ifaces: BTreeSet<&str> = resolve.packages[platform]
         .interfaces
@@ -327,10 +327,19 @@ fn emit_hands_contract_messages_from_in_to_out() {
     assert_eq!(ifaces, BTreeSet::from(["emit", "secrets"]));
     assert_eq!(
         functions(&resolve, platform, "emit"),
-        [
-            "emit: func(outputs: list<message>) -> result<_, string>",
-            "dead-letter: func(input: message, reason: string) -> result<_, string>",
-        ]
+        ["deliver: func(outcomes: list<outcome>) -> result<_, string>"]
+    );
+    // One outcome per input record of the batch: its outputs, or its rejection.
+    assert_eq!(
+        type_def(&resolve, platform, "emit", "outcome"),
+        (
+            "etl:platform/emit@0.1.0".into(),
+            "outputs(list<message>), invalid(rejected)".into()
+        )
+    );
+    assert_eq!(
+        type_def(&resolve, platform, "emit", "rejected").1,
+        "input: message, reason: string"
     );
     // `message` is the contract's own type, not a copy.
     assert_eq!(

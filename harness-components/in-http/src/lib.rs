@@ -130,8 +130,8 @@ fn serve(request: IncomingRequest) -> Result<Reply, Reply> {
     let headers = record_headers(&entries, &keep);
 
     let body = read_body(request, max_body)?.ok_or_else(too_large)?;
-    let payloads = records(body, framing).map_err(|why| Reply::new(400, format!("{why}\n")))?;
-    let single = framing == Framing::One;
+    let (payloads, single) =
+        records(body, framing).map_err(|why| Reply::new(400, format!("{why}\n")))?;
     let count = payloads.len();
     let mut split_headers = headers.clone();
     if !single {
@@ -226,28 +226,35 @@ fn framing(entries: &[(String, Vec<u8>)]) -> Framing {
     }
 }
 
-/// The payloads of the records `body` holds in `framing`. `Err` says why the body is not what
-/// its content type says (a JSON body that is not an array is one record, not an error).
-fn records(body: Vec<u8>, framing: Framing) -> Result<Vec<Vec<u8>>, String> {
+/// The payloads of the records `body` holds in `framing`, and whether it is the body whole
+/// (not split). `Err` says why the body is not what its content type says (a JSON body that is
+/// not an array is one record, not an error).
+fn records(body: Vec<u8>, framing: Framing) -> Result<(Vec<Vec<u8>>, bool), String> {
     match framing {
-        Framing::One => Ok(vec![body]),
-        Framing::Lines => Ok(body
+        Framing::One => Ok((vec![body], true)),
+        Framing::Lines => Ok((
+            body
             .split(|b| *b == b'\n')
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
             .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
             .map(<[u8]>::to_vec)
-            .collect()),
+            .collect(),
+            false,
+        )),
         Framing::Array => {
             let first = body.iter().find(|b| !b.is_ascii_whitespace());
             if first != Some(&b'[') {
-                return Ok(vec![body]);
+                return Ok((vec![body], true));
             }
             let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&body)
                 .map_err(|e| format!("etl in-http: the request body is not a JSON array: {e}"))?;
-            Ok(elements
-                .into_iter()
-                .map(|e| e.get().as_bytes().to_vec())
-                .collect())
+            Ok((
+                elements
+                    .into_iter()
+                    .map(|e| e.get().as_bytes().to_vec())
+                    .collect(),
+                false,
+            ))
         }
     }
 }
@@ -424,7 +431,7 @@ mod tests {
 
     fn split(content_type: &str, body: &str) -> Result<Vec<String>, String> {
         let framing = framing(&[entry("Content-Type", content_type.as_bytes())]);
-        records(body.as_bytes().to_vec(), framing).map(|r| {
+        records(body.as_bytes().to_vec(), framing).map(|(r, _)| {
             r.into_iter()
                 .map(|p| String::from_utf8(p).expect("test bodies are UTF-8"))
                 .collect()

@@ -16,7 +16,16 @@ use std::sync::OnceLock;
 
 use etl::build::compose::{self, Parts};
 use etl::build::harness::Part;
-use etl_envelope::{Envelope, decode, encode};
+use etl_envelope::{Batched, DecodeError, Envelope, decode_batch, encode, encode_batch};
+
+/// The one record of a batch a step published (a version-2 envelope of one record, origin 0).
+fn decode(body: &[u8]) -> Result<Envelope, DecodeError> {
+    let mut batch = decode_batch(body)?;
+    assert_eq!(batch.len(), 1, "a batch of one record");
+    let one = batch.pop().expect("one record");
+    assert_eq!(one.origin, 0, "the record came from the batch's only input");
+    Ok(one.envelope)
+}
 use serde_json::{Value as Json, json};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, Val};
 use wasmtime::{Config, Engine, Store, Trap};
@@ -618,7 +627,7 @@ fn a_refused_publish_is_an_error_naming_the_output_and_subject() {
     let run = run_refusing(enrich(), config, &["b"], "iot.parsed", encode(&input));
     let error = run.result.as_ref().expect_err("the publish failed");
     assert!(
-        error.contains("publishing output 1 of 1 to `b` failed")
+        error.contains("publishing output(s) 1–1 of 1 to `b` failed")
             && error.contains("broker refuses `b`"),
         "{error}"
     );
@@ -759,7 +768,9 @@ fn a_transient_error_is_returned_and_neither_published_nor_dead_lettered() {
     );
     let error = run.result.expect_err("transient");
     assert!(
-        error.contains("transient error in the transform of the message on subject `iot.parsed`")
+        error.contains(
+            "transient error in the transform of record 1 of 1 of the message on subject `iot.parsed`"
+        )
             && error.contains("config key `site` is not set"),
         "{error}"
     );
@@ -920,7 +931,15 @@ fn a_sink_republishes_the_identical_envelope_bytes() {
         },
     ];
     for envelope in envelopes {
-        let body = encode(&envelope);
+        // A one-record envelope (version 1) comes out as the batch of it (version 2); a batch
+        // comes out byte for byte.
+        let batch = encode_batch(&[Batched {
+            origin: 0,
+            envelope: envelope.clone(),
+        }]);
+        let run1 = run(archive(), config, "iot.parsed", encode(&envelope));
+        assert_eq!(run1.published[0].body, batch, "{envelope:?}");
+        let body = batch;
         let run = run(archive(), config, "iot.parsed", body.clone());
         assert_eq!(run.result, Ok(()));
         let sent: Vec<(&str, &[u8], Option<&str>)> = run
