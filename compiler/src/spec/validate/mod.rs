@@ -5,6 +5,7 @@
 
 mod connectors;
 mod environment;
+mod findings;
 mod graph;
 mod lattice;
 mod paths;
