@@ -120,8 +120,12 @@ pub const HEADER_KEY: &str = "etl.out.header.";
 /// Whether the harness of a unit of kind `kind` reads its `with:` setting `key` (from its
 /// runtime configuration or, for a secret, through the settings part) rather than passing it to
 /// the provider: a nats sink's `subject`, a kafka sink's `topic`, an s3 sink's `bucket` and
-/// `key`, an http sink's `url`, `content-type`, `authorization` and `header.<Name>`.
+/// `key`, an http sink's `url`, `content-type`, `authorization` and `header.<Name>`; and every
+/// sink's `batch` and `batch-bytes` ([`BATCH_SETTINGS`]).
 pub fn harness_reads(kind: UnitKind, key: &str) -> bool {
+    if matches!(kind, UnitKind::Sink(_)) && BATCH_SETTINGS.contains(&key) {
+        return true;
+    }
     match kind {
         UnitKind::Sink(SinkConnector::Http) => {
             matches!(key, "url" | "content-type" | "authorization")
@@ -136,6 +140,26 @@ pub fn harness_reads(kind: UnitKind, key: &str) -> bool {
         UnitKind::Step => true,
     }
 }
+
+/// The `with:` settings of a sink that say how its records are packed into batches, and the
+/// runtime configuration keys its `out-*` part reads them from: how (`batch`), and the largest
+/// request, message or object a batch fills (`batch-bytes`). Written only when set: the parts
+/// apply their defaults.
+pub const BATCH_SETTINGS: [&str; 2] = ["batch", "batch-bytes"];
+
+/// The configuration key of a sink's batch setting `key` (one of [`BATCH_SETTINGS`]).
+fn batch_key(key: &str) -> String {
+    format!("etl.out.{key}")
+}
+
+/// The `with:` settings of an `http` source its `in-http` part reads (in every unit the source
+/// feeds), and their configuration keys: the request headers kept, the largest body, and how a
+/// body splits into records. The provider gets none of them.
+pub const HTTP_SOURCE_SETTINGS: [(&str, &str); 3] = [
+    ("headers", "etl.in.headers"),
+    ("max-body", "etl.in.max-body"),
+    ("batch", "etl.in.batch"),
+];
 
 /// Whether the component of a unit of kind `kind` reads its secret setting `key` itself
 /// (through the settings part): every secret of a step (`config:`), an HTTP sink's
@@ -338,10 +362,7 @@ pub fn deploy(
             }
         }
         if http {
-            for (key, name) in [
-                ("headers", "etl.in.headers"),
-                ("max-body", "etl.in.max-body"),
-            ] {
+            for (key, name) in HTTP_SOURCE_SETTINGS {
                 if let Some(v) = source_settings.values.get(key) {
                     config.insert(name.to_owned(), v.clone());
                 }
@@ -398,6 +419,11 @@ pub fn deploy(
                     key: required,
                 })?;
         let mut publishes = Vec::new();
+        for key in BATCH_SETTINGS {
+            if let Some(v) = rendered.values.get(key) {
+                config.insert(batch_key(key), v.clone());
+            }
+        }
         match sink.connector {
             SinkConnector::Nats | SinkConnector::Kafka => {
                 config.insert("etl.out.subjects".to_owned(), target.clone());

@@ -149,6 +149,8 @@ codes! {
     DuplicateGrant = "W0310", Warning, "a capability granted twice";
     MissingProvider = "E0312", Error, "a connector whose provider the project does not configure";
     UnpinnedProvider = "W0313", Warning, "a provider image not pinned by digest";
+    BatchMode = "E0314", Error, "a `batch` setting its connector does not take";
+    BatchBytes = "E0315", Error, "a `batch-bytes` setting that is not a positive integer";
     TemplateSyntax = "E0401", Error, "a template that does not parse";
     UndefinedVariable = "E0402", Error, "a template uses a variable some environment lacks";
     TemplateRender = "E0403", Error, "a template fails to render";

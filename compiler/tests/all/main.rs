@@ -6,6 +6,7 @@ mod common;
 #[path = "../common/edits.rs"]
 mod edits;
 
+mod batching;
 mod claims;
 mod compose;
 mod fuzz;

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::deployment::{Deployment, UnitKind, harness_reads};
+use crate::build::deployment::{Deployment, HTTP_SOURCE_SETTINGS, UnitKind, harness_reads};
 use crate::build::generation::Generation;
 use crate::spec::load::Repo;
 use crate::spec::model::{Environment, HttpListener, Spread};
@@ -779,7 +779,8 @@ pub fn application(
         // Records in.
         if unit.http {
             use_provider(ProviderKind::HttpServer, &source.name, &scale)?;
-            let mut config = source_extra(&["headers", "max-body"]);
+            let skip: Vec<&str> = HTTP_SOURCE_SETTINGS.iter().map(|(k, _)| *k).collect();
+            let mut config = source_extra(&skip);
             config
                 .entry("path".to_owned())
                 .or_insert_with(|| "/".to_owned());

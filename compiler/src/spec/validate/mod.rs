@@ -3,8 +3,10 @@
 //!
 //! Each submodule checks one family of rules and only reports; nothing here changes the repo.
 
+mod batching;
 mod connectors;
 mod environment;
+mod findings;
 mod graph;
 mod lattice;
 mod paths;
@@ -90,6 +92,7 @@ pub fn check_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verif
     providers::check_providers(repo, &mut out);
     environment::check_environments(repo, &mut out);
     lattice::check_lattice(repo, environments.as_ref(), &mut out);
+    batching::check_batching(repo, environments.as_ref(), &mut out);
     policy::check_policy(repo, &mut out);
     // Without a loaded project only the checks that need no environment run.
     for setting in settings::settings(repo) {

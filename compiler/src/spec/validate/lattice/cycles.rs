@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use super::view::{Findings, Lattice, Publish, Read};
+use super::view::{Lattice, Publish, Read};
 use crate::diag::{Code, Diagnostic};
+use crate::spec::validate::findings::Findings;
 
 /// Pipeline `from` publishes what pipeline `read.pipeline` reads.
 #[derive(Clone, Copy)]

@@ -21,6 +21,7 @@ use crate::diag::Diagnostic;
 use crate::spec::environments::Environments;
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::Pipeline;
+use crate::spec::validate::findings::Findings;
 
 pub(super) fn check_lattice(
     repo: &Repo,
@@ -40,7 +41,7 @@ pub(super) fn check_lattice(
         return;
     };
     let project = project.spec.metadata.name.as_str();
-    let mut found = view::Findings::new();
+    let mut found = Findings::new();
     let mut count = 0;
     for env in environments.for_setting(None) {
         count += 1;

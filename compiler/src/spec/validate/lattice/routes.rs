@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::view::{Findings, Lattice, Route, Served};
+use super::view::{Lattice, Route, Served};
 use crate::diag::{Code, Diagnostic};
+use crate::spec::validate::findings::Findings;
 
 pub(super) fn check_routes(l: &Lattice<'_>, found: &mut Findings) {
     check_shared_port(l, found);

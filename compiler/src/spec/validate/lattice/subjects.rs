@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
-use super::view::{Bus, Findings, Lattice, Publish, Publisher};
+use super::view::{Bus, Lattice, Publish, Publisher};
 use crate::diag::{Code, Diagnostic};
 use crate::spec::model::SourceConnector;
 use crate::spec::subjects::is_wildcard;
+use crate::spec::validate::findings::Findings;
 
 /// What an internal subject carries, in words: "step `parse` of pipeline `a`".
 fn owner(l: &Lattice<'_>, w: &Publish<'_>) -> String {
