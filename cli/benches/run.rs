@@ -1,5 +1,6 @@
 //! Benchmark of `etl run`: the throughput of a composed step against its bare customer
-//! component, and the time to the first record of the example pipeline.
+//! component, one record per call and in batches, the whole pipeline at batch sizes 1 to 1000,
+//! and the time to the first record of the example pipeline.
 //!
 //! A plain bench binary (no criterion, to keep the build lean):
 //!
@@ -8,7 +9,7 @@
 //! ETL_BENCH_QUICK=1 cargo bench -p etl-cli --bench run         # smoke test for CI: a few records, one run
 //! cargo test -p etl-cli --bench run                            # also the smoke test (no `--bench` arg)
 //! ETL_BENCH_PROFILE=runner cargo bench -p etl-cli --bench run  # loop one variant for 15 s, to
-//!     # profile it: bare-fresh, runner, runner-nats, bare-reused, runner-reused or pipeline
+//!     # profile it: bare-1, bare, runner-1, runner, runner-nats-1, runner-nats, pipeline-<batch>
 //! ```
 //!
 //! Everything runs on `examples/iot-sensors`, pipeline `sensor-ingest`, environment `dev`,
@@ -18,30 +19,33 @@
 //! to exactly 1 KiB each. Measured, side by side (each repetition runs every variant once, in
 //! turn, so a busy spell of the machine hits them all):
 //!
+//! Every way in runs at batch size 1 (one record per call, a fresh store and instance each: the
+//! baseline, as before issue 17) and at [`BATCH`] (one call per batch, a fresh store and
+//! instance per batch):
+//!
 //! - **bare**: the customer component of step `parse` (`components/parse.wasm`, componentized by
 //!   `etl::build::resolve::prepare` as `etl compile` does) called directly through wasmtime: the
-//!   runner's engine (`etl_run::engine()`), a fresh `Store` per record with the same fuel and
-//!   memory limit, instantiate, call `etl:pipeline/transform@0.1.0#transform`;
+//!   runner's engine (`etl_run::engine()`), a fresh `Store` per record, or per batch with
+//!   `transform` called in a loop in that one instance (the fuel reset before each call), with
+//!   the same fuel and memory limit;
 //! - **composed, runner**: the composed `parse` unit alone (a deployment that keeps only `parse`;
 //!   its outputs go to a subject nothing consumes and are counted as `unconsumed`), through
-//!   `etl_run::LoadedPipeline::run`: one `POST` per record into `in-http`, a fresh store and instance
-//!   per record;
+//!   `etl_run::LoadedPipeline::run` with `Limits::batch`: one `POST` per record, or one NDJSON
+//!   `POST` per batch, into `in-http`;
 //! - **composed, NATS source**: the same, but `parse` composed here with `in-messaging` instead of
-//!   `in-http` (as `etl compile` composes a step behind a `nats` source) and fed the record in an
-//!   etl envelope on a subject, to see what the HTTP entry costs;
-//! - **reused instance**: bare, and the runner with `Limits::calls_per_instance` covering the
-//!   batch, with one store and instance for all records and the fuel reset before each call, so
-//!   the cost of instantiating is separated from the cost of the call (the envelope, the copies
-//!   between the parts, the HTTP resources);
-//! - **whole pipeline**: every unit of `sensor-ingest` (5 calls per record when it passes the
-//!   threshold), through `LoadedPipeline::run`;
+//!   `in-http` (as `etl compile` composes a step behind a `nats` source) and fed the records in
+//!   one etl envelope a batch on a subject;
+//! - **whole pipeline**: every unit of `sensor-ingest` (parse, enrich, threshold-alert and both
+//!   sinks) through a `Session` (outcomes dropped as they come), at batch sizes 1, 10, 100 and
+//!   1000, and at 100 with the `alerts` webhook sink sending NDJSON batches instead of one
+//!   request per alert;
 //! - **time to first record**: `Runtime::new` + `Runtime::load` of the whole pipeline + `run` of
 //!   one record, cold (an empty compiled-code cache) and warm (a fresh `Runtime` on a cache an
 //!   earlier run filled), plus the `prepare` that `etl run` does before it (validate and compile
 //!   in memory, with the composition cache warm); and the CLI, `etl run` of the release binary
 //!   on one record (process start to exit), cold (an empty `--cache-dir`) and warm (full mode only).
 //!
-//! The harness overhead is `1 − composed/bare` in records per second. Figures are printed, never
+//! The harness overhead is `1 − composed/bare` in records per second, at the same batch size. Figures are printed, never
 //! asserted; what is asserted is that every call succeeds and that the bare component and the
 //! composed step give the same reading.
 //!
@@ -85,14 +89,21 @@ const SECRET: (&str, &str) = ("alerts-webhook-token", "Bearer bench-token");
 /// Size of every input record.
 const RECORD_BYTES: usize = 1024;
 
+/// The batch size measured against one record per call.
+const BATCH: usize = etl_run::DEFAULT_BATCH;
+/// Batch sizes of the whole-pipeline sweep.
+const SWEEP: [usize; 4] = [1, 10, 100, 1000];
+
 /// Iteration counts.
 struct Counts {
-    /// Records per batch through one `parse` variant.
+    /// Records per repetition through one `parse` variant.
     records: usize,
-    /// Batches of each variant (the median is reported).
+    /// Repetitions of each variant (the median is reported).
     reps: usize,
-    /// Records per batch through the whole pipeline.
+    /// Records per repetition through the whole pipeline, in batches.
     pipeline_records: usize,
+    /// Records per repetition through the whole pipeline one at a time (the slow baseline).
+    pipeline_single: usize,
     /// Warm time-to-first-record runs.
     warm: usize,
     /// Cold time-to-first-record runs (each with an empty compiled-code cache).
@@ -100,16 +111,18 @@ struct Counts {
 }
 
 const FULL: Counts = Counts {
-    records: 1000,
-    reps: 7,
-    pipeline_records: 200,
+    records: 2000,
+    reps: 5,
+    pipeline_records: 100_000,
+    pipeline_single: 2000,
     warm: 10,
     cold: 3,
 };
 const QUICK: Counts = Counts {
     records: 3,
     reps: 1,
-    pipeline_records: 2,
+    pipeline_records: 3,
+    pipeline_single: 2,
     warm: 1,
     cold: 1,
 };
@@ -121,6 +134,7 @@ type Variant<'a> = Box<dyn Fn() + 'a>;
 const PROFILE_TIME: Duration = Duration::from_secs(15);
 /// Issue targets.
 const TARGET_OVERHEAD: f64 = 0.15;
+const TARGET_PIPELINE: f64 = 50_000.0;
 const TARGET_FIRST_RECORD: Duration = Duration::from_millis(300);
 
 fn main() {
@@ -132,11 +146,9 @@ fn main() {
     };
     let n = if quick { QUICK } else { FULL };
     let limits = Limits::default();
-    // The same limits, but one instance of `parse` serves a whole batch.
-    let reused = Limits {
-        calls_per_instance: u32::MAX,
-        ..limits
-    };
+    // The baseline: one record per call.
+    let single = Limits { batch: 1, ..limits };
+    let sized = |batch: usize| Limits { batch, ..limits };
 
     println!(
         "etl run benchmark{}",
@@ -195,6 +207,7 @@ fn main() {
     let inputs = records(n.records.max(n.pipeline_records));
     let parse_inputs = &inputs[..n.records];
     let pipeline_inputs = &inputs[..n.pipeline_records];
+    let pipeline_single = &inputs[..n.pipeline_single];
 
     // `ETL_BENCH_PROFILE=<variant>`: loop one variant (to profile it), nothing else.
     let profile = std::env::var("ETL_BENCH_PROFILE")
@@ -231,6 +244,17 @@ fn main() {
         .load(&deployment, &units)
         .expect("load the pipeline");
     whole.set_secrets(|key| (key == SECRET.0).then(|| SECRET.1.to_owned()));
+    // The same pipeline with its `alerts` webhook sink sending NDJSON batches (`batch: ndjson`)
+    // instead of one request per record.
+    let mut sink_batches = deployment.clone();
+    for unit in sink_batches.units.iter_mut().filter(|u| u.name == "alerts") {
+        unit.config
+            .insert("etl.out.batch".to_owned(), "ndjson".to_owned());
+    }
+    let mut whole_sink_batches = runtime
+        .load(&sink_batches, &units)
+        .expect("load the pipeline");
+    whole_sink_batches.set_secrets(|key| (key == SECRET.0).then(|| SECRET.1.to_owned()));
     let customer = {
         let path = example.join("components/parse.wasm");
         let bytes = std::fs::read(&path).expect("read parse.wasm");
@@ -259,9 +283,9 @@ fn main() {
     assert_eq!(archived.record.payload, expected);
     let calls_per_record = run_whole(&whole, pipeline_inputs, &limits);
 
-    let variants: Vec<(&str, Variant)> = vec![
+    let mut variants: Vec<(String, Variant)> = vec![
         (
-            "bare-fresh",
+            "bare-1".into(),
             Box::new(|| {
                 for r in parse_inputs {
                     bare.fresh(r, &limits);
@@ -269,30 +293,56 @@ fn main() {
             }),
         ),
         (
-            "runner",
+            "bare".into(),
+            Box::new(|| {
+                for batch in parse_inputs.chunks(BATCH) {
+                    bare.reused(batch, &limits);
+                }
+            }),
+        ),
+        (
+            "runner-1".into(),
+            Box::new(|| run_parse(&composed, parse_inputs, &single)),
+        ),
+        (
+            "runner".into(),
             Box::new(|| run_parse(&composed, parse_inputs, &limits)),
         ),
         (
-            "runner-nats",
+            "runner-nats-1".into(),
+            Box::new(|| run_parse(&composed_nats, parse_inputs, &single)),
+        ),
+        (
+            "runner-nats".into(),
             Box::new(|| run_parse(&composed_nats, parse_inputs, &limits)),
         ),
-        (
-            "bare-reused",
-            Box::new(|| bare.reused(parse_inputs, &limits)),
-        ),
-        (
-            "runner-reused",
-            Box::new(|| run_parse(&composed, parse_inputs, &reused)),
-        ),
-        (
-            "pipeline",
-            Box::new(|| {
-                run_whole(&whole, pipeline_inputs, &limits);
-            }),
-        ),
     ];
+    {
+        let whole = &whole_sink_batches;
+        variants.push((
+            "pipeline-sink-batches".into(),
+            Box::new(move || {
+                run_whole(whole, pipeline_inputs, &limits);
+            }),
+        ));
+    }
+    for batch in SWEEP {
+        let whole = &whole;
+        let inputs = if batch == 1 {
+            pipeline_single
+        } else {
+            pipeline_inputs
+        };
+        let limits = sized(batch);
+        variants.push((
+            format!("pipeline-{batch}"),
+            Box::new(move || {
+                run_whole(whole, inputs, &limits);
+            }),
+        ));
+    }
     if let Some(name) = profile {
-        let names: Vec<&str> = variants.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = variants.iter().map(|(n, _)| n.as_str()).collect();
         let (_, f) = variants
             .iter()
             .find(|(n, _)| *n == name)
@@ -314,68 +364,66 @@ fn main() {
         for (name, f) in &variants {
             let t = Instant::now();
             f();
-            times.entry(name).or_default().push(t.elapsed());
+            times.entry(name.as_str()).or_default().push(t.elapsed());
         }
     }
     let mut med = |name: &str| median(times.get_mut(name).expect("measured"));
     let per_second = |d: Duration, count: usize| count as f64 / d.as_secs_f64();
     let micros = |d: Duration, count: usize| d.as_secs_f64() * 1e6 / count as f64;
 
-    let bare_fresh = med("bare-fresh");
+    let bare_single = med("bare-1");
+    let bare_batch = med("bare");
+    let runner_single = med("runner-1");
     let runner = med("runner");
+    let nats_single = med("runner-nats-1");
     let runner_nats = med("runner-nats");
-    let bare_reused = med("bare-reused");
-    let runner_reused = med("runner-reused");
-    let pipeline = med("pipeline");
     let records = n.records;
     let overhead = |composed: Duration, bare: Duration| {
         1.0 - per_second(composed, records) / per_second(bare, records)
     };
 
     println!(
-        "step `{STEP}`, {records} records of {RECORD_BYTES} bytes per batch, median of {} \
-         batches; one thread",
+        "step `{STEP}`, {records} records of {RECORD_BYTES} bytes per repetition, median of {} \
+         repetitions; one thread",
         n.reps
     );
     println!();
     println!(
-        "| path into `{STEP}` | fresh store + instance per record: records/s | µs/record | \
-         one instance reused: records/s | µs/record |"
+        "| path into `{STEP}` | batch 1 (a fresh instance per record): records/s | µs/record | \
+         batch {BATCH} (a fresh instance per batch): records/s | µs/record |"
     );
     println!("|---|---:|---:|---:|---:|");
-    let row = |name: &str, fresh: Option<Duration>, reused: Option<Duration>| {
-        let cell = |d: Option<Duration>| match d {
-            Some(d) => (
-                format!("{:.0}", per_second(d, records)),
-                format!("{:.1}", micros(d, records)),
-            ),
-            None => ("—".to_owned(), "—".to_owned()),
-        };
-        let (f, fu) = cell(fresh);
-        let (r, ru) = cell(reused);
-        println!("| {name} | {f} | {fu} | {r} | {ru} |");
+    let row = |name: &str, one: Duration, batched: Duration| {
+        println!(
+            "| {name} | {:.0} | {:.1} | {:.0} | {:.1} |",
+            per_second(one, records),
+            micros(one, records),
+            per_second(batched, records),
+            micros(batched, records)
+        );
     };
     row(
-        "bare customer component, `transform` called directly",
-        Some(bare_fresh),
-        Some(bare_reused),
+        "bare customer component, `transform` called directly (in a loop per batch)",
+        bare_single,
+        bare_batch,
     );
     row(
-        "composed step, `etl_run::LoadedPipeline::run` (HTTP source)",
-        Some(runner),
-        Some(runner_reused),
+        "composed step, `etl_run::LoadedPipeline::run` (HTTP source: a POST per record, or NDJSON per batch)",
+        runner_single,
+        runner,
     );
     row(
-        "composed step, `LoadedPipeline::run`, behind a NATS source instead",
-        Some(runner_nats),
-        None,
+        "composed step, `LoadedPipeline::run`, behind a NATS source (an envelope per record, or per batch)",
+        nats_single,
+        runner_nats,
     );
     println!(
-        "| **harness overhead** 1 − composed/bare | **{:.0} %** (runner), {:.0} % (NATS) | | \
-         **{:.0} %** | |",
-        100.0 * overhead(runner, bare_fresh),
-        100.0 * overhead(runner_nats, bare_fresh),
-        100.0 * overhead(runner_reused, bare_reused),
+        "| **harness overhead** 1 − composed/bare | **{:.0} %** (HTTP), {:.0} % (NATS) | | \
+         **{:.0} %** (HTTP), {:.0} % (NATS) | |",
+        100.0 * overhead(runner_single, bare_single),
+        100.0 * overhead(nats_single, bare_single),
+        100.0 * overhead(runner, bare_batch),
+        100.0 * overhead(runner_nats, bare_batch),
     );
 
     let (bare_shape, composed_shape) = (shape(&customer), shape(&units[STEP].bytes));
@@ -393,11 +441,35 @@ fn main() {
 
     println!();
     println!(
-        "whole pipeline `{PIPELINE}` through LoadedPipeline::run: {:.0} records/s ({} records per \
-         batch, {calls_per_record:.1} calls per record, {:.1} µs per call)",
-        per_second(pipeline, n.pipeline_records),
+        "whole pipeline `{PIPELINE}` through a Session ({calls_per_record:.1} unit deliveries per \
+         record), fresh instances per call:"
+    );
+    println!();
+    println!("| batch size | records | records/s | µs/record |");
+    println!("|---:|---:|---:|---:|");
+    let mut pipeline_rate = 0.0;
+    for batch in SWEEP {
+        let count = if batch == 1 {
+            n.pipeline_single
+        } else {
+            n.pipeline_records
+        };
+        let d = med(&format!("pipeline-{batch}"));
+        if batch == BATCH {
+            pipeline_rate = per_second(d, count);
+        }
+        println!(
+            "| {batch} | {count} | {:.0} | {:.1} |",
+            per_second(d, count),
+            micros(d, count)
+        );
+    }
+    let d = med("pipeline-sink-batches");
+    let sink_batches_rate = per_second(d, n.pipeline_records);
+    println!(
+        "| {BATCH}, `alerts` sending NDJSON batches (`batch: ndjson`) | {} | {sink_batches_rate:.0} | {:.1} |",
         n.pipeline_records,
-        micros(pipeline, n.pipeline_records) / calls_per_record,
+        micros(d, n.pipeline_records)
     );
 
     println!();
@@ -487,14 +559,19 @@ fn main() {
 
     println!();
     let pass = |ok: bool| if ok { "PASS" } else { "FAIL" };
-    let o = overhead(runner, bare_fresh);
+    let o = overhead(runner, bare_batch);
     println!(
-        "target harness overhead < {:.0} %: {:.0} % (runner, fresh instance per record): {}; \
-         {:.0} % with one instance reused",
+        "target harness overhead < {:.0} % at batch {BATCH}: {:.0} % (HTTP source), {:.0} % (NATS \
+         source): {}",
         100.0 * TARGET_OVERHEAD,
         100.0 * o,
+        100.0 * overhead(runner_nats, bare_batch),
         pass(o < TARGET_OVERHEAD),
-        100.0 * overhead(runner_reused, bare_reused),
+    );
+    println!(
+        "target whole pipeline > {TARGET_PIPELINE:.0} records/s at batch {BATCH}: {pipeline_rate:.0} \
+         (a request per alert), {sink_batches_rate:.0} (alerts in NDJSON batches): {}",
+        pass(pipeline_rate > TARGET_PIPELINE)
     );
     let mut totals: Vec<Duration> = warm.iter().map(|r| r.total).collect();
     let warm_total = median(&mut totals);
@@ -664,11 +741,17 @@ fn run_parse(pipeline: &LoadedPipeline, inputs: &[Record], limits: &Limits) {
     assert_eq!(report.unconsumed, inputs.len() as u64);
 }
 
-/// Runs `inputs` through the whole pipeline; the calls made per record.
+/// Runs `inputs` through the whole pipeline in batches of `limits.batch`, dropping each
+/// outcome as it comes; the records delivered to units per input record.
 fn run_whole(pipeline: &LoadedPipeline, inputs: &[Record], limits: &Limits) -> f64 {
-    let report = pipeline.run(inputs, limits, &mut |_| {}).expect("run");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    let calls: u64 = report.counts.iter().map(|(_, c)| c.received).sum();
+    let mut session = pipeline.session(limits);
+    for batch in inputs.chunks(limits.batch) {
+        for outcome in session.feed_batch(batch).expect("run") {
+            assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+        }
+    }
+    let summary = session.summary();
+    let calls: u64 = summary.counts.iter().map(|(_, c)| c.received).sum();
     calls as f64 / inputs.len() as f64
 }
 
@@ -759,7 +842,8 @@ impl Bare {
         call_transform(&instance, &mut store, record)
     }
 
-    /// Every record through one instance, the fuel reset before each call.
+    /// Every record through one instance (`transform` in a loop), the fuel reset before each
+    /// call.
     fn reused(&self, records: &[Record], limits: &Limits) {
         let mut store = self.store(limits);
         let instance = self.pre.instantiate(&mut store).expect("instantiate");

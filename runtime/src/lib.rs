@@ -834,11 +834,10 @@ impl LoadedPipeline {
                 self.route(subject, &etl_envelope::encode_batch(&batch), &inputs, &mut queue);
             }
             None => {
-                let source = &self.deployment().source.settings;
                 for unit in (0..self.units.len())
                     .filter(|&u| self.units[u].http.is_some() && self.units[u].pipeline == 0)
                 {
-                    for run in requests(records, source, &self.units[unit].config) {
+                    for run in requests(records, &self.units[unit].config) {
                         queue.push_back((
                             unit,
                             Delivery::Http {
@@ -1474,12 +1473,7 @@ const NDJSON: &str = "application/x-ndjson";
 /// The requests a batch of `records` goes to an HTTP source in, as runs of records: as many
 /// records in one NDJSON `POST` as `in-http` reads back as exactly those records (one line
 /// each, the same headers, within `etl.in.max-body`), else one record per request.
-fn requests(
-    records: &[Record],
-    source: &BTreeMap<String, String>,
-    config: &BTreeMap<String, String>,
-) -> Vec<std::ops::Range<usize>> {
-    let _ = source;
+fn requests(records: &[Record], config: &BTreeMap<String, String>) -> Vec<std::ops::Range<usize>> {
     let splits = config.get("etl.in.batch").is_none_or(|b| b.trim() != "none");
     let max_body = config
         .get("etl.in.max-body")
@@ -1505,13 +1499,14 @@ fn requests(
             && (json || !keeps_content_type)
             && content_type.is_none_or(|c| c.eq_ignore_ascii_case("application/json"))
     };
-    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    // Runs of records, each with whether its records are lines of one NDJSON body.
+    let mut runs: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
     let mut bytes = 0;
     for (i, r) in records.iter().enumerate() {
         let size = r.payload.len() + 1;
-        if let Some(last) = runs.last_mut()
-            && one_line(r)
-            && one_line(&records[last.start])
+        let line = one_line(r);
+        if let Some((last, true)) = runs.last_mut()
+            && line
             && records[last.start].headers == r.headers
             && bytes + size <= max_body
         {
@@ -1519,10 +1514,10 @@ fn requests(
             bytes += size;
             continue;
         }
-        runs.push(i..i + 1);
+        runs.push((i..i + 1, line));
         bytes = size;
     }
-    runs
+    runs.into_iter().map(|(run, _)| run).collect()
 }
 
 /// The records an HTTP sink's request carries: its body, or, for a sink that sends batches
@@ -1609,5 +1604,105 @@ fn record_of(envelope: etl_envelope::Envelope) -> Record {
         key: envelope.key,
         payload: envelope.payload,
         headers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: &str, headers: &[(&str, &str)]) -> Record {
+        Record {
+            key: None,
+            payload: payload.as_bytes().to_vec(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn records_share_a_post_only_where_in_http_reads_them_back_unchanged() {
+        let json = [("content-type", "application/json")];
+        let records = [
+            record(r#"{"a":1}"#, &json),
+            record(r#"{"a":2}"#, &json),
+            // A line break: alone.
+            record("{\n\"a\":3}", &json),
+            record(r#"{"a":4}"#, &json),
+            // Other headers: a request of its own.
+            record(r#"{"a":5}"#, &[("content-type", "application/json"), ("x", "1")]),
+            // An array would be split into its elements, a blank payload skipped: alone.
+            record("[1,2]", &json),
+            record("  ", &json),
+            record(r#"{"a":8}"#, &json),
+        ];
+        assert_eq!(
+            requests(&records, &BTreeMap::new()),
+            [0..2, 2..3, 3..4, 4..5, 5..6, 6..7, 7..8]
+        );
+        // `batch: none` on the source: one record per request.
+        let none = config(&[("etl.in.batch", "none")]);
+        assert_eq!(requests(&records[..2], &none), [0..1, 1..2]);
+        // No body over `max-body`: 8 bytes a record (7 and a line break).
+        let small = config(&[("etl.in.max-body", "16")]);
+        let three = [records[0].clone(), records[1].clone(), records[0].clone()];
+        assert_eq!(requests(&three, &small), [0..2, 2..3]);
+        // A kept `content-type` other than JSON would read `application/json` once split.
+        let plain = [record("a", &[]), record("b", &[])];
+        assert_eq!(requests(&plain, &BTreeMap::new()), [0..2]);
+        let keeps = config(&[("etl.in.headers", "Content-Type")]);
+        assert_eq!(requests(&plain, &keeps), [0..1, 1..2]);
+    }
+
+    #[test]
+    fn a_sinks_batch_is_read_back_into_its_records() {
+        let request = CapturedRequest {
+            method: "POST".to_owned(),
+            url: "http://hook/x".to_owned(),
+            headers: vec![
+                ("host".to_owned(), "hook".to_owned()),
+                ("content-length".to_owned(), "14".to_owned()),
+                ("content-type".to_owned(), NDJSON.to_owned()),
+            ],
+            body: b"{\"a\":1}\n[2, 3]\n".to_vec(),
+        };
+        let payloads = |config: &BTreeMap<String, String>| -> Vec<String> {
+            request_records(&request, config)
+                .into_iter()
+                .map(|r| {
+                    assert_eq!(r.headers, [("content-type".to_owned(), NDJSON.to_owned())]);
+                    String::from_utf8(r.payload).unwrap()
+                })
+                .collect()
+        };
+        assert_eq!(
+            payloads(&config(&[("etl.out.batch", "ndjson")])),
+            ["{\"a\":1}", "[2, 3]"]
+        );
+        assert_eq!(payloads(&BTreeMap::new()), ["{\"a\":1}\n[2, 3]\n"]);
+        let array = CapturedRequest {
+            body: b"[{\"a\":1}, [2, 3]]".to_vec(),
+            ..request.clone()
+        };
+        let records = request_records(&array, &config(&[("etl.out.batch", "json-array")]));
+        let payloads: Vec<&[u8]> = records.iter().map(|r| &r.payload[..]).collect();
+        assert_eq!(payloads, [&b"{\"a\":1}"[..], b"[2, 3]"]);
+        let object = CapturedObject {
+            container: "c".to_owned(),
+            name: "batch-0".to_owned(),
+            data: b"x\ny\n".to_vec(),
+        };
+        let lines = object_records(&object, &config(&[("etl.out.batch", "ndjson")]));
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].key.as_deref(), Some(&b"batch-0"[..]));
     }
 }
