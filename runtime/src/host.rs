@@ -12,7 +12,7 @@
 //! the configuration (v2: the deployment layers its Secret into the `wasi:config` interface).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -20,7 +20,11 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
+use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Method, RequestOptions, Scheme};
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 wasmtime::component::bindgen!({
@@ -201,7 +205,6 @@ pub(crate) const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::fro
 
 /// Captures outgoing requests, or sends them (see [`Outgoing`]).
 struct CaptureHooks {
-    captured: Arc<Mutex<Vec<CapturedRequest>>>,
     /// Requests beyond this many are refused.
     limit: usize,
     outgoing: Outgoing,
@@ -227,6 +230,8 @@ async fn send(
 }
 
 impl WasiHttpHooks for CaptureHooks {
+    /// Sends the request (a step's customer's, its egress part let through): captured requests
+    /// never get here ([`handle`]).
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -240,49 +245,96 @@ impl WasiHttpHooks for CaptureHooks {
                 )>,
             > + Send,
     > {
-        if self.outgoing == Outgoing::Send {
-            return Box::new(send(request, options));
+        Box::new(send(request, options))
+    }
+
+    /// A captured request's body is read only when the call ends: every write the component
+    /// makes is buffered, so that none waits for a reader.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        match self.outgoing {
+            Outgoing::Capture => 1 << 20,
+            Outgoing::Send => wasmtime_wasi_http::p2::DEFAULT_OUTGOING_BODY_BUFFER_CHUNKS,
         }
-        let captured = Arc::clone(&self.captured);
-        let limit = self.limit;
-        Box::new(async move {
-            let (parts, body) = request.into_parts();
-            let body = body.collect().await?.to_bytes();
-            {
-                let mut captured = captured.lock().expect("not poisoned");
-                if captured.len() >= limit {
-                    return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
-                }
-                captured.push(CapturedRequest {
-                    method: parts.method.to_string(),
-                    url: parts.uri.to_string(),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.to_string(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                    body: body.to_vec(),
-                });
-            }
-            let response = http::Response::builder()
-                .status(200)
-                .body(
-                    Empty::<Bytes>::new()
-                        .map_err(|never| match never {})
-                        .boxed_unsync(),
-                )
-                .expect("a valid response");
-            let done: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
-                Box::new(async { Ok(()) });
-            Ok((response, done))
-        })
     }
 }
+
+/// `wasi:http/outgoing-handler.handle`, as the runner serves it. A sink's request is captured on
+/// the calling thread: its head at once, its body (which the component finishes after this
+/// call) when the call ends ([`Host::take_requests`]), and it is answered `200` at once, with
+/// no task and no thread in between. (`wasmtime-wasi-http` runs every request as two tasks on
+/// its runtime's worker threads, which cost the runner about 45 µs a captured request.) A
+/// step's customer's request is sent as `wasmtime-wasi-http` sends it.
+fn handle(
+    host: &mut Host,
+    request: Resource<HostOutgoingRequest>,
+    options: Option<Resource<RequestOptions>>,
+) -> wasmtime_wasi_http::p2::HttpResult<Resource<HostFutureIncomingResponse>> {
+    if host.hooks.outgoing == Outgoing::Send {
+        return outgoing_handler::Host::handle(&mut host.http(), request, options);
+    }
+    let request = host.table.delete(request)?;
+    if host.pending.len() >= host.hooks.limit {
+        host.output_limit_hit = true;
+        return Err(ErrorCode::HttpRequestDenied.into());
+    }
+    let scheme = match &request.scheme {
+        Some(Scheme::Http) => "http".to_owned(),
+        Some(Scheme::Other(s)) => s.clone(),
+        Some(Scheme::Https) | None => "https".to_owned(),
+    };
+    let method = match &request.method {
+        Method::Get => "GET".to_owned(),
+        Method::Head => "HEAD".to_owned(),
+        Method::Post => "POST".to_owned(),
+        Method::Put => "PUT".to_owned(),
+        Method::Delete => "DELETE".to_owned(),
+        Method::Connect => "CONNECT".to_owned(),
+        Method::Options => "OPTIONS".to_owned(),
+        Method::Trace => "TRACE".to_owned(),
+        Method::Patch => "PATCH".to_owned(),
+        Method::Other(m) => m.clone(),
+    };
+    let captured = CapturedRequest {
+        method,
+        url: format!(
+            "{scheme}://{}{}",
+            request.authority.as_deref().unwrap_or_default(),
+            request.path_with_query.as_deref().unwrap_or("/")
+        ),
+        headers: request
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: Vec::new(),
+    };
+    host.pending.push((captured, request.body));
+    let response = http::Response::builder()
+        .status(200)
+        .body(
+            Empty::<Bytes>::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("a valid response");
+    // The response needs no I/O: its worker is a task of a runtime that never runs.
+    let worker = AbortOnDropJoinHandle::from(IDLE.spawn(async {}));
+    Ok(host
+        .table
+        .push(HostFutureIncomingResponse::Ready(Ok((response, worker))))?)
+}
+
+/// A runtime that is never driven: [`handle`]'s idle workers.
+static IDLE: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+});
 
 /// The state of one store: one call of one unit.
 pub(crate) struct Host {
@@ -303,8 +355,9 @@ pub(crate) struct Host {
     pub published: Vec<BrokerMessage>,
     /// Whether a publish or request was refused for exceeding the output limit.
     pub output_limit_hit: bool,
-    /// Requests captured by `wasi:http/outgoing-handler`.
-    pub requests: Arc<Mutex<Vec<CapturedRequest>>>,
+    /// Requests captured by `wasi:http/outgoing-handler` in the current call, each with its
+    /// body as the component is writing it ([`handle`]).
+    pending: Vec<(CapturedRequest, Option<WasiBody>)>,
     /// Objects captured by `wasi:blobstore`, in the order their values were finished.
     pub objects: Vec<CapturedObject>,
     /// `wasi:logging` lines (at most [`MAX_LOG_LINES`]).
@@ -334,12 +387,10 @@ impl Host {
             .stdout(output.clone())
             .stderr(output.clone())
             .build();
-        let requests = Arc::new(Mutex::new(Vec::new()));
         Host {
             wasi,
             http: WasiHttpCtx::new(),
             hooks: CaptureHooks {
-                captured: Arc::clone(&requests),
                 limit: max_outputs,
                 outgoing,
             },
@@ -350,7 +401,7 @@ impl Host {
             max_publishes: max_outputs,
             published: Vec::new(),
             output_limit_hit: false,
-            requests,
+            pending: Vec::new(),
             objects: Vec::new(),
             logs: Vec::new(),
             logs_dropped: 0,
@@ -370,7 +421,7 @@ impl Host {
         self.hooks.limit = self.max_publishes;
         self.published.clear();
         self.output_limit_hit = false;
-        self.requests.lock().expect("not poisoned").clear();
+        self.pending.clear();
         self.objects.clear();
         self.logs.clear();
         self.logs_dropped = 0;
@@ -385,7 +436,32 @@ impl Host {
 
     /// Whether the captured requests reached the output limit.
     pub fn requests_at_limit(&self) -> bool {
-        self.requests.lock().expect("not poisoned").len() >= self.hooks.limit
+        self.pending.len() >= self.hooks.limit
+    }
+
+    /// The requests the call captured, in order, each with its whole body; `Err` names one
+    /// whose body the component did not finish or that failed.
+    pub fn take_requests(&mut self) -> Result<Vec<CapturedRequest>, String> {
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(mut request, body)| {
+                if let Some(body) = body {
+                    let mut collect = std::pin::pin!(body.collect());
+                    let collected = wasmtime_wasi::runtime::poll_noop(collect.as_mut())
+                        .ok_or_else(|| {
+                            format!(
+                                "the body of its request to {} was not finished",
+                                request.url
+                            )
+                        })?
+                        .map_err(|e| {
+                            format!("the body of its request to {} failed: {e}", request.url)
+                        })?;
+                    request.body = collected.to_bytes().to_vec();
+                }
+                Ok(request)
+            })
+            .collect()
     }
 }
 
@@ -762,6 +838,25 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+    // The runner's own `handle`, in place of wasmtime-wasi-http's.
+    linker.allow_shadowing(true);
+    linker
+        .instance("wasi:http/outgoing-handler@0.2.12")?
+        .func_wrap(
+            "handle",
+            |mut store: wasmtime::StoreContextMut<'_, Host>,
+             (request, options): (
+                Resource<HostOutgoingRequest>,
+                Option<Resource<RequestOptions>>,
+            )| {
+                let answer = match handle(store.data_mut(), request, options) {
+                    Ok(future) => Ok(future),
+                    Err(e) => Err(e.downcast()?),
+                };
+                Ok((answer,))
+            },
+        )?;
+    linker.allow_shadowing(false);
     Unit::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host)?;
     blob_types::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host)?;
     container_api::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host)?;

@@ -831,7 +831,12 @@ impl LoadedPipeline {
                     })
                     .collect();
                 let inputs = (first..first + records.len()).collect();
-                self.route(subject, &etl_envelope::encode_batch(&batch), &inputs, &mut queue);
+                self.route(
+                    subject,
+                    &etl_envelope::encode_batch(&batch),
+                    &inputs,
+                    &mut queue,
+                );
             }
             None => {
                 for unit in (0..self.units.len())
@@ -918,9 +923,10 @@ impl LoadedPipeline {
                 Err(f) => &f.logs,
             };
             // A call's log lines go with the first record of its batch.
-            out.get(first_input)
-                .logs
-                .extend(logs.iter().map(|l| (unit.name.clone(), first_input, l.clone())));
+            out.get(first_input).logs.extend(
+                logs.iter()
+                    .map(|l| (unit.name.clone(), first_input, l.clone())),
+            );
             match outcome {
                 Err(f) if f.kind == FailureKind::Transient && attempts <= limits.retries => {
                     summary.counts[u].1.retries += 1;
@@ -1117,10 +1123,7 @@ impl LoadedPipeline {
             .store
             .set_fuel(limits.fuel)
             .expect("the engine consumes fuel");
-        current
-            .store
-            .data_mut()
-            .begin_call(delivery.inputs().len());
+        current.store.data_mut().begin_call(delivery.inputs().len());
         current.calls += 1;
         let source = &self.deployments[unit.pipeline].source;
         let result = current.enter(unit, delivery, &source.settings);
@@ -1284,7 +1287,10 @@ fn classify(
     };
     match result {
         Ok(Answer::Done) => {
-            let requests = std::mem::take(&mut *host.requests.lock().expect("not poisoned"));
+            let requests = match host.take_requests() {
+                Ok(requests) => requests,
+                Err(message) => return Err(failed(FailureKind::Error, message)),
+            };
             Ok(Delivered {
                 published: std::mem::take(&mut host.published),
                 requests,
@@ -1474,7 +1480,9 @@ const NDJSON: &str = "application/x-ndjson";
 /// records in one NDJSON `POST` as `in-http` reads back as exactly those records (one line
 /// each, the same headers, within `etl.in.max-body`), else one record per request.
 fn requests(records: &[Record], config: &BTreeMap<String, String>) -> Vec<std::ops::Range<usize>> {
-    let splits = config.get("etl.in.batch").is_none_or(|b| b.trim() != "none");
+    let splits = config
+        .get("etl.in.batch")
+        .is_none_or(|b| b.trim() != "none");
     let max_body = config
         .get("etl.in.max-body")
         .and_then(|m| m.trim().parse::<usize>().ok())
@@ -1639,7 +1647,10 @@ mod tests {
             record("{\n\"a\":3}", &json),
             record(r#"{"a":4}"#, &json),
             // Other headers: a request of its own.
-            record(r#"{"a":5}"#, &[("content-type", "application/json"), ("x", "1")]),
+            record(
+                r#"{"a":5}"#,
+                &[("content-type", "application/json"), ("x", "1")],
+            ),
             // An array would be split into its elements, a blank payload skipped: alone.
             record("[1,2]", &json),
             record("  ", &json),

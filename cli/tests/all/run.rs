@@ -641,8 +641,13 @@ fn etl_run_exits_one_when_a_record_fails() {
         stdout.contains("record 1 → out (chaos.out): fine"),
         "{stdout}"
     );
-    // In one batch (both lines are there at once), the call fails and takes both with it.
-    let (code, stdout, _) = etl(&args, input);
+    // In one batch (a file's records are read a full batch at a time), the call fails and
+    // takes both with it.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("records.jsonl");
+    std::fs::write(&file, input).unwrap();
+    let file = file.to_str().unwrap();
+    let (code, stdout, _) = etl(&[&args[..], &["--input", file]].concat(), "");
     assert_eq!(code, Some(1));
     for record in 0..2 {
         assert!(
