@@ -293,14 +293,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Batched>, DecodeError> {
             }]
         }
         BATCH_VERSION => {
-            let count = r.varint()?;
-            let min_needed = u64::from(count) * MIN_BATCH_RECORD;
-            if min_needed > r.remaining() as u64 {
-                return Err(DecodeError::Truncated {
-                    needed: min_needed,
-                    at: r.pos,
-                });
-            }
+            let count = r.count(MIN_BATCH_RECORD)?;
             let mut batch = Vec::with_capacity(count as usize);
             for _ in 0..count {
                 let origin = r.varint()?;
@@ -324,6 +317,20 @@ impl Reader<'_> {
         }
     }
 
+    /// A count of items that take at least `min_each` bytes each: one the rest of the input
+    /// cannot hold is refused before anything is reserved for it.
+    fn count(&mut self, min_each: u64) -> Result<u32, DecodeError> {
+        let count = self.varint()?;
+        let needed = u64::from(count) * min_each;
+        if needed > self.remaining() as u64 {
+            return Err(DecodeError::Truncated {
+                needed,
+                at: self.pos,
+            });
+        }
+        Ok(count)
+    }
+
     /// A record: flags, key, payload, headers, traceparent.
     fn record(&mut self) -> Result<Envelope, DecodeError> {
         let r = self;
@@ -337,16 +344,8 @@ impl Reader<'_> {
             None
         };
         let payload = r.field()?.to_vec();
-        let count = r.varint()?;
-        // Every header takes at least two bytes (two one-byte lengths): refuse a count the rest of
-        // the input cannot hold before reserving room for it.
-        let min_needed = u64::from(count) * 2;
-        if min_needed > r.remaining() as u64 {
-            return Err(DecodeError::Truncated {
-                needed: min_needed,
-                at: r.pos,
-            });
-        }
+        // Every header takes at least two bytes (two one-byte lengths).
+        let count = r.count(2)?;
         let mut headers = Vec::with_capacity(count as usize);
         for i in 0..count {
             let name = r.string(Field::HeaderName(i))?;
