@@ -17,8 +17,8 @@
 //! the producing step received, of the record it came from.
 //!
 //! Decoding is total: any input gives either records or a [`DecodeError`], never a panic, and
-//! it allocates no more than about the input's own length (every claimed length or count is
-//! checked against the bytes that remain before anything is allocated). The encoding is
+//! it allocates no more than a small multiple of the input's length (every claimed length or
+//! count is checked against the bytes that remain before anything is allocated). The encoding is
 //! canonical: `encode_batch(&decode_batch(b)?) == b` for every version-2 `b` that decodes, and
 //! likewise `encode` / `decode` for version 1.
 //!
@@ -279,8 +279,9 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
 /// Decodes a batch that must span all of `bytes`: a version-2 envelope, or a version-1 one as
 /// a batch of that one record (origin 0).
 ///
-/// Never panics, and allocates at most about `bytes.len()` bytes in all (a claimed record
-/// count is checked against the bytes left, at least 4 a record, before room is reserved).
+/// Never panics, and allocates at most a small multiple of `bytes.len()`: a claimed record
+/// count is checked against the bytes left (at least 4 a record) before room is reserved, so at
+/// worst one `Batched` of about 100 bytes is reserved for each 4 input bytes.
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Batched>, DecodeError> {
     let mut r = Reader { bytes, pos: 0 };
     let version = r.byte()?;

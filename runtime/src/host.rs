@@ -322,14 +322,16 @@ fn handle(
                 .boxed_unsync(),
         )
         .expect("a valid response");
-    // The response needs no I/O: its worker is a task of a runtime that never runs.
-    let worker = AbortOnDropJoinHandle::from(IDLE.spawn(async {}));
+    // The response needs no I/O: its worker is a task that has already finished.
+    let mut task = IDLE.spawn(async {});
+    let _ = IDLE.block_on(&mut task);
+    let worker = AbortOnDropJoinHandle::from(task);
     Ok(host
         .table
         .push(HostFutureIncomingResponse::Ready(Ok((response, worker))))?)
 }
 
-/// A runtime that is never driven: [`handle`]'s idle workers.
+/// A runtime on the calling thread for [`handle`]'s empty workers, each run to its end at once.
 static IDLE: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
         .build()

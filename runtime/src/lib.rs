@@ -968,15 +968,18 @@ impl LoadedPipeline {
                 return;
             }
         };
-        // What each record of the batch gave: outputs, and whether it was dead-lettered.
-        let mut given = vec![0u64; inputs.len()];
-        let mut rejected = vec![false; inputs.len()];
+        // One record POSTed alone may be several to `in-http` (a JSON array, NDJSON lines): then
+        // every record of the unit's batch is that input's.
+        let spread = matches!(delivery, Delivery::Http { .. }) && inputs.len() == 1;
         // Records published on each subject, decoded, with their origins checked.
         let mut messages = Vec::new();
         for msg in &delivered.published {
             match etl_envelope::decode_batch(&msg.body) {
                 Ok(batch) => {
-                    if let Some(b) = batch.iter().find(|b| b.origin as usize >= inputs.len()) {
+                    if let Some(b) = batch
+                        .iter()
+                        .find(|b| !spread && b.origin as usize >= inputs.len())
+                    {
                         let message = format!(
                             "it published a record whose origin {} is not a record of its batch of {}",
                             b.origin,
@@ -1003,6 +1006,22 @@ impl LoadedPipeline {
                 }
             }
         }
+        // The records of the unit's batch: the inputs, or those one input was split into.
+        let width = messages
+            .iter()
+            .flat_map(|(_, batch)| batch.iter().map(|b| b.origin as usize + 1))
+            .fold(inputs.len(), usize::max);
+        summary.counts[u].1.received += (width - inputs.len()) as u64;
+        let input_of = |origin: u32| {
+            if spread {
+                inputs[0]
+            } else {
+                inputs[origin as usize]
+            }
+        };
+        // What each record of the batch gave: outputs, and whether it was dead-lettered.
+        let mut given = vec![0u64; width];
+        let mut rejected = vec![false; width];
         for (_, batch) in &messages {
             for b in batch {
                 given[b.origin as usize] += 1;
@@ -1018,11 +1037,11 @@ impl LoadedPipeline {
         }
         let mut outputs = 0u64;
         for (msg, batch) in messages {
-            let next: Vec<usize> = batch.iter().map(|b| inputs[b.origin as usize]).collect();
+            let next: Vec<usize> = batch.iter().map(|b| input_of(b.origin)).collect();
             if unit.dead_letter.as_deref() == Some(msg.subject.as_str()) {
                 for b in batch {
                     rejected[b.origin as usize] = true;
-                    let input = inputs[b.origin as usize];
+                    let input = input_of(b.origin);
                     let mut record = record_of(b.envelope);
                     let reason = take_header(&mut record.headers, "etl-error");
                     out.get(input).dead_letters.push(DeadLetter {
@@ -1064,11 +1083,20 @@ impl LoadedPipeline {
                 delivered_records.push((target, record));
             }
         }
+        if spread && delivered_records.len() > given.len() {
+            summary.counts[u].1.received += (delivered_records.len() - given.len()) as u64;
+            given.resize(delivered_records.len(), 0);
+            rejected.resize(delivered_records.len(), false);
+        }
         for (k, (target, record)) in delivered_records.into_iter().enumerate() {
             outputs += 1;
-            let origin = k.min(inputs.len().saturating_sub(1));
+            let origin = k.min(given.len().saturating_sub(1));
             given[origin] += 1;
-            let input = inputs.get(origin).copied().unwrap_or(first_input);
+            let input = if spread {
+                inputs[0]
+            } else {
+                inputs.get(origin).copied().unwrap_or(first_input)
+            };
             out.get(input).sinks.push(SinkRecord {
                 sink: unit.name.clone(),
                 target,
@@ -1150,13 +1178,6 @@ impl<'p> Session<'p> {
     /// The pipeline the records run through.
     pub fn pipeline(&self) -> &'p LoadedPipeline {
         self.pipeline
-    }
-
-    /// Checks `record` ([`LoadedPipeline::check_input`]) and carries it through the pipeline,
-    /// a batch of one.
-    pub fn feed(&mut self, record: &Record) -> Result<Outcome, RunError> {
-        let mut outcomes = self.feed_batch(std::slice::from_ref(record))?;
-        Ok(outcomes.pop().expect("one outcome per record"))
     }
 
     /// Checks every record of `batch` ([`LoadedPipeline::check_input`]), then carries them
@@ -1499,7 +1520,13 @@ fn requests(records: &[Record], config: &BTreeMap<String, String>) -> Vec<std::o
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.split(';').next().unwrap_or_default().trim());
-        let json = content_type.is_some_and(|c| c.eq_ignore_ascii_case("application/json"));
+        // A kept `content-type` reads `application/json` on a split record: only that value comes
+        // back unchanged.
+        let json = r
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .is_some_and(|(_, v)| v == "application/json");
         splits
             && !p.iter().all(u8::is_ascii_whitespace)
             && !p.iter().any(|b| matches!(b, b'\n' | b'\r'))

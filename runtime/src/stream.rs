@@ -228,10 +228,20 @@ impl Iterator for Stream<'_> {
         if self.failed {
             return None;
         }
+        // Each record is checked as it is read: the records before one that is refused (or a
+        // line that is not a record) run, then the error ends the stream.
         let mut batch = Vec::with_capacity(self.batch);
+        let first = self.session.summary().inputs;
         while batch.len() < self.batch {
             match self.records.next(batch.is_empty()) {
-                Some(Ok(record)) => batch.push(record),
+                Some(Ok(record)) => {
+                    let index = first + batch.len();
+                    if let Err(e) = self.session.pipeline().check_input(index, &record) {
+                        self.error = Some(e.into());
+                        break;
+                    }
+                    batch.push(record);
+                }
                 Some(Err(e)) => {
                     self.error = Some(e.into());
                     break;
@@ -247,6 +257,7 @@ impl Iterator for Stream<'_> {
             }
             Err(e) => {
                 self.failed = true;
+                self.error = None;
                 return Some(Err(e.into()));
             }
         }

@@ -584,6 +584,56 @@ fn etl_run_prints_sinks_dead_letters_and_a_summary() {
 }
 
 #[test]
+fn a_record_the_http_source_splits_stays_one_input() {
+    // One input posted alone as a JSON array is two records to `in-http`: both are that
+    // input's, whatever the batch size.
+    let input = r#"{"json": [{"sensor": "t-1", "temp_c": 20.5, "ts": "2026-11-01T12:00:00Z"}, {"sensor": "t-2", "temp_c": 21.5, "ts": "2026-11-01T12:00:01Z"}], "headers": {"content-type": "application/json"}}
+{"json": {"sensor": "t-3", "temp_c": 22.5, "ts": "2026-11-01T12:00:02Z"}}
+"#;
+    for batch in ["1", "100"] {
+        let (code, stdout, stderr) = etl(
+            &[
+                "run",
+                "sensor-ingest",
+                "--repo",
+                "examples/iot-sensors",
+                "--format",
+                "jsonl",
+                "--batch",
+                batch,
+            ],
+            input,
+        );
+        assert_eq!(code, Some(0), "{stderr}\n{stdout}");
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let archived: Vec<(u64, String)> = lines
+            .iter()
+            .filter(|l| l["type"] == "sink" && l["sink"] == "archive")
+            .map(|l| {
+                let payload: serde_json::Value =
+                    serde_json::from_str(l["record"]["payload"].as_str().unwrap()).unwrap();
+                (
+                    l["input"].as_u64().unwrap(),
+                    payload["sensor_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            archived,
+            [(0, "t-1".into()), (0, "t-2".into()), (1, "t-3".into())],
+            "--batch {batch}: {stdout}"
+        );
+        let summary = lines.last().unwrap();
+        assert_eq!(summary["units"]["parse"]["in"], 3, "{summary}");
+        assert_eq!(summary["units"]["parse"]["out"], 3, "{summary}");
+        assert_eq!(summary["inputs"], 2, "{summary}");
+    }
+}
+
+#[test]
 fn etl_run_reports_bad_input_and_names() {
     let (code, _, stderr) = etl(
         &["run", "sensor-ingest", "--repo", "examples/iot-sensors"],

@@ -233,12 +233,11 @@ fn records(body: Vec<u8>, framing: Framing) -> Result<(Vec<Vec<u8>>, bool), Stri
     match framing {
         Framing::One => Ok((vec![body], true)),
         Framing::Lines => Ok((
-            body
-            .split(|b| *b == b'\n')
-            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(<[u8]>::to_vec)
-            .collect(),
+            body.split(|b| *b == b'\n')
+                .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                .map(<[u8]>::to_vec)
+                .collect(),
             false,
         )),
         Framing::Array => {
@@ -313,7 +312,7 @@ fn read_body(request: IncomingRequest, max: u64) -> Result<Option<Vec<u8>>, Repl
     let mut payload = Vec::new();
     loop {
         // Ask for one byte past the limit, to tell "exactly max" from "more than max".
-        let room = max - payload.len() as u64 + 1;
+        let room = max.saturating_sub(payload.len() as u64).saturating_add(1);
         match stream.blocking_read(room.min(READ_CHUNK)) {
             Ok(chunk) => {
                 payload.extend_from_slice(&chunk);

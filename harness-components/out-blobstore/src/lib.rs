@@ -8,8 +8,11 @@
 //!   record's key, `{seq}` the output's index (0-based) among the outputs of its input record;
 //! - `ndjson`: one object per batch, the payloads one per line (a payload holding a line break
 //!   must be JSON, whose line breaks become spaces), at most `etl.out.batch-bytes` bytes (default
-//!   8 MiB: a larger batch is written as several objects); `{key}` is the key of the object's
-//!   first record, `{seq}` the object's index (0-based) in this batch.
+//!   8 MiB: a larger batch is written as several objects); `{digest}` is the object's SHA-256 in
+//!   lowercase hex, `{key}` the key of its first record, `{seq}` its index (0-based) in this
+//!   batch. The template must contain `{digest}` (default `{digest}.ndjson`): nothing else tells
+//!   one batch's object from another's, and the same records give the same name, so a batch
+//!   written again replaces itself.
 //!
 //! `{key}` is the key as is if it is UTF-8, else its bytes in lowercase hex; empty if the record
 //! has no key. Any other `{…}` in the template is an error, as is an empty object name; every
@@ -24,6 +27,7 @@ etl_harness_bindings::config_error_text!();
 use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, ndjson_line, pack};
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::Outcome;
+use sha2::{Digest, Sha256};
 use wasi::blobstore::blobstore::get_container;
 use wasi::blobstore::types::OutgoingValue;
 use wasi::config::runtime;
@@ -34,6 +38,10 @@ const CONTAINER: &str = "etl.out.container";
 const KEY: &str = "etl.out.key";
 /// `etl.out.key` when it is not set.
 const DEFAULT_KEY: &str = "{key}";
+/// `etl.out.key` when it is not set and objects are NDJSON batches.
+const DEFAULT_BATCH_KEY: &str = "{digest}.ndjson";
+/// The placeholder a batch object's name must contain.
+const DIGEST: &str = "{digest}";
 /// The most `blocking-write-and-flush` accepts at once.
 const WRITE_CHUNK: usize = 4096;
 /// `etl.out.batch-bytes` when it is not set: 8 MiB.
@@ -63,7 +71,6 @@ impl Guest for OutBlobstore {
         let name = config(CONTAINER)?.filter(|c| !c.is_empty()).ok_or_else(|| {
             format!("etl out-blobstore: config `{CONTAINER}` is not set: {count} output(s) not written")
         })?;
-        let template = config(KEY)?.unwrap_or_else(|| DEFAULT_KEY.to_string());
         let ndjson = match config(BATCH)?.as_deref().map(str::trim) {
             None | Some("" | "none") => false,
             Some("ndjson") => true,
@@ -73,6 +80,19 @@ impl Guest for OutBlobstore {
                 ));
             }
         };
+        let default = if ndjson {
+            DEFAULT_BATCH_KEY
+        } else {
+            DEFAULT_KEY
+        };
+        let template = config(KEY)?.unwrap_or_else(|| default.to_string());
+        if ndjson && !template.contains(DIGEST) {
+            return Err(format!(
+                "etl out-blobstore: config `{KEY}` = `{template}` has no {DIGEST}, so every NDJSON \
+                 batch object could get the same name and replace the one before: {count} \
+                 output(s) not written"
+            ));
+        }
         let bad_template =
             |why: String| format!("etl out-blobstore: config `{KEY}` = `{template}`: {why}");
         // Every object (name and bytes) is made first: a bad template writes nothing.
@@ -95,13 +115,15 @@ impl Guest for OutBlobstore {
                 .into_iter()
                 .enumerate()
                 .map(|(seq, run)| {
-                    let object = render(&template, outputs[run.start].1.key.as_deref(), seq)
-                        .map_err(bad_template)?;
                     let mut data = Vec::new();
-                    for l in &lines[run] {
+                    for l in &lines[run.clone()] {
                         data.extend_from_slice(l);
                         data.push(b'\n');
                     }
+                    let digest = hex(&Sha256::digest(&data));
+                    let template = template.replace(DIGEST, &digest);
+                    let object = render(&template, outputs[run.start].1.key.as_deref(), seq)
+                        .map_err(bad_template)?;
                     Ok((object, data))
                 })
                 .collect::<Result<_, String>>()?
@@ -164,8 +186,13 @@ fn render(template: &str, key: Option<&[u8]>, seq: usize) -> Result<String, Stri
 fn key_text(key: &[u8]) -> String {
     match std::str::from_utf8(key) {
         Ok(text) => text.to_string(),
-        Err(_) => key.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => hex(key),
     }
+}
+
+/// `bytes` in lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes one object. The host starts the upload in `write-data` and reads the stream while it

@@ -174,7 +174,8 @@ fn problem(batcher: Batcher, key: &str, text: &str) -> Option<Problem> {
         });
     }
     if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
-        return match text.parse::<u64>() {
+        // The parts are wasm32: a size must fit in 32 bits.
+        return match text.parse::<u32>() {
             Ok(0) => Some(Problem {
                 code: Code::BatchBytes,
                 why: "not a positive number of bytes".to_owned(),
@@ -186,7 +187,7 @@ fn problem(batcher: Batcher, key: &str, text: &str) -> Option<Problem> {
             Err(_) => Some(Problem {
                 code: Code::BatchBytes,
                 why: "more bytes than a batch can hold".to_owned(),
-                label: format!("larger than {}", u64::MAX),
+                label: format!("larger than {} (4 GiB − 1)", u32::MAX),
                 help: None,
             }),
         };
@@ -195,7 +196,9 @@ fn problem(batcher: Batcher, key: &str, text: &str) -> Option<Problem> {
         code: Code::BatchBytes,
         why: "not a positive number of bytes".to_owned(),
         label: "not a positive integer".to_owned(),
-        help: bytes_of(text).map(|n| format!("did you mean `{n}`?")),
+        help: bytes_of(text)
+            .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
+            .map(|n| format!("did you mean `{n}`?")),
     })
 }
 
@@ -508,7 +511,7 @@ mod tests {
 
     #[test]
     fn batch_bytes_is_a_positive_integer() {
-        for ok in ["1", "1048576", "0042", &u64::MAX.to_string()] {
+        for ok in ["1", "1048576", "0042", &u32::MAX.to_string()] {
             assert!(problem(HTTP, BATCH_BYTES, ok).is_none(), "{ok}");
         }
         for bad in [
@@ -519,6 +522,7 @@ mod tests {
             "",
             "lots",
             "18446744073709551616",
+            "4294967296",
             " 5",
         ] {
             let p = problem(HTTP, BATCH_BYTES, bad).expect(bad);
