@@ -880,16 +880,19 @@ impl LoadedPipeline {
         for msg in &delivered.published {
             if unit.dead_letter.as_deref() == Some(msg.subject.as_str()) {
                 dead_lettered = true;
-                match etl_envelope::decode(&msg.body) {
-                    Ok(envelope) => {
-                        let mut record = record_of(envelope);
-                        let reason = take_header(&mut record.headers, "etl-error");
-                        out.dead_letters.push(DeadLetter {
-                            step: unit.name.clone(),
-                            input,
-                            reason: reason.unwrap_or_default(),
-                            record,
-                        });
+                // Every harness part publishes batches (envelope version 2).
+                match etl_envelope::decode_batch(&msg.body) {
+                    Ok(batch) => {
+                        for b in batch {
+                            let mut record = record_of(b.envelope);
+                            let reason = take_header(&mut record.headers, "etl-error");
+                            out.dead_letters.push(DeadLetter {
+                                step: unit.name.clone(),
+                                input,
+                                reason: reason.unwrap_or_default(),
+                                record,
+                            });
+                        }
                         // A pipeline run with this one may read the dead letters.
                         self.route(&msg.subject, &msg.body, queue);
                     }
@@ -906,13 +909,13 @@ impl LoadedPipeline {
             outputs += 1;
             let consumed = self.route(&msg.subject, &msg.body, queue);
             if let UnitKind::Sink(_) = unit.kind {
-                match etl_envelope::decode(&msg.body) {
-                    Ok(envelope) => out.sinks.push(SinkRecord {
+                match etl_envelope::decode_batch(&msg.body) {
+                    Ok(batch) => out.sinks.extend(batch.into_iter().map(|b| SinkRecord {
                         sink: unit.name.clone(),
                         target: msg.subject.clone(),
                         input,
-                        record: record_of(envelope),
-                    }),
+                        record: record_of(b.envelope),
+                    })),
                     Err(e) => out.failures.push(Failure {
                         unit: unit.name.clone(),
                         input,
