@@ -15,8 +15,10 @@
 //!    `sensor-ingest-alerts-secrets` the manifest references (without it, `alerts` is refused);
 //! 4. POSTs records to the host running `parse` (routed by the `Host` header, the `host` config
 //!    of its `wasi:http` interface) and checks the exact records at the sinks and at `parse`'s
-//!    dead-letter subject, against the fixtures' values and `etl run`;
-//! 5. sends 500 readings (`max_in_flight` as the manifest sets it): none lost, none duplicated;
+//!    dead-letter subject, against the fixtures' values and `etl run`, each in a request of its
+//!    own and then all in one NDJSON batch;
+//! 5. sends 500 readings in NDJSON batches of 100 (`max_in_flight` as the manifest sets it): none
+//!    lost, none duplicated;
 //! 6. changes `enrich`'s config, recompiles and applies again: `enrich` alone rolls (new
 //!    workload RUNNING, then the old one stopped) and answers with the new site;
 //! 7. `etl promote --from dev --to staging`, prunes dev's deployments, applies staging's
@@ -143,7 +145,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     eprintln!(
         "e2e: first record at both sinks {first_latency:.1?} after the apply ({first} probes)"
     );
-    sinks.drain().await;
+    sinks.drain().await?;
 
     // The other pipelines on the same hosts: a second HTTP source, and a sub-pipeline that calls
     // out.
@@ -176,7 +178,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         }
     };
     check_more_pipelines(&nats, &source, &maintenance, &api).await?;
-    sinks.drain().await;
+    sinks.drain().await?;
 
     // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
     let rates = dev_records_and_load(&env, &nats, &repo, &dist, &source, &mut sinks).await?;
@@ -311,7 +313,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         "e2e: staging: first record at both sinks {staging_latency:.1?} after the apply \
          ({probes} probes)"
     );
-    staging_sinks.drain().await;
+    staging_sinks.drain().await?;
     check_cases(
         &env,
         STAGING,
@@ -322,9 +324,11 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         &staging_cases(),
     )
     .await?;
-    // Two replicas of every step, one consumer group each: every record exactly once.
+    // Two replicas of every step, one consumer group each: every record exactly once (ten
+    // batches, so that both replicas get some).
     let staging_load = Load {
         n: 100,
+        batch: 10,
         ..Load::from_env("staging", STAGING_SITE)
     };
     let staging_rates = throughput(
@@ -335,7 +339,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         &staging_load,
     )
     .await?;
-    staging_sinks.drain().await;
+    staging_sinks.drain().await?;
 
     let (requests, authorizations) = alerts.authorizations();
     eprintln!(
@@ -361,7 +365,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
          of enrich {rolled:.1?}, apply → new behaviour {roll_latency:.1?}; promote \
          {promote:.1?}; staging apply → first record {staging_latency:.1?}; staging (2 \
          replicas) → alerts {:.0} records/s",
-        rates.three_steps, rates.archive, rates.alerts, staging_rates.alerts,
+        rates.three_steps.rate, rates.archive.rate, rates.alerts.rate, staging_rates.alerts.rate,
     );
     Ok(())
 }
