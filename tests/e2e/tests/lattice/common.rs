@@ -1792,3 +1792,404 @@ pub async fn check_more_pipelines(
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Lattice figures (docs/PERFORMANCE.md, issue 17): memory always, throughput with
+// ETL_E2E_BENCH=1
+
+/// Whether the test measures the lattice figures ([`bench`]): `ETL_E2E_BENCH=1`. CI does not.
+pub fn bench_wanted() -> bool {
+    std::env::var("ETL_E2E_BENCH").is_ok_and(|v| v == "1")
+}
+
+/// A process of this run: one that run.sh started in the test's network namespace (or the test
+/// itself), and what it is.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: u32,
+    pub name: String,
+}
+
+/// Every process of this run that [`process_name`] knows, in pid order.
+pub fn processes() -> Vec<Process> {
+    let ours = std::fs::read_link("/proc/self/ns/net").ok();
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = entry.path();
+        if ours.is_none() || std::fs::read_link(dir.join("ns/net")).ok() != ours {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let name = if pid == me {
+            Some("test".to_owned())
+        } else {
+            process_name(&args)
+        };
+        if let Some(name) = name {
+            out.push(Process { pid, name });
+        }
+    }
+    out.sort_by_key(|p| p.pid);
+    out
+}
+
+/// What run.sh started with `args`: `host <lattice>` (1.x), `wash host <name>` (v2),
+/// `nats-server`, `wadm`, `secrets backend`, `registry`; `None` for anything else.
+fn process_name(args: &[String]) -> Option<String> {
+    let program = args.first()?.rsplit('/').next()?.to_owned();
+    let after = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_default()
+    };
+    match program.as_str() {
+        "etl-e2e-host" => Some(format!("host {}", after("--lattice"))),
+        "wash" if args.get(1).map(String::as_str) == Some("host") => {
+            Some(format!("wash host {}", after("--host-name")))
+        }
+        "nats-server" => Some(program),
+        "etl-e2e-wadm" => Some("wadm".to_owned()),
+        "etl-e2e-secrets" => Some("secrets backend".to_owned()),
+        "docker-registry" => Some("registry".to_owned()),
+        _ => None,
+    }
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The resident memory of the wasmCloud hosts of this run (`VmRSS` of their processes, and the
+/// peak so far, `VmHWM`), and their sum in bytes.
+pub fn hosts_memory() -> (String, u64) {
+    let mut total = 0;
+    let text: Vec<String> = processes()
+        .into_iter()
+        .filter(|p| p.name.starts_with("host ") || p.name.starts_with("wash host "))
+        .map(|p| {
+            let rss = status_bytes(p.pid, "VmRSS:").unwrap_or_default();
+            let peak = status_bytes(p.pid, "VmHWM:").unwrap_or_default();
+            total += rss;
+            format!(
+                "{} (pid {}) VmRSS {:.1} MiB (peak {:.1} MiB)",
+                p.name,
+                p.pid,
+                mib(rss),
+                mib(peak)
+            )
+        })
+        .collect();
+    (text.join("; "), total)
+}
+
+/// Prints the hosts' resident memory at `point`, and its change since the last call.
+pub struct Memory {
+    last: Option<u64>,
+}
+
+impl Memory {
+    pub fn new() -> Self {
+        Self { last: None }
+    }
+
+    pub fn report(&mut self, point: &str) {
+        let (text, total) = hosts_memory();
+        let change = match self.last {
+            Some(last) => format!(" ({:+.1} MiB since the last point)", mib(total) - mib(last)),
+            None => String::new(),
+        };
+        self.last = Some(total);
+        eprintln!("e2e: memory, {point}: {text}{change}");
+    }
+}
+
+/// CPU time (user + system) of each process of this run, at one instant.
+struct Cpu {
+    at: Instant,
+    ticks: Vec<(String, u64)>,
+}
+
+impl Cpu {
+    fn now() -> Self {
+        let ticks = processes()
+            .into_iter()
+            .filter_map(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).ok()?;
+                // The fields after the command's `)`: state is field 3, utime 14, stime 15.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let utime: u64 = fields.get(11)?.parse().ok()?;
+                let stime: u64 = fields.get(12)?.parse().ok()?;
+                Some((p.name, utime + stime))
+            })
+            .collect();
+        Cpu {
+            at: Instant::now(),
+            ticks,
+        }
+    }
+
+    /// Cores used by each process since `self` over `busy` (the part of the time since `self`
+    /// the work took; the rest idle), those above 0.05, busiest first.
+    fn since(&self, busy: Duration) -> String {
+        let now = Cpu::now();
+        let wall = busy.min(now.at.duration_since(self.at)).as_secs_f64();
+        let hz = clock_ticks();
+        let mut used: Vec<(String, f64)> = now
+            .ticks
+            .iter()
+            .filter_map(|(name, t)| {
+                let before = self.ticks.iter().find(|(n, _)| n == name)?.1;
+                Some((name.clone(), t.saturating_sub(before) as f64 / hz / wall))
+            })
+            .filter(|(_, cores)| *cores >= 0.05)
+            .collect();
+        used.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f64 = used.iter().map(|(_, c)| c).sum();
+        let each: Vec<String> = used
+            .iter()
+            .map(|(name, cores)| format!("{name} {cores:.2}"))
+            .collect();
+        format!("{total:.2} cores in all: {}", each.join(", "))
+    }
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One load of the bench, with the CPU each process of the run used while it ran.
+async fn measured(
+    nats: &async_nats::Client,
+    source: &Source,
+    sinks: &mut Sinks,
+    load: &Load<'_>,
+) -> anyhow::Result<Rates> {
+    let cpu = Cpu::now();
+    let alerts = Arc::clone(&sinks.alerts);
+    let rates = throughput(nats, source, &mut sinks.archive, &alerts, load).await?;
+    // Until the last record arrived (then `throughput` waits `QUIET` for any more).
+    let busy = [rates.archive, rates.three_steps, rates.alerts]
+        .iter()
+        .map(|a| a.all_in)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "e2e bench: {} meanwhile (the {busy:.2?} until the last record arrived): {}",
+        load.label,
+        cpu.since(busy)
+    );
+    sinks.drain().await?;
+    Ok(rates)
+}
+
+/// Latency without a queue: `n` hot readings, one POST each, the next once the one before has
+/// reached threshold-alert's output and the webhook. (p50, p99) from the start of the POST to
+/// each of the two.
+async fn unloaded(
+    nats: &async_nats::Client,
+    source: &Source,
+    sinks: &mut Sinks,
+    n: usize,
+) -> anyhow::Result<[(Duration, Duration); 2]> {
+    let mut steps = Records::subscribe(nats, STEPS_OUT_SUBJECT).await?;
+    nats.flush().await?;
+    let mut latencies: [Vec<Duration>; 2] = Default::default();
+    for i in 0..n {
+        let sensor = format!("bench-unloaded-{i}");
+        let reading = json!({"sensor": sensor, "temp_c": 90.0, "ts": "2026-11-01T12:00:00Z"});
+        let start = Instant::now();
+        let status = post(source, &reading.to_string()).await?;
+        ensure!(status == 202, "{sensor}: HTTP {status}");
+        let mut at: [Option<Instant>; 2] = [None; 2];
+        let deadline = start + ARRIVAL;
+        while at.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            ensure!(
+                !left.is_zero(),
+                "{sensor}: not at both points within {ARRIVAL:?}"
+            );
+            let (point, got) = tokio::select! {
+                v = steps.next_timed(left) => (0, v?.map(|(t, e)| (t, serde_json::from_slice::<Value>(&e.payload)))),
+                v = sinks.alerts.next_timed(left) => (1, v?.map(|(v, _, t)| (t, Ok(v)))),
+            };
+            if let Some((t, v)) = got
+                && v?["sensor_id"] == sensor.as_str()
+            {
+                at[point] = Some(t);
+            }
+        }
+        for (l, t) in latencies.iter_mut().zip(at) {
+            l.push(t.unwrap_or(start).saturating_duration_since(start));
+        }
+    }
+    sinks.drain().await?;
+    Ok(latencies.map(|mut l| {
+        l.sort();
+        let pct = |p: usize| l[(l.len() - 1) * p / 100];
+        (pct(50), pct(99))
+    }))
+}
+
+/// `ETL_E2E_BENCH=1`: the lattice figures of docs/PERFORMANCE.md, in `dev` (one replica of
+/// every unit), printed and never asserted. Every load is checked as [`throughput`] checks it
+/// (each record exactly once at every point).
+///
+/// 1. The HTTP sink, one request per record: 2000 hot readings in batches of 100.
+/// 2. `set_alerts_batch("ndjson")`: the `alerts` sink given `etl.out.batch: ndjson` (what
+///    `with: {batch: ndjson}` compiles to; v1: a named config of the test's own, changed live;
+///    v2: its WorkloadDeployment applied again), until a POST of NDJSON arrives.
+/// 3. Latency without a queue: 100 readings, each POSTed once the one before has arrived.
+/// 4. A sweep of the batch size (records per POST to the source, and so per message between
+///    the steps): 1 (one record per POST and per message: the in-run baseline), 10, 100,
+///    1000, with 4 POSTs in flight; records/s and latency from the start of a record's POST to
+///    its arrival at each point, and the CPU each process used.
+/// 5. `set_alerts_batch("none")`: `alerts` one record per request again, until a POST of one
+///    JSON record arrives.
+///
+/// `ETL_E2E_BENCH_SCALE` (default 1) scales the number of records of every load.
+pub async fn bench(
+    generation: &str,
+    nats: &async_nats::Client,
+    source: &Source,
+    sinks: &mut Sinks,
+    mut set_alerts_batch: impl AsyncFnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let scale: f64 = std::env::var("ETL_E2E_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &f64| *s > 0.0)
+        .unwrap_or(1.0);
+    let records = |n: usize| ((n as f64 * scale).round() as usize).max(1);
+    let mut memory = Memory::new();
+    memory.report("before the bench");
+
+    let per_record_load = Load {
+        label: "bench-http-per-record",
+        n: records(2000),
+        in_flight: 4,
+        batch: 100,
+        site: DEV_SITE,
+    };
+    let per_record = measured(nats, source, sinks, &per_record_load).await?;
+
+    let t = Instant::now();
+    set_alerts_batch("ndjson").await?;
+    let probes = wait_for_alert(
+        source,
+        &mut sinks.archive,
+        &sinks.alerts,
+        "alerts POSTing NDJSON batches",
+        |_, content_type| content_type.is_some_and(|t| t.starts_with(NDJSON)),
+    )
+    .await?;
+    eprintln!(
+        "e2e bench: alerts given etl.out.batch: ndjson, POSTing batches {:.1?} later ({probes} \
+         probes)",
+        t.elapsed()
+    );
+    sinks.drain().await?;
+
+    let idle = unloaded(nats, source, sinks, records(100).min(100)).await?;
+    let mut sweep = Vec::new();
+    for (batch, n) in [(1, 2_000), (10, 10_000), (100, 20_000), (1000, 50_000)] {
+        let label = format!("bench-batch-{batch}");
+        let n = records(n).max(batch);
+        let load = Load {
+            label: &label,
+            n,
+            in_flight: 4,
+            batch,
+            site: DEV_SITE,
+        };
+        let rates = measured(nats, source, sinks, &load).await?;
+        sweep.push((batch, n, rates));
+        memory.report(&format!("after the batch size {batch} load"));
+    }
+
+    let t = Instant::now();
+    set_alerts_batch("none").await?;
+    wait_for_alert(
+        source,
+        &mut sinks.archive,
+        &sinks.alerts,
+        "alerts POSTing one record per request again",
+        |_, content_type| content_type == Some("application/json"),
+    )
+    .await?;
+    eprintln!(
+        "e2e bench: alerts as compiled again (one record per request) {:.1?} later",
+        t.elapsed()
+    );
+    sinks.drain().await?;
+
+    eprintln!("e2e bench ({generation}, dev, one replica of every unit):");
+    eprintln!(
+        "e2e bench: HTTP sink, one request per record: {:.0} records/s ({} readings in POSTs of \
+         100; latency to the webhook p50 {:.1?}, p99 {:.1?})",
+        per_record.alerts.rate, per_record_load.n, per_record.alerts.p50, per_record.alerts.p99
+    );
+    eprintln!(
+        "e2e bench: one record at a time (each POSTed once the one before reached both points), \
+         source → threshold-alert's output: p50 {:.1?}, p99 {:.1?}; → alerts (NDJSON): p50 {:.1?}, \
+         p99 {:.1?}",
+        idle[0].0, idle[0].1, idle[1].0, idle[1].1
+    );
+    eprintln!(
+        "e2e bench: batch | records | → threshold-alert's output: records/s, p50, p99 | → \
+         archive records/s | → alerts (NDJSON) records/s, p50, p99"
+    );
+    for (batch, n, r) in &sweep {
+        eprintln!(
+            "e2e bench: {batch:>5} | {n:>7} | {:>7.0} {:>9.1?} {:>9.1?} | {:>7.0} | {:>7.0} \
+             {:>9.1?} {:>9.1?}",
+            r.three_steps.rate,
+            r.three_steps.p50,
+            r.three_steps.p99,
+            r.archive.rate,
+            r.alerts.rate,
+            r.alerts.p50,
+            r.alerts.p99,
+        );
+    }
+    Ok(())
+}

@@ -72,6 +72,8 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         player_start.elapsed(),
         describe_hosts(&hosts)
     );
+    let mut memory = Memory::new();
+    memory.report("the hosts up, nothing deployed");
     let alerts = AlertSink::start().await?;
     let api = LoopbackApi::start().await?;
 
@@ -145,7 +147,29 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     eprintln!(
         "e2e: first record at both sinks {first_latency:.1?} after the apply ({first} probes)"
     );
+    memory.report(&format!("{PIPELINE} applied, a record through"));
     sinks.drain().await?;
+    // The figures of docs/PERFORMANCE.md, with the example alone on the lattice (alert-digest
+    // would read every alert of the loads).
+    if bench_wanted() {
+        // alerts' WorkloadDeployment with what `with: {batch: …}` compiles to, applied (alerts
+        // rolls); "none": as compiled, applied again.
+        let compiled = alerts_doc.to_owned();
+        bench("v2", &nats, &source, &mut sinks, async |mode: &str| {
+            let doc = if mode == "none" {
+                compiled.clone()
+            } else {
+                alerts_batched(&compiled, mode)?
+            };
+            let changes = player.apply(ENV, &doc, None).await?;
+            ensure!(
+                changes.values().all(|c| *c == Change::Rolled),
+                "alerts with etl.out.batch {mode}: {changes:?}"
+            );
+            Ok(())
+        })
+        .await?;
+    }
 
     // The other pipelines on the same hosts: a second HTTP source, and a sub-pipeline that calls
     // out.
@@ -159,6 +183,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
             changes.values().all(|c| *c == Change::Created),
             "{pipeline}: {changes:?}"
         );
+        memory.report(&format!("{pipeline} applied too"));
     }
     eprintln!(
         "e2e: {MAINTENANCE} and {DIGEST} applied: every workload RUNNING {:.1?} after the apply",
@@ -178,10 +203,12 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         }
     };
     check_more_pipelines(&nats, &source, &maintenance, &api).await?;
+    memory.report("a record through each of the three pipelines");
     sinks.drain().await?;
 
     // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
     let rates = dev_records_and_load(&env, &nats, &repo, &dist, &source, &mut sinks).await?;
+    memory.report("after the load");
 
     // 6. A new version: enrich's config changes; only enrich's template does, so only it rolls.
     change_site(&repo)?;
@@ -368,6 +395,17 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         rates.three_steps.rate, rates.archive.rate, rates.alerts.rate, staging_rates.alerts.rate,
     );
     Ok(())
+}
+
+/// The `alerts` sink's WorkloadDeployment `doc` with `etl.out.batch: <mode>` in its runtime
+/// config.
+fn alerts_batched(doc: &str, mode: &str) -> anyhow::Result<String> {
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(doc)?;
+    let component = doc["spec"]["template"]["spec"]["components"]
+        .get_mut(0)
+        .context("alerts has no component")?;
+    component["localResources"]["config"]["etl.out.batch"] = mode.into();
+    Ok(serde_yaml::to_string(&doc)?)
 }
 
 /// One WorkloadDeployment of a manifest, what the test relies on.
