@@ -1215,13 +1215,20 @@ pub async fn throughput(
     let names = ["archive", "threshold-alert's output", "alerts"];
     let limit = Duration::from_secs(120.max(n as u64 / 4));
     let deadline = Instant::now() + limit;
+    // A record lost stops the arrivals: give up after `STALL` without one, not at `limit`.
+    const STALL: Duration = Duration::from_secs(60);
+    let mut progress = Instant::now();
     let prefix = format!("{label}-");
     while count.iter().any(|c| *c < n) {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline
+            .min(progress + STALL)
+            .saturating_duration_since(Instant::now());
         ensure!(
             !left.is_zero(),
-            "load: after {limit:?}, of {n}: {} at archive, {} at threshold-alert's output, {} at \
-             alerts",
+            "load: after {:.1?} ({:?} without a record), of {n}: {} at archive, {} at \
+             threshold-alert's output, {} at alerts",
+            start.elapsed(),
+            progress.elapsed(),
             count[0],
             count[1],
             count[2]
@@ -1249,6 +1256,7 @@ pub async fn throughput(
         ensure!(arrived[at][i].is_none(), "{}: {id} twice", names[at]);
         arrived[at][i] = Some(t);
         count[at] += 1;
+        progress = Instant::now();
     }
     while let Some(r) = senders.join_next().await {
         r??;
@@ -1915,6 +1923,7 @@ pub fn hosts_memory() -> (String, u64) {
 }
 
 /// Prints the hosts' resident memory at `point`, and its change since the last call.
+#[derive(Default)]
 pub struct Memory {
     last: Option<u64>,
 }
