@@ -36,9 +36,11 @@
 #
 # Environment: ETL_E2E_TARGET (default ~/.cache/etl/e2e-target), CARGO_TARGET_DIR (for etl;
 # default ~/.cache/etl/target), ETL_E2E_VENV (default ~/.cache/etl/venv), ETL_E2E_KEEP=1 keeps
-# each run's temp dir (logs, dist) for a look, ETL_E2E_LOAD_RECORDS / ETL_E2E_LOAD_IN_FLIGHT size
-# the load phase (500 / 8), ETL_E2E_QUICKACK=1 turns delayed ACKs off on loopback (see below),
-# ETL_E2E_TESTS runs only the tests it names (libtest filters, e.g. `v1::secrets`).
+# each run's temp dir (logs, dist) for a look, ETL_E2E_LOAD_RECORDS / ETL_E2E_LOAD_IN_FLIGHT /
+# ETL_E2E_LOAD_BATCH size the load phase (500 readings, 8 requests in flight, NDJSON batches of
+# 100), ETL_E2E_BENCH=1 measures the lattice figures of docs/PERFORMANCE.md in the same run
+# (ETL_E2E_BENCH_SCALE scales its loads), ETL_E2E_QUICKACK=1 turns delayed ACKs off on loopback
+# (see below), ETL_E2E_TESTS runs only the tests it names (libtest filters, e.g. `v1::secrets`).
 set -euo pipefail
 e2e=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$e2e/../.." && pwd)
@@ -161,9 +163,10 @@ fi
 ip link set lo up
 if [ -n "${ETL_E2E_QUICKACK:-}" ]; then
   # Diagnostic (README): no delayed ACKs on the namespace's loopback. wasmCloud's built-in
-  # http-client does not set TCP_NODELAY, so each POST's body waits for the ACK of its headers,
-  # which the receiver delays by up to 40 ms; with one instance of the sink, that caps it near
-  # 23 records/s. This shows what the lattice does without that stall.
+  # http-client does not set TCP_NODELAY, so a POST's body waited for the ACK of its headers,
+  # which the receiver delays by up to 40 ms: ~23 records/s with one instance of the sink, until
+  # out-http asked `expect: 100-continue`. This shows what the lattice does without any such
+  # stall.
   for dst in 127.0.0.0/8 127.0.0.1; do
     ip route replace local "$dst" dev lo table local proto kernel scope host src 127.0.0.1 quickack 1
   done

@@ -1,7 +1,7 @@
 //! What the two generations' tests share: the environment run.sh sets up, `etl`, the example
 //! configured for the loopback registry and alert sink, and records in and out.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -395,8 +395,15 @@ fn respond(status: u16, body: impl Into<Bytes>) -> hyper::Response<Full<Bytes>> 
 /// token would.
 pub struct AlertSink {
     pub addr: SocketAddr,
-    rx: Mutex<mpsc::UnboundedReceiver<Received>>,
+    inbox: Mutex<Inbox>,
     webhook: Arc<Webhook>,
+}
+
+/// The POSTs the webhook took, and the records of the last ones not handed out yet.
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Received>,
+    /// Each record's JSON, its request's `content-type`, and when the request arrived.
+    pending: VecDeque<(Value, Option<String>, Instant)>,
 }
 
 /// What the webhook's connections share.
@@ -416,6 +423,8 @@ struct Received {
     path: String,
     content_type: Option<String>,
     body: Bytes,
+    /// When the whole body had arrived.
+    at: Instant,
 }
 
 impl AlertSink {
@@ -457,6 +466,7 @@ impl AlertSink {
                     path,
                     content_type,
                     body,
+                    at: Instant::now(),
                 });
                 respond(200, Bytes::new())
             }
@@ -464,7 +474,10 @@ impl AlertSink {
         .await?;
         Ok(Arc::new(Self {
             addr,
-            rx: Mutex::new(rx),
+            inbox: Mutex::new(Inbox {
+                rx,
+                pending: VecDeque::new(),
+            }),
             webhook,
         }))
     }
@@ -490,33 +503,65 @@ impl AlertSink {
     }
 
     async fn next(&self, wait: Duration) -> anyhow::Result<Option<Value>> {
-        Ok(self.next_with_type(wait).await?.map(|(v, _)| v))
+        Ok(self.next_timed(wait).await?.map(|(v, _, _)| v))
     }
 
-    /// The next POST's JSON body and `content-type`.
+    /// The next record's JSON and the `content-type` of the POST that carried it.
     async fn next_with_type(
         &self,
         wait: Duration,
     ) -> anyhow::Result<Option<(Value, Option<String>)>> {
-        let mut rx = self.rx.lock().await;
-        match tokio::time::timeout(wait, rx.recv()).await {
-            Ok(Some(r)) => {
-                ensure!(
-                    r.method == "POST" && r.path == "/hook",
-                    "alerts: {} {}, expected POST /hook",
-                    r.method,
-                    r.path
-                );
-                let json = serde_json::from_slice(&r.body).with_context(|| {
-                    format!(
-                        "alerts: body is not JSON: {:?}",
-                        String::from_utf8_lossy(&r.body)
-                    )
-                })?;
-                Ok(Some((json, r.content_type)))
+        Ok(self.next_timed(wait).await?.map(|(v, t, _)| (v, t)))
+    }
+
+    /// The next record, its POST's `content-type` and when that POST arrived. A POST is one
+    /// record (its body JSON) unless it is `application/x-ndjson`: then each non-blank line is
+    /// one (out-http's `etl.out.batch: ndjson`). Cancel-safe.
+    async fn next_timed(
+        &self,
+        wait: Duration,
+    ) -> anyhow::Result<Option<(Value, Option<String>, Instant)>> {
+        let deadline = Instant::now() + wait;
+        let mut inbox = self.inbox.lock().await;
+        loop {
+            if let Some(record) = inbox.pending.pop_front() {
+                return Ok(Some(record));
             }
-            Ok(None) => bail!("the alerts sink stopped"),
-            Err(_) => Ok(None),
+            let left = deadline.saturating_duration_since(Instant::now());
+            let r = match tokio::time::timeout(left, inbox.rx.recv()).await {
+                Ok(Some(r)) => r,
+                Ok(None) => bail!("the alerts sink stopped"),
+                Err(_) => return Ok(None),
+            };
+            ensure!(
+                r.method == "POST" && r.path == "/hook",
+                "alerts: {} {}, expected POST /hook",
+                r.method,
+                r.path
+            );
+            let json = |text: &[u8]| -> anyhow::Result<Value> {
+                serde_json::from_slice(text).with_context(|| {
+                    format!(
+                        "alerts: a record is not JSON: {:?}",
+                        String::from_utf8_lossy(text)
+                    )
+                })
+            };
+            let ndjson = r
+                .content_type
+                .as_deref()
+                .is_some_and(|t| t.split(';').next() == Some(NDJSON));
+            if ndjson {
+                for line in r.body.split(|b| *b == b'\n') {
+                    if !line.iter().all(u8::is_ascii_whitespace) {
+                        let v = json(line)?;
+                        inbox.pending.push_back((v, r.content_type.clone(), r.at));
+                    }
+                }
+            } else {
+                let v = json(&r.body)?;
+                inbox.pending.push_back((v, r.content_type, r.at));
+            }
         }
     }
 }
@@ -599,23 +644,89 @@ impl LoopbackApi {
     }
 }
 
-/// The record on a NATS sink: an etl envelope (docs/envelope.md).
-fn envelope(msg: &async_nats::Message) -> anyhow::Result<etl_envelope::Envelope> {
-    etl_envelope::decode(&msg.payload)
-        .map_err(|e| anyhow::anyhow!("{}: not an etl envelope: {e:?}", msg.subject))
+/// The `content-type` of an NDJSON batch: one record a line.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// The records published to a NATS subject, one at a time, in order. Every step and sink
+/// publishes one message per destination per batch, an etl envelope of version 2
+/// (docs/envelope.md); each is expanded into its records (`etl_envelope::decode_batch`, which
+/// reads a version-1 envelope as a batch of one).
+pub struct Records {
+    sub: Subscriber,
+    subject: String,
+    /// Records of the messages received and not handed out yet, each with when its message
+    /// arrived.
+    pending: VecDeque<(Instant, etl_envelope::Envelope)>,
+    /// Messages received so far.
+    messages: usize,
 }
 
-pub async fn next_json(sub: &mut Subscriber, wait: Duration) -> anyhow::Result<Option<Value>> {
-    match tokio::time::timeout(wait, sub.next()).await {
-        Ok(Some(msg)) => {
-            let env = envelope(&msg)?;
-            Ok(Some(serde_json::from_slice(&env.payload).with_context(
-                || format!("{}: payload is not JSON", msg.subject),
-            )?))
-        }
-        Ok(None) => bail!("subscription closed"),
-        Err(_) => Ok(None),
+impl Records {
+    /// Subscribes to `subject` (the caller flushes the connection before relying on it).
+    pub async fn subscribe(nats: &async_nats::Client, subject: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            sub: nats.subscribe(subject.to_owned()).await?,
+            subject: subject.to_owned(),
+            pending: VecDeque::new(),
+            messages: 0,
+        })
     }
+
+    /// How many messages (batches) have arrived so far.
+    pub fn messages(&self) -> usize {
+        self.messages
+    }
+
+    /// The next record and when the message that carried it arrived; `None` when no message
+    /// came within `wait`. Cancel-safe: a message is expanded as soon as it is taken.
+    pub async fn next_timed(
+        &mut self,
+        wait: Duration,
+    ) -> anyhow::Result<Option<(Instant, etl_envelope::Envelope)>> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(record) = self.pending.pop_front() {
+                return Ok(Some(record));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = match tokio::time::timeout(left, self.sub.next()).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => bail!("{}: subscription closed", self.subject),
+                Err(_) => return Ok(None),
+            };
+            let at = Instant::now();
+            let batch = etl_envelope::decode_batch(&msg.payload)
+                .map_err(|e| anyhow::anyhow!("{}: not an etl envelope: {e}", msg.subject))?;
+            self.messages += 1;
+            self.pending
+                .extend(batch.into_iter().map(|b| (at, b.envelope)));
+        }
+    }
+
+    /// The next record.
+    pub async fn next(&mut self, wait: Duration) -> anyhow::Result<Option<etl_envelope::Envelope>> {
+        Ok(self.next_timed(wait).await?.map(|(_, e)| e))
+    }
+
+    /// The next record's payload, which must be JSON.
+    pub async fn next_json(&mut self, wait: Duration) -> anyhow::Result<Option<Value>> {
+        let Some(env) = self.next(wait).await? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(&env.payload).with_context(
+            || format!("{}: payload is not JSON", self.subject),
+        )?))
+    }
+
+    /// Everything that has arrived, dropped.
+    pub async fn clear(&mut self) -> anyhow::Result<()> {
+        while self.next(Duration::from_millis(1)).await?.is_some() {}
+        Ok(())
+    }
+}
+
+pub async fn next_json(records: &mut Records, wait: Duration) -> anyhow::Result<Option<Value>> {
+    records.next_json(wait).await
 }
 
 /// Where records go in: the HTTP listener's address and the `Host` header the source is
@@ -640,33 +751,71 @@ impl Source {
     }
 }
 
-/// One POST to the HTTP source: the status.
+/// One POST of one record to the HTTP source, as `application/json`: the status.
 pub async fn post(source: &Source, body: &str) -> anyhow::Result<u16> {
+    Ok(post_body(source, "application/json", body.to_owned())
+        .await?
+        .0)
+}
+
+/// One POST of `records` to the HTTP source as an NDJSON batch (`application/x-ndjson`, one
+/// record a line; in-http makes each line a record): the status and the answer's body.
+pub async fn post_batch(source: &Source, records: &[String]) -> anyhow::Result<(u16, String)> {
+    let mut body = records.join("\n");
+    body.push('\n');
+    post_body(source, NDJSON, body).await
+}
+
+/// One POST to the HTTP source: the status and the answer's body.
+async fn post_body(
+    source: &Source,
+    content_type: &str,
+    body: String,
+) -> anyhow::Result<(u16, String)> {
     let stream = TcpStream::connect(source.addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let req = hyper::Request::post(&source.path)
         .header("host", &source.host)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_owned())))?;
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))?;
     let res = sender.send_request(req).await?;
     let status = res.status().as_u16();
-    let _ = res.into_body().collect().await;
-    Ok(status)
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub status: Option<u16>,
+    /// The source's answer (in-http: a line per rejected record).
+    pub answer: String,
     pub archive: Vec<Value>,
+    /// How many messages carried the records at `archive`.
+    pub archive_messages: usize,
     pub alerts: Vec<Value>,
     /// The `content-type` of each POST to `alerts`.
     pub alert_types: Vec<Option<String>>,
     /// (error, payload) of each dead letter.
     pub dead: Vec<(String, String)>,
+    /// How many messages carried the dead letters.
+    pub dead_messages: usize,
 }
 
 impl Outcome {
+    /// `outcomes` one after the other: what their inputs deliver, in order, as one batch (the
+    /// oracle's view: `etl run` takes one record at a time).
+    pub fn concat(outcomes: Vec<Outcome>) -> Outcome {
+        let mut all = Outcome::default();
+        for o in outcomes {
+            all.archive.extend(o.archive);
+            all.alerts.extend(o.alerts);
+            all.alert_types.extend(o.alert_types);
+            all.dead.extend(o.dead);
+        }
+        all
+    }
+
     /// The same records as `got` at every sink and dead-letter subject (`self` from `etl run`).
     pub fn check_same(&self, got: &Outcome) -> anyhow::Result<()> {
         ensure!(
@@ -701,16 +850,38 @@ pub struct Expect {
     pub status: u16,
     pub archive: Vec<Value>,
     pub alerts: Vec<Value>,
-    /// A substring of the error, and the payload.
-    pub dead: Option<(String, String)>,
+    /// Each dead letter, in order: a substring of its error, and its payload.
+    pub dead: Vec<(String, String)>,
 }
 
 impl Expect {
+    /// What `cases`' inputs deliver POSTed as one batch: every case's records, in the cases'
+    /// order; HTTP 400 if any is dead-lettered (in-http answers a line per rejected record),
+    /// else 202.
+    pub fn batch(cases: &[(String, Expect)]) -> Expect {
+        let mut all = Expect {
+            status: 202,
+            archive: Vec::new(),
+            alerts: Vec::new(),
+            dead: Vec::new(),
+        };
+        for (_, want) in cases {
+            all.archive.extend(want.archive.iter().cloned());
+            all.alerts.extend(want.alerts.iter().cloned());
+            all.dead.extend(want.dead.iter().cloned());
+        }
+        if !all.dead.is_empty() {
+            all.status = 400;
+        }
+        all
+    }
+
     pub fn check(&self, got: &Outcome) -> anyhow::Result<()> {
         ensure!(
             got.status == Some(self.status),
-            "HTTP status {:?}, expected {}",
+            "HTTP status {:?} ({:?}), expected {}",
             got.status,
+            got.answer,
             self.status
         );
         ensure!(
@@ -725,11 +896,27 @@ impl Expect {
             got.alerts,
             self.alerts
         );
-        match (&self.dead, got.dead.as_slice()) {
-            (None, []) => {}
-            (Some((error, payload)), [(got_error, got_payload)])
-                if got_error.contains(error.as_str()) && got_payload == payload => {}
-            _ => bail!("dead letters got {:?}, expected {:?}", got.dead, self.dead),
+        let dead_ok = got.dead.len() == self.dead.len()
+            && got.dead.iter().zip(&self.dead).all(
+                |((got_error, got_payload), (error, payload))| {
+                    got_error.contains(error.as_str()) && got_payload == payload
+                },
+            );
+        ensure!(
+            dead_ok,
+            "dead letters got {:?}, expected {:?}",
+            got.dead,
+            self.dead
+        );
+        // A step publishes one message per destination per batch it received.
+        for (what, records, messages) in [
+            ("archive", got.archive.len(), got.archive_messages),
+            ("dead letters", got.dead.len(), got.dead_messages),
+        ] {
+            ensure!(
+                messages == usize::from(records > 0),
+                "{what}: {records} record(s) in {messages} message(s), expected one message"
+            );
         }
         Ok(())
     }
@@ -740,35 +927,39 @@ impl Expect {
             self.status,
             self.archive.len(),
             self.alerts.len(),
-            usize::from(self.dead.is_some())
+            self.dead.len()
         )
     }
 }
 
-/// Sends one record and collects everything that arrives for it: what is expected, then
-/// anything else within `QUIET`.
+/// POSTs `inputs` (one alone as `application/json`, several as one NDJSON batch) and collects
+/// everything that arrives for them: what `want` expects, then anything else within `QUIET`.
 pub async fn send_and_collect(
     source: &Source,
-    input: &str,
-    archive: &mut Subscriber,
-    dlq: &mut Subscriber,
-    alerts: &AlertSink,
+    inputs: &[String],
+    sinks: &mut Sinks,
     want: &Expect,
 ) -> anyhow::Result<Outcome> {
+    let before = (sinks.archive.messages(), sinks.dlq.messages());
+    let (status, answer) = match inputs {
+        [one] => post_body(source, "application/json", one.clone()).await?,
+        _ => post_batch(source, inputs).await?,
+    };
     let mut got = Outcome {
-        status: Some(post(source, input).await?),
+        status: Some(status),
+        answer,
         ..Outcome::default()
     };
     let deadline = Instant::now() + ARRIVAL;
     let remaining = || deadline.saturating_duration_since(Instant::now());
     while got.archive.len() < want.archive.len() {
-        match next_json(archive, remaining()).await? {
+        match sinks.archive.next_json(remaining()).await? {
             Some(v) => got.archive.push(v),
             None => break,
         }
     }
     while got.alerts.len() < want.alerts.len() {
-        match alerts.next_with_type(remaining()).await? {
+        match sinks.alerts.next_with_type(remaining()).await? {
             Some((v, content_type)) => {
                 got.alerts.push(v);
                 got.alert_types.push(content_type);
@@ -776,29 +967,32 @@ pub async fn send_and_collect(
             None => break,
         }
     }
-    if want.dead.is_some()
-        && let Ok(Some(msg)) = tokio::time::timeout(remaining(), dlq.next()).await
-    {
-        got.dead.push(dead_letter(&msg)?);
+    while got.dead.len() < want.dead.len() {
+        match sinks.dlq.next(remaining()).await? {
+            Some(env) => got.dead.push(dead_letter(&env)?),
+            None => break,
+        }
     }
     // Nothing more may come.
     tokio::time::sleep(QUIET).await;
-    while let Some(v) = next_json(archive, Duration::from_millis(1)).await? {
+    let now = Duration::from_millis(1);
+    while let Some(v) = sinks.archive.next_json(now).await? {
         got.archive.push(v);
     }
-    while let Some((v, content_type)) = alerts.next_with_type(Duration::from_millis(1)).await? {
+    while let Some((v, content_type)) = sinks.alerts.next_with_type(now).await? {
         got.alerts.push(v);
         got.alert_types.push(content_type);
     }
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(1), dlq.next()).await {
-        got.dead.push(dead_letter(&msg)?);
+    while let Some(env) = sinks.dlq.next(now).await? {
+        got.dead.push(dead_letter(&env)?);
     }
+    got.archive_messages = sinks.archive.messages() - before.0;
+    got.dead_messages = sinks.dlq.messages() - before.1;
     Ok(got)
 }
 
 /// (the `etl-error` header, the payload) of a dead letter.
-pub fn dead_letter(msg: &async_nats::Message) -> anyhow::Result<(String, String)> {
-    let env = envelope(msg)?;
+pub fn dead_letter(env: &etl_envelope::Envelope) -> anyhow::Result<(String, String)> {
     let error = env
         .headers
         .iter()
@@ -806,15 +1000,7 @@ pub fn dead_letter(msg: &async_nats::Message) -> anyhow::Result<(String, String)
         .find(|(k, _)| k == "etl-error")
         .map(|(_, v)| v.clone())
         .with_context(|| format!("dead letter without etl-error: {env:?}"))?;
-    Ok((error, String::from_utf8(env.payload)?))
-}
-
-/// Everything still in flight, dropped (probes that arrived late).
-pub async fn drain(archive: &mut Subscriber, dlq: &mut Subscriber, alerts: &AlertSink) {
-    tokio::time::sleep(QUIET).await;
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), archive.next()).await {}
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), dlq.next()).await {}
-    while let Ok(Some(_)) = alerts.next(Duration::from_millis(1)).await {}
+    Ok((error, String::from_utf8(env.payload.clone())?))
 }
 
 fn probe(n: usize, temp: f64) -> String {
@@ -825,7 +1011,7 @@ fn probe(n: usize, temp: f64) -> String {
 /// Sends hot probes until one has reached both sinks; returns how many were sent.
 pub async fn first_record(
     source: &Source,
-    archive: &mut Subscriber,
+    archive: &mut Records,
     alerts: &AlertSink,
 ) -> anyhow::Result<usize> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -846,7 +1032,7 @@ pub async fn first_record(
         while Instant::now() < until {
             let left = until.saturating_duration_since(Instant::now());
             tokio::select! {
-                v = next_json(archive, left) => if v?.is_some() { at_archive = true },
+                v = archive.next_json(left) => if v?.is_some() { at_archive = true },
                 v = alerts.next(left) => if v?.is_some() { at_alerts = true },
             }
         }
@@ -854,73 +1040,125 @@ pub async fn first_record(
     Ok(n)
 }
 
-/// Sends probes until `alerts` shows `site`: the new config has reached `enrich`.
-pub async fn wait_for_site(
+/// Sends probes until `alerts` shows a record for which `done` holds (its JSON, and the
+/// `content-type` of the POST that carried it); returns how many were sent.
+pub async fn wait_for_alert(
     source: &Source,
-    archive: &mut Subscriber,
+    archive: &mut Records,
     alerts: &AlertSink,
-    site: &str,
+    what: &str,
+    done: impl Fn(&Value, Option<&str>) -> bool,
 ) -> anyhow::Result<usize> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut n = 0;
     loop {
-        ensure!(
-            Instant::now() < deadline,
-            "enrich did not pick up its new config within 120 s"
-        );
+        ensure!(Instant::now() < deadline, "{what}: not within 120 s");
         n += 1;
         let _ = post(source, &probe(n, 99.0)).await;
         let until = Instant::now() + Duration::from_millis(500);
-        while let Some(v) = alerts
-            .next(until.saturating_duration_since(Instant::now()))
+        while let Some((v, content_type)) = alerts
+            .next_with_type(until.saturating_duration_since(Instant::now()))
             .await?
         {
-            if v["site"] == site {
+            if done(&v, content_type.as_deref()) {
                 return Ok(n);
             }
         }
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), archive.next()).await
-        {
-        }
+        archive.clear().await?;
     }
 }
 
-/// What the load phase measured: records/s from the first request until the last record
-/// arrived at each point.
+/// Sends probes until `alerts` shows `site`: the new config has reached `enrich`.
+pub async fn wait_for_site(
+    source: &Source,
+    archive: &mut Records,
+    alerts: &AlertSink,
+    site: &str,
+) -> anyhow::Result<usize> {
+    wait_for_alert(
+        source,
+        archive,
+        alerts,
+        "enrich picking up its new config",
+        |v, _| v["site"] == site,
+    )
+    .await
+}
+
+/// What a load measured at one point: records/s from the first request until the last record
+/// arrived there, and each record's latency from the start of the POST that carried it to its
+/// arrival (when the test took the message, or the webhook the request): median and 99th
+/// percentile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Arrivals {
+    pub rate: f64,
+    pub all_in: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl std::fmt::Display for Arrivals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} records/s (all in after {:.2?}; latency p50 {:.1?}, p99 {:.1?})",
+            self.rate, self.all_in, self.p50, self.p99
+        )
+    }
+}
+
+/// What a load measured at each point.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Rates {
     /// `parse` → `archive` (NATS sink).
-    pub archive: f64,
+    pub archive: Arrivals,
     /// `parse` → `enrich` → `threshold-alert`: its output subject.
-    pub three_steps: f64,
+    pub three_steps: Arrivals,
     /// … → `alerts` (HTTP sink).
-    pub alerts: f64,
+    pub alerts: Arrivals,
 }
 
 /// A load: `n` hot readings (70–99 °C: above dev's and staging's thresholds), sensor ids
-/// `<label>-<i>`, `in_flight` requests at a time; `site` is what enrich adds.
+/// `<label>-<i>`, POSTed `batch` at a time (NDJSON; one alone as JSON when `batch` is 1),
+/// `in_flight` requests at a time; `site` is what enrich adds.
+#[derive(Debug, Clone, Copy)]
 pub struct Load<'a> {
     pub label: &'a str,
     pub n: usize,
     pub in_flight: usize,
+    pub batch: usize,
     pub site: &'a str,
 }
 
 impl Load<'_> {
-    /// `ETL_E2E_LOAD_RECORDS` (default 500) and `ETL_E2E_LOAD_IN_FLIGHT` (default 8).
+    /// `ETL_E2E_LOAD_RECORDS` (default 500), `ETL_E2E_LOAD_IN_FLIGHT` (default 8) and
+    /// `ETL_E2E_LOAD_BATCH` (default 100).
     pub fn from_env<'a>(label: &'a str, site: &'a str) -> Load<'a> {
         let var = |name: &str, default: usize| {
             std::env::var(name)
                 .ok()
                 .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0)
                 .unwrap_or(default)
         };
         Load {
             label,
             n: var("ETL_E2E_LOAD_RECORDS", 500),
             in_flight: var("ETL_E2E_LOAD_IN_FLIGHT", 8),
+            batch: var("ETL_E2E_LOAD_BATCH", 100),
             site,
         }
     }
+}
+
+/// The reading `i` of a load labelled `label`.
+fn load_reading(label: &str, i: usize) -> String {
+    json!({
+        "sensor": format!("{label}-{i}"),
+        "temp_c": 70.0 + (i % 30) as f64,
+        "ts": "2026-11-01T12:00:00Z",
+    })
+    .to_string()
 }
 
 /// Sends `load`. Each record must arrive exactly once at `archive`, at `threshold-alert`'s
@@ -928,7 +1166,7 @@ impl Load<'_> {
 pub async fn throughput(
     nats: &async_nats::Client,
     source: &Source,
-    archive: &mut Subscriber,
+    archive: &mut Records,
     alerts: &Arc<AlertSink>,
     load: &Load<'_>,
 ) -> anyhow::Result<Rates> {
@@ -936,54 +1174,72 @@ pub async fn throughput(
         label,
         n,
         in_flight,
+        batch,
         site,
     } = *load;
-    let mut steps = nats.subscribe(STEPS_OUT_SUBJECT).await?;
+    let mut steps = Records::subscribe(nats, STEPS_OUT_SUBJECT).await?;
     nats.flush().await?;
+    let batches = n.div_ceil(batch);
+    // When the POST of each batch started.
+    let starts = Arc::new(std::sync::Mutex::new(vec![None::<Instant>; batches]));
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..in_flight {
-        let next = Arc::clone(&next);
+        let (next, starts) = (Arc::clone(&next), Arc::clone(&starts));
         let (source, label) = (source.clone(), label.to_owned());
         senders.spawn(async move {
             loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
+                let b = next.fetch_add(1, Ordering::SeqCst);
+                if b >= batches {
                     return Ok::<_, anyhow::Error>(());
                 }
-                let body = json!({
-                    "sensor": format!("{label}-{i}"),
-                    "temp_c": 70.0 + (i % 30) as f64,
-                    "ts": "2026-11-01T12:00:00Z",
-                })
-                .to_string();
-                let status = post(&source, &body).await?;
-                ensure!(status == 202, "load record {i}: HTTP {status}");
+                let records: Vec<String> = (b * batch..n.min((b + 1) * batch))
+                    .map(|i| load_reading(&label, i))
+                    .collect();
+                starts.lock().unwrap()[b] = Some(Instant::now());
+                let (status, answer) = match records.as_slice() {
+                    [one] => post_body(&source, "application/json", one.clone()).await?,
+                    _ => post_batch(&source, &records).await?,
+                };
+                ensure!(status == 202, "load batch {b}: HTTP {status}: {answer}");
             }
         });
     }
-    let mut seen: [BTreeSet<String>; 3] = Default::default();
-    let mut done: [Option<Duration>; 3] = [None; 3];
+    // When each record arrived at each point.
+    let mut arrived: [Vec<Option<Instant>>; 3] = Default::default();
+    for a in &mut arrived {
+        *a = vec![None; n];
+    }
+    let mut count = [0usize; 3];
     let names = ["archive", "threshold-alert's output", "alerts"];
     let limit = Duration::from_secs(120.max(n as u64 / 4));
     let deadline = Instant::now() + limit;
-    while seen.iter().any(|s| s.len() < n) {
-        let left = deadline.saturating_duration_since(Instant::now());
+    // A record lost stops the arrivals: give up after `STALL` without one, not at `limit`.
+    const STALL: Duration = Duration::from_secs(60);
+    let mut progress = Instant::now();
+    let prefix = format!("{label}-");
+    while count.iter().any(|c| *c < n) {
+        let left = deadline
+            .min(progress + STALL)
+            .saturating_duration_since(Instant::now());
         ensure!(
             !left.is_zero(),
-            "load: after {limit:?}, of {n}: {} at archive, {} at threshold-alert's output, {} at \
-             alerts",
-            seen[0].len(),
-            seen[1].len(),
-            seen[2].len()
+            "load: after {:.1?} ({:?} without a record), of {n}: {} at archive, {} at \
+             threshold-alert's output, {} at alerts",
+            start.elapsed(),
+            progress.elapsed(),
+            count[0],
+            count[1],
+            count[2]
         );
-        let (at, v) = tokio::select! {
-            v = next_json(archive, left) => (0, v?),
-            v = next_json(&mut steps, left) => (1, v?),
-            v = alerts.next(left) => (2, v?),
+        let (at, got) = tokio::select! {
+            v = archive.next_timed(left) => (0, v?.map(|(t, e)| (t, serde_json::from_slice(&e.payload)))),
+            v = steps.next_timed(left) => (1, v?.map(|(t, e)| (t, serde_json::from_slice(&e.payload)))),
+            v = alerts.next_timed(left) => (2, v?.map(|(v, _, t)| (t, Ok(v)))),
         };
-        let Some(v) = v else { continue };
+        let Some((t, v)) = got else { continue };
+        let v: Value = v.with_context(|| format!("{}: a payload is not JSON", names[at]))?;
         if at > 0 {
             ensure!(
                 v["alert"] == true && v["site"] == site,
@@ -991,46 +1247,66 @@ pub async fn throughput(
                 names[at]
             );
         }
-        let id = v["sensor_id"].as_str().unwrap_or_default().to_owned();
-        ensure!(seen[at].insert(id.clone()), "{}: {id} twice", names[at]);
-        if seen[at].len() == n {
-            done[at] = Some(start.elapsed());
-        }
+        let id = v["sensor_id"].as_str().unwrap_or_default();
+        let i = id
+            .strip_prefix(&prefix)
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|i| *i < n)
+            .with_context(|| format!("load: unexpected sensor id {id:?} at {}", names[at]))?;
+        ensure!(arrived[at][i].is_none(), "{}: {id} twice", names[at]);
+        arrived[at][i] = Some(t);
+        count[at] += 1;
+        progress = Instant::now();
     }
     while let Some(r) = senders.join_next().await {
         r??;
     }
     // None more: a record handled twice would come after the last first arrival.
     tokio::time::sleep(QUIET).await;
-    for (at, sub) in [(0, &mut *archive), (1, &mut steps)] {
-        if let Some(v) = next_json(sub, Duration::from_millis(1)).await? {
-            bail!("load: {} got a record after all {n}: {v}", names[at]);
-        }
+    let now = Duration::from_millis(1);
+    if let Some(e) = archive.next(now).await? {
+        bail!("load: archive got a record after all {n}: {e:?}");
     }
-    if let Some(v) = alerts.next(Duration::from_millis(1)).await? {
+    if let Some(e) = steps.next(now).await? {
+        bail!("load: threshold-alert's output got a record after all {n}: {e:?}");
+    }
+    if let Some(v) = alerts.next(now).await? {
         bail!("load: alerts got a record after all {n}: {v}");
     }
-    let want: BTreeSet<String> = (0..n).map(|i| format!("{label}-{i}")).collect();
-    for (at, s) in seen.iter().enumerate() {
-        ensure!(s == &want, "load: unexpected sensor ids at {}", names[at]);
-    }
-    let rate = |at: usize| n as f64 / done[at].unwrap_or_default().as_secs_f64();
+    let starts = starts.lock().unwrap().clone();
+    let point = |at: usize| -> Arrivals {
+        let times: Vec<Instant> = arrived[at].iter().flatten().copied().collect();
+        let last = times.iter().max().copied().unwrap_or(start);
+        let mut latencies: Vec<Duration> = arrived[at]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some(t.as_ref()?.saturating_duration_since(starts[i / batch]?)))
+            .collect();
+        latencies.sort();
+        let pct = |p: usize| {
+            latencies
+                .get((latencies.len().saturating_sub(1)) * p / 100)
+                .copied()
+                .unwrap_or_default()
+        };
+        let all_in = last.saturating_duration_since(start);
+        Arrivals {
+            rate: n as f64 / all_in.as_secs_f64(),
+            all_in,
+            p50: pct(50),
+            p99: pct(99),
+        }
+    };
     let rates = Rates {
-        archive: rate(0),
-        three_steps: rate(1),
-        alerts: rate(2),
+        archive: point(0),
+        three_steps: point(1),
+        alerts: point(2),
     };
     eprintln!(
-        "e2e: load {label}: {n} hot readings, {in_flight} requests in flight, each exactly once \
-         at every sink: archive {:.0} records/s \
-         (all in after {:.2?}); parse → enrich → threshold-alert {:.0} records/s ({:.2?}); \
-         alerts (HTTP) {:.0} records/s ({:.2?})",
-        rates.archive,
-        done[0].unwrap_or_default(),
-        rates.three_steps,
-        done[1].unwrap_or_default(),
-        rates.alerts,
-        done[2].unwrap_or_default(),
+        "e2e: load {label}: {n} hot readings in {batches} POST(s) of {batch} ({in_flight} in \
+         flight), each exactly once at every sink: archive {}; parse → enrich → threshold-alert \
+         {}; alerts (HTTP) {}",
+        rates.archive, rates.three_steps, rates.alerts,
     );
     Ok(rates)
 }
@@ -1066,7 +1342,7 @@ pub fn dev_cases(site: &str) -> Vec<(String, Expect)> {
                 status: 202,
                 archive: vec![parsed("t-101", 82.5, "2026-11-01T12:00:00Z")],
                 alerts: vec![alert("t-101", 82.5, "2026-11-01T12:00:00Z", site)],
-                dead: None,
+                dead: vec![],
             },
         ),
         (
@@ -1075,7 +1351,7 @@ pub fn dev_cases(site: &str) -> Vec<(String, Expect)> {
                 status: 202,
                 archive: vec![parsed("t-204", 45.5, "2026-11-01T12:00:05Z")],
                 alerts: vec![],
-                dead: None,
+                dead: vec![],
             },
         ),
         (
@@ -1084,7 +1360,7 @@ pub fn dev_cases(site: &str) -> Vec<(String, Expect)> {
                 status: 400,
                 archive: vec![],
                 alerts: vec![],
-                dead: Some(("not JSON".to_owned(), bad.to_owned())),
+                dead: vec![("not JSON".to_owned(), bad.to_owned())],
             },
         ),
     ]
@@ -1100,7 +1376,7 @@ pub fn staging_cases() -> Vec<(String, Expect)> {
                 status: 202,
                 archive: vec![parsed("t-301", 62.0, "2026-11-01T12:00:10Z")],
                 alerts: vec![],
-                dead: None,
+                dead: vec![],
             },
         ),
         (
@@ -1109,7 +1385,7 @@ pub fn staging_cases() -> Vec<(String, Expect)> {
                 status: 202,
                 archive: vec![parsed("t-302", 70.5, "2026-11-01T12:00:15Z")],
                 alerts: vec![alert("t-302", 70.5, "2026-11-01T12:00:15Z", STAGING_SITE)],
-                dead: None,
+                dead: vec![],
             },
         ),
     ]
@@ -1117,8 +1393,8 @@ pub fn staging_cases() -> Vec<(String, Expect)> {
 
 /// Where records are sent and where they arrive.
 pub struct Sinks {
-    pub archive: Subscriber,
-    pub dlq: Subscriber,
+    pub archive: Records,
+    pub dlq: Records,
     pub alerts: Arc<AlertSink>,
 }
 
@@ -1130,26 +1406,28 @@ impl Sinks {
         alerts: &Arc<AlertSink>,
     ) -> anyhow::Result<Self> {
         let sinks = Self {
-            archive: nats.subscribe(archive_subject.to_owned()).await?,
-            dlq: nats.subscribe(DLQ_SUBJECT).await?,
+            archive: Records::subscribe(nats, archive_subject).await?,
+            dlq: Records::subscribe(nats, DLQ_SUBJECT).await?,
             alerts: Arc::clone(alerts),
         };
         nats.flush().await?;
         Ok(sinks)
     }
 
-    /// Everything still in flight, dropped.
-    pub async fn drain(&mut self) {
-        drain(&mut self.archive, &mut self.dlq, &self.alerts).await;
+    /// Everything still in flight (probes that arrived late), dropped.
+    pub async fn drain(&mut self) -> anyhow::Result<()> {
+        tokio::time::sleep(QUIET).await;
+        self.archive.clear().await?;
+        self.dlq.clear().await?;
+        while self.alerts.next(Duration::from_millis(1)).await?.is_some() {}
+        Ok(())
     }
 }
 
-/// Sends each case's reading and checks the exact records at the sinks and the dead-letter
-/// subject: against the case's literal values and against `etl run --env <environment>` of
-
 /// Steps 4 and 5 of both generations' tests, in `dev`: the exact records of [`dev_cases`] (a
 /// fan-out, a filtered reading, a dead letter) against the fixtures' values and `etl run` of the
-/// same inputs; then the load ([`Load::from_env`]), several requests in flight, each hot reading
+/// same inputs, each reading in a request of its own and then all in one NDJSON batch; then the
+/// load ([`Load::from_env`]: batches of 100), several requests in flight, each hot reading
 /// through parse → enrich → threshold-alert → alerts (and parse → archive). Its rates.
 pub async fn dev_records_and_load(
     env: &Env,
@@ -1159,15 +1437,16 @@ pub async fn dev_records_and_load(
     source: &Source,
     sinks: &mut Sinks,
 ) -> anyhow::Result<Rates> {
-    check_cases(env, ENV, repo, dist, source, sinks, &dev_cases(DEV_SITE)).await?;
+    let cases = dev_cases(DEV_SITE);
+    check_cases(env, ENV, repo, dist, source, sinks, &cases).await?;
+    check_batch(env, ENV, repo, dist, source, sinks, &cases).await?;
     let alerts = Arc::clone(&sinks.alerts);
     let load = Load::from_env("load", DEV_SITE);
     let rates = throughput(nats, source, &mut sinks.archive, &alerts, &load).await?;
-    sinks.drain().await;
+    sinks.drain().await?;
     Ok(rates)
 }
 
-/// the same readings from the same compile output.
 /// After `enrich`'s config change reached the lattice: the sinks drained of the probes, the
 /// first of dev's cases with the new site, exactly, as `etl run` says.
 pub async fn check_new_site(
@@ -1177,12 +1456,15 @@ pub async fn check_new_site(
     source: &Source,
     sinks: &mut Sinks,
 ) -> anyhow::Result<()> {
-    sinks.drain().await;
+    sinks.drain().await?;
     let mut one = dev_cases(NEW_DEV_SITE);
     one.truncate(1);
     check_cases(env, ENV, repo, dist, source, sinks, &one).await
 }
 
+/// Sends each case's reading in a request of its own (one record per request) and checks the
+/// exact records at the sinks and the dead-letter subject: against the case's literal values
+/// and against `etl run --env <environment>` of the same readings from the same compile output.
 pub async fn check_cases(
     env: &Env,
     environment: &str,
@@ -1195,15 +1477,7 @@ pub async fn check_cases(
     let inputs: Vec<String> = cases.iter().map(|(input, _)| input.clone()).collect();
     let oracle = env.etl_run(environment, repo, dist, &inputs)?;
     for (i, ((input, want), oracle)) in cases.iter().zip(&oracle).enumerate() {
-        let got = send_and_collect(
-            source,
-            input,
-            &mut sinks.archive,
-            &mut sinks.dlq,
-            &sinks.alerts,
-            want,
-        )
-        .await?;
+        let got = send_and_collect(source, std::slice::from_ref(input), sinks, want).await?;
         want.check(&got)
             .with_context(|| format!("{environment} input {i} {input:?}: the expected values"))?;
         oracle.check_same(&got).with_context(|| {
@@ -1211,6 +1485,62 @@ pub async fn check_cases(
         })?;
         eprintln!("e2e: {environment} input {i} ok: {}", want.describe());
     }
+    Ok(())
+}
+
+/// Sends every case's reading in one NDJSON request (a batch: in-http makes each line a record)
+/// and checks the exact records, in the cases' order, at the sinks and the dead-letter subject
+/// (each in one message: a step publishes a batch's records together): against the cases'
+/// literal values and `etl run` of the same readings one by one; a rejected record is named in
+/// the 400 answer by its place in the batch.
+pub async fn check_batch(
+    env: &Env,
+    environment: &str,
+    repo: &Path,
+    dist: &Path,
+    source: &Source,
+    sinks: &mut Sinks,
+    cases: &[(String, Expect)],
+) -> anyhow::Result<()> {
+    let inputs: Vec<String> = cases.iter().map(|(input, _)| input.clone()).collect();
+    let oracle = Outcome::concat(env.etl_run(environment, repo, dist, &inputs)?);
+    let want = Expect::batch(cases);
+    let got = send_and_collect(source, &inputs, sinks, &want).await?;
+    let what = format!(
+        "{environment}: {} readings in one NDJSON request",
+        inputs.len()
+    );
+    want.check(&got)
+        .with_context(|| format!("{what}: the expected values"))?;
+    oracle
+        .check_same(&got)
+        .with_context(|| format!("{what}: `etl run --env {environment}`"))?;
+    // in-http's answer: a line `record <i> of <n>: <reason>` per rejected record.
+    let n = cases.len();
+    let rejected: Vec<(String, &str)> = cases
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, want))| {
+            want.dead
+                .iter()
+                .map(move |(error, _)| (format!("record {} of {n}: ", i + 1), error.as_str()))
+        })
+        .collect();
+    let lines: Vec<&str> = got.answer.lines().collect();
+    ensure!(
+        lines.len() == rejected.len()
+            && lines
+                .iter()
+                .zip(&rejected)
+                .all(|(line, (place, error))| line.starts_with(place) && line.contains(error)),
+        "{what}: the answer {:?} does not name the rejected records {rejected:?}",
+        got.answer
+    );
+    eprintln!(
+        "e2e: {what} ok: {}; the answer names the rejected record(s): {:?}",
+        want.describe(),
+        got.answer.trim_end()
+    );
     Ok(())
 }
 
@@ -1388,9 +1718,9 @@ pub async fn check_more_pipelines(
     maintenance: &Source,
     api: &LoopbackApi,
 ) -> anyhow::Result<()> {
-    let mut log = nats.subscribe(MAINTENANCE_SUBJECT).await?;
-    let mut digest = nats.subscribe(DIGEST_SUBJECT).await?;
-    let mut denied = nats.subscribe(DENIED_DLQ).await?;
+    let mut log = Records::subscribe(nats, MAINTENANCE_SUBJECT).await?;
+    let mut digest = Records::subscribe(nats, DIGEST_SUBJECT).await?;
+    let mut denied = Records::subscribe(nats, DENIED_DLQ).await?;
     nats.flush().await?;
 
     let t = Instant::now();
@@ -1435,11 +1765,10 @@ pub async fn check_more_pipelines(
     let deadline = Instant::now() + ARRIVAL;
     let reason = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, denied.next())
-            .await
-            .with_context(|| format!("no dead letter of {sensor} at {DENIED_DLQ}"))?
-            .context("subscription closed")?;
-        let env = envelope(&msg)?;
+        let env = denied
+            .next(left)
+            .await?
+            .with_context(|| format!("no dead letter of {sensor} at {DENIED_DLQ}"))?;
         let record: Value = serde_json::from_slice(&env.payload)?;
         if record["sensor_id"] == sensor {
             break env
@@ -1469,5 +1798,407 @@ pub async fn check_more_pipelines(
         api.addr.port(),
         new.len()
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lattice figures (docs/PERFORMANCE.md, issue 17): memory always, throughput with
+// ETL_E2E_BENCH=1
+
+/// Whether the test measures the lattice figures ([`bench`]): `ETL_E2E_BENCH=1`. CI does not.
+pub fn bench_wanted() -> bool {
+    std::env::var("ETL_E2E_BENCH").is_ok_and(|v| v == "1")
+}
+
+/// A process of this run: one that run.sh started in the test's network namespace (or the test
+/// itself), and what it is.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: u32,
+    pub name: String,
+}
+
+/// Every process of this run that [`process_name`] knows, in pid order.
+pub fn processes() -> Vec<Process> {
+    let ours = std::fs::read_link("/proc/self/ns/net").ok();
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = entry.path();
+        if ours.is_none() || std::fs::read_link(dir.join("ns/net")).ok() != ours {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let name = if pid == me {
+            Some("test".to_owned())
+        } else {
+            process_name(&args)
+        };
+        if let Some(name) = name {
+            out.push(Process { pid, name });
+        }
+    }
+    out.sort_by_key(|p| p.pid);
+    out
+}
+
+/// What run.sh started with `args`: `host <lattice>` (1.x), `wash host <name>` (v2),
+/// `nats-server`, `wadm`, `secrets backend`, `registry`; `None` for anything else.
+fn process_name(args: &[String]) -> Option<String> {
+    let program = args.first()?.rsplit('/').next()?.to_owned();
+    let after = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_default()
+    };
+    match program.as_str() {
+        "etl-e2e-host" => Some(format!("host {}", after("--lattice"))),
+        "wash" if args.get(1).map(String::as_str) == Some("host") => {
+            Some(format!("wash host {}", after("--host-name")))
+        }
+        "nats-server" => Some(program),
+        "etl-e2e-wadm" => Some("wadm".to_owned()),
+        "etl-e2e-secrets" => Some("secrets backend".to_owned()),
+        "docker-registry" => Some("registry".to_owned()),
+        _ => None,
+    }
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The resident memory of the wasmCloud hosts of this run (`VmRSS` of their processes, and the
+/// peak so far, `VmHWM`), and their sum in bytes.
+pub fn hosts_memory() -> (String, u64) {
+    let mut total = 0;
+    let text: Vec<String> = processes()
+        .into_iter()
+        .filter(|p| p.name.starts_with("host ") || p.name.starts_with("wash host "))
+        .map(|p| {
+            let rss = status_bytes(p.pid, "VmRSS:").unwrap_or_default();
+            let peak = status_bytes(p.pid, "VmHWM:").unwrap_or_default();
+            total += rss;
+            format!(
+                "{} (pid {}) VmRSS {:.1} MiB (peak {:.1} MiB)",
+                p.name,
+                p.pid,
+                mib(rss),
+                mib(peak)
+            )
+        })
+        .collect();
+    (text.join("; "), total)
+}
+
+/// Prints the hosts' resident memory at `point`, and its change since the last call.
+#[derive(Default)]
+pub struct Memory {
+    last: Option<u64>,
+}
+
+impl Memory {
+    pub fn new() -> Self {
+        Self { last: None }
+    }
+
+    pub fn report(&mut self, point: &str) {
+        let (text, total) = hosts_memory();
+        let change = match self.last {
+            Some(last) => format!(" ({:+.1} MiB since the last point)", mib(total) - mib(last)),
+            None => String::new(),
+        };
+        self.last = Some(total);
+        eprintln!("e2e: memory, {point}: {text}{change}");
+    }
+}
+
+/// CPU time (user + system) of each process of this run, at one instant.
+struct Cpu {
+    at: Instant,
+    ticks: Vec<(String, u64)>,
+}
+
+impl Cpu {
+    fn now() -> Self {
+        let ticks = processes()
+            .into_iter()
+            .filter_map(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).ok()?;
+                // The fields after the command's `)`: state is field 3, utime 14, stime 15.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let utime: u64 = fields.get(11)?.parse().ok()?;
+                let stime: u64 = fields.get(12)?.parse().ok()?;
+                Some((p.name, utime + stime))
+            })
+            .collect();
+        Cpu {
+            at: Instant::now(),
+            ticks,
+        }
+    }
+
+    /// Cores used by each process since `self` over `busy` (the part of the time since `self`
+    /// the work took; the rest idle), those above 0.05, busiest first.
+    fn since(&self, busy: Duration) -> String {
+        let now = Cpu::now();
+        let wall = busy.min(now.at.duration_since(self.at)).as_secs_f64();
+        let hz = clock_ticks();
+        let mut used: Vec<(String, f64)> = now
+            .ticks
+            .iter()
+            .filter_map(|(name, t)| {
+                let before = self.ticks.iter().find(|(n, _)| n == name)?.1;
+                Some((name.clone(), t.saturating_sub(before) as f64 / hz / wall))
+            })
+            .filter(|(_, cores)| *cores >= 0.05)
+            .collect();
+        used.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f64 = used.iter().map(|(_, c)| c).sum();
+        let each: Vec<String> = used
+            .iter()
+            .map(|(name, cores)| format!("{name} {cores:.2}"))
+            .collect();
+        format!("{total:.2} cores in all: {}", each.join(", "))
+    }
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One load of the bench, with the CPU each process of the run used while it ran.
+async fn measured(
+    nats: &async_nats::Client,
+    source: &Source,
+    sinks: &mut Sinks,
+    load: &Load<'_>,
+) -> anyhow::Result<Rates> {
+    let cpu = Cpu::now();
+    let alerts = Arc::clone(&sinks.alerts);
+    let rates = throughput(nats, source, &mut sinks.archive, &alerts, load).await?;
+    // Until the last record arrived (then `throughput` waits `QUIET` for any more).
+    let busy = [rates.archive, rates.three_steps, rates.alerts]
+        .iter()
+        .map(|a| a.all_in)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "e2e bench: {} meanwhile (the {busy:.2?} until the last record arrived): {}",
+        load.label,
+        cpu.since(busy)
+    );
+    sinks.drain().await?;
+    Ok(rates)
+}
+
+/// Latency without a queue: `n` hot readings, one POST each, the next once the one before has
+/// reached threshold-alert's output and the webhook. (p50, p99) from the start of the POST to
+/// each of the two.
+async fn unloaded(
+    nats: &async_nats::Client,
+    source: &Source,
+    sinks: &mut Sinks,
+    n: usize,
+) -> anyhow::Result<[(Duration, Duration); 2]> {
+    let mut steps = Records::subscribe(nats, STEPS_OUT_SUBJECT).await?;
+    nats.flush().await?;
+    let mut latencies: [Vec<Duration>; 2] = Default::default();
+    for i in 0..n {
+        let sensor = format!("bench-unloaded-{i}");
+        let reading = json!({"sensor": sensor, "temp_c": 90.0, "ts": "2026-11-01T12:00:00Z"});
+        let start = Instant::now();
+        let status = post(source, &reading.to_string()).await?;
+        ensure!(status == 202, "{sensor}: HTTP {status}");
+        let mut at: [Option<Instant>; 2] = [None; 2];
+        let deadline = start + ARRIVAL;
+        while at.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            ensure!(
+                !left.is_zero(),
+                "{sensor}: not at both points within {ARRIVAL:?}"
+            );
+            let (point, got) = tokio::select! {
+                v = steps.next_timed(left) => (0, v?.map(|(t, e)| (t, serde_json::from_slice::<Value>(&e.payload)))),
+                v = sinks.alerts.next_timed(left) => (1, v?.map(|(v, _, t)| (t, Ok(v)))),
+            };
+            if let Some((t, v)) = got
+                && v?["sensor_id"] == sensor.as_str()
+            {
+                at[point] = Some(t);
+            }
+        }
+        for (l, t) in latencies.iter_mut().zip(at) {
+            l.push(t.unwrap_or(start).saturating_duration_since(start));
+        }
+    }
+    sinks.drain().await?;
+    Ok(latencies.map(|mut l| {
+        l.sort();
+        let pct = |p: usize| l[(l.len() - 1) * p / 100];
+        (pct(50), pct(99))
+    }))
+}
+
+/// `ETL_E2E_BENCH=1`: the lattice figures of docs/PERFORMANCE.md, in `dev` (one replica of
+/// every unit), printed and never asserted. Every load is checked as [`throughput`] checks it
+/// (each record exactly once at every point).
+///
+/// 1. The HTTP sink, one request per record: 2000 hot readings in batches of 100.
+/// 2. `set_alerts_batch("ndjson")`: the `alerts` sink given `etl.out.batch: ndjson` (what
+///    `with: {batch: ndjson}` compiles to; v1: a named config of the test's own, changed live;
+///    v2: its WorkloadDeployment applied again), until a POST of NDJSON arrives.
+/// 3. Latency without a queue: 100 readings, each POSTed once the one before has arrived.
+/// 4. A sweep of the batch size (records per POST to the source, and so per message between
+///    the steps): 1 (one record per POST and per message: the in-run baseline), 10, 100,
+///    1000, with 4 POSTs in flight; records/s and latency from the start of a record's POST to
+///    its arrival at each point, and the CPU each process used.
+/// 5. `set_alerts_batch("none")`: `alerts` one record per request again, until a POST of one
+///    JSON record arrives.
+///
+/// `ETL_E2E_BENCH_SCALE` (default 1) scales the number of records of every load.
+pub async fn bench(
+    generation: &str,
+    nats: &async_nats::Client,
+    source: &Source,
+    sinks: &mut Sinks,
+    mut set_alerts_batch: impl AsyncFnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let scale: f64 = std::env::var("ETL_E2E_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &f64| *s > 0.0)
+        .unwrap_or(1.0);
+    let records = |n: usize| ((n as f64 * scale).round() as usize).max(1);
+    let mut memory = Memory::new();
+    memory.report("before the bench");
+
+    let per_record_load = Load {
+        label: "bench-http-per-record",
+        n: records(2000),
+        in_flight: 4,
+        batch: 100,
+        site: DEV_SITE,
+    };
+    let per_record = measured(nats, source, sinks, &per_record_load).await?;
+
+    let t = Instant::now();
+    set_alerts_batch("ndjson").await?;
+    let probes = wait_for_alert(
+        source,
+        &mut sinks.archive,
+        &sinks.alerts,
+        "alerts POSTing NDJSON batches",
+        |_, content_type| content_type.is_some_and(|t| t.starts_with(NDJSON)),
+    )
+    .await?;
+    eprintln!(
+        "e2e bench: alerts given etl.out.batch: ndjson, POSTing batches {:.1?} later ({probes} \
+         probes)",
+        t.elapsed()
+    );
+    sinks.drain().await?;
+
+    let idle = unloaded(nats, source, sinks, records(100).min(100)).await?;
+    let mut sweep = Vec::new();
+    for (batch, n) in [(1, 2_000), (10, 10_000), (100, 20_000), (1000, 50_000)] {
+        let label = format!("bench-batch-{batch}");
+        let n = records(n).max(batch);
+        let load = Load {
+            label: &label,
+            n,
+            in_flight: 4,
+            batch,
+            site: DEV_SITE,
+        };
+        let rates = measured(nats, source, sinks, &load).await?;
+        sweep.push((batch, n, rates));
+        memory.report(&format!("after the batch size {batch} load"));
+    }
+
+    let t = Instant::now();
+    set_alerts_batch("none").await?;
+    wait_for_alert(
+        source,
+        &mut sinks.archive,
+        &sinks.alerts,
+        "alerts POSTing one record per request again",
+        |_, content_type| content_type == Some("application/json"),
+    )
+    .await?;
+    eprintln!(
+        "e2e bench: alerts as compiled again (one record per request) {:.1?} later",
+        t.elapsed()
+    );
+    sinks.drain().await?;
+
+    eprintln!("e2e bench ({generation}, dev, one replica of every unit):");
+    eprintln!(
+        "e2e bench: HTTP sink, one request per record: {:.0} records/s ({} readings in POSTs of \
+         100; latency to the webhook p50 {:.1?}, p99 {:.1?})",
+        per_record.alerts.rate, per_record_load.n, per_record.alerts.p50, per_record.alerts.p99
+    );
+    eprintln!(
+        "e2e bench: one record at a time (each POSTed once the one before reached both points), \
+         source → threshold-alert's output: p50 {:.1?}, p99 {:.1?}; → alerts (NDJSON): p50 {:.1?}, \
+         p99 {:.1?}",
+        idle[0].0, idle[0].1, idle[1].0, idle[1].1
+    );
+    eprintln!(
+        "e2e bench: batch | records | → threshold-alert's output: records/s, p50, p99 | → \
+         archive records/s | → alerts (NDJSON) records/s, p50, p99"
+    );
+    for (batch, n, r) in &sweep {
+        eprintln!(
+            "e2e bench: {batch:>5} | {n:>7} | {:>7.0} {:>9.1?} {:>9.1?} | {:>7.0} | {:>7.0} \
+             {:>9.1?} {:>9.1?}",
+            r.three_steps.rate,
+            r.three_steps.p50,
+            r.three_steps.p99,
+            r.archive.rate,
+            r.alerts.rate,
+            r.alerts.p50,
+            r.alerts.p99,
+        );
+    }
     Ok(())
 }

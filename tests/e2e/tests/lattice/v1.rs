@@ -18,8 +18,11 @@
 //! 4. POSTs records at the HTTP source and checks the exact records at the sinks (the `archive`
 //!    NATS subject, the `alerts` HTTP sink) and at `parse`'s dead-letter subject: a fan-out, a
 //!    filtered record, a dead-lettered one — against literal values from the example's fixtures
-//!    and against `etl run` of the same inputs (the in-process runtime is the oracle);
-//! 5. measures records/s through the three steps (500 readings, none lost or duplicated);
+//!    and against `etl run` of the same inputs (the in-process runtime is the oracle), each in a
+//!    request of its own and then all in one NDJSON batch; every message at a NATS subject is a
+//!    batch (envelope version 2), checked record by record;
+//! 5. measures records/s through the three steps (500 readings in NDJSON batches of 100, none
+//!    lost or duplicated);
 //! 6. changes `enrich`'s config, recompiles, deploys the new version and sees the new
 //!    behaviour, with the same artifacts (only a content-addressed config name changed);
 //! 7. `etl promote --from dev --to staging`, undeploys dev and deploys the re-pinned staging
@@ -113,6 +116,8 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         .with_context(|| format!("connecting to NATS at {}", env.nats_url))?;
     let host = wait_for_host(&nats, LATTICE).await?;
     eprintln!("e2e: host {host} is in lattice {LATTICE}");
+    let mut memory = Memory::new();
+    memory.report("the hosts up, nothing deployed");
     let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
     put_alerts_secret(&nats, &dist).await?;
     alerts.require_authorization(Some(TOKEN));
@@ -122,19 +127,27 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     // it has not deployed.
     let listener_version = put_and_deploy(&nats, LATTICE, &listener_path).await?;
     wait_deployed(&nats, LATTICE, LISTENER, &listener_version).await?;
-    let version = put_and_deploy(&nats, LATTICE, manifest_path).await?;
+    // With the bench, `alerts` also reads a named config of the test's own, which the bench
+    // changes live ([`BENCH_CONFIG`]).
+    let benching = bench_wanted();
+    let deployable = |manifest: &Path| -> anyhow::Result<std::path::PathBuf> {
+        if !benching {
+            return Ok(manifest.to_owned());
+        }
+        let path = work.join("bench-sensor-ingest.yaml");
+        std::fs::write(
+            &path,
+            with_bench_config(&std::fs::read_to_string(manifest)?)?,
+        )?;
+        Ok(path)
+    };
+    if benching {
+        put_config(&nats, LATTICE, BENCH_CONFIG, "none").await?;
+    }
+    let version = put_and_deploy(&nats, LATTICE, &deployable(manifest_path)?).await?;
     wait_deployed(&nats, LATTICE, PIPELINE, &version).await?;
     let deployed = deploy_start.elapsed();
     eprintln!("e2e: {PIPELINE} {version} deployed in {deployed:.1?}");
-    let t = Instant::now();
-    for (name, path) in [(MAINTENANCE, &maintenance_path), (DIGEST, &digest_path)] {
-        let version = put_and_deploy(&nats, LATTICE, path).await?;
-        wait_deployed(&nats, LATTICE, name, &version).await?;
-    }
-    eprintln!(
-        "e2e: {MAINTENANCE} and {DIGEST} deployed {:.1?} after their deploy requests",
-        t.elapsed()
-    );
 
     // The first record through all three steps. `deployed` means wadm has put every component,
     // provider and link; the host applies links to the providers asynchronously, so a probe
@@ -145,15 +158,38 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         "e2e: first record through the pipeline {first_latency:.1?} after the deploy request \
          ({first} probes)"
     );
-    sinks.drain().await;
+    memory.report(&format!(
+        "{PIPELINE} deployed (and the shared listener), a record through"
+    ));
+    sinks.drain().await?;
+    // The figures of docs/PERFORMANCE.md, with the example alone on the lattice (alert-digest
+    // would read every alert of the loads).
+    if benching {
+        bench("v1", &nats, &source, &mut sinks, async |mode: &str| {
+            put_config(&nats, LATTICE, BENCH_CONFIG, mode).await
+        })
+        .await?;
+    }
+    let t = Instant::now();
+    for (name, path) in [(MAINTENANCE, &maintenance_path), (DIGEST, &digest_path)] {
+        let version = put_and_deploy(&nats, LATTICE, path).await?;
+        wait_deployed(&nats, LATTICE, name, &version).await?;
+        memory.report(&format!("{name} deployed too"));
+    }
+    eprintln!(
+        "e2e: {MAINTENANCE} and {DIGEST} deployed {:.1?} after their deploy requests",
+        t.elapsed()
+    );
 
     // The other pipelines on the lattice: a second HTTP source on the same listener, and a
     // sub-pipeline that calls out.
     check_more_pipelines(&nats, &source, &maintenance, &api).await?;
-    sinks.drain().await;
+    memory.report("a record through each of the three pipelines");
+    sinks.drain().await?;
 
     // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
     let rates = dev_records_and_load(&env, &nats, &repo, &dist, &source, &mut sinks).await?;
+    memory.report("after the load");
 
     // 6. A new version: enrich's config changes, nothing else.
     change_site(&repo)?;
@@ -163,7 +199,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let manifest2 = std::fs::read_to_string(manifest_path)?;
     let version2 = check_new_version(manifest, &manifest2)?;
     let redeploy_start = Instant::now();
-    let put_version = put_and_deploy(&nats, LATTICE, manifest_path).await?;
+    let put_version = put_and_deploy(&nats, LATTICE, &deployable(manifest_path)?).await?;
     ensure!(
         put_version == version2,
         "wadm stored {put_version}, the manifest says {version2}"
@@ -225,7 +261,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         "e2e: staging {staging_version}: first record at both sinks {staging_latency:.1?} after \
          the deploy request ({probes} probes)"
     );
-    staging_sinks.drain().await;
+    staging_sinks.drain().await?;
     check_cases(
         &env,
         STAGING,
@@ -256,7 +292,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
          records/s: parse → enrich → threshold-alert {:.0}, → archive {:.0}, → alerts (HTTP) {:.0}; \
          recompile {recompile:.1?}; redeploy → new behaviour {redeploy_latency:.1?}; \
          promote {promote:.1?}; staging deploy request → first record {staging_latency:.1?}",
-        rates.three_steps, rates.archive, rates.alerts,
+        rates.three_steps.rate, rates.archive.rate, rates.alerts.rate,
     );
     Ok(())
 }
@@ -485,6 +521,50 @@ async fn wait_refused(
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The named config through which the bench sets `alerts`' `etl.out.batch`, live: the host
+/// updates a running component's config when a named config of it changes, and wadm, which
+/// puts back the content of every config a manifest gives properties (a `config_set` event
+/// makes it reconcile), leaves a config named without properties alone. (Deploying `alerts`
+/// again with another config made the host fetch its secret anew, which failed — wadm 0.21.1
+/// drops the secret reference on such an upgrade — and the messaging provider stopped
+/// delivering to `alerts` for good a few seconds later.)
+const BENCH_CONFIG: &str = "etl-e2e-bench-alerts";
+
+/// `manifest` (wadm) with [`BENCH_CONFIG`] after the `alerts` sink's own config.
+fn with_bench_config(manifest: &str) -> anyhow::Result<String> {
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(manifest)?;
+    let alerts = doc["spec"]["components"]
+        .as_sequence_mut()
+        .and_then(|c| c.iter_mut().find(|c| c["name"] == "alerts"))
+        .context("no component alerts")?;
+    alerts["properties"]["config"]
+        .as_sequence_mut()
+        .context("alerts has no config")?
+        .push(serde_yaml::from_str(&format!("{{name: {BENCH_CONFIG}}}"))?);
+    Ok(serde_yaml::to_string(&doc)?)
+}
+
+/// Puts the named config [`BENCH_CONFIG`] = `{etl.out.batch: <mode>}` through the lattice's
+/// control interface.
+async fn put_config(
+    nats: &async_nats::Client,
+    lattice: &str,
+    name: &str,
+    mode: &str,
+) -> anyhow::Result<()> {
+    let subject = format!("wasmbus.ctl.v1.{lattice}.config.put.{name}");
+    let body = serde_json::to_vec(&json!({"etl.out.batch": mode}))?;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        nats.request(subject.clone(), body.into()),
+    )
+    .await
+    .with_context(|| format!("{subject}: no answer within 10 s"))??;
+    let v: Value = serde_json::from_slice(&answer.payload)?;
+    ensure!(v["success"] == true, "{subject}: {v}");
+    Ok(())
 }
 
 /// The manifest is what the docs say it is: images pinned by digest in the test's registry,

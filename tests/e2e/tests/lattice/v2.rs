@@ -15,8 +15,10 @@
 //!    `sensor-ingest-alerts-secrets` the manifest references (without it, `alerts` is refused);
 //! 4. POSTs records to the host running `parse` (routed by the `Host` header, the `host` config
 //!    of its `wasi:http` interface) and checks the exact records at the sinks and at `parse`'s
-//!    dead-letter subject, against the fixtures' values and `etl run`;
-//! 5. sends 500 readings (`max_in_flight` as the manifest sets it): none lost, none duplicated;
+//!    dead-letter subject, against the fixtures' values and `etl run`, each in a request of its
+//!    own and then all in one NDJSON batch;
+//! 5. sends 500 readings in NDJSON batches of 100 (`max_in_flight` as the manifest sets it): none
+//!    lost, none duplicated;
 //! 6. changes `enrich`'s config, recompiles and applies again: `enrich` alone rolls (new
 //!    workload RUNNING, then the old one stopped) and answers with the new site;
 //! 7. `etl promote --from dev --to staging`, prunes dev's deployments, applies staging's
@@ -70,6 +72,8 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         player_start.elapsed(),
         describe_hosts(&hosts)
     );
+    let mut memory = Memory::new();
+    memory.report("the hosts up, nothing deployed");
     let alerts = AlertSink::start().await?;
     let api = LoopbackApi::start().await?;
 
@@ -143,7 +147,29 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     eprintln!(
         "e2e: first record at both sinks {first_latency:.1?} after the apply ({first} probes)"
     );
-    sinks.drain().await;
+    memory.report(&format!("{PIPELINE} applied, a record through"));
+    sinks.drain().await?;
+    // The figures of docs/PERFORMANCE.md, with the example alone on the lattice (alert-digest
+    // would read every alert of the loads).
+    if bench_wanted() {
+        // alerts' WorkloadDeployment with what `with: {batch: …}` compiles to, applied (alerts
+        // rolls); "none": as compiled, applied again.
+        let compiled = alerts_doc.to_owned();
+        bench("v2", &nats, &source, &mut sinks, async |mode: &str| {
+            let doc = if mode == "none" {
+                compiled.clone()
+            } else {
+                alerts_batched(&compiled, mode)?
+            };
+            let changes = player.apply(ENV, &doc, None).await?;
+            ensure!(
+                changes.values().all(|c| *c == Change::Rolled),
+                "alerts with etl.out.batch {mode}: {changes:?}"
+            );
+            Ok(())
+        })
+        .await?;
+    }
 
     // The other pipelines on the same hosts: a second HTTP source, and a sub-pipeline that calls
     // out.
@@ -157,6 +183,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
             changes.values().all(|c| *c == Change::Created),
             "{pipeline}: {changes:?}"
         );
+        memory.report(&format!("{pipeline} applied too"));
     }
     eprintln!(
         "e2e: {MAINTENANCE} and {DIGEST} applied: every workload RUNNING {:.1?} after the apply",
@@ -176,10 +203,12 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         }
     };
     check_more_pipelines(&nats, &source, &maintenance, &api).await?;
-    sinks.drain().await;
+    memory.report("a record through each of the three pipelines");
+    sinks.drain().await?;
 
     // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
     let rates = dev_records_and_load(&env, &nats, &repo, &dist, &source, &mut sinks).await?;
+    memory.report("after the load");
 
     // 6. A new version: enrich's config changes; only enrich's template does, so only it rolls.
     change_site(&repo)?;
@@ -311,7 +340,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         "e2e: staging: first record at both sinks {staging_latency:.1?} after the apply \
          ({probes} probes)"
     );
-    staging_sinks.drain().await;
+    staging_sinks.drain().await?;
     check_cases(
         &env,
         STAGING,
@@ -322,9 +351,11 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         &staging_cases(),
     )
     .await?;
-    // Two replicas of every step, one consumer group each: every record exactly once.
+    // Two replicas of every step, one consumer group each: every record exactly once (ten
+    // batches, so that both replicas get some).
     let staging_load = Load {
         n: 100,
+        batch: 10,
         ..Load::from_env("staging", STAGING_SITE)
     };
     let staging_rates = throughput(
@@ -335,7 +366,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         &staging_load,
     )
     .await?;
-    staging_sinks.drain().await;
+    staging_sinks.drain().await?;
 
     let (requests, authorizations) = alerts.authorizations();
     eprintln!(
@@ -361,9 +392,20 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
          of enrich {rolled:.1?}, apply → new behaviour {roll_latency:.1?}; promote \
          {promote:.1?}; staging apply → first record {staging_latency:.1?}; staging (2 \
          replicas) → alerts {:.0} records/s",
-        rates.three_steps, rates.archive, rates.alerts, staging_rates.alerts,
+        rates.three_steps.rate, rates.archive.rate, rates.alerts.rate, staging_rates.alerts.rate,
     );
     Ok(())
+}
+
+/// The `alerts` sink's WorkloadDeployment `doc` with `etl.out.batch: <mode>` in its runtime
+/// config.
+fn alerts_batched(doc: &str, mode: &str) -> anyhow::Result<String> {
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(doc)?;
+    let component = doc["spec"]["template"]["spec"]["components"]
+        .get_mut(0)
+        .context("alerts has no component")?;
+    component["localResources"]["config"]["etl.out.batch"] = mode.into();
+    Ok(serde_yaml::to_string(&doc)?)
 }
 
 /// One WorkloadDeployment of a manifest, what the test relies on.
