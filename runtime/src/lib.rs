@@ -830,7 +830,7 @@ impl LoadedPipeline {
                         envelope: envelope_of(r),
                     })
                     .collect();
-                let inputs = (first..first + records.len()).collect();
+                let inputs: Vec<usize> = (first..first + records.len()).collect();
                 self.route(
                     subject,
                     &etl_envelope::encode_batch(&batch),
@@ -874,7 +874,7 @@ impl LoadedPipeline {
         &self,
         subject: &str,
         body: &[u8],
-        inputs: &Vec<usize>,
+        inputs: &[usize],
         queue: &mut VecDeque<(usize, Delivery)>,
     ) -> bool {
         let mut any = false;
@@ -890,7 +890,7 @@ impl LoadedPipeline {
                     Delivery::Message {
                         subject: subject.to_owned(),
                         body: body.to_vec(),
-                        inputs: inputs.clone(),
+                        inputs: inputs.to_vec(),
                     },
                 ));
             }
@@ -1696,7 +1696,10 @@ mod tests {
         assert_eq!(requests(&three, &small), [0..2, 2..3]);
         // A kept `content-type` other than JSON would read `application/json` once split.
         let plain = [record("a", &[]), record("b", &[])];
-        assert_eq!(requests(&plain, &BTreeMap::new()), [0..2]);
+        assert_eq!(
+            requests(&plain, &BTreeMap::new()),
+            std::iter::once(0..2).collect::<Vec<_>>()
+        );
         let keeps = config(&[("etl.in.headers", "Content-Type")]);
         assert_eq!(requests(&plain, &keeps), [0..1, 1..2]);
     }
