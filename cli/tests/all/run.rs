@@ -591,19 +591,7 @@ fn a_record_the_http_source_splits_stays_one_input() {
 {"json": {"sensor": "t-3", "temp_c": 22.5, "ts": "2026-11-01T12:00:02Z"}}
 "#;
     for batch in ["1", "100"] {
-        let (code, stdout, stderr) = etl(
-            &[
-                "run",
-                "sensor-ingest",
-                "--repo",
-                "examples/iot-sensors",
-                "--format",
-                "jsonl",
-                "--batch",
-                batch,
-            ],
-            input,
-        );
+        let (code, stdout, stderr) = run_example_jsonl(&["--batch", batch], input);
         assert_eq!(code, Some(0), "{stderr}\n{stdout}");
         let lines: Vec<serde_json::Value> = stdout
             .lines()
