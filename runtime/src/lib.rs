@@ -1557,12 +1557,12 @@ fn requests(records: &[Record], config: &BTreeMap<String, String>) -> Vec<std::o
 
 /// The records an HTTP sink's request carries: its body, or, for a sink that sends batches
 /// (`etl.out.batch`), each line (`ndjson`) or element (`json-array`) of it. Each has the
-/// request's headers but `host` and `content-length`.
+/// request's headers but those of the transfer: `host`, `content-length` and `expect`.
 fn request_records(request: &CapturedRequest, config: &BTreeMap<String, String>) -> Vec<Record> {
     let headers: Vec<(String, String)> = request
         .headers
         .iter()
-        .filter(|(k, _)| k != "host" && k != "content-length")
+        .filter(|(k, _)| !matches!(k.as_str(), "host" | "content-length" | "expect"))
         .cloned()
         .collect();
     let record = |payload: Vec<u8>| Record {
