@@ -151,6 +151,7 @@ codes! {
     UnpinnedProvider = "W0313", Warning, "a provider image not pinned by digest";
     BatchMode = "E0314", Error, "a `batch` setting its connector does not take";
     BatchBytes = "E0315", Error, "a `batch-bytes` setting that is not a positive integer";
+    BatchKey = "E0316", Error, "an `s3` sink writing NDJSON batches whose `key` has no `{digest}`";
     TemplateSyntax = "E0401", Error, "a template that does not parse";
     UndefinedVariable = "E0402", Error, "a template uses a variable some environment lacks";
     TemplateRender = "E0403", Error, "a template fails to render";

@@ -21,6 +21,10 @@ use crate::spec::validate::findings::Findings;
 const BATCH: &str = "batch";
 /// A sink's setting: the most bytes of one request, message or object.
 const BATCH_BYTES: &str = "batch-bytes";
+/// An `s3` sink's object-name template.
+const KEY: &str = "key";
+/// What an `s3` sink's object-name template must hold when its objects are NDJSON batches.
+const DIGEST: &str = "{digest}";
 
 /// What reads batching settings: an `http` source or a sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +334,49 @@ pub(super) fn check_batching(
                         found.add(&env.name, d.at(written.file, written.span));
                     }
                 }
+                if batcher != Batcher::Sink(SinkConnector::S3) {
+                    continue;
+                }
+                // An `s3` sink writing NDJSON batches names each object by its `{digest}`.
+                let value = |key: &str| {
+                    let written =
+                        connector_setting(repo, &env.name, pipeline, name, (with, &pointer), key)?;
+                    let Setting::Value(Scalar::String(text)) = written.setting else {
+                        return None;
+                    };
+                    let text = if templates::is_template(text) {
+                        templates::render(&engine, text.clone(), &context).ok()?
+                    } else {
+                        text.clone()
+                    };
+                    Some((written, text))
+                };
+                if value(BATCH).is_none_or(|(_, mode)| mode != "ndjson") {
+                    continue;
+                }
+                let Some((written, template)) = value(KEY) else {
+                    continue;
+                };
+                if template.contains(DIGEST) {
+                    continue;
+                }
+                let d = Diagnostic::new(
+                    Code::BatchKey,
+                    format!(
+                        "`key` of the `s3` sink `{name}` is `{template}`, which has no `{DIGEST}`, \
+                         and the sink writes NDJSON batches (`batch: ndjson`)"
+                    ),
+                )
+                .label(format!("no `{DIGEST}`"))
+                .expected(format!(
+                    "an object-name template with `{DIGEST}`, the object's SHA-256 (e.g. \
+                     `readings/{DIGEST}.ndjson`)"
+                ))
+                .help(format!(
+                    "without it every batch's object may get the same name and replace the one \
+                     before; leave `key` out for `{DIGEST}.ndjson`"
+                ));
+                found.add(&env.name, d.at(written.file, written.span));
             }
         }
     }
