@@ -69,6 +69,25 @@ pub fn ndjson_line(
         .into())
 }
 
+/// The value of the mode setting `key` (`etl.in.batch`, `etl.out.batch`): `modes[0]` (the
+/// default) when unset or empty, else the one of `modes` it names. `Err` says what it is and
+/// what it may be.
+pub fn mode<'a>(
+    key: &str,
+    setting: Option<&str>,
+    modes: &[&'a str],
+) -> Result<&'a str, alloc::string::String> {
+    let value = setting.map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        return Ok(modes[0]);
+    }
+    modes.iter().find(|m| **m == value).copied().ok_or_else(|| {
+        let names: Vec<alloc::string::String> =
+            modes.iter().map(|m| alloc::format!("`{m}`")).collect();
+        alloc::format!("config `{key}` is `{value}`, not {}", names.join(" or "))
+    })
+}
+
 /// The value of [`BATCH_BYTES`]: `default` when unset, else a positive whole number of bytes.
 pub fn batch_bytes(setting: Option<&str>, default: usize) -> Result<usize, alloc::string::String> {
     match setting.map(str::trim) {
@@ -200,6 +219,18 @@ mod tests {
             b"{ \"a\":1  }"
         );
         assert!(ndjson_line(b"two\nlines", |_| false).is_err());
+    }
+
+    #[test]
+    fn a_mode_is_one_of_its_values_the_first_by_default() {
+        let modes = ["none", "ndjson", "json-array"];
+        assert_eq!(mode(BATCH, None, &modes), Ok("none"));
+        assert_eq!(mode(BATCH, Some(" "), &modes), Ok("none"));
+        assert_eq!(mode(BATCH, Some(" json-array "), &modes), Ok("json-array"));
+        assert_eq!(
+            mode(BATCH, Some("NDJSON"), &modes).unwrap_err(),
+            "config `etl.out.batch` is `NDJSON`, not `none` or `ndjson` or `json-array`"
+        );
     }
 
     #[test]

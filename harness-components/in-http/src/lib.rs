@@ -33,6 +33,7 @@ etl_harness_bindings::config_error_text!();
 use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
 use etl::platform::emit::{Outcome, Rejected, deliver};
+use etl_harness_bindings::mode;
 use exports::wasi::http::incoming_handler::Guest;
 use wasi::config::runtime;
 use wasi::http::types::{
@@ -112,17 +113,9 @@ fn serve(request: IncomingRequest) -> Result<Reply, Reply> {
     if declared_length(&entries).is_some_and(|n| n > max_body) {
         return Err(too_large());
     }
-    let split = match config(BATCH)?.as_deref().map(str::trim) {
-        None | Some("" | "auto") => true,
-        Some("none") => false,
-        Some(other) => {
-            return Err(Reply::new(
-                500,
-                format!("etl in-http: config `{BATCH}` is `{other}`, neither `auto` nor `none`\n"),
-            ));
-        }
-    };
-    let framing = if split {
+    let split = mode(BATCH, config(BATCH)?.as_deref(), &["auto", "none"])
+        .map_err(|why| Reply::new(500, format!("etl in-http: {why}\n")))?;
+    let framing = if split == "auto" {
         framing(&entries)
     } else {
         Framing::One

@@ -24,7 +24,7 @@
 etl_harness_bindings::generate!("etl:platform/out-blobstore");
 etl_harness_bindings::config_error_text!();
 
-use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, ndjson_line, pack};
+use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, mode, ndjson_line, pack};
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::Outcome;
 use sha2::{Digest, Sha256};
@@ -71,15 +71,9 @@ impl Guest for OutBlobstore {
         let name = config(CONTAINER)?.filter(|c| !c.is_empty()).ok_or_else(|| {
             format!("etl out-blobstore: config `{CONTAINER}` is not set: {count} output(s) not written")
         })?;
-        let ndjson = match config(BATCH)?.as_deref().map(str::trim) {
-            None | Some("" | "none") => false,
-            Some("ndjson") => true,
-            Some(other) => {
-                return Err(format!(
-                    "etl out-blobstore: config `{BATCH}` is `{other}`, neither `none` nor `ndjson`"
-                ));
-            }
-        };
+        let ndjson = mode(BATCH, config(BATCH)?.as_deref(), &["none", "ndjson"])
+            .map_err(|why| format!("etl out-blobstore: {why}"))?
+            == "ndjson";
         let default = if ndjson {
             DEFAULT_BATCH_KEY
         } else {

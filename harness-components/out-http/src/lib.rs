@@ -35,7 +35,9 @@ etl_harness_bindings::generate!("etl:platform/out-http");
 etl_harness_bindings::config_error_text!();
 
 use etl::platform::secrets;
-use etl_harness_bindings::{BATCH, BATCH_BYTES, SECRETS, batch_bytes, names, ndjson_line, pack};
+use etl_harness_bindings::{
+    BATCH, BATCH_BYTES, SECRETS, batch_bytes, mode, names, ndjson_line, pack,
+};
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::Outcome;
 use wasi::config::runtime;
@@ -107,15 +109,16 @@ impl Guest for OutHttp {
         let target = Target::parse(&url).map_err(|why| {
             format!("etl out-http: config `{URL}` = `{url}` is not a usable URL: {why}")
         })?;
-        let batch = match setting(BATCH).as_deref().map(str::trim) {
-            None | Some("" | "none") => Batch::None,
-            Some("ndjson") => Batch::Ndjson,
-            Some("json-array") => Batch::JsonArray,
-            Some(other) => {
-                return Err(format!(
-                    "etl out-http: config `{BATCH}` is `{other}`, not `none`, `ndjson` or `json-array`"
-                ));
-            }
+        let batch = match mode(
+            BATCH,
+            setting(BATCH).as_deref(),
+            &["none", "ndjson", "json-array"],
+        )
+        .map_err(|why| format!("etl out-http: {why}"))?
+        {
+            "ndjson" => Batch::Ndjson,
+            "json-array" => Batch::JsonArray,
+            _ => Batch::None,
         };
         let max = batch_bytes(setting(BATCH_BYTES).as_deref(), DEFAULT_BATCH_BYTES)
             .map_err(|why| format!("etl out-http: {why}"))?;

@@ -22,7 +22,7 @@ etl_harness_bindings::config_error_text!();
 
 use etl::pipeline::types::Message;
 use etl_envelope::{Batched, Envelope};
-use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, pack};
+use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, mode, pack};
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::{Outcome, Rejected};
 use wasi::config::runtime;
@@ -87,15 +87,9 @@ impl Guest for OutMessaging {
                 dead.len()
             ));
         }
-        let per_record = match config(BATCH)?.as_deref().map(str::trim) {
-            None | Some("" | "batch") => false,
-            Some("none") => true,
-            Some(other) => {
-                return Err(format!(
-                    "etl out-messaging: config `{BATCH}` is `{other}`, neither `batch` nor `none`"
-                ));
-            }
-        };
+        let per_record = mode(BATCH, config(BATCH)?.as_deref(), &["batch", "none"])
+            .map_err(|why| format!("etl out-messaging: {why}"))?
+            == "none";
         let max = batch_bytes(config(BATCH_BYTES)?.as_deref(), DEFAULT_BATCH_BYTES)
             .map_err(|why| format!("etl out-messaging: {why}"))?;
         send(&outputs, &subjects, per_record, max, "output")?;
