@@ -1208,6 +1208,11 @@ impl<'p> Session<'p> {
         Ok(outcomes)
     }
 
+    /// Input records fed so far.
+    pub fn inputs(&self) -> usize {
+        self.summary.inputs
+    }
+
     /// The totals so far, with the time since the session started.
     pub fn summary(&self) -> Summary {
         Summary {
@@ -1519,20 +1524,17 @@ fn requests(records: &[Record], config: &BTreeMap<String, String>) -> Vec<std::o
             .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| v.split(';').next().unwrap_or_default().trim());
+            .map(|(_, v)| v.as_str());
+        let media = content_type.map(|v| v.split(';').next().unwrap_or_default().trim());
         // A kept `content-type` reads `application/json` on a split record: only that value comes
         // back unchanged.
-        let json = r
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            .is_some_and(|(_, v)| v == "application/json");
+        let json = content_type == Some("application/json");
         splits
             && !p.iter().all(u8::is_ascii_whitespace)
             && !p.iter().any(|b| matches!(b, b'\n' | b'\r'))
             && p.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[')
             && (json || !keeps_content_type)
-            && content_type.is_none_or(|c| c.eq_ignore_ascii_case("application/json"))
+            && media.is_none_or(|c| c.eq_ignore_ascii_case("application/json"))
     };
     // Runs of records, each with whether its records are lines of one NDJSON body.
     let mut runs: Vec<(std::ops::Range<usize>, bool)> = Vec::new();

@@ -231,7 +231,7 @@ impl Iterator for Stream<'_> {
         // Each record is checked as it is read: the records before one that is refused (or a
         // line that is not a record) run, then the error ends the stream.
         let mut batch = Vec::with_capacity(self.batch);
-        let first = self.session.summary().inputs;
+        let first = self.session.inputs();
         while batch.len() < self.batch {
             match self.records.next(batch.is_empty()) {
                 Some(Ok(record)) => {
