@@ -215,6 +215,19 @@ impl VerifyingKey {
             .map_err(|e| KeyError::NotAPublicKey(e.to_string()))
     }
 
+    /// The key's id: `sha256:` and the first 16 hex digits of the SHA-256 of its SPKI DER
+    /// encoding (the bytes inside the PEM), so that a status or a log can say which key signed
+    /// without printing the key.
+    pub fn id(&self) -> String {
+        use p256::pkcs8::EncodePublicKey as _;
+        let der = self
+            .0
+            .to_public_key_der()
+            .expect("a P-256 public key encodes as SPKI");
+        let digest = sha256(der.as_bytes());
+        digest[..7 + 16].to_owned()
+    }
+
     /// Whether `signature` (base64 DER) is this key's signature of `payload`.
     pub fn verifies(&self, payload: &[u8], signature: &str) -> bool {
         let Ok(der) = BASE64.decode(signature.trim()) else {
