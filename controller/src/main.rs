@@ -1,0 +1,3 @@
+//! `etl-controller`: see the library's docs.
+
+fn main() {}
