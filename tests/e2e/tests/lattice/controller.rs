@@ -1,0 +1,496 @@
+//! `etl-controller` in the end-to-end tests (issue 18): one process per environment, started and
+//! stopped by pid, asked through `etl status` as a CI gate would, and watched from NATS so that
+//! the test sees every write it makes to the lattice.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use futures::StreamExt as _;
+use serde_json::Value;
+
+use crate::common::{Env, path_str};
+
+/// How often the test's controllers poll their tag: a CI run wants seconds, not the default.
+pub const POLL: &str = "1s";
+
+/// A running `etl-controller` for one environment.
+pub struct Controller {
+    child: Option<Child>,
+    args: Vec<String>,
+    exe: PathBuf,
+    /// `http://127.0.0.1:<port>`: its status API.
+    pub url: String,
+    /// Its log (stderr), appended to across restarts.
+    pub log: PathBuf,
+    /// The environment it applies.
+    pub environment: String,
+    etl: PathBuf,
+}
+
+impl Controller {
+    /// Starts the controller of `environment` for `generation` (`v1`, `v2`), polling
+    /// `<registry>/bundles/iot-sensors/<environment>:<environment>` and verifying with `key`'s
+    /// public half; `extra` are further flags.
+    pub fn start(
+        env: &Env,
+        environment: &str,
+        key: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut args = vec![
+            "--bundle".to_owned(),
+            format!("{}/bundles/iot-sensors/{environment}:{environment}", env.registry),
+            "--key".to_owned(),
+            path_str(&key.with_extension("pub"))?.to_owned(),
+            "--generation".to_owned(),
+            env.generation.to_owned(),
+            "--environment".to_owned(),
+            environment.to_owned(),
+            "--nats-url".to_owned(),
+            env.nats_url.clone(),
+            "--poll-interval".to_owned(),
+            POLL.to_owned(),
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ];
+        args.extend(extra.iter().cloned());
+        let mut controller = Self {
+            child: None,
+            args,
+            exe: env.controller.clone(),
+            url: format!("http://127.0.0.1:{port}"),
+            log: env.work.join(format!("controller-{environment}.log")),
+            environment: environment.to_owned(),
+            etl: env.etl.clone(),
+        };
+        controller.spawn()?;
+        Ok(controller)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("{}", self.log.display()))?;
+        let child = Command::new(&self.exe)
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.exe.display()))?;
+        eprintln!(
+            "e2e: etl-controller for {} started (pid {}), status at {}",
+            self.environment,
+            child.id(),
+            self.url
+        );
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops it with SIGTERM (SIGKILL after 10 s) and waits for it.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // Our own child, not reaped yet: its pid is still its own.
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("kill -TERM")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                eprintln!("e2e: etl-controller for {} stopped ({status})", self.environment);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                bail!(
+                    "etl-controller for {} did not stop within 10 s of SIGTERM",
+                    self.environment
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops it and starts it again with the same flags plus `extra`.
+    pub fn restart(&mut self, extra: &[String]) -> anyhow::Result<()> {
+        self.stop()?;
+        self.args.extend(extra.iter().cloned());
+        self.spawn()
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Its status document, through `etl status --format json`.
+    pub fn status(&self) -> anyhow::Result<Value> {
+        let out = Command::new(&self.etl)
+            .args(["status", "--controller", &self.url, "--format", "json"])
+            .output()
+            .context("running etl status")?;
+        ensure!(
+            out.status.success(),
+            "etl status --controller {} failed ({}): {}{}",
+            self.url,
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).context("etl status --format json")
+    }
+
+    /// `etl status --wait --timeout <timeout>`: a CI gate. Ok once the environment runs the
+    /// bundle its tag names now; the elapsed time.
+    pub fn wait_ready(&self, timeout: Duration) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let out = Command::new(&self.etl)
+            .args([
+                "status",
+                "--controller",
+                &self.url,
+                "--wait",
+                "--timeout",
+                &format!("{}s", timeout.as_secs()),
+            ])
+            .output()
+            .context("running etl status --wait")?;
+        ensure!(
+            out.status.success(),
+            "etl status --wait: {} not ready within {timeout:?} ({}):\n{}{}\n---- controller log ----\n{}",
+            self.environment,
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            self.log_tail(40)
+        );
+        Ok(t.elapsed())
+    }
+
+    /// Polls its status until `check` holds (or `timeout`): the last status.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status();
+            if let Ok(s) = &status
+                && check(s)
+            {
+                return status;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{}'s controller: {what} not seen within {timeout:?}; last status: {}\n---- controller log ----\n{}",
+                    self.environment,
+                    status.map_or_else(|e| format!("{e:#}"), |s| s.to_string()),
+                    self.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The last `n` lines of its log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Counts the requests that change a lattice, as they cross NATS: wadm's `model.put`,
+/// `deploy`, `undeploy` and `del` (1.x), the hosts' `workload.start` and `stop` (v2).
+pub struct Writes {
+    count: Arc<AtomicUsize>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writes {
+    /// Starts counting on `nats`.
+    pub async fn watch(nats: &async_nats::Client) -> anyhow::Result<Self> {
+        let mut wadm = nats.subscribe("wadm.api.*.model.>").await?;
+        let mut hosts = nats.subscribe("runtime.host.*.workload.>").await?;
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, s) = (count.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    Some(m) = wadm.next() => m,
+                    Some(m) = hosts.next() => m,
+                    else => break,
+                };
+                let subject = message.subject.to_string();
+                let write = [".put", ".deploy.", ".undeploy.", ".del.", ".start", ".stop"]
+                    .iter()
+                    .any(|w| subject.contains(w));
+                if write {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    s.lock().expect("not poisoned").push(subject);
+                }
+            }
+        });
+        Ok(Self { count, seen, task })
+    }
+
+    /// Writes seen so far, and their subjects.
+    pub fn seen(&self) -> (usize, Vec<String>) {
+        (
+            self.count.load(Ordering::SeqCst),
+            self.seen.lock().expect("not poisoned").clone(),
+        )
+    }
+}
+
+impl Drop for Writes {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The status says what `dist` deploys to `environment` runs: ready, the tag's bundle applied
+/// and signed with `key`, every pipeline of the plan deployed at the plan's version with the
+/// plan's artifacts of the generation under test, and nothing else.
+pub fn check_status(
+    status: &Value,
+    dist: &Path,
+    environment: &str,
+    key: &Path,
+) -> anyhow::Result<()> {
+    let plan: Value = serde_json::from_slice(&std::fs::read(dist.join("plan.json"))?)?;
+    let generation = status["generation"].as_str().unwrap_or_default();
+    let field = if generation == "v2" { "artifactV2" } else { "artifact" };
+    ensure!(
+        status["state"] == "ready" && status["environment"] == environment,
+        "{environment} is not ready: {status}"
+    );
+    ensure!(
+        status["applied"]["digest"] == status["tag"]["digest"],
+        "{environment} applied {} while its tag names {}",
+        status["applied"]["digest"],
+        status["tag"]["digest"]
+    );
+    let signer = key_id(&key.with_extension("pub"))?;
+    ensure!(
+        status["applied"]["signer"] == signer.as_str(),
+        "{environment}'s bundle signer is {}, expected {signer}",
+        status["applied"]["signer"]
+    );
+    let deployments = plan["deployments"][environment]
+        .as_object()
+        .with_context(|| format!("plan.json deploys nothing to {environment}"))?;
+    let pipelines = status["pipelines"].as_array().context("status.pipelines")?;
+    let reported: Vec<&str> = pipelines.iter().filter_map(|p| p["name"].as_str()).collect();
+    let planned: Vec<&str> = deployments.keys().map(String::as_str).collect();
+    ensure!(
+        reported == planned,
+        "{environment}'s status reports pipelines {reported:?}, the plan deploys {planned:?}"
+    );
+    for (name, app) in deployments {
+        let p = pipeline_state(status, name)?;
+        ensure!(
+            p["state"] == "deployed" && p["version"] == app["version"],
+            "{environment}/{name}: {p}, expected deployed at {}",
+            app["version"]
+        );
+        let mut want: Vec<&str> = app["components"]
+            .as_array()
+            .context("components")?
+            .iter()
+            .filter_map(|c| c[field]["image"].as_str())
+            .collect();
+        let mut got: Vec<&str> = p["artifacts"]
+            .as_array()
+            .context("artifacts")?
+            .iter()
+            .filter_map(|a| a["image"].as_str())
+            .collect();
+        want.sort_unstable();
+        got.sort_unstable();
+        ensure!(
+            want == got,
+            "{environment}/{name} runs {got:?}, the plan pins {want:?}"
+        );
+    }
+    Ok(())
+}
+
+/// The status of `pipeline` in a status document.
+pub fn pipeline_state<'a>(status: &'a Value, pipeline: &str) -> anyhow::Result<&'a Value> {
+    status["pipelines"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == pipeline))
+        .with_context(|| format!("no pipeline {pipeline} in {status}"))
+}
+
+/// Every image a status document says runs, sorted.
+pub fn artifacts(status: &Value) -> anyhow::Result<Vec<String>> {
+    let mut images: Vec<String> = status["pipelines"]
+        .as_array()
+        .context("status.pipelines")?
+        .iter()
+        .flat_map(|p| p["artifacts"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["image"].as_str().map(str::to_owned))
+        .collect();
+    images.sort();
+    Ok(images)
+}
+
+/// A public key's id as the controller reports its signer: `sha256:` and the first 16 hex
+/// digits of the SHA-256 of the key's SPKI DER (the PEM's body).
+fn key_id(public_pem: &Path) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let pem = std::fs::read_to_string(public_pem)?;
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body.trim())?;
+    let hex: String = sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("sha256:{}", &hex[..16]))
+}
+
+/// Moves `environment`'s bundle tag to a copy of the bundle whose `wadm/sensor-ingest.yaml`
+/// says `to` where it said `from` — what someone with push rights to the registry, but not the
+/// signing key, could do. Uses the registry's HTTP API (curl), as any client would; returns the
+/// tampered manifest's digest.
+pub fn tamper_bundle(
+    registry: &str,
+    environment: &str,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<String> {
+    use sha2::Digest as _;
+    let (host, prefix) = registry.split_once('/').context("registry host/prefix")?;
+    let repository = format!("{prefix}/bundles/iot-sensors/{environment}");
+    let base = format!("http://{host}/v2/{repository}");
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+    let manifest = curl(&["-fsS", "-H", accept, &format!("{base}/manifests/{environment}")])?;
+    let mut doc: Value = serde_json::from_slice(&manifest)?;
+    let layer = doc["layers"]
+        .as_array_mut()
+        .and_then(|ls| {
+            ls.iter_mut().find(|l| {
+                l["annotations"]["org.opencontainers.image.title"] == "wadm/sensor-ingest.yaml"
+            })
+        })
+        .context("the bundle has no wadm/sensor-ingest.yaml")?;
+    let digest = layer["digest"].as_str().context("layer digest")?.to_owned();
+    let text = String::from_utf8(curl(&["-fsS", &format!("{base}/blobs/{digest}")])?)?;
+    ensure!(text.contains(from), "wadm/sensor-ingest.yaml has no {from:?}");
+    let changed = text.replacen(from, to, 1).into_bytes();
+    let hex = |bytes: &[u8]| -> String {
+        sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let new_digest = format!("sha256:{}", hex(&changed));
+    let body = std::env::temp_dir().join(format!("etl-e2e-tampered-{}", std::process::id()));
+    std::fs::write(&body, &changed)?;
+    // A monolithic upload: POST for a session, PUT the bytes with their digest.
+    let headers = curl(&[
+        "-fsS",
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "-X",
+        "POST",
+        &format!("{base}/blobs/uploads/"),
+    ])?;
+    let headers = String::from_utf8(headers)?;
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .context("no Location for the upload")?;
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{host}{location}")
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    curl(&[
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &format!("{location}{separator}digest={new_digest}"),
+    ])?;
+    std::fs::remove_file(&body)?;
+    layer["digest"] = Value::from(new_digest);
+    layer["size"] = Value::from(changed.len());
+    let tampered = serde_json::to_vec(&doc)?;
+    let manifest_path = std::env::temp_dir().join(format!("etl-e2e-manifest-{}", std::process::id()));
+    std::fs::write(&manifest_path, &tampered)?;
+    curl(&[
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", manifest_path.display()),
+        &format!("{base}/manifests/{environment}"),
+    ])?;
+    std::fs::remove_file(&manifest_path)?;
+    let digest = format!("sha256:{}", hex(&tampered));
+    eprintln!("e2e: {host}/{repository}:{environment} moved to the tampered bundle {digest}");
+    Ok(digest)
+}
+
+fn curl(args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let out = Command::new("curl").args(args).output().context("running curl")?;
+    ensure!(
+        out.status.success(),
+        "curl {}: {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out.stdout)
+}
