@@ -44,7 +44,10 @@ impl Controller {
         let port = free_port()?;
         let mut args = vec![
             "--bundle".to_owned(),
-            format!("{}/bundles/iot-sensors/{environment}:{environment}", env.registry),
+            format!(
+                "{}/bundles/iot-sensors/{environment}:{environment}",
+                env.registry
+            ),
             "--key".to_owned(),
             path_str(&key.with_extension("pub"))?.to_owned(),
             "--generation".to_owned(),
@@ -109,7 +112,10 @@ impl Controller {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = child.try_wait()? {
-                eprintln!("e2e: etl-controller for {} stopped ({status})", self.environment);
+                eprintln!(
+                    "e2e: etl-controller for {} stopped ({status})",
+                    self.environment
+                );
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -227,15 +233,26 @@ impl Drop for Controller {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Counts the requests that change a lattice, as they cross NATS: wadm's `model.put`,
 /// `deploy`, `undeploy` and `del` (1.x), the hosts' `workload.start` and `stop` (v2).
 pub struct Writes {
     count: Arc<AtomicUsize>,
-    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    seen: Arc<std::sync::Mutex<Vec<Write>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// One write request as it crossed NATS.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// Its subject.
+    pub subject: String,
+    /// Its payload, as JSON (`null` if it was not JSON).
+    pub payload: Value,
 }
 
 impl Writes {
@@ -259,19 +276,29 @@ impl Writes {
                     .any(|w| subject.contains(w));
                 if write {
                     c.fetch_add(1, Ordering::SeqCst);
-                    s.lock().expect("not poisoned").push(subject);
+                    let payload = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
+                    s.lock()
+                        .expect("not poisoned")
+                        .push(Write { subject, payload });
                 }
             }
         });
         Ok(Self { count, seen, task })
     }
 
-    /// Writes seen so far, and their subjects.
+    /// How many writes so far, and their subjects.
     pub fn seen(&self) -> (usize, Vec<String>) {
+        let seen = self.seen.lock().expect("not poisoned");
         (
             self.count.load(Ordering::SeqCst),
-            self.seen.lock().expect("not poisoned").clone(),
+            seen.iter().map(|w| w.subject.clone()).collect(),
         )
+    }
+
+    /// The writes from the `from`-th on.
+    pub fn since(&self, from: usize) -> Vec<Write> {
+        let seen = self.seen.lock().expect("not poisoned");
+        seen.get(from..).map(<[Write]>::to_vec).unwrap_or_default()
     }
 }
 
@@ -292,7 +319,11 @@ pub fn check_status(
 ) -> anyhow::Result<()> {
     let plan: Value = serde_json::from_slice(&std::fs::read(dist.join("plan.json"))?)?;
     let generation = status["generation"].as_str().unwrap_or_default();
-    let field = if generation == "v2" { "artifactV2" } else { "artifact" };
+    let field = if generation == "v2" {
+        "artifactV2"
+    } else {
+        "artifact"
+    };
     ensure!(
         status["state"] == "ready" && status["environment"] == environment,
         "{environment} is not ready: {status}"
@@ -313,7 +344,10 @@ pub fn check_status(
         .as_object()
         .with_context(|| format!("plan.json deploys nothing to {environment}"))?;
     let pipelines = status["pipelines"].as_array().context("status.pipelines")?;
-    let reported: Vec<&str> = pipelines.iter().filter_map(|p| p["name"].as_str()).collect();
+    let reported: Vec<&str> = pipelines
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
     let planned: Vec<&str> = deployments.keys().map(String::as_str).collect();
     ensure!(
         reported == planned,
@@ -375,10 +409,7 @@ fn key_id(public_pem: &Path) -> anyhow::Result<String> {
     use base64::Engine as _;
     use sha2::Digest as _;
     let pem = std::fs::read_to_string(public_pem)?;
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = base64::engine::general_purpose::STANDARD.decode(body.trim())?;
     let hex: String = sha2::Sha256::digest(&der)
         .iter()
@@ -387,13 +418,14 @@ fn key_id(public_pem: &Path) -> anyhow::Result<String> {
     Ok(format!("sha256:{}", &hex[..16]))
 }
 
-/// Moves `environment`'s bundle tag to a copy of the bundle whose `wadm/sensor-ingest.yaml`
-/// says `to` where it said `from` — what someone with push rights to the registry, but not the
+/// Moves `environment`'s bundle tag to a copy of the bundle whose `file` says `to` where it
+/// said `from` — what someone with push rights to the registry, but not the
 /// signing key, could do. Uses the registry's HTTP API (curl), as any client would; returns the
 /// tampered manifest's digest.
 pub fn tamper_bundle(
     registry: &str,
     environment: &str,
+    file: &str,
     from: &str,
     to: &str,
 ) -> anyhow::Result<String> {
@@ -402,19 +434,23 @@ pub fn tamper_bundle(
     let repository = format!("{prefix}/bundles/iot-sensors/{environment}");
     let base = format!("http://{host}/v2/{repository}");
     let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
-    let manifest = curl(&["-fsS", "-H", accept, &format!("{base}/manifests/{environment}")])?;
+    let manifest = curl(&[
+        "-fsS",
+        "-H",
+        accept,
+        &format!("{base}/manifests/{environment}"),
+    ])?;
     let mut doc: Value = serde_json::from_slice(&manifest)?;
     let layer = doc["layers"]
         .as_array_mut()
         .and_then(|ls| {
-            ls.iter_mut().find(|l| {
-                l["annotations"]["org.opencontainers.image.title"] == "wadm/sensor-ingest.yaml"
-            })
+            ls.iter_mut()
+                .find(|l| l["annotations"]["org.opencontainers.image.title"] == file)
         })
-        .context("the bundle has no wadm/sensor-ingest.yaml")?;
+        .with_context(|| format!("the bundle has no {file}"))?;
     let digest = layer["digest"].as_str().context("layer digest")?.to_owned();
     let text = String::from_utf8(curl(&["-fsS", &format!("{base}/blobs/{digest}")])?)?;
-    ensure!(text.contains(from), "wadm/sensor-ingest.yaml has no {from:?}");
+    ensure!(text.contains(from), "{file} has no {from:?}");
     let changed = text.replacen(from, to, 1).into_bytes();
     let hex = |bytes: &[u8]| -> String {
         sha2::Sha256::digest(bytes)
@@ -465,7 +501,8 @@ pub fn tamper_bundle(
     layer["digest"] = Value::from(new_digest);
     layer["size"] = Value::from(changed.len());
     let tampered = serde_json::to_vec(&doc)?;
-    let manifest_path = std::env::temp_dir().join(format!("etl-e2e-manifest-{}", std::process::id()));
+    let manifest_path =
+        std::env::temp_dir().join(format!("etl-e2e-manifest-{}", std::process::id()));
     std::fs::write(&manifest_path, &tampered)?;
     curl(&[
         "-fsS",
@@ -484,7 +521,10 @@ pub fn tamper_bundle(
 }
 
 fn curl(args: &[&str]) -> anyhow::Result<Vec<u8>> {
-    let out = Command::new("curl").args(args).output().context("running curl")?;
+    let out = Command::new("curl")
+        .args(args)
+        .output()
+        .context("running curl")?;
     ensure!(
         out.status.success(),
         "curl {}: {}{}",

@@ -7,14 +7,17 @@
 //! addresses in the environment. The main test:
 //!
 //! 1. copies `examples/iot-sensors` and points it at the loopback registry, at an HTTP sink it
-//!    serves itself, which requires the `alerts` secret as a bearer token, and (when etl takes
-//!    it) at this NATS; adds two pipelines (`common::add_pipelines`);
-//! 2. `etl keygen` (and `--claims`), `etl compile --push --sign-key --claims-key --env dev`,
-//!    `etl verify` in the registry; puts the token into the secrets backend for the `alerts`
-//!    artifact's claims subject;
-//! 3. puts and deploys `dist/dev/wadm/iot-sensors-http-listener.yaml` (the shared HTTP listener), then
-//!    `dist/dev/wadm/sensor-ingest.yaml`, through wadm's NATS API, their bytes as emitted, and
-//!    waits until wadm reports each `deployed`;
+//!    serves itself, which requires the `alerts` secret as a bearer token, and at the run's
+//!    NATS servers (dev's, and staging's data plane; staging's listener on a port of its own);
+//! 2. starts dev's `etl-controller` (before anything is pushed: it waits for its tag), then
+//!    `etl keygen` (and `--claims`), `etl compile --push --sign-key --claims-key --env dev`,
+//!    `etl verify` of the dev bundle and an artifact in the registry; puts the token into the
+//!    secrets backend for the `alerts` artifact's claims subject;
+//! 3. `etl status --wait` until dev runs the bundle its tag names (the controller put and
+//!    deployed the shared HTTP listener, then the pipeline, through wadm), checks the status
+//!    against `plan.json`, and sends the first record; then adds two pipelines
+//!    (`common::add_pipelines`) and pushes: the controller deploys them without a write naming
+//!    the running one;
 //! 4. POSTs records at the HTTP source and checks the exact records at the sinks (the `archive`
 //!    NATS subject, the `alerts` HTTP sink) and at `parse`'s dead-letter subject: a fan-out, a
 //!    filtered record, a dead-lettered one — against literal values from the example's fixtures
@@ -23,10 +26,13 @@
 //!    batch (envelope version 2), checked record by record;
 //! 5. measures records/s through the three steps (500 readings in NDJSON batches of 100, none
 //!    lost or duplicated);
-//! 6. changes `enrich`'s config, recompiles, deploys the new version and sees the new
-//!    behaviour, with the same artifacts (only a content-addressed config name changed);
-//! 7. `etl promote --from dev --to staging`, undeploys dev and deploys the re-pinned staging
-//!    manifest on staging's lattice: the same artifacts, staging's threshold and subjects.
+//! 6. changes `enrich`'s config, recompiles and pushes: the controller deploys the new version
+//!    and records show the new behaviour; a tampered bundle under dev's tag is refused while the
+//!    last good one keeps running; two pipelines removed from the repo are undeployed and
+//!    deleted, nothing else touched; the controller restarted writes nothing;
+//! 7. starts staging's controller, `etl promote --from dev --to staging`: the controller deploys
+//!    the re-pinned staging bundle on staging's lattice, beside dev: the same artifacts,
+//!    staging's threshold and subjects.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -237,12 +243,23 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         .context("after the redeploy")?;
 
     // A tampered bundle under dev's tag: refused, and the last good one keeps running.
-    let good = status["applied"]["digest"].as_str().unwrap_or_default().to_owned();
-    let tampered = tamper_bundle(&env.registry, ENV, "instances: 1", "instances: 3")?;
+    let good = status["applied"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let tampered = tamper_bundle(
+        &env.registry,
+        ENV,
+        &format!("wadm/{PIPELINE}.yaml"),
+        "instances: 1",
+        "instances: 3",
+    )?;
     let refused = dev
-        .wait_for("the tampered bundle refused", Duration::from_secs(30), |s| {
-            s["refused"]["digest"] == tampered.as_str()
-        })
+        .wait_for(
+            "the tampered bundle refused",
+            Duration::from_secs(30),
+            |s| s["refused"]["digest"] == tampered.as_str(),
+        )
         .await?;
     ensure!(
         refused["applied"]["digest"] == good.as_str(),
@@ -302,7 +319,8 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let staging_nats = async_nats::connect(&env.staging_nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {}", env.staging_nats_url))?;
-    let mut staging_sinks = Sinks::subscribe(&staging_nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
+    let mut staging_sinks =
+        Sinks::subscribe(&staging_nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
     let staging_source = Source::at(
         STAGING_HTTP_ADDRESS
             .replace("0.0.0.0", "127.0.0.1")

