@@ -625,7 +625,7 @@ fn signing_an_in_memory_layout_is_stable_and_idempotent() {
         })
         .collect();
     let by_digest = BTreeMap::from([(etl::util::digest::sha256(&wasm), wasm.as_slice())]);
-    let unsigned = etl::oci::layout::layout(&artifacts, &by_digest).unwrap();
+    let unsigned = etl::oci::layout::layout(&artifacts, &by_digest, &[]).unwrap();
 
     let mut once = unsigned.clone();
     sign::sign_layout(&mut once, "", &key, "example.com/acme/").unwrap();
