@@ -180,7 +180,10 @@ pub fn build_validated_with(
     match oci_layout(&plan, &artifacts, &files) {
         Ok(layout) => files.extend(layout),
         Err(e) => {
-            validation.diagnostics.push(e);
+            validation.diagnostics.push(Diagnostic::new(
+                Code::Emit,
+                format!("the OCI layout cannot be written: {e}"),
+            ));
             crate::diag::sort(&mut validation.diagnostics);
             return failed(validation, built);
         }
@@ -208,7 +211,7 @@ fn oci_layout(
     plan: &Plan,
     artifacts: &[layout::Artifact],
     files: &BTreeMap<String, Vec<u8>>,
-) -> Result<BTreeMap<String, Vec<u8>>, Diagnostic> {
+) -> Result<BTreeMap<String, Vec<u8>>, layout::OciError> {
     let wasm: BTreeMap<String, &[u8]> = plan
         .pipelines
         .iter()
@@ -232,9 +235,7 @@ fn oci_layout(
             blobs: &p.blobs,
         })
         .collect();
-    let layout = layout::layout(artifacts, &wasm, &packaged).map_err(|e| {
-        Diagnostic::new(Code::Emit, format!("the OCI layout cannot be written: {e}"))
-    })?;
+    let layout = layout::layout(artifacts, &wasm, &packaged)?;
     Ok(layout
         .into_iter()
         .map(|(path, bytes)| (format!("oci/{path}"), bytes))

@@ -480,7 +480,7 @@ pub enum Problem {
     NoManifest,
     /// A deployment bundle whose blobs are intact but whose facts and files disagree.
     #[error("not a valid deployment bundle: {0}")]
-    Bundle(BundleError),
+    Bundle(Box<BundleError>),
 }
 
 /// One artifact as checked.
@@ -704,7 +704,7 @@ fn check_artifact(
             };
             blobs.read_descriptor(what, d)
         })?
-        .map_err(Problem::Bundle)?;
+        .map_err(|e| Problem::Bundle(Box::new(e)))?;
     } else {
         blobs.read_descriptor("config", &manifest.config)?;
         for layer in &manifest.layers {
@@ -1007,9 +1007,9 @@ mod tests {
         let report = verify_layout(dir.path(), &public).unwrap();
         assert_eq!(
             report.artifacts[0].outcome,
-            Err(Problem::Bundle(BundleError::UnnamedFile(
+            Err(Problem::Bundle(Box::new(BundleError::UnnamedFile(
                 "wadm/b.yaml".to_owned()
-            )))
+            ))))
         );
         assert!(
             report.artifacts[0]
