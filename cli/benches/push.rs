@@ -182,7 +182,7 @@ fn synthetic_layout(n: usize) -> BTreeMap<String, Vec<u8>> {
         .zip(&wasm)
         .map(|(a, w)| (a.layer_digest.clone(), w.as_slice()))
         .collect();
-    etl::oci::layout::layout(&artifacts, &by_digest)
+    etl::oci::layout::layout(&artifacts, &by_digest, &[])
         .unwrap()
         .into_iter()
         .map(|(path, bytes)| (format!("oci/{path}"), bytes))

@@ -122,14 +122,19 @@ impl Error {
                 | PromoteError::Incompatible { .. }
                 | PromoteError::NotInSource { .. }
                 | PromoteError::Emit { .. }
-                | PromoteError::Moved { .. } => FAILURE,
+                | PromoteError::Moved { .. }
+                | PromoteError::BundleUnverified { .. } => FAILURE,
                 PromoteError::Io(_)
                 | PromoteError::Output(_)
                 | PromoteError::Plan { .. }
                 | PromoteError::UnknownEnvironment(_)
                 | PromoteError::SameEnvironment(_)
                 | PromoteError::OtherRegistry(_)
-                | PromoteError::Time(_) => USAGE,
+                | PromoteError::Time(_)
+                | PromoteError::SignKeyMismatch { .. }
+                | PromoteError::UnsignedBundle { .. }
+                | PromoteError::Layout(_)
+                | PromoteError::BundleLayout { .. } => USAGE,
             },
             Error::Inspect(e) => match e {
                 InspectError::Component(_) => FAILURE,

@@ -5,13 +5,14 @@
 //!
 //! 1. [`util`]: digests, canonical JSON, I/O errors, writing outputs safely.
 //! 2. [`diag`]: diagnostics with source positions, and their rendering.
-//! 3. [`oci`]: the `layout` stage (Wasm OCI artifacts in an image layout), typed OCI documents,
-//!    the registry client, cosign signatures.
+//! 3. [`oci`]: the `layout` stage (Wasm OCI artifacts in an image layout), deployment bundles,
+//!    typed OCI documents, the registry client, cosign signatures.
 //! 4. [`store`]: component bytes by digest: repo files, registry pulls, the cache.
 //! 5. [`spec`]: the pipeline repo: YAML, schema, the model, environments, templates; the `load`
 //!    and `validate` stages.
 //! 6. [`build`]: the stages after `validate`: `resolve`, `compose`, `deployment`, `emit` (which
-//!    packages through `oci::layout`), and `dist` (`plan.json`).
+//!    packages through `oci::layout`), `dist` (`plan.json`) and `bundle` (each environment's
+//!    deployment bundle).
 //! 7. [`ops`]: what each command does, over a repo or a `dist/`: compile, push, promote, verify,
 //!    diff, graph, inspect, init, keygen.
 //!

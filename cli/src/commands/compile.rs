@@ -34,9 +34,9 @@ pub struct Args {
     /// https://github.com/acme/pipelines).
     #[arg(long, env = "ETL_SOURCE_URL", value_name = "URL")]
     source: Option<String>,
-    /// Sign every artifact of oci/ with this private key (from `etl keygen`): a cosign
-    /// signature tagged `sha256-<digest>.sig` beside each, checked by `etl verify` and
-    /// `cosign verify --key`. An encrypted key's passphrase is read from
+    /// Sign every artifact and deployment bundle of oci/ with this private key (from `etl
+    /// keygen`): a cosign signature tagged `sha256-<digest>.sig` beside each, checked by `etl
+    /// verify` and `cosign verify --key`. An encrypted key's passphrase is read from
     /// $ETL_KEY_PASSPHRASE. Signatures are deterministic: the output still reproduces.
     #[arg(long, value_name = "KEY")]
     sign_key: Option<PathBuf>,
@@ -50,8 +50,8 @@ pub struct Args {
     /// does.
     #[arg(long)]
     push: bool,
-    /// With --push: also tag the artifacts this environment deploys with its name, as
-    /// `etl push --env`; repeatable.
+    /// With --push: also tag the artifacts this environment deploys, and its deployment
+    /// bundle, with its name, as `etl push --env`; repeatable.
     #[arg(long = "env", value_name = "ENV", requires = "push")]
     environments: Vec<String>,
     #[command(flatten)]

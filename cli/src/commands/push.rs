@@ -19,9 +19,9 @@ pub struct Args {
     /// signatures name the registry it was compiled for.
     #[arg(long, value_name = "HOST[:PORT]/PREFIX")]
     registry: Option<String>,
-    /// Also tag the artifacts this environment deploys with its name (the start of the
-    /// promotion chain, e.g. `dev`); repeatable. Later environments get their tag from
-    /// `etl promote`.
+    /// Also tag the artifacts this environment deploys, and its deployment bundle
+    /// (bundles/<project>/<env>), with its name (the start of the promotion chain, e.g. `dev`);
+    /// repeatable. Later environments get their tag from `etl promote`.
     #[arg(long = "env", value_name = "ENV")]
     environments: Vec<String>,
     #[command(flatten)]

@@ -1117,6 +1117,39 @@ fn assert_same_files(
     assert!(differ.is_empty(), "{why} changed {differ:?}");
 }
 
+/// The files of an output but its deployment bundles' manifests and facts (their entries in
+/// `oci/index.json` too; their layers are the environments' manifests), and each bundle's facts
+/// by name.
+fn split_bundles(
+    mut files: std::collections::BTreeMap<String, Vec<u8>>,
+) -> (
+    std::collections::BTreeMap<String, Vec<u8>>,
+    std::collections::BTreeMap<String, Value>,
+) {
+    let blob = |digest: &Value| format!("oci/blobs/sha256/{}", &digest.as_str().unwrap()[7..]);
+    let mut index: Value = serde_json::from_slice(&files["oci/index.json"]).unwrap();
+    let mut facts = std::collections::BTreeMap::new();
+    index["manifests"].as_array_mut().unwrap().retain(|m| {
+        let name = m["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap();
+        if !name.starts_with("bundles/") {
+            return true;
+        }
+        let manifest: Value = serde_json::from_slice(&files[&blob(&m["digest"])]).unwrap();
+        let config = files.remove(&blob(&manifest["config"]["digest"])).unwrap();
+        facts.insert(name.to_owned(), serde_json::from_slice(&config).unwrap());
+        files.remove(&blob(&m["digest"]));
+        false
+    });
+    assert_eq!(facts.len(), 3, "a bundle per environment");
+    files.insert(
+        "oci/index.json".to_owned(),
+        serde_json::to_vec(&index).unwrap(),
+    );
+    (files, facts)
+}
+
 /// The files of an output but `plan.json`, and the plan's provenance.
 fn split_plan(
     mut files: std::collections::BTreeMap<String, Vec<u8>>,
@@ -1147,8 +1180,17 @@ fn a_docs_only_commit_changes_no_artifact_and_diff_exits_zero() {
     let two = git(dir.path(), &["rev-parse", "HEAD"]).trim().to_owned();
     let (after, second) = split_plan(compile_bin(dir.path(), "repo", "dist-2", None).0);
 
-    // Every artifact and manifest is the same; the plan records each commit.
-    assert_same_files(&before, &after, "a README-only commit");
+    // Every artifact and manifest is the same; the plan and the bundles' facts record each
+    // commit, and only that changes in them.
+    let (artifacts_before, facts_before) = split_bundles(before.clone());
+    let (artifacts_after, facts_after) = split_bundles(after.clone());
+    assert_same_files(&artifacts_before, &artifacts_after, "a README-only commit");
+    for (name, facts) in &facts_before {
+        let mut facts = facts.clone();
+        assert_eq!(facts["revision"], json!(one), "{name}");
+        facts["revision"] = json!(two);
+        assert_eq!(facts, facts_after[name], "{name}");
+    }
     assert_eq!(first["revision"], json!(one));
     assert_eq!(first["created"], "2023-11-14T22:13:20Z");
     assert_eq!(second["revision"], json!(two));

@@ -1,6 +1,7 @@
 //! `golden/`: every text file `etl compile` writes for every example repo — `plan.json`, the wadm
-//! and wasmCloud v2 manifests of every environment, and the OCI index, manifests and configs —
-//! as insta snapshots. A change to emitted output shows up as a snapshot diff in review.
+//! and wasmCloud v2 manifests of every environment, and the OCI index, manifests and configs (of
+//! the artifacts, and of each environment's deployment bundle, whose config is its facts) — as
+//! insta snapshots. A change to emitted output shows up as a snapshot diff in review.
 //!
 //! Also here: the same inputs give the same bytes whatever the directory, the time zone and
 //! the order the repo's files were created in; and input the emitters cannot express is a
@@ -91,8 +92,9 @@ fn golden_outputs_of_every_example() {
                 insta::assert_snapshot!(snapshot_name(path), text);
                 snapshotted += 1;
             }
-            // Each artifact's manifest and config, named by repository (blob names change
-            // whenever their content does, which would hide the diff).
+            // Each artifact's and bundle's manifest and config, named by repository (blob names
+            // change whenever their content does, which would hide the diff); a bundle's layers
+            // are the manifests of its environment, snapshotted above.
             let index: serde_json::Value =
                 serde_json::from_slice(&files["oci/index.json"]).unwrap();
             for m in index["manifests"].as_array().unwrap() {

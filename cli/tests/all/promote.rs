@@ -4,7 +4,10 @@
 //! The scenario: compile A (signed) is pushed and tagged `staging`; compile B, later, has
 //! another `enrich` component (the same contract and imports), so one other manifest digest.
 //! Promoting staging → prod with B's output must move `prod` to A's bytes and pin B's prod
-//! manifests to A's digests — which makes them byte-identical to A's own prod manifests.
+//! manifests to A's digests — which makes them byte-identical to A's own prod manifests — and
+//! tag prod's deployment bundle, built from those manifests, `prod`: signed with `--sign-key`
+//! (B's own prod bundle pinned other digests), or, when DIST is the compile that was pushed,
+//! with the signature DIST already holds.
 
 use crate::common;
 
@@ -92,19 +95,35 @@ impl World {
     }
 
     fn promote(&self, dist: &Path, from: &str, to: &str, key: &str) -> (i32, String, String) {
-        self.etl(
-            &[
-                "promote",
-                "--from",
-                from,
-                "--to",
-                to,
-                "--key",
-                &format!("{}.pub", self.path(key)),
-                &dist.display().to_string(),
-            ],
-            &[("SOURCE_DATE_EPOCH", "1700000999")],
-        )
+        self.promote_signing(dist, from, to, key, None)
+    }
+
+    /// `etl promote`, with `--sign-key <sign_key>.key` when given.
+    fn promote_signing(
+        &self,
+        dist: &Path,
+        from: &str,
+        to: &str,
+        key: &str,
+        sign_key: Option<&str>,
+    ) -> (i32, String, String) {
+        let public = format!("{}.pub", self.path(key));
+        let dist = dist.display().to_string();
+        let mut args = vec![
+            "promote", "--from", from, "--to", to, "--key", &public, &dist,
+        ];
+        let private = sign_key.map(|k| format!("{}.key", self.path(k)));
+        if let Some(private) = &private {
+            args.extend(["--sign-key", private]);
+        }
+        self.etl(&args, &[("SOURCE_DATE_EPOCH", "1700000999")])
+    }
+
+    /// `etl verify --key <key>.pub <host>/etl/<repository>:<tag>`.
+    fn verify(&self, key: &str, repository: &str, tag: &str) -> (i32, String, String) {
+        let reference = format!("{}/etl/{repository}:{tag}", self.registry.host());
+        let public = format!("{}.pub", self.path(key));
+        self.etl(&["verify", "--key", &public, &reference], &[])
     }
 
     /// The digest `etl/<repository>:<tag>` names in the registry, if the tag exists.
@@ -165,6 +184,16 @@ fn manifests(dist: &Path, env: &str) -> BTreeMap<String, Vec<u8>> {
     common::tree(&dist.join(env))
 }
 
+/// The repository of `env`'s deployment bundle.
+fn bundle(env: &str) -> String {
+    format!("bundles/iot-sensors/{env}")
+}
+
+/// The index of a compile output's layout: ref name → digest.
+fn refs(dist: &Path) -> BTreeMap<String, String> {
+    common::layout_refs(&dist.join("oci"))
+}
+
 #[test]
 fn promotion_moves_the_tag_to_the_signed_bytes_and_pins_the_manifests() {
     let w = World::new();
@@ -198,9 +227,31 @@ fn promotion_moves_the_tag_to_the_signed_bytes_and_pins_the_manifests() {
         }
     }
     let b_staging = manifests(&b, "staging");
-    let b_oci = common::tree(&b.join("oci"));
+    let b_refs = refs(&b);
+    assert_ne!(b_refs[&bundle("prod")], refs(&a)[&bundle("prod")]);
 
-    let (code, stdout, stderr) = w.promote(&b, "staging", "prod", "signer");
+    // B's prod bundle must be built again from the re-pinned manifests, and signed: without a
+    // key, refused before anything moves.
+    let before = common::tree(&b);
+    let (code, _, stderr) = w.promote(&b, "staging", "prod", "signer");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`prod`'s deployment bundle `bundles/iot-sensors/prod` (sha256:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pass --sign-key"), "{stderr}");
+    assert!(stderr.contains("(nothing was changed)"), "{stderr}");
+    assert_eq!(common::tree(&b), before);
+    for repository in a_digests.keys().cloned().chain([bundle("prod")]) {
+        assert_eq!(w.tagged(&repository, "prod"), None, "{repository}");
+    }
+    // A signing key that is not the private half of --key: refused too.
+    let (code, _, stderr) = w.promote_signing(&b, "staging", "prod", "signer", Some("other"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not --key"), "{stderr}");
+    assert_eq!(common::tree(&b), before);
+
+    let (code, stdout, stderr) = w.promote_signing(&b, "staging", "prod", "signer", Some("signer"));
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains(&format!("promoted {n} artifacts from `staging` to `prod`")),
@@ -222,10 +273,48 @@ fn promotion_moves_the_tag_to_the_signed_bytes_and_pins_the_manifests() {
         );
     }
     // DIST: prod re-pinned to A's digests, so B's prod manifests now equal A's byte for byte;
-    // staging and the layout are untouched.
+    // so does its bundle (the same facts: neither compile knew a commit), signed deterministically
+    // with the same key: the same signature as A's. Staging and the rest of the layout are
+    // untouched, and the bundle B compiled for prod is gone with its signature.
     assert_eq!(manifests(&b, "prod"), manifests(&a, "prod"));
     assert_eq!(manifests(&b, "staging"), b_staging);
-    assert_eq!(common::tree(&b.join("oci")), b_oci);
+    let prod_bundle = refs(&a)[&bundle("prod")].clone();
+    let mut expected = b_refs.clone();
+    expected.remove(&format!(
+        "sha256-{}.sig",
+        &b_refs[&bundle("prod")]["sha256:".len()..]
+    ));
+    expected.insert(bundle("prod"), prod_bundle.clone());
+    let signature = format!("sha256-{}.sig", &prod_bundle["sha256:".len()..]);
+    expected.insert(signature.clone(), refs(&a)[&signature].clone());
+    assert_eq!(refs(&b), expected);
+    let (code, _, verified) = w.etl(
+        &[
+            "verify",
+            "--key",
+            &format!("{}.pub", w.path("signer")),
+            &b.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        code, 0,
+        "DIST's layout is consistent and signed: {verified}"
+    );
+    // The registry: prod's bundle is tagged, and verifies.
+    assert_eq!(w.tagged(&bundle("prod"), "prod"), Some(prod_bundle.clone()));
+    assert!(
+        stdout.contains(&format!("/{}@{prod_bundle} bundle -> prod", bundle("prod"))),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "bundle `bundles/iot-sensors/prod` {prod_bundle} tagged `prod` (signed now)"
+        )),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = w.verify("signer", &bundle("prod"), "prod");
+    assert_eq!(code, 0, "{stdout}{stderr}");
     let plan: Json = serde_json::from_slice(&std::fs::read(b.join("plan.json")).unwrap()).unwrap();
     let plan_a: Json =
         serde_json::from_slice(&std::fs::read(a.join("plan.json")).unwrap()).unwrap();
@@ -266,13 +355,26 @@ fn promotion_moves_the_tag_to_the_signed_bytes_and_pins_the_manifests() {
         })
         .collect();
     assert_eq!(recorded, a_digests);
+    assert_eq!(
+        record["bundle"],
+        serde_json::json!({
+            "repository": bundle("prod"),
+            "digest": prod_bundle,
+            "signedAs": format!("{}/etl/{}", w.registry.host(), bundle("prod")),
+        })
+    );
 
-    // Again: nothing moves, and DIST is byte-identical.
+    // Again, without the key: DIST holds that bundle signed now, so nothing moves and DIST is
+    // byte-identical.
     let before = common::tree(&b);
     let (code, _, stderr) = w.promote(&b, "staging", "prod", "signer");
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains(&format!("tags 0 set, {n} unchanged")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("already tagged `prod` (signature from DIST)"),
         "{stderr}"
     );
     assert_eq!(common::tree(&b), before);
@@ -294,6 +396,81 @@ fn promotion_moves_the_tag_to_the_signed_bytes_and_pins_the_manifests() {
     let (code, stdout, _) = w.etl(&["verify", "--key", &other, &reference], &[]);
     assert_eq!(code, 1);
     assert!(stdout.contains("does not verify with the key"), "{stdout}");
+}
+
+#[test]
+fn the_compile_that_was_pushed_promotes_with_the_bundle_it_signed() {
+    // The usual flow: one signed compile, pushed and tagged dev, then promoted dev → staging
+    // with the same DIST and the public key alone: staging's re-pinned manifests are DIST's own,
+    // so its bundle is the one DIST signed at compile time.
+    let w = World::new();
+    let dist = w.compile(
+        "dist",
+        "1700000000",
+        Some("signer"),
+        &["--push", "--env", "dev"],
+    );
+    let compiled = refs(&dist);
+    // `--env dev` tags dev's bundle dev, and no other bundle.
+    assert_eq!(
+        w.tagged(&bundle("dev"), "dev").as_ref(),
+        Some(&compiled[&bundle("dev")])
+    );
+    assert_eq!(w.tagged(&bundle("staging"), "dev"), None);
+    assert_eq!(w.tagged(&bundle("staging"), "staging"), None);
+    let (code, stdout, stderr) = w.verify("signer", &bundle("dev"), "dev");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "signed as {}/etl/{}",
+            w.registry.host(),
+            bundle("dev")
+        )),
+        "{stdout}"
+    );
+
+    let oci = common::tree(&dist.join("oci"));
+    let (code, stdout, stderr) = w.promote(&dist, "dev", "staging", "signer");
+    assert_eq!(code, 0, "{stderr}");
+    let staging = &compiled[&bundle("staging")];
+    assert!(
+        stderr.contains(&format!(
+            "bundle `bundles/iot-sensors/staging` {staging} tagged `staging` (signature from DIST)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "/{}@{staging} bundle -> staging",
+            bundle("staging")
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        w.tagged(&bundle("staging"), "staging").as_ref(),
+        Some(staging)
+    );
+    let (code, stdout, stderr) = w.verify("signer", &bundle("staging"), "staging");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "ok: `{}/etl/{}:staging` {staging}",
+            w.registry.host(),
+            bundle("staging")
+        )),
+        "{stdout}"
+    );
+    // DIST: the layout is as compiled.
+    assert_eq!(common::tree(&dist.join("oci")), oci);
+    let record: Json =
+        serde_json::from_slice(&std::fs::read(dist.join("promotions/staging.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["bundle"]["digest"], staging.as_str());
+    // Dev's bundle stays where it was.
+    assert_eq!(
+        w.tagged(&bundle("dev"), "dev").as_ref(),
+        Some(&compiled[&bundle("dev")])
+    );
 }
 
 #[test]
@@ -494,7 +671,7 @@ fn claimed_artifacts_promote_as_they_are() {
             "{repository}"
         );
     }
-    let (code, _, stderr) = w.promote(&b, "staging", "prod", "signer");
+    let (code, _, stderr) = w.promote_signing(&b, "staging", "prod", "signer", Some("signer"));
     assert_eq!(code, 0, "{stderr}");
     for (repository, digest) in &a_digests {
         assert_eq!(w.tagged(repository, "prod").as_ref(), Some(digest));

@@ -79,6 +79,7 @@ fn publish() -> Published {
     let files = etl::oci::layout::layout(
         std::slice::from_ref(&artifact),
         &BTreeMap::from([(artifact.layer_digest.clone(), wasm.as_slice())]),
+        &[],
     )
     .unwrap();
     let layout = tempfile::tempdir().unwrap();

@@ -78,6 +78,23 @@ fn local_manifests(layout: &Path) -> Vec<(String, String)> {
     common::layout_refs(layout).into_iter().collect()
 }
 
+/// The example's ten artifacts (five units, each for wasmCloud 1.x and v2), each a config and
+/// a layer, and its three deployment bundles (`bundles/iot-sensors/<env>`), each a config (the
+/// facts) and three layers (the listener's and the pipeline's wadm manifests, the pipeline's
+/// `WorkloadDeployment`s).
+const ARTIFACTS: usize = 10;
+const BUNDLES: usize = 3;
+/// Blobs of the whole layout, each pushed to the repository of its manifest.
+const BLOBS: usize = 2 * ARTIFACTS + 4 * BUNDLES;
+/// Tags with [`options`]' three environments: `sha-…` and one per environment on every
+/// artifact, `sha-…` and its own environment on every bundle.
+const TAGS: usize = 4 * ARTIFACTS + 2 * BUNDLES;
+
+/// The environment of a bundle's name, `None` for an artifact.
+fn bundle_env(name: &str) -> Option<&str> {
+    name.strip_prefix("bundles/iot-sensors/")
+}
+
 fn options(host: &str, credentials: Credentials) -> Options {
     Options {
         registry: team(host).parse().unwrap(),
@@ -110,22 +127,18 @@ fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
     let registry = TestRegistry::start(None);
     let dist = &dist_for(&team(&registry.host()));
     let local = local_manifests(&dist.join("oci"));
-    assert_eq!(
-        local.len(),
-        10,
-        "the example has ten artifacts: five units, each for wasmCloud 1.x and v2"
-    );
+    assert_eq!(local.len(), ARTIFACTS + BUNDLES, "{local:?}");
     let options = options(&registry.host(), Credentials::Anonymous);
 
     let first = push::push(dist, &options).unwrap();
-    // Per artifact: config + layer; the manifest by digest; tags sha-… + dev, staging, prod.
+    // Per manifest: its blobs, the manifest by digest, its tags.
     let n = local.len();
     assert_eq!(first.pushed.len(), n);
-    assert_eq!((first.blobs_uploaded, first.blobs_skipped), (2 * n, 0));
+    assert_eq!((first.blobs_uploaded, first.blobs_skipped), (BLOBS, 0));
     assert_eq!((first.manifests_uploaded, first.manifests_skipped), (n, 0));
-    assert_eq!((first.tags_set, first.tags_unchanged), (4 * n, 0));
-    assert_eq!(first.verified, 4 * n);
-    assert_eq!(first.head_requests, 2 * n + n + 4 * n);
+    assert_eq!((first.tags_set, first.tags_unchanged), (TAGS, 0));
+    assert_eq!(first.verified, TAGS);
+    assert_eq!(first.head_requests, BLOBS + n + TAGS);
 
     let plan = std::fs::read(dist.join("plan.json")).unwrap();
     let plan_tag = format!("sha-{}", &sha256(&plan)[7..19]);
@@ -136,7 +149,11 @@ fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
             .find(|p| p.repository == format!("{}/etl/team/{name}", registry.host()))
             .unwrap();
         assert_eq!(&pushed.digest, digest);
-        assert_eq!(pushed.tags, [plan_tag.as_str(), "dev", "prod", "staging"]);
+        match bundle_env(name) {
+            // A bundle: only its own environment's tag.
+            Some(env) => assert_eq!(pushed.tags, [plan_tag.as_str(), env]),
+            None => assert_eq!(pushed.tags, [plan_tag.as_str(), "dev", "prod", "staging"]),
+        }
         // An independent client sees the same bytes under every tag.
         for tag in &pushed.tags {
             let raw = common::skopeo(&[
@@ -148,8 +165,9 @@ fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
             assert_eq!(&sha256(&raw), digest, "{name}:{tag}");
         }
     }
-    // And copying one out keeps its digest.
+    // And copying one out (a bundle) keeps its digest.
     let (name, digest) = &local[0];
+    assert_eq!(name, "bundles/iot-sensors/dev");
     let copy = tempfile::tempdir().unwrap();
     common::skopeo(&[
         "copy",
@@ -166,13 +184,13 @@ fn push_puts_the_exact_manifests_and_a_second_push_only_checks() {
         Report {
             pushed: first.pushed.clone(),
             blobs_uploaded: 0,
-            blobs_skipped: 2 * n,
-            head_requests: 2 * n + n + 4 * n,
+            blobs_skipped: BLOBS,
+            head_requests: BLOBS + n + TAGS,
             manifests_uploaded: 0,
             manifests_skipped: n,
             tags_set: 0,
-            tags_unchanged: 4 * n,
-            verified: 4 * n,
+            tags_unchanged: TAGS,
+            verified: TAGS,
         }
     );
 }
@@ -190,16 +208,17 @@ fn an_interrupted_push_completes_without_uploading_twice() {
     index["manifests"].as_array_mut().unwrap().truncate(1);
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
     let before = push::push(partial.path(), &options).unwrap();
-    assert_eq!(before.blobs_uploaded, 2);
+    // The first manifest is dev's bundle: its facts and three files.
+    assert_eq!(before.blobs_uploaded, 4);
 
     let after = push::push(dist, &options).unwrap();
     assert_eq!(
-        after.blobs_skipped, 2,
-        "the first artifact's blobs are not sent again"
+        after.blobs_skipped, 4,
+        "the first manifest's blobs are not sent again"
     );
-    assert_eq!(after.blobs_uploaded, 2 * 9);
+    assert_eq!(after.blobs_uploaded, BLOBS - 4);
     assert_eq!(after.manifests_skipped, 1);
-    assert_eq!(after.manifests_uploaded, 9);
+    assert_eq!(after.manifests_uploaded, ARTIFACTS + BUNDLES - 1);
 }
 
 #[test]
@@ -222,8 +241,11 @@ fn basic_auth_from_the_docker_config_works_and_a_wrong_password_names_the_regist
     write_config("s3cret");
     let (code, stdout, stderr) = etl(&["push", &dist, "--registry", &target], config.path(), "");
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.lines().count(), 10, "{stdout}");
-    assert!(stderr.contains("blobs 20 uploaded"), "{stderr}");
+    assert_eq!(stdout.lines().count(), ARTIFACTS + BUNDLES, "{stdout}");
+    assert!(
+        stderr.contains(&format!("blobs {BLOBS} uploaded")),
+        "{stderr}"
+    );
 
     write_config("wrong");
     let (code, _, stderr) = etl(&["push", &dist, "--registry", &target], config.path(), "");
@@ -255,7 +277,7 @@ fn basic_auth_from_the_docker_config_works_and_a_wrong_password_names_the_regist
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("blobs 0 uploaded, 20 already there"),
+        stderr.contains(&format!("blobs 0 uploaded, {BLOBS} already there")),
         "{stderr}"
     );
 }
@@ -555,9 +577,10 @@ fn relay(
     Ok(())
 }
 
-/// Every local manifest is what the registry at `port` serves under each of its tags.
-fn assert_registry_holds(port: u16, report: &Report) {
-    let local = local_manifests(&dist().join("oci"));
+/// Every manifest of `dist`'s layout is what the registry at `port` serves under each of its
+/// tags.
+fn assert_registry_holds(port: u16, dist: &Path, report: &Report) {
+    let local = local_manifests(&dist.join("oci"));
     assert_eq!(report.pushed.len(), local.len());
     for (name, digest) in &local {
         let pushed = report
@@ -594,32 +617,29 @@ fn server_errors_on_blobs_are_retried_and_the_push_completes() {
         _ => false,
     });
     // Three attempts: the first blob's upload succeeds on the last one.
-    let report = push::push(
-        &dist_for(&team(&proxy.host())),
-        &options(&proxy.host(), Credentials::Anonymous),
-    )
-    .unwrap();
+    let dist = dist_for(&team(&proxy.host()));
+    let report = push::push(&dist, &options(&proxy.host(), Credentials::Anonymous)).unwrap();
 
-    let n = 10;
     assert_eq!(proxy.count("HEAD", "/blobs/sha256:", 500), 1);
     assert_eq!(proxy.count("PUT", "/blobs/uploads/", 500), 2);
     // Each failed upload started over: a new upload session, its chunk, its closing PUT.
-    assert_eq!(proxy.count("POST", "/blobs/uploads/", 202), 2 * n + 2);
-    assert_eq!(proxy.count("PATCH", "/blobs/uploads/", 202), 2 * n + 2);
+    assert_eq!(proxy.count("POST", "/blobs/uploads/", 202), BLOBS + 2);
+    assert_eq!(proxy.count("PATCH", "/blobs/uploads/", 202), BLOBS + 2);
     let uploaded = proxy.uploaded();
     assert_eq!(
         uploaded.len(),
-        2 * n,
+        BLOBS,
         "each blob accepted once: {uploaded:?}"
     );
-    assert_eq!(uploaded.iter().collect::<BTreeSet<_>>().len(), 2 * n);
-    assert_eq!((report.blobs_uploaded, report.blobs_skipped), (2 * n, 0));
+    assert_eq!(uploaded.iter().collect::<BTreeSet<_>>().len(), BLOBS);
+    assert_eq!((report.blobs_uploaded, report.blobs_skipped), (BLOBS, 0));
     // The report counts every HEAD sent, the retried one included.
     let heads = proxy.seen().iter().filter(|s| s.method == "HEAD").count();
     assert_eq!(report.head_requests, heads);
-    assert_eq!(report.head_requests, 2 * n + n + 4 * n + 1);
-    assert_eq!(report.verified, 4 * n);
-    assert_registry_holds(registry.port, &report);
+    let n = ARTIFACTS + BUNDLES;
+    assert_eq!(report.head_requests, BLOBS + n + TAGS + 1);
+    assert_eq!(report.verified, TAGS);
+    assert_registry_holds(registry.port, &dist, &report);
 }
 
 #[test]
@@ -641,18 +661,14 @@ fn connections_dropped_mid_request_are_retried_and_the_push_completes() {
         };
         if drop { Fault::Drop } else { Fault::Pass }
     });
-    let report = push::push(
-        &dist_for(&team(&proxy.host())),
-        &options(&proxy.host(), Credentials::Anonymous),
-    )
-    .unwrap();
+    let dist = dist_for(&team(&proxy.host()));
+    let report = push::push(&dist, &options(&proxy.host(), Credentials::Anonymous)).unwrap();
     assert_eq!(proxy.count("PUT", "/blobs/uploads/", 1), 1);
     assert_eq!(proxy.count("PUT", "/manifests/", 1), 1);
     assert_eq!(proxy.count("GET", "/manifests/", 1), 1);
-    let n = 10;
-    assert_eq!((report.blobs_uploaded, report.blobs_skipped), (2 * n, 0));
-    assert_eq!(proxy.uploaded().len(), 2 * n, "each blob accepted once");
-    assert_registry_holds(registry.port, &report);
+    assert_eq!((report.blobs_uploaded, report.blobs_skipped), (BLOBS, 0));
+    assert_eq!(proxy.uploaded().len(), BLOBS, "each blob accepted once");
+    assert_registry_holds(registry.port, &dist, &report);
 }
 
 #[test]
@@ -699,11 +715,11 @@ fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice
         }
         false
     });
-    let e = push::push(
-        &dist_for(&team(&proxy.host())),
-        &options(&proxy.host(), Credentials::Anonymous),
-    )
-    .unwrap_err();
+    // The output pins images, and its bundles name the registry: compiled for the proxy, which
+    // stays in front of the registry for the re-run.
+    let dist = dist_for(&team(&proxy.host()));
+    let options = options(&proxy.host(), Credentials::Anonymous);
+    let e = push::push(&dist, &options).unwrap_err();
     let message = e.to_string();
     assert!(
         message.contains(&format!("registry `{}`", proxy.host())),
@@ -712,24 +728,26 @@ fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice
     let before = proxy.uploaded();
     assert_eq!(before.len(), 3, "{:?}", proxy.seen());
     assert!(proxy.count("PUT", "/blobs/uploads/", 0) >= 1);
+    let posts_before = proxy.count("POST", "/blobs/uploads/", 202);
 
     // Started again on the same port and storage: the re-run sends only what is missing.
     registry.restart();
-    let proxy = Proxy::start(registry.port, |_, _| false);
-    let report = push::push(
-        &dist_for(&team(&proxy.host())),
-        &options(&proxy.host(), Credentials::Anonymous),
-    )
-    .unwrap();
-    let after = proxy.uploaded();
-    assert_eq!((report.blobs_skipped, report.blobs_uploaded), (3, 17));
-    assert_eq!(after.len(), 17);
+    let report = push::push(&dist, &options).unwrap();
+    let after = proxy.uploaded()[before.len()..].to_vec();
+    assert_eq!(
+        (report.blobs_skipped, report.blobs_uploaded),
+        (3, BLOBS - 3)
+    );
+    assert_eq!(after.len(), BLOBS - 3);
     let all: BTreeSet<_> = before.iter().chain(&after).collect();
     assert_eq!(
         all.len(),
-        20,
+        BLOBS,
         "no blob uploaded twice: {before:?} {after:?}"
     );
-    assert_eq!(proxy.count("POST", "/blobs/uploads/", 202), 17);
-    assert_registry_holds(registry.port, &report);
+    assert_eq!(
+        proxy.count("POST", "/blobs/uploads/", 202) - posts_before,
+        BLOBS - 3
+    );
+    assert_registry_holds(registry.port, &dist, &report);
 }

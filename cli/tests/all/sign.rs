@@ -15,8 +15,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use etl::oci::sign::{self, SigningKey};
 use serde_json::{Value as Json, json};
 
-/// The example's artifacts, in ref-name order: the wasmCloud 1.x ones, then the v2 ones.
-const ARTIFACTS: [&str; 10] = [
+/// The example's artifacts, in ref-name order: its environments' deployment bundles, the
+/// wasmCloud 1.x artifacts, then the v2 ones. Each is signed and verified alike.
+const ARTIFACTS: [&str; 13] = [
+    "bundles/iot-sensors/dev",
+    "bundles/iot-sensors/prod",
+    "bundles/iot-sensors/staging",
     "sensor-ingest-alerts",
     "sensor-ingest-archive",
     "sensor-ingest-enrich",
@@ -390,7 +394,7 @@ fn an_unsigned_output_fails_naming_every_artifact() {
         assert!(why.contains("not signed (no sha256-"), "{why}");
     }
     assert!(
-        text(&out.stderr).contains("10 of 10 artifacts"),
+        text(&out.stderr).contains("13 of 13 artifacts"),
         "{}",
         text(&out.stderr)
     );
@@ -444,6 +448,34 @@ fn tampering_and_wrong_keys_fail_naming_the_artifact() {
     assert_eq!(found.keys().collect::<Vec<_>>(), ["sensor-ingest-enrich"]);
     assert!(
         found["sensor-ingest-enrich"].contains("the layer"),
+        "{found:?}"
+    );
+
+    // A file of a deployment bundle edited in place.
+    let copy = signed.copy();
+    let layout = copy.path().join("oci");
+    let manifest: Json =
+        serde_json::from_slice(&blob(&layout, &refs(&layout)["bundles/iot-sensors/prod"])).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(
+        manifest["layers"][0]["annotations"]["org.opencontainers.image.title"],
+        "k8s/sensor-ingest.yaml"
+    );
+    let path = layout
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let mut edited = std::fs::read(&path).unwrap();
+    edited.extend_from_slice(b"# one more line\n");
+    std::fs::write(&path, edited).unwrap();
+    let out = verify(&signed.public(), copy.path());
+    assert_eq!(out.status.code(), Some(1));
+    let found = errors(&out);
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        ["bundles/iot-sensors/prod"]
+    );
+    assert!(
+        found["bundles/iot-sensors/prod"].contains(&format!("the layer {layer} is corrupt")),
         "{found:?}"
     );
 
@@ -625,7 +657,7 @@ fn signing_an_in_memory_layout_is_stable_and_idempotent() {
         })
         .collect();
     let by_digest = BTreeMap::from([(etl::util::digest::sha256(&wasm), wasm.as_slice())]);
-    let unsigned = etl::oci::layout::layout(&artifacts, &by_digest).unwrap();
+    let unsigned = etl::oci::layout::layout(&artifacts, &by_digest, &[]).unwrap();
 
     let mut once = unsigned.clone();
     sign::sign_layout(&mut once, "", &key, "example.com/acme/").unwrap();

@@ -222,12 +222,42 @@ fn the_release_jobs_publish_and_promote_as_written() {
     // A later run promotes dev to staging from a fresh compile of the same commit.
     std::fs::remove_dir_all(repo.join("dist")).unwrap();
     run_job("promote");
+    assert!(
+        !tmp.path().join("etl.key").exists(),
+        "the private key is not left behind"
+    );
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(repo.join("dist/promotions/staging.json")).unwrap())
             .unwrap();
     assert_eq!(
         (&record["from"], &record["to"]),
         (&"dev".into(), &"staging".into())
+    );
+    // Staging's bundle is tagged and verifies with the project's key.
+    let bundle = format!(
+        "{}/etl/bundles/iot-sensors/staging:staging",
+        registry.host()
+    );
+    let out = common::output_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_etl"))
+            .args(["verify", "--key", "etl.pub", &bundle])
+            .args(["--username", "ci", "--password-stdin"])
+            .current_dir(&repo),
+        "s3cret\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "ok: `{bundle}` {}",
+            record["bundle"]["digest"].as_str().unwrap()
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let staging =
         std::fs::read_to_string(repo.join("dist/staging/wadm/sensor-ingest.yaml")).unwrap();

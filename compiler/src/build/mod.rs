@@ -3,10 +3,12 @@
 //! The stages, in order: [`resolve`] (customer components by digest, checked against the
 //! [`contract`] and the policy) → [`compose`] (each step between its [`harness`] parts) →
 //! [`deployment`] (how each pipeline runs in each environment) → [`emit`] (wadm applications and
-//! v2 `WorkloadDeployment`s, and the OCI artifacts) → [`dist`] (`plan.json`). [`claims`] gives
+//! v2 `WorkloadDeployment`s, and the OCI artifacts) → [`dist`] (`plan.json`) → [`bundle`] (each
+//! environment's deployment bundle, packaged with the artifacts in `oci/`). [`claims`] gives
 //! the 1.x artifacts their wascap claims when an account key is given; [`provenance`] finds the
 //! commit a build came from. Nothing here writes a file: `etl compile` does.
 
+pub mod bundle;
 pub mod claims;
 pub mod compose;
 pub mod contract;
@@ -156,11 +158,12 @@ pub fn build_validated_with(
         }
     };
     let mut files = builder.files;
-    let deployments = match package_and_emit(&validation.repo, &pipelines, &mut files) {
-        Ok((deployments, warnings)) => {
+    let (deployments, artifacts) = match package_and_emit(&validation.repo, &pipelines, &mut files)
+    {
+        Ok((deployments, warnings, artifacts)) => {
             validation.diagnostics.extend(warnings);
             crate::diag::sort(&mut validation.diagnostics);
-            deployments
+            (deployments, artifacts)
         }
         Err(problems) => {
             validation.diagnostics.extend(problems);
@@ -174,6 +177,17 @@ pub fn build_validated_with(
         revision: provenance.revision.clone(),
     };
     let plan = plan_of(&validation.repo, pipelines, provenance, deployments);
+    match oci_layout(&plan, &artifacts, &files) {
+        Ok(layout) => files.extend(layout),
+        Err(e) => {
+            validation.diagnostics.push(Diagnostic::new(
+                Code::Emit,
+                format!("the OCI layout cannot be written: {e}"),
+            ));
+            crate::diag::sort(&mut validation.diagnostics);
+            return failed(validation, built);
+        }
+    }
     files.insert(dist::FILE.to_owned(), plan.to_json().into_bytes());
     Build {
         validation,
@@ -184,16 +198,54 @@ pub fn build_validated_with(
     }
 }
 
-/// The applications by environment and pipeline, and the warnings about them.
+/// The applications by environment and pipeline, the warnings about them, and the artifacts.
 type Deployments = (
     BTreeMap<String, BTreeMap<String, Application>>,
     Vec<Diagnostic>,
+    Vec<layout::Artifact>,
 );
 
-/// Packages every composed unit as an OCI artifact (`oci/`), then plans every pipeline in every
+/// The files of `oci/`: the artifacts (their components from `files`, the dist files by path)
+/// and the deployment bundle of every environment of `plan`.
+fn oci_layout(
+    plan: &Plan,
+    artifacts: &[layout::Artifact],
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<BTreeMap<String, Vec<u8>>, layout::OciError> {
+    let wasm: BTreeMap<String, &[u8]> = plan
+        .pipelines
+        .iter()
+        .flat_map(|p| p.units())
+        .flat_map(|u| u.artifacts())
+        .map(|(_, a)| (a.digest.clone(), files[&a.path].as_slice()))
+        .collect();
+    let bundles: Vec<(String, crate::oci::bundle::Packaged)> = bundle::bundles(plan)
+        .into_iter()
+        .map(|(env, b)| {
+            let name = crate::oci::bundle::name(&plan.project, &env);
+            let packaged = b.package(&name);
+            (name, packaged)
+        })
+        .collect();
+    let packaged: Vec<layout::Prepackaged> = bundles
+        .iter()
+        .map(|(name, p)| layout::Prepackaged {
+            name,
+            manifest: &p.manifest,
+            blobs: &p.blobs,
+        })
+        .collect();
+    let layout = layout::layout(artifacts, &wasm, &packaged)?;
+    Ok(layout
+        .into_iter()
+        .map(|(path, bytes)| (format!("oci/{path}"), bytes))
+        .collect())
+}
+
+/// Packages every composed unit as an OCI artifact, then plans every pipeline in every
 /// environment and writes its manifests (`<env>/wadm/`, `<env>/k8s/`). Returns the applications
-/// by environment and pipeline with the warnings about them, or the diagnostics of what cannot
-/// be deployed.
+/// by environment and pipeline with the warnings about them and the artifacts, or the
+/// diagnostics of what cannot be deployed.
 fn package_and_emit(
     repo: &Repo,
     pipelines: &[PipelinePlan],
@@ -254,22 +306,7 @@ fn package_and_emit(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let wasm: BTreeMap<String, &[u8]> = pipelines
-        .iter()
-        .flat_map(|p| p.steps.iter().chain(&p.sinks))
-        .flat_map(|u| u.artifacts())
-        .map(|(_, a)| (a.digest.clone(), files[&a.path].as_slice()))
-        .collect();
-    let layout = layout::layout(&artifacts, &wasm).map_err(|e| {
-        vec![Diagnostic::new(
-            Code::Emit,
-            format!("the OCI layout cannot be written: {e}"),
-        )]
-    })?;
-    let mut out_files: BTreeMap<String, Vec<u8>> = layout
-        .into_iter()
-        .map(|(path, bytes)| (format!("oci/{path}"), bytes))
-        .collect();
+    let mut out_files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut deployments: BTreeMap<String, BTreeMap<String, Application>> = BTreeMap::new();
     let mut refused: indexmap::IndexMap<(&str, Option<String>, String), Vec<&str>> =
         indexmap::IndexMap::new();
@@ -326,7 +363,7 @@ fn package_and_emit(
         return Err(problems);
     }
     files.append(&mut out_files);
-    Ok((deployments, warnings))
+    Ok((deployments, warnings, artifacts))
 }
 
 /// The [`emit::MessagingLimit`] of each pipeline of environment `env` (deployed as

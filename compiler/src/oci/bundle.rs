@@ -32,6 +32,12 @@ pub const KIND: &str = "Bundle";
 /// Largest file or config blob a reader accepts, in bytes.
 pub const MAX_BLOB_BYTES: u64 = 4 * 1024 * 1024;
 
+/// The artifact name of the bundle of `environment` of `project`: `bundles/<project>/<env>`, its
+/// `ref.name` in `dist/oci/` and its repository under the project's registry.
+pub fn name(project: &str, environment: &str) -> String {
+    format!("bundles/{project}/{environment}")
+}
+
 /// What a controller needs to know about a bundle besides its files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,7 +1,8 @@
-//! Stage `layout`: a composed component → a CNCF "Wasm OCI Artifact", and a set of artifacts →
-//! the files of an OCI image layout (`dist/oci/`). Computed in memory, byte-for-byte
-//! deterministic: sorted keys and no insignificant whitespace in every JSON blob, sorted index.
-//! Nothing is pushed or signed here.
+//! Stage `layout`: a composed component → a CNCF "Wasm OCI Artifact", and a set of artifacts
+//! (and manifests packaged elsewhere: the deployment bundles, [`crate::oci::bundle`]) → the files
+//! of an OCI image layout (`dist/oci/`). Computed in memory, byte-for-byte deterministic: sorted
+//! keys and no insignificant whitespace in every JSON blob, sorted index. Nothing is pushed or
+//! signed here; [`update`] replaces manifests of a layout already made (`etl promote`).
 //!
 //! An artifact is an image manifest ([`MANIFEST_MEDIA_TYPE`], `mediaType` present, no
 //! `artifactType`) with a config blob of [`CONFIG_MEDIA_TYPE`] and exactly one layer of
@@ -79,6 +80,28 @@ pub enum OciError {
         /// The digest of the bytes given.
         actual: String,
     },
+    /// A manifest packaged elsewhere is not an image manifest.
+    #[error("the manifest of `{name}` is not an OCI image manifest: {reason}")]
+    BadManifest {
+        /// Its name.
+        name: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A manifest packaged elsewhere names a blob that was not given with it, or whose bytes
+    /// are other than its descriptor says.
+    #[error("blob {digest} of `{name}` is {state}")]
+    Blob {
+        /// The manifest's name.
+        name: String,
+        /// The blob its manifest names.
+        digest: String,
+        /// `missing`, or how the bytes given differ.
+        state: String,
+    },
+    /// The files given are not an OCI image layout.
+    #[error("`{0}` is missing or is not an OCI image index")]
+    NoIndex(String),
 }
 
 /// Where a compile came from: recorded in `plan.json`'s `provenance`, never in an artifact.
@@ -123,6 +146,18 @@ pub struct Artifact {
     pub layer_digest: String,
     /// Size of the component in bytes.
     pub layer_size: u64,
+}
+
+/// A manifest packaged elsewhere (a deployment bundle, a signature), stored in a layout exactly
+/// as it is, with every blob it names.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepackaged<'a> {
+    /// Its name in the index (`ref.name`), e.g. `bundles/<project>/<env>`.
+    pub name: &'a str,
+    /// The image manifest's bytes.
+    pub manifest: &'a [u8],
+    /// Its config and layers (at least), by digest; others are ignored.
+    pub blobs: &'a BTreeMap<String, Vec<u8>>,
 }
 
 /// `created` as RFC 3339 in UTC, whole seconds: `1970-01-01T00:00:00Z`.
@@ -232,32 +267,37 @@ pub(crate) fn blob_path(digest: &str) -> String {
     format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
 }
 
-/// The files of an OCI image layout (image-spec 1.1) holding `artifacts`, by path relative to the
-/// layout root: `oci-layout`, `index.json` (one manifest descriptor per artifact, sorted by
-/// name, selected by its `ref.name` annotation = the artifact's name) and `blobs/sha256/<hex>`
-/// for every manifest, config and layer, each once. The layer bytes come from `wasm_by_digest`
-/// (layer digest → component bytes) and are checked against the digest and size.
+/// The files of an OCI image layout (image-spec 1.1) holding `artifacts` and `packaged`, by path
+/// relative to the layout root: `oci-layout`, `index.json` (one manifest descriptor per artifact
+/// or packaged manifest, sorted by name, selected by its `ref.name` annotation = the name) and
+/// `blobs/sha256/<hex>` for every manifest, config and layer, each once. The artifacts' layer
+/// bytes come from `wasm_by_digest` (layer digest → component bytes) and are checked against the
+/// digest and size, as is every blob a packaged manifest names against its descriptor.
 ///
 /// Blob paths and the index's digests are computed from the bytes themselves, so the layout is
 /// consistent even if an [`Artifact`]'s digest fields were edited by hand.
 pub fn layout(
     artifacts: &[Artifact],
     wasm_by_digest: &BTreeMap<String, &[u8]>,
+    packaged: &[Prepackaged<'_>],
 ) -> Result<BTreeMap<String, Vec<u8>>, OciError> {
-    let mut by_name: BTreeMap<&str, &Artifact> = BTreeMap::new();
-    for a in artifacts {
-        if !valid_name(&a.name) {
-            return Err(OciError::InvalidName(a.name.clone()));
+    let mut names = std::collections::BTreeSet::new();
+    let all_names = artifacts
+        .iter()
+        .map(|a| a.name.as_str())
+        .chain(packaged.iter().map(|p| p.name));
+    for name in all_names {
+        if !valid_name(name) {
+            return Err(OciError::InvalidName(name.to_owned()));
         }
-        if by_name.insert(&a.name, a).is_some() {
-            return Err(OciError::DuplicateName(a.name.clone()));
+        if !names.insert(name) {
+            return Err(OciError::DuplicateName(name.to_owned()));
         }
     }
 
     let mut files = BTreeMap::new();
-    let mut manifests = Vec::with_capacity(by_name.len());
-    let manifest_digests: Vec<String> = by_name.values().map(|a| sha256(&a.manifest)).collect();
-    for (a, manifest_digest) in by_name.values().zip(&manifest_digests) {
+    let mut manifests = Vec::with_capacity(names.len());
+    for a in artifacts {
         let wasm = wasm_by_digest
             .get(&a.layer_digest)
             .ok_or_else(|| OciError::MissingLayer {
@@ -286,16 +326,14 @@ pub fn layout(
             });
         }
         files.insert(blob_path(&sha256(&a.config)), a.config.clone());
-        files.insert(blob_path(manifest_digest), a.manifest.clone());
-        manifests.push(
-            Descriptor::new(
-                MANIFEST_MEDIA_TYPE,
-                manifest_digest,
-                a.manifest.len() as u64,
-            )
-            .annotated(REF_NAME, &a.name),
-        );
+        let manifest = Descriptor::of(MANIFEST_MEDIA_TYPE, &a.manifest);
+        files.insert(blob_path(&manifest.digest), a.manifest.clone());
+        manifests.push(manifest.annotated(REF_NAME, &a.name));
     }
+    for p in packaged {
+        manifests.push(store(&mut files, p)?);
+    }
+    manifests.sort_by(|a, b| a.annotation(REF_NAME).cmp(&b.annotation(REF_NAME)));
 
     files.insert(
         "index.json".to_owned(),
@@ -314,9 +352,300 @@ pub fn layout(
     Ok(files)
 }
 
+/// Stores the manifest `p` and every blob it names in `files` (paths relative to the layout
+/// root), each checked against its descriptor; its index entry.
+fn store(
+    files: &mut BTreeMap<String, Vec<u8>>,
+    p: &Prepackaged<'_>,
+) -> Result<Descriptor, OciError> {
+    let parsed: ImageManifest =
+        serde_json::from_slice(p.manifest).map_err(|e| OciError::BadManifest {
+            name: p.name.to_owned(),
+            reason: e.to_string(),
+        })?;
+    for d in std::iter::once(&parsed.config).chain(&parsed.layers) {
+        if d.digest.is_empty() {
+            return Err(OciError::BadManifest {
+                name: p.name.to_owned(),
+                reason: "it names a blob without a digest".to_owned(),
+            });
+        }
+        let blob = |state: String| OciError::Blob {
+            name: p.name.to_owned(),
+            digest: d.digest.clone(),
+            state,
+        };
+        let bytes = p
+            .blobs
+            .get(&d.digest)
+            .ok_or_else(|| blob("missing".into()))?;
+        let actual = sha256(bytes);
+        if actual != d.digest || bytes.len() as u64 != d.size {
+            return Err(blob(format!(
+                "{actual}, {} bytes, not the {} bytes its descriptor says",
+                bytes.len(),
+                d.size
+            )));
+        }
+        files.insert(blob_path(&d.digest), bytes.clone());
+    }
+    let media_type = parsed.media_type.as_deref().unwrap_or(MANIFEST_MEDIA_TYPE);
+    let descriptor = Descriptor::of(media_type, p.manifest);
+    files.insert(blob_path(&descriptor.digest), p.manifest.to_vec());
+    Ok(descriptor.annotated(REF_NAME, p.name))
+}
+
+/// Changes the layout held in `files` (paths under `root`, e.g. `oci/`, as [`layout`] makes
+/// them): each of `add` replaces the entry of the same name (or is added), the entries named in
+/// `remove` go, and so does every blob no entry of the index references any more (through its
+/// manifest's config and layers). The index stays sorted by name.
+pub fn update(
+    files: &mut BTreeMap<String, Vec<u8>>,
+    root: &str,
+    add: &[Prepackaged<'_>],
+    remove: &[&str],
+) -> Result<(), OciError> {
+    let index_path = format!("{root}index.json");
+    let mut index: ImageIndex = files
+        .get(&index_path)
+        .and_then(|bytes| serde_json::from_slice(bytes).ok())
+        .ok_or_else(|| OciError::NoIndex(index_path.clone()))?;
+    let mut blobs = BTreeMap::new();
+    let mut added = Vec::with_capacity(add.len());
+    for p in add {
+        if !valid_name(p.name) {
+            return Err(OciError::InvalidName(p.name.to_owned()));
+        }
+        added.push(store(&mut blobs, p)?);
+    }
+    index.manifests.retain(|e| {
+        let name = e.annotation(REF_NAME).unwrap_or_default();
+        !remove.contains(&name) && !add.iter().any(|p| p.name == name)
+    });
+    index.manifests.extend(added);
+    index
+        .manifests
+        .sort_by(|a, b| a.annotation(REF_NAME).cmp(&b.annotation(REF_NAME)));
+    files.extend(
+        blobs
+            .into_iter()
+            .map(|(path, bytes)| (format!("{root}{path}"), bytes)),
+    );
+
+    // What the index still reaches: each entry's manifest, its config and its layers.
+    let mut reached = std::collections::BTreeSet::new();
+    for entry in &index.manifests {
+        let path = format!("{root}{}", blob_path(&entry.digest));
+        if let Some(manifest) = files
+            .get(&path)
+            .and_then(|b| serde_json::from_slice::<ImageManifest>(b).ok())
+        {
+            for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                reached.insert(format!("{root}{}", blob_path(&d.digest)));
+            }
+        }
+        reached.insert(path);
+    }
+    let blob_root = format!("{root}blobs/");
+    files.retain(|path, _| !path.starts_with(&blob_root) || reached.contains(path));
+    files.insert(index_path, compact(&index));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::valid_name;
+    use super::*;
+    use crate::oci::bundle::{self, ApplicationFacts, Bundle, Facts};
+
+    /// A bundle of environment `env` whose one application's wadm file is `wadm`.
+    fn bundle(env: &str, wadm: &[u8]) -> Bundle {
+        Bundle {
+            facts: Facts {
+                api_version: bundle::API_VERSION.to_owned(),
+                kind: bundle::KIND.to_owned(),
+                project: "p".to_owned(),
+                environment: env.to_owned(),
+                registry: "r.example/etl".to_owned(),
+                lattice: "l".to_owned(),
+                revision: None,
+                source: None,
+                applications: vec![ApplicationFacts {
+                    name: "a".to_owned(),
+                    pipeline: Some("a".to_owned()),
+                    version: "sha-000000000000".to_owned(),
+                    shared: false,
+                    wadm: "wadm/a.yaml".to_owned(),
+                    k8s: None,
+                    artifacts: vec![],
+                }],
+            },
+            files: BTreeMap::from([("wadm/a.yaml".to_owned(), wadm.to_vec())]),
+        }
+    }
+
+    fn prepackaged<'a>(name: &'a str, p: &'a bundle::Packaged) -> Prepackaged<'a> {
+        Prepackaged {
+            name,
+            manifest: &p.manifest,
+            blobs: &p.blobs,
+        }
+    }
+
+    /// One artifact `name` of a tiny component, and the component by digest.
+    fn artifact_and_wasm(name: &str) -> (Artifact, BTreeMap<String, &'static [u8]>) {
+        let wasm: &'static [u8] = b"\0asm\x0d\0\x01\0";
+        let a = artifact(&ArtifactInput {
+            name,
+            wasm,
+            imports: &[],
+            exports: &[],
+        })
+        .unwrap();
+        let by_digest = BTreeMap::from([(a.layer_digest.clone(), wasm)]);
+        (a, by_digest)
+    }
+
+    fn index_names(files: &BTreeMap<String, Vec<u8>>, root: &str) -> Vec<String> {
+        let index: ImageIndex =
+            serde_json::from_slice(&files[&format!("{root}index.json")]).unwrap();
+        index
+            .manifests
+            .iter()
+            .map(|m| m.annotation(REF_NAME).unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn packaged_manifests_join_the_index_sorted_with_their_blobs() {
+        let (a, wasm) = artifact_and_wasm("z-step");
+        let dev = bundle("dev", b"dev").package("bundles/p/dev");
+        let prod = bundle("prod", b"prod").package("bundles/p/prod");
+        let packaged = [
+            prepackaged("bundles/p/prod", &prod),
+            prepackaged("bundles/p/dev", &dev),
+        ];
+        let files = layout(std::slice::from_ref(&a), &wasm, &packaged).unwrap();
+        assert_eq!(
+            index_names(&files, ""),
+            ["bundles/p/dev", "bundles/p/prod", "z-step"]
+        );
+        for p in [&dev, &prod] {
+            assert_eq!(files[&blob_path(&p.manifest_digest)], p.manifest);
+            for (digest, bytes) in &p.blobs {
+                assert_eq!(&files[&blob_path(digest)], bytes);
+            }
+        }
+        // Deterministic, whatever order the manifests come in.
+        let reversed = [packaged[1], packaged[0]];
+        assert_eq!(
+            layout(std::slice::from_ref(&a), &wasm, &reversed).unwrap(),
+            files
+        );
+    }
+
+    #[test]
+    fn packaged_manifests_are_checked() {
+        let (a, wasm) = artifact_and_wasm("bundles/p/dev");
+        let dev = bundle("dev", b"dev").package("bundles/p/dev");
+        let one = [prepackaged("bundles/p/dev", &dev)];
+        assert_eq!(
+            layout(&[a], &wasm, &one),
+            Err(OciError::DuplicateName("bundles/p/dev".to_owned()))
+        );
+        let bad_name = [prepackaged("Bundles/p/dev", &dev)];
+        assert_eq!(
+            layout(&[], &wasm, &bad_name),
+            Err(OciError::InvalidName("Bundles/p/dev".to_owned()))
+        );
+        let mut missing = dev.clone();
+        let layer = missing
+            .blobs
+            .iter()
+            .find(|(_, b)| b.as_slice() == b"dev")
+            .map(|(d, _)| d.clone())
+            .unwrap();
+        missing.blobs.remove(&layer);
+        let e = layout(&[], &wasm, &[prepackaged("bundles/p/dev", &missing)]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("blob {layer} of `bundles/p/dev` is missing")
+        );
+        let mut tampered = dev.clone();
+        tampered.blobs.insert(layer.clone(), b"evil".to_vec());
+        let e = layout(&[], &wasm, &[prepackaged("bundles/p/dev", &tampered)]).unwrap_err();
+        assert!(
+            matches!(&e, OciError::Blob { digest, .. } if *digest == layer),
+            "{e}"
+        );
+        for manifest in [&b"not json"[..], b"{}"] {
+            let bad = bundle::Packaged {
+                manifest: manifest.to_vec(),
+                ..dev.clone()
+            };
+            let e = layout(&[], &wasm, &[prepackaged("bundles/p/dev", &bad)]).unwrap_err();
+            assert!(matches!(e, OciError::BadManifest { .. }), "{e}");
+        }
+    }
+
+    #[test]
+    fn update_replaces_an_entry_and_drops_what_nothing_references() {
+        let (a, wasm) = artifact_and_wasm("z-step");
+        let old = bundle("dev", b"old").package("bundles/p/dev");
+        let other = bundle("prod", b"old").package("bundles/p/prod");
+        let mut files: BTreeMap<String, Vec<u8>> = layout(
+            std::slice::from_ref(&a),
+            &wasm,
+            &[
+                prepackaged("bundles/p/dev", &old),
+                prepackaged("bundles/p/prod", &other),
+            ],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|(path, bytes)| (format!("oci/{path}"), bytes))
+        .collect();
+        files.insert("plan.json".to_owned(), b"{}".to_vec());
+        let new = bundle("dev", b"new").package("bundles/p/dev");
+        update(
+            &mut files,
+            "oci/",
+            &[prepackaged("bundles/p/dev", &new)],
+            &["z-step"],
+        )
+        .unwrap();
+        assert_eq!(
+            index_names(&files, "oci/"),
+            ["bundles/p/dev", "bundles/p/prod"]
+        );
+        let blob = |digest: &str| format!("oci/{}", blob_path(digest));
+        assert!(files.contains_key(&blob(&new.manifest_digest)));
+        assert!(!files.contains_key(&blob(&old.manifest_digest)));
+        assert!(!files.contains_key(&blob(&a.manifest_digest)));
+        assert!(!files.contains_key(&blob(&a.layer_digest)));
+        // The `old` layer is prod's too: kept.
+        let shared = sha256(b"old");
+        assert!(files.contains_key(&blob(&shared)));
+        assert!(files.contains_key("plan.json"));
+        // The result is what a layout of the same manifests is.
+        let fresh: BTreeMap<String, Vec<u8>> = layout(
+            &[],
+            &wasm,
+            &[
+                prepackaged("bundles/p/dev", &new),
+                prepackaged("bundles/p/prod", &other),
+            ],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|(path, bytes)| (format!("oci/{path}"), bytes))
+        .collect();
+        files.remove("plan.json");
+        assert_eq!(files, fresh);
+        assert_eq!(
+            update(&mut BTreeMap::new(), "oci/", &[], &[]),
+            Err(OciError::NoIndex("oci/index.json".to_owned()))
+        );
+    }
 
     #[test]
     fn names() {

@@ -192,7 +192,7 @@ mod tests {
             a.layer_digest.clone(),
             b"\0asm\x0d\0\x01\0".as_slice(),
         )]);
-        let files = layout(&[a], &wasm).unwrap();
+        let files = layout(&[a], &wasm, &[]).unwrap();
         assert_eq!(
             rewritten::<ImageIndex>(&files["index.json"]),
             files["index.json"]

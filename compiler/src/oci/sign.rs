@@ -22,6 +22,7 @@ use p256::pkcs8::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::oci::bundle::{self, BundleError};
 use crate::oci::layout::{self, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
 use crate::oci::manifest::{Descriptor, History, ImageConfig, ImageIndex, ImageManifest, RootFs};
 use crate::oci::registry::{self, Session};
@@ -187,6 +188,11 @@ impl SigningKey {
         Ok(Self(p256::ecdsa::SigningKey::from(secret)))
     }
 
+    /// The public half, to verify with.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        VerifyingKey(*self.0.verifying_key())
+    }
+
     /// The public half, SPKI PEM.
     pub fn public_pem(&self) -> String {
         self.0
@@ -203,7 +209,7 @@ impl SigningKey {
 }
 
 /// A public key to verify with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyingKey(p256::ecdsa::VerifyingKey);
 
 impl VerifyingKey {
@@ -411,6 +417,36 @@ pub fn sign_layout(
     Ok(())
 }
 
+/// Puts `manifest` with its `signature` into the layout held in `files` (paths under `root`, as
+/// [`layout::layout`] makes them), replacing the entry of the same name and the signature of the
+/// manifest it named; blobs nothing references any more go ([`layout::update`]).
+pub fn put_signed(
+    files: &mut BTreeMap<String, Vec<u8>>,
+    root: &str,
+    manifest: layout::Prepackaged<'_>,
+    signature: &StoredSignature,
+) -> Result<(), layout::OciError> {
+    let index_path = format!("{root}index.json");
+    let index: ImageIndex = files
+        .get(&index_path)
+        .and_then(|bytes| serde_json::from_slice(bytes).ok())
+        .ok_or_else(|| layout::OciError::NoIndex(index_path.clone()))?;
+    let replaced: Vec<String> = index
+        .manifests
+        .iter()
+        .filter(|e| e.annotation(REF_NAME) == Some(manifest.name))
+        .map(|e| signature_tag(&e.digest))
+        .collect();
+    let tag = signature_tag(&sha256(manifest.manifest));
+    let signature = layout::Prepackaged {
+        name: &tag,
+        manifest: &signature.manifest,
+        blobs: &signature.blobs,
+    };
+    let remove: Vec<&str> = replaced.iter().map(String::as_str).collect();
+    layout::update(files, root, &[manifest, signature], &remove)
+}
+
 /// What is wrong with one artifact's signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
@@ -442,6 +478,9 @@ pub enum Problem {
     /// The registry has no such manifest.
     #[error("the registry has no such manifest")]
     NoManifest,
+    /// A deployment bundle whose blobs are intact but whose facts and files disagree.
+    #[error("not a valid deployment bundle: {0}")]
+    Bundle(Box<BundleError>),
 }
 
 /// One artifact as checked.
@@ -520,24 +559,11 @@ impl Blobs<'_> {
 }
 
 /// Checks the layout at `dir` (an `etl compile` output holding `oci/`, or a layout itself):
-/// every artifact, with every blob its manifest names, is intact, and has a signature whose
-/// payload names exactly its manifest digest and verifies with `key`.
+/// every artifact, with every blob its manifest names, is intact (a deployment bundle's facts
+/// name exactly its files, [`bundle::Bundle::read`]), and has a signature whose payload names
+/// exactly its manifest digest and verifies with `key`.
 pub fn verify_layout(dir: &Path, key: &VerifyingKey) -> Result<Report, VerifyError> {
-    let root = if dir.join("oci-layout").is_file() {
-        dir.to_owned()
-    } else if dir.join("oci/oci-layout").is_file() {
-        dir.join("oci")
-    } else {
-        return Err(VerifyError::NotALayout(dir.to_owned()));
-    };
-    let index_path = root.join("index.json");
-    let bytes = std::fs::read(&index_path).map_err(IoError::at(&index_path))?;
-    let bad_index = |reason: &str| VerifyError::BadIndex {
-        path: index_path.clone(),
-        reason: reason.to_owned(),
-    };
-    let index: ImageIndex =
-        serde_json::from_slice(&bytes).map_err(|e| bad_index(&e.to_string()))?;
+    let (root, index) = open_layout(dir)?;
     let entries = &index.manifests;
     let signatures: BTreeMap<&str, &Descriptor> = entries
         .iter()
@@ -571,6 +597,93 @@ pub fn verify_layout(dir: &Path, key: &VerifyingKey) -> Result<Report, VerifyErr
     })
 }
 
+/// The layout of `dir` (an `etl compile` output holding `oci/`, or a layout itself): its root
+/// and its index.
+fn open_layout(dir: &Path) -> Result<(PathBuf, ImageIndex), VerifyError> {
+    let root = if dir.join("oci-layout").is_file() {
+        dir.to_owned()
+    } else if dir.join("oci/oci-layout").is_file() {
+        dir.join("oci")
+    } else {
+        return Err(VerifyError::NotALayout(dir.to_owned()));
+    };
+    let index_path = root.join("index.json");
+    let bytes = std::fs::read(&index_path).map_err(IoError::at(&index_path))?;
+    let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| VerifyError::BadIndex {
+        path: index_path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok((root, index))
+}
+
+/// A signature as a layout stores it: its manifest and the blobs it names, by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSignature {
+    /// The signature manifest.
+    pub manifest: Vec<u8>,
+    /// Its config and payloads.
+    pub blobs: BTreeMap<String, Vec<u8>>,
+}
+
+impl From<SignatureBlobs> for StoredSignature {
+    fn from(s: SignatureBlobs) -> Self {
+        let blobs = [s.config, s.payload]
+            .into_iter()
+            .map(|b| (sha256(&b), b))
+            .collect();
+        StoredSignature {
+            manifest: s.manifest,
+            blobs,
+        }
+    }
+}
+
+/// The signature of the manifest `digest` named `name` in the layout at `dir` (as for
+/// [`verify_layout`]), when the layout holds exactly that manifest, intact, and a signature of
+/// it that verifies with `key`; `None` otherwise (no such entry, another digest, unsigned,
+/// tampered or signed with another key).
+pub fn signature_in_layout(
+    dir: &Path,
+    name: &str,
+    digest: &str,
+    key: &VerifyingKey,
+) -> Result<Option<StoredSignature>, VerifyError> {
+    let (root, index) = open_layout(dir)?;
+    let named = |n: &str| {
+        index
+            .manifests
+            .iter()
+            .find(|e| e.annotation(REF_NAME) == Some(n))
+    };
+    let Some(entry) = named(name).filter(|e| e.digest == digest) else {
+        return Ok(None);
+    };
+    let signature = named(&signature_tag(digest));
+    let blobs = Blobs::Layout(&root);
+    if check_artifact(&blobs, entry, signature, key).is_err() {
+        return Ok(None);
+    }
+    let signature = signature.expect("a verified artifact has its signature");
+    let read = |d: &Descriptor| blobs.read_descriptor("signature blob", d).ok();
+    let Some(manifest) = read(signature) else {
+        return Ok(None);
+    };
+    let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&manifest) else {
+        return Ok(None);
+    };
+    let mut stored = BTreeMap::new();
+    for d in std::iter::once(&parsed.config).chain(&parsed.layers) {
+        let Some(bytes) = read(d) else {
+            return Ok(None);
+        };
+        stored.insert(d.digest.clone(), bytes);
+    }
+    Ok(Some(StoredSignature {
+        manifest,
+        blobs: stored,
+    }))
+}
+
 /// One artifact: its blobs, then its signature.
 fn check_artifact(
     blobs: &Blobs,
@@ -579,12 +692,24 @@ fn check_artifact(
     key: &VerifyingKey,
 ) -> Result<String, Problem> {
     let digest = &entry.digest;
-    let manifest = blobs.read_descriptor("manifest", entry)?;
-    let manifest: ImageManifest = serde_json::from_slice(&manifest)
+    let bytes = blobs.read_descriptor("manifest", entry)?;
+    let manifest: ImageManifest = serde_json::from_slice(&bytes)
         .map_err(|e| Problem::Malformed(format!("the artifact's manifest: {e}")))?;
-    blobs.read_descriptor("config", &manifest.config)?;
-    for layer in &manifest.layers {
-        blobs.read_descriptor("layer", layer)?;
+    if manifest.config.media_type == bundle::CONFIG_MEDIA_TYPE {
+        bundle::Bundle::read(&bytes, |d| {
+            let what = if d.digest == manifest.config.digest {
+                "config"
+            } else {
+                "layer"
+            };
+            blobs.read_descriptor(what, d)
+        })?
+        .map_err(|e| Problem::Bundle(Box::new(e)))?;
+    } else {
+        blobs.read_descriptor("config", &manifest.config)?;
+        for layer in &manifest.layers {
+            blobs.read_descriptor("layer", layer)?;
+        }
     }
 
     let signature = signature.ok_or_else(|| Problem::Unsigned {
@@ -771,4 +896,191 @@ async fn signature_in_registry(
         }
     }
     Ok(Ok((sig_manifest, Blobs::Fetched(blobs))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::bundle::{API_VERSION, ApplicationFacts, Bundle, Facts, KIND, Packaged};
+    use crate::oci::layout::Prepackaged;
+
+    const NAME: &str = "bundles/p/dev";
+    const REGISTRY: &str = "r.example/etl";
+
+    fn key() -> SigningKey {
+        SigningKey::from_pem(&keygen(None).unwrap().private_pem, None).unwrap()
+    }
+
+    /// The bundle of `dev` whose wadm file is `wadm`, and with a file its facts do not name
+    /// when `stray`.
+    fn packaged(wadm: &[u8], stray: bool) -> Packaged {
+        let mut files = BTreeMap::from([("wadm/a.yaml".to_owned(), wadm.to_vec())]);
+        if stray {
+            files.insert("wadm/b.yaml".to_owned(), b"b".to_vec());
+        }
+        Bundle {
+            facts: Facts {
+                api_version: API_VERSION.to_owned(),
+                kind: KIND.to_owned(),
+                project: "p".to_owned(),
+                environment: "dev".to_owned(),
+                registry: REGISTRY.to_owned(),
+                lattice: "l".to_owned(),
+                revision: None,
+                source: None,
+                applications: vec![ApplicationFacts {
+                    name: "a".to_owned(),
+                    pipeline: Some("a".to_owned()),
+                    version: "sha-000000000000".to_owned(),
+                    shared: false,
+                    wadm: "wadm/a.yaml".to_owned(),
+                    k8s: None,
+                    artifacts: vec![],
+                }],
+            },
+            files,
+        }
+        .package(NAME)
+    }
+
+    /// A signed layout holding `p` as [`NAME`], written to a new directory.
+    fn signed_layout(p: &Packaged, key: &SigningKey) -> tempfile::TempDir {
+        let mut files = layout::layout(
+            &[],
+            &BTreeMap::new(),
+            &[Prepackaged {
+                name: NAME,
+                manifest: &p.manifest,
+                blobs: &p.blobs,
+            }],
+        )
+        .unwrap();
+        sign_layout(&mut files, "", key, REGISTRY).unwrap();
+        write(&files)
+    }
+
+    fn write(files: &BTreeMap<String, Vec<u8>>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, bytes) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        dir
+    }
+
+    fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let path = e.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let relative = path.strip_prefix(dir).unwrap().to_str().unwrap().to_owned();
+                    files.insert(relative, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn a_bundle_is_signed_and_checked_like_an_artifact_and_its_facts_too() {
+        let key = key();
+        let public = key.verifying_key();
+        let p = packaged(b"a", false);
+        let dir = signed_layout(&p, &key);
+        let report = verify_layout(dir.path(), &public).unwrap();
+        assert_eq!(
+            report.artifacts,
+            [Checked {
+                name: NAME.to_owned(),
+                digest: p.manifest_digest.clone(),
+                outcome: Ok(format!("{REGISTRY}/{NAME}")),
+            }]
+        );
+        // Intact blobs, but a file the facts do not name.
+        let stray = packaged(b"a", true);
+        let dir = signed_layout(&stray, &key);
+        let report = verify_layout(dir.path(), &public).unwrap();
+        assert_eq!(
+            report.artifacts[0].outcome,
+            Err(Problem::Bundle(Box::new(BundleError::UnnamedFile(
+                "wadm/b.yaml".to_owned()
+            ))))
+        );
+        assert!(
+            report.artifacts[0]
+                .outcome
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .starts_with("not a valid deployment bundle: the bundle has `wadm/b.yaml`")
+        );
+    }
+
+    #[test]
+    fn the_signature_a_layout_holds_is_found_only_for_that_bundle_and_key() {
+        let key = key();
+        let public = key.verifying_key();
+        let p = packaged(b"a", false);
+        let dir = signed_layout(&p, &key);
+        let found = signature_in_layout(dir.path(), NAME, &p.manifest_digest, &public)
+            .unwrap()
+            .expect("signed");
+        let made = StoredSignature::from(signature(
+            &key,
+            &format!("{REGISTRY}/{NAME}"),
+            &p.manifest_digest,
+        ));
+        assert_eq!(
+            found, made,
+            "deterministic: the same bytes as signing again"
+        );
+        let other = packaged(b"b", false);
+        assert_eq!(
+            signature_in_layout(dir.path(), NAME, &other.manifest_digest, &public).unwrap(),
+            None
+        );
+        assert_eq!(
+            signature_in_layout(dir.path(), "bundles/p/prod", &p.manifest_digest, &public).unwrap(),
+            None
+        );
+        let stranger = self::key().verifying_key();
+        assert_eq!(
+            signature_in_layout(dir.path(), NAME, &p.manifest_digest, &stranger).unwrap(),
+            None
+        );
+        assert!(matches!(
+            signature_in_layout(&dir.path().join("nowhere"), NAME, "", &public),
+            Err(VerifyError::NotALayout(_))
+        ));
+    }
+
+    #[test]
+    fn put_signed_replaces_a_bundle_and_its_signature() {
+        let key = key();
+        let public = key.verifying_key();
+        let old = packaged(b"a", false);
+        let dir = signed_layout(&old, &key);
+        let mut files = read_dir(dir.path());
+        let new = packaged(b"b", false);
+        let stored = StoredSignature::from(signature(
+            &key,
+            &format!("{REGISTRY}/{NAME}"),
+            &new.manifest_digest,
+        ));
+        let manifest = Prepackaged {
+            name: NAME,
+            manifest: &new.manifest,
+            blobs: &new.blobs,
+        };
+        put_signed(&mut files, "", manifest, &stored).unwrap();
+        // The same files as a layout of the new bundle signed from scratch.
+        assert_eq!(files, read_dir(signed_layout(&new, &key).path()));
+        let dir = write(&files);
+        assert!(verify_layout(dir.path(), &public).unwrap().ok());
+    }
 }

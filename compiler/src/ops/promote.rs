@@ -4,10 +4,18 @@
 //! For every artifact `from` deploys (per `DIST/plan.json`), the manifest the registry tags
 //! `<from>` is fetched and its cosign signature checked with the public key
 //! ([`crate::oci::sign::verify_in_registry`]); its component must import what `to`'s deployment links
-//! serve. Only when every artifact passes are the same manifest bytes PUT under the tag `<to>`,
-//! then fetched back and hashed. `DIST` is then rewritten in one rename: `to`'s manifests
-//! (`<to>/wadm/`, `<to>/k8s/`) and its deployments in `plan.json` pinned to exactly those
-//! digests, and a record in `promotions/<to>.json`.
+//! serve. `to`'s deployments are re-pinned to exactly those digests, and `to`'s deployment
+//! bundle (`bundles/<project>/<to>`, [`crate::build::bundle`]) built from them. The bundle must
+//! be signed: with the signature `DIST/oci/` holds for exactly that bundle (it verifies with the
+//! public key), else with [`Options::sign_key`]; without either the promotion is refused.
+//!
+//! Only when every artifact passes and the bundle is signed does anything change in the
+//! registry: the bundle and its signature are pushed by digest, the same artifact manifest bytes
+//! PUT under the tag `<to>`, then the bundle tagged `<to>` last (moving that tag deploys it),
+//! each fetched back and hashed, the bundle's signature checked. `DIST` is then rewritten in one
+//! rename: `to`'s manifests (`<to>/wadm/`, `<to>/k8s/`) and its deployments in `plan.json`
+//! pinned to those digests, `oci/` holding the bundle and its signature, and a record in
+//! `promotions/<to>.json`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,10 +24,11 @@ use serde::Serialize;
 
 use crate::build::dist;
 use crate::build::emit::{self, ArtifactRef, Component, EmitError};
-use crate::oci::layout::{LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::oci::layout::{self, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::oci::manifest::{Descriptor, ImageManifest, WasmConfig};
 use crate::oci::registry::{self, Credentials, Registry, Retry, Session};
-use crate::oci::sign::{self, Problem, VerifyingKey};
+use crate::oci::sign::{self, Problem, SigningKey, StoredSignature, VerifyingKey};
+use crate::util::digest::sha256;
 use crate::util::io::IoError;
 use crate::util::out_dir::{OutputDir, OutputError};
 
@@ -43,6 +52,9 @@ pub struct Options {
     pub retry: Retry,
     /// When the promotion happens, in seconds since 1970 (`SOURCE_DATE_EPOCH`).
     pub time: i64,
+    /// Signs `to`'s bundle when `DIST/oci/` holds no signature of exactly it; its public half
+    /// must be the key the artifacts are checked with.
+    pub sign_key: Option<SigningKey>,
 }
 
 /// `promotions/<to>.json`: what was promoted, from where, when.
@@ -63,6 +75,20 @@ pub struct Record {
     pub promoted_at: String,
     /// Every artifact, by repository.
     pub artifacts: Vec<Promoted>,
+    /// `to`'s deployment bundle, now tagged `<to>`.
+    pub bundle: PromotedBundle,
+}
+
+/// The deployment bundle a promotion tagged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotedBundle {
+    /// Repository under the registry prefix: `bundles/<project>/<to>`.
+    pub repository: String,
+    /// Its manifest digest, now tagged `<to>`.
+    pub digest: String,
+    /// The `docker-reference` its signature names.
+    pub signed_as: String,
 }
 
 /// One artifact promoted.
@@ -84,12 +110,19 @@ pub struct Promoted {
 pub struct Report {
     /// The record written.
     pub record: Record,
-    /// Tags `<to>` PUT (set or moved).
+    /// Tags `<to>` of the artifacts PUT (set or moved).
     pub tags_set: usize,
     /// Tags `<to>` that already named the artifact.
     pub tags_unchanged: usize,
-    /// The files of `DIST` rewritten, sorted.
+    /// Whether the bundle's tag `<to>` moved (else it named the bundle already).
+    pub bundle_tagged: bool,
+    /// Whether the bundle was signed now with [`Options::sign_key`] (else its signature came
+    /// from `DIST/oci/`).
+    pub bundle_signed_now: bool,
+    /// The files of `DIST` written, sorted.
     pub rewritten: Vec<String>,
+    /// The files of `DIST` removed (blobs of the bundle and signature replaced), sorted.
+    pub removed: Vec<String>,
 }
 
 /// Why a promotion failed. Nothing in the registry or in `DIST` changed unless it says so.
@@ -178,6 +211,58 @@ pub enum PromoteError {
     /// The promotion time is out of range.
     #[error("SOURCE_DATE_EPOCH: {0}")]
     Time(crate::oci::layout::OciError),
+    /// `--sign-key` is not the private half of `--key`.
+    #[error(
+        "--sign-key's public key ({signer}) is not --key ({key}): controllers that trust --key \
+         would refuse the bundle it signs"
+    )]
+    SignKeyMismatch {
+        /// The id of `--sign-key`'s public half.
+        signer: String,
+        /// The id of `--key`.
+        key: String,
+    },
+    /// `to`'s bundle needs a signature and no key was given to make one.
+    #[error(
+        "`{to}`'s deployment bundle `{repository}` ({digest}), built from the re-pinned \
+         manifests, is not in `{}` with a signature that verifies with --key: pass --sign-key \
+         with the project's private key to sign it (nothing was changed)",
+        layout.display()
+    )]
+    UnsignedBundle {
+        /// The `to` environment.
+        to: String,
+        /// `bundles/<project>/<to>`.
+        repository: String,
+        /// The bundle's manifest digest.
+        digest: String,
+        /// `DIST/oci`.
+        layout: PathBuf,
+    },
+    /// `DIST/oci/` cannot be read.
+    #[error(transparent)]
+    Layout(#[from] sign::VerifyError),
+    /// The bundle and its signature cannot be put into `DIST/oci/`.
+    #[error("`{}` cannot take the bundle: {source}", layout.display())]
+    BundleLayout {
+        /// `DIST/oci`.
+        layout: PathBuf,
+        /// Why.
+        source: crate::oci::layout::OciError,
+    },
+    /// The bundle, fetched back from the registry, does not verify.
+    #[error(
+        "registry `{registry}` serves the bundle `{reference}`, but it does not verify after the \
+         promotion: {problem}"
+    )]
+    BundleUnverified {
+        /// `host[:port]`.
+        registry: String,
+        /// `<repository>:<to>`.
+        reference: String,
+        /// What is wrong.
+        problem: Problem,
+    },
     /// The `to` tag, fetched back, names other bytes.
     #[error(
         "registry `{registry}` serves `{reference}` as {actual} after the promotion, not {expected}: \
@@ -207,8 +292,17 @@ struct Candidate {
 /// Promotes `options.from`'s artifacts to `options.to` (see the module docs), checking their
 /// signatures with `key`, and rewrites `dist`.
 pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Report, PromoteError> {
-    // Before any tag moves: DIST must be an output etl may rewrite.
+    // Before any tag moves: DIST must be an output etl may rewrite, and a signing key the one
+    // the artifacts are checked with.
     let out = OutputDir::for_rewrite(dist)?;
+    if let Some(signer) = &options.sign_key
+        && signer.verifying_key() != *key
+    {
+        return Err(PromoteError::SignKeyMismatch {
+            signer: signer.verifying_key().id(),
+            key: key.id(),
+        });
+    }
     let plan_path = dist.join(dist::FILE);
     let bad_plan = |reason: String| PromoteError::Plan {
         path: plan_path.clone(),
@@ -300,6 +394,34 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
         }
         files.extend(dist::manifest_files(&options.to, &deployments));
         plan.deployments.insert(options.to.clone(), deployments);
+
+        // `to`'s bundle, from the re-pinned plan, signed before any tag moves.
+        let bundle_name = crate::oci::bundle::name(&plan.project, &options.to);
+        let bundle = crate::build::bundle::bundle(&plan, &options.to)?.package(&bundle_name);
+        let bundle_digest = bundle.manifest_digest.clone();
+        let signed_as = format!("{project_registry}/{bundle_name}");
+        let layout_dir = dist.join("oci");
+        let in_dist = match sign::signature_in_layout(dist, &bundle_name, &bundle_digest, key) {
+            Ok(found) => found,
+            Err(sign::VerifyError::NotALayout(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let (signature, signed_now) = match (in_dist, &options.sign_key) {
+            (Some(signature), _) => (signature, false),
+            (None, Some(signer)) => (
+                StoredSignature::from(sign::signature(signer, &signed_as, &bundle_digest)),
+                true,
+            ),
+            (None, None) => {
+                return Err(PromoteError::UnsignedBundle {
+                    to: options.to.clone(),
+                    repository: bundle_name,
+                    digest: bundle_digest,
+                    layout: layout_dir,
+                });
+            }
+        };
+
         let record = Record {
             api_version: "etl/v1alpha1",
             kind: "Promotion",
@@ -316,12 +438,55 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
                     signed_as: c.signed_as.clone(),
                 })
                 .collect(),
+            bundle: PromotedBundle {
+                repository: bundle_name.clone(),
+                digest: bundle_digest.clone(),
+                signed_as,
+            },
         };
         files.insert(dist::FILE.to_owned(), plan.to_json().into_bytes());
         files.insert(
             format!("promotions/{}.json", options.to),
             crate::util::json::pretty(&record).into_bytes(),
         );
+        // DIST as it will be: the same files overlaid, `oci/` with the bundle and its signature.
+        let mut before = BTreeMap::new();
+        read_tree(out.path(), out.path(), &mut before)?;
+        let mut after = before.clone();
+        let written: BTreeSet<String> = files.keys().cloned().collect();
+        after.extend(files);
+        if signed_now {
+            let manifest = layout::Prepackaged {
+                name: &bundle_name,
+                manifest: &bundle.manifest,
+                blobs: &bundle.blobs,
+            };
+            sign::put_signed(&mut after, "oci/", manifest, &signature).map_err(|source| {
+                PromoteError::BundleLayout {
+                    layout: layout_dir.clone(),
+                    source,
+                }
+            })?;
+        }
+
+        // The bundle and its signature by digest: no tag a controller polls moves yet.
+        let bundle_repository = options.registry.repository(&bundle_name);
+        publish(
+            &session,
+            &bundle_repository,
+            &bundle.manifest,
+            &bundle.blobs,
+            &bundle_digest,
+        )
+        .await?;
+        publish(
+            &session,
+            &bundle_repository,
+            &signature.manifest,
+            &signature.blobs,
+            &sign::signature_tag(&bundle_digest),
+        )
+        .await?;
 
         let (mut tags_set, mut tags_unchanged) = (0, 0);
         for c in &candidates {
@@ -335,31 +500,109 @@ pub fn promote(dist: &Path, key: &VerifyingKey, options: &Options) -> Result<Rep
             session
                 .put_manifest(&repository, &options.to, &bytes, &c.media_type)
                 .await?;
-            let served = session
-                .manifest(&repository, &options.to, &[c.media_type.as_str()])
-                .await?;
-            let actual = served
-                .as_deref()
-                .map_or_else(|| "nothing".to_owned(), crate::util::digest::sha256);
-            if &actual != digest {
-                return Err(PromoteError::Moved {
-                    registry: options.registry.host.clone(),
-                    reference: format!("{repository}:{}", options.to),
-                    expected: digest.clone(),
-                    actual,
-                });
-            }
+            check_tag(&session, options, &repository, digest, &c.media_type).await?;
             tags_set += 1;
         }
-        let rewritten = files.keys().cloned().collect();
-        rewrite(&out, files)?;
+
+        // Last, the bundle's tag: what deploys it.
+        let bundle_tagged = publish(
+            &session,
+            &bundle_repository,
+            &bundle.manifest,
+            &BTreeMap::new(),
+            &options.to,
+        )
+        .await?;
+        check_tag(
+            &session,
+            options,
+            &bundle_repository,
+            &bundle_digest,
+            MANIFEST_MEDIA_TYPE,
+        )
+        .await?;
+        let found =
+            sign::verify_in_registry(&session, &bundle_repository, &options.to, key).await?;
+        if let Err(problem) = found.checked.outcome {
+            return Err(PromoteError::BundleUnverified {
+                registry: options.registry.host.clone(),
+                reference: format!("{bundle_repository}:{}", options.to),
+                problem,
+            });
+        }
+
+        let rewritten = after
+            .iter()
+            .filter(|(path, bytes)| written.contains(*path) || before.get(*path) != Some(*bytes))
+            .map(|(path, _)| path.clone())
+            .collect();
+        let removed = before
+            .keys()
+            .filter(|path| !after.contains_key(*path))
+            .cloned()
+            .collect();
+        out.write(&after)?;
         Ok(Report {
             record,
             tags_set,
             tags_unchanged,
+            bundle_tagged,
+            bundle_signed_now: signed_now,
             rewritten,
+            removed,
         })
     })
+}
+
+/// Puts `manifest` into `repository` as `reference` (a tag or its digest) with each of its
+/// `blobs` the registry lacks, unless `reference` names it already; whether it was PUT.
+async fn publish(
+    session: &Session,
+    repository: &str,
+    manifest: &[u8],
+    blobs: &BTreeMap<String, Vec<u8>>,
+    reference: &str,
+) -> Result<bool, registry::Error> {
+    for (digest, bytes) in blobs {
+        if !session.blob_exists(repository, digest).await? {
+            session
+                .push_blob(repository, bytes::Bytes::from(bytes.clone()), digest)
+                .await?;
+        }
+    }
+    if session.manifest_digest(repository, reference).await? == Some(sha256(manifest)) {
+        return Ok(false);
+    }
+    let bytes = bytes::Bytes::copy_from_slice(manifest);
+    session
+        .put_manifest(repository, reference, &bytes, MANIFEST_MEDIA_TYPE)
+        .await?;
+    Ok(true)
+}
+
+/// Fetches the tag `<to>` of `repository` back: it must hold the manifest `digest`.
+async fn check_tag(
+    session: &Session,
+    options: &Options,
+    repository: &str,
+    digest: &str,
+    media_type: &str,
+) -> Result<(), PromoteError> {
+    let served = session
+        .manifest(repository, &options.to, &[media_type])
+        .await?;
+    let actual = served
+        .as_deref()
+        .map_or_else(|| "nothing".to_owned(), sha256);
+    if actual != digest {
+        return Err(PromoteError::Moved {
+            registry: options.registry.host.clone(),
+            reference: format!("{repository}:{}", options.to),
+            expected: digest.to_owned(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 /// The artifact tagged `from` in `repository`: verified, and fit for `to`'s deployment.
@@ -467,14 +710,6 @@ async fn candidate(
         manifest,
         signed_as,
     })
-}
-
-/// Replaces `dist` with its files overlaid with `changed`, in one rename.
-fn rewrite(dist: &OutputDir, changed: BTreeMap<String, Vec<u8>>) -> Result<(), PromoteError> {
-    let mut files = BTreeMap::new();
-    read_tree(dist.path(), dist.path(), &mut files)?;
-    files.extend(changed);
-    Ok(dist.write(&files)?)
 }
 
 /// Every file under `dir`, by path relative to `root` (with `/`).

@@ -4,8 +4,11 @@
 //!
 //! Artifact `<name>` goes to repository `<prefix>/<name>`: its blobs (skipped when a HEAD finds
 //! them), its manifest PUT by digest, then tagged `sha-<12 hex of plan.json's digest>` and with
-//! the name of each environment [`Options::environments`] names that deploys it. A cosign signature entry
-//! (`sha256-<hex>.sig`) goes to the repository of the artifact it signs, tagged with its name.
+//! the name of each environment [`Options::environments`] names that deploys it. An
+//! environment's deployment bundle (`bundles/<project>/<env>`, [`crate::oci::bundle`]) is
+//! pushed the same way, and tagged with its environment's name when that environment is named:
+//! moving that tag is what deploys it. A cosign signature entry (`sha256-<hex>.sig`) goes to the
+//! repository of the artifact it signs, tagged with its name.
 //! Every step is idempotent, so an interrupted push re-run finishes without re-uploading what
 //! arrived. Afterwards every tag is fetched and its bytes hashed: a digest other than the local
 //! one is an error.
@@ -39,8 +42,8 @@ pub struct Options {
     pub credentials: Credentials,
     /// Retries of each request.
     pub retry: Retry,
-    /// Environments whose name to tag the artifacts they deploy with (the start of a promotion
-    /// chain, e.g. `dev`); the others get their tag from `etl promote`.
+    /// Environments whose name to tag the artifacts they deploy, and their bundle, with (the
+    /// start of a promotion chain, e.g. `dev`); the others get their tag from `etl promote`.
     pub environments: Vec<String>,
 }
 
@@ -149,7 +152,7 @@ fn read_dist(
     let plan_tag = format!("sha-{}", &sha256(&plan_bytes)["sha256:".len()..][..12]);
     check_registry(dist, registry, &plan.registry)?;
     // The environments to tag, with the repositories each deploys (from
-    // `deployments.<env>.<pipeline>.components`).
+    // `deployments.<env>.<pipeline>.components`) and its own bundle.
     let mut environments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for env in tag_environments {
         for app in plan.deployments_of(env)?.values() {
@@ -160,6 +163,10 @@ fn read_dist(
                     .insert(env.clone());
             }
         }
+        environments
+            .entry(crate::oci::bundle::name(&plan.project, env))
+            .or_default()
+            .insert(env.clone());
     }
 
     let oci = dist.join("oci");

@@ -65,7 +65,7 @@ fn three() -> (Vec<Artifact>, BTreeMap<String, Vec<u8>>) {
         package("sensor-ingest-archive", &a),
     ];
     let wasm = BTreeMap::from([(sha256(&a), &a[..]), (sha256(&b), &b[..])]);
-    let files = layout::layout(&artifacts, &wasm).unwrap();
+    let files = layout::layout(&artifacts, &wasm, &[]).unwrap();
     (artifacts, files)
 }
 
@@ -214,9 +214,9 @@ fn same_input_same_bytes_in_any_order() {
     let wasm = BTreeMap::from([(sha256(&a), &a[..]), (sha256(&b), &b[..])]);
     let mut reversed = artifacts.clone();
     reversed.reverse();
-    assert_eq!(layout::layout(&reversed, &wasm).unwrap(), files);
+    assert_eq!(layout::layout(&reversed, &wasm, &[]).unwrap(), files);
     reversed.rotate_left(1);
-    assert_eq!(layout::layout(&reversed, &wasm).unwrap(), files);
+    assert_eq!(layout::layout(&reversed, &wasm, &[]).unwrap(), files);
 
     // Another component is another artifact.
     let other = layout::artifact(&ArtifactInput {
@@ -311,11 +311,11 @@ fn layout_errors_are_typed() {
     let wasm = BTreeMap::from([(sha256(&a), &a[..])]);
 
     assert_eq!(
-        layout::layout(&[parse.clone(), package("parse", &b)], &wasm),
+        layout::layout(&[parse.clone(), package("parse", &b)], &wasm, &[]),
         Err(OciError::DuplicateName("parse".to_owned()))
     );
     assert_eq!(
-        layout::layout(&[package("enrich", &b)], &wasm),
+        layout::layout(&[package("enrich", &b)], &wasm, &[]),
         Err(OciError::MissingLayer {
             name: "enrich".to_owned(),
             digest: sha256(&b)
@@ -323,7 +323,7 @@ fn layout_errors_are_typed() {
     );
     let wrong = BTreeMap::from([(sha256(&a), &b[..])]);
     assert_eq!(
-        layout::layout(std::slice::from_ref(&parse), &wrong),
+        layout::layout(std::slice::from_ref(&parse), &wrong, &[]),
         Err(OciError::LayerMismatch {
             name: "parse".to_owned(),
             digest: sha256(&a),
@@ -333,7 +333,7 @@ fn layout_errors_are_typed() {
     let mut renamed = parse;
     renamed.name = "Parse".to_owned();
     assert_eq!(
-        layout::layout(&[renamed], &wasm),
+        layout::layout(&[renamed], &wasm, &[]),
         Err(OciError::InvalidName("Parse".to_owned()))
     );
     for bad in ["", "Parse", "a//b", "/a", "a/", "a:b", "-a", "a__b"] {
@@ -350,7 +350,7 @@ fn layout_errors_are_typed() {
         );
     }
     assert_eq!(
-        layout::layout(&[], &BTreeMap::new())
+        layout::layout(&[], &BTreeMap::new(), &[])
             .unwrap()
             .into_iter()
             .map(|(path, bytes)| (path, String::from_utf8(bytes).unwrap()))

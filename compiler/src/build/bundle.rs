@@ -1,0 +1,246 @@
+//! Stage `bundle`: the deployment bundle of each environment of a plan ([`crate::oci::bundle`]):
+//! its facts, taken from the plan alone, and its files, the environment's manifests exactly as
+//! `dist/<env>/wadm/` and `dist/<env>/k8s/` hold them ([`dist::manifest_files`] writes both).
+//! `etl compile` packages one per environment into `dist/oci/`; `etl promote` builds the target
+//! environment's again from the re-pinned plan.
+
+use std::collections::BTreeMap;
+
+use crate::build::dist::{self, Plan, UnknownEnvironment};
+use crate::build::emit::{self, Application};
+use crate::build::generation::Generation;
+use crate::oci::bundle::{API_VERSION, ApplicationFacts, ArtifactFacts, Bundle, Facts, KIND};
+
+/// The bundle of environment `env` of `plan`.
+pub fn bundle(plan: &Plan, env: &str) -> Result<Bundle, UnknownEnvironment> {
+    let apps = plan.deployments_of(env)?;
+    let prefix = format!("{env}/");
+    let files = dist::manifest_files(env, apps)
+        .into_iter()
+        .map(|(path, bytes)| {
+            let path = path
+                .strip_prefix(&prefix)
+                .expect("manifest files are under their environment")
+                .to_owned();
+            (path, bytes)
+        })
+        .collect();
+    Ok(Bundle {
+        facts: facts(plan, env, apps),
+        files,
+    })
+}
+
+/// The bundle of every environment `plan` deploys to, by environment.
+pub fn bundles(plan: &Plan) -> BTreeMap<String, Bundle> {
+    plan.deployments
+        .keys()
+        .map(|env| {
+            let bundle = bundle(plan, env).expect("the plan deploys to its own environments");
+            (env.clone(), bundle)
+        })
+        .collect()
+}
+
+/// The facts of the applications `apps` (by pipeline) of environment `env` of `plan`: the
+/// shared applications first, then the pipelines, each by name (the order to deploy them in).
+fn facts(plan: &Plan, env: &str, apps: &BTreeMap<String, Application>) -> Facts {
+    let shared = emit::shared_applications(apps.values());
+    let mut applications: Vec<ApplicationFacts> =
+        shared.values().map(|app| application(app, None)).collect();
+    applications.extend(
+        apps.iter()
+            .map(|(pipeline, app)| application(app, Some(pipeline))),
+    );
+    Facts {
+        api_version: API_VERSION.to_owned(),
+        kind: KIND.to_owned(),
+        project: plan.project.clone(),
+        environment: env.to_owned(),
+        registry: plan.registry.clone(),
+        lattice: apps
+            .values()
+            .next()
+            .map(|a| a.lattice.clone())
+            .unwrap_or_default(),
+        revision: plan.provenance.revision.clone(),
+        source: plan.provenance.source.clone(),
+        applications,
+    }
+}
+
+/// The facts of one application: a pipeline's (`pipeline` given), or a shared one.
+fn application(app: &Application, pipeline: Option<&str>) -> ApplicationFacts {
+    let artifacts = app
+        .components
+        .iter()
+        .flat_map(|c| {
+            Generation::ALL.into_iter().filter_map(move |g| {
+                let a = c.artifact_of(g)?;
+                Some(ArtifactFacts {
+                    unit: c.name.clone(),
+                    generation: g.short().to_owned(),
+                    image: a.image.clone(),
+                    component_digest: a.component_digest.clone(),
+                })
+            })
+        })
+        .collect();
+    ApplicationFacts {
+        name: app.name.clone(),
+        pipeline: pipeline.map(str::to_owned),
+        version: app.version.clone(),
+        shared: app.shared,
+        wadm: format!("wadm/{}.yaml", app.name),
+        k8s: pipeline.map(|p| format!("k8s/{p}.yaml")),
+        artifacts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::oci::bundle::name;
+    use crate::oci::layout::Provenance;
+
+    fn example() -> crate::build::Build {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors");
+        let provenance = Provenance {
+            created: 1_700_000_000,
+            source: Some("https://git.acme.example/platform/pipelines".to_owned()),
+            revision: Some("0123456789abcdef0123456789abcdef01234567".to_owned()),
+        };
+        crate::build::build(&example, None, &provenance).unwrap()
+    }
+
+    #[test]
+    fn facts_and_files_come_from_the_plan_and_dist() {
+        let build = example();
+        let plan = build.plan.as_ref().unwrap();
+        let bundles = bundles(plan);
+        assert_eq!(
+            bundles.keys().collect::<Vec<_>>(),
+            ["dev", "prod", "staging"]
+        );
+        let prod = &bundles["prod"];
+        let facts = &prod.facts;
+        assert_eq!(
+            (
+                facts.project.as_str(),
+                facts.environment.as_str(),
+                facts.lattice.as_str()
+            ),
+            ("iot-sensors", "prod", "acme-iot-prod")
+        );
+        assert_eq!(facts.registry, "registry.acme.example/etl");
+        assert_eq!(
+            facts.revision.as_deref(),
+            Some("0123456789abcdef0123456789abcdef01234567")
+        );
+        // The shared listener first, then the pipeline.
+        let names: Vec<(&str, Option<&str>, bool)> = facts
+            .applications
+            .iter()
+            .map(|a| (a.name.as_str(), a.pipeline.as_deref(), a.shared))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("iot-sensors-http-listener", None, true),
+                ("sensor-ingest", Some("sensor-ingest"), false)
+            ]
+        );
+        let listener = &facts.applications[0];
+        assert_eq!(listener.k8s, None);
+        assert!(listener.artifacts.is_empty());
+        let app = &plan.deployments["prod"]["sensor-ingest"];
+        let pipeline = &facts.applications[1];
+        assert_eq!(pipeline.version, app.version);
+        assert_eq!(
+            (pipeline.wadm.as_str(), pipeline.k8s.as_deref()),
+            ("wadm/sensor-ingest.yaml", Some("k8s/sensor-ingest.yaml"))
+        );
+        // Every artifact of every unit, in unit order, 1.x first; pinned as the manifests are.
+        let expected: Vec<(String, &str, String)> = app
+            .components
+            .iter()
+            .flat_map(|c| {
+                [
+                    (c.name.clone(), "v1", c.artifact.image.clone()),
+                    (
+                        c.name.clone(),
+                        "v2",
+                        c.artifact_v2.as_ref().unwrap().image.clone(),
+                    ),
+                ]
+            })
+            .collect();
+        let actual: Vec<(String, &str, String)> = pipeline
+            .artifacts
+            .iter()
+            .map(|a| (a.unit.clone(), a.generation.as_str(), a.image.clone()))
+            .collect();
+        assert_eq!(actual, expected);
+        assert_eq!(
+            pipeline.artifacts[1].component_digest,
+            app.components[0]
+                .artifact_v2
+                .as_ref()
+                .unwrap()
+                .component_digest
+        );
+        // The files: exactly what dist/prod/ holds.
+        let dist: BTreeMap<String, Vec<u8>> = build
+            .files
+            .iter()
+            .filter_map(|(path, bytes)| {
+                Some((path.strip_prefix("prod/")?.to_owned(), bytes.clone()))
+            })
+            .collect();
+        assert_eq!(prod.files, dist);
+        assert_eq!(prod.files.len(), 3);
+    }
+
+    #[test]
+    fn bundles_are_in_the_layout_read_back_and_reproduce() {
+        let build = example();
+        let plan = build.plan.as_ref().unwrap();
+        let index: crate::oci::manifest::ImageIndex =
+            serde_json::from_slice(&build.files["oci/index.json"]).unwrap();
+        for (env, bundle) in bundles(plan) {
+            let packaged = bundle.package(&name("iot-sensors", &env));
+            // Byte-identical for identical inputs.
+            assert_eq!(
+                packaged,
+                super::bundle(plan, &env)
+                    .unwrap()
+                    .package(&name("iot-sensors", &env))
+            );
+            let entry = index
+                .manifests
+                .iter()
+                .find(|m| {
+                    m.annotation(crate::oci::layout::REF_NAME)
+                        == Some(&format!("bundles/iot-sensors/{env}"))
+                })
+                .unwrap_or_else(|| panic!("no bundle of {env} in the layout"));
+            assert_eq!(entry.digest, packaged.manifest_digest);
+            let blob = |digest: &str| -> Vec<u8> {
+                build.files[&format!("oci/{}", crate::oci::layout::blob_path(digest))].clone()
+            };
+            let read = Bundle::read(&blob(&entry.digest), |d| Ok::<_, ()>(blob(&d.digest)))
+                .unwrap()
+                .unwrap();
+            assert_eq!(read, bundle);
+        }
+    }
+
+    #[test]
+    fn an_unknown_environment_is_named() {
+        let build = example();
+        let e = bundle(build.plan.as_ref().unwrap(), "qa").unwrap_err();
+        assert_eq!(e.name, "qa");
+    }
+}
