@@ -27,12 +27,18 @@ pub enum Error {
 }
 
 /// The v2 applier.
-pub struct Workloads;
+pub struct Workloads {
+    _nats: async_nats::Client,
+    _options: Options,
+}
 
 impl Workloads {
     /// An applier over `nats`.
-    pub fn new(_nats: async_nats::Client, _options: Options) -> Workloads {
-        Workloads
+    pub fn new(nats: async_nats::Client, options: Options) -> Workloads {
+        Workloads {
+            _nats: nats,
+            _options: options,
+        }
     }
 
     /// Brings the hosts to `bundle`.
