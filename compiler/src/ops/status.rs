@@ -663,7 +663,8 @@ pub fn wait<E>(
         if now >= deadline {
             return Ok(Outcome::TimedOut { last, why });
         }
-        runtime.block_on(tokio::time::sleep(options.interval.min(deadline - now)));
+        let pause = options.interval.min(deadline - now);
+        runtime.block_on(async { tokio::time::sleep(pause).await });
     }
 }
 
