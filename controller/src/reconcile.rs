@@ -5,7 +5,8 @@
 //!   and verified ([`Source::fetch`]); a refused one is not fetched again (unless it was only
 //!   unsigned: its signature may come after the tag).
 //! - A bundle for another project, environment or lattice than the controller's is refused;
-//!   the first bundle taken settles project and environment when the configuration did not.
+//!   the first bundle taken settles those the configuration did not (so that what it applied
+//!   is never orphaned under another name).
 //! - The lattice is brought to the bundle taken on every poll, changed or not, so that drift
 //!   is repaired; an unchanged bundle on a lattice already at it makes no write. After a
 //!   restart the first look finds the lattice as it was left and changes nothing.
