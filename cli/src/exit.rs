@@ -89,6 +89,24 @@ pub enum Error {
     /// A side of a diff cannot be had.
     #[error(transparent)]
     Diff(#[from] etl::ops::diff::DiffError),
+    /// No controller URL was given.
+    #[error(
+        "which controller? give --controller URL, or set {}ETL_CONTROLLER_URL",
+        .0.as_ref().map(|v| format!("{v} or ")).unwrap_or_default()
+    )]
+    NoController(Option<String>),
+    /// The controller's token cannot be had.
+    #[error(transparent)]
+    Token(#[from] etl::ops::status::TokenError),
+    /// A file cannot be read.
+    #[error(transparent)]
+    Io(#[from] etl::util::io::IoError),
+    /// A controller's status cannot be had.
+    #[error(transparent)]
+    Status(#[from] etl::ops::status::StatusError),
+    /// Waiting for a controller stopped early.
+    #[error(transparent)]
+    Wait(#[from] etl::ops::status::WaitError<CredentialsError>),
 }
 
 /// Exit statuses.
@@ -157,7 +175,12 @@ impl Error {
             | Error::Stdout(_)
             | Error::Test(_)
             | Error::Secrets(_)
-            | Error::Diff(_) => USAGE,
+            | Error::Diff(_)
+            | Error::NoController(_)
+            | Error::Token(_)
+            | Error::Io(_)
+            | Error::Status(_)
+            | Error::Wait(_) => USAGE,
         }
     }
 }

@@ -148,6 +148,22 @@ enum Command {
     ///
     /// Exit status: 0 pushed and verified, 1 a push or verification failed, 2 usage error.
     Push(commands::push::Args),
+    /// Show what an environment's etl-controller applied and how it runs: the bundle (digest,
+    /// commit, signer, when), the tag's digest and whether the registry answered, and per
+    /// pipeline its state (deployed, reconciling, failed with the lattice's reason, undeployed)
+    /// and version. See docs/controller.md.
+    ///
+    /// The controller is asked at `<URL>/status` (URL from --controller, else
+    /// $ETL_CONTROLLER_URL_<ENV> with --env, else $ETL_CONTROLLER_URL), with the bearer token
+    /// of --token-file or $ETL_CONTROLLER_TOKEN. With --wait, asked again until the
+    /// environment runs the bundle its tag names now: the controller says `ready` and applied
+    /// the digest the registry gives the tag at that moment (a HEAD by etl itself, reached as by
+    /// `etl push`), so a push just before is seen; an unreachable controller counts as not ready.
+    ///
+    /// Exit status: 0 ready, 1 not ready (with --wait: not within --timeout; the last status is
+    /// printed), 2 usage error, or the controller cannot be asked (no URL, refused token,
+    /// another environment, not a controller).
+    Status(commands::status::Args),
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates, tests, compiles and runs: its one step is a pass-through component, for you to
     /// replace. Never overwrites existing files.
@@ -182,6 +198,7 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
         Command::Graph(args) => commands::graph::run(args, color),
         Command::Diff(args) => commands::diff::run(args, color),
         Command::Push(args) => commands::push::run(args),
+        Command::Status(args) => commands::status::run(args),
         Command::Init(args) => commands::init::run(args),
     }
 }

@@ -10,6 +10,7 @@ pub mod keygen;
 pub mod promote;
 pub mod push;
 pub mod run;
+pub mod status;
 pub mod test;
 pub mod validate;
 pub mod verify;

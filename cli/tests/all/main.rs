@@ -21,5 +21,6 @@ mod registry_signatures;
 mod run;
 mod secrets;
 mod sign;
+mod status;
 mod sub_pipelines;
 mod workflow;

@@ -10,4 +10,5 @@ pub mod keygen;
 pub mod promote;
 pub mod push;
 pub mod registry;
+pub mod status;
 pub mod verify;

@@ -1,0 +1,223 @@
+//! The status document ([`etl::ops::status::ControllerStatus`]) as the controller keeps it: the
+//! first one, the environment's state derived from the rest, and the applications' lines from a
+//! bundle's facts and what the applier reports.
+
+use etl::build::generation::Generation;
+use etl::oci::bundle::Facts;
+use etl::ops::status::{
+    API_VERSION, ArtifactStatus, ControllerStatus, EnvironmentState, KIND, PipelineState,
+    PipelineStatus, TagStatus,
+};
+
+use crate::config::Settings;
+use crate::state::{AppState, State};
+
+/// The document before the first check: nothing known but the configuration.
+pub fn initial(settings: &Settings) -> ControllerStatus {
+    ControllerStatus {
+        api_version: API_VERSION.to_owned(),
+        kind: KIND.to_owned(),
+        project: settings.project.clone(),
+        environment: settings.environment.clone(),
+        generation: settings.generation.short().to_owned(),
+        lattice: match settings.generation {
+            Generation::V1 => settings.lattice.clone(),
+            Generation::V2 => None,
+        },
+        bundle: settings.bundle.to_string(),
+        tag: TagStatus::default(),
+        applied: None,
+        refused: None,
+        state: EnvironmentState::Waiting,
+        pipelines: Vec::new(),
+    }
+}
+
+/// The environment's state from the rest of the document: `stale` when the last check of the
+/// tag failed; `waiting` before anything is applied (`failed` if the tag's bundle was
+/// refused); `failed` when the tag names a refused bundle or an application failed; `ready`
+/// when the tag's bundle is applied and every application is deployed; else `reconciling`.
+pub fn overall(doc: &ControllerStatus) -> EnvironmentState {
+    if doc.tag.stale {
+        return EnvironmentState::Stale;
+    }
+    let tag = doc.tag.digest.as_deref();
+    let refused_now = doc
+        .refused
+        .as_ref()
+        .is_some_and(|r| Some(r.digest.as_str()) == tag);
+    let Some(applied) = &doc.applied else {
+        return if refused_now {
+            EnvironmentState::Failed
+        } else {
+            EnvironmentState::Waiting
+        };
+    };
+    if refused_now
+        || doc
+            .pipelines
+            .iter()
+            .any(|p| p.state == PipelineState::Failed)
+    {
+        return EnvironmentState::Failed;
+    }
+    if Some(applied.digest.as_str()) == tag
+        && doc
+            .pipelines
+            .iter()
+            .all(|p| p.state == PipelineState::Deployed)
+    {
+        EnvironmentState::Ready
+    } else {
+        EnvironmentState::Reconciling
+    }
+}
+
+/// One line per application of `facts`, in its order, from the applier's `states` (an
+/// application it does not mention is undeployed); the artifacts are those of `generation`.
+pub fn pipelines(
+    facts: &Facts,
+    generation: Generation,
+    states: &[AppState],
+) -> Vec<PipelineStatus> {
+    facts
+        .applications
+        .iter()
+        .map(|app| {
+            let state = states.iter().find(|s| s.name == app.name);
+            PipelineStatus {
+                name: app.pipeline.clone().unwrap_or_else(|| app.name.clone()),
+                application: app.name.clone(),
+                version: state.and_then(|s| s.version.clone()),
+                state: state.map_or(PipelineState::Undeployed, |s| word(s.state)),
+                reason: state.and_then(|s| s.reason.clone()),
+                artifacts: app
+                    .artifacts
+                    .iter()
+                    .filter(|a| a.generation == generation.short())
+                    .map(|a| ArtifactStatus {
+                        unit: a.unit.clone(),
+                        image: a.image.clone(),
+                        component_digest: a.component_digest.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Every application of `facts` failed for one reason: the lattice could not be asked.
+pub fn unreachable(facts: &Facts, generation: Generation, reason: &str) -> Vec<PipelineStatus> {
+    let states: Vec<AppState> = facts
+        .applications
+        .iter()
+        .map(|app| AppState {
+            name: app.name.clone(),
+            version: None,
+            state: State::Failed,
+            reason: Some(reason.to_owned()),
+        })
+        .collect();
+    pipelines(facts, generation, &states)
+}
+
+fn word(state: State) -> PipelineState {
+    match state {
+        State::Deployed => PipelineState::Deployed,
+        State::Reconciling => PipelineState::Reconciling,
+        State::Failed => PipelineState::Failed,
+        State::Undeployed => PipelineState::Undeployed,
+    }
+}
+
+/// The time now, RFC 3339 in UTC to the second.
+pub fn now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use etl::ops::status::{Applied, Refused};
+
+    use super::*;
+
+    fn doc(tag: &str, applied: Option<&str>, states: &[PipelineState]) -> ControllerStatus {
+        ControllerStatus {
+            api_version: API_VERSION.to_owned(),
+            kind: KIND.to_owned(),
+            project: None,
+            environment: None,
+            generation: "v1".to_owned(),
+            lattice: None,
+            bundle: "h/r:t".to_owned(),
+            tag: TagStatus {
+                digest: Some(tag.to_owned()),
+                ..TagStatus::default()
+            },
+            applied: applied.map(|d| Applied {
+                digest: d.to_owned(),
+                revision: None,
+                signer: "k".to_owned(),
+                applied_at: "t".to_owned(),
+            }),
+            refused: None,
+            state: EnvironmentState::Waiting,
+            pipelines: states
+                .iter()
+                .map(|s| PipelineStatus {
+                    name: "p".to_owned(),
+                    application: "p".to_owned(),
+                    version: None,
+                    state: *s,
+                    reason: None,
+                    artifacts: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_environment_state() {
+        use EnvironmentState as E;
+        use PipelineState as P;
+        let deployed = [P::Deployed, P::Deployed];
+        assert_eq!(overall(&doc("a", Some("a"), &deployed)), E::Ready);
+        assert_eq!(
+            overall(&doc("a", Some("a"), &[P::Deployed, P::Reconciling])),
+            E::Reconciling
+        );
+        assert_eq!(
+            overall(&doc("a", Some("a"), &[P::Failed, P::Deployed])),
+            E::Failed
+        );
+        assert_eq!(overall(&doc("b", Some("a"), &deployed)), E::Reconciling);
+        assert_eq!(overall(&doc("a", None, &[])), E::Waiting);
+        let mut refused = doc("b", Some("a"), &deployed);
+        refused.refused = Some(Refused {
+            digest: "b".to_owned(),
+            reason: "unsigned".to_owned(),
+            at: "t".to_owned(),
+        });
+        assert_eq!(overall(&refused), E::Failed);
+        // The tag back at the applied bundle: the refusal is history.
+        refused.tag.digest = Some("a".to_owned());
+        assert_eq!(overall(&refused), E::Ready);
+        refused.applied = None;
+        refused.tag.digest = Some("b".to_owned());
+        assert_eq!(overall(&refused), E::Failed);
+        let mut stale = doc("a", Some("a"), &deployed);
+        stale.tag.stale = true;
+        assert_eq!(overall(&stale), E::Stale);
+    }
+
+    #[test]
+    fn now_is_rfc3339_to_the_second() {
+        let t = now();
+        assert_eq!(t.len(), "2026-12-07T14:00:00Z".len(), "{t}");
+        assert!(t.ends_with('Z'));
+    }
+}
