@@ -4,3 +4,4 @@
 //! then says what runs (`docs/controller.md`).
 
 pub mod state;
+pub mod workload;
