@@ -166,6 +166,9 @@ pub struct Workloads {
     records: BTreeMap<(String, String), Record>,
     /// (host, id) pairs already asked for while looking for the current bundle's workloads.
     probed: BTreeSet<(String, String)>,
+    /// (project, environment) pairs the ledger had entries for at start: it says where their
+    /// workloads run, so their starts need not wait for every host's heartbeat.
+    recovered: BTreeSet<(String, String)>,
     started: Instant,
 }
 
@@ -177,6 +180,7 @@ impl Workloads {
         if let Some(path) = &options.secrets {
             read_secrets(path, "")?;
         }
+        let started = Instant::now();
         let hosts = Hosts::listen(&nats, options.host_labels.clone())
             .await
             .map_err(|e| Error::Subscribe {
@@ -187,6 +191,10 @@ impl Workloads {
         let records: BTreeMap<(String, String), Record> = entries
             .into_iter()
             .map(|r| ((r.host.clone(), r.id.clone()), r))
+            .collect();
+        let recovered = records
+            .values()
+            .map(|r| (r.project.clone(), r.environment.clone()))
             .collect();
         let ask: BTreeSet<String> = records
             .keys()
@@ -217,7 +225,8 @@ impl Workloads {
             ledger,
             records,
             probed: BTreeSet::new(),
-            started: Instant::now(),
+            recovered,
+            started,
         })
     }
 
@@ -230,12 +239,18 @@ impl Workloads {
         let inputs = self.observe_inputs(&prepared).await;
         let plan = plan::decide(&inputs);
         if plan.is_idle() {
-            return Ok(self.app_states(bundle, &prepared, &inputs, &plan, &BTreeMap::new()));
+            return Ok(app_states(
+                bundle,
+                &prepared,
+                &inputs,
+                &plan,
+                &BTreeMap::new(),
+            ));
         }
         let errors = self.execute(&prepared, &plan).await;
         let inputs = self.observe_inputs(&prepared).await;
         let after = plan::decide(&inputs);
-        Ok(self.app_states(bundle, &prepared, &inputs, &after, &errors))
+        Ok(app_states(bundle, &prepared, &inputs, &after, &errors))
     }
 
     /// Where each application of the bundle stands on the hosts, without changing anything.
@@ -243,7 +258,13 @@ impl Workloads {
         let prepared = self.prepare(bundle)?;
         let inputs = self.observe_inputs(&prepared).await;
         let plan = plan::decide(&inputs);
-        Ok(self.app_states(bundle, &prepared, &inputs, &plan, &BTreeMap::new()))
+        Ok(app_states(
+            bundle,
+            &prepared,
+            &inputs,
+            &plan,
+            &BTreeMap::new(),
+        ))
     }
 
     /// Reads the bundle's `k8s/` files and the secrets file into deployments ready to place.
@@ -377,6 +398,17 @@ impl Workloads {
                 }
             }
         }
+        // Only the current bundle's ids stay remembered as asked about.
+        let current: BTreeSet<(String, String)> = prepared
+            .deployments
+            .iter()
+            .flat_map(|p| {
+                let d = &p.desired;
+                (0..d.replicas).map(move |r| plan::workload_id(owner, &d.deployment, &d.hash, r))
+            })
+            .flat_map(|id| reachable.iter().map(move |h| ((*h).to_owned(), id.clone())))
+            .collect();
+        self.probed.retain(|k| current.contains(k));
         let known: Vec<Record> = self
             .records
             .values()
@@ -416,14 +448,14 @@ impl Workloads {
                     self.records.remove(&key);
                 }
                 Some(Ok(Some((condition, message)))) => {
-                    observed.push(observe(&r, condition, message))
+                    observed.push(observed_as(&r, condition, message))
                 }
                 Some(Err(e)) => {
                     tracing::warn!(deployment = %r.deployment, workload = %r.id, "{e}");
-                    observed.push(observe(&r, Condition::Unknown, e.to_string()));
+                    observed.push(observed_as(&r, Condition::Unknown, e.to_string()));
                 }
                 // Its host is not heard from: the decision counts it for nothing.
-                None => observed.push(observe(&r, Condition::Unknown, String::new())),
+                None => observed.push(observed_as(&r, Condition::Unknown, String::new())),
             }
         }
         for (r, answer) in probe_answers {
@@ -438,7 +470,7 @@ impl Workloads {
                             "found a workload of the bundle on a host"
                         );
                         self.ledger.put(&r).await;
-                        observed.push(observe(&r, condition, status.message));
+                        observed.push(observed_as(&r, condition, status.message));
                         self.records.insert(key, r);
                     }
                 }
@@ -447,15 +479,21 @@ impl Workloads {
                 None => {}
             }
         }
-        let starts_held = (!self.ledger.enabled()
-            && self.started.elapsed() < self.options.discovery)
-            .then(|| {
-                format!(
-                    "listening to host heartbeats for {:?} after start before placing anything \
-                     (no ledger says which hosts run this environment's workloads)",
-                    self.options.discovery
-                )
-            });
+        // Until every live host has sent a heartbeat, one not heard from yet may run workloads
+        // of this environment that only it can tell of: nothing is started then, unless the
+        // ledger said where this environment's workloads run (and those hosts were asked).
+        let discovering = self.started.elapsed() < self.options.discovery;
+        let recovered = self.ledger.enabled()
+            && self
+                .recovered
+                .contains(&(owner.project.clone(), owner.environment.clone()));
+        let starts_held = (discovering && !recovered).then(|| {
+            format!(
+                "listening to host heartbeats for {:?} after start before placing anything \
+                 (no ledger entry says which hosts run this environment's workloads)",
+                self.options.discovery
+            )
+        });
         Inputs {
             owner: owner.clone(),
             desired: prepared
@@ -467,6 +505,7 @@ impl Workloads {
             hosts,
             held: prepared.unreadable.keys().cloned().collect(),
             starts_held,
+            discovering,
         }
     }
 
@@ -717,68 +756,65 @@ impl Workloads {
                 },
             )
     }
-
-    /// One [`AppState`] per application with a `k8s/` file: failed if its file is unreadable
-    /// or a deployment of it failed (or its execution did), reconciling if one is, deployed
-    /// otherwise.
-    fn app_states(
-        &self,
-        bundle: &Bundle,
-        prepared: &Wanted,
-        inputs: &Inputs,
-        plan: &Plan,
-        errors: &BTreeMap<String, String>,
-    ) -> Vec<AppState> {
-        let assessments = plan::assess(inputs, plan);
-        bundle
-            .facts
-            .applications
-            .iter()
-            .filter(|app| app.k8s.is_some())
-            .map(|app| {
-                let version = Some(app.version.clone());
-                if let Some(reason) = prepared.unreadable.get(&app.name) {
-                    return AppState {
-                        name: app.name.clone(),
-                        version,
-                        state: State::Failed,
-                        reason: Some(reason.clone()),
-                    };
-                }
-                let mut failed = Vec::new();
-                let mut reconciling = Vec::new();
-                for a in assessments.iter().filter(|a| a.application == app.name) {
-                    if let Some(e) = errors.get(&a.deployment) {
-                        failed.push(format!("{}: {e}", a.deployment));
-                        continue;
-                    }
-                    let line =
-                        format!("{}: {}", a.deployment, a.reason.clone().unwrap_or_default());
-                    match a.state {
-                        State::Failed => failed.push(line),
-                        State::Reconciling | State::Undeployed => reconciling.push(line),
-                        State::Deployed => {}
-                    }
-                }
-                let (state, reason) = if !failed.is_empty() {
-                    (State::Failed, Some(failed.join("; ")))
-                } else if !reconciling.is_empty() {
-                    (State::Reconciling, Some(reconciling.join("; ")))
-                } else {
-                    (State::Deployed, None)
-                };
-                AppState {
-                    name: app.name.clone(),
-                    version,
-                    state,
-                    reason,
-                }
-            })
-            .collect()
-    }
 }
 
-fn observe(r: &Record, condition: Condition, message: String) -> Observed {
+/// One [`AppState`] per application with a `k8s/` file: failed if its file is unreadable or a
+/// deployment of it failed (or its execution did), reconciling if one is, deployed otherwise.
+fn app_states(
+    bundle: &Bundle,
+    prepared: &Wanted,
+    inputs: &Inputs,
+    plan: &Plan,
+    errors: &BTreeMap<String, String>,
+) -> Vec<AppState> {
+    let assessments = plan::assess(inputs, plan);
+    bundle
+        .facts
+        .applications
+        .iter()
+        .filter(|app| app.k8s.is_some())
+        .map(|app| {
+            let version = Some(app.version.clone());
+            if let Some(reason) = prepared.unreadable.get(&app.name) {
+                return AppState {
+                    name: app.name.clone(),
+                    version,
+                    state: State::Failed,
+                    reason: Some(reason.clone()),
+                };
+            }
+            let mut failed = Vec::new();
+            let mut reconciling = Vec::new();
+            for a in assessments.iter().filter(|a| a.application == app.name) {
+                if let Some(e) = errors.get(&a.deployment) {
+                    failed.push(format!("{}: {e}", a.deployment));
+                    continue;
+                }
+                let line = format!("{}: {}", a.deployment, a.reason.clone().unwrap_or_default());
+                match a.state {
+                    State::Failed => failed.push(line),
+                    State::Reconciling | State::Undeployed => reconciling.push(line),
+                    State::Deployed => {}
+                }
+            }
+            let (state, reason) = if !failed.is_empty() {
+                (State::Failed, Some(failed.join("; ")))
+            } else if !reconciling.is_empty() {
+                (State::Reconciling, Some(reconciling.join("; ")))
+            } else {
+                (State::Deployed, None)
+            };
+            AppState {
+                name: app.name.clone(),
+                version,
+                state,
+                reason,
+            }
+        })
+        .collect()
+}
+
+fn observed_as(r: &Record, condition: Condition, message: String) -> Observed {
     Observed {
         id: r.id.clone(),
         host: r.host.clone(),

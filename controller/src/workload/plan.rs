@@ -166,6 +166,10 @@ pub struct Inputs {
     /// Why nothing may be started yet, if so (hosts still being discovered).
     #[serde(default)]
     pub starts_held: Option<String>,
+    /// Whether hosts may still be unheard from (the controller started less than a heartbeat
+    /// interval ago): a deployment no host suits waits instead of failing.
+    #[serde(default)]
+    pub discovering: bool,
 }
 
 /// Why a workload is stopped.
@@ -397,6 +401,13 @@ pub fn decide(inputs: &Inputs) -> Plan {
                                 host: h.id.clone(),
                                 replica: r,
                             });
+                        }
+                        None if matching.is_empty() && inputs.discovering => {
+                            step.waiting = Some(format!(
+                                "listening to host heartbeats: {}",
+                                no_host(d, &inputs.hosts)
+                            ));
+                            break;
                         }
                         None if matching.is_empty() => {
                             step.failed = Some(no_host(d, &inputs.hosts));
@@ -713,6 +724,7 @@ mod tests {
         held_application,
         stopping_slot,
         host_silent,
+        no_host_while_discovering,
     );
 
     #[test]
