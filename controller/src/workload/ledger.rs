@@ -72,18 +72,23 @@ impl Ledger {
     /// cannot be opened, says so in the log and runs without.
     pub async fn open(nats: &async_nats::Client, bucket: &str) -> (Ledger, Vec<Record>) {
         let js = async_nats::jetstream::new(nats.clone());
+        let config = async_nats::jetstream::kv::Config {
+            bucket: bucket.to_owned(),
+            description: "etl-controller: the workloads it started on wasmCloud v2 hosts"
+                .to_owned(),
+            history: 1,
+            ..Default::default()
+        };
         let store = match js.get_key_value(bucket).await {
             Ok(store) => Ok(store),
-            Err(_) => js
-                .create_key_value(async_nats::jetstream::kv::Config {
-                    bucket: bucket.to_owned(),
-                    description: "etl-controller: the workloads it started on wasmCloud v2 hosts"
-                        .to_owned(),
-                    history: 1,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string()),
+            Err(get) => match js.create_key_value(config).await {
+                Ok(store) => Ok(store),
+                // Created meanwhile by another controller, or the first look failed.
+                Err(create) => js
+                    .get_key_value(bucket)
+                    .await
+                    .map_err(|_| format!("{get}; creating it: {create}")),
+            },
         };
         let store = match store {
             Ok(store) => store,

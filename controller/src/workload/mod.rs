@@ -269,96 +269,11 @@ impl Workloads {
 
     /// Reads the bundle's `k8s/` files and the secrets file into deployments ready to place.
     fn prepare(&self, bundle: &Bundle) -> Result<Wanted, Error> {
-        let facts = &bundle.facts;
-        let owner = Owner {
-            project: facts.project.clone(),
-            environment: facts.environment.clone(),
-        };
-        let namespace = facts.environment.as_str();
         let resources = match &self.options.secrets {
-            Some(path) => read_secrets(path, namespace)?,
+            Some(path) => read_secrets(path, &bundle.facts.environment)?,
             None => Resources::default(),
         };
-        let mut out = Wanted {
-            owner,
-            deployments: Vec::new(),
-            unreadable: BTreeMap::new(),
-        };
-        for app in &facts.applications {
-            let Some(path) = &app.k8s else { continue };
-            let bytes = bundle
-                .files
-                .get(path)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let manifest = match Manifest::read(path, bytes, namespace) {
-                Ok(m) => m,
-                Err(e) => {
-                    out.unreadable.insert(app.name.clone(), e.to_string());
-                    continue;
-                }
-            };
-            if let Some(d) = manifest.deployments.iter().find(|d| {
-                out.deployments
-                    .iter()
-                    .any(|p| p.desired.deployment == d.metadata.name)
-            }) {
-                out.unreadable.insert(
-                    app.name.clone(),
-                    format!(
-                        "{path}: WorkloadDeployment {} is also another application's",
-                        d.metadata.name
-                    ),
-                );
-                continue;
-            }
-            let sources = Sources {
-                namespace,
-                bundle_config_maps: &manifest.config_maps,
-                resources: &resources,
-            };
-            for d in &manifest.deployments {
-                let spec = d.effective_template();
-                let hash = manifest::template_hash(&spec);
-                let (template, blocked) = match request::unsupported(d) {
-                    Some(reason) => (None, Some(reason)),
-                    None => match Template::new(&spec, &sources) {
-                        Ok(t) => (Some(t), None),
-                        Err(reason) => (None, Some(reason)),
-                    },
-                };
-                let mut annotations = d.spec.template.annotations.clone();
-                annotations.extend([
-                    (PROJECT_ANNOTATION.to_owned(), out.owner.project.clone()),
-                    (
-                        ENVIRONMENT_ANNOTATION.to_owned(),
-                        out.owner.environment.clone(),
-                    ),
-                    (APPLICATION_ANNOTATION.to_owned(), app.name.clone()),
-                    (DEPLOYMENT_ANNOTATION.to_owned(), d.metadata.name.clone()),
-                    (VERSION_ANNOTATION.to_owned(), app.version.clone()),
-                    (HASH_ANNOTATION.to_owned(), hash.clone()),
-                ]);
-                let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-                out.deployments.push(Prepared {
-                    desired: Desired {
-                        deployment: d.metadata.name.clone(),
-                        application: app.name.clone(),
-                        hash,
-                        replicas: u32::try_from(d.spec.replicas).unwrap_or(0),
-                        host_selector: spec.host_selector.clone(),
-                        host_id: non_empty(&spec.host_id),
-                        environment: non_empty(&spec.environment),
-                        recreate: d.recreate(),
-                        blocked,
-                    },
-                    version: app.version.clone(),
-                    template,
-                    annotations,
-                });
-            }
-        }
-        Ok(out)
+        Ok(prepare(bundle, &resources))
     }
 
     /// Asks the hosts about every workload of the owner this controller knows of, and — once
@@ -814,6 +729,97 @@ fn app_states(
         .collect()
 }
 
+/// The bundle's deployments for its environment, ready to place; `resources` are the secrets
+/// file's.
+fn prepare(bundle: &Bundle, resources: &Resources) -> Wanted {
+    let facts = &bundle.facts;
+    let owner = Owner {
+        project: facts.project.clone(),
+        environment: facts.environment.clone(),
+    };
+    let namespace = facts.environment.as_str();
+    let mut out = Wanted {
+        owner,
+        deployments: Vec::new(),
+        unreadable: BTreeMap::new(),
+    };
+    for app in &facts.applications {
+        let Some(path) = &app.k8s else { continue };
+        let bytes = bundle
+            .files
+            .get(path)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let manifest = match Manifest::read(path, bytes, namespace) {
+            Ok(m) => m,
+            Err(e) => {
+                out.unreadable.insert(app.name.clone(), e.to_string());
+                continue;
+            }
+        };
+        if let Some(d) = manifest.deployments.iter().find(|d| {
+            out.deployments
+                .iter()
+                .any(|p| p.desired.deployment == d.metadata.name)
+        }) {
+            out.unreadable.insert(
+                app.name.clone(),
+                format!(
+                    "{path}: WorkloadDeployment {} is also another application's",
+                    d.metadata.name
+                ),
+            );
+            continue;
+        }
+        let sources = Sources {
+            namespace,
+            bundle_config_maps: &manifest.config_maps,
+            resources,
+        };
+        for d in &manifest.deployments {
+            let spec = d.effective_template();
+            let hash = manifest::template_hash(&spec);
+            let (template, blocked) = match request::unsupported(d) {
+                Some(reason) => (None, Some(reason)),
+                None => match Template::new(&spec, &sources) {
+                    Ok(t) => (Some(t), None),
+                    Err(reason) => (None, Some(reason)),
+                },
+            };
+            let mut annotations = d.spec.template.annotations.clone();
+            annotations.extend([
+                (PROJECT_ANNOTATION.to_owned(), out.owner.project.clone()),
+                (
+                    ENVIRONMENT_ANNOTATION.to_owned(),
+                    out.owner.environment.clone(),
+                ),
+                (APPLICATION_ANNOTATION.to_owned(), app.name.clone()),
+                (DEPLOYMENT_ANNOTATION.to_owned(), d.metadata.name.clone()),
+                (VERSION_ANNOTATION.to_owned(), app.version.clone()),
+                (HASH_ANNOTATION.to_owned(), hash.clone()),
+            ]);
+            let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+            out.deployments.push(Prepared {
+                desired: Desired {
+                    deployment: d.metadata.name.clone(),
+                    application: app.name.clone(),
+                    hash,
+                    replicas: u32::try_from(d.spec.replicas).unwrap_or(0),
+                    host_selector: spec.host_selector.clone(),
+                    host_id: non_empty(&spec.host_id),
+                    environment: non_empty(&spec.environment),
+                    recreate: d.recreate(),
+                    blocked,
+                },
+                version: app.version.clone(),
+                template,
+                annotations,
+            });
+        }
+    }
+    out
+}
+
 fn observed_as(r: &Record, condition: Condition, message: String) -> Observed {
     Observed {
         id: r.id.clone(),
@@ -855,4 +861,196 @@ fn read_secrets(path: &PathBuf, namespace: &str) -> Result<Resources, Error> {
         path: path.clone(),
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A compile-time check, never called: the controller runs `apply` and `observe` in tasks
+    /// of a multi-threaded runtime, so their futures must be `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(w: &mut Workloads, b: &Bundle) {
+        fn send<T: Send>(_: T) {}
+        send(w.apply(b));
+    }
+
+    fn app(name: &str, k8s: Option<&str>) -> etl::oci::bundle::ApplicationFacts {
+        etl::oci::bundle::ApplicationFacts {
+            name: name.to_owned(),
+            pipeline: k8s.map(|_| name.to_owned()),
+            version: format!("sha-{name}"),
+            shared: k8s.is_none(),
+            wadm: format!("wadm/{name}.yaml"),
+            k8s: k8s.map(|_| format!("k8s/{name}.yaml")),
+            artifacts: Vec::new(),
+        }
+    }
+
+    fn deployment(name: &str, extra: &str) -> String {
+        format!(
+            "---\napiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadDeployment\n\
+             metadata:\n  name: {name}\nspec:\n  replicas: 2\n  template:\n    spec:\n      \
+             components:\n      - name: c\n        image: r/c@sha256:00\n{extra}"
+        )
+    }
+
+    /// A bundle of a shared application (no `k8s/`), a pipeline with a deployment that runs and
+    /// one whose Secret is missing, and a pipeline whose file holds a Secret.
+    fn bundle() -> Bundle {
+        let secret_from = "      hostInterfaces:\n      - namespace: wasi\n        package: config\n        \
+                           interfaces: [store]\n        secretFrom:\n        - name: gone\n      \
+                           hostSelector:\n        zone: lab\n";
+        let good = format!(
+            "{}{}",
+            deployment("p-a", ""),
+            deployment("p-b", secret_from)
+        );
+        let bad = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n";
+        Bundle {
+            facts: etl::oci::bundle::Facts {
+                api_version: etl::oci::bundle::API_VERSION.to_owned(),
+                kind: etl::oci::bundle::KIND.to_owned(),
+                project: "iot".to_owned(),
+                environment: "dev".to_owned(),
+                registry: "r".to_owned(),
+                lattice: "l".to_owned(),
+                revision: None,
+                source: None,
+                applications: vec![
+                    app("listener", None),
+                    app("p", Some(&good)),
+                    app("q", Some(bad)),
+                ],
+            },
+            files: BTreeMap::from([
+                ("k8s/p.yaml".to_owned(), good.into_bytes()),
+                ("k8s/q.yaml".to_owned(), bad.as_bytes().to_vec()),
+            ]),
+        }
+    }
+
+    #[test]
+    fn prepares_each_deployment_and_holds_unreadable_applications() {
+        let b = bundle();
+        let wanted = prepare(&b, &Resources::default());
+        assert_eq!(
+            wanted.owner,
+            Owner {
+                project: "iot".into(),
+                environment: "dev".into()
+            }
+        );
+        let names: Vec<&str> = wanted
+            .deployments
+            .iter()
+            .map(|p| p.desired.deployment.as_str())
+            .collect();
+        assert_eq!(names, ["p-a", "p-b"]);
+        let a = &wanted.deployments[0];
+        assert_eq!(a.desired.replicas, 2);
+        assert_eq!(a.desired.application, "p");
+        assert_eq!(a.desired.blocked, None);
+        assert_eq!(a.annotations[PROJECT_ANNOTATION], "iot");
+        assert_eq!(a.annotations[HASH_ANNOTATION], a.desired.hash);
+        let b_ = &wanted.deployments[1];
+        assert_eq!(b_.desired.host_selector["zone"], "lab");
+        assert!(b_.template.is_none());
+        assert_eq!(
+            b_.desired.blocked.as_deref(),
+            Some(
+                "Secret dev/gone not found (secretFrom of host interface wasi:config): give it \
+                 in the controller's secrets file"
+            )
+        );
+        assert!(wanted.unreadable["q"].contains("does not belong in a bundle"));
+
+        // Nothing runs, one host: p fails on p-b's Secret (p-a would start), q on its file; the
+        // shared listener has no state.
+        let inputs = Inputs {
+            owner: wanted.owner.clone(),
+            desired: wanted
+                .deployments
+                .iter()
+                .map(|p| p.desired.clone())
+                .collect(),
+            observed: Vec::new(),
+            hosts: vec![plan::Host {
+                id: "h".into(),
+                name: "h-1".into(),
+                labels: Map::new(),
+                environment: String::new(),
+                stale: false,
+                workloads: 0,
+            }],
+            held: wanted.unreadable.keys().cloned().collect(),
+            starts_held: None,
+            discovering: false,
+        };
+        let plan = plan::decide(&inputs);
+        assert_eq!(plan.steps[0].start.len(), 2);
+        let states = app_states(&b, &wanted, &inputs, &plan, &BTreeMap::new());
+        let summary: Vec<(&str, State, &str)> = states
+            .iter()
+            .map(|s| (s.name.as_str(), s.state, s.reason.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(summary.len(), 2, "{summary:?}");
+        assert_eq!(summary[0].0, "p");
+        assert_eq!(summary[0].1, State::Failed);
+        assert!(
+            summary[0].2.starts_with("p-b: Secret dev/gone not found"),
+            "{summary:?}"
+        );
+        assert_eq!(summary[1].0, "q");
+        assert_eq!(summary[1].1, State::Failed);
+        assert!(
+            summary[1]
+                .2
+                .starts_with("k8s/q.yaml: document 1 (v1 Secret s)"),
+            "{summary:?}"
+        );
+        assert!(
+            states
+                .iter()
+                .all(|s| s.version.as_deref() == Some(&format!("sha-{}", s.name)[..]))
+        );
+
+        // An execution error wins over what the hosts say.
+        let errors = BTreeMap::from([(
+            "p-a".to_owned(),
+            "replica 0 on h-1: WORKLOAD_STATE_ERROR: no".to_owned(),
+        )]);
+        let states = app_states(&b, &wanted, &inputs, &plan, &errors);
+        assert!(
+            states[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("p-a: replica 0 on h-1: WORKLOAD_STATE_ERROR: no; p-b: Secret"),
+            "{states:?}"
+        );
+    }
+
+    #[test]
+    fn host_states_read_as_conditions() {
+        assert_eq!(condition(proto::state::RUNNING), Some(Condition::Running));
+        assert_eq!(
+            condition(proto::state::COMPLETED),
+            Some(Condition::Completed)
+        );
+        assert_eq!(condition(proto::state::STARTING), Some(Condition::Starting));
+        assert_eq!(condition(proto::state::STOPPING), Some(Condition::Stopping));
+        assert_eq!(condition(proto::state::ERROR), Some(Condition::Error));
+        assert_eq!(condition(proto::state::NOT_FOUND), None);
+        assert_eq!(condition(""), Some(Condition::Unknown));
+    }
+
+    #[test]
+    fn only_subject_tokens_are_asked_for_heartbeats() {
+        assert!(subject_token("01a250e9-f3b1-7d92-9743-faa7cf3529c1"));
+        assert!(subject_token("lab-1"));
+        assert!(!subject_token("lab.1"));
+        assert!(!subject_token("a b"));
+        assert!(!subject_token(""));
+    }
 }
