@@ -410,6 +410,39 @@ spec:
         assert!(!e.contains("s3cret"));
     }
 
+    /// What `etl compile` writes for the example (the golden files, insta's header stripped).
+    fn golden(env: &str) -> String {
+        let path = format!(
+            "{}/../golden/iot-sensors/{env}__k8s__sensor-ingest.yaml.snap",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let snap = std::fs::read_to_string(&path).unwrap();
+        let body = snap.splitn(3, "---\n").nth(2).unwrap();
+        body.to_owned()
+    }
+
+    #[test]
+    fn the_compilers_manifests_materialize_with_their_secret() {
+        for (env, deployments) in [("dev", 5), ("staging", 5), ("prod", 10)] {
+            let text = golden(env);
+            let m = Manifest::read("k8s/sensor-ingest.yaml", text.as_bytes(), env).unwrap();
+            assert_eq!(m.deployments.len(), deployments, "{env}");
+            let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: \
+                          sensor-ingest-alerts-secrets\nstringData:\n  authorization: Bearer t\n";
+            let resources = manifest::Resources::read(secret, env).unwrap();
+            let sources = Sources {
+                namespace: env,
+                bundle_config_maps: &m.config_maps,
+                resources: &resources,
+            };
+            for d in &m.deployments {
+                assert_eq!(unsupported(d), None, "{env} {}", d.metadata.name);
+                Template::new(&d.effective_template(), &sources)
+                    .unwrap_or_else(|e| panic!("{env} {}: {e}", d.metadata.name));
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_it_cannot_do() {
         let pull_secret = MANIFEST.replace(
