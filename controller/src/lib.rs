@@ -47,6 +47,9 @@ pub enum Error {
         /// The client's words.
         detail: String,
     },
+    /// The v2 applier cannot start (its secrets file, the heartbeat subscription).
+    #[error(transparent)]
+    Workload(#[from] workload::Error),
     /// The status API cannot listen.
     #[error("--listen {addr}: {source}")]
     Listen {
@@ -82,17 +85,21 @@ pub async fn connect(settings: &Settings) -> Result<async_nats::Client, Error> {
 }
 
 /// The applier of `settings`' generation, over `nats`.
-pub fn lattice(settings: &Settings, nats: async_nats::Client) -> Lattice {
-    match settings.generation {
+pub async fn lattice(settings: &Settings, nats: async_nats::Client) -> Result<Lattice, Error> {
+    Ok(match settings.generation {
         Generation::V1 => Lattice::V1(wadm::Wadm::new(nats, wadm::Options::default())),
-        Generation::V2 => Lattice::V2(workload::Workloads::new(
-            nats,
-            workload::Options {
-                host_labels: settings.labels_by_host(),
-                secrets: settings.secrets.clone(),
-            },
-        )),
-    }
+        Generation::V2 => Lattice::V2(
+            workload::Workloads::new(
+                nats,
+                workload::Options {
+                    host_labels: settings.labels_by_host(),
+                    secrets: settings.secrets.clone(),
+                    ..workload::Options::default()
+                },
+            )
+            .await?,
+        ),
+    })
 }
 
 /// Runs the controller of `settings` until `shutdown` completes: the loop, the HTTP status API
@@ -111,7 +118,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     let controller = Controller::new(
         &settings,
         Source::new(&settings),
-        lattice(&settings, nats.clone()),
+        lattice(&settings, nats.clone()).await?,
     );
     let status = controller.status();
     let (stop, stopped) = watch::channel(false);

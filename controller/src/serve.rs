@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use etl::ops::status::{ControllerStatus, Token};
-use futures_util::StreamExt as _;
+use futures::StreamExt as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use futures_util::StreamExt as _;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 /// One application as wadm stores it.

@@ -9,6 +9,7 @@ mod processes;
 
 mod api;
 mod reconcile;
+mod v2_hosts;
 
 use std::path::PathBuf;
 
@@ -75,7 +76,7 @@ impl Env {
         Controller::new(
             &settings,
             Source::new(&settings),
-            etl_controller::lattice(&settings, nats),
+            etl_controller::lattice(&settings, nats).await.unwrap(),
         )
     }
 
