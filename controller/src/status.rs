@@ -73,8 +73,10 @@ pub fn overall(doc: &ControllerStatus) -> EnvironmentState {
     }
 }
 
-/// One line per application of `facts`, in its order, from the applier's `states` (an
-/// application it does not mention is undeployed); the artifacts are those of `generation`.
+/// One line per application of `facts` that `generation` deploys, in its order, from the
+/// applier's `states` (an application it does not mention is undeployed); the artifacts are
+/// those of `generation`. A v2 lattice deploys no shared application: its hosts have their own
+/// HTTP listeners, so an application without `k8s/` manifests is not one of its lines.
 pub fn pipelines(
     facts: &Facts,
     generation: Generation,
@@ -83,6 +85,7 @@ pub fn pipelines(
     facts
         .applications
         .iter()
+        .filter(|app| generation == Generation::V1 || app.k8s.is_some())
         .map(|app| {
             let state = states.iter().find(|s| s.name == app.name);
             PipelineStatus {
@@ -212,6 +215,52 @@ mod tests {
         let mut stale = doc("a", Some("a"), &deployed);
         stale.tag.stale = true;
         assert_eq!(overall(&stale), E::Stale);
+    }
+
+    #[test]
+    fn a_v2_lattice_has_no_line_for_a_shared_application() {
+        use etl::oci::bundle::{ApplicationFacts, Facts};
+        let app = |name: &str, shared: bool| ApplicationFacts {
+            name: name.to_owned(),
+            pipeline: (!shared).then(|| name.to_owned()),
+            version: "sha-0".to_owned(),
+            shared,
+            wadm: format!("wadm/{name}.yaml"),
+            k8s: (!shared).then(|| format!("k8s/{name}.yaml")),
+            artifacts: vec![],
+        };
+        let facts = Facts {
+            api_version: "etl/v1alpha1".to_owned(),
+            kind: "Bundle".to_owned(),
+            project: "p".to_owned(),
+            environment: "dev".to_owned(),
+            registry: "r".to_owned(),
+            lattice: "l".to_owned(),
+            revision: None,
+            source: None,
+            applications: vec![app("listener", true), app("p", false)],
+        };
+        let deployed = |name: &str| AppState {
+            name: name.to_owned(),
+            version: Some("sha-0".to_owned()),
+            state: State::Deployed,
+            reason: None,
+        };
+        let names = |g, states: &[AppState]| -> Vec<String> {
+            pipelines(&facts, g, states)
+                .into_iter()
+                .map(|p| format!("{} {:?}", p.application, p.state))
+                .collect()
+        };
+        assert_eq!(
+            names(Generation::V2, &[deployed("p")]),
+            ["p Deployed"],
+            "v2 hosts need no listener application"
+        );
+        assert_eq!(
+            names(Generation::V1, &[deployed("p")]),
+            ["listener Undeployed", "p Deployed"]
+        );
     }
 
     #[test]

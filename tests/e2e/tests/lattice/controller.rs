@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use crate::common::{Env, path_str};
 
+/// The shared application of the example's HTTP listener (wasmCloud 1.x).
+pub const LISTENER: &str = "iot-sensors-http-listener";
 /// How often the test's controllers poll their tag: a CI run wants seconds, not the default.
 pub const POLL: &str = "1s";
 
@@ -344,8 +346,19 @@ pub fn check_status(
         .as_object()
         .with_context(|| format!("plan.json deploys nothing to {environment}"))?;
     let pipelines = status["pipelines"].as_array().context("status.pipelines")?;
+    // The shared HTTP listener: an application of its own on 1.x, none on v2 (each host listens).
+    let listener = pipelines.iter().find(|p| p["application"] == LISTENER);
+    if generation == "v2" {
+        ensure!(listener.is_none(), "a v2 status with {LISTENER}: {status}");
+    } else {
+        ensure!(
+            listener.is_some_and(|l| l["state"] == "deployed"),
+            "{environment}'s {LISTENER} is not deployed: {status}"
+        );
+    }
     let reported: Vec<&str> = pipelines
         .iter()
+        .filter(|p| p["application"] != LISTENER)
         .filter_map(|p| p["name"].as_str())
         .collect();
     let planned: Vec<&str> = deployments.keys().map(String::as_str).collect();

@@ -55,8 +55,6 @@ use crate::secrets::{SecretsBackend, Signed};
 
 /// The dev environment's lattice (`etl.yaml`).
 const LATTICE: &str = "acme-iot-dev";
-/// The shared application that runs every environment's HTTP listener.
-const LISTENER: &str = "iot-sensors-http-listener";
 /// staging's lattice.
 const STAGING_LATTICE: &str = "acme-iot-staging";
 /// The shared listener (the built-in http-server in path mode) listens on the environments'

@@ -166,6 +166,29 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     );
     memory.report(&format!("{PIPELINE} applied, a record through"));
     sinks.drain().await?;
+    // staging's controller, started now (its tag not there until the promotion): a v2 controller
+    // that has never run starts nothing until every live host has beaten once (about 17 s), and
+    // `etl promote` should be the only wait. It labels the lab host zone=lab, as `kubectl label
+    // host` would (a wash host advertises no label but `hostgroup`).
+    let staging_secrets = work.join("staging-secrets.yaml");
+    std::fs::write(
+        &staging_secrets,
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\n  namespace: \
+             {STAGING}\nstringData:\n  authorization: {STAGING_TOKEN}\n"
+        ),
+    )?;
+    let staging = Controller::start(
+        &env,
+        STAGING,
+        &key,
+        &[
+            "--secrets".to_owned(),
+            path_str(&staging_secrets)?.to_owned(),
+            "--host-label".to_owned(),
+            format!("{LAB_HOST}=zone=lab"),
+        ],
+    )?;
     // The figures of docs/PERFORMANCE.md, with the example alone on the lattice (alert-digest
     // would read every alert of the loads): `alerts`' `batch:` set in the spec, compiled and
     // pushed, rolled by the controller.
@@ -332,28 +355,8 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     );
     eprintln!("e2e: dev's controller restarted: no write to the hosts, ready again");
 
-    // 7. Promotion: staging's controller (running, its tag not there yet; it labels the lab
-    // host zone=lab, as `kubectl label host` would) applies the bundle `etl promote` publishes:
-    // the same images, two replicas of each step on the lab host, sharing each consumer group.
-    let staging_secrets = work.join("staging-secrets.yaml");
-    std::fs::write(
-        &staging_secrets,
-        format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret_name}\n  namespace: \
-             {STAGING}\nstringData:\n  authorization: {STAGING_TOKEN}\n"
-        ),
-    )?;
-    let staging = Controller::start(
-        &env,
-        STAGING,
-        &key,
-        &[
-            "--secrets".to_owned(),
-            path_str(&staging_secrets)?.to_owned(),
-            "--host-label".to_owned(),
-            format!("{LAB_HOST}=zone=lab"),
-        ],
-    )?;
+    // 7. Promotion: staging's controller applies the bundle `etl promote` publishes: the same
+    // images, two replicas of each step on the lab host, sharing each consumer group.
     let staging_nats = async_nats::connect(&env.staging_nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {}", env.staging_nats_url))?;
