@@ -6,7 +6,7 @@
 //! heartbeat that only counts them), so this is how a controller that restarts finds the
 //! workloads of deployments, templates and hosts its current bundle no longer names: it asks
 //! their hosts about each entry. What the hosts answer is the truth; the ledger only says whom
-//! to ask. Without JetStream the controller runs without it (see `docs/controller-v2.md`).
+//! to ask. Without JetStream the controller runs without it (see `docs/controller.md`).
 
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! The wasmCloud v2 applier: brings the hosts of a lattice to a bundle's `k8s/` manifests as the
 //! runtime operator would, without Kubernetes — through the hosts' workload API
 //! (`runtime.host.<hostId>.workload.start|status|stop`, protojson over NATS request/reply) and
-//! their heartbeats (`runtime.operator.heartbeat.<hostId>`). `docs/controller-v2.md` says what
+//! their heartbeats (`runtime.operator.heartbeat.<hostId>`). `docs/controller.md` says what
 //! it does and how it differs from the operator.
 //!
 //! [`Workloads::apply`] observes what runs (the workloads this controller started, from its
