@@ -42,10 +42,11 @@ pub fn overall(doc: &ControllerStatus) -> EnvironmentState {
         return EnvironmentState::Stale;
     }
     let tag = doc.tag.digest.as_deref();
-    let refused_now = doc
-        .refused
-        .as_ref()
-        .is_some_and(|r| Some(r.digest.as_str()) == tag);
+    // The tag names a refused bundle, unless that bundle was taken since (a signature pushed
+    // after its tag: the refusal stays in the document as history).
+    let refused_now = doc.refused.as_ref().is_some_and(|r| {
+        Some(r.digest.as_str()) == tag && doc.applied.as_ref().is_none_or(|a| a.digest != r.digest)
+    });
     let Some(applied) = &doc.applied else {
         return if refused_now {
             EnvironmentState::Failed
@@ -212,6 +213,14 @@ mod tests {
         refused.applied = None;
         refused.tag.digest = Some("b".to_owned());
         assert_eq!(overall(&refused), E::Failed);
+        // Refused while unsigned, taken once its signature arrived: ready.
+        let mut signed_late = doc("a", Some("a"), &deployed);
+        signed_late.refused = Some(Refused {
+            digest: "a".to_owned(),
+            reason: "not signed".to_owned(),
+            at: "t".to_owned(),
+        });
+        assert_eq!(overall(&signed_late), E::Ready);
         let mut stale = doc("a", Some("a"), &deployed);
         stale.tag.stale = true;
         assert_eq!(overall(&stale), E::Stale);

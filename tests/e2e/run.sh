@@ -24,7 +24,7 @@
 #    share a NATS: both use the same subjects.
 #
 # NATS listens on $nats_port (4223), not on its default 4222, so that nothing works by the
-# accident of a default: the v2 hosts and the player are told the address, and for v1 the
+# accident of a default: the v2 hosts and the controllers are told the address, and for v1 the
 # manifests say it (`nats: {urls: [...]}` per environment in etl.yaml, which the test writes,
 # becomes messaging-nats' `cluster_uris`).
 #

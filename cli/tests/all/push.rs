@@ -751,3 +751,70 @@ fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice
     );
     assert_registry_holds(registry.port, &dist, &report);
 }
+
+/// A signed output: every signature is in the registry before any tag names what it signs, so
+/// a controller polling an environment's tag never finds its bundle unsigned.
+#[test]
+fn signatures_go_up_before_any_tag_moves() {
+    let registry = TestRegistry::start(None);
+    let proxy = Proxy::start(registry.port, |_: &str, _: &str| false);
+    let unsigned = dist_for(&team(&proxy.host()));
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    common::copy(&unsigned, &dist);
+    let mut files = BTreeMap::new();
+    for entry in walk(&dist.join("oci")) {
+        let name = entry
+            .strip_prefix(dist.join("oci"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        files.insert(name, std::fs::read(&entry).unwrap());
+    }
+    let pair = etl::oci::sign::keygen(None).unwrap();
+    let key = etl::oci::sign::SigningKey::from_pem(&pair.private_pem, None).unwrap();
+    etl::oci::sign::sign_layout(&mut files, "", &key, &team(&proxy.host())).unwrap();
+    for (name, bytes) in &files {
+        let path = dist.join("oci").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    let mut options = options(&proxy.host(), Credentials::Anonymous);
+    options.environments = vec!["dev".to_owned()];
+    push::push(&dist, &options).unwrap();
+    let puts: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT" && s.target.contains("/manifests/"))
+        .map(|s| s.target)
+        .collect();
+    let last_signature = puts.iter().rposition(|t| t.ends_with(".sig")).unwrap();
+    let first_tag = puts
+        .iter()
+        .position(|t| !t.ends_with(".sig") && !t.contains("/manifests/sha256:"))
+        .unwrap();
+    assert!(
+        last_signature < first_tag,
+        "a tag moved before every signature was up: {puts:#?}"
+    );
+    assert!(
+        puts.iter()
+            .any(|t| t.ends_with("/bundles/iot-sensors/dev/manifests/dev")),
+        "{puts:#?}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

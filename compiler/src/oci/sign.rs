@@ -303,8 +303,8 @@ pub fn signature_tag(manifest_digest: &str) -> String {
     format!("{}.sig", manifest_digest.replacen(':', "-", 1))
 }
 
-/// Whether an index ref name is a signature tag rather than an artifact's name.
-fn is_signature_tag(name: &str) -> bool {
+/// Whether an index ref name (or a tag) is a signature tag rather than an artifact's name.
+pub fn is_signature_tag(name: &str) -> bool {
     name.strip_prefix("sha256-")
         .and_then(|rest| rest.strip_suffix(".sig"))
         .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))

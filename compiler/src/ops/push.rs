@@ -8,7 +8,9 @@
 //! environment's deployment bundle (`bundles/<project>/<env>`, [`crate::oci::bundle`]) is
 //! pushed the same way, and tagged with its environment's name when that environment is named:
 //! moving that tag is what deploys it. A cosign signature entry (`sha256-<hex>.sig`) goes to the
-//! repository of the artifact it signs, tagged with its name.
+//! repository of the artifact it signs, tagged with its name. Signatures go up before any
+//! artifact, so a tag never names an artifact whose signature is not there yet: a controller
+//! polling an environment's tag never sees its bundle unsigned.
 //! Every step is idempotent, so an interrupted push re-run finishes without re-uploading what
 //! arrived. Afterwards every tag is fetched and its bytes hashed: a digest other than the local
 //! one is an error.
@@ -327,7 +329,15 @@ async fn run(
         .authenticate(&registry.repository(&first.repository), true)
         .await?;
     let oci = dist.join("oci");
-    for entry in entries {
+    // Signatures first (see the module docs); the report keeps the layout's order.
+    let is_signature = |e: &Entry| e.tags.iter().any(|t| crate::oci::sign::is_signature_tag(t));
+    let order: Vec<usize> = (0..entries.len())
+        .filter(|i| is_signature(&entries[*i]))
+        .chain((0..entries.len()).filter(|i| !is_signature(&entries[*i])))
+        .collect();
+    let mut pushed = vec![None; entries.len()];
+    for i in order {
+        let entry = &entries[i];
         let repository = registry.repository(&entry.repository);
         for digest in &entry.blobs {
             if session.blob_exists(&repository, digest).await? {
@@ -389,12 +399,13 @@ async fn run(
             }
             report.verified += 1;
         }
-        report.pushed.push(Pushed {
+        pushed[i] = Some(Pushed {
             repository: format!("{}/{repository}", registry.host),
             digest: entry.digest.clone(),
             tags: entry.tags.clone(),
         });
     }
+    report.pushed = pushed.into_iter().flatten().collect();
     report.head_requests = session.head_requests();
     Ok(report)
 }

@@ -1,12 +1,12 @@
-//! What the end-to-end test's binaries (`etl-e2e-host`, `etl-e2e-wadm`) share, and the player of
-//! wasmCloud's v2 runtime operator the test drives v2 hosts with.
+//! What the end-to-end test's binaries (`etl-e2e-host`, `etl-e2e-wadm`) share, and the v2 hosts
+//! as their heartbeats describe them.
 
 use std::future::Future;
 
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
-pub mod player;
+pub mod hosts;
 
 /// Logs to stderr without colour (`RUST_LOG`, default `info`), then runs `main` to completion
 /// on a multi-threaded runtime.

@@ -146,21 +146,35 @@ impl Controller {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
-    /// Its status document, through `etl status --format json`.
+    /// Its status document, through `etl status --format json` (which exits 1, the document
+    /// printed all the same, while the environment is not ready).
     pub fn status(&self) -> anyhow::Result<Value> {
         let out = Command::new(&self.etl)
             .args(["status", "--controller", &self.url, "--format", "json"])
             .output()
             .context("running etl status")?;
         ensure!(
-            out.status.success(),
+            matches!(out.status.code(), Some(0 | 1)),
             "etl status --controller {} failed ({}): {}{}",
             self.url,
             out.status,
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout)
         );
-        serde_json::from_slice(&out.stdout).context("etl status --format json")
+        let status: Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "etl status --format json ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        ensure!(
+            out.status.success() == (status["state"] == "ready"),
+            "etl status exited {} for a status in state {}",
+            out.status,
+            status["state"]
+        );
+        Ok(status)
     }
 
     /// `etl status --wait --timeout <timeout>`: a CI gate. Ok once the environment runs the

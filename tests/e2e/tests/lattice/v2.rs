@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
-use etl_e2e::player::{Host, Player};
+use etl_e2e::hosts::{Host, Hosts};
 use serde_json::Value;
 
 use crate::common::*;
@@ -61,17 +61,17 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     let nats = async_nats::connect(&env.nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {}", env.nats_url))?;
-    // The player, read-only here, learns the hosts from their heartbeats (every 15 s): where
-    // each listens for HTTP. The controllers learn them the same way.
-    let player = Player::start(nats.clone()).await?;
+    // The hosts' heartbeats (every 15 s) say which is which and where each listens for HTTP;
+    // each is asked for one at once. The controllers learn them the same way.
+    let watched = Hosts::watch(nats.clone()).await?;
     for id in std::env::var("ETL_E2E_HOST_IDS")
         .context("ETL_E2E_HOST_IDS is not set: run this test through tests/e2e/run.sh v2")?
         .split(',')
         .filter(|id| !id.is_empty())
     {
-        player.refresh(id).await?;
+        watched.refresh(id).await?;
     }
-    let hosts = player.wait_for_hosts(2, Duration::from_secs(30)).await?;
+    let hosts = watched.wait_for(2, Duration::from_secs(30)).await?;
     eprintln!("e2e: hosts {}", describe_hosts(&hosts));
     let general = host_named(&hosts, GENERAL_HOST)?;
     let lab = host_named(&hosts, LAB_HOST)?;
