@@ -276,36 +276,43 @@ fn relative_path(path: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'))
 }
 
+/// A bundle of one application `a` for tests: environment `environment`, registry `registry`,
+/// its wadm file `wadm` (and no `k8s/` file).
+#[cfg(test)]
+pub(crate) fn sample(environment: &str, registry: &str, wadm: &[u8]) -> Bundle {
+    Bundle {
+        facts: Facts {
+            api_version: API_VERSION.to_owned(),
+            kind: KIND.to_owned(),
+            project: "p".to_owned(),
+            environment: environment.to_owned(),
+            registry: registry.to_owned(),
+            lattice: "l".to_owned(),
+            revision: None,
+            source: None,
+            applications: vec![ApplicationFacts {
+                name: "a".to_owned(),
+                pipeline: Some("a".to_owned()),
+                version: "sha-000000000000".to_owned(),
+                shared: false,
+                wadm: "wadm/a.yaml".to_owned(),
+                k8s: None,
+                artifacts: vec![],
+            }],
+        },
+        files: BTreeMap::from([("wadm/a.yaml".to_owned(), wadm.to_vec())]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn bundle() -> Bundle {
-        Bundle {
-            facts: Facts {
-                api_version: API_VERSION.to_owned(),
-                kind: KIND.to_owned(),
-                project: "p".to_owned(),
-                environment: "dev".to_owned(),
-                registry: "r.example/etl".to_owned(),
-                lattice: "l".to_owned(),
-                revision: None,
-                source: None,
-                applications: vec![ApplicationFacts {
-                    name: "a".to_owned(),
-                    pipeline: Some("a".to_owned()),
-                    version: "sha-000000000000".to_owned(),
-                    shared: false,
-                    wadm: "wadm/a.yaml".to_owned(),
-                    k8s: Some("k8s/a.yaml".to_owned()),
-                    artifacts: vec![],
-                }],
-            },
-            files: BTreeMap::from([
-                ("wadm/a.yaml".to_owned(), b"wadm".to_vec()),
-                ("k8s/a.yaml".to_owned(), b"k8s".to_vec()),
-            ]),
-        }
+        let mut b = sample("dev", "r.example/etl", b"wadm");
+        b.facts.applications[0].k8s = Some("k8s/a.yaml".to_owned());
+        b.files.insert("k8s/a.yaml".to_owned(), b"k8s".to_vec());
+        b
     }
 
     fn read(p: &Packaged) -> Result<Bundle, BundleError> {

@@ -455,32 +455,11 @@ pub fn update(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::bundle::{self, ApplicationFacts, Bundle, Facts};
+    use crate::oci::bundle::{self, Bundle};
 
     /// A bundle of environment `env` whose one application's wadm file is `wadm`.
     fn bundle(env: &str, wadm: &[u8]) -> Bundle {
-        Bundle {
-            facts: Facts {
-                api_version: bundle::API_VERSION.to_owned(),
-                kind: bundle::KIND.to_owned(),
-                project: "p".to_owned(),
-                environment: env.to_owned(),
-                registry: "r.example/etl".to_owned(),
-                lattice: "l".to_owned(),
-                revision: None,
-                source: None,
-                applications: vec![ApplicationFacts {
-                    name: "a".to_owned(),
-                    pipeline: Some("a".to_owned()),
-                    version: "sha-000000000000".to_owned(),
-                    shared: false,
-                    wadm: "wadm/a.yaml".to_owned(),
-                    k8s: None,
-                    artifacts: vec![],
-                }],
-            },
-            files: BTreeMap::from([("wadm/a.yaml".to_owned(), wadm.to_vec())]),
-        }
+        bundle::sample(env, "r.example/etl", wadm)
     }
 
     fn prepackaged<'a>(name: &'a str, p: &'a bundle::Packaged) -> Prepackaged<'a> {

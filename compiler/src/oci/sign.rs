@@ -901,7 +901,7 @@ async fn signature_in_registry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::bundle::{API_VERSION, ApplicationFacts, Bundle, Facts, KIND, Packaged};
+    use crate::oci::bundle::{Bundle, Packaged};
     use crate::oci::layout::Prepackaged;
 
     const NAME: &str = "bundles/p/dev";
@@ -919,26 +919,8 @@ mod tests {
             files.insert("wadm/b.yaml".to_owned(), b"b".to_vec());
         }
         Bundle {
-            facts: Facts {
-                api_version: API_VERSION.to_owned(),
-                kind: KIND.to_owned(),
-                project: "p".to_owned(),
-                environment: "dev".to_owned(),
-                registry: REGISTRY.to_owned(),
-                lattice: "l".to_owned(),
-                revision: None,
-                source: None,
-                applications: vec![ApplicationFacts {
-                    name: "a".to_owned(),
-                    pipeline: Some("a".to_owned()),
-                    version: "sha-000000000000".to_owned(),
-                    shared: false,
-                    wadm: "wadm/a.yaml".to_owned(),
-                    k8s: None,
-                    artifacts: vec![],
-                }],
-            },
             files,
+            ..crate::oci::bundle::sample("dev", REGISTRY, wadm)
         }
         .package(NAME)
     }

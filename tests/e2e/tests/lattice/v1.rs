@@ -121,7 +121,6 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     env.compile_and_push(&repo, &dist, &key)?;
     let compile_push = t.elapsed();
     put_alerts_secret(&nats, &dist).await?;
-    let pushed = Instant::now();
     let bundle = format!("{}/bundles/iot-sensors/{ENV}:{ENV}", env.registry);
     env.verify(&bundle, &key)?;
     env.verify(&format!("{}/{PIPELINE}-parse:{ENV}", env.registry), &key)?;
@@ -139,19 +138,20 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let ready = dev.wait_ready(Duration::from_secs(180))?;
     let status = dev.status()?;
     check_status(&status, &dist, ENV, &key)?;
-    let deployed = pushed.elapsed();
+    let deployed = t.elapsed();
     eprintln!(
         "e2e: dev's controller applied the bundle: `etl status --wait` returned {ready:.1?} \
-         after it started, {deployed:.1?} after the push"
+         after it started, {deployed:.1?} after `etl compile --push --env dev` began (which took \
+         {compile_push:.1?})"
     );
     // The first record through all three steps. `deployed` means wadm has put every component,
     // provider and link; the host applies links to the providers asynchronously, so a probe
     // may find a subscription not yet made: send probes until one arrives at both sinks.
     let first = first_record(&source, &mut sinks.archive, &alerts).await?;
-    let first_latency = pushed.elapsed();
+    let first_latency = t.elapsed();
     eprintln!(
-        "e2e: first record through the pipeline {first_latency:.1?} after `etl push --env dev` \
-         ({first} probes)"
+        "e2e: first record through the pipeline {first_latency:.1?} after `etl compile --push \
+         --env dev` began ({first} probes)"
     );
     memory.report(&format!(
         "{PIPELINE} deployed (and the shared listener), a record through"
@@ -220,11 +220,10 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     let t = Instant::now();
     env.compile_and_push(&repo, &dist, &key)?;
     let recompile = t.elapsed();
-    let redeploy_start = Instant::now();
     let manifest2 = std::fs::read_to_string(manifest_path)?;
     let version2 = check_new_version(manifest, &manifest2)?;
     let switched = wait_for_site(&source, &mut sinks.archive, &alerts, NEW_DEV_SITE).await?;
-    let redeploy_latency = redeploy_start.elapsed();
+    let redeploy_latency = t.elapsed();
     dev.wait_ready(Duration::from_secs(120))?;
     let status = dev.status()?;
     check_status(&status, &dist, ENV, &key)?;
@@ -234,7 +233,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     );
     eprintln!(
         "e2e: {version2}: enrich answers with site {NEW_DEV_SITE} {redeploy_latency:.1?} after \
-         `etl push --env dev` ({switched} probes)"
+         `etl compile --push --env dev` began (which took {recompile:.1?}; {switched} probes)"
     );
     check_new_site(&env, &repo, &dist, &source, &mut sinks)
         .await
@@ -387,10 +386,10 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     );
 
     eprintln!(
-        "e2e timings: compile+sign+push {compile_push:.1?}; push → dev deployed {deployed:.1?}; \
-         push → first record at both sinks {first_latency:.1?}; \
+        "e2e timings: compile+sign+push {compile_push:.1?}; compile+push → dev deployed {deployed:.1?}; \
+         compile+push → first record at both sinks {first_latency:.1?}; \
          records/s: parse → enrich → threshold-alert {:.0}, → archive {:.0}, → alerts (HTTP) {:.0}; \
-         recompile+push {recompile:.1?}; push → new behaviour {redeploy_latency:.1?}; \
+         recompile+push {recompile:.1?}; recompile+push → new behaviour {redeploy_latency:.1?}; \
          promote {promote:.1?}; promote → first record on staging {staging_latency:.1?}",
         rates.three_steps.rate, rates.archive.rate, rates.alerts.rate,
     );

@@ -235,7 +235,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     )?;
     let maintenance = Source {
         addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(general.http_port)?)),
-        host: http_host_of(&maintenance_manifest, &format!("{MAINTENANCE}-parse"))?,
+        host: http_host_of(&maintenance_manifest, "parse")?,
         path: MAINTENANCE_PATH.to_owned(),
     };
     check_more_pipelines(&nats, &source, &maintenance, &api).await?;
@@ -250,8 +250,8 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     // (its new workload started, then the old one stopped).
     change_site(&repo)?;
     let before = writes.seen().0;
-    env.compile_and_push(&repo, &dist, &key)?;
     let pushed = Instant::now();
+    env.compile_and_push(&repo, &dist, &key)?;
     let manifest2 = std::fs::read_to_string(&manifest_path)?;
     ensure!(
         images(&manifest2) == images(&manifest),
@@ -261,7 +261,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     let roll_latency = pushed.elapsed();
     dev.wait_ready(Duration::from_secs(120))?;
     let touched = deployments_written(&writes, before)?;
-    let enrich = format!("{PIPELINE}-enrich");
+    let enrich = deployments["enrich"].name.clone();
     ensure!(
         touched == [enrich.clone()],
         "the new version touched {touched:?}, expected {enrich} alone"
@@ -276,8 +276,8 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         rolled.iter().map(|w| &w.subject).collect::<Vec<_>>()
     );
     eprintln!(
-        "e2e: enrich rolled; new site {NEW_DEV_SITE} {roll_latency:.1?} after `etl push --env \
-         dev` ({switched} probes)"
+        "e2e: enrich rolled; new site {NEW_DEV_SITE} {roll_latency:.1?} after `etl compile --push \
+         --env dev` began ({switched} probes)"
     );
     check_new_site(&env, &repo, &dist, &source, &mut sinks)
         .await
@@ -457,7 +457,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     eprintln!(
         "e2e timings (v2): compile+sign+push {compile_push:.1?}; Secret written → first record \
          at both sinks {first_latency:.1?}; records/s: parse → enrich → threshold-alert {:.0}, → \
-         archive {:.0}, → alerts (HTTP) {:.0}; push → new behaviour {roll_latency:.1?}; promote \
+         archive {:.0}, → alerts (HTTP) {:.0}; recompile+push → new behaviour {roll_latency:.1?}; promote \
          {promote:.1?}; promote → first record on staging {staging_latency:.1?}; staging (2 \
          replicas) → alerts {:.0} records/s",
         rates.three_steps.rate, rates.archive.rate, rates.alerts.rate, staging_rates.alerts.rate,
@@ -474,11 +474,11 @@ fn host_named(hosts: &[Host], name: &str) -> anyhow::Result<Host> {
         .with_context(|| format!("no host named {name}"))
 }
 
-/// The `wasi:http` `host` of WorkloadDeployment `deployment` in a manifest stream.
-fn http_host_of(manifest: &str, deployment: &str) -> anyhow::Result<String> {
+/// The `wasi:http` `host` of `unit`'s WorkloadDeployment in a manifest stream.
+fn http_host_of(manifest: &str, unit: &str) -> anyhow::Result<String> {
     for doc in serde_yaml::Deserializer::from_str(manifest) {
         let doc = <Value as serde::Deserialize>::deserialize(doc)?;
-        if doc["metadata"]["name"] != deployment {
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] != unit {
             continue;
         }
         for hi in doc["spec"]["template"]["spec"]["hostInterfaces"]
@@ -491,7 +491,7 @@ fn http_host_of(manifest: &str, deployment: &str) -> anyhow::Result<String> {
             }
         }
     }
-    bail!("{deployment} has no wasi:http host")
+    bail!("{unit} has no wasi:http host")
 }
 
 /// The WorkloadDeployments the writes from the `from`-th on started or stopped, sorted, once
