@@ -55,9 +55,23 @@ pub enum CredentialsError {
     /// The docker config cannot be read.
     #[error(transparent)]
     DockerConfig(#[from] registry::Error),
+    /// `--username` credentials would go to a registry the user did not name.
+    #[error(
+        "the controller's bundle is in registry `{host}`, which --registry does not name: \
+         --username's password goes only to the registry given (pass --registry {host})"
+    )]
+    UnnamedRegistry {
+        /// The registry the controller names.
+        host: String,
+    },
 }
 
 impl RegistryArgs {
+    /// Whether a password is given (`--username`, the password on stdin).
+    pub fn gives_password(&self) -> bool {
+        self.username.is_some()
+    }
+
     /// The credentials for `host`: `--username` with the password from stdin, else the docker
     /// config's, else none.
     pub fn credentials(&self, host: &str) -> Result<Credentials, CredentialsError> {

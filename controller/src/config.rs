@@ -126,6 +126,20 @@ pub struct Nats {
     pub creds: Option<PathBuf>,
 }
 
+impl Nats {
+    /// The URL as logs and errors may show it: a user and password in it (`nats://u:p@host`)
+    /// replaced by `***`.
+    pub fn shown_url(&self) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}"),
+                None => self.url.clone(),
+            },
+            None => self.url.clone(),
+        }
+    }
+}
+
 /// A host label: what `--host-label HOST=KEY=VALUE` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostLabel {
@@ -341,9 +355,14 @@ impl Settings {
 
         let nats_url = nats_url.unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
         if nats_url.parse::<async_nats::ServerAddr>().is_err() {
+            let shown = Nats {
+                url: nats_url,
+                creds: None,
+            }
+            .shown_url();
             return Err(ConfigError::Invalid {
                 name: "nats-url",
-                value: nats_url,
+                value: shown,
                 reason: "expected nats://HOST:PORT (or tls://, ws://, wss://)".to_owned(),
             });
         }
@@ -460,6 +479,12 @@ impl Settings {
             }
         };
 
+        if !listen.ip().is_loopback() && tls.is_none() {
+            notes.push(format!(
+                "--listen {listen} without --tls-cert/--tls-key: the bearer token crosses the \
+                 network in clear text; serve HTTPS, or listen on loopback behind a TLS proxy"
+            ));
+        }
         let host_labels = host_labels
             .iter()
             .map(|text| host_label(text))
@@ -620,6 +645,12 @@ mod tests {
         assert_eq!(s.bundle.repository, "etl/bundles/iot-sensors/dev");
         assert_eq!(s.generation, Generation::V1);
         assert_eq!(s.nats.url, "nats://127.0.0.1:4222");
+        assert_eq!(s.nats.shown_url(), "nats://127.0.0.1:4222");
+        let secret = Nats {
+            url: "tls://etl:s3cret@nats.site:4222".to_owned(),
+            creds: None,
+        };
+        assert_eq!(secret.shown_url(), "tls://***@nats.site:4222");
         assert_eq!(s.poll_interval, Duration::from_secs(10));
         assert_eq!(s.listen, "127.0.0.1:9464".parse().unwrap());
         assert_eq!(s.project.as_deref(), Some("iot-sensors"));
@@ -720,6 +751,11 @@ mod tests {
         );
         let env = |name: &str| (name == TOKEN_ENV).then(|| "from-env".to_owned());
         let s = Settings::resolve(open(), &env).unwrap();
+        assert!(
+            s.notes.iter().any(|n| n.contains("clear text")),
+            "an open listener without TLS is warned about: {:?}",
+            s.notes
+        );
         assert_eq!(s.token.unwrap().expose(), "from-env");
         std::fs::write(f.path("empty"), "\n").unwrap();
         let e = error(

@@ -79,7 +79,7 @@ pub async fn connect(settings: &Settings) -> Result<async_nats::Client, Error> {
         .connect(settings.nats.url.as_str())
         .await
         .map_err(|e| Error::Nats {
-            url: settings.nats.url.clone(),
+            url: settings.nats.shown_url(),
             detail: e.to_string(),
         })
 }
@@ -133,7 +133,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     tracing::info!(
         bundle = %settings.bundle,
         generation = settings.generation.short(),
-        nats = %settings.nats.url,
+        nats = %settings.nats.shown_url(),
         listen = %settings.listen,
         https = settings.tls.is_some(),
         token = settings.token.is_some(),

@@ -148,7 +148,10 @@ where
         let api = api.clone();
         async move { Ok::<_, Infallible>(answer(&api, &request)) }
     });
+    // A client gets 10 s to send its request's head: a slow one cannot hold a connection open.
     if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(10))
         .serve_connection(io, service)
         .await
     {

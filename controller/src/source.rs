@@ -51,10 +51,15 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Whether the same bundle may be accepted later: an unsigned one, whose signature may
-    /// simply not be pushed yet (a push tags the bundle, then signs it).
+    /// Whether the same bundle may be accepted later, so that it is fetched again at the next
+    /// poll: an unsigned one, whose signature may be pushed after its tag by another tool, and
+    /// a signed one a blob of which came corrupt (a flaky proxy or registry node may serve it
+    /// whole next time). The others are verdicts on the bundle's signed bytes.
     pub fn may_pass_later(&self) -> bool {
-        matches!(self, Refusal::Signature(Problem::Unsigned { .. }))
+        matches!(
+            self,
+            Refusal::Signature(Problem::Unsigned { .. }) | Refusal::Tampered(_)
+        )
     }
 }
 

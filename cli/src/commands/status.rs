@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use etl::ops::status::{self, Endpoint, Fetched, Outcome, Token, WaitOptions};
 
-use crate::args::RegistryArgs;
+use crate::args::{CredentialsError, RegistryArgs};
 use crate::exit::{Error, Verdict};
 use crate::render;
 
@@ -47,6 +47,10 @@ pub struct Args {
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = humantime::parse_duration,
           requires = "wait")]
     timeout: Duration,
+    /// The registry (`host[:port]`) --wait may send --username's password to: the
+    /// controller's document names the bundle's registry, and a password goes nowhere else.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry: Option<String>,
     #[command(flatten)]
     access: RegistryArgs,
 }
@@ -117,7 +121,14 @@ pub fn run(args: Args) -> Result<Verdict, Error> {
         &endpoint,
         environment,
         &options,
-        |host| args.access.credentials(host),
+        |host| {
+            if args.access.gives_password() && args.registry.as_deref() != Some(host) {
+                return Err(CredentialsError::UnnamedRegistry {
+                    host: host.to_owned(),
+                });
+            }
+            args.access.credentials(host)
+        },
         |why| eprintln!("waiting: {why}"),
     )?;
     match outcome {

@@ -752,10 +752,11 @@ fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice
     assert_registry_holds(registry.port, &dist, &report);
 }
 
-/// A signed output: every signature is in the registry before any tag names what it signs, so
-/// a controller polling an environment's tag never finds its bundle unsigned.
+/// A signed output: every signature is in the registry before any tag names what it signs, and
+/// every artifact before any bundle, so a controller polling an environment's tag never finds
+/// its bundle unsigned or pinning what is not there yet.
 #[test]
-fn signatures_go_up_before_any_tag_moves() {
+fn signatures_then_artifacts_then_bundles() {
     let registry = TestRegistry::start(None);
     let proxy = Proxy::start(registry.port, |_: &str, _: &str| false);
     let unsigned = dist_for(&team(&proxy.host()));
@@ -797,6 +798,17 @@ fn signatures_go_up_before_any_tag_moves() {
     assert!(
         last_signature < first_tag,
         "a tag moved before every signature was up: {puts:#?}"
+    );
+    // The bundles last: every artifact a bundle pins is there before a bundle's tag moves.
+    let reference = |t: &str| t.rsplit('/').next().unwrap_or_default().to_owned();
+    let first_bundle_tag = puts
+        .iter()
+        .position(|t| t.contains("/bundles/") && !reference(t).starts_with("sha256"))
+        .unwrap();
+    let last_artifact = puts.iter().rposition(|t| !t.contains("/bundles/")).unwrap();
+    assert!(
+        last_artifact < first_bundle_tag,
+        "a bundle's tag moved before an artifact it pins was up: {puts:#?}"
     );
     assert!(
         puts.iter()

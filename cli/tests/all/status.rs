@@ -265,6 +265,26 @@ fn waiting_ends_when_the_tag_s_bundle_runs_or_the_time_is_up() {
     );
     assert!(text(&out.stdout).contains(&format!("applied:     {digest}")));
 
+    // A password goes only to the registry named: the controller's document names the bundle's.
+    let out = etl(
+        &[
+            "status",
+            "--controller",
+            &url,
+            "--wait",
+            "--username",
+            "ci",
+            "--password-stdin",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("pass --registry {host}")),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Nobody answers: not ready until the time is up.
     let port = crate::registry::free_port();
     let out = etl(

@@ -32,10 +32,14 @@ pub const KIND: &str = "Bundle";
 /// Largest file or config blob a reader accepts, in bytes.
 pub const MAX_BLOB_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Where every bundle's artifact name starts: no pipeline artifact's name can (a pipeline name
+/// holds no `/`).
+pub const REPOSITORY_PREFIX: &str = "bundles/";
+
 /// The artifact name of the bundle of `environment` of `project`: `bundles/<project>/<env>`, its
 /// `ref.name` in `dist/oci/` and its repository under the project's registry.
 pub fn name(project: &str, environment: &str) -> String {
-    format!("bundles/{project}/{environment}")
+    format!("{REPOSITORY_PREFIX}{project}/{environment}")
 }
 
 /// What a controller needs to know about a bundle besides its files.

@@ -8,9 +8,10 @@
 //! environment's deployment bundle (`bundles/<project>/<env>`, [`crate::oci::bundle`]) is
 //! pushed the same way, and tagged with its environment's name when that environment is named:
 //! moving that tag is what deploys it. A cosign signature entry (`sha256-<hex>.sig`) goes to the
-//! repository of the artifact it signs, tagged with its name. Signatures go up before any
-//! artifact, so a tag never names an artifact whose signature is not there yet: a controller
-//! polling an environment's tag never sees its bundle unsigned.
+//! repository of the artifact it signs, tagged with its name. Signatures go up first, then the
+//! component artifacts, then the bundles: a tag never names an artifact whose signature is not
+//! there yet, and a bundle's tag never moves before every artifact it pins is in the registry,
+//! so a controller polling an environment's tag never takes a bundle it cannot run.
 //! Every step is idempotent, so an interrupted push re-run finishes without re-uploading what
 //! arrived. Afterwards every tag is fetched and its bytes hashed: a digest other than the local
 //! one is an error.
@@ -329,12 +330,22 @@ async fn run(
         .authenticate(&registry.repository(&first.repository), true)
         .await?;
     let oci = dist.join("oci");
-    // Signatures first (see the module docs); the report keeps the layout's order.
-    let is_signature = |e: &Entry| e.tags.iter().any(|t| crate::oci::sign::is_signature_tag(t));
-    let order: Vec<usize> = (0..entries.len())
-        .filter(|i| is_signature(&entries[*i]))
-        .chain((0..entries.len()).filter(|i| !is_signature(&entries[*i])))
-        .collect();
+    // Signatures, then artifacts, then bundles (see the module docs); the report keeps the
+    // layout's order.
+    let rank = |e: &Entry| {
+        if e.tags.iter().any(|t| crate::oci::sign::is_signature_tag(t)) {
+            0
+        } else if e
+            .repository
+            .starts_with(crate::oci::bundle::REPOSITORY_PREFIX)
+        {
+            2
+        } else {
+            1
+        }
+    };
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|i| rank(&entries[*i]));
     let mut pushed = vec![None; entries.len()];
     for i in order {
         let entry = &entries[i];

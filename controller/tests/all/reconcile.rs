@@ -259,6 +259,15 @@ async fn refused_bundles_leave_the_last_good_one_running() {
     )
     .unwrap();
     refused(&tick(&mut c).await, &e, "tampered");
+    // A corrupt blob is fetched again at the next look: served whole once more, it passes.
+    let listener_bytes = packaged.blobs[&layer].clone();
+    std::fs::write(env.registry.blob_file(&layer), &listener_bytes).unwrap();
+    let doc = settle(&mut c).await;
+    assert_eq!(doc.applied.as_ref().unwrap().digest, e, "{doc:#?}");
+    assert_eq!(doc.state, EnvironmentState::Ready, "{doc:#?}");
+    bundles::retag(&host, REPOSITORY, "dev", &a).await;
+    assert_eq!(settle(&mut c).await.state, EnvironmentState::Ready);
+    let writes = env.wadm.writes().len();
 
     // Signed, but for staging.
     let staging = bundle("staging", vec![listener(LISTENER_V), pipeline()]);
