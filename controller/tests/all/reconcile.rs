@@ -259,6 +259,7 @@ async fn refused_bundles_leave_the_last_good_one_running() {
     )
     .unwrap();
     refused(&tick(&mut c).await, &e, "tampered");
+    assert_eq!(env.wadm.writes().len(), writes, "a refusal wrote to wadm");
     // A corrupt blob is fetched again at the next look: served whole once more, it passes.
     let listener_bytes = packaged.blobs[&layer].clone();
     std::fs::write(env.registry.blob_file(&layer), &listener_bytes).unwrap();
