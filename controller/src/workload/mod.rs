@@ -152,7 +152,8 @@ struct Wanted {
 struct Outcome {
     added: Vec<Record>,
     removed: Vec<(String, String)>,
-    errors: Vec<String>,
+    /// (deployment, what went wrong).
+    errors: Vec<(String, String)>,
 }
 
 /// The v2 applier (see the module's docs).
@@ -450,7 +451,8 @@ impl Workloads {
     }
 
     /// Carries out a plan: each deployment's steps in order (deployments at once), and the
-    /// prune. Returns the errors by deployment.
+    /// prune. Returns the errors by deployment (those of the prune by the deployment the
+    /// bundle no longer has).
     async fn execute(&mut self, prepared: &Wanted, plan: &Plan) -> BTreeMap<String, String> {
         let by_name: BTreeMap<&str, &Prepared> = prepared
             .deployments
@@ -476,7 +478,7 @@ impl Workloads {
                     outcome.added.extend(record);
                     if let Err(e) = result {
                         started = false;
-                        outcome.errors.push(e);
+                        outcome.errors.push((step.deployment.clone(), e));
                     }
                 }
                 if started {
@@ -494,12 +496,21 @@ impl Workloads {
         let mut errors = BTreeMap::new();
         for (deployment, outcome) in outcomes {
             if !outcome.errors.is_empty() {
-                errors.insert(deployment, outcome.errors.join("; "));
+                let each: Vec<&str> = outcome.errors.iter().map(|(_, e)| e.as_str()).collect();
+                errors.insert(deployment, each.join("; "));
             }
             self.settle(outcome);
         }
-        for e in &pruned.errors {
-            tracing::warn!("pruning: {e}");
+        let mut prune_errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (deployment, e) in &pruned.errors {
+            tracing::warn!(deployment = %deployment, "pruning: {e}");
+            prune_errors
+                .entry(deployment.clone())
+                .or_default()
+                .push(e.clone());
+        }
+        for (deployment, e) in prune_errors {
+            errors.insert(deployment, e.join("; "));
         }
         self.settle(pruned);
         errors
@@ -520,7 +531,7 @@ impl Workloads {
             match result {
                 Ok(true) => outcome.removed.push((s.host.clone(), s.id.clone())),
                 Ok(false) => {}
-                Err(e) => outcome.errors.push(e),
+                Err(e) => outcome.errors.push((s.deployment.clone(), e)),
             }
         }
     }
@@ -673,8 +684,11 @@ impl Workloads {
     }
 }
 
-/// One [`AppState`] per application with a `k8s/` file: failed if its file is unreadable or a
-/// deployment of it failed (or its execution did), reconciling if one is, deployed otherwise.
+/// One [`AppState`] per application with a `k8s/` file, in bundle order: failed if its file is
+/// unreadable or a deployment of it failed (or its execution did), reconciling if one is,
+/// deployed otherwise. Then, by name, one per application the bundle no longer has of which
+/// workloads are left ([`removed`]); a deployment the bundle no longer has of an application it
+/// still has counts in that application's state.
 fn app_states(
     bundle: &Bundle,
     prepared: &Wanted,
@@ -683,7 +697,8 @@ fn app_states(
     errors: &BTreeMap<String, String>,
 ) -> Vec<AppState> {
     let assessments = plan::assess(inputs, plan);
-    bundle
+    let mut leftovers = removed(inputs, errors);
+    let mut states: Vec<AppState> = bundle
         .facts
         .applications
         .iter()
@@ -712,6 +727,18 @@ fn app_states(
                     State::Deployed => {}
                 }
             }
+            for r in leftovers.remove(&app.name).unwrap_or_default() {
+                match r.state {
+                    State::Failed => failed.push(format!(
+                        "{}: removed from the bundle, but stopping its workloads failed: {}",
+                        r.deployment, r.reason
+                    )),
+                    _ => reconciling.push(format!(
+                        "{}: removed from the bundle: being undeployed ({})",
+                        r.deployment, r.reason
+                    )),
+                }
+            }
             let (state, reason) = if !failed.is_empty() {
                 (State::Failed, Some(failed.join("; ")))
             } else if !reconciling.is_empty() {
@@ -726,7 +753,123 @@ fn app_states(
                 reason,
             }
         })
-        .collect()
+        .collect();
+    for (application, deployments) in leftovers {
+        let failed = deployments.iter().any(|r| r.state == State::Failed);
+        let details: Vec<String> = deployments
+            .iter()
+            .map(|r| format!("{}: {}", r.deployment, r.reason))
+            .collect();
+        let reason = if failed {
+            format!(
+                "removed from the bundle, but stopping its workloads failed: {}",
+                details.join("; ")
+            )
+        } else {
+            format!(
+                "removed from the bundle: being undeployed ({})",
+                details.join("; ")
+            )
+        };
+        states.push(AppState {
+            version: deployments.iter().find_map(|r| r.version.clone()),
+            name: application,
+            state: if failed {
+                State::Failed
+            } else {
+                State::Reconciling
+            },
+            reason: Some(reason),
+        });
+    }
+    states
+}
+
+/// What is left of a deployment the bundle no longer has.
+#[derive(Debug)]
+struct Leftover {
+    deployment: String,
+    /// The version its workloads were started at, when known.
+    version: Option<String>,
+    /// `failed` when stopping one failed, else `reconciling`.
+    state: State,
+    /// How many workloads are left and where, or what stopping them answered.
+    reason: String,
+}
+
+/// The workloads of deployments the bundle no longer has, by application and deployment —
+/// whether the plan stops them now or their host is not heard from (they are stopped when it
+/// is back). Those of an application whose manifest could not be read are left as they run and
+/// not counted here (that application is failed already).
+fn removed(inputs: &Inputs, errors: &BTreeMap<String, String>) -> BTreeMap<String, Vec<Leftover>> {
+    let wanted: BTreeSet<&str> = inputs
+        .desired
+        .iter()
+        .map(|d| d.deployment.as_str())
+        .collect();
+    let mut by_deployment: BTreeMap<(&str, &str), Vec<&Observed>> = BTreeMap::new();
+    for o in inputs.observed.iter().filter(|o| {
+        !wanted.contains(o.deployment.as_str()) && !inputs.held.contains(&o.application)
+    }) {
+        by_deployment
+            .entry((o.application.as_str(), o.deployment.as_str()))
+            .or_default()
+            .push(o);
+    }
+    let live: BTreeMap<&str, &plan::Host> = inputs
+        .hosts
+        .iter()
+        .filter(|h| !h.stale)
+        .map(|h| (h.id.as_str(), h))
+        .collect();
+    let mut out: BTreeMap<String, Vec<Leftover>> = BTreeMap::new();
+    for ((application, deployment), workloads) in by_deployment {
+        let version = workloads.iter().find_map(|o| o.version.clone());
+        let (state, reason) = match errors.get(deployment) {
+            Some(e) => (State::Failed, e.clone()),
+            None => {
+                let silent: BTreeSet<&str> = workloads
+                    .iter()
+                    .filter(|o| !live.contains_key(o.host.as_str()))
+                    .map(|o| o.host.as_str())
+                    .collect();
+                let away = workloads
+                    .iter()
+                    .filter(|o| silent.contains(o.host.as_str()))
+                    .count();
+                let mut reason = match workloads.len() {
+                    1 => "1 workload left".to_owned(),
+                    n => format!("{n} workloads left"),
+                };
+                if away > 0 {
+                    let hosts: Vec<String> = silent
+                        .iter()
+                        .map(|id| {
+                            inputs
+                                .hosts
+                                .iter()
+                                .find(|h| h.id == *id && !h.name.is_empty())
+                                .map_or_else(|| (*id).to_owned(), |h| h.name.clone())
+                        })
+                        .collect();
+                    reason.push_str(&format!(
+                        ", {away} on hosts not heard from ({}): stopped when they are back",
+                        hosts.join(", ")
+                    ));
+                }
+                (State::Reconciling, reason)
+            }
+        };
+        out.entry(application.to_owned())
+            .or_default()
+            .push(Leftover {
+                deployment: deployment.to_owned(),
+                version,
+                state,
+                reason,
+            });
+    }
+    out
 }
 
 /// The bundle's deployments for its environment, ready to place; `resources` are the secrets
@@ -830,6 +973,7 @@ fn observed_as(r: &Record, condition: Condition, message: String) -> Observed {
         replica: r.replica,
         condition,
         message,
+        version: Some(r.version.clone()),
     }
 }
 
@@ -1029,6 +1173,141 @@ mod tests {
                 .starts_with("p-a: replica 0 on h-1: WORKLOAD_STATE_ERROR: no; p-b: Secret"),
             "{states:?}"
         );
+    }
+
+    #[test]
+    fn what_is_left_to_prune_has_a_state() {
+        let b = bundle();
+        let wanted = prepare(&b, &Resources::default());
+        let host = |id: &str, stale| plan::Host {
+            id: id.into(),
+            name: format!("{id}-1"),
+            labels: Map::new(),
+            environment: String::new(),
+            stale,
+            workloads: 0,
+        };
+        let a_hash = wanted.deployments[0].desired.hash.clone();
+        let running =
+            |deployment: &str, application: &str, hash: &str, replica, host: &str| Observed {
+                id: format!("w-{deployment}-{replica}"),
+                host: host.into(),
+                deployment: deployment.into(),
+                application: application.into(),
+                hash: hash.into(),
+                replica,
+                condition: Condition::Running,
+                message: String::new(),
+                version: Some(format!("sha-{application}")),
+            };
+        let inputs = Inputs {
+            owner: wanted.owner.clone(),
+            desired: wanted
+                .deployments
+                .iter()
+                .map(|p| p.desired.clone())
+                .collect(),
+            observed: vec![
+                running("p-a", "p", &a_hash, 0, "h"),
+                running("p-a", "p", &a_hash, 1, "h"),
+                // A deployment p no longer has.
+                running("p-c", "p", "c1", 0, "h"),
+                // A pipeline gone from the bundle, on a live host: pruned now.
+                running("old-x", "old", "x1", 0, "h"),
+                // One gone from the bundle whose host is not heard from: left until it is.
+                running("gone-y", "gone", "y1", 0, "g"),
+                running("gone-y", "gone", "y1", 1, "h"),
+                // q's file is unreadable: what runs of it is left alone, and not counted.
+                running("q-z", "q", "z1", 0, "h"),
+            ],
+            hosts: vec![host("h", false), host("g", true)],
+            held: wanted.unreadable.keys().cloned().collect(),
+            starts_held: None,
+            discovering: false,
+        };
+        let plan = plan::decide(&inputs);
+        let pruned: Vec<(&str, &str)> = plan
+            .prune
+            .iter()
+            .map(|s| (s.deployment.as_str(), s.host.as_str()))
+            .collect();
+        assert_eq!(pruned, [("gone-y", "h"), ("old-x", "h"), ("p-c", "h")]);
+
+        // Stopping old-x and p-c failed; the rest is under way.
+        let errors = BTreeMap::from([
+            (
+                "old-x".to_owned(),
+                "stopping workload w-old-x-0 on h-1: request timed out".to_owned(),
+            ),
+            (
+                "p-c".to_owned(),
+                "stopping workload w-p-c-0 on h-1: no".to_owned(),
+            ),
+        ]);
+        let states = app_states(&b, &wanted, &inputs, &plan, &errors);
+        let summary: Vec<(&str, State, Option<&str>, &str)> = states
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.state,
+                    s.version.as_deref(),
+                    s.reason.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(summary.len(), 4, "{summary:#?}");
+        assert_eq!(&summary[0].0, &"p");
+        assert!(
+            summary[0].3.ends_with(
+                "; p-c: removed from the bundle, but stopping its workloads failed: \
+                     stopping workload w-p-c-0 on h-1: no"
+            ),
+            "{summary:#?}"
+        );
+        assert_eq!(summary[1].0, "q");
+        assert_eq!(
+            summary[2],
+            (
+                "gone",
+                State::Reconciling,
+                Some("sha-gone"),
+                "removed from the bundle: being undeployed (gone-y: 2 workloads left, 1 on \
+                 hosts not heard from (g-1): stopped when they are back)"
+            )
+        );
+        assert_eq!(
+            summary[3],
+            (
+                "old",
+                State::Failed,
+                Some("sha-old"),
+                "removed from the bundle, but stopping its workloads failed: old-x: stopping \
+                 workload w-old-x-0 on h-1: request timed out"
+            )
+        );
+
+        // Only the silent host's workload is left: still not deployed.
+        let mut later = inputs.clone();
+        later
+            .observed
+            .retain(|o| o.host == "g" || o.deployment == "p-a" || o.application == "q");
+        let plan = plan::decide(&later);
+        assert!(plan.prune.is_empty(), "{:?}", plan.prune);
+        let states = app_states(&b, &wanted, &later, &plan, &BTreeMap::new());
+        let names: Vec<(&str, State)> = states.iter().map(|s| (s.name.as_str(), s.state)).collect();
+        assert_eq!(
+            names,
+            [
+                ("p", State::Failed),
+                ("q", State::Failed),
+                ("gone", State::Reconciling)
+            ]
+        );
+        // Gone everywhere: no line.
+        later.observed.retain(|o| o.host != "g");
+        let states = app_states(&b, &wanted, &later, &plan::decide(&later), &BTreeMap::new());
+        assert_eq!(states.len(), 2, "{states:?}");
     }
 
     #[test]

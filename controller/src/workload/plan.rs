@@ -144,6 +144,9 @@ pub struct Observed {
     /// The host's message (an error's reason).
     #[serde(default)]
     pub message: String,
+    /// Its application's version when it was started, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Everything [`decide`] looks at.
