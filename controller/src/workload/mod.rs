@@ -87,12 +87,10 @@ pub struct Options {
     pub timeouts: Timeouts,
     /// The ledger's NATS key-value bucket.
     pub ledger_bucket: String,
-    /// Without a ledger: how long after start nothing is started, so that every live host has
-    /// sent a heartbeat and been asked what it runs (a heartbeat interval and a little).
+    /// How long after start nothing is started, so that every live host has sent a heartbeat
+    /// and been asked what it runs (a heartbeat interval and a little) — unless every host the
+    /// ledger names for the environment has been heard from ([`plan::starts_held`]).
     pub discovery: Duration,
-    /// A workload on a host not heard from for this long is forgotten (hosts that restart
-    /// get a new id; their workloads are gone with them).
-    pub forget_after: Duration,
 }
 
 impl Default for Options {
@@ -103,7 +101,6 @@ impl Default for Options {
             timeouts: Timeouts::default(),
             ledger_bucket: LEDGER_BUCKET.to_owned(),
             discovery: HEARTBEAT_INTERVAL + Duration::from_secs(2),
-            forget_after: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -167,9 +164,10 @@ pub struct Workloads {
     records: BTreeMap<(String, String), Record>,
     /// (host, id) pairs already asked for while looking for the current bundle's workloads.
     probed: BTreeSet<(String, String)>,
-    /// (project, environment) pairs the ledger had entries for at start: it says where their
-    /// workloads run, so their starts need not wait for every host's heartbeat.
-    recovered: BTreeSet<(String, String)>,
+    /// The hosts the ledger's entries named at start, by (project, environment): once each
+    /// has been heard from, where that owner's workloads run is known, and its starts need not
+    /// wait for every host's heartbeat ([`plan::starts_held`]).
+    recovered: BTreeMap<(String, String), BTreeSet<String>>,
     started: Instant,
 }
 
@@ -193,10 +191,13 @@ impl Workloads {
             .into_iter()
             .map(|r| ((r.host.clone(), r.id.clone()), r))
             .collect();
-        let recovered = records
-            .values()
-            .map(|r| (r.project.clone(), r.environment.clone()))
-            .collect();
+        let mut recovered: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for r in records.values() {
+            recovered
+                .entry((r.project.clone(), r.environment.clone()))
+                .or_default()
+                .insert(r.host.clone());
+        }
         let ask: BTreeSet<String> = records
             .keys()
             .map(|(host, _)| host.clone())
@@ -237,7 +238,7 @@ impl Workloads {
     /// [`AppState`] per application with a `k8s/` file, in bundle order.
     pub async fn apply(&mut self, bundle: &Bundle) -> Result<Vec<AppState>, Error> {
         let prepared = self.prepare(bundle)?;
-        let inputs = self.observe_inputs(&prepared).await;
+        let inputs = self.observe_inputs(&prepared, true).await;
         let plan = plan::decide(&inputs);
         if plan.is_idle() {
             return Ok(app_states(
@@ -249,15 +250,16 @@ impl Workloads {
             ));
         }
         let errors = self.execute(&prepared, &plan).await;
-        let inputs = self.observe_inputs(&prepared).await;
+        let inputs = self.observe_inputs(&prepared, true).await;
         let after = plan::decide(&inputs);
         Ok(app_states(bundle, &prepared, &inputs, &after, &errors))
     }
 
-    /// Where each application of the bundle stands on the hosts, without changing anything.
+    /// Where each application of the bundle stands on the hosts, without changing anything:
+    /// only `workload.status` requests are sent, nothing is written to the ledger.
     pub async fn observe(&mut self, bundle: &Bundle) -> Result<Vec<AppState>, Error> {
         let prepared = self.prepare(bundle)?;
-        let inputs = self.observe_inputs(&prepared).await;
+        let inputs = self.observe_inputs(&prepared, false).await;
         let plan = plan::decide(&inputs);
         Ok(app_states(
             bundle,
@@ -281,7 +283,12 @@ impl Workloads {
     /// per host and id — about the current bundle's deterministic ids it does not know of
     /// (how a restarted controller without a ledger entry finds them); then the decision's
     /// inputs.
-    async fn observe_inputs(&mut self, prepared: &Wanted) -> Inputs {
+    ///
+    /// A workload whose host is not heard from is kept, however long the silence (it counts
+    /// for nothing in the decision until its host is back); only its host saying it no longer
+    /// has it drops it. When `record` is false (a look while the registry is stale) nothing is
+    /// written to the ledger nor remembered: what the hosts answered only makes these inputs.
+    async fn observe_inputs(&mut self, prepared: &Wanted, record: bool) -> Inputs {
         let owner = &prepared.owner;
         let hosts = self.hosts.snapshot();
         let reachable: BTreeSet<&str> = hosts
@@ -289,7 +296,6 @@ impl Workloads {
             .filter(|h| !h.stale)
             .map(|h| h.id.as_str())
             .collect();
-        self.forget_lost_hosts(owner).await;
         // The current bundle's ids not yet asked about, on every reachable host.
         let mut probes: Vec<Record> = Vec::new();
         for p in &prepared.deployments {
@@ -355,7 +361,7 @@ impl Workloads {
             let key = (r.host.clone(), r.id.clone());
             match answer.map(|a| a.map(|s| condition(&s.workload_state).map(|c| (c, s.message)))) {
                 // The host no longer has it: forgotten.
-                Some(Ok(None)) => {
+                Some(Ok(None)) if record => {
                     tracing::info!(
                         deployment = %r.deployment, replica = r.replica, host = %r.host,
                         workload = %r.id, "workload no longer on its host"
@@ -363,6 +369,7 @@ impl Workloads {
                     self.ledger.remove(&r).await;
                     self.records.remove(&key);
                 }
+                Some(Ok(None)) => {}
                 Some(Ok(Some((condition, message)))) => {
                     observed.push(observed_as(&r, condition, message))
                 }
@@ -377,39 +384,49 @@ impl Workloads {
         for (r, answer) in probe_answers {
             let key = (r.host.clone(), r.id.clone());
             match answer {
-                Some(Ok(status)) => {
-                    self.probed.insert(key.clone());
-                    if let Some(condition) = condition(&status.workload_state) {
+                Some(Ok(status)) => match condition(&status.workload_state) {
+                    Some(condition) if record => {
                         tracing::info!(
                             deployment = %r.deployment, replica = r.replica, host = %r.host,
                             workload = %r.id, state = %status.workload_state,
                             "found a workload of the bundle on a host"
                         );
+                        self.probed.insert(key.clone());
                         self.ledger.put(&r).await;
                         observed.push(observed_as(&r, condition, status.message));
                         self.records.insert(key, r);
                     }
-                }
+                    // Asked again by the next apply, which records it.
+                    Some(condition) => observed.push(observed_as(&r, condition, status.message)),
+                    None => {
+                        self.probed.insert(key);
+                    }
+                },
                 // Asked again next time.
                 Some(Err(e)) => tracing::warn!(deployment = %r.deployment, workload = %r.id, "{e}"),
                 None => {}
             }
         }
         // Until every live host has sent a heartbeat, one not heard from yet may run workloads
-        // of this environment that only it can tell of: nothing is started then, unless the
-        // ledger said where this environment's workloads run (and those hosts were asked).
+        // of this environment that only it can tell of: nothing is started then, unless every
+        // host the ledger named for this environment has been heard from.
         let discovering = self.started.elapsed() < self.options.discovery;
-        let recovered = self.ledger.enabled()
-            && self
-                .recovered
-                .contains(&(owner.project.clone(), owner.environment.clone()));
-        let starts_held = (discovering && !recovered).then(|| {
-            format!(
-                "listening to host heartbeats for {:?} after start before placing anything \
-                 (no ledger entry says which hosts run this environment's workloads)",
-                self.options.discovery
-            )
-        });
+        // Hosts that answered a status request are among them: only those are asked.
+        let heard: BTreeSet<String> = self
+            .hosts
+            .snapshot()
+            .into_iter()
+            .filter(|h| !h.stale)
+            .map(|h| h.id)
+            .collect();
+        let starts_held = plan::starts_held(
+            discovering,
+            self.options.discovery,
+            self.recovered
+                .get(&(owner.project.clone(), owner.environment.clone()))
+                .unwrap_or(&BTreeSet::new()),
+            &heard,
+        );
         Inputs {
             owner: owner.clone(),
             desired: prepared
@@ -422,31 +439,6 @@ impl Workloads {
             held: prepared.unreadable.keys().cloned().collect(),
             starts_held,
             discovering,
-        }
-    }
-
-    /// Forgets the workloads of hosts not heard from for [`Options::forget_after`].
-    async fn forget_lost_hosts(&mut self, owner: &Owner) {
-        let up = self.started.elapsed();
-        let lost: Vec<(String, String)> = self
-            .records
-            .iter()
-            .filter(|(_, r)| r.project == owner.project && r.environment == owner.environment)
-            .filter(|((host, _), _)| match self.hosts.last_seen(host) {
-                Some(seen) => seen.elapsed() >= self.options.forget_after,
-                None => up >= self.options.forget_after,
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in lost {
-            if let Some(r) = self.records.remove(&key) {
-                tracing::warn!(
-                    deployment = %r.deployment, host = %r.host, workload = %r.id,
-                    "forgetting a workload: its host has not been heard from for {:?}",
-                    self.options.forget_after
-                );
-                self.ledger.remove(&r).await;
-            }
         }
     }
 
