@@ -78,11 +78,33 @@ pub fn overall(doc: &ControllerStatus) -> EnvironmentState {
 /// applier's `states` (an application it does not mention is undeployed); the artifacts are
 /// those of `generation`. A v2 lattice deploys no shared application: its hosts have their own
 /// HTTP listeners, so an application without `k8s/` manifests is not one of its lines.
+///
+/// Then one line per state of an application that is not one of those lines, in the
+/// applier's order: what the bundle no longer has but the lattice still runs (being pruned, or
+/// failing to be), so that the environment is not ready until it is gone.
 pub fn pipelines(
     facts: &Facts,
     generation: Generation,
     states: &[AppState],
 ) -> Vec<PipelineStatus> {
+    let mut lines = bundle_lines(facts, generation, states);
+    let extra: Vec<PipelineStatus> = states
+        .iter()
+        .filter(|s| !lines.iter().any(|l| l.application == s.name))
+        .map(|s| PipelineStatus {
+            name: s.name.clone(),
+            application: s.name.clone(),
+            version: s.version.clone(),
+            state: word(s.state),
+            reason: s.reason.clone(),
+            artifacts: Vec::new(),
+        })
+        .collect();
+    lines.extend(extra);
+    lines
+}
+
+fn bundle_lines(facts: &Facts, generation: Generation, states: &[AppState]) -> Vec<PipelineStatus> {
     facts
         .applications
         .iter()
@@ -270,6 +292,83 @@ mod tests {
             names(Generation::V1, &[deployed("p")]),
             ["listener Undeployed", "p Deployed"]
         );
+    }
+
+    #[test]
+    fn what_is_being_pruned_has_a_line_and_keeps_the_environment_from_ready() {
+        use etl::oci::bundle::{ApplicationFacts, Facts};
+        let facts = Facts {
+            api_version: "etl/v1alpha1".to_owned(),
+            kind: "Bundle".to_owned(),
+            project: "p".to_owned(),
+            environment: "dev".to_owned(),
+            registry: "r".to_owned(),
+            lattice: "l".to_owned(),
+            revision: None,
+            source: None,
+            applications: vec![ApplicationFacts {
+                name: "kept".to_owned(),
+                pipeline: Some("kept".to_owned()),
+                version: "sha-1".to_owned(),
+                shared: false,
+                wadm: "wadm/kept.yaml".to_owned(),
+                k8s: Some("k8s/kept.yaml".to_owned()),
+                artifacts: vec![],
+            }],
+        };
+        let state = |name: &str, state, reason: Option<&str>| AppState {
+            name: name.to_owned(),
+            version: Some("sha-0".to_owned()),
+            state,
+            reason: reason.map(str::to_owned),
+        };
+        for generation in [Generation::V1, Generation::V2] {
+            let states = [
+                state("kept", State::Deployed, None),
+                state(
+                    "removed",
+                    State::Reconciling,
+                    Some("removed from the bundle: being undeployed"),
+                ),
+            ];
+            let lines = pipelines(&facts, generation, &states);
+            let summary: Vec<(&str, &str, PipelineState, Option<&str>)> = lines
+                .iter()
+                .map(|l| {
+                    (
+                        l.name.as_str(),
+                        l.application.as_str(),
+                        l.state,
+                        l.reason.as_deref(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                summary,
+                [
+                    ("kept", "kept", PipelineState::Deployed, None),
+                    (
+                        "removed",
+                        "removed",
+                        PipelineState::Reconciling,
+                        Some("removed from the bundle: being undeployed")
+                    ),
+                ]
+            );
+            let mut d = doc("a", Some("a"), &[]);
+            d.pipelines = lines;
+            assert_eq!(overall(&d), EnvironmentState::Reconciling);
+            // The lattice refused the prune: failed.
+            let states = [
+                state("kept", State::Deployed, None),
+                state("removed", State::Failed, Some("wadm refused")),
+            ];
+            d.pipelines = pipelines(&facts, generation, &states);
+            assert_eq!(overall(&d), EnvironmentState::Failed);
+            // Gone: ready.
+            d.pipelines = pipelines(&facts, generation, &states[..1]);
+            assert_eq!(overall(&d), EnvironmentState::Ready);
+        }
     }
 
     #[test]

@@ -182,7 +182,57 @@ pub struct Outcomes {
 /// the `plan` and what its requests answered. An application just deployed is `reconciling`
 /// until a later look finds wadm reporting its version deployed: right after a deploy wadm may
 /// still show the previous version's status.
+///
+/// Then, by name, one state for each application this controller owns that the bundle no
+/// longer has but wadm still held: `failed` with wadm's words when it refused to undeploy or
+/// delete it, else `reconciling` until a later look finds it gone — so the environment is not
+/// ready while a pruned application may still run.
 pub fn states(
+    applications: &[ApplicationFacts],
+    observed: &[Observed],
+    plan: &Plan,
+    outcomes: &Outcomes,
+) -> Vec<AppState> {
+    let mut states = bundle_states(applications, observed, plan, outcomes);
+    let wanted: BTreeSet<&str> = applications.iter().map(|a| a.name.as_str()).collect();
+    let mut removed: Vec<&Observed> = observed
+        .iter()
+        .filter(|o| o.owner == Owner::Ours && !wanted.contains(o.name.as_str()))
+        .collect();
+    removed.sort_by(|a, b| a.name.cmp(&b.name));
+    states.extend(removed.into_iter().map(|o| {
+        let (state, reason) = match (outcomes.refused.get(&o.name), &o.deployed_version) {
+            (Some(message), _) => (
+                State::Failed,
+                format!(
+                    "removed from the bundle, but wadm refused to undeploy or delete it: {message}"
+                ),
+            ),
+            (None, Some(_)) => (
+                State::Reconciling,
+                "removed from the bundle: being undeployed".to_owned(),
+            ),
+            (None, None) => (
+                State::Reconciling,
+                "removed from the bundle: being deleted (not deployed)".to_owned(),
+            ),
+        };
+        AppState {
+            name: o.name.clone(),
+            version: Some(
+                o.deployed_version
+                    .clone()
+                    .unwrap_or_else(|| o.version.clone()),
+            ),
+            state,
+            reason: Some(reason),
+        }
+    }));
+    states
+}
+
+/// [`states`] of the bundle's applications.
+fn bundle_states(
     applications: &[ApplicationFacts],
     observed: &[Observed],
     plan: &Plan,

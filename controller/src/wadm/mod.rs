@@ -633,6 +633,104 @@ mod tests {
     }
 
     #[test]
+    fn what_is_being_pruned_is_not_ready() {
+        // The pipeline left the bundle; the lattice still runs it.
+        let f = facts(vec![app(LISTENER, LISTENER_V, true)]);
+        let observed = lattice("list-mixed", &f, &[]);
+        let plan = decide(&f.applications, &observed);
+        assert_eq!(
+            plan.actions,
+            [
+                Undeploy {
+                    app: PIPELINE.to_owned()
+                },
+                Delete {
+                    app: PIPELINE.to_owned()
+                },
+            ]
+        );
+        let summary = |s: Vec<AppState>| -> Vec<(String, State, Option<String>, Option<String>)> {
+            s.into_iter()
+                .map(|s| (s.name, s.state, s.version, s.reason))
+                .collect()
+        };
+        // Undeployed and deleted, or not yet (a look while the registry is stale): reconciling
+        // until a later look finds it gone.
+        for plan in [plan.clone(), Plan::default()] {
+            assert_eq!(
+                summary(states(
+                    &f.applications,
+                    &observed,
+                    &plan,
+                    &Default::default()
+                )),
+                [
+                    (
+                        LISTENER.to_owned(),
+                        State::Deployed,
+                        Some(LISTENER_V.to_owned()),
+                        None
+                    ),
+                    (
+                        PIPELINE.to_owned(),
+                        State::Reconciling,
+                        Some(PIPELINE_V.to_owned()),
+                        Some("removed from the bundle: being undeployed".to_owned())
+                    ),
+                ]
+            );
+        }
+        // wadm refused the undeploy: failed, in wadm's words.
+        let refused = Outcomes {
+            refused: BTreeMap::from([(PIPELINE.to_owned(), "lattice is busy".to_owned())]),
+            ..Outcomes::default()
+        };
+        let s = states(&f.applications, &observed, &plan, &refused);
+        assert_eq!(
+            (s[1].name.as_str(), s[1].state, s[1].reason.as_deref()),
+            (
+                PIPELINE,
+                State::Failed,
+                Some(
+                    "removed from the bundle, but wadm refused to undeploy or delete it: lattice \
+                     is busy"
+                )
+            )
+        );
+        // Only put, never deployed: deleted, not ready until it is.
+        let empty = facts(vec![]);
+        let observed = lattice("list-put", &empty, &[]);
+        let plan = decide(&empty.applications, &observed);
+        assert_eq!(
+            summary(states(
+                &empty.applications,
+                &observed,
+                &plan,
+                &Default::default()
+            )),
+            [(
+                LISTENER.to_owned(),
+                State::Reconciling,
+                Some(LISTENER_V.to_owned()),
+                Some("removed from the bundle: being deleted (not deployed)".to_owned())
+            )]
+        );
+        // Gone: nothing more to say; someone else's application is never a line.
+        let observed = lattice("list-mixed", &f, &[]);
+        let gone: Vec<Observed> = observed
+            .into_iter()
+            .filter(|o| o.name != PIPELINE)
+            .collect();
+        let s = states(
+            &f.applications,
+            &gone,
+            &Plan::default(),
+            &Default::default(),
+        );
+        assert_eq!(s.len(), 1, "{s:?}");
+    }
+
+    #[test]
     fn what_others_own_is_never_touched() {
         let f = facts(vec![
             app(LISTENER, LISTENER_V, true),

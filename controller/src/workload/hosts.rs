@@ -117,12 +117,6 @@ impl Hosts {
             })
             .collect()
     }
-
-    /// When a host was last heard from, if ever.
-    pub fn last_seen(&self, host_id: &str) -> Option<Instant> {
-        let known = self.known.lock().expect("hosts lock");
-        known.get(host_id).map(|k| k.last_seen)
-    }
 }
 
 fn record(known: &Mutex<BTreeMap<String, Known>>, heartbeat: Heartbeat) {

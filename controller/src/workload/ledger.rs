@@ -141,11 +141,6 @@ impl Ledger {
         )
     }
 
-    /// Whether there is a bucket.
-    pub fn enabled(&self) -> bool {
-        self.store.is_some()
-    }
-
     /// Writes an entry (before its start is sent). A failure is logged: the start goes on.
     pub async fn put(&self, record: &Record) {
         if let Some(store) = &self.store {

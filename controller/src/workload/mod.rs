@@ -87,12 +87,10 @@ pub struct Options {
     pub timeouts: Timeouts,
     /// The ledger's NATS key-value bucket.
     pub ledger_bucket: String,
-    /// Without a ledger: how long after start nothing is started, so that every live host has
-    /// sent a heartbeat and been asked what it runs (a heartbeat interval and a little).
+    /// How long after start nothing is started, so that every live host has sent a heartbeat
+    /// and been asked what it runs (a heartbeat interval and a little) — unless every host the
+    /// ledger names for the environment has been heard from ([`plan::starts_held`]).
     pub discovery: Duration,
-    /// A workload on a host not heard from for this long is forgotten (hosts that restart
-    /// get a new id; their workloads are gone with them).
-    pub forget_after: Duration,
 }
 
 impl Default for Options {
@@ -103,7 +101,6 @@ impl Default for Options {
             timeouts: Timeouts::default(),
             ledger_bucket: LEDGER_BUCKET.to_owned(),
             discovery: HEARTBEAT_INTERVAL + Duration::from_secs(2),
-            forget_after: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -152,7 +149,8 @@ struct Wanted {
 struct Outcome {
     added: Vec<Record>,
     removed: Vec<(String, String)>,
-    errors: Vec<String>,
+    /// (deployment, what went wrong).
+    errors: Vec<(String, String)>,
 }
 
 /// The v2 applier (see the module's docs).
@@ -166,9 +164,10 @@ pub struct Workloads {
     records: BTreeMap<(String, String), Record>,
     /// (host, id) pairs already asked for while looking for the current bundle's workloads.
     probed: BTreeSet<(String, String)>,
-    /// (project, environment) pairs the ledger had entries for at start: it says where their
-    /// workloads run, so their starts need not wait for every host's heartbeat.
-    recovered: BTreeSet<(String, String)>,
+    /// The hosts the ledger's entries named at start, by (project, environment): once each
+    /// has been heard from, where that owner's workloads run is known, and its starts need not
+    /// wait for every host's heartbeat ([`plan::starts_held`]).
+    recovered: BTreeMap<(String, String), BTreeSet<String>>,
     started: Instant,
 }
 
@@ -192,10 +191,13 @@ impl Workloads {
             .into_iter()
             .map(|r| ((r.host.clone(), r.id.clone()), r))
             .collect();
-        let recovered = records
-            .values()
-            .map(|r| (r.project.clone(), r.environment.clone()))
-            .collect();
+        let mut recovered: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for r in records.values() {
+            recovered
+                .entry((r.project.clone(), r.environment.clone()))
+                .or_default()
+                .insert(r.host.clone());
+        }
         let ask: BTreeSet<String> = records
             .keys()
             .map(|(host, _)| host.clone())
@@ -236,7 +238,7 @@ impl Workloads {
     /// [`AppState`] per application with a `k8s/` file, in bundle order.
     pub async fn apply(&mut self, bundle: &Bundle) -> Result<Vec<AppState>, Error> {
         let prepared = self.prepare(bundle)?;
-        let inputs = self.observe_inputs(&prepared).await;
+        let inputs = self.observe_inputs(&prepared, true).await;
         let plan = plan::decide(&inputs);
         if plan.is_idle() {
             return Ok(app_states(
@@ -248,15 +250,16 @@ impl Workloads {
             ));
         }
         let errors = self.execute(&prepared, &plan).await;
-        let inputs = self.observe_inputs(&prepared).await;
+        let inputs = self.observe_inputs(&prepared, true).await;
         let after = plan::decide(&inputs);
         Ok(app_states(bundle, &prepared, &inputs, &after, &errors))
     }
 
-    /// Where each application of the bundle stands on the hosts, without changing anything.
+    /// Where each application of the bundle stands on the hosts, without changing anything:
+    /// only `workload.status` requests are sent, nothing is written to the ledger.
     pub async fn observe(&mut self, bundle: &Bundle) -> Result<Vec<AppState>, Error> {
         let prepared = self.prepare(bundle)?;
-        let inputs = self.observe_inputs(&prepared).await;
+        let inputs = self.observe_inputs(&prepared, false).await;
         let plan = plan::decide(&inputs);
         Ok(app_states(
             bundle,
@@ -280,7 +283,12 @@ impl Workloads {
     /// per host and id — about the current bundle's deterministic ids it does not know of
     /// (how a restarted controller without a ledger entry finds them); then the decision's
     /// inputs.
-    async fn observe_inputs(&mut self, prepared: &Wanted) -> Inputs {
+    ///
+    /// A workload whose host is not heard from is kept, however long the silence (it counts
+    /// for nothing in the decision until its host is back); only its host saying it no longer
+    /// has it drops it. When `record` is false (a look while the registry is stale) nothing is
+    /// written to the ledger nor remembered: what the hosts answered only makes these inputs.
+    async fn observe_inputs(&mut self, prepared: &Wanted, record: bool) -> Inputs {
         let owner = &prepared.owner;
         let hosts = self.hosts.snapshot();
         let reachable: BTreeSet<&str> = hosts
@@ -288,7 +296,6 @@ impl Workloads {
             .filter(|h| !h.stale)
             .map(|h| h.id.as_str())
             .collect();
-        self.forget_lost_hosts(owner).await;
         // The current bundle's ids not yet asked about, on every reachable host.
         let mut probes: Vec<Record> = Vec::new();
         for p in &prepared.deployments {
@@ -354,7 +361,7 @@ impl Workloads {
             let key = (r.host.clone(), r.id.clone());
             match answer.map(|a| a.map(|s| condition(&s.workload_state).map(|c| (c, s.message)))) {
                 // The host no longer has it: forgotten.
-                Some(Ok(None)) => {
+                Some(Ok(None)) if record => {
                     tracing::info!(
                         deployment = %r.deployment, replica = r.replica, host = %r.host,
                         workload = %r.id, "workload no longer on its host"
@@ -362,6 +369,7 @@ impl Workloads {
                     self.ledger.remove(&r).await;
                     self.records.remove(&key);
                 }
+                Some(Ok(None)) => {}
                 Some(Ok(Some((condition, message)))) => {
                     observed.push(observed_as(&r, condition, message))
                 }
@@ -376,39 +384,49 @@ impl Workloads {
         for (r, answer) in probe_answers {
             let key = (r.host.clone(), r.id.clone());
             match answer {
-                Some(Ok(status)) => {
-                    self.probed.insert(key.clone());
-                    if let Some(condition) = condition(&status.workload_state) {
+                Some(Ok(status)) => match condition(&status.workload_state) {
+                    Some(condition) if record => {
                         tracing::info!(
                             deployment = %r.deployment, replica = r.replica, host = %r.host,
                             workload = %r.id, state = %status.workload_state,
                             "found a workload of the bundle on a host"
                         );
+                        self.probed.insert(key.clone());
                         self.ledger.put(&r).await;
                         observed.push(observed_as(&r, condition, status.message));
                         self.records.insert(key, r);
                     }
-                }
+                    // Asked again by the next apply, which records it.
+                    Some(condition) => observed.push(observed_as(&r, condition, status.message)),
+                    None => {
+                        self.probed.insert(key);
+                    }
+                },
                 // Asked again next time.
                 Some(Err(e)) => tracing::warn!(deployment = %r.deployment, workload = %r.id, "{e}"),
                 None => {}
             }
         }
         // Until every live host has sent a heartbeat, one not heard from yet may run workloads
-        // of this environment that only it can tell of: nothing is started then, unless the
-        // ledger said where this environment's workloads run (and those hosts were asked).
+        // of this environment that only it can tell of: nothing is started then, unless every
+        // host the ledger named for this environment has been heard from.
         let discovering = self.started.elapsed() < self.options.discovery;
-        let recovered = self.ledger.enabled()
-            && self
-                .recovered
-                .contains(&(owner.project.clone(), owner.environment.clone()));
-        let starts_held = (discovering && !recovered).then(|| {
-            format!(
-                "listening to host heartbeats for {:?} after start before placing anything \
-                 (no ledger entry says which hosts run this environment's workloads)",
-                self.options.discovery
-            )
-        });
+        // Hosts that answered a status request are among them: only those are asked.
+        let heard: BTreeSet<String> = self
+            .hosts
+            .snapshot()
+            .into_iter()
+            .filter(|h| !h.stale)
+            .map(|h| h.id)
+            .collect();
+        let starts_held = plan::starts_held(
+            discovering,
+            self.options.discovery,
+            self.recovered
+                .get(&(owner.project.clone(), owner.environment.clone()))
+                .unwrap_or(&BTreeSet::new()),
+            &heard,
+        );
         Inputs {
             owner: owner.clone(),
             desired: prepared
@@ -424,33 +442,9 @@ impl Workloads {
         }
     }
 
-    /// Forgets the workloads of hosts not heard from for [`Options::forget_after`].
-    async fn forget_lost_hosts(&mut self, owner: &Owner) {
-        let up = self.started.elapsed();
-        let lost: Vec<(String, String)> = self
-            .records
-            .iter()
-            .filter(|(_, r)| r.project == owner.project && r.environment == owner.environment)
-            .filter(|((host, _), _)| match self.hosts.last_seen(host) {
-                Some(seen) => seen.elapsed() >= self.options.forget_after,
-                None => up >= self.options.forget_after,
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in lost {
-            if let Some(r) = self.records.remove(&key) {
-                tracing::warn!(
-                    deployment = %r.deployment, host = %r.host, workload = %r.id,
-                    "forgetting a workload: its host has not been heard from for {:?}",
-                    self.options.forget_after
-                );
-                self.ledger.remove(&r).await;
-            }
-        }
-    }
-
     /// Carries out a plan: each deployment's steps in order (deployments at once), and the
-    /// prune. Returns the errors by deployment.
+    /// prune. Returns the errors by deployment (those of the prune by the deployment the
+    /// bundle no longer has).
     async fn execute(&mut self, prepared: &Wanted, plan: &Plan) -> BTreeMap<String, String> {
         let by_name: BTreeMap<&str, &Prepared> = prepared
             .deployments
@@ -476,7 +470,7 @@ impl Workloads {
                     outcome.added.extend(record);
                     if let Err(e) = result {
                         started = false;
-                        outcome.errors.push(e);
+                        outcome.errors.push((step.deployment.clone(), e));
                     }
                 }
                 if started {
@@ -494,12 +488,21 @@ impl Workloads {
         let mut errors = BTreeMap::new();
         for (deployment, outcome) in outcomes {
             if !outcome.errors.is_empty() {
-                errors.insert(deployment, outcome.errors.join("; "));
+                let each: Vec<&str> = outcome.errors.iter().map(|(_, e)| e.as_str()).collect();
+                errors.insert(deployment, each.join("; "));
             }
             self.settle(outcome);
         }
-        for e in &pruned.errors {
-            tracing::warn!("pruning: {e}");
+        let mut prune_errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (deployment, e) in &pruned.errors {
+            tracing::warn!(deployment = %deployment, "pruning: {e}");
+            prune_errors
+                .entry(deployment.clone())
+                .or_default()
+                .push(e.clone());
+        }
+        for (deployment, e) in prune_errors {
+            errors.insert(deployment, e.join("; "));
         }
         self.settle(pruned);
         errors
@@ -520,7 +523,7 @@ impl Workloads {
             match result {
                 Ok(true) => outcome.removed.push((s.host.clone(), s.id.clone())),
                 Ok(false) => {}
-                Err(e) => outcome.errors.push(e),
+                Err(e) => outcome.errors.push((s.deployment.clone(), e)),
             }
         }
     }
@@ -673,8 +676,11 @@ impl Workloads {
     }
 }
 
-/// One [`AppState`] per application with a `k8s/` file: failed if its file is unreadable or a
-/// deployment of it failed (or its execution did), reconciling if one is, deployed otherwise.
+/// One [`AppState`] per application with a `k8s/` file, in bundle order: failed if its file is
+/// unreadable or a deployment of it failed (or its execution did), reconciling if one is,
+/// deployed otherwise. Then, by name, one per application the bundle no longer has of which
+/// workloads are left ([`removed`]); a deployment the bundle no longer has of an application it
+/// still has counts in that application's state.
 fn app_states(
     bundle: &Bundle,
     prepared: &Wanted,
@@ -683,7 +689,8 @@ fn app_states(
     errors: &BTreeMap<String, String>,
 ) -> Vec<AppState> {
     let assessments = plan::assess(inputs, plan);
-    bundle
+    let mut leftovers = removed(inputs, errors);
+    let mut states: Vec<AppState> = bundle
         .facts
         .applications
         .iter()
@@ -712,6 +719,18 @@ fn app_states(
                     State::Deployed => {}
                 }
             }
+            for r in leftovers.remove(&app.name).unwrap_or_default() {
+                match r.state {
+                    State::Failed => failed.push(format!(
+                        "{}: removed from the bundle, but stopping its workloads failed: {}",
+                        r.deployment, r.reason
+                    )),
+                    _ => reconciling.push(format!(
+                        "{}: removed from the bundle: being undeployed ({})",
+                        r.deployment, r.reason
+                    )),
+                }
+            }
             let (state, reason) = if !failed.is_empty() {
                 (State::Failed, Some(failed.join("; ")))
             } else if !reconciling.is_empty() {
@@ -726,7 +745,123 @@ fn app_states(
                 reason,
             }
         })
-        .collect()
+        .collect();
+    for (application, deployments) in leftovers {
+        let failed = deployments.iter().any(|r| r.state == State::Failed);
+        let details: Vec<String> = deployments
+            .iter()
+            .map(|r| format!("{}: {}", r.deployment, r.reason))
+            .collect();
+        let reason = if failed {
+            format!(
+                "removed from the bundle, but stopping its workloads failed: {}",
+                details.join("; ")
+            )
+        } else {
+            format!(
+                "removed from the bundle: being undeployed ({})",
+                details.join("; ")
+            )
+        };
+        states.push(AppState {
+            version: deployments.iter().find_map(|r| r.version.clone()),
+            name: application,
+            state: if failed {
+                State::Failed
+            } else {
+                State::Reconciling
+            },
+            reason: Some(reason),
+        });
+    }
+    states
+}
+
+/// What is left of a deployment the bundle no longer has.
+#[derive(Debug)]
+struct Leftover {
+    deployment: String,
+    /// The version its workloads were started at, when known.
+    version: Option<String>,
+    /// `failed` when stopping one failed, else `reconciling`.
+    state: State,
+    /// How many workloads are left and where, or what stopping them answered.
+    reason: String,
+}
+
+/// The workloads of deployments the bundle no longer has, by application and deployment —
+/// whether the plan stops them now or their host is not heard from (they are stopped when it
+/// is back). Those of an application whose manifest could not be read are left as they run and
+/// not counted here (that application is failed already).
+fn removed(inputs: &Inputs, errors: &BTreeMap<String, String>) -> BTreeMap<String, Vec<Leftover>> {
+    let wanted: BTreeSet<&str> = inputs
+        .desired
+        .iter()
+        .map(|d| d.deployment.as_str())
+        .collect();
+    let mut by_deployment: BTreeMap<(&str, &str), Vec<&Observed>> = BTreeMap::new();
+    for o in inputs.observed.iter().filter(|o| {
+        !wanted.contains(o.deployment.as_str()) && !inputs.held.contains(&o.application)
+    }) {
+        by_deployment
+            .entry((o.application.as_str(), o.deployment.as_str()))
+            .or_default()
+            .push(o);
+    }
+    let live: BTreeMap<&str, &plan::Host> = inputs
+        .hosts
+        .iter()
+        .filter(|h| !h.stale)
+        .map(|h| (h.id.as_str(), h))
+        .collect();
+    let mut out: BTreeMap<String, Vec<Leftover>> = BTreeMap::new();
+    for ((application, deployment), workloads) in by_deployment {
+        let version = workloads.iter().find_map(|o| o.version.clone());
+        let (state, reason) = match errors.get(deployment) {
+            Some(e) => (State::Failed, e.clone()),
+            None => {
+                let silent: BTreeSet<&str> = workloads
+                    .iter()
+                    .filter(|o| !live.contains_key(o.host.as_str()))
+                    .map(|o| o.host.as_str())
+                    .collect();
+                let away = workloads
+                    .iter()
+                    .filter(|o| silent.contains(o.host.as_str()))
+                    .count();
+                let mut reason = match workloads.len() {
+                    1 => "1 workload left".to_owned(),
+                    n => format!("{n} workloads left"),
+                };
+                if away > 0 {
+                    let hosts: Vec<String> = silent
+                        .iter()
+                        .map(|id| {
+                            inputs
+                                .hosts
+                                .iter()
+                                .find(|h| h.id == *id && !h.name.is_empty())
+                                .map_or_else(|| (*id).to_owned(), |h| h.name.clone())
+                        })
+                        .collect();
+                    reason.push_str(&format!(
+                        ", {away} on hosts not heard from ({}): stopped when they are back",
+                        hosts.join(", ")
+                    ));
+                }
+                (State::Reconciling, reason)
+            }
+        };
+        out.entry(application.to_owned())
+            .or_default()
+            .push(Leftover {
+                deployment: deployment.to_owned(),
+                version,
+                state,
+                reason,
+            });
+    }
+    out
 }
 
 /// The bundle's deployments for its environment, ready to place; `resources` are the secrets
@@ -830,6 +965,7 @@ fn observed_as(r: &Record, condition: Condition, message: String) -> Observed {
         replica: r.replica,
         condition,
         message,
+        version: Some(r.version.clone()),
     }
 }
 
@@ -1029,6 +1165,141 @@ mod tests {
                 .starts_with("p-a: replica 0 on h-1: WORKLOAD_STATE_ERROR: no; p-b: Secret"),
             "{states:?}"
         );
+    }
+
+    #[test]
+    fn what_is_left_to_prune_has_a_state() {
+        let b = bundle();
+        let wanted = prepare(&b, &Resources::default());
+        let host = |id: &str, stale| plan::Host {
+            id: id.into(),
+            name: format!("{id}-1"),
+            labels: Map::new(),
+            environment: String::new(),
+            stale,
+            workloads: 0,
+        };
+        let a_hash = wanted.deployments[0].desired.hash.clone();
+        let running =
+            |deployment: &str, application: &str, hash: &str, replica, host: &str| Observed {
+                id: format!("w-{deployment}-{replica}"),
+                host: host.into(),
+                deployment: deployment.into(),
+                application: application.into(),
+                hash: hash.into(),
+                replica,
+                condition: Condition::Running,
+                message: String::new(),
+                version: Some(format!("sha-{application}")),
+            };
+        let inputs = Inputs {
+            owner: wanted.owner.clone(),
+            desired: wanted
+                .deployments
+                .iter()
+                .map(|p| p.desired.clone())
+                .collect(),
+            observed: vec![
+                running("p-a", "p", &a_hash, 0, "h"),
+                running("p-a", "p", &a_hash, 1, "h"),
+                // A deployment p no longer has.
+                running("p-c", "p", "c1", 0, "h"),
+                // A pipeline gone from the bundle, on a live host: pruned now.
+                running("old-x", "old", "x1", 0, "h"),
+                // One gone from the bundle whose host is not heard from: left until it is.
+                running("gone-y", "gone", "y1", 0, "g"),
+                running("gone-y", "gone", "y1", 1, "h"),
+                // q's file is unreadable: what runs of it is left alone, and not counted.
+                running("q-z", "q", "z1", 0, "h"),
+            ],
+            hosts: vec![host("h", false), host("g", true)],
+            held: wanted.unreadable.keys().cloned().collect(),
+            starts_held: None,
+            discovering: false,
+        };
+        let plan = plan::decide(&inputs);
+        let pruned: Vec<(&str, &str)> = plan
+            .prune
+            .iter()
+            .map(|s| (s.deployment.as_str(), s.host.as_str()))
+            .collect();
+        assert_eq!(pruned, [("gone-y", "h"), ("old-x", "h"), ("p-c", "h")]);
+
+        // Stopping old-x and p-c failed; the rest is under way.
+        let errors = BTreeMap::from([
+            (
+                "old-x".to_owned(),
+                "stopping workload w-old-x-0 on h-1: request timed out".to_owned(),
+            ),
+            (
+                "p-c".to_owned(),
+                "stopping workload w-p-c-0 on h-1: no".to_owned(),
+            ),
+        ]);
+        let states = app_states(&b, &wanted, &inputs, &plan, &errors);
+        let summary: Vec<(&str, State, Option<&str>, &str)> = states
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.state,
+                    s.version.as_deref(),
+                    s.reason.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(summary.len(), 4, "{summary:#?}");
+        assert_eq!(&summary[0].0, &"p");
+        assert!(
+            summary[0].3.ends_with(
+                "; p-c: removed from the bundle, but stopping its workloads failed: \
+                     stopping workload w-p-c-0 on h-1: no"
+            ),
+            "{summary:#?}"
+        );
+        assert_eq!(summary[1].0, "q");
+        assert_eq!(
+            summary[2],
+            (
+                "gone",
+                State::Reconciling,
+                Some("sha-gone"),
+                "removed from the bundle: being undeployed (gone-y: 2 workloads left, 1 on \
+                 hosts not heard from (g-1): stopped when they are back)"
+            )
+        );
+        assert_eq!(
+            summary[3],
+            (
+                "old",
+                State::Failed,
+                Some("sha-old"),
+                "removed from the bundle, but stopping its workloads failed: old-x: stopping \
+                 workload w-old-x-0 on h-1: request timed out"
+            )
+        );
+
+        // Only the silent host's workload is left: still not deployed.
+        let mut later = inputs.clone();
+        later
+            .observed
+            .retain(|o| o.host == "g" || o.deployment == "p-a" || o.application == "q");
+        let plan = plan::decide(&later);
+        assert!(plan.prune.is_empty(), "{:?}", plan.prune);
+        let states = app_states(&b, &wanted, &later, &plan, &BTreeMap::new());
+        let names: Vec<(&str, State)> = states.iter().map(|s| (s.name.as_str(), s.state)).collect();
+        assert_eq!(
+            names,
+            [
+                ("p", State::Failed),
+                ("q", State::Failed),
+                ("gone", State::Reconciling)
+            ]
+        );
+        // Gone everywhere: no line.
+        later.observed.retain(|o| o.host != "g");
+        let states = app_states(&b, &wanted, &later, &plan::decide(&later), &BTreeMap::new());
+        assert_eq!(states.len(), 2, "{states:?}");
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //! - a workload of a deployment the bundle no longer has is stopped (`prune`), unless its
 //!   application's manifest could not be read (`held`);
 //! - a workload on a host not heard from within the stale time counts for nothing and is not
-//!   touched: its slot is filled elsewhere; if the host comes back, the duplicate is stopped.
+//!   touched: its slot is filled elsewhere; if the host comes back (after however long), what
+//!   it runs that is no longer wanted — a duplicate, a previous template, a removed
+//!   deployment — is stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -144,6 +146,9 @@ pub struct Observed {
     /// The host's message (an error's reason).
     #[serde(default)]
     pub message: String,
+    /// Its application's version when it was started, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Everything [`decide`] looks at.
@@ -296,6 +301,42 @@ pub fn workload_id(owner: &Owner, deployment: &str, hash: &str, replica: u32) ->
 /// The workload's name on its host: `<deployment>-<hash>-<slot>`.
 pub fn workload_name(deployment: &str, hash: &str, replica: u32) -> String {
     format!("{deployment}-{hash}-{replica}")
+}
+
+/// Why starts wait for hosts to be heard from, if they do ([`Inputs::starts_held`]). Until
+/// `discovery` has passed since the controller started (`discovering`), a host not heard from
+/// yet may run workloads of this owner that only it can tell of: a slot would look empty and
+/// be filled on another host. So nothing is started then — unless the ledger had entries for
+/// this owner (`ledger_hosts`: the hosts they name) and every one of those hosts has been
+/// heard from (`heard`: by heartbeat or by answering a status request).
+pub fn starts_held(
+    discovering: bool,
+    discovery: std::time::Duration,
+    ledger_hosts: &BTreeSet<String>,
+    heard: &BTreeSet<String>,
+) -> Option<String> {
+    if !discovering {
+        return None;
+    }
+    let unheard: Vec<&str> = ledger_hosts
+        .iter()
+        .filter(|h| !heard.contains(*h))
+        .map(String::as_str)
+        .collect();
+    let why = if ledger_hosts.is_empty() {
+        "no ledger entry says which hosts run this environment's workloads".to_owned()
+    } else if unheard.is_empty() {
+        return None;
+    } else {
+        format!(
+            "hosts the ledger names not heard from yet: {}",
+            unheard.join(", ")
+        )
+    };
+    Some(format!(
+        "listening to host heartbeats for {discovery:?} after start before placing anything \
+         ({why})"
+    ))
 }
 
 /// Decides what to stop and start. Deterministic: the same inputs give the same plan.
@@ -725,7 +766,55 @@ mod tests {
         stopping_slot,
         host_silent,
         no_host_while_discovering,
+        partition_heals,
     );
+
+    #[test]
+    fn a_restart_starts_nothing_until_every_host_the_ledger_names_is_heard_from() {
+        let discovery = std::time::Duration::from_secs(17);
+        let set = |hosts: &[&str]| -> BTreeSet<String> {
+            hosts.iter().map(|h| (*h).to_owned()).collect()
+        };
+        // The ledger says slot 0 runs on NB, which has not answered yet; NA has.
+        let mut inputs: Inputs = serde_json::from_value(serde_json::json!({
+            "owner": {"project": "iot-sensors", "environment": "dev"},
+            "desired": [{"deployment": "d", "application": "a", "hash": "h1", "replicas": 1}],
+            "observed": [{"id": "w-d-0", "host": "NB", "deployment": "d", "application": "a",
+                          "hash": "h1", "replica": 0, "condition": "unknown"}],
+            "hosts": [{"id": "NA", "name": "a-1"}],
+            "discovering": true
+        }))
+        .unwrap();
+        let ledger = set(&["NA", "NB"]);
+        // Without a hold the slot looks empty: a start on NA, a duplicate once NB answers.
+        assert_eq!(decide(&inputs).steps[0].start.len(), 1);
+        inputs.starts_held = super::starts_held(true, discovery, &ledger, &set(&["NA"]));
+        assert_eq!(
+            inputs.starts_held.as_deref(),
+            Some(
+                "listening to host heartbeats for 17s after start before placing anything \
+                 (hosts the ledger names not heard from yet: NB)"
+            )
+        );
+        let plan = decide(&inputs);
+        assert!(plan.is_idle(), "{plan:?}");
+        assert_eq!(plan.steps[0].waiting, inputs.starts_held);
+        // Every host the ledger names heard from, or discovery over: no hold.
+        assert_eq!(
+            super::starts_held(true, discovery, &ledger, &set(&["NA", "NB"])),
+            None
+        );
+        assert_eq!(
+            super::starts_held(false, discovery, &ledger, &set(&[])),
+            None
+        );
+        // No ledger entry for this owner: held while discovering.
+        assert!(
+            super::starts_held(true, discovery, &set(&[]), &set(&["NA"]))
+                .unwrap()
+                .ends_with("(no ledger entry says which hosts run this environment's workloads)")
+        );
+    }
 
     #[test]
     fn workload_ids_are_stable_uuids() {
