@@ -256,12 +256,13 @@ mod tests {
     }
 
     #[test]
-    fn only_an_unsigned_bundle_is_looked_at_again() {
+    fn only_an_unsigned_or_corrupt_bundle_is_looked_at_again() {
         let unsigned = Refusal::Signature(Problem::Unsigned {
             tag: "sha256-00.sig".to_owned(),
         });
         assert!(unsigned.may_pass_later());
+        assert!(Refusal::Tampered("x".to_owned()).may_pass_later());
         assert!(!Refusal::Signature(Problem::BadSignature).may_pass_later());
-        assert!(!Refusal::Tampered("x".to_owned()).may_pass_later());
+        assert!(!Refusal::Elsewhere("staging".to_owned()).may_pass_later());
     }
 }
