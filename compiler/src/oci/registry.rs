@@ -21,6 +21,7 @@ use oci_client::{Client, Reference, RegistryOperation};
 use serde_json::Value as Json;
 
 use crate::util::digest::sha256;
+use crate::util::io::chain;
 
 /// A registry and a repository prefix in it: `HOST[:PORT][/PREFIX]`, e.g. `registry.acme.example/etl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -437,20 +438,6 @@ fn served(e: &DigestError) -> String {
         DigestError::VerificationError { actual, .. } => actual.clone(),
         other => other.to_string(),
     }
-}
-
-/// An error and its causes, each once.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let message = s.to_string();
-        if !text.contains(&message) {
-            text = format!("{text}: {message}");
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// A manifest or tag in a repository: `sha256:<hex>` is a digest, anything else a tag.

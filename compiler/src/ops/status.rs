@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::oci::registry::{self, Credentials, Retry, Session};
-use crate::util::io::IoError;
+use crate::util::io::{IoError, chain};
 
 /// The document's `apiVersion`.
 pub const API_VERSION: &str = "etl/v1alpha1";
@@ -441,20 +441,6 @@ impl Client {
         }
         Ok(fetched)
     }
-}
-
-/// An error and its causes, each once.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let message = s.to_string();
-        if !text.contains(&message) {
-            text = format!("{text}: {message}");
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// The status of the controller at `endpoint`; with `environment`, it must apply that one.

@@ -26,3 +26,17 @@ impl IoError {
         move |source| IoError::new(path, source)
     }
 }
+
+/// An error and its causes, each once: `a: b: c`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let message = s.to_string();
+        if !text.contains(&message) {
+            text = format!("{text}: {message}");
+        }
+        source = s.source();
+    }
+    text
+}
