@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail, ensure};
 use futures::StreamExt as _;
 use serde_json::Value;
 
-use crate::common::{Env, path_str};
+use crate::common::{Env, Sinks, Source, first_record, path_str};
 
 /// The shared application of the example's HTTP listener (wasmCloud 1.x).
 pub const LISTENER: &str = "iot-sensors-http-listener";
@@ -560,4 +560,73 @@ fn curl(args: &[&str]) -> anyhow::Result<Vec<u8>> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(out.stdout)
+}
+
+/// A tampered bundle under `controller`'s tag (its `file` saying `to` where it said `from`,
+/// [`tamper_bundle`]) is refused while the last good bundle keeps running — a record through
+/// `source` to `sinks` — and `etl push --env` of `dist` puts the good one back.
+#[allow(clippy::too_many_arguments)]
+pub async fn tampered_bundle_is_refused(
+    env: &Env,
+    controller: &Controller,
+    dist: &Path,
+    file: &str,
+    from: &str,
+    to: &str,
+    source: &Source,
+    sinks: &mut Sinks,
+) -> anyhow::Result<()> {
+    let environment = controller.environment.as_str();
+    let good = controller.status()?["applied"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let tampered = tamper_bundle(&env.registry, environment, file, from, to)?;
+    let refused = controller
+        .wait_for(
+            "the tampered bundle refused",
+            Duration::from_secs(30),
+            |s| s["refused"]["digest"] == tampered.as_str(),
+        )
+        .await?;
+    ensure!(
+        refused["applied"]["digest"] == good.as_str(),
+        "a refusal changed what {environment} runs: {refused}"
+    );
+    eprintln!(
+        "e2e: the tampered bundle {tampered} refused: {}",
+        refused["refused"]["reason"]
+    );
+    first_record(source, &mut sinks.archive, &sinks.alerts)
+        .await
+        .with_context(|| format!("{environment} after the refusal"))?;
+    sinks.drain().await?;
+    // The good bundle back under the tag (a push of the same output moves nothing else).
+    env.etl(&["push", path_str(dist)?, "--env", environment])?;
+    controller.wait_ready(Duration::from_secs(60))?;
+    Ok(())
+}
+
+/// Restarting `controller` writes nothing to the lattice ([`Writes`]): it resumes from what
+/// runs, and is ready again.
+pub async fn a_restart_writes_nothing(
+    controller: &mut Controller,
+    writes: &Writes,
+) -> anyhow::Result<()> {
+    let (before, _) = writes.seen();
+    controller.restart(&[])?;
+    controller.wait_ready(Duration::from_secs(60))?;
+    // A few more polls, which must write nothing either.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = writes.since(before);
+    ensure!(
+        after.is_empty(),
+        "the restarted controller wrote: {:?}",
+        after.iter().map(|w| &w.subject).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "e2e: {}'s controller restarted: no write to the lattice, ready again",
+        controller.environment
+    );
+    Ok(())
 }

@@ -284,38 +284,17 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         .context("after the roll")?;
 
     // A tampered bundle under dev's tag: refused, and the last good one keeps running.
-    let good = dev.status()?["applied"]["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let tampered = tamper_bundle(
-        &env.registry,
-        ENV,
+    tampered_bundle_is_refused(
+        &env,
+        &dev,
+        &dist,
         &format!("k8s/{PIPELINE}.yaml"),
         "replicas: 1",
         "replicas: 3",
-    )?;
-    let refused = dev
-        .wait_for(
-            "the tampered bundle refused",
-            Duration::from_secs(30),
-            |s| s["refused"]["digest"] == tampered.as_str(),
-        )
-        .await?;
-    ensure!(
-        refused["applied"]["digest"] == good.as_str(),
-        "a refusal changed what dev runs: {refused}"
-    );
-    eprintln!(
-        "e2e: the tampered bundle {tampered} refused: {}",
-        refused["refused"]["reason"]
-    );
-    first_record(&source, &mut sinks.archive, &alerts)
-        .await
-        .context("dev after the refusal")?;
-    sinks.drain().await?;
-    env.etl(&["push", path_str(&dist)?, "--env", ENV])?;
-    dev.wait_ready(Duration::from_secs(60))?;
+        &source,
+        &mut sinks,
+    )
+    .await?;
 
     // A pipeline removed from the repo: its workloads stopped, nothing else touched.
     for pipeline in [MAINTENANCE, DIGEST] {
@@ -343,17 +322,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     );
 
     // Restarting the controller changes nothing: it resumes from what the hosts run.
-    let before = writes.seen().0;
-    dev.restart(&[])?;
-    dev.wait_ready(Duration::from_secs(60))?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = writes.since(before);
-    ensure!(
-        after.is_empty(),
-        "the restarted controller wrote to the hosts: {:?}",
-        after.iter().map(|w| &w.subject).collect::<Vec<_>>()
-    );
-    eprintln!("e2e: dev's controller restarted: no write to the hosts, ready again");
+    a_restart_writes_nothing(&mut dev, &writes).await?;
 
     // 7. Promotion: staging's controller applies the bundle `etl promote` publishes: the same
     // images, two replicas of each step on the lab host, sharing each consumer group.
