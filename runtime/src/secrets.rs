@@ -22,17 +22,7 @@ pub const ENV_PREFIX: &str = "ETL_SECRET_";
 /// in upper case, every character other than an ASCII letter or digit as `_`
 /// (`alerts-webhook-token` → `ETL_SECRET_ALERTS_WEBHOOK_TOKEN`).
 pub fn env_var(key: &str) -> String {
-    let name: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{ENV_PREFIX}{name}")
+    etl::util::env_var_name(ENV_PREFIX, key)
 }
 
 /// Why a secrets file could not be used. Never holds a value from it.

@@ -57,17 +57,7 @@ pub struct Args {
 
 /// The environment variable of the controller URL of `environment`.
 fn url_variable(environment: &str) -> String {
-    let name: String = environment
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("ETL_CONTROLLER_URL_{name}")
+    etl::util::env_var_name("ETL_CONTROLLER_URL_", environment)
 }
 
 /// Prints the status; with `--wait`, once the environment is ready or the time is up.

@@ -5,3 +5,20 @@ pub mod digest;
 pub mod io;
 pub mod json;
 pub mod out_dir;
+
+/// The environment variable `prefix` + `name` in upper case, every character other than an
+/// ASCII letter or digit as `_` (`ETL_SECRET_` + `alerts-webhook-token` →
+/// `ETL_SECRET_ALERTS_WEBHOOK_TOKEN`).
+pub fn env_var_name(prefix: &str, name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{prefix}{name}")
+}
