@@ -248,9 +248,24 @@ mod tests {
         assert_eq!(overall(&stale), E::Stale);
     }
 
+    /// The facts of a bundle of project `p`, environment `dev`, with `applications`.
+    fn facts(applications: Vec<etl::oci::bundle::ApplicationFacts>) -> etl::oci::bundle::Facts {
+        etl::oci::bundle::Facts {
+            api_version: "etl/v1alpha1".to_owned(),
+            kind: "Bundle".to_owned(),
+            project: "p".to_owned(),
+            environment: "dev".to_owned(),
+            registry: "r".to_owned(),
+            lattice: "l".to_owned(),
+            revision: None,
+            source: None,
+            applications,
+        }
+    }
+
     #[test]
     fn a_v2_lattice_has_no_line_for_a_shared_application() {
-        use etl::oci::bundle::{ApplicationFacts, Facts};
+        use etl::oci::bundle::ApplicationFacts;
         let app = |name: &str, shared: bool| ApplicationFacts {
             name: name.to_owned(),
             pipeline: (!shared).then(|| name.to_owned()),
@@ -260,17 +275,7 @@ mod tests {
             k8s: (!shared).then(|| format!("k8s/{name}.yaml")),
             artifacts: vec![],
         };
-        let facts = Facts {
-            api_version: "etl/v1alpha1".to_owned(),
-            kind: "Bundle".to_owned(),
-            project: "p".to_owned(),
-            environment: "dev".to_owned(),
-            registry: "r".to_owned(),
-            lattice: "l".to_owned(),
-            revision: None,
-            source: None,
-            applications: vec![app("listener", true), app("p", false)],
-        };
+        let facts = facts(vec![app("listener", true), app("p", false)]);
         let deployed = |name: &str| AppState {
             name: name.to_owned(),
             version: Some("sha-0".to_owned()),
@@ -296,26 +301,16 @@ mod tests {
 
     #[test]
     fn what_is_being_pruned_has_a_line_and_keeps_the_environment_from_ready() {
-        use etl::oci::bundle::{ApplicationFacts, Facts};
-        let facts = Facts {
-            api_version: "etl/v1alpha1".to_owned(),
-            kind: "Bundle".to_owned(),
-            project: "p".to_owned(),
-            environment: "dev".to_owned(),
-            registry: "r".to_owned(),
-            lattice: "l".to_owned(),
-            revision: None,
-            source: None,
-            applications: vec![ApplicationFacts {
-                name: "kept".to_owned(),
-                pipeline: Some("kept".to_owned()),
-                version: "sha-1".to_owned(),
-                shared: false,
-                wadm: "wadm/kept.yaml".to_owned(),
-                k8s: Some("k8s/kept.yaml".to_owned()),
-                artifacts: vec![],
-            }],
-        };
+        use etl::oci::bundle::ApplicationFacts;
+        let facts = facts(vec![ApplicationFacts {
+            name: "kept".to_owned(),
+            pipeline: Some("kept".to_owned()),
+            version: "sha-1".to_owned(),
+            shared: false,
+            wadm: "wadm/kept.yaml".to_owned(),
+            k8s: Some("k8s/kept.yaml".to_owned()),
+            artifacts: vec![],
+        }]);
         let state = |name: &str, state, reason: Option<&str>| AppState {
             name: name.to_owned(),
             version: Some("sha-0".to_owned()),
