@@ -41,9 +41,7 @@ impl Api {
         // The thread ends with the test binary; it holds nothing but the listener.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                if let Some(r) = serve(stream) {
-                    log.lock().unwrap().push(r);
-                }
+                serve(stream, &log);
             }
         });
         Api { port, received }
@@ -54,8 +52,9 @@ impl Api {
     }
 }
 
-/// Reads one request (a `content-length` body) and answers it.
-fn serve(stream: TcpStream) -> Option<Received> {
+/// Reads one request (a `content-length` body), keeps it in `log` and answers it — kept
+/// before the answer is written, so that a caller that has the answer finds it kept.
+fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> Option<()> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -82,6 +81,12 @@ fn serve(stream: TcpStream) -> Option<Received> {
         Some(code) => (code.parse().unwrap_or(500), "{}".to_owned()),
         None => (200u16, r#"{"amount":42,"currency":"EUR"}"#.to_owned()),
     };
+    log.lock().unwrap().push(Received {
+        method,
+        path,
+        host,
+        body,
+    });
     let mut stream = stream;
     let _ = write!(
         stream,
@@ -89,12 +94,7 @@ fn serve(stream: TcpStream) -> Option<Received> {
          connection: close\r\n\r\n{answer}",
         answer.len()
     );
-    Some(Received {
-        method,
-        path,
-        host,
-        body,
-    })
+    Some(())
 }
 
 /// A copy of the fixture in `dir` whose step `price` calls `url` and is granted `hosts` (a YAML
