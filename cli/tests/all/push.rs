@@ -546,7 +546,10 @@ fn relay(
         log(1);
         return Ok(());
     }
+    // Each request is logged before its answer is written, so that a client holding the answer
+    // finds it logged.
     if fault == Fault::ServerError {
+        log(500);
         let error = br#"{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}"#;
         write!(
             client,
@@ -555,7 +558,6 @@ fn relay(
             error.len()
         )?;
         client.write_all(error)?;
-        log(500);
         return Ok(());
     }
     let Ok(mut registry) = TcpStream::connect(("127.0.0.1", upstream)) else {
@@ -572,8 +574,8 @@ fn relay(
         .and_then(|s| s.get(9..12))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    client.write_all(&answer)?;
     log(status);
+    client.write_all(&answer)?;
     Ok(())
 }
 
