@@ -5,6 +5,7 @@
 #[path = "../../../compiler/tests/common/mod.rs"]
 mod common;
 // Not tests: a real OCI registry for the tests that push, pull and promote.
+#[path = "../../../compiler/tests/common/registry.rs"]
 mod registry;
 
 mod claims;

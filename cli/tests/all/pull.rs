@@ -54,13 +54,7 @@ impl Published {
 
     /// The layer's file in the registry's storage.
     fn layer_file(&self) -> std::path::PathBuf {
-        let hex = self.layer.trim_start_matches("sha256:");
-        self.registry
-            .storage()
-            .join("docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
+        self.registry.blob_file(&self.layer)
     }
 }
 

@@ -733,7 +733,7 @@ fn a_registry_stopped_mid_push_fails_clearly_and_the_rerun_uploads_nothing_twice
     let posts_before = proxy.count("POST", "/blobs/uploads/", 202);
 
     // Started again on the same port and storage: the re-run sends only what is missing.
-    registry.restart();
+    registry.resume();
     let report = push::push(&dist, &options).unwrap();
     let after = proxy.uploaded()[before.len()..].to_vec();
     assert_eq!(

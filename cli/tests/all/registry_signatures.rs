@@ -347,14 +347,7 @@ fn a_manifest_tampered_in_the_registry_storage_is_refused() {
     let name = "sensor-ingest-enrich";
     let repository = pushed.repository(name);
     let (digest, tags) = &pushed.artifacts[&repository];
-    let hex = digest.strip_prefix("sha256:").unwrap();
-    let data = pushed
-        .registry
-        .storage()
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
-        .join("data");
+    let data = pushed.registry.blob_file(digest);
     let forged = tampered(&std::fs::read(&data).unwrap());
     std::fs::write(&data, &forged).unwrap();
 

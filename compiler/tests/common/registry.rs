@@ -1,6 +1,9 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (distribution 2.8) on a free
 //! loopback port with its own config and storage directory (never the packaged config, which
-//! enables htpasswd on :5000).
+//! enables htpasswd on :5000). Shared by the CLI's and the controller's tests (`#[path]`).
+
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -59,14 +62,28 @@ impl TestRegistry {
         self._dir.path().join("data")
     }
 
-    /// Kills the process (if it still runs) and starts another on the same port and storage.
-    pub fn restart(&self) {
-        {
-            let mut child = self.child.lock().unwrap();
-            let _ = child.kill();
-            let _ = child.wait();
-            *child = serve(&self.config);
-        }
+    /// The file holding blob `digest` (the filesystem driver serves it as it is on disk).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Kills the process (if it still runs): an outage, until [`Self::resume`].
+    pub fn stop(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Kills the process (if it still runs) and starts another on the same port and storage,
+    /// and waits until it answers.
+    pub fn resume(&self) {
+        self.stop();
+        *self.child.lock().unwrap() = serve(&self.config);
         self.wait_ready();
     }
 
@@ -89,9 +106,7 @@ impl TestRegistry {
 
 impl Drop for TestRegistry {
     fn drop(&mut self) {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
+        self.stop();
     }
 }
 
