@@ -907,17 +907,22 @@ async fn undeploy(
     }
 }
 
+/// Every application wadm has in `lattice` (`model.get`, which lists them).
+async fn models(nats: &async_nats::Client, lattice: &str) -> anyhow::Result<ListModelsResponse> {
+    wadm_request(
+        nats,
+        format!("wadm.api.{lattice}.model.get"),
+        None,
+        Bytes::new(),
+    )
+    .await
+}
+
 /// Waits until wadm no longer has application `name` in `lattice` (undeployed and deleted).
 async fn wait_gone(nats: &async_nats::Client, lattice: &str, name: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let list: ListModelsResponse = wadm_request(
-            nats,
-            format!("wadm.api.{lattice}.model.get"),
-            None,
-            Bytes::new(),
-        )
-        .await?;
+        let list = models(nats, lattice).await?;
         if list.models.iter().all(|m| m.name != name) {
             return Ok(());
         }
@@ -953,13 +958,7 @@ async fn wait_deployed(
             "status of {name}: {}",
             status.message
         );
-        let list: ListModelsResponse = wadm_request(
-            nats,
-            format!("wadm.api.{lattice}.model.get"),
-            None,
-            Bytes::new(),
-        )
-        .await?;
+        let list = models(nats, lattice).await?;
         let deployed_version = list
             .models
             .iter()
