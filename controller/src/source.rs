@@ -224,6 +224,7 @@ mod tests {
             revision: None,
             source: None,
             applications: vec![],
+            pipelines: Vec::new(),
         }
     }
 

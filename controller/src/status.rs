@@ -98,6 +98,7 @@ pub fn pipelines(
             state: word(s.state),
             reason: s.reason.clone(),
             artifacts: Vec::new(),
+            units: Vec::new(),
         })
         .collect();
     lines.extend(extra);
@@ -127,6 +128,7 @@ fn bundle_lines(facts: &Facts, generation: Generation, states: &[AppState]) -> V
                         component_digest: a.component_digest.clone(),
                     })
                     .collect(),
+                units: Vec::new(),
             }
         })
         .collect()
@@ -201,6 +203,7 @@ mod tests {
                     state: *s,
                     reason: None,
                     artifacts: vec![],
+                    units: vec![],
                 })
                 .collect(),
         }
@@ -260,6 +263,7 @@ mod tests {
             revision: None,
             source: None,
             applications,
+            pipelines: Vec::new(),
         }
     }
 

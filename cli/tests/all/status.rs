@@ -62,6 +62,7 @@ fn document(bundle: &str, applied: &str, ready: bool) -> ControllerStatus {
                 image: format!("127.0.0.1:5000/etl/sensor-ingest-parse@{DIGEST}"),
                 component_digest: DIGEST.to_owned(),
             }],
+            units: vec![],
         }],
     }
 }

@@ -66,6 +66,7 @@ fn facts(plan: &Plan, env: &str, apps: &BTreeMap<String, Application>) -> Facts 
         revision: plan.provenance.revision.clone(),
         source: plan.provenance.source.clone(),
         applications,
+        pipelines: Vec::new(),
     }
 }
 

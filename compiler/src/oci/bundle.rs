@@ -67,6 +67,55 @@ pub struct Facts {
     /// Every application, in the order to deploy them: shared ones (the environment's HTTP
     /// listener) first, then the pipelines by name.
     pub applications: Vec<ApplicationFacts>,
+    /// Every pipeline's graph, by name: what the controller draws, counts and replays into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipelines: Vec<PipelineFacts>,
+}
+
+/// One pipeline's graph, as the controller needs it (`docs/reporting.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineFacts {
+    /// The pipeline.
+    pub name: String,
+    /// Its source, then its steps and sinks in spec order.
+    pub nodes: Vec<NodeFacts>,
+}
+
+/// A source, step or sink of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFacts {
+    /// Its name.
+    pub name: String,
+    /// Source, step or sink.
+    pub kind: crate::ops::telemetry::NodeKind,
+    /// The connector of a source or sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    /// The nodes it reads (`from`), in spec order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// The subjects it consumes, with the node each one carries records of: `[subject, node]`
+    /// (`http` for an HTTP source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<(String, String)>,
+    /// The subject it reports to (steps and sinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+    /// Its dead-letter subject (steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<String>,
+    /// The subject its dead letters are replayed to (steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
+    /// The customer component's digest (steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// The capabilities granted to the customer beyond the contract, as `interface` or
+    /// `interface → host, host` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// One application of a bundle.
@@ -303,6 +352,7 @@ pub(crate) fn sample(environment: &str, registry: &str, wadm: &[u8]) -> Bundle {
                 k8s: None,
                 artifacts: vec![],
             }],
+            pipelines: Vec::new(),
         },
         files: BTreeMap::from([("wadm/a.yaml".to_owned(), wadm.to_vec())]),
     }

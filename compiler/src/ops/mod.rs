@@ -11,4 +11,5 @@ pub mod promote;
 pub mod push;
 pub mod registry;
 pub mod status;
+pub mod telemetry;
 pub mod verify;

@@ -22,7 +22,7 @@ pub const KIND: &str = "ControllerStatus";
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// What a controller says about its environment (`GET /status`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ControllerStatus {
     /// Always [`API_VERSION`].
@@ -123,7 +123,7 @@ impl EnvironmentState {
 }
 
 /// One application of the applied bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineStatus {
     /// The pipeline; a shared application's own name.
@@ -139,6 +139,23 @@ pub struct PipelineStatus {
     /// The artifacts it runs.
     #[serde(default)]
     pub artifacts: Vec<ArtifactStatus>,
+    /// Its steps' and sinks' counts and rates, once they reported (`docs/reporting.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitMetrics>,
+}
+
+/// One step's or sink's counts in the status document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitMetrics {
+    /// The step or sink.
+    pub name: String,
+    /// `step` or `sink`.
+    pub kind: crate::ops::telemetry::NodeKind,
+    /// Its cumulative counts.
+    pub counters: crate::ops::telemetry::Counters,
+    /// Its rates over the controller's last window.
+    pub rates: crate::ops::telemetry::Rates,
 }
 
 /// Where one application stands.
@@ -242,7 +259,7 @@ pub struct Endpoint {
 }
 
 /// A status document as read: the exact bytes served and their meaning.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fetched {
     /// The body, as served (what `--format json` prints).
     pub body: Vec<u8>,
@@ -795,6 +812,7 @@ mod tests {
                     state: PipelineState::Deployed,
                     reason: None,
                     artifacts: vec![],
+                    units: vec![],
                 },
                 PipelineStatus {
                     name: "sensor-ingest".to_owned(),
@@ -810,6 +828,7 @@ mod tests {
                         ),
                         component_digest: format!("sha256:{}", "c".repeat(64)),
                     }],
+                    units: vec![],
                 },
             ],
         }

@@ -408,6 +408,7 @@ mod tests {
             revision: None,
             source: None,
             applications,
+            pipelines: Vec::new(),
         }
     }
 

@@ -1058,6 +1058,7 @@ mod tests {
                     app("p", Some(&good)),
                     app("q", Some(bad)),
                 ],
+                pipelines: Vec::new(),
             },
             files: BTreeMap::from([
                 ("k8s/p.yaml".to_owned(), good.into_bytes()),

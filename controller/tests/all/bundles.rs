@@ -112,6 +112,7 @@ pub fn bundle(environment: &str, apps: Vec<App>) -> Bundle {
             revision: Some("0123456789abcdef0123456789abcdef01234567".to_owned()),
             source: None,
             applications,
+            pipelines: Vec::new(),
         },
         files,
     }

@@ -155,6 +155,7 @@ fn bundle(apps: &[(&str, &str)]) -> Bundle {
             revision: None,
             source: None,
             applications,
+            pipelines: Vec::new(),
         },
         files,
     }
