@@ -475,8 +475,9 @@ pub struct ReportHealth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
-    /// Its id: the dead-letter stream's sequence number.
-    pub id: u64,
+    /// Its id, `<seq>-<index>`: the dead-letter stream's sequence number of the message it came
+    /// in, and its index in that message's batch.
+    pub id: String,
     /// The pipeline.
     pub pipeline: String,
     /// The step that rejected it.
@@ -510,7 +511,7 @@ pub struct DeadLetter {
 pub struct ReplayRequest {
     /// These dead letters.
     #[serde(default)]
-    pub ids: Vec<u64>,
+    pub ids: Vec<String>,
     /// Or all of this pipeline's …
     pub pipeline: Option<String>,
     /// … step's.
@@ -533,10 +534,10 @@ pub struct Replay {
     /// When (RFC 3339).
     pub at: String,
     /// The dead letters published again, by id, with the subject each went to.
-    pub replayed: Vec<(u64, String)>,
+    pub replayed: Vec<(String, String)>,
     /// Asked-for ids no longer kept.
     #[serde(default)]
-    pub missing: Vec<u64>,
+    pub missing: Vec<String>,
 }
 
 #[cfg(test)]
