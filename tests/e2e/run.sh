@@ -108,6 +108,15 @@ if [ -z "${ETL_E2E_IN_NETNS:-}" ]; then
     fi
   fi
 
+  # The dashboard's browser test (tests/browser, v1): Debian's Chromium driven by playwright-core.
+  if wants v1; then
+    command -v node >/dev/null 2>&1 && [ -x /usr/bin/chromium ] \
+      || { say "node and /usr/bin/chromium are missing: run scripts/setup.sh"; exit 1; }
+    if [ ! -d "$root/tests/browser/node_modules/playwright-core" ]; then
+      say "installing tests/browser's packages (npm ci)"
+      npm ci --prefix "$root/tests/browser" --no-audit --no-fund --silent
+    fi
+  fi
   "$e2e/patch-host.sh"
   t=$(now)
   say "building the test$(wants v1 && echo ', the 1.x host, wadm and secrets backend') (target $ETL_E2E_TARGET)"
@@ -257,9 +266,13 @@ wait_for "nats-server" 30 curl -fsS "http://127.0.0.1:$nats_monitor/healthz?js-e
 # subjects between steps, run side by side without reading each other's records. Control
 # (wadm, the hosts' and the controllers' requests) stays on the first.
 staging_monitor=$(free_port)
+# JetStream on it too: staging's controller keeps the steps' reports and dead letters there.
+mkdir -p "$tmp/jetstream-staging"
 start nats-server-staging "$tmp/nats-staging.log" "$venv/bin/nats-server" -a 127.0.0.1 \
-  -p "$staging_nats_port" -m "$staging_monitor" -n etl-e2e-staging
-wait_for "staging's nats-server" 30 curl -fsS "http://127.0.0.1:$staging_monitor/healthz"
+  -p "$staging_nats_port" -m "$staging_monitor" -js -sd "$tmp/jetstream-staging" \
+  -n etl-e2e-staging
+wait_for "staging's nats-server" 30 \
+  curl -fsS "http://127.0.0.1:$staging_monitor/healthz?js-enabled-only=true"
 
 cat >"$tmp/registry.yml" <<EOF
 version: 0.1

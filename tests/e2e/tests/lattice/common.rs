@@ -1331,7 +1331,7 @@ pub async fn throughput(
 // The readings both tests send
 
 /// A reading as the gateways POST it.
-fn reading(sensor: &str, temp: f64, ts: &str) -> String {
+pub fn reading(sensor: &str, temp: f64, ts: &str) -> String {
     json!({"sensor": sensor, "temp_c": temp, "ts": ts}).to_string()
 }
 

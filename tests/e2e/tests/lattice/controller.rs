@@ -30,6 +30,8 @@ pub struct Controller {
     pub log: PathBuf,
     /// The environment it applies.
     pub environment: String,
+    /// The file of the bearer token its API requires, if any.
+    pub token_file: Option<PathBuf>,
     etl: PathBuf,
 }
 
@@ -64,6 +66,11 @@ impl Controller {
             format!("127.0.0.1:{port}"),
         ];
         args.extend(extra.iter().cloned());
+        let token_file = extra
+            .iter()
+            .position(|a| a == "--token-file")
+            .and_then(|i| extra.get(i + 1))
+            .map(PathBuf::from);
         let mut controller = Self {
             child: None,
             args,
@@ -71,6 +78,7 @@ impl Controller {
             url: format!("http://127.0.0.1:{port}"),
             log: env.work.join(format!("controller-{environment}.log")),
             environment: environment.to_owned(),
+            token_file,
             etl: env.etl.clone(),
         };
         controller.spawn()?;
@@ -151,6 +159,7 @@ impl Controller {
     pub fn status(&self) -> anyhow::Result<Value> {
         let out = Command::new(&self.etl)
             .args(["status", "--controller", &self.url, "--format", "json"])
+            .args(self.token_args())
             .output()
             .context("running etl status")?;
         ensure!(
@@ -190,6 +199,7 @@ impl Controller {
                 "--timeout",
                 &format!("{}s", timeout.as_secs()),
             ])
+            .args(self.token_args())
             .output()
             .context("running etl status --wait")?;
         ensure!(
@@ -229,6 +239,42 @@ impl Controller {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// `--token-file FILE` for `etl status`, `etl dlq` and `etl top`, when it has a token.
+    pub fn token_args(&self) -> Vec<String> {
+        match &self.token_file {
+            Some(f) => vec!["--token-file".to_owned(), f.display().to_string()],
+            None => Vec::new(),
+        }
+    }
+
+    /// `GET <url><path>` with its token: the body.
+    pub fn get(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let mut args = vec!["-fsS".to_owned()];
+        if let Some(f) = &self.token_file {
+            let token = std::fs::read_to_string(f)?;
+            args.extend([
+                "-H".to_owned(),
+                format!("authorization: Bearer {}", token.trim()),
+            ]);
+        }
+        args.push(format!("{}{path}", self.url));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&args)
+    }
+
+    /// `GET <url><path>` without credentials: the HTTP status.
+    pub fn status_without_token(&self, path: &str) -> anyhow::Result<u16> {
+        let out = curl(&[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{}{path}", self.url),
+        ])?;
+        Ok(String::from_utf8_lossy(&out).trim().parse()?)
     }
 
     /// The last `n` lines of its log.

@@ -5,6 +5,7 @@
 
 mod common;
 mod controller;
+mod reporting;
 mod secrets;
 mod v1;
 mod v2;

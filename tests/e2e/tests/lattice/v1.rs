@@ -51,6 +51,7 @@ use wadm_types::api::{
 
 use crate::common::*;
 use crate::controller::*;
+use crate::reporting;
 use crate::secrets::{SecretsBackend, Signed};
 
 /// The dev environment's lattice (`etl.yaml`).
@@ -278,7 +279,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
 
     // 7. Promotion: staging's controller (running, its tag not there yet) applies the bundle
     // `etl promote` publishes: dev's exact artifacts, staging's config, on staging's lattice.
-    let staging = Controller::start(&env, STAGING, &key, &[])?;
+    let staging = Controller::start(&env, STAGING, &key, &reporting::staging_flags(&env)?)?;
     let host = wait_for_host(&nats, STAGING_LATTICE).await?;
     eprintln!("e2e: host {host} is in lattice {STAGING_LATTICE}");
     let staging_nats = async_nats::connect(&env.staging_nats_url)
@@ -336,6 +337,19 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         &staging_source,
         &mut staging_sinks,
         &staging_cases(),
+    )
+    .await?;
+    // 8. What the steps report: exact counts per step, /metrics, dead letters and a replay,
+    // and the dashboard in Chromium.
+    let screenshot = reporting::screenshot_path(&env);
+    reporting::check_reporting(
+        &env,
+        &staging,
+        &staging_source,
+        &mut staging_sinks,
+        70.5,
+        62.0,
+        Some(&screenshot),
     )
     .await?;
     ensure!(dev.running(), "dev's controller exited");

@@ -42,6 +42,7 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::controller::*;
+use crate::reporting;
 
 /// The host run.sh starts for staging's spread (`requirements: {zone: lab}`); the other is
 /// `general-1`.
@@ -187,7 +188,10 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
             path_str(&staging_secrets)?.to_owned(),
             "--host-label".to_owned(),
             format!("{LAB_HOST}=zone=lab"),
-        ],
+        ]
+        .into_iter()
+        .chain(reporting::staging_flags(&env)?)
+        .collect::<Vec<_>>(),
     )?;
     // The figures of docs/PERFORMANCE.md, with the example alone on the lattice (alert-digest
     // would read every alert of the loads): `alerts`' `batch:` set in the spec, compiled and
@@ -391,6 +395,18 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         &staging_source,
         &mut staging_sinks,
         &staging_cases(),
+    )
+    .await?;
+    // What the steps report: exact counts per step (two replicas each), /metrics, dead
+    // letters and a replay.
+    reporting::check_reporting(
+        &env,
+        &staging,
+        &staging_source,
+        &mut staging_sinks,
+        70.5,
+        62.0,
+        None,
     )
     .await?;
     // Two replicas of every step, one consumer group each: every record exactly once (ten
