@@ -365,11 +365,10 @@
     constructor() {
       this.current = h('dl', { class: 'kv' });
       this.history = h('ol', { class: 'history' });
-      this.el = h('section', { class: 'panel', 'aria-labelledby': 'deployed-h' },
-        h('h2', { id: 'deployed-h', text: 'Deployed bundle' }),
-        this.current,
-        h('h2', { class: 'sub', text: 'Promotion history' }),
-        this.history);
+      this.el = h('section', { class: 'panel deployment', 'aria-labelledby': 'deployed-h' },
+        h('div', { class: 'split' },
+          h('div', {}, h('h2', { id: 'deployed-h', text: 'Deployed bundle' }), this.current),
+          h('div', {}, h('h2', { class: 'sub', text: 'Promotion history' }), this.history)));
       this.key = null;
     }
 
@@ -824,7 +823,7 @@
         series: [
           { value: (u, v) => (v == null ? '' : clock(v * 1000)) },
           { label: 'in/s', stroke: COLORS.in, width: 1.6, fill: 'rgba(36,89,200,0.07)', value: (u, v) => (v == null ? '–' : perSecond(v)) },
-          { label: 'out/s', stroke: COLORS.out, width: 1.6, value: (u, v) => (v == null ? '–' : perSecond(v)) },
+          { label: 'out/s', stroke: COLORS.out, width: 1.6, dash: [5, 3], value: (u, v) => (v == null ? '–' : perSecond(v)) },
           { label: 'errors/s', stroke: COLORS.errors, width: 1.6, value: (u, v) => (v == null ? '–' : perSecond(v)) },
         ],
       }, data, chart.plotEl);
@@ -1036,12 +1035,11 @@
         section('graph-h', 'Graph', this.legend, this.notice, this.graph.el),
         section('counts-h', 'Counts', null, this.counts.el),
         section('rates-h', 'Records per second', h('span', { class: 'aside legend' },
-          h('span', { class: 'c-in', text: '— in' }), h('span', { class: 'c-out', text: '— out' }),
+          h('span', { class: 'c-in', text: '— in' }), h('span', { class: 'c-out', text: '-- out' }),
           h('span', { class: 'c-errors', text: '— errors' })), this.charts.el),
         section('dl-h', 'Dead letters', null, this.letters.el),
-        h('div', { class: 'grid2' },
-          section('grants-h', 'Components and capability grants', null, this.components.el),
-          this.deployment.el));
+        section('grants-h', 'Components and capability grants', null, this.components.el),
+        this.deployment.el);
       root.replaceChildren(h('div', { class: 'head' }, this.title, this.facts), this.missing, this.content);
     }
 
