@@ -709,9 +709,18 @@
         setAttr(tr, 'data-rate-out', r.out);
         setAttr(tr, 'data-rate-errors', r.errors);
         const dash = n.kind === 'source' ? '–' : 'no reports yet';
-        setText(cells[0], perSecond(r.in));
-        setText(cells[1], perSecond(r.out));
-        bad(cells[2], r.errors, perSecond(r.errors));
+        if (n.kind === 'source' && !t) {
+          // A source does not report: what it sends is what its edges carry.
+          const sent = view.edges.filter((e) => e.from === n.name).reduce((a, e) => a + (e.rate || 0), 0);
+          setText(cells[0], '–');
+          setText(cells[1], perSecond(sent));
+          setText(cells[2], '–');
+          cells[2].className = 'n zero';
+        } else {
+          setText(cells[0], perSecond(r.in));
+          setText(cells[1], perSecond(r.out));
+          bad(cells[2], r.errors, perSecond(r.errors));
+        }
         if (!t) {
           cells.slice(3).forEach((c, j) => {
             setText(c, j === 0 ? dash : '');
