@@ -347,7 +347,8 @@ pub async fn check_reporting(
 }
 
 /// `node tests/browser/dashboard.mjs`: Chromium logs in with the token, opens the pipeline and
-/// finds `counts` on its graph's nodes and in its table; a screenshot to `screenshot`.
+/// finds `counts` on its graph's nodes and in its table, takes a screenshot to `screenshot`, and
+/// replays a dead letter with the page's button.
 fn dashboard(
     env: &Env,
     controller: &Controller,
@@ -386,6 +387,7 @@ fn dashboard(
         .arg(&expect_path)
         .arg("--screenshot")
         .arg(screenshot)
+        .arg("--replay")
         .output()
         .context("running node tests/browser/dashboard.mjs")?;
     ensure!(
