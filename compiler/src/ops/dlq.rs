@@ -67,8 +67,8 @@ pub enum DlqError {
     BadId(String),
     /// The controller keeps no dead letter by that id.
     #[error(
-        "the controller at {url} keeps no dead letter `{id}` ({error}): `etl dlq list` shows \
-         the ones it keeps"
+        "dead letter `{id}`: the controller at {url} answered 404: {error} (`etl dlq list` shows \
+         the ones it keeps)"
     )]
     NotFound {
         /// The controller's base URL.

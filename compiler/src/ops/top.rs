@@ -54,8 +54,11 @@ struct Reading {
 /// controller does not give.
 #[derive(Debug, Default)]
 pub struct Top {
-    previous: Option<(Instant, HashMap<(String, String), Reading>)>,
+    previous: Option<(Instant, Readings)>,
 }
+
+/// Each unit's reading, by pipeline and unit.
+type Readings = HashMap<(String, String), Reading>;
 
 impl Top {
     /// A new one, with no reading yet.
@@ -199,7 +202,7 @@ pub fn render(frame: &Frame, heading: &Heading) -> String {
 fn humanize(d: Duration) -> Option<String> {
     if d.subsec_nanos() == 0 {
         Some(format!("{}s", d.as_secs()))
-    } else if d.as_nanos() % 1_000_000 == 0 {
+    } else if d.as_nanos().is_multiple_of(1_000_000) {
         Some(format!("{}ms", d.as_millis()))
     } else {
         None
