@@ -151,7 +151,9 @@ enum Command {
     /// Show what an environment's etl-controller applied and how it runs: the bundle (digest,
     /// commit, signer, when), the tag's digest and whether the registry answered, and per
     /// pipeline its state (deployed, reconciling, failed with the lattice's reason, undeployed)
-    /// and version. See docs/controller.md.
+    /// and version, and under it each step's and sink's counts once they report (records in,
+    /// out, filtered, dead-lettered, failed; retries; records in and out per second). See
+    /// docs/controller.md.
     ///
     /// The controller is asked at `<URL>/status` (URL from --controller, else
     /// $ETL_CONTROLLER_URL_<ENV> with --env, else $ETL_CONTROLLER_URL), with the bearer token

@@ -11,6 +11,8 @@ mod registry;
 mod claims;
 mod cli;
 mod compile;
+// Not tests: a scripted etl-controller for status, top and dlq.
+mod controller;
 mod diagram;
 mod diff;
 mod golden;
