@@ -166,6 +166,20 @@ enum Command {
     /// printed), 2 usage error, or the controller cannot be asked (no URL, refused token,
     /// another environment, not a controller).
     Status(commands::status::Args),
+    /// Watch an environment's steps and sinks at work: per pipeline (by name), each step's and
+    /// sink's records in, out, filtered, dead-lettered and failed, retries, and records in and
+    /// out per second, read from its etl-controller every --interval. See docs/controller.md.
+    ///
+    /// The counts are the controller's, added up from every batch's report since it began
+    /// counting; the rates are its own over its last window, or, when it gives none, computed
+    /// from two readings (marked `*`). On a terminal the frame is redrawn in place; elsewhere
+    /// frames follow one another, a blank line between. The controller is chosen as for `etl
+    /// status`. After the first reading, a controller that cannot be reached is noted and asked
+    /// again.
+    ///
+    /// Exit status: 0 after --once or Ctrl-C, 2 usage error, or the controller cannot be asked
+    /// (no URL, a refused token, another environment, not a controller).
+    Top(commands::top::Args),
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates, tests, compiles and runs: its one step is a pass-through component, for you to
     /// replace. Never overwrites existing files.
@@ -201,6 +215,7 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
         Command::Diff(args) => commands::diff::run(args, color),
         Command::Push(args) => commands::push::run(args),
         Command::Status(args) => commands::status::run(args),
+        Command::Top(args) => commands::top::run(args),
         Command::Init(args) => commands::init::run(args),
     }
 }

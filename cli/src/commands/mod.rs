@@ -12,5 +12,6 @@ pub mod push;
 pub mod run;
 pub mod status;
 pub mod test;
+pub mod top;
 pub mod validate;
 pub mod verify;

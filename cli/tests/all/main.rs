@@ -26,4 +26,5 @@ mod secrets;
 mod sign;
 mod status;
 mod sub_pipelines;
+mod top;
 mod workflow;
