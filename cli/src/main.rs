@@ -180,6 +180,16 @@ enum Command {
     /// Exit status: 0 after --once or Ctrl-C, 2 usage error, or the controller cannot be asked
     /// (no URL, a refused token, another environment, not a controller).
     Top(commands::top::Args),
+    /// Read and replay an environment's dead letters: the records a step rejected as invalid
+    /// (its transform answered `invalid` with a reason), of which its etl-controller keeps the
+    /// most recent. See docs/controller.md.
+    ///
+    /// What the controller keeps and serves is truncated (a preview of each payload, with its
+    /// size and digest) and redacted (values of secret-looking JSON keys and headers replaced
+    /// by `[redacted]`): etl never sees more. A replay publishes dead letters to their step
+    /// again, and the controller records who asked (--actor), with which credential, from
+    /// where and when. The controller is chosen as for `etl status`.
+    Dlq(commands::dlq::Args),
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates, tests, compiles and runs: its one step is a pass-through component, for you to
     /// replace. Never overwrites existing files.
@@ -216,6 +226,7 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
         Command::Push(args) => commands::push::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Top(args) => commands::top::run(args),
+        Command::Dlq(args) => commands::dlq::run(args),
         Command::Init(args) => commands::init::run(args),
     }
 }

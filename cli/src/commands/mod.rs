@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod diff;
+pub mod dlq;
 pub mod graph;
 pub mod init;
 pub mod inspect;

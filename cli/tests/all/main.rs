@@ -15,6 +15,7 @@ mod compile;
 mod controller;
 mod diagram;
 mod diff;
+mod dlq;
 mod golden;
 mod output;
 mod promote;
