@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use etl::oci::registry::{self, Credentials};
+use etl::ops::status::{Endpoint, Token};
 
 use crate::exit::Error;
 use crate::render;
@@ -99,6 +100,72 @@ impl RegistryArgs {
         }
         Ok(credentials)
     }
+}
+
+/// Which controller `status`, `top` and `dlq` ask, and how: its URL, token and CA.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// The environment: its controller's URL is then read from $ETL_CONTROLLER_URL_<ENV> (ENV
+    /// in upper case, `-` as `_`) when set, and the controller must be applying it.
+    #[arg(long = "env", value_name = "ENV")]
+    environment: Option<String>,
+    /// The controller's URL (http://HOST:PORT or https://…) [default: $ETL_CONTROLLER_URL_<ENV>
+    /// with --env, else $ETL_CONTROLLER_URL].
+    #[arg(long, value_name = "URL")]
+    controller: Option<String>,
+    /// A file holding the controller's bearer token [default: $ETL_CONTROLLER_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for an https controller, besides the system's.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+}
+
+impl ControllerArgs {
+    /// `--env`.
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+
+    /// The controller to ask: `--controller`, else `$ETL_CONTROLLER_URL_<ENV>` with `--env`,
+    /// else `$ETL_CONTROLLER_URL`; the token of `--token-file`, else `$ETL_CONTROLLER_TOKEN`;
+    /// `--ca-cert`'s certificate.
+    pub fn endpoint(&self) -> Result<Endpoint, Error> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let url = self
+            .controller
+            .clone()
+            .or_else(|| {
+                self.environment
+                    .as_deref()
+                    .and_then(|e| var(&controller_url_variable(e)))
+            })
+            .or_else(|| var("ETL_CONTROLLER_URL"))
+            .ok_or_else(|| {
+                Error::NoController(self.environment.as_deref().map(controller_url_variable))
+            })?;
+        let token = match &self.token_file {
+            Some(path) => Some(Token::from_file(path)?),
+            None => var("ETL_CONTROLLER_TOKEN")
+                .map(|t| Token::new(&t, "ETL_CONTROLLER_TOKEN"))
+                .transpose()?,
+        };
+        let ca_cert = self
+            .ca_cert
+            .as_deref()
+            .map(|path| std::fs::read(path).map_err(etl::util::io::IoError::at(path)))
+            .transpose()?;
+        Ok(Endpoint {
+            url,
+            token,
+            ca_cert,
+        })
+    }
+}
+
+/// The environment variable of the controller URL of `environment`.
+fn controller_url_variable(environment: &str) -> String {
+    etl::util::env_var_name("ETL_CONTROLLER_URL_", environment)
 }
 
 /// Where `run` and `test` get the composed artifacts.
@@ -267,4 +334,19 @@ pub fn passphrase() -> Option<String> {
 /// `$SOURCE_DATE_EPOCH`, if set.
 pub fn source_date_epoch() -> Option<String> {
     std::env::var("SOURCE_DATE_EPOCH").ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn controller_url_variables() {
+        assert_eq!(
+            super::controller_url_variable("dev"),
+            "ETL_CONTROLLER_URL_DEV"
+        );
+        assert_eq!(
+            super::controller_url_variable("eu-west.1"),
+            "ETL_CONTROLLER_URL_EU_WEST_1"
+        );
+    }
 }

@@ -107,6 +107,9 @@ pub enum Error {
     /// Waiting for a controller stopped early.
     #[error(transparent)]
     Wait(#[from] etl::ops::status::WaitError<CredentialsError>),
+    /// Dead letters cannot be listed, shown or replayed.
+    #[error(transparent)]
+    Dlq(#[from] etl::ops::dlq::DlqError),
 }
 
 /// Exit statuses.
@@ -154,6 +157,7 @@ impl Error {
                 | PromoteError::Layout(_)
                 | PromoteError::BundleLayout { .. } => USAGE,
             },
+            Error::Dlq(e) if e.not_found() => FAILURE,
             Error::Inspect(e) => match e {
                 InspectError::Component(_) => FAILURE,
                 InspectError::Io(_) => USAGE,
@@ -180,7 +184,8 @@ impl Error {
             | Error::Token(_)
             | Error::Io(_)
             | Error::Status(_)
-            | Error::Wait(_) => USAGE,
+            | Error::Wait(_)
+            | Error::Dlq(_) => USAGE,
         }
     }
 }

@@ -151,7 +151,9 @@ enum Command {
     /// Show what an environment's etl-controller applied and how it runs: the bundle (digest,
     /// commit, signer, when), the tag's digest and whether the registry answered, and per
     /// pipeline its state (deployed, reconciling, failed with the lattice's reason, undeployed)
-    /// and version. See docs/controller.md.
+    /// and version, and under it each step's and sink's counts once they report (records in,
+    /// out, filtered, dead-lettered, failed; retries; records in and out per second). See
+    /// docs/controller.md.
     ///
     /// The controller is asked at `<URL>/status` (URL from --controller, else
     /// $ETL_CONTROLLER_URL_<ENV> with --env, else $ETL_CONTROLLER_URL), with the bearer token
@@ -164,6 +166,30 @@ enum Command {
     /// printed), 2 usage error, or the controller cannot be asked (no URL, refused token,
     /// another environment, not a controller).
     Status(commands::status::Args),
+    /// Watch an environment's steps and sinks at work: per pipeline (by name), each step's and
+    /// sink's records in, out, filtered, dead-lettered and failed, retries, and records in and
+    /// out per second, read from its etl-controller every --interval. See docs/controller.md.
+    ///
+    /// The counts are the controller's, added up from every batch's report since it began
+    /// counting; the rates are its own over its last window, or, when it gives none, computed
+    /// from two readings (marked `*`). On a terminal the frame is redrawn in place; elsewhere
+    /// frames follow one another, a blank line between. The controller is chosen as for `etl
+    /// status`. After the first reading, a controller that cannot be reached is noted and asked
+    /// again.
+    ///
+    /// Exit status: 0 after --once or Ctrl-C, 2 usage error, or the controller cannot be asked
+    /// (no URL, a refused token, another environment, not a controller).
+    Top(commands::top::Args),
+    /// Read and replay an environment's dead letters: the records a step rejected as invalid
+    /// (its transform answered `invalid` with a reason), of which its etl-controller keeps the
+    /// most recent. See docs/controller.md.
+    ///
+    /// What the controller keeps and serves is truncated (a preview of each payload, with its
+    /// size and digest) and redacted (values of secret-looking JSON keys and headers replaced
+    /// by `[redacted]`): etl never sees more. A replay publishes dead letters to their step
+    /// again, and the controller records who asked (--actor), with which credential, from
+    /// where and when. The controller is chosen as for `etl status`.
+    Dlq(commands::dlq::Args),
     /// Scaffold a pipeline repo (project, one pipeline, one environment, one fixture) that
     /// validates, tests, compiles and runs: its one step is a pass-through component, for you to
     /// replace. Never overwrites existing files.
@@ -199,6 +225,8 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
         Command::Diff(args) => commands::diff::run(args, color),
         Command::Push(args) => commands::push::run(args),
         Command::Status(args) => commands::status::run(args),
+        Command::Top(args) => commands::top::run(args),
+        Command::Dlq(args) => commands::dlq::run(args),
         Command::Init(args) => commands::init::run(args),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod diff;
+pub mod dlq;
 pub mod graph;
 pub mod init;
 pub mod inspect;
@@ -12,5 +13,6 @@ pub mod push;
 pub mod run;
 pub mod status;
 pub mod test;
+pub mod top;
 pub mod validate;
 pub mod verify;

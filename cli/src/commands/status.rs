@@ -1,19 +1,19 @@
 //! `etl status`: what an environment's controller applied and how it runs
 //! ([`etl::ops::status`]), as a table or the controller's JSON as served; `--wait` for CI.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use etl::ops::status::{self, Endpoint, Fetched, Outcome, Token, WaitOptions};
+use etl::ops::status::{self, Fetched, Outcome, WaitOptions};
 
-use crate::args::{CredentialsError, RegistryArgs};
+use crate::args::{ControllerArgs, CredentialsError, RegistryArgs};
 use crate::exit::{Error, Verdict};
 use crate::render;
 
 /// How to print the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
-    /// Header lines and one line per application, for people.
+    /// Header lines and one line per application (with its steps' and sinks' counts under it),
+    /// for people.
     Table,
     /// The controller's document, exactly as it served it.
     Json,
@@ -22,20 +22,8 @@ pub enum Output {
 /// The arguments of `etl status`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment: its controller's URL is then read from $ETL_CONTROLLER_URL_<ENV> (ENV
-    /// in upper case, `-` as `_`) when set, and the controller must be applying it.
-    #[arg(long = "env", value_name = "ENV")]
-    environment: Option<String>,
-    /// The controller's URL (http://HOST:PORT or https://…) [default: $ETL_CONTROLLER_URL_<ENV>
-    /// with --env, else $ETL_CONTROLLER_URL].
-    #[arg(long, value_name = "URL")]
-    controller: Option<String>,
-    /// A file holding the controller's bearer token [default: $ETL_CONTROLLER_TOKEN].
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-    /// A CA certificate (PEM) to trust for an https controller, besides the system's.
-    #[arg(long, value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    controller: ControllerArgs,
     /// `table` or `json`.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     format: Output,
@@ -55,41 +43,10 @@ pub struct Args {
     access: RegistryArgs,
 }
 
-/// The environment variable of the controller URL of `environment`.
-fn url_variable(environment: &str) -> String {
-    etl::util::env_var_name("ETL_CONTROLLER_URL_", environment)
-}
-
 /// Prints the status; with `--wait`, once the environment is ready or the time is up.
 pub fn run(args: Args) -> Result<Verdict, Error> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let url = args
-        .controller
-        .clone()
-        .or_else(|| {
-            args.environment
-                .as_deref()
-                .and_then(|e| var(&url_variable(e)))
-        })
-        .or_else(|| var("ETL_CONTROLLER_URL"))
-        .ok_or_else(|| Error::NoController(args.environment.as_deref().map(url_variable)))?;
-    let token = match &args.token_file {
-        Some(path) => Some(Token::from_file(path)?),
-        None => var("ETL_CONTROLLER_TOKEN")
-            .map(|t| Token::new(&t, "ETL_CONTROLLER_TOKEN"))
-            .transpose()?,
-    };
-    let ca_cert = args
-        .ca_cert
-        .as_deref()
-        .map(|path| std::fs::read(path).map_err(etl::util::io::IoError::at(path)))
-        .transpose()?;
-    let endpoint = Endpoint {
-        url,
-        token,
-        ca_cert,
-    };
-    let environment = args.environment.as_deref();
+    let endpoint = args.controller.endpoint()?;
+    let environment = args.controller.environment();
     if !args.wait {
         let fetched = status::fetch(&endpoint, environment)?;
         print(&fetched, args.format);
@@ -149,17 +106,5 @@ fn print(fetched: &Fetched, format: Output) {
             }
             render::print(&body);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn url_variables() {
-        assert_eq!(super::url_variable("dev"), "ETL_CONTROLLER_URL_DEV");
-        assert_eq!(
-            super::url_variable("eu-west.1"),
-            "ETL_CONTROLLER_URL_EU_WEST_1"
-        );
     }
 }

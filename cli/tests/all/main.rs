@@ -11,8 +11,11 @@ mod registry;
 mod claims;
 mod cli;
 mod compile;
+// Not tests: a scripted etl-controller for status, top and dlq.
+mod controller;
 mod diagram;
 mod diff;
+mod dlq;
 mod golden;
 mod output;
 mod promote;
@@ -24,4 +27,5 @@ mod secrets;
 mod sign;
 mod status;
 mod sub_pipelines;
+mod top;
 mod workflow;

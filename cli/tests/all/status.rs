@@ -1,136 +1,32 @@
-//! `etl status` against a scripted controller (a loopback HTTP server serving status documents)
-//! and, for `--wait`, a real registry holding the bundle tag: table and JSON output, the token,
-//! the environment check, exit statuses, and waiting until the tag's bundle runs.
+//! `etl status` against a scripted controller (a loopback HTTP server serving status documents,
+//! `controller.rs`) and, for `--wait`, a real registry holding the bundle tag: table and JSON
+//! output, each step's counts, the token, the environment check, exit statuses, and waiting
+//! until the tag's bundle runs.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use etl::oci::layout::MANIFEST_MEDIA_TYPE;
 use etl::oci::registry::{self, Credentials, Retry, Session};
-use etl::ops::status::{
-    API_VERSION, Applied, ArtifactStatus, ControllerStatus, EnvironmentState, KIND, PipelineState,
-    PipelineStatus, TagStatus,
-};
+use etl::ops::status::ControllerStatus;
 
+use crate::controller::{BUNDLE, DIGEST, document, document_with_units, etl, serve, text};
 use crate::registry::TestRegistry;
 
-const DIGEST: &str = "sha256:5e1f0a6b3c2d4e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f";
-
-/// dev's controller status: ready, or still reconciling the pipeline.
-fn document(bundle: &str, applied: &str, ready: bool) -> ControllerStatus {
-    ControllerStatus {
-        api_version: API_VERSION.to_owned(),
-        kind: KIND.to_owned(),
-        project: Some("iot-sensors".to_owned()),
-        environment: Some("dev".to_owned()),
-        generation: "v1".to_owned(),
-        lattice: Some("acme-iot-dev".to_owned()),
-        bundle: bundle.to_owned(),
-        tag: TagStatus {
-            digest: Some(applied.to_owned()),
-            checked_at: Some("2026-12-07T14:00:10Z".to_owned()),
-            stale: false,
-            error: None,
-        },
-        applied: Some(Applied {
-            digest: applied.to_owned(),
-            revision: Some("0123456789abcdef0123456789abcdef01234567".to_owned()),
-            signer: "sha256:0123456789abcdef".to_owned(),
-            applied_at: "2026-12-07T14:00:00Z".to_owned(),
-        }),
-        refused: None,
-        state: if ready {
-            EnvironmentState::Ready
-        } else {
-            EnvironmentState::Reconciling
-        },
-        pipelines: vec![PipelineStatus {
-            name: "sensor-ingest".to_owned(),
-            application: "sensor-ingest".to_owned(),
-            version: Some("sha-2ada642ee5de".to_owned()),
-            state: if ready {
-                PipelineState::Deployed
-            } else {
-                PipelineState::Reconciling
-            },
-            reason: (!ready).then(|| "deploying sha-2ada642ee5de".to_owned()),
-            artifacts: vec![ArtifactStatus {
-                unit: "parse".to_owned(),
-                image: format!("127.0.0.1:5000/etl/sensor-ingest-parse@{DIGEST}"),
-                component_digest: DIGEST.to_owned(),
-            }],
-            units: vec![],
-        }],
-    }
-}
-
-/// A controller on a free loopback port serving `documents(n)` for its n-th request (from
-/// 0), to requests bearing `token` when one is set. Its URL and the request count.
+/// A controller serving `documents(n)` at `/status` for its n-th request (from 0), to requests
+/// bearing `token` when one is set. Its URL and the request count.
 fn controller(
     token: Option<&'static str>,
     documents: impl Fn(usize) -> ControllerStatus + Send + 'static,
 ) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let count = Arc::new(AtomicUsize::new(0));
     let counter = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut authorization = None;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':')
-                    && name.eq_ignore_ascii_case("authorization")
-                {
-                    authorization = Some(value.trim().to_owned());
-                }
-            }
-            let allowed = token.is_none_or(|t| authorization == Some(format!("Bearer {t}")));
-            let (code, body) = if allowed {
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                ("200 OK", serde_json::to_string(&documents(n)).unwrap())
-            } else {
-                ("401 Unauthorized", r#"{"error":"unauthorized"}"#.to_owned())
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.flush();
-        }
+    let (url, _) = serve(token, move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        (200, serde_json::to_string(&documents(n)).unwrap())
     });
     (url, count)
 }
-
-fn etl(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_etl"));
-    command
-        .args(args)
-        .env_remove("ETL_CONTROLLER_URL")
-        .env_remove("ETL_CONTROLLER_URL_DEV")
-        .env_remove("ETL_CONTROLLER_TOKEN");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-const BUNDLE: &str = "127.0.0.1:5000/etl/bundles/iot-sensors/dev:dev";
 
 #[test]
 fn the_table_the_json_and_the_exit_status() {
@@ -179,6 +75,19 @@ fn the_table_the_json_and_the_exit_status() {
         "error: which controller? give --controller URL, or set ETL_CONTROLLER_URL_DEV or \
          ETL_CONTROLLER_URL\n"
     );
+}
+
+#[test]
+fn the_table_shows_each_step_s_counts_under_its_pipeline() {
+    let (url, _) = controller(None, |_| document_with_units(1000, true));
+    let out = etl(&["status", "--controller", &url], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!("status_table_units", text(&out.stdout));
+    // The JSON is the document as served, units and all.
+    let out = etl(&["status", "--controller", &url, "--format", "json"], &[]);
+    let served = serde_json::to_string(&document_with_units(1000, true)).unwrap();
+    assert_eq!(text(&out.stdout), format!("{served}\n"));
+    assert!(served.contains(r#""units":[{"name":"warehouse","kind":"sink""#));
 }
 
 #[test]

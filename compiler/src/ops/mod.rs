@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod diff;
+pub mod dlq;
 pub mod graph;
 pub mod init;
 pub mod inspect;
@@ -12,4 +13,5 @@ pub mod push;
 pub mod registry;
 pub mod status;
 pub mod telemetry;
+pub mod top;
 pub mod verify;

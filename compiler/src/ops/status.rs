@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::oci::registry::{self, Credentials, Retry, Session};
+use crate::ops::telemetry::{NodeKind, Rates};
 use crate::util::io::{IoError, chain};
 
 /// The document's `apiVersion`.
@@ -151,11 +152,12 @@ pub struct UnitMetrics {
     /// The step or sink.
     pub name: String,
     /// `step` or `sink`.
-    pub kind: crate::ops::telemetry::NodeKind,
+    pub kind: NodeKind,
     /// Its cumulative counts.
     pub counters: crate::ops::telemetry::Counters,
-    /// Its rates over the controller's last window.
-    pub rates: crate::ops::telemetry::Rates,
+    /// Its rates over the controller's last window (all 0 when it sent none).
+    #[serde(default)]
+    pub rates: Rates,
 }
 
 /// Where one application stands.
@@ -307,8 +309,14 @@ pub enum StatusError {
         url: String,
         /// The HTTP status.
         code: u16,
-        /// The start of the body.
+        /// The controller's `error` text, else the start of the body.
         body: String,
+    },
+    /// The answer is larger than any document the controller serves.
+    #[error("the answer of {url} is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge {
+        /// The URL asked.
+        url: String,
     },
     /// The answer is not a controller status.
     #[error("{url} did not answer with a controller status ({API_VERSION} {KIND}): {detail}")]
@@ -347,7 +355,7 @@ impl From<registry::Error> for StatusError {
 
 impl StatusError {
     /// Whether asking again later may help (the controller is down or restarting).
-    fn transient(&self) -> bool {
+    pub(crate) fn transient(&self) -> bool {
         match self {
             StatusError::Unreachable { .. } => true,
             StatusError::Http { code, .. } => *code >= 500,
@@ -356,15 +364,53 @@ impl StatusError {
     }
 }
 
-/// A client of one controller.
-struct Client {
+/// A client of one controller: `etl status`, `etl top` and `etl dlq` ask through it.
+pub(crate) struct Client {
     http: reqwest::Client,
-    url: String,
+    /// The base URL, without a trailing `/`.
+    base: String,
     token: Option<Token>,
 }
 
+/// A controller's answer to one request.
+pub(crate) struct Answer {
+    /// The URL asked.
+    pub url: String,
+    /// The HTTP status.
+    pub code: u16,
+    /// The body, at most [`MAX_BODY_BYTES`].
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The controller's `error` text (its errors are `{"error": "…"}`), else the start of the
+    /// body.
+    pub fn error_text(&self) -> String {
+        #[derive(Deserialize)]
+        struct ErrorDocument {
+            error: String,
+        }
+        match serde_json::from_slice::<ErrorDocument>(&self.body) {
+            Ok(doc) => doc.error,
+            Err(_) => {
+                let text = String::from_utf8_lossy(&self.body);
+                text.trim().chars().take(200).collect()
+            }
+        }
+    }
+
+    /// [`StatusError::Http`] for this answer.
+    pub fn into_error(self) -> StatusError {
+        StatusError::Http {
+            body: self.error_text(),
+            url: self.url,
+            code: self.code,
+        }
+    }
+}
+
 impl Client {
-    fn new(endpoint: &Endpoint) -> Result<Client, StatusError> {
+    pub(crate) fn new(endpoint: &Endpoint) -> Result<Client, StatusError> {
         let base = endpoint.url.trim_end_matches('/');
         let parsed = reqwest::Url::parse(base).map_err(|_| StatusError::BadUrl(base.to_owned()))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -388,16 +434,38 @@ impl Client {
             .map_err(|e| StatusError::Client(e.to_string()))?;
         Ok(Client {
             http,
-            url: format!("{base}/status"),
+            base: base.to_owned(),
             token: endpoint.token.clone(),
         })
     }
 
-    async fn get(&self) -> Result<Fetched, StatusError> {
-        let url = self.url.clone();
-        let mut request = self.http.get(&url);
+    /// The URL of `path` (which starts with `/`, and may have a query).
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The base URL.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one request for `url` ([`Client::url`]), with `json` as its body when given, and
+    /// reads the answer. No connection, an answer too large, and a 401 are errors; any other
+    /// status is the caller's to judge.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        json: Option<Vec<u8>>,
+    ) -> Result<Answer, StatusError> {
+        let mut request = self.http.request(method, &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose());
+        }
+        if let Some(body) = json {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
         let unreachable = |e: reqwest::Error| StatusError::Unreachable {
             url: url.clone(),
@@ -409,10 +477,7 @@ impl Client {
         while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY_BYTES {
-                return Err(StatusError::NotAStatus {
-                    url,
-                    detail: format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
-                });
+                return Err(StatusError::TooLarge { url });
             }
         }
         if code == 401 {
@@ -421,11 +486,17 @@ impl Client {
                 with_token: self.token.is_some(),
             });
         }
-        if code != 200 {
-            let text = String::from_utf8_lossy(&body);
-            let body: String = text.trim().chars().take(200).collect();
-            return Err(StatusError::Http { url, code, body });
+        Ok(Answer { url, code, body })
+    }
+
+    async fn get(&self) -> Result<Fetched, StatusError> {
+        let answer = self
+            .send(reqwest::Method::GET, self.url("/status"), None)
+            .await?;
+        if answer.code != 200 {
+            return Err(answer.into_error());
         }
+        let Answer { url, body, .. } = answer;
         let status: ControllerStatus =
             serde_json::from_slice(&body).map_err(|e| StatusError::NotAStatus {
                 url: url.clone(),
@@ -441,13 +512,13 @@ impl Client {
     }
 
     /// [`Client::get`], and the environment checked against `environment`.
-    async fn get_for(&self, environment: Option<&str>) -> Result<Fetched, StatusError> {
+    pub(crate) async fn get_for(&self, environment: Option<&str>) -> Result<Fetched, StatusError> {
         let fetched = self.get().await?;
         if let Some(expected) = environment
             && fetched.status.environment.as_deref() != Some(expected)
         {
             return Err(StatusError::OtherEnvironment {
-                url: self.url.clone(),
+                url: self.url("/status"),
                 expected: expected.to_owned(),
                 found: fetched
                     .status
@@ -750,21 +821,174 @@ pub fn table(status: &ControllerStatus) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut row = |cells: [&str; 4]| {
+    let row = |cells: [&str; 4]| {
         let mut line = String::new();
         for (i, cell) in cells.iter().take(3).enumerate() {
             line.push_str(cell);
             line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
         }
         line.push_str(cells[3]);
-        out.push_str(line.trim_end());
-        out.push('\n');
+        format!("{}\n", line.trim_end())
     };
-    row(header);
-    for r in &rows {
-        row([&r[0], &r[1], &r[2], &r[3]]);
+    let units: Vec<Vec<UnitLine>> = status
+        .pipelines
+        .iter()
+        .map(|p| graph_order(p.units.iter().map(UnitLine::from).collect()))
+        .collect();
+    let units = UnitTable::new(&units, "  ");
+    out.push_str(&row(header));
+    for (i, r) in rows.iter().enumerate() {
+        out.push_str(&row([&r[0], &r[1], &r[2], &r[3]]));
+        out.push_str(&units.render(i));
     }
     out
+}
+
+/// A step's or sink's line in a table of counts (`etl status`, `etl top`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitLine {
+    /// The step or sink.
+    pub name: String,
+    /// Which it is.
+    pub kind: NodeKind,
+    /// Records in.
+    pub input: u64,
+    /// Outputs delivered.
+    pub out: u64,
+    /// Records that gave no output.
+    pub filtered: u64,
+    /// Records dead-lettered.
+    pub dead: u64,
+    /// Records of failed batches.
+    pub failed: u64,
+    /// Retries after `transient` answers.
+    pub retries: u64,
+    /// Records in and out per second.
+    pub rates: Rates,
+    /// Whether the rates were computed by the client from two readings (shown with a `*`),
+    /// not given by the controller.
+    pub computed: bool,
+}
+
+impl From<&UnitMetrics> for UnitLine {
+    fn from(unit: &UnitMetrics) -> UnitLine {
+        let c = &unit.counters;
+        UnitLine {
+            name: unit.name.clone(),
+            kind: unit.kind,
+            input: c.input.records,
+            out: c.out.records,
+            filtered: c.filtered,
+            dead: c.dead_lettered_total(),
+            failed: c.failed_total(),
+            retries: c.retries,
+            rates: unit.rates,
+            computed: false,
+        }
+    }
+}
+
+/// `units` in graph order: the source, the steps, then the sinks, each in the order given (the
+/// controller's, which is the spec's).
+pub fn graph_order(mut units: Vec<UnitLine>) -> Vec<UnitLine> {
+    let rank = |kind: NodeKind| match kind {
+        NodeKind::Source => 0,
+        NodeKind::Step => 1,
+        NodeKind::Sink => 2,
+    };
+    units.sort_by_key(|u| rank(u.kind));
+    units
+}
+
+/// Groups of [`UnitLine`]s (one per pipeline) as text, aligned across groups: each a header and
+/// one line per unit, indented.
+pub(crate) struct UnitTable {
+    /// Per group, its rows of cells (header first); empty for a group without units.
+    groups: Vec<Vec<[String; UNIT_COLUMNS]>>,
+    widths: [usize; UNIT_COLUMNS],
+    indent: String,
+}
+
+const UNIT_COLUMNS: usize = 10;
+const UNIT_HEADER: [&str; UNIT_COLUMNS] = [
+    "UNIT", "KIND", "IN", "OUT", "FILTERED", "DEAD", "FAILED", "RETRIES", "IN/S", "OUT/S",
+];
+
+impl UnitTable {
+    pub(crate) fn new(groups: &[Vec<UnitLine>], indent: &str) -> UnitTable {
+        let computed = groups.iter().flatten().any(|u| u.computed);
+        let rate = |r: f64, computed_here: bool| match (computed, computed_here) {
+            (false, _) => format!("{r:.1}"),
+            (true, true) => format!("{r:.1}*"),
+            (true, false) => format!("{r:.1} "),
+        };
+        let groups: Vec<Vec<[String; UNIT_COLUMNS]>> = groups
+            .iter()
+            .map(|units| {
+                if units.is_empty() {
+                    return Vec::new();
+                }
+                let header = UNIT_HEADER.map(str::to_owned);
+                let rows = units.iter().map(|u| {
+                    [
+                        u.name.clone(),
+                        kind_word(u.kind).to_owned(),
+                        u.input.to_string(),
+                        u.out.to_string(),
+                        u.filtered.to_string(),
+                        u.dead.to_string(),
+                        u.failed.to_string(),
+                        u.retries.to_string(),
+                        rate(u.rates.input, u.computed),
+                        rate(u.rates.out, u.computed),
+                    ]
+                });
+                std::iter::once(header).chain(rows).collect()
+            })
+            .collect();
+        let mut widths = [0; UNIT_COLUMNS];
+        for row in groups.iter().flatten() {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        UnitTable {
+            groups,
+            widths,
+            indent: indent.to_owned(),
+        }
+    }
+
+    /// Group `i`'s lines (nothing for a group without units).
+    pub(crate) fn render(&self, i: usize) -> String {
+        let mut out = String::new();
+        for row in self.groups.get(i).into_iter().flatten() {
+            let mut line = self.indent.clone();
+            for (c, cell) in row.iter().enumerate() {
+                let pad = " ".repeat(self.widths[c] - cell.chars().count());
+                if c < 2 {
+                    line.push_str(cell);
+                    line.push_str(&pad);
+                } else {
+                    line.push_str(&pad);
+                    line.push_str(cell);
+                }
+                line.push_str("  ");
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The word for a node's kind.
+fn kind_word(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::Source => "source",
+        NodeKind::Step => "step",
+        NodeKind::Sink => "sink",
+    }
 }
 
 /// `text` on one line, at most [`REASON_CHARS`] characters.
@@ -893,6 +1117,62 @@ mod tests {
         stale.pipelines.clear();
         stale.project = None;
         insta::assert_snapshot!("stale_nothing_applied", table(&stale));
+    }
+
+    #[test]
+    fn tables_with_units() {
+        use crate::ops::telemetry::{Counters, Failure, Flow};
+        use std::collections::BTreeMap;
+        let unit = |name: &str, kind, input: u64, rates: Rates| UnitMetrics {
+            name: name.to_owned(),
+            kind,
+            counters: Counters {
+                batches: 12,
+                input: Flow {
+                    records: input,
+                    bytes: 100 * input,
+                },
+                out: Flow {
+                    records: input - 20,
+                    bytes: 100 * (input - 20),
+                },
+                produced: input - 20,
+                filtered: 12,
+                dead_lettered: BTreeMap::from([
+                    ("not_json".to_owned(), 5),
+                    ("other".to_owned(), 1),
+                ]),
+                failed: BTreeMap::from([(Failure::Transient, 2)]),
+                transient: 4,
+                retries: 3,
+                ..Counters::default()
+            },
+            rates,
+        };
+        let mut doc = document();
+        // Sinks after steps, whatever the order served.
+        doc.pipelines[1].units = vec![
+            unit("warehouse", NodeKind::Sink, 1180, Rates::default()),
+            unit(
+                "parse",
+                NodeKind::Step,
+                12000,
+                Rates {
+                    input: 20.04,
+                    out: 19.66,
+                    errors: 0.1,
+                },
+            ),
+        ];
+        insta::assert_snapshot!("units", table(&doc));
+        // A document without rates reads as rates of 0.
+        let mut json = serde_json::to_value(&doc).unwrap();
+        json["pipelines"][1]["units"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("rates");
+        let read: ControllerStatus = serde_json::from_value(json).unwrap();
+        assert_eq!(read.pipelines[1].units[0].rates, Rates::default());
     }
 
     #[test]
