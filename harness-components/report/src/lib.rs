@@ -98,9 +98,8 @@ impl fmt::Display for SettingError {
     }
 }
 
-/// Where a [`Batch`] takes its time from. `std::time` would do, but on `wasm32-wasip2` it goes
-/// through the preview-1 adapter and adds some 20 KB to a part; [`wasi_clock!`] calls
-/// `wasi:clocks` directly.
+/// Where a [`Batch`] takes its time from. `std::time` would do, but on `wasm32-wasip2` it added
+/// some 20 KB to each `in` part (measured); [`wasi_clock!`] calls `wasi:clocks` directly.
 pub trait Clock {
     /// Nanoseconds since the Unix epoch.
     fn wall(&self) -> u64;
@@ -111,7 +110,7 @@ pub trait Clock {
 }
 
 /// Defines `WasiClock` in the calling part: a [`Clock`] on the `wasi:clocks@0.2.12` bindings
-/// [`etl_harness_bindings::generate!`] made there (its world imports `monotonic-clock` and
+/// `etl_harness_bindings::generate!` made there (its world imports `monotonic-clock` and
 /// `wall-clock`).
 #[macro_export]
 macro_rules! wasi_clock {
