@@ -113,7 +113,7 @@ fn rerun_if_changed(root: &Path, components: &Path) {
     for part in PARTS
         .iter()
         .map(|(part, _)| *part)
-        .chain(["bindings", "envelope"])
+        .chain(["bindings", "envelope", "report"])
     {
         paths.push(components.join(part).join("Cargo.toml"));
         paths.push(components.join(part).join("src"));

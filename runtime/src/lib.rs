@@ -70,7 +70,8 @@ pub struct Limits {
     /// most this many outputs. More fail the call with [`FailureKind::OutputLimit`] and deliver
     /// none of them.
     pub max_outputs: usize,
-    /// Extra attempts for a record whose transform answered `transient`.
+    /// Extra attempts of a call in which a record's transform answered `transient` (the
+    /// harness's own retries, `etl.in.retries`, are off: the runner serves 0).
     pub retries: u32,
     /// Calls one instance of a unit may serve before it is replaced: 1 (the default) is a
     /// fresh store and instance for every batch. More trades isolation for throughput: state a
@@ -497,7 +498,7 @@ impl Runtime {
                 pre,
                 http,
                 messaging,
-                config: Arc::new(u.runtime_config(&artifact.egress)),
+                config: Arc::new(served_config(u.runtime_config(&artifact.egress))),
                 calls_out: !artifact.egress.is_empty(),
                 secrets: Arc::new(BTreeMap::new()),
                 missing: u
@@ -1386,6 +1387,21 @@ fn classify(
     }
 }
 
+/// The config key of the subject a unit's `in` part publishes its batch reports to.
+const REPORT_SUBJECT: &str = "etl.report.subject";
+/// The config key of the harness's own retries of a `transient` answer.
+const HARNESS_RETRIES: &str = "etl.in.retries";
+
+/// The runtime configuration the runner serves a unit, from its deployment's: without a report
+/// subject, since nothing here reads reports and every publish is taken for the unit's output,
+/// and with the harness's own retries off, so that [`Limits::retries`] alone says how often a
+/// `transient` answer is tried again (the whole call, on a fresh instance).
+fn served_config(mut config: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    config.remove(REPORT_SUBJECT);
+    config.insert(HARNESS_RETRIES.to_owned(), "0".to_owned());
+    config
+}
+
 /// How `in-messaging` begins the error it returns for a `transient` answer (docs/harness.md);
 /// `in-http` answers `503` instead.
 const TRANSIENT_PREFIX: &str = "etl in-messaging: transient error in the transform";
@@ -1664,6 +1680,19 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn the_runner_serves_no_report_subject_and_no_harness_retries() {
+        let served = served_config(config(&[
+            ("etl.report.subject", "etl.p.q.report.u.dev"),
+            ("etl.in.retries", "5"),
+            ("etl.out.subjects", "a"),
+        ]));
+        assert_eq!(
+            served,
+            config(&[("etl.in.retries", "0"), ("etl.out.subjects", "a")])
+        );
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn representative(root: &Path) {
     replace(
         root,
         pipeline,
-        "sha256:bca70f190071ca2ec3f78932b6706d5ee17fa5aeb39f86fe6c064baf89e96e9d",
+        "sha256:46aa698f9c45f2322827a98f493f3691a06e9fc1cb01f591b3b89b22940a07e8",
         &enrich,
     );
     let chaos = common::example().join("../../tests/fixtures/chaos/components/chaos.wasm");
@@ -203,7 +203,7 @@ fn a_representative_change_as_markdown_text_and_json() {
         ] => {
             assert_eq!(
                 d.old.as_deref(),
-                Some("sha256:bca70f190071ca2ec3f78932b6706d5ee17fa5aeb39f86fe6c064baf89e96e9d")
+                Some("sha256:46aa698f9c45f2322827a98f493f3691a06e9fc1cb01f591b3b89b22940a07e8")
             );
             assert_eq!(reference, "components/enrich.wasm");
         }

@@ -71,7 +71,7 @@ impl World {
         let pipeline = self.dir.path().join("repo/pipelines/sensor-ingest.yaml");
         let text = std::fs::read_to_string(&pipeline).unwrap();
         let enrich = "component: components/enrich.wasm\n      digest: \
-                      sha256:bca70f190071ca2ec3f78932b6706d5ee17fa5aeb39f86fe6c064baf89e96e9d";
+                      sha256:46aa698f9c45f2322827a98f493f3691a06e9fc1cb01f591b3b89b22940a07e8";
         let threshold = "component: components/threshold-alert.wasm\n      digest: \
                          sha256:5328554214e738d123c86db70ea8075bb7c7e6a15ac8528c4ddddf5c5c85fafe";
         assert!(text.contains(enrich), "the example's enrich step moved");

@@ -56,12 +56,19 @@ fn strings(items: &[&str]) -> Vec<String> {
 /// The imports and exports of every part, exactly, in the order the component lists them.
 fn expected(part: Part) -> (Vec<String>, Vec<String>) {
     let (mut imports, exports): (Vec<String>, Vec<&str>) = match part {
+        // Its clocks (the report's times, the retries' waits) bring `wasi:io/poll@0.2.12`, into
+        // which std's `poll` is merged; std's `error` and `streams` stay at 0.2.6 (below).
         Part::InMessaging => (
             strings(&[
                 "etl:pipeline/types@0.1.0",
                 "etl:pipeline/transform@0.1.0",
                 "etl:platform/emit@0.1.0",
                 "wasmcloud:messaging/types@0.2.0",
+                "wasmcloud:messaging/consumer@0.2.0",
+                "wasi:io/poll@0.2.12",
+                "wasi:clocks/monotonic-clock@0.2.12",
+                "wasi:clocks/wall-clock@0.2.12",
+                "wasi:config/runtime@0.2.0-draft",
             ]),
             vec!["wasmcloud:messaging/handler@0.2.0"],
         ),
@@ -70,6 +77,11 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
                 "etl:pipeline/types@0.1.0",
                 "etl:pipeline/transform@0.1.0",
                 "etl:platform/emit@0.1.0",
+                "wasmcloud:messaging/types@0.2.0",
+                "wasmcloud:messaging/consumer@0.2.0",
+                "wasi:io/poll@0.2.12",
+                "wasi:clocks/monotonic-clock@0.2.12",
+                "wasi:clocks/wall-clock@0.2.12",
                 "wasi:config/runtime@0.2.0-draft",
             ]),
             vec!["wasi:http/incoming-handler@0.2.12"],
@@ -148,11 +160,10 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
         ),
     };
     match part {
-        // in-http's wasi:http brings wasi:io@0.2.12 before the std imports; std's own wasi:io
-        // imports are merged into it.
+        // in-http's wasi:http brings the rest of wasi:io@0.2.12 before the std imports; std's
+        // own wasi:io imports are merged into it.
         Part::InHttp => {
             imports.extend(strings(&[
-                "wasi:io/poll@0.2.12",
                 "wasi:io/error@0.2.12",
                 "wasi:io/streams@0.2.12",
                 "wasi:http/types@0.2.12",
@@ -163,6 +174,10 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
         // wasi:cli.
         Part::OutHttp | Part::OutBlobstore | Part::Egress => {
             imports.extend(STD_CLI.iter().map(|s| s.to_string()))
+        }
+        Part::InMessaging => {
+            imports.extend(strings(&["wasi:io/error@0.2.6", "wasi:io/streams@0.2.6"]));
+            imports.extend(STD_CLI.iter().map(|s| s.to_string()));
         }
         _ => imports.extend(std_imports("0.2.6")),
     }
@@ -191,7 +206,8 @@ fn every_part_imports_and_exports_exactly_what_its_world_and_std_give_it() {
 }
 
 #[test]
-fn only_the_messaging_parts_touch_the_broker_and_no_part_reaches_files_or_sockets() {
+fn only_the_messaging_parts_and_the_reports_touch_the_broker_and_no_part_reaches_files_or_sockets()
+{
     for part in Part::ALL {
         let (imports, exports) = items(part);
         let messaging = |names: &[String]| {
@@ -203,8 +219,19 @@ fn only_the_messaging_parts_touch_the_broker_and_no_part_reaches_files_or_socket
         };
         let (imported, exported) = match part {
             Part::InMessaging => (
-                vec!["wasmcloud:messaging/types@0.2.0"],
+                vec![
+                    "wasmcloud:messaging/types@0.2.0",
+                    "wasmcloud:messaging/consumer@0.2.0",
+                ],
                 vec!["wasmcloud:messaging/handler@0.2.0"],
+            ),
+            // Its reports.
+            Part::InHttp => (
+                vec![
+                    "wasmcloud:messaging/types@0.2.0",
+                    "wasmcloud:messaging/consumer@0.2.0",
+                ],
+                vec![],
             ),
             Part::OutMessaging => (
                 vec![

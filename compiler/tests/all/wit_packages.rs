@@ -378,6 +378,11 @@ fn every_platform_world_resolves_with_exactly_its_items() {
                 "etl:pipeline/transform@0.1.0",
                 "etl:platform/emit@0.1.0",
                 "wasmcloud:messaging/types@0.2.0",
+                "wasmcloud:messaging/consumer@0.2.0",
+                "wasi:io/poll@0.2.12",
+                "wasi:clocks/monotonic-clock@0.2.12",
+                "wasi:clocks/wall-clock@0.2.12",
+                "wasi:config/runtime@0.2.0-draft",
             ]),
             set(&["wasmcloud:messaging/handler@0.2.0"]),
         ),
@@ -389,6 +394,9 @@ fn every_platform_world_resolves_with_exactly_its_items() {
                     "etl:pipeline/types@0.1.0",
                     "etl:pipeline/transform@0.1.0",
                     "etl:platform/emit@0.1.0",
+                    "wasmcloud:messaging/types@0.2.0",
+                    "wasmcloud:messaging/consumer@0.2.0",
+                    "wasi:clocks/wall-clock@0.2.12",
                     "wasi:config/runtime@0.2.0-draft",
                 ],
             ),
@@ -524,14 +532,16 @@ fn the_v2_settings_world_serves_the_1x_config_interface_from_the_v2_one() {
 fn platform_worlds_use_the_host_interfaces_design_names() {
     // The composed component's final imports are what the hosts must serve (DESIGN.md):
     // `wasmcloud:messaging@0.2.0`, `wasi:http@0.2.x`, `wasi:config/runtime`, blobstore for
-    // the s3 sink, and the 1.x host's `wasmcloud:secrets` for the settings part. No harness
-    // world imports anything else from outside `etl:`.
+    // the s3 sink, the 1.x host's `wasmcloud:secrets` for the settings part, and `wasi:clocks`
+    // for the in parts' reports and retries. No harness world imports anything else from
+    // outside `etl:`.
     let (resolve, _, platform) = load_all();
     let allowed = [
         "wasmcloud:messaging/",
         "wasi:http/",
         "wasi:io/",
         "wasi:clocks/monotonic-clock@",
+        "wasi:clocks/wall-clock@",
         "wasi:config/runtime@",
         "wasi:blobstore/",
         "wasmcloud:secrets/store@0.1.0-draft",

@@ -20,20 +20,29 @@
 //! | every record `ok` (or the batch is empty), delivered | 202 |
 //! | some records `invalid`: they are dead-lettered, the rest delivered | 400, a line per rejected record |
 //! | `deliver` fails | 500 with its error |
-//! | a record `transient`: nothing of the batch is delivered | 503 with the reason |
+//! | a record still `transient` after the retries: nothing of the batch is delivered | 503 with the reason |
 //!
-//! With one record per request the 400 and 503 bodies are the transform's reason alone. Other
-//! answers: 405 for a method other than `POST`, 413 for a body over the limit, 400 if the body
-//! cannot be read or is not the JSON array or NDJSON its content type says, 500 if the settings
-//! cannot be read. Error answers are `text/plain`.
+//! A record whose transform answers `transient` is transformed again, up to `etl.in.retries`
+//! times (default 2) after `etl.in.retry-backoff` ms (default 10), doubled each time. With one
+//! record per request the 400 and 503 bodies are the transform's reason alone. Other answers:
+//! 405 for a method other than `POST`, 413 for a body over the limit, 400 if the body cannot be
+//! read or is not the JSON array or NDJSON its content type says, 500 if the settings cannot be
+//! read or are not what they may be. Error answers are `text/plain`.
+//!
+//! After answering a request that became a batch (any of the first table), it publishes the
+//! batch's report to `etl.report.subject`, when set (docs/reporting.md); a report that cannot be
+//! published is a line on stderr.
 
 etl_harness_bindings::generate!("etl:platform/in-http");
 etl_harness_bindings::config_error_text!();
+etl_harness_report::wasi_clock!();
+etl_harness_report::publish_report!("etl in-http");
 
 use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
 use etl::platform::emit::{Outcome, Rejected, deliver};
 use etl_harness_bindings::mode;
+use etl_harness_report::{Batch, Failure, REPORT_SUBJECT, RETRIES, RETRY_BACKOFF, Retry};
 use exports::wasi::http::incoming_handler::Guest;
 use wasi::config::runtime;
 use wasi::http::types::{
@@ -55,14 +64,40 @@ const TRACEPARENT: &str = "traceparent";
 const READ_CHUNK: u64 = 64 * 1024;
 /// The most `blocking-write-and-flush` accepts at once.
 const WRITE_CHUNK: usize = 4096;
+/// Where a report says a batch came from.
+const FROM: &str = "http";
 
 struct InHttp;
 
 impl Guest for InHttp {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let reply = serve(request).unwrap_or_else(|reply| reply);
+        let mut report = Batch::begin(WasiClock);
+        let (reply, subject) = match accept(request) {
+            Ok(mut batch) => {
+                let subject = batch.report.take();
+                (transform_batch(batch, &mut report), subject)
+            }
+            Err(reply) => (reply, None),
+        };
+        // The report's duration ends before the answer is sent, and the answer does not wait
+        // for the report.
+        let body = subject.map(|subject| (subject, report.report(FROM)));
         respond(response_out, reply);
+        if let Some((subject, body)) = body {
+            publish_report(subject, body);
+        }
     }
+}
+
+/// A request accepted as a batch of records, and the settings its call goes on with.
+struct Accepted {
+    /// The records' payloads.
+    payloads: Vec<Vec<u8>>,
+    /// Every record's headers.
+    headers: Vec<(String, String)>,
+    retry: Retry,
+    /// Where the batch's report goes, if anywhere.
+    report: Option<String>,
 }
 
 /// An answer to send: status, extra headers, `text/plain` body (may be empty).
@@ -82,7 +117,8 @@ impl Reply {
     }
 }
 
-fn serve(request: IncomingRequest) -> Result<Reply, Reply> {
+/// The request as a batch of records, or the answer that refuses it.
+fn accept(request: IncomingRequest) -> Result<Accepted, Reply> {
     if !matches!(request.method(), Method::Post) {
         let mut reply = Reply::new(405, "etl in-http: only POST is accepted\n");
         reply.headers.push(("allow", "POST"));
@@ -98,6 +134,14 @@ fn serve(request: IncomingRequest) -> Result<Reply, Reply> {
         })?,
     };
     let keep = header_list(&config(HEADERS)?.unwrap_or_default());
+    let retry = Retry::from_settings(
+        config(RETRIES)?.as_deref(),
+        config(RETRY_BACKOFF)?.as_deref(),
+    )
+    .map_err(|e| Reply::new(500, format!("etl in-http: {e}\n")))?;
+    let report = config(REPORT_SUBJECT)?
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
     let entries = {
         // A child of the request: dropped before the request is consumed.
         let fields = request.headers();
@@ -120,35 +164,63 @@ fn serve(request: IncomingRequest) -> Result<Reply, Reply> {
     } else {
         Framing::One
     };
-    let headers = record_headers(&entries, &keep);
+    let mut headers = record_headers(&entries, &keep);
 
     let body = read_body(request, max_body)?.ok_or_else(too_large)?;
     let (payloads, single) =
         records(body, framing).map_err(|why| Reply::new(400, format!("{why}\n")))?;
-    let count = payloads.len();
-    let mut split_headers = headers.clone();
     if !single {
-        for (name, value) in &mut split_headers {
+        for (name, value) in &mut headers {
             if name == "content-type" {
                 *value = JSON.to_string();
             }
         }
     }
+    Ok(Accepted {
+        payloads,
+        headers,
+        retry,
+        report,
+    })
+}
+
+/// Transforms the records of `batch` and delivers their outcomes, counting all of it in
+/// `report`; the answer to the request.
+fn transform_batch(batch: Accepted, report: &mut Batch<WasiClock>) -> Reply {
+    let Accepted {
+        payloads,
+        headers,
+        retry,
+        report: _,
+    } = batch;
+    let traceparent = headers
+        .iter()
+        .find(|(name, _)| name == TRACEPARENT)
+        .map(|(_, value)| value.as_str());
+    for payload in &payloads {
+        report.input(payload.len(), traceparent);
+    }
+    let count = payloads.len();
     let mut outcomes = Vec::with_capacity(count);
     let mut rejected = String::new();
     for (i, payload) in payloads.into_iter().enumerate() {
         let input = Message {
             key: None,
             payload,
-            headers: if single {
-                headers.clone()
-            } else {
-                split_headers.clone()
-            },
+            headers: headers.clone(),
         };
-        outcomes.push(match transform(&input) {
-            Ok(outputs) => Outcome::Outputs(outputs),
+        let answer = report.call(
+            &retry,
+            || transform(&input),
+            |answer| matches!(answer, Err(Error::Transient(_))),
+        );
+        outcomes.push(match answer {
+            Ok(outputs) => {
+                report.outputs(outputs.iter().map(|o| o.payload.len()));
+                Outcome::Outputs(outputs)
+            }
             Err(Error::Invalid(reason)) => {
+                report.dead_lettered(&reason);
                 if count == 1 {
                     rejected.push_str(&format!("{reason}\n"));
                 } else {
@@ -157,7 +229,8 @@ fn serve(request: IncomingRequest) -> Result<Reply, Reply> {
                 Outcome::Invalid(Rejected { input, reason })
             }
             Err(Error::Transient(reason)) => {
-                return Ok(if count == 1 {
+                report.fail(Failure::Transient);
+                return if count == 1 {
                     Reply::new(503, format!("{reason}\n"))
                 } else {
                     Reply::new(
@@ -167,18 +240,21 @@ fn serve(request: IncomingRequest) -> Result<Reply, Reply> {
                             i + 1
                         ),
                     )
-                });
+                };
             }
         });
     }
     if outcomes.is_empty() {
-        return Ok(Reply::new(202, ""));
+        return Reply::new(202, "");
     }
-    Ok(match deliver(&outcomes) {
+    match deliver(&outcomes) {
         Ok(()) if rejected.is_empty() => Reply::new(202, ""),
         Ok(()) => Reply::new(400, rejected),
-        Err(e) => Reply::new(500, format!("{rejected}{e}\n")),
-    })
+        Err(e) => {
+            report.fail(Failure::Delivery);
+            Reply::new(500, format!("{rejected}{e}\n"))
+        }
+    }
 }
 
 /// `content-type` of a record split from a batch, when the request's is kept.

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 
 use etl::build::compose::{self, Parts};
 use etl::build::harness::Part;
+use etl::ops::telemetry::{Failure, Flow, Report};
 use etl_envelope::{Batched, DecodeError, Envelope, decode_batch, encode, encode_batch};
 
 /// The one record of a batch a step published (a version-2 envelope of one record, origin 0).
@@ -983,4 +984,269 @@ fn a_transform_that_never_returns_runs_out_of_fuel_instead_of_hanging() {
         Some(&Trap::OutOfFuel),
         "{error:?}"
     );
+}
+
+// --- reports (docs/reporting.md) --------------------------------------------------------------
+
+/// Where the tests' steps publish their reports.
+const REPORTS: &str = "etl.iot-sensors.sensor-ingest.report.enrich.dev";
+
+/// [`STEP`] with reports to [`REPORTS`] and `more`.
+fn reporting(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut config = STEP.to_vec();
+    config.push(("etl.report.subject", REPORTS));
+    config.extend_from_slice(more);
+    config
+}
+
+/// The batch of `envelopes`, each its own origin.
+fn batch_of(envelopes: &[&Envelope]) -> Vec<u8> {
+    let batch: Vec<Batched> = envelopes
+        .iter()
+        .zip(0..)
+        .map(|(e, origin)| Batched {
+            origin,
+            envelope: (*e).clone(),
+        })
+        .collect();
+    encode_batch(&batch)
+}
+
+/// The subjects `run` published to, in order.
+fn subjects(run: &Run) -> Vec<&str> {
+    run.published.iter().map(|m| m.subject.as_str()).collect()
+}
+
+/// The report `run` published last, read as the controller reads it (which checks that it
+/// balances).
+fn report_of(run: &Run) -> Report {
+    let last = run.published.last().expect("a publish");
+    assert_eq!(last.subject, REPORTS, "the report is the last publish");
+    Report::parse(&last.body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&last.body)))
+}
+
+/// Payload bytes of every record of the envelope batches in `bodies`.
+fn payload_bytes<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    bodies
+        .into_iter()
+        .flat_map(|b| decode_batch(b).expect("a batch"))
+        .map(|b| b.envelope.payload.len() as u64)
+        .sum()
+}
+
+#[test]
+fn a_delivered_batch_is_reported_once_after_its_outputs_and_dead_letters() {
+    let other_trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let good = parsed_reading(82.5);
+    let not_an_object = Envelope {
+        payload: b"[1]".to_vec(),
+        traceparent: None,
+        ..parsed_reading(0.0)
+    };
+    // enrich answers `transient` the first time it sees a flaky reading, and enriches it when
+    // the harness calls it again.
+    let flaky = with_fields(&parsed_reading(90.0), json!({"flaky": true}));
+    let traced = Envelope {
+        traceparent: Some(other_trace.to_owned()),
+        ..parsed_reading(10.0)
+    };
+    let inputs = [&good, &not_an_object, &flaky, &traced];
+    let config = reporting(&[]);
+    let run = run(enrich(), &config, "iot.parsed", batch_of(&inputs));
+    assert_eq!(run.result, Ok(()));
+    assert_eq!(subjects(&run), ["iot.enriched", "iot.dlq", REPORTS]);
+
+    let report = report_of(&run);
+    assert_eq!(report.from, "iot.parsed");
+    assert_eq!(
+        report.input,
+        Flow {
+            records: 4,
+            bytes: inputs.iter().map(|e| e.payload.len() as u64).sum(),
+        }
+    );
+    assert_eq!(
+        report.out,
+        Flow {
+            records: 3,
+            bytes: payload_bytes([run.published[0].body.as_slice()]),
+        }
+    );
+    assert_eq!((report.produced, report.filtered), (3, 0));
+    assert_eq!(
+        report.dead_lettered,
+        BTreeMap::from([("not_a_parsed_reading".to_owned(), 1)])
+    );
+    assert_eq!((report.failed, report.failure), (0, None));
+    assert_eq!((report.transient, report.retries), (1, 1));
+    assert_eq!(report.process.count(), 5, "every call of the transform");
+    assert_eq!(report.traceparents, [TRACEPARENT, other_trace]);
+    // The retry waited the default backoff, 10 ms, within the call.
+    assert!(report.duration >= 10_000_000, "{}", report.duration);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert!(
+        report.start <= now && now - report.start < 600_000_000_000,
+        "{} is not the wall clock's {now}",
+        report.start
+    );
+}
+
+#[test]
+fn without_a_report_subject_nothing_is_reported() {
+    let flaky = with_fields(&parsed_reading(90.0), json!({"flaky": true}));
+    let run = run(enrich(), STEP, "iot.parsed", encode(&flaky));
+    assert_eq!(run.result, Ok(()), "the retry succeeded");
+    assert_eq!(subjects(&run), ["iot.enriched"]);
+}
+
+#[test]
+fn a_record_still_transient_after_the_retries_fails_the_batch_and_is_reported() {
+    // enrich without its `site` answers `transient` every time.
+    let config = [
+        ("etl.out.subjects", "iot.enriched"),
+        ("etl.out.dead-letter", "iot.dlq"),
+        ("etl.report.subject", REPORTS),
+        ("etl.in.retries", "3"),
+        ("etl.in.retry-backoff", "0"),
+    ];
+    let inputs = [&parsed_reading(1.0), &parsed_reading(2.0)];
+    let retried = run(enrich(), &config, "iot.parsed", batch_of(&inputs));
+    let error = retried.result.as_ref().expect_err("transient");
+    assert!(
+        error.contains(
+            "transient error in the transform of record 1 of 2 of the message on subject \
+             `iot.parsed` after 3 retries (nothing of the batch was delivered)"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        subjects(&retried),
+        [REPORTS],
+        "nothing of the batch, only its report"
+    );
+    let report = report_of(&retried);
+    assert_eq!(report.failure, Some(Failure::Transient));
+    assert_eq!(report.failed, 2, "every record of the batch");
+    assert_eq!(report.out, Flow::default());
+    assert_eq!((report.produced, report.filtered), (0, 0));
+    assert!(report.dead_lettered.is_empty());
+    assert_eq!((report.transient, report.retries), (4, 3));
+    assert_eq!(
+        report.process.count(),
+        4,
+        "the second record was never called"
+    );
+
+    // No retries: the first answer fails the batch.
+    let mut config = config.to_vec();
+    config.retain(|(k, _)| *k != "etl.in.retries");
+    config.push(("etl.in.retries", "0"));
+    let once = run(enrich(), &config, "iot.parsed", batch_of(&inputs));
+    let error = once.result.as_ref().expect_err("transient");
+    assert!(
+        error.contains("`iot.parsed` (nothing of the batch"),
+        "{error}"
+    );
+    let report = report_of(&once);
+    assert_eq!((report.transient, report.retries), (1, 0));
+}
+
+#[test]
+fn a_failed_delivery_is_reported_as_every_record_failed() {
+    let config = reporting(&[]);
+    let run = run_refusing(
+        enrich(),
+        &config,
+        &["iot.enriched"],
+        "iot.parsed",
+        encode(&parsed_reading(82.5)),
+    );
+    assert!(run.result.is_err());
+    assert_eq!(subjects(&run), [REPORTS]);
+    let report = report_of(&run);
+    assert_eq!(
+        (
+            report.failed,
+            report.failure,
+            report.produced,
+            report.out.records
+        ),
+        (1, Some(Failure::Delivery), 0, 0)
+    );
+}
+
+#[test]
+fn a_report_the_broker_refuses_is_a_line_on_stderr_not_an_error() {
+    let config = reporting(&[]);
+    let (mut store, stderr) = store(&config, &[REPORTS]);
+    let step = Step::instantiate(&mut store, enrich(), linker()).expect("instantiates");
+    let msg = BrokerMessage {
+        subject: "iot.parsed".to_owned(),
+        body: encode(&parsed_reading(82.5)),
+        reply_to: None,
+    };
+    let result = step
+        .wasmcloud_messaging_handler()
+        .call_handle_message(&mut store, &msg)
+        .expect("no trap");
+    assert_eq!(result, Ok(()), "the batch was delivered");
+    assert_eq!(
+        store
+            .data()
+            .published
+            .iter()
+            .map(|m| &m.subject)
+            .collect::<Vec<_>>(),
+        ["iot.enriched"]
+    );
+    let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
+    assert_eq!(
+        stderr,
+        format!(
+            "etl in-messaging: the batch's report was not published to `{REPORTS}`: test host: \
+             broker refuses `{REPORTS}`\n"
+        )
+    );
+}
+
+#[test]
+fn retry_settings_that_are_not_whole_numbers_are_errors_before_any_record() {
+    for (key, value, says) in [
+        (
+            "etl.in.retries",
+            "two",
+            "not a whole number of retries: `two`",
+        ),
+        (
+            "etl.in.retry-backoff",
+            "1.5",
+            "not a whole number of milliseconds: `1.5`",
+        ),
+    ] {
+        let config = reporting(&[(key, value)]);
+        let run = run(
+            enrich(),
+            &config,
+            "iot.parsed",
+            encode(&parsed_reading(82.5)),
+        );
+        let error = run.result.expect_err(key);
+        assert!(
+            error.contains(&format!("config `{key}` is {says}")),
+            "{error}"
+        );
+        assert!(run.published.is_empty(), "{:?}", run.published);
+    }
+}
+
+#[test]
+fn a_message_that_is_not_an_envelope_is_not_reported() {
+    let config = reporting(&[]);
+    let run = run(enrich(), &config, "iot.parsed", b"not an envelope".to_vec());
+    assert!(run.result.is_err());
+    assert!(run.published.is_empty(), "{:?}", run.published);
 }
