@@ -72,6 +72,18 @@ pub struct Facts {
     pub pipelines: Vec<PipelineFacts>,
 }
 
+/// A node's kind in a pipeline's graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// The pipeline's source.
+    Source,
+    /// A step (a customer transform).
+    Step,
+    /// A sink.
+    Sink,
+}
+
 /// One pipeline's graph, as the controller needs it (`docs/reporting.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -89,7 +101,7 @@ pub struct NodeFacts {
     /// Its name.
     pub name: String,
     /// Source, step or sink.
-    pub kind: crate::ops::telemetry::NodeKind,
+    pub kind: NodeKind,
     /// The connector of a source or sink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector: Option<String>,

@@ -14,6 +14,18 @@ pub fn dead_letter_subject(project: &str, pipeline: &str, step: &str) -> String 
     format!("etl.{project}.{pipeline}.dlq.{step}")
 }
 
+/// The subject a unit publishes its reports to:
+/// `etl.<project>.<pipeline>.report.<unit>.<environment>`.
+pub fn report_subject(project: &str, pipeline: &str, unit: &str, environment: &str) -> String {
+    format!("etl.{project}.{pipeline}.report.{unit}.{environment}")
+}
+
+/// The subject a step also listens on, so that its dead letters can be replayed into it alone:
+/// `etl.<project>.<pipeline>.replay.<step>`.
+pub fn replay_subject(project: &str, pipeline: &str, step: &str) -> String {
+    format!("etl.{project}.{pipeline}.replay.{step}")
+}
+
 /// Whether a subscription to `pattern` receives what is published to `subject`, by NATS rules:
 /// tokens are separated by `.`, `*` stands for one token and a final `>` for one or more.
 pub fn matches(pattern: &str, subject: &str) -> bool {
