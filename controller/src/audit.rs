@@ -12,7 +12,7 @@ use crate::jetstream::{Error, bucket};
 /// The bucket.
 pub const BUCKET: &str = "etl-controller-audit";
 /// The bucket's bound.
-const MAX_BYTES: i64 = 64 * 1024 * 1024;
+const MAX_BYTES: i64 = 16 * 1024 * 1024;
 
 /// Why the audit cannot be written or read.
 #[derive(Debug, thiserror::Error)]

@@ -28,7 +28,7 @@ pub const PREVIEW: usize = 1024;
 /// The longest preview that may be asked for.
 pub const MAX_PREVIEW: usize = 1024 * 1024;
 /// The stream's bound in bytes (besides its messages per subject).
-pub const MAX_BYTES: i64 = 1024 * 1024 * 1024;
+pub const MAX_BYTES: i64 = 256 * 1024 * 1024;
 /// The most records one replay publishes.
 pub const MAX_REPLAY: usize = 10_000;
 /// How long to wait before reading again after the consumer failed.
@@ -91,10 +91,13 @@ fn parse_id(id: &str) -> Result<(u64, usize), Error> {
     ))
 }
 
-/// What the stream holds, per step: (stream sequence, records) of each message, oldest first.
+/// Per (pipeline, step): (stream sequence, records) of each message kept, oldest first.
+type Index = BTreeMap<(String, String), VecDeque<(u64, usize)>>;
+
+/// What the stream holds, per step.
 pub struct DeadLetters {
     kept: u64,
-    index: Mutex<BTreeMap<(String, String), VecDeque<(u64, usize)>>>,
+    index: Mutex<Index>,
 }
 
 impl DeadLetters {
@@ -153,7 +156,7 @@ impl DeadLetters {
                     .map(|(seq, n)| (*seq, p.clone(), s.clone(), *n))
             })
             .collect();
-        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all.sort_unstable_by_key(|m| std::cmp::Reverse(m.0));
         all
     }
 }
@@ -382,7 +385,7 @@ async fn resolve(
     // pipeline and step asked for).
     let mut messages: BTreeMap<u64, Option<(String, String, Vec<Batched>)>> = BTreeMap::new();
     for (seq, index) in wanted {
-        if !messages.contains_key(&seq) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = messages.entry(seq) {
             let kept = fetch(plane, seq).await?.and_then(|m| {
                 let (pipeline, step) = subject_parts(&m.subject)?;
                 let asked = request.pipeline.as_deref().is_none_or(|p| p == pipeline)
@@ -390,7 +393,7 @@ async fn resolve(
                 let records = etl_envelope::decode_batch(&m.payload).ok()?;
                 asked.then_some((pipeline, step, records))
             });
-            messages.insert(seq, kept);
+            entry.insert(kept);
         }
         let Some(Some((pipeline, step, records))) = messages.get(&seq) else {
             if let Some(index) = index {

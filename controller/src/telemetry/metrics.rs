@@ -15,6 +15,9 @@ use etl::ops::telemetry::{Counters, NodeKind, ReportHealth};
 
 use super::Telemetry;
 
+/// A counter's values: (the extra attribute's value, count).
+pub type Values = Vec<(Option<String>, u64)>;
+
 /// A counter of a unit: its OTel name, unit and description, an extra attribute, and its
 /// values from the unit's counters (one per value of the extra attribute).
 pub struct UnitCounter {
@@ -27,10 +30,10 @@ pub struct UnitCounter {
     /// An extra attribute: (Prometheus label, OTel attribute key).
     pub extra: Option<(&'static str, &'static str)>,
     /// Its values: (extra attribute's value, count).
-    pub values: fn(&Counters) -> Vec<(Option<String>, u64)>,
+    pub values: fn(&Counters) -> Values,
 }
 
-fn one(n: u64) -> Vec<(Option<String>, u64)> {
+fn one(n: u64) -> Values {
     vec![(None, n)]
 }
 

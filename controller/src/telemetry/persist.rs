@@ -14,7 +14,7 @@ pub const BUCKET: &str = "etl-controller-metrics";
 /// Bundles applied kept in the history.
 pub const HISTORY_KEPT: usize = 20;
 /// The bucket's bound.
-const MAX_BYTES: i64 = 64 * 1024 * 1024;
+const MAX_BYTES: i64 = 16 * 1024 * 1024;
 
 /// Why the bucket cannot be read or written.
 #[derive(Debug, thiserror::Error)]

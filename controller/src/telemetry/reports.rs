@@ -17,7 +17,7 @@ use super::store::Taken;
 use crate::jetstream::StreamSpec;
 
 /// The stream's bound in bytes (besides its age, `--report-retention`).
-pub const MAX_BYTES: i64 = 1024 * 1024 * 1024;
+pub const MAX_BYTES: i64 = 256 * 1024 * 1024;
 /// How long to wait before reading again after the consumer failed.
 const AGAIN: Duration = Duration::from_secs(1);
 

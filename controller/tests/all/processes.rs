@@ -63,9 +63,19 @@ pub struct Nats {
 
 impl Nats {
     pub fn start() -> Nats {
+        Nats::spawn(&[])
+    }
+
+    /// A nats-server with JetStream, storing under `dir`.
+    pub fn start_jetstream(dir: &std::path::Path) -> Nats {
+        Nats::spawn(&["-js", "-sd", dir.to_str().unwrap()])
+    }
+
+    fn spawn(extra: &[&str]) -> Nats {
         let port = free_port();
         let child = Command::new(venv_binary("ETL_NATS_SERVER", "nats-server"))
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
