@@ -208,12 +208,18 @@ fn line<'a>(
 pub fn overview(status: &ControllerStatus, telemetry: &Telemetry) -> Overview {
     let taken = telemetry.taken();
     let mut history = telemetry.history();
-    let deployed = taken.as_ref().map(|t| t.deployment.clone());
-    if let Some(d) = &deployed
-        && history.first().is_some_and(|h| h.digest == d.digest)
-    {
-        history.remove(0);
-    }
+    // The history's entry of the bundle running has the time it was first applied (a restart
+    // takes it again).
+    let deployed = taken.as_ref().map(|t| {
+        if history
+            .first()
+            .is_some_and(|h| h.digest == t.deployment.digest)
+        {
+            history.remove(0)
+        } else {
+            t.deployment.clone()
+        }
+    });
     let kept = telemetry.dead_letters.kept();
     let pipelines = taken
         .as_ref()

@@ -424,10 +424,10 @@ impl Settings {
                 }
                 Some(Nats { url, creds })
             }
-            (None, Some(_)) => {
+            (None, Some(path)) => {
                 return Err(ConfigError::Invalid {
                     name: "data-nats-creds",
-                    value: "…".to_owned(),
+                    value: path.display().to_string(),
                     reason: "given without --data-nats: without it the lattice's NATS (and \
                              --nats-creds) carries the data plane too"
                         .to_owned(),
@@ -986,6 +986,93 @@ mod tests {
             &no_env,
         );
         assert!(e.contains("expected a duration"), "{e}");
+    }
+
+    #[test]
+    fn telemetry_settings() {
+        let f = Fixture::new();
+        let s = Settings::resolve(f.flags(), &no_env).unwrap();
+        assert!(s.data_nats.is_none());
+        assert_eq!(
+            s.telemetry,
+            Telemetry {
+                dead_letters_kept: 100,
+                report_retention: Duration::from_secs(24 * 3600),
+                otlp: None,
+            }
+        );
+        std::fs::write(f.path("data.creds"), "").unwrap();
+        std::fs::write(
+            f.path("controller.yaml"),
+            "data-nats: nats://data:4222\ndata-nats-creds: data.creds\ndead-letters-kept: 7\n\
+             report-retention: 2h\notlp-endpoint: http://127.0.0.1:4318/\notlp-interval: 30s\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(f.path("controller.yaml")),
+            dead_letters_kept: Some(9),
+            ..f.flags()
+        };
+        let s = Settings::resolve(flags, &no_env).unwrap();
+        let data = s.data_nats.unwrap();
+        assert_eq!(data.url, "nats://data:4222");
+        assert_eq!(data.creds, Some(f.path("data.creds")));
+        assert_eq!(s.telemetry.dead_letters_kept, 9);
+        assert_eq!(s.telemetry.report_retention, Duration::from_secs(7200));
+        assert_eq!(
+            s.telemetry.otlp,
+            Some(Otlp {
+                endpoint: "http://127.0.0.1:4318".to_owned(),
+                interval: Duration::from_secs(30),
+            })
+        );
+        for (flags, expected) in [
+            (
+                Flags {
+                    otlp_endpoint: Some("grpc://collector:4317".to_owned()),
+                    ..f.flags()
+                },
+                "--otlp-endpoint `grpc://collector:4317`: expected http://",
+            ),
+            (
+                Flags {
+                    otlp_endpoint: Some("http://u:p@collector:4318".to_owned()),
+                    ..f.flags()
+                },
+                "without a user, password or query",
+            ),
+            (
+                Flags {
+                    dead_letters_kept: Some(0),
+                    ..f.flags()
+                },
+                "--dead-letters-kept `0`: at least 1",
+            ),
+            (
+                Flags {
+                    report_retention: Some("5s".to_owned()),
+                    ..f.flags()
+                },
+                "--report-retention `5s`: at least 1m",
+            ),
+            (
+                Flags {
+                    data_nats: Some("http://x".to_owned()),
+                    ..f.flags()
+                },
+                "--data-nats `http://x`: expected nats://",
+            ),
+            (
+                Flags {
+                    data_nats_creds: Some(f.path("data.creds")),
+                    ..f.flags()
+                },
+                "given without --data-nats",
+            ),
+        ] {
+            let e = error(flags, &no_env);
+            assert!(e.contains(expected), "{e}");
+        }
     }
 
     #[test]
