@@ -115,11 +115,6 @@ impl Telemetry {
         self.plane.get()
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &config::Telemetry {
-        &self.settings
-    }
-
     /// The sequence to read the report stream after: the snapshot's, unless the stream is
     /// younger than it (deleted and made again): then from its start.
     async fn rewind_if_younger(&self, stream: &mut stream::Stream) -> u64 {

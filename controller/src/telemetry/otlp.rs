@@ -434,7 +434,13 @@ async fn send(
     let mut pause = BACKOFF;
     let mut attempt = 1;
     loop {
-        match post(client, url, body.clone()).await {
+        let posted = tokio::select! {
+            posted = post(client, url, body.clone()) => posted,
+            () = super::stopped(stop) => {
+                return Err(SendError::Transport("the controller is stopping".to_owned()));
+            }
+        };
+        match posted {
             Ok(()) => return Ok(()),
             Err(e) if e.retryable() && attempt < ATTEMPTS => {
                 tracing::debug!(%url, attempt, "OTLP: {e}; trying again");

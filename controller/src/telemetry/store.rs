@@ -278,11 +278,6 @@ impl Store {
         &self.counts
     }
 
-    /// The project and environment counted.
-    pub fn names(&self) -> (&str, &str) {
-        (&self.graph.project, &self.graph.environment)
-    }
-
     /// Reports counted, refused and missed.
     pub fn health(&self) -> ReportHealth {
         self.counts.health
@@ -291,11 +286,6 @@ impl Store {
     /// A unit's counters, once it reported.
     pub fn counters(&self, pipeline: &str, unit: &str) -> Option<&Counters> {
         self.counts.counters.get(pipeline)?.get(unit)
-    }
-
-    /// Every unit's counters: pipeline → unit → counters.
-    pub fn all_counters(&self) -> &BTreeMap<String, BTreeMap<String, Counters>> {
-        &self.counts.counters
     }
 
     /// A unit's rates over the last sample interval.
@@ -569,7 +559,7 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(s.health().refused, 5);
-        assert!(s.all_counters().is_empty());
+        assert!(s.snapshot().counters.is_empty());
         s.missed(3, 9);
         assert_eq!(s.health().missed, 3);
         assert_eq!(s.seq(), 9);

@@ -66,9 +66,20 @@ impl Nats {
         Nats::spawn(&[])
     }
 
-    /// A nats-server with JetStream, storing under `dir`.
+    /// A nats-server with JetStream, storing under `dir`. Its storage limit is set: by default
+    /// it is most of the disk's free space, and the controller's streams reserve their bounds
+    /// (over half a GiB) against it, which a busy test machine's disk may not have free.
     pub fn start_jetstream(dir: &std::path::Path) -> Nats {
-        Nats::spawn(&["-js", "-sd", dir.to_str().unwrap()])
+        let config = dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "jetstream {{ store_dir: {:?}, max_file_store: 4GB, max_memory_store: 64MB }}\n",
+                dir.join("js")
+            ),
+        )
+        .unwrap();
+        Nats::spawn(&["-c", config.to_str().unwrap()])
     }
 
     fn spawn(extra: &[&str]) -> Nats {
