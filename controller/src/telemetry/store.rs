@@ -575,16 +575,27 @@ pub(crate) mod tests {
                 &body(&report("etl.p.pipe.in", 5)),
             );
         }
+        let mut failed = report("etl.p.pipe.in", 5);
+        failed.produced = 0;
+        failed.filtered = 0;
+        failed.dead_lettered.clear();
+        failed.failed = 5;
+        failed.failure = Some(etl::ops::telemetry::Failure::Transient);
+        assert!(matches!(
+            s.take(5, "etl.p.pipe.report.enrich.dev", &body(&failed)),
+            Taken::Counted(..)
+        ));
         let json = serde_json::to_vec(s.snapshot()).unwrap();
         let snapshot: Snapshot = serde_json::from_slice(&json).unwrap();
         assert_eq!(&snapshot, s.snapshot());
         let mut resumed = Store::new(Graph::of(&facts()), snapshot);
         resumed.take(
-            5,
+            6,
             "etl.p.pipe.report.parse.dev",
             &body(&report("etl.p.pipe.in", 5)),
         );
         assert_eq!(resumed.counters("pipe", "parse").unwrap().input.records, 25);
+        assert_eq!(resumed.counters("pipe", "enrich").unwrap().failed_total(), 5);
         assert_eq!(resumed.edge("pipe", "in", "parse").0.records, 25);
     }
 
