@@ -595,7 +595,10 @@ pub(crate) mod tests {
             &body(&report("etl.p.pipe.in", 5)),
         );
         assert_eq!(resumed.counters("pipe", "parse").unwrap().input.records, 25);
-        assert_eq!(resumed.counters("pipe", "enrich").unwrap().failed_total(), 5);
+        assert_eq!(
+            resumed.counters("pipe", "enrich").unwrap().failed_total(),
+            5
+        );
         assert_eq!(resumed.edge("pipe", "in", "parse").0.records, 25);
     }
 
