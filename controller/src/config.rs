@@ -93,6 +93,28 @@ pub struct Flags {
     /// manifests reference. Values are never logged.
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
+    /// The data plane's NATS, where steps publish reports and dead letters and listen for
+    /// replays [default: the lattice's NATS, --nats-url]. Needs JetStream.
+    #[arg(long, value_name = "URL")]
+    pub data_nats: Option<String>,
+    /// A credentials file (`.creds`) for --data-nats [default: --nats-creds when --data-nats
+    /// is not given].
+    #[arg(long, value_name = "FILE")]
+    pub data_nats_creds: Option<PathBuf>,
+    /// How many dead-letter messages to keep per step (the newest) [default: 100].
+    #[arg(long, value_name = "N")]
+    pub dead_letters_kept: Option<u64>,
+    /// How long the report stream keeps reports, so that a controller down that long loses
+    /// none [default: 24h].
+    #[arg(long, value_name = "DURATION")]
+    pub report_retention: Option<String>,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (e.g. `http://127.0.0.1:4318`): metrics
+    /// and one span per report are sent to `/v1/metrics` and `/v1/traces` [default: none].
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// How often to send to --otlp-endpoint [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub otlp_interval: Option<String>,
 }
 
 /// The config file: the flags' names as keys.
@@ -115,6 +137,12 @@ struct File {
     tls_key: Option<PathBuf>,
     host_label: Vec<String>,
     secrets: Option<PathBuf>,
+    data_nats: Option<String>,
+    data_nats_creds: Option<PathBuf>,
+    dead_letters_kept: Option<u64>,
+    report_retention: Option<String>,
+    otlp_endpoint: Option<String>,
+    otlp_interval: Option<String>,
 }
 
 /// The NATS connection.
@@ -140,6 +168,26 @@ impl Nats {
     }
 }
 
+/// What the controller does with what steps report (`docs/reporting.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// Dead-letter messages kept per step.
+    pub dead_letters_kept: u64,
+    /// How long the report stream keeps reports.
+    pub report_retention: Duration,
+    /// Where to send OTLP, when anywhere.
+    pub otlp: Option<Otlp>,
+}
+
+/// The OTLP/HTTP export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Otlp {
+    /// The collector's base URL, without a trailing `/`.
+    pub endpoint: String,
+    /// How often to send.
+    pub interval: Duration,
+}
+
 /// A host label: what `--host-label HOST=KEY=VALUE` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostLabel {
@@ -162,6 +210,10 @@ pub struct Settings {
     pub generation: Generation,
     /// The lattice's NATS.
     pub nats: Nats,
+    /// The data plane's NATS, when not the lattice's.
+    pub data_nats: Option<Nats>,
+    /// Reports, dead letters, OTLP.
+    pub telemetry: Telemetry,
     /// `--lattice`, when given.
     pub lattice: Option<String>,
     /// The environment required of bundles: `--environment`, else the repository's
@@ -318,6 +370,12 @@ impl Settings {
         let tls_key = flags.tls_key.or(from_file(file.tls_key));
         let host_labels = list(flags.host_labels, file.host_label);
         let secrets = flags.secrets.or(from_file(file.secrets));
+        let data_nats = flags.data_nats.or(file.data_nats);
+        let data_nats_creds = flags.data_nats_creds.or(from_file(file.data_nats_creds));
+        let dead_letters_kept = flags.dead_letters_kept.or(file.dead_letters_kept);
+        let report_retention = flags.report_retention.or(file.report_retention);
+        let otlp_endpoint = flags.otlp_endpoint.or(file.otlp_endpoint);
+        let otlp_interval = flags.otlp_interval.or(file.otlp_interval);
 
         let bundle: BundleRef = bundle
             .ok_or(ConfigError::Missing {
@@ -354,21 +412,60 @@ impl Settings {
                 )?;
 
         let nats_url = nats_url.unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
-        if nats_url.parse::<async_nats::ServerAddr>().is_err() {
-            let shown = Nats {
-                url: nats_url,
-                creds: None,
-            }
-            .shown_url();
-            return Err(ConfigError::Invalid {
-                name: "nats-url",
-                value: shown,
-                reason: "expected nats://HOST:PORT (or tls://, ws://, wss://)".to_owned(),
-            });
-        }
+        nats_server("nats-url", &nats_url)?;
         if let Some(path) = &nats_creds {
             readable("nats-creds", path)?;
         }
+        let data_nats = match (data_nats, data_nats_creds) {
+            (Some(url), creds) => {
+                nats_server("data-nats", &url)?;
+                if let Some(path) = &creds {
+                    readable("data-nats-creds", path)?;
+                }
+                Some(Nats { url, creds })
+            }
+            (None, Some(path)) => {
+                return Err(ConfigError::Invalid {
+                    name: "data-nats-creds",
+                    value: path.display().to_string(),
+                    reason: "given without --data-nats: without it the lattice's NATS (and \
+                             --nats-creds) carries the data plane too"
+                        .to_owned(),
+                });
+            }
+            (None, None) => None,
+        };
+        let telemetry = Telemetry {
+            dead_letters_kept: match dead_letters_kept {
+                None => 100,
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        name: "dead-letters-kept",
+                        value: "0".to_owned(),
+                        reason: "at least 1".to_owned(),
+                    });
+                }
+                Some(n) => n,
+            },
+            report_retention: duration(
+                "report-retention",
+                report_retention,
+                Duration::from_secs(24 * 3600),
+                Duration::from_secs(60),
+            )?,
+            otlp: match otlp_endpoint {
+                None => None,
+                Some(endpoint) => Some(Otlp {
+                    endpoint: otlp_url(&endpoint)?,
+                    interval: duration(
+                        "otlp-interval",
+                        otlp_interval,
+                        Duration::from_secs(10),
+                        Duration::from_secs(1),
+                    )?,
+                }),
+            },
+        };
 
         if let Some(lattice) = &lattice {
             subject_token("lattice", lattice)?;
@@ -509,6 +606,8 @@ impl Settings {
                 url: nats_url,
                 creds: nats_creds,
             },
+            data_nats,
+            telemetry,
             lattice,
             environment,
             project,
@@ -549,6 +648,70 @@ fn read_file(path: &Path) -> Result<File, ConfigError> {
         path: path.to_owned(),
         detail: e.to_string(),
     })
+}
+
+/// Fails unless `url` is a NATS server URL (shown without its password when refused).
+fn nats_server(name: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.parse::<async_nats::ServerAddr>().is_ok() {
+        return Ok(());
+    }
+    let shown = Nats {
+        url: url.to_owned(),
+        creds: None,
+    }
+    .shown_url();
+    Err(ConfigError::Invalid {
+        name,
+        value: shown,
+        reason: "expected nats://HOST:PORT (or tls://, ws://, wss://)".to_owned(),
+    })
+}
+
+/// A duration setting: `default` when not given, at least `min`.
+fn duration(
+    name: &'static str,
+    text: Option<String>,
+    default: Duration,
+    min: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match humantime::parse_duration(&text) {
+        Ok(d) if d >= min => Ok(d),
+        Ok(_) => Err(ConfigError::Invalid {
+            name,
+            value: text,
+            reason: format!("at least {}", humantime::format_duration(min)),
+        }),
+        Err(e) => Err(ConfigError::Invalid {
+            name,
+            value: text,
+            reason: format!("{e}: expected a duration such as 30s, 10m or 24h"),
+        }),
+    }
+}
+
+/// An OTLP/HTTP base URL: `http(s)://HOST[:PORT][/PATH]`, without a trailing `/`, and without
+/// credentials or a query (they would end up in logs).
+fn otlp_url(text: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "otlp-endpoint",
+        value: text.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let url = reqwest::Url::parse(text)
+        .map_err(|_| invalid("expected http://HOST:PORT or https://HOST:PORT"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid("expected http://HOST:PORT or https://HOST:PORT"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+        return Err(invalid(
+            "a base URL without a user, password or query (`/v1/metrics` and `/v1/traces` are \
+             appended)",
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// Fails unless the file at `path` can be opened for reading.
@@ -823,6 +986,93 @@ mod tests {
             &no_env,
         );
         assert!(e.contains("expected a duration"), "{e}");
+    }
+
+    #[test]
+    fn telemetry_settings() {
+        let f = Fixture::new();
+        let s = Settings::resolve(f.flags(), &no_env).unwrap();
+        assert!(s.data_nats.is_none());
+        assert_eq!(
+            s.telemetry,
+            Telemetry {
+                dead_letters_kept: 100,
+                report_retention: Duration::from_secs(24 * 3600),
+                otlp: None,
+            }
+        );
+        std::fs::write(f.path("data.creds"), "").unwrap();
+        std::fs::write(
+            f.path("controller.yaml"),
+            "data-nats: nats://data:4222\ndata-nats-creds: data.creds\ndead-letters-kept: 7\n\
+             report-retention: 2h\notlp-endpoint: http://127.0.0.1:4318/\notlp-interval: 30s\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(f.path("controller.yaml")),
+            dead_letters_kept: Some(9),
+            ..f.flags()
+        };
+        let s = Settings::resolve(flags, &no_env).unwrap();
+        let data = s.data_nats.unwrap();
+        assert_eq!(data.url, "nats://data:4222");
+        assert_eq!(data.creds, Some(f.path("data.creds")));
+        assert_eq!(s.telemetry.dead_letters_kept, 9);
+        assert_eq!(s.telemetry.report_retention, Duration::from_secs(7200));
+        assert_eq!(
+            s.telemetry.otlp,
+            Some(Otlp {
+                endpoint: "http://127.0.0.1:4318".to_owned(),
+                interval: Duration::from_secs(30),
+            })
+        );
+        for (flags, expected) in [
+            (
+                Flags {
+                    otlp_endpoint: Some("grpc://collector:4317".to_owned()),
+                    ..f.flags()
+                },
+                "--otlp-endpoint `grpc://collector:4317`: expected http://",
+            ),
+            (
+                Flags {
+                    otlp_endpoint: Some("http://u:p@collector:4318".to_owned()),
+                    ..f.flags()
+                },
+                "without a user, password or query",
+            ),
+            (
+                Flags {
+                    dead_letters_kept: Some(0),
+                    ..f.flags()
+                },
+                "--dead-letters-kept `0`: at least 1",
+            ),
+            (
+                Flags {
+                    report_retention: Some("5s".to_owned()),
+                    ..f.flags()
+                },
+                "--report-retention `5s`: at least 1m",
+            ),
+            (
+                Flags {
+                    data_nats: Some("http://x".to_owned()),
+                    ..f.flags()
+                },
+                "--data-nats `http://x`: expected nats://",
+            ),
+            (
+                Flags {
+                    data_nats_creds: Some(f.path("data.creds")),
+                    ..f.flags()
+                },
+                "given without --data-nats",
+            ),
+        ] {
+            let e = error(flags, &no_env);
+            assert!(e.contains(expected), "{e}");
+        }
     }
 
     #[test]

@@ -5,17 +5,26 @@
 //!
 //! [`config`] checks the settings; [`source`] polls and verifies; [`lattice`] dispatches to the
 //! generation's applier ([`wadm`] or [`workload`]); [`reconcile`] is the loop; [`status`] keeps
-//! the status document that [`serve`] answers over HTTP and NATS; [`dashboard`] embeds the
-//! dashboard's page and libraries. [`run`] puts them together.
+//! the status document that [`serve`] answers over HTTP and NATS. On the data plane's NATS,
+//! [`telemetry`] counts what steps report and exports it, [`deadletters`] keeps and replays
+//! dead letters ([`redact`]ed when shown, each replay in the [`audit`]); [`api`] answers the
+//! dashboard ([`dashboard`]) and the CLI, behind [`auth`]. [`run`] puts them together.
 
+pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod dashboard;
+pub mod deadletters;
+pub mod jetstream;
 pub mod lattice;
 pub mod reconcile;
+pub mod redact;
 pub mod serve;
 pub mod source;
 pub mod state;
 pub mod status;
+pub mod telemetry;
 pub mod wadm;
 pub mod workload;
 
@@ -25,17 +34,20 @@ use etl::build::generation::Generation;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::{Nats, Settings};
 use crate::lattice::Lattice;
 use crate::reconcile::Controller;
 use crate::source::Source;
+use crate::telemetry::Telemetry;
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The NATS credentials file cannot be used.
-    #[error("--nats-creds `{}`: {source}", path.display())]
+    #[error("--{flag} `{}`: {source}", path.display())]
     NatsCreds {
+        /// The flag that names it.
+        flag: &'static str,
         /// The file.
         path: std::path::PathBuf,
         /// Why.
@@ -65,23 +77,36 @@ pub enum Error {
 /// Connects to the lattice's NATS. The first connection is retried in the background, so the
 /// controller starts (and answers over HTTP) while NATS is down; requests fail until it is up.
 pub async fn connect(settings: &Settings) -> Result<async_nats::Client, Error> {
+    connect_to(&settings.nats, "nats-creds").await
+}
+
+/// Connects to the data plane's NATS, when it is not the lattice's (`--data-nats`).
+pub async fn connect_data(settings: &Settings) -> Result<Option<async_nats::Client>, Error> {
+    match &settings.data_nats {
+        Some(nats) => connect_to(nats, "data-nats-creds").await.map(Some),
+        None => Ok(None),
+    }
+}
+
+async fn connect_to(nats: &Nats, creds_flag: &'static str) -> Result<async_nats::Client, Error> {
     let mut options = async_nats::ConnectOptions::new()
         .name("etl-controller")
         .retry_on_initial_connect();
-    if let Some(path) = &settings.nats.creds {
+    if let Some(path) = &nats.creds {
         options = options
             .credentials_file(path)
             .await
             .map_err(|source| Error::NatsCreds {
+                flag: creds_flag,
                 path: path.clone(),
                 source,
             })?;
     }
     options
-        .connect(settings.nats.url.as_str())
+        .connect(nats.url.as_str())
         .await
         .map_err(|e| Error::Nats {
-            url: settings.nats.shown_url(),
+            url: nats.shown_url(),
             detail: e.to_string(),
         })
 }
@@ -104,8 +129,8 @@ pub async fn lattice(settings: &Settings, nats: async_nats::Client) -> Result<La
     })
 }
 
-/// Runs the controller of `settings` until `shutdown` completes: the loop, the HTTP status API
-/// and the NATS status subject.
+/// Runs the controller of `settings` until `shutdown` completes: the loop, the HTTP API, the
+/// NATS status subject and the telemetry.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     for note in &settings.notes {
         tracing::warn!("{note}");
@@ -117,25 +142,29 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             source,
         })?;
     let nats = connect(&settings).await?;
+    let data = connect_data(&settings).await?;
     let controller = Controller::new(
         &settings,
         Source::new(&settings),
         lattice(&settings, nats.clone()).await?,
     );
     let status = controller.status();
+    let telemetry = Telemetry::new(settings.telemetry.clone(), controller.taken());
     let (stop, stopped) = watch::channel(false);
-    let http = tokio::spawn(serve::http(
-        listener,
-        settings.tls.clone(),
-        settings.token.clone(),
-        status.clone(),
-        stopped,
+    let counting = tokio::spawn(telemetry.clone().run(
+        data.clone().unwrap_or_else(|| nats.clone()),
+        stopped.clone(),
     ));
-    let answering = tokio::spawn(serve::nats(nats.clone(), status));
+    let api =
+        serve::Api::new(status.clone(), settings.token.as_ref()).with_telemetry(telemetry.clone());
+    let http = tokio::spawn(serve::http(listener, settings.tls.clone(), api, stopped));
+    let answering = tokio::spawn(serve::nats(nats.clone(), status, Some(telemetry)));
     tracing::info!(
         bundle = %settings.bundle,
         generation = settings.generation.short(),
         nats = %settings.nats.shown_url(),
+        data_nats = %settings.data_nats.as_ref().map_or("(the lattice's)".to_owned(), Nats::shown_url),
+        otlp = settings.telemetry.otlp.as_ref().map_or("(off)", |o| o.endpoint.as_str()),
         listen = %settings.listen,
         https = settings.tls.is_some(),
         token = settings.token.is_some(),
@@ -147,9 +176,16 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     tracing::info!("stopping");
     let _ = stop.send(true);
     let _ = http.await;
+    // The counts are saved on the way out.
+    let _ = counting.await;
     answering.abort();
     if let Err(e) = nats.drain().await {
         tracing::debug!("NATS drain: {e}");
+    }
+    if let Some(data) = data
+        && let Err(e) = data.drain().await
+    {
+        tracing::debug!("data NATS drain: {e}");
     }
     Ok(())
 }

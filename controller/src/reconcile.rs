@@ -15,11 +15,13 @@
 //! - While an application is reconciling the next look comes sooner (at most a second).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etl::build::generation::Generation;
-use etl::oci::bundle::Bundle;
+use etl::oci::bundle::{Bundle, Facts};
 use etl::ops::status::{Applied, ControllerStatus, Refused};
+use etl::ops::telemetry::Deployment;
 use tokio::sync::watch;
 
 use crate::config::Settings;
@@ -29,6 +31,15 @@ use crate::status;
 
 /// How soon the next look comes while something is reconciling.
 const SETTLING: Duration = Duration::from_secs(1);
+
+/// The bundle a controller took: what the telemetry and the API need of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    /// Its digest, signer and time.
+    pub deployment: Deployment,
+    /// Its facts.
+    pub facts: Facts,
+}
 
 /// A controller: its source, its lattice and what it knows.
 pub struct Controller {
@@ -43,6 +54,7 @@ pub struct Controller {
     refused: Option<(String, bool)>,
     doc: ControllerStatus,
     status: watch::Sender<ControllerStatus>,
+    taken: watch::Sender<Option<Arc<Taken>>>,
 }
 
 impl Controller {
@@ -50,6 +62,7 @@ impl Controller {
     pub fn new(settings: &Settings, source: Source, lattice: Lattice) -> Controller {
         let doc = status::initial(settings);
         let (status, _) = watch::channel(doc.clone());
+        let (taken, _) = watch::channel(None);
         Controller {
             source,
             lattice,
@@ -67,7 +80,13 @@ impl Controller {
             refused: None,
             doc,
             status,
+            taken,
         }
+    }
+
+    /// The bundle taken, as it changes.
+    pub fn taken(&self) -> watch::Receiver<Option<Arc<Taken>>> {
+        self.taken.subscribe()
     }
 
     /// The status document, as it changes.
@@ -182,6 +201,16 @@ impl Controller {
                     self.expected.lattice = Some(facts.lattice.clone());
                     self.doc.lattice = Some(facts.lattice.clone());
                 }
+                self.taken.send_replace(Some(Arc::new(Taken {
+                    deployment: Deployment {
+                        digest: v.digest.clone(),
+                        revision: facts.revision.clone(),
+                        source: facts.source.clone(),
+                        signer: v.signer.clone(),
+                        applied_at: now.clone(),
+                    },
+                    facts: facts.clone(),
+                })));
                 self.doc.applied = Some(Applied {
                     digest: v.digest.clone(),
                     revision: facts.revision.clone(),

@@ -1,8 +1,10 @@
-//! Who may ask what runs, and how: the HTTP status API (`GET /status`, `GET /healthz`; HTTPS
-//! when given a certificate and key; a bearer token, compared in constant time, required of
-//! every request when set — a request without it gets `401 {"error":"unauthorized"}` whatever
-//! it asked for) and the NATS subject `etl.controller.<project>.<environment>.status`, answered
-//! with the same document (NATS's own credentials decide who may ask there).
+//! Who may ask what runs, and how: the HTTP API — `GET /status`, `GET /healthz`, `GET /metrics`
+//! (Prometheus), `/api/v1/…` ([`crate::api`]), the dashboard (`/`, `/assets/…`) and its
+//! `/login` and `/logout`; HTTPS when given a certificate and key; with a token set, every
+//! request but `/healthz` needs it or the dashboard's session cookie ([`crate::auth`]), and one
+//! without gets `401 {"error":"unauthorized"}` whatever it asked for (a browser asking for a
+//! page: the login form) — and the NATS subject `etl.controller.<project>.<environment>.status`,
+//! answered with the status document (NATS's own credentials decide who may ask there).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,9 +22,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::auth::{self, Access, Auth};
+use crate::deadletters::Caller;
+use crate::telemetry::Telemetry;
+use crate::{api, dashboard};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -84,10 +90,38 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
 
 /// What every request is answered from.
 #[derive(Clone)]
-struct Api {
+pub struct Api {
     status: watch::Receiver<ControllerStatus>,
-    /// The SHA-256 of the token: compared in constant time and fixed length.
-    token: Option<String>,
+    auth: Arc<Auth>,
+    telemetry: Option<Arc<Telemetry>>,
+    tls: bool,
+}
+
+impl Api {
+    /// The status API of `status`, behind `token` when given.
+    pub fn new(status: watch::Receiver<ControllerStatus>, token: Option<&Token>) -> Api {
+        Api {
+            status,
+            auth: Arc::new(Auth::new(token)),
+            telemetry: None,
+            tls: false,
+        }
+    }
+
+    /// With the telemetry: `/metrics`, `/api/v1/…` and the units in `/status`.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Api {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// The status document, with the units' counts when there is telemetry.
+    fn status(&self) -> ControllerStatus {
+        let doc = self.status.borrow().clone();
+        match &self.telemetry {
+            Some(t) => api::with_units(doc, t),
+            None => doc,
+        }
+    }
 }
 
 /// Serves the status API on `listener` until `stop` turns true; connections already accepted
@@ -95,14 +129,10 @@ struct Api {
 pub async fn http(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    token: Option<Token>,
-    status: watch::Receiver<ControllerStatus>,
+    mut api: Api,
     mut stop: watch::Receiver<bool>,
 ) {
-    let api = Api {
-        status,
-        token: token.map(|t| etl::util::digest::sha256(t.expose().as_bytes())),
-    };
+    api.tls = tls.is_some();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let accepted = tokio::select! {
@@ -146,7 +176,7 @@ where
 {
     let service = hyper::service::service_fn(move |request| {
         let api = api.clone();
-        async move { Ok::<_, Infallible>(answer(&api, &request)) }
+        async move { Ok::<_, Infallible>(answer(&api, request, peer).await) }
     });
     // A client gets 10 s to send its request's head: a slow one cannot hold a connection open.
     if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -159,52 +189,269 @@ where
     }
 }
 
-/// The answer to one request: authorization first, so that a request without the token
-/// learns nothing (not even which paths exist).
-fn answer(api: &Api, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if let Some(expected) = &api.token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer)
-            .map(|t| etl::util::digest::sha256(t.as_bytes()))
-            .unwrap_or_default();
-        let matches: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
-        if !matches {
-            let mut response = json(StatusCode::UNAUTHORIZED, br#"{"error":"unauthorized"}"#);
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
-    }
-    let path = request.uri().path();
-    let known = matches!(path, "/status" | "/healthz");
-    if known && !matches!(*request.method(), Method::GET | Method::HEAD) {
-        let mut response = json(
-            StatusCode::METHOD_NOT_ALLOWED,
-            br#"{"error":"method not allowed"}"#,
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
+/// The methods `path` takes, when it is known.
+fn methods(path: &str) -> Option<&'static str> {
     match path {
-        "/status" => {
-            let body = serde_json::to_vec(&*api.status.borrow()).unwrap_or_default();
-            json(StatusCode::OK, &body)
-        }
-        "/healthz" => json(StatusCode::OK, br#"{"ok":true}"#),
-        _ => json(StatusCode::NOT_FOUND, br#"{"error":"not found"}"#),
+        "/status" | "/healthz" | "/metrics" | "/" => Some("GET, HEAD"),
+        "/login" => Some("GET, HEAD, POST"),
+        "/logout" => Some("POST"),
+        _ if path.starts_with("/assets/") => Some("GET, HEAD"),
+        _ => api::methods(path),
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` value.
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+/// Whether a request is a browser's for a page: a GET of `/`, or of any path that is not the
+/// API's, metrics or an asset, accepting HTML.
+fn wants_page(request: &Request<Incoming>) -> bool {
+    let path = request.uri().path();
+    let accepts_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && (path == "/"
+            || (accepts_html
+                && !api::is_api(path)
+                && !matches!(path, "/status" | "/metrics")
+                && !path.starts_with("/assets/")))
+}
+
+/// The answer to one request. `/healthz` is open; everything else needs the token (or the
+/// session cookie) when one is set: a request without it learns nothing (not even which paths
+/// exist), but a browser asking for a page gets the login form.
+async fn answer(api: &Api, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let allowed = methods(&path);
+    let allows = |m: &Method| allowed.is_some_and(|a| a.split(", ").any(|x| x == m.as_str()));
+    if path == "/healthz" {
+        if !allows(&method) {
+            return not_allowed(allowed);
+        }
+        return json(StatusCode::OK, br#"{"ok":true}"#);
+    }
+    if path == "/logout" && method == Method::POST {
+        return redirect(Some(auth::logout_cookie(api.tls)));
+    }
+    if path == "/login" {
+        return login(api, request).await;
+    }
+    let access = api.auth.check(request.headers());
+    if access == Access::Denied {
+        if wants_page(&request) {
+            return html(StatusCode::UNAUTHORIZED, auth::login_page(false));
+        }
+        let mut response = json(StatusCode::UNAUTHORIZED, br#"{"error":"unauthorized"}"#);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    if allowed.is_some() && !allows(&method) {
+        return not_allowed(allowed);
+    }
+    if method == Method::POST {
+        // A browser's cookie rides along on any site's form: a cookie's POST also needs the
+        // header no form can set. Without a token, a JSON body (which a form cannot send
+        // without a CORS preflight, never granted) does too.
+        let csrf = auth::csrf_header(request.headers());
+        let json_body = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        let ok = match access {
+            Access::Bearer => true,
+            Access::Cookie => csrf,
+            Access::Open => csrf || json_body,
+            Access::Denied => false,
+        };
+        if !ok {
+            return json(
+                StatusCode::FORBIDDEN,
+                br#"{"error":"a state-changing request from a browser session needs the header x-etl-csrf: 1"}"#,
+            );
+        }
+    }
+    match path.as_str() {
+        "/status" => {
+            let body = serde_json::to_vec(&api.status()).unwrap_or_default();
+            json(StatusCode::OK, &body)
+        }
+        "/metrics" => {
+            let points = api
+                .telemetry
+                .as_ref()
+                .and_then(|t| crate::telemetry::metrics::collect(t));
+            let mut response = Response::new(Full::new(Bytes::from(
+                crate::telemetry::prometheus::exposition(points.as_ref()),
+            )));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::telemetry::prometheus::CONTENT_TYPE),
+            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        p if api::is_api(p) => {
+            let Some(telemetry) = &api.telemetry else {
+                return json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    br#"{"error":"this controller serves no telemetry"}"#,
+                );
+            };
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            let body = if method == Method::POST {
+                match read_body(request).await {
+                    Ok(body) => body,
+                    Err(response) => return response,
+                }
+            } else {
+                Bytes::new()
+            };
+            let credential = match access {
+                Access::Open => "none".to_owned(),
+                _ => api.auth.credential(),
+            };
+            let status = api.status();
+            let reply = api::answer(
+                &status,
+                telemetry,
+                api::Request {
+                    method: &method,
+                    path: p,
+                    query: &query,
+                    body: &body,
+                    caller: Caller {
+                        credential,
+                        remote: peer.to_string(),
+                    },
+                },
+            )
+            .await;
+            json(reply.code, &reply.body)
+        }
+        p => match dashboard::asset(p) {
+            Some(asset) => {
+                let fresh = request
+                    .headers()
+                    .get(header::IF_NONE_MATCH)
+                    .is_some_and(|v| v.as_bytes() == asset.etag.as_bytes());
+                let mut response = if fresh {
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = StatusCode::NOT_MODIFIED;
+                    r
+                } else {
+                    Response::new(Full::new(Bytes::from_static(asset.bytes)))
+                };
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(asset.content_type),
+                );
+                headers.insert(header::ETAG, HeaderValue::from_static(asset.etag));
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                response
+            }
+            None => json(StatusCode::NOT_FOUND, br#"{"error":"not found"}"#),
+        },
+    }
+}
+
+/// The most bytes a request body may have.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A request's body, at most [`MAX_BODY`] bytes.
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    use http_body_util::BodyExt as _;
+    match http_body_util::Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(_) => Err(json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            br#"{"error":"the request body is too large or broke off"}"#,
+        )),
+    }
+}
+
+/// `/login`: the form (GET), or the token from it (POST): a session cookie and back to `/`
+/// when it is the token, the form again when not.
+async fn login(api: &Api, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if !api.auth.required() {
+        return redirect(None);
+    }
+    match *request.method() {
+        Method::GET | Method::HEAD => html(StatusCode::OK, auth::login_page(false)),
+        Method::POST => {
+            let body = match read_body(request).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let token = form_urlencoded::parse(&body)
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            if api.auth.is_token(&token) {
+                redirect(api.auth.login_cookie(api.tls))
+            } else {
+                html(StatusCode::UNAUTHORIZED, auth::login_page(true))
+            }
+        }
+        _ => not_allowed(Some("GET, HEAD, POST")),
+    }
+}
+
+/// `303 See Other` to `/`, setting `cookie`.
+fn redirect(cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static("/"));
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn not_allowed(allowed: Option<&'static str>) -> Response<Full<Bytes>> {
+    let mut response = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        br#"{"error":"method not allowed"}"#,
+    );
+    if let Some(allowed) = allowed {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    }
+    response
+}
+
+fn html(code: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'",
+        ),
+    );
+    response
 }
 
 fn json(code: StatusCode, body: &[u8]) -> Response<Full<Bytes>> {
@@ -227,7 +474,11 @@ pub fn nats_subject(project: &str, environment: &str) -> String {
 
 /// Answers status requests on NATS ([`nats_subject`]) once the project and environment are
 /// known, until the connection closes.
-pub async fn nats(client: async_nats::Client, mut status: watch::Receiver<ControllerStatus>) {
+pub async fn nats(
+    client: async_nats::Client,
+    mut status: watch::Receiver<ControllerStatus>,
+    telemetry: Option<Arc<Telemetry>>,
+) {
     let (project, environment) = match status
         .wait_for(|s| s.project.is_some() && s.environment.is_some())
         .await
@@ -264,7 +515,12 @@ pub async fn nats(client: async_nats::Client, mut status: watch::Receiver<Contro
         let Some(reply) = request.reply else {
             continue;
         };
-        let body = serde_json::to_vec(&*status.borrow()).unwrap_or_default();
+        let doc = status.borrow().clone();
+        let doc = match &telemetry {
+            Some(t) => api::with_units(doc, t),
+            None => doc,
+        };
+        let body = serde_json::to_vec(&doc).unwrap_or_default();
         if let Err(e) = client.publish(reply, body.into()).await {
             tracing::debug!("status reply on NATS: {e}");
         }
@@ -274,14 +530,6 @@ pub async fn nats(client: async_nats::Client, mut status: watch::Receiver<Contro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_tokens_are_read_from_the_header() {
-        assert_eq!(bearer("Bearer abc"), Some("abc"));
-        assert_eq!(bearer("bearer  abc "), Some("abc"));
-        assert_eq!(bearer("Basic abc"), None);
-        assert_eq!(bearer("Bearer"), None);
-    }
 
     #[test]
     fn unusable_tls_files_are_named() {

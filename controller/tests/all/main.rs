@@ -11,6 +11,7 @@ mod registry;
 
 mod api;
 mod reconcile;
+mod telemetry;
 mod v2_hosts;
 
 use std::path::PathBuf;

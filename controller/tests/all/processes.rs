@@ -63,9 +63,30 @@ pub struct Nats {
 
 impl Nats {
     pub fn start() -> Nats {
+        Nats::spawn(&[])
+    }
+
+    /// A nats-server with JetStream, storing under `dir`. Its storage limit is set: by default
+    /// it is most of the disk's free space, and the controller's streams reserve their bounds
+    /// (over half a GiB) against it, which a busy test machine's disk may not have free.
+    pub fn start_jetstream(dir: &std::path::Path) -> Nats {
+        let config = dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "jetstream {{ store_dir: {:?}, max_file_store: 4GB, max_memory_store: 64MB }}\n",
+                dir.join("js")
+            ),
+        )
+        .unwrap();
+        Nats::spawn(&["-c", config.to_str().unwrap()])
+    }
+
+    fn spawn(extra: &[&str]) -> Nats {
         let port = free_port();
         let child = Command::new(venv_binary("ETL_NATS_SERVER", "nats-server"))
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
