@@ -96,8 +96,8 @@ pub struct Flags {
     /// The data plane's NATS, where steps publish reports and dead letters and listen for
     /// replays [default: the lattice's NATS, --nats-url]. Needs JetStream.
     #[arg(long, value_name = "URL")]
-    pub data_nats: Option<String>,
-    /// A credentials file (`.creds`) for --data-nats [default: --nats-creds when --data-nats
+    pub data_nats_url: Option<String>,
+    /// A credentials file (`.creds`) for --data-nats-url [default: --nats-creds when --data-nats-url
     /// is not given].
     #[arg(long, value_name = "FILE")]
     pub data_nats_creds: Option<PathBuf>,
@@ -137,7 +137,7 @@ struct File {
     tls_key: Option<PathBuf>,
     host_label: Vec<String>,
     secrets: Option<PathBuf>,
-    data_nats: Option<String>,
+    data_nats_url: Option<String>,
     data_nats_creds: Option<PathBuf>,
     dead_letters_kept: Option<u64>,
     report_retention: Option<String>,
@@ -211,7 +211,7 @@ pub struct Settings {
     /// The lattice's NATS.
     pub nats: Nats,
     /// The data plane's NATS, when not the lattice's.
-    pub data_nats: Option<Nats>,
+    pub data_nats_url: Option<Nats>,
     /// Reports, dead letters, OTLP.
     pub telemetry: Telemetry,
     /// `--lattice`, when given.
@@ -370,7 +370,7 @@ impl Settings {
         let tls_key = flags.tls_key.or(from_file(file.tls_key));
         let host_labels = list(flags.host_labels, file.host_label);
         let secrets = flags.secrets.or(from_file(file.secrets));
-        let data_nats = flags.data_nats.or(file.data_nats);
+        let data_nats_url = flags.data_nats_url.or(file.data_nats_url);
         let data_nats_creds = flags.data_nats_creds.or(from_file(file.data_nats_creds));
         let dead_letters_kept = flags.dead_letters_kept.or(file.dead_letters_kept);
         let report_retention = flags.report_retention.or(file.report_retention);
@@ -416,9 +416,9 @@ impl Settings {
         if let Some(path) = &nats_creds {
             readable("nats-creds", path)?;
         }
-        let data_nats = match (data_nats, data_nats_creds) {
+        let data_nats_url = match (data_nats_url, data_nats_creds) {
             (Some(url), creds) => {
-                nats_server("data-nats", &url)?;
+                nats_server("data-nats-url", &url)?;
                 if let Some(path) = &creds {
                     readable("data-nats-creds", path)?;
                 }
@@ -428,7 +428,7 @@ impl Settings {
                 return Err(ConfigError::Invalid {
                     name: "data-nats-creds",
                     value: path.display().to_string(),
-                    reason: "given without --data-nats: without it the lattice's NATS (and \
+                    reason: "given without --data-nats-url: without it the lattice's NATS (and \
                              --nats-creds) carries the data plane too"
                         .to_owned(),
                 });
@@ -606,7 +606,7 @@ impl Settings {
                 url: nats_url,
                 creds: nats_creds,
             },
-            data_nats,
+            data_nats_url,
             telemetry,
             lattice,
             environment,
@@ -992,7 +992,7 @@ mod tests {
     fn telemetry_settings() {
         let f = Fixture::new();
         let s = Settings::resolve(f.flags(), &no_env).unwrap();
-        assert!(s.data_nats.is_none());
+        assert!(s.data_nats_url.is_none());
         assert_eq!(
             s.telemetry,
             Telemetry {
@@ -1014,7 +1014,7 @@ mod tests {
             ..f.flags()
         };
         let s = Settings::resolve(flags, &no_env).unwrap();
-        let data = s.data_nats.unwrap();
+        let data = s.data_nats_url.unwrap();
         assert_eq!(data.url, "nats://data:4222");
         assert_eq!(data.creds, Some(f.path("data.creds")));
         assert_eq!(s.telemetry.dead_letters_kept, 9);
@@ -1057,17 +1057,17 @@ mod tests {
             ),
             (
                 Flags {
-                    data_nats: Some("http://x".to_owned()),
+                    data_nats_url: Some("http://x".to_owned()),
                     ..f.flags()
                 },
-                "--data-nats `http://x`: expected nats://",
+                "--data-nats-url `http://x`: expected nats://",
             ),
             (
                 Flags {
                     data_nats_creds: Some(f.path("data.creds")),
                     ..f.flags()
                 },
-                "given without --data-nats",
+                "given without --data-nats-url",
             ),
         ] {
             let e = error(flags, &no_env);

@@ -80,9 +80,9 @@ pub async fn connect(settings: &Settings) -> Result<async_nats::Client, Error> {
     connect_to(&settings.nats, "nats-creds").await
 }
 
-/// Connects to the data plane's NATS, when it is not the lattice's (`--data-nats`).
+/// Connects to the data plane's NATS, when it is not the lattice's (`--data-nats-url`).
 pub async fn connect_data(settings: &Settings) -> Result<Option<async_nats::Client>, Error> {
-    match &settings.data_nats {
+    match &settings.data_nats_url {
         Some(nats) => connect_to(nats, "data-nats-creds").await.map(Some),
         None => Ok(None),
     }
@@ -163,7 +163,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         bundle = %settings.bundle,
         generation = settings.generation.short(),
         nats = %settings.nats.shown_url(),
-        data_nats = %settings.data_nats.as_ref().map_or("(the lattice's)".to_owned(), Nats::shown_url),
+        data_nats_url = %settings.data_nats_url.as_ref().map_or("(the lattice's)".to_owned(), Nats::shown_url),
         otlp = settings.telemetry.otlp.as_ref().map_or("(off)", |o| o.endpoint.as_str()),
         listen = %settings.listen,
         https = settings.tls.is_some(),
