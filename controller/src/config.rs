@@ -1004,7 +1004,7 @@ mod tests {
         std::fs::write(f.path("data.creds"), "").unwrap();
         std::fs::write(
             f.path("controller.yaml"),
-            "data-nats: nats://data:4222\ndata-nats-creds: data.creds\ndead-letters-kept: 7\n\
+            "data-nats-url: nats://data:4222\ndata-nats-creds: data.creds\ndead-letters-kept: 7\n\
              report-retention: 2h\notlp-endpoint: http://127.0.0.1:4318/\notlp-interval: 30s\n",
         )
         .unwrap();
