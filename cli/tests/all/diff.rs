@@ -99,7 +99,7 @@ fn representative(root: &Path) {
     replace(
         root,
         pipeline,
-        "sha256:46aa698f9c45f2322827a98f493f3691a06e9fc1cb01f591b3b89b22940a07e8",
+        "sha256:950d7b3331c036fd20b17863e895c60c99b392148ea5e9fe57ab70a661a6b63e",
         &enrich,
     );
     let chaos = common::example().join("../../tests/fixtures/chaos/components/chaos.wasm");
@@ -203,7 +203,7 @@ fn a_representative_change_as_markdown_text_and_json() {
         ] => {
             assert_eq!(
                 d.old.as_deref(),
-                Some("sha256:46aa698f9c45f2322827a98f493f3691a06e9fc1cb01f591b3b89b22940a07e8")
+                Some("sha256:950d7b3331c036fd20b17863e895c60c99b392148ea5e9fe57ab70a661a6b63e")
             );
             assert_eq!(reference, "components/enrich.wasm");
         }

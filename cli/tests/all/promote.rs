@@ -71,7 +71,7 @@ impl World {
         let pipeline = self.dir.path().join("repo/pipelines/sensor-ingest.yaml");
         let text = std::fs::read_to_string(&pipeline).unwrap();
         let enrich = "component: components/enrich.wasm\n      digest: \
-                      sha256:46aa698f9c45f2322827a98f493f3691a06e9fc1cb01f591b3b89b22940a07e8";
+                      sha256:950d7b3331c036fd20b17863e895c60c99b392148ea5e9fe57ab70a661a6b63e";
         let threshold = "component: components/threshold-alert.wasm\n      digest: \
                          sha256:5328554214e738d123c86db70ea8075bb7c7e6a15ac8528c4ddddf5c5c85fafe";
         assert!(text.contains(enrich), "the example's enrich step moved");

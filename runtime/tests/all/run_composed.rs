@@ -1046,7 +1046,7 @@ fn a_delivered_batch_is_reported_once_after_its_outputs_and_dead_letters() {
     };
     // enrich answers `transient` the first time it sees a flaky reading, and enriches it when
     // the harness calls it again.
-    let flaky = with_fields(&parsed_reading(90.0), json!({"flaky": true}));
+    let flaky = with_fields(&parsed_reading(90.0), json!({"sensor_id": "flaky-101"}));
     let traced = Envelope {
         traceparent: Some(other_trace.to_owned()),
         ..parsed_reading(10.0)
@@ -1097,7 +1097,7 @@ fn a_delivered_batch_is_reported_once_after_its_outputs_and_dead_letters() {
 
 #[test]
 fn without_a_report_subject_nothing_is_reported() {
-    let flaky = with_fields(&parsed_reading(90.0), json!({"flaky": true}));
+    let flaky = with_fields(&parsed_reading(90.0), json!({"sensor_id": "flaky-101"}));
     let run = run(enrich(), STEP, "iot.parsed", encode(&flaky));
     assert_eq!(run.result, Ok(()), "the retry succeeded");
     assert_eq!(subjects(&run), ["iot.enriched"]);

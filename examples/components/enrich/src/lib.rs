@@ -6,8 +6,8 @@
 //! Input that is not a JSON object is `invalid("not a parsed reading: …")`; a missing `site` key is
 //! a deployment fault, `transient(…)`, so the record is not dead-lettered.
 //!
-//! A deterministic passing fault, for the harness's retries: a reading with `"flaky": true`
-//! answers `transient("flaky: first attempt")` the first time this instance sees its exact
+//! A deterministic passing fault, for the harness's retries: a reading whose `sensor_id` starts
+//! with `flaky-` (parse keeps the id; a gateway's `"sensor": "flaky-1"` becomes one) answers `transient("flaky: first attempt")` the first time this instance sees its exact
 //! payload, and is enriched as any other when it is transformed again in the same instance (the
 //! harness's retry, `etl.in.retries`). The instance remembers up to 1024 such payloads, then
 //! forgets them all at once. A fresh instance has seen none: under `etl run`, which turns the
@@ -47,7 +47,11 @@ impl Guest for Enrich {
     fn transform(input: Message) -> Result<Vec<Message>, Error> {
         let mut reading: Map<String, Value> = serde_json::from_slice(&input.payload)
             .map_err(|e| Error::Invalid(format!("not a parsed reading: {e}")))?;
-        if reading.get("flaky") == Some(&Value::Bool(true)) && first_sight(&input.payload) {
+        let flaky = reading
+            .get("sensor_id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.starts_with("flaky-"));
+        if flaky && first_sight(&input.payload) {
             return Err(Error::Transient("flaky: first attempt".to_string()));
         }
         let site = config::get("site")
