@@ -497,7 +497,7 @@ impl Runtime {
                 pre,
                 http,
                 messaging,
-                config: Arc::new(u.runtime_config(&artifact.egress)),
+                config: Arc::new(u.local_config(&artifact.egress)),
                 calls_out: !artifact.egress.is_empty(),
                 secrets: Arc::new(BTreeMap::new()),
                 missing: u

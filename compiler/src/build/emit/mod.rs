@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::deployment::{Deployment, HTTP_SOURCE_SETTINGS, UnitKind, harness_reads};
 use crate::build::generation::Generation;
+use crate::oci::bundle::NodeFacts;
+use crate::ops::telemetry::NodeKind;
 use crate::spec::load::Repo;
 use crate::spec::model::{Environment, HttpListener, Spread};
 use crate::spec::model::{ProviderKind, SinkConnector, SourceConnector};
@@ -58,6 +60,12 @@ pub struct Application {
     /// [`listener`] is one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// The pipeline's graph as it runs in the environment, what its bundle gives the controller
+    /// (`Facts.pipelines`): the source, then the steps and sinks in spec order, with the subjects
+    /// they read, report to and are replayed to. Empty for a shared application, and in plans of
+    /// earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeFacts>,
 }
 
 /// A wasmCloud v2 host's instance pool when the environment does not say (wasmtime's default,
@@ -467,6 +475,8 @@ pub fn shared_applications<'a>(
 pub struct Packaged {
     /// The artifact of each generation, 1.x first.
     pub artifacts: Vec<(Generation, PackagedArtifact)>,
+    /// The customer component's digest, as `digest:` pins it (steps).
+    pub customer: Option<String>,
     /// Imports granted to the customer component (steps).
     pub grants: Vec<String>,
     /// The hosts its outbound HTTP may reach (steps that call out).
@@ -934,6 +944,32 @@ pub fn application(
             secrets: secrets_of(&unit.link_secrets),
         });
 
+        // Reports: the `in` part publishes one per batch through `wasmcloud:messaging/consumer`
+        // to NATS. Steps and nats sinks have that link above; a sink whose records go out over
+        // HTTP or to a blobstore gets its own. A kafka sink's unnamed consumer link is the Kafka
+        // provider's, the one a second would clash with (`docs/manifests.md`).
+        if matches!(
+            unit.kind,
+            UnitKind::Sink(SinkConnector::Http | SinkConnector::S3)
+        ) {
+            use_provider(ProviderKind::MessagingNats, &unit.name, &scale)?;
+            links.push(Link {
+                direction: Direction::ComponentToProvider,
+                provider: ProviderKind::MessagingNats.name().to_owned(),
+                component: unit.name.clone(),
+                namespace: "wasmcloud".to_owned(),
+                package: "messaging".to_owned(),
+                interfaces: vec!["consumer".to_owned()],
+                name: None,
+                source_config: None,
+                target_config: NamedConfig::new(
+                    &format!("{prefix}-nats-report"),
+                    nats_connection.clone(),
+                ),
+                secrets: Vec::new(),
+            });
+        }
+
         // A customer that calls out: its egress part's import of the host's outgoing handler.
         if !p.egress.is_empty() {
             use_provider(ProviderKind::HttpClient, &unit.name, &scale)?;
@@ -1042,10 +1078,70 @@ pub fn application(
         }),
         max_in_flight: Some(limit.max_in_flight),
         shared: false,
+        nodes: nodes(deployment, packaged),
     };
     check_names(&app)?;
     app.stamp_version();
     Ok(app)
+}
+
+/// The graph of `deployment` ([`Application::nodes`]): its source, then its units in order, each
+/// with what it reads and the subjects it reports to and is replayed to, and a step's customer
+/// component (`digest:`) and grants from `packaged`.
+fn nodes(deployment: &Deployment, packaged: &BTreeMap<String, Packaged>) -> Vec<NodeFacts> {
+    let source = &deployment.source;
+    let mut nodes = vec![NodeFacts {
+        name: source.name.clone(),
+        kind: NodeKind::Source,
+        connector: Some(source.connector.name().to_owned()),
+        from: Vec::new(),
+        inputs: Vec::new(),
+        report: None,
+        dead_letter: None,
+        replay: None,
+        component: None,
+        grants: Vec::new(),
+    }];
+    for unit in &deployment.units {
+        let p = packaged.get(&unit.name);
+        let (kind, connector) = match unit.kind {
+            UnitKind::Step => (NodeKind::Step, None),
+            UnitKind::Sink(c) => (NodeKind::Sink, Some(c.name().to_owned())),
+        };
+        nodes.push(NodeFacts {
+            name: unit.name.clone(),
+            kind,
+            connector,
+            from: unit.inputs.iter().map(|(_, node)| node.clone()).collect(),
+            inputs: unit.inputs.clone(),
+            report: Some(unit.report.clone()),
+            dead_letter: unit.dead_letter.clone(),
+            replay: unit.replay.clone(),
+            component: p.and_then(|p| p.customer.clone()),
+            grants: p
+                .map(|p| grant_lines(&p.grants, &p.egress))
+                .unwrap_or_default(),
+        });
+    }
+    nodes
+}
+
+/// A customer's grants as readable lines, sorted: each interface granted without its version,
+/// and outbound HTTP with the hosts it may reach (`wasi:http/outgoing-handler → api.acme.example,
+/// *.acme.example`).
+pub fn grant_lines(grants: &[String], egress: &[String]) -> Vec<String> {
+    let lines: BTreeSet<String> = grants
+        .iter()
+        .map(|g| {
+            let interface = g.split('@').next().unwrap_or(g);
+            if interface == crate::spec::model::OUTGOING_HANDLER && !egress.is_empty() {
+                format!("{interface} → {}", egress.join(", "))
+            } else {
+                interface.to_owned()
+            }
+        })
+        .collect();
+    lines.into_iter().collect()
 }
 
 /// Revision of the emitters' translation, part of every [`Application::version`]: bumped when
@@ -1260,6 +1356,7 @@ mod tests {
             secret_policy: None,
             max_in_flight: None,
             shared: false,
+            nodes: Vec::new(),
         }
     }
 

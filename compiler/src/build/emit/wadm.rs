@@ -470,6 +470,7 @@ mod tests {
             secret_policy: None,
             max_in_flight: None,
             shared: false,
+            nodes: Vec::new(),
         }
     }
 
