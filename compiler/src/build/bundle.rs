@@ -115,9 +115,8 @@ mod tests {
 
     use super::*;
     use crate::build::deployment::REPORT_SUBJECT;
-    use crate::oci::bundle::name;
+    use crate::oci::bundle::{NodeKind, name};
     use crate::oci::layout::Provenance;
-    use crate::ops::telemetry::NodeKind;
 
     fn example() -> crate::build::Build {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iot-sensors");

@@ -31,8 +31,9 @@ use crate::spec::model::{
 use crate::spec::overrides::connector_with;
 use crate::spec::templates;
 
-pub use crate::ops::telemetry::{replay_subject, report_subject};
-pub use crate::spec::subjects::{dead_letter_subject, step_subject};
+pub use crate::spec::subjects::{
+    dead_letter_subject, replay_subject, report_subject, step_subject,
+};
 
 /// A pipeline as deployed to one environment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -89,7 +89,7 @@ pub struct NodeFacts {
     /// Its name.
     pub name: String,
     /// Source, step or sink.
-    pub kind: crate::ops::telemetry::NodeKind,
+    pub kind: NodeKind,
     /// The connector of a source or sink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector: Option<String>,
@@ -116,6 +116,18 @@ pub struct NodeFacts {
     /// `interface → host, host` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<String>,
+}
+
+/// A node's kind in a pipeline's graph (also `etl::ops::telemetry::NodeKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// The pipeline's source.
+    Source,
+    /// A step (a customer transform).
+    Step,
+    /// A sink.
+    Sink,
 }
 
 /// One application of a bundle.

@@ -10,6 +10,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// A node's kind in a pipeline's graph (defined with the bundle's facts, which carry it).
+pub use crate::oci::bundle::NodeKind;
+/// The subjects units report to and steps are replayed to (defined with the other derived
+/// subjects).
+pub use crate::spec::subjects::{replay_subject, report_subject};
+
 /// The version of the report format the harness writes (`"v"`).
 pub const REPORT_VERSION: u32 = 1;
 
@@ -30,18 +36,6 @@ pub const OTHER_CLASS: &str = "other";
 
 /// The most trace contexts one report carries.
 pub const MAX_TRACEPARENTS: usize = 8;
-
-/// The subject a unit publishes its reports to:
-/// `etl.<project>.<pipeline>.report.<unit>.<environment>`.
-pub fn report_subject(project: &str, pipeline: &str, unit: &str, environment: &str) -> String {
-    format!("etl.{project}.{pipeline}.report.{unit}.{environment}")
-}
-
-/// The subject a step also listens on, so that its dead letters can be replayed into it alone:
-/// `etl.<project>.<pipeline>.replay.<step>`.
-pub fn replay_subject(project: &str, pipeline: &str, step: &str) -> String {
-    format!("etl.{project}.{pipeline}.replay.{step}")
-}
 
 /// The class of a dead letter's or failure's reason: the text before its first `:`, lowercased,
 /// spaces as `_`, when that is 1–32 characters of `[a-z0-9_-]`; else [`OTHER_CLASS`].
@@ -324,18 +318,6 @@ pub struct Sample {
     /// The rates over the interval.
     #[serde(flatten)]
     pub rates: Rates,
-}
-
-/// A node's kind in a pipeline's graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    /// The pipeline's source.
-    Source,
-    /// A step (a customer transform).
-    Step,
-    /// A sink.
-    Sink,
 }
 
 /// A node of a pipeline's graph, with its counts.

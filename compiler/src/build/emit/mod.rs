@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::deployment::{Deployment, HTTP_SOURCE_SETTINGS, UnitKind, harness_reads};
 use crate::build::generation::Generation;
-use crate::oci::bundle::NodeFacts;
-use crate::ops::telemetry::NodeKind;
+use crate::oci::bundle::{NodeFacts, NodeKind};
 use crate::spec::load::Repo;
 use crate::spec::model::{Environment, HttpListener, Spread};
 use crate::spec::model::{ProviderKind, SinkConnector, SourceConnector};
