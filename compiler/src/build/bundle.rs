@@ -346,6 +346,40 @@ mod tests {
     }
 
     #[test]
+    fn a_repinned_step_names_the_customer_of_the_artifact_it_now_runs() {
+        let build = example();
+        let plan = build.plan.as_ref().unwrap();
+        let app = &plan.deployments["prod"]["sensor-ingest"];
+        let enrich = app.components.iter().find(|c| c.name == "enrich").unwrap();
+        // What the manifest of each step's artifact says of its customer.
+        assert_eq!(
+            enrich.artifact.customer.as_ref(),
+            Some(&plan.pipelines[0].steps[1].customer.as_ref().unwrap().digest)
+        );
+        let mut other = enrich.artifact.clone();
+        other.customer = Some(format!("sha256:{}", "e".repeat(64)));
+        other.manifest_digest = format!("sha256:{}", "f".repeat(64));
+        let repinned = app.repinned(&BTreeMap::from([(other.repository.clone(), other.clone())]));
+        let node = |a: &Application, name: &str| {
+            a.nodes
+                .iter()
+                .find(|n| n.name == name)
+                .unwrap()
+                .component
+                .clone()
+        };
+        assert_eq!(node(&repinned, "enrich"), other.customer);
+        assert_eq!(node(&repinned, "parse"), node(app, "parse"));
+        assert_ne!(repinned.version, app.version);
+        // Pinned back, it is the application it was.
+        let back = repinned.repinned(&BTreeMap::from([(
+            enrich.artifact.repository.clone(),
+            enrich.artifact.clone(),
+        )]));
+        assert_eq!(&back, app);
+    }
+
+    #[test]
     fn a_step_s_grants_are_readable_lines() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/egress");
         let build = crate::build::build(&root, None, &Provenance::default()).unwrap();

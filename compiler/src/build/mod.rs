@@ -267,7 +267,8 @@ fn package_and_emit(
                     imports: &artifact.imports,
                     exports: &artifact.exports,
                 };
-                match layout::artifact_of_digest(&input, artifact.digest.clone()) {
+                let customer = unit.customer.as_ref().map(|c| c.digest.as_str());
+                match layout::artifact_of_step(&input, artifact.digest.clone(), customer) {
                     Ok(a) => {
                         packaged_artifacts.push((
                             generation,
@@ -276,6 +277,7 @@ fn package_and_emit(
                                 manifest_digest: a.manifest_digest.clone(),
                                 component_digest: artifact.digest.clone(),
                                 imports: artifact.imports.clone(),
+                                customer: customer.map(str::to_owned),
                             },
                         ));
                         artifacts.push(a);
@@ -289,7 +291,6 @@ fn package_and_emit(
                 unit.name.clone(),
                 Packaged {
                     artifacts: packaged_artifacts,
-                    customer: unit.customer.as_ref().map(|c| c.digest.clone()),
                     grants: unit
                         .customer
                         .as_ref()

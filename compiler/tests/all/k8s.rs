@@ -256,6 +256,7 @@ fn component(
                 "wasmcloud:messaging/consumer@0.2.0".to_owned(),
                 "wasmcloud:messaging/types@0.2.0".to_owned(),
             ],
+            customer: None,
         },
         artifact_v2: Some(ArtifactRef {
             image: format!("registry.acme.example/etl/v2/{repository}@{digest_v2}"),
@@ -268,6 +269,7 @@ fn component(
                 "wasmcloud:messaging/consumer@0.2.0".to_owned(),
                 "wasmcloud:messaging/types@0.2.0".to_owned(),
             ],
+            customer: None,
         }),
         scale: scale.clone(),
         config: config(&format!("{pipeline}-{name}-runtime"), config_pairs),

@@ -209,6 +209,7 @@ fn component(app: &mut Application, name: &str, kind: ComponentKind, config: &[(
             manifest_digest: digest(seed),
             component_digest: digest('0'),
             imports: vec!["wasmcloud:messaging/consumer@0.2.0".to_owned()],
+            customer: None,
         },
         artifact_v2: None,
         scale: scale(1),

@@ -288,6 +288,11 @@ pub struct ArtifactRef {
     /// them from the plan's pipelines.
     #[serde(default)]
     pub imports: Vec<String>,
+    /// The digest of the customer component composed in it, as its step's `digest:` pins it
+    /// (the artifact's [`crate::oci::layout::CUSTOMER`] annotation); none for a sink, and in
+    /// plans of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
 }
 
 /// How many replicas run, and where.
@@ -474,8 +479,6 @@ pub fn shared_applications<'a>(
 pub struct Packaged {
     /// The artifact of each generation, 1.x first.
     pub artifacts: Vec<(Generation, PackagedArtifact)>,
-    /// The customer component's digest, as `digest:` pins it (steps).
-    pub customer: Option<String>,
     /// Imports granted to the customer component (steps).
     pub grants: Vec<String>,
     /// The hosts its outbound HTTP may reach (steps that call out).
@@ -493,6 +496,8 @@ pub struct PackagedArtifact {
     pub component_digest: String,
     /// The composed component's imports.
     pub imports: Vec<String>,
+    /// The customer component's digest, as `digest:` pins it (steps).
+    pub customer: Option<String>,
 }
 
 /// Why an application could not be built or emitted.
@@ -782,6 +787,7 @@ pub fn application(
                     .collect::<BTreeSet<_>>()
                     .into_iter()
                     .collect(),
+                customer: a.customer.clone(),
             })
         };
 
@@ -1077,17 +1083,18 @@ pub fn application(
         }),
         max_in_flight: Some(limit.max_in_flight),
         shared: false,
-        nodes: nodes(deployment, packaged),
+        nodes: Vec::new(),
     };
+    app.nodes = nodes(deployment, &app.components);
     check_names(&app)?;
     app.stamp_version();
     Ok(app)
 }
 
 /// The graph of `deployment` ([`Application::nodes`]): its source, then its units in order, each
-/// with what it reads and the subjects it reports to and is replayed to, and a step's customer
-/// component (`digest:`) and grants from `packaged`.
-fn nodes(deployment: &Deployment, packaged: &BTreeMap<String, Packaged>) -> Vec<NodeFacts> {
+/// with what it reads and the subjects it reports to and is replayed to, and from its component
+/// in `components` a step's customer (`digest:`) and grants.
+fn nodes(deployment: &Deployment, components: &[Component]) -> Vec<NodeFacts> {
     let source = &deployment.source;
     let mut nodes = vec![NodeFacts {
         name: source.name.clone(),
@@ -1102,7 +1109,7 @@ fn nodes(deployment: &Deployment, packaged: &BTreeMap<String, Packaged>) -> Vec<
         grants: Vec::new(),
     }];
     for unit in &deployment.units {
-        let p = packaged.get(&unit.name);
+        let c = components.iter().find(|c| c.name == unit.name);
         let (kind, connector) = match unit.kind {
             UnitKind::Step => (NodeKind::Step, None),
             UnitKind::Sink(c) => (NodeKind::Sink, Some(c.name().to_owned())),
@@ -1116,9 +1123,9 @@ fn nodes(deployment: &Deployment, packaged: &BTreeMap<String, Packaged>) -> Vec<
             report: Some(unit.report.clone()),
             dead_letter: unit.dead_letter.clone(),
             replay: unit.replay.clone(),
-            component: p.and_then(|p| p.customer.clone()),
-            grants: p
-                .map(|p| grant_lines(&p.grants, &p.egress))
+            component: c.and_then(|c| c.artifact.customer.clone()),
+            grants: c
+                .map(|c| grant_lines(&c.grants, &c.egress))
                 .unwrap_or_default(),
         });
     }
@@ -1161,7 +1168,8 @@ impl Application {
     }
 
     /// The same application with each component whose repository `artifacts` names pinned to
-    /// that artifact instead (manifest and component digests), and its version stamped anew.
+    /// that artifact instead (manifest and component digests, and the customer composed in it,
+    /// which its graph names too), and its version stamped anew.
     pub fn repinned(&self, artifacts: &BTreeMap<String, ArtifactRef>) -> Application {
         let mut app = self.clone();
         for c in &mut app.components {
@@ -1169,6 +1177,11 @@ impl Application {
                 if let Some(pinned) = artifacts.get(&artifact.repository) {
                     *artifact = pinned.clone();
                 }
+            }
+        }
+        for node in app.nodes.iter_mut().filter(|n| n.kind == NodeKind::Step) {
+            if let Some(c) = app.components.iter().find(|c| c.name == node.name) {
+                node.component = c.artifact.customer.clone();
             }
         }
         app.stamp_version();
@@ -1328,6 +1341,7 @@ mod tests {
                         manifest_digest: "sha256:00".to_owned(),
                         component_digest: "sha256:00".to_owned(),
                         imports: Vec::new(),
+                        customer: None,
                     },
                     artifact_v2: None,
                     scale: Scale {
