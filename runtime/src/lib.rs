@@ -498,7 +498,7 @@ impl Runtime {
                 pre,
                 http,
                 messaging,
-                config: Arc::new(served_config(u.runtime_config(&artifact.egress))),
+                config: Arc::new(served_config(u.local_config(&artifact.egress))),
                 calls_out: !artifact.egress.is_empty(),
                 secrets: Arc::new(BTreeMap::new()),
                 missing: u
@@ -1387,17 +1387,14 @@ fn classify(
     }
 }
 
-/// The config key of the subject a unit's `in` part publishes its batch reports to.
-const REPORT_SUBJECT: &str = "etl.report.subject";
 /// The config key of the harness's own retries of a `transient` answer.
 const HARNESS_RETRIES: &str = "etl.in.retries";
 
-/// The runtime configuration the runner serves a unit, from its deployment's: without a report
-/// subject, since nothing here reads reports and every publish is taken for the unit's output,
-/// and with the harness's own retries off, so that [`Limits::retries`] alone says how often a
-/// `transient` answer is tried again (the whole call, on a fresh instance).
+/// The runtime configuration the runner serves a unit, from its local one (which has no report
+/// subject: nothing here reads reports, and every publish is taken for the unit's output): with
+/// the harness's own retries off, so that [`Limits::retries`] alone says how often a `transient`
+/// answer is tried again (the whole call, on a fresh instance).
 fn served_config(mut config: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    config.remove(REPORT_SUBJECT);
     config.insert(HARNESS_RETRIES.to_owned(), "0".to_owned());
     config
 }

@@ -44,8 +44,9 @@ fn the_example_compiles_into_a_plan_and_composed_components() {
     };
     assert_eq!(
         unit("parse").harness.inbound,
-        ["in-http"],
-        "the step behind the http source is entered over http"
+        ["in-http", "in-messaging"],
+        "the step behind the http source is entered over http, and over messaging on its \
+         replay subject"
     );
     assert_eq!(unit("enrich").harness.inbound, ["in-messaging"]);
     assert_eq!(unit("alerts").harness.out, "out-http");
@@ -118,8 +119,9 @@ fn the_example_compiles_into_a_plan_and_composed_components() {
             "{}",
             u.name
         );
+        // 16: `parse`, composed with both in parts.
         assert!(
-            (12..=15).contains(&v2.core_instances),
+            (12..=16).contains(&v2.core_instances),
             "{}",
             v2.core_instances
         );
@@ -351,17 +353,18 @@ fn messages_in_flight_are_sized_from_the_hosts_instance_pool_or_set_per_environm
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     common::copy(&common::example(), &repo);
-    // Four steps fed over messaging, 15 + 15 + 14 + 14 core instances: 58 per message in
-    // flight; two thirds of the default pool of 1000 is 666, so 11 in flight each. Staging runs
-    // 2 replicas that may share a host, prod 3 split 2 + 1 over two zones: 116, so 5.
+    // Five steps and sinks fed over messaging (`parse` on its replay subject), 16 + 15 + 15 + 14
+    // + 14 core instances: 74 per message in flight; two thirds of the default pool of 1000 is
+    // 666, so 9 in flight each. Staging runs 2 replicas that may share a host, prod 3 split 2 + 1
+    // over two zones: 148, so 4.
     let dist = tmp.path().join("a");
     let (code, stderr) = compile_bin(&repo, &dist, &["--no-cache"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("W0802"), "{stderr}");
-    assert_eq!(max_in_flight(&dist, "dev"), ["11"; 4]);
-    assert_eq!(max_in_flight(&dist, "staging"), ["5"; 4]);
+    assert_eq!(max_in_flight(&dist, "dev"), ["9"; 5]);
+    assert_eq!(max_in_flight(&dist, "staging"), ["4"; 5]);
 
-    // A larger pool in dev; a ceiling in staging that four steps cannot all use at once.
+    // A larger pool in dev; a ceiling in staging that five units cannot all use at once.
     let etl_yaml = repo.join("etl.yaml");
     let text = std::fs::read_to_string(&etl_yaml).unwrap();
     let text = text
@@ -383,22 +386,22 @@ fn messages_in_flight_are_sized_from_the_hosts_instance_pool_or_set_per_environm
         Some(0),
         "a warning does not fail the compile: {stderr}"
     );
-    assert_eq!(max_in_flight(&dist, "dev"), ["34"; 4], "2000 / 58");
-    assert_eq!(max_in_flight(&dist, "staging"), ["20"; 4]);
+    assert_eq!(max_in_flight(&dist, "dev"), ["27"; 5], "2000 / 74");
+    assert_eq!(max_in_flight(&dist, "staging"), ["20"; 5]);
     assert_eq!(
         max_in_flight(&dist, "prod"),
-        ["5"; 8],
+        ["4"; 10],
         "two spread shares each"
     );
     assert!(stderr.contains("warning[W0802]"), "{stderr}");
     assert!(
         stderr.contains(
             "pipeline `sensor-ingest` in environment `staging`: with every message in flight, its \
-             steps fed over messaging take 2320 core instances"
+             steps fed over messaging take 2960 core instances"
         ),
         "{stderr}"
     );
     assert!(stderr.contains("etl.yaml:"), "at the setting: {stderr}");
-    assert!(stderr.contains("`maxInFlight: 5` fits"), "{stderr}");
+    assert!(stderr.contains("`maxInFlight: 4` fits"), "{stderr}");
     assert_eq!(stderr.matches("W0802").count(), 1, "{stderr}");
 }

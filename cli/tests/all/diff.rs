@@ -357,10 +357,10 @@ fn scaling_is_reported_per_environment_and_unit() {
     // More replicas that can share a host: fewer messages in flight for each (dev: enrich's 4
     // replicas may all land on one host; prod: the larger share, 4 of 5 east or 3 of 4).
     let expected = "  [dev]
-    max in flight per messaging-fed step (wasmCloud v2) 11 → 6
+    max in flight per messaging-fed step (wasmCloud v2) 9 → 5
     enrich replicas 1 → 4
   [prod]
-    max in flight per messaging-fed step (wasmCloud v2) 5 → 3
+    max in flight per messaging-fed step (wasmCloud v2) 4 → 3
     parse, threshold-alert, alerts, archive replicas 3 → 5, spread east[zone=east]:60 west[zone=west]:40 → east[zone=east]:70 west[zone=west]:40
     enrich replicas 3 → 4, spread east[zone=east]:60 west[zone=west]:40 → east[zone=east]:70 west[zone=west]:40
 ";
@@ -488,8 +488,10 @@ fn rewiring_shows_in_from_links_providers_and_the_harness() {
         "{:?}",
         prod.config
     );
+    // Per environment, the link to http-client goes; `alerts` already published its reports
+    // over the consumer link to messaging-nats its records now take: no link added.
     assert!(
-        report.counts.links == 6 && report.counts.providers == 6,
+        report.counts.links == 3 && report.counts.providers == 6,
         "{:?}",
         report.counts
     );
@@ -519,7 +521,7 @@ fn a_new_environment_is_deployed_with_its_settings() {
     assert_eq!((qa.environment.as_str(), qa.status), ("qa", Status::Added));
     let text = report.text();
     assert!(text.contains("environment qa: added\n"), "{text}");
-    assert!(text.contains("  [qa] newly deployed\n    secret backend nats-kv\n    max in flight per messaging-fed step (wasmCloud v2) 5\n    parse, enrich, threshold-alert, alerts, archive replicas 2\n"), "{text}");
+    assert!(text.contains("  [qa] newly deployed\n    secret backend nats-kv\n    max in flight per messaging-fed step (wasmCloud v2) 4\n    parse, enrich, threshold-alert, alerts, archive replicas 2\n"), "{text}");
     assert!(
         text.contains("    threshold-alert config step.threshold: added \"40\"\n"),
         "{text}"
@@ -1285,8 +1287,8 @@ fn a_new_messages_in_flight_ceiling_is_shown_and_counted() {
     let app = &mut head["deployments"]["staging"]["sensor-ingest"];
     assert_eq!(
         app["maxInFlight"],
-        json!(5),
-        "2 replicas on the lab host: 666 / (2 × 58)"
+        json!(4),
+        "2 replicas on the lab host: 666 / (2 × 74)"
     );
     app["maxInFlight"] = json!(3);
     app["version"] = json!("sha-000000000000");
@@ -1302,13 +1304,13 @@ fn a_new_messages_in_flight_ceiling_is_shown_and_counted() {
             staging.max_in_flight.as_ref().unwrap().old,
             staging.max_in_flight.as_ref().unwrap().new
         ),
-        (Some(5), Some(3))
+        (Some(4), Some(3))
     );
     assert!(staging.other.is_none(), "explained: {:?}", staging.other);
     assert!(
         report
             .text()
-            .contains("max in flight per messaging-fed step (wasmCloud v2) 5 → 3"),
+            .contains("max in flight per messaging-fed step (wasmCloud v2) 4 → 3"),
         "{}",
         report.text()
     );

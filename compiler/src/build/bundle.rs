@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use crate::build::dist::{self, Plan, UnknownEnvironment};
 use crate::build::emit::{self, Application};
 use crate::build::generation::Generation;
-use crate::oci::bundle::{API_VERSION, ApplicationFacts, ArtifactFacts, Bundle, Facts, KIND};
+use crate::oci::bundle::{
+    API_VERSION, ApplicationFacts, ArtifactFacts, Bundle, Facts, KIND, PipelineFacts,
+};
 
 /// The bundle of environment `env` of `plan`.
 pub fn bundle(plan: &Plan, env: &str) -> Result<Bundle, UnknownEnvironment> {
@@ -43,7 +45,9 @@ pub fn bundles(plan: &Plan) -> BTreeMap<String, Bundle> {
 }
 
 /// The facts of the applications `apps` (by pipeline) of environment `env` of `plan`: the
-/// shared applications first, then the pipelines, each by name (the order to deploy them in).
+/// shared applications first, then the pipelines, each by name (the order to deploy them in);
+/// and the graph of each pipeline, by name, as its application records it (none for an
+/// application of a plan of an earlier version).
 fn facts(plan: &Plan, env: &str, apps: &BTreeMap<String, Application>) -> Facts {
     let shared = emit::shared_applications(apps.values());
     let mut applications: Vec<ApplicationFacts> =
@@ -66,7 +70,14 @@ fn facts(plan: &Plan, env: &str, apps: &BTreeMap<String, Application>) -> Facts 
         revision: plan.provenance.revision.clone(),
         source: plan.provenance.source.clone(),
         applications,
-        pipelines: Vec::new(),
+        pipelines: apps
+            .iter()
+            .filter(|(_, app)| !app.nodes.is_empty())
+            .map(|(pipeline, app)| PipelineFacts {
+                name: pipeline.clone(),
+                nodes: app.nodes.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -103,7 +114,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::oci::bundle::name;
+    use crate::build::deployment::REPORT_SUBJECT;
+    use crate::oci::bundle::{NodeKind, name};
     use crate::oci::layout::Provenance;
 
     fn example() -> crate::build::Build {
@@ -235,6 +247,167 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(read, bundle);
+        }
+    }
+
+    #[test]
+    fn pipeline_facts_are_the_graph_as_deployed() {
+        let build = example();
+        let plan = build.plan.as_ref().unwrap();
+        let facts = bundle(plan, "staging").unwrap().facts;
+        let [pipeline] = facts.pipelines.as_slice() else {
+            panic!("one pipeline: {:?}", facts.pipelines);
+        };
+        assert_eq!(pipeline.name, "sensor-ingest");
+        let shape: Vec<(&str, NodeKind, Option<&str>, Vec<&str>)> = pipeline
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.as_str(),
+                    n.kind,
+                    n.connector.as_deref(),
+                    n.from.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("ingest", NodeKind::Source, Some("http"), vec![]),
+                ("parse", NodeKind::Step, None, vec!["ingest"]),
+                ("enrich", NodeKind::Step, None, vec!["parse"]),
+                ("threshold-alert", NodeKind::Step, None, vec!["enrich"]),
+                (
+                    "alerts",
+                    NodeKind::Sink,
+                    Some("http"),
+                    vec!["threshold-alert"]
+                ),
+                ("archive", NodeKind::Sink, Some("nats"), vec!["parse"]),
+            ]
+        );
+        let node = |name: &str| pipeline.nodes.iter().find(|n| n.name == name).unwrap();
+        let subject =
+            |kind: &str, unit: &str| format!("etl.iot-sensors.sensor-ingest.{kind}.{unit}");
+        // The source is only named.
+        let ingest = node("ingest");
+        assert!(ingest.inputs.is_empty() && ingest.report.is_none() && ingest.replay.is_none());
+        // The HTTP-fed step: `http` as its input's subject, and replayed to on its own subject.
+        let parse = node("parse");
+        assert_eq!(parse.inputs, [("http".to_owned(), "ingest".to_owned())]);
+        assert_eq!(
+            parse.report.as_deref(),
+            Some(format!("{}.staging", subject("report", "parse")).as_str())
+        );
+        assert_eq!(parse.dead_letter, Some(subject("dlq", "parse")));
+        assert_eq!(parse.replay, Some(subject("replay", "parse")));
+        let customer = plan.pipelines[0].steps[0].customer.as_ref().unwrap();
+        assert_eq!(parse.component.as_ref(), Some(&customer.digest));
+        assert!(parse.grants.is_empty());
+        // Fan-out: `enrich` and the sink `archive` both read `parse` on its subject.
+        for reader in ["enrich", "archive"] {
+            assert_eq!(
+                node(reader).inputs,
+                [(subject("out", "parse"), "parse".to_owned())],
+                "{reader}"
+            );
+        }
+        // A sink reports, and has nothing to replay and no customer.
+        let alerts = node("alerts");
+        assert_eq!(
+            alerts.report.as_deref(),
+            Some(format!("{}.staging", subject("report", "alerts")).as_str())
+        );
+        assert_eq!(
+            (&alerts.dead_letter, &alerts.replay, &alerts.component),
+            (&None, &None, &None)
+        );
+        // Each unit's report subject is the one its manifest configures.
+        let app = &plan.deployments["staging"]["sensor-ingest"];
+        for c in &app.components {
+            let config = &c.config.as_ref().unwrap().properties;
+            assert_eq!(
+                config.get(REPORT_SUBJECT),
+                node(&c.name).report.as_ref(),
+                "{}",
+                c.name
+            );
+        }
+        // The same graph in every environment but for the report subjects.
+        let dev = bundle(plan, "dev").unwrap().facts.pipelines;
+        assert_eq!(
+            dev[0].nodes[1].report.as_deref(),
+            Some(format!("{}.dev", subject("report", "parse")).as_str())
+        );
+        // An HTTP-fed step is composed with `in-messaging` too, for its replay subject.
+        let harness = &plan.pipelines[0].steps[0].harness;
+        assert_eq!(harness.inbound, ["in-http", "in-messaging"]);
+    }
+
+    #[test]
+    fn a_repinned_step_names_the_customer_of_the_artifact_it_now_runs() {
+        let build = example();
+        let plan = build.plan.as_ref().unwrap();
+        let app = &plan.deployments["prod"]["sensor-ingest"];
+        let enrich = app.components.iter().find(|c| c.name == "enrich").unwrap();
+        // What the manifest of each step's artifact says of its customer.
+        assert_eq!(
+            enrich.artifact.customer.as_ref(),
+            Some(&plan.pipelines[0].steps[1].customer.as_ref().unwrap().digest)
+        );
+        let mut other = enrich.artifact.clone();
+        other.customer = Some(format!("sha256:{}", "e".repeat(64)));
+        other.manifest_digest = format!("sha256:{}", "f".repeat(64));
+        let repinned = app.repinned(&BTreeMap::from([(other.repository.clone(), other.clone())]));
+        let node = |a: &Application, name: &str| {
+            a.nodes
+                .iter()
+                .find(|n| n.name == name)
+                .unwrap()
+                .component
+                .clone()
+        };
+        assert_eq!(node(&repinned, "enrich"), other.customer);
+        assert_eq!(node(&repinned, "parse"), node(app, "parse"));
+        assert_ne!(repinned.version, app.version);
+        // Pinned back, it is the application it was.
+        let back = repinned.repinned(&BTreeMap::from([(
+            enrich.artifact.repository.clone(),
+            enrich.artifact.clone(),
+        )]));
+        assert_eq!(&back, app);
+    }
+
+    #[test]
+    fn a_step_s_grants_are_readable_lines() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/egress");
+        let build = crate::build::build(&root, None, &Provenance::default()).unwrap();
+        let plan = build.plan.as_ref().expect("the egress fixture compiles");
+        let customer = plan.pipelines[0].steps[0].customer.as_ref().unwrap();
+        for env in ["dev", "prod"] {
+            let facts = bundle(plan, env).unwrap().facts;
+            let price = facts.pipelines[0]
+                .nodes
+                .iter()
+                .find(|n| n.name == "price")
+                .unwrap();
+            assert!(
+                price.grants.contains(
+                    &"wasi:http/outgoing-handler → api.acme.example, https://x.example:8443, *.acme.example"
+                        .to_owned()
+                ),
+                "{:?}",
+                price.grants
+            );
+            // One line per interface granted, without versions, sorted.
+            let mut expected = emit::grant_lines(&customer.grants, &customer.egress);
+            assert_eq!(price.grants, expected);
+            expected.sort();
+            expected.dedup();
+            assert_eq!(price.grants, expected);
+            assert!(price.grants.iter().all(|g| !g.contains('@')));
+            assert!(price.grants.iter().any(|g| g == "wasi:http/types"));
         }
     }
 

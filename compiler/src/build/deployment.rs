@@ -9,7 +9,9 @@
 //! Subjects between steps are named by [`step_subject`] and [`dead_letter_subject`]; sources and
 //! sinks on `nats`/`kafka` use the subject or topic their `with:` names, and a `pipeline` source
 //! (a sub-pipeline) the subject of the step or `nats` sink it names, as that pipeline publishes
-//! it in the same environment.
+//! it in the same environment. Every unit reports each batch to its [`report_subject`]
+//! (configuration key [`REPORT_SUBJECT`]), and every step also listens on its
+//! [`replay_subject`], where the controller replays its dead letters (`docs/reporting.md`).
 //!
 //! Secret settings (`{secret: KEY}`) are kept apart from the configuration, as setting name →
 //! secret key (never a value): those the composed component reads itself ([`reads_secret`]: a
@@ -29,7 +31,9 @@ use crate::spec::model::{
 use crate::spec::overrides::connector_with;
 use crate::spec::templates;
 
-pub use crate::spec::subjects::{dead_letter_subject, step_subject};
+pub use crate::spec::subjects::{
+    dead_letter_subject, replay_subject, report_subject, step_subject,
+};
 
 /// A pipeline as deployed to one environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,12 +96,20 @@ pub struct UnitDeployment {
     pub kind: UnitKind,
     /// Whether the HTTP source feeds it (through `in-http`).
     pub http: bool,
-    /// Subjects it consumes (through `in-messaging`), in `from:` order.
+    /// What it reads, in `from:` order: `[subject, node]` for each entry of its `from:`, the
+    /// subject (or topic) that node's records reach it on, `http` for the HTTP source.
+    pub inputs: Vec<(String, String)>,
+    /// Subjects it consumes (through `in-messaging`): those of its `from:` in order, then a
+    /// step's [`UnitDeployment::replay`] subject.
     pub subscriptions: Vec<String>,
     /// Subjects its outputs are published to (`etl.out.subjects`), for messaging outputs.
     pub publishes: Vec<String>,
     /// Its dead-letter subject (steps only).
     pub dead_letter: Option<String>,
+    /// The subject its dead letters are replayed to, which it subscribes to (steps only).
+    pub replay: Option<String>,
+    /// The subject it reports each batch to ([`REPORT_SUBJECT`] of its configuration).
+    pub report: String,
     /// The runtime configuration of its component: `etl.*` and `step.*` keys.
     pub config: BTreeMap<String, String>,
     /// Rendered `with:` of a sink (secret references left out).
@@ -113,6 +125,17 @@ pub struct UnitDeployment {
 
 /// Config key: the names of the secret settings a unit's component reads, a comma list.
 pub const SECRETS_KEY: &str = "etl.secrets";
+
+/// Config key: the subject a unit's `in` part publishes its per-batch report to. Deployed units
+/// have it; `etl run` and `etl test` leave it out ([`UnitDeployment::local_config`]).
+pub const REPORT_SUBJECT: &str = "etl.report.subject";
+
+/// Config key: the subject a step publishes its dead letters to.
+pub const DEAD_LETTER_KEY: &str = "etl.out.dead-letter";
+
+/// What [`UnitDeployment::inputs`] gives as the subject of an HTTP source's records, as a
+/// report's `from` does.
+pub const HTTP_INPUT: &str = "http";
 
 /// Config key prefix: `etl.out.header.<Name>` is a header of every request of an HTTP sink.
 pub const HEADER_KEY: &str = "etl.out.header.";
@@ -258,6 +281,15 @@ impl UnitDeployment {
         }
         config
     }
+
+    /// The configuration `etl run` and `etl test` give its composed component:
+    /// [`UnitDeployment::runtime_config`] without [`REPORT_SUBJECT`], as nothing collects
+    /// reports locally (no key, no report).
+    pub fn local_config(&self, egress: &[String]) -> BTreeMap<String, String> {
+        let mut config = self.runtime_config(egress);
+        config.remove(REPORT_SUBJECT);
+        config
+    }
 }
 
 /// The environment a test fixture or command uses when none is named: the project's first.
@@ -341,13 +373,16 @@ pub fn deploy(
         )?),
         (None, None) => None,
     };
-    // How a unit reading `from` is fed: the HTTP flag, the subjects, and `etl.in.*` config.
+    // How a unit reading `from` is fed: the HTTP flag, `[subject, node]` per `from:` entry, the
+    // subjects, and `etl.in.*` config.
     let inbound = |from: &[String], config: &mut BTreeMap<String, String>| {
         let mut http = false;
+        let mut inputs = Vec::new();
         let mut subscriptions = Vec::new();
         for f in from {
             if spec.spec.is_http_source(f) {
                 http = true;
+                inputs.push((HTTP_INPUT.to_owned(), f.clone()));
                 continue;
             }
             let subject = if *f == *source.name {
@@ -357,6 +392,7 @@ pub fn deploy(
             } else {
                 step_subject(&project_name, pipeline, f)
             };
+            inputs.push((subject.clone(), f.clone()));
             if !subscriptions.contains(&subject) {
                 subscriptions.push(subject);
             }
@@ -368,8 +404,13 @@ pub fn deploy(
                 }
             }
         }
-        (http, subscriptions)
+        Inbound {
+            http,
+            inputs,
+            subscriptions,
+        }
     };
+    let report_of = |unit: &str| report_subject(&project_name, pipeline, unit, environment);
 
     let mut units = Vec::new();
     for step in &spec.spec.steps {
@@ -379,11 +420,22 @@ pub fn deploy(
             .iter()
             .map(|(k, v)| (format!("step.{k}"), v.clone()))
             .collect();
-        let (http, subscriptions) = inbound(&step.from, &mut config);
+        let Inbound {
+            http,
+            inputs,
+            mut subscriptions,
+        } = inbound(&step.from, &mut config);
         let subject = step_subject(&project_name, pipeline, &step.name);
         let dead_letter = dead_letter_subject(&project_name, pipeline, &step.name);
+        // A dead letter replayed to this subject reaches this step alone, whatever feeds it.
+        let replay = replay_subject(&project_name, pipeline, &step.name);
+        if !subscriptions.contains(&replay) {
+            subscriptions.push(replay.clone());
+        }
+        let report = report_of(&step.name);
         config.insert("etl.out.subjects".to_owned(), subject.clone());
-        config.insert("etl.out.dead-letter".to_owned(), dead_letter.clone());
+        config.insert(DEAD_LETTER_KEY.to_owned(), dead_letter.clone());
+        config.insert(REPORT_SUBJECT.to_owned(), report.clone());
         let secrets: BTreeMap<String, String> = rendered
             .secrets
             .iter()
@@ -394,9 +446,12 @@ pub fn deploy(
             name: step.name.to_string(),
             kind: UnitKind::Step,
             http,
+            inputs,
             subscriptions,
             publishes: vec![subject],
             dead_letter: Some(dead_letter),
+            replay: Some(replay),
+            report,
             config,
             settings: BTreeMap::new(),
             secrets,
@@ -406,7 +461,13 @@ pub fn deploy(
     for sink in &spec.spec.sinks {
         let rendered = render(&sink.name, &with_of(&sink.name, &sink.with))?;
         let mut config = BTreeMap::new();
-        let (http, subscriptions) = inbound(&sink.from, &mut config);
+        let Inbound {
+            http,
+            inputs,
+            subscriptions,
+        } = inbound(&sink.from, &mut config);
+        let report = report_of(&sink.name);
+        config.insert(REPORT_SUBJECT.to_owned(), report.clone());
         let required = sink.connector.required_key();
         let target =
             rendered
@@ -460,9 +521,12 @@ pub fn deploy(
             name: sink.name.to_string(),
             kind,
             http,
+            inputs,
             subscriptions,
             publishes,
             dead_letter: None,
+            replay: None,
+            report,
             config,
             settings: rendered.values,
             secrets,
@@ -576,6 +640,13 @@ fn list_secrets(config: &mut BTreeMap<String, String>, secrets: &BTreeMap<String
     }
 }
 
+/// How a unit is fed (see [`UnitDeployment`]).
+struct Inbound {
+    http: bool,
+    inputs: Vec<(String, String)>,
+    subscriptions: Vec<String>,
+}
+
 /// Settings split into rendered values and secret references.
 #[derive(Default)]
 struct Rendered {
@@ -627,9 +698,17 @@ mod tests {
                     from: "parse".to_owned(),
                 })
             );
-            // Its first step subscribes to that subject, as `orders`' own sink does.
+            // Its first step subscribes to that subject, as `orders`' own sink does (and to its
+            // own replay subject).
             let step = &audit.units[0];
-            assert_eq!(step.subscriptions, ["etl.relay.orders.out.parse"]);
+            assert_eq!(
+                step.subscriptions,
+                ["etl.relay.orders.out.parse", "etl.relay.audit.replay.audit"]
+            );
+            assert_eq!(
+                step.inputs,
+                [("etl.relay.orders.out.parse".to_owned(), "parsed".to_owned())]
+            );
             assert!(!step.http);
             // `pipeline` and `from` are not connector configuration.
             assert!(step.config.keys().all(|k| !k.starts_with("etl.in.")));
@@ -652,6 +731,46 @@ mod tests {
             assert_eq!(trail.publishes, [subject]);
             let replay = source(&repo, env, "replay");
             assert_eq!(replay.subject.as_deref(), Some(subject), "{env}");
+        }
+    }
+
+    #[test]
+    fn every_unit_reports_and_every_step_listens_for_replays() {
+        let repo = fixture();
+        for env in ["dev", "staging"] {
+            // `ingest` (http) → `parse` → `archive` (nats).
+            let orders = deploy(&repo, env, "orders").unwrap();
+            let [parse, archive] = orders.units.as_slice() else {
+                panic!("orders has one step and one sink");
+            };
+            // Fed by the HTTP source only, the step still subscribes: to its replay subject.
+            assert!(parse.http);
+            assert_eq!(parse.inputs, [("http".to_owned(), "ingest".to_owned())]);
+            let replay = "etl.relay.orders.replay.parse";
+            assert_eq!(parse.replay.as_deref(), Some(replay));
+            assert_eq!(parse.subscriptions, [replay]);
+            assert_eq!(
+                parse.dead_letter.as_deref(),
+                Some("etl.relay.orders.dlq.parse")
+            );
+            // Each unit reports to its own subject of this environment, read from its config.
+            for unit in [parse, archive] {
+                let report = format!("etl.relay.orders.report.{}.{env}", unit.name);
+                assert_eq!(unit.report, report);
+                assert_eq!(unit.config[REPORT_SUBJECT], report);
+                assert_eq!(unit.runtime_config(&[])[REPORT_SUBJECT], report);
+                // `etl run` collects no reports: no key, no report.
+                let local = unit.local_config(&["api.example".to_owned()]);
+                assert!(!local.contains_key(REPORT_SUBJECT));
+                assert_eq!(local[EGRESS_HOSTS], "api.example");
+            }
+            // A sink is not replayed into: no replay subject, only what it reads.
+            assert_eq!(archive.replay, None);
+            assert_eq!(
+                archive.inputs,
+                [("etl.relay.orders.out.parse".to_owned(), "parse".to_owned())]
+            );
+            assert_eq!(archive.subscriptions, ["etl.relay.orders.out.parse"]);
         }
     }
 

@@ -267,7 +267,8 @@ fn package_and_emit(
                     imports: &artifact.imports,
                     exports: &artifact.exports,
                 };
-                match layout::artifact_of_digest(&input, artifact.digest.clone()) {
+                let customer = unit.customer.as_ref().map(|c| c.digest.as_str());
+                match layout::artifact_of_step(&input, artifact.digest.clone(), customer) {
                     Ok(a) => {
                         packaged_artifacts.push((
                             generation,
@@ -276,6 +277,7 @@ fn package_and_emit(
                                 manifest_digest: a.manifest_digest.clone(),
                                 component_digest: artifact.digest.clone(),
                                 imports: artifact.imports.clone(),
+                                customer: customer.map(str::to_owned),
                             },
                         ));
                         artifacts.push(a);
@@ -558,10 +560,11 @@ fn plan_of(
 }
 
 /// The entry parts of a unit that reads `from`: http for the http source, messaging for
-/// everything that arrives over a subject (steps, nats and kafka sources).
-fn inbound_parts(p: &Pipeline, from: &[String]) -> Vec<Part> {
+/// everything that arrives over a subject (steps, nats and kafka sources) and for every step,
+/// which also listens on its replay subject (`replay`: the unit is a step).
+fn inbound_parts(p: &Pipeline, from: &[String], replay: bool) -> Vec<Part> {
     let http = from.iter().any(|f| p.spec.is_http_source(f));
-    let messaging = from.iter().any(|f| !p.spec.is_http_source(f));
+    let messaging = replay || from.iter().any(|f| !p.spec.is_http_source(f));
     [(http, Part::InHttp), (messaging, Part::InMessaging)]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -600,7 +603,7 @@ impl Builder<'_> {
                 .find(|r| r.pipeline == *spec.metadata.name && r.step == *step.name)
                 .expect("every step of a loaded pipeline was resolved");
             let r = &step_resolved.resolved;
-            let inbound = inbound_parts(spec, &step.from);
+            let inbound = inbound_parts(spec, &step.from, true);
             // The guard goes wherever the customer calls out: the policy check passed, so its
             // import of `wasi:http/outgoing-handler` is granted with hosts.
             let egress = r
@@ -674,7 +677,7 @@ impl Builder<'_> {
                 SinkConnector::S3 => Part::OutBlobstore,
                 SinkConnector::Nats | SinkConnector::Kafka => Part::OutMessaging,
             };
-            let inbound = inbound_parts(spec, &sink.from);
+            let inbound = inbound_parts(spec, &sink.from, false);
             let at = p.span(&format!("/spec/sinks/{i}/connector"));
             let [artifact, artifact_v2] = Generation::ALL.map(|generation| {
                 self.build(

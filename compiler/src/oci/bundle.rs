@@ -72,18 +72,6 @@ pub struct Facts {
     pub pipelines: Vec<PipelineFacts>,
 }
 
-/// A node's kind in a pipeline's graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    /// The pipeline's source.
-    Source,
-    /// A step (a customer transform).
-    Step,
-    /// A sink.
-    Sink,
-}
-
 /// One pipeline's graph, as the controller needs it (`docs/reporting.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,6 +116,18 @@ pub struct NodeFacts {
     /// `interface → host, host` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<String>,
+}
+
+/// A node's kind in a pipeline's graph (also `etl::ops::telemetry::NodeKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// The pipeline's source.
+    Source,
+    /// A step (a customer transform).
+    Step,
+    /// A sink.
+    Sink,
 }
 
 /// One application of a bundle.

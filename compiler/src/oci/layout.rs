@@ -37,6 +37,10 @@ pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub const TITLE: &str = "org.opencontainers.image.title";
 /// Annotation on an `index.json` descriptor: the name that selects it (`oci:<dir>:<name>`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation on a step's artifact manifest: the digest of the customer component composed in
+/// it, as its step's `digest:` pins it. Sinks have none. `etl promote` reads it back, so that a
+/// re-pinned deployment names the customer of the artifact it now runs.
+pub const CUSTOMER: &str = "dev.etl.customer.digest";
 
 /// The latest `created` accepted: 9999-12-31T23:59:59Z, the last instant RFC 3339 can write.
 pub const MAX_CREATED: i64 = 253_402_300_799;
@@ -218,6 +222,16 @@ pub fn artifact_of_digest(
     input: &ArtifactInput,
     layer_digest: String,
 ) -> Result<Artifact, OciError> {
+    artifact_of_step(input, layer_digest, None)
+}
+
+/// [`artifact_of_digest`] of a step's composition, whose customer component's digest is
+/// `customer` (the manifest's [`CUSTOMER`] annotation).
+pub fn artifact_of_step(
+    input: &ArtifactInput,
+    layer_digest: String,
+    customer: Option<&str>,
+) -> Result<Artifact, OciError> {
     if !valid_name(input.name) {
         return Err(OciError::InvalidName(input.name.to_owned()));
     }
@@ -247,7 +261,9 @@ pub fn artifact_of_digest(
         layers: vec![
             Descriptor::new(LAYER_MEDIA_TYPE, &layer_digest, layer_size).annotated(TITLE, &title),
         ],
-        annotations: BTreeMap::from([(TITLE.to_owned(), input.name.to_owned())]),
+        annotations: std::iter::once((TITLE.to_owned(), input.name.to_owned()))
+            .chain(customer.map(|c| (CUSTOMER.to_owned(), c.to_owned())))
+            .collect(),
     });
     let manifest_digest = sha256(&manifest);
 
@@ -492,6 +508,27 @@ mod tests {
             .iter()
             .map(|m| m.annotation(REF_NAME).unwrap().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_step_s_artifact_names_its_customer() {
+        let input = ArtifactInput {
+            name: "p-parse",
+            wasm: b"\0asm\x0d\0\x01\0",
+            imports: &[],
+            exports: &[],
+        };
+        let layer = sha256(input.wasm);
+        let customer = format!("sha256:{}", "c".repeat(64));
+        let step = artifact_of_step(&input, layer.clone(), Some(&customer)).unwrap();
+        let manifest: ImageManifest = serde_json::from_slice(&step.manifest).unwrap();
+        assert_eq!(manifest.annotations.get(CUSTOMER), Some(&customer));
+        assert_eq!(manifest.annotations[TITLE], "p-parse");
+        // A sink's (no customer) is the artifact as it always was.
+        let sink = artifact_of_step(&input, layer, None).unwrap();
+        assert_eq!(sink, artifact(&input).unwrap());
+        assert_ne!(sink.manifest_digest, step.manifest_digest);
+        assert_eq!(sink.config, step.config);
     }
 
     #[test]

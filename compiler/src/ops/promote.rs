@@ -706,6 +706,7 @@ async fn candidate(
             manifest_digest: digest.clone(),
             component_digest,
             imports: config.component.imports.into_iter().collect(),
+            customer: parsed.annotations.get(layout::CUSTOMER).cloned(),
         },
         manifest,
         signed_as,

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// A node's kind in a pipeline's graph (defined with the bundle's facts, which carry it).
 pub use crate::oci::bundle::NodeKind;
+/// The subjects units report to and steps are replayed to (defined with the other derived
+/// subjects).
 pub use crate::spec::subjects::{replay_subject, report_subject};
 
 /// The version of the report format the harness writes (`"v"`).

@@ -1,5 +1,5 @@
-//! The NATS subjects the compiler derives for records between steps and for dead letters, and
-//! how a NATS subscription matches a subject.
+//! The NATS subjects the compiler derives for records between steps, dead letters, reports and
+//! replays, and how a NATS subscription matches a subject.
 //!
 //! Names hold no `.` ([`crate::spec::model::NAME_PATTERN`]), so each derived subject belongs to
 //! exactly one step of one pipeline.
@@ -14,7 +14,7 @@ pub fn dead_letter_subject(project: &str, pipeline: &str, step: &str) -> String 
     format!("etl.{project}.{pipeline}.dlq.{step}")
 }
 
-/// The subject a unit publishes its reports to:
+/// The subject a unit publishes its per-batch reports to (`docs/reporting.md`):
 /// `etl.<project>.<pipeline>.report.<unit>.<environment>`.
 pub fn report_subject(project: &str, pipeline: &str, unit: &str, environment: &str) -> String {
     format!("etl.{project}.{pipeline}.report.{unit}.{environment}")
@@ -54,6 +54,8 @@ mod tests {
     fn derived_subjects() {
         assert_eq!(step_subject("p", "a", "b"), "etl.p.a.out.b");
         assert_eq!(dead_letter_subject("p", "a", "b"), "etl.p.a.dlq.b");
+        assert_eq!(report_subject("p", "a", "b", "dev"), "etl.p.a.report.b.dev");
+        assert_eq!(replay_subject("p", "a", "b"), "etl.p.a.replay.b");
         // `a-b` + `c` and `a` + `b-c` collide as names (`a-b-c`), never as subjects.
         assert_ne!(step_subject("p", "a-b", "c"), step_subject("p", "a", "b-c"));
     }

@@ -256,6 +256,7 @@ fn component(
                 "wasmcloud:messaging/consumer@0.2.0".to_owned(),
                 "wasmcloud:messaging/types@0.2.0".to_owned(),
             ],
+            customer: None,
         },
         artifact_v2: Some(ArtifactRef {
             image: format!("registry.acme.example/etl/v2/{repository}@{digest_v2}"),
@@ -268,6 +269,7 @@ fn component(
                 "wasmcloud:messaging/consumer@0.2.0".to_owned(),
                 "wasmcloud:messaging/types@0.2.0".to_owned(),
             ],
+            customer: None,
         }),
         scale: scale.clone(),
         config: config(&format!("{pipeline}-{name}-runtime"), config_pairs),
@@ -452,6 +454,7 @@ fn iot_sensors(scale: Scale) -> Application {
         }),
         max_in_flight: Some(13),
         shared: false,
+        nodes: Vec::new(),
     }
 }
 
@@ -905,6 +908,7 @@ fn kafka_source_and_sink_share_the_one_messaging_entry() {
         secret_policy: None,
         max_in_flight: None,
         shared: false,
+        nodes: Vec::new(),
     };
     let docs = emit(&app);
     assert_eq!(docs.len(), 2);
@@ -1026,6 +1030,7 @@ fn an_s3_sink_may_use_its_bucket() {
         }),
         max_in_flight: None,
         shared: false,
+        nodes: Vec::new(),
     };
     let docs = emit(&app);
     let doc = by_name(&docs, "archive-to-s3");
@@ -1248,6 +1253,44 @@ fn the_example_in_every_environment() {
         host_interface(parse, "wasi", "http")["config"],
         json!({"host": "sensor-ingest-parse"})
     );
+    // The HTTP-fed step also takes its replay subject's messages; the HTTP sink publishes its
+    // reports through the host's messaging too (`consumer`), and is not replayed into.
+    let max_in_flight = plan.deployments["dev"]["sensor-ingest"]
+        .max_in_flight
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        host_interface(parse, "wasmcloud", "messaging"),
+        &json!({
+            "namespace": "wasmcloud",
+            "package": "messaging",
+            "version": "0.2.0",
+            "interfaces": ["consumer", "handler"],
+            "config": {
+                "consumer_group": "etl.iot-sensors.sensor-ingest.parse",
+                "max_in_flight": max_in_flight,
+                "subscriptions": "etl.iot-sensors.sensor-ingest.replay.parse",
+            },
+        })
+    );
+    assert_eq!(
+        host_interface(alerts, "wasmcloud", "messaging"),
+        &json!({
+            "namespace": "wasmcloud",
+            "package": "messaging",
+            "version": "0.2.0",
+            "interfaces": ["consumer", "handler"],
+            "config": {
+                "consumer_group": "etl.iot-sensors.sensor-ingest.alerts",
+                "max_in_flight": max_in_flight,
+                "subscriptions": "etl.iot-sensors.sensor-ingest.out.threshold-alert",
+            },
+        })
+    );
+    assert_eq!(
+        alerts["metadata"]["annotations"]["etl.dev/providers"],
+        "http-client,messaging-nats"
+    );
 }
 
 #[test]
@@ -1264,10 +1307,17 @@ fn sub_pipelines_subscribe_to_what_they_read_in_their_own_consumer_group() {
         let archive = messaging("orders", "orders-archive");
         let audit = messaging("audit", "audit-audit");
         assert_eq!(archive["subscriptions"], "etl.relay.orders.out.parse");
-        assert_eq!(audit["subscriptions"], "etl.relay.orders.out.parse");
+        // A step also listens on its replay subject, in its own group.
+        assert_eq!(
+            audit["subscriptions"],
+            "etl.relay.orders.out.parse,etl.relay.audit.replay.audit"
+        );
         assert_eq!(audit["consumer_group"], "etl.relay.audit.audit");
         assert_ne!(archive["consumer_group"], audit["consumer_group"]);
-        assert_eq!(messaging("replay", "replay-replay")["subscriptions"], trail);
+        assert_eq!(
+            messaging("replay", "replay-replay")["subscriptions"],
+            format!("{trail},etl.relay.replay.replay.replay")
+        );
     }
 }
 

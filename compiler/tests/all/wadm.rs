@@ -193,6 +193,7 @@ fn base(name: &str) -> Application {
         secret_policy: None,
         max_in_flight: None,
         shared: false,
+        nodes: Vec::new(),
     }
 }
 
@@ -208,6 +209,7 @@ fn component(app: &mut Application, name: &str, kind: ComponentKind, config: &[(
             manifest_digest: digest(seed),
             component_digest: digest('0'),
             imports: vec!["wasmcloud:messaging/consumer@0.2.0".to_owned()],
+            customer: None,
         },
         artifact_v2: None,
         scale: scale(1),
@@ -1095,8 +1097,9 @@ fn an_environments_nats_and_http_listener_reach_the_links() {
             nats_links += 1;
         }
     }
-    // Four steps and sinks publish, four are fed over NATS.
-    assert_eq!(nats_links, 8);
+    // Every step and sink publishes (outputs or reports), and every one is fed over NATS (the
+    // HTTP-fed `parse` on its replay subject).
+    assert_eq!(nats_links, 10);
     assert_eq!(
         find(&parsed[1], "http-server")["properties"]["config"][0]["properties"]["default_address"],
         "127.0.0.1:18080"
@@ -1110,6 +1113,64 @@ fn an_environments_nats_and_http_listener_reach_the_links() {
     assert!(
         text("staging/wadm/iot-sensors-http-listener.yaml")
             .contains("default_address: 0.0.0.0:8000")
+    );
+}
+
+/// Every step and sink can publish its per-batch report to its `etl.report.subject`: steps and
+/// nats sinks over the consumer link their records go out on, a sink whose records go out over
+/// HTTP over a consumer link of its own to messaging-nats. Every step also subscribes to its
+/// replay subject, in its own queue group, even one only the HTTP source feeds.
+#[test]
+fn every_unit_can_report_and_every_step_is_replayed_into_alone() {
+    let (plan, files) = common::compiled_example();
+    let app = &plan.deployments["dev"]["sensor-ingest"];
+    let yaml = std::str::from_utf8(&files["dev/wadm/sensor-ingest.yaml"]).unwrap();
+    let parsed = check(&[("dev", yaml)]).remove(0);
+    let consumer = "wasmcloud:messaging/consumer";
+    assert_eq!(
+        links_of(&parsed, "alerts"),
+        [
+            link("default", "wasi:http/outgoing-handler", "http-client"),
+            link("default", consumer, "messaging-nats"),
+        ]
+    );
+    for c in &app.components {
+        assert!(
+            links_of(&parsed, &c.name).contains(&link("default", consumer, "messaging-nats")),
+            "{}",
+            c.name
+        );
+        assert_eq!(
+            find(&parsed, &c.name)["properties"]["config"][0]["properties"]["etl.report.subject"],
+            format!("etl.iot-sensors.sensor-ingest.report.{}.dev", c.name).as_str(),
+            "{}",
+            c.name
+        );
+    }
+    let handler = |unit: &str| {
+        app.links
+            .iter()
+            .find(|l| {
+                l.component == unit && l.interfaces == ["handler"] && l.provider == "messaging-nats"
+            })
+            .and_then(|l| l.source_config.as_ref())
+            .map(|c| c.properties["subscriptions"].clone())
+    };
+    assert_eq!(
+        handler("parse").as_deref(),
+        Some("etl.iot-sensors.sensor-ingest.replay.parse|etl.iot-sensors.sensor-ingest.parse")
+    );
+    assert_eq!(
+        handler("enrich").as_deref(),
+        Some(
+            "etl.iot-sensors.sensor-ingest.out.parse|etl.iot-sensors.sensor-ingest.enrich,\
+             etl.iot-sensors.sensor-ingest.replay.enrich|etl.iot-sensors.sensor-ingest.enrich"
+        )
+    );
+    // Sinks are not replayed into.
+    assert_eq!(
+        handler("archive").as_deref(),
+        Some("etl.iot-sensors.sensor-ingest.out.parse|etl.iot-sensors.sensor-ingest.archive")
     );
 }
 
@@ -1145,13 +1206,18 @@ fn sub_pipelines_subscribe_to_what_they_read_in_their_own_queue_group() {
             subscriptions("orders", "archive"),
             "etl.relay.orders.out.parse|etl.relay.orders.archive"
         );
+        // A step also listens on its replay subject, in its own queue group.
         assert_eq!(
             subscriptions("audit", "audit"),
-            "etl.relay.orders.out.parse|etl.relay.audit.audit"
+            "etl.relay.orders.out.parse|etl.relay.audit.audit,\
+             etl.relay.audit.replay.audit|etl.relay.audit.audit"
         );
         assert_eq!(
             subscriptions("replay", "replay"),
-            format!("{trail}|etl.relay.replay.replay")
+            format!(
+                "{trail}|etl.relay.replay.replay,\
+                 etl.relay.replay.replay.replay|etl.relay.replay.replay"
+            )
         );
         // The `pipeline` source's settings configure nothing.
         for app in apps[env].values() {

@@ -9,5 +9,6 @@ mod edits;
 mod core_instances;
 mod egress;
 mod fuzz;
+mod reports;
 mod run_composed;
 mod secrets;

@@ -332,7 +332,8 @@ fn example_artifacts() -> &'static BTreeMap<String, Vec<u8>> {
             let inbound: Vec<&str> = unit.harness.inbound.iter().map(String::as_str).collect();
             let harness = (inbound, unit.harness.out.as_str());
             let expected = match unit.name.as_str() {
-                "parse" => (vec!["in-http"], "out-messaging"),
+                // Fed by HTTP, and over messaging on its replay subject.
+                "parse" => (vec!["in-http", "in-messaging"], "out-messaging"),
                 "enrich" | "threshold-alert" | "archive" => (vec!["in-messaging"], "out-messaging"),
                 "alerts" => (vec!["in-messaging"], "out-http"),
                 other => panic!("unexpected unit `{other}`"),

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::deployment::{Deployment, HTTP_SOURCE_SETTINGS, UnitKind, harness_reads};
 use crate::build::generation::Generation;
+use crate::oci::bundle::{NodeFacts, NodeKind};
 use crate::spec::load::Repo;
 use crate::spec::model::{Environment, HttpListener, Spread};
 use crate::spec::model::{ProviderKind, SinkConnector, SourceConnector};
@@ -58,6 +59,12 @@ pub struct Application {
     /// [`listener`] is one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// The pipeline's graph as it runs in the environment, what its bundle gives the controller
+    /// (`Facts.pipelines`): the source, then the steps and sinks in spec order, with the subjects
+    /// they read, report to and are replayed to. Empty for a shared application, and in plans of
+    /// earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeFacts>,
 }
 
 /// A wasmCloud v2 host's instance pool when the environment does not say (wasmtime's default,
@@ -281,6 +288,11 @@ pub struct ArtifactRef {
     /// them from the plan's pipelines.
     #[serde(default)]
     pub imports: Vec<String>,
+    /// The digest of the customer component composed in it, as its step's `digest:` pins it
+    /// (the artifact's [`crate::oci::layout::CUSTOMER`] annotation); none for a sink, and in
+    /// plans of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
 }
 
 /// How many replicas run, and where.
@@ -484,6 +496,8 @@ pub struct PackagedArtifact {
     pub component_digest: String,
     /// The composed component's imports.
     pub imports: Vec<String>,
+    /// The customer component's digest, as `digest:` pins it (steps).
+    pub customer: Option<String>,
 }
 
 /// Why an application could not be built or emitted.
@@ -773,6 +787,7 @@ pub fn application(
                     .collect::<BTreeSet<_>>()
                     .into_iter()
                     .collect(),
+                customer: a.customer.clone(),
             })
         };
 
@@ -934,6 +949,32 @@ pub fn application(
             secrets: secrets_of(&unit.link_secrets),
         });
 
+        // Reports: the `in` part publishes one per batch through `wasmcloud:messaging/consumer`
+        // to NATS. Steps and nats sinks have that link above; a sink whose records go out over
+        // HTTP or to a blobstore gets its own. A kafka sink's unnamed consumer link is the Kafka
+        // provider's, the one a second would clash with (`docs/manifests.md`).
+        if matches!(
+            unit.kind,
+            UnitKind::Sink(SinkConnector::Http | SinkConnector::S3)
+        ) {
+            use_provider(ProviderKind::MessagingNats, &unit.name, &scale)?;
+            links.push(Link {
+                direction: Direction::ComponentToProvider,
+                provider: ProviderKind::MessagingNats.name().to_owned(),
+                component: unit.name.clone(),
+                namespace: "wasmcloud".to_owned(),
+                package: "messaging".to_owned(),
+                interfaces: vec!["consumer".to_owned()],
+                name: None,
+                source_config: None,
+                target_config: NamedConfig::new(
+                    &format!("{prefix}-nats-report"),
+                    nats_connection.clone(),
+                ),
+                secrets: Vec::new(),
+            });
+        }
+
         // A customer that calls out: its egress part's import of the host's outgoing handler.
         if !p.egress.is_empty() {
             use_provider(ProviderKind::HttpClient, &unit.name, &scale)?;
@@ -1042,10 +1083,71 @@ pub fn application(
         }),
         max_in_flight: Some(limit.max_in_flight),
         shared: false,
+        nodes: Vec::new(),
     };
+    app.nodes = nodes(deployment, &app.components);
     check_names(&app)?;
     app.stamp_version();
     Ok(app)
+}
+
+/// The graph of `deployment` ([`Application::nodes`]): its source, then its units in order, each
+/// with what it reads and the subjects it reports to and is replayed to, and from its component
+/// in `components` a step's customer (`digest:`) and grants.
+fn nodes(deployment: &Deployment, components: &[Component]) -> Vec<NodeFacts> {
+    let source = &deployment.source;
+    let mut nodes = vec![NodeFacts {
+        name: source.name.clone(),
+        kind: NodeKind::Source,
+        connector: Some(source.connector.name().to_owned()),
+        from: Vec::new(),
+        inputs: Vec::new(),
+        report: None,
+        dead_letter: None,
+        replay: None,
+        component: None,
+        grants: Vec::new(),
+    }];
+    for unit in &deployment.units {
+        let c = components.iter().find(|c| c.name == unit.name);
+        let (kind, connector) = match unit.kind {
+            UnitKind::Step => (NodeKind::Step, None),
+            UnitKind::Sink(c) => (NodeKind::Sink, Some(c.name().to_owned())),
+        };
+        nodes.push(NodeFacts {
+            name: unit.name.clone(),
+            kind,
+            connector,
+            from: unit.inputs.iter().map(|(_, node)| node.clone()).collect(),
+            inputs: unit.inputs.clone(),
+            report: Some(unit.report.clone()),
+            dead_letter: unit.dead_letter.clone(),
+            replay: unit.replay.clone(),
+            component: c.and_then(|c| c.artifact.customer.clone()),
+            grants: c
+                .map(|c| grant_lines(&c.grants, &c.egress))
+                .unwrap_or_default(),
+        });
+    }
+    nodes
+}
+
+/// A customer's grants as readable lines, sorted: each interface granted without its version,
+/// and outbound HTTP with the hosts it may reach (`wasi:http/outgoing-handler → api.acme.example,
+/// *.acme.example`).
+pub fn grant_lines(grants: &[String], egress: &[String]) -> Vec<String> {
+    let lines: BTreeSet<String> = grants
+        .iter()
+        .map(|g| {
+            let interface = g.split('@').next().unwrap_or(g);
+            if interface == crate::spec::model::OUTGOING_HANDLER && !egress.is_empty() {
+                format!("{interface} → {}", egress.join(", "))
+            } else {
+                interface.to_owned()
+            }
+        })
+        .collect();
+    lines.into_iter().collect()
 }
 
 /// Revision of the emitters' translation, part of every [`Application::version`]: bumped when
@@ -1066,7 +1168,8 @@ impl Application {
     }
 
     /// The same application with each component whose repository `artifacts` names pinned to
-    /// that artifact instead (manifest and component digests), and its version stamped anew.
+    /// that artifact instead (manifest and component digests, and the customer composed in it,
+    /// which its graph names too), and its version stamped anew.
     pub fn repinned(&self, artifacts: &BTreeMap<String, ArtifactRef>) -> Application {
         let mut app = self.clone();
         for c in &mut app.components {
@@ -1074,6 +1177,11 @@ impl Application {
                 if let Some(pinned) = artifacts.get(&artifact.repository) {
                     *artifact = pinned.clone();
                 }
+            }
+        }
+        for node in app.nodes.iter_mut().filter(|n| n.kind == NodeKind::Step) {
+            if let Some(c) = app.components.iter().find(|c| c.name == node.name) {
+                node.component = c.artifact.customer.clone();
             }
         }
         app.stamp_version();
@@ -1233,6 +1341,7 @@ mod tests {
                         manifest_digest: "sha256:00".to_owned(),
                         component_digest: "sha256:00".to_owned(),
                         imports: Vec::new(),
+                        customer: None,
                     },
                     artifact_v2: None,
                     scale: Scale {
@@ -1260,6 +1369,7 @@ mod tests {
             secret_policy: None,
             max_in_flight: None,
             shared: false,
+            nodes: Vec::new(),
         }
     }
 

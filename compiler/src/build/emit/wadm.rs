@@ -422,6 +422,7 @@ mod tests {
                     manifest_digest: "sha256:00".to_owned(),
                     component_digest: "sha256:11".to_owned(),
                     imports: Vec::new(),
+                    customer: None,
                 },
                 artifact_v2: None,
                 scale: scale(2),
@@ -470,6 +471,7 @@ mod tests {
             secret_policy: None,
             max_in_flight: None,
             shared: false,
+            nodes: Vec::new(),
         }
     }
 
