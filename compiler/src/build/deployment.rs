@@ -435,7 +435,9 @@ pub fn deploy(
         let report = report_of(&step.name);
         config.insert("etl.out.subjects".to_owned(), subject.clone());
         config.insert(DEAD_LETTER_KEY.to_owned(), dead_letter.clone());
-        config.insert(REPORT_SUBJECT.to_owned(), report.clone());
+        if env.reports {
+            config.insert(REPORT_SUBJECT.to_owned(), report.clone());
+        }
         let secrets: BTreeMap<String, String> = rendered
             .secrets
             .iter()
@@ -467,7 +469,9 @@ pub fn deploy(
             subscriptions,
         } = inbound(&sink.from, &mut config);
         let report = report_of(&sink.name);
-        config.insert(REPORT_SUBJECT.to_owned(), report.clone());
+        if env.reports {
+            config.insert(REPORT_SUBJECT.to_owned(), report.clone());
+        }
         let required = sink.connector.required_key();
         let target =
             rendered
@@ -771,6 +775,33 @@ mod tests {
                 [("etl.relay.orders.out.parse".to_owned(), "parse".to_owned())]
             );
             assert_eq!(archive.subscriptions, ["etl.relay.orders.out.parse"]);
+        }
+    }
+
+    #[test]
+    fn an_environment_without_reports_compiles_no_report_subject() {
+        let mut repo = fixture();
+        let project = repo.project.as_mut().unwrap();
+        project
+            .spec
+            .spec
+            .spec
+            .environments
+            .values_mut()
+            .next()
+            .unwrap()
+            .reports = Some(false);
+        let first = default_environment(&repo).unwrap();
+        for env in ["dev", "staging"] {
+            let orders = deploy(&repo, env, "orders").unwrap();
+            for unit in &orders.units {
+                assert_eq!(
+                    unit.config.contains_key(REPORT_SUBJECT),
+                    env != first,
+                    "{env} {}",
+                    unit.name
+                );
+            }
         }
     }
 

@@ -22,6 +22,8 @@ pub struct EnvView {
     pub http_address: String,
     /// `vars` as templates see them, built once.
     pub vars_value: minijinja::Value,
+    /// Whether its units report each batch (`reports`, else `true`).
+    pub reports: bool,
 }
 
 /// Every environment of the project, in declaration order.
@@ -54,6 +56,7 @@ impl Environments {
                     lattice: env.lattice.clone(),
                     vars,
                     has_secret_backend: env.secrets.is_some() || project.spec.secrets.is_some(),
+                    reports: env.reports.unwrap_or(true),
                     http_address: env.http.as_ref().map_or_else(
                         || HttpListener::DEFAULT_ADDRESS.to_owned(),
                         |h| h.address.clone(),

@@ -421,6 +421,10 @@ pub struct Environment {
     /// The environment's shared HTTP listener. Unset: `0.0.0.0:8000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpListener>,
+    /// Whether its steps and sinks report each batch to the environment's controller
+    /// (`docs/reporting.md`). Unset: `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports: Option<bool>,
 }
 
 /// Where an environment's NATS is, for the wasmCloud 1.x `messaging-nats` provider's links
