@@ -1680,12 +1680,8 @@ mod tests {
     }
 
     #[test]
-    fn the_runner_serves_no_report_subject_and_no_harness_retries() {
-        let served = served_config(config(&[
-            ("etl.report.subject", "etl.p.q.report.u.dev"),
-            ("etl.in.retries", "5"),
-            ("etl.out.subjects", "a"),
-        ]));
+    fn the_runner_turns_the_harness_retries_off() {
+        let served = served_config(config(&[("etl.in.retries", "5"), ("etl.out.subjects", "a")]));
         assert_eq!(
             served,
             config(&[("etl.in.retries", "0"), ("etl.out.subjects", "a")])
