@@ -43,6 +43,8 @@ pub const DEV_SITE: &str = "dev-bench";
 pub const NEW_DEV_SITE: &str = "dev-bench-line-2";
 pub const STAGING_SITE: &str = "plant-a-line-2";
 
+/// Every report of the example's units, whatever the environment.
+pub const REPORTS_SUBJECTS: &str = "etl.iot-sensors.sensor-ingest.report.>";
 /// How long to wait for records that should not come.
 pub const QUIET: Duration = Duration::from_millis(1500);
 /// How long a record may take through the pipeline once it is deployed.
@@ -2108,7 +2110,9 @@ async fn unloaded(
 ///    the steps): 1 (one record per POST and per message: the in-run baseline), 10, 100,
 ///    1000, with 4 POSTs in flight; records/s and latency from the start of a record's POST to
 ///    its arrival at each point, and the CPU each process used.
-/// 5. `set_alerts_batch("none")`: `alerts` one record per request again, until a POST of one
+/// 5. Reporting's cost: the batch-100 load with `set_alerts_batch("reports-off")` (no unit
+///    reports) and `("reports-on")` (as compiled), alternating, twice each.
+/// 6. `set_alerts_batch("none")`: `alerts` one record per request again, until a POST of one
 ///    JSON record arrives.
 ///
 /// `ETL_E2E_BENCH_SCALE` (default 1) scales the number of records of every load.
@@ -2171,6 +2175,46 @@ pub async fn bench(
         memory.report(&format!("after the batch size {batch} load"));
     }
 
+    // What reporting costs (issue 19): the batch-100 load with no unit reporting, then with
+    // every unit reporting (as compiled), alternating, twice each; the reports counted on NATS
+    // show which is which.
+    let mut reporting = Vec::new();
+    for (round, mode) in ["reports-off", "reports-on", "reports-off", "reports-on"]
+        .into_iter()
+        .enumerate()
+    {
+        let t = Instant::now();
+        set_alerts_batch(mode).await?;
+        first_record(source, &mut sinks.archive, &sinks.alerts).await?;
+        sinks.drain().await?;
+        eprintln!("e2e bench: {mode} in effect {:.1?} later", t.elapsed());
+        let reports = Arc::new(AtomicUsize::new(0));
+        let mut subscription = nats.subscribe(REPORTS_SUBJECTS).await?;
+        let counter = Arc::clone(&reports);
+        let counting = tokio::spawn(async move {
+            while subscription.next().await.is_some() {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        nats.flush().await?;
+        let label = format!("bench-{mode}-{round}");
+        let load = Load {
+            label: &label,
+            n: records(20_000),
+            in_flight: 4,
+            batch: 100,
+            site: DEV_SITE,
+        };
+        let rates = measured(nats, source, sinks, &load).await?;
+        counting.abort();
+        let reports = reports.load(Ordering::Relaxed);
+        ensure!(
+            (mode == "reports-on") == (reports > 0),
+            "{mode}: {reports} reports published during the load"
+        );
+        reporting.push((mode, load.n, reports, rates));
+    }
+
     let t = Instant::now();
     set_alerts_batch("none").await?;
     wait_for_alert(
@@ -2214,6 +2258,16 @@ pub async fn bench(
             r.alerts.rate,
             r.alerts.p50,
             r.alerts.p99,
+        );
+    }
+    eprintln!(
+        "e2e bench: reporting | records | reports | → threshold-alert's output records/s | → \
+         archive records/s | → alerts (NDJSON) records/s (batches of 100)"
+    );
+    for (mode, n, reports, r) in &reporting {
+        eprintln!(
+            "e2e bench: {mode:>11} | {n:>7} | {reports:>7} | {:>7.0} | {:>7.0} | {:>7.0}",
+            r.three_steps.rate, r.archive.rate, r.alerts.rate,
         );
     }
     Ok(())

@@ -166,6 +166,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     if bench_wanted() {
         dev.stop()?;
         put_config(&nats, LATTICE, BENCH_CONFIG, "none").await?;
+        put_config(&nats, LATTICE, BENCH_REPORTS, "reports-on").await?;
         let path = work.join("bench-sensor-ingest.yaml");
         std::fs::write(&path, with_bench_config(manifest)?)?;
         let version = put_and_deploy(&nats, LATTICE, &path).await?;
@@ -624,21 +625,34 @@ async fn wait_refused(
 /// delivering to `alerts` for good a few seconds later.)
 const BENCH_CONFIG: &str = "etl-e2e-bench-alerts";
 
-/// `manifest` (wadm) with [`BENCH_CONFIG`] after the `alerts` sink's own config.
+/// The named config through which the bench turns every unit's reports off and on, live (issue
+/// 19's overhead figure): the same mechanism as [`BENCH_CONFIG`], after each unit's own config,
+/// so its `etl.report.subject` wins when set.
+const BENCH_REPORTS: &str = "etl-e2e-bench-reports";
+
+/// `manifest` (wadm) with [`BENCH_CONFIG`] after the `alerts` sink's own config, and
+/// [`BENCH_REPORTS`] after every step's and sink's.
 fn with_bench_config(manifest: &str) -> anyhow::Result<String> {
     let mut doc: serde_yaml::Value = serde_yaml::from_str(manifest)?;
-    let alerts = doc["spec"]["components"]
+    for component in doc["spec"]["components"]
         .as_sequence_mut()
-        .and_then(|c| c.iter_mut().find(|c| c["name"] == "alerts"))
-        .context("no component alerts")?;
-    alerts["properties"]["config"]
-        .as_sequence_mut()
-        .context("alerts has no config")?
-        .push(serde_yaml::from_str(&format!("{{name: {BENCH_CONFIG}}}"))?);
+        .context("no components")?
+    {
+        let alerts = component["name"] == "alerts";
+        let Some(config) = component["properties"]["config"].as_sequence_mut() else {
+            continue;
+        };
+        if alerts {
+            config.push(serde_yaml::from_str(&format!("{{name: {BENCH_CONFIG}}}"))?);
+        }
+        config.push(serde_yaml::from_str(&format!("{{name: {BENCH_REPORTS}}}"))?);
+    }
     Ok(serde_yaml::to_string(&doc)?)
 }
 
-/// Puts the named config [`BENCH_CONFIG`] = `{etl.out.batch: <mode>}` through the lattice's
+/// Puts the named config `name` = `{etl.out.batch: <mode>}` ([`BENCH_CONFIG`]), or for the
+/// reporting modes `reports-off` and `reports-on` [`BENCH_REPORTS`] = `{etl.report.subject: ""}`
+/// (an empty subject: no reports) or `{}` (each unit's own subject), through the lattice's
 /// control interface.
 async fn put_config(
     nats: &async_nats::Client,
@@ -646,8 +660,13 @@ async fn put_config(
     name: &str,
     mode: &str,
 ) -> anyhow::Result<()> {
+    let (name, properties) = match mode {
+        "reports-off" => (BENCH_REPORTS, json!({"etl.report.subject": ""})),
+        "reports-on" => (BENCH_REPORTS, json!({})),
+        _ => (name, json!({"etl.out.batch": mode})),
+    };
     let subject = format!("wasmbus.ctl.v1.{lattice}.config.put.{name}");
-    let body = serde_json::to_vec(&json!({"etl.out.batch": mode}))?;
+    let body = serde_json::to_vec(&properties)?;
     let answer = tokio::time::timeout(
         Duration::from_secs(10),
         nats.request(subject.clone(), body.into()),

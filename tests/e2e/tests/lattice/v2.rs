@@ -199,13 +199,16 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     if bench_wanted() {
         let pipeline = pipeline_file(&repo);
         let original = std::fs::read_to_string(&pipeline)?;
+        let project = repo.join("etl.yaml");
+        let project_text = std::fs::read_to_string(&project)?;
         bench("v2", &nats, &source, &mut sinks, async |mode: &str| {
-            let text = if mode == "none" {
-                original.clone()
-            } else {
-                alerts_batched(&original, mode)?
-            };
-            std::fs::write(&pipeline, text)?;
+            match mode {
+                // dev's `reports: false` compiled in, or not.
+                "reports-off" => std::fs::write(&project, without_reports(&project_text)?)?,
+                "reports-on" => std::fs::write(&project, &project_text)?,
+                "none" => std::fs::write(&pipeline, &original)?,
+                _ => std::fs::write(&pipeline, alerts_batched(&original, mode)?)?,
+            }
             env.compile_and_push(&repo, &dist, &key)?;
             dev.wait_ready(Duration::from_secs(120)).map(drop)
         })
@@ -448,6 +451,16 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         rates.three_steps.rate, rates.archive.rate, rates.alerts.rate, staging_rates.alerts.rate,
     );
     Ok(())
+}
+
+/// `etl.yaml`'s text with `reports: false` in dev's environment.
+fn without_reports(project: &str) -> anyhow::Result<String> {
+    let marker = format!("    {ENV}:\n");
+    ensure!(
+        project.contains(&marker),
+        "no `{ENV}:` environment in etl.yaml"
+    );
+    Ok(project.replacen(&marker, &format!("{marker}      reports: false\n"), 1))
 }
 
 /// The host named `name` (its `hostname`).
