@@ -40,7 +40,9 @@
 # ETL_E2E_LOAD_BATCH size the load phase (500 readings, 8 requests in flight, NDJSON batches of
 # 100), ETL_E2E_BENCH=1 measures the lattice figures of docs/PERFORMANCE.md in the same run
 # (ETL_E2E_BENCH_SCALE scales its loads), ETL_E2E_QUICKACK=1 turns delayed ACKs off on loopback
-# (see below), ETL_E2E_TESTS runs only the tests it names (libtest filters, e.g. `v1::secrets`).
+# (see below), ETL_E2E_TESTS runs only the tests it names (libtest filters, e.g. `v1::secrets`),
+# ETL_E2E_DASHBOARD_PNG is where the v1 test puts its screenshot of the dashboard (default: the
+# run's work directory).
 set -euo pipefail
 e2e=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$e2e/../.." && pwd)
