@@ -34,8 +34,21 @@ pub const MAX_CLASSES: usize = 16;
 /// The class a reason is counted under when it names none, or when there are too many.
 pub const OTHER_CLASS: &str = "other";
 
-/// The most trace contexts one report carries.
+/// The most trace contexts one report carries; [`Report::parse`] keeps the first ones.
 pub const MAX_TRACEPARENTS: usize = 8;
+
+/// The longest trace context [`Report::parse`] keeps (a W3C `traceparent` of version `00` is 55
+/// characters); longer ones are dropped.
+pub const MAX_TRACEPARENT_LEN: usize = 128;
+
+/// Whether `class` is a reason class: 1–32 characters of `[a-z0-9_-]` (which [`OTHER_CLASS`]
+/// is too).
+pub fn is_class(class: &str) -> bool {
+    (1..=32).contains(&class.len())
+        && class
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
 
 /// The class of a dead letter's or failure's reason: the text before its first `:`, lowercased,
 /// spaces as `_`, when that is 1–32 characters of `[a-z0-9_-]`; else [`OTHER_CLASS`].
@@ -55,11 +68,11 @@ pub fn reason_class(reason: &str) -> String {
             }
         })
         .collect();
-    let ok = (1..=32).contains(&class.len())
-        && class
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok { class } else { OTHER_CLASS.to_owned() }
+    if is_class(&class) {
+        class
+    } else {
+        OTHER_CLASS.to_owned()
+    }
 }
 
 /// Why a whole batch failed (nothing of it was delivered).
@@ -113,22 +126,35 @@ impl Default for Histogram {
 }
 
 impl Histogram {
-    /// Number of observations.
+    /// Number of observations (at most `u64::MAX`).
     pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
+        saturating_sum(self.buckets.iter().copied())
     }
 
-    /// Adds `other`'s observations. A histogram of another shape is refused.
+    /// Adds `other`'s observations, saturating: a count stops at `u64::MAX`, the sum at
+    /// `f64::MAX` (a sum that is no finite number could not be saved as JSON). A histogram of
+    /// another shape is refused.
     pub fn add(&mut self, other: &Histogram) -> Result<(), ReportError> {
         if other.buckets.len() != self.buckets.len() {
             return Err(ReportError::Buckets(other.buckets.len()));
         }
-        self.sum += other.sum;
+        let sum = self.sum + other.sum;
+        self.sum = if sum.is_finite() { sum } else { f64::MAX };
         for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         Ok(())
     }
+}
+
+/// The sum of `values`, at most `u64::MAX`.
+pub fn saturating_sum(values: impl IntoIterator<Item = u64>) -> u64 {
+    values.into_iter().fold(0, u64::saturating_add)
+}
+
+/// The sum of `values`, or `None` when it overflows.
+fn checked_sum(values: impl IntoIterator<Item = u64>) -> Option<u64> {
+    values.into_iter().try_fold(0, u64::checked_add)
 }
 
 /// What one call of a unit (one batch) did: published by its `in` part after the batch, to
@@ -194,12 +220,38 @@ pub enum ReportError {
     /// A histogram of another shape.
     #[error("a histogram of {0} buckets (expected {expected})", expected = PROCESS_BUCKETS.len() + 1)]
     Buckets(usize),
+    /// A histogram's sum that is negative (or no number).
+    #[error("a histogram whose sum is {0} (expected seconds, at least 0)")]
+    Sum(f64),
+    /// Counts whose sum does not fit in 64 bits.
+    #[error("the counts overflow: their sum does not fit in 64 bits")]
+    Overflow,
+    /// Failed records, without why.
+    #[error("{0} record(s) failed, but `failure` does not say why")]
+    NoFailure(u64),
+    /// A failure that is not the whole batch's.
+    #[error(
+        "a failed batch fails all its records: {failed} of {records} failed (`failure` is set)"
+    )]
+    PartialFailure {
+        /// Records failed.
+        failed: u64,
+        /// Records in.
+        records: u64,
+    },
 }
 
 impl Report {
-    /// Parses and checks a report message's body.
+    /// Parses and checks a report message's body: its version; its histogram's shape and sum;
+    /// that its outcomes add up to its records (without overflowing); that `failed` and
+    /// `failure` agree (a failed batch fails all its records, and says why). What it
+    /// normalizes rather than refuses, so that the counts stay bounded: `deadLettered` classes
+    /// that are not [reason classes](is_class) count as [`OTHER_CLASS`], as do classes beyond
+    /// the first [`MAX_CLASSES`]` - 1` (by name), and zero counts are dropped; of
+    /// `traceparents`, ones longer than [`MAX_TRACEPARENT_LEN`] and repeats are dropped, and
+    /// the first [`MAX_TRACEPARENTS`] kept.
     pub fn parse(body: &[u8]) -> Result<Report, ReportError> {
-        let report: Report =
+        let mut report: Report =
             serde_json::from_slice(body).map_err(|e| ReportError::Json(e.to_string()))?;
         if report.v != REPORT_VERSION {
             return Err(ReportError::Version(report.v));
@@ -207,24 +259,72 @@ impl Report {
         if report.process.buckets.len() != PROCESS_BUCKETS.len() + 1 {
             return Err(ReportError::Buckets(report.process.buckets.len()));
         }
-        let outcomes = report.produced
-            + report.filtered
-            + report.dead_lettered.values().sum::<u64>()
-            + report.failed;
+        if !(report.process.sum.is_finite() && report.process.sum >= 0.0) {
+            return Err(ReportError::Sum(report.process.sum));
+        }
+        report.dead_lettered = bounded_classes(std::mem::take(&mut report.dead_lettered))?;
+        let dead_lettered =
+            checked_sum(report.dead_lettered.values().copied()).ok_or(ReportError::Overflow)?;
+        let outcomes = checked_sum([
+            report.produced,
+            report.filtered,
+            dead_lettered,
+            report.failed,
+        ])
+        .ok_or(ReportError::Overflow)?;
         if outcomes != report.input.records {
             return Err(ReportError::Unbalanced {
                 records: report.input.records,
                 outcomes,
             });
         }
+        match report.failure {
+            None if report.failed > 0 => return Err(ReportError::NoFailure(report.failed)),
+            Some(_) if report.failed != report.input.records => {
+                return Err(ReportError::PartialFailure {
+                    failed: report.failed,
+                    records: report.input.records,
+                });
+            }
+            _ => {}
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        report.traceparents.retain(|t| {
+            t.len() <= MAX_TRACEPARENT_LEN
+                && seen.len() < MAX_TRACEPARENTS
+                && seen.insert(t.clone())
+        });
         Ok(report)
     }
 }
 
+/// A report's dead-lettered counts with at most [`MAX_CLASSES`] classes, each a
+/// [reason class](is_class): the rest, and names that are none, under [`OTHER_CLASS`]; no zero
+/// counts.
+fn bounded_classes(counts: BTreeMap<String, u64>) -> Result<BTreeMap<String, u64>, ReportError> {
+    let mut kept = BTreeMap::new();
+    let mut other: u64 = 0;
+    for (class, n) in counts {
+        if n == 0 {
+            continue;
+        }
+        if is_class(&class) && class != OTHER_CLASS && kept.len() < MAX_CLASSES - 1 {
+            kept.insert(class, n);
+        } else {
+            other = other.checked_add(n).ok_or(ReportError::Overflow)?;
+        }
+    }
+    if other > 0 {
+        kept.insert(OTHER_CLASS.to_owned(), other);
+    }
+    Ok(kept)
+}
+
 /// A unit's cumulative counts: the sum of its reports since the controller began counting
-/// (`docs/reporting.md`).
+/// (`docs/reporting.md`). Every field has a default, so that counts saved before a field was
+/// added still read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Counters {
     /// Batches (calls) reported.
     pub batches: u64,
@@ -250,16 +350,19 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Adds one report. Reason classes beyond [`MAX_CLASSES`] count as [`OTHER_CLASS`].
+    /// Adds one report. Reason classes beyond [`MAX_CLASSES`] count as [`OTHER_CLASS`]. Every
+    /// count saturates at `u64::MAX` rather than overflow: a count that large is wrong, but
+    /// counting goes on.
     pub fn add(&mut self, report: &Report) -> Result<(), ReportError> {
         self.process.add(&report.process)?;
-        self.batches += 1;
-        self.input.records += report.input.records;
-        self.input.bytes += report.input.bytes;
-        self.out.records += report.out.records;
-        self.out.bytes += report.out.bytes;
-        self.produced += report.produced;
-        self.filtered += report.filtered;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.batches, 1);
+        add(&mut self.input.records, report.input.records);
+        add(&mut self.input.bytes, report.input.bytes);
+        add(&mut self.out.records, report.out.records);
+        add(&mut self.out.bytes, report.out.bytes);
+        add(&mut self.produced, report.produced);
+        add(&mut self.filtered, report.filtered);
         for (class, n) in &report.dead_lettered {
             let class = if self.dead_lettered.contains_key(class)
                 || self.dead_lettered.len() < MAX_CLASSES - 1
@@ -268,31 +371,36 @@ impl Counters {
             } else {
                 OTHER_CLASS
             };
-            *self.dead_lettered.entry(class.to_owned()).or_default() += n;
+            add(self.dead_lettered.entry(class.to_owned()).or_default(), *n);
         }
         if let Some(failure) = report.failure {
-            *self.failed.entry(failure).or_default() += report.failed;
+            add(self.failed.entry(failure).or_default(), report.failed);
         }
-        self.transient += report.transient;
-        self.retries += report.retries;
+        add(&mut self.transient, report.transient);
+        add(&mut self.retries, report.retries);
         Ok(())
     }
 
-    /// Records dead-lettered, all classes.
+    /// Records dead-lettered, all classes (at most `u64::MAX`).
     pub fn dead_lettered_total(&self) -> u64 {
-        self.dead_lettered.values().sum()
+        saturating_sum(self.dead_lettered.values().copied())
     }
 
-    /// Records of failed batches, all reasons.
+    /// Records of failed batches, all reasons (at most `u64::MAX`).
     pub fn failed_total(&self) -> u64 {
-        self.failed.values().sum()
+        saturating_sum(self.failed.values().copied())
     }
 
     /// Whether every record in has an outcome: `in = produced + filtered + dead-lettered +
     /// failed`.
     pub fn balanced(&self) -> bool {
         self.input.records
-            == self.produced + self.filtered + self.dead_lettered_total() + self.failed_total()
+            == saturating_sum([
+                self.produced,
+                self.filtered,
+                self.dead_lettered_total(),
+                self.failed_total(),
+            ])
     }
 }
 
@@ -441,9 +549,10 @@ pub struct PipelineSummary {
     pub dead_letters_kept: u64,
 }
 
-/// How complete the counts are.
+/// How complete the counts are. Every field has a default, so that a document (or a saved
+/// snapshot) written before a field was added still reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct ReportHealth {
     /// Reports counted.
     pub counted: u64,
@@ -602,5 +711,112 @@ mod tests {
         assert_eq!(c.dead_lettered[OTHER_CLASS], 40 - (MAX_CLASSES as u64 - 1));
         assert_eq!(c.process.count(), 120);
         assert!(c.balanced());
+    }
+
+    fn parse(r: &Report) -> Result<Report, ReportError> {
+        Report::parse(&serde_json::to_vec(r).unwrap())
+    }
+
+    #[test]
+    fn sums_that_overflow_are_refused() {
+        let mut r = report(5);
+        r.produced = u64::MAX;
+        r.input.records = u64::MAX;
+        assert_eq!(parse(&r), Err(ReportError::Overflow));
+        let mut r = report(5);
+        r.dead_lettered = BTreeMap::from([("a".to_owned(), u64::MAX), ("b".to_owned(), 2)]);
+        assert_eq!(parse(&r), Err(ReportError::Overflow));
+        // Classes folded into `other` overflow too.
+        let mut r = report(5);
+        r.dead_lettered = BTreeMap::from([("Bad".to_owned(), u64::MAX), ("W S".to_owned(), 2)]);
+        assert_eq!(parse(&r), Err(ReportError::Overflow));
+        let mut r = report(5);
+        r.process.sum = -1.0;
+        assert_eq!(parse(&r), Err(ReportError::Sum(-1.0)));
+    }
+
+    #[test]
+    fn counters_saturate() {
+        let mut c = Counters::default();
+        let mut r = report(5);
+        r.input.bytes = u64::MAX;
+        r.process.buckets[0] = u64::MAX;
+        r.process.sum = f64::MAX;
+        c.add(&r).unwrap();
+        c.add(&r).unwrap();
+        assert_eq!(c.input.bytes, u64::MAX);
+        assert_eq!(c.process.buckets[0], u64::MAX);
+        assert_eq!(c.process.count(), u64::MAX);
+        assert_eq!(c.process.sum, f64::MAX);
+        assert_eq!(c.input.records, 10);
+        c.dead_lettered.insert("x".to_owned(), u64::MAX);
+        assert_eq!(c.dead_lettered_total(), u64::MAX);
+        assert!(!c.balanced());
+        // Saved and read again: the sum is still a number.
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Counters>(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn failed_and_failure_agree() {
+        let mut r = report(5);
+        r.produced = 0;
+        r.filtered = 0;
+        r.dead_lettered.clear();
+        r.failed = 5;
+        assert_eq!(parse(&r), Err(ReportError::NoFailure(5)));
+        r.failure = Some(Failure::Delivery);
+        assert_eq!(parse(&r).unwrap(), r);
+        // A failure named for a batch that did not fail whole.
+        let mut r = report(5);
+        r.failure = Some(Failure::Transient);
+        assert_eq!(
+            parse(&r),
+            Err(ReportError::PartialFailure {
+                failed: 0,
+                records: 5
+            })
+        );
+        let mut r = report(5);
+        r.produced = 1;
+        r.failed = 2;
+        r.failure = Some(Failure::Transient);
+        assert!(matches!(
+            parse(&r),
+            Err(ReportError::PartialFailure { failed: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn classes_and_trace_contexts_are_bounded() {
+        let mut r = report(39);
+        r.produced = 0;
+        r.filtered = 0;
+        r.dead_lettered = (0..30).map(|i| (format!("c{i:02}"), 1)).collect();
+        r.dead_lettered.insert("Not A Class".to_owned(), 3);
+        r.dead_lettered.insert("x".repeat(33), 2);
+        r.dead_lettered.insert(OTHER_CLASS.to_owned(), 4);
+        r.dead_lettered.insert("zero".to_owned(), 0);
+        r.out = Flow::default();
+        r.traceparents = (0..20)
+            .map(|i| format!("00-{:032x}-{:016x}-01", i % 10 + 1, 1))
+            .collect();
+        r.traceparents
+            .insert(0, "y".repeat(MAX_TRACEPARENT_LEN + 1));
+        let parsed = parse(&r).unwrap();
+        assert_eq!(parsed.dead_lettered.len(), MAX_CLASSES);
+        assert!(parsed.dead_lettered.keys().all(|c| is_class(c)));
+        assert!(!parsed.dead_lettered.contains_key("zero"));
+        // The first 15 by name kept, the 15 others (1 each), the two bad names (3 + 2) and
+        // `other` itself (4) under `other`.
+        assert_eq!(parsed.dead_lettered["c00"], 1);
+        assert_eq!(parsed.dead_lettered[OTHER_CLASS], 15 + 5 + 4);
+        assert_eq!(saturating_sum(parsed.dead_lettered.values().copied()), 39);
+        assert_eq!(parsed.traceparents.len(), MAX_TRACEPARENTS);
+        assert_eq!(parsed.traceparents[0], r.traceparents[1]);
+        let distinct: std::collections::BTreeSet<_> = parsed.traceparents.iter().collect();
+        assert_eq!(distinct.len(), MAX_TRACEPARENTS);
+        assert!(is_class("not_json") && is_class("a-1") && is_class(OTHER_CLASS));
+        assert!(!is_class("") && !is_class("A") && !is_class("a b") && !is_class(&"a".repeat(33)));
     }
 }
