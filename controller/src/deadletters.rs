@@ -2,8 +2,10 @@
 //! `--dead-letters-kept` messages of every step's dead-letter subject
 //! (`etl.<project>.<pipeline>.dlq.<step>`; each message a batch envelope whose records carry
 //! the transform's reason in a last `etl-error` header). An index of what the stream holds,
-//! per step, is kept by reading it; a dead letter is shown by fetching its message, and
-//! replayed by publishing its record again, without `etl-error`, to the step's replay subject.
+//! per step, is kept by reading it (and checked against the stream's state every
+//! [`RECONCILE`]; a stream made anew is indexed anew); a dead letter is shown by fetching its
+//! message, and replayed by publishing its record again, without `etl-error`, to the step's
+//! replay subject.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,33 +19,41 @@ use etl_envelope::Batched;
 use futures::StreamExt as _;
 use tokio::sync::watch;
 
-use crate::jetstream::StreamSpec;
+use crate::jetstream::{Ensured, StreamSpec, ensure_stream};
 use crate::redact;
-use crate::telemetry::{Plane, Telemetry};
+use crate::telemetry::{Plane, Telemetry, lock};
 
 /// The header a step appends to a dead letter's record: the transform's reason.
 pub const ERROR_HEADER: &str = "etl-error";
 /// A preview's length unless asked otherwise, in bytes.
 pub const PREVIEW: usize = 1024;
-/// The longest preview that may be asked for.
-pub const MAX_PREVIEW: usize = 1024 * 1024;
+/// The longest preview that may be asked for (a longer one is cut to it).
+pub const MAX_PREVIEW: usize = 16 * 1024;
 /// The stream's bound in bytes (besides its messages per subject).
 pub const MAX_BYTES: i64 = 256 * 1024 * 1024;
 /// The most records one replay publishes.
 pub const MAX_REPLAY: usize = 10_000;
 /// How long to wait before reading again after the consumer failed.
 const AGAIN: Duration = Duration::from_secs(1);
+/// How often the index is checked against the stream's state (one request): what the stream
+/// dropped besides its messages per subject (by size, a purge, a deletion) leaves the index.
+pub const RECONCILE: Duration = Duration::from_secs(60);
 
 /// The dead-letter stream of `project`, keeping `kept` messages per step.
 pub fn stream_spec(project: &str, kept: u64) -> StreamSpec {
     StreamSpec {
         name: format!("ETL_DLQ_{project}"),
         description: format!("etl: the newest dead letters of project {project}'s steps"),
-        subjects: vec![format!("etl.{project}.*.dlq.*")],
+        subjects: vec![filter(project)],
         max_age: Duration::ZERO,
         max_bytes: MAX_BYTES,
         max_messages_per_subject: i64::try_from(kept).unwrap_or(i64::MAX),
     }
+}
+
+/// The dead-letter subjects of `project`.
+pub fn filter(project: &str) -> String {
+    format!("etl.{project}.*.dlq.*")
 }
 
 /// A dead-letter subject's pipeline and step.
@@ -110,7 +120,7 @@ impl DeadLetters {
     }
 
     fn add(&self, pipeline: String, step: String, seq: u64, records: usize) {
-        let mut index = self.index.lock().expect("the dead-letter index's lock");
+        let mut index = crate::telemetry::lock(&self.index);
         let messages = index.entry((pipeline, step)).or_default();
         if messages.back().is_some_and(|(last, _)| *last >= seq) {
             return;
@@ -122,15 +132,37 @@ impl DeadLetters {
     }
 
     fn forget(&self, seq: u64) {
-        let mut index = self.index.lock().expect("the dead-letter index's lock");
+        let mut index = lock(&self.index);
         for messages in index.values_mut() {
             messages.retain(|(s, _)| *s != seq);
         }
     }
 
+    /// Forgets everything (the stream was made anew).
+    fn reset(&self) {
+        lock(&self.index).clear();
+    }
+
+    /// Makes the index agree with the stream's state when it held sequences `first..=last`
+    /// and `counts` messages per (pipeline, step): messages below `first` are gone, and of a
+    /// step's messages up to `last`, only its newest `counts` can still be there. Messages
+    /// indexed after `last` (since the state was asked) stay.
+    fn reconcile(&self, first: u64, last: u64, counts: &BTreeMap<(String, String), u64>) {
+        let mut index = lock(&self.index);
+        for (step, messages) in index.iter_mut() {
+            messages.retain(|(seq, _)| *seq >= first);
+            let held = counts.get(step).copied().unwrap_or_default();
+            let known = messages.iter().filter(|(seq, _)| *seq <= last).count() as u64;
+            for _ in held..known {
+                messages.pop_front();
+            }
+        }
+        index.retain(|_, messages| !messages.is_empty());
+    }
+
     /// Records kept, per (pipeline, step).
     pub fn kept(&self) -> BTreeMap<(String, String), u64> {
-        let index = self.index.lock().expect("the dead-letter index's lock");
+        let index = crate::telemetry::lock(&self.index);
         index
             .iter()
             .map(|(k, messages)| (k.clone(), messages.iter().map(|(_, n)| *n as u64).sum()))
@@ -144,7 +176,7 @@ impl DeadLetters {
         pipeline: Option<&str>,
         step: Option<&str>,
     ) -> Vec<(u64, String, String, usize)> {
-        let index = self.index.lock().expect("the dead-letter index's lock");
+        let index = crate::telemetry::lock(&self.index);
         let mut all: Vec<(u64, String, String, usize)> = index
             .iter()
             .filter(|((p, s), _)| {
@@ -161,17 +193,99 @@ impl DeadLetters {
     }
 }
 
-/// Keeps `telemetry`'s index of `stream` (the dead letters of `project`) until `stop`.
+/// What the stream is: when it was created (RFC 3339), its first and last sequences.
+async fn state(stream: &mut stream::Stream) -> Option<(String, u64, u64)> {
+    match stream.info().await {
+        Ok(info) => Some((
+            info.created
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            info.state.first_sequence,
+            info.state.last_sequence,
+        )),
+        Err(e) => {
+            tracing::debug!("the dead-letter stream's state: {e}");
+            None
+        }
+    }
+}
+
+/// Checks the index against the stream's state ([`DeadLetters::reconcile`]); whether the
+/// stream is still the one created at `created`.
+async fn reconcile(
+    telemetry: &Telemetry,
+    stream: &stream::Stream,
+    filter: &str,
+    created: Option<&str>,
+) -> bool {
+    let mut info = match stream.info_with_subjects(filter).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!("the dead-letter stream's state: {e}");
+            return true;
+        }
+    };
+    let now = info
+        .info
+        .created
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    if created.is_some_and(|c| c != now) {
+        return false;
+    }
+    let (first, last) = (
+        info.info.state.first_sequence,
+        info.info.state.last_sequence,
+    );
+    let mut counts = BTreeMap::new();
+    while let Some(subject) = info.next().await {
+        match subject {
+            Ok((subject, n)) => {
+                if let Some(step) = subject_parts(&subject) {
+                    counts.insert(step, n as u64);
+                }
+            }
+            Err(e) => {
+                tracing::debug!("the dead-letter stream's subjects: {e}");
+                return true;
+            }
+        }
+    }
+    telemetry.dead_letters.reconcile(first, last, &counts);
+    true
+}
+
+/// Keeps `telemetry`'s index of `stream` (the dead letters of `project`) until `stop`. When the
+/// stream cannot be read (it was deleted, say) it is made again (from `js` and `spec`); a
+/// stream made anew is indexed from its start.
 pub async fn index(
     telemetry: Arc<Telemetry>,
-    stream: stream::Stream,
+    js: async_nats::jetstream::Context,
+    spec: StreamSpec,
+    mut stream: stream::Stream,
     project: String,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut next = 1;
+    let filter = filter(&project);
+    let mut next: u64 = 1;
+    let mut created: Option<String> = None;
+    let mut said = String::new();
     loop {
+        if let Some((now, _, last)) = state(&mut stream).await {
+            // Made anew: another creation time, or it ends before what was indexed.
+            if created.as_ref().is_some_and(|c| *c != now) || last.saturating_add(1) < next {
+                tracing::warn!(
+                    stream = %spec.name,
+                    "the dead-letter stream is not the one indexed (made anew): indexing it \
+                     from its start"
+                );
+                telemetry.dead_letters.reset();
+                next = 1;
+            }
+            created = Some(now);
+        }
         let config = pull::OrderedConfig {
-            filter_subject: format!("etl.{project}.*.dlq.*"),
+            filter_subject: filter.clone(),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: next,
             },
@@ -182,39 +296,71 @@ pub async fn index(
             Err(e) => Err(e.to_string()),
         };
         match messages {
-            Ok(mut messages) => loop {
-                let message = tokio::select! {
-                    message = messages.next() => message,
-                    () = crate::telemetry::stopped(&mut stop) => return,
-                };
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    Some(Err(e)) => {
-                        tracing::debug!("reading dead letters: {e}");
-                        break;
+            Ok(mut messages) => {
+                said.clear();
+                let mut reconciling = crate::telemetry::every(RECONCILE);
+                loop {
+                    let message = tokio::select! {
+                        message = messages.next() => message,
+                        _ = reconciling.tick() => {
+                            if reconcile(&telemetry, &stream, &filter, created.as_deref()).await {
+                                continue;
+                            }
+                            // Made anew: read again, from the check above.
+                            break;
+                        }
+                        () = crate::telemetry::stopped(&mut stop) => return,
+                    };
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(e)) => {
+                            tracing::debug!("reading dead letters: {e}");
+                            break;
+                        }
+                        None => break,
+                    };
+                    let Ok(info) = message.info() else {
+                        continue;
+                    };
+                    let seq = info.stream_sequence;
+                    if seq < next {
+                        // Sequences went backwards: the stream was made anew.
+                        telemetry.dead_letters.reset();
                     }
-                    None => break,
-                };
-                let Ok(info) = message.info() else {
-                    continue;
-                };
-                let seq = info.stream_sequence;
-                next = seq + 1;
-                let Some((pipeline, step)) = subject_parts(&message.subject) else {
-                    continue;
-                };
-                match etl_envelope::decode_batch(&message.payload) {
-                    Ok(records) => telemetry
-                        .dead_letters
-                        .add(pipeline, step, seq, records.len()),
-                    Err(e) => tracing::warn!(
-                        subject = %message.subject,
-                        seq,
-                        "a dead-letter message that is no etl envelope: {e}"
-                    ),
+                    next = seq.saturating_add(1);
+                    let Some((pipeline, step)) = subject_parts(&message.subject) else {
+                        continue;
+                    };
+                    match etl_envelope::decode_batch(&message.payload) {
+                        Ok(records) => {
+                            telemetry
+                                .dead_letters
+                                .add(pipeline, step, seq, records.len());
+                        }
+                        Err(e) => tracing::warn!(
+                            subject = %message.subject,
+                            seq,
+                            "a dead-letter message that is no etl envelope: {e}"
+                        ),
+                    }
                 }
-            },
-            Err(e) => tracing::warn!("reading dead letters: {e}"),
+            }
+            Err(e) => {
+                if e != said {
+                    tracing::warn!("reading dead letters from {}: {e}", spec.name);
+                    said = e;
+                }
+                // The stream may be gone: made again, rather than failing every second.
+                match ensure_stream(&js, &spec).await {
+                    Ok((made, ensured)) => {
+                        if ensured != Ensured::Unchanged {
+                            crate::telemetry::log_ensured(&spec.name, ensured);
+                        }
+                        stream = made;
+                    }
+                    Err(e) => tracing::debug!("{e}"),
+                }
+            }
         }
         if crate::telemetry::pause(&mut stop, AGAIN).await {
             return;
@@ -258,13 +404,13 @@ fn dead_letter(
 ) -> Option<DeadLetter> {
     let (pipeline, step) = subject_parts(&message.subject)?;
     let (reason, headers) = reason(record);
-    let (preview, truncated) = redact::truncate(redact::payload(&record.payload), preview);
+    let (preview, truncated) = redact::payload(&record.payload, preview);
     Some(DeadLetter {
         id: format!("{}-{index}", message.sequence),
         pipeline,
         step,
         class: reason_class(&reason),
-        reason,
+        reason: redact::short(&reason, redact::MAX_REASON).0,
         at: message
             .time
             .format(&time::format_description::well_known::Rfc3339)
@@ -274,10 +420,11 @@ fn dead_letter(
         preview,
         truncated,
         headers: redact::headers(&headers),
-        key: record
-            .key
-            .as_ref()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        key: record.key.as_ref().map(|k| {
+            // A few bytes more than shown: a character cut at the end is decoded whole.
+            let k = &k[..k.len().min(redact::MAX_KEY + 4)];
+            redact::short(&String::from_utf8_lossy(k), redact::MAX_KEY).0
+        }),
     })
 }
 
@@ -373,11 +520,16 @@ async fn resolve(
             .map(|(seq, ..)| (seq, None))
             .collect()
     } else {
-        request
-            .ids
-            .iter()
-            .map(|id| parse_id(id).map(|(seq, index)| (seq, Some(index))))
-            .collect::<Result<_, _>>()?
+        // Each id once (`7-0` and `07-0` are one), in the order asked.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut wanted = Vec::new();
+        for id in &request.ids {
+            let (seq, index) = parse_id(id)?;
+            if seen.insert((seq, index)) {
+                wanted.push((seq, Some(index)));
+            }
+        }
+        wanted
     };
     let mut found = Vec::new();
     let mut missing = Vec::new();
@@ -506,19 +658,22 @@ fn batches(records: Vec<etl_envelope::Envelope>, max: usize) -> Vec<Vec<Batched>
     let mut out: Vec<Vec<Batched>> = Vec::new();
     let mut size = HEAD;
     for envelope in records {
+        // Measured with the origin it gets: an origin of 128 and more takes more bytes.
         let mut b = Batched {
-            origin: 0,
+            origin: out
+                .last()
+                .map_or(0, |batch| u32::try_from(batch.len()).unwrap_or(u32::MAX)),
             envelope,
         };
         let len = etl_envelope::batched_len(&b);
         match out.last_mut() {
-            Some(batch) if size + len <= max => {
-                b.origin = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            Some(batch) if size.saturating_add(len) <= max => {
                 size += len;
                 batch.push(b);
             }
             _ => {
-                size = HEAD + len;
+                b.origin = 0;
+                size = HEAD + etl_envelope::batched_len(&b);
                 out.push(vec![b]);
             }
         }
@@ -587,6 +742,100 @@ mod tests {
         assert_eq!(out[0][1].origin, 1);
         for batch in &out[..2] {
             assert!(etl_envelope::batch_len(batch) <= 1000);
+        }
+    }
+
+    #[test]
+    fn batches_of_more_than_128_records_stay_under_the_limit() {
+        let record = |i: usize| etl_envelope::Envelope {
+            payload: format!("record {i:04}").into_bytes(),
+            ..Default::default()
+        };
+        // The limit: exactly what 200 records take with their origins, whose varints grow to
+        // two bytes from 128 on.
+        let exact: Vec<Batched> = (0..200)
+            .map(|i| Batched {
+                origin: i as u32,
+                envelope: record(i),
+            })
+            .collect();
+        let max = etl_envelope::encode_batch(&exact).len();
+        let out = batches((0..500).map(record).collect(), max);
+        assert!(out[0].len() > 190, "{}", out[0].len());
+        for batch in &out {
+            let encoded = etl_envelope::encode_batch(batch);
+            assert!(encoded.len() <= max, "{} > {max}", encoded.len());
+            assert_eq!(etl_envelope::decode_batch(&encoded).unwrap(), *batch);
+            for (i, b) in batch.iter().enumerate() {
+                assert_eq!(b.origin as usize, i);
+            }
+        }
+        assert_eq!(out.iter().map(Vec::len).sum::<usize>(), 500);
+    }
+
+    #[test]
+    fn the_index_is_reset_and_reconciled_with_the_stream() {
+        let d = DeadLetters::new(10);
+        let step = |s: &str| ("pipe".to_owned(), s.to_owned());
+        for seq in 1..=6 {
+            d.add("pipe".into(), "parse".into(), seq, 1);
+        }
+        d.add("pipe".into(), "enrich".into(), 7, 2);
+        d.add("pipe".into(), "enrich".into(), 8, 2);
+        // The stream, as asked when it held 3..=7: parse's 3, 5 and 6 (4 was deleted; 1 and 2
+        // dropped by size), enrich's 7; 8 came after it was asked.
+        let counts = BTreeMap::from([(step("parse"), 3), (step("enrich"), 1)]);
+        d.reconcile(3, 7, &counts);
+        let kept = d.kept();
+        assert_eq!(kept[&step("parse")], 3, "the newest 3 at or after 3");
+        assert_eq!(kept[&step("enrich")], 4, "7 and 8 kept");
+        // A step the stream holds nothing of any more is gone.
+        d.reconcile(3, 8, &BTreeMap::from([(step("enrich"), 2)]));
+        assert!(!d.kept().contains_key(&step("parse")));
+        d.reset();
+        assert!(d.kept().is_empty());
+    }
+
+    #[test]
+    fn dead_letters_show_their_reason_key_and_headers_redacted_and_cut() {
+        let record = etl_envelope::Envelope {
+            key: Some(format!("api_key=k-123 {}", "k".repeat(1000)).into_bytes()),
+            payload: b"password=hunter2&n=1".to_vec(),
+            headers: vec![
+                ("x-note".to_owned(), "token=t-456".to_owned()),
+                (
+                    ERROR_HEADER.to_owned(),
+                    format!("bad token: Bearer abc.def {}", "r".repeat(5000)),
+                ),
+            ],
+            traceparent: None,
+        };
+        let message = StreamMessage {
+            subject: "etl.p.pipe.dlq.parse".into(),
+            sequence: 4,
+            headers: async_nats::HeaderMap::new(),
+            payload: etl_envelope::encode_batch(&[]).into(),
+            time: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let d = dead_letter(&message, 0, &record, 1024).unwrap();
+        assert_eq!(d.id, "4-0");
+        assert_eq!(d.class, "bad_token");
+        assert!(
+            d.reason.starts_with("bad token: Bearer [redacted] rrr"),
+            "{}",
+            d.reason
+        );
+        assert!(d.reason.len() <= redact::MAX_REASON);
+        let key = d.key.clone().unwrap();
+        assert!(key.starts_with("api_key=[redacted] kkk") && key.len() <= redact::MAX_KEY);
+        assert_eq!(d.preview, "password=[redacted]&n=1");
+        assert_eq!(
+            d.headers,
+            [("x-note".to_owned(), "token=[redacted]".to_owned())]
+        );
+        let shown = serde_json::to_string(&d).unwrap();
+        for secret in ["hunter2", "k-123", "t-456", "abc.def"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }
 }

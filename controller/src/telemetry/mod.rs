@@ -11,8 +11,8 @@ pub mod prometheus;
 pub mod reports;
 pub mod store;
 
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream::{self, stream};
 use etl::ops::telemetry::Deployment;
@@ -23,7 +23,7 @@ use self::store::{Graph, Snapshot, Store};
 use crate::audit::Audit;
 use crate::config;
 use crate::deadletters::{self, DeadLetters};
-use crate::jetstream::{Ensured, ensure_stream};
+use crate::jetstream::{Ensured, StreamSpec, ensure_stream};
 use crate::reconcile::Taken;
 
 /// How often the counts are saved (when they changed).
@@ -56,6 +56,20 @@ pub struct Telemetry {
     pub dead_letters: DeadLetters,
     /// Reports waiting to be sent as spans.
     pub spans: otlp::Spans,
+}
+
+/// `mutex`, locked, even when a thread panicked holding it: what it guards is counts and
+/// indexes that stay usable, and a panic must not turn into every later request failing.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An interval ticking every `period`, first `period` from now; ticks missed (the runtime was
+/// busy, the machine slept) are skipped, not made up in a burst.
+pub fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    interval
 }
 
 /// The time since the Unix epoch.
@@ -97,7 +111,7 @@ impl Telemetry {
 
     /// `f` of the store, once the counts are loaded.
     pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> Option<R> {
-        self.store.lock().expect("the store's lock").as_mut().map(f)
+        lock(&self.store).as_mut().map(f)
     }
 
     /// The bundle taken, if any.
@@ -107,7 +121,7 @@ impl Telemetry {
 
     /// The bundles applied, newest first (the running one first).
     pub fn history(&self) -> Vec<Deployment> {
-        self.history.lock().expect("the history's lock").clone()
+        lock(&self.history).clone()
     }
 
     /// The data plane, once set up.
@@ -116,23 +130,37 @@ impl Telemetry {
     }
 
     /// The sequence to read the report stream after: the snapshot's, unless the stream is
-    /// younger than it (deleted and made again): then from its start.
-    async fn rewind_if_younger(&self, stream: &mut stream::Stream) -> u64 {
+    /// another than the one the snapshot's sequence is of (deleted and made again: its creation
+    /// time differs, or it ends before that sequence): then from its start.
+    pub(crate) async fn resume_from(&self, stream: &mut stream::Stream) -> u64 {
         let seq = self.with_store(|s| s.seq()).unwrap_or_default();
-        match stream.info().await {
-            Ok(info) if info.state.last_sequence < seq => {
-                tracing::warn!(
-                    stream = %info.config.name,
-                    last = info.state.last_sequence,
-                    counted = seq,
-                    "the report stream ends before what was counted (made anew?): counting it \
-                     from its start"
-                );
-                self.with_store(|s| s.rewind());
-                0
+        let info = match stream.info().await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!("the report stream's state: {e}");
+                return seq;
             }
-            _ => seq,
+        };
+        let created = info
+            .created
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let new = self
+            .with_store(|s| s.stream_is_new(&created))
+            .unwrap_or_default();
+        if new || info.state.last_sequence < seq {
+            tracing::warn!(
+                stream = %info.config.name,
+                %created,
+                last = info.state.last_sequence,
+                counted = seq,
+                "the report stream is not the one counted (made anew): counting it from its \
+                 start"
+            );
+            self.with_store(|s| s.rewind());
+            return 0;
         }
+        seq
     }
 
     /// Sets the telemetry up on `nats` (the data plane's) once a bundle is taken, and keeps it
@@ -150,9 +178,14 @@ impl Telemetry {
         let project = first.facts.project.clone();
         let environment = first.facts.environment.clone();
         let js = jetstream::new(nats.clone());
+        let report_spec = reports::stream_spec(&project, self.settings.report_retention);
+        let dead_letter_spec = deadletters::stream_spec(&project, self.settings.dead_letters_kept);
         let mut said = String::new();
         let (persisted, reports, dead_letters, audit) = loop {
-            match self.setup(&js, &project, &environment).await {
+            match self
+                .setup(&js, &report_spec, &dead_letter_spec, &project, &environment)
+                .await
+            {
                 Ok(set) => break set,
                 Err(e) => {
                     let e = etl::util::io::chain(&e);
@@ -180,13 +213,19 @@ impl Telemetry {
         let mut tasks = vec![
             tokio::spawn(reports::consume(
                 self.clone(),
-                reports,
+                reports::Source {
+                    js: js.clone(),
+                    spec: report_spec,
+                    stream: reports,
+                },
                 project.clone(),
                 environment.clone(),
                 stop.clone(),
             )),
             tokio::spawn(deadletters::index(
                 self.clone(),
+                js.clone(),
+                dead_letter_spec,
                 dead_letters,
                 project.clone(),
                 stop.clone(),
@@ -196,12 +235,13 @@ impl Telemetry {
             tasks.push(tokio::spawn(otlp::export(self.clone(), otlp, stop.clone())));
         }
         let mut saved = self.with_store(|s| s.snapshot().clone());
-        let mut sampling = tokio::time::interval(store::SAMPLE_INTERVAL);
-        let mut persisting = tokio::time::interval(PERSIST_INTERVAL);
+        // The first sample was taken at setup.
+        let mut sampling = every(store::SAMPLE_INTERVAL);
+        let mut persisting = every(PERSIST_INTERVAL);
         loop {
             tokio::select! {
                 _ = sampling.tick() => {
-                    self.with_store(|s| s.sample(now().as_secs()));
+                    self.with_store(|s| s.sample(now().as_secs(), Instant::now()));
                 }
                 _ = persisting.tick() => self.save(&persisted, &mut saved).await,
                 changed = taken.changed() => {
@@ -226,15 +266,15 @@ impl Telemetry {
     async fn setup(
         &self,
         js: &jetstream::Context,
+        report_spec: &StreamSpec,
+        dead_letter_spec: &StreamSpec,
         project: &str,
         environment: &str,
     ) -> Result<(Persisted, stream::Stream, stream::Stream, Audit), SetupError> {
-        let spec = reports::stream_spec(project, self.settings.report_retention);
-        let (reports, ensured) = ensure_stream(js, &spec).await?;
-        log_ensured(&spec.name, ensured);
-        let spec = deadletters::stream_spec(project, self.settings.dead_letters_kept);
-        let (dead_letters, ensured) = ensure_stream(js, &spec).await?;
-        log_ensured(&spec.name, ensured);
+        let (reports, ensured) = ensure_stream(js, report_spec).await?;
+        log_ensured(&report_spec.name, ensured);
+        let (dead_letters, ensured) = ensure_stream(js, dead_letter_spec).await?;
+        log_ensured(&dead_letter_spec.name, ensured);
         let persisted = Persisted::open(js, project, environment).await?;
         let audit = Audit::open(js, project, environment).await?;
         // A snapshot that cannot be read is not taken for none: counting anew would count the
@@ -252,12 +292,12 @@ impl Telemetry {
             counted = store.health().counted,
             "report counts loaded"
         );
-        store.sample(now().as_secs());
-        *self.store.lock().expect("the store's lock") = Some(store);
+        store.sample(now().as_secs(), Instant::now());
+        *lock(&self.store) = Some(store);
         if persist::record(&mut history, &current.deployment) {
             persisted.save_history(&history).await?;
         }
-        *self.history.lock().expect("the history's lock") = history;
+        *lock(&self.history) = history;
         Ok((persisted, reports, dead_letters, audit))
     }
 
@@ -265,7 +305,7 @@ impl Telemetry {
     async fn take_bundle(&self, persisted: &Persisted, taken: &Taken) {
         self.with_store(|s| s.set_graph(Graph::of(&taken.facts)));
         let history = {
-            let mut history = self.history.lock().expect("the history's lock");
+            let mut history = lock(&self.history);
             persist::record(&mut history, &taken.deployment).then(|| history.clone())
         };
         if let Some(history) = history
@@ -290,7 +330,8 @@ impl Telemetry {
     }
 }
 
-fn log_ensured(name: &str, ensured: Ensured) {
+/// Logs what [`ensure_stream`] did to the stream `name`.
+pub fn log_ensured(name: &str, ensured: Ensured) {
     match ensured {
         Ensured::Created => tracing::info!(stream = name, "JetStream stream created"),
         Ensured::Updated => tracing::info!(stream = name, "JetStream stream updated"),
@@ -307,4 +348,23 @@ pub enum SetupError {
     /// The counts or the history.
     #[error(transparent)]
     Persist(#[from] persist::PersistError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_holding_a_lock_does_not_stop_the_counting() {
+        let store = Arc::new(Mutex::new(7));
+        let held = store.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = held.lock().unwrap();
+            panic!("a bug while counting");
+        })
+        .join();
+        assert!(panicked.is_err() && store.is_poisoned());
+        *lock(&store) += 1;
+        assert_eq!(*lock(&store), 8);
+    }
 }

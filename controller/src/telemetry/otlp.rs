@@ -75,7 +75,7 @@ impl Spans {
     }
 
     fn push_all(&self, pending: Vec<Pending>) {
-        let mut queue = self.queue.lock().expect("the span queue's lock");
+        let mut queue = super::lock(&self.queue);
         queue.extend(pending);
         let over = queue.len().saturating_sub(SPAN_QUEUE);
         if over > 0 {
@@ -86,14 +86,14 @@ impl Spans {
 
     /// Takes up to `n` of the oldest.
     fn take(&self, n: usize) -> Vec<Pending> {
-        let mut queue = self.queue.lock().expect("the span queue's lock");
+        let mut queue = super::lock(&self.queue);
         let n = n.min(queue.len());
         queue.drain(..n).collect()
     }
 
     /// Puts back what could not be sent, in front (the oldest are dropped when that overflows).
     fn put_back(&self, pending: Vec<Pending>) {
-        let mut queue = self.queue.lock().expect("the span queue's lock");
+        let mut queue = super::lock(&self.queue);
         let rest: Vec<Pending> = queue.drain(..).collect();
         drop(queue);
         self.push_all(pending.into_iter().chain(rest).collect());

@@ -4,16 +4,21 @@
 //! ([`Snapshot`]) is what survives a restart.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etl::oci::bundle::Facts;
-use etl::ops::telemetry::{Counters, NodeKind, Rates, Report, ReportHealth, Sample};
+use etl::ops::telemetry::{
+    Counters, NodeKind, Rates, Report, ReportHealth, Sample, saturating_sum,
+};
 use serde::{Deserialize, Serialize};
 
 /// How often totals are sampled for rates.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 /// Rate samples kept per unit and edge: ten minutes.
 pub const SAMPLES_KEPT: usize = 120;
+/// The shortest interval a rate is measured over: a sample sooner after the last one is not
+/// taken (the next one covers it).
+pub const MIN_SAMPLE_GAP: Duration = Duration::from_secs(1);
 
 /// Records one unit received from one upstream node (an edge of the graph).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,8 +30,10 @@ pub struct EdgeCount {
 }
 
 /// The durable counts: persisted as one JSON value, so the sequence and the counts it covers
-/// never disagree.
+/// never disagree. Every field has a default, so that a snapshot saved before a field was added
+/// still loads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Snapshot {
     /// The report stream's sequence of the last report taken (counted, refused or skipped).
     pub seq: u64,
@@ -39,6 +46,13 @@ pub struct Snapshot {
     pub edges: BTreeMap<String, BTreeMap<String, BTreeMap<String, EdgeCount>>>,
     /// Reports counted, refused and missed.
     pub health: ReportHealth,
+    /// When each unit's counters began, nanoseconds since the Unix epoch, by pipeline, then
+    /// unit: the start of its cumulative counts (a unit dropped by a bundle and deployed again
+    /// starts anew). A unit counted before this was saved began at [`Snapshot::since`].
+    pub unit_since: BTreeMap<String, BTreeMap<String, u64>>,
+    /// When the report stream that `seq` is a sequence of was created (RFC 3339, as the
+    /// server says): a stream made anew since is read from its start.
+    pub stream_created: Option<String>,
 }
 
 /// Where a report came from: its pipeline and unit.
@@ -106,13 +120,14 @@ struct Totals {
     errors: u64,
 }
 
-/// Totals sampled over time, oldest first: `t` in seconds since the epoch.
+/// Totals sampled over time, oldest first: `t` in seconds since the epoch (what charts show),
+/// `at` on the monotonic clock (what rates are measured with: the wall clock may jump).
 #[derive(Debug, Clone, Default)]
-struct Series(VecDeque<(u64, Totals)>);
+struct Series(VecDeque<(u64, Instant, Totals)>);
 
 impl Series {
-    fn push(&mut self, t: u64, totals: Totals) {
-        self.0.push_back((t, totals));
+    fn push(&mut self, t: u64, at: Instant, totals: Totals) {
+        self.0.push_back((t, at, totals));
         while self.0.len() > SAMPLES_KEPT + 1 {
             self.0.pop_front();
         }
@@ -123,8 +138,11 @@ impl Series {
         self.0
             .iter()
             .zip(self.0.iter().skip(1))
-            .map(|((t0, a), (t1, b))| {
-                let dt = t1.saturating_sub(*t0).max(1) as f64;
+            .map(|((_, at0, a), (t1, at1, b))| {
+                let dt = at1
+                    .saturating_duration_since(*at0)
+                    .max(MIN_SAMPLE_GAP)
+                    .as_secs_f64();
                 let per_second = |a: u64, b: u64| b.saturating_sub(a) as f64 / dt;
                 Sample {
                     t: *t1,
@@ -152,8 +170,8 @@ pub struct Store {
     units: BTreeMap<(String, String), Series>,
     /// Rate history by pipeline, upstream node and unit (records only).
     edges: BTreeMap<(String, String, String), Series>,
-    /// When the last sample was taken.
-    sampled: Option<u64>,
+    /// When the last sample was taken: seconds since the epoch, and on the monotonic clock.
+    sampled: Option<(u64, Instant)>,
 }
 
 impl Store {
@@ -176,6 +194,12 @@ impl Store {
             units.retain(|unit, _| known(pipeline, unit));
         }
         self.counts.counters.retain(|_, units| !units.is_empty());
+        // A unit's start time goes with its counters.
+        let counters = &self.counts.counters;
+        for (pipeline, units) in &mut self.counts.unit_since {
+            units.retain(|unit, _| counters.get(pipeline).is_some_and(|c| c.contains_key(unit)));
+        }
+        self.counts.unit_since.retain(|_, units| !units.is_empty());
         for (pipeline, froms) in &mut self.counts.edges {
             for tos in froms.values_mut() {
                 tos.retain(|unit, _| known(pipeline, unit));
@@ -188,25 +212,32 @@ impl Store {
         self.graph = graph;
     }
 
-    /// Takes the report message of stream sequence `seq` on `subject`.
+    /// Takes the report message of stream sequence `seq` on `subject`, now.
     pub fn take(&mut self, seq: u64, subject: &str, body: &[u8]) -> Taken {
+        let now = super::now().as_nanos().try_into().unwrap_or(u64::MAX);
+        self.take_at(seq, subject, body, now)
+    }
+
+    /// Takes the report message of stream sequence `seq` on `subject` at `now` (nanoseconds
+    /// since the epoch: when a unit counted first begins).
+    pub fn take_at(&mut self, seq: u64, subject: &str, body: &[u8], now: u64) -> Taken {
         if seq <= self.counts.seq {
             return Taken::Again;
         }
         self.counts.seq = seq;
-        match self.count(subject, body) {
+        match self.count(subject, body, now) {
             Ok((unit, report)) => {
-                self.counts.health.counted += 1;
+                self.counts.health.counted = self.counts.health.counted.saturating_add(1);
                 Taken::Counted(unit, Box::new(report))
             }
             Err(why) => {
-                self.counts.health.refused += 1;
+                self.counts.health.refused = self.counts.health.refused.saturating_add(1);
                 Taken::Refused(why)
             }
         }
     }
 
-    fn count(&mut self, subject: &str, body: &[u8]) -> Result<(Unit, Report), String> {
+    fn count(&mut self, subject: &str, body: &[u8], now: u64) -> Result<(Unit, Report), String> {
         let tokens: Vec<&str> = subject.split('.').collect();
         let ["etl", project, pipeline, "report", unit, environment] = tokens[..] else {
             return Err(format!("`{subject}` is not a report subject"));
@@ -222,17 +253,21 @@ impl Store {
             ));
         };
         let report = Report::parse(body).map_err(|e| e.to_string())?;
-        let upstream = inputs
-            .iter()
-            .find(|(s, _)| *s == report.from)
-            .map(|(_, node)| node.clone());
+        let upstream = upstream(inputs, &report.from);
         let counters = self
             .counts
             .counters
             .entry(pipeline.to_owned())
             .or_default()
             .entry(unit.to_owned())
-            .or_default();
+            .or_insert_with(|| {
+                self.counts
+                    .unit_since
+                    .entry(pipeline.to_owned())
+                    .or_default()
+                    .insert(unit.to_owned(), now);
+                Counters::default()
+            });
         counters.add(&report).map_err(|e| e.to_string())?;
         if let Some(upstream) = upstream {
             let edge = self
@@ -244,8 +279,10 @@ impl Store {
                 .or_default()
                 .entry(unit.to_owned())
                 .or_default();
-            edge.records += report.input.records;
-            edge.errors += report.dead_lettered.values().sum::<u64>() + report.failed;
+            let errors = saturating_sum(report.dead_lettered.values().copied())
+                .saturating_add(report.failed);
+            edge.records = edge.records.saturating_add(report.input.records);
+            edge.errors = edge.errors.saturating_add(errors);
         }
         Ok((
             Unit {
@@ -259,13 +296,36 @@ impl Store {
     /// Counts `n` reports the stream no longer held when they were wanted, up to stream
     /// sequence `seq`.
     pub fn missed(&mut self, n: u64, seq: u64) {
-        self.counts.health.missed += n;
+        self.counts.health.missed = self.counts.health.missed.saturating_add(n);
         self.counts.seq = self.counts.seq.max(seq);
     }
 
     /// Reads the stream from its start again (it was made anew): the counts stay.
     pub fn rewind(&mut self) {
         self.counts.seq = 0;
+    }
+
+    /// Whether the report stream created at `created` (RFC 3339) is another than the one the
+    /// counts' sequence is of; it is the one from now on. A snapshot that names none (saved
+    /// before it did) is taken to be of this one.
+    pub fn stream_is_new(&mut self, created: &str) -> bool {
+        let new = self
+            .counts
+            .stream_created
+            .as_deref()
+            .is_some_and(|known| known != created);
+        self.counts.stream_created = Some(created.to_owned());
+        new
+    }
+
+    /// When a unit's counters began (ns since the epoch).
+    pub fn since(&self, pipeline: &str, unit: &str) -> u64 {
+        self.counts
+            .unit_since
+            .get(pipeline)
+            .and_then(|u| u.get(unit))
+            .copied()
+            .unwrap_or(self.counts.since)
     }
 
     /// The stream sequence of the last report taken.
@@ -322,23 +382,28 @@ impl Store {
         (count, rate)
     }
 
-    /// Samples every unit's and edge's totals at `t` (seconds since the epoch). A unit or edge
+    /// Samples every unit's and edge's totals at `t` (seconds since the epoch, what charts
+    /// show) and `at` (the monotonic clock, what rates are measured with). A unit or edge
     /// first counted since the last sample starts from zero at that sample; at the first
-    /// sample of all, what the snapshot holds is the baseline.
-    pub fn sample(&mut self, t: u64) {
+    /// sample of all, what the snapshot holds is the baseline. A sample less than
+    /// [`MIN_SAMPLE_GAP`] after the last is not taken.
+    pub fn sample(&mut self, t: u64, at: Instant) {
         let previous = self.sampled;
+        if previous.is_some_and(|(_, last)| at.saturating_duration_since(last) < MIN_SAMPLE_GAP) {
+            return;
+        }
         for (pipeline, units) in &self.counts.counters {
             for (unit, c) in units {
                 let totals = Totals {
                     input: c.input.records,
                     out: c.out.records,
-                    errors: c.dead_lettered_total() + c.failed_total(),
+                    errors: c.dead_lettered_total().saturating_add(c.failed_total()),
                 };
                 let series = self
                     .units
                     .entry((pipeline.clone(), unit.clone()))
                     .or_insert_with(|| fresh(previous));
-                series.push(t, totals);
+                series.push(t, at, totals);
             }
         }
         for (pipeline, froms) in &self.counts.edges {
@@ -352,19 +417,33 @@ impl Store {
                     self.edges
                         .entry((pipeline.clone(), from.clone(), to.clone()))
                         .or_insert_with(|| fresh(previous))
-                        .push(t, totals);
+                        .push(t, at, totals);
                 }
             }
         }
-        self.sampled = Some(t);
+        self.sampled = Some((t, at));
     }
 }
 
+/// The upstream node of a report that came from `from`: the input whose subject it is, else
+/// the first whose subject pattern (`sensors.>`) matches it.
+fn upstream(inputs: &[(String, String)], from: &str) -> Option<String> {
+    inputs
+        .iter()
+        .find(|(s, _)| s == from)
+        .or_else(|| {
+            inputs
+                .iter()
+                .find(|(s, _)| etl::spec::subjects::matches(s, from))
+        })
+        .map(|(_, node)| node.clone())
+}
+
 /// A new series: zero at the previous sample, if there was one.
-fn fresh(previous: Option<u64>) -> Series {
+fn fresh(previous: Option<(u64, Instant)>) -> Series {
     let mut series = Series::default();
-    if let Some(t) = previous {
-        series.push(t, Totals::default());
+    if let Some((t, at)) = previous {
+        series.push(t, at, Totals::default());
     }
     series
 }
@@ -624,7 +703,196 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_report_from_a_subject_an_input_pattern_matches_is_of_that_edge() {
+        let mut facts = facts();
+        facts.pipelines[0].nodes[1] = node(
+            "parse",
+            NodeKind::Step,
+            &[("sensors.>", "in"), ("etl.p.pipe.in", "in")],
+        );
+        facts.pipelines[0].nodes[2] = node(
+            "enrich",
+            NodeKind::Step,
+            &[("etl.p.pipe.out.*", "parse"), ("etl.p.pipe.out.x", "store")],
+        );
+        let mut s = Store::new(Graph::of(&facts), Snapshot::default());
+        s.take(
+            1,
+            "etl.p.pipe.report.parse.dev",
+            &body(&report("sensors.site-7.temperature", 4)),
+        );
+        s.take(
+            2,
+            "etl.p.pipe.report.enrich.dev",
+            &body(&report("etl.p.pipe.out.parse", 3)),
+        );
+        // The exact subject first, then patterns.
+        s.take(
+            3,
+            "etl.p.pipe.report.enrich.dev",
+            &body(&report("etl.p.pipe.out.x", 5)),
+        );
+        assert_eq!(s.edge("pipe", "in", "parse").0.records, 4);
+        assert_eq!(s.edge("pipe", "parse", "enrich").0.records, 3);
+        assert_eq!(s.edge("pipe", "store", "enrich").0.records, 5);
+        // `sensors.>` does not match `sensors` alone: a unit's count, no edge's.
+        s.take(
+            4,
+            "etl.p.pipe.report.parse.dev",
+            &body(&report("sensors", 3)),
+        );
+        assert_eq!(s.counters("pipe", "parse").unwrap().input.records, 7);
+        assert_eq!(s.edge("pipe", "in", "parse").0.records, 4);
+    }
+
+    #[test]
+    fn no_report_panics_and_counts_saturate() {
+        let mut s = store();
+        let subject = "etl.p.pipe.report.parse.dev";
+        let mut huge = report("etl.p.pipe.in", 3);
+        huge.input = Flow {
+            records: u64::MAX,
+            bytes: u64::MAX,
+        };
+        huge.produced = u64::MAX - 2;
+        huge.out = Flow {
+            records: u64::MAX,
+            bytes: u64::MAX,
+        };
+        huge.transient = u64::MAX;
+        huge.retries = u64::MAX;
+        huge.process.buckets = vec![u64::MAX; huge.process.buckets.len()];
+        huge.process.sum = f64::MAX;
+        for seq in 1..=3 {
+            assert!(matches!(
+                s.take(seq, subject, &body(&huge)),
+                Taken::Counted(..)
+            ));
+        }
+        let c = s.counters("pipe", "parse").unwrap();
+        assert_eq!(
+            (c.input.records, c.transient, c.batches),
+            (u64::MAX, u64::MAX, 3)
+        );
+        assert_eq!(c.process.count(), u64::MAX);
+        assert_eq!(s.edge("pipe", "in", "parse").0.records, u64::MAX);
+        s.sample(1, Instant::now());
+        // What overflows is refused, not counted.
+        let mut over = huge.clone();
+        over.filtered = 5;
+        match s.take(4, subject, &body(&over)) {
+            Taken::Refused(why) => assert!(why.contains("overflow"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        for (seq, junk) in [
+            b"null".to_vec(),
+            b"[]".to_vec(),
+            br#"{"v":1}"#.to_vec(),
+            format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
+            vec![0xff; 64],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert!(matches!(
+                s.take(5 + seq as u64, subject, &junk),
+                Taken::Refused(_)
+            ));
+        }
+        // The snapshot saves and loads: its histogram sum is still a number.
+        let json = serde_json::to_vec(s.snapshot()).unwrap();
+        assert_eq!(
+            &serde_json::from_slice::<Snapshot>(&json).unwrap(),
+            s.snapshot()
+        );
+    }
+
+    #[test]
+    fn each_unit_counts_from_when_it_first_reported() {
+        let mut s = Store::new(
+            Graph::of(&facts()),
+            Snapshot {
+                since: 100,
+                ..Snapshot::default()
+            },
+        );
+        let parse = body(&report("etl.p.pipe.in", 3));
+        s.take_at(1, "etl.p.pipe.report.parse.dev", &parse, 1_000);
+        s.take_at(2, "etl.p.pipe.report.parse.dev", &parse, 2_000);
+        s.take_at(
+            3,
+            "etl.p.pipe.report.enrich.dev",
+            &body(&report("etl.p.pipe.out.parse", 3)),
+            3_000,
+        );
+        assert_eq!(s.since("pipe", "parse"), 1_000);
+        assert_eq!(s.since("pipe", "enrich"), 3_000);
+        // Before it reported, or saved before units had their own: the environment's.
+        assert_eq!(s.since("pipe", "store"), 100);
+        let json = serde_json::to_vec(s.snapshot()).unwrap();
+        let mut resumed = Store::new(Graph::of(&facts()), serde_json::from_slice(&json).unwrap());
+        assert_eq!(resumed.since("pipe", "enrich"), 3_000);
+        // Dropped by a bundle and deployed again: counted anew, from then.
+        let mut without = facts();
+        without.pipelines[0].nodes.retain(|n| n.name != "enrich");
+        resumed.set_graph(Graph::of(&without));
+        assert!(!resumed.snapshot().unit_since["pipe"].contains_key("enrich"));
+        resumed.set_graph(Graph::of(&facts()));
+        resumed.take_at(
+            4,
+            "etl.p.pipe.report.enrich.dev",
+            &body(&report("etl.p.pipe.out.parse", 3)),
+            9_000,
+        );
+        assert_eq!(resumed.since("pipe", "enrich"), 9_000);
+        assert_eq!(resumed.counters("pipe", "enrich").unwrap().batches, 1);
+    }
+
+    #[test]
+    fn snapshots_saved_before_a_field_was_added_load() {
+        let old = r#"{"seq":7,"since":5,"counters":{"pipe":{"parse":{"batches":1,"in":{"records":3,"bytes":30},"out":{"records":1,"bytes":10},"produced":1,"filtered":1,"deadLettered":{"not_json":1},"failed":{},"transient":0,"retries":0,"process":{"sum":0.1,"buckets":[0,0,3,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}}},"edges":{},"health":{"counted":1,"refused":0}}"#;
+        let snapshot: Snapshot = serde_json::from_str(old).unwrap();
+        assert_eq!(snapshot.seq, 7);
+        assert_eq!(snapshot.health.missed, 0);
+        assert!(snapshot.unit_since.is_empty() && snapshot.stream_created.is_none());
+        let mut s = Store::new(Graph::of(&facts()), snapshot);
+        assert_eq!(s.since("pipe", "parse"), 5);
+        // The stream it names is the one read on (none was named), until another one is.
+        assert!(!s.stream_is_new("2026-12-07T14:00:00Z"));
+        assert!(!s.stream_is_new("2026-12-07T14:00:00Z"));
+        assert!(s.stream_is_new("2026-12-08T09:30:00.5Z"));
+        assert_eq!(
+            s.snapshot().stream_created.as_deref(),
+            Some("2026-12-08T09:30:00.5Z")
+        );
+        assert!(serde_json::from_str::<Snapshot>("{}").is_ok());
+    }
+
+    #[test]
+    fn rates_are_measured_on_the_monotonic_clock() {
+        let base = Instant::now();
+        let mut s = store();
+        let parse = body(&report("etl.p.pipe.in", 10));
+        s.take(1, "etl.p.pipe.report.parse.dev", &parse);
+        s.sample(1000, base);
+        s.take(2, "etl.p.pipe.report.parse.dev", &parse);
+        // The wall clock jumped back ten minutes; 5 s passed.
+        s.sample(400, base + Duration::from_secs(5));
+        assert_eq!(s.rates("pipe", "parse").input, 2.0);
+        // A sample right after another is not taken: no rate over a few milliseconds.
+        s.take(3, "etl.p.pipe.report.parse.dev", &parse);
+        s.sample(1, base + Duration::from_millis(5_010));
+        assert_eq!(s.rates("pipe", "parse").input, 2.0);
+        assert_eq!(s.series("pipe", "parse").len(), 1);
+        s.sample(2, base + Duration::from_secs(10));
+        assert_eq!(s.rates("pipe", "parse").input, 2.0);
+        assert_eq!(s.series("pipe", "parse").len(), 2);
+    }
+
+    #[test]
     fn rates_from_samples() {
+        let base = Instant::now();
+        let at = |t: u64| base + Duration::from_secs(t - 1000);
         let mut s = store();
         s.take(
             1,
@@ -632,7 +900,7 @@ pub(crate) mod tests {
             &body(&report("etl.p.pipe.in", 10)),
         );
         // The first sample is the baseline: what was counted before is no rate.
-        s.sample(1000);
+        s.sample(1000, at(1000));
         assert_eq!(s.rates("pipe", "parse"), Rates::default());
         s.take(
             2,
@@ -644,14 +912,14 @@ pub(crate) mod tests {
             "etl.p.pipe.report.enrich.dev",
             &body(&report("etl.p.pipe.out.parse", 20)),
         );
-        s.sample(1005);
+        s.sample(1005, at(1005));
         let r = s.rates("pipe", "parse");
         assert_eq!((r.input, r.out, r.errors), (10.0, 9.6, 0.2));
         // A unit first counted since the last sample starts from zero there.
         assert_eq!(s.rates("pipe", "enrich").input, 4.0);
         assert_eq!(s.edge("pipe", "parse", "enrich").1, 4.0);
         for i in 0..200 {
-            s.sample(1010 + 5 * i);
+            s.sample(1010 + 5 * i, at(1010 + 5 * i));
         }
         let series = s.series("pipe", "parse");
         assert_eq!(series.len(), SAMPLES_KEPT);
