@@ -152,8 +152,8 @@ pub const REPORTS: [(&str, &str); 3] = [
 /// OTLP spans dropped (a counter of the environment).
 pub const SPANS_DROPPED: &str = "etl.otlp.spans.dropped";
 /// Its description.
-pub const SPANS_DROPPED_HELP: &str =
-    "Report spans dropped because the OTLP queue was full (the oldest go first).";
+pub const SPANS_DROPPED_HELP: &str = "Report spans dropped: the OTLP queue was full (the oldest \
+    go first), or the collector refused them with an answer that trying again cannot change.";
 
 /// Attributes: (OTel key, value). The Prometheus label is the key with `_` for `.`.
 pub type Attributes = Vec<(&'static str, String)>;
@@ -164,6 +164,9 @@ pub struct UnitPoint {
     pub attributes: Attributes,
     /// Its counts.
     pub counters: Counters,
+    /// When its counts began (ns since the epoch): when it first reported, or when counting
+    /// began for counts saved before units had their own start.
+    pub since: u64,
 }
 
 /// Everything exported at one moment.
@@ -178,7 +181,7 @@ pub struct Points {
     pub health: ReportHealth,
     /// Spans dropped.
     pub spans_dropped: u64,
-    /// When counting began (ns since the epoch).
+    /// When counting began (ns since the epoch): the start of the environment's counts.
     pub since: u64,
 }
 
@@ -247,6 +250,7 @@ pub fn collect(telemetry: &Telemetry) -> Option<Points> {
                 units.push(UnitPoint {
                     attributes,
                     counters: counters.clone(),
+                    since: store.since(&pipeline.name, &node.name),
                 });
             }
         }

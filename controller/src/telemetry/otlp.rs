@@ -99,6 +99,11 @@ impl Spans {
         self.push_all(pending.into_iter().chain(rest).collect());
     }
 
+    /// Counts `n` spans dropped because the collector refused them for good.
+    fn discard(&self, n: usize) {
+        self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     /// Spans dropped so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -179,7 +184,8 @@ fn sum(name: &str, unit: &str, help: &str, points: Vec<NumberDataPoint>) -> Metr
     }
 }
 
-/// The metrics request of `points` at `now` (ns since the epoch).
+/// The metrics request of `points` at `now` (ns since the epoch). A unit's sums and histogram
+/// start when its counts began, the environment's when counting began.
 pub fn metrics_request(points: &Points, now: u64) -> ExportMetricsServiceRequest {
     let since = points.since;
     let mut metrics = Vec::new();
@@ -192,7 +198,7 @@ pub fn metrics_request(points: &Points, now: u64) -> ExportMetricsServiceRequest
                     .into_iter()
                     .map(|(extra, n)| {
                         let extra = def.extra.zip(extra.as_deref()).map(|((_, k), v)| (k, v));
-                        number(attributes(&u.attributes, extra), since, now, n)
+                        number(attributes(&u.attributes, extra), u.since, now, n)
                     })
                     .collect::<Vec<_>>()
             })
@@ -206,7 +212,7 @@ pub fn metrics_request(points: &Points, now: u64) -> ExportMetricsServiceRequest
         .iter()
         .map(|u| HistogramDataPoint {
             attributes: attributes(&u.attributes, None),
-            start_time_unix_nano: since,
+            start_time_unix_nano: u.since,
             time_unix_nano: now,
             count: u.counters.process.count(),
             sum: Some(u.counters.process.sum),
@@ -499,10 +505,11 @@ pub async fn export(telemetry: Arc<Telemetry>, otlp: Otlp, mut stop: watch::Rece
             }
             let body = traces_request(&points.environment, &pending).encode_to_vec();
             result = send(&client, &traces_url, body, &mut stop).await;
-            if let Err(e) = &result
-                && e.retryable()
-            {
-                telemetry.spans.put_back(pending);
+            match &result {
+                Ok(()) => {}
+                Err(e) if e.retryable() => telemetry.spans.put_back(pending),
+                // Refused for good (400, 413, …): sending them again would be refused again.
+                Err(_) => telemetry.spans.discard(pending.len()),
             }
         }
         match result {
@@ -574,6 +581,71 @@ mod tests {
         assert_eq!(span(&env, 7, &unit, &r).trace_id, s.trace_id);
         assert_ne!(span(&env, 8, &unit, &r).trace_id, s.trace_id);
         assert!(s.status.is_none());
+    }
+
+    #[test]
+    fn each_unit_s_sums_start_when_its_counts_began() {
+        use crate::telemetry::metrics::UnitPoint;
+        let env: Attributes = vec![("etl.project", "p".to_owned())];
+        let unit = |step: &str, since: u64| {
+            let mut counters = etl::ops::telemetry::Counters::default();
+            counters.add(&report("etl.p.pipe.in", 3)).unwrap();
+            UnitPoint {
+                attributes: vec![("etl.step", step.to_owned())],
+                counters,
+                since,
+            }
+        };
+        let points = Points {
+            environment: env,
+            units: vec![unit("parse", 1_000), unit("enrich", 5_000)],
+            kept: vec![],
+            health: Default::default(),
+            spans_dropped: 2,
+            since: 500,
+        };
+        let request = metrics_request(&points, 9_000);
+        let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+        let starts = |name: &str| -> Vec<u64> {
+            let metric = metrics.iter().find(|m| m.name == name).unwrap();
+            match metric.data.as_ref().unwrap() {
+                metric::Data::Sum(s) => s
+                    .data_points
+                    .iter()
+                    .map(|p| p.start_time_unix_nano)
+                    .collect(),
+                metric::Data::Histogram(h) => h
+                    .data_points
+                    .iter()
+                    .map(|p| p.start_time_unix_nano)
+                    .collect(),
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(starts("messaging.client.consumed.messages"), [1_000, 5_000]);
+        assert_eq!(starts(PROCESS_DURATION), [1_000, 5_000]);
+        assert_eq!(starts("etl.reports.counted"), [500]);
+        assert_eq!(starts(SPANS_DROPPED), [500]);
+    }
+
+    #[test]
+    fn spans_refused_for_good_are_counted_as_dropped() {
+        let spans = Spans::new(true);
+        let unit = Unit {
+            pipeline: "pipe".to_owned(),
+            unit: "parse".to_owned(),
+        };
+        spans.push(1, &unit, &report("etl.p.pipe.in", 3));
+        let taken = spans.take(10);
+        spans.discard(taken.len());
+        assert_eq!(spans.dropped(), 1);
+        assert!(
+            !SendError::Status {
+                code: 400,
+                body: String::new()
+            }
+            .retryable()
+        );
     }
 
     #[test]

@@ -101,7 +101,7 @@ fn families(points: &Points) -> Vec<MetricFamily> {
                 .iter()
                 .zip(&process.buckets)
                 .map(|(bound, n)| {
-                    cumulative += n;
+                    cumulative = u64::saturating_add(cumulative, *n);
                     let mut b = Bucket::default();
                     b.set_upper_bound(*bound);
                     b.set_cumulative_count(cumulative);
@@ -214,6 +214,7 @@ mod tests {
             units: vec![UnitPoint {
                 attributes,
                 counters,
+                since: 0,
             }],
             kept: vec![(kept, 3)],
             health: ReportHealth {
