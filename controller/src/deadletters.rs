@@ -19,7 +19,7 @@ use etl_envelope::Batched;
 use futures::StreamExt as _;
 use tokio::sync::watch;
 
-use crate::jetstream::{Ensured, StreamSpec, ensure_stream};
+use crate::jetstream::{Checked, Ensured, STREAM_CHECK, StreamSpec, check, ensure_stream};
 use crate::redact;
 use crate::telemetry::{Plane, Telemetry, lock};
 
@@ -193,16 +193,10 @@ impl DeadLetters {
     }
 }
 
-/// What the stream is: when it was created (RFC 3339), its first and last sequences.
-async fn state(stream: &mut stream::Stream) -> Option<(String, u64, u64)> {
+/// What the stream is: when it was created (RFC 3339), and its last sequence.
+async fn state(stream: &mut stream::Stream) -> Option<(String, u64)> {
     match stream.info().await {
-        Ok(info) => Some((
-            info.created
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            info.state.first_sequence,
-            info.state.last_sequence,
-        )),
+        Ok(info) => Some((crate::jetstream::created(info), info.state.last_sequence)),
         Err(e) => {
             tracing::debug!("the dead-letter stream's state: {e}");
             None
@@ -225,11 +219,7 @@ async fn reconcile(
             return true;
         }
     };
-    let now = info
-        .info
-        .created
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let now = crate::jetstream::created(&info.info);
     if created.is_some_and(|c| c != now) {
         return false;
     }
@@ -271,7 +261,7 @@ pub async fn index(
     let mut created: Option<String> = None;
     let mut said = String::new();
     loop {
-        if let Some((now, _, last)) = state(&mut stream).await {
+        if let Some((now, last)) = state(&mut stream).await {
             // Made anew: another creation time, or it ends before what was indexed.
             if created.as_ref().is_some_and(|c| *c != now) || last.saturating_add(1) < next {
                 tracing::warn!(
@@ -298,10 +288,19 @@ pub async fn index(
         match messages {
             Ok(mut messages) => {
                 said.clear();
+                let mut checking = crate::telemetry::every(STREAM_CHECK);
                 let mut reconciling = crate::telemetry::every(RECONCILE);
                 loop {
                     let message = tokio::select! {
                         message = messages.next() => message,
+                        _ = checking.tick() => match check(&mut stream).await {
+                            // Deleted, or made anew: read again, from the check above.
+                            Checked::Gone => break,
+                            Checked::Created(now) if created.as_ref().is_some_and(|c| *c != now) => {
+                                break;
+                            }
+                            Checked::Created(_) | Checked::Unknown => continue,
+                        },
                         _ = reconciling.tick() => {
                             if reconcile(&telemetry, &stream, &filter, created.as_deref()).await {
                                 continue;
@@ -631,8 +630,8 @@ pub async fn replay(
         replayed,
         missing,
     };
-    plane.audit.record(&done, now.as_nanos()).await?;
     let max = plane.nats.server_info().max_payload.max(1024);
+    plane.audit.record(&done, now.as_nanos(), max).await?;
     for (subject, records) in by_subject {
         for batch in batches(records, max) {
             plane

@@ -28,6 +28,59 @@ pub enum Error {
     },
 }
 
+/// How often a stream being read is checked to be still there, and the same: a stream deleted
+/// while an ordered consumer reads it leaves the consumer trying to come back forever, without
+/// a word.
+pub const STREAM_CHECK: Duration = Duration::from_secs(5);
+
+/// Whether `e` (of a JetStream API request) says the stream does not exist.
+pub fn stream_not_found(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<jetstream::Error>()
+            .is_some_and(|e| e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// The creation time of a stream, as the controller saves it (RFC 3339).
+pub fn created(info: &stream::Info) -> String {
+    info.created
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// What a stream being read is, checked now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// It is there, created then (RFC 3339).
+    Created(String),
+    /// It is gone.
+    Gone,
+    /// It cannot be told (NATS did not answer).
+    Unknown,
+}
+
+/// Checks `stream`.
+pub async fn check(stream: &mut stream::Stream) -> Checked {
+    match stream.info().await {
+        Ok(info) => Checked::Created(created(info)),
+        Err(e) if stream_not_found(&e) => Checked::Gone,
+        Err(e) => {
+            tracing::debug!(
+                "JetStream stream `{}`: {e}",
+                stream.cached_info().config.name
+            );
+            Checked::Unknown
+        }
+    }
+}
+
 /// What [`ensure_stream`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ensured {
@@ -132,29 +185,87 @@ pub async fn ensure_stream(
     }
 }
 
-/// Opens the bucket `name`, creating it (one value per key, at most `max_bytes`) when missing.
-pub async fn bucket(
-    js: &jetstream::Context,
-    name: &str,
-    description: &str,
-    max_bytes: i64,
-) -> Result<kv::Store, Error> {
-    if let Ok(store) = js.get_key_value(name).await {
-        return Ok(store);
+/// A key-value bucket's settings the controller owns (one value per key, file storage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSpec {
+    /// Its name.
+    pub name: String,
+    /// What it says it is for.
+    pub description: String,
+    /// Most bytes it keeps.
+    pub max_bytes: i64,
+    /// How long it keeps an entry (zero: forever).
+    pub max_age: Duration,
+    /// When full: drop the oldest entries (`true`), or refuse new ones (JetStream's default
+    /// for buckets: a bucket of values that must not vanish).
+    pub discard_old: bool,
+}
+
+impl BucketSpec {
+    fn discard(&self) -> stream::DiscardPolicy {
+        if self.discard_old {
+            stream::DiscardPolicy::Old
+        } else {
+            stream::DiscardPolicy::New
+        }
     }
-    let config = kv::Config {
-        bucket: name.to_owned(),
-        description: description.to_owned(),
-        history: 1,
-        max_bytes,
-        storage: stream::StorageType::File,
-        ..Default::default()
+}
+
+/// Opens the bucket of `spec`, creating it when missing, and updates its stream when a setting
+/// of `spec` differs (as [`ensure_stream`] does a stream's).
+pub async fn bucket(js: &jetstream::Context, spec: &BucketSpec) -> Result<kv::Store, Error> {
+    let failed = |detail: String| Error::Bucket {
+        name: spec.name.clone(),
+        detail,
     };
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        Err(create) => js.get_key_value(name).await.map_err(|get| Error::Bucket {
-            name: name.to_owned(),
-            detail: format!("{create}; opening it: {get}"),
-        }),
+    let mut made = false;
+    let store = match js.get_key_value(&spec.name).await {
+        Ok(store) => store,
+        Err(_) => {
+            made = true;
+            let config = kv::Config {
+                bucket: spec.name.clone(),
+                description: spec.description.clone(),
+                history: 1,
+                max_bytes: spec.max_bytes,
+                max_age: spec.max_age,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            };
+            match js.create_key_value(config).await {
+                Ok(store) => store,
+                Err(create) => js
+                    .get_key_value(&spec.name)
+                    .await
+                    .map_err(|get| failed(format!("{create}; opening it: {get}")))?,
+            }
+        }
+    };
+    // The bucket's stream: `KV_<bucket>`.
+    let mut stream = js
+        .get_stream(format!("KV_{}", spec.name))
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let config = stream
+        .info()
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .config
+        .clone();
+    if config.max_bytes != spec.max_bytes
+        || config.max_age != spec.max_age
+        || config.discard != spec.discard()
+    {
+        let mut config = config;
+        config.max_bytes = spec.max_bytes;
+        config.max_age = spec.max_age;
+        config.discard = spec.discard();
+        js.update_stream(config)
+            .await
+            .map_err(|e| failed(format!("updating it: {e}")))?;
+        if !made {
+            tracing::info!(bucket = %spec.name, "JetStream key-value bucket updated");
+        }
     }
+    Ok(store)
 }

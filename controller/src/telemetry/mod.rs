@@ -141,10 +141,7 @@ impl Telemetry {
                 return seq;
             }
         };
-        let created = info
-            .created
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let created = crate::jetstream::created(info);
         let new = self
             .with_store(|s| s.stream_is_new(&created))
             .unwrap_or_default();

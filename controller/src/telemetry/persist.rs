@@ -7,7 +7,7 @@ use etl::ops::telemetry::Deployment;
 use serde::de::DeserializeOwned;
 
 use super::store::Snapshot;
-use crate::jetstream::{Error, bucket};
+use crate::jetstream::{BucketSpec, Error, bucket};
 
 /// The bucket.
 pub const BUCKET: &str = "etl-controller-metrics";
@@ -48,9 +48,14 @@ impl Persisted {
     ) -> Result<Persisted, PersistError> {
         let store = bucket(
             js,
-            BUCKET,
-            "etl-controller: report counts and bundles applied, per environment",
-            MAX_BYTES,
+            &BucketSpec {
+                name: BUCKET.to_owned(),
+                description: "etl-controller: report counts and bundles applied, per environment"
+                    .to_owned(),
+                max_bytes: MAX_BYTES,
+                max_age: std::time::Duration::ZERO,
+                discard_old: false,
+            },
         )
         .await?;
         Ok(Persisted {

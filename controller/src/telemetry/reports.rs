@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::Telemetry;
 use super::store::Taken;
-use crate::jetstream::{Ensured, StreamSpec, ensure_stream};
+use crate::jetstream::{Checked, Ensured, STREAM_CHECK, StreamSpec, check, ensure_stream};
 
 /// The stream's bound in bytes (besides its age, `--report-retention`).
 pub const MAX_BYTES: i64 = 256 * 1024 * 1024;
@@ -136,9 +136,19 @@ pub async fn consume(
         };
         said.clear();
         tracing::info!(subjects = %filter, from, "counting reports");
+        let mut checking = super::every(STREAM_CHECK);
         loop {
             let next = tokio::select! {
                 next = messages.next() => next,
+                _ = checking.tick() => {
+                    let known = telemetry.with_store(|s| s.stream_created().map(str::to_owned));
+                    match check(&mut source.stream).await {
+                        // Deleted, or made anew: read again, from the start of what is there.
+                        Checked::Gone => break,
+                        Checked::Created(now) if known.flatten().is_some_and(|k| k != now) => break,
+                        Checked::Created(_) | Checked::Unknown => continue,
+                    }
+                }
                 () = super::stopped(&mut stop) => return,
             };
             match next {

@@ -318,6 +318,11 @@ impl Store {
         new
     }
 
+    /// When the report stream the counts' sequence is of was created (RFC 3339), once known.
+    pub fn stream_created(&self) -> Option<&str> {
+        self.counts.stream_created.as_deref()
+    }
+
     /// When a unit's counters began (ns since the epoch).
     pub fn since(&self, pipeline: &str, unit: &str) -> u64 {
         self.counts
