@@ -15,8 +15,11 @@ use hyper::{Method, StatusCode};
 use crate::deadletters::{self, Caller, Query};
 use crate::telemetry::Telemetry;
 
-/// The longest list answered.
+/// The longest list of replays answered.
 const MAX_LIMIT: usize = 1000;
+/// The longest list of dead letters answered: each is a message fetched from the stream and a
+/// preview redacted.
+pub const MAX_DEAD_LETTERS: usize = 500;
 /// A list's length unless asked otherwise.
 const LIMIT: usize = 50;
 
@@ -135,7 +138,7 @@ pub async fn answer(
         (_, "overview") => Reply::ok(&overview(status, telemetry)),
         (_, "dead-letters") => {
             let (limit, preview) = match (
-                number("limit", LIMIT, MAX_LIMIT),
+                number("limit", LIMIT, MAX_DEAD_LETTERS),
                 number("preview", deadletters::PREVIEW, deadletters::MAX_PREVIEW),
             ) {
                 (Ok(l), Ok(p)) => (l, p),

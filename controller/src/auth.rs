@@ -148,6 +148,12 @@ pub fn bearer(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The login page's style: inline (the page needs no other request), allowed by its hash in
+/// the page's Content Security Policy.
+pub const LOGIN_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:24rem;\
+margin:4rem auto;padding:0 1rem}input{width:100%;padding:.5rem;margin:.5rem 0;\
+box-sizing:border-box}button{padding:.5rem 1rem}.no{color:#b00020}";
+
 /// The login page: a form posting the token to `/login`, and why it is shown again.
 pub fn login_page(failed: bool) -> Vec<u8> {
     let note = if failed {
@@ -158,10 +164,7 @@ pub fn login_page(failed: bool) -> Vec<u8> {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>etl-controller: sign in</title><style>\
-body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}\
-input{{width:100%;padding:.5rem;margin:.5rem 0;box-sizing:border-box}}\
-button{{padding:.5rem 1rem}}.no{{color:#b00020}}</style></head><body>\
+<title>etl-controller: sign in</title><style>{LOGIN_STYLE}</style></head><body>\
 <h1>etl-controller</h1>{note}\
 <form method=\"post\" action=\"/login\"><label for=\"token\">The controller's bearer token \
 (its <code>--token-file</code>)</label>\

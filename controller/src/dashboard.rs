@@ -124,6 +124,52 @@ mod tests {
     }
 
     #[test]
+    fn the_page_needs_nothing_its_content_security_policy_forbids() {
+        // `script-src 'self'; style-src 'self'` (`serve::DASHBOARD_CSP`): no inline script,
+        // style, style attribute or event handler attribute, no `javascript:` URL, no eval.
+        let comments = regex::Regex::new(r"(?s)<!--.*?-->").unwrap();
+        let page = comments.replace_all(page(), "");
+        let page = page.as_ref();
+        let tags = regex::Regex::new(r"(?is)<script\b[^>]*>").unwrap();
+        for tag in tags.find_iter(page) {
+            assert!(
+                tag.as_str().contains(" src=\""),
+                "an inline script: {}",
+                tag.as_str()
+            );
+        }
+        assert_eq!(
+            page.matches("</script>").count(),
+            tags.find_iter(page).count()
+        );
+        for (forbidden, what) in [
+            (r"(?i)<style\b", "an inline style"),
+            (r#"(?i)\sstyle\s*="#, "a style attribute"),
+            (r"(?i)\son[a-z]+\s*=", "an event handler attribute"),
+            (r"(?i)javascript:", "a javascript: URL"),
+        ] {
+            let found = regex::Regex::new(forbidden).unwrap().find(page);
+            assert!(found.is_none(), "the page has {what}: {found:?}");
+        }
+        for e in ENTRIES.iter().filter(|e| e.name.ends_with(".js")) {
+            let text = std::str::from_utf8(e.bytes).unwrap();
+            for eval in ["eval(", "new Function("] {
+                assert!(!text.contains(eval), "{} calls {eval}", e.name);
+            }
+        }
+        // The script builds elements, never HTML text (which could carry inline styles).
+        let app = std::str::from_utf8(asset("/assets/app.js").unwrap().bytes).unwrap();
+        for html in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+        ] {
+            assert!(!app.contains(html), "app.js uses {html}");
+        }
+    }
+
+    #[test]
     fn only_the_page_and_assets_are_served() {
         assert!(asset("/assets/app.js").is_some());
         assert!(asset("/assets/cytoscape.LICENSE.txt").is_some());

@@ -5,11 +5,17 @@
 //! without gets `401 {"error":"unauthorized"}` whatever it asked for (a browser asking for a
 //! page: the login form) — and the NATS subject `etl.controller.<project>.<environment>.status`,
 //! answered with the status document (NATS's own credentials decide who may ask there).
+//!
+//! Without a token (which the configuration allows on loopback only), a request must name a
+//! loopback host (`Host: localhost`, `127.0.0.1`, `[::1]`): a web page whose name an attacker
+//! re-points at 127.0.0.1 (DNS rebinding) reaches the port, but names the attacker's host. The
+//! dashboard's pages and files carry a Content Security Policy that allows the controller's own
+//! origin only. Request bodies are bounded in size and in time.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +38,31 @@ use crate::{api, dashboard};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's body.
+const BODY_TIME: Duration = Duration::from_secs(10);
+/// The most bytes an API request's body may have (a replay of 10 000 ids takes some 300 KB).
+pub const MAX_API_BODY: usize = 1024 * 1024;
+/// The most bytes the login form's body may have.
+pub const MAX_LOGIN_BODY: usize = 4 * 1024;
+
+/// The dashboard's Content Security Policy: its own origin only, no inline script or style.
+pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
+
+/// The login page's: the dashboard's, its inline style allowed by its hash.
+static LOGIN_CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(auth::LOGIN_STYLE.as_bytes()));
+    let csp = DASHBOARD_CSP.replacen(
+        "style-src 'self'",
+        &format!("style-src 'self' 'sha256-{hash}'"),
+        1,
+    );
+    HeaderValue::from_str(&csp).expect("a header value of ASCII")
+});
 
 /// Why HTTPS cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +207,15 @@ where
 {
     let service = hyper::service::service_fn(move |request| {
         let api = api.clone();
-        async move { Ok::<_, Infallible>(answer(&api, request, peer).await) }
+        async move {
+            let mut response = answer(&api, request, peer).await;
+            // No answer is to be read as another type than it says.
+            response.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            Ok::<_, Infallible>(response)
+        }
     });
     // A client gets 10 s to send its request's head: a slow one cannot hold a connection open.
     if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -230,6 +269,12 @@ async fn answer(api: &Api, request: Request<Incoming>, peer: SocketAddr) -> Resp
             return not_allowed(allowed);
         }
         return json(StatusCode::OK, br#"{"ok":true}"#);
+    }
+    if !api.auth.required() && !names_loopback(&request) {
+        return json(
+            StatusCode::FORBIDDEN,
+            br#"{"error":"without a token this controller answers requests to a loopback host only (Host: localhost, 127.0.0.1 or [::1]); this one names another host, as a web page re-pointed at it would (DNS rebinding). Use a loopback address, or set a token"}"#,
+        );
     }
     if path == "/logout" && method == Method::POST {
         return redirect(Some(auth::logout_cookie(api.tls)));
@@ -305,7 +350,7 @@ async fn answer(api: &Api, request: Request<Incoming>, peer: SocketAddr) -> Resp
             };
             let query = request.uri().query().unwrap_or_default().to_owned();
             let body = if method == Method::POST {
-                match read_body(request).await {
+                match read_body(request, MAX_API_BODY).await {
                     Ok(body) => body,
                     Err(response) => return response,
                 }
@@ -354,6 +399,7 @@ async fn answer(api: &Api, request: Request<Incoming>, peer: SocketAddr) -> Resp
                 );
                 headers.insert(header::ETAG, HeaderValue::from_static(asset.etag));
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                page_headers(headers, HeaderValue::from_static(DASHBOARD_CSP));
                 response
             }
             None => json(StatusCode::NOT_FOUND, br#"{"error":"not found"}"#),
@@ -361,22 +407,92 @@ async fn answer(api: &Api, request: Request<Incoming>, peer: SocketAddr) -> Resp
     }
 }
 
-/// The most bytes a request body may have.
-const MAX_BODY: usize = 1024 * 1024;
+/// Whether a request names a loopback host: `localhost`, an address of 127.0.0.0/8 or `::1`
+/// (with a port or without), in its `Host` header (else its URI's authority).
+fn names_loopback(request: &Request<Incoming>) -> bool {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    host.is_some_and(loopback_host)
+}
 
-/// A request's body, at most [`MAX_BODY`] bytes.
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
-    use http_body_util::BodyExt as _;
-    match http_body_util::Limited::new(request.into_body(), MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(_) => Err(json(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            br#"{"error":"the request body is too large or broke off"}"#,
-        )),
+/// Whether `host` (`name`, `name:port`, `[v6]:port`) is a loopback name or address.
+fn loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    if name.eq_ignore_ascii_case("localhost") || name.eq_ignore_ascii_case("localhost.") {
+        return true;
     }
+    match name.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(IpAddr::V6(v6)) => {
+            v6 == Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    /// More than the limit.
+    TooLarge,
+    /// Not whole within [`BODY_TIME`].
+    Slow,
+    /// The connection broke off, or the body was malformed.
+    Broken,
+}
+
+/// `body`, at most `limit` bytes, whole within `time`.
+async fn collect_body<B>(body: B, limit: usize, time: Duration) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt as _;
+    match tokio::time::timeout(time, http_body_util::Limited::new(body, limit).collect()).await {
+        Err(_) => Err(BodyError::Slow),
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Ok(Err(_)) => Err(BodyError::Broken),
+    }
+}
+
+/// A request's body, at most `limit` bytes, whole within [`BODY_TIME`]; else the answer.
+async fn read_body(
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    collect_body(request.into_body(), limit, BODY_TIME)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(r#"{{"error":"the request body is larger than {limit} bytes"}}"#)
+                    .as_bytes(),
+            ),
+            BodyError::Slow => json(
+                StatusCode::REQUEST_TIMEOUT,
+                br#"{"error":"the request body did not arrive within 10 s"}"#,
+            ),
+            BodyError::Broken => json(
+                StatusCode::BAD_REQUEST,
+                br#"{"error":"the request body broke off"}"#,
+            ),
+        })
 }
 
 /// `/login`: the form (GET), or the token from it (POST): a session cookie and back to `/`
@@ -388,7 +504,7 @@ async fn login(api: &Api, request: Request<Incoming>) -> Response<Full<Bytes>> {
     match *request.method() {
         Method::GET | Method::HEAD => html(StatusCode::OK, auth::login_page(false)),
         Method::POST => {
-            let body = match read_body(request).await {
+            let body = match read_body(request, MAX_LOGIN_BODY).await {
                 Ok(body) => body,
                 Err(response) => return response,
             };
@@ -435,6 +551,20 @@ fn not_allowed(allowed: Option<&'static str>) -> Response<Full<Bytes>> {
     response
 }
 
+/// The headers of the dashboard's pages and files: `csp`, no MIME sniffing, no referrer.
+fn page_headers(headers: &mut hyper::HeaderMap, csp: HeaderValue) {
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+/// The login page (`body`), with `code`.
 fn html(code: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code;
@@ -444,26 +574,19 @@ fn html(code: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-             frame-ancestors 'none'",
-        ),
-    );
+    page_headers(headers, LOGIN_CSP.clone());
     response
 }
 
 fn json(code: StatusCode, body: &[u8]) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::copy_from_slice(body)));
     *response.status_mut() = code;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -530,6 +653,87 @@ pub async fn nats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "LocalHost:9464",
+            "localhost.",
+            "127.0.0.1",
+            "127.0.0.1:9464",
+            "127.8.9.10:1",
+            "[::1]",
+            "[::1]:9464",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "evil.example:9464",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "10.0.0.5:9464",
+            "0.0.0.0:9464",
+            "[::]:9464",
+            "[::1]x",
+            "::1",
+            "localhost:port",
+        ] {
+            assert!(!loopback_host(host), "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_bounded_in_size_and_time() {
+        let full = |n: usize| Full::new(Bytes::from(vec![b'x'; n]));
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            collect_body(full(MAX_LOGIN_BODY), MAX_LOGIN_BODY, second)
+                .await
+                .unwrap()
+                .len(),
+            MAX_LOGIN_BODY
+        );
+        assert_eq!(
+            collect_body(full(MAX_LOGIN_BODY + 1), MAX_LOGIN_BODY, second).await,
+            Err(BodyError::TooLarge)
+        );
+        // A client that never finishes its body.
+        let never = http_body_util::StreamBody::new(futures::stream::pending::<
+            Result<hyper::body::Frame<Bytes>, Infallible>,
+        >());
+        assert_eq!(
+            collect_body(never, MAX_LOGIN_BODY, Duration::from_millis(50)).await,
+            Err(BodyError::Slow)
+        );
+        let broken = http_body_util::StreamBody::new(futures::stream::iter([Err::<
+            hyper::body::Frame<Bytes>,
+            _,
+        >(
+            std::io::Error::other("reset"),
+        )]));
+        assert_eq!(
+            collect_body(broken, MAX_LOGIN_BODY, second).await,
+            Err(BodyError::Broken)
+        );
+    }
+
+    #[test]
+    fn the_login_page_s_style_is_allowed_by_its_hash_only() {
+        let csp = LOGIN_CSP.to_str().unwrap();
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self'; style-src 'self' 'sha256-")
+        );
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(csp.ends_with("frame-ancestors 'none'"));
+        let page = String::from_utf8(auth::login_page(true)).unwrap();
+        assert!(page.contains(&format!("<style>{}</style>", auth::LOGIN_STYLE)));
+        assert_eq!(page.matches("<style").count(), 1);
+        assert!(!page.contains("<script") && !page.contains(" style="));
+    }
 
     #[test]
     fn unusable_tls_files_are_named() {
