@@ -404,15 +404,39 @@ fn status_doc() -> ControllerStatus {
 
 /// Serves the API of `telemetry` behind [`TOKEN`]; its base URL.
 async fn serve_api(telemetry: &Arc<Telemetry>) -> (String, watch::Sender<bool>) {
+    serve_api_with(telemetry, Some(TOKEN)).await
+}
+
+/// Serves the API of `telemetry`, behind `token` when given; its base URL.
+async fn serve_api_with(
+    telemetry: &Arc<Telemetry>,
+    token: Option<&str>,
+) -> (String, watch::Sender<bool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     // A receiver keeps the last document when its sender is gone.
     let (_, status) = watch::channel(status_doc());
     let (stop, stopped) = watch::channel(false);
-    let token = Token::new(TOKEN, "test").unwrap();
-    let api = serve::Api::new(status, Some(&token)).with_telemetry(telemetry.clone());
+    let token = token.map(|t| Token::new(t, "test").unwrap());
+    let api = serve::Api::new(status, token.as_ref()).with_telemetry(telemetry.clone());
     tokio::spawn(serve::http(listener, None, api, stopped));
     (format!("http://127.0.0.1:{port}"), stop)
+}
+
+/// A GET of `path` from `base` naming `host` in its `Host` header: the status and the body.
+async fn get_as_host(base: &str, host: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(address).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head[9..12].parse().unwrap(), body.to_owned())
 }
 
 fn http() -> reqwest::Client {
@@ -599,7 +623,32 @@ fn dead_letters(records: &[(&str, &str)]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_shown_redacted_and_replayed_with_an_audit() {
     let lab = Lab::start().await;
+    // An audit bucket as the first controllers made it: kept forever, full refuses writes.
+    let js = async_nats::jetstream::new(lab.client.clone());
+    js.create_key_value(async_nats::jetstream::kv::Config {
+        bucket: "etl-controller-audit".to_owned(),
+        history: 1,
+        max_bytes: 16 * 1024 * 1024,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let running = lab.telemetry(settings()).await;
+    let audit_stream = js
+        .get_stream("KV_etl-controller-audit")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    assert_eq!(audit_stream.max_age, etl_controller::audit::KEPT_FOR);
+    assert_eq!(
+        audit_stream.discard,
+        async_nats::jetstream::stream::DiscardPolicy::Old
+    );
+    assert_eq!(audit_stream.max_bytes, etl_controller::audit::MAX_BYTES);
     let t = &running.telemetry;
     // Five messages; the stream keeps the newest 3 of the step.
     for i in 0..5 {
@@ -684,7 +733,7 @@ async fn dead_letters_are_listed_shown_redacted_and_replayed_with_an_audit() {
     let r = http()
         .post(format!("{base}/api/v1/dead-letters/replay"))
         .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"ids": ["5-0", "4-1", "1-0"], "actor": "ann@laptop"}))
+        .json(&serde_json::json!({"ids": ["5-0", "4-1", "1-0", "05-0", "4-1"], "actor": "ann@laptop"}))
         .send()
         .await
         .unwrap();
@@ -747,6 +796,53 @@ async fn dead_letters_are_listed_shown_redacted_and_replayed_with_an_audit() {
     let actors: Vec<&str> = audit.iter().map(|r| r.actor.as_str()).collect();
     assert_eq!(actors, ["bob", "ann@laptop"], "newest first");
     assert_eq!(audit[1].missing, ["1-0"]);
+    assert_eq!(audit[1].replayed.len(), 2);
+
+    // A replay too large for one message is recorded in parts, and read back as one.
+    let plane = t.plane().unwrap();
+    let large = Replay {
+        actor: "carol".to_owned(),
+        credential: "none".to_owned(),
+        remote: "127.0.0.1:1".to_owned(),
+        at: "2026-12-07T14:00:00Z".to_owned(),
+        replayed: (0..3000)
+            .map(|i| {
+                (
+                    format!("{}-{}", 100 + i, i % 7),
+                    "etl.p.pipe.replay.parse".to_owned(),
+                )
+            })
+            .collect(),
+        missing: vec!["1-0".to_owned()],
+    };
+    let at = etl_controller::telemetry::now().as_nanos();
+    plane.audit.record(&large, at, 8 * 1024).await.unwrap();
+    let (code, body) = get(&format!("{base}/api/v1/audit?limit=1")).await;
+    assert_eq!(code, 200, "{body}");
+    let audit: Vec<Replay> = serde_json::from_str(&body).unwrap();
+    assert_eq!(audit, [large]);
+    let mut keys = js
+        .get_key_value("etl-controller-audit")
+        .await
+        .unwrap()
+        .keys()
+        .await
+        .unwrap();
+    let mut parts = 0;
+    while let Some(key) = keys.next().await {
+        if key.unwrap().starts_with(&format!("p.dev.{at:020}.")) {
+            parts += 1;
+        }
+    }
+    assert!(parts > 3, "{parts} parts");
+    let (code, _) = get(&format!(
+        "{base}/api/v1/dead-letters?limit=100000&preview=100000000"
+    ))
+    .await;
+    assert_eq!(
+        code, 200,
+        "a limit and a preview larger than allowed are cut to the largest"
+    );
     running.stop().await;
 }
 
@@ -780,6 +876,16 @@ async fn browsers_sign_in_with_a_cookie_and_post_with_the_csrf_header() {
             .unwrap()
             .starts_with("text/html")
     );
+    let login_csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        login_csp.starts_with("default-src 'none'; script-src 'self'; style-src 'self' 'sha256-"),
+        "{login_csp}"
+    );
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let page = page.text().await.unwrap();
     assert!(
         page.contains(r#"<form method="post" action="/login">"#),
@@ -800,6 +906,18 @@ async fn browsers_sign_in_with_a_cookie_and_post_with_the_csrf_header() {
     let r = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
+    let large = client
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_token(&"x".repeat(4 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        large.status().as_u16(),
+        413,
+        "a login form of more than 4 KiB"
+    );
     let wrong = client
         .post(format!("{base}/login"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -824,7 +942,13 @@ async fn browsers_sign_in_with_a_cookie_and_post_with_the_csrf_header() {
     let cookie = set.split(';').next().unwrap().to_owned();
     assert!(cookie.starts_with("etl_session="));
 
-    for path in ["/", "/api/v1/overview", "/metrics", "/status"] {
+    for path in [
+        "/",
+        "/api/v1/overview",
+        "/metrics",
+        "/status",
+        "/assets/app.js",
+    ] {
         let r = client
             .get(format!("{base}{path}"))
             .header("cookie", &cookie)
@@ -832,6 +956,16 @@ async fn browsers_sign_in_with_a_cookie_and_post_with_the_csrf_header() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+        if path == "/" || path.starts_with("/assets/") {
+            assert_eq!(
+                r.headers()["content-security-policy"],
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+                "{path}"
+            );
+            assert_eq!(r.headers()["referrer-policy"], "no-referrer", "{path}");
+        }
     }
     let replay = serde_json::json!({"ids": ["1-0"], "actor": "ann"});
     let r = client
@@ -1089,4 +1223,98 @@ async fn otlp_metrics_and_spans_decode_with_the_reference_classes() {
         .find(|s| s["name"] == "process etl.p.pipe.out.parse")
         .unwrap();
     assert_eq!(store["status"]["code"], "STATUS_CODE_ERROR");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_only_loopback_hosts_are_answered() {
+    let lab = Lab::start().await;
+    let running = lab.telemetry(settings()).await;
+    let (base, _stop) = serve_api_with(&running.telemetry, None).await;
+    let port = base.rsplit(':').next().unwrap();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "[::1]".to_owned(),
+    ] {
+        let (code, body) = get_as_host(&base, &host, "/api/v1/overview").await;
+        assert_eq!(code, 200, "{host}: {body}");
+    }
+    // A page of evil.example whose name now points at 127.0.0.1 (DNS rebinding).
+    for path in [
+        "/",
+        "/status",
+        "/api/v1/overview",
+        "/metrics",
+        "/assets/app.js",
+    ] {
+        let (code, body) = get_as_host(&base, &format!("evil.example:{port}"), path).await;
+        assert_eq!(code, 403, "{path}");
+        assert!(body.contains("loopback host"), "{body}");
+    }
+    let (code, _) = get_as_host(&base, "evil.example", "/healthz").await;
+    assert_eq!(code, 200, "the liveness probe says nothing");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_made_anew_are_read_from_their_start() {
+    let lab = Lab::start().await;
+    let js = async_nats::jetstream::new(lab.client.clone());
+    let first = lab.telemetry(settings()).await;
+    for _ in 0..3 {
+        lab.report("parse", &report("etl.p.pipe.in", 10)).await;
+    }
+    wait("3 counted", || health(&first.telemetry) == (3, 0, 0)).await;
+    first.stop().await;
+    // Deleted and made again (by another environment's controller, say), and it has grown
+    // past the sequence the counts cover before this controller starts again.
+    js.delete_stream("ETL_REPORTS_p").await.unwrap();
+    let spec = etl_controller::telemetry::reports::stream_spec("p", Duration::from_secs(3600));
+    etl_controller::jetstream::ensure_stream(&js, &spec)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        lab.report("parse", &report("etl.p.pipe.in", 10)).await;
+    }
+    let second = lab.telemetry(settings()).await;
+    let t = &second.telemetry;
+    wait("all 5 of the new stream counted", || health(t) == (8, 0, 0)).await;
+    assert_eq!(records_in(t, "parse"), 80);
+
+    // Deleted while it is read: made again, and what arrives then is counted.
+    let kept = || {
+        t.dead_letters
+            .kept()
+            .get(&("pipe".to_owned(), "parse".to_owned()))
+            .copied()
+    };
+    for _ in 0..2 {
+        lab.publish(
+            "etl.p.pipe.dlq.parse",
+            dead_letters(&[("{}", "not JSON: x")]),
+        )
+        .await;
+    }
+    wait("2 dead letters indexed", || kept() == Some(2)).await;
+    js.delete_stream("ETL_REPORTS_p").await.unwrap();
+    js.delete_stream("ETL_DLQ_p").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while js.get_stream("ETL_REPORTS_p").await.is_err() || js.get_stream("ETL_DLQ_p").await.is_err()
+    {
+        assert!(Instant::now() < deadline, "the streams are not made again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lab.report("parse", &report("etl.p.pipe.in", 10)).await;
+    wait("the report after counted", || health(t) == (9, 0, 0)).await;
+    lab.publish(
+        "etl.p.pipe.dlq.parse",
+        dead_letters(&[("{}", "not JSON: x")]),
+    )
+    .await;
+    // The index is of the new stream only.
+    wait("the new dead letter indexed, the old ones gone", || {
+        kept() == Some(1)
+    })
+    .await;
+    second.stop().await;
 }
