@@ -23,6 +23,9 @@ pub const RETRY_BACKOFF: &str = "etl.in.retry-backoff";
 pub const DEFAULT_RETRIES: u32 = 2;
 /// [`RETRY_BACKOFF`] when unset, in milliseconds.
 pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 10;
+/// The longest wait before one retry, however large the backoff and its doublings: the call
+/// (and the broker message or HTTP request it serves) is held while it waits.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// The report format's version (`"v"`).
 pub const VERSION: u32 = 1;
@@ -192,9 +195,12 @@ impl Retry {
         })
     }
 
-    /// The wait before retry `n` (0 for the first): the backoff times 2ⁿ.
+    /// The wait before retry `n` (0 for the first): the backoff times 2ⁿ, at most
+    /// [`MAX_RETRY_DELAY`].
     pub fn delay(&self, n: u32) -> Duration {
-        self.backoff.saturating_mul(2u32.saturating_pow(n))
+        self.backoff
+            .saturating_mul(2u32.saturating_pow(n))
+            .min(MAX_RETRY_DELAY)
     }
 }
 
@@ -610,8 +616,14 @@ mod tests {
                 backoff: Duration::ZERO
             }
         );
-        // Far out, the wait saturates rather than wraps.
-        assert!(retry.delay(200) >= Duration::from_secs(1 << 20));
+        // Far out, the wait stops growing at the cap (and never wraps).
+        let far: Vec<u128> = (6..9).map(|n| retry.delay(n).as_millis()).collect();
+        assert_eq!(far, [640, 1000, 1000]);
+        assert_eq!(retry.delay(200), MAX_RETRY_DELAY);
+        // A backoff set beyond the cap waits the cap.
+        let slow = Retry::from_settings(None, Some("5000")).unwrap();
+        assert_eq!(slow.delay(0), MAX_RETRY_DELAY);
+        assert_eq!(slow.backoff, Duration::from_secs(5));
     }
 
     #[test]
