@@ -40,7 +40,8 @@ use crate::{api, dashboard};
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's body.
 const BODY_TIME: Duration = Duration::from_secs(10);
-/// The most bytes an API request's body may have (a replay of 10 000 ids takes some 300 KB).
+/// The most bytes an API request's body may have (a replay of 10 000 ids takes a few hundred KB
+/// at most).
 pub const MAX_API_BODY: usize = 1024 * 1024;
 /// The most bytes the login form's body may have.
 pub const MAX_LOGIN_BODY: usize = 4 * 1024;
