@@ -286,13 +286,14 @@ fn summary(
             let Some(c) = store.counters(&pipeline.name, &node.name) else {
                 continue;
             };
-            s.dead_lettered += c.dead_lettered_total();
-            s.failed += c.failed_total();
+            // Counts saturate rather than wrap (a unit's may be at the largest already).
+            s.dead_lettered = s.dead_lettered.saturating_add(c.dead_lettered_total());
+            s.failed = s.failed.saturating_add(c.failed_total());
             if first {
-                s.records_in += c.input.records;
+                s.records_in = s.records_in.saturating_add(c.input.records);
             }
             if node.kind == NodeKind::Sink {
-                s.records_out += c.out.records;
+                s.records_out = s.records_out.saturating_add(c.out.records);
             }
         }
     });

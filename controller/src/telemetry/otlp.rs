@@ -329,7 +329,7 @@ pub fn span(environment: &Attributes, seq: u64, unit: &Unit, report: &Report) ->
         ("etl.records.filtered", report.filtered),
         (
             "etl.records.dead_lettered",
-            report.dead_lettered.values().sum(),
+            etl::ops::telemetry::saturating_sum(report.dead_lettered.values().copied()),
         ),
         ("etl.records.failed", report.failed),
     ];
