@@ -639,7 +639,13 @@ fn with_bench_config(manifest: &str) -> anyhow::Result<String> {
         .context("no components")?
     {
         let alerts = component["name"] == "alerts";
-        let Some(config) = component["properties"]["config"].as_sequence_mut() else {
+        // Only where a config list is (steps and sinks; indexing a missing key mutably would
+        // add a null one).
+        let Some(config) = component
+            .get_mut("properties")
+            .and_then(|p| p.get_mut("config"))
+            .and_then(serde_yaml::Value::as_sequence_mut)
+        else {
             continue;
         };
         if alerts {
