@@ -1681,7 +1681,10 @@ mod tests {
 
     #[test]
     fn the_runner_turns_the_harness_retries_off() {
-        let served = served_config(config(&[("etl.in.retries", "5"), ("etl.out.subjects", "a")]));
+        let served = served_config(config(&[
+            ("etl.in.retries", "5"),
+            ("etl.out.subjects", "a"),
+        ]));
         assert_eq!(
             served,
             config(&[("etl.in.retries", "0"), ("etl.out.subjects", "a")])
