@@ -630,10 +630,17 @@ const BENCH_CONFIG: &str = "etl-e2e-bench-alerts";
 /// so its `etl.report.subject` wins when set.
 const BENCH_REPORTS: &str = "etl-e2e-bench-reports";
 
-/// `manifest` (wadm) with [`BENCH_CONFIG`] after the `alerts` sink's own config, and
-/// [`BENCH_REPORTS`] after every step's and sink's.
+/// `manifest` (wadm) as version `<its version>-bench`, with [`BENCH_CONFIG`] after the `alerts`
+/// sink's own config, and [`BENCH_REPORTS`] after every step's and sink's.
 fn with_bench_config(manifest: &str) -> anyhow::Result<String> {
     let mut doc: serde_yaml::Value = serde_yaml::from_str(manifest)?;
+    // A version of its own: wadm refuses a manifest again under a version it has (the
+    // controller put the compiled one).
+    let version = doc["metadata"]["annotations"]["version"]
+        .as_str()
+        .context("no version")?
+        .to_owned();
+    doc["metadata"]["annotations"]["version"] = format!("{version}-bench").into();
     for component in doc["spec"]["components"]
         .as_sequence_mut()
         .context("no components")?
