@@ -272,6 +272,21 @@ pub async fn check_reporting(
         );
     }
 
+    // `etl top --once`: a frame with every unit's line.
+    let frame = controller_etl(env, controller, &["top", "--once"])?;
+    for (unit, c) in &after {
+        let line = frame
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(unit.as_str()))
+            .with_context(|| format!("etl top shows no line for {unit}:\n{frame}"))?;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        ensure!(
+            fields.get(2) == Some(&c.records_in.to_string().as_str()),
+            "etl top: {unit}'s line {line:?}, the API says {} in",
+            c.records_in
+        );
+    }
+
     // The dead letter: listed with its reason, then replayed into parse alone.
     let list = etl_json(
         env,

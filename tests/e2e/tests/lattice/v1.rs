@@ -161,10 +161,13 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
 
     // The figures of docs/PERFORMANCE.md, with the example alone on the lattice (alert-digest
     // would read every alert of the loads). The bench deploys a variant of the manifest by hand
-    // (`alerts` reads a named config the bench changes live, [`BENCH_CONFIG`]), so the
-    // controller is stopped meanwhile; started again, it puts dev back to its bundle.
+    // (`alerts` reads a named config the bench changes live, [`BENCH_CONFIG`], and every unit
+    // [`BENCH_REPORTS`]), so the controller is stopped meanwhile; started again, it puts dev
+    // back to its bundle. The pipeline is undeployed before each switch: wadm 0.21.1's upgrade
+    // of a running application to one whose configs differ left nothing delivered.
     if bench_wanted() {
         dev.stop()?;
+        undeploy(&nats, LATTICE, PIPELINE, None).await?;
         put_config(&nats, LATTICE, BENCH_CONFIG, "none").await?;
         put_config(&nats, LATTICE, BENCH_REPORTS, "reports-on").await?;
         let path = work.join("bench-sensor-ingest.yaml");
@@ -177,6 +180,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
             put_config(&nats, LATTICE, BENCH_CONFIG, mode).await
         })
         .await?;
+        undeploy(&nats, LATTICE, PIPELINE, None).await?;
         dev.restart(&[])?;
         dev.wait_ready(Duration::from_secs(180))?;
         first_record(&source, &mut sinks.archive, &alerts).await?;
