@@ -785,7 +785,6 @@ mod tests {
         project
             .spec
             .spec
-            .spec
             .environments
             .values_mut()
             .next()
