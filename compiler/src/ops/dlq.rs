@@ -156,6 +156,19 @@ async fn ask<T: DeserializeOwned>(
     })
 }
 
+/// For [`ask`] where a 404 means nothing in particular: the controller's plain HTTP error for
+/// `url`.
+fn not_found_as_http(url: String) -> impl FnOnce(String) -> DlqError {
+    move |error| {
+        StatusError::Http {
+            url,
+            code: 404,
+            body: error,
+        }
+        .into()
+    }
+}
+
 /// The dead letters the controller keeps that `query` selects, newest first.
 pub fn list(
     endpoint: &Endpoint,
@@ -185,14 +198,7 @@ pub fn list(
             url.clone(),
             None,
             "a list of dead letters",
-            |error| {
-                StatusError::Http {
-                    url,
-                    code: 404,
-                    body: error,
-                }
-                .into()
-            },
+            not_found_as_http(url),
         )
         .await
     })
@@ -277,14 +283,7 @@ pub fn replay(
             url.clone(),
             Some(body),
             "a replay record",
-            |error| {
-                StatusError::Http {
-                    url,
-                    code: 404,
-                    body: error,
-                }
-                .into()
-            },
+            not_found_as_http(url),
         )
         .await
     })
