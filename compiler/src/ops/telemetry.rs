@@ -664,13 +664,22 @@ mod tests {
         }
     }
 
+    /// The same cases as the harness's own (`harness-components/report`), whose twin of
+    /// [`reason_class`] must give the same classes.
     #[test]
     fn reason_classes() {
         assert_eq!(reason_class("not JSON: expected value"), "not_json");
         assert_eq!(reason_class("egress denied: nope"), "egress_denied");
+        assert_eq!(reason_class("  Rate-Limit 2 : x: y"), "rate-limit_2");
         assert_eq!(reason_class("no colon"), OTHER_CLASS);
         assert_eq!(reason_class(": empty"), OTHER_CLASS);
         assert_eq!(reason_class("Ünicode: x"), OTHER_CLASS);
+        assert_eq!(reason_class("a\tb: tab inside"), OTHER_CLASS);
+        assert_eq!(reason_class("a.b: dot"), OTHER_CLASS);
+        assert_eq!(
+            reason_class(&format!("{}: long", "a".repeat(32))),
+            "a".repeat(32)
+        );
         assert_eq!(
             reason_class(&format!("{}: long", "a".repeat(33))),
             OTHER_CLASS
