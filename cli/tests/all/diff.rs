@@ -99,7 +99,7 @@ fn representative(root: &Path) {
     replace(
         root,
         pipeline,
-        "sha256:950d7b3331c036fd20b17863e895c60c99b392148ea5e9fe57ab70a661a6b63e",
+        "sha256:581c25750c32f3a400e4f59aa60e594075c8d5f91a5791762dadc54591f3151f",
         &enrich,
     );
     let chaos = common::example().join("../../tests/fixtures/chaos/components/chaos.wasm");
@@ -203,7 +203,7 @@ fn a_representative_change_as_markdown_text_and_json() {
         ] => {
             assert_eq!(
                 d.old.as_deref(),
-                Some("sha256:950d7b3331c036fd20b17863e895c60c99b392148ea5e9fe57ab70a661a6b63e")
+                Some("sha256:581c25750c32f3a400e4f59aa60e594075c8d5f91a5791762dadc54591f3151f")
             );
             assert_eq!(reference, "components/enrich.wasm");
         }

@@ -71,7 +71,7 @@ impl World {
         let pipeline = self.dir.path().join("repo/pipelines/sensor-ingest.yaml");
         let text = std::fs::read_to_string(&pipeline).unwrap();
         let enrich = "component: components/enrich.wasm\n      digest: \
-                      sha256:950d7b3331c036fd20b17863e895c60c99b392148ea5e9fe57ab70a661a6b63e";
+                      sha256:581c25750c32f3a400e4f59aa60e594075c8d5f91a5791762dadc54591f3151f";
         let threshold = "component: components/threshold-alert.wasm\n      digest: \
                          sha256:5328554214e738d123c86db70ea8075bb7c7e6a15ac8528c4ddddf5c5c85fafe";
         assert!(text.contains(enrich), "the example's enrich step moved");

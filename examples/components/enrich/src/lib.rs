@@ -13,6 +13,10 @@
 //! forgets them all at once. A fresh instance has seen none: under `etl run`, which turns the
 //! harness's retries off and replaces an instance after a failed call, such a reading always
 //! fails as `transient`.
+//!
+//! A lasting passing fault, for redelivery and its limit: a reading whose `sensor_id` starts
+//! with `broken-` answers `transient("broken: the sensor's calibration service is down")` every
+//! time, so it ends in the dead-letter subject once the platform's deliveries are used up.
 
 wit_bindgen::generate!({
     path: "../../../wit/etl-pipeline",
@@ -51,6 +55,15 @@ impl Guest for Enrich {
             .get("sensor_id")
             .and_then(Value::as_str)
             .is_some_and(|id| id.starts_with("flaky-"));
+        let broken = reading
+            .get("sensor_id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.starts_with("broken-"));
+        if broken {
+            return Err(Error::Transient(
+                "broken: the sensor's calibration service is down".to_string(),
+            ));
+        }
         if flaky && first_sight(&input.payload) {
             return Err(Error::Transient("flaky: first attempt".to_string()));
         }
