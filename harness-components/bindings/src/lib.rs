@@ -101,6 +101,276 @@ pub fn batch_bytes(setting: Option<&str>, default: usize) -> Result<usize, alloc
     }
 }
 
+/// Config key: how an `out` part (and `in-messaging`'s own dead letters) confirm a publish:
+/// `jetstream`, each message is a request answered by the JetStream stream that captures its
+/// subject (a PubAck), checked with [`pub_ack`]; unset or empty, a plain publish.
+pub const CONFIRM: &str = "etl.out.confirm";
+/// Config key: how long a confirmed publish waits for its PubAck, in milliseconds.
+pub const CONFIRM_TIMEOUT: &str = "etl.out.confirm-timeout";
+/// [`CONFIRM_TIMEOUT`] when unset.
+pub const DEFAULT_CONFIRM_TIMEOUT_MS: u32 = 5000;
+
+/// How a publish is confirmed: the values of [`CONFIRM`] and [`CONFIRM_TIMEOUT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// A plain publish: sent is done.
+    None,
+    /// A request whose reply must be a JetStream PubAck, within `timeout_ms`.
+    JetStream {
+        /// How long the request waits, in milliseconds.
+        timeout_ms: u32,
+    },
+}
+
+impl Confirm {
+    /// From the values of [`CONFIRM`] (unset or empty: [`Confirm::None`]; `jetstream`) and
+    /// [`CONFIRM_TIMEOUT`] (unset: [`DEFAULT_CONFIRM_TIMEOUT_MS`]; else a positive whole
+    /// number). `Err` says which key is wrong and how.
+    pub fn from_settings(
+        confirm: Option<&str>,
+        timeout: Option<&str>,
+    ) -> Result<Confirm, alloc::string::String> {
+        match confirm.map(str::trim).unwrap_or_default() {
+            "" => return Ok(Confirm::None),
+            "jetstream" => {}
+            other => {
+                return Err(alloc::format!(
+                    "config `{CONFIRM}` is `{other}`, not `jetstream` (or unset)"
+                ));
+            }
+        }
+        let timeout_ms = match timeout.map(str::trim) {
+            None | Some("") => DEFAULT_CONFIRM_TIMEOUT_MS,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(alloc::format!(
+                        "config `{CONFIRM_TIMEOUT}` is not a positive number of milliseconds: \
+                         `{text}`"
+                    ));
+                }
+            },
+        };
+        Ok(Confirm::JetStream { timeout_ms })
+    }
+}
+
+/// Whether `reply`, the answer to a confirmed publish, is a JetStream PubAck
+/// (`{"stream":"…","seq":…}`, perhaps with `duplicate` and `domain`): `Err` says what it is
+/// instead: the stream's error (`{"error":{"code":…,"description":"…"}}`, its description), or
+/// not a PubAck at all (a core subscriber answered: the message is in no stream). A minimal
+/// reading of the reply's top-level JSON members, without a JSON library in every part.
+pub fn pub_ack(reply: &[u8]) -> Result<(), alloc::string::String> {
+    let shown = || {
+        let text = alloc::string::String::from_utf8_lossy(reply);
+        let mut text: alloc::string::String = text.chars().take(200).collect();
+        if reply.len() > text.len() {
+            text.push('…');
+        }
+        text
+    };
+    let Some(members) = json::members(reply) else {
+        return Err(alloc::format!(
+            "the reply is not a JetStream acknowledgement: `{}`",
+            shown()
+        ));
+    };
+    if let Some((_, error)) = members.iter().find(|(k, _)| k == "error") {
+        let description = json::members(error).and_then(|inner| {
+            let (_, d) = inner.into_iter().find(|(k, _)| k == "description")?;
+            json::string(d)
+        });
+        let text = description
+            .unwrap_or_else(|| alloc::string::String::from_utf8_lossy(error).into_owned());
+        return Err(alloc::format!("the stream refused it: {text}"));
+    }
+    if !members.iter().any(|(k, _)| k == "stream") {
+        return Err(alloc::format!(
+            "the reply is not a JetStream acknowledgement: `{}`",
+            shown()
+        ));
+    }
+    Ok(())
+}
+
+/// Just enough JSON to read a PubAck's top-level members.
+mod json {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    /// The members of a JSON object, each key (unescaped) with its value's exact text; `None`
+    /// when `text` is not one object.
+    pub fn members(text: &[u8]) -> Option<Vec<(String, &[u8])>> {
+        let mut p = Parser { s: text, i: 0 };
+        p.ws();
+        p.eat(b'{')?;
+        let mut out = Vec::new();
+        p.ws();
+        if p.peek() == Some(b'}') {
+            p.i += 1;
+        } else {
+            loop {
+                p.ws();
+                let key = p.string()?;
+                p.ws();
+                p.eat(b':')?;
+                p.ws();
+                let start = p.i;
+                p.value()?;
+                out.push((key, &text[start..p.i]));
+                p.ws();
+                match p.next()? {
+                    b',' => {}
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        p.ws();
+        (p.i == text.len()).then_some(out)
+    }
+
+    /// The value of a JSON string's text; `None` if it is not one string.
+    pub fn string(text: &[u8]) -> Option<String> {
+        let mut p = Parser { s: text, i: 0 };
+        p.ws();
+        let s = p.string()?;
+        p.ws();
+        (p.i == text.len()).then_some(s)
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        i: usize,
+    }
+
+    impl Parser<'_> {
+        fn peek(&self) -> Option<u8> {
+            self.s.get(self.i).copied()
+        }
+
+        fn next(&mut self) -> Option<u8> {
+            let b = self.peek()?;
+            self.i += 1;
+            Some(b)
+        }
+
+        fn eat(&mut self, b: u8) -> Option<()> {
+            (self.next()? == b).then_some(())
+        }
+
+        fn ws(&mut self) {
+            while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                self.i += 1;
+            }
+        }
+
+        /// A string, unescaped (a `\u` escape that is no scalar value becomes U+FFFD).
+        fn string(&mut self) -> Option<String> {
+            self.eat(b'"')?;
+            let mut bytes = Vec::new();
+            loop {
+                match self.next()? {
+                    b'"' => return String::from_utf8(bytes).ok(),
+                    b'\\' => {
+                        let c = match self.next()? {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => {
+                                let hex = self.s.get(self.i..self.i + 4)?;
+                                self.i += 4;
+                                let hex = core::str::from_utf8(hex).ok()?;
+                                let n = u32::from_str_radix(hex, 16).ok()?;
+                                char::from_u32(n).unwrap_or('\u{fffd}')
+                            }
+                            _ => return None,
+                        };
+                        let mut buf = [0; 4];
+                        bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    }
+                    b if b < 0x20 => return None,
+                    b => bytes.push(b),
+                }
+            }
+        }
+
+        /// Skips one value: a string, an object or array (balanced), or a scalar.
+        fn value(&mut self) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.string().map(drop),
+                b'{' | b'[' => {
+                    let mut depth = 0usize;
+                    loop {
+                        match self.peek()? {
+                            b'"' => {
+                                self.string()?;
+                                continue;
+                            }
+                            b'{' | b'[' => depth += 1,
+                            b'}' | b']' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    self.i += 1;
+                                    return Some(());
+                                }
+                            }
+                            _ => {}
+                        }
+                        self.i += 1;
+                    }
+                }
+                _ => {
+                    let start = self.i;
+                    while self.peek().is_some_and(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
+                    }) {
+                        self.i += 1;
+                    }
+                    (self.i > start).then_some(())
+                }
+            }
+        }
+    }
+}
+
+/// Defines `publish_to(subject: &str, body: Vec<u8>, confirm: Confirm) -> Result<(), String>`
+/// in the calling part, on the `wasmcloud:messaging/consumer@0.2.0` bindings [`generate!`]
+/// made there: a plain `publish` ([`Confirm::None`]), or a `request` whose reply must be a
+/// JetStream PubAck ([`pub_ack`]). `Err` is the host's error (a timeout, no responders) or
+/// what the reply was instead.
+#[macro_export]
+macro_rules! publish_to {
+    () => {
+        /// Publishes `body` to `subject`, confirmed as `confirm` says.
+        fn publish_to(
+            subject: &str,
+            body: Vec<u8>,
+            confirm: $crate::Confirm,
+        ) -> Result<(), String> {
+            match confirm {
+                $crate::Confirm::None => wasmcloud::messaging::consumer::publish(
+                    &wasmcloud::messaging::types::BrokerMessage {
+                        subject: subject.to_string(),
+                        body,
+                        reply_to: None,
+                    },
+                ),
+                $crate::Confirm::JetStream { timeout_ms } => {
+                    let reply = wasmcloud::messaging::consumer::request(subject, &body, timeout_ms)
+                        .map_err(|e| format!("no JetStream acknowledgement: {e}"))?;
+                    $crate::pub_ack(&reply.body)
+                }
+            }
+        }
+    };
+}
+
 /// Config key: the unit's secret setting names (`authorization`, `header.X-Api-Key`,
 /// `step.token`, …), a comma list, written by the deployment. Names only: the values come from
 /// the host's secrets (wasmCloud 1.x) or its config store (v2), never from this key.
@@ -239,5 +509,67 @@ mod tests {
         assert_eq!(batch_bytes(Some(" 1024 "), 7), Ok(1024));
         assert!(batch_bytes(Some("0"), 7).is_err());
         assert!(batch_bytes(Some("1k"), 7).is_err());
+    }
+
+    #[test]
+    fn confirm_is_jetstream_or_nothing() {
+        assert_eq!(Confirm::from_settings(None, Some("x")), Ok(Confirm::None));
+        assert_eq!(Confirm::from_settings(Some(" "), None), Ok(Confirm::None));
+        assert_eq!(
+            Confirm::from_settings(Some("jetstream"), None),
+            Ok(Confirm::JetStream { timeout_ms: 5000 })
+        );
+        assert_eq!(
+            Confirm::from_settings(Some(" jetstream "), Some(" 250 ")),
+            Ok(Confirm::JetStream { timeout_ms: 250 })
+        );
+        assert_eq!(
+            Confirm::from_settings(Some("core"), None).unwrap_err(),
+            "config `etl.out.confirm` is `core`, not `jetstream` (or unset)"
+        );
+        assert_eq!(
+            Confirm::from_settings(Some("jetstream"), Some("0")).unwrap_err(),
+            "config `etl.out.confirm-timeout` is not a positive number of milliseconds: `0`"
+        );
+    }
+
+    #[test]
+    fn a_pub_ack_names_its_stream_and_has_no_error() {
+        assert_eq!(pub_ack(br#"{"stream":"ETL_DATA_p_q","seq":42}"#), Ok(()));
+        assert_eq!(
+            pub_ack(b" {\"stream\" : \"S\", \"domain\":\"hub\", \"seq\":1, \"duplicate\":true} "),
+            Ok(())
+        );
+        assert_eq!(
+            pub_ack(
+                br#"{"error":{"code":503,"err_code":10077,"description":"maximum bytes exceeded"},"stream":"S","seq":0}"#
+            )
+            .unwrap_err(),
+            "the stream refused it: maximum bytes exceeded"
+        );
+        assert_eq!(
+            pub_ack(br#"{"error":"nope \"x\""}"#).unwrap_err(),
+            "the stream refused it: \"nope \\\"x\\\"\""
+        );
+        for not_ack in [
+            &b""[..],
+            b"+OK",
+            b"{}",
+            br#"{"seq":1}"#,
+            br#"{"stream":"S","seq":1"#,
+            br#"{"stream":"S"} x"#,
+            br#"["stream"]"#,
+        ] {
+            let e = pub_ack(not_ack).unwrap_err();
+            assert!(
+                e.starts_with("the reply is not a JetStream acknowledgement"),
+                "{e}"
+            );
+        }
+        // Nested values, escapes and strings holding brackets are skipped whole.
+        assert_eq!(
+            pub_ack(br#"{"a":[1,{"b":"}]"}],"k\u0065y":"\"","stream":"S","seq":-1.5e3}"#),
+            Ok(())
+        );
     }
 }

@@ -17,9 +17,9 @@
 //!
 //! | outcomes | status |
 //! | --- | --- |
-//! | every record `ok` (or the batch is empty), delivered | 202 |
+//! | every record `ok` (or the batch is empty), delivered (and confirmed) | 202 |
 //! | some records `invalid`: they are dead-lettered, the rest delivered | 400, a line per rejected record |
-//! | `deliver` fails | 500 with its error |
+//! | `deliver` fails (a publish refused or, with `etl.out.confirm`, not confirmed) | 503 with its error |
 //! | a record still `transient` after the retries: nothing of the batch is delivered | 503 with the reason |
 //!
 //! A record whose transform answers `transient` is transformed again, up to `etl.in.retries`
@@ -250,9 +250,11 @@ fn transform_batch(batch: Accepted, report: &mut Batch<WasiClock>) -> Reply {
     match deliver(&outcomes) {
         Ok(()) if rejected.is_empty() => Reply::new(202, ""),
         Ok(()) => Reply::new(400, rejected),
+        // A publish refused or not confirmed (`etl.out.confirm`): the client's retry sends the
+        // batch again, whose outputs before the failure may then be duplicated.
         Err(e) => {
             report.fail(Failure::Delivery);
-            Reply::new(500, format!("{rejected}{e}\n"))
+            Reply::new(503, format!("{rejected}{e}\n"))
         }
     }
 }

@@ -12,6 +12,14 @@
 //!   handler stops and returns the error, naming the record, and delivers **nothing** of the
 //!   batch, so a redelivered message cannot duplicate any output.
 //!
+//! A message a JetStream consumer delivered (its `reply-to` is a `$JS.ACK.` subject, parsed by
+//! `etl_harness_report::ack`) is answered on that subject (docs/harness.md#delivery): `+ACK`
+//! once its outcomes were delivered; `-NAK {"delay":<ns>}` (`etl.in.redelivery-backoff`) when a
+//! record stayed `transient` or the delivery failed; on the last delivery
+//! (`etl.in.max-deliver`) each record that still fails is published by this part as a dead
+//! letter to `etl.in.dead-letter` (headers `etl-error` and `etl-deliveries`), the others
+//! delivered, then `+ACK`. Any other message is not answered.
+//!
 //! Then, when `etl.report.subject` is set, it publishes the batch's report there
 //! (docs/reporting.md); a report that cannot be published is a line on stderr, not an error.
 //!
@@ -22,6 +30,7 @@
 
 etl_harness_bindings::generate!("etl:platform/in-messaging");
 etl_harness_bindings::config_error_text!();
+etl_harness_bindings::publish_to!();
 etl_harness_report::wasi_clock!();
 etl_harness_report::publish_report!("etl in-messaging");
 
@@ -29,6 +38,8 @@ use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
 use etl::platform::emit::{Outcome, Rejected, deliver};
 use etl_envelope::Batched;
+use etl_harness_bindings::{CONFIRM, CONFIRM_TIMEOUT, Confirm, pack};
+use etl_harness_report::ack::{self, Redelivery, Settle};
 use etl_harness_report::{Batch, Failure, REPORT_SUBJECT, RETRIES, RETRY_BACKOFF, Retry};
 use exports::wasmcloud::messaging::handler::Guest;
 use wasi::config::runtime;
@@ -36,20 +47,38 @@ use wasmcloud::messaging::types::BrokerMessage;
 
 /// The header that carries the envelope's trace context to the transform.
 const TRACEPARENT: &str = "traceparent";
+/// The largest message the last delivery's dead letters are packed into, in bytes: well inside
+/// NATS's default 1 MiB `max_payload`, as `out-messaging`'s default.
+const DEAD_LETTER_BYTES: usize = 512 * 1024;
 
 struct InMessaging;
 
 impl Guest for InMessaging {
     fn handle_message(msg: BrokerMessage) -> Result<(), String> {
+        // A JetStream delivery (docs/harness.md#delivery): its ack subject and count.
+        let delivery = ack::delivered(msg.reply_to.as_deref()).and_then(|count| {
+            Some(Delivery {
+                count,
+                subject: msg.reply_to.clone()?,
+            })
+        });
         let mut report = Batch::begin(WasiClock);
+        // An envelope that cannot be read, or settings that cannot be, are not acknowledged:
+        // JetStream redelivers the message after `ack_wait`, and after `max_deliver` deliveries
+        // the controller moves it to the dead letters.
         let batch = etl_envelope::decode_batch(&msg.body).map_err(|e| {
             format!(
                 "etl in-messaging: the message on subject `{}` is not an etl envelope: {e}",
                 msg.subject
             )
         })?;
-        let settings = Settings::read(&msg.subject)?;
-        let result = handle(batch, &msg.subject, &settings.retry, &mut report);
+        let settings = Settings::read(&msg.subject, delivery.is_some())?;
+        let result = match &delivery {
+            None => handle(batch, &msg.subject, &settings.retry, &mut report),
+            Some(delivery) => {
+                handle_delivery(batch, &msg.subject, &settings, delivery, &mut report)
+            }
+        };
         if let Some(subject) = settings.report {
             publish_report(subject, report.report(&msg.subject));
         }
@@ -57,17 +86,32 @@ impl Guest for InMessaging {
     }
 }
 
+/// A message a JetStream consumer delivered.
+struct Delivery {
+    /// Its delivery count: 1 for the first.
+    count: u64,
+    /// Its ack subject (`$JS.ACK.…`).
+    subject: String,
+}
+
 /// What one call reads from `wasi:config/runtime`.
 struct Settings {
     retry: Retry,
     /// Where the batch's report goes, if anywhere.
     report: Option<String>,
+    /// How often and when a JetStream delivery comes again (defaults for other messages).
+    redelivery: Redelivery,
+    /// Where the last delivery's still-failing records go.
+    dead_letter: Option<String>,
+    /// How those dead letters are confirmed.
+    confirm: Confirm,
 }
 
 impl Settings {
     /// The settings, or an error for the message on `subject` if they cannot be read or a
-    /// retry setting is not a whole number.
-    fn read(subject: &str) -> Result<Settings, String> {
+    /// retry setting is not a whole number. The redelivery settings are read for a JetStream
+    /// delivery only.
+    fn read(subject: &str, jetstream: bool) -> Result<Settings, String> {
         let get = |key: &str| {
             runtime::get(key).map_err(|e| {
                 format!(
@@ -77,14 +121,35 @@ impl Settings {
                 )
             })
         };
+        let wrong = |e: &dyn std::fmt::Display| {
+            format!("etl in-messaging: {e}: the message on subject `{subject}` was not handled")
+        };
         let retry = Retry::from_settings(get(RETRIES)?.as_deref(), get(RETRY_BACKOFF)?.as_deref())
-            .map_err(|e| {
-                format!("etl in-messaging: {e}: the message on subject `{subject}` was not handled")
-            })?;
+            .map_err(|e| wrong(&e))?;
         let report = get(REPORT_SUBJECT)?
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
-        Ok(Settings { retry, report })
+        let mut settings = Settings {
+            retry,
+            report,
+            redelivery: Redelivery::default(),
+            dead_letter: None,
+            confirm: Confirm::None,
+        };
+        if jetstream {
+            settings.redelivery = Redelivery::from_settings(
+                get(ack::MAX_DELIVER)?.as_deref(),
+                get(ack::REDELIVERY_BACKOFF)?.as_deref(),
+            )
+            .map_err(|e| wrong(&e))?;
+            settings.dead_letter = get(ack::DEAD_LETTER)?
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            settings.confirm =
+                Confirm::from_settings(get(CONFIRM)?.as_deref(), get(CONFIRM_TIMEOUT)?.as_deref())
+                    .map_err(|e| wrong(&e))?;
+        }
+        Ok(settings)
     }
 }
 
@@ -119,13 +184,7 @@ fn handle(
             }
             Err(Error::Transient(reason)) => {
                 report.fail(Failure::Transient);
-                return Err(format!(
-                    "etl in-messaging: transient error in the transform of record {} of {count} \
-                     of the message on subject `{subject}`{} (nothing of the batch was \
-                     delivered): {reason}",
-                    i + 1,
-                    retried(retry.retries)
-                ));
+                return Err(transient_error(i, count, subject, retry, "", &reason));
             }
         });
     }
@@ -133,6 +192,235 @@ fn handle(
         return Ok(());
     }
     deliver(&outcomes).inspect_err(|_| report.fail(Failure::Delivery))
+}
+
+/// [`handle`] for a JetStream delivery: the same, and then the answer to JetStream on the
+/// message's ack subject. Delivered: `+ACK`. A record still `transient` (nothing of the batch is
+/// delivered) or a failed delivery: `-NAK` with the redelivery delay, unless this is the last
+/// delivery; then every record that still fails is published as a dead letter of its own (to
+/// `etl.in.dead-letter`, reason `transient: …` or `delivery: …`, with its delivery count), the
+/// others' outcomes are delivered, and `+ACK`.
+fn handle_delivery(
+    batch: Vec<Batched>,
+    subject: &str,
+    settings: &Settings,
+    delivery: &Delivery,
+    report: &mut Batch<WasiClock>,
+) -> Result<(), String> {
+    for b in &batch {
+        report.input(b.envelope.payload.len(), b.envelope.traceparent.as_deref());
+    }
+    let count = batch.len();
+    let n = delivery.count;
+    let last = settings.redelivery.is_last(n);
+    let mut outcomes = Vec::with_capacity(count);
+    // On the last delivery, every input (a dead letter if it still fails) and each still
+    // `transient` one's reason.
+    let mut inputs = Vec::new();
+    let mut transient: Vec<Option<String>> = Vec::new();
+    for (i, b) in batch.into_iter().enumerate() {
+        let input = record(b.envelope);
+        let answer = report.call(
+            &settings.retry,
+            || transform(&input),
+            |answer| matches!(answer, Err(Error::Transient(_))),
+        );
+        if last {
+            inputs.push(input.clone());
+            transient.push(None);
+        }
+        outcomes.push(match answer {
+            Ok(outputs) => {
+                report.outputs(outputs.iter().map(|o| o.payload.len()));
+                Outcome::Outputs(outputs)
+            }
+            Err(Error::Invalid(reason)) => {
+                report.dead_lettered(&reason);
+                Outcome::Invalid(Rejected { input, reason })
+            }
+            Err(Error::Transient(reason)) if last => {
+                // Dead-lettered below; its place in the batch keeps the others' origins.
+                report.dead_lettered(&ack::transient_reason(&reason));
+                transient[i] = Some(reason);
+                Outcome::Outputs(Vec::new())
+            }
+            Err(Error::Transient(reason)) => {
+                report.fail(Failure::Transient);
+                let Settle::Nak(delay) = settings.redelivery.settle(n, true) else {
+                    unreachable!("not the last delivery");
+                };
+                let how = redelivered(n, &settings.redelivery, delay);
+                let error = transient_error(i, count, subject, &settings.retry, &how, &reason);
+                return Err(answer_jetstream(delivery, &ack::nak(delay), error));
+            }
+        });
+    }
+    let failed = if outcomes.is_empty() {
+        None
+    } else {
+        deliver(&outcomes).err()
+    };
+    let still_failing = failed.is_some() || transient.iter().any(Option::is_some);
+    match settings.redelivery.settle(n, still_failing) {
+        Settle::Ack => answer_jetstream(delivery, ack::ACK, Ok(())),
+        Settle::Nak(delay) => {
+            report.fail(Failure::Delivery);
+            let error = format!(
+                "{}{}",
+                failed.unwrap_or_default(),
+                redelivered(n, &settings.redelivery, delay)
+            );
+            Err(answer_jetstream(delivery, &ack::nak(delay), error))
+        }
+        Settle::DeadLetter => {
+            let reasons: Vec<Option<String>> = match &failed {
+                // Every record: those still transient as such, the others' outcomes undelivered.
+                Some(error) => {
+                    report.undelivered();
+                    transient
+                        .into_iter()
+                        .map(|t| {
+                            let reason = match t {
+                                Some(t) => ack::transient_reason(&t),
+                                None => ack::delivery_reason(error),
+                            };
+                            report.dead_lettered(&reason);
+                            Some(reason)
+                        })
+                        .collect()
+                }
+                None => transient
+                    .into_iter()
+                    .map(|t| t.map(|t| ack::transient_reason(&t)))
+                    .collect(),
+            };
+            let dead: Vec<Batched> = (0u32..)
+                .zip(inputs)
+                .zip(reasons)
+                .filter_map(|((origin, input), reason)| {
+                    let mut envelope = envelope(input);
+                    envelope
+                        .headers
+                        .push((ack::ERROR_HEADER.to_string(), reason?));
+                    envelope
+                        .headers
+                        .push((ack::DELIVERIES_HEADER.to_string(), n.to_string()));
+                    Some(Batched { origin, envelope })
+                })
+                .collect();
+            match dead_letter(&dead, settings) {
+                Ok(()) => answer_jetstream(delivery, ack::ACK, Ok(())),
+                Err(e) => {
+                    report.fail(Failure::Delivery);
+                    let delay = settings.redelivery.delay(n);
+                    let error = format!(
+                        "etl in-messaging: the last delivery ({n}) of the message on subject \
+                         `{subject}` could not dead-letter its {} failing record(s): {e}{}",
+                        dead.len(),
+                        failed
+                            .map(|f| format!(" (its delivery failed: {f})"))
+                            .unwrap_or_default()
+                    );
+                    Err(answer_jetstream(delivery, &ack::nak(delay), error))
+                }
+            }
+        }
+    }
+}
+
+/// Publishes the last delivery's dead letters to `etl.in.dead-letter`, confirmed as
+/// `etl.out.confirm` says, in messages of at most [`DEAD_LETTER_BYTES`].
+fn dead_letter(dead: &[Batched], settings: &Settings) -> Result<(), String> {
+    let Some(subject) = &settings.dead_letter else {
+        return Err(format!("config `{}` is not set", ack::DEAD_LETTER));
+    };
+    let total = dead.len();
+    // 1 version byte and a count of at most 5.
+    for run in pack(
+        dead.iter().map(etl_envelope::batched_len),
+        6,
+        DEAD_LETTER_BYTES,
+    ) {
+        let body = etl_envelope::encode_batch(&dead[run.clone()]);
+        publish_to(subject, body, settings.confirm).map_err(|e| {
+            format!(
+                "publishing dead letter(s) {}–{} of {total} to `{subject}` failed: {e}",
+                run.start + 1,
+                run.end
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Answers JetStream with `body` on the delivery's ack subject, then gives `result`; if the
+/// answer cannot be published, an error that says so instead (JetStream redelivers the
+/// message after `ack_wait`).
+fn answer_jetstream<T>(delivery: &Delivery, body: &[u8], result: T) -> T
+where
+    T: AckResult,
+{
+    match publish_to(&delivery.subject, body.to_vec(), Confirm::None) {
+        Ok(()) => result,
+        Err(e) => result.with_unanswered(format!(
+            "etl in-messaging: the answer `{}` to `{}` was not published (the message comes \
+             again after the consumer's ack_wait): {e}",
+            String::from_utf8_lossy(body),
+            delivery.subject
+        )),
+    }
+}
+
+/// What [`answer_jetstream`] gives back: the handler's result, or an error text.
+trait AckResult {
+    /// This, with the ack that could not be published.
+    fn with_unanswered(self, why: String) -> Self;
+}
+
+impl AckResult for Result<(), String> {
+    fn with_unanswered(self, why: String) -> Self {
+        match self {
+            Ok(()) => Err(why),
+            Err(e) => Err(format!("{e}; {why}")),
+        }
+    }
+}
+
+impl AckResult for String {
+    fn with_unanswered(self, why: String) -> Self {
+        format!("{self}; {why}")
+    }
+}
+
+/// The error of a record still `transient` after its retries: record `i` (0-based) of
+/// `count` of the message on `subject`, `how` says what comes next.
+fn transient_error(
+    i: usize,
+    count: usize,
+    subject: &str,
+    retry: &Retry,
+    how: &str,
+    reason: &str,
+) -> String {
+    format!(
+        "etl in-messaging: transient error in the transform of record {} of {count} of the \
+         message on subject `{subject}`{} (nothing of the batch was delivered{how}): {reason}",
+        i + 1,
+        retried(retry.retries)
+    )
+}
+
+/// How an error of delivery `n` says it is delivered again: `; delivery 2 of 5, asked again
+/// in 1000 ms`.
+fn redelivered(n: u64, redelivery: &Redelivery, delay: std::time::Duration) -> String {
+    let of = redelivery
+        .max_deliver
+        .map(|m| format!(" of {m}"))
+        .unwrap_or_default();
+    format!(
+        "; delivery {n}{of}, asked again in {} ms",
+        delay.as_millis()
+    )
 }
 
 /// How a `transient` error says that it was retried: ` after 2 retries`, or nothing.
@@ -154,6 +442,22 @@ fn record(envelope: etl_envelope::Envelope) -> Message {
         key: envelope.key,
         payload: envelope.payload,
         headers,
+    }
+}
+
+/// The envelope of a record as it came (the inverse of [`record`]): its last `traceparent`
+/// header moves back into the trace-context field.
+fn envelope(message: Message) -> etl_envelope::Envelope {
+    let mut headers = message.headers;
+    let traceparent = headers
+        .iter()
+        .rposition(|(name, _)| name.eq_ignore_ascii_case(TRACEPARENT))
+        .map(|i| headers.remove(i).1);
+    etl_envelope::Envelope {
+        key: message.key,
+        payload: message.payload,
+        headers,
+        traceparent,
     }
 }
 

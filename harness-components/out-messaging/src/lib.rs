@@ -12,6 +12,11 @@
 //! - each rejected input, with the header `etl-error` = the reason appended, the same way to
 //!   the subject in `etl.out.dead-letter`.
 //!
+//! With `etl.out.confirm` = `jetstream` every message is a `request`
+//! (`etl.out.confirm-timeout` ms, default 5000) whose reply must be the JetStream PubAck of the
+//! stream that captures its subject; a reply with an `error` member, another reply, a timeout or
+//! "no responders" is a failed publish. Unset: a plain `publish`.
+//!
 //! Every setting is read and checked before anything is published. A record is never dropped
 //! silently: a missing setting or a failed publish is an error, which the `in` part returns to
 //! the broker. The last header named `traceparent` (ASCII case-insensitive) becomes the
@@ -19,15 +24,16 @@
 
 etl_harness_bindings::generate!("etl:platform/out-messaging");
 etl_harness_bindings::config_error_text!();
+etl_harness_bindings::publish_to!();
 
 use etl::pipeline::types::Message;
 use etl_envelope::{Batched, Envelope};
-use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, mode, pack};
+use etl_harness_bindings::{
+    BATCH, BATCH_BYTES, CONFIRM, CONFIRM_TIMEOUT, Confirm, batch_bytes, mode, pack,
+};
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::{Outcome, Rejected};
 use wasi::config::runtime;
-use wasmcloud::messaging::consumer::publish;
-use wasmcloud::messaging::types::BrokerMessage;
 
 /// Config key: the subjects every output is published to (comma list).
 const SUBJECTS: &str = "etl.out.subjects";
@@ -92,23 +98,42 @@ impl Guest for OutMessaging {
             == "none";
         let max = batch_bytes(config(BATCH_BYTES)?.as_deref(), DEFAULT_BATCH_BYTES)
             .map_err(|why| format!("etl out-messaging: {why}"))?;
-        send(&outputs, &subjects, per_record, max, "output")?;
+        let confirm = Confirm::from_settings(
+            config(CONFIRM)?.as_deref(),
+            config(CONFIRM_TIMEOUT)?.as_deref(),
+        )
+        .map_err(|why| format!("etl out-messaging: {why}"))?;
+        let how = Sending {
+            per_record,
+            max,
+            confirm,
+        };
+        send(&outputs, &subjects, &how, "output")?;
         if let Some(subject) = dead_subject {
-            send(&dead, &[subject.as_str()], per_record, max, "dead letter")?;
+            send(&dead, &[subject.as_str()], &how, "dead letter")?;
         }
         Ok(())
     }
 }
 
-/// Publishes `records` to every subject: one message per record, or as few as `max` bytes a
-/// message allows. `what` names the records in an error.
-fn send(
-    records: &[Batched],
-    subjects: &[&str],
+/// How a batch's records are published.
+struct Sending {
+    /// One message per record (`etl.out.batch` = `none`).
     per_record: bool,
+    /// The largest message, in bytes (`etl.out.batch-bytes`).
     max: usize,
-    what: &str,
-) -> Result<(), String> {
+    /// How each publish is confirmed (`etl.out.confirm`).
+    confirm: Confirm,
+}
+
+/// Publishes `records` to every subject: one message per record, or as few as `max` bytes a
+/// message allows, each confirmed as `how` says. `what` names the records in an error.
+fn send(records: &[Batched], subjects: &[&str], how: &Sending, what: &str) -> Result<(), String> {
+    let Sending {
+        per_record,
+        max,
+        confirm,
+    } = *how;
     let runs = if per_record {
         (0..records.len()).map(|i| i..i + 1).collect()
     } else {
@@ -119,12 +144,7 @@ fn send(
     for run in runs {
         let body = etl_envelope::encode_batch(&records[run.clone()]);
         for subject in subjects {
-            publish(&BrokerMessage {
-                subject: (*subject).to_string(),
-                body: body.clone(),
-                reply_to: None,
-            })
-            .map_err(|e| {
+            publish_to(subject, body.clone(), confirm).map_err(|e| {
                 format!(
                     "etl out-messaging: publishing {what}(s) {}–{} of {total} to `{subject}` failed: {e}",
                     run.start + 1,

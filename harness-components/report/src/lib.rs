@@ -9,6 +9,8 @@
 //! ([`PROCESS_BUCKETS`]) and the limits ([`MAX_CLASSES`], [`MAX_TRACEPARENTS`]) are the
 //! controller's (`compiler/src/ops/telemetry.rs`): keep them in step.
 
+pub mod ack;
+
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::time::Duration;
@@ -372,6 +374,18 @@ impl<C: Clock> Batch<C> {
             Some((_, n)) => *n += 1,
             None => self.dead_lettered.push((class, 1)),
         }
+    }
+
+    /// What was counted as delivered (outputs, produced, filtered, dead-lettered) was not after
+    /// all: the last delivery's `deliver` failed, and each record is dead-lettered by the `in`
+    /// part instead ([`Batch::dead_lettered`] again, with a `delivery:` reason). The inputs and
+    /// the transform's calls stay counted.
+    pub fn undelivered(&mut self) {
+        self.outputs = 0;
+        self.output_bytes = 0;
+        self.produced = 0;
+        self.filtered = 0;
+        self.dead_lettered.clear();
     }
 
     /// The batch failed: none of it was delivered.
@@ -827,6 +841,46 @@ mod tests {
              \"deadLettered\":{},\"failed\":0,\"failure\":null,\"transient\":0,\"retries\":0,\
              \"process\":{\"sum\":0.001,\"buckets\":[0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0]},\
              \"traceparents\":[]}"
+        );
+    }
+
+    #[test]
+    fn the_last_deliverys_dead_letters_balance_the_report() {
+        // Records 1 and 3 delivered, 2 still transient: dead-lettered as `transient`.
+        let clock = Fake::default();
+        let mut batch = Batch::begin(&clock);
+        for _ in 0..3 {
+            batch.input(2, None);
+        }
+        batch.outputs([2]);
+        batch.dead_lettered(&ack::transient_reason("busy"));
+        batch.outputs([]);
+        let report = parsed(&batch, "s");
+        assert_eq!(report["deadLettered"], json!({"transient": 1}));
+        assert_eq!(
+            (&report["produced"], &report["filtered"]),
+            (&json!(1), &json!(1))
+        );
+        assert_eq!(report["out"], json!({"records": 1, "bytes": 2}));
+        // Then `deliver` failed: every record is a dead letter of class `delivery`, the one
+        // still transient keeps its class.
+        batch.undelivered();
+        batch.dead_lettered(&ack::transient_reason("busy"));
+        batch.dead_lettered(&ack::delivery_reason("publishing failed"));
+        batch.dead_lettered(&ack::delivery_reason("publishing failed"));
+        let report = parsed(&batch, "s");
+        assert_eq!(
+            report["deadLettered"],
+            json!({"transient": 1, "delivery": 2})
+        );
+        assert_eq!(
+            (&report["produced"], &report["filtered"]),
+            (&json!(0), &json!(0))
+        );
+        assert_eq!(report["out"], json!({"records": 0, "bytes": 0}));
+        assert_eq!(
+            (&report["failed"], &report["failure"]),
+            (&json!(0), &Value::Null)
         );
     }
 }
