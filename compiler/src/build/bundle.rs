@@ -213,7 +213,21 @@ mod tests {
             })
             .collect();
         assert_eq!(prod.files, dist);
-        assert_eq!(prod.files.len(), 3);
+        // The listener's and the pipeline's wadm manifests, its WorkloadDeployments, and its
+        // JetStream stream and consumers (delivery is at least once by default).
+        assert_eq!(
+            prod.files.keys().collect::<Vec<_>>(),
+            [
+                "jetstream/sensor-ingest.json",
+                "k8s/sensor-ingest.yaml",
+                "wadm/iot-sensors-http-listener.yaml",
+                "wadm/sensor-ingest.yaml"
+            ]
+        );
+        assert_eq!(
+            prod.files["jetstream/sensor-ingest.json"],
+            app.jetstream.as_ref().unwrap().to_json()
+        );
     }
 
     #[test]
@@ -313,16 +327,15 @@ mod tests {
                 "{reader}"
             );
         }
-        // A sink reports, and has nothing to replay and no customer.
+        // A sink reports, and has nothing to replay and no customer. Read through JetStream,
+        // it dead-letters what still fails on the last delivery: the controller shows those.
         let alerts = node("alerts");
         assert_eq!(
             alerts.report.as_deref(),
             Some(format!("{}.staging", subject("report", "alerts")).as_str())
         );
-        assert_eq!(
-            (&alerts.dead_letter, &alerts.replay, &alerts.component),
-            (&None, &None, &None)
-        );
+        assert_eq!(alerts.dead_letter, Some(subject("dlq", "alerts")));
+        assert_eq!((&alerts.replay, &alerts.component), (&None, &None));
         // Each unit's report subject is the one its manifest configures.
         let app = &plan.deployments["staging"]["sensor-ingest"];
         for c in &app.components {

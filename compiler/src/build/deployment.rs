@@ -12,6 +12,8 @@
 //! it in the same environment. Every unit reports each batch to its [`report_subject`]
 //! (configuration key [`REPORT_SUBJECT`]), and every step also listens on its
 //! [`replay_subject`], where the controller replays its dead letters (`docs/reporting.md`).
+//! In an environment whose delivery is at least once (the default), the units read the subjects
+//! a JetStream stream captures through consumers of that stream ([`crate::build::jetstream`]).
 //!
 //! Secret settings (`{secret: KEY}`) are kept apart from the configuration, as setting name →
 //! secret key (never a value): those the composed component reads itself ([`reads_secret`]: a
@@ -100,11 +102,14 @@ pub struct UnitDeployment {
     /// subject (or topic) that node's records reach it on, `http` for the HTTP source.
     pub inputs: Vec<(String, String)>,
     /// Subjects it consumes (through `in-messaging`): those of its `from:` in order, then a
-    /// step's [`UnitDeployment::replay`] subject.
+    /// step's [`UnitDeployment::replay`] subject. In an at-least-once environment the subjects
+    /// a JetStream stream captures are replaced by the one its consumers deliver to
+    /// ([`crate::build::jetstream::apply`]).
     pub subscriptions: Vec<String>,
     /// Subjects its outputs are published to (`etl.out.subjects`), for messaging outputs.
     pub publishes: Vec<String>,
-    /// Its dead-letter subject (steps only).
+    /// Its dead-letter subject: a step's; a sink's too when it reads through JetStream (what
+    /// still fails on the last delivery goes there).
     pub dead_letter: Option<String>,
     /// The subject its dead letters are replayed to, which it subscribes to (steps only).
     pub replay: Option<String>,
@@ -537,7 +542,7 @@ pub fn deploy(
             link_secrets,
         });
     }
-    Ok(Deployment {
+    let mut deployment = Deployment {
         project: project_name,
         environment: environment.to_owned(),
         lattice: env.lattice.clone(),
@@ -554,7 +559,11 @@ pub fn deploy(
             secrets: source_settings.secrets,
         },
         units,
-    })
+    };
+    if env.delivery.at_least_once() {
+        crate::build::jetstream::apply(&mut deployment, &env.delivery);
+    }
+    Ok(deployment)
 }
 
 /// The subject `upstream` publishes to in `environment`, for the `pipeline` source `unit`: a
@@ -702,20 +711,38 @@ mod tests {
                     from: "parse".to_owned(),
                 })
             );
-            // Its first step subscribes to that subject, as `orders`' own sink does (and to its
+            // Its first step reads that subject, as `orders`' own sink does: through a consumer
+            // of `orders`' stream, delivering to the step's own subject (and it subscribes to its
             // own replay subject).
             let step = &audit.units[0];
             assert_eq!(
                 step.subscriptions,
-                ["etl.relay.orders.out.parse", "etl.relay.audit.replay.audit"]
+                [
+                    "etl.relay.audit.deliver.audit",
+                    "etl.relay.audit.replay.audit"
+                ]
             );
             assert_eq!(
                 step.inputs,
                 [("etl.relay.orders.out.parse".to_owned(), "parsed".to_owned())]
             );
             assert!(!step.http);
-            // `pipeline` and `from` are not connector configuration.
-            assert!(step.config.keys().all(|k| !k.starts_with("etl.in.")));
+            // `pipeline` and `from` are not connector configuration: the only `etl.in.*` keys
+            // are those of delivery through JetStream.
+            let keys: Vec<&str> = step
+                .config
+                .keys()
+                .filter(|k| k.starts_with("etl.in."))
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                [
+                    "etl.in.dead-letter",
+                    "etl.in.max-deliver",
+                    "etl.in.redelivery-backoff"
+                ]
+            );
         }
     }
 
@@ -774,7 +801,8 @@ mod tests {
                 archive.inputs,
                 [("etl.relay.orders.out.parse".to_owned(), "parse".to_owned())]
             );
-            assert_eq!(archive.subscriptions, ["etl.relay.orders.out.parse"]);
+            // Read through `orders`' stream, delivered to its own subject.
+            assert_eq!(archive.subscriptions, ["etl.relay.orders.deliver.archive"]);
         }
     }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::emit::{self, Application};
 use crate::build::generation::Generation;
+use crate::build::jetstream::JetStream;
 use crate::build::resolve;
 use crate::oci::claims::Claims;
 use crate::util::io::IoError;
@@ -301,8 +302,10 @@ pub fn recorded_registry(dist: &Path) -> Result<String, NoRegistry> {
 
 /// The manifest files of the applications `apps` (by pipeline) of `env`, by path under `dist/`:
 /// for each pipeline `<env>/wadm/<pipeline>.yaml` (wasmCloud 1.x) and `<env>/k8s/<pipeline>.yaml`
-/// (wasmCloud v2), and `<env>/wadm/<name>.yaml` for each shared application they reference (the
-/// environment's HTTP listener, which wadm must deploy before them).
+/// (wasmCloud v2), `<env>/jetstream/<pipeline>.json` for each one delivered at least once (its
+/// stream and consumers, [`JetStream`]), and `<env>/wadm/<name>.yaml` for each shared
+/// application they reference (the environment's HTTP listener, which wadm must deploy before
+/// them).
 pub fn manifest_files(
     env: &str,
     apps: &BTreeMap<String, Application>,
@@ -317,6 +320,12 @@ pub fn manifest_files(
             format!("{env}/k8s/{pipeline}.yaml"),
             emit::k8s::manifests(app).into_bytes(),
         );
+        if let Some(jetstream) = &app.jetstream {
+            files.insert(
+                format!("{env}/{}", JetStream::path(pipeline)),
+                jetstream.to_json(),
+            );
+        }
     }
     for (name, app) in emit::shared_applications(apps.values()) {
         files.insert(

@@ -2,7 +2,8 @@
 //!
 //! The stages, in order: [`resolve`] (customer components by digest, checked against the
 //! [`contract`] and the policy) → [`compose`] (each step between its [`harness`] parts) →
-//! [`deployment`] (how each pipeline runs in each environment) → [`emit`] (wadm applications and
+//! [`deployment`] (how each pipeline runs in each environment, with its [`jetstream`] stream and
+//! consumers when delivery is at least once) → [`emit`] (wadm applications and
 //! v2 `WorkloadDeployment`s, and the OCI artifacts) → [`dist`] (`plan.json`) → [`bundle`] (each
 //! environment's deployment bundle, packaged with the artifacts in `oci/`). [`claims`] gives
 //! the 1.x artifacts their wascap claims when an account key is given; [`provenance`] finds the
@@ -17,6 +18,7 @@ pub mod dist;
 pub mod emit;
 pub mod generation;
 pub mod harness;
+pub mod jetstream;
 pub mod provenance;
 pub mod resolve;
 

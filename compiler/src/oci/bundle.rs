@@ -7,7 +7,8 @@
 //! A bundle is an image manifest ([`MANIFEST_MEDIA_TYPE`]) whose config blob is the facts
 //! ([`CONFIG_MEDIA_TYPE`], canonical JSON) and whose layers are the manifest files, one layer per
 //! file, each titled with its path in the bundle (`wadm/<pipeline>.yaml`,
-//! `k8s/<pipeline>.yaml`), in path order. Its bytes depend only on the facts and the files:
+//! `k8s/<pipeline>.yaml`, and `jetstream/<pipeline>.json` when the environment's delivery is at
+//! least once), in path order. Its bytes depend only on the facts and the files:
 //! no time, no host. Nothing here knows about pipelines beyond the facts' shape.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,11 @@ pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.etl.bundle.config.v1+json";
 pub const WADM_MEDIA_TYPE: &str = "application/vnd.etl.bundle.wadm.v1+yaml";
 /// Media type of a `WorkloadDeployment` manifest stream in a bundle (`k8s/…`).
 pub const K8S_MEDIA_TYPE: &str = "application/vnd.etl.bundle.k8s.v1+yaml";
+/// Media type of a pipeline's JetStream stream and consumers in a bundle
+/// (`jetstream/<pipeline>.json`, present when the environment's delivery is at least once).
+pub const JETSTREAM_MEDIA_TYPE: &str = "application/vnd.etl.bundle.jetstream.v1+json";
+/// Where a pipeline's JetStream definitions are in a bundle.
+pub const JETSTREAM_DIR: &str = "jetstream/";
 /// `apiVersion` of the facts.
 pub const API_VERSION: &str = "etl/v1alpha1";
 /// `kind` of the facts.
@@ -174,7 +180,7 @@ pub struct ArtifactFacts {
 pub struct Bundle {
     /// The facts (the config blob).
     pub facts: Facts,
-    /// The manifest files by path in the bundle (`wadm/…`, `k8s/…`).
+    /// The manifest files by path in the bundle (`wadm/…`, `k8s/…`, `jetstream/…`).
     pub files: BTreeMap<String, Vec<u8>>,
 }
 
@@ -239,6 +245,8 @@ impl Bundle {
         for (path, bytes) in &self.files {
             let media_type = if path.starts_with("k8s/") {
                 K8S_MEDIA_TYPE
+            } else if path.starts_with(JETSTREAM_DIR) {
+                JETSTREAM_MEDIA_TYPE
             } else {
                 WADM_MEDIA_TYPE
             };
@@ -313,11 +321,26 @@ impl Bundle {
         if let Some(missing) = named.iter().find(|n| !files.contains_key(**n)) {
             return Ok(Err(BundleError::MissingFile((*missing).to_owned())));
         }
-        if let Some(extra) = files.keys().find(|f| !named.contains(&f.as_str())) {
+        // A pipeline's JetStream definitions, when it has them, are at a path its name gives.
+        let jetstream: Vec<String> = facts
+            .applications
+            .iter()
+            .filter_map(|a| Some(jetstream_path(a.pipeline.as_deref()?)))
+            .collect();
+        if let Some(extra) = files
+            .keys()
+            .find(|f| !named.contains(&f.as_str()) && !jetstream.contains(f))
+        {
             return Ok(Err(BundleError::UnnamedFile(extra.clone())));
         }
         Ok(Ok(Bundle { facts, files }))
     }
+}
+
+/// Where the JetStream stream and consumers of `pipeline` are in a bundle, when its
+/// environment's delivery is at least once: `jetstream/<pipeline>.json`.
+pub fn jetstream_path(pipeline: &str) -> String {
+    format!("{JETSTREAM_DIR}{pipeline}.json")
 }
 
 /// Whether `bytes` are the blob `descriptor` names.

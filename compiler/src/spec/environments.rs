@@ -3,6 +3,7 @@
 
 use indexmap::IndexMap;
 
+use crate::spec::delivery::DeliverySettings;
 use crate::spec::load::Repo;
 use crate::spec::model::HttpListener;
 
@@ -24,6 +25,8 @@ pub struct EnvView {
     pub vars_value: minijinja::Value,
     /// Whether its units report each batch (`reports`, else `true`).
     pub reports: bool,
+    /// Its delivery settings: its `delivery` over the project's.
+    pub delivery: DeliverySettings,
 }
 
 /// Every environment of the project, in declaration order.
@@ -57,6 +60,10 @@ impl Environments {
                     vars,
                     has_secret_backend: env.secrets.is_some() || project.spec.secrets.is_some(),
                     reports: env.reports.unwrap_or(true),
+                    delivery: DeliverySettings::of(
+                        project.spec.delivery.as_ref(),
+                        env.delivery.as_ref(),
+                    ),
                     http_address: env.http.as_ref().map_or_else(
                         || HttpListener::DEFAULT_ADDRESS.to_owned(),
                         |h| h.address.clone(),

@@ -1,12 +1,13 @@
 //! The spec: pipeline repo files → typed, positioned specs, and every rule they must keep.
 //!
 //! [`yaml`] parses with positions, [`schema`] checks each file against its JSON Schema, [`load`]
-//! turns files into the [`model`]; [`environments`], [`overrides`] and [`templates`] say what a
-//! setting renders to in each environment, [`subjects`] how the compiler names subjects, and
+//! turns files into the [`model`]; [`environments`] (with their [`delivery`] settings),
+//! [`overrides`] and [`templates`] say what a setting renders to in each environment, [`subjects`] how the compiler names subjects, and
 //! [`egress`] what the hosts of an outbound HTTP grant may be and which a step gets;
 //! [`validate`](mod@validate) (the stage) applies the rules a schema cannot express, and
 //! [`validate()`] loads and checks a repo, reporting every problem in one run.
 
+pub mod delivery;
 pub mod egress;
 pub mod environments;
 pub mod error;

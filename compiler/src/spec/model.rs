@@ -311,6 +311,10 @@ pub struct ProjectSpec {
     /// The capability provider image for each provider the pipelines use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub providers: BTreeMap<ProviderKind, ProviderImage>,
+    /// How records travel between the units of every environment, unless an environment's
+    /// own `delivery` overrides a field (`docs/spec.md#delivery`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
 }
 
 /// The capability providers the connectors and the bus between steps run on (wasmCloud 1.x).
@@ -425,6 +429,94 @@ pub struct Environment {
     /// (`docs/reporting.md`). Unset: `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reports: Option<bool>,
+    /// How records travel between its units: each field set here overrides the project's
+    /// `delivery` field of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+}
+
+/// `delivery`: the delivery guarantee between units and, for at-least-once, the limits of the
+/// NATS JetStream streams and consumers that give it. Every field is optional; the project's
+/// `spec.delivery` is the default of every environment's `delivery`, field by field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// At least once (through JetStream, the default) or at most once (core NATS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarantee: Option<Guarantee>,
+    /// Deliveries of one message; the last one dead-letters what still fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deliver: Option<NonZeroU32>,
+    /// How long a delivery may stay unacknowledged before it is delivered again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_wait: Option<DurationText>,
+    /// The wait before a redelivery after the n-th delivery failed: the n-th entry, the last
+    /// one repeated.
+    #[serde(
+        default,
+        deserialize_with = "some_non_empty",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backoff: Option<Vec<DurationText>>,
+    /// Unacknowledged messages per consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ack_pending: Option<NonZeroU32>,
+    /// Stream limit: older messages are dropped, even unconsumed (`0s`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<DurationText>,
+    /// Stream limit in bytes (`-1`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<i64>,
+    /// JetStream's `Nats-Msg-Id` de-duplication window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_window: Option<DurationText>,
+}
+
+/// A delivery guarantee.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// Every record reaches every unit it should at least once: the subjects between units are
+    /// captured by a JetStream stream, each unit acknowledges what it handled.
+    #[default]
+    AtLeastOnce,
+    /// Core NATS: a record in flight when a unit fails is lost.
+    AtMostOnce,
+}
+
+impl Guarantee {
+    /// The name specs write.
+    pub fn name(self) -> &'static str {
+        match self {
+            Guarantee::AtLeastOnce => "at-least-once",
+            Guarantee::AtMostOnce => "at-most-once",
+        }
+    }
+}
+
+/// The form of a duration: a whole number and a unit, `ms`, `s`, `m` or `h`.
+pub const DURATION_PATTERN: &str = "^[0-9]+(ms|s|m|h)$";
+
+validated_string!(
+    /// A duration as written: see [`DURATION_PATTERN`]. Its length is [`DurationText::nanos`].
+    DurationText, DURATION_PATTERN, "a duration"
+);
+
+impl DurationText {
+    /// The duration in nanoseconds; `None` when it does not fit an `i64` (about 292 years),
+    /// what the NATS server API carries.
+    pub fn nanos(&self) -> Option<i64> {
+        let split = self.0.find(|c: char| !c.is_ascii_digit())?;
+        let (number, unit) = self.0.split_at(split);
+        let per: i64 = match unit {
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        number.parse::<i64>().ok()?.checked_mul(per)
+    }
 }
 
 /// Where an environment's NATS is, for the wasmCloud 1.x `messaging-nats` provider's links

@@ -1,5 +1,5 @@
-//! The NATS subjects the compiler derives for records between steps, dead letters, reports and
-//! replays, and how a NATS subscription matches a subject.
+//! The NATS subjects the compiler derives for records between steps, dead letters, reports,
+//! replays and JetStream deliveries, and how a NATS subscription matches a subject.
 //!
 //! Names hold no `.` ([`crate::spec::model::NAME_PATTERN`]), so each derived subject belongs to
 //! exactly one step of one pipeline.
@@ -24,6 +24,13 @@ pub fn report_subject(project: &str, pipeline: &str, unit: &str, environment: &s
 /// `etl.<project>.<pipeline>.replay.<step>`.
 pub fn replay_subject(project: &str, pipeline: &str, step: &str) -> String {
     format!("etl.{project}.{pipeline}.replay.{step}")
+}
+
+/// The subject the JetStream consumers of a unit deliver its records to, in an at-least-once
+/// environment: `etl.<project>.<pipeline>.deliver.<unit>`. The unit subscribes to it instead of
+/// the subjects it reads.
+pub fn deliver_subject(project: &str, pipeline: &str, unit: &str) -> String {
+    format!("etl.{project}.{pipeline}.deliver.{unit}")
 }
 
 /// Whether a subscription to `pattern` receives what is published to `subject`, by NATS rules:
@@ -56,6 +63,7 @@ mod tests {
         assert_eq!(dead_letter_subject("p", "a", "b"), "etl.p.a.dlq.b");
         assert_eq!(report_subject("p", "a", "b", "dev"), "etl.p.a.report.b.dev");
         assert_eq!(replay_subject("p", "a", "b"), "etl.p.a.replay.b");
+        assert_eq!(deliver_subject("p", "a", "b"), "etl.p.a.deliver.b");
         // `a-b` + `c` and `a` + `b-c` collide as names (`a-b-c`), never as subjects.
         assert_ne!(step_subject("p", "a-b", "c"), step_subject("p", "a", "b-c"));
     }

@@ -455,6 +455,7 @@ fn iot_sensors(scale: Scale) -> Application {
         max_in_flight: Some(13),
         shared: false,
         nodes: Vec::new(),
+        jetstream: None,
     }
 }
 
@@ -909,6 +910,7 @@ fn kafka_source_and_sink_share_the_one_messaging_entry() {
         max_in_flight: None,
         shared: false,
         nodes: Vec::new(),
+        jetstream: None,
     };
     let docs = emit(&app);
     assert_eq!(docs.len(), 2);
@@ -1031,6 +1033,7 @@ fn an_s3_sink_may_use_its_bucket() {
         max_in_flight: None,
         shared: false,
         nodes: Vec::new(),
+        jetstream: None,
     };
     let docs = emit(&app);
     let doc = by_name(&docs, "archive-to-s3");

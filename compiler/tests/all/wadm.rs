@@ -194,6 +194,7 @@ fn base(name: &str) -> Application {
         max_in_flight: None,
         shared: false,
         nodes: Vec::new(),
+        jetstream: None,
     }
 }
 

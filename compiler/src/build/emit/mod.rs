@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::deployment::{Deployment, HTTP_SOURCE_SETTINGS, UnitKind, harness_reads};
 use crate::build::generation::Generation;
+use crate::build::jetstream::{self, JetStream};
 use crate::oci::bundle::{NodeFacts, NodeKind};
 use crate::spec::load::Repo;
 use crate::spec::model::{Environment, HttpListener, Spread};
@@ -65,6 +66,11 @@ pub struct Application {
     /// earlier versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeFacts>,
+    /// The pipeline's JetStream stream and consumers, in an environment whose delivery is at
+    /// least once: `dist/<env>/jetstream/<pipeline>.json`. Not part of [`Application::version`]:
+    /// the controller applies it before the manifests whatever their version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<JetStream>,
 }
 
 /// A wasmCloud v2 host's instance pool when the environment does not say (wasmtime's default,
@@ -834,7 +840,7 @@ pub fn application(
             .iter()
             .filter(|s| !from_kafka.contains(s))
             .collect();
-        let queue = format!("etl.{}.{pipeline}.{}", deployment.project, unit.name);
+        let queue = jetstream::queue_group(&deployment.project, pipeline, &unit.name);
         if !from_kafka.is_empty() {
             // The Kafka provider consumes for a component when the component links to it
             // (`consumer`, target config `topic` and `consumer_group`), and then calls the
@@ -864,10 +870,10 @@ pub fn application(
         }
         if !from_nats.is_empty() {
             use_provider(ProviderKind::MessagingNats, &unit.name, &scale)?;
+            // Fed by the `nats` source: directly, or through the consumer of the stream that
+            // captures its subject (on the same NATS).
             let from_source = source.connector == SourceConnector::Nats
-                && from_nats
-                    .iter()
-                    .any(|s| source.subject.as_ref() == Some(*s));
+                && unit.inputs.iter().any(|(_, node)| *node == source.name);
             let mut config = if from_source {
                 source_extra(&["subject"])
             } else {
@@ -1084,8 +1090,13 @@ pub fn application(
         max_in_flight: Some(limit.max_in_flight),
         shared: false,
         nodes: Vec::new(),
+        jetstream: None,
     };
     app.nodes = nodes(deployment, &app.components);
+    let delivery = crate::spec::environments::Environments::of(repo)
+        .and_then(|envs| envs.get(environment).map(|e| e.delivery.clone()))
+        .unwrap_or_default();
+    app.jetstream = jetstream::document(deployment, &delivery);
     check_names(&app)?;
     app.stamp_version();
     Ok(app)
@@ -1161,7 +1172,9 @@ impl Application {
     /// Sets [`Application::version`] from everything else and [`EMITTERS`].
     fn stamp_version(&mut self) {
         self.version = String::new();
+        let jetstream = self.jetstream.take();
         let json = serde_json::to_value(&*self).expect("applications serialize");
+        self.jetstream = jetstream;
         let text = format!("{EMITTERS}\n{}", crate::util::json::pretty(&json));
         let digest = sha256(text.as_bytes());
         self.version = format!("sha-{}", &digest.trim_start_matches("sha256:")[..12]);
@@ -1370,6 +1383,7 @@ mod tests {
             max_in_flight: None,
             shared: false,
             nodes: Vec::new(),
+            jetstream: None,
         }
     }
 

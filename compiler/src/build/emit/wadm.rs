@@ -472,6 +472,7 @@ mod tests {
             max_in_flight: None,
             shared: false,
             nodes: Vec::new(),
+            jetstream: None,
         }
     }
 

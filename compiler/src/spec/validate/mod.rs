@@ -5,6 +5,7 @@
 
 mod batching;
 mod connectors;
+mod delivery;
 mod environment;
 mod findings;
 mod graph;
@@ -91,6 +92,7 @@ pub fn check_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verif
     secrets::check_fixture_secrets(repo, &mut out);
     providers::check_providers(repo, &mut out);
     environment::check_environments(repo, &mut out);
+    delivery::check_delivery(repo, &mut out);
     lattice::check_lattice(repo, environments.as_ref(), &mut out);
     batching::check_batching(repo, environments.as_ref(), &mut out);
     policy::check_policy(repo, &mut out);
