@@ -518,6 +518,57 @@ mod tests {
         assert!(text.starts_with("{\n  \"apiVersion\": \"etl/v1alpha1\",\n  \"consumers\": ["));
     }
 
+    /// The controller's NATS client reads the document's stream and consumers as they are, and
+    /// writes back every field the document sets, with the same value: nothing dropped.
+    #[test]
+    fn async_nats_reads_the_document_as_written() {
+        use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, ReplayPolicy, push};
+        use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+        use std::time::Duration;
+
+        let repo = repo("examples/iot-sensors");
+        let d = deploy(&repo, "dev", "sensor-ingest").unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&document(&d, &settings(&repo, "dev")).unwrap().to_json())
+                .unwrap();
+        let written = json["streams"][0].clone();
+        let stream: stream::Config = serde_json::from_value(written.clone()).unwrap();
+        assert_eq!(stream.name, "ETL_DATA_iot-sensors_sensor-ingest");
+        assert_eq!(stream.subjects.len(), 3);
+        assert_eq!(stream.retention, RetentionPolicy::Interest);
+        assert_eq!(stream.storage, StorageType::File);
+        assert_eq!(stream.discard, DiscardPolicy::New);
+        assert_eq!(stream.max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(stream.duplicate_window, Duration::from_secs(120));
+        assert_eq!((stream.max_bytes, stream.max_messages), (-1, -1));
+        assert_eq!(stream.num_replicas, 1);
+        let back = serde_json::to_value(&stream).unwrap();
+        for (key, value) in written.as_object().unwrap() {
+            assert_eq!(&back[key], value, "stream {key}");
+        }
+        for consumer in json["consumers"].as_array().unwrap() {
+            let written = consumer["config"].clone();
+            let config: push::Config = serde_json::from_value(written.clone()).unwrap();
+            let unit = config.durable_name.clone().unwrap();
+            assert_eq!(
+                config.deliver_subject,
+                format!("{S}.deliver.{unit}"),
+                "{unit}"
+            );
+            assert_eq!(config.deliver_group, Some(format!("{S}.{unit}")));
+            assert_eq!(config.filter_subjects.len(), 1);
+            assert_eq!(config.ack_policy, AckPolicy::Explicit);
+            assert_eq!(config.ack_wait, Duration::from_secs(30));
+            assert_eq!((config.max_deliver, config.max_ack_pending), (5, 1000));
+            assert_eq!(config.deliver_policy, DeliverPolicy::All);
+            assert_eq!(config.replay_policy, ReplayPolicy::Instant);
+            let back = serde_json::to_value(&config).unwrap();
+            for (key, value) in written.as_object().unwrap() {
+                assert_eq!(&back[key], value, "{unit} {key}");
+            }
+        }
+    }
+
     #[test]
     fn a_sub_pipeline_reads_a_step_from_the_upstream_stream() {
         let repo = repo("tests/fixtures/sub-pipelines");
