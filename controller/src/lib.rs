@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod deadletters;
+pub mod delivery;
 pub mod jetstream;
 pub mod lattice;
 pub mod reconcile;
@@ -143,11 +144,15 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         })?;
     let nats = connect(&settings).await?;
     let data = connect_data(&settings).await?;
+    // At-least-once delivery's streams and consumers, and its dead letters, live on the data
+    // plane's NATS.
+    let delivery = delivery::Delivery::new(data.clone().unwrap_or_else(|| nats.clone()));
     let controller = Controller::new(
         &settings,
         Source::new(&settings),
         lattice(&settings, nats.clone()).await?,
-    );
+    )
+    .with_delivery(delivery.clone());
     let status = controller.status();
     let telemetry = Telemetry::new(settings.telemetry.clone(), controller.taken());
     let (stop, stopped) = watch::channel(false);
@@ -155,6 +160,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         data.clone().unwrap_or_else(|| nats.clone()),
         stopped.clone(),
     ));
+    let advisories = tokio::spawn(delivery.advisories(stopped.clone()));
     let api =
         serve::Api::new(status.clone(), settings.token.as_ref()).with_telemetry(telemetry.clone());
     let http = tokio::spawn(serve::http(listener, settings.tls.clone(), api, stopped));
@@ -176,6 +182,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     tracing::info!("stopping");
     let _ = stop.send(true);
     let _ = http.await;
+    let _ = advisories.await;
     // The counts are saved on the way out.
     let _ = counting.await;
     answering.abort();

@@ -25,6 +25,7 @@ use etl::ops::telemetry::Deployment;
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::delivery::Delivery;
 use crate::lattice::Lattice;
 use crate::source::{Expected, Refusal, Source};
 use crate::status;
@@ -45,6 +46,8 @@ pub struct Taken {
 pub struct Controller {
     source: Source,
     lattice: Lattice,
+    /// The JetStream streams and consumers of at-least-once delivery, when set up.
+    delivery: Option<Delivery>,
     generation: Generation,
     poll: Duration,
     expected: Expected,
@@ -66,6 +69,7 @@ impl Controller {
         Controller {
             source,
             lattice,
+            delivery: None,
             generation: settings.generation,
             poll: settings.poll_interval,
             expected: Expected {
@@ -82,6 +86,14 @@ impl Controller {
             status,
             taken,
         }
+    }
+
+    /// Keeps a bundle's JetStream streams and consumers (its `jetstream/` files) with
+    /// `delivery`, before its manifests are applied.
+    #[must_use]
+    pub fn with_delivery(mut self, delivery: Delivery) -> Controller {
+        self.delivery = Some(delivery);
+        self
     }
 
     /// The bundle taken, as it changes.
@@ -114,7 +126,14 @@ impl Controller {
     pub async fn tick(&mut self) -> Duration {
         self.check_tag().await;
         if let Some((_, bundle)) = &self.running {
-            let result = if self.doc.tag.stale {
+            // The streams and consumers first, so that no unit starts before its consumer is
+            // there; while one is not as the bundle wants, the lattice is only looked at.
+            let delivery = match &self.delivery {
+                Some(delivery) if !self.doc.tag.stale => Some(delivery.apply(bundle).await),
+                _ => None,
+            };
+            let held = delivery.as_ref().is_some_and(|d| !d.failures.is_empty());
+            let result = if self.doc.tag.stale || held {
                 self.lattice.observe(bundle).await
             } else {
                 self.lattice.apply(bundle).await
@@ -126,6 +145,9 @@ impl Controller {
                     status::unreachable(&bundle.facts, self.generation, &e.to_string())
                 }
             };
+            if let Some(delivery) = delivery {
+                status::delivery_failed(&mut self.doc.pipelines, &delivery.failures);
+            }
         }
         let state = status::overall(&self.doc);
         if state != self.doc.state {

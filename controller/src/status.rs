@@ -2,6 +2,8 @@
 //! first one, the environment's state derived from the rest, and the applications' lines from a
 //! bundle's facts and what the applier reports.
 
+use std::collections::BTreeMap;
+
 use etl::build::generation::Generation;
 use etl::oci::bundle::Facts;
 use etl::ops::status::{
@@ -147,6 +149,17 @@ pub fn unreachable(facts: &Facts, generation: Generation, reason: &str) -> Vec<P
         })
         .collect();
     pipelines(facts, generation, &states)
+}
+
+/// Marks the pipelines whose JetStream streams or consumers are not as the bundle wants
+/// (`failures`, by pipeline) `failed`, with why.
+pub fn delivery_failed(lines: &mut [PipelineStatus], failures: &BTreeMap<String, String>) {
+    for line in lines {
+        if let Some(reason) = failures.get(&line.name) {
+            line.state = PipelineState::Failed;
+            line.reason = Some(reason.clone());
+        }
+    }
 }
 
 fn word(state: State) -> PipelineState {

@@ -10,6 +10,7 @@ mod processes;
 mod registry;
 
 mod api;
+mod delivery;
 mod reconcile;
 mod telemetry;
 mod v2_hosts;

@@ -1,0 +1,520 @@
+//! At-least-once delivery against a real nats-server with JetStream: a bundle's `jetstream/`
+//! files applied (idempotently, updated, pruned, refused with the stream named, an unrelated
+//! stream untouched), and a message a consumer gave up on moved to the unit's dead-letter
+//! subject by the max-deliveries advisory.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use etl::oci::bundle::Bundle;
+use etl_controller::delivery::{Change, Delivery, HOLD_SUFFIX};
+use etl_envelope::{Batched, Envelope};
+use futures::{StreamExt as _, TryStreamExt as _};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::processes::Nats;
+
+fn facts() -> Value {
+    json!({
+        "apiVersion": "etl/v1alpha1", "kind": "Bundle", "project": "p", "environment": "dev",
+        "registry": "r", "lattice": "l", "applications": [],
+        "pipelines": [{"name": "pipe", "nodes": [
+            {"name": "parse", "kind": "step", "deadLetter": "etl.p.pipe.dlq.parse"},
+            {"name": "store", "kind": "sink", "deadLetter": "etl.p.pipe.dlq.store"}]}]
+    })
+}
+
+fn stream_config(pipeline: &str, subjects: &[&str]) -> Value {
+    json!({"name": format!("ETL_DATA_p_{pipeline}"), "subjects": subjects,
+        "retention": "interest", "storage": "file", "discard": "new",
+        "max_age": 86_400_000_000_000_u64, "max_bytes": -1, "max_msgs": -1,
+        "duplicate_window": 120_000_000_000_u64, "num_replicas": 1})
+}
+
+fn consumer_config(pipeline: &str, unit: &str, filters: &[&str]) -> Value {
+    json!({"stream": format!("ETL_DATA_p_{pipeline}"), "config": {
+        "durable_name": unit, "deliver_subject": format!("etl.p.{pipeline}.deliver.{unit}"),
+        "deliver_group": format!("etl.p.{pipeline}.{unit}"), "filter_subjects": filters,
+        "ack_policy": "explicit", "ack_wait": 30_000_000_000_u64, "max_deliver": 5,
+        "max_ack_pending": 1000, "deliver_policy": "all", "replay_policy": "instant"}})
+}
+
+fn file(pipeline: &str, stream: Value, consumers: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({"apiVersion": "etl/v1alpha1", "kind": "JetStream",
+        "pipeline": pipeline, "streams": [stream], "consumers": consumers}))
+    .unwrap()
+}
+
+fn bundle(files: Vec<(&str, Vec<u8>)>) -> Bundle {
+    Bundle {
+        facts: serde_json::from_value(facts()).unwrap(),
+        files: files
+            .into_iter()
+            .map(|(p, b)| (format!("jetstream/{p}.json"), b))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// Pipeline `pipe` (steps' outputs `parse`, `enrich`; units `enrich` and `store`) and `other`.
+fn two_pipelines(pipe_stream: Value, store: bool) -> Bundle {
+    let mut consumers = vec![consumer_config("pipe", "enrich", &["etl.p.pipe.out.parse"])];
+    if store {
+        consumers.push(consumer_config(
+            "pipe",
+            "store",
+            &["etl.p.pipe.out.parse", "etl.p.pipe.out.enrich"],
+        ));
+    }
+    bundle(vec![
+        ("pipe", file("pipe", pipe_stream, consumers)),
+        (
+            "other",
+            file(
+                "other",
+                stream_config("other", &["etl.p.other.in"]),
+                vec![consumer_config("other", "clean", &["etl.p.other.in"])],
+            ),
+        ),
+    ])
+}
+
+fn pipe_stream() -> Value {
+    stream_config("pipe", &["etl.p.pipe.out.parse", "etl.p.pipe.out.enrich"])
+}
+
+async fn names(js: &jetstream::Context) -> Vec<String> {
+    let mut names: Vec<String> = js.stream_names().try_collect().await.unwrap();
+    names.sort();
+    names
+}
+
+async fn consumers(js: &jetstream::Context, stream: &str) -> Vec<String> {
+    let stream = js.get_stream(stream).await.unwrap();
+    let mut names: Vec<String> = stream.consumer_names().try_collect().await.unwrap();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundles_streams_and_consumers_are_applied_updated_and_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start_jetstream(dir.path());
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    // Not the controller's: another stream, and another project's delivery stream.
+    for (name, subject) in [
+        ("UNRELATED", "x.>"),
+        ("ETL_DATA_q_pipe", "etl.q.pipe.out.a"),
+    ] {
+        js.create_stream(stream::Config {
+            name: name.to_owned(),
+            subjects: vec![subject.to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let delivery = Delivery::new(client.clone());
+
+    let first = delivery.apply(&two_pipelines(pipe_stream(), true)).await;
+    assert_eq!(first.failures, BTreeMap::new());
+    assert_eq!(
+        first.changes,
+        [
+            Change::StreamCreated("ETL_DATA_p_other".into()),
+            Change::StreamCreated("ETL_DATA_p_pipe".into()),
+            Change::ConsumerCreated("ETL_DATA_p_other".into(), "clean".into()),
+            Change::ConsumerCreated("ETL_DATA_p_pipe".into(), "enrich".into()),
+            Change::ConsumerCreated("ETL_DATA_p_pipe".into(), "store".into()),
+        ]
+    );
+    let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
+    let config = pipe.info().await.unwrap().config.clone();
+    assert_eq!(config.retention, stream::RetentionPolicy::Interest);
+    assert_eq!(config.discard, stream::DiscardPolicy::New);
+    assert_eq!(config.max_age, Duration::from_secs(86_400));
+    let store = pipe.consumer_info("store").await.unwrap();
+    assert_eq!(
+        store.config.deliver_group.as_deref(),
+        Some("etl.p.pipe.store")
+    );
+    assert_eq!(store.config.filter_subjects.len(), 2);
+    assert_eq!(store.config.ack_wait, Duration::from_secs(30));
+
+    // The same bundle again: nothing to change.
+    let again = delivery.apply(&two_pipelines(pipe_stream(), true)).await;
+    assert_eq!(again, Default::default());
+
+    // A changed limit updates the stream, only that field.
+    let mut longer = pipe_stream();
+    longer["max_age"] = json!(172_800_000_000_000_u64);
+    let updated = delivery.apply(&two_pipelines(longer.clone(), true)).await;
+    assert_eq!(updated.failures, BTreeMap::new());
+    assert_eq!(
+        updated.changes,
+        [Change::StreamUpdated(
+            "ETL_DATA_p_pipe".into(),
+            vec!["max_age".into()]
+        )]
+    );
+    let config = pipe.info().await.unwrap().config.clone();
+    assert_eq!(config.max_age, Duration::from_secs(172_800));
+    assert_eq!(config.retention, stream::RetentionPolicy::Interest);
+    assert_eq!(
+        delivery.apply(&two_pipelines(longer.clone(), true)).await,
+        Default::default()
+    );
+
+    // A changed consumer limit updates the consumer.
+    let mut b = two_pipelines(longer.clone(), true);
+    let mut f: Value = serde_json::from_slice(&b.files["jetstream/pipe.json"]).unwrap();
+    f["consumers"][1]["config"]["max_deliver"] = json!(3);
+    b.files.insert(
+        "jetstream/pipe.json".into(),
+        serde_json::to_vec(&f).unwrap(),
+    );
+    let updated = delivery.apply(&b).await;
+    assert_eq!(
+        updated.changes,
+        [Change::ConsumerUpdated(
+            "ETL_DATA_p_pipe".into(),
+            "store".into(),
+            vec!["max_deliver".into()]
+        )]
+    );
+    assert_eq!(
+        pipe.consumer_info("store")
+            .await
+            .unwrap()
+            .config
+            .max_deliver,
+        3
+    );
+
+    // A changed deliver group: nats-server 2.10+ updates it in place (an older one refuses, and
+    // the consumer is recreated); either way no holding consumer is left behind.
+    f["consumers"][1]["config"]["deliver_group"] = json!("etl.p.pipe.store-v2");
+    b.files.insert(
+        "jetstream/pipe.json".into(),
+        serde_json::to_vec(&f).unwrap(),
+    );
+    let regrouped = delivery.apply(&b).await;
+    assert_eq!(regrouped.failures, BTreeMap::new());
+    eprintln!("a changed deliver group: {:?}", regrouped.changes);
+    assert!(matches!(
+        &regrouped.changes[..],
+        [Change::ConsumerUpdated(_, c, fields) | Change::ConsumerRecreated(_, c, fields)]
+            if c == "store" && fields == &["deliver_group"]
+    ));
+    assert_eq!(
+        pipe.consumer_info("store")
+            .await
+            .unwrap()
+            .config
+            .deliver_group
+            .as_deref(),
+        Some("etl.p.pipe.store-v2")
+    );
+    assert_eq!(delivery.apply(&b).await, Default::default());
+    assert_eq!(consumers(&js, "ETL_DATA_p_pipe").await, ["enrich", "store"]);
+
+    // A changed deliver policy cannot be updated by the server: the consumer is recreated.
+    f["consumers"][1]["config"]["deliver_policy"] = json!("new");
+    b.files.insert(
+        "jetstream/pipe.json".into(),
+        serde_json::to_vec(&f).unwrap(),
+    );
+    let recreated = delivery.apply(&b).await;
+    assert_eq!(recreated.failures, BTreeMap::new());
+    assert_eq!(
+        recreated.changes,
+        [Change::ConsumerRecreated(
+            "ETL_DATA_p_pipe".into(),
+            "store".into(),
+            vec!["deliver_policy".into()]
+        )]
+    );
+    assert_eq!(
+        pipe.consumer_info("store")
+            .await
+            .unwrap()
+            .config
+            .deliver_policy,
+        consumer::DeliverPolicy::New
+    );
+    assert_eq!(consumers(&js, "ETL_DATA_p_pipe").await, ["enrich", "store"]);
+    assert!(
+        !consumers(&js, "ETL_DATA_p_pipe")
+            .await
+            .iter()
+            .any(|c| c.ends_with(HOLD_SUFFIX))
+    );
+
+    // A pipeline gone: its stream deleted; a unit gone: its consumer deleted. Nothing else.
+    let pruned = delivery
+        .apply(&bundle(vec![(
+            "pipe",
+            file(
+                "pipe",
+                longer.clone(),
+                vec![consumer_config("pipe", "enrich", &["etl.p.pipe.out.parse"])],
+            ),
+        )]))
+        .await;
+    assert_eq!(pruned.failures, BTreeMap::new());
+    assert_eq!(
+        pruned.changes,
+        [
+            Change::StreamDeleted("ETL_DATA_p_other".into()),
+            Change::ConsumerDeleted("ETL_DATA_p_pipe".into(), "store".into()),
+        ]
+    );
+    assert_eq!(
+        names(&js).await,
+        ["ETL_DATA_p_pipe", "ETL_DATA_q_pipe", "UNRELATED"]
+    );
+
+    // An update the server refuses: an error naming the stream and the field; nothing else
+    // of that pipeline is changed.
+    let mut memory = longer.clone();
+    memory["storage"] = json!("memory");
+    let refused = delivery
+        .apply(&bundle(vec![(
+            "pipe",
+            file(
+                "pipe",
+                memory,
+                vec![consumer_config("pipe", "enrich", &["etl.p.pipe.out.parse"])],
+            ),
+        )]))
+        .await;
+    assert_eq!(refused.changes, []);
+    let reason = &refused.failures["pipe"];
+    assert!(
+        reason.contains("JetStream stream `ETL_DATA_p_pipe`"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("storage (\"file\" → \"memory\")"),
+        "{reason}"
+    );
+    assert!(reason.contains("the server refuses"), "{reason}");
+
+    // A bundle without delivery files (at-most-once): every delivery stream of the project
+    // goes, the others stay.
+    let none = delivery.apply(&bundle(vec![])).await;
+    assert_eq!(
+        none.changes,
+        [Change::StreamDeleted("ETL_DATA_p_pipe".into())]
+    );
+    assert_eq!(names(&js).await, ["ETL_DATA_q_pipe", "UNRELATED"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_jetstream_an_at_most_once_bundle_is_no_error() {
+    let nats = Nats::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let delivery = Delivery::new(client);
+    assert_eq!(delivery.apply(&bundle(vec![])).await, Default::default());
+    // With files, each pipeline fails, named.
+    let outcome = delivery
+        .apply(&bundle(vec![("pipe", file("pipe", pipe_stream(), vec![]))]))
+        .await;
+    assert!(
+        outcome.failures["pipe"].contains("JetStream stream `ETL_DATA_p_pipe`"),
+        "{outcome:?}"
+    );
+}
+
+fn batch() -> Vec<u8> {
+    etl_envelope::encode_batch(&[
+        Batched {
+            origin: 3,
+            envelope: Envelope {
+                key: Some(b"d-1".to_vec()),
+                payload: br#"{"t":1}"#.to_vec(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                traceparent: None,
+            },
+        },
+        Batched {
+            origin: 4,
+            envelope: Envelope {
+                payload: br#"{"t":2}"#.to_vec(),
+                ..Envelope::default()
+            },
+        },
+    ])
+}
+
+/// A pipeline `pipe` whose `parse` is fed by `etl.p.pipe.in`, giving up after 2 deliveries
+/// half a second apart; with `store`, a second consumer of the same subject.
+fn short_lived(store: bool) -> Bundle {
+    let unit = |name: &str| {
+        let mut c = consumer_config("pipe", name, &["etl.p.pipe.in"]);
+        c["config"]["max_deliver"] = json!(2);
+        c["config"]["ack_wait"] = json!(500_000_000_u64);
+        c
+    };
+    let mut consumers = vec![unit("parse")];
+    if store {
+        consumers.push(unit("store"));
+    }
+    bundle(vec![(
+        "pipe",
+        file("pipe", stream_config("pipe", &["etl.p.pipe.in"]), consumers),
+    )])
+}
+
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_never_acknowledged_goes_to_the_units_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start_jetstream(dir.path());
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    // The dead-letter stream the telemetry keeps.
+    etl_controller::jetstream::ensure_stream(
+        &js,
+        &etl_controller::deadletters::stream_spec("p", 100),
+    )
+    .await
+    .unwrap();
+    let delivery = Delivery::new(client.clone());
+    let applied = delivery.apply(&short_lived(false)).await;
+    assert_eq!(applied.failures, BTreeMap::new());
+    let (stop, stopped) = watch::channel(false);
+    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    let mut dead = client.subscribe("etl.p.pipe.dlq.parse").await.unwrap();
+    // The unit: receives, never acknowledges.
+    let mut unit = client
+        .queue_subscribe("etl.p.pipe.deliver.parse", "etl.p.pipe.parse".to_owned())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    js.publish("etl.p.pipe.in", batch().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for delivery in 1..=2 {
+        let m = tokio::time::timeout(Duration::from_secs(5), unit.next())
+            .await
+            .unwrap_or_else(|_| panic!("delivery {delivery}"))
+            .unwrap();
+        let reply = m.reply.unwrap();
+        assert!(
+            reply.starts_with("$JS.ACK.ETL_DATA_p_pipe.parse."),
+            "{reply}"
+        );
+    }
+    let letter = tokio::time::timeout(Duration::from_secs(10), dead.next())
+        .await
+        .expect("a dead letter")
+        .unwrap();
+    let records = etl_envelope::decode_batch(&letter.payload).unwrap();
+    assert_eq!(records.len(), 2);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.origin as usize, i);
+        assert_eq!(
+            r.envelope.headers[r.envelope.headers.len() - 2..],
+            [
+                (
+                    "etl-error".to_owned(),
+                    "delivery: not acknowledged after 2 deliveries".to_owned()
+                ),
+                ("etl-deliveries".to_owned(), "2".to_owned()),
+            ]
+        );
+    }
+    assert_eq!(records[0].envelope.key.as_deref(), Some(&b"d-1"[..]));
+    assert_eq!(records[0].envelope.headers[0].0, "content-type");
+    // Kept by the dead-letter stream, gone from the delivery stream.
+    let mut dlq = js.get_stream("ETL_DLQ_p").await.unwrap();
+    assert_eq!(dlq.info().await.unwrap().state.messages, 1);
+    let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
+    wait_for("the message deleted", async || {
+        pipe.info().await.unwrap().state.messages == 0
+    })
+    .await;
+    assert_eq!(
+        delivery.moved(),
+        BTreeMap::from([(("pipe".to_owned(), "parse".to_owned()), 1)])
+    );
+    let _ = stop.send(true);
+    advisories.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_another_consumer_still_needs_stays_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start_jetstream(dir.path());
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    etl_controller::jetstream::ensure_stream(
+        &js,
+        &etl_controller::deadletters::stream_spec("p", 100),
+    )
+    .await
+    .unwrap();
+    let delivery = Delivery::new(client.clone());
+    assert_eq!(
+        delivery.apply(&short_lived(true)).await.failures,
+        BTreeMap::new()
+    );
+    let (stop, stopped) = watch::channel(false);
+    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    let mut dead = client.subscribe("etl.p.pipe.dlq.parse").await.unwrap();
+    let _parse = client
+        .queue_subscribe("etl.p.pipe.deliver.parse", "etl.p.pipe.parse".to_owned())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    js.publish("etl.p.pipe.in", batch().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), dead.next())
+        .await
+        .expect("a dead letter")
+        .unwrap();
+    // `store` has not had it yet: the message stays for it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
+    assert_eq!(pipe.info().await.unwrap().state.messages, 1);
+    // `store` takes it and acknowledges it: interest retention drops it.
+    let mut store = client
+        .queue_subscribe("etl.p.pipe.deliver.store", "etl.p.pipe.store".to_owned())
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), store.next())
+        .await
+        .expect("store's delivery")
+        .unwrap();
+    client
+        .publish(m.reply.unwrap(), "+ACK".into())
+        .await
+        .unwrap();
+    wait_for(
+        "the message dropped once store acknowledged it",
+        async || pipe.info().await.unwrap().state.messages == 0,
+    )
+    .await;
+    let _ = stop.send(true);
+    advisories.await.unwrap();
+}
