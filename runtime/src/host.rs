@@ -2,7 +2,10 @@
 //! call left behind (publishes, captured HTTP requests, logs, limit breaches).
 //!
 //! `wasmcloud:messaging/consumer` publishes go into the store, not onto a bus: the runner
-//! delivers them only if the call succeeds, so a failed or retried call leaves no trace.
+//! delivers them only if the call succeeds, so a failed or retried call leaves no trace. A
+//! `request` (a publish confirmed with `etl.out.confirm`) is a publish answered with a PubAck;
+//! a publish to a JetStream ack subject (`$JS.ACK.…`) is kept apart, as the call's answer to
+//! its delivery.
 //! `wasi:http/outgoing-handler` requests of a sink are captured and answered `200` without
 //! touching the network; those of a step whose customer calls out (what its egress part let
 //! through) are sent, as a host would send them; `wasi:blobstore` objects are captured in memory when their value is finished, never
@@ -353,8 +356,14 @@ pub(crate) struct Host {
     max_outputs: usize,
     /// Publishes beyond this many are refused in the current call.
     max_publishes: usize,
-    /// Every accepted publish, in order.
+    /// Every accepted publish, in order (answers to JetStream are in `acks`).
     pub published: Vec<BrokerMessage>,
+    /// The bodies published to a JetStream ack subject (`$JS.ACK.…`) in the current call: how
+    /// the `in` part answered a JetStream delivery (`+ACK`, `-NAK …`). Not outputs, not counted
+    /// against the output limit.
+    pub acks: Vec<Vec<u8>>,
+    /// Confirmed publishes so far, for the sequence numbers of their PubAcks.
+    confirmed: u64,
     /// Whether a publish or request was refused for exceeding the output limit.
     pub output_limit_hit: bool,
     /// Requests captured by `wasi:http/outgoing-handler` in the current call, each with its
@@ -402,6 +411,8 @@ impl Host {
             max_outputs,
             max_publishes: max_outputs,
             published: Vec::new(),
+            acks: Vec::new(),
+            confirmed: 0,
             output_limit_hit: false,
             pending: Vec::new(),
             objects: Vec::new(),
@@ -422,6 +433,7 @@ impl Host {
         self.max_publishes = self.max_outputs.saturating_mul(records.max(1));
         self.hooks.limit = self.max_publishes;
         self.published.clear();
+        self.acks.clear();
         self.output_limit_hit = false;
         self.pending.clear();
         self.objects.clear();
@@ -489,18 +501,34 @@ impl WasiHttpView for Host {
 impl wasmcloud::messaging::types::Host for Host {}
 
 impl wasmcloud::messaging::consumer::Host for Host {
+    /// A confirmed publish (`etl.out.confirm` = `jetstream`): the message is published as by
+    /// `publish`, and the reply is the PubAck of a stream that captures every subject, as if the
+    /// runner's bus were one JetStream stream. A publish over the output limit is refused, as a
+    /// full stream would refuse it.
     fn request(
         &mut self,
         subject: String,
-        _body: Vec<u8>,
+        body: Vec<u8>,
         _timeout_ms: u32,
     ) -> Result<BrokerMessage, String> {
-        Err(format!(
-            "etl run: request/reply is not available (subject `{subject}`)"
-        ))
+        self.publish(BrokerMessage {
+            subject: subject.clone(),
+            body,
+            reply_to: None,
+        })?;
+        self.confirmed += 1;
+        Ok(BrokerMessage {
+            subject: format!("_INBOX.etl-run.{}", self.confirmed),
+            body: format!(r#"{{"stream":"{LOCAL_STREAM}","seq":{}}}"#, self.confirmed).into_bytes(),
+            reply_to: None,
+        })
     }
 
     fn publish(&mut self, msg: BrokerMessage) -> Result<(), String> {
+        if msg.subject.starts_with(ACK_PREFIX) {
+            self.acks.push(msg.body);
+            return Ok(());
+        }
         if self.published.len() >= self.max_publishes {
             self.output_limit_hit = true;
             return Err(format!(
@@ -512,6 +540,12 @@ impl wasmcloud::messaging::consumer::Host for Host {
         Ok(())
     }
 }
+
+/// The prefix of a JetStream ack subject: a publish there answers a delivery.
+pub(crate) const ACK_PREFIX: &str = "$JS.ACK.";
+
+/// The stream the PubAcks of confirmed publishes name.
+const LOCAL_STREAM: &str = "ETL_RUN";
 
 impl Host {
     /// Every configuration entry, in key order.

@@ -164,16 +164,18 @@ pub struct SinkRecord {
     pub record: Record,
 }
 
-/// A record a step rejected as `invalid`.
+/// A record a step rejected as `invalid`, or that a step or sink fed over JetStream still
+/// failed on its last delivery (docs/running.md#at-least-once-delivery).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// The step.
+    /// The step (or sink).
     pub step: String,
     /// Index of the input record it came from.
     pub input: usize,
-    /// The `invalid` reason.
+    /// The `invalid` reason; `transient: …` or `delivery: …` for the last delivery's.
     pub reason: String,
-    /// The rejected record, as the step received it.
+    /// The rejected record, as the unit received it; the last delivery's also carry the
+    /// header `etl-deliveries` (the delivery count), as on a lattice.
     pub record: Record,
 }
 
@@ -491,6 +493,17 @@ impl Runtime {
             } else {
                 None
             };
+            let config = served_config(u.local_config(&artifact.egress));
+            let deployment = &pipelines[k].0;
+            let jetstream =
+                JetStream::of(&config, &deployment.project, &deployment.pipeline, &u.name);
+            let mut dead_letters: Vec<String> = u.dead_letter.iter().cloned().collect();
+            if let Some(d) = config.get(IN_DEAD_LETTER).map(|d| d.trim())
+                && !d.is_empty()
+                && !dead_letters.iter().any(|e| e == d)
+            {
+                dead_letters.push(d.to_owned());
+            }
             units.push(LoadedUnit {
                 name: label.clone(),
                 pipeline: k,
@@ -498,7 +511,7 @@ impl Runtime {
                 pre,
                 http,
                 messaging,
-                config: Arc::new(served_config(u.local_config(&artifact.egress))),
+                config: Arc::new(config),
                 calls_out: !artifact.egress.is_empty(),
                 secrets: Arc::new(BTreeMap::new()),
                 missing: u
@@ -510,8 +523,10 @@ impl Runtime {
                         key: key.clone(),
                     })
                     .collect(),
-                subscriptions: u.subscriptions.clone(),
-                dead_letter: u.dead_letter.clone(),
+                subscriptions: local_subscriptions(u),
+                dead_letters,
+                replay: u.replay.clone(),
+                jetstream,
             });
         }
         Ok(LoadedPipeline {
@@ -625,7 +640,103 @@ struct LoadedUnit {
     /// Its secrets without a value.
     missing: Vec<MissingSecret>,
     subscriptions: Vec<String>,
-    dead_letter: Option<String>,
+    /// Its dead-letter subjects: a step's `etl.out.dead-letter`, and the subject its `in` part
+    /// dead-letters the last JetStream delivery's still-failing records to
+    /// (`etl.in.dead-letter`, a sink's too).
+    dead_letters: Vec<String>,
+    /// A step's replay subject: messages there are not JetStream deliveries.
+    replay: Option<String>,
+    /// How messages reach it over JetStream, when they do.
+    jetstream: Option<JetStream>,
+}
+
+impl LoadedUnit {
+    /// Whether `subject` is one of its dead-letter subjects.
+    fn dead_letters_to(&self, subject: &str) -> bool {
+        self.dead_letters.iter().any(|d| d == subject)
+    }
+
+    /// The JetStream delivery `delivery` is to this unit, if it is one: a message on one of its
+    /// input subjects (not its replay subject) when its configuration has
+    /// [`MAX_DELIVER`].
+    fn jetstream_for(&self, delivery: &Delivery) -> Option<&JetStream> {
+        match delivery {
+            Delivery::Message { subject, .. } if self.replay.as_ref() != Some(subject) => {
+                self.jetstream.as_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The subjects a unit receives on the runner's bus: the subjects its inputs reach it on (for
+/// an HTTP source none), then its subscriptions. A unit fed through a JetStream consumer
+/// subscribes to the consumer's deliver subject instead of its inputs' subjects on a lattice
+/// (the stream captures them, the consumer delivers them there); locally there is no stream, and
+/// each publish reaches it directly (a deliver subject stays among its subscriptions, where
+/// nothing publishes).
+fn local_subscriptions(unit: &etl::build::deployment::UnitDeployment) -> Vec<String> {
+    let mut subjects: Vec<String> = Vec::new();
+    let inputs = unit
+        .inputs
+        .iter()
+        .map(|(subject, _)| subject)
+        .filter(|s| *s != etl::build::deployment::HTTP_INPUT);
+    for subject in inputs.chain(&unit.subscriptions) {
+        if !subjects.contains(subject) {
+            subjects.push(subject.clone());
+        }
+    }
+    subjects
+}
+
+/// Config key: the deliveries of one message to a unit its JetStream consumer makes; set (by
+/// `etl compile`, for at-least-once delivery) on every unit fed by a JetStream stream.
+pub const MAX_DELIVER: &str = "etl.in.max-deliver";
+/// Config key: where the `in` part dead-letters the last delivery's still-failing records.
+pub const IN_DEAD_LETTER: &str = "etl.in.dead-letter";
+
+/// How the runner models a unit's JetStream consumer ([`MAX_DELIVER`], docs/running.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JetStream {
+    /// Deliveries of one message, at most.
+    max_deliver: u32,
+    /// The stream and consumer its ack subjects name.
+    stream: String,
+    consumer: String,
+}
+
+impl JetStream {
+    /// The model of a unit's consumer, from its configuration: `None` unless [`MAX_DELIVER`] is
+    /// a positive whole number (unset, `-1` or anything else: messages reach it as on core
+    /// NATS, without an ack subject).
+    fn of(
+        config: &BTreeMap<String, String>,
+        project: &str,
+        pipeline: &str,
+        unit: &str,
+    ) -> Option<Self> {
+        let max_deliver = config.get(MAX_DELIVER)?.trim().parse::<u32>().ok()?;
+        (max_deliver >= 1).then(|| JetStream {
+            max_deliver,
+            stream: format!("ETL_DATA_{project}_{pipeline}"),
+            consumer: unit.to_owned(),
+        })
+    }
+
+    /// The ack subject of delivery `n` of the message whose first record is input `first`, in
+    /// the 9-token form: `$JS.ACK.<stream>.<consumer>.<n>.<seq>.<seq>.0.0` (the sequences are
+    /// the input index + 1, the timestamp and pending count 0, so that runs stay
+    /// deterministic).
+    fn reply_to(&self, n: u32, first: usize) -> String {
+        let seq = first + 1;
+        format!(
+            "{}{}.{}.{n}.{seq}.{seq}.0.0",
+            host::ACK_PREFIX,
+            self.stream,
+            self.consumer
+        )
+    }
 }
 
 /// A pipeline (or several on one bus) loaded for one environment, ready to run records.
@@ -915,10 +1026,13 @@ impl LoadedPipeline {
         let inputs = delivery.inputs();
         let first_input = inputs.first().copied().unwrap_or(out.first);
         summary.counts[u].1.received += inputs.len() as u64;
+        let jetstream = unit.jetstream_for(delivery);
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
-            let outcome = self.call(unit, delivery, limits, live);
+            // A JetStream delivery carries its ack subject, with the delivery count.
+            let reply_to = jetstream.map(|js| js.reply_to(attempts, first_input));
+            let (outcome, acks) = self.call(unit, delivery, limits, live, reply_to.as_deref());
             let logs = match &outcome {
                 Ok(d) => &d.logs,
                 Err(f) => &f.logs,
@@ -928,12 +1042,42 @@ impl LoadedPipeline {
                 logs.iter()
                     .map(|l| (unit.name.clone(), first_input, l.clone())),
             );
-            match outcome {
-                Err(f) if f.kind == FailureKind::Transient && attempts <= limits.retries => {
-                    summary.counts[u].1.retries += 1;
+            let Some(js) = jetstream else {
+                match outcome {
+                    Err(f) if f.kind == FailureKind::Transient && attempts <= limits.retries => {
+                        summary.counts[u].1.retries += 1;
+                        continue;
+                    }
+                    other => break other,
                 }
-                other => break other,
+            };
+            // `+ACK`: done (delivered, or the last delivery's failures dead-lettered). `-NAK` or
+            // no answer at all (a trap): delivered again, up to `max_deliver` deliveries; the
+            // NAK's delay is not waited.
+            let acked = acks.last().is_some_and(|a| a.trim_ascii() == b"+ACK");
+            if acked {
+                break outcome;
             }
+            if attempts >= js.max_deliver {
+                break match outcome {
+                    Err(mut f) => {
+                        f.message.push_str(&format!(
+                            "\nnote: not acknowledged after {attempts} deliveries (`{MAX_DELIVER}`); \
+                             on a lattice the controller moves the message to the dead letters"
+                        ));
+                        Err(f)
+                    }
+                    Ok(d) => Err(Failed {
+                        kind: FailureKind::Error,
+                        message: format!(
+                            "the call returned without acknowledging its delivery (`+ACK`) \
+                             {attempts} times (`{MAX_DELIVER}`)"
+                        ),
+                        logs: d.logs,
+                    }),
+                };
+            }
+            summary.counts[u].1.retries += 1;
         };
         let fail = |out: &mut Attributed<'_>, summary: &mut Summary, kind, message: String| {
             summary.counts[u].1.failed += inputs.len() as u64;
@@ -992,7 +1136,7 @@ impl LoadedPipeline {
                     messages.push((msg, batch));
                 }
                 Err(e) => {
-                    let what = if unit.dead_letter.as_deref() == Some(msg.subject.as_str()) {
+                    let what = if unit.dead_letters_to(&msg.subject) {
                         "its dead letter"
                     } else {
                         "its output"
@@ -1039,16 +1183,24 @@ impl LoadedPipeline {
         let mut outputs = 0u64;
         for (msg, batch) in messages {
             let next: Vec<usize> = batch.iter().map(|b| input_of(b.origin)).collect();
-            if unit.dead_letter.as_deref() == Some(msg.subject.as_str()) {
+            if unit.dead_letters_to(&msg.subject) {
                 for b in batch {
                     rejected[b.origin as usize] = true;
                     let input = input_of(b.origin);
                     let mut record = record_of(b.envelope);
-                    let reason = take_header(&mut record.headers, "etl-error");
+                    let mut reason =
+                        take_header(&mut record.headers, "etl-error").unwrap_or_default();
+                    // The last JetStream delivery dead-letters what it could not deliver: a
+                    // secret without a value is the likely cause locally.
+                    if reason.starts_with("delivery: ") {
+                        for m in &unit.missing {
+                            reason.push_str(&format!("\nnote: {m}"));
+                        }
+                    }
                     out.get(input).dead_letters.push(DeadLetter {
                         step: unit.name.clone(),
                         input,
-                        reason: reason.unwrap_or_default(),
+                        reason,
                         record,
                     });
                 }
@@ -1119,14 +1271,16 @@ impl LoadedPipeline {
     }
 
     /// One call of `unit`, on the instance in `live` or (when there is none) a fresh one, which
-    /// is kept there for the next call unless this one failed or used up the instance.
+    /// is kept there for the next call unless this one failed or used up the instance; a
+    /// message carries `reply_to`. Also what the call published to its ack subject.
     fn call(
         &self,
         unit: &LoadedUnit,
         delivery: &Delivery,
         limits: &Limits,
         live: &mut Option<Live>,
-    ) -> Result<Delivered, Failed> {
+        reply_to: Option<&str>,
+    ) -> (Result<Delivered, Failed>, Vec<Vec<u8>>) {
         let current = live.get_or_insert_with(|| {
             let outgoing = if unit.calls_out {
                 Outgoing::Send
@@ -1155,12 +1309,13 @@ impl LoadedPipeline {
         current.store.data_mut().begin_call(delivery.inputs().len());
         current.calls += 1;
         let source = &self.deployments[unit.pipeline].source;
-        let result = current.enter(unit, delivery, &source.settings);
+        let result = current.enter(unit, delivery, &source.settings, reply_to);
         let outcome = classify(result, current.store.data_mut(), limits);
+        let acks = std::mem::take(&mut current.store.data_mut().acks);
         if outcome.is_err() || current.calls >= limits.calls_per_instance {
             *live = None;
         }
-        outcome
+        (outcome, acks)
     }
 }
 
@@ -1259,6 +1414,7 @@ impl Live {
         unit: &LoadedUnit,
         delivery: &Delivery,
         source: &BTreeMap<String, String>,
+        reply_to: Option<&str>,
     ) -> wasmtime::Result<Answer> {
         let instance = match self.instance {
             Some(i) => i,
@@ -1275,7 +1431,7 @@ impl Live {
                     .as_ref()
                     .expect("only subscribed units get messages")
                     .load(&mut self.store, &instance)?;
-                call_messaging(&mut self.store, &entry, subject, body)
+                call_messaging(&mut self.store, &entry, subject, body, reply_to)
             }
             Delivery::Http { records, .. } => {
                 let entry = unit
@@ -1328,7 +1484,13 @@ fn classify(
         Ok(Answer::Error(message)) => {
             let kind = if host.output_limit_hit || host.requests_at_limit() {
                 FailureKind::OutputLimit
-            } else if message.starts_with(TRANSIENT_PREFIX) || message.starts_with("503 ") {
+            } else if message.starts_with(TRANSIENT_PREFIX)
+                || message.strip_prefix("503 ").is_some_and(|body| {
+                    // `in-http` answers 503 to a failed delivery too: its error is an `out`
+                    // part's (`etl out-…`), no `transient` answer.
+                    !body.lines().any(|l| l.starts_with("etl out-"))
+                })
+            {
                 FailureKind::Transient
             } else {
                 FailureKind::Error
@@ -1416,11 +1578,12 @@ fn call_messaging(
     instance: &Unit,
     subject: &str,
     body: &[u8],
+    reply_to: Option<&str>,
 ) -> wasmtime::Result<Answer> {
     let msg = BrokerMessage {
         subject: subject.to_owned(),
         body: body.to_vec(),
-        reply_to: None,
+        reply_to: reply_to.map(str::to_owned),
     };
     Ok(
         match instance

@@ -9,6 +9,7 @@ mod edits;
 mod core_instances;
 mod egress;
 mod fuzz;
+mod jetstream;
 mod reports;
 mod run_composed;
 mod secrets;
