@@ -25,6 +25,10 @@
 //!   (trap, endless loop, memory bomb, too many outputs) fails the records of that batch at that
 //!   unit, is reported with the unit's name and the inputs' indexes, and the run goes on. A
 //!   failed call's publishes are dropped, so a retried call cannot deliver twice.
+//! - At least once: a unit whose configuration has [`MAX_DELIVER`] receives each message as
+//!   from a JetStream consumer, with an ack subject; its `-NAK` or missing answer delivers the
+//!   message again (at once), up to that many deliveries, and the last one's dead letters show
+//!   like any step's (docs/running.md#at-least-once-delivery).
 //!
 //! See `docs/running.md` for the user-facing description.
 
@@ -71,7 +75,8 @@ pub struct Limits {
     /// none of them.
     pub max_outputs: usize,
     /// Extra attempts of a call in which a record's transform answered `transient` (the
-    /// harness's own retries, `etl.in.retries`, are off: the runner serves 0).
+    /// harness's own retries, `etl.in.retries`, are off: the runner serves 0). Not for a unit
+    /// fed over JetStream ([`MAX_DELIVER`]): its consumer's deliveries take their place.
     pub retries: u32,
     /// Calls one instance of a unit may serve before it is replaced: 1 (the default) is a
     /// fresh store and instance for every batch. More trades isolation for throughput: state a
@@ -210,7 +215,7 @@ pub struct UnitCounts {
     pub dead_lettered: u64,
     /// Received records that failed.
     pub failed: u64,
-    /// Extra calls after `transient` answers.
+    /// Extra calls after `transient` answers; for a unit fed over JetStream, redeliveries.
     pub retries: u64,
 }
 
@@ -1554,8 +1559,9 @@ const HARNESS_RETRIES: &str = "etl.in.retries";
 
 /// The runtime configuration the runner serves a unit, from its local one (which has no report
 /// subject: nothing here reads reports, and every publish is taken for the unit's output): with
-/// the harness's own retries off, so that [`Limits::retries`] alone says how often a `transient`
-/// answer is tried again (the whole call, on a fresh instance).
+/// the harness's own retries off, so that [`Limits::retries`] (or, for a unit fed over
+/// JetStream, [`MAX_DELIVER`]) alone says how often a `transient` answer is tried again (the
+/// whole call, on a fresh instance).
 fn served_config(mut config: BTreeMap<String, String>) -> BTreeMap<String, String> {
     config.insert(HARNESS_RETRIES.to_owned(), "0".to_owned());
     config
