@@ -317,6 +317,37 @@ mod tests {
     }
 
     #[test]
+    fn a_pipeline_whose_streams_are_not_as_wanted_is_failed_with_why() {
+        use etl::oci::bundle::ApplicationFacts;
+        let app = |name: &str| ApplicationFacts {
+            name: name.to_owned(),
+            pipeline: Some(name.to_owned()),
+            version: "sha-0".to_owned(),
+            shared: false,
+            wadm: format!("wadm/{name}.yaml"),
+            k8s: None,
+            artifacts: vec![],
+        };
+        let facts = facts(vec![app("a"), app("b")]);
+        let deployed = |name: &str| AppState {
+            name: name.to_owned(),
+            version: Some("sha-0".to_owned()),
+            state: State::Deployed,
+            reason: None,
+        };
+        let mut lines = pipelines(&facts, Generation::V1, &[deployed("a"), deployed("b")]);
+        let failures = BTreeMap::from([(
+            "b".to_owned(),
+            "JetStream stream `ETL_DATA_p_b`: the server refuses to update storage".to_owned(),
+        )]);
+        delivery_failed(&mut lines, &failures);
+        assert_eq!(lines[0].state, PipelineState::Deployed);
+        assert_eq!(lines[0].reason, None);
+        assert_eq!(lines[1].state, PipelineState::Failed);
+        assert_eq!(lines[1].reason.as_deref(), Some(failures["b"].as_str()));
+    }
+
+    #[test]
     fn what_is_being_pruned_has_a_line_and_keeps_the_environment_from_ready() {
         use etl::oci::bundle::ApplicationFacts;
         let facts = facts(vec![ApplicationFacts {

@@ -518,3 +518,61 @@ async fn a_message_another_consumer_still_needs_stays_for_it() {
     let _ = stop.send(true);
     advisories.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_every_consumer_gave_up_on_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start_jetstream(dir.path());
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    etl_controller::jetstream::ensure_stream(
+        &js,
+        &etl_controller::deadletters::stream_spec("p", 100),
+    )
+    .await
+    .unwrap();
+    let delivery = Delivery::new(client.clone());
+    assert_eq!(
+        delivery.apply(&short_lived(true)).await.failures,
+        BTreeMap::new()
+    );
+    let (stop, stopped) = watch::channel(false);
+    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    let mut dead = client.subscribe("etl.p.pipe.dlq.*").await.unwrap();
+    let mut units = Vec::new();
+    for unit in ["parse", "store"] {
+        units.push(
+            client
+                .queue_subscribe(
+                    format!("etl.p.pipe.deliver.{unit}"),
+                    format!("etl.p.pipe.{unit}"),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    client.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    js.publish("etl.p.pipe.in", batch().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut subjects = Vec::new();
+    for _ in 0..2 {
+        let letter = tokio::time::timeout(Duration::from_secs(10), dead.next())
+            .await
+            .expect("a dead letter per unit")
+            .unwrap();
+        subjects.push(letter.subject.to_string());
+    }
+    subjects.sort();
+    assert_eq!(subjects, ["etl.p.pipe.dlq.parse", "etl.p.pipe.dlq.store"]);
+    let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
+    wait_for("the message deleted once both gave up", async || {
+        pipe.info().await.unwrap().state.messages == 0
+    })
+    .await;
+    let _ = stop.send(true);
+    advisories.await.unwrap();
+}
