@@ -463,6 +463,22 @@ impl Delivery {
             outcome.fail(pipeline, reason.clone());
         }
         self.routes.send_replace(plan.routes(&bundle.facts));
+        // Every request would wait out its timeout: say so at once, and hold nothing up that
+        // does not need JetStream.
+        let connection = self.js.client().connection_state();
+        if connection != async_nats::connection::State::Connected {
+            for wanted in &plan.streams {
+                outcome.fail(
+                    &wanted.pipeline,
+                    format!(
+                        "JetStream stream `{}`: the data plane's NATS is not connected \
+                         ({connection})",
+                        wanted.config.name
+                    ),
+                );
+            }
+            return outcome;
+        }
         let mut failed_streams = BTreeSet::new();
         for wanted in &plan.streams {
             if let Err(reason) = self.ensure_stream(wanted, &mut outcome.changes).await {

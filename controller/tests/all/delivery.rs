@@ -316,7 +316,7 @@ async fn a_bundles_streams_and_consumers_are_applied_updated_and_pruned() {
 async fn without_jetstream_an_at_most_once_bundle_is_no_error() {
     let nats = Nats::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
-    let delivery = Delivery::new(client);
+    let delivery = Delivery::new(client.clone());
     assert_eq!(delivery.apply(&bundle(vec![])).await, Default::default());
     // With files, each pipeline fails, named.
     let outcome = delivery
@@ -326,6 +326,22 @@ async fn without_jetstream_an_at_most_once_bundle_is_no_error() {
         outcome.failures["pipe"].contains("JetStream stream `ETL_DATA_p_pipe`"),
         "{outcome:?}"
     );
+    // The data plane's NATS gone: no request waits out its timeout.
+    drop(nats);
+    wait_for("the client disconnected", async || {
+        client.connection_state() != async_nats::connection::State::Connected
+    })
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(delivery.apply(&bundle(vec![])).await, Default::default());
+    let outcome = delivery
+        .apply(&bundle(vec![("pipe", file("pipe", pipe_stream(), vec![]))]))
+        .await;
+    assert!(
+        outcome.failures["pipe"].contains("the data plane's NATS is not connected"),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
 }
 
 fn batch() -> Vec<u8> {
