@@ -13,7 +13,8 @@
 //! (configuration key [`REPORT_SUBJECT`]), and every step also listens on its
 //! [`replay_subject`], where the controller replays its dead letters (`docs/reporting.md`).
 //! In an environment whose delivery is at least once (the default), the units read the subjects
-//! a JetStream stream captures through consumers of that stream ([`crate::build::jetstream`]).
+//! a JetStream stream captures through consumers of that stream ([`at_least_once`]), which
+//! [`crate::build::jetstream`] defines.
 //!
 //! Secret settings (`{secret: KEY}`) are kept apart from the configuration, as setting name →
 //! secret key (never a value): those the composed component reads itself ([`reads_secret`]: a
@@ -24,6 +25,7 @@
 use std::collections::BTreeMap;
 
 use crate::diag;
+use crate::spec::delivery::DeliverySettings;
 use crate::spec::environments::Environments;
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{
@@ -34,7 +36,7 @@ use crate::spec::overrides::connector_with;
 use crate::spec::templates;
 
 pub use crate::spec::subjects::{
-    dead_letter_subject, replay_subject, report_subject, step_subject,
+    dead_letter_subject, deliver_subject, replay_subject, report_subject, step_subject,
 };
 
 /// A pipeline as deployed to one environment.
@@ -104,7 +106,7 @@ pub struct UnitDeployment {
     /// Subjects it consumes (through `in-messaging`): those of its `from:` in order, then a
     /// step's [`UnitDeployment::replay`] subject. In an at-least-once environment the subjects
     /// a JetStream stream captures are replaced by the one its consumers deliver to
-    /// ([`crate::build::jetstream::apply`]).
+    /// ([`at_least_once`]).
     pub subscriptions: Vec<String>,
     /// Subjects its outputs are published to (`etl.out.subjects`), for messaging outputs.
     pub publishes: Vec<String>,
@@ -561,7 +563,7 @@ pub fn deploy(
         units,
     };
     if env.delivery.at_least_once() {
-        crate::build::jetstream::apply(&mut deployment, &env.delivery);
+        at_least_once(&mut deployment, &env.delivery);
     }
     Ok(deployment)
 }
@@ -665,6 +667,123 @@ struct Inbound {
 struct Rendered {
     values: BTreeMap<String, String>,
     secrets: BTreeMap<String, String>,
+}
+
+// At-least-once delivery: the units' side of the JetStream consumers.
+
+/// Config key: the deliveries of one message, the last of which dead-letters what still fails.
+pub const MAX_DELIVER_KEY: &str = "etl.in.max-deliver";
+/// Config key: the waits before redeliveries, a comma list of milliseconds.
+pub const BACKOFF_KEY: &str = "etl.in.redelivery-backoff";
+/// Config key: where the `in` part publishes the records still failing on the last delivery.
+pub const IN_DEAD_LETTER_KEY: &str = "etl.in.dead-letter";
+/// Config key: how the `out` part confirms its publishes; [`CONFIRM_JETSTREAM`] for steps.
+pub const CONFIRM_KEY: &str = "etl.out.confirm";
+/// [`CONFIRM_KEY`]'s value: each publish is a request answered by a JetStream acknowledgement.
+pub const CONFIRM_JETSTREAM: &str = "jetstream";
+
+/// The JetStream stream of pipeline `pipeline` of project `project`, in an at-least-once
+/// environment: `ETL_DATA_<project>_<pipeline>`.
+pub fn stream_name(project: &str, pipeline: &str) -> String {
+    format!("ETL_DATA_{project}_{pipeline}")
+}
+
+/// The queue group of unit `unit` of `pipeline`: its replicas share its records.
+pub fn queue_group(project: &str, pipeline: &str, unit: &str) -> String {
+    format!("etl.{project}.{pipeline}.{unit}")
+}
+
+impl Deployment {
+    /// The inputs of `unit` that a JetStream stream captures in an at-least-once environment,
+    /// as `(stream, subject)`, in `from:` order, each once: a step's output (this pipeline's
+    /// stream), a `nats` source's subject (this pipeline's stream), or another pipeline's step
+    /// that a `pipeline` source reads (that pipeline's stream).
+    pub fn captured_inputs(&self, unit: &UnitDeployment) -> Vec<(String, String)> {
+        let own = stream_name(&self.project, &self.pipeline);
+        let source = &self.source;
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (subject, node) in &unit.inputs {
+            let stream = if *node == source.name {
+                match (source.connector, &source.upstream) {
+                    (SourceConnector::Nats, _) => Some(own.clone()),
+                    (SourceConnector::Pipeline, Some(up))
+                        if *subject == step_subject(&self.project, &up.pipeline, &up.from) =>
+                    {
+                        Some(stream_name(&self.project, &up.pipeline))
+                    }
+                    _ => None,
+                }
+            } else if self
+                .units
+                .iter()
+                .any(|u| u.name == *node && u.kind == UnitKind::Step)
+            {
+                Some(own.clone())
+            } else {
+                None
+            };
+            if let Some(stream) = stream {
+                let entry = (stream, subject.clone());
+                if !out.contains(&entry) {
+                    out.push(entry);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl UnitDeployment {
+    /// Whether it reads through JetStream (and acknowledges what it handled): in an
+    /// at-least-once environment, fed by subjects a stream captures.
+    pub fn jetstream_fed(&self) -> bool {
+        self.config.contains_key(MAX_DELIVER_KEY)
+    }
+}
+
+/// Wires `deployment` for at-least-once delivery with `settings` ([`crate::build::jetstream`]): each unit fed by captured
+/// subjects ([`Deployment::captured_inputs`]) subscribes to its [`deliver_subject`] instead of
+/// them (a step keeps its replay subscription, other subjects stay) and gets
+/// [`MAX_DELIVER_KEY`], [`BACKOFF_KEY`] and [`IN_DEAD_LETTER_KEY`] (a sink's dead letters get
+/// the subject a step's have, which becomes its [`UnitDeployment::dead_letter`]); every step,
+/// whose outputs land in the stream, gets [`CONFIRM_KEY`]. Its `inputs` stay as they are.
+pub fn at_least_once(deployment: &mut Deployment, settings: &DeliverySettings) {
+    let project = deployment.project.clone();
+    let pipeline = deployment.pipeline.clone();
+    let captured: Vec<Vec<(String, String)>> = deployment
+        .units
+        .iter()
+        .map(|u| deployment.captured_inputs(u))
+        .collect();
+    for (unit, captured) in deployment.units.iter_mut().zip(captured) {
+        if !captured.is_empty() {
+            let deliver = deliver_subject(&project, &pipeline, &unit.name);
+            let mut subscriptions = Vec::with_capacity(unit.subscriptions.len());
+            for s in &unit.subscriptions {
+                let s = if captured.iter().any(|(_, c)| c == s) {
+                    &deliver
+                } else {
+                    s
+                };
+                if !subscriptions.contains(s) {
+                    subscriptions.push(s.clone());
+                }
+            }
+            unit.subscriptions = subscriptions;
+            let dead_letter = dead_letter_subject(&project, &pipeline, &unit.name);
+            unit.config
+                .insert(MAX_DELIVER_KEY.to_owned(), settings.max_deliver.to_string());
+            unit.config
+                .insert(BACKOFF_KEY.to_owned(), settings.backoff_list());
+            unit.config
+                .insert(IN_DEAD_LETTER_KEY.to_owned(), dead_letter.clone());
+            unit.dead_letter.get_or_insert(dead_letter);
+        }
+        if unit.kind == UnitKind::Step {
+            unit.config
+                .insert(CONFIRM_KEY.to_owned(), CONFIRM_JETSTREAM.to_owned());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! At-least-once delivery: the NATS JetStream stream and consumers of a pipeline deployed to an
-//! environment whose `delivery.guarantee` is `at-least-once` (the default), and how its units
-//! are wired to them ([`apply`]).
+//! environment whose `delivery.guarantee` is `at-least-once` (the default).
 //!
 //! Each pipeline gets one stream, [`stream_name`], capturing its steps' output subjects and a
 //! `nats` source's subject (never report, dead-letter or replay subjects); retention `interest`,
@@ -10,6 +9,9 @@
 //! subjects themselves. A `pipeline` source reading another pipeline's step reads it from that
 //! pipeline's stream, through a consumer named `<pipeline>__<unit>`; a `pipeline` source reading
 //! a `nats` sink, and `kafka` and `http` sources, stay as they are (no stream captures them).
+//! The units' side of it (their subscriptions and `etl.in.*` keys) is wired by
+//! [`crate::build::deployment`] ([`Deployment::captured_inputs`]); this module writes the
+//! stream and consumers.
 //!
 //! [`document`] is what `etl compile` writes to `dist/<env>/jetstream/<pipeline>.json` and into
 //! the environment's bundle: the stream and consumer configurations with the NATS server API's
@@ -18,31 +20,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::deployment::{Deployment, UnitDeployment, UnitKind};
+pub use crate::build::deployment::{
+    BACKOFF_KEY, CONFIRM_JETSTREAM, CONFIRM_KEY, IN_DEAD_LETTER_KEY, MAX_DELIVER_KEY, queue_group,
+    stream_name,
+};
+use crate::build::deployment::{Deployment, UnitKind};
 use crate::spec::delivery::DeliverySettings;
 use crate::spec::model::SourceConnector;
-use crate::spec::subjects::{dead_letter_subject, deliver_subject, step_subject};
-
-/// Config key: the deliveries of one message, the last of which dead-letters what still fails.
-pub const MAX_DELIVER_KEY: &str = "etl.in.max-deliver";
-/// Config key: the waits before redeliveries, a comma list of milliseconds.
-pub const BACKOFF_KEY: &str = "etl.in.redelivery-backoff";
-/// Config key: where the `in` part publishes the records still failing on the last delivery.
-pub const IN_DEAD_LETTER_KEY: &str = "etl.in.dead-letter";
-/// Config key: how the `out` part confirms its publishes; [`CONFIRM_JETSTREAM`] for steps.
-pub const CONFIRM_KEY: &str = "etl.out.confirm";
-/// [`CONFIRM_KEY`]'s value: each publish is a request answered by a JetStream acknowledgement.
-pub const CONFIRM_JETSTREAM: &str = "jetstream";
+use crate::spec::subjects::{deliver_subject, step_subject};
 
 /// `apiVersion` of a [`JetStream`] document.
 pub const API_VERSION: &str = "etl/v1alpha1";
 /// `kind` of a [`JetStream`] document.
 pub const KIND: &str = "JetStream";
-
-/// The stream of pipeline `pipeline` of project `project`: `ETL_DATA_<project>_<pipeline>`.
-pub fn stream_name(project: &str, pipeline: &str) -> String {
-    format!("ETL_DATA_{project}_{pipeline}")
-}
 
 /// The JetStream definitions of one pipeline in one environment: its stream, and the consumers
 /// of its units (on its stream, or on an upstream pipeline's).
@@ -119,104 +109,6 @@ pub struct ConsumerConfig {
     pub deliver_policy: String,
     /// Always `instant`.
     pub replay_policy: String,
-}
-
-/// The queue group of unit `unit` of `pipeline`: its replicas share its records.
-pub fn queue_group(project: &str, pipeline: &str, unit: &str) -> String {
-    format!("etl.{project}.{pipeline}.{unit}")
-}
-
-impl Deployment {
-    /// The inputs of `unit` that a JetStream stream captures in an at-least-once environment,
-    /// as `(stream, subject)`, in `from:` order, each once: a step's output (this pipeline's
-    /// stream), a `nats` source's subject (this pipeline's stream), or another pipeline's step
-    /// that a `pipeline` source reads (that pipeline's stream).
-    pub fn captured_inputs(&self, unit: &UnitDeployment) -> Vec<(String, String)> {
-        let own = stream_name(&self.project, &self.pipeline);
-        let source = &self.source;
-        let mut out: Vec<(String, String)> = Vec::new();
-        for (subject, node) in &unit.inputs {
-            let stream = if *node == source.name {
-                match (source.connector, &source.upstream) {
-                    (SourceConnector::Nats, _) => Some(own.clone()),
-                    (SourceConnector::Pipeline, Some(up))
-                        if *subject == step_subject(&self.project, &up.pipeline, &up.from) =>
-                    {
-                        Some(stream_name(&self.project, &up.pipeline))
-                    }
-                    _ => None,
-                }
-            } else if self
-                .units
-                .iter()
-                .any(|u| u.name == *node && u.kind == UnitKind::Step)
-            {
-                Some(own.clone())
-            } else {
-                None
-            };
-            if let Some(stream) = stream {
-                let entry = (stream, subject.clone());
-                if !out.contains(&entry) {
-                    out.push(entry);
-                }
-            }
-        }
-        out
-    }
-}
-
-impl UnitDeployment {
-    /// Whether it reads through JetStream (and acknowledges what it handled): in an
-    /// at-least-once environment, fed by subjects a stream captures.
-    pub fn jetstream_fed(&self) -> bool {
-        self.config.contains_key(MAX_DELIVER_KEY)
-    }
-}
-
-/// Wires `deployment` for at-least-once delivery with `settings`: each unit fed by captured
-/// subjects ([`Deployment::captured_inputs`]) subscribes to its [`deliver_subject`] instead of
-/// them (a step keeps its replay subscription, other subjects stay) and gets
-/// [`MAX_DELIVER_KEY`], [`BACKOFF_KEY`] and [`IN_DEAD_LETTER_KEY`] (a sink's dead letters get
-/// the subject a step's have, which becomes its [`UnitDeployment::dead_letter`]); every step,
-/// whose outputs land in the stream, gets [`CONFIRM_KEY`]. Its `inputs` stay as they are.
-pub fn apply(deployment: &mut Deployment, settings: &DeliverySettings) {
-    let project = deployment.project.clone();
-    let pipeline = deployment.pipeline.clone();
-    let captured: Vec<Vec<(String, String)>> = deployment
-        .units
-        .iter()
-        .map(|u| deployment.captured_inputs(u))
-        .collect();
-    for (unit, captured) in deployment.units.iter_mut().zip(captured) {
-        if !captured.is_empty() {
-            let deliver = deliver_subject(&project, &pipeline, &unit.name);
-            let mut subscriptions = Vec::with_capacity(unit.subscriptions.len());
-            for s in &unit.subscriptions {
-                let s = if captured.iter().any(|(_, c)| c == s) {
-                    &deliver
-                } else {
-                    s
-                };
-                if !subscriptions.contains(s) {
-                    subscriptions.push(s.clone());
-                }
-            }
-            unit.subscriptions = subscriptions;
-            let dead_letter = dead_letter_subject(&project, &pipeline, &unit.name);
-            unit.config
-                .insert(MAX_DELIVER_KEY.to_owned(), settings.max_deliver.to_string());
-            unit.config
-                .insert(BACKOFF_KEY.to_owned(), settings.backoff_list());
-            unit.config
-                .insert(IN_DEAD_LETTER_KEY.to_owned(), dead_letter.clone());
-            unit.dead_letter.get_or_insert(dead_letter);
-        }
-        if unit.kind == UnitKind::Step {
-            unit.config
-                .insert(CONFIRM_KEY.to_owned(), CONFIRM_JETSTREAM.to_owned());
-        }
-    }
 }
 
 /// The JetStream definitions of `deployment` with `settings`; `None` when the environment is
@@ -314,7 +206,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::build::deployment::{DEAD_LETTER_KEY, deploy};
+    use crate::build::deployment::{DEAD_LETTER_KEY, UnitDeployment, deploy};
     use crate::spec::load::Repo;
     use crate::spec::model::{Delivery, Guarantee, Scalar, Setting};
 

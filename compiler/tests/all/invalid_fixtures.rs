@@ -47,13 +47,13 @@ fn case_name(dir: &Path) -> String {
     dir.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-fn validate(dir: &Path) -> Validation {
+pub(crate) fn validate(dir: &Path) -> Validation {
     etl::spec::validate(dir).unwrap_or_else(|e| panic!("{}: validate failed: {e}", dir.display()))
 }
 
 /// The report a person sees (`etl validate --color never`, repo-relative paths), with the repo
 /// directory itself written `<repo>` so snapshots do not depend on where the checkout is.
-fn report(dir: &Path, v: &Validation) -> String {
+pub(crate) fn report(dir: &Path, v: &Validation) -> String {
     let text = format!(
         "{}{}\n",
         render::human(
@@ -180,7 +180,8 @@ fn every_invalid_fixture_reports_the_same_twice() {
 // ---------------------------------------------------------------------------------------------
 // Generated cases.
 
-const DIGEST: &str = "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476";
+pub(crate) const DIGEST: &str =
+    "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476";
 
 const PROJECT: &str = "\
 apiVersion: etl/v1alpha1
@@ -198,7 +199,7 @@ spec:
       lattice: shop-dev
 ";
 
-fn pipeline() -> String {
+pub(crate) fn pipeline() -> String {
     format!(
         "\
 apiVersion: etl/v1alpha1

@@ -1286,7 +1286,8 @@ fn the_example_in_every_environment() {
             "config": {
                 "consumer_group": "etl.iot-sensors.sensor-ingest.alerts",
                 "max_in_flight": max_in_flight,
-                "subscriptions": "etl.iot-sensors.sensor-ingest.out.threshold-alert",
+                // Delivery is at least once: what its JetStream consumer delivers.
+                "subscriptions": "etl.iot-sensors.sensor-ingest.deliver.alerts",
             },
         })
     );
@@ -1309,11 +1310,13 @@ fn sub_pipelines_subscribe_to_what_they_read_in_their_own_consumer_group() {
         };
         let archive = messaging("orders", "orders-archive");
         let audit = messaging("audit", "audit-audit");
-        assert_eq!(archive["subscriptions"], "etl.relay.orders.out.parse");
+        // At least once: each reads `parse` through its own consumer of `orders`' stream,
+        // delivering to its own subject, which its group is the consumer's `deliver_group` of.
+        assert_eq!(archive["subscriptions"], "etl.relay.orders.deliver.archive");
         // A step also listens on its replay subject, in its own group.
         assert_eq!(
             audit["subscriptions"],
-            "etl.relay.orders.out.parse,etl.relay.audit.replay.audit"
+            "etl.relay.audit.deliver.audit,etl.relay.audit.replay.audit"
         );
         assert_eq!(audit["consumer_group"], "etl.relay.audit.audit");
         assert_ne!(archive["consumer_group"], audit["consumer_group"]);

@@ -9,6 +9,7 @@ mod edits;
 mod batching;
 mod claims;
 mod compose;
+mod delivery;
 mod fuzz;
 mod harness;
 mod invalid_fixtures;

@@ -1164,14 +1164,15 @@ fn every_unit_can_report_and_every_step_is_replayed_into_alone() {
     assert_eq!(
         handler("enrich").as_deref(),
         Some(
-            "etl.iot-sensors.sensor-ingest.out.parse|etl.iot-sensors.sensor-ingest.enrich,\
+            "etl.iot-sensors.sensor-ingest.deliver.enrich|etl.iot-sensors.sensor-ingest.enrich,\
              etl.iot-sensors.sensor-ingest.replay.enrich|etl.iot-sensors.sensor-ingest.enrich"
         )
     );
-    // Sinks are not replayed into.
+    // Sinks are not replayed into. (Delivery is at least once: units read what their
+    // JetStream consumer delivers to them, in their queue group.)
     assert_eq!(
         handler("archive").as_deref(),
-        Some("etl.iot-sensors.sensor-ingest.out.parse|etl.iot-sensors.sensor-ingest.archive")
+        Some("etl.iot-sensors.sensor-ingest.deliver.archive|etl.iot-sensors.sensor-ingest.archive")
     );
 }
 
@@ -1201,16 +1202,17 @@ fn sub_pipelines_subscribe_to_what_they_read_in_their_own_queue_group() {
                 .map(|c| c.properties["subscriptions"].clone())
                 .unwrap()
         };
-        // `orders`' own sink and the sub-pipeline both see every record of `parse`: one
-        // subject, two queue groups.
+        // `orders`' own sink and the sub-pipeline both see every record of `parse`: two
+        // consumers of `orders`' stream, each delivering to its unit's own subject, in its own
+        // queue group.
         assert_eq!(
             subscriptions("orders", "archive"),
-            "etl.relay.orders.out.parse|etl.relay.orders.archive"
+            "etl.relay.orders.deliver.archive|etl.relay.orders.archive"
         );
         // A step also listens on its replay subject, in its own queue group.
         assert_eq!(
             subscriptions("audit", "audit"),
-            "etl.relay.orders.out.parse|etl.relay.audit.audit,\
+            "etl.relay.audit.deliver.audit|etl.relay.audit.audit,\
              etl.relay.audit.replay.audit|etl.relay.audit.audit"
         );
         assert_eq!(

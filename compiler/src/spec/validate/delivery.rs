@@ -93,8 +93,10 @@ fn check_fields(project: &Loaded<Project>, at: &str, d: &Delivery, out: &mut Vec
 /// stream limits age at all). One diagnostic per setting blamed, naming every environment.
 fn check_windows(project: &Loaded<Project>, out: &mut Vec<Diagnostic>) {
     let spec = &project.spec.spec;
-    // The pointer of the field to blame → (its text, the other's text, environments).
-    let mut found: BTreeMap<String, (String, String, Vec<String>)> = BTreeMap::new();
+    // (The setting blamed, the other one: pointer (`None` for a default) and text) → the
+    // environments where the two conflict.
+    type Written = (Option<String>, String);
+    let mut found: BTreeMap<(Written, Written), Vec<String>> = BTreeMap::new();
     for (name, env) in &spec.environments {
         let settings = DeliverySettings::of(spec.delivery.as_ref(), env.delivery.as_ref());
         if !settings.at_least_once()
@@ -103,7 +105,6 @@ fn check_windows(project: &Loaded<Project>, out: &mut Vec<Diagnostic>) {
         {
             continue;
         }
-        // Blame the window when it is written; else the age that is too short for the default.
         let window = written(
             spec.delivery.as_ref(),
             env.delivery.as_ref(),
@@ -118,29 +119,35 @@ fn check_windows(project: &Loaded<Project>, out: &mut Vec<Diagnostic>) {
             "max_age",
             |d| d.max_age.as_ref(),
         );
-        let (pointer, blamed, other) = match (window, age) {
-            (Some((p, w)), age) => (p, w, age.map_or_else(|| "24h".to_owned(), |(_, a)| a)),
-            (None, Some((p, a))) => (p, a, "2m".to_owned()),
+        // Blame the window when it is written; else the age, too short for the default window.
+        let key = match (window, age) {
+            (Some((p, w)), age) => (
+                (Some(p), w),
+                age.map_or_else(|| (None, "24h".to_owned()), |(p, a)| (Some(p), a)),
+            ),
+            (None, Some((p, a))) => ((Some(p), a), (None, "2m".to_owned())),
             (None, None) => continue,
         };
-        found
-            .entry(pointer)
-            .or_insert_with(|| (blamed, other, Vec::new()))
-            .2
-            .push(name.to_string());
+        found.entry(key).or_default().push(name.to_string());
     }
-    for (pointer, (blamed, other, envs)) in found {
+    for (((pointer, blamed), (other_at, other)), envs) in found {
+        let Some(pointer) = pointer else { continue };
         let envs: Vec<String> = envs.iter().map(|e| format!("`{e}`")).collect();
         let noun = if envs.len() == 1 {
             "environment"
         } else {
             "environments"
         };
-        let d = if pointer.ends_with("/duplicate_window") {
+        let default = if other_at.is_none() {
+            " the default"
+        } else {
+            ""
+        };
+        let mut d = if pointer.ends_with("/duplicate_window") {
             Diagnostic::new(
                 Code::OutOfRange,
                 format!(
-                    "`duplicate_window` `{blamed}` is longer than `max_age` `{other}` in {noun} {}",
+                    "`duplicate_window` `{blamed}` is longer than{default} `max_age` `{other}` in {noun} {}",
                     envs.join(", ")
                 ),
             )
@@ -152,7 +159,7 @@ fn check_windows(project: &Loaded<Project>, out: &mut Vec<Diagnostic>) {
             Diagnostic::new(
                 Code::OutOfRange,
                 format!(
-                    "`max_age` `{blamed}` is shorter than the default `duplicate_window` `{other}` in {noun} {}",
+                    "`max_age` `{blamed}` is shorter than{default} `duplicate_window` `{other}` in {noun} {}",
                     envs.join(", ")
                 ),
             )
@@ -161,7 +168,16 @@ fn check_windows(project: &Loaded<Project>, out: &mut Vec<Diagnostic>) {
                 "a `max_age` of at least `{other}`, `0s` for no limit, or a `duplicate_window` of at most `{blamed}`"
             ))
         };
-        out.push(d.at(&project.file, project.span(&pointer)).note(
+        d = d.at(&project.file, project.span(&pointer));
+        if let Some(at) = other_at {
+            let field = at.rsplit('/').next().unwrap_or_default().to_owned();
+            d = d.related(
+                &project.file,
+                project.span(&at),
+                format!("the `{field}` it exceeds"),
+            );
+        }
+        out.push(d.note(
             "the NATS server refuses a stream whose de-duplication window outlasts its messages",
         ));
     }
