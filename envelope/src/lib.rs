@@ -1,15 +1,16 @@
 //! The platform envelope: how records travel between pipeline steps over the broker.
 //!
 //! A record is the contract's `message` (optional key, payload, ordered headers) plus the W3C
-//! trace context `traceparent`. The `out-messaging` harness encodes a batch of records into the
+//! trace context `traceparent` and the record's stable `id` (the same on every delivery of the
+//! same record, so a consumer can tell a duplicate). The `out-messaging` harness encodes a batch of records into the
 //! body of one broker message; the next step's `in-messaging` harness decodes it. The format is
 //! specified byte by byte in `docs/envelope.md`; in short:
 //!
 //! ```text
 //! version 2 (a batch):  version (u8 = 2) | record count | (origin | record)*
 //! version 1 (one):      version (u8 = 1) | record
-//! record:               flags (u8: bit0 key, bit1 traceparent) | [key] | payload
-//!                         | header count | (name, value)* | [traceparent]
+//! record:               flags (u8: bit0 key, bit1 traceparent, bit2 id) | [key] | payload
+//!                         | header count | (name, value)* | [traceparent] | [id]
 //! ```
 //!
 //! where every length, count and origin is an unsigned LEB128 varint of at most `u32::MAX` in
@@ -30,6 +31,7 @@
 //!     payload: br#"{"t":21.5}"#.to_vec(),
 //!     headers: vec![("content-type".into(), "application/json".into())],
 //!     traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+//!     id: Some("3f2a9c-0".into()),
 //! };
 //! let bytes = encode(&envelope);
 //! assert_eq!(decode(&bytes), Ok(envelope.clone()));
@@ -61,10 +63,12 @@ const MIN_BATCH_RECORD: u64 = 4;
 const FLAG_KEY: u8 = 0b01;
 /// Flags bit: a traceparent follows the headers.
 const FLAG_TRACEPARENT: u8 = 0b10;
+/// Flags bit: an id ends the record (after the traceparent, if any).
+const FLAG_ID: u8 = 0b100;
 /// Every flags bit this version defines; the others must be zero.
-const KNOWN_FLAGS: u8 = FLAG_KEY | FLAG_TRACEPARENT;
+const KNOWN_FLAGS: u8 = FLAG_KEY | FLAG_TRACEPARENT | FLAG_ID;
 
-/// One record between steps: the contract's `message` plus its trace context.
+/// One record between steps: the contract's `message` plus its trace context and its id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Envelope {
     /// The record's key (`message.key`). `Some(vec![])` (an empty key) and `None` are distinct.
@@ -75,6 +79,11 @@ pub struct Envelope {
     pub headers: Vec<(String, String)>,
     /// W3C trace context `traceparent` of the record, carried verbatim (not validated here).
     pub traceparent: Option<String>,
+    /// The record's stable id: the same on every delivery of the same record (a redelivery, a
+    /// client's retry), so a consumer de-duplicates by it. Given at the source and derived
+    /// from there on (docs/harness.md#record-ids); carried verbatim (not validated here).
+    /// `None`: the record has none (e.g. published to a core NATS source by a client).
+    pub id: Option<String>,
 }
 
 /// The part of an envelope a [`DecodeError::InvalidUtf8`] is about.
@@ -86,6 +95,8 @@ pub enum Field {
     HeaderValue(u32),
     /// The traceparent.
     Traceparent,
+    /// The id.
+    Id,
 }
 
 impl fmt::Display for Field {
@@ -94,6 +105,7 @@ impl fmt::Display for Field {
             Field::HeaderName(i) => write!(f, "name of header {i}"),
             Field::HeaderValue(i) => write!(f, "value of header {i}"),
             Field::Traceparent => f.write_str("traceparent"),
+            Field::Id => f.write_str("id"),
         }
     }
 }
@@ -134,7 +146,7 @@ pub enum DecodeError {
         /// Byte offset where the varint starts.
         at: usize,
     },
-    /// A header name, header value or the traceparent is not valid UTF-8.
+    /// A header name, header value, the traceparent or the id is not valid UTF-8.
     InvalidUtf8 {
         /// Which string.
         field: Field,
@@ -183,7 +195,7 @@ impl core::error::Error for DecodeError {}
 ///
 /// # Panics
 ///
-/// If the key, the payload, a header name or value, or the traceparent is longer than
+/// If the key, the payload, a header name or value, the traceparent or the id is longer than
 /// `u32::MAX` bytes, or there are more than `u32::MAX` headers: the format cannot express
 /// them (no wasm32 component can hold such a record anyway).
 pub fn encode(envelope: &Envelope) -> Vec<u8> {
@@ -229,6 +241,9 @@ fn put_record(out: &mut Vec<u8>, envelope: &Envelope) {
     if envelope.traceparent.is_some() {
         flags |= FLAG_TRACEPARENT;
     }
+    if envelope.id.is_some() {
+        flags |= FLAG_ID;
+    }
     out.push(flags);
     if let Some(key) = &envelope.key {
         put_bytes(out, key);
@@ -241,6 +256,9 @@ fn put_record(out: &mut Vec<u8>, envelope: &Envelope) {
     }
     if let Some(traceparent) = &envelope.traceparent {
         put_bytes(out, traceparent.as_bytes());
+    }
+    if let Some(id) = &envelope.id {
+        put_bytes(out, id.as_bytes());
     }
 }
 
@@ -258,6 +276,7 @@ pub fn encoded_len(envelope: &Envelope) -> usize {
             .map(|(n, v)| field(n.len()) + field(v.len()))
             .sum::<usize>()
         + envelope.traceparent.as_ref().map_or(0, |t| field(t.len()))
+        + envelope.id.as_ref().map_or(0, |i| field(i.len()))
 }
 
 /// Decodes one envelope that must span all of `bytes`.
@@ -332,7 +351,7 @@ impl Reader<'_> {
         Ok(count)
     }
 
-    /// A record: flags, key, payload, headers, traceparent.
+    /// A record: flags, key, payload, headers, traceparent, id.
     fn record(&mut self) -> Result<Envelope, DecodeError> {
         let r = self;
         let flags = r.byte()?;
@@ -358,11 +377,17 @@ impl Reader<'_> {
         } else {
             None
         };
+        let id = if flags & FLAG_ID != 0 {
+            Some(r.string(Field::Id)?)
+        } else {
+            None
+        };
         Ok(Envelope {
             key,
             payload,
             headers,
             traceparent,
+            id,
         })
     }
 }

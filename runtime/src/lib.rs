@@ -1809,6 +1809,7 @@ fn envelope_of(record: &Record) -> etl_envelope::Envelope {
         payload: record.payload.clone(),
         headers,
         traceparent,
+        id: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn golden() -> Envelope {
             ("x-id".into(), "7".into()),
         ],
         traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        id: None,
     }
 }
 
@@ -149,7 +150,7 @@ fn every_other_version_byte_is_unknown() {
 
 #[test]
 fn reserved_flag_bits_are_rejected() {
-    for flags in 0b100..=u8::MAX {
+    for flags in 0b1000..=u8::MAX {
         assert_eq!(
             decode(&[0x01, flags, 0x00, 0x00]),
             Err(DecodeError::ReservedFlags(flags)),
@@ -307,7 +308,7 @@ fn errors_read_well() {
         ),
         (
             DecodeError::ReservedFlags(0x84),
-            "envelope flags byte 0x84 sets reserved bits (only 0x03 are defined)",
+            "envelope flags byte 0x84 sets reserved bits (only 0x07 are defined)",
         ),
         (
             DecodeError::Truncated { needed: 10, at: 3 },
@@ -332,6 +333,10 @@ fn errors_read_well() {
                 field: Field::Traceparent,
             },
             "envelope traceparent is not valid UTF-8",
+        ),
+        (
+            DecodeError::InvalidUtf8 { field: Field::Id },
+            "envelope id is not valid UTF-8",
         ),
         (
             DecodeError::TrailingBytes(2),
@@ -642,8 +647,13 @@ fn batch_varints_must_be_shortest_and_fit_in_32_bits() {
 fn records_of_a_batch_are_checked_as_in_version_1() {
     // Reserved flags in the second record.
     assert_eq!(
-        decode_batch(&[0x02, 0x02, 0, 0, 0, 0, 0x01, 0x04, 0, 0]),
-        Err(DecodeError::ReservedFlags(0x04))
+        decode_batch(&[0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0, 0]),
+        Err(DecodeError::ReservedFlags(0x08))
+    );
+    // An id that is not UTF-8.
+    assert_eq!(
+        decode_batch(&[0x02, 0x01, 0x00, 0x04, 0x00, 0x00, 0x01, 0xff]),
+        Err(DecodeError::InvalidUtf8 { field: Field::Id })
     );
     // A header name that is not UTF-8 (its index counts within its record).
     assert_eq!(
@@ -661,4 +671,154 @@ fn records_of_a_batch_are_checked_as_in_version_1() {
             field: Field::Traceparent
         })
     );
+}
+
+// The id (flags bit 2): the last field of a record.
+
+/// The golden record with an id of `docs/envelope.md`: output 0 of record 0 of the request
+/// whose client sent `Idempotency-Key: order-17`, from record 2 of the step's batch.
+fn golden_with_id() -> Vec<Batched> {
+    vec![Batched {
+        origin: 2,
+        envelope: Envelope {
+            key: None,
+            payload: br#"{"t":21.5}"#.to_vec(),
+            headers: vec![],
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            id: Some("order-17-0.0".into()),
+        },
+    }]
+}
+
+/// Its encoding: the id follows the traceparent.
+fn golden_with_id_bytes() -> Vec<u8> {
+    #[rustfmt::skip]
+    let parts: [&[u8]; 8] = [
+        &[0x02],                   // version 2
+        &[0x01],                   // 1 record
+        &[0x02],                   // origin 2
+        &[0x06],                   // flags: traceparent, id
+        &GOLDEN[5..16],            // payload, 10 bytes: {"t":21.5}
+        &[0x00],                   // 0 headers
+        &GOLDEN[54..],             // traceparent, 55 bytes
+        &[0x0c],                   // id, 12 bytes: order-17-0.0
+    ];
+    let mut bytes = parts.concat();
+    bytes.extend_from_slice(b"order-17-0.0");
+    bytes
+}
+
+/// The same bytes in hex, as `docs/envelope.md` prints them.
+const GOLDEN_WITH_ID_HEX: &str = "020102060a7b2274223a32312e357d00\
+3730302d3462663932663335373762333464613661336365393239643065306534373336\
+2d303066303637616130626139303262372d3031\
+0c6f726465722d31372d302e30";
+
+#[test]
+fn golden_record_with_an_id_encodes_and_decodes() {
+    let bytes = golden_with_id_bytes();
+    assert_eq!(bytes.len(), 85);
+    assert_eq!(encode_batch(&golden_with_id()), bytes);
+    assert_eq!(hex(&bytes), GOLDEN_WITH_ID_HEX);
+    assert_eq!(decode_batch(&bytes), Ok(golden_with_id()));
+    assert_eq!(batch_len(&golden_with_id()), bytes.len());
+}
+
+#[test]
+fn golden_record_with_an_id_is_the_one_documented() {
+    let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/envelope.md");
+    let doc = std::fs::read_to_string(doc_path).expect("docs/envelope.md");
+    assert!(
+        one_line(&doc).contains(GOLDEN_WITH_ID_HEX),
+        "docs/envelope.md does not show the golden record with an id {GOLDEN_WITH_ID_HEX}"
+    );
+}
+
+#[test]
+fn a_record_without_an_id_encodes_as_before_ids_existed() {
+    // Flags bit 2 is clear and nothing follows the traceparent: the golden vectors above.
+    assert_eq!(encode(&golden())[1], 0x03);
+    assert_eq!(encode(&Envelope::default()), [0x01, 0x00, 0x00, 0x00]);
+}
+
+#[test]
+fn an_id_is_the_last_field_of_a_record_in_both_versions() {
+    let e = Envelope {
+        id: Some("k-0".into()),
+        ..Envelope::default()
+    };
+    assert_eq!(encode(&e), [0x01, 0x04, 0x00, 0x00, 0x03, b'k', b'-', b'0']);
+    assert_eq!(decode(&encode(&e)), Ok(e.clone()));
+    assert_eq!(encoded_len(&e), 8);
+    // After the traceparent.
+    let both = Envelope {
+        traceparent: Some("t".into()),
+        ..e.clone()
+    };
+    assert_eq!(
+        encode(&both),
+        [0x01, 0x06, 0x00, 0x00, 0x01, b't', 0x03, b'k', b'-', b'0']
+    );
+    assert_eq!(decode(&encode(&both)), Ok(both));
+    // The golden record with an id.
+    let mut golden = golden();
+    golden.id = Some("order-17-0".into());
+    let bytes = encode(&golden);
+    assert_eq!(bytes[1], 0x07);
+    assert_eq!(
+        &bytes[..GOLDEN.len()],
+        &[&[0x01, 0x07][..], &GOLDEN[2..]].concat()[..]
+    );
+    assert_eq!(&bytes[GOLDEN.len()..], b"\x0aorder-17-0");
+    assert_eq!(decode(&bytes), Ok(golden.clone()));
+    // In a batch.
+    let batch = vec![Batched {
+        origin: 1,
+        envelope: golden,
+    }];
+    assert_eq!(decode_batch(&encode_batch(&batch)), Ok(batch));
+}
+
+#[test]
+fn an_empty_id_differs_from_no_id() {
+    let e = Envelope {
+        id: Some(String::new()),
+        ..Envelope::default()
+    };
+    assert_eq!(encode(&e), [0x01, 0x04, 0x00, 0x00, 0x00]);
+    assert_eq!(decode(&encode(&e)), Ok(e));
+}
+
+#[test]
+fn a_flagged_id_that_is_missing_is_truncated_and_one_not_flagged_is_trailing() {
+    assert_eq!(
+        decode(&[0x01, 0x04, 0x00, 0x00]),
+        Err(DecodeError::Truncated { needed: 1, at: 4 })
+    );
+    assert_eq!(
+        decode(&[0x01, 0x04, 0x00, 0x00, 0x05, b'a']),
+        Err(DecodeError::Truncated { needed: 5, at: 5 })
+    );
+    assert_eq!(
+        decode(&[0x01, 0x00, 0x00, 0x00, 0x01, b'a']),
+        Err(DecodeError::TrailingBytes(2))
+    );
+    assert_eq!(
+        decode(&[0x01, 0x04, 0x00, 0x00, 0x01, 0x80]),
+        Err(DecodeError::InvalidUtf8 { field: Field::Id })
+    );
+}
+
+#[test]
+fn every_truncation_of_the_golden_record_with_an_id_is_truncated() {
+    let bytes = golden_with_id_bytes();
+    for n in 0..bytes.len() {
+        match decode_batch(&bytes[..n]) {
+            Err(DecodeError::Truncated { needed, at }) => assert!(
+                at as u64 + needed > n as u64,
+                "prefix of {n}: Truncated {{ needed: {needed}, at: {at} }} fits"
+            ),
+            other => panic!("prefix of {n} bytes: {other:?}"),
+        }
+    }
 }

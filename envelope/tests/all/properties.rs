@@ -18,12 +18,14 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         prop_oneof![4 => bytes(200), 1 => bytes(20_000)],
         prop::collection::vec((any::<String>(), any::<String>()), 0..8),
         prop::option::of(any::<String>()),
+        prop::option::of(any::<String>()),
     )
-        .prop_map(|(key, payload, headers, traceparent)| Envelope {
+        .prop_map(|(key, payload, headers, traceparent, id)| Envelope {
             key,
             payload,
             headers,
             traceparent,
+            id,
         })
 }
 
@@ -123,8 +125,9 @@ fn sloppy_batch(batch: &[Batched], noise: &[u8]) -> Vec<u8> {
     sloppy_varint(&mut out, batch.len() as u32, noise);
     for Batched { origin, envelope } in batch {
         sloppy_varint(&mut out, *origin, noise);
-        let mut flags =
-            u8::from(envelope.key.is_some()) | u8::from(envelope.traceparent.is_some()) << 1;
+        let mut flags = u8::from(envelope.key.is_some())
+            | u8::from(envelope.traceparent.is_some()) << 1
+            | u8::from(envelope.id.is_some()) << 2;
         if noise.next() >= 252 {
             flags ^= 1 << (noise.next() % 8);
         }
@@ -140,6 +143,9 @@ fn sloppy_batch(batch: &[Batched], noise: &[u8]) -> Vec<u8> {
         }
         if let Some(traceparent) = &envelope.traceparent {
             sloppy_field(&mut out, traceparent.as_bytes(), noise);
+        }
+        if let Some(id) = &envelope.id {
+            sloppy_field(&mut out, id.as_bytes(), noise);
         }
     }
     if noise.next() >= 252 {

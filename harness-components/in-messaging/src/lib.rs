@@ -458,6 +458,7 @@ fn envelope(message: Message) -> etl_envelope::Envelope {
         payload: message.payload,
         headers,
         traceparent,
+        id: None,
     }
 }
 
@@ -479,6 +480,7 @@ mod tests {
             payload: b"p".to_vec(),
             headers: vec![header("a", "1"), header("traceparent", "old")],
             traceparent: Some("00-abc-def-01".to_string()),
+            id: None,
         });
         assert_eq!(message.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(message.payload, b"p");
@@ -506,6 +508,7 @@ mod tests {
             payload: Vec::new(),
             headers: vec![header("a", "1")],
             traceparent: None,
+            id: None,
         });
         assert_eq!(message.key, None);
         assert_eq!(message.headers, [header("a", "1")]);

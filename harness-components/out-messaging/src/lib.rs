@@ -168,6 +168,7 @@ fn envelope(message: Message) -> Envelope {
         payload: message.payload,
         headers,
         traceparent,
+        id: None,
     }
 }
 

@@ -501,6 +501,7 @@ fn parsed_reading(celsius: f64) -> Envelope {
             header("x-gateway", "gw-3"),
         ],
         traceparent: Some(TRACEPARENT.to_owned()),
+        id: None,
     }
 }
 
@@ -594,6 +595,7 @@ fn a_record_without_key_headers_or_trace_context_stays_without_them() {
         key: None,
         headers: Vec::new(),
         traceparent: None,
+        id: None,
         ..parsed_reading(20.0)
     };
     let run = run(enrich(), STEP, "iot.parsed", encode(&input));
@@ -827,6 +829,7 @@ fn get_and_get_all_hide_everything_outside_the_step_namespace() {
             payload: asked.as_bytes().to_vec(),
             headers: vec![header("x", "y")],
             traceparent: None,
+            id: None,
         };
         let run = run(probe(), config, "iot.in", encode(&input));
         let expected = Envelope {
@@ -834,6 +837,7 @@ fn get_and_get_all_hide_everything_outside_the_step_namespace() {
             payload: input.payload.clone(),
             headers: visible.clone(),
             traceparent: None,
+            id: None,
         };
         assert_published(&run, &[("iot.probed", &expected)]);
     }
@@ -857,6 +861,7 @@ fn a_steps_secret_settings_reach_the_customer_with_its_other_settings() {
             payload: asked.as_bytes().to_vec(),
             headers: Vec::new(),
             traceparent: None,
+            id: None,
         };
         let run = run_with_secrets(probe(), config, secrets, "iot.in", encode(&input)).unwrap();
         let expected = Envelope {
@@ -864,6 +869,7 @@ fn a_steps_secret_settings_reach_the_customer_with_its_other_settings() {
             payload: input.payload.clone(),
             headers: visible.clone(),
             traceparent: None,
+            id: None,
         };
         assert_published(&run, &[("iot.probed", &expected)]);
     }
@@ -875,6 +881,7 @@ fn a_steps_secret_settings_reach_the_customer_with_its_other_settings() {
         payload: b"token".to_vec(),
         headers: Vec::new(),
         traceparent: None,
+        id: None,
     };
     let Err(trap) = run_with_secrets(probe(), config, &[], "iot.in", encode(&input)) else {
         panic!("no trap")
@@ -930,6 +937,7 @@ fn a_sink_republishes_the_identical_envelope_bytes() {
                 header("dup", "2 ünïcode"),
             ],
             traceparent: Some(TRACEPARENT.to_owned()),
+            id: None,
         },
     ];
     for envelope in envelopes {
@@ -1043,6 +1051,7 @@ fn a_delivered_batch_is_reported_once_after_its_outputs_and_dead_letters() {
     let not_an_object = Envelope {
         payload: b"[1]".to_vec(),
         traceparent: None,
+        id: None,
         ..parsed_reading(0.0)
     };
     // enrich answers `transient` the first time it sees a flaky reading, and enriches it when
@@ -1050,6 +1059,7 @@ fn a_delivered_batch_is_reported_once_after_its_outputs_and_dead_letters() {
     let flaky = with_fields(&parsed_reading(90.0), json!({"sensor_id": "flaky-101"}));
     let traced = Envelope {
         traceparent: Some(other_trace.to_owned()),
+        id: None,
         ..parsed_reading(10.0)
     };
     let inputs = [&good, &not_an_object, &flaky, &traced];
