@@ -348,6 +348,9 @@ t=$(now)
   export ETL_E2E_CONTROLLER=$CARGO_TARGET_DIR/debug/etl-controller
   export ETL_E2E_REGISTRY=127.0.0.1:$registry_port
   export ETL_E2E_WORK=$tmp/work
+  # The delivery test (issue 20) starts and kills a host of its own: 1.x's, or `wash host`.
+  export ETL_E2E_HOST_BIN=$ETL_E2E_TARGET/debug/etl-e2e-host
+  export ETL_E2E_WASH=$venv/bin/wash
   # One test at a time: v1's share the dev lattice.
   # shellcheck disable=SC2086 # ETL_E2E_TESTS: filters, split on spaces
   exec "$ETL_E2E_TEST_EXE" --nocapture --test-threads 1 ${ETL_E2E_TESTS:-"$filter" common::}

@@ -115,6 +115,17 @@ impl Env {
         Ok(())
     }
 
+    /// staging's `delivery:` settings in `repo`'s `etl.yaml` ([`crate::delivery::DELIVERY`]):
+    /// short waits, so that a record that stays `transient` is dead-lettered within seconds.
+    pub fn configure_delivery(&self, repo: &Path) -> anyhow::Result<()> {
+        let lattice = format!("      lattice: acme-iot-{STAGING}\n");
+        replace_once(
+            &repo.join("etl.yaml"),
+            &lattice,
+            &format!("{lattice}{}", crate::delivery::DELIVERY),
+        )
+    }
+
     /// Runs etl; its output goes to the test's output, a failure is an error.
     pub fn etl(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new(&self.etl)
@@ -520,7 +531,8 @@ impl AlertSink {
         )
     }
 
-    async fn next(&self, wait: Duration) -> anyhow::Result<Option<Value>> {
+    /// The next record's JSON; `None` when none came within `wait`.
+    pub async fn next(&self, wait: Duration) -> anyhow::Result<Option<Value>> {
         Ok(self.next_timed(wait).await?.map(|(v, _, _)| v))
     }
 

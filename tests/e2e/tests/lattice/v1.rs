@@ -51,6 +51,7 @@ use wadm_types::api::{
 
 use crate::common::*;
 use crate::controller::*;
+use crate::delivery;
 use crate::reporting;
 use crate::secrets::{SecretsBackend, Signed};
 
@@ -88,6 +89,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
     env.configure_nats(&repo)?;
+    env.configure_delivery(&repo)?;
     eprintln!(
         "e2e: dev's NATS {}, staging's {}",
         env.nats_url, env.staging_nats_url
@@ -357,6 +359,46 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         Some(&screenshot),
     )
     .await?;
+
+    // 9. No record lost (issue 20): 10,000 readings each while staging is redeployed, loses
+    // one of its two hosts, and while enrich answers `transient` for 1 % of them.
+    let registry_addr = env.registry.trim_end_matches("/etl").to_owned();
+    let mut extra = delivery::ExtraHost::start(
+        "staging-2",
+        Path::new(&std::env::var("ETL_E2E_HOST_BIN").context("ETL_E2E_HOST_BIN: run run.sh")?),
+        &[
+            "--nats-url".to_owned(),
+            env.nats_url.clone(),
+            "--lattice".to_owned(),
+            STAGING_LATTICE.to_owned(),
+            "--label".to_owned(),
+            "zone=lab".to_owned(),
+            "--allow-insecure".to_owned(),
+            registry_addr,
+            "--secrets-topic-prefix".to_owned(),
+            std::env::var("ETL_E2E_SECRETS_PREFIX").context("ETL_E2E_SECRETS_PREFIX")?,
+        ],
+        env.work.join("host-staging-2.log"),
+    )?;
+    extra
+        .wait_for_log("host started", Duration::from_secs(60))
+        .await?;
+    let figures = delivery::run_scenarios(
+        &delivery::Staging {
+            env: &env,
+            repo: &repo,
+            key: &key,
+            controller: &staging,
+            source: staging_source.clone(),
+            nats: &staging_nats,
+            alerts: &alerts,
+        },
+        &mut extra,
+    )
+    .await?;
+    for f in &figures {
+        f.check()?;
+    }
     ensure!(dev.running(), "dev's controller exited");
 
     let (requests, authorizations) = alerts.authorizations();

@@ -33,6 +33,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -42,11 +43,14 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::controller::*;
+use crate::delivery;
 use crate::reporting;
 
 /// The host run.sh starts for staging's spread (`requirements: {zone: lab}`); the other is
 /// `general-1`.
 const LAB_HOST: &str = "lab-1";
+/// The second lab host the delivery test starts and kills (issue 20).
+const EXTRA_LAB_HOST: &str = "lab-2";
 /// The host dev's spread (`hostgroup: default`) places dev on.
 const GENERAL_HOST: &str = "general-1";
 /// The components of the example, in the manifest's order.
@@ -87,6 +91,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     copy_dir(&env.example, &repo)?;
     configure_example(&repo, &env.registry, alerts.addr)?;
     env.configure_nats(&repo)?;
+    env.configure_delivery(&repo)?;
     replace_once(
         &repo.join("etl.yaml"),
         "      replicas: 1\n",
@@ -179,7 +184,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
              {STAGING}\nstringData:\n  authorization: {STAGING_TOKEN}\n"
         ),
     )?;
-    let staging = Controller::start(
+    let mut staging = Controller::start(
         &env,
         STAGING,
         &key,
@@ -428,6 +433,57 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     )
     .await?;
     staging_sinks.drain().await?;
+
+    // 8. No record lost (issue 20): a second lab host joins (the controller labels it
+    // zone=lab too), then 10,000 readings each while staging is redeployed (its replicas spread
+    // over both hosts), loses that host, and while enrich answers `transient` for 1 % of them.
+    let wash = std::env::var("ETL_E2E_WASH").context("ETL_E2E_WASH: run run.sh")?;
+    let mut extra = delivery::ExtraHost::start(
+        EXTRA_LAB_HOST,
+        Path::new(&wash),
+        &[
+            "host".to_owned(),
+            "--non-interactive".to_owned(),
+            "--scheduler-nats-url".to_owned(),
+            env.nats_url.clone(),
+            "--data-nats-url".to_owned(),
+            env.staging_nats_url.clone(),
+            "--http-addr".to_owned(),
+            format!("127.0.0.1:{}", free_port()?),
+            "--allow-insecure-registries".to_owned(),
+            "--oci-cache-dir".to_owned(),
+            path_str(&work.join("oci-lab-2"))?.to_owned(),
+            "--host-name".to_owned(),
+            EXTRA_LAB_HOST.to_owned(),
+            "--host-group".to_owned(),
+            "lab".to_owned(),
+        ],
+        work.join("lab-2.log"),
+    )?;
+    extra
+        .wait_for_log("Host started", Duration::from_secs(60))
+        .await?;
+    staging.restart(&[
+        "--host-label".to_owned(),
+        format!("{EXTRA_LAB_HOST}=zone=lab"),
+    ])?;
+    staging.wait_ready(Duration::from_secs(120))?;
+    let figures = delivery::run_scenarios(
+        &delivery::Staging {
+            env: &env,
+            repo: &repo,
+            key: &key,
+            controller: &staging,
+            source: staging_source.clone(),
+            nats: &staging_nats,
+            alerts: &alerts,
+        },
+        &mut extra,
+    )
+    .await?;
+    for f in &figures {
+        f.check()?;
+    }
     ensure!(dev.running(), "dev's controller exited");
 
     let (requests, authorizations) = alerts.authorizations();

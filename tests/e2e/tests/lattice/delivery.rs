@@ -1,0 +1,447 @@
+//! Issue 20 on the real lattice: 10,000 numbered readings through staging's pipeline while
+//! something goes wrong, and every record counted at every sink it should reach.
+//!
+//! Three faults, one load each ([`Scenario`]):
+//!
+//! - **redeploy**: a new version of the pipeline (enrich's config changed: staging's `site`) is
+//!   pushed while the readings flow, and the controller rolls it out;
+//! - **host kill**: a second staging host (zone=lab) joined before the redeploy, so the new
+//!   version's replicas are spread over both; it is killed (SIGKILL) while the readings flow;
+//! - **transient**: 1 % of the readings come from a `broken-` sensor, which `enrich` answers
+//!   `transient` every time: they must end in enrich's dead-letter subject, with the number of
+//!   deliveries tried, and nothing else may be held back with them.
+//!
+//! Each reading is hot (above every threshold), so it reaches both sinks: `archive` (every
+//! parsed reading, a NATS subject) and `alerts` (the HTTP webhook), unless it is broken (then
+//! archive and the dead-letter subject). The client does what a client of the HTTP source
+//! should: a request answered other than 202 is sent again, as it is, until it is accepted.
+//! Lost = expected at a sink and never seen; duplicated = seen more than once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use serde_json::Value;
+
+use crate::common::{
+    AlertSink, Env, PIPELINE, Records, STAGING, STAGING_ARCHIVE_SUBJECT, Source, path_str, post_batch,
+    reading, replace_once,
+};
+use crate::controller::{Controller, pipeline_state};
+
+/// Readings per scenario.
+pub const READINGS: usize = 10_000;
+/// Readings per request (NDJSON lines).
+const BATCH: usize = 100;
+/// Wait between two requests, so that a fault lands while readings flow.
+const PACE: Duration = Duration::from_millis(100);
+/// The request after which the fault happens.
+const FAULT_AT: usize = 20;
+/// Every how many readings one is from a `broken-` sensor (the transient scenario).
+const BROKEN_EVERY: usize = 100;
+/// Staging's delivery settings in the e2e copy: short waits, so that the transient scenario's
+/// last delivery comes within seconds.
+pub const DELIVERY: &str = "      delivery:\n        max_deliver: 4\n        ack_wait: 5s\n        \
+                            backoff: [200ms, 500ms, 1s]\n";
+/// The number of deliveries a broken reading gets (`max_deliver` above).
+pub const MAX_DELIVER: u32 = 4;
+/// enrich's dead-letter subject.
+const ENRICH_DLQ: &str = "etl.iot-sensors.sensor-ingest.dlq.enrich";
+/// How long the sinks may stay silent before the scenario counts what it has.
+const SETTLE_QUIET: Duration = Duration::from_secs(15);
+/// The longest a scenario waits for its records after the last request.
+const SETTLE_MAX: Duration = Duration::from_secs(150);
+
+/// A fault and its load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Redeploy,
+    HostKill,
+    Transient,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Redeploy => "redeploy",
+            Scenario::HostKill => "host kill",
+            Scenario::Transient => "1 % transient",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Scenario::Redeploy => "rd",
+            Scenario::HostKill => "hk",
+            Scenario::Transient => "tr",
+        }
+    }
+}
+
+/// What one sink got of one scenario's readings.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub expected: usize,
+    pub distinct: usize,
+    pub lost: usize,
+    pub duplicates: usize,
+}
+
+/// One scenario's figures.
+#[derive(Debug, Default, Clone)]
+pub struct Figures {
+    pub scenario: &'static str,
+    pub archive: Tally,
+    pub alerts: Tally,
+    /// Broken readings in enrich's dead-letter subject (distinct), of those sent.
+    pub dead: Tally,
+    /// The `etl-deliveries` values of those dead letters, with how many had each.
+    pub deliveries: BTreeMap<String, usize>,
+    /// Requests the source did not answer 202 (then sent again).
+    pub retried_requests: usize,
+    /// From the first request to the last record counted.
+    pub elapsed: Duration,
+}
+
+impl Figures {
+    pub fn line(&self) -> String {
+        let t = |t: &Tally| {
+            format!(
+                "{} of {} (lost {}, duplicated {})",
+                t.distinct, t.expected, t.lost, t.duplicates
+            )
+        };
+        format!(
+            "{}: archive {}; alerts {}; dead-lettered {} {:?}; {} request(s) sent again; {:.1?}",
+            self.scenario,
+            t(&self.archive),
+            t(&self.alerts),
+            t(&self.dead),
+            self.deliveries,
+            self.retried_requests,
+            self.elapsed
+        )
+    }
+
+    /// No record lost at any sink, and every broken reading dead-lettered after the last
+    /// delivery.
+    pub fn check(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.archive.lost == 0 && self.alerts.lost == 0 && self.dead.lost == 0,
+            "records lost: {}",
+            self.line()
+        );
+        if self.dead.expected > 0 {
+            let want = MAX_DELIVER.to_string();
+            ensure!(
+                self.deliveries.keys().all(|d| *d == want),
+                "dead letters without `etl-deliveries: {want}`: {}",
+                self.line()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A host the test starts itself, for the host-kill scenario, killed by pid.
+pub struct ExtraHost {
+    child: Option<Child>,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl ExtraHost {
+    /// Starts `program args…`, its output into `log`.
+    pub fn start(name: &str, program: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(&log).with_context(|| format!("{}", log.display()))?;
+        let child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        eprintln!("e2e: extra host {name} started (pid {})", child.id());
+        Ok(Self {
+            child: Some(child),
+            name: name.to_owned(),
+            log,
+        })
+    }
+
+    /// Waits until its log has `line`.
+    pub async fn wait_for_log(&self, line: &str, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if text.contains(line) {
+                return Ok(text);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "extra host {}: no `{line}` in its log within {timeout:?}:\n{text}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGKILL: the host dies mid-work, as a machine that loses power.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("killing the extra host")?;
+            child.wait()?;
+            eprintln!("e2e: extra host {} killed", self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ExtraHost {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// What the scenarios work on: staging, as the main test left it.
+pub struct Staging<'a> {
+    pub env: &'a Env,
+    pub repo: &'a Path,
+    pub key: &'a Path,
+    pub controller: &'a Controller,
+    pub source: Source,
+    pub nats: &'a async_nats::Client,
+    pub alerts: &'a Arc<AlertSink>,
+}
+
+/// Runs the three scenarios (the host kill needs `extra`, a second staging host that is up):
+/// their figures. `extra` joins before the redeploy, so the new version is spread over both.
+pub async fn run_scenarios(
+    staging: &Staging<'_>,
+    extra: &mut ExtraHost,
+) -> anyhow::Result<Vec<Figures>> {
+    let mut figures = Vec::new();
+    figures.push(run(staging, Scenario::Redeploy, None).await?);
+    figures.push(run(staging, Scenario::HostKill, Some(extra)).await?);
+    figures.push(run(staging, Scenario::Transient, None).await?);
+    for f in &figures {
+        eprintln!("e2e: delivery: {}", f.line());
+    }
+    Ok(figures)
+}
+
+/// The reading `i` of `scenario`: its sensor, and whether it is a broken one.
+fn sensor(scenario: Scenario, i: usize) -> (String, bool) {
+    let broken = scenario == Scenario::Transient && i % BROKEN_EVERY == BROKEN_EVERY / 2;
+    let prefix = if broken { "broken" } else { "dl" };
+    (format!("{prefix}-{}-{i:05}", scenario.tag()), broken)
+}
+
+/// Sends the scenario's readings with its fault, then counts what reached each sink.
+async fn run(
+    staging: &Staging<'_>,
+    scenario: Scenario,
+    mut extra: Option<&mut ExtraHost>,
+) -> anyhow::Result<Figures> {
+    let mut archive = Records::subscribe(staging.nats, STAGING_ARCHIVE_SUBJECT).await?;
+    let mut dlq = Records::subscribe(staging.nats, ENRICH_DLQ).await?;
+    staging.nats.flush().await?;
+    // What an earlier scenario left at the webhook.
+    while staging.alerts.next(Duration::from_millis(1)).await?.is_some() {}
+
+    // The redeploy's new version is compiled before the load, so that the fault is the push.
+    let next = match scenario {
+        Scenario::Redeploy => Some(compile_new_version(staging)?),
+        _ => None,
+    };
+    eprintln!("e2e: delivery: {} — sending {READINGS} readings", scenario.name());
+    let started = Instant::now();
+    let mut expected_archive = Vec::new();
+    let mut expected_alerts = Vec::new();
+    let mut expected_dead = Vec::new();
+    let mut retried = 0;
+    let mut push: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    for (n, chunk) in (0..READINGS).collect::<Vec<_>>().chunks(BATCH).enumerate() {
+        if n == FAULT_AT {
+            match scenario {
+                Scenario::Redeploy => {
+                    let (etl, dist) = (staging.env.etl.clone(), next.clone().expect("compiled"));
+                    push = Some(tokio::task::spawn_blocking(move || push_staging(&etl, &dist)));
+                }
+                Scenario::HostKill => extra.as_deref_mut().expect("an extra host").kill()?,
+                Scenario::Transient => {}
+            }
+        }
+        let mut lines = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let (id, broken) = sensor(scenario, i);
+            lines.push(reading(&id, 95.0, "2026-12-07T12:00:00Z"));
+            expected_archive.push(id.clone());
+            if broken {
+                expected_dead.push(id);
+            } else {
+                expected_alerts.push(id);
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            let answer = post_batch(&staging.source, &lines).await;
+            match answer {
+                Ok((202, _)) => break,
+                other => {
+                    attempt += 1;
+                    retried += 1;
+                    ensure!(
+                        attempt < 300,
+                        "{}: request {n} not accepted after {attempt} attempts: {other:?}",
+                        scenario.name()
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        tokio::time::sleep(PACE).await;
+    }
+    if let Some(push) = push {
+        push.await??;
+    }
+    eprintln!(
+        "e2e: delivery: {} — {READINGS} readings accepted in {:.1?} ({retried} request(s) sent again)",
+        scenario.name(),
+        started.elapsed()
+    );
+
+    // Counted until every sink has its share, or nothing new came for a while.
+    let mut seen_archive: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen_alerts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen_dead: BTreeMap<String, usize> = BTreeMap::new();
+    let mut deliveries: BTreeMap<String, usize> = BTreeMap::new();
+    let tag = format!("-{}-", scenario.tag());
+    let settle = Instant::now();
+    let mut last_new = Instant::now();
+    loop {
+        let mut new = false;
+        while let Some(env) = archive.next(Duration::from_millis(20)).await? {
+            if let Some(id) = sensor_id(&env.payload).filter(|id| id.contains(&tag)) {
+                *seen_archive.entry(id).or_default() += 1;
+                new = true;
+            }
+        }
+        while let Some(v) = staging.alerts.next(Duration::from_millis(20)).await? {
+            if let Some(id) = v["sensor_id"].as_str().filter(|id| id.contains(&tag)) {
+                *seen_alerts.entry(id.to_owned()).or_default() += 1;
+                new = true;
+            }
+        }
+        while let Some(env) = dlq.next(Duration::from_millis(20)).await? {
+            if let Some(id) = sensor_id(&env.payload).filter(|id| id.contains(&tag)) {
+                *seen_dead.entry(id).or_default() += 1;
+                let d = env
+                    .headers
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "etl-deliveries")
+                    .map_or_else(|| "none".to_owned(), |(_, v)| v.clone());
+                *deliveries.entry(d).or_default() += 1;
+                new = true;
+            }
+        }
+        if new {
+            last_new = Instant::now();
+        }
+        let complete = seen_archive.len() == expected_archive.len()
+            && seen_alerts.len() == expected_alerts.len()
+            && seen_dead.len() == expected_dead.len();
+        if complete && last_new.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        if last_new.elapsed() > SETTLE_QUIET || settle.elapsed() > SETTLE_MAX {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tally = |expected: &[String], seen: &BTreeMap<String, usize>| Tally {
+        expected: expected.len(),
+        distinct: expected.iter().filter(|id| seen.contains_key(*id)).count(),
+        lost: expected.iter().filter(|id| !seen.contains_key(*id)).count(),
+        duplicates: seen.values().map(|n| n - 1).sum(),
+    };
+    let figures = Figures {
+        scenario: scenario.name(),
+        archive: tally(&expected_archive, &seen_archive),
+        alerts: tally(&expected_alerts, &seen_alerts),
+        dead: tally(&expected_dead, &seen_dead),
+        deliveries,
+        retried_requests: retried,
+        elapsed: started.elapsed(),
+    };
+    eprintln!("e2e: delivery: {}", figures.line());
+    // The rollout (or the recovery from the lost host) is over before the next scenario. Only
+    // the pipeline's state counts: on 1.x both staging hosts share the test's loopback address,
+    // so the shared HTTP listener wadm also places on the second host cannot bind there (the
+    // first host's keeps serving), which the environment's state reports as failed.
+    staging
+        .controller
+        .wait_for(
+            &format!("{PIPELINE} deployed"),
+            Duration::from_secs(180),
+            |status| {
+                pipeline_state(status, PIPELINE).is_ok_and(|p| p["state"] == "deployed")
+            },
+        )
+        .await?;
+    Ok(figures)
+}
+
+/// The `sensor_id` of a parsed reading's JSON payload.
+fn sensor_id(payload: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    v["sensor_id"].as_str().map(str::to_owned)
+}
+
+/// staging's next version: enrich's `site` changed in `environments/staging.yaml`, compiled
+/// (signed, not pushed) into a dist of its own.
+fn compile_new_version(staging: &Staging<'_>) -> anyhow::Result<PathBuf> {
+    let overrides = staging.repo.join("environments").join("staging.yaml");
+    replace_once(
+        &overrides,
+        "    threshold: \"65\"\n",
+        "    threshold: \"65\"\n    site: plant-a-rollout\n",
+    )?;
+    let dist = staging.env.work.join("dist-delivery");
+    let sign_key = staging.key.with_extension("key");
+    let mut args = vec![
+        "compile",
+        "--repo",
+        path_str(staging.repo)?,
+        "--out",
+        path_str(&dist)?,
+        "--sign-key",
+        path_str(&sign_key)?,
+    ];
+    if let Some(claims) = &staging.env.claims_key {
+        args.extend(["--claims-key", path_str(claims)?]);
+    }
+    staging.env.etl(&args)?;
+    Ok(dist)
+}
+
+/// `etl push --env staging` of `dist`: the controller rolls the new version out.
+fn push_staging(etl: &Path, dist: &Path) -> anyhow::Result<()> {
+    let out = Command::new(etl)
+        .args(["push", "--env", STAGING, path_str(dist)?])
+        .output()
+        .context("running etl push")?;
+    ensure!(
+        out.status.success(),
+        "etl push --env staging: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("e2e: delivery: the new staging version is pushed");
+    Ok(())
+}
