@@ -7,12 +7,16 @@
 //! - [`SECRETS`] and [`names`]: the unit's secret setting names, as the deployment lists them;
 //! - [`BATCH`], [`BATCH_BYTES`] and [`pack`]: how an `out` part packs a batch into messages,
 //!   requests or objects.
+//! - [`id`]: records' stable ids, how they are derived and how they travel from the `in` part
+//!   to the `out` part of a step.
 //!
 //! The calling crate depends on `wit-bindgen` itself, and sits beside this one
 //! (`harness-components/<part>/`), so that the relative WIT paths below hold for it.
 #![no_std]
 
 extern crate alloc;
+
+pub mod id;
 
 use alloc::vec::Vec;
 use core::ops::Range;

@@ -27,6 +27,13 @@
 //! errors returned to the provider, never a trap; such a message is not reported. The
 //! envelope's `traceparent` reaches the transform as the last header, named `traceparent`;
 //! `out-messaging` moves the last such header back into the envelope field.
+//!
+//! Record ids (docs/harness.md#record-ids): a record's id is the envelope's, else, for a
+//! JetStream delivery, `<stream>:<stream-seq>-<i>` (its index `i` in the message), else none.
+//! The transform does not see it. Output `k` of a record with id `X` gets `X.<k>`, a rejected
+//! record (and a dead letter of the last delivery) keeps `X`: after the transform, every
+//! output's and rejected input's `etl-id` headers are removed and the id is appended as the
+//! last header `etl-id`, which the `out` part moves into the envelope.
 
 etl_harness_bindings::generate!("etl:platform/in-messaging");
 etl_harness_bindings::config_error_text!();
@@ -38,7 +45,7 @@ use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
 use etl::platform::emit::{Outcome, Rejected, deliver};
 use etl_envelope::Batched;
-use etl_harness_bindings::{CONFIRM, CONFIRM_TIMEOUT, Confirm, pack};
+use etl_harness_bindings::{CONFIRM, CONFIRM_TIMEOUT, Confirm, id, pack};
 use etl_harness_report::ack::{self, Redelivery, Settle};
 use etl_harness_report::{Batch, Failure, REPORT_SUBJECT, RETRIES, RETRY_BACKOFF, Retry};
 use exports::wasmcloud::messaging::handler::Guest;
@@ -73,10 +80,11 @@ impl Guest for InMessaging {
             )
         })?;
         let settings = Settings::read(&msg.subject, delivery.is_some())?;
+        let ids = input_ids(&batch, ack::id_prefix(msg.reply_to.as_deref()).as_deref());
         let result = match &delivery {
-            None => handle(batch, &msg.subject, &settings.retry, &mut report),
+            None => handle(batch, ids, &msg.subject, &settings.retry, &mut report),
             Some(delivery) => {
-                handle_delivery(batch, &msg.subject, &settings, delivery, &mut report)
+                handle_delivery(batch, ids, &msg.subject, &settings, delivery, &mut report)
             }
         };
         if let Some(subject) = settings.report {
@@ -153,10 +161,49 @@ impl Settings {
     }
 }
 
+/// The ids of the records of `batch`: each record's own, else, when the message came from a
+/// JetStream consumer, `<prefix>-<i>` (`prefix` being `<stream>:<stream-seq>`), else none.
+fn input_ids(batch: &[Batched], prefix: Option<&str>) -> Vec<Option<String>> {
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            b.envelope
+                .id
+                .clone()
+                .or_else(|| prefix.map(|p| id::input(p, i)))
+        })
+        .collect()
+}
+
+/// What the transform's answer for a record with id `input_id` becomes, its id as the last
+/// header `etl-id` of each output (`X.<k>`) or of the rejected input (`X`), any `etl-id` the
+/// transform set removed.
+fn outcome(
+    input: Message,
+    input_id: Option<&str>,
+    answer: Result<Vec<Message>, String>,
+) -> Outcome {
+    match answer {
+        Ok(mut outputs) => {
+            for (k, output) in outputs.iter_mut().enumerate() {
+                id::tag(&mut output.headers, id::of_output(input_id, k));
+            }
+            Outcome::Outputs(outputs)
+        }
+        Err(reason) => {
+            let mut input = input;
+            id::tag(&mut input.headers, input_id.map(str::to_owned));
+            Outcome::Invalid(Rejected { input, reason })
+        }
+    }
+}
+
 /// Transforms the records of the batch that came on `subject` and delivers their outcomes,
 /// counting all of it in `report`.
 fn handle(
     batch: Vec<Batched>,
+    ids: Vec<Option<String>>,
     subject: &str,
     retry: &Retry,
     report: &mut Batch<WasiClock>,
@@ -166,21 +213,22 @@ fn handle(
     }
     let count = batch.len();
     let mut outcomes = Vec::with_capacity(count);
-    for (i, b) in batch.into_iter().enumerate() {
+    for ((i, b), input_id) in batch.into_iter().enumerate().zip(&ids) {
         let input = record(b.envelope);
         let answer = report.call(
             retry,
             || transform(&input),
             |answer| matches!(answer, Err(Error::Transient(_))),
         );
+        let input_id = input_id.as_deref();
         outcomes.push(match answer {
             Ok(outputs) => {
                 report.outputs(outputs.iter().map(|o| o.payload.len()));
-                Outcome::Outputs(outputs)
+                outcome(input, input_id, Ok(outputs))
             }
             Err(Error::Invalid(reason)) => {
                 report.dead_lettered(&reason);
-                Outcome::Invalid(Rejected { input, reason })
+                outcome(input, input_id, Err(reason))
             }
             Err(Error::Transient(reason)) => {
                 report.fail(Failure::Transient);
@@ -202,6 +250,7 @@ fn handle(
 /// others' outcomes are delivered, and `+ACK`.
 fn handle_delivery(
     batch: Vec<Batched>,
+    ids: Vec<Option<String>>,
     subject: &str,
     settings: &Settings,
     delivery: &Delivery,
@@ -218,7 +267,7 @@ fn handle_delivery(
     // `transient` one's reason.
     let mut inputs = Vec::new();
     let mut transient: Vec<Option<String>> = Vec::new();
-    for (i, b) in batch.into_iter().enumerate() {
+    for ((i, b), input_id) in batch.into_iter().enumerate().zip(&ids) {
         let input = record(b.envelope);
         let answer = report.call(
             &settings.retry,
@@ -229,14 +278,15 @@ fn handle_delivery(
             inputs.push(input.clone());
             transient.push(None);
         }
+        let input_id = input_id.as_deref();
         outcomes.push(match answer {
             Ok(outputs) => {
                 report.outputs(outputs.iter().map(|o| o.payload.len()));
-                Outcome::Outputs(outputs)
+                outcome(input, input_id, Ok(outputs))
             }
             Err(Error::Invalid(reason)) => {
                 report.dead_lettered(&reason);
-                Outcome::Invalid(Rejected { input, reason })
+                outcome(input, input_id, Err(reason))
             }
             Err(Error::Transient(reason)) if last => {
                 // Dead-lettered below; its place in the batch keeps the others' origins.
@@ -297,8 +347,11 @@ fn handle_delivery(
             let dead: Vec<Batched> = (0u32..)
                 .zip(inputs)
                 .zip(reasons)
-                .filter_map(|((origin, input), reason)| {
+                .zip(ids)
+                .filter_map(|(((origin, input), reason), input_id)| {
                     let mut envelope = envelope(input);
+                    // A dead letter keeps its input's id.
+                    envelope.id = input_id;
                     envelope
                         .headers
                         .push((ack::ERROR_HEADER.to_string(), reason?));
@@ -433,8 +486,11 @@ fn retried(retries: u32) -> String {
 }
 
 /// The record an envelope carries: its trace context becomes the last header, `traceparent`.
+/// Its id is not part of it (the transform does not see it), and neither is any header named
+/// `etl-id` (reserved for the id on its way to the `out` part).
 fn record(envelope: etl_envelope::Envelope) -> Message {
     let mut headers = envelope.headers;
+    id::tag(&mut headers, None);
     if let Some(traceparent) = envelope.traceparent {
         headers.push((TRACEPARENT.to_string(), traceparent));
     }
@@ -446,7 +502,7 @@ fn record(envelope: etl_envelope::Envelope) -> Message {
 }
 
 /// The envelope of a record as it came (the inverse of [`record`]): its last `traceparent`
-/// header moves back into the trace-context field.
+/// header moves back into the trace-context field; no id (the caller sets it).
 fn envelope(message: Message) -> etl_envelope::Envelope {
     let mut headers = message.headers;
     let traceparent = headers
@@ -511,6 +567,94 @@ mod tests {
             id: None,
         });
         assert_eq!(message.key, None);
+        assert_eq!(message.headers, [header("a", "1")]);
+    }
+
+    fn batched(id: Option<&str>) -> Batched {
+        Batched {
+            origin: 0,
+            envelope: Envelope {
+                id: id.map(str::to_owned),
+                ..Envelope::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_its_id_else_gets_one_from_its_jetstream_delivery() {
+        let batch = [batched(Some("order-17-0.0")), batched(None), batched(None)];
+        assert_eq!(
+            input_ids(&batch, Some("ETL_DATA_p_q:1042")),
+            [
+                Some("order-17-0.0".to_owned()),
+                Some("ETL_DATA_p_q:1042-1".to_owned()),
+                Some("ETL_DATA_p_q:1042-2".to_owned())
+            ]
+        );
+        // Core NATS, replay: none.
+        assert_eq!(
+            input_ids(&batch, None),
+            [Some("order-17-0.0".to_owned()), None, None]
+        );
+    }
+
+    fn message(headers: &[(&str, &str)]) -> Message {
+        Message {
+            key: None,
+            payload: b"p".to_vec(),
+            headers: headers.iter().map(|(n, v)| header(n, v)).collect(),
+        }
+    }
+
+    #[test]
+    fn outputs_get_their_ids_after_the_transform_which_cannot_forge_one() {
+        let outputs = vec![
+            message(&[("a", "1"), ("etl-id", "forged")]),
+            message(&[("ETL-Id", "forged")]),
+        ];
+        let Outcome::Outputs(outputs) = outcome(message(&[]), Some("r-3"), Ok(outputs)) else {
+            panic!("outputs");
+        };
+        assert_eq!(
+            outputs[0].headers,
+            [header("a", "1"), header("etl-id", "r-3.0")]
+        );
+        assert_eq!(outputs[1].headers, [header("etl-id", "r-3.1")]);
+        // Without an id, none, and still no forged one.
+        let Outcome::Outputs(outputs) = outcome(
+            message(&[]),
+            None,
+            Ok(vec![message(&[("etl-id", "forged")])]),
+        ) else {
+            panic!("outputs");
+        };
+        assert!(outputs[0].headers.is_empty());
+    }
+
+    #[test]
+    fn a_rejected_record_keeps_its_id() {
+        let input = message(&[("a", "1"), ("traceparent", "t")]);
+        let Outcome::Invalid(rejected) = outcome(input, Some("r-3"), Err("bad".to_owned())) else {
+            panic!("invalid");
+        };
+        assert_eq!(rejected.reason, "bad");
+        assert_eq!(
+            rejected.input.headers,
+            [
+                header("a", "1"),
+                header("traceparent", "t"),
+                header("etl-id", "r-3")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_transform_sees_neither_the_id_nor_an_etl_id_header() {
+        let message = record(Envelope {
+            headers: vec![header("etl-id", "from a publisher"), header("a", "1")],
+            id: Some("r-0".to_owned()),
+            ..Envelope::default()
+        });
         assert_eq!(message.headers, [header("a", "1")]);
     }
 }

@@ -20,7 +20,11 @@
 //! Every setting is read and checked before anything is published. A record is never dropped
 //! silently: a missing setting or a failed publish is an error, which the `in` part returns to
 //! the broker. The last header named `traceparent` (ASCII case-insensitive) becomes the
-//! envelope's `traceparent` field, the inverse of `in-messaging`.
+//! envelope's `traceparent` field, the inverse of `in-messaging`; and the record's id, which
+//! the `in` part appended as the last header `etl-id`, becomes the envelope's `id` field (every
+//! `etl-id` header is removed: none is published as a header). A NATS sink cannot set the
+//! `Nats-Msg-Id` header (`wasmcloud:messaging@0.2.0` messages have no headers): the id is in
+//! each envelope record instead (docs/harness.md#record-ids).
 
 etl_harness_bindings::generate!("etl:platform/out-messaging");
 etl_harness_bindings::config_error_text!();
@@ -29,7 +33,7 @@ etl_harness_bindings::publish_to!();
 use etl::pipeline::types::Message;
 use etl_envelope::{Batched, Envelope};
 use etl_harness_bindings::{
-    BATCH, BATCH_BYTES, CONFIRM, CONFIRM_TIMEOUT, Confirm, batch_bytes, mode, pack,
+    BATCH, BATCH_BYTES, CONFIRM, CONFIRM_TIMEOUT, Confirm, batch_bytes, id, mode, pack,
 };
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::{Outcome, Rejected};
@@ -156,9 +160,11 @@ fn send(records: &[Batched], subjects: &[&str], how: &Sending, what: &str) -> Re
     Ok(())
 }
 
-/// The envelope of `message`: its last `traceparent` header moves into the trace-context field.
+/// The envelope of `message`: its last `traceparent` header moves into the trace-context field,
+/// its `etl-id` header into the id field.
 fn envelope(message: Message) -> Envelope {
     let mut headers = message.headers;
+    let id = id::take(&mut headers);
     let traceparent = headers
         .iter()
         .rposition(|(name, _)| name.eq_ignore_ascii_case(TRACEPARENT))
@@ -168,7 +174,7 @@ fn envelope(message: Message) -> Envelope {
         payload: message.payload,
         headers,
         traceparent,
-        id: None,
+        id,
     }
 }
 
@@ -239,5 +245,31 @@ mod tests {
         });
         assert_eq!(envelope.traceparent, None);
         assert_eq!(envelope.headers, [header("a", "1")]);
+    }
+
+    #[test]
+    fn the_etl_id_header_becomes_the_id() {
+        let envelope = envelope(Message {
+            key: None,
+            payload: Vec::new(),
+            headers: vec![
+                header("a", "1"),
+                header("traceparent", "t"),
+                header("etl-id", "order-17-0.0"),
+            ],
+        });
+        assert_eq!(envelope.id.as_deref(), Some("order-17-0.0"));
+        assert_eq!(envelope.traceparent.as_deref(), Some("t"));
+        assert_eq!(envelope.headers, [header("a", "1")]);
+    }
+
+    #[test]
+    fn without_an_etl_id_header_there_is_no_id() {
+        let envelope = envelope(Message {
+            key: None,
+            payload: Vec::new(),
+            headers: vec![header("a", "1")],
+        });
+        assert_eq!(envelope.id, None);
     }
 }

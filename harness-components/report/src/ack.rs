@@ -7,7 +7,8 @@
 //!   `reply-to` (replay, core subscriptions, at-most-once mode: no acknowledgement at all);
 //! - [`Redelivery`]: the settings [`MAX_DELIVER`] and [`REDELIVERY_BACKOFF`];
 //! - [`Redelivery::settle`]: `+ACK`, `-NAK` with the backoff's delay, or, on the last delivery,
-//!   dead-letter what still fails and `+ACK`.
+//!   dead-letter what still fails and `+ACK`;
+//! - [`id_prefix`]: what the ids of the message's records start with when they have none.
 
 use std::fmt;
 use std::time::Duration;
@@ -41,15 +42,32 @@ pub const ACK: &[u8] = b"+ACK";
 /// Every number must be decimal, `delivered` at least 1, no token empty. Anything else: `None`,
 /// the message is not acknowledged (as before JetStream).
 pub fn delivered(reply_to: Option<&str>) -> Option<u64> {
-    let subject = reply_to?.strip_prefix(ACK_PREFIX)?;
+    let (_, numbers) = ack_tokens(reply_to?)?;
+    numbers[0].parse().ok().filter(|&n| n >= 1)
+}
+
+/// What the ids of the records of a message a JetStream consumer delivered start with, when
+/// they have none of their own (docs/harness.md#record-ids): `<stream>:<stream-seq>`, from its
+/// ack subject ([`delivered`] says which are), the same on every delivery of the message. With
+/// `etl_harness_bindings::id::input`, record `i` gets `<stream>:<stream-seq>-<i>`.
+pub fn id_prefix(reply_to: Option<&str>) -> Option<String> {
+    delivered(reply_to)?;
+    let (stream, numbers) = ack_tokens(reply_to?)?;
+    let seq: u64 = numbers[1].parse().ok()?;
+    Some(format!("{stream}:{seq}"))
+}
+
+/// The stream and the five numbers (delivered, stream sequence, consumer sequence, timestamp,
+/// pending) of an ack subject, each number at most 20 decimal digits.
+fn ack_tokens(reply_to: &str) -> Option<(&str, Vec<&str>)> {
+    let subject = reply_to.strip_prefix(ACK_PREFIX)?;
     let tokens: Vec<&str> = subject.split('.').collect();
     if tokens.iter().any(|t| t.is_empty()) {
         return None;
     }
-    // The five numbers: delivered, stream sequence, consumer sequence, timestamp, pending.
-    let numbers = match tokens.len() {
-        7 => &tokens[2..7],
-        9 | 10 => &tokens[4..9],
+    let (stream, numbers) = match tokens.len() {
+        7 => (tokens[0], &tokens[2..7]),
+        9 | 10 => (tokens[2], &tokens[4..9]),
         _ => return None,
     };
     if !numbers
@@ -58,7 +76,7 @@ pub fn delivered(reply_to: Option<&str>) -> Option<u64> {
     {
         return None;
     }
-    numbers[0].parse().ok().filter(|&n| n >= 1)
+    Some((stream, numbers.to_vec()))
 }
 
 /// A redelivery setting that is not what it may be.
@@ -203,6 +221,28 @@ mod tests {
         assert_eq!(delivered(Some(new)), Some(2));
         let token = "$JS.ACK.hub.ACCHASH.ETL_DATA_p_q.parse.1.1.1.1796650000123456789.0.xyz";
         assert_eq!(delivered(Some(token)), Some(1));
+    }
+
+    #[test]
+    fn an_id_prefix_is_the_stream_and_its_sequence_the_same_on_every_delivery() {
+        let first = "$JS.ACK.ETL_DATA_p_q.parse.1.1042.17.1796650000123456789.5";
+        let third = "$JS.ACK.ETL_DATA_p_q.parse.3.1042.19.1796650009999999999.0";
+        assert_eq!(id_prefix(Some(first)).as_deref(), Some("ETL_DATA_p_q:1042"));
+        assert_eq!(id_prefix(Some(third)), id_prefix(Some(first)));
+        let new = "$JS.ACK._.ACCHASH.ETL_DATA_p_q.parse.2.1042.17.1796650000123456789.0.tok";
+        assert_eq!(id_prefix(Some(new)).as_deref(), Some("ETL_DATA_p_q:1042"));
+        // Leading zeros are not part of the sequence.
+        let padded = "$JS.ACK.S.C.1.007.1.1.0";
+        assert_eq!(id_prefix(Some(padded)).as_deref(), Some("S:7"));
+        for other in [
+            None,
+            Some("_INBOX.abc"),
+            Some("$JS.ACK.S.C.0.1.1.1.0"),
+            Some("$JS.ACK.S.C.1.x.1.1.0"),
+            Some("$JS.ACK.S.C.1.99999999999999999999.1.1.0"),
+        ] {
+            assert_eq!(id_prefix(other), None, "{other:?}");
+        }
     }
 
     #[test]
