@@ -29,6 +29,15 @@
 //! read or is not the JSON array or NDJSON its content type says, 500 if the settings cannot be
 //! read or are not what they may be. Error answers are `text/plain`.
 //!
+//! Record ids (docs/harness.md#record-ids): record `i` (from 0) of a request gets the id
+//! `<request-key>-<i>`, its output `k` `<request-key>-<i>.<k>`, a rejected record keeps its own
+//! (the transform does not see them; the `out` part gets each as the last header `etl-id`). The
+//! request key is the request's `Idempotency-Key` header, trimmed, when it has one (1 to 128
+//! characters `A`–`Z`, `a`–`z`, `0`–`9`, `.`, `_`, `:`, `-`; anything else, or several, is a
+//! 400 naming the header), so a client that sends a request again with the same key gets the
+//! same ids; else 32 random lowercase hex digits (`wasi:random/random`). Every answer from then
+//! on carries the key in the response header `etl-request-id`.
+//!
 //! After answering a request that became a batch (any of the first table), it publishes the
 //! batch's report to `etl.report.subject`, when set (docs/reporting.md); a report that cannot be
 //! published is a line on stderr.
@@ -41,7 +50,7 @@ etl_harness_report::publish_report!("etl in-http");
 use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
 use etl::platform::emit::{Outcome, Rejected, deliver};
-use etl_harness_bindings::mode;
+use etl_harness_bindings::{id, mode};
 use etl_harness_report::{Batch, Failure, REPORT_SUBJECT, RETRIES, RETRY_BACKOFF, Retry};
 use exports::wasi::http::incoming_handler::Guest;
 use wasi::config::runtime;
@@ -72,13 +81,17 @@ struct InHttp;
 impl Guest for InHttp {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let mut report = Batch::begin(WasiClock);
-        let (reply, subject) = match accept(request) {
+        let (mut reply, subject, key) = match accept(request) {
             Ok(mut batch) => {
                 let subject = batch.report.take();
-                (transform_batch(batch, &mut report), subject)
+                let key = batch.key.clone();
+                (transform_batch(batch, &mut report), subject, Some(key))
             }
-            Err(reply) => (reply, None),
+            Err((reply, key)) => (reply, None, key),
         };
+        if let Some(key) = key {
+            reply.headers.push((id::REQUEST_ID, key));
+        }
         // The report's duration ends before the answer is sent, and the answer does not wait
         // for the report.
         let body = subject.map(|subject| (subject, report.report(FROM)));
@@ -95,6 +108,8 @@ struct Accepted {
     payloads: Vec<Vec<u8>>,
     /// Every record's headers.
     headers: Vec<(String, String)>,
+    /// The request's key: record `i`'s id is `<key>-<i>`.
+    key: String,
     retry: Retry,
     /// Where the batch's report goes, if anywhere.
     report: Option<String>,
@@ -103,7 +118,7 @@ struct Accepted {
 /// An answer to send: status, extra headers, `text/plain` body (may be empty).
 struct Reply {
     status: u16,
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, String)>,
     text: String,
 }
 
@@ -117,13 +132,48 @@ impl Reply {
     }
 }
 
-/// The request as a batch of records, or the answer that refuses it.
-fn accept(request: IncomingRequest) -> Result<Accepted, Reply> {
+/// The request as a batch of records, or the answer that refuses it (and the request's key,
+/// once known).
+fn accept(request: IncomingRequest) -> Result<Accepted, (Reply, Option<String>)> {
     if !matches!(request.method(), Method::Post) {
         let mut reply = Reply::new(405, "etl in-http: only POST is accepted\n");
-        reply.headers.push(("allow", "POST"));
-        return Err(reply);
+        reply.headers.push(("allow", "POST".to_owned()));
+        return Err((reply, None));
     }
+    let entries = {
+        // A child of the request: dropped before the request is consumed.
+        let fields = request.headers();
+        fields.entries()
+    };
+    let key = request_key(&entries)
+        .map_err(|why| (Reply::new(400, format!("etl in-http: {why}\n")), None))?;
+    let key = key.unwrap_or_else(|| {
+        id::random_key(
+            wasi::random::random::get_random_u64(),
+            wasi::random::random::get_random_u64(),
+        )
+    });
+    read(request, &entries, key.clone()).map_err(|reply| (reply, Some(key)))
+}
+
+/// The request's key: its `Idempotency-Key` header, if it has one. `Err` says why the header
+/// is not one.
+fn request_key(entries: &[(String, Vec<u8>)]) -> Result<Option<String>, String> {
+    id::request_key(
+        entries
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(id::IDEMPOTENCY_KEY))
+            .map(|(_, value)| value.as_slice()),
+    )
+}
+
+/// The request, whose headers are `entries` and key `key`, as a batch of records, or the
+/// answer that refuses it.
+fn read(
+    request: IncomingRequest,
+    entries: &[(String, Vec<u8>)],
+    key: String,
+) -> Result<Accepted, Reply> {
     let max_body = match config(MAX_BODY)? {
         None => DEFAULT_MAX_BODY,
         Some(text) => text.trim().parse::<u64>().map_err(|_| {
@@ -142,11 +192,6 @@ fn accept(request: IncomingRequest) -> Result<Accepted, Reply> {
     let report = config(REPORT_SUBJECT)?
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty());
-    let entries = {
-        // A child of the request: dropped before the request is consumed.
-        let fields = request.headers();
-        fields.entries()
-    };
     let too_large = || {
         Reply::new(
             413,
@@ -154,17 +199,17 @@ fn accept(request: IncomingRequest) -> Result<Accepted, Reply> {
         )
     };
     // A declared length over the limit is refused before reading anything.
-    if declared_length(&entries).is_some_and(|n| n > max_body) {
+    if declared_length(entries).is_some_and(|n| n > max_body) {
         return Err(too_large());
     }
     let split = mode(BATCH, config(BATCH)?.as_deref(), &["auto", "none"])
         .map_err(|why| Reply::new(500, format!("etl in-http: {why}\n")))?;
     let framing = if split == "auto" {
-        framing(&entries)
+        framing(entries)
     } else {
         Framing::One
     };
-    let mut headers = record_headers(&entries, &keep);
+    let mut headers = record_headers(entries, &keep);
 
     let body = read_body(request, max_body)?.ok_or_else(too_large)?;
     let (payloads, single) =
@@ -179,6 +224,7 @@ fn accept(request: IncomingRequest) -> Result<Accepted, Reply> {
     Ok(Accepted {
         payloads,
         headers,
+        key,
         retry,
         report,
     })
@@ -190,6 +236,7 @@ fn transform_batch(batch: Accepted, report: &mut Batch<WasiClock>) -> Reply {
     let Accepted {
         payloads,
         headers,
+        key,
         retry,
         report: _,
     } = batch;
@@ -214,9 +261,13 @@ fn transform_batch(batch: Accepted, report: &mut Batch<WasiClock>) -> Reply {
             || transform(&input),
             |answer| matches!(answer, Err(Error::Transient(_))),
         );
+        let input_id = id::input(&key, i);
         outcomes.push(match answer {
-            Ok(outputs) => {
+            Ok(mut outputs) => {
                 report.outputs(outputs.iter().map(|o| o.payload.len()));
+                for (k, output) in outputs.iter_mut().enumerate() {
+                    id::tag(&mut output.headers, Some(id::output(&input_id, k)));
+                }
                 Outcome::Outputs(outputs)
             }
             Err(Error::Invalid(reason)) => {
@@ -226,6 +277,8 @@ fn transform_batch(batch: Accepted, report: &mut Batch<WasiClock>) -> Reply {
                 } else {
                     rejected.push_str(&format!("record {} of {count}: {reason}\n", i + 1));
                 }
+                let mut input = input;
+                id::tag(&mut input.headers, Some(input_id));
                 Outcome::Invalid(Rejected { input, reason })
             }
             Err(Error::Transient(reason)) => {
@@ -330,12 +383,12 @@ fn records(body: Vec<u8>, framing: Framing) -> Result<(Vec<Vec<u8>>, bool), Stri
 }
 
 /// The names in the `etl.in.headers` comma list, lowercase; `traceparent` is always carried
-/// (last), so it is left out here.
+/// (last), so it is left out here, and so is `etl-id` (never carried as a header).
 fn header_list(setting: &str) -> Vec<String> {
     setting
         .split(',')
         .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty() && name != TRACEPARENT)
+        .filter(|name| !name.is_empty() && name != TRACEPARENT && name != id::HEADER)
         .collect()
 }
 
@@ -349,7 +402,8 @@ fn declared_length(entries: &[(String, Vec<u8>)]) -> Option<u64> {
 
 /// The record's headers: the request headers named in `keep` (lowercase names), in request
 /// order, with lowercase names; then the first `traceparent` request header, if any. Values
-/// that are not UTF-8 are converted lossily (U+FFFD).
+/// that are not UTF-8 are converted lossily (U+FFFD). An `etl-id` header is never kept: that
+/// name is the id's on its way to the `out` part.
 fn record_headers(entries: &[(String, Vec<u8>)], keep: &[String]) -> Vec<(String, String)> {
     let value = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let mut headers: Vec<(String, String)> = entries
@@ -552,6 +606,33 @@ mod tests {
         assert!(
             why.contains("not a JSON array") && why.contains("line 2"),
             "{why}"
+        );
+    }
+
+    #[test]
+    fn the_request_key_is_the_idempotency_key_header() {
+        assert_eq!(request_key(&[entry("x", b"1")]), Ok(None));
+        assert_eq!(
+            request_key(&[entry("Idempotency-Key", b" order-17 ")]),
+            Ok(Some("order-17".to_owned()))
+        );
+        let e = request_key(&[entry("idempotency-key", b"a b")]).unwrap_err();
+        assert!(e.contains("`Idempotency-Key`"), "{e}");
+        let e = request_key(&[
+            entry("idempotency-key", b"a"),
+            entry("IDEMPOTENCY-KEY", b"b"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("more than one"), "{e}");
+    }
+
+    #[test]
+    fn an_etl_id_request_header_is_never_a_record_header() {
+        assert_eq!(header_list("etl-id, ETL-ID,x"), ["x"]);
+        let entries = [entry("etl-id", b"forged"), entry("x", b"1")];
+        assert_eq!(
+            record_headers(&entries, &header_list("etl-id,x")),
+            [header("x", "1")]
         );
     }
 }
