@@ -14,6 +14,9 @@
 //!   one batch's object from another's, and the same records give the same name, so a batch
 //!   written again replaces itself.
 //!
+//! `{id}` is the record's id (docs/harness.md#record-ids) with `none`, and `<first id>+<count>`
+//! (its first record's id and its number of records) with `ndjson`; empty without one. It comes
+//! as the record's last header `etl-id` (appended by the `in` part); objects carry no headers.
 //! `{key}` is the key as is if it is UTF-8, else its bytes in lowercase hex; empty if the record
 //! has no key. Any other `{…}` in the template is an error, as is an empty object name; every
 //! name is rendered before anything is written. An existing object of the same name is
@@ -24,7 +27,7 @@
 etl_harness_bindings::generate!("etl:platform/out-blobstore");
 etl_harness_bindings::config_error_text!();
 
-use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, mode, ndjson_line, pack};
+use etl_harness_bindings::{BATCH, BATCH_BYTES, batch_bytes, id, mode, ndjson_line, pack};
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::Outcome;
 use sha2::{Digest, Sha256};
@@ -68,6 +71,11 @@ impl Guest for OutBlobstore {
         if count == 0 {
             return Ok(());
         }
+        // Each output's id, out of its headers.
+        let ids: Vec<Option<String>> = outputs
+            .iter_mut()
+            .map(|(_, o)| id::take(&mut o.headers))
+            .collect();
         let name = config(CONTAINER)?.filter(|c| !c.is_empty()).ok_or_else(|| {
             format!("etl out-blobstore: config `{CONTAINER}` is not set: {count} output(s) not written")
         })?;
@@ -116,15 +124,29 @@ impl Guest for OutBlobstore {
                     }
                     let digest = hex(&Sha256::digest(&data));
                     let template = template.replace(DIGEST, &digest);
-                    let object = render(&template, outputs[run.start].1.key.as_deref(), seq)
-                        .map_err(bad_template)?;
+                    let first = Record {
+                        key: outputs[run.start].1.key.as_deref(),
+                        seq,
+                        id: ids[run.start]
+                            .as_deref()
+                            .map(|first| id::batch(first, run.len())),
+                    };
+                    let object = render(&template, &first).map_err(bad_template)?;
                     Ok((object, data))
                 })
                 .collect::<Result<_, String>>()?
         } else {
             outputs
                 .into_iter()
-                .map(|(seq, o)| Ok((render(&template, o.key.as_deref(), seq)?, o.payload)))
+                .zip(ids)
+                .map(|((seq, o), id)| {
+                    let record = Record {
+                        key: o.key.as_deref(),
+                        seq,
+                        id,
+                    };
+                    Ok((render(&template, &record)?, o.payload))
+                })
                 .collect::<Result<_, String>>()
                 .map_err(bad_template)?
         };
@@ -148,8 +170,18 @@ fn is_json(payload: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
 }
 
-/// The object name for one output: `template` with `{key}` and `{seq}` replaced.
-fn render(template: &str, key: Option<&[u8]>, seq: usize) -> Result<String, String> {
+/// What an object's name is rendered from.
+struct Record<'a> {
+    /// `{key}`: the record's key (of an NDJSON object, its first record's).
+    key: Option<&'a [u8]>,
+    /// `{seq}`.
+    seq: usize,
+    /// `{id}`: the record's id (of an NDJSON object, `<first id>+<count>`).
+    id: Option<String>,
+}
+
+/// The object name for one output: `template` with `{key}`, `{seq}` and `{id}` replaced.
+fn render(template: &str, record: &Record<'_>) -> Result<String, String> {
     let mut name = String::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -159,11 +191,12 @@ fn render(template: &str, key: Option<&[u8]>, seq: usize) -> Result<String, Stri
             .find('}')
             .ok_or_else(|| "a `{` is not closed".to_string())?;
         match &after[..=close] {
-            "{key}" => name.push_str(&key_text(key.unwrap_or_default())),
-            "{seq}" => name.push_str(&seq.to_string()),
+            "{key}" => name.push_str(&key_text(record.key.unwrap_or_default())),
+            "{seq}" => name.push_str(&record.seq.to_string()),
+            "{id}" => name.push_str(record.id.as_deref().unwrap_or_default()),
             other => {
                 return Err(format!(
-                    "unknown placeholder `{other}` (only {{key}} and {{seq}} are defined)"
+                    "unknown placeholder `{other}` (only {{key}}, {{seq}} and {{id}} are defined)"
                 ));
             }
         }
@@ -171,7 +204,7 @@ fn render(template: &str, key: Option<&[u8]>, seq: usize) -> Result<String, Stri
     }
     name.push_str(rest);
     if name.is_empty() {
-        return Err("the object name is empty (a record without a key?)".to_string());
+        return Err("the object name is empty (a record without a key or an id?)".to_string());
     }
     Ok(name)
 }
@@ -225,6 +258,10 @@ export!(OutBlobstore);
 mod tests {
     use super::*;
 
+    fn render(template: &str, key: Option<&[u8]>, seq: usize) -> Result<String, String> {
+        super::render(template, &Record { key, seq, id: None })
+    }
+
     #[test]
     fn the_template_renders_key_and_seq() {
         assert_eq!(
@@ -237,6 +274,30 @@ mod tests {
         );
         assert_eq!(render("x-{key}", None, 0).unwrap(), "x-");
         assert_eq!(render("fixed", Some(b"k"), 1).unwrap(), "fixed");
+    }
+
+    #[test]
+    fn the_template_renders_the_id() {
+        let record = |id: Option<&str>| Record {
+            key: Some(b"t-1"),
+            seq: 0,
+            id: id.map(str::to_owned),
+        };
+        assert_eq!(
+            super::render("readings/{id}.json", &record(Some("order-17-0.0.0"))).unwrap(),
+            "readings/order-17-0.0.0.json"
+        );
+        assert_eq!(
+            super::render("{key}/{id}", &record(Some("r-0+3"))).unwrap(),
+            "t-1/r-0+3"
+        );
+        // Without an id: empty.
+        assert_eq!(super::render("{key}-{id}", &record(None)).unwrap(), "t-1-");
+        assert!(
+            super::render("{id}", &record(None))
+                .unwrap_err()
+                .contains("empty")
+        );
     }
 
     #[test]

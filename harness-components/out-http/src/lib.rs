@@ -28,6 +28,13 @@
 //! `etl.secrets` lists, read through `etl:platform/secrets`. A secret without a value is an
 //! error naming the setting (never a value), before anything is sent.
 //!
+//! Each request carries the id of what it sends (docs/harness.md#record-ids) as its
+//! `idempotency-key` header, so a server can tell a request sent again (a redelivery) from a
+//! new one: the record's id for one record per request, `<first id>+<count>` for a batch (its
+//! first record's id and its number of records); none when that record has no id. It replaces a
+//! record header of that name; a sink's own `idempotency-key` setting replaces it. The id comes
+//! as the record's last header `etl-id` (appended by the `in` part), which is never sent.
+//!
 //! A rejected input is an error: an HTTP sink has no dead-letter destination. (In a sink the
 //! transform is `identity`, which never rejects a record, so it is not reached.)
 
@@ -36,7 +43,7 @@ etl_harness_bindings::config_error_text!();
 
 use etl::platform::secrets;
 use etl_harness_bindings::{
-    BATCH, BATCH_BYTES, SECRETS, batch_bytes, mode, names, ndjson_line, pack,
+    BATCH, BATCH_BYTES, SECRETS, batch_bytes, id, mode, names, ndjson_line, pack,
 };
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::Outcome;
@@ -96,6 +103,11 @@ impl Guest for OutHttp {
         if count == 0 {
             return Ok(());
         }
+        // Each output's id, out of its headers.
+        let ids: Vec<Option<String>> = outputs
+            .iter_mut()
+            .map(|o| id::take(&mut o.headers))
+            .collect();
         let all = runtime::get_all().map_err(|e| {
             let text = config_error_text(&e);
             format!(
@@ -131,7 +143,8 @@ impl Guest for OutHttp {
         };
         if batch == Batch::None {
             for (i, output) in outputs.iter().enumerate() {
-                let headers = request_headers(&output.headers, &fixed, &output.payload);
+                let headers =
+                    request_headers(&output.headers, &fixed, &output.payload, ids[i].as_deref());
                 post(&target, &headers, &output.payload).map_err(|why| {
                     format!(
                         "etl out-http: POST {url} of output {} of {count} failed: {why}",
@@ -163,14 +176,12 @@ impl Guest for OutHttp {
             Batch::Ndjson => NDJSON_CONTENT_TYPE,
             _ => JSON_CONTENT_TYPE,
         };
-        let mut headers: Vec<(&str, &str)> = own
-            .iter()
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        headers.push(("content-type", fixed.content_type.unwrap_or(kind)));
         for run in runs {
             let body = join(&items[run.clone()], batch);
+            let key = ids[run.start]
+                .as_deref()
+                .map(|first| id::batch(first, run.len()));
+            let headers = batch_headers(&fixed, kind, key.as_deref());
             post(&target, &headers, &body).map_err(|why| {
                 format!(
                     "etl out-http: POST {url} of outputs {}–{} of {count} failed: {why}",
@@ -290,14 +301,46 @@ struct Fixed<'a> {
     content_type: Option<&'a str>,
 }
 
-/// The request's headers: the record's, in order, except `content-type` and those the sink
-/// sets itself; then the sink's own (`fixed.headers`); then `content-type`: the configured one,
-/// else the record's first, else `application/json` when `payload` is a JSON object or array,
-/// else `application/octet-stream`.
+/// The headers of a batch request whose id is `key`: the sink's own (`fixed.headers`) but
+/// `content-type`, then `idempotency-key` (unless the sink sets one), then `content-type`: the
+/// configured one, else `kind`'s.
+fn batch_headers<'a>(
+    fixed: &Fixed<'a>,
+    kind: &'a str,
+    key: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut headers: Vec<(&str, &str)> = fixed
+        .headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    if let Some(key) = key.filter(|_| !fixed.sets(id::IDEMPOTENCY_KEY)) {
+        headers.push((id::IDEMPOTENCY_KEY, key));
+    }
+    headers.push(("content-type", fixed.content_type.unwrap_or(kind)));
+    headers
+}
+
+impl Fixed<'_> {
+    /// Whether the sink sets the header `name` itself.
+    fn sets(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The request's headers: the record's, in order, except `content-type`, those the sink sets
+/// itself and, when the record has an id, `idempotency-key`; then the sink's own
+/// (`fixed.headers`); then `idempotency-key` = `id` (unless the sink sets one); then
+/// `content-type`: the configured one, else the record's first, else `application/json` when
+/// `payload` is a JSON object or array, else `application/octet-stream`.
 fn request_headers<'a>(
     record: &'a [(String, String)],
     fixed: &Fixed<'a>,
     payload: &[u8],
+    id: Option<&'a str>,
 ) -> Vec<(&'a str, &'a str)> {
     let is_content_type = |name: &str| name.eq_ignore_ascii_case("content-type");
     let is_own = |name: &str| {
@@ -310,9 +353,10 @@ fn request_headers<'a>(
         .iter()
         .find(|(name, _)| is_content_type(name))
         .map(|(_, value)| value.as_str());
+    let is_key = |name: &str| id.is_some() && name.eq_ignore_ascii_case(id::IDEMPOTENCY_KEY);
     let mut headers: Vec<(&str, &str)> = record
         .iter()
-        .filter(|(name, _)| !is_content_type(name) && !is_own(name))
+        .filter(|(name, _)| !is_content_type(name) && !is_own(name) && !is_key(name))
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
     headers.extend(
@@ -322,6 +366,9 @@ fn request_headers<'a>(
             .filter(|(name, _)| !is_content_type(name))
             .map(|(name, value)| (name.as_str(), value.as_str())),
     );
+    if let Some(id) = id.filter(|_| !fixed.sets(id::IDEMPOTENCY_KEY)) {
+        headers.push((id::IDEMPOTENCY_KEY, id));
+    }
     let content_type = fixed.content_type.or(own).unwrap_or_else(|| {
         if is_json_document(payload) {
             JSON_CONTENT_TYPE
@@ -503,7 +550,7 @@ mod tests {
         ];
         let json = br#"{"sensor": "t-1"}"#;
         assert_eq!(
-            request_headers(&record, &plain(Some("text/csv")), json),
+            request_headers(&record, &plain(Some("text/csv")), json, None),
             [
                 ("traceparent", "t"),
                 ("x", "1"),
@@ -511,7 +558,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            request_headers(&record, &plain(None), json),
+            request_headers(&record, &plain(None), json, None),
             [
                 ("traceparent", "t"),
                 ("x", "1"),
@@ -519,14 +566,14 @@ mod tests {
             ]
         );
         assert_eq!(
-            request_headers(&[], &plain(None), b"t-101;82.5"),
+            request_headers(&[], &plain(None), b"t-101;82.5", None),
             [("content-type", "application/octet-stream")]
         );
     }
 
     #[test]
     fn a_json_object_or_array_without_a_content_type_is_sent_as_json() {
-        let ct = |payload: &[u8]| request_headers(&[], &plain(None), payload)[0].1;
+        let ct = |payload: &[u8]| request_headers(&[], &plain(None), payload, None)[0].1;
         assert_eq!(
             ct(br#"{"sensor": "t-1", "temp_c": 82.5}"#),
             "application/json"
@@ -541,7 +588,10 @@ mod tests {
         assert_eq!(ct(&[0xff, 0xfe]), "application/octet-stream");
         // The record's own content-type wins over the payload.
         let csv = [header("content-type", "text/csv")];
-        assert_eq!(request_headers(&csv, &plain(None), b"[1]")[0].1, "text/csv");
+        assert_eq!(
+            request_headers(&csv, &plain(None), b"[1]", None)[0].1,
+            "text/csv"
+        );
     }
 
     /// A secret store holding `pairs`; any other name has no value.
@@ -614,13 +664,84 @@ mod tests {
             header("x", "1"),
         ];
         assert_eq!(
-            request_headers(&record, &fixed, b"{}"),
+            request_headers(&record, &fixed, b"{}", None),
             [
                 ("traceparent", "t"),
                 ("x", "1"),
                 ("Authorization", "Bearer s3cr3t"),
                 ("X-Api-Key", "k-123"),
                 ("content-type", "application/json"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_with_an_id_is_sent_with_it_as_its_idempotency_key() {
+        let record = [
+            header("Idempotency-Key", "from the record"),
+            header("x", "1"),
+        ];
+        assert_eq!(
+            request_headers(&record, &plain(None), b"{}", Some("order-17-0.0.0")),
+            [
+                ("x", "1"),
+                ("idempotency-key", "order-17-0.0.0"),
+                ("content-type", "application/json")
+            ]
+        );
+        // Without an id, the record's own header goes as it is.
+        assert_eq!(
+            request_headers(&record, &plain(None), b"{}", None),
+            [
+                ("Idempotency-Key", "from the record"),
+                ("x", "1"),
+                ("content-type", "application/json")
+            ]
+        );
+        // The sink's own setting wins.
+        let own = [header("Idempotency-Key", "fixed")];
+        let fixed = Fixed {
+            headers: &own,
+            content_type: None,
+        };
+        assert_eq!(
+            request_headers(&record, &fixed, b"{}", Some("r-0")),
+            [
+                ("x", "1"),
+                ("Idempotency-Key", "fixed"),
+                ("content-type", "application/json")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_request_is_keyed_by_its_first_id_and_its_count() {
+        let key = id::batch("order-17-0.0", 3);
+        assert_eq!(
+            batch_headers(&plain(None), NDJSON_CONTENT_TYPE, Some(&key)),
+            [
+                ("idempotency-key", "order-17-0.0+3"),
+                ("content-type", "application/x-ndjson")
+            ]
+        );
+        assert_eq!(
+            batch_headers(&plain(Some("text/plain")), JSON_CONTENT_TYPE, None),
+            [("content-type", "text/plain")]
+        );
+        let own = [
+            header("authorization", "Bearer s"),
+            header("content-type", "ignored"),
+        ];
+        let fixed = Fixed {
+            headers: &own,
+            content_type: None,
+        };
+        assert_eq!(
+            batch_headers(&fixed, JSON_CONTENT_TYPE, Some("r-0+2")),
+            [
+                ("authorization", "Bearer s"),
+                ("idempotency-key", "r-0+2"),
+                ("content-type", "application/json")
             ]
         );
     }
