@@ -27,8 +27,8 @@ use anyhow::{Context as _, ensure};
 use serde_json::Value;
 
 use crate::common::{
-    AlertSink, Env, PIPELINE, Records, STAGING, STAGING_ARCHIVE_SUBJECT, Source, path_str, post_batch,
-    reading, replace_once,
+    AlertSink, Env, PIPELINE, Records, STAGING, STAGING_ARCHIVE_SUBJECT, Source, path_str,
+    post_batch, reading, replace_once,
 };
 use crate::controller::{Controller, pipeline_state};
 
@@ -151,11 +151,20 @@ pub struct ExtraHost {
     child: Option<Child>,
     pub name: String,
     pub log: PathBuf,
+    /// What its log says each time it starts a component (1.x) or workload (v2).
+    started: &'static str,
 }
 
 impl ExtraHost {
-    /// Starts `program args…`, its output into `log`.
-    pub fn start(name: &str, program: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Self> {
+    /// Starts `program args…`, its output into `log`; `started` is what its log says each time
+    /// it starts a component or workload.
+    pub fn start(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        log: PathBuf,
+        started: &'static str,
+    ) -> anyhow::Result<Self> {
         let file = std::fs::File::create(&log).with_context(|| format!("{}", log.display()))?;
         let child = Command::new(program)
             .args(args)
@@ -170,6 +179,7 @@ impl ExtraHost {
             child: Some(child),
             name: name.to_owned(),
             log,
+            started,
         })
     }
 
@@ -188,6 +198,14 @@ impl ExtraHost {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// How many components or workloads it has started so far, by its log.
+    pub fn started(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches(self.started)
+            .count()
     }
 
     /// SIGKILL: the host dies mid-work, as a machine that loses power.
@@ -251,14 +269,22 @@ async fn run(
     let mut dlq = Records::subscribe(staging.nats, ENRICH_DLQ).await?;
     staging.nats.flush().await?;
     // What an earlier scenario left at the webhook.
-    while staging.alerts.next(Duration::from_millis(1)).await?.is_some() {}
+    while staging
+        .alerts
+        .next(Duration::from_millis(1))
+        .await?
+        .is_some()
+    {}
 
     // The redeploy's new version is compiled before the load, so that the fault is the push.
     let next = match scenario {
         Scenario::Redeploy => Some(compile_new_version(staging)?),
         _ => None,
     };
-    eprintln!("e2e: delivery: {} — sending {READINGS} readings", scenario.name());
+    eprintln!(
+        "e2e: delivery: {} — sending {READINGS} readings",
+        scenario.name()
+    );
     let started = Instant::now();
     let mut expected_archive = Vec::new();
     let mut expected_alerts = Vec::new();
@@ -270,9 +296,24 @@ async fn run(
             match scenario {
                 Scenario::Redeploy => {
                     let (etl, dist) = (staging.env.etl.clone(), next.clone().expect("compiled"));
-                    push = Some(tokio::task::spawn_blocking(move || push_staging(&etl, &dist)));
+                    push = Some(tokio::task::spawn_blocking(move || {
+                        push_staging(&etl, &dist)
+                    }));
                 }
-                Scenario::HostKill => extra.as_deref_mut().expect("an extra host").kill()?,
+                Scenario::HostKill => {
+                    let host = extra.as_deref_mut().expect("an extra host");
+                    let started = host.started();
+                    ensure!(
+                        started > 0,
+                        "{} runs nothing of staging: killing it would test nothing",
+                        host.name
+                    );
+                    eprintln!(
+                        "e2e: delivery: killing {} mid-stream ({started} × `{}` in its log)",
+                        host.name, host.started
+                    );
+                    host.kill()?;
+                }
                 Scenario::Transient => {}
             }
         }
@@ -389,9 +430,7 @@ async fn run(
         .wait_for(
             &format!("{PIPELINE} deployed"),
             Duration::from_secs(180),
-            |status| {
-                pipeline_state(status, PIPELINE).is_ok_and(|p| p["state"] == "deployed")
-            },
+            |status| pipeline_state(status, PIPELINE).is_ok_and(|p| p["state"] == "deployed"),
         )
         .await?;
     Ok(figures)

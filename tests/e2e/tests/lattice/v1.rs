@@ -379,6 +379,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
             std::env::var("ETL_E2E_SECRETS_PREFIX").context("ETL_E2E_SECRETS_PREFIX")?,
         ],
         env.work.join("host-staging-2.log"),
+        "component started",
     )?;
     extra
         .wait_for_log("host started", Duration::from_secs(60))

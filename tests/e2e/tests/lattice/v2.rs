@@ -459,6 +459,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
             "lab".to_owned(),
         ],
         work.join("lab-2.log"),
+        "Workload started successfully",
     )?;
     extra
         .wait_for_log("Host started", Duration::from_secs(60))
