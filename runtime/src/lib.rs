@@ -1438,13 +1438,14 @@ impl Live {
                     .load(&mut self.store, &instance)?;
                 call_messaging(&mut self.store, &entry, subject, body, reply_to)
             }
-            Delivery::Http { records, .. } => {
+            Delivery::Http { records, inputs } => {
                 let entry = unit
                     .http
                     .as_ref()
                     .expect("only http units get requests")
                     .load(&mut self.store, &instance)?;
-                call_http(&mut self.store, &entry, records, source)
+                let key = request_key(inputs.first().copied().unwrap_or_default());
+                call_http(&mut self.store, &entry, records, source, &key)
             }
         }
     }
@@ -1602,16 +1603,36 @@ fn call_messaging(
     )
 }
 
+/// The `Idempotency-Key` of the runner's request to an HTTP source whose first record is input
+/// `first`, unless its records carry one: `run-<first>`, so that record `i` of the request
+/// gets the id `run-<first>-<i>` and a run is reproducible (in-http would otherwise pick a
+/// random key). Sent again with the request (a `transient` retry), it gives the same ids.
+pub fn request_key(first: usize) -> String {
+    format!("run-{first}")
+}
+
+/// The request header `in-http` reads a request's key from.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 fn call_http(
     store: &mut Store<Host>,
     proxy: &Proxy,
     records: &[Record],
     source: &BTreeMap<String, String>,
+    key: &str,
 ) -> wasmtime::Result<Answer> {
     let path = source.get("path").map_or("/", String::as_str);
     let mut request = http::Request::builder()
         .method(http::Method::POST)
         .uri(format!("http://localhost{path}"));
+    // The records' own key, if they carry one (all the same: they share their headers).
+    if !records[0]
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case(IDEMPOTENCY_KEY))
+    {
+        request = request.header(IDEMPOTENCY_KEY, key);
+    }
     let payload = match records {
         [record] => {
             for (name, value) in &record.headers {
@@ -1800,25 +1821,35 @@ fn take_header(headers: &mut Vec<(String, String)>, name: &str) -> Option<String
     Some(headers.remove(i).1)
 }
 
-/// The envelope a record is published in at a messaging source.
+/// The header a record's id shows in, in what the runner shows and takes (docs/running.md).
+pub const ID_HEADER: &str = "etl-id";
+
+/// The envelope a record is published in at a messaging source: its last `traceparent` header
+/// is the trace context, its last `etl-id` header the id (a record without one gets its id from
+/// the first unit's JetStream delivery, if any).
 fn envelope_of(record: &Record) -> etl_envelope::Envelope {
     let mut headers = record.headers.clone();
+    let id = take_header(&mut headers, ID_HEADER);
     let traceparent = take_header(&mut headers, "traceparent");
     etl_envelope::Envelope {
         key: record.key.clone(),
         payload: record.payload.clone(),
         headers,
         traceparent,
-        id: None,
+        id,
     }
 }
 
-/// The record an envelope carries, its trace context as the last header (as `in-messaging`
-/// presents it).
+/// The record an envelope carries, its trace context as the last header but one (as
+/// `in-messaging` presents it), and its id as the last, [`ID_HEADER`], so that what the runner
+/// shows of a record published to a subject (a sink's, a dead letter) includes its id.
 fn record_of(envelope: etl_envelope::Envelope) -> Record {
     let mut headers = envelope.headers;
     if let Some(t) = envelope.traceparent {
         headers.push(("traceparent".to_owned(), t));
+    }
+    if let Some(id) = envelope.id {
+        headers.push((ID_HEADER.to_owned(), id));
     }
     Record {
         key: envelope.key,

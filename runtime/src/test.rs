@@ -3,7 +3,8 @@
 //!
 //! Strict by default: a sink the fixture does not name must receive nothing, dead letters the
 //! fixture does not list fail it, and so does any failed record. Headers are compared only for
-//! expected records that list `headers`.
+//! expected records that list `headers`, and a record's id (`etl-id`, an `http` sink's
+//! `idempotency-key`) only when they list it.
 //!
 //! Secret values come from the fixture's `secrets:`, then from the run's own
 //! ([`SecretValues`]: `--secrets FILE`, the environment). A secret none gives is not there: a
@@ -351,10 +352,15 @@ fn actual_text(actual: &Record, like: Option<&model::Record>) -> String {
         map.remove("payload");
         map.insert("json".to_owned(), value);
     }
-    if like.headers.is_empty()
-        && let Json::Object(map) = &mut json
-    {
-        map.remove("headers");
+    if let Json::Object(map) = &mut json {
+        if like.headers.is_empty() {
+            map.remove("headers");
+        } else {
+            let shown: serde_json::Map<String, Json> = input::compared_headers(like, actual)
+                .map(|(k, v)| (k.clone(), Json::from(v.as_str())))
+                .collect();
+            map.insert("headers".to_owned(), Json::Object(shown));
+        }
     }
     pretty(&json)
 }

@@ -20,9 +20,10 @@ fn chaos() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/chaos")
 }
 
-/// The chaos repo, compiled once for every test here.
-fn built() -> &'static (Deployment, Artifacts) {
-    static BUILT: OnceLock<(Deployment, Artifacts)> = OnceLock::new();
+/// The chaos repo, compiled once for every test here: the deployments of `chaos` (a `nats`
+/// source) and `chaos-http` (an `http` source), and the artifacts.
+fn built_all() -> &'static (Deployment, Deployment, Artifacts) {
+    static BUILT: OnceLock<(Deployment, Deployment, Artifacts)> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cache =
             etl::store::Cache::new(Path::new(env!("CARGO_TARGET_TMPDIR")).join("jetstream-cache"));
@@ -30,8 +31,15 @@ fn built() -> &'static (Deployment, Artifacts) {
             artifacts::prepare(&chaos(), &Origin::Build(Some(cache)), Generation::V2).unwrap();
         assert!(!validation.has_errors(), "{:#?}", validation.diagnostics);
         let deployment = deployment::deploy(&validation.repo, "dev", "chaos").unwrap();
-        (deployment, artifacts.expect("the fixture compiles"))
+        let http = deployment::deploy(&validation.repo, "dev", "chaos-http").unwrap();
+        (deployment, http, artifacts.expect("the fixture compiles"))
     })
+}
+
+/// The `chaos` deployment and the artifacts.
+fn built() -> (&'static Deployment, &'static Artifacts) {
+    let (deployment, _, artifacts) = built_all();
+    (deployment, artifacts)
 }
 
 /// The `chaos` pipeline with `keys` set on every unit (`None`: removed), a step's
@@ -138,9 +146,13 @@ fn a_permanently_transient_record_is_redelivered_max_deliver_times_then_dead_let
     assert_eq!((dead.step.as_str(), dead.input), ("chaos", 1));
     assert_eq!(dead.reason, "transient: busy");
     assert_eq!(dead.record.payload, b"transient:busy");
+    // Its id: record 1 of the message at stream sequence 1 (the runner's JetStream model).
     assert_eq!(
         dead.record.headers,
-        [("etl-deliveries".to_owned(), "3".to_owned())]
+        [
+            ("etl-deliveries".to_owned(), "3".to_owned()),
+            ("etl-id".to_owned(), "ETL_DATA_chaos_chaos:1-1".to_owned())
+        ]
     );
 
     // 3 deliveries, so 3 calls: the first record was transformed (and logged) on each.
@@ -172,7 +184,10 @@ fn a_batch_without_transient_records_is_delivered_at_the_first_delivery() {
     // `invalid` stays a dead letter of its own, without a delivery count.
     assert_eq!(report.dead_letters.len(), 1);
     assert_eq!(report.dead_letters[0].reason, "bad: input");
-    assert!(report.dead_letters[0].record.headers.is_empty());
+    assert_eq!(
+        report.dead_letters[0].record.headers,
+        [("etl-id".to_owned(), "ETL_DATA_chaos_chaos:1-1".to_owned())]
+    );
     assert_eq!(counts(&report, "chaos").retries, 0);
 }
 
@@ -185,7 +200,10 @@ fn one_delivery_dead_letters_at_once() {
     assert_eq!(dead.reason, "transient: down");
     assert_eq!(
         dead.record.headers,
-        [("etl-deliveries".to_owned(), "1".to_owned())]
+        [
+            ("etl-deliveries".to_owned(), "1".to_owned()),
+            ("etl-id".to_owned(), "ETL_DATA_chaos_chaos:1-0".to_owned())
+        ]
     );
     assert_eq!(counts(&report, "chaos").retries, 0);
 }
@@ -224,5 +242,126 @@ fn without_max_deliver_a_transient_record_fails_as_before() {
         kinds,
         [(FailureKind::Transient, 3), (FailureKind::Transient, 3)],
         "1 + `--retries` (2) attempts of the whole call"
+    );
+}
+
+/// The id each sink record carries (its `etl-id` header), by input.
+fn sunk_ids(report: &Report) -> Vec<(usize, String)> {
+    report
+        .sinks
+        .iter()
+        .map(|s| {
+            let id = s
+                .record
+                .headers
+                .iter()
+                .find(|(name, _)| name == "etl-id")
+                .map(|(_, id)| id.clone())
+                .unwrap_or_else(|| panic!("no id: {:?}", s.record));
+            (s.input, id)
+        })
+        .collect()
+}
+
+#[test]
+fn a_redelivered_batch_gives_its_records_the_same_ids_at_the_sink() {
+    let pipeline = at_least_once("3");
+    // Delivered 3 times (the transient record makes the first two `-NAK`): the records that
+    // passed reach the sink from the 3rd delivery.
+    let redelivered = run(&pipeline, &["a", "transient:busy", "b"]);
+    assert_eq!(counts(&redelivered, "chaos").retries, 2);
+    // Delivered once.
+    let once = run(&pipeline, &["a", "c", "b"]);
+    assert_eq!(counts(&once, "chaos").retries, 0);
+    // Record i of the message at stream sequence 1 is `ETL_DATA_chaos_chaos:1-<i>`; its output
+    // 0 at the step `.0`, and again at the sink (whose transform is `identity`).
+    let expected = [
+        (0, "ETL_DATA_chaos_chaos:1-0.0.0".to_owned()),
+        (2, "ETL_DATA_chaos_chaos:1-2.0.0".to_owned()),
+    ];
+    assert_eq!(sunk_ids(&redelivered), expected);
+    assert_eq!(sunk_ids(&once)[0], expected[0]);
+    assert_eq!(sunk_ids(&once)[2], expected[1]);
+    // The next batch's message has its own stream sequence: no id repeats.
+    let inputs: Vec<Record> = (0..150).map(|i| text(&format!("r{i}"))).collect();
+    let report = pipeline
+        .run(&inputs, &Limits::default(), &mut |_| {})
+        .unwrap();
+    let ids = sunk_ids(&report);
+    assert_eq!(ids.len(), 150);
+    assert_eq!(ids[100].1, "ETL_DATA_chaos_chaos:101-0.0.0");
+    let mut distinct: Vec<&String> = ids.iter().map(|(_, id)| id).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 150);
+}
+
+#[test]
+fn an_id_given_at_a_messaging_source_is_kept_and_derived_from() {
+    let pipeline = at_least_once("3");
+    let mut given = text("a");
+    given
+        .headers
+        .push(("etl-id".to_owned(), "order-17".to_owned()));
+    let report = pipeline
+        .run(&[given, text("b")], &Limits::default(), &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        sunk_ids(&report),
+        [
+            (0, "order-17.0.0".to_owned()),
+            (1, "ETL_DATA_chaos_chaos:1-1.0.0".to_owned())
+        ]
+    );
+}
+
+/// The `chaos-http` pipeline (an `http` source).
+fn http_pipeline() -> LoadedPipeline {
+    let (_, deployment, artifacts) = built_all();
+    Runtime::new(None)
+        .unwrap()
+        .load(deployment, &artifacts["chaos-http"])
+        .unwrap()
+}
+
+#[test]
+fn records_from_an_http_source_get_ids_from_the_requests_key() {
+    let pipeline = http_pipeline();
+    // Without an Idempotency-Key the runner sends `run-<first input>`, so runs are
+    // reproducible; record i of a request gets `<key>-<i>`.
+    let inputs = [text("a"), text("b")];
+    let report = pipeline
+        .run(&inputs, &Limits::default(), &mut |_| {})
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert_eq!(
+        sunk_ids(&report),
+        [(0, "run-0-0.0.0".to_owned()), (1, "run-0-1.0.0".to_owned())]
+    );
+    // A client's key: a retry of the request gives the same ids.
+    let keyed = |payload: &str| {
+        let mut r = text(payload);
+        r.headers
+            .push(("Idempotency-Key".to_owned(), "order-17".to_owned()));
+        r
+    };
+    for _ in 0..2 {
+        let report = pipeline
+            .run(&[keyed("a")], &Limits::default(), &mut |_| {})
+            .unwrap();
+        assert_eq!(sunk_ids(&report), [(0, "order-17-0.0.0".to_owned())]);
+    }
+    // A key that is not one is refused (400), naming the header.
+    let mut bad = text("a");
+    bad.headers
+        .push(("Idempotency-Key".to_owned(), "not a key".to_owned()));
+    let report = pipeline
+        .run(&[bad], &Limits::default(), &mut |_| {})
+        .unwrap();
+    assert_eq!(report.failures.len(), 1, "{report:#?}");
+    let message = &report.failures[0].message;
+    assert!(
+        message.contains("400") && message.contains("`Idempotency-Key`"),
+        "{message}"
     );
 }

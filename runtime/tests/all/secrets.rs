@@ -80,6 +80,9 @@ fn an_http_sinks_requests_carry_its_secret_and_plain_headers_on_both_generations
                 ),
                 ("x-api-key".to_owned(), "fixture-api-key".to_owned()),
                 ("x-site".to_owned(), "dev-bench".to_owned()),
+                // The record's id: record 0 of the runner's request `run-0`, output 0 at each
+                // of the steps and at the sink.
+                ("idempotency-key".to_owned(), "run-0-0.0.0.0.0".to_owned()),
                 ("content-type".to_owned(), "application/json".to_owned()),
             ],
             "{generation}"
