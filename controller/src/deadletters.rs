@@ -808,6 +808,7 @@ mod tests {
                 ),
             ],
             traceparent: None,
+            id: None,
         };
         let message = StreamMessage {
             subject: "etl.p.pipe.dlq.parse".into(),

@@ -830,7 +830,11 @@ impl Delivery {
             }
             Err(e) => return log(&format!("reading it: {e}")),
         };
-        let (body, records) = dead_letter_body(&message.payload, advisory.deliveries);
+        let (body, records) = dead_letter_body(
+            &message.payload,
+            advisory.deliveries,
+            &format!("{}:{seq}", advisory.stream),
+        );
         // The same message given up on twice (a redelivered advisory) is one dead letter.
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -994,8 +998,10 @@ pub fn subject_matches(filter: &str, subject: &str) -> bool {
 /// The dead letter of a message a unit never acknowledged, delivered `deliveries` times: its
 /// batch, every record with `etl-error: delivery: not acknowledged after <n> deliveries` and
 /// `etl-deliveries: <n>` appended and its index as its origin (the harness's own dead letters'
-/// form); a body that is no etl envelope becomes one record of it. And how many records.
-pub fn dead_letter_body(body: &[u8], deliveries: u64) -> (Vec<u8>, usize) {
+/// form); a body that is no etl envelope becomes one record of it. A record without an id gets
+/// `<id_prefix>-<index>`, `<stream>:<stream-seq>`, the id `in-messaging` gives it on a delivery
+/// (docs/harness.md, record ids). And how many records.
+pub fn dead_letter_body(body: &[u8], deliveries: u64, id_prefix: &str) -> (Vec<u8>, usize) {
     let records = etl_envelope::decode_batch(body).unwrap_or_else(|_| {
         vec![Batched {
             origin: 0,
@@ -1011,6 +1017,9 @@ pub fn dead_letter_body(body: &[u8], deliveries: u64) -> (Vec<u8>, usize) {
         .zip(0u32..)
         .map(|(mut b, index)| {
             b.origin = index;
+            b.envelope
+                .id
+                .get_or_insert_with(|| format!("{id_prefix}-{index}"));
             b.envelope
                 .headers
                 .push((ERROR_HEADER.to_owned(), reason.clone()));
@@ -1060,6 +1069,7 @@ mod tests {
                     payload: b"one".to_vec(),
                     headers: vec![("a".into(), "1".into())],
                     traceparent: None,
+                    id: None,
                 },
             },
             Batched {
@@ -1070,7 +1080,7 @@ mod tests {
                 },
             },
         ];
-        let (body, count) = dead_letter_body(&etl_envelope::encode_batch(&batch), 5);
+        let (body, count) = dead_letter_body(&etl_envelope::encode_batch(&batch), 5, "S:9");
         assert_eq!(count, 2);
         let out = etl_envelope::decode_batch(&body).unwrap();
         assert_eq!(out[0].origin, 0);
@@ -1088,8 +1098,10 @@ mod tests {
             ]
         );
         assert_eq!(out[1].envelope.payload, b"two");
+        assert_eq!(out[0].envelope.id.as_deref(), Some("S:9-0"));
+        assert_eq!(out[1].envelope.id.as_deref(), Some("S:9-1"));
         // Not an envelope: one record of it.
-        let (body, count) = dead_letter_body(b"raw bytes", 2);
+        let (body, count) = dead_letter_body(b"raw bytes", 2, "S:3");
         assert_eq!(count, 1);
         let out = etl_envelope::decode_batch(&body).unwrap();
         assert_eq!(out[0].envelope.payload, b"raw bytes");

@@ -398,6 +398,7 @@ fn every_platform_world_resolves_with_exactly_its_items() {
                     "wasmcloud:messaging/consumer@0.2.0",
                     "wasi:clocks/wall-clock@0.2.12",
                     "wasi:config/runtime@0.2.0-draft",
+                    "wasi:random/random@0.2.12",
                 ],
             ),
             set(&["wasi:http/incoming-handler@0.2.12"]),
@@ -533,8 +534,8 @@ fn platform_worlds_use_the_host_interfaces_design_names() {
     // The composed component's final imports are what the hosts must serve (DESIGN.md):
     // `wasmcloud:messaging@0.2.0`, `wasi:http@0.2.x`, `wasi:config/runtime`, blobstore for
     // the s3 sink, the 1.x host's `wasmcloud:secrets` for the settings part, and `wasi:clocks`
-    // for the in parts' reports and retries. No harness world imports anything else from
-    // outside `etl:`.
+    // for the in parts' reports and retries, `wasi:random` for in-http's request keys. No
+    // harness world imports anything else from outside `etl:`.
     let (resolve, _, platform) = load_all();
     let allowed = [
         "wasmcloud:messaging/",
@@ -543,6 +544,7 @@ fn platform_worlds_use_the_host_interfaces_design_names() {
         "wasi:clocks/monotonic-clock@",
         "wasi:clocks/wall-clock@",
         "wasi:config/runtime@",
+        "wasi:random/random@",
         "wasi:blobstore/",
         "wasmcloud:secrets/store@0.1.0-draft",
         "wasmcloud:secrets/reveal@0.1.0-draft",

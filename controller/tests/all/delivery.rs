@@ -353,6 +353,7 @@ fn batch() -> Vec<u8> {
                 payload: br#"{"t":1}"#.to_vec(),
                 headers: vec![("content-type".into(), "application/json".into())],
                 traceparent: None,
+                id: None,
             },
         },
         Batched {

@@ -614,6 +614,7 @@ fn dead_letters(records: &[(&str, &str)]) -> Vec<u8> {
                     ("etl-error".to_owned(), (*reason).to_owned()),
                 ],
                 traceparent: None,
+                id: None,
             },
         })
         .collect();
