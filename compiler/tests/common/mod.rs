@@ -227,6 +227,20 @@ pub fn with_secrets(to: &Path) {
         "      to-kafka:\n        - json: { sensor_id: t-204, celsius: 75.5, ts: \"2026-11-01T12:00:05Z\" }\n    \
          counts:\n",
     );
+    // The reading dead-lettered by enrich was parsed: it reaches the Kafka sink (from parse)
+    // like the other one, and the alert of the other needs the API key's value too.
+    edit(
+        "tests/broken-sensor.yaml",
+        "  secrets:\n    alerts-webhook-token: Bearer test-token\n",
+        &format!("  secrets:\n{secrets}"),
+    );
+    edit(
+        "tests/broken-sensor.yaml",
+        "    deadLetters:\n",
+        "      to-kafka:\n        - json: { sensor_id: broken-7, celsius: 91.5, ts: \"2026-11-01T12:00:00Z\" }\n        \
+         - json: { sensor_id: t-101, celsius: 82.5, ts: \"2026-11-01T12:00:00Z\" }\n    \
+         deadLetters:\n",
+    );
 }
 
 /// `skopeo <args>` (an independent OCI client, installed by scripts/setup.sh): its stdout,
