@@ -126,7 +126,8 @@ fn fixtures_pass(
     generation: Generation,
 ) {
     let repo = &validation.repo;
-    assert_eq!(repo.tests.len(), 3);
+    // bad-record, broken-sensor, fan-out, filtered.
+    assert_eq!(repo.tests.len(), 4);
     for fixture in &repo.tests {
         let spec = &fixture.spec.spec;
         let env = spec
@@ -257,6 +258,10 @@ fn runs_are_deterministic() {
     assert_eq!(run(), run());
 }
 
+/// The chaos fixture's environment that delivers at most once: one delivery per message, so
+/// what is tested is the runner's own handling of one call (its limits, `--retries`).
+const ONCE: &str = "once";
+
 #[test]
 fn every_misbehaviour_fails_only_its_own_record() {
     misbehaviours(1);
@@ -268,10 +273,11 @@ fn a_reused_instance_is_replaced_after_each_failure() {
     misbehaviours(100);
 }
 
-fn misbehaviours(calls_per_instance: u32) {
-    let report = watchdog(move || {
+/// The misbehaviours, one record per call, in `env`, with the runner's limits and 2 retries.
+fn misbehave(env: &'static str, calls_per_instance: u32) -> Report {
+    watchdog(move || {
         let (validation, artifacts) = build(&chaos());
-        let pipeline = load(&validation, &artifacts, "chaos", "dev");
+        let pipeline = load(&validation, &artifacts, "chaos", env);
         let inputs: Vec<Record> = [
             "loop",
             "first",
@@ -297,7 +303,12 @@ fn misbehaviours(calls_per_instance: u32) {
             batch: 1,
         };
         pipeline.run(&inputs, &limits, &mut |_| {}).unwrap()
-    });
+    })
+}
+
+/// At most once: each failure is the call's, `transient` is retried in place (`--retries`).
+fn misbehaviours(calls_per_instance: u32) {
+    let report = misbehave(ONCE, calls_per_instance);
     assert_accounted(&report);
     let failures: Vec<(usize, &str, FailureKind, u32)> = report
         .failures
@@ -352,6 +363,88 @@ fn misbehaviours(calls_per_instance: u32) {
     assert_eq!((chaos.received, chaos.retries, chaos.failed), (10, 2, 6));
 }
 
+/// The same misbehaviours at least once (`dev`, the default): a call that traps (timeout,
+/// memory, trap, bad UTF-8) acknowledges nothing, so its message is delivered again, 5 times
+/// (`max_deliver`) in all, then fails; the record still `transient` on the 5th delivery is
+/// dead-lettered with the number of deliveries instead of failed (the runner's `--retries` are
+/// not used: the deliveries take their place). The others are delivered once.
+#[test]
+fn at_least_once_every_misbehaviour_is_delivered_again_then_fails_or_is_dead_lettered() {
+    for calls_per_instance in [1, 100] {
+        let report = misbehave("dev", calls_per_instance);
+        assert_accounted(&report);
+        let failures: Vec<(usize, &str, FailureKind, u32)> = report
+            .failures
+            .iter()
+            .map(|f| (f.input, f.unit.as_str(), f.kind, f.attempts))
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                (0, "chaos", FailureKind::Timeout, 5),
+                (2, "chaos", FailureKind::Memory, 5),
+                (3, "chaos", FailureKind::Trap, 5),
+                // The call returned and acknowledged: the runner's output limit fails it once.
+                (4, "chaos", FailureKind::OutputLimit, 1),
+                (5, "chaos", FailureKind::Trap, 5),
+            ],
+            "{calls_per_instance} calls per instance"
+        );
+        for input in [0, 2, 3, 5] {
+            let f = report.failures.iter().find(|f| f.input == input).unwrap();
+            assert!(
+                f.message
+                    .contains("not acknowledged after 5 deliveries (`etl.in.max-deliver`)"),
+                "{}",
+                f.message
+            );
+        }
+        let delivered: Vec<(usize, &[u8])> = report
+            .sinks
+            .iter()
+            .map(|s| (s.input, s.record.payload.as_slice()))
+            .collect();
+        assert_eq!(
+            delivered,
+            [
+                (1, &b"first"[..]),
+                (8, b"0"),
+                (8, b"1"),
+                (8, b"2"),
+                (9, b"last"),
+            ]
+        );
+        let dead: Vec<(usize, &str, &str)> = report
+            .dead_letters
+            .iter()
+            .map(|d| (d.input, d.step.as_str(), d.reason.as_str()))
+            .collect();
+        assert_eq!(
+            dead,
+            [
+                (6, "chaos", "no good"),
+                (7, "chaos", "transient: busy"),
+            ]
+        );
+        let transient = &report.dead_letters[1];
+        assert_eq!(transient.record.payload, b"transient:busy");
+        assert!(
+            transient
+                .record
+                .headers
+                .contains(&("etl-deliveries".to_owned(), "5".to_owned())),
+            "{:?}",
+            transient.record.headers
+        );
+        let chaos = report.counts_of("chaos").unwrap();
+        // 4 redeliveries of each of the 4 trapping records and of the transient one.
+        assert_eq!(
+            (chaos.received, chaos.retries, chaos.failed, chaos.dead_lettered),
+            (10, 20, 5, 2)
+        );
+    }
+}
+
 #[test]
 fn many_outputs_within_the_limit_are_all_delivered() {
     let report = watchdog(|| {
@@ -377,7 +470,7 @@ fn many_outputs_within_the_limit_are_all_delivered() {
 #[test]
 fn no_retries_means_one_attempt() {
     let (validation, artifacts) = build(&chaos());
-    let pipeline = load(&validation, &artifacts, "chaos", "dev");
+    let pipeline = load(&validation, &artifacts, "chaos", ONCE);
     let limits = Limits {
         retries: 0,
         ..Limits::default()
@@ -557,9 +650,23 @@ const READINGS: &str = r#"{"json": {"sensor": "t-101", "temp_c": 82.5, "ts": "20
 
 #[test]
 fn etl_run_prints_sinks_dead_letters_and_a_summary() {
+    // From a regular file, whose batches are full, so that the records' ids (`run-<n>-<i>`,
+    // record i of the request starting at input n) are the same every run: from stdin a batch is
+    // what has arrived, which decides which records share a request to the HTTP source.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("readings.jsonl");
+    std::fs::write(&input, READINGS).unwrap();
+    let input = input.to_str().unwrap();
     let (code, stdout, stderr) = etl(
-        &["run", "sensor-ingest", "--repo", "examples/iot-sensors"],
-        READINGS,
+        &[
+            "run",
+            "sensor-ingest",
+            "--repo",
+            "examples/iot-sensors",
+            "--input",
+            input,
+        ],
+        "",
     );
     assert_eq!(code, Some(0), "{stderr}");
     insta::assert_snapshot!("run_text", without_times(&stdout));
@@ -573,8 +680,10 @@ fn etl_run_prints_sinks_dead_letters_and_a_summary() {
             "prod",
             "--format",
             "jsonl",
+            "--input",
+            input,
         ],
-        READINGS,
+        "",
     );
     assert_eq!(code, Some(0), "{stderr}");
     for line in stdout.lines() {
@@ -668,11 +777,16 @@ fn etl_run_exits_one_when_a_record_fails() {
         "10000000",
     ];
     let input = "{\"payload\": \"loop\"}\n{\"payload\": \"fine\"}\n";
-    // One record per call: only the looping one fails.
+    // One record per call: only the looping one fails, after its 5 deliveries (dev, the
+    // default environment, delivers at least once).
     let (code, stdout, _) = etl(&[&args[..], &["--batch", "1"]].concat(), input);
     assert_eq!(code, Some(1));
     assert!(
-        stdout.contains("record 0 ✗ failed at chaos (timeout, 1 attempt)"),
+        stdout.contains("record 0 ✗ failed at chaos (timeout, 5 attempts)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("note: not acknowledged after 5 deliveries (`etl.in.max-deliver`)"),
         "{stdout}"
     );
     assert!(
@@ -690,7 +804,7 @@ fn etl_run_exits_one_when_a_record_fails() {
     for record in 0..2 {
         assert!(
             stdout.contains(&format!(
-                "record {record} ✗ failed at chaos (timeout, 1 attempt)"
+                "record {record} ✗ failed at chaos (timeout, 5 attempts)"
             )),
             "{stdout}"
         );
@@ -700,6 +814,21 @@ fn etl_run_exits_one_when_a_record_fails() {
         "{stdout}"
     );
     assert!(!stdout.contains("→ out"), "{stdout}");
+    // At most once (`--env once`), one attempt.
+    let (code, stdout, _) = etl(
+        &[&args[..], &["--batch", "1", "--env", ONCE]].concat(),
+        input,
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("record 0 ✗ failed at chaos (timeout, 1 attempt)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not acknowledged"), "{stdout}");
+    assert!(
+        stdout.contains("record 1 → out (chaos.out): fine"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -735,7 +864,7 @@ fn etl_test_passes_the_example_and_shows_a_diff_on_failure() {
 
     let (code, stdout, _) = etl(&["test", "--repo", repo, "sensor-ingest"], "");
     assert_eq!(code, Some(1));
-    assert!(stdout.starts_with("running 3 fixtures"), "{stdout}");
+    assert!(stdout.starts_with("running 4 fixtures"), "{stdout}");
     let (code, _, stderr) = etl(&["test", "--repo", repo, "sensor"], "");
     assert_eq!(code, Some(2));
     assert!(stderr.contains("unknown pipeline `sensor`"), "{stderr}");
@@ -897,12 +1026,16 @@ fn behind_an_http_source_the_outcomes_are_the_same() {
     );
     assert_eq!(report.dead_letters.len(), 1);
     assert_eq!(report.dead_letters[0].reason, "bad");
-    // Only the headers `with.headers` names survive the HTTP entry, lowercased.
+    // Only the headers `with.headers` names survive the HTTP entry, lowercased; then the
+    // record's id: record 0 of the runner's request `run-4`, output 0 at `chaos` and at `out`.
     assert_eq!(report.sinks.len(), 1);
     assert_eq!(report.sinks[0].record.payload, b"tagged");
     assert_eq!(
         report.sinks[0].record.headers,
-        [("x-tag".to_owned(), "kept".to_owned())]
+        [
+            ("x-tag".to_owned(), "kept".to_owned()),
+            ("etl-id".to_owned(), "run-4-0.0.0".to_owned())
+        ]
     );
 }
 
@@ -998,7 +1131,16 @@ fn a_repo_with_an_s3_sink_runs_and_its_fixtures_are_checked() {
     assert_eq!(objects[0]["target"], "s3://archive/archive/0.json");
     assert_eq!(objects[0]["record"]["key"], "archive/0.json");
 
-    // The fixtures name each object's key; `archive: []` still expects no object.
+    // The fixtures name each object's key; `archive: []` still expects no object. broken-sensor's
+    // two readings come in one request, each the first output of its record: both `archive/0.json`.
+    let fixture = tmp.path().join("tests/broken-sensor.yaml");
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    let keyed = text.replace(
+        "\n        - json: { sensor_id: broken-7, celsius: 91.5, ts: \"2026-11-01T12:00:00Z\" }\n        - json: { sensor_id: t-101,",
+        "\n        - key: archive/0.json\n          json: { sensor_id: broken-7, celsius: 91.5, ts: \"2026-11-01T12:00:00Z\" }\n        - key: archive/0.json\n          json: { sensor_id: t-101,",
+    );
+    assert_ne!(text, keyed);
+    std::fs::write(&fixture, &keyed).unwrap();
     let mut keyed = String::new();
     for name in ["fan-out", "filtered"] {
         let fixture = tmp.path().join(format!("tests/{name}.yaml"));
@@ -1013,7 +1155,7 @@ fn a_repo_with_an_s3_sink_runs_and_its_fixtures_are_checked() {
     let fixture = tmp.path().join("tests/filtered.yaml");
     let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("3 passed; 0 failed"), "{stdout}");
+    assert!(stdout.contains("4 passed; 0 failed"), "{stdout}");
 
     std::fs::write(&fixture, keyed.replace("archive/0.json", "archive/1.json")).unwrap();
     let (code, stdout, stderr) = etl(&["test", "--repo", repo], "");
@@ -1052,7 +1194,7 @@ fn etl_test_of_one_pipeline_ignores_another_broken_one() {
     let repo = tmp.path().to_str().unwrap();
     let (code, stdout, stderr) = etl(&["test", "--repo", repo, "sensor-ingest"], "");
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("3 passed; 0 failed"), "{stdout}");
+    assert!(stdout.contains("4 passed; 0 failed"), "{stdout}");
     assert!(
         stderr.contains("`pipelines/broken.yaml`") && stderr.contains("etl validate"),
         "the broken file is named: {stderr}"
