@@ -260,11 +260,34 @@ const INPUT: &str = "{\"payload\": \"order-1\"}\n{\"payload\": \"invalid:bad\"}\
 #[test]
 fn etl_run_runs_several_pipelines_and_names_each_unit_with_its_pipeline() {
     let repo = "tests/fixtures/sub-pipelines";
-    let (code, stdout, stderr) = etl(&["run", "orders", "audit", "replay", "--repo", repo], INPUT);
+    // From a regular file, whose batches are full: both records in one request to `orders`'
+    // HTTP source, so their ids (`run-0-<i>`) are the same every run. From stdin a batch is
+    // what has arrived, and the second record may start a request of its own (`run-1-0`).
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("input.jsonl");
+    std::fs::write(&input, INPUT).unwrap();
+    let input = input.to_str().unwrap();
+    let (code, stdout, stderr) = etl(
+        &[
+            "run", "orders", "audit", "replay", "--repo", repo, "--input", input,
+        ],
+        "",
+    );
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     insta::assert_snapshot!("run_orders_audit_replay", without_times(&stdout));
     // `--downstream` finds the same pipelines.
-    let (code, downstream, _) = etl(&["run", "orders", "--downstream", "--repo", repo], INPUT);
+    let (code, downstream, _) = etl(
+        &[
+            "run",
+            "orders",
+            "--downstream",
+            "--repo",
+            repo,
+            "--input",
+            input,
+        ],
+        "",
+    );
     assert_eq!(code, Some(0));
     assert_eq!(without_times(&downstream), without_times(&stdout));
     // JSON lines name the unit the same way; staging's subjects are staging's.
@@ -285,7 +308,7 @@ fn etl_run_runs_several_pipelines_and_names_each_unit_with_its_pipeline() {
     assert_eq!(code, Some(0));
     assert!(
         jsonl.contains(
-            r#"{"type":"sink","input":0,"sink":"audit/trail","target":"relay.staging.audit.trail","record":{"payload":"order-1"}}"#
+            r#"{"type":"sink","input":0,"sink":"audit/trail","target":"relay.staging.audit.trail","record":{"payload":"order-1","headers":{"etl-id":"run-0-0.0.0.0"}}}"#
         ),
         "{jsonl}"
     );
@@ -293,8 +316,9 @@ fn etl_run_runs_several_pipelines_and_names_each_unit_with_its_pipeline() {
     // One pipeline alone: names as before, and a sub-pipeline takes the input at its source.
     let (code, alone, _) = etl(&["run", "audit", "--repo", repo], INPUT);
     assert_eq!(code, Some(0));
+    // Its id is the one its source gives a message of the stream it reads (`<stream>:<seq>-<i>`).
     assert!(
-        alone.starts_with("record 0 → trail (relay.dev.audit.trail): order-1\n"),
+        alone.starts_with("record 0 → trail (relay.dev.audit.trail): order-1  etl-id: ETL_DATA_relay_"),
         "{alone}"
     );
     assert!(
