@@ -80,12 +80,15 @@ fn local_manifests(layout: &Path) -> Vec<(String, String)> {
 
 /// The example's ten artifacts (five units, each for wasmCloud 1.x and v2), each a config and
 /// a layer, and its three deployment bundles (`bundles/iot-sensors/<env>`), each a config (the
-/// facts) and three layers (the listener's and the pipeline's wadm manifests, the pipeline's
-/// `WorkloadDeployment`s).
+/// facts) and [`BUNDLE_LAYERS`] layers.
 const ARTIFACTS: usize = 10;
 const BUNDLES: usize = 3;
+/// The layers of each of the example's bundles: the listener's and the pipeline's wadm
+/// manifests, the pipeline's `WorkloadDeployment`s, and, every environment delivering at least
+/// once (the default), the pipeline's JetStream document `jetstream/sensor-ingest.json`.
+const BUNDLE_LAYERS: usize = 4;
 /// Blobs of the whole layout, each pushed to the repository of its manifest.
-const BLOBS: usize = 2 * ARTIFACTS + 4 * BUNDLES;
+const BLOBS: usize = 2 * ARTIFACTS + (1 + BUNDLE_LAYERS) * BUNDLES;
 /// Tags with [`options`]' three environments: `sha-…` and one per environment on every
 /// artifact, `sha-…` and its own environment on every bundle.
 const TAGS: usize = 4 * ARTIFACTS + 2 * BUNDLES;
@@ -208,15 +211,16 @@ fn an_interrupted_push_completes_without_uploading_twice() {
     index["manifests"].as_array_mut().unwrap().truncate(1);
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
     let before = push::push(partial.path(), &options).unwrap();
-    // The first manifest is dev's bundle: its facts and three files.
-    assert_eq!(before.blobs_uploaded, 4);
+    // The first manifest is dev's bundle: its facts and its files.
+    assert_eq!(before.blobs_uploaded, 1 + BUNDLE_LAYERS);
 
     let after = push::push(dist, &options).unwrap();
     assert_eq!(
-        after.blobs_skipped, 4,
+        after.blobs_skipped,
+        1 + BUNDLE_LAYERS,
         "the first manifest's blobs are not sent again"
     );
-    assert_eq!(after.blobs_uploaded, BLOBS - 4);
+    assert_eq!(after.blobs_uploaded, BLOBS - 1 - BUNDLE_LAYERS);
     assert_eq!(after.manifests_skipped, 1);
     assert_eq!(after.manifests_uploaded, ARTIFACTS + BUNDLES - 1);
 }
@@ -453,7 +457,10 @@ impl Proxy {
             .count()
     }
 
-    /// The digests of the blob uploads the registry accepted (`201` to the closing PUT).
+    /// The blob uploads the registry accepted (`201` to the closing PUT), each as
+    /// `<repository>@<digest>`: the same bytes may be a blob of several repositories (the
+    /// example's JetStream document is the same in the three environments' bundles), each
+    /// uploaded once to each.
     fn uploaded(&self) -> Vec<String> {
         self.seen()
             .iter()
@@ -461,12 +468,14 @@ impl Proxy {
                 s.method == "PUT" && s.target.contains("/blobs/uploads/") && s.status == 201
             })
             .map(|s| {
-                let query = s.target.split_once('?').unwrap().1;
-                query
+                let (path, query) = s.target.split_once('?').unwrap();
+                let repository = path.split_once("/blobs/uploads/").unwrap().0;
+                let digest = query
                     .split('&')
                     .find_map(|kv| kv.strip_prefix("digest="))
                     .unwrap()
-                    .replace("%3A", ":")
+                    .replace("%3A", ":");
+                format!("{repository}@{digest}")
             })
             .collect()
     }

@@ -451,33 +451,45 @@ fn tampering_and_wrong_keys_fail_naming_the_artifact() {
         "{found:?}"
     );
 
-    // A file of a deployment bundle edited in place.
-    let copy = signed.copy();
-    let layout = copy.path().join("oci");
-    let manifest: Json =
-        serde_json::from_slice(&blob(&layout, &refs(&layout)["bundles/iot-sensors/prod"])).unwrap();
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
-    assert_eq!(
-        manifest["layers"][0]["annotations"]["org.opencontainers.image.title"],
-        "k8s/sensor-ingest.yaml"
-    );
-    let path = layout
-        .join("blobs/sha256")
-        .join(layer.trim_start_matches("sha256:"));
-    let mut edited = std::fs::read(&path).unwrap();
-    edited.extend_from_slice(b"# one more line\n");
-    std::fs::write(&path, edited).unwrap();
-    let out = verify(&signed.public(), copy.path());
-    assert_eq!(out.status.code(), Some(1));
-    let found = errors(&out);
-    assert_eq!(
-        found.keys().collect::<Vec<_>>(),
-        ["bundles/iot-sensors/prod"]
-    );
-    assert!(
-        found["bundles/iot-sensors/prod"].contains(&format!("the layer {layer} is corrupt")),
-        "{found:?}"
-    );
+    // A file of a deployment bundle edited in place: its Kubernetes manifests, or its JetStream
+    // document (the first layer, at least once being the default), whose bytes are the same in
+    // every environment: one blob of the layout, so every bundle holding it fails.
+    let every_bundle = &[
+        "bundles/iot-sensors/dev",
+        "bundles/iot-sensors/prod",
+        "bundles/iot-sensors/staging",
+    ][..];
+    for (index, title, failing) in [
+        (1, "k8s/sensor-ingest.yaml", &["bundles/iot-sensors/prod"][..]),
+        (0, "jetstream/sensor-ingest.json", every_bundle),
+    ] {
+        let copy = signed.copy();
+        let layout = copy.path().join("oci");
+        let manifest: Json =
+            serde_json::from_slice(&blob(&layout, &refs(&layout)["bundles/iot-sensors/prod"]))
+                .unwrap();
+        let layer = manifest["layers"][index]["digest"].as_str().unwrap();
+        assert_eq!(
+            manifest["layers"][index]["annotations"]["org.opencontainers.image.title"],
+            title
+        );
+        let path = layout
+            .join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:"));
+        let mut edited = std::fs::read(&path).unwrap();
+        edited.extend_from_slice(b"# one more line\n");
+        std::fs::write(&path, edited).unwrap();
+        let out = verify(&signed.public(), copy.path());
+        assert_eq!(out.status.code(), Some(1), "{title}");
+        let found = errors(&out);
+        assert_eq!(found.keys().collect::<Vec<_>>(), failing, "{title}");
+        for bundle in failing {
+            assert!(
+                found[*bundle].contains(&format!("the layer {layer} is corrupt")),
+                "{title}: {found:?}"
+            );
+        }
+    }
 
     // A signature made invalid: another artifact's signature on this one's payload.
     let copy = signed.copy();
