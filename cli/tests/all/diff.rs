@@ -420,13 +420,28 @@ fn a_new_pipeline_is_listed_with_its_units_and_graph() {
     assert!(report.capabilities.is_empty(), "{:?}", report.capabilities);
 }
 
+/// Makes prod deliver at most once: its units subscribe to the subjects they read.
+fn prod_at_most_once(root: &Path) {
+    replace(
+        root,
+        "etl.yaml",
+        "      lattice: acme-iot-prod\n",
+        "      lattice: acme-iot-prod\n      delivery: { guarantee: at-most-once }\n",
+    );
+}
+
 #[test]
 fn rewiring_shows_in_from_links_providers_and_the_harness() {
     let http_server = format!(
         "ghcr.io/wasmcloud/http-server:0.27.0@sha256:{}",
         "a".repeat(64)
     );
+    // Prod at most once, both sides, so that a unit's subscriptions follow its `from` there; dev
+    // and staging deliver at least once (the default), where a unit reads its consumer's deliver
+    // subject whatever it reads from the stream.
+    let base = example_with(prod_at_most_once);
     let head = example_with(|root| {
+        prod_at_most_once(root);
         let pipeline = "pipelines/sensor-ingest.yaml";
         // `archive` reads `enrich` instead of `parse`; `alerts` publishes on NATS, not over HTTP.
         replace(
@@ -448,7 +463,7 @@ fn rewiring_shows_in_from_links_providers_and_the_harness() {
             &format!("http-server: {http_server}"),
         );
     });
-    let report = compare(&common::example(), head.path());
+    let report = compare(base.path(), head.path());
     let p = &report.pipelines[0];
     assert_eq!(p.wiring.len(), 1);
     assert_eq!(p.wiring[0].unit, "archive");
@@ -487,6 +502,22 @@ fn rewiring_shows_in_from_links_providers_and_the_harness() {
                 && c.key == "source.subscriptions"),
         "{:?}",
         prod.config
+    );
+    // At least once, `archive` still reads `etl.iot-sensors.sensor-ingest.deliver.archive`: its
+    // subscriptions do not change (what it reads from the stream is its consumer's filter).
+    for env in ["dev", "staging"] {
+        let d = p.deployments.iter().find(|d| d.environment == env).unwrap();
+        assert!(
+            !d.config.iter().any(|c| c.key == "source.subscriptions"),
+            "{env}: {:?}",
+            d.config
+        );
+    }
+    assert_eq!(
+        text.matches("→ archive (wasmcloud:messaging/handler) source.subscriptions")
+            .count(),
+        1,
+        "only prod's: {text}"
     );
     // Per environment, the link to http-client goes; `alerts` already published its reports
     // over the consumer link to messaging-nats its records now take: no link added.
