@@ -686,7 +686,7 @@ pub struct Records {
     subject: String,
     /// Records of the messages received and not handed out yet, each with when its message
     /// arrived.
-    pending: VecDeque<(Instant, etl_envelope::Envelope)>,
+    pending: VecDeque<(Instant, String, etl_envelope::Envelope)>,
     /// Messages received so far.
     messages: usize,
 }
@@ -713,6 +713,28 @@ impl Records {
         &mut self,
         wait: Duration,
     ) -> anyhow::Result<Option<(Instant, etl_envelope::Envelope)>> {
+        Ok(self
+            .next_full(wait)
+            .await?
+            .map(|(at, _, envelope)| (at, envelope)))
+    }
+
+    /// The next record and the subject its message came on (a wildcard subscription's).
+    pub async fn next_with_subject(
+        &mut self,
+        wait: Duration,
+    ) -> anyhow::Result<Option<(String, etl_envelope::Envelope)>> {
+        Ok(self
+            .next_full(wait)
+            .await?
+            .map(|(_, subject, envelope)| (subject, envelope)))
+    }
+
+    /// The next record, when its message arrived and the subject it came on.
+    async fn next_full(
+        &mut self,
+        wait: Duration,
+    ) -> anyhow::Result<Option<(Instant, String, etl_envelope::Envelope)>> {
         let deadline = Instant::now() + wait;
         loop {
             if let Some(record) = self.pending.pop_front() {
@@ -728,8 +750,9 @@ impl Records {
             let batch = etl_envelope::decode_batch(&msg.payload)
                 .map_err(|e| anyhow::anyhow!("{}: not an etl envelope: {e}", msg.subject))?;
             self.messages += 1;
+            let subject = msg.subject.to_string();
             self.pending
-                .extend(batch.into_iter().map(|b| (at, b.envelope)));
+                .extend(batch.into_iter().map(|b| (at, subject.clone(), b.envelope)));
         }
     }
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
+use futures::StreamExt as _;
 use serde_json::Value;
 
 use crate::common::{
@@ -42,13 +43,17 @@ const PACE: Duration = Duration::from_millis(100);
 const FAULT_AT: usize = 20;
 /// Every how many readings one is from a `broken-` sensor (the transient scenario).
 const BROKEN_EVERY: usize = 100;
-/// Staging's delivery settings in the e2e copy: short waits, so that the transient scenario's
-/// last delivery comes within seconds.
-pub const DELIVERY: &str = "      delivery:\n        max_deliver: 4\n        ack_wait: 5s\n        \
-                            backoff: [200ms, 500ms, 1s]\n";
+/// Staging's delivery settings in the e2e copy: shorter waits than the defaults (1s, 5s, 30s,
+/// five deliveries), so that the transient scenario's last delivery comes within half a
+/// minute, but a redelivery window (0.5 + 1 + 2 + 4 + 8 + 8 + 8 s) that outlasts a rollout, in
+/// which a unit may find its links or its consumer's subscribers briefly gone.
+pub const DELIVERY: &str = "      delivery:\n        max_deliver: 8\n        ack_wait: 5s\n        \
+                            backoff: [500ms, 1s, 2s, 4s, 8s]\n";
 /// The number of deliveries a broken reading gets (`max_deliver` above).
-pub const MAX_DELIVER: u32 = 4;
-/// enrich's dead-letter subject.
+pub const MAX_DELIVER: u32 = 8;
+/// Every unit's dead-letter subject.
+const DEAD_LETTERS: &str = "etl.iot-sensors.sensor-ingest.dlq.>";
+/// enrich's dead-letter subject, where the broken readings belong.
 const ENRICH_DLQ: &str = "etl.iot-sensors.sensor-ingest.dlq.enrich";
 /// How long the sinks may stay silent before the scenario counts what it has.
 const SETTLE_QUIET: Duration = Duration::from_secs(15);
@@ -100,6 +105,8 @@ pub struct Figures {
     pub dead: Tally,
     /// The `etl-deliveries` values of those dead letters, with how many had each.
     pub deliveries: BTreeMap<String, usize>,
+    /// Dead letters of this scenario's readings by subject, and the first reason at each.
+    pub dead_letters: BTreeMap<String, (usize, String)>,
     /// Requests the source did not answer 202 (then sent again).
     pub retried_requests: usize,
     /// From the first request to the last record counted.
@@ -115,12 +122,14 @@ impl Figures {
             )
         };
         format!(
-            "{}: archive {}; alerts {}; dead-lettered {} {:?}; {} request(s) sent again; {:.1?}",
+            "{}: archive {}; alerts {}; dead-lettered {} {:?}; dead letters {:?}; {} request(s) \
+             sent again; {:.1?}",
             self.scenario,
             t(&self.archive),
             t(&self.alerts),
             t(&self.dead),
             self.deliveries,
+            self.dead_letters,
             self.retried_requests,
             self.elapsed
         )
@@ -132,6 +141,17 @@ impl Figures {
         ensure!(
             self.archive.lost == 0 && self.alerts.lost == 0 && self.dead.lost == 0,
             "records lost: {}",
+            self.line()
+        );
+        let others: usize = self
+            .dead_letters
+            .iter()
+            .filter(|(subject, _)| subject.as_str() != ENRICH_DLQ)
+            .map(|(_, (n, _))| n)
+            .sum();
+        ensure!(
+            others == 0 && self.dead.duplicates == 0,
+            "readings dead-lettered that should have been delivered: {}",
             self.line()
         );
         if self.dead.expected > 0 {
@@ -151,19 +171,16 @@ pub struct ExtraHost {
     child: Option<Child>,
     pub name: String,
     pub log: PathBuf,
-    /// What its log says each time it starts a component (1.x) or workload (v2).
-    started: &'static str,
 }
 
 impl ExtraHost {
-    /// Starts `program args…`, its output into `log`; `started` is what its log says each time
-    /// it starts a component or workload.
+    /// Starts `program args…`, its output into `log`. `name` is what its heartbeats call it: a
+    /// 1.x host's label `e2e-host`, a v2 host's `hostname`.
     pub fn start(
         name: &str,
         program: &Path,
         args: &[String],
         log: PathBuf,
-        started: &'static str,
     ) -> anyhow::Result<Self> {
         let file = std::fs::File::create(&log).with_context(|| format!("{}", log.display()))?;
         let child = Command::new(program)
@@ -179,7 +196,6 @@ impl ExtraHost {
             child: Some(child),
             name: name.to_owned(),
             log,
-            started,
         })
     }
 
@@ -200,12 +216,39 @@ impl ExtraHost {
         }
     }
 
-    /// How many components or workloads it has started so far, by its log.
-    pub fn started(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .matches(self.started)
-            .count()
+    /// What it runs by its next heartbeat on the control NATS `nats_url`: a 1.x host's
+    /// components and providers (`wasmbus.evt.<lattice>.host_heartbeat`), a v2 host's workloads
+    /// (`runtime.operator.heartbeat.<id>`).
+    pub async fn running(&self, nats_url: &str, generation: &str) -> anyhow::Result<u64> {
+        let nats = async_nats::connect(nats_url).await?;
+        let subject = match generation {
+            "v1" => "wasmbus.evt.acme-iot-staging.host_heartbeat",
+            _ => "runtime.operator.heartbeat.>",
+        };
+        let mut beats = nats.subscribe(subject).await?;
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let count = |v: &Value| match &v {
+            Value::String(s) => s.parse().unwrap_or(0),
+            other => other.as_u64().unwrap_or(0),
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(Some(msg)) = tokio::time::timeout(left, beats.next()).await else {
+                anyhow::bail!("no heartbeat of {} within 40 s", self.name);
+            };
+            let Ok(beat) = serde_json::from_slice::<Value>(&msg.payload) else {
+                continue;
+            };
+            if generation == "v1" {
+                let data = &beat["data"];
+                if data["labels"]["e2e-host"] == self.name.as_str() {
+                    let n = |k: &str| data[k].as_array().map_or(0, |a| a.len() as u64);
+                    return Ok(n("components") + n("providers"));
+                }
+            } else if beat["hostname"] == self.name.as_str() {
+                return Ok(count(&beat["workloadCount"]));
+            }
+        }
     }
 
     /// SIGKILL: the host dies mid-work, as a machine that loses power.
@@ -266,7 +309,7 @@ async fn run(
     mut extra: Option<&mut ExtraHost>,
 ) -> anyhow::Result<Figures> {
     let mut archive = Records::subscribe(staging.nats, STAGING_ARCHIVE_SUBJECT).await?;
-    let mut dlq = Records::subscribe(staging.nats, ENRICH_DLQ).await?;
+    let mut dlq = Records::subscribe(staging.nats, DEAD_LETTERS).await?;
     staging.nats.flush().await?;
     // What an earlier scenario left at the webhook.
     while staging
@@ -302,15 +345,17 @@ async fn run(
                 }
                 Scenario::HostKill => {
                     let host = extra.as_deref_mut().expect("an extra host");
-                    let started = host.started();
+                    let env = staging.env;
+                    let running = host.running(&env.nats_url, env.generation).await?;
                     ensure!(
-                        started > 0,
+                        running > 0,
                         "{} runs nothing of staging: killing it would test nothing",
                         host.name
                     );
                     eprintln!(
-                        "e2e: delivery: killing {} mid-stream ({started} × `{}` in its log)",
-                        host.name, host.started
+                        "e2e: delivery: killing {} mid-stream (it runs {running} components, \
+                         providers or workloads)",
+                        host.name
                     );
                     host.kill()?;
                 }
@@ -361,6 +406,10 @@ async fn run(
     let mut seen_alerts: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen_dead: BTreeMap<String, usize> = BTreeMap::new();
     let mut deliveries: BTreeMap<String, usize> = BTreeMap::new();
+    let mut dead_letters: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    // The record ids each archived reading came with: a duplicate must carry its first's.
+    let mut record_ids: BTreeMap<String, std::collections::BTreeSet<Option<String>>> =
+        BTreeMap::new();
     let tag = format!("-{}-", scenario.tag());
     let settle = Instant::now();
     let mut last_new = Instant::now();
@@ -368,6 +417,12 @@ async fn run(
         let mut new = false;
         while let Some(env) = archive.next(Duration::from_millis(20)).await? {
             if let Some(id) = sensor_id(&env.payload).filter(|id| id.contains(&tag)) {
+                ensure!(
+                    env.id.is_some(),
+                    "{}: an archived reading without a record id: {id}",
+                    scenario.name()
+                );
+                record_ids.entry(id.clone()).or_default().insert(env.id);
                 *seen_archive.entry(id).or_default() += 1;
                 new = true;
             }
@@ -378,8 +433,20 @@ async fn run(
                 new = true;
             }
         }
-        while let Some(env) = dlq.next(Duration::from_millis(20)).await? {
+        while let Some((subject, env)) = dlq.next_with_subject(Duration::from_millis(20)).await? {
             if let Some(id) = sensor_id(&env.payload).filter(|id| id.contains(&tag)) {
+                let reason = env
+                    .headers
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "etl-error")
+                    .map_or_else(String::new, |(_, v)| v.clone());
+                let entry = dead_letters.entry(subject.clone()).or_insert((0, reason));
+                entry.0 += 1;
+                new = true;
+                if subject != ENRICH_DLQ {
+                    continue;
+                }
                 *seen_dead.entry(id).or_default() += 1;
                 let d = env
                     .headers
@@ -411,12 +478,23 @@ async fn run(
         lost: expected.iter().filter(|id| !seen.contains_key(*id)).count(),
         duplicates: seen.values().map(|n| n - 1).sum(),
     };
+    let renamed: Vec<&String> = record_ids
+        .iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(sensor, _)| sensor)
+        .collect();
+    ensure!(
+        renamed.is_empty(),
+        "{}: duplicates at archive with other record ids than the first: {renamed:?}",
+        scenario.name()
+    );
     let figures = Figures {
         scenario: scenario.name(),
         archive: tally(&expected_archive, &seen_archive),
         alerts: tally(&expected_alerts, &seen_alerts),
         dead: tally(&expected_dead, &seen_dead),
         deliveries,
+        dead_letters,
         retried_requests: retried,
         elapsed: started.elapsed(),
     };

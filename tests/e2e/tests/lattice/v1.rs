@@ -373,13 +373,15 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
             STAGING_LATTICE.to_owned(),
             "--label".to_owned(),
             "zone=lab".to_owned(),
+            // What its heartbeats name it by (delivery::ExtraHost::running).
+            "--label".to_owned(),
+            "e2e-host=staging-2".to_owned(),
             "--allow-insecure".to_owned(),
             registry_addr,
             "--secrets-topic-prefix".to_owned(),
             std::env::var("ETL_E2E_SECRETS_PREFIX").context("ETL_E2E_SECRETS_PREFIX")?,
         ],
         env.work.join("host-staging-2.log"),
-        "component started",
     )?;
     extra
         .wait_for_log("host started", Duration::from_secs(60))

@@ -459,7 +459,6 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
             "lab".to_owned(),
         ],
         work.join("lab-2.log"),
-        "Workload started successfully",
     )?;
     extra
         .wait_for_log("Host started", Duration::from_secs(60))
@@ -469,6 +468,10 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         format!("{EXTRA_LAB_HOST}=zone=lab"),
     ])?;
     staging.wait_ready(Duration::from_secs(120))?;
+    // The restarted controller knows a host from its heartbeat (every 15 s): the next one, so
+    // that the redeploy can place replicas on it.
+    extra.running(&env.nats_url, env.generation).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let figures = delivery::run_scenarios(
         &delivery::Staging {
             env: &env,
