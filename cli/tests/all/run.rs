@@ -421,10 +421,7 @@ fn at_least_once_every_misbehaviour_is_delivered_again_then_fails_or_is_dead_let
             .collect();
         assert_eq!(
             dead,
-            [
-                (6, "chaos", "no good"),
-                (7, "chaos", "transient: busy"),
-            ]
+            [(6, "chaos", "no good"), (7, "chaos", "transient: busy")]
         );
         let transient = &report.dead_letters[1];
         assert_eq!(transient.record.payload, b"transient:busy");
@@ -439,7 +436,12 @@ fn at_least_once_every_misbehaviour_is_delivered_again_then_fails_or_is_dead_let
         let chaos = report.counts_of("chaos").unwrap();
         // 4 redeliveries of each of the 4 trapping records and of the transient one.
         assert_eq!(
-            (chaos.received, chaos.retries, chaos.failed, chaos.dead_lettered),
+            (
+                chaos.received,
+                chaos.retries,
+                chaos.failed,
+                chaos.dead_lettered
+            ),
             (10, 20, 5, 2)
         );
     }

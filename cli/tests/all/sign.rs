@@ -460,7 +460,11 @@ fn tampering_and_wrong_keys_fail_naming_the_artifact() {
         "bundles/iot-sensors/staging",
     ][..];
     for (index, title, failing) in [
-        (1, "k8s/sensor-ingest.yaml", &["bundles/iot-sensors/prod"][..]),
+        (
+            1,
+            "k8s/sensor-ingest.yaml",
+            &["bundles/iot-sensors/prod"][..],
+        ),
         (0, "jetstream/sensor-ingest.json", every_bundle),
     ] {
         let copy = signed.copy();

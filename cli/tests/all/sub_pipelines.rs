@@ -318,7 +318,9 @@ fn etl_run_runs_several_pipelines_and_names_each_unit_with_its_pipeline() {
     assert_eq!(code, Some(0));
     // Its id is the one its source gives a message of the stream it reads (`<stream>:<seq>-<i>`).
     assert!(
-        alone.starts_with("record 0 → trail (relay.dev.audit.trail): order-1  etl-id: ETL_DATA_relay_"),
+        alone.starts_with(
+            "record 0 → trail (relay.dev.audit.trail): order-1  etl-id: ETL_DATA_relay_"
+        ),
         "{alone}"
     );
     assert!(
