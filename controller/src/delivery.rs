@@ -12,11 +12,17 @@
 //!   consumer behind a holding consumer, so that no message loses its interest meanwhile
 //!   ([`HOLD_SUFFIX`]). Streams `ETL_DATA_<project>_*` the bundle no longer has, and consumers
 //!   of those streams it no longer has, are deleted; nothing else is touched.
-//! - [`Delivery::advisories`] listens for JetStream's max-deliveries advisories: the message a
+//! - JetStream's max-deliveries advisories (sent once, as core NATS messages) of the project's
+//!   delivery streams are kept by a stream of the controller's, `ETL_ADVISORIES_<project>`
+//!   (made and kept to the bundle's streams by [`Delivery::apply`]), so that none is missed
+//!   while the controller is down, restarting or not yet applied.
+//! - [`Delivery::advisories`] reads that stream with a durable pull consumer: the message a
 //!   consumer of the bundle gave up on is published to the unit's dead-letter subject (every
 //!   record with `etl-error: delivery: not acknowledged after <n> deliveries` and
-//!   `etl-deliveries: <n>`), then deleted from the stream unless another consumer may still need
-//!   it.
+//!   `etl-deliveries: <n>`), confirmed by the dead-letter stream, before the advisory is
+//!   acknowledged (else it is read again after [`RETRY`]). The message is deleted from its
+//!   stream only once every consumer that takes its subject gave up on it and each one's copy
+//!   is dead-lettered ([`Delivery::settle`]); otherwise it stays until the stream's `max_age`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -43,8 +49,23 @@ pub const KIND: &str = "JetStream";
 /// Every delivery stream's name starts with this, then `<project>_<pipeline>`.
 pub const STREAM_PREFIX: &str = "ETL_DATA_";
 /// The advisory JetStream publishes when a consumer delivered a message `max_deliver` times
-/// without an acknowledgement: `…MAX_DELIVERIES.<stream>.<consumer>`.
-pub const ADVISORY_SUBJECT: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.*";
+/// without an acknowledgement: `<ADVISORY_PREFIX>.<stream>.<consumer>`, sent once, as a core
+/// NATS message.
+pub const ADVISORY_PREFIX: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES";
+/// The project's advisory stream's name starts with this, then `<project>`: it keeps the
+/// max-deliveries advisories of the project's delivery streams, so that none is missed while
+/// the controller is down or busy, and none is forgotten until settled.
+pub const ADVISORY_STREAM_PREFIX: &str = "ETL_ADVISORIES_";
+/// The durable pull consumer the controller reads its advisory stream with.
+pub const ADVISORY_CONSUMER: &str = "etl-controller";
+/// How long the advisory stream keeps an advisory (settled or not).
+pub const ADVISORY_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long an advisory that could not be settled (its dead letter not confirmed, its stream
+/// not readable) waits before it is read again.
+pub const RETRY: Duration = Duration::from_secs(5);
+/// How long the controller may take to settle one advisory before the server hands it out
+/// again.
+const ADVISORY_ACK_WAIT: Duration = Duration::from_secs(60);
 /// The header a dead letter's record carries its reason in.
 pub const ERROR_HEADER: &str = "etl-error";
 /// The header a dead letter's record carries its delivery count in.
@@ -55,14 +76,21 @@ pub const DELIVERIES_HEADER: &str = "etl-deliveries";
 pub const HOLD_SUFFIX: &str = "__etl_hold";
 /// How long a holding consumer left behind outlives its controller.
 pub const HOLD_INACTIVE: Duration = Duration::from_secs(3600);
-/// How often a dead letter's publish is tried before the message is left in the stream.
-const PUBLISH_ATTEMPTS: u32 = 3;
-/// How often a message given up on, still needed by another consumer, is looked at again.
-pub const RECHECK: Duration = Duration::from_secs(2);
 
 /// The stream name of `pipeline` of `project`.
 pub fn stream_name(project: &str, pipeline: &str) -> String {
     format!("{STREAM_PREFIX}{project}_{pipeline}")
+}
+
+/// The name of `project`'s advisory stream.
+pub fn advisory_stream_name(project: &str) -> String {
+    format!("{ADVISORY_STREAM_PREFIX}{project}")
+}
+
+/// The max-deliveries advisories of the consumers of `stream`. Each stream is named in full:
+/// a wildcard cannot stand for part of a token (`ETL_DATA_<project>_*` is no subject filter).
+pub fn advisory_subject(stream: &str) -> String {
+    format!("{ADVISORY_PREFIX}.{stream}.*")
 }
 
 /// Whether the stream `name` is one of `project`'s delivery streams (the only ones this module
@@ -416,12 +444,22 @@ impl Outcome {
 /// unit.
 pub type Moved = BTreeMap<(String, String), u64>;
 
+/// What the last apply said about the consumers: the project, and where each consumer's dead
+/// letters go.
+#[derive(Debug, Clone)]
+struct Routes {
+    project: String,
+    by_consumer: BTreeMap<(String, String), Route>,
+}
+
 /// The delivery streams of one controller, on the data plane's NATS.
 #[derive(Clone)]
 pub struct Delivery {
     js: jetstream::Context,
-    routes: Arc<watch::Sender<BTreeMap<(String, String), Route>>>,
+    /// `None` until the first apply.
+    routes: Arc<watch::Sender<Option<Routes>>>,
     moved: Arc<Mutex<Moved>>,
+    lost: Arc<Mutex<Moved>>,
 }
 
 fn stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
@@ -445,14 +483,21 @@ impl Delivery {
     pub fn new(nats: async_nats::Client) -> Delivery {
         Delivery {
             js: jetstream::new(nats),
-            routes: Arc::new(watch::channel(BTreeMap::new()).0),
+            routes: Arc::new(watch::channel(None).0),
             moved: Arc::new(Mutex::new(Moved::new())),
+            lost: Arc::new(Mutex::new(Moved::new())),
         }
     }
 
     /// The messages moved to dead-letter subjects so far.
     pub fn moved(&self) -> Moved {
         lock(&self.moved).clone()
+    }
+
+    /// The messages given up on that were gone from their stream before they could be
+    /// dead-lettered (their `max_age`, a purge), so far.
+    pub fn lost(&self) -> Moved {
+        lock(&self.lost).clone()
     }
 
     /// Brings the data plane's NATS to `bundle`'s delivery files.
@@ -462,7 +507,10 @@ impl Delivery {
         for (pipeline, reason) in &plan.unreadable {
             outcome.fail(pipeline, reason.clone());
         }
-        self.routes.send_replace(plan.routes(&bundle.facts));
+        self.routes.send_replace(Some(Routes {
+            project: plan.project.clone(),
+            by_consumer: plan.routes(&bundle.facts),
+        }));
         // Every request would wait out its timeout: say so at once, and hold nothing up that
         // does not need JetStream.
         let connection = self.js.client().connection_state();
@@ -484,6 +532,12 @@ impl Delivery {
             if let Err(reason) = self.ensure_stream(wanted, &mut outcome.changes).await {
                 failed_streams.insert(wanted.config.name.clone());
                 outcome.fail(&wanted.pipeline, reason);
+            }
+        }
+        // Before any consumer can give up on a message: the stream that keeps their advisories.
+        if let Err(reason) = self.ensure_advisories(&plan, &mut outcome.changes).await {
+            for wanted in &plan.streams {
+                outcome.fail(&wanted.pipeline, reason.clone());
             }
         }
         for wanted in &plan.consumers {
@@ -551,6 +605,119 @@ impl Delivery {
                 Ok(())
             }
             Err(get) => Err(failed(get.to_string())),
+        }
+    }
+
+    /// Makes the project's advisory stream keep the max-deliveries advisories of exactly the
+    /// plan's streams (`limits` retention, [`ADVISORY_MAX_AGE`]), and its durable pull consumer
+    /// for the controller. Deleted when the plan has no stream (and every file was read).
+    async fn ensure_advisories(
+        &self,
+        plan: &Plan,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), String> {
+        let name = advisory_stream_name(&plan.project);
+        let failed = |detail: String| {
+            format!(
+                "JetStream stream `{name}` (the advisories of messages never acknowledged): \
+                 {detail}"
+            )
+        };
+        let mut subjects: Vec<String> = plan
+            .streams
+            .iter()
+            .map(|s| advisory_subject(&s.config.name))
+            .collect();
+        subjects.sort();
+        if subjects.is_empty() {
+            if plan.unreadable.is_empty() {
+                match self.js.delete_stream(&name).await {
+                    Ok(_) => changes.push(Change::StreamDeleted(name.clone())),
+                    Err(e) if e.to_string().contains("stream not found") => {}
+                    Err(e) => tracing::debug!("JetStream: deleting stream `{name}`: {e}"),
+                }
+            }
+            return Ok(());
+        }
+        match self.js.get_stream(&name).await {
+            Ok(mut existing) => {
+                let info = existing.info().await.map_err(|e| failed(e.to_string()))?;
+                let mut actual = info.config.subjects.clone();
+                actual.sort();
+                if actual != subjects {
+                    let mut config = info.config.clone();
+                    config.subjects = subjects;
+                    self.js
+                        .update_stream(config)
+                        .await
+                        .map_err(|e| failed(format!("updating its subjects: {e}")))?;
+                    changes.push(Change::StreamUpdated(name.clone(), vec!["subjects".into()]));
+                }
+            }
+            Err(get) if stream_not_found(&get) => {
+                self.js
+                    .create_stream(stream::Config {
+                        name: name.clone(),
+                        description: Some(format!(
+                            "etl-controller: max-deliveries advisories of project {}'s delivery \
+                             streams, until dead-lettered",
+                            plan.project
+                        )),
+                        subjects,
+                        retention: stream::RetentionPolicy::Limits,
+                        storage: stream::StorageType::File,
+                        discard: stream::DiscardPolicy::Old,
+                        max_age: ADVISORY_MAX_AGE,
+                        max_bytes: 64 * 1024 * 1024,
+                        num_replicas: 1,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| failed(format!("creating it: {e}")))?;
+                changes.push(Change::StreamCreated(name.clone()));
+            }
+            Err(get) => return Err(failed(get.to_string())),
+        }
+        let stream = self
+            .js
+            .get_stream_no_info(&name)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        match stream.consumer_info(ADVISORY_CONSUMER).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => {
+                stream
+                    .create_consumer(consumer::pull::Config {
+                        durable_name: Some(ADVISORY_CONSUMER.to_owned()),
+                        description: Some(
+                            "etl-controller: dead-letters what the advisories name".to_owned(),
+                        ),
+                        deliver_policy: consumer::DeliverPolicy::All,
+                        ack_policy: consumer::AckPolicy::Explicit,
+                        ack_wait: ADVISORY_ACK_WAIT,
+                        max_deliver: -1,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| failed(format!("creating consumer `{ADVISORY_CONSUMER}`: {e}")))?;
+                changes.push(Change::ConsumerCreated(
+                    name.clone(),
+                    ADVISORY_CONSUMER.into(),
+                ));
+                Ok(())
+            }
+            Err(e) => Err(failed(e.to_string())),
+        }
+    }
+
+    /// Drops the advisories of the deleted stream `name` from the advisory stream: a stream
+    /// of the same name made later numbers its messages from 1 again.
+    async fn forget_advisories(&self, project: &str, name: &str) {
+        let advisories = advisory_stream_name(project);
+        if let Ok(stream) = self.js.get_stream_no_info(&advisories).await
+            && let Err(e) = stream.purge().filter(advisory_subject(name)).await
+        {
+            tracing::debug!("JetStream: purging `{advisories}` of `{name}`'s advisories: {e}");
         }
     }
 
@@ -718,7 +885,10 @@ impl Delivery {
         for name in names.iter().filter(|n| owned_stream(&plan.project, n)) {
             if !plan.streams.iter().any(|s| s.config.name == *name) {
                 match self.js.delete_stream(name).await {
-                    Ok(_) => changes.push(Change::StreamDeleted(name.clone())),
+                    Ok(_) => {
+                        changes.push(Change::StreamDeleted(name.clone()));
+                        self.forget_advisories(&plan.project, name).await;
+                    }
                     Err(e) => tracing::warn!("JetStream: deleting stream `{name}`: {e}"),
                 }
                 continue;
@@ -760,82 +930,219 @@ impl Delivery {
         }
     }
 
-    /// Listens for max-deliveries advisories until `stop` turns true, and moves each message a
-    /// consumer of the bundle gave up on to its unit's dead-letter subject; then deletes it from
-    /// the stream once no other consumer may still need it (checked again every [`RECHECK`]).
+    /// Reads the project's advisory stream ([`advisory_stream_name`]) until `stop` turns true,
+    /// through its durable pull consumer [`ADVISORY_CONSUMER`], and moves each message a
+    /// consumer of the bundle gave up on to its unit's dead-letter subject ([`Self::settle`]).
+    /// Nothing is read before the first [`Self::apply`]: until then which unit a consumer feeds,
+    /// and where its dead letters go, are unknown. An advisory is acknowledged once settled; one
+    /// that cannot be yet (the dead-letter stream does not confirm, the stream cannot be read)
+    /// is handed back to be read again after [`RETRY`], for as long as the advisory stream keeps
+    /// it ([`ADVISORY_MAX_AGE`]).
     pub async fn advisories(self, mut stop: watch::Receiver<bool>) {
-        let nats = self.js.client();
-        let mut subscription = loop {
-            match nats.subscribe(ADVISORY_SUBJECT).await {
-                Ok(s) => break s,
-                Err(e) => {
-                    tracing::warn!("subscribing to {ADVISORY_SUBJECT}: {e}");
-                    if crate::telemetry::pause(&mut stop, Duration::from_secs(5)).await {
-                        return;
-                    }
-                }
+        let mut routes = self.routes.subscribe();
+        let project = loop {
+            if let Some(project) = routes.borrow().as_ref().map(|r| r.project.clone()) {
+                break project;
+            }
+            tokio::select! {
+                changed = routes.changed() => if changed.is_err() { return },
+                () = crate::telemetry::stopped(&mut stop) => return,
             }
         };
-        let mut held = Held::new();
-        let mut recheck = crate::telemetry::every(RECHECK);
+        let name = advisory_stream_name(&project);
+        let mut settled = Settled::default();
         loop {
-            tokio::select! {
-                message = subscription.next() => {
-                    let Some(message) = message else { return };
-                    match serde_json::from_slice::<Advisory>(&message.payload) {
-                        Ok(advisory) => self.dead_letter(&advisory, &mut held).await,
-                        Err(e) => tracing::debug!("an advisory on {}: {e}", message.subject),
+            let consumer = match self
+                .js
+                .get_consumer_from_stream::<consumer::pull::Config, _, _>(ADVISORY_CONSUMER, &name)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!("the advisory consumer of `{name}`: {e} (made by an apply)");
+                    if crate::telemetry::pause(&mut stop, RETRY).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            loop {
+                let batch = consumer
+                    .batch()
+                    .max_messages(64)
+                    .expires(Duration::from_secs(5))
+                    .messages()
+                    .await;
+                let mut batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!("reading the advisories of `{name}`: {e}");
+                        break;
+                    }
+                };
+                let mut failed = false;
+                loop {
+                    tokio::select! {
+                        message = batch.next() => match message {
+                            None => break,
+                            Some(Ok(message)) => self.handle(&message, &mut settled).await,
+                            Some(Err(e)) => {
+                                tracing::warn!("reading the advisories of `{name}`: {e}");
+                                failed = true;
+                                break;
+                            }
+                        },
+                        () = crate::telemetry::stopped(&mut stop) => return,
                     }
                 }
-                _ = recheck.tick(), if !held.is_empty() => {
-                    let keys: Vec<(String, u64)> = held.keys().cloned().collect();
-                    for key in keys {
-                        self.release(&key, &mut held).await;
-                    }
+                if failed {
+                    break;
                 }
-                () = crate::telemetry::stopped(&mut stop) => return,
+            }
+            if crate::telemetry::pause(&mut stop, Duration::from_secs(1)).await {
+                return;
             }
         }
     }
 
+    /// Settles one message of the advisory stream: acknowledged once settled, handed back for
+    /// [`RETRY`] if not.
+    async fn handle(&self, message: &jetstream::Message, settled: &mut Settled) {
+        let outcome = match serde_json::from_slice::<Advisory>(&message.payload) {
+            Ok(advisory) => self.settle(&advisory, settled).await,
+            Err(e) => {
+                tracing::warn!(
+                    "an advisory on {} that cannot be read: {e}",
+                    message.subject
+                );
+                Ok(())
+            }
+        };
+        let ack = match outcome {
+            Ok(()) => message.ack().await,
+            Err(()) => message.ack_with(jetstream::AckKind::Nak(Some(RETRY))).await,
+        };
+        if let Err(e) = ack {
+            // Read again after the consumer's ack_wait: settling twice is one dead letter.
+            tracing::debug!("acknowledging an advisory: {e}");
+        }
+    }
+
     /// Moves the message of `advisory` to its unit's dead-letter subject, when the consumer is
-    /// one of the bundle's, then deletes it from the stream unless another consumer may still
-    /// need it (then it is `held` until none does).
-    pub async fn dead_letter(&self, advisory: &Advisory, held: &mut Held) {
+    /// one of the bundle's; then deletes it from its stream if every consumer of the stream that
+    /// takes its subject gave up on it too (each with its advisory in the advisory stream) and
+    /// each one's copy is dead-lettered, else leaves it there. `Err` when it must be tried again
+    /// later (logged): the message is still in its stream, not dead-lettered.
+    ///
+    /// Deleting only then is what makes deleting safe: a consumer that acknowledged the message
+    /// and one that gave up on it a moment ago (its advisory not yet stored) look the same to
+    /// JetStream's consumer state (both have their acknowledgement floor past it), so only an
+    /// advisory tells. A message some consumer acknowledged and another gave up on stays in the
+    /// stream until its `max_age`: storage traded for never losing a copy.
+    pub async fn settle(&self, advisory: &Advisory, settled: &mut Settled) -> Result<(), ()> {
         let key = (advisory.stream.clone(), advisory.consumer.clone());
-        let Some(route) = self.routes.borrow().get(&key).cloned() else {
-            return;
+        let Some(route) = self.route(&key) else {
+            tracing::debug!(
+                stream = %advisory.stream,
+                consumer = %advisory.consumer,
+                "an advisory of a consumer the bundle does not have: ignored"
+            );
+            return Ok(());
         };
         let seq = advisory.stream_seq;
-        let log = |what: &str| {
+        let retry = |what: &str| {
             tracing::warn!(
                 pipeline = %route.pipeline,
                 unit = %route.unit,
                 stream = %advisory.stream,
                 seq,
                 deliveries = advisory.deliveries,
-                "message not acknowledged after {} deliveries: {what}; it stays in the stream",
-                advisory.deliveries
+                "message not acknowledged after {} deliveries: {what}; it stays in the stream, \
+                 tried again in {}",
+                advisory.deliveries,
+                humantime::format_duration(RETRY)
             );
+            Err(())
         };
         let stream = match self.js.get_stream_no_info(&advisory.stream).await {
             Ok(s) => s,
-            Err(e) => return log(&format!("stream: {e}")),
+            // The pipeline was removed: its messages went with its stream.
+            Err(e) if stream_not_found(&e) => return Ok(()),
+            Err(e) => return retry(&format!("stream: {e}")),
         };
         let message = match stream.get_raw_message(seq).await {
             Ok(m) => m,
             Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => {
-                tracing::debug!(stream = %advisory.stream, seq, "gone before it was dead-lettered");
-                return;
+                if settled.contains(&advisory.stream, seq) {
+                    // Dead-lettered for this consumer too when it was deleted.
+                    tracing::debug!(stream = %advisory.stream, seq, "already dead-lettered");
+                } else {
+                    *lock(&self.lost)
+                        .entry((route.pipeline.clone(), route.unit.clone()))
+                        .or_default() += 1;
+                    tracing::warn!(
+                        pipeline = %route.pipeline,
+                        unit = %route.unit,
+                        stream = %advisory.stream,
+                        seq,
+                        deliveries = advisory.deliveries,
+                        "message not acknowledged after {} deliveries: gone from the stream \
+                         before it was dead-lettered (its max_age, a purge, or dead-lettered \
+                         by a controller since restarted)",
+                        advisory.deliveries
+                    );
+                }
+                return Ok(());
             }
-            Err(e) => return log(&format!("reading it: {e}")),
+            Err(e) => return retry(&format!("reading it: {e}")),
         };
+        if let Err(e) = self.publish(&route, advisory, &message).await {
+            return retry(&format!("publishing it to {}: {e}", route.dead_letter));
+        }
+        match self.everyone_gave_up(&stream, advisory, &message).await {
+            Ok(()) => match stream.delete_message(seq).await {
+                Ok(_) => {
+                    settled.insert(&advisory.stream, seq);
+                    tracing::info!(
+                        stream = %advisory.stream,
+                        seq,
+                        "every consumer gave up on it: deleted from the stream"
+                    );
+                }
+                Err(e) if e.to_string().contains("no message found") => {}
+                Err(e) => {
+                    tracing::warn!(stream = %advisory.stream, seq, "deleting a message given up on: {e}")
+                }
+            },
+            Err(why) => {
+                tracing::debug!(stream = %advisory.stream, seq, "kept in the stream: {why}")
+            }
+        }
+        Ok(())
+    }
+
+    fn route(&self, key: &(String, String)) -> Option<Route> {
+        self.routes
+            .borrow()
+            .as_ref()
+            .and_then(|r| r.by_consumer.get(key).cloned())
+    }
+
+    /// Publishes `message`'s dead letter for the consumer of `advisory`, confirmed by the
+    /// dead-letter stream; the same message given up on by the same consumer is one dead letter
+    /// (`Nats-Msg-Id`, within the stream's duplicate window).
+    async fn publish(
+        &self,
+        route: &Route,
+        advisory: &Advisory,
+        message: &jetstream::message::StreamMessage,
+    ) -> Result<(), String> {
+        let seq = advisory.stream_seq;
         let (body, records) = dead_letter_body(
             &message.payload,
             advisory.deliveries,
             &format!("{}:{seq}", advisory.stream),
         );
-        // The same message given up on twice (a redelivered advisory) is one dead letter.
         let mut headers = HeaderMap::new();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
@@ -845,29 +1152,15 @@ impl Delivery {
             )
             .as_str(),
         );
-        let mut published = Err(String::new());
-        for attempt in 0..PUBLISH_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-            }
-            published = match self
-                .js
-                .publish_with_headers(
-                    route.dead_letter.clone(),
-                    headers.clone(),
-                    body.clone().into(),
-                )
-                .await
-            {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if published.is_ok() {
-                break;
-            }
-        }
-        if let Err(e) = published {
-            return log(&format!("publishing it to {}: {e}", route.dead_letter));
+        let ack = self
+            .js
+            .publish_with_headers(route.dead_letter.clone(), headers, body.into())
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        if ack.duplicate {
+            return Ok(());
         }
         *lock(&self.moved)
             .entry((route.pipeline.clone(), route.unit.clone()))
@@ -883,62 +1176,36 @@ impl Delivery {
             advisory.deliveries,
             route.dead_letter
         );
-        let key = (advisory.stream.clone(), seq);
-        let entry = held.entry(key.clone()).or_insert_with(|| Giving {
-            subject: message.subject.to_string(),
-            gave_up: BTreeSet::new(),
-        });
-        entry.gave_up.insert(advisory.consumer.clone());
-        self.release(&key, held).await;
+        Ok(())
     }
 
-    /// Deletes the held message `key` from its stream when no consumer but those that gave up
-    /// on it may still need it; forgets it once deleted or gone.
-    async fn release(&self, key: &(String, u64), held: &mut Held) {
-        let Some(giving) = held.get(key) else { return };
-        let (name, seq) = (&key.0, key.1);
-        let stream = match self.js.get_stream_no_info(name).await {
-            Ok(s) => s,
-            Err(e) => {
-                if stream_not_found(&e) {
-                    held.remove(key);
-                }
-                return;
-            }
-        };
-        if let Some(other) = self.needed_elsewhere(&stream, seq, giving).await {
-            tracing::debug!(stream = %name, seq, "kept in the stream for consumer `{other}`");
-            return;
-        }
-        match stream.delete_message(seq).await {
-            Ok(_) => tracing::info!(stream = %name, seq, "given up on: deleted from the stream"),
-            Err(e) if e.to_string().contains("no message found") => {}
-            Err(e) => {
-                tracing::warn!(stream = %name, seq, "deleting a message given up on: {e}");
-                return;
-            }
-        }
-        held.remove(key);
-    }
-
-    /// Another consumer of the stream, not one that gave up on message `seq`, that may not have
-    /// acknowledged it yet (its acknowledgement floor is below it): deleting the message would
-    /// take it from that consumer too (fan-out). A consumer that gave up on a message keeps
-    /// its interest in it (the server drops it only when deleted), so it is deleted once the
-    /// others are past it. When the consumers cannot be listed, the message is kept too.
-    async fn needed_elsewhere(
+    /// `Ok` when every consumer of `stream` that takes `message`'s subject, other than the
+    /// one of `advisory` (dead-lettered already), has an advisory for it in the advisory stream,
+    /// newer than the message, and its copy is now dead-lettered too. Else why not: the message
+    /// must stay (another consumer may still need it, or one that gave up has no dead letter
+    /// yet; its own advisory comes here again).
+    async fn everyone_gave_up(
         &self,
         stream: &stream::Stream<()>,
-        seq: u64,
-        giving: &Giving,
-    ) -> Option<String> {
+        advisory: &Advisory,
+        message: &jetstream::message::StreamMessage,
+    ) -> Result<(), String> {
+        let project = self
+            .routes
+            .borrow()
+            .as_ref()
+            .map(|r| r.project.clone())
+            .ok_or("no bundle applied")?;
+        let advisories = self
+            .js
+            .get_stream_no_info(advisory_stream_name(&project))
+            .await
+            .map_err(|e| format!("the advisory stream: {e}"))?;
+        let subject = message.subject.to_string();
         let mut consumers = stream.consumers();
         while let Some(info) = consumers.next().await {
-            let info = match info {
-                Ok(info) => info,
-                Err(e) => return Some(format!("(the consumers cannot be listed: {e})")),
-            };
-            if giving.gave_up.contains(&info.name) || info.ack_floor.stream_sequence >= seq {
+            let info = info.map_err(|e| format!("listing the consumers: {e}"))?;
+            if info.name == advisory.consumer {
                 continue;
             }
             let c = &info.config;
@@ -947,25 +1214,93 @@ impl Delivery {
                 .iter()
                 .chain((!c.filter_subject.is_empty()).then_some(&c.filter_subject))
                 .collect();
-            if filters.is_empty() || filters.iter().any(|f| subject_matches(f, &giving.subject)) {
-                return Some(info.name);
+            if !filters.is_empty() && !filters.iter().any(|f| subject_matches(f, &subject)) {
+                continue;
             }
+            let Some(theirs) = find_advisory(
+                &advisories,
+                &advisory.stream,
+                &info.name,
+                advisory.stream_seq,
+                message.time,
+            )
+            .await?
+            else {
+                return Err(format!("consumer `{}` has not given up on it", info.name));
+            };
+            let route = self
+                .route(&(advisory.stream.clone(), info.name.clone()))
+                .ok_or_else(|| format!("consumer `{}` is not the bundle's", info.name))?;
+            self.publish(&route, &theirs, message)
+                .await
+                .map_err(|e| format!("dead-lettering `{}`'s copy: {e}", info.name))?;
         }
-        None
+        Ok(())
     }
 }
 
-/// A message consumers gave up on, moved to their dead letters but still in its stream.
-#[derive(Debug, Clone)]
-pub struct Giving {
-    /// Its subject.
-    subject: String,
-    /// The consumers that gave up on it.
-    gave_up: BTreeSet<String>,
+/// The advisory of `consumer` of `stream` for its message `seq` in the advisory stream, if
+/// any, stored at or after `since` (the message's time: an advisory of an earlier stream of
+/// the same name is not it).
+async fn find_advisory(
+    advisories: &stream::Stream<()>,
+    stream: &str,
+    consumer: &str,
+    seq: u64,
+    since: time::OffsetDateTime,
+) -> Result<Option<Advisory>, String> {
+    let subject = format!("{ADVISORY_PREFIX}.{stream}.{consumer}");
+    let mut from = 1;
+    // Advisories are few (each a message no unit could process): a linear scan of one
+    // consumer's, bounded.
+    for _ in 0..100_000 {
+        let found = advisories
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(subject.clone())
+            .send()
+            .await;
+        let found = match found {
+            Ok(m) => m,
+            Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(format!("reading the advisories of `{consumer}`: {e}")),
+        };
+        from = found.sequence + 1;
+        if found.time < since {
+            continue;
+        }
+        if let Ok(a) = serde_json::from_slice::<Advisory>(&found.payload)
+            && a.stream_seq == seq
+            && a.stream == stream
+            && a.consumer == consumer
+        {
+            return Ok(Some(a));
+        }
+    }
+    Err(format!("too many advisories of `{consumer}`"))
 }
 
-/// The messages given up on still in their streams, by stream and sequence.
-pub type Held = BTreeMap<(String, u64), Giving>;
+/// The messages this controller deleted after dead-lettering every consumer's copy, the
+/// newest [`SETTLED_KEPT`]: another consumer's advisory for one of them finds it gone, as it
+/// should.
+#[derive(Debug, Default)]
+pub struct Settled(std::collections::VecDeque<(String, u64)>);
+
+/// How many deleted messages [`Settled`] remembers.
+const SETTLED_KEPT: usize = 4096;
+
+impl Settled {
+    fn contains(&self, stream: &str, seq: u64) -> bool {
+        self.0.iter().any(|(s, q)| s == stream && *q == seq)
+    }
+
+    fn insert(&mut self, stream: &str, seq: u64) {
+        if self.0.len() >= SETTLED_KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back((stream.to_owned(), seq));
+    }
+}
 
 /// A JetStream max-deliveries advisory (`io.nats.jetstream.advisory.v1.max_deliver`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

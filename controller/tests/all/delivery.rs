@@ -125,11 +125,25 @@ async fn a_bundles_streams_and_consumers_are_applied_updated_and_pruned() {
         [
             Change::StreamCreated("ETL_DATA_p_other".into()),
             Change::StreamCreated("ETL_DATA_p_pipe".into()),
+            Change::StreamCreated("ETL_ADVISORIES_p".into()),
+            Change::ConsumerCreated("ETL_ADVISORIES_p".into(), "etl-controller".into()),
             Change::ConsumerCreated("ETL_DATA_p_other".into(), "clean".into()),
             Change::ConsumerCreated("ETL_DATA_p_pipe".into(), "enrich".into()),
             Change::ConsumerCreated("ETL_DATA_p_pipe".into(), "store".into()),
         ]
     );
+    // The advisories of exactly the project's delivery streams, each named in full.
+    let mut advisories = js.get_stream("ETL_ADVISORIES_p").await.unwrap();
+    let config = advisories.info().await.unwrap().config.clone();
+    assert_eq!(
+        config.subjects,
+        [
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ETL_DATA_p_other.*",
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ETL_DATA_p_pipe.*",
+        ]
+    );
+    assert_eq!(config.retention, stream::RetentionPolicy::Limits);
+    assert_eq!(config.max_age, Duration::from_secs(7 * 24 * 3600));
     let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
     let config = pipe.info().await.unwrap().config.clone();
     assert_eq!(config.retention, stream::RetentionPolicy::Interest);
@@ -267,13 +281,19 @@ async fn a_bundles_streams_and_consumers_are_applied_updated_and_pruned() {
     assert_eq!(
         pruned.changes,
         [
+            Change::StreamUpdated("ETL_ADVISORIES_p".into(), vec!["subjects".into()]),
             Change::StreamDeleted("ETL_DATA_p_other".into()),
             Change::ConsumerDeleted("ETL_DATA_p_pipe".into(), "store".into()),
         ]
     );
     assert_eq!(
         names(&js).await,
-        ["ETL_DATA_p_pipe", "ETL_DATA_q_pipe", "UNRELATED"]
+        [
+            "ETL_ADVISORIES_p",
+            "ETL_DATA_p_pipe",
+            "ETL_DATA_q_pipe",
+            "UNRELATED"
+        ]
     );
 
     // An update the server refuses: an error naming the stream and the field; nothing else
@@ -307,7 +327,10 @@ async fn a_bundles_streams_and_consumers_are_applied_updated_and_pruned() {
     let none = delivery.apply(&bundle(vec![])).await;
     assert_eq!(
         none.changes,
-        [Change::StreamDeleted("ETL_DATA_p_pipe".into())]
+        [
+            Change::StreamDeleted("ETL_ADVISORIES_p".into()),
+            Change::StreamDeleted("ETL_DATA_p_pipe".into())
+        ]
     );
     assert_eq!(names(&js).await, ["ETL_DATA_q_pipe", "UNRELATED"]);
 }
@@ -386,11 +409,11 @@ fn short_lived(store: bool) -> Bundle {
 }
 
 async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{what}: not within 15 s"
+            "{what}: not within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -514,7 +537,7 @@ async fn a_message_another_consumer_still_needs_stays_for_it() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
     assert_eq!(pipe.info().await.unwrap().state.messages, 1);
-    // `store` takes it and acknowledges it: interest retention drops it.
+    // `store` takes it and acknowledges it.
     let mut store = client
         .queue_subscribe("etl.p.pipe.deliver.store", "etl.p.pipe.store".to_owned())
         .await
@@ -527,11 +550,24 @@ async fn a_message_another_consumer_still_needs_stays_for_it() {
         .publish(m.reply.unwrap(), "+ACK".into())
         .await
         .unwrap();
-    wait_for(
-        "the message dropped once store acknowledged it",
-        async || pipe.info().await.unwrap().state.messages == 0,
-    )
+    wait_for("store's acknowledgement", async || {
+        pipe.consumer_info("store")
+            .await
+            .unwrap()
+            .ack_floor
+            .stream_sequence
+            == 1
+    })
     .await;
+    // The controller cannot tell an acknowledgement from a give-up whose advisory is not
+    // stored yet: the message stays (until its max_age), one dead letter, nothing lost.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(pipe.info().await.unwrap().state.messages, 1);
+    assert_eq!(
+        delivery.moved(),
+        BTreeMap::from([(("pipe".to_owned(), "parse".to_owned()), 1)])
+    );
+    assert_eq!(delivery.lost(), BTreeMap::new());
     let _ = stop.send(true);
     advisories.await.unwrap();
 }
@@ -590,6 +626,273 @@ async fn a_message_every_consumer_gave_up_on_is_deleted() {
         pipe.info().await.unwrap().state.messages == 0
     })
     .await;
+    let _ = stop.send(true);
+    advisories.await.unwrap();
+}
+
+/// A nats-server with JetStream and the dead-letter stream the telemetry keeps.
+async fn data_plane(dir: &std::path::Path) -> (Nats, async_nats::Client, jetstream::Context) {
+    let nats = Nats::start_jetstream(dir);
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    etl_controller::jetstream::ensure_stream(
+        &js,
+        &etl_controller::deadletters::stream_spec("p", 100),
+    )
+    .await
+    .unwrap();
+    (nats, client, js)
+}
+
+/// Subscribes as `units` that receive every delivery and never acknowledge one.
+async fn silent_units(client: &async_nats::Client, units: &[&str]) -> Vec<async_nats::Subscriber> {
+    let mut subscribers = Vec::new();
+    for unit in units {
+        subscribers.push(
+            client
+                .queue_subscribe(
+                    format!("etl.p.pipe.deliver.{unit}"),
+                    format!("etl.p.pipe.{unit}"),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    client.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    subscribers
+}
+
+async fn messages(js: &jetstream::Context, stream: &str) -> u64 {
+    js.get_stream(stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+/// The dead letters in the dead-letter stream, by subject.
+async fn dead_letters(js: &jetstream::Context) -> BTreeMap<String, u64> {
+    let info = js
+        .get_stream("ETL_DLQ_p")
+        .await
+        .unwrap()
+        .info_with_subjects("etl.>")
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    info.into_iter().map(|(s, n)| (s, n as u64)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_advisory_sent_while_the_controller_is_down_is_settled_once_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, client, js) = data_plane(dir.path()).await;
+    // A controller applied the bundle, then stopped: nobody listens for advisories.
+    let before = Delivery::new(client.clone());
+    assert_eq!(
+        before.apply(&short_lived(false)).await.failures,
+        BTreeMap::new()
+    );
+    drop(before);
+    let _units = silent_units(&client, &["parse"]).await;
+    js.publish("etl.p.pipe.in", batch().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // The advisory, a core NATS message, is kept by the advisory stream.
+    wait_for("the advisory stored", async || {
+        messages(&js, "ETL_ADVISORIES_p").await == 1
+    })
+    .await;
+    // A new controller: nothing is read before its first apply.
+    let delivery = Delivery::new(client.clone());
+    let (stop, stopped) = watch::channel(false);
+    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(dead_letters(&js).await, BTreeMap::new());
+    assert_eq!(messages(&js, "ETL_DATA_p_pipe").await, 1);
+    assert_eq!(
+        delivery.apply(&short_lived(false)).await,
+        Default::default()
+    );
+    wait_for("the message dead-lettered and deleted", async || {
+        messages(&js, "ETL_DATA_p_pipe").await == 0
+    })
+    .await;
+    assert_eq!(
+        dead_letters(&js).await,
+        BTreeMap::from([("etl.p.pipe.dlq.parse".to_owned(), 1)])
+    );
+    // The advisory is acknowledged: read once.
+    let advisory_stream = js.get_stream("ETL_ADVISORIES_p").await.unwrap();
+    wait_for("the advisory acknowledged", async || {
+        let c = advisory_stream
+            .consumer_info("etl-controller")
+            .await
+            .unwrap()
+            .clone();
+        c.num_pending == 0 && c.num_ack_pending == 0
+    })
+    .await;
+    let _ = stop.send(true);
+    advisories.await.unwrap();
+}
+
+/// `parse` and `store` both read `etl.p.pipe.in`, giving up after `parse_max` and `store_max`
+/// deliveries half a second apart.
+fn two_units(parse_max: i64, store_max: i64) -> Bundle {
+    let unit = |name: &str, max: i64| {
+        let mut c = consumer_config("pipe", name, &["etl.p.pipe.in"]);
+        c["config"]["max_deliver"] = json!(max);
+        c["config"]["ack_wait"] = json!(500_000_000_u64);
+        c
+    };
+    bundle(vec![(
+        "pipe",
+        file(
+            "pipe",
+            stream_config("pipe", &["etl.p.pipe.in"]),
+            vec![unit("parse", parse_max), unit("store", store_max)],
+        ),
+    )])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_consumers_giving_up_at_once_each_get_their_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, client, js) = data_plane(dir.path()).await;
+    let delivery = Delivery::new(client.clone());
+    assert_eq!(
+        delivery.apply(&two_units(2, 2)).await.failures,
+        BTreeMap::new()
+    );
+    let _units = silent_units(&client, &["parse", "store"]).await;
+    js.publish("etl.p.pipe.in", batch().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // Both advisories are there before the first is settled: the race a delete after the
+    // first dead letter lost the second unit's copy in.
+    wait_for("both advisories stored", async || {
+        messages(&js, "ETL_ADVISORIES_p").await == 2
+    })
+    .await;
+    let (stop, stopped) = watch::channel(false);
+    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    wait_for("the message deleted", async || {
+        messages(&js, "ETL_DATA_p_pipe").await == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        dead_letters(&js).await,
+        BTreeMap::from([
+            ("etl.p.pipe.dlq.parse".to_owned(), 1),
+            ("etl.p.pipe.dlq.store".to_owned(), 1)
+        ])
+    );
+    assert_eq!(
+        delivery.moved(),
+        BTreeMap::from([
+            (("pipe".to_owned(), "parse".to_owned()), 1),
+            (("pipe".to_owned(), "store".to_owned()), 1)
+        ])
+    );
+    assert_eq!(delivery.lost(), BTreeMap::new());
+    let _ = stop.send(true);
+    advisories.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_two_consumers_give_up_on_one_after_the_other_is_deleted_after_the_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, client, js) = data_plane(dir.path()).await;
+    let delivery = Delivery::new(client.clone());
+    assert_eq!(
+        delivery.apply(&two_units(2, 6)).await.failures,
+        BTreeMap::new()
+    );
+    let (stop, stopped) = watch::channel(false);
+    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    let _units = silent_units(&client, &["parse", "store"]).await;
+    js.publish("etl.p.pipe.in", batch().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_for("parse's dead letter", async || {
+        dead_letters(&js).await.contains_key("etl.p.pipe.dlq.parse")
+    })
+    .await;
+    // `store` is still at it: the message stays.
+    assert_eq!(messages(&js, "ETL_DATA_p_pipe").await, 1);
+    wait_for(
+        "store's dead letter, then the message deleted",
+        async || messages(&js, "ETL_DATA_p_pipe").await == 0,
+    )
+    .await;
+    assert_eq!(
+        dead_letters(&js).await,
+        BTreeMap::from([
+            ("etl.p.pipe.dlq.parse".to_owned(), 1),
+            ("etl.p.pipe.dlq.store".to_owned(), 1)
+        ])
+    );
+    assert_eq!(delivery.lost(), BTreeMap::new());
+    let _ = stop.send(true);
+    advisories.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_that_cannot_be_published_is_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, client, js) = data_plane(dir.path()).await;
+    let delivery = Delivery::new(client.clone());
+    assert_eq!(
+        delivery.apply(&short_lived(false)).await.failures,
+        BTreeMap::new()
+    );
+    // The dead-letter stream is gone for a while: nothing confirms a dead letter.
+    js.delete_stream("ETL_DLQ_p").await.unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    let _units = silent_units(&client, &["parse"]).await;
+    js.publish("etl.p.pipe.in", batch().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_for("the advisory stored", async || {
+        messages(&js, "ETL_ADVISORIES_p").await == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(messages(&js, "ETL_DATA_p_pipe").await, 1);
+    assert_eq!(delivery.moved(), BTreeMap::new());
+    // Back: the advisory, handed back, is settled.
+    etl_controller::jetstream::ensure_stream(
+        &js,
+        &etl_controller::deadletters::stream_spec("p", 100),
+    )
+    .await
+    .unwrap();
+    wait_for("the message dead-lettered and deleted", async || {
+        messages(&js, "ETL_DATA_p_pipe").await == 0
+    })
+    .await;
+    assert_eq!(
+        dead_letters(&js).await,
+        BTreeMap::from([("etl.p.pipe.dlq.parse".to_owned(), 1)])
+    );
+    assert_eq!(delivery.lost(), BTreeMap::new());
     let _ = stop.send(true);
     advisories.await.unwrap();
 }
