@@ -45,7 +45,9 @@ use etl::pipeline::transform::transform;
 use etl::pipeline::types::{Error, Message};
 use etl::platform::emit::{Outcome, Rejected, deliver};
 use etl_envelope::Batched;
-use etl_harness_bindings::{CONFIRM, CONFIRM_TIMEOUT, Confirm, id, pack};
+use etl_harness_bindings::{
+    CONFIRM, CONFIRM_TIMEOUT, Confirm, DEFAULT_CONFIRM_TIMEOUT_MS, id, pack,
+};
 use etl_harness_report::ack::{self, Redelivery, Settle};
 use etl_harness_report::{Batch, Failure, REPORT_SUBJECT, RETRIES, RETRY_BACKOFF, Retry};
 use exports::wasmcloud::messaging::handler::Guest;
@@ -153,9 +155,20 @@ impl Settings {
             settings.dead_letter = get(ack::DEAD_LETTER)?
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty());
-            settings.confirm =
-                Confirm::from_settings(get(CONFIRM)?.as_deref(), get(CONFIRM_TIMEOUT)?.as_deref())
-                    .map_err(|e| wrong(&e))?;
+            // Confirmed even where the unit's outputs are not (a sink's, which leave the
+            // platform): a last delivery's dead letter is its records' only copy once the
+            // message is acknowledged, and the controller's dead-letter stream captures it.
+            settings.confirm = match Confirm::from_settings(
+                get(CONFIRM)?.as_deref(),
+                get(CONFIRM_TIMEOUT)?.as_deref(),
+            )
+            .map_err(|e| wrong(&e))?
+            {
+                Confirm::None => Confirm::JetStream {
+                    timeout_ms: DEFAULT_CONFIRM_TIMEOUT_MS,
+                },
+                confirm => confirm,
+            };
         }
         Ok(settings)
     }
@@ -381,8 +394,8 @@ fn handle_delivery(
     }
 }
 
-/// Publishes the last delivery's dead letters to `etl.in.dead-letter`, confirmed as
-/// `etl.out.confirm` says, in messages of at most [`DEAD_LETTER_BYTES`].
+/// Publishes the last delivery's dead letters to `etl.in.dead-letter`, always confirmed (within
+/// `etl.out.confirm-timeout`), in messages of at most [`DEAD_LETTER_BYTES`].
 fn dead_letter(dead: &[Batched], settings: &Settings) -> Result<(), String> {
     let Some(subject) = &settings.dead_letter else {
         return Err(format!("config `{}` is not set", ack::DEAD_LETTER));

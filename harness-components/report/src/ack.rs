@@ -36,8 +36,8 @@ pub const ACK: &[u8] = b"+ACK";
 ///
 /// - `$JS.ACK.<stream>.<consumer>.<delivered>.<stream-seq>.<consumer-seq>.<timestamp>.<pending>`
 ///   (9 tokens), or
-/// - `$JS.ACK.<domain>.<account-hash>.<stream>.<consumer>.<delivered>.<stream-seq>.<consumer-seq>.<timestamp>.<pending>[.<token>]`
-///   (11 or 12 tokens).
+/// - `$JS.ACK.<domain>.<account-hash>.<stream>.<consumer>.<delivered>.<stream-seq>.<consumer-seq>.<timestamp>.<pending>[.<token>…]`
+///   (11 tokens or more, as the server allows).
 ///
 /// Every number must be decimal, `delivered` at least 1, no token empty. Anything else: `None`,
 /// the message is not acknowledged (as before JetStream).
@@ -67,7 +67,8 @@ fn ack_tokens(reply_to: &str) -> Option<(&str, Vec<&str>)> {
     }
     let (stream, numbers) = match tokens.len() {
         7 => (tokens[0], &tokens[2..7]),
-        9 | 10 => (tokens[2], &tokens[4..9]),
+        // nats-server reads the 11 tokens it needs and allows more after them: so does this.
+        n if n >= 9 => (tokens[2], &tokens[4..9]),
         _ => return None,
     };
     if !numbers
@@ -221,6 +222,9 @@ mod tests {
         assert_eq!(delivered(Some(new)), Some(2));
         let token = "$JS.ACK.hub.ACCHASH.ETL_DATA_p_q.parse.1.1.1.1796650000123456789.0.xyz";
         assert_eq!(delivered(Some(token)), Some(1));
+        // Tokens after the eleventh are the server's to add: read past, as it does.
+        let more = "$JS.ACK.hub.ACCHASH.ETL_DATA_p_q.parse.4.1.1.1796650000123456789.0.xyz.w";
+        assert_eq!(delivered(Some(more)), Some(4));
     }
 
     #[test]
@@ -255,10 +259,9 @@ mod tests {
             // Not the prefix exactly.
             Some("$JS.API.CONSUMER.INFO.S.C"),
             Some("$js.ack.S.C.1.1.1.1.0"),
-            // 8 and 10 and 13 tokens.
+            // 8 and 10 tokens.
             Some("$JS.ACK.S.C.1.1.1.1"),
             Some("$JS.ACK.d.h.S.C.1.1.1.1"),
-            Some("$JS.ACK.d.h.S.C.1.1.1.1.0.t.u"),
             // A number that is not one, an empty token, delivery 0.
             Some("$JS.ACK.S.C.x.1.1.1.0"),
             Some("$JS.ACK.S.C.1.1.-1.1.0"),
