@@ -552,7 +552,7 @@ fn a_new_environment_is_deployed_with_its_settings() {
     assert_eq!((qa.environment.as_str(), qa.status), ("qa", Status::Added));
     let text = report.text();
     assert!(text.contains("environment qa: added\n"), "{text}");
-    assert!(text.contains("  [qa] newly deployed\n    secret backend nats-kv\n    max in flight per messaging-fed step (wasmCloud v2) 4\n    parse, enrich, threshold-alert, alerts, archive replicas 2\n"), "{text}");
+    assert!(text.contains("  [qa] newly deployed\n    delivery at-least-once (stream ETL_DATA_iot-sensors_sensor-ingest and 4 consumers)\n    secret backend nats-kv\n    max in flight per messaging-fed step (wasmCloud v2) 4\n    parse, enrich, threshold-alert, alerts, archive replicas 2\n"), "{text}");
     assert!(
         text.contains("    threshold-alert config step.threshold: added \"40\"\n"),
         "{text}"
@@ -1344,5 +1344,175 @@ fn a_new_messages_in_flight_ceiling_is_shown_and_counted() {
             .contains("max in flight per messaging-fed step (wasmCloud v2) 4 → 3"),
         "{}",
         report.text()
+    );
+}
+
+// ---- Delivery: the JetStream documents ------------------------------------------------------
+
+/// A git repo whose `repo/` holds the example, committed as it is, then edited by `edit` and
+/// committed again.
+fn git_repo_with(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    common::copy(&common::example(), &repo);
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "one"]);
+    edit(&repo);
+    git(dir.path(), &["commit", "-q", "-am", "two"]);
+    dir
+}
+
+/// `etl diff BASE HEAD --format FORMAT` of the repo `dir/repo` through the binary: its exit
+/// code and stdout, the commits written `<HEAD~1>` and `<HEAD>` (they change with the example).
+fn diff_refs(dir: &Path, base: &str, head: &str, format: &str) -> (Option<i32>, String) {
+    let out = etl(
+        &["diff", base, head, "--repo", "repo", "--format", format],
+        dir,
+    );
+    assert!(out.status.code() != Some(2), "{}", stderr(&out));
+    let mut text = stdout(&out);
+    for rev in ["HEAD~1", "HEAD"] {
+        let hash = git(dir, &["rev-parse", rev]);
+        let hash = hash.trim();
+        text = text
+            .replace(hash, &format!("<{rev}>"))
+            .replace(&hash[..12], &format!("<{rev}>"));
+    }
+    (out.status.code(), text)
+}
+
+/// Prod's messages kept 1 h instead of 24 h, at most 1 GiB of them, and 10 unacknowledged per
+/// unit instead of 1000: only the stream and consumers change, not the manifests.
+fn prod_delivery_limits(root: &Path) {
+    replace(
+        root,
+        "etl.yaml",
+        "      lattice: acme-iot-prod\n",
+        "      lattice: acme-iot-prod\n      delivery: { max_age: 1h, max_bytes: 1073741824, max_ack_pending: 10 }\n",
+    );
+}
+
+#[test]
+fn changed_delivery_limits_show_as_stream_and_consumer_changes() {
+    let dir = git_repo_with(prod_delivery_limits);
+    let (code, text) = diff_refs(dir.path(), "HEAD~1", "HEAD", "text");
+    assert_eq!(
+        code,
+        Some(1),
+        "the manifests are the same, the stream is not: {text}"
+    );
+    insta::assert_snapshot!("delivery_limits_text", text);
+    for line in [
+        "1 environment, 1 pipeline changed: 6 JetStream changes\n",
+        "  [prod]\n    stream ETL_DATA_iot-sensors_sensor-ingest max_age 24h → 1h\n",
+        "    stream ETL_DATA_iot-sensors_sensor-ingest max_bytes unlimited → 1 GiB\n",
+        "    consumers enrich, threshold-alert, alerts, archive max_ack_pending 1000 → 10\n",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    assert!(!text.contains("DELIVERY WEAKENED"), "{text}");
+    let (code, markdown) = diff_refs(dir.path(), "HEAD~1", "HEAD", "markdown");
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!("delivery_limits_markdown", markdown);
+    let (code, json) = diff_refs(dir.path(), "HEAD~1", "HEAD", "json");
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!("delivery_limits_json", json);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["counts"]["jetstream"], 6);
+    assert_eq!(json["counts"]["delivery"], 0);
+    let prod = &json["pipelines"][0]["deployments"][0];
+    assert_eq!(prod["environment"], "prod");
+    assert!(prod.get("delivery").is_none(), "{prod}");
+    assert_eq!(
+        prod["jetstream"][0],
+        json!({
+            "of": "stream",
+            "name": "ETL_DATA_iot-sensors_sensor-ingest",
+            "stream": "ETL_DATA_iot-sensors_sensor-ingest",
+            "status": "changed",
+            "field": "max_age",
+            "old": 86_400_000_000_000_i64,
+            "new": 3_600_000_000_000_i64
+        })
+    );
+}
+
+#[test]
+fn a_switch_to_at_most_once_is_flagged_first() {
+    let dir = git_repo_with(prod_at_most_once);
+    let (code, text) = diff_refs(dir.path(), "HEAD~1", "HEAD", "text");
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!("delivery_guarantee_text", text);
+    let weakened = "\nDELIVERY WEAKENED: records in flight can now be lost in these deployments \
+                    (at most once: no JetStream stream keeps them)\n  ! sensor-ingest [prod]: \
+                    at-least-once → at-most-once (stream ETL_DATA_iot-sensors_sensor-ingest and 4 \
+                    consumers removed)\n";
+    assert!(text.contains(weakened), "{text}");
+    // First in the report after the summary and sides, first in its environment.
+    assert!(
+        text.contains(
+            "  [prod]\n    delivery at-least-once → at-most-once (stream ETL_DATA_iot-sensors_sensor-ingest and 4 consumers removed)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(4)
+            .unwrap()
+            .starts_with("DELIVERY WEAKENED"),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("1 environment, 1 pipeline changed: 1 delivery guarantee change, "),
+        "{text}"
+    );
+    let (code, markdown) = diff_refs(dir.path(), "HEAD~1", "HEAD", "markdown");
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!("delivery_guarantee_markdown", markdown);
+    assert!(
+        markdown.contains("\n> [!CAUTION]\n> **Delivery weakened.**"),
+        "{markdown}"
+    );
+    let (code, json) = diff_refs(dir.path(), "HEAD~1", "HEAD", "json");
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!("delivery_guarantee_json", json);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let prod = &json["pipelines"][0]["deployments"][0];
+    assert_eq!(
+        prod["delivery"],
+        json!({ "old": "at-least-once", "new": "at-most-once" })
+    );
+    let removed: Vec<(&str, &str)> = prod["jetstream"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            assert_eq!(j["status"], "removed", "{j}");
+            (j["of"].as_str().unwrap(), j["name"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            ("stream", "ETL_DATA_iot-sensors_sensor-ingest"),
+            ("consumer", "enrich"),
+            ("consumer", "threshold-alert"),
+            ("consumer", "alerts"),
+            ("consumer", "archive"),
+        ]
+    );
+    assert_eq!(json["counts"]["delivery"], 1);
+    assert_eq!(json["counts"]["jetstream"], 0, "counted with the guarantee");
+
+    // The way back adds the stream and consumers: first in prod, no warning.
+    let (code, back) = diff_refs(dir.path(), "HEAD", "HEAD~1", "text");
+    assert_eq!(code, Some(1));
+    assert!(!back.contains("DELIVERY WEAKENED"), "{back}");
+    assert!(
+        back.contains(
+            "  [prod]\n    delivery at-most-once → at-least-once (stream ETL_DATA_iot-sensors_sensor-ingest and 4 consumers added)\n"
+        ),
+        "{back}"
     );
 }

@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::build::dist::{PipelinePlan, Plan, UnitPlan};
 use crate::build::emit::{Application, Component, Direction, Link, NamedConfig, Provider};
 use crate::build::generation::Generation;
+use crate::build::jetstream::JetStream;
 use crate::ops::graph::{Graph, Kind, Mark};
 use crate::spec::model::Spread;
 
@@ -194,6 +195,12 @@ pub struct Counts {
     pub links: usize,
     /// Provider images changed, added or removed, per environment.
     pub providers: usize,
+    /// Delivery guarantees changed (at least once ↔ at most once), per environment and
+    /// pipeline; the stream and consumers they add or remove count with them.
+    pub delivery: usize,
+    /// JetStream stream and consumer settings changed, and streams and consumers added or
+    /// removed, per environment (those of a changed guarantee aside).
+    pub jetstream: usize,
     /// New interfaces and hosts, per unit.
     pub capabilities: usize,
     /// Everything else: descriptions, lattices, secret backends, images, and changes to the
@@ -388,6 +395,10 @@ pub struct DeploymentDiff {
     /// Messages a wasmCloud v2 host hands each messaging-fed step at once (`max_in_flight`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<Change<u32>>,
+    /// The delivery guarantee, [`AT_LEAST_ONCE`] or [`AT_MOST_ONCE`]: when it changed, and in a
+    /// deployment only in HEAD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Change<String>>,
     /// Replicas and spread, per unit.
     pub scale: Vec<ScaleChange>,
     /// Configuration values, key by key (secret-like keys redacted).
@@ -400,6 +411,9 @@ pub struct DeploymentDiff {
     pub providers: Vec<ProviderChange>,
     /// Image references whose manifest digest is unchanged (a registry or repository move).
     pub images: Vec<ImageChange>,
+    /// The JetStream stream and consumers (`dist/<env>/jetstream/<pipeline>.json`): those added
+    /// or removed, and the settings of the others, field by field.
+    pub jetstream: Vec<JetStreamChange>,
     /// The application's version, when it differs and nothing above says why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other: Option<Change<String>>,
@@ -410,12 +424,14 @@ impl DeploymentDiff {
         self.lattice.is_none()
             && self.secret_backend.is_none()
             && self.max_in_flight.is_none()
+            && self.delivery.is_none()
             && self.scale.is_empty()
             && self.config.is_empty()
             && self.secrets.is_empty()
             && self.links.is_empty()
             && self.providers.is_empty()
             && self.images.is_empty()
+            && self.jetstream.is_empty()
             && self.other.is_none()
     }
 }
@@ -498,6 +514,51 @@ pub struct ImageChange {
     pub generation: Generation,
     /// `<registry>/<repository>@<digest>`.
     pub image: Change<String>,
+}
+
+/// What a JetStream change is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JetStreamKind {
+    /// A stream.
+    Stream,
+    /// A consumer.
+    Consumer,
+}
+
+/// A stream or consumer added or removed, or one field of its settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JetStreamChange {
+    /// A stream or a consumer.
+    pub of: JetStreamKind,
+    /// The stream's name, or the consumer's durable name.
+    pub name: String,
+    /// The stream (a consumer's, or the stream itself).
+    pub stream: String,
+    /// Added, removed, or changed (then `field`, `old` and `new` say how).
+    pub status: Status,
+    /// The setting, as the NATS server API names it (`max_age`, `max_ack_pending`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Its value, as the JetStream document has it (durations in nanoseconds).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Change<serde_json::Value>>,
+}
+
+/// The guarantee of a pipeline's deployment with a JetStream document.
+pub const AT_LEAST_ONCE: &str = "at-least-once";
+/// The guarantee of a pipeline's deployment without one (core NATS).
+pub const AT_MOST_ONCE: &str = "at-most-once";
+
+impl DeploymentDiff {
+    /// Whether its delivery guarantee went from at least once to at most once: what is in
+    /// flight can now be lost.
+    pub fn weakens_delivery(&self) -> bool {
+        self.status == Status::Changed
+            && self.delivery.as_ref().is_some_and(|d| {
+                d.old.as_deref() == Some(AT_LEAST_ONCE) && d.new.as_deref() == Some(AT_MOST_ONCE)
+            })
+    }
 }
 
 impl Report {
@@ -597,6 +658,10 @@ pub fn diff(base: &Snapshot, head: &Snapshot) -> Report {
             counts.secrets += d.secrets.len();
             counts.links += d.links.len();
             counts.providers += d.providers.len();
+            counts.delivery += usize::from(d.delivery.is_some());
+            if d.delivery.is_none() {
+                counts.jetstream += d.jetstream.len();
+            }
             counts.other += usize::from(d.lattice.is_some())
                 + usize::from(d.secret_backend.is_some())
                 + d.images.len()
@@ -938,12 +1003,14 @@ fn empty_deployment(env: &str, status: Status) -> DeploymentDiff {
         lattice: None,
         secret_backend: None,
         max_in_flight: None,
+        delivery: None,
         scale: Vec::new(),
         config: Vec::new(),
         secrets: Vec::new(),
         links: Vec::new(),
         providers: Vec::new(),
         images: Vec::new(),
+        jetstream: Vec::new(),
         other: None,
     }
 }
@@ -955,7 +1022,130 @@ fn added_deployment(env: &str, new: &Application) -> DeploymentDiff {
     d.lattice = None;
     d.links.clear();
     d.config.retain(|c| c.of == Owner::Component);
+    if !new.shared {
+        d.delivery = Some(Change {
+            old: None,
+            new: Some(guarantee(new).to_owned()),
+        });
+    }
     d
+}
+
+/// The delivery guarantee of `app`: at least once exactly when it has JetStream definitions.
+fn guarantee(app: &Application) -> &'static str {
+    if app.jetstream.is_some() {
+        AT_LEAST_ONCE
+    } else {
+        AT_MOST_ONCE
+    }
+}
+
+/// The settings of a stream or consumer configuration, field by field, but its name.
+fn settings(config: &impl Serialize, name: &str) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(config) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.remove(name);
+            map
+        }
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// What differs between two JetStream documents (`None`: at most once): streams, then
+/// consumers, each added, removed, or field by field.
+fn jetstream_changes(old: Option<&JetStream>, new: Option<&JetStream>) -> Vec<JetStreamChange> {
+    let mut out = Vec::new();
+    let fields = |out: &mut Vec<JetStreamChange>,
+                  of: JetStreamKind,
+                  name: &str,
+                  stream: &str,
+                  o: serde_json::Map<String, serde_json::Value>,
+                  n: serde_json::Map<String, serde_json::Value>| {
+        let mut keys: Vec<&String> = n.keys().collect();
+        keys.extend(o.keys().filter(|k| !n.contains_key(*k)));
+        for key in keys {
+            if let Some(value) = Change::of(o.get(key).cloned(), n.get(key).cloned()) {
+                out.push(JetStreamChange {
+                    of,
+                    name: name.to_owned(),
+                    stream: stream.to_owned(),
+                    status: Status::Changed,
+                    field: Some(key.clone()),
+                    value: Some(value),
+                });
+            }
+        }
+    };
+    let whole = |of: JetStreamKind, name: &str, stream: &str, status: Status| JetStreamChange {
+        of,
+        name: name.to_owned(),
+        stream: stream.to_owned(),
+        status,
+        field: None,
+        value: None,
+    };
+    let streams = |d: Option<&JetStream>| d.map(|d| d.streams.clone()).unwrap_or_default();
+    let (os, ns) = (streams(old), streams(new));
+    let names = ordered(os.iter().map(|s| &s.name), ns.iter().map(|s| &s.name));
+    for name in &names {
+        match (
+            os.iter().find(|s| s.name == *name),
+            ns.iter().find(|s| s.name == *name),
+        ) {
+            (Some(o), Some(n)) => fields(
+                &mut out,
+                JetStreamKind::Stream,
+                name,
+                name,
+                settings(o, "name"),
+                settings(n, "name"),
+            ),
+            (o, _) => {
+                let status = if o.is_some() {
+                    Status::Removed
+                } else {
+                    Status::Added
+                };
+                out.push(whole(JetStreamKind::Stream, name, name, status));
+            }
+        }
+    }
+    let consumers = |d: Option<&JetStream>| d.map(|d| d.consumers.clone()).unwrap_or_default();
+    let (oc, nc) = (consumers(old), consumers(new));
+    let key =
+        |c: &crate::build::jetstream::Consumer| (c.stream.clone(), c.config.durable_name.clone());
+    let mut keys: Vec<(String, String)> = nc.iter().map(key).collect();
+    for k in oc.iter().map(key) {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for (stream, name) in &keys {
+        let find = |list: &[crate::build::jetstream::Consumer]| {
+            list.iter()
+                .find(|c| c.stream == *stream && c.config.durable_name == *name)
+                .cloned()
+        };
+        match (find(&oc), find(&nc)) {
+            (Some(o), Some(n)) => fields(
+                &mut out,
+                JetStreamKind::Consumer,
+                name,
+                stream,
+                settings(&o.config, "durable_name"),
+                settings(&n.config, "durable_name"),
+            ),
+            (o, _) => {
+                let status = if o.is_some() {
+                    Status::Removed
+                } else {
+                    Status::Added
+                };
+                out.push(whole(JetStreamKind::Consumer, name, stream, status));
+            }
+        }
+    }
+    out
 }
 
 fn deployment_diff(env: &str, old: &Application, new: &Application) -> DeploymentDiff {
@@ -969,6 +1159,11 @@ fn deployment_diff(env: &str, old: &Application, new: &Application) -> Deploymen
         new.secret_policy.as_ref().map(|p| p.backend.clone()),
     );
     d.max_in_flight = Change::of(old.max_in_flight, new.max_in_flight);
+    d.delivery = Change::of(
+        Some(guarantee(old).to_owned()),
+        Some(guarantee(new).to_owned()),
+    );
+    d.jetstream = jetstream_changes(old.jetstream.as_ref(), new.jetstream.as_ref());
     let component = |app: &Application, name: &str| -> Option<Component> {
         app.components.iter().find(|c| c.name == name).cloned()
     };
@@ -1264,6 +1459,11 @@ fn summary(c: &Counts) -> String {
             "removed environment",
             "removed environments",
         ),
+        (
+            c.delivery,
+            "delivery guarantee change",
+            "delivery guarantee changes",
+        ),
         (c.units_added, "new unit", "new units"),
         (c.units_removed, "removed unit", "removed units"),
         (c.artifacts, "artifact", "artifacts"),
@@ -1274,6 +1474,7 @@ fn summary(c: &Counts) -> String {
         (c.secrets, "secret", "secrets"),
         (c.links, "link", "links"),
         (c.providers, "provider image", "provider images"),
+        (c.jetstream, "JetStream change", "JetStream changes"),
         (c.other, "other change", "other changes"),
         (
             c.capabilities,
@@ -1291,4 +1492,122 @@ fn summary(c: &Counts) -> String {
         plural(c.pipelines, "pipeline", "pipelines"),
         items.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::jetstream::{Consumer, ConsumerConfig, StreamConfig};
+
+    fn doc(max_age: i64, consumers: &[(&str, &str, i64)]) -> JetStream {
+        JetStream {
+            api_version: crate::build::jetstream::API_VERSION.to_owned(),
+            kind: crate::build::jetstream::KIND.to_owned(),
+            pipeline: "q".to_owned(),
+            streams: vec![StreamConfig {
+                name: "ETL_DATA_p_q".to_owned(),
+                subjects: vec!["etl.p.q.out.a".to_owned()],
+                retention: "interest".to_owned(),
+                storage: "file".to_owned(),
+                discard: "new".to_owned(),
+                max_age,
+                max_bytes: -1,
+                max_msgs: -1,
+                duplicate_window: 120_000_000_000,
+                num_replicas: 1,
+            }],
+            consumers: consumers
+                .iter()
+                .map(|(stream, name, pending)| Consumer {
+                    stream: (*stream).to_owned(),
+                    config: ConsumerConfig {
+                        durable_name: (*name).to_owned(),
+                        deliver_subject: format!("etl.p.q.deliver.{name}"),
+                        deliver_group: format!("etl.p.q.{name}"),
+                        filter_subjects: vec!["etl.p.q.out.a".to_owned()],
+                        ack_policy: "explicit".to_owned(),
+                        ack_wait: 30_000_000_000,
+                        max_deliver: 5,
+                        max_ack_pending: *pending,
+                        deliver_policy: "all".to_owned(),
+                        replay_policy: "instant".to_owned(),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn brief(changes: &[JetStreamChange]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| {
+                let value = c
+                    .value
+                    .as_ref()
+                    .map(|v| format!(" {:?} → {:?}", v.old, v.new))
+                    .unwrap_or_default();
+                format!(
+                    "{:?} {} on {} {:?}{}{value}",
+                    c.of,
+                    c.name,
+                    c.stream,
+                    c.status,
+                    c.field
+                        .as_deref()
+                        .map(|f| format!(" {f}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn jetstream_documents_are_compared_stream_then_consumers_field_by_field() {
+        let s = "ETL_DATA_p_q";
+        let old = doc(
+            86_400_000_000_000,
+            &[
+                (s, "b", 1000),
+                (s, "c", 1000),
+                ("ETL_DATA_p_o", "q__b", 1000),
+            ],
+        );
+        let new = doc(3_600_000_000_000, &[(s, "a", 1000), (s, "b", 10)]);
+        assert_eq!(
+            brief(&jetstream_changes(Some(&old), Some(&new))),
+            [
+                "Stream ETL_DATA_p_q on ETL_DATA_p_q Changed max_age Some(Number(86400000000000)) → Some(Number(3600000000000))",
+                "Consumer a on ETL_DATA_p_q Added",
+                "Consumer b on ETL_DATA_p_q Changed max_ack_pending Some(Number(1000)) → Some(Number(10))",
+                "Consumer c on ETL_DATA_p_q Removed",
+                "Consumer q__b on ETL_DATA_p_o Removed",
+            ]
+        );
+        assert!(jetstream_changes(Some(&old), Some(&old)).is_empty());
+        assert_eq!(
+            brief(&jetstream_changes(Some(&new), None)),
+            [
+                "Stream ETL_DATA_p_q on ETL_DATA_p_q Removed",
+                "Consumer a on ETL_DATA_p_q Removed",
+                "Consumer b on ETL_DATA_p_q Removed",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_change_to_at_most_once_weakens_delivery() {
+        let app = |jetstream: Option<JetStream>| Application {
+            jetstream,
+            ..Application::default()
+        };
+        let (once, least) = (app(None), app(Some(doc(0, &[]))));
+        let weakens =
+            |o: &Application, n: &Application| deployment_diff("e", o, n).weakens_delivery();
+        assert!(weakens(&least, &once));
+        assert!(!weakens(&once, &least));
+        assert!(!weakens(&least, &least));
+        let added = added_deployment("e", &least);
+        assert!(!added.weakens_delivery());
+        assert_eq!(added.delivery.unwrap().new.as_deref(), Some(AT_LEAST_ONCE));
+    }
 }

@@ -50,6 +50,66 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
         .map_or_else(|| "(none)".to_owned(), ToString::to_string)
 }
 
+/// `n` nanoseconds in the largest unit that divides it, as durations are written in specs:
+/// `24h`, `90m`, `30s`, `250ms`.
+fn duration_text(n: i64) -> String {
+    const UNITS: [(i64, &str); 4] = [
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+    ];
+    UNITS
+        .iter()
+        .find(|(per, _)| n != 0 && n % per == 0)
+        .map_or_else(
+            || format!("{n}ns"),
+            |(per, unit)| format!("{}{unit}", n / per),
+        )
+}
+
+/// `n` bytes in the largest binary unit that divides it.
+fn bytes_text(n: i64) -> String {
+    const UNITS: [(i64, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    UNITS
+        .iter()
+        .find(|(per, _)| n != 0 && n % per == 0)
+        .map_or_else(
+            || format!("{n} B"),
+            |(per, unit)| format!("{} {unit}", n / per),
+        )
+}
+
+/// A JetStream setting as people write it: durations (nanoseconds in the document) as `1h`,
+/// byte sizes in binary units, the NATS API's "no limit" values as `unlimited`, lists joined.
+fn jetstream_value(field: &str, value: &Option<serde_json::Value>) -> String {
+    use serde_json::Value;
+    let Some(value) = value else {
+        return "(none)".to_owned();
+    };
+    match value {
+        Value::Number(n) => match (field, n.as_i64()) {
+            ("max_age", Some(0)) | ("max_bytes" | "max_msgs", Some(-1)) => "unlimited".to_owned(),
+            ("max_age" | "ack_wait" | "duplicate_window", Some(n)) => duration_text(n),
+            ("max_bytes", Some(n)) => bytes_text(n),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "(none)".to_owned(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
 /// How one line of a change reads, with `code` wrapping names and values.
 struct Style {
     code: fn(&str) -> String,
@@ -125,9 +185,113 @@ impl Style {
         }
     }
 
-    /// The changes of one deployment, one line each, without the environment.
+    /// A change of delivery guarantee and the stream and consumers it adds or removes:
+    /// `at-least-once → at-most-once (stream S and 4 consumers removed)`.
+    fn delivery(&self, d: &DeploymentDiff) -> Option<String> {
+        let guarantee = d.delivery.as_ref()?;
+        let mut text = self.either(guarantee);
+        for status in [Status::Removed, Status::Added] {
+            let of = |kind: JetStreamKind| -> Vec<&JetStreamChange> {
+                d.jetstream
+                    .iter()
+                    .filter(|j| j.of == kind && j.status == status)
+                    .collect()
+            };
+            let (streams, consumers) = (of(JetStreamKind::Stream), of(JetStreamKind::Consumer));
+            let mut what = Vec::new();
+            if !streams.is_empty() {
+                let names: Vec<String> = streams.iter().map(|s| self.c(&s.name)).collect();
+                what.push(format!(
+                    "{} {}",
+                    if names.len() == 1 {
+                        "stream"
+                    } else {
+                        "streams"
+                    },
+                    names.join(", ")
+                ));
+            }
+            if !consumers.is_empty() {
+                what.push(plural(consumers.len(), "consumer", "consumers"));
+            }
+            if what.is_empty() {
+                continue;
+            }
+            let verb = match (status, guarantee.old.is_some()) {
+                (_, false) => "",
+                (Status::Removed, _) => " removed",
+                _ => " added",
+            };
+            let _ = write!(text, " ({}{verb})", what.join(" and "));
+        }
+        Some(text)
+    }
+
+    /// The JetStream changes of a deployment whose guarantee stayed: streams and consumers
+    /// added or removed, then settings, consumers with the same change on one line.
+    fn jetstream_lines(&self, d: &DeploymentDiff) -> Vec<String> {
+        let mut lines = Vec::new();
+        if d.delivery.is_some() {
+            return lines;
+        }
+        let mut settings: Vec<(JetStreamKind, String, Vec<&str>)> = Vec::new();
+        for j in &d.jetstream {
+            let kind = match j.of {
+                JetStreamKind::Stream => "stream",
+                JetStreamKind::Consumer => "consumer",
+            };
+            let (Some(field), Some(value)) = (&j.field, &j.value) else {
+                let on = if j.of == JetStreamKind::Consumer {
+                    format!(" (stream {})", self.c(&j.stream))
+                } else {
+                    String::new()
+                };
+                let verb = if j.status == Status::Added {
+                    "added"
+                } else {
+                    "removed"
+                };
+                lines.push(format!("{kind} {}{on} {verb}", self.c(&j.name)));
+                continue;
+            };
+            let what = format!(
+                "{field} {}",
+                self.either(&Change {
+                    old: value
+                        .old
+                        .as_ref()
+                        .map(|_| jetstream_value(field, &value.old)),
+                    new: Some(jetstream_value(field, &value.new)),
+                })
+            );
+            match settings
+                .iter_mut()
+                .find(|(k, w, _)| *k == j.of && *w == what)
+            {
+                Some((_, _, names)) => names.push(&j.name),
+                None => settings.push((j.of, what, vec![&j.name])),
+            }
+        }
+        for (kind, what, names) in settings {
+            let kind = match (kind, names.len()) {
+                (JetStreamKind::Stream, 1) => "stream",
+                (JetStreamKind::Stream, _) => "streams",
+                (JetStreamKind::Consumer, 1) => "consumer",
+                (JetStreamKind::Consumer, _) => "consumers",
+            };
+            let names: Vec<String> = names.iter().map(|n| self.c(n)).collect();
+            lines.push(format!("{kind} {} {what}", names.join(", ")));
+        }
+        lines
+    }
+
+    /// The changes of one deployment, one line each, without the environment. A change of
+    /// delivery guarantee comes first: it changes what can be lost.
     fn deployment_lines(&self, d: &DeploymentDiff) -> Vec<String> {
         let mut lines = Vec::new();
+        if let Some(delivery) = self.delivery(d) {
+            lines.push(format!("delivery {delivery}"));
+        }
         if let Some(l) = &d.lattice {
             lines.push(format!("lattice {}", self.either(l)));
         }
@@ -172,6 +336,7 @@ impl Style {
             let units: Vec<String> = units.iter().map(|u| self.c(u)).collect();
             lines.push(format!("{} {what}", units.join(", ")));
         }
+        lines.extend(self.jetstream_lines(d));
         for c in &d.config {
             let whose = match c.of {
                 Owner::Component => format!("{} config", self.c(&c.name)),
@@ -374,6 +539,22 @@ impl Report {
             side_text(&self.base),
             side_text(&self.head)
         );
+        let weakened = self.weakened_delivery();
+        if !weakened.is_empty() {
+            out.push_str(
+                "\nDELIVERY WEAKENED: records in flight can now be lost in these deployments \
+                 (at most once: no JetStream stream keeps them)\n",
+            );
+            for (p, d) in weakened {
+                let _ = writeln!(
+                    out,
+                    "  ! {} [{}]: {}",
+                    p.name,
+                    d.environment,
+                    style.delivery(d).unwrap_or_default()
+                );
+            }
+        }
         if self.capabilities.iter().any(Capability::is_new) {
             out.push_str(
                 "\nNEW CAPABILITIES: these units can import interfaces or call hosts they could \
@@ -457,6 +638,31 @@ impl Report {
             code_span(&side_text(&self.head))
         );
         const SHOWN: usize = 50;
+        let weakened = self.weakened_delivery();
+        if !weakened.is_empty() {
+            head.push_str(
+                "\n> [!CAUTION]\n> **Delivery weakened.** Records in flight can now be lost in these \
+                 deployments (at most once: no JetStream stream keeps them); check that each is \
+                 intended:\n",
+            );
+            for (p, d) in weakened.iter().take(SHOWN) {
+                let _ = writeln!(
+                    head,
+                    "> - {} in {}: {}",
+                    code_span(&p.name),
+                    code_span(&d.environment),
+                    style.delivery(d).unwrap_or_default()
+                );
+            }
+            if weakened.len() > SHOWN {
+                let _ = writeln!(
+                    head,
+                    "> - … and {} more: run `{}` for all of them",
+                    weakened.len() - SHOWN,
+                    self.full_command()
+                );
+            }
+        }
         let blocks = [
             (
                 true,
@@ -542,6 +748,15 @@ impl Report {
             out.push_str(&note);
         }
         out
+    }
+
+    /// The deployments whose guarantee went from at least once to at most once.
+    fn weakened_delivery(&self) -> Vec<(&PipelineDiff, &DeploymentDiff)> {
+        self.pipelines
+            .iter()
+            .flat_map(|p| p.deployments.iter().map(move |d| (p, d)))
+            .filter(|(_, d)| d.weakens_delivery())
+            .collect()
     }
 
     fn full_command(&self) -> String {
@@ -782,4 +997,28 @@ fn fit(
     }
     out.push_str(&last_note(sections.len() - shown));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jetstream_values_read_as_specs_write_them() {
+        let v = |field: &str, value: serde_json::Value| jetstream_value(field, &Some(value));
+        assert_eq!(v("max_age", json!(86_400_000_000_000_i64)), "24h");
+        assert_eq!(v("max_age", json!(5_400_000_000_000_i64)), "90m");
+        assert_eq!(v("max_age", json!(0)), "unlimited");
+        assert_eq!(v("ack_wait", json!(30_000_000_000_i64)), "30s");
+        assert_eq!(v("duplicate_window", json!(250_000_000)), "250ms");
+        assert_eq!(v("duplicate_window", json!(1500)), "1500ns");
+        assert_eq!(v("max_bytes", json!(-1)), "unlimited");
+        assert_eq!(v("max_bytes", json!(1_073_741_824)), "1 GiB");
+        assert_eq!(v("max_bytes", json!(1_000_000)), "1000000 B");
+        assert_eq!(v("max_msgs", json!(-1)), "unlimited");
+        assert_eq!(v("max_ack_pending", json!(1000)), "1000");
+        assert_eq!(v("filter_subjects", json!(["a", "b"])), "a, b");
+        assert_eq!(jetstream_value("max_age", &None), "(none)");
+    }
 }
