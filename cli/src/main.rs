@@ -123,8 +123,9 @@ enum Command {
     /// Exit status: 0 drawn, 1 the repo is invalid, 2 usage error (e.g. an unknown pipeline).
     Graph(commands::graph::Args),
     /// Show what a change deploys differently: compare two compiled plans, pipeline by pipeline
-    /// and environment by environment (artifacts and why they changed, new capabilities,
-    /// scaling, configuration, links, secrets by name, providers). See docs/diff.md.
+    /// and environment by environment (artifacts and why they changed, new capabilities, the
+    /// delivery guarantee and JetStream stream and consumer settings, scaling, configuration,
+    /// links, secrets by name, providers). See docs/diff.md.
     ///
     /// BASE and HEAD are each a directory (an `etl compile` output with plan.json, or a pipeline
     /// repo, compiled in memory) or else a git ref of `--repo`, exported and compiled in memory

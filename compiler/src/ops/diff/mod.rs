@@ -4,10 +4,11 @@
 //! ref of the pipeline repo, exported into a temporary directory (`git archive`; the work tree
 //! and index are never touched) and compiled in memory. Both are [`Plan`]s (a `plan.json` of an
 //! earlier etl reads too), compared per pipeline, then per environment: units added and
-//! removed, artifacts whose component changed and why, wiring, scaling, runtime and link
-//! configuration, secrets (names only), providers. New capabilities (imports a unit gained,
-//! hosts its outbound HTTP may reach) come first in every format, and hosts it may no longer
-//! reach with them.
+//! removed, artifacts whose component changed and why, wiring, the delivery guarantee and the
+//! JetStream stream and consumers (not part of an application's version, so compared on their
+//! own), scaling, runtime and link configuration, secrets (names only), providers. A switch to
+//! at-most-once delivery and new capabilities (imports a unit gained, hosts its outbound HTTP
+//! may reach) come first in every format, and hosts it may no longer reach with them.
 //!
 //! The report is rendered as Markdown for a pull-request comment (kept under
 //! [`MARKDOWN_LIMIT`] characters), as text for a terminal, or as JSON (docs/diff.md). The same
