@@ -281,20 +281,20 @@ pub struct Staging<'a> {
     pub alerts: &'a Arc<AlertSink>,
 }
 
-/// Runs the three scenarios (the host kill needs `extra`, a second staging host that is up):
-/// their figures. `extra` joins before the redeploy, so the new version is spread over both.
-pub async fn run_scenarios(
-    staging: &Staging<'_>,
-    extra: &mut ExtraHost,
-) -> anyhow::Result<Vec<Figures>> {
-    let mut figures = Vec::new();
-    figures.push(run(staging, Scenario::Redeploy, None).await?);
-    figures.push(run(staging, Scenario::HostKill, Some(extra)).await?);
-    figures.push(run(staging, Scenario::Transient, None).await?);
+/// Runs the three scenarios (the host kill needs `extra`, a second staging host that is up),
+/// prints their figures, and fails if any lost or misrouted a record. `extra` joins before the
+/// redeploy, so the new version is spread over both.
+pub async fn check_scenarios(staging: &Staging<'_>, extra: &mut ExtraHost) -> anyhow::Result<()> {
+    let figures = [
+        run(staging, Scenario::Redeploy, None).await?,
+        run(staging, Scenario::HostKill, Some(extra)).await?,
+        run(staging, Scenario::Transient, None).await?,
+    ];
+    // All three first, then what failed: one run gives every figure.
     for f in &figures {
         eprintln!("e2e: delivery: {}", f.line());
     }
-    Ok(figures)
+    figures.iter().try_for_each(Figures::check)
 }
 
 /// The reading `i` of `scenario`: its sensor, and whether it is a broken one.

@@ -386,7 +386,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     extra
         .wait_for_log("host started", Duration::from_secs(60))
         .await?;
-    let figures = delivery::run_scenarios(
+    delivery::check_scenarios(
         &delivery::Staging {
             env: &env,
             repo: &repo,
@@ -399,9 +399,6 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         &mut extra,
     )
     .await?;
-    for f in &figures {
-        f.check()?;
-    }
     ensure!(dev.running(), "dev's controller exited");
 
     let (requests, authorizations) = alerts.authorizations();
