@@ -419,229 +419,70 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_message_never_acknowledged_goes_to_the_units_dead_letters() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start_jetstream(dir.path());
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = jetstream::new(client.clone());
-    // The dead-letter stream the telemetry keeps.
-    etl_controller::jetstream::ensure_stream(
-        &js,
-        &etl_controller::deadletters::stream_spec("p", 100),
-    )
-    .await
-    .unwrap();
-    let delivery = Delivery::new(client.clone());
-    let applied = delivery.apply(&short_lived(false)).await;
-    assert_eq!(applied.failures, BTreeMap::new());
-    let (stop, stopped) = watch::channel(false);
-    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
-    let mut dead = client.subscribe("etl.p.pipe.dlq.parse").await.unwrap();
-    // The unit: receives, never acknowledges.
-    let mut unit = client
-        .queue_subscribe("etl.p.pipe.deliver.parse", "etl.p.pipe.parse".to_owned())
-        .await
-        .unwrap();
-    client.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    js.publish("etl.p.pipe.in", batch().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    for delivery in 1..=2 {
-        let m = tokio::time::timeout(Duration::from_secs(5), unit.next())
-            .await
-            .unwrap_or_else(|_| panic!("delivery {delivery}"))
-            .unwrap();
-        let reply = m.reply.unwrap();
-        assert!(
-            reply.starts_with("$JS.ACK.ETL_DATA_p_pipe.parse."),
-            "{reply}"
-        );
-    }
-    let letter = tokio::time::timeout(Duration::from_secs(10), dead.next())
-        .await
-        .expect("a dead letter")
-        .unwrap();
-    let records = etl_envelope::decode_batch(&letter.payload).unwrap();
-    assert_eq!(records.len(), 2);
-    for (i, r) in records.iter().enumerate() {
-        assert_eq!(r.origin as usize, i);
-        assert_eq!(
-            r.envelope.headers[r.envelope.headers.len() - 2..],
-            [
-                (
-                    "etl-error".to_owned(),
-                    "delivery: not acknowledged after 2 deliveries".to_owned()
-                ),
-                ("etl-deliveries".to_owned(), "2".to_owned()),
-            ]
-        );
-    }
-    assert_eq!(records[0].envelope.key.as_deref(), Some(&b"d-1"[..]));
-    assert_eq!(records[0].envelope.headers[0].0, "content-type");
-    // Kept by the dead-letter stream, gone from the delivery stream.
-    let mut dlq = js.get_stream("ETL_DLQ_p").await.unwrap();
-    assert_eq!(dlq.info().await.unwrap().state.messages, 1);
-    let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
-    wait_for("the message deleted", async || {
-        pipe.info().await.unwrap().state.messages == 0
-    })
-    .await;
-    assert_eq!(
-        delivery.moved(),
-        BTreeMap::from([(("pipe".to_owned(), "parse".to_owned()), 1)])
-    );
-    let _ = stop.send(true);
-    advisories.await.unwrap();
+/// A nats-server with JetStream in a tempdir, holding the dead-letter stream the telemetry
+/// keeps, and a controller's `Delivery` on it; once `listen` is called, its advisories too.
+struct Fixture {
+    delivery: Delivery,
+    js: jetstream::Context,
+    client: async_nats::Client,
+    advisories: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    _nats: Nats,
+    _dir: tempfile::TempDir,
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_message_another_consumer_still_needs_stays_for_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start_jetstream(dir.path());
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = jetstream::new(client.clone());
-    etl_controller::jetstream::ensure_stream(
-        &js,
-        &etl_controller::deadletters::stream_spec("p", 100),
-    )
-    .await
-    .unwrap();
-    let delivery = Delivery::new(client.clone());
-    assert_eq!(
-        delivery.apply(&short_lived(true)).await.failures,
-        BTreeMap::new()
-    );
-    let (stop, stopped) = watch::channel(false);
-    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
-    let mut dead = client.subscribe("etl.p.pipe.dlq.parse").await.unwrap();
-    let _parse = client
-        .queue_subscribe("etl.p.pipe.deliver.parse", "etl.p.pipe.parse".to_owned())
-        .await
-        .unwrap();
-    client.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    js.publish("etl.p.pipe.in", batch().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), dead.next())
-        .await
-        .expect("a dead letter")
-        .unwrap();
-    // `store` has not had it yet: the message stays for it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
-    assert_eq!(pipe.info().await.unwrap().state.messages, 1);
-    // `store` takes it and acknowledges it.
-    let mut store = client
-        .queue_subscribe("etl.p.pipe.deliver.store", "etl.p.pipe.store".to_owned())
-        .await
-        .unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), store.next())
-        .await
-        .expect("store's delivery")
-        .unwrap();
-    client
-        .publish(m.reply.unwrap(), "+ACK".into())
-        .await
-        .unwrap();
-    wait_for("store's acknowledgement", async || {
-        pipe.consumer_info("store")
+impl Fixture {
+    /// The data plane, and a `Delivery` that applied `bundle` without a failure.
+    async fn start(bundle: &Bundle) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let nats = Nats::start_jetstream(dir.path());
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = jetstream::new(client.clone());
+        ensure_dead_letters(&js).await;
+        let delivery = Delivery::new(client.clone());
+        assert_eq!(delivery.apply(bundle).await.failures, BTreeMap::new());
+        Fixture {
+            delivery,
+            js,
+            client,
+            advisories: None,
+            _nats: nats,
+            _dir: dir,
+        }
+    }
+
+    /// Starts reading the max-deliveries advisories.
+    fn listen(&mut self) {
+        let (stop, stopped) = watch::channel(false);
+        let advisories = tokio::spawn(self.delivery.clone().advisories(stopped));
+        self.advisories = Some((stop, advisories));
+    }
+
+    /// Publishes `batch()` to `etl.p.pipe.in`, confirmed by the stream.
+    async fn publish(&self) {
+        self.js
+            .publish("etl.p.pipe.in", batch().into())
             .await
             .unwrap()
-            .ack_floor
-            .stream_sequence
-            == 1
-    })
-    .await;
-    // The controller cannot tell an acknowledgement from a give-up whose advisory is not
-    // stored yet: the message stays (until its max_age), one dead letter, nothing lost.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(pipe.info().await.unwrap().state.messages, 1);
-    assert_eq!(
-        delivery.moved(),
-        BTreeMap::from([(("pipe".to_owned(), "parse".to_owned()), 1)])
-    );
-    assert_eq!(delivery.lost(), BTreeMap::new());
-    let _ = stop.send(true);
-    advisories.await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_message_every_consumer_gave_up_on_is_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = Nats::start_jetstream(dir.path());
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = jetstream::new(client.clone());
-    etl_controller::jetstream::ensure_stream(
-        &js,
-        &etl_controller::deadletters::stream_spec("p", 100),
-    )
-    .await
-    .unwrap();
-    let delivery = Delivery::new(client.clone());
-    assert_eq!(
-        delivery.apply(&short_lived(true)).await.failures,
-        BTreeMap::new()
-    );
-    let (stop, stopped) = watch::channel(false);
-    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
-    let mut dead = client.subscribe("etl.p.pipe.dlq.*").await.unwrap();
-    let mut units = Vec::new();
-    for unit in ["parse", "store"] {
-        units.push(
-            client
-                .queue_subscribe(
-                    format!("etl.p.pipe.deliver.{unit}"),
-                    format!("etl.p.pipe.{unit}"),
-                )
-                .await
-                .unwrap(),
-        );
-    }
-    client.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    js.publish("etl.p.pipe.in", batch().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let mut subjects = Vec::new();
-    for _ in 0..2 {
-        let letter = tokio::time::timeout(Duration::from_secs(10), dead.next())
             .await
-            .expect("a dead letter per unit")
             .unwrap();
-        subjects.push(letter.subject.to_string());
     }
-    subjects.sort();
-    assert_eq!(subjects, ["etl.p.pipe.dlq.parse", "etl.p.pipe.dlq.store"]);
-    let mut pipe = js.get_stream("ETL_DATA_p_pipe").await.unwrap();
-    wait_for("the message deleted once both gave up", async || {
-        pipe.info().await.unwrap().state.messages == 0
-    })
-    .await;
-    let _ = stop.send(true);
-    advisories.await.unwrap();
+
+    /// Stops the advisories and waits until they are done.
+    async fn stop(self) {
+        let (stop, advisories) = self.advisories.expect("listening");
+        let _ = stop.send(true);
+        advisories.await.unwrap();
+    }
 }
 
-/// A nats-server with JetStream and the dead-letter stream the telemetry keeps.
-async fn data_plane(dir: &std::path::Path) -> (Nats, async_nats::Client, jetstream::Context) {
-    let nats = Nats::start_jetstream(dir);
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = jetstream::new(client.clone());
+/// The dead-letter stream the telemetry keeps.
+async fn ensure_dead_letters(js: &jetstream::Context) {
     etl_controller::jetstream::ensure_stream(
-        &js,
+        js,
         &etl_controller::deadletters::stream_spec("p", 100),
     )
     .await
     .unwrap();
-    (nats, client, js)
 }
 
 /// Subscribes as `units` that receive every delivery and never acknowledge one.
@@ -690,48 +531,167 @@ async fn dead_letters(js: &jetstream::Context) -> BTreeMap<String, u64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_advisory_sent_while_the_controller_is_down_is_settled_once_it_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, client, js) = data_plane(dir.path()).await;
-    // A controller applied the bundle, then stopped: nobody listens for advisories.
-    let before = Delivery::new(client.clone());
-    assert_eq!(
-        before.apply(&short_lived(false)).await.failures,
-        BTreeMap::new()
-    );
-    drop(before);
-    let _units = silent_units(&client, &["parse"]).await;
-    js.publish("etl.p.pipe.in", batch().into())
+async fn a_message_never_acknowledged_goes_to_the_units_dead_letters() {
+    let mut f = Fixture::start(&short_lived(false)).await;
+    f.listen();
+    let mut dead = f.client.subscribe("etl.p.pipe.dlq.parse").await.unwrap();
+    // The unit: receives, never acknowledges.
+    let mut units = silent_units(&f.client, &["parse"]).await;
+    let unit = &mut units[0];
+    f.publish().await;
+    for delivery in 1..=2 {
+        let m = tokio::time::timeout(Duration::from_secs(5), unit.next())
+            .await
+            .unwrap_or_else(|_| panic!("delivery {delivery}"))
+            .unwrap();
+        let reply = m.reply.unwrap();
+        assert!(
+            reply.starts_with("$JS.ACK.ETL_DATA_p_pipe.parse."),
+            "{reply}"
+        );
+    }
+    let letter = tokio::time::timeout(Duration::from_secs(10), dead.next())
         .await
-        .unwrap()
+        .expect("a dead letter")
+        .unwrap();
+    let records = etl_envelope::decode_batch(&letter.payload).unwrap();
+    assert_eq!(records.len(), 2);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.origin as usize, i);
+        assert_eq!(
+            r.envelope.headers[r.envelope.headers.len() - 2..],
+            [
+                (
+                    "etl-error".to_owned(),
+                    "delivery: not acknowledged after 2 deliveries".to_owned()
+                ),
+                ("etl-deliveries".to_owned(), "2".to_owned()),
+            ]
+        );
+    }
+    assert_eq!(records[0].envelope.key.as_deref(), Some(&b"d-1"[..]));
+    assert_eq!(records[0].envelope.headers[0].0, "content-type");
+    // Kept by the dead-letter stream, gone from the delivery stream.
+    let mut dlq = f.js.get_stream("ETL_DLQ_p").await.unwrap();
+    assert_eq!(dlq.info().await.unwrap().state.messages, 1);
+    let mut pipe = f.js.get_stream("ETL_DATA_p_pipe").await.unwrap();
+    wait_for("the message deleted", async || {
+        pipe.info().await.unwrap().state.messages == 0
+    })
+    .await;
+    assert_eq!(
+        f.delivery.moved(),
+        BTreeMap::from([(("pipe".to_owned(), "parse".to_owned()), 1)])
+    );
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_another_consumer_still_needs_stays_for_it() {
+    let mut f = Fixture::start(&short_lived(true)).await;
+    f.listen();
+    let mut dead = f.client.subscribe("etl.p.pipe.dlq.parse").await.unwrap();
+    let _parse = silent_units(&f.client, &["parse"]).await;
+    f.publish().await;
+    tokio::time::timeout(Duration::from_secs(10), dead.next())
+        .await
+        .expect("a dead letter")
+        .unwrap();
+    // `store` has not had it yet: the message stays for it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut pipe = f.js.get_stream("ETL_DATA_p_pipe").await.unwrap();
+    assert_eq!(pipe.info().await.unwrap().state.messages, 1);
+    // `store` takes it and acknowledges it.
+    let mut store = f
+        .client
+        .queue_subscribe("etl.p.pipe.deliver.store", "etl.p.pipe.store".to_owned())
         .await
         .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), store.next())
+        .await
+        .expect("store's delivery")
+        .unwrap();
+    f.client
+        .publish(m.reply.unwrap(), "+ACK".into())
+        .await
+        .unwrap();
+    wait_for("store's acknowledgement", async || {
+        pipe.consumer_info("store")
+            .await
+            .unwrap()
+            .ack_floor
+            .stream_sequence
+            == 1
+    })
+    .await;
+    // The controller cannot tell an acknowledgement from a give-up whose advisory is not
+    // stored yet: the message stays (until its max_age), one dead letter, nothing lost.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(pipe.info().await.unwrap().state.messages, 1);
+    assert_eq!(
+        f.delivery.moved(),
+        BTreeMap::from([(("pipe".to_owned(), "parse".to_owned()), 1)])
+    );
+    assert_eq!(f.delivery.lost(), BTreeMap::new());
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_every_consumer_gave_up_on_is_deleted() {
+    let mut f = Fixture::start(&short_lived(true)).await;
+    f.listen();
+    let mut dead = f.client.subscribe("etl.p.pipe.dlq.*").await.unwrap();
+    let _units = silent_units(&f.client, &["parse", "store"]).await;
+    f.publish().await;
+    let mut subjects = Vec::new();
+    for _ in 0..2 {
+        let letter = tokio::time::timeout(Duration::from_secs(10), dead.next())
+            .await
+            .expect("a dead letter per unit")
+            .unwrap();
+        subjects.push(letter.subject.to_string());
+    }
+    subjects.sort();
+    assert_eq!(subjects, ["etl.p.pipe.dlq.parse", "etl.p.pipe.dlq.store"]);
+    let mut pipe = f.js.get_stream("ETL_DATA_p_pipe").await.unwrap();
+    wait_for("the message deleted once both gave up", async || {
+        pipe.info().await.unwrap().state.messages == 0
+    })
+    .await;
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_advisory_sent_while_the_controller_is_down_is_settled_once_it_runs() {
+    // A controller applied the bundle, then stopped: nobody listens for advisories.
+    let mut f = Fixture::start(&short_lived(false)).await;
+    let _units = silent_units(&f.client, &["parse"]).await;
+    f.publish().await;
     // The advisory, a core NATS message, is kept by the advisory stream.
     wait_for("the advisory stored", async || {
-        messages(&js, "ETL_ADVISORIES_p").await == 1
+        messages(&f.js, "ETL_ADVISORIES_p").await == 1
     })
     .await;
     // A new controller: nothing is read before its first apply.
-    let delivery = Delivery::new(client.clone());
-    let (stop, stopped) = watch::channel(false);
-    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    f.delivery = Delivery::new(f.client.clone());
+    f.listen();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(dead_letters(&js).await, BTreeMap::new());
-    assert_eq!(messages(&js, "ETL_DATA_p_pipe").await, 1);
+    assert_eq!(dead_letters(&f.js).await, BTreeMap::new());
+    assert_eq!(messages(&f.js, "ETL_DATA_p_pipe").await, 1);
     assert_eq!(
-        delivery.apply(&short_lived(false)).await,
+        f.delivery.apply(&short_lived(false)).await,
         Default::default()
     );
     wait_for("the message dead-lettered and deleted", async || {
-        messages(&js, "ETL_DATA_p_pipe").await == 0
+        messages(&f.js, "ETL_DATA_p_pipe").await == 0
     })
     .await;
     assert_eq!(
-        dead_letters(&js).await,
+        dead_letters(&f.js).await,
         BTreeMap::from([("etl.p.pipe.dlq.parse".to_owned(), 1)])
     );
     // The advisory is acknowledged: read once.
-    let advisory_stream = js.get_stream("ETL_ADVISORIES_p").await.unwrap();
+    let advisory_stream = f.js.get_stream("ETL_ADVISORIES_p").await.unwrap();
     wait_for("the advisory acknowledged", async || {
         let c = advisory_stream
             .consumer_info("etl-controller")
@@ -741,8 +701,7 @@ async fn an_advisory_sent_while_the_controller_is_down_is_settled_once_it_runs()
         c.num_pending == 0 && c.num_ack_pending == 0
     })
     .await;
-    let _ = stop.send(true);
-    advisories.await.unwrap();
+    f.stop().await;
 }
 
 /// `parse` and `store` both read `etl.p.pipe.in`, giving up after `parse_max` and `store_max`
@@ -766,133 +725,94 @@ fn two_units(parse_max: i64, store_max: i64) -> Bundle {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_consumers_giving_up_at_once_each_get_their_dead_letter() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, client, js) = data_plane(dir.path()).await;
-    let delivery = Delivery::new(client.clone());
-    assert_eq!(
-        delivery.apply(&two_units(2, 2)).await.failures,
-        BTreeMap::new()
-    );
-    let _units = silent_units(&client, &["parse", "store"]).await;
-    js.publish("etl.p.pipe.in", batch().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let mut f = Fixture::start(&two_units(2, 2)).await;
+    let _units = silent_units(&f.client, &["parse", "store"]).await;
+    f.publish().await;
     // Both advisories are there before the first is settled: the race a delete after the
     // first dead letter lost the second unit's copy in.
     wait_for("both advisories stored", async || {
-        messages(&js, "ETL_ADVISORIES_p").await == 2
+        messages(&f.js, "ETL_ADVISORIES_p").await == 2
     })
     .await;
-    let (stop, stopped) = watch::channel(false);
-    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
+    f.listen();
     wait_for("the message deleted", async || {
-        messages(&js, "ETL_DATA_p_pipe").await == 0
+        messages(&f.js, "ETL_DATA_p_pipe").await == 0
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        dead_letters(&js).await,
+        dead_letters(&f.js).await,
         BTreeMap::from([
             ("etl.p.pipe.dlq.parse".to_owned(), 1),
             ("etl.p.pipe.dlq.store".to_owned(), 1)
         ])
     );
     assert_eq!(
-        delivery.moved(),
+        f.delivery.moved(),
         BTreeMap::from([
             (("pipe".to_owned(), "parse".to_owned()), 1),
             (("pipe".to_owned(), "store".to_owned()), 1)
         ])
     );
-    assert_eq!(delivery.lost(), BTreeMap::new());
-    let _ = stop.send(true);
-    advisories.await.unwrap();
+    assert_eq!(f.delivery.lost(), BTreeMap::new());
+    f.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_two_consumers_give_up_on_one_after_the_other_is_deleted_after_the_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, client, js) = data_plane(dir.path()).await;
-    let delivery = Delivery::new(client.clone());
-    assert_eq!(
-        delivery.apply(&two_units(2, 6)).await.failures,
-        BTreeMap::new()
-    );
-    let (stop, stopped) = watch::channel(false);
-    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
-    let _units = silent_units(&client, &["parse", "store"]).await;
-    js.publish("etl.p.pipe.in", batch().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let mut f = Fixture::start(&two_units(2, 6)).await;
+    f.listen();
+    let _units = silent_units(&f.client, &["parse", "store"]).await;
+    f.publish().await;
     wait_for("parse's dead letter", async || {
-        dead_letters(&js).await.contains_key("etl.p.pipe.dlq.parse")
+        dead_letters(&f.js)
+            .await
+            .contains_key("etl.p.pipe.dlq.parse")
     })
     .await;
     // `store` is still at it: the message stays.
-    assert_eq!(messages(&js, "ETL_DATA_p_pipe").await, 1);
+    assert_eq!(messages(&f.js, "ETL_DATA_p_pipe").await, 1);
     wait_for(
         "store's dead letter, then the message deleted",
-        async || messages(&js, "ETL_DATA_p_pipe").await == 0,
+        async || messages(&f.js, "ETL_DATA_p_pipe").await == 0,
     )
     .await;
     assert_eq!(
-        dead_letters(&js).await,
+        dead_letters(&f.js).await,
         BTreeMap::from([
             ("etl.p.pipe.dlq.parse".to_owned(), 1),
             ("etl.p.pipe.dlq.store".to_owned(), 1)
         ])
     );
-    assert_eq!(delivery.lost(), BTreeMap::new());
-    let _ = stop.send(true);
-    advisories.await.unwrap();
+    assert_eq!(f.delivery.lost(), BTreeMap::new());
+    f.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_letter_that_cannot_be_published_is_tried_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, client, js) = data_plane(dir.path()).await;
-    let delivery = Delivery::new(client.clone());
-    assert_eq!(
-        delivery.apply(&short_lived(false)).await.failures,
-        BTreeMap::new()
-    );
+    let mut f = Fixture::start(&short_lived(false)).await;
     // The dead-letter stream is gone for a while: nothing confirms a dead letter.
-    js.delete_stream("ETL_DLQ_p").await.unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let advisories = tokio::spawn(delivery.clone().advisories(stopped));
-    let _units = silent_units(&client, &["parse"]).await;
-    js.publish("etl.p.pipe.in", batch().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    f.js.delete_stream("ETL_DLQ_p").await.unwrap();
+    f.listen();
+    let _units = silent_units(&f.client, &["parse"]).await;
+    f.publish().await;
     wait_for("the advisory stored", async || {
-        messages(&js, "ETL_ADVISORIES_p").await == 1
+        messages(&f.js, "ETL_ADVISORIES_p").await == 1
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(messages(&js, "ETL_DATA_p_pipe").await, 1);
-    assert_eq!(delivery.moved(), BTreeMap::new());
+    assert_eq!(messages(&f.js, "ETL_DATA_p_pipe").await, 1);
+    assert_eq!(f.delivery.moved(), BTreeMap::new());
     // Back: the advisory, handed back, is settled.
-    etl_controller::jetstream::ensure_stream(
-        &js,
-        &etl_controller::deadletters::stream_spec("p", 100),
-    )
-    .await
-    .unwrap();
+    ensure_dead_letters(&f.js).await;
     wait_for("the message dead-lettered and deleted", async || {
-        messages(&js, "ETL_DATA_p_pipe").await == 0
+        messages(&f.js, "ETL_DATA_p_pipe").await == 0
     })
     .await;
     assert_eq!(
-        dead_letters(&js).await,
+        dead_letters(&f.js).await,
         BTreeMap::from([("etl.p.pipe.dlq.parse".to_owned(), 1)])
     );
-    assert_eq!(delivery.lost(), BTreeMap::new());
-    let _ = stop.send(true);
-    advisories.await.unwrap();
+    assert_eq!(f.delivery.lost(), BTreeMap::new());
+    f.stop().await;
 }
