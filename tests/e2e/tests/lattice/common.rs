@@ -484,12 +484,11 @@ impl AlertSink {
                     .get("content-type")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                let body = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
+                // A request whose body never fully arrived (its sender died mid-request, as a
+                // killed host's HTTP client does) delivered nothing: not a record, and no 2xx.
+                let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
+                    return respond(400, "the request body did not arrive whole");
+                };
                 let _ = tx.send(Received {
                     method,
                     path,
