@@ -303,6 +303,7 @@ if [ "$generation" = v1 ]; then
     --allow-insecure "127.0.0.1:$registry_port" --secrets-topic-prefix "$secrets_prefix"
   start wasmcloud-host-staging "$tmp/host-staging.log" "$bin/etl-e2e-host" \
     --nats-url "nats://127.0.0.1:$nats_port" --lattice acme-iot-staging --label zone=lab \
+    --label e2e-host=staging-1 \
     --allow-insecure "127.0.0.1:$registry_port" --secrets-topic-prefix "$secrets_prefix"
   wait_for "the secrets backend" 30 grep -q "secrets backend started" "$tmp/secrets.log"
   say "secrets backend up in $(since "$t_secrets")"
