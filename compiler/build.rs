@@ -20,7 +20,7 @@ use std::process::Command;
 use std::{env, fs};
 
 /// The workspace members, in the order of `harness-components/Cargo.toml`: (crate, const).
-const PARTS: [(&str, &str); 9] = [
+const PARTS: [(&str, &str); 10] = [
     ("in-messaging", "IN_MESSAGING"),
     ("in-http", "IN_HTTP"),
     ("out-messaging", "OUT_MESSAGING"),
@@ -30,6 +30,7 @@ const PARTS: [(&str, &str); 9] = [
     ("settings-v2", "SETTINGS_V2"),
     ("identity", "IDENTITY"),
     ("egress", "EGRESS"),
+    ("msg-id", "MSG_ID"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -17,7 +17,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 components=$root/harness-components
-parts=(in-messaging in-http out-messaging out-http out-blobstore settings settings-v2 identity egress)
+parts=(in-messaging in-http out-messaging out-http out-blobstore settings settings-v2 identity egress msg-id)
 
 # A CARGO_TARGET_DIR the caller exported is honoured; otherwise the workspace's own target/
 # (gitignored). Set explicitly either way, so the outputs are found wherever a cargo config might

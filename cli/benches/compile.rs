@@ -502,6 +502,7 @@ impl Recipe {
             outbound: self.out.bytes(),
             inbound: &inbound,
             egress: None,
+            msg_id: None,
         })
         .unwrap_or_else(|e| panic!("composing {}: {e}", self.unit))
     }

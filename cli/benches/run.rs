@@ -9,7 +9,8 @@
 //! ETL_BENCH_QUICK=1 cargo bench -p etl-cli --bench run         # smoke test for CI: a few records, one run
 //! cargo test -p etl-cli --bench run                            # also the smoke test (no `--bench` arg)
 //! ETL_BENCH_PROFILE=runner cargo bench -p etl-cli --bench run  # loop one variant for 15 s, to
-//!     # profile it: bare-1, bare, runner-1, runner, runner-nats-1, runner-nats, pipeline-<batch>
+//!     # profile it: bare-1, bare, runner-1, runner, runner-nats-1, runner-nats, runner-msg-id-1,
+//!     #   runner-msg-id, pipeline-<batch>
 //! ```
 //!
 //! Everything runs on `examples/iot-sensors`, pipeline `sensor-ingest`, environment `dev`,
@@ -263,10 +264,14 @@ fn main() {
             .component
     };
     let bare = Bare::new(&customer);
-    let (nats_only, nats_units) = behind_nats(&parse_only, &units, &customer);
+    let (nats_only, nats_units) = behind_nats(&parse_only, &units, &customer, false);
     let composed_nats = runtime
         .load(&nats_only, &nats_units)
         .expect("load parse (nats)");
+    let (msg_id_only, msg_id_units) = behind_nats(&parse_only, &units, &customer, true);
+    let composed_msg_id = runtime
+        .load(&msg_id_only, &msg_id_units)
+        .expect("load parse (nats, msg-id)");
 
     // Correctness first: the bare component and the composed step give the same reading, and
     // the whole pipeline archives it.
@@ -315,6 +320,14 @@ fn main() {
         (
             "runner-nats".into(),
             Box::new(|| run_parse(&composed_nats, parse_inputs, &limits)),
+        ),
+        (
+            "runner-msg-id-1".into(),
+            Box::new(|| run_parse(&composed_msg_id, parse_inputs, &single)),
+        ),
+        (
+            "runner-msg-id".into(),
+            Box::new(|| run_parse(&composed_msg_id, parse_inputs, &limits)),
         ),
     ];
     {
@@ -377,6 +390,8 @@ fn main() {
     let runner = med("runner");
     let nats_single = med("runner-nats-1");
     let runner_nats = med("runner-nats");
+    let msg_id_single = med("runner-msg-id-1");
+    let runner_msg_id = med("runner-msg-id");
     let records = n.records;
     let overhead = |composed: Duration, bare: Duration| {
         1.0 - per_second(composed, records) / per_second(bare, records)
@@ -416,6 +431,11 @@ fn main() {
         "composed step, `LoadedPipeline::run`, behind a NATS source (an envelope per record, or per batch)",
         nats_single,
         runner_nats,
+    );
+    row(
+        "the same with `delivery.nats_msg_id` (1.x: the `msg-id` part sets `Nats-Msg-Id`)",
+        msg_id_single,
+        runner_msg_id,
     );
     println!(
         "| **harness overhead** 1 − composed/bare | **{:.0} %** (HTTP), {:.0} % (NATS) | | \
@@ -677,10 +697,13 @@ fn shape(component: &[u8]) -> (usize, usize, usize) {
 /// The `parse`-only deployment and artifacts, but behind a NATS source: `parse` composed with
 /// `in-messaging` instead of `in-http` (as `etl compile` composes it behind a `nats` source), and
 /// subscribed to the source's subject.
+/// With `msg_id`, the wasmCloud 1.x composition of a project with `delivery.nats_msg_id`: the
+/// `msg-id` part between `out-messaging` and the host.
 fn behind_nats(
     parse_only: &Deployment,
     units: &BTreeMap<String, Artifact>,
     customer: &[u8],
+    msg_id: bool,
 ) -> (Deployment, BTreeMap<String, Artifact>) {
     let subject = "bench.sensors.in".to_owned();
     let mut deployment = parse_only.clone();
@@ -696,6 +719,7 @@ fn behind_nats(
         outbound: Part::OutMessaging.bytes(),
         inbound: &[Part::InMessaging.bytes()],
         egress: None,
+        msg_id: msg_id.then(|| Part::MsgId.bytes()),
     })
     .expect("compose parse behind in-messaging");
     let mut units = units.clone();

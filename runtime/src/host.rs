@@ -40,6 +40,8 @@ wasmtime::component::bindgen!({
         /// are secrets (1.x: `wasmcloud:secrets`; v2: in `store`).
         world unit {
             import wasmcloud:messaging/consumer@0.2.0;
+            import wasmcloud:messaging/producer@0.3.0;
+            import wasmcloud:messaging/request-reply@0.3.0;
             import wasi:config/runtime@0.2.0-draft;
             import wasi:config/store@0.2.0-rc.1;
             import wasi:logging/logging@0.1.0-draft;
@@ -50,6 +52,7 @@ wasmtime::component::bindgen!({
     ",
     path: [
         "../wit/deps/wasmcloud-messaging-0.2.0",
+        "../wit/deps/wasmcloud-messaging-0.3.0",
         "../wit/deps/wasi-config-0.2.0-draft",
         "../wit/deps/wasi-config-0.2.0-rc.1",
         "../wit/deps/wasi-logging-0.1.0-draft",
@@ -57,8 +60,27 @@ wasmtime::component::bindgen!({
     ],
     with: {
         "wasmcloud:secrets/store.secret": SecretName,
+        "wasmcloud:messaging/types@0.3.0.client": MessagingClient,
+        "wasmcloud:messaging/types@0.3.0.message": MessageV3,
+        "wasmcloud:messaging/request-reply@0.3.0.request-options": RequestOptionsV3,
     },
 });
+
+/// A `wasmcloud:messaging@0.3.0` client (what the `msg-id` part publishes through, as a 1.x
+/// host started with `wasmcloud-messaging-v3` serves it): the runner's one bus.
+pub struct MessagingClient;
+
+/// A `wasmcloud:messaging@0.3.0` message: its data and metadata (NATS headers on a 1.x host).
+#[derive(Debug, Clone, Default)]
+pub struct MessageV3 {
+    topic: Option<String>,
+    data: Vec<u8>,
+    metadata: Vec<(String, String)>,
+}
+
+/// `wasmcloud:messaging@0.3.0` request options, which the 1.x host refuses; the runner ignores
+/// them.
+pub struct RequestOptionsV3;
 
 /// A `wasmcloud:secrets` handle: the name of the secret it reveals (as the 1.x host's is).
 pub struct SecretName(String);
@@ -91,7 +113,8 @@ use blobstore::wasi::blobstore::{
     blobstore as blob_api, container as container_api, types as blob_types,
 };
 
-pub(crate) use wasmcloud::messaging::types::BrokerMessage;
+pub(crate) use wasmcloud::messaging0_2_0::types::BrokerMessage;
+use wasmcloud::messaging0_3_0::types::Error as MessagingError;
 
 use wasi::config0_2_0_draft::runtime::ConfigError;
 use wasi::logging::logging::Level;
@@ -358,6 +381,9 @@ pub(crate) struct Host {
     max_publishes: usize,
     /// Every accepted publish, in order (answers to JetStream are in `acks`).
     pub published: Vec<BrokerMessage>,
+    /// The headers of each of `published` (those a `wasmcloud:messaging@0.3.0` message set:
+    /// `Nats-Msg-Id`), in the same order.
+    pub published_headers: Vec<Vec<(String, String)>>,
     /// The bodies published to a JetStream ack subject (`$JS.ACK.…`) in the current call: how
     /// the `in` part answered a JetStream delivery (`+ACK`, `-NAK …`). Not outputs, not counted
     /// against the output limit.
@@ -411,6 +437,7 @@ impl Host {
             max_outputs,
             max_publishes: max_outputs,
             published: Vec::new(),
+            published_headers: Vec::new(),
             acks: Vec::new(),
             confirmed: 0,
             output_limit_hit: false,
@@ -433,6 +460,7 @@ impl Host {
         self.max_publishes = self.max_outputs.saturating_mul(records.max(1));
         self.hooks.limit = self.max_publishes;
         self.published.clear();
+        self.published_headers.clear();
         self.acks.clear();
         self.output_limit_hit = false;
         self.pending.clear();
@@ -498,9 +526,9 @@ impl WasiHttpView for Host {
     }
 }
 
-impl wasmcloud::messaging::types::Host for Host {}
+impl wasmcloud::messaging0_2_0::types::Host for Host {}
 
-impl wasmcloud::messaging::consumer::Host for Host {
+impl wasmcloud::messaging0_2_0::consumer::Host for Host {
     /// A confirmed publish (`etl.out.confirm` = `jetstream`): the message is published as by
     /// `publish`, and the reply is the PubAck of a stream that captures every subject, as if the
     /// runner's bus were one JetStream stream. A publish over the output limit is refused, as a
@@ -516,12 +544,7 @@ impl wasmcloud::messaging::consumer::Host for Host {
             body,
             reply_to: None,
         })?;
-        self.confirmed += 1;
-        Ok(BrokerMessage {
-            subject: format!("_INBOX.etl-run.{}", self.confirmed),
-            body: format!(r#"{{"stream":"{LOCAL_STREAM}","seq":{}}}"#, self.confirmed).into_bytes(),
-            reply_to: None,
-        })
+        Ok(self.pub_ack())
     }
 
     fn publish(&mut self, msg: BrokerMessage) -> Result<(), String> {
@@ -529,6 +552,19 @@ impl wasmcloud::messaging::consumer::Host for Host {
             self.acks.push(msg.body);
             return Ok(());
         }
+        self.publish_with(msg.subject, msg.body, Vec::new())
+    }
+}
+
+impl Host {
+    /// Publishes `body` to `subject` with `headers` (a `wasmcloud:messaging@0.3.0` message's
+    /// metadata), unless the call is over its output limit.
+    fn publish_with(
+        &mut self,
+        subject: String,
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), String> {
         if self.published.len() >= self.max_publishes {
             self.output_limit_hit = true;
             return Err(format!(
@@ -536,8 +572,183 @@ impl wasmcloud::messaging::consumer::Host for Host {
                 self.max_publishes
             ));
         }
-        self.published.push(msg);
+        self.published.push(BrokerMessage {
+            subject,
+            body,
+            reply_to: None,
+        });
+        self.published_headers.push(headers);
         Ok(())
+    }
+
+    /// The PubAck of the confirmed publish just made: a stream that captures every subject, as
+    /// if the runner's bus were one JetStream stream.
+    fn pub_ack(&mut self) -> BrokerMessage {
+        self.confirmed += 1;
+        BrokerMessage {
+            subject: format!("_INBOX.etl-run.{}", self.confirmed),
+            body: format!(r#"{{"stream":"{LOCAL_STREAM}","seq":{}}}"#, self.confirmed).into_bytes(),
+            reply_to: None,
+        }
+    }
+}
+
+impl wasmcloud::messaging0_3_0::types::Host for Host {}
+
+impl wasmcloud::messaging0_3_0::types::HostClient for Host {
+    fn connect(&mut self, _name: String) -> Result<Resource<MessagingClient>, MessagingError> {
+        self.table
+            .push(MessagingClient)
+            .map_err(|e| MessagingError::Other(e.to_string()))
+    }
+
+    fn disconnect(&mut self, _client: Resource<MessagingClient>) -> Result<(), MessagingError> {
+        Ok(())
+    }
+
+    fn drop(&mut self, client: Resource<MessagingClient>) -> wasmtime::Result<()> {
+        self.table.delete(client)?;
+        Ok(())
+    }
+}
+
+impl wasmcloud::messaging0_3_0::types::HostMessage for Host {
+    fn new(&mut self, data: Vec<u8>) -> Resource<MessageV3> {
+        self.table
+            .push(MessageV3 {
+                data,
+                ..MessageV3::default()
+            })
+            .expect("the resource table has room")
+    }
+
+    fn topic(&mut self, msg: Resource<MessageV3>) -> Option<String> {
+        self.table.get(&msg).ok()?.topic.clone()
+    }
+
+    fn content_type(&mut self, _msg: Resource<MessageV3>) -> Option<String> {
+        None
+    }
+
+    fn set_content_type(&mut self, _msg: Resource<MessageV3>, _content_type: String) {}
+
+    fn data(&mut self, msg: Resource<MessageV3>) -> Vec<u8> {
+        self.table
+            .get(&msg)
+            .map(|m| m.data.clone())
+            .unwrap_or_default()
+    }
+
+    fn set_data(&mut self, msg: Resource<MessageV3>, data: Vec<u8>) {
+        if let Ok(m) = self.table.get_mut(&msg) {
+            m.data = data;
+        }
+    }
+
+    fn metadata(&mut self, msg: Resource<MessageV3>) -> Option<Vec<(String, String)>> {
+        let m = self.table.get(&msg).ok()?;
+        (!m.metadata.is_empty()).then(|| m.metadata.clone())
+    }
+
+    fn add_metadata(&mut self, msg: Resource<MessageV3>, key: String, value: String) {
+        if let Ok(m) = self.table.get_mut(&msg) {
+            m.metadata.retain(|(k, _)| *k != key);
+            m.metadata.push((key, value));
+        }
+    }
+
+    fn set_metadata(&mut self, msg: Resource<MessageV3>, meta: Vec<(String, String)>) {
+        if let Ok(m) = self.table.get_mut(&msg) {
+            m.metadata = meta;
+        }
+    }
+
+    fn remove_metadata(&mut self, msg: Resource<MessageV3>, key: String) {
+        if let Ok(m) = self.table.get_mut(&msg) {
+            m.metadata.retain(|(k, _)| *k != key);
+        }
+    }
+
+    fn drop(&mut self, msg: Resource<MessageV3>) -> wasmtime::Result<()> {
+        self.table.delete(msg)?;
+        Ok(())
+    }
+}
+
+impl wasmcloud::messaging0_3_0::producer::Host for Host {
+    /// A publish, as `consumer.publish`; its metadata (`Nats-Msg-Id`) is kept beside it.
+    fn send(
+        &mut self,
+        _client: Resource<MessagingClient>,
+        topic: String,
+        msg: Resource<MessageV3>,
+    ) -> Result<(), MessagingError> {
+        let m = self
+            .table
+            .delete(msg)
+            .map_err(|e| MessagingError::Other(e.to_string()))?;
+        self.publish_with(topic, m.data, m.metadata)
+            .map_err(MessagingError::Other)
+    }
+}
+
+impl wasmcloud::messaging0_3_0::request_reply::HostRequestOptions for Host {
+    fn new(&mut self) -> Resource<RequestOptionsV3> {
+        self.table
+            .push(RequestOptionsV3)
+            .expect("the resource table has room")
+    }
+
+    fn set_timeout_ms(&mut self, _options: Resource<RequestOptionsV3>, _timeout_ms: u32) {}
+
+    fn set_expected_replies(&mut self, _options: Resource<RequestOptionsV3>, _replies: u32) {}
+
+    fn drop(&mut self, options: Resource<RequestOptionsV3>) -> wasmtime::Result<()> {
+        self.table.delete(options)?;
+        Ok(())
+    }
+}
+
+impl wasmcloud::messaging0_3_0::request_reply::Host for Host {
+    /// A confirmed publish, as `consumer.request`: one reply, the PubAck.
+    fn request(
+        &mut self,
+        _client: Resource<MessagingClient>,
+        topic: String,
+        msg: Resource<MessageV3>,
+        options: Option<Resource<RequestOptionsV3>>,
+    ) -> Result<Vec<Resource<MessageV3>>, MessagingError> {
+        if let Some(options) = options {
+            let _ = self.table.delete(options);
+        }
+        let m = self
+            .table
+            .get(&msg)
+            .map_err(|e| MessagingError::Other(e.to_string()))?
+            .clone();
+        self.publish_with(topic.clone(), m.data, m.metadata)
+            .map_err(MessagingError::Other)?;
+        let ack = self.pub_ack();
+        let reply = self
+            .table
+            .push(MessageV3 {
+                topic: Some(ack.subject),
+                data: ack.body,
+                metadata: Vec::new(),
+            })
+            .map_err(|e| MessagingError::Other(e.to_string()))?;
+        Ok(vec![reply])
+    }
+
+    fn reply(
+        &mut self,
+        _reply_to: Resource<MessageV3>,
+        msg: Resource<MessageV3>,
+    ) -> Result<(), MessagingError> {
+        let _ = self.table.delete(msg);
+        Err(MessagingError::Other(
+            "etl run: a unit does not reply to messages".to_owned(),
+        ))
     }
 }
 

@@ -258,8 +258,9 @@ pub fn matches(expected: &model::Record, actual: &Record) -> bool {
 }
 
 /// The headers that carry a record's id in what the runner shows: `etl-id` (a record published
-/// to a subject) and `idempotency-key` (an `http` sink's request), docs/running.md.
-const ID_HEADERS: [&str; 2] = [super::ID_HEADER, "idempotency-key"];
+/// to a subject), `nats-msg-id` (its message's, with `delivery.nats_msg_id`) and
+/// `idempotency-key` (an `http` sink's request), docs/running.md.
+const ID_HEADERS: [&str; 3] = [super::ID_HEADER, "nats-msg-id", "idempotency-key"];
 
 /// The headers of `actual` a fixture's `expected` record is compared with: all of them but the
 /// id's ([`ID_HEADERS`]), unless `expected` lists that header itself. Ids depend on where a

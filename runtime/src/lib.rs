@@ -783,6 +783,8 @@ impl Delivery {
 /// What one successful call left behind.
 struct Delivered {
     published: Vec<BrokerMessage>,
+    /// The NATS headers of each of `published` (`Nats-Msg-Id`, from the `msg-id` part).
+    published_headers: Vec<Vec<(String, String)>>,
     requests: Vec<CapturedRequest>,
     objects: Vec<CapturedObject>,
     logs: Vec<LogLine>,
@@ -1123,7 +1125,11 @@ impl LoadedPipeline {
         let spread = matches!(delivery, Delivery::Http { .. }) && inputs.len() == 1;
         // Records published on each subject, decoded, with their origins checked.
         let mut messages = Vec::new();
-        for msg in &delivered.published {
+        for (i, msg) in delivered.published.iter().enumerate() {
+            let headers = delivered
+                .published_headers
+                .get(i)
+                .map_or(&[][..], Vec::as_slice);
             match etl_envelope::decode_batch(&msg.body) {
                 Ok(batch) => {
                     if let Some(b) = batch
@@ -1138,7 +1144,7 @@ impl LoadedPipeline {
                         fail(out, summary, FailureKind::Error, message);
                         return;
                     }
-                    messages.push((msg, batch));
+                    messages.push((msg, batch, headers));
                 }
                 Err(e) => {
                     let what = if unit.dead_letters_to(&msg.subject) {
@@ -1159,7 +1165,7 @@ impl LoadedPipeline {
         // The records of the unit's batch: the inputs, or those one input was split into.
         let width = messages
             .iter()
-            .flat_map(|(_, batch)| batch.iter().map(|b| b.origin as usize + 1))
+            .flat_map(|(_, batch, _)| batch.iter().map(|b| b.origin as usize + 1))
             .fold(inputs.len(), usize::max);
         summary.counts[u].1.received += (width - inputs.len()) as u64;
         let input_of = |origin: u32| {
@@ -1172,7 +1178,7 @@ impl LoadedPipeline {
         // What each record of the batch gave: outputs, and whether it was dead-lettered.
         let mut given = vec![0u64; width];
         let mut rejected = vec![false; width];
-        for (_, batch) in &messages {
+        for (_, batch, _) in &messages {
             for b in batch {
                 given[b.origin as usize] += 1;
             }
@@ -1186,7 +1192,7 @@ impl LoadedPipeline {
             return;
         }
         let mut outputs = 0u64;
-        for (msg, batch) in messages {
+        for (msg, batch, headers) in messages {
             let next: Vec<usize> = batch.iter().map(|b| input_of(b.origin)).collect();
             if unit.dead_letters_to(&msg.subject) {
                 for b in batch {
@@ -1217,11 +1223,14 @@ impl LoadedPipeline {
             let consumed = self.route(&msg.subject, &msg.body, &next, queue);
             if let UnitKind::Sink(_) = unit.kind {
                 for (b, input) in batch.into_iter().zip(next) {
+                    // Its message's NATS headers (`Nats-Msg-Id`) follow its own.
+                    let mut record = record_of(b.envelope);
+                    record.headers.extend(headers.iter().cloned());
                     out.get(input).sinks.push(SinkRecord {
                         sink: unit.name.clone(),
                         target: msg.subject.clone(),
                         input,
-                        record: record_of(b.envelope),
+                        record,
                     });
                 }
             } else if !consumed {
@@ -1482,6 +1491,7 @@ fn classify(
             };
             Ok(Delivered {
                 published: std::mem::take(&mut host.published),
+                published_headers: std::mem::take(&mut host.published_headers),
                 requests,
                 objects: std::mem::take(&mut host.objects),
                 logs,
@@ -1594,7 +1604,7 @@ fn call_messaging(
     };
     Ok(
         match instance
-            .wasmcloud_messaging_handler()
+            .wasmcloud_messaging0_2_0_handler()
             .call_handle_message(&mut *store, &msg)?
         {
             Ok(()) => Answer::Done,

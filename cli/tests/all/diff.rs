@@ -532,6 +532,49 @@ fn rewiring_shows_in_from_links_providers_and_the_harness() {
     );
 }
 
+/// `delivery.nats_msg_id` adds the `msg-id` part to the wasmCloud 1.x artifacts of the units
+/// that publish over NATS, and to nothing else: each is listed with that part named.
+#[test]
+fn nats_msg_id_changes_the_1x_artifacts_that_publish_over_nats_by_one_part() {
+    let base = example_with(|_| {});
+    let head = example_with(|root| {
+        replace(
+            root,
+            "etl.yaml",
+            "\n  policy:\n",
+            "\n  delivery:\n    nats_msg_id: true\n  policy:\n",
+        )
+    });
+    let report = compare(base.path(), head.path());
+    let p = &report.pipelines[0];
+    let mut units: Vec<&str> = p.artifacts.iter().map(|a| a.unit.as_str()).collect();
+    units.sort();
+    assert_eq!(units, ["archive", "enrich", "parse", "threshold-alert"]);
+    for a in &p.artifacts {
+        assert_eq!(
+            a.generation,
+            etl::build::generation::Generation::V1,
+            "{}",
+            a.unit
+        );
+        assert!(
+            matches!(&a.causes[..], [Cause::HarnessParts { parts }]
+                if !parts.old.as_ref().unwrap().contains(&"msg-id".to_owned())
+                && parts.new.as_ref().unwrap().last().map(String::as_str) == Some("msg-id")),
+            "{}: {:?}",
+            a.unit,
+            a.causes
+        );
+    }
+    assert!(
+        report.text().contains(
+            "harness parts in-messaging+out-messaging → in-messaging+out-messaging+msg-id"
+        ),
+        "{}",
+        report.text()
+    );
+}
+
 #[test]
 fn a_new_environment_is_deployed_with_its_settings() {
     let head = example_with(|root| {

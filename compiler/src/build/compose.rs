@@ -5,14 +5,15 @@
 //!      └───────types──────────► out ──emit────────────────┘
 //! ```
 //!
-//! Parts are instantiated in a fixed order (settings, egress, customer, out, in), so the same
-//! inputs give the same bytes. The customer is wired to nothing but the contract's `types` and
+//! Parts are instantiated in a fixed order (settings, egress, customer, msg-id, out, in), so the
+//! same inputs give the same bytes. The customer is wired to nothing but the contract's `types` and
 //! `config` (and, when granted it, the `wasi:config/runtime` the v2 settings part serves, as the
 //! 1.x host would) and, when it imports `wasi:http/outgoing-handler`, the egress part's export
 //! of it: the guard of its outbound HTTP, whose own import of it is the host's (such a customer
 //! without the guard is an error). Its other imports (granted by policy) stay imports of the
-//! composed component, never satisfied by a platform part. The out part (and the egress part)
-//! take what settings exports (`types`, and for wasmCloud v2 the `wasi:config/runtime` that
+//! composed component, never satisfied by a platform part. The out part takes its
+//! `wasmcloud:messaging/consumer` from the msg-id part when there is one (wasmCloud 1.x, where
+//! `delivery.nats_msg_id` is set). The out part (and the egress part) take what settings exports (`types`, and for wasmCloud v2 the `wasi:config/runtime` that
 //! settings serves from the host's `store`); an in part takes `transform` from the customer (and
 //! nothing else: a customer exporting a platform interface never serves a platform part), `emit`
 //! from out, and the rest from settings. Whatever no part satisfies (WASI, messaging, http, 1.x
@@ -84,6 +85,9 @@ pub struct Parts<'a> {
     /// The guard of the customer's outbound HTTP, for a customer that imports
     /// `wasi:http/outgoing-handler`: it serves that import and imports the host's.
     pub egress: Option<&'a [u8]>,
+    /// The `msg-id` part, between the out part and the host: it serves the out part's
+    /// `wasmcloud:messaging/consumer` import, and its own imports are the host's.
+    pub msg_id: Option<&'a [u8]>,
 }
 
 struct Graph {
@@ -186,6 +190,10 @@ pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
         .transpose()?;
     let customer_pkg = g.register("customer", parts.customer)?;
     let out_pkg = g.register("out", parts.outbound)?;
+    let msg_id_pkg = parts
+        .msg_id
+        .map(|bytes| g.register("msg-id", bytes))
+        .transpose()?;
     let in_pkgs = parts
         .inbound
         .iter()
@@ -246,9 +254,17 @@ pub fn compose(parts: Parts<'_>) -> Result<Vec<u8>, ComposeError> {
             }
         }
     }
+    // What the out part publishes goes through the msg-id part, when there is one; the msg-id
+    // part's own imports are the host's.
+    let mut out_providers = Vec::new();
+    if let Some(pkg) = msg_id_pkg {
+        let node = (g.graph.instantiate(pkg), "msg-id part");
+        out_providers.push((node, g.exports(pkg)));
+    }
+    out_providers.push((settings, settings_exports.clone()));
     let out = (g.graph.instantiate(out_pkg), "out part");
     let out_imports = g.imports(out_pkg);
-    g.wire_all(out, &out_imports, &[(settings, settings_exports.clone())])?;
+    g.wire_all(out, &out_imports, &out_providers)?;
     let customer_exports: Vec<String> = g
         .exports(customer_pkg)
         .into_iter()

@@ -174,6 +174,10 @@ pub struct HarnessPlan {
     /// The guard of the customer's outbound HTTP, when it has one (`egress`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<String>,
+    /// The part that sets `Nats-Msg-Id` on what the unit publishes, in its wasmCloud 1.x
+    /// artifact only (`msg-id`, when the project sets `delivery.nats_msg_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
 }
 
 /// A composed component.

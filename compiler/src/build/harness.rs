@@ -38,11 +38,15 @@ pub enum Part {
     /// the customer and forwards to the host's only the requests to the hosts of
     /// `etl.egress.hosts`.
     Egress,
+    /// Gives what the `out` part publishes the NATS header `Nats-Msg-Id` (wasmCloud 1.x, where
+    /// the environment sets `delivery.nats_msg_id`): exports `wasmcloud:messaging/consumer@0.2.0`
+    /// to the out part and publishes through the host's `wasmcloud:messaging@0.3.0`.
+    MsgId,
 }
 
 impl Part {
     /// Every part, in a fixed order.
-    pub const ALL: [Part; 9] = [
+    pub const ALL: [Part; 10] = [
         Part::InMessaging,
         Part::InHttp,
         Part::OutMessaging,
@@ -52,6 +56,7 @@ impl Part {
         Part::SettingsV2,
         Part::Identity,
         Part::Egress,
+        Part::MsgId,
     ];
 
     /// The part's name: its crate in `harness-components/` and its world in `etl:platform`,
@@ -67,6 +72,7 @@ impl Part {
             Part::SettingsV2 => "settings-v2",
             Part::Identity => "identity",
             Part::Egress => "egress",
+            Part::MsgId => "msg-id",
         }
     }
 
@@ -82,6 +88,7 @@ impl Part {
             Part::SettingsV2 => parts::SETTINGS_V2,
             Part::Identity => parts::IDENTITY,
             Part::Egress => parts::EGRESS,
+            Part::MsgId => parts::MSG_ID,
         }
     }
 

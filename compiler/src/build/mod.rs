@@ -125,6 +125,13 @@ pub fn build_validated_with(
             .map(|p| p.spec.metadata.name.to_string())
             .unwrap_or_default(),
         claims,
+        msg_id: validation
+            .repo
+            .project
+            .as_ref()
+            .and_then(|p| p.spec.spec.delivery.as_ref())
+            .and_then(|d| d.nats_msg_id)
+            .unwrap_or(false),
         files: BTreeMap::new(),
         built: 0,
         from_cache: 0,
@@ -581,6 +588,9 @@ struct Builder<'a> {
     project: String,
     /// The account whose claims every 1.x artifact gets, if any.
     claims: Option<&'a AccountKey>,
+    /// Whether the 1.x artifacts that publish over NATS get the `msg-id` part (the project's
+    /// `delivery.nats_msg_id`).
+    msg_id: bool,
     /// The files of `dist/`.
     files: BTreeMap<String, Vec<u8>>,
     /// Compositions made in this run.
@@ -667,6 +677,9 @@ impl Builder<'_> {
                     inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
                     out: Part::OutMessaging.name().to_owned(),
                     egress: egress.map(|p| p.name().to_owned()),
+                    msg_id: self
+                        .msg_id_part(Part::OutMessaging, Generation::V1)
+                        .map(|p| p.name().to_owned()),
                 },
                 artifact,
                 artifact_v2: Some(artifact_v2),
@@ -703,6 +716,9 @@ impl Builder<'_> {
                     inbound: inbound.iter().map(|p| p.name().to_owned()).collect(),
                     out: out.name().to_owned(),
                     egress: None,
+                    msg_id: self
+                        .msg_id_part(out, Generation::V1)
+                        .map(|p| p.name().to_owned()),
                 },
                 artifact,
                 artifact_v2: Some(artifact_v2?),
@@ -782,8 +798,16 @@ impl Builder<'_> {
         Ok(claimed_artifact)
     }
 
+    /// The `msg-id` part of a `generation` artifact whose out part is `out`: wasmCloud 1.x units
+    /// that publish over NATS, when the project sets `delivery.nats_msg_id`.
+    fn msg_id_part(&self, out: Part, generation: Generation) -> Option<Part> {
+        (self.msg_id && out == Part::OutMessaging && generation == Generation::V1)
+            .then_some(Part::MsgId)
+    }
+
     /// Composes (or takes from this run or the cache) one unit for `generation`, with the guard
-    /// `egress` when its customer calls out, and adds it to `dist/`. `customer_digest` is the
+    /// `egress` when its customer calls out (and the `msg-id` part where [`Self::msg_id_part`]
+    /// says), and adds it to `dist/`. `customer_digest` is the
     /// sha256 of `customer`, already known to the caller.
     fn build(
         &mut self,
@@ -795,6 +819,7 @@ impl Builder<'_> {
         generation: Generation,
     ) -> Result<ArtifactPlan, compose::ComposeError> {
         let settings = generation.settings();
+        let msg_id = self.msg_id_part(out, generation);
         let mut recipe = format!(
             "{RECIPE}\nsettings {}\ncustomer {}\nout {}\n",
             settings.digest(),
@@ -806,6 +831,9 @@ impl Builder<'_> {
         }
         if let Some(part) = egress {
             recipe.push_str(&format!("egress {}\n", part.digest()));
+        }
+        if let Some(part) = msg_id {
+            recipe.push_str(&format!("msg-id {}\n", part.digest()));
         }
         let key = sha256(recipe.as_bytes());
         if let Some(artifact) = self.done.get(&key) {
@@ -824,6 +852,7 @@ impl Builder<'_> {
                     outbound: out.bytes(),
                     inbound: &inbound_bytes,
                     egress: egress.map(Part::bytes),
+                    msg_id: msg_id.map(Part::bytes),
                 })?;
                 self.built += 1;
                 let (imports, exports) =

@@ -470,6 +470,10 @@ pub struct Delivery {
     /// JetStream's `Nats-Msg-Id` de-duplication window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_window: Option<DurationText>,
+    /// Whether what the units publish over NATS carries `Nats-Msg-Id` (wasmCloud 1.x; the
+    /// project's `delivery` only, as it changes the 1.x artifacts every environment shares).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_msg_id: Option<bool>,
 }
 
 /// A delivery guarantee.

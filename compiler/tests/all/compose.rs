@@ -44,6 +44,7 @@ fn composed(customer: &str) -> Vec<u8> {
         outbound: &out,
         inbound: &[&inbound],
         egress: None,
+        msg_id: None,
     })
     .unwrap()
 }
@@ -85,6 +86,7 @@ fn a_customer_that_does_not_fit_fails_with_a_reason() {
         outbound: &out,
         inbound: &[&inbound],
         egress: None,
+        msg_id: None,
     }) {
         Ok(bytes) => panic!(
             "composed anyway; imports: {:?}",
@@ -131,6 +133,7 @@ fn real_step(customer: &[u8], generation: etl::build::generation::Generation) ->
         outbound: Part::OutMessaging.bytes(),
         inbound: &[Part::InMessaging.bytes()],
         egress: None,
+        msg_id: None,
     })
     .unwrap();
     compose::interface_of(&bytes).unwrap().0
@@ -235,6 +238,7 @@ fn guarded_step(
         outbound: Part::OutMessaging.bytes(),
         inbound: &[Part::InMessaging.bytes()],
         egress: guarded.then(|| Part::Egress.bytes()),
+        msg_id: None,
     })
 }
 
@@ -295,4 +299,88 @@ fn the_guard_serves_a_customer_of_another_wasi_http_0_2() {
             "{generation}"
         );
     }
+}
+
+/// `delivery.nats_msg_id`: the wasmCloud 1.x artifact of every unit whose `out` part publishes
+/// over NATS gets the `msg-id` part, and so imports `wasmcloud:messaging@0.3.0` (which only 1.x
+/// hosts with `wasmcloud-messaging-v3` serve); the v2 artifacts, and the units that deliver over
+/// HTTP, stay as they were. Without the setting, no artifact imports it.
+#[test]
+fn nats_msg_id_puts_the_msg_id_part_in_the_1x_artifacts_that_publish_over_nats() {
+    use etl::build::generation::Generation;
+    const PRODUCER: &str = "wasmcloud:messaging/producer@0.3.0";
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    crate::common::copy(&crate::common::example(), &repo);
+    let build = |repo: &std::path::Path| {
+        let build = etl::build::build(repo, None, &Default::default()).unwrap();
+        assert!(
+            !build.validation.has_errors(),
+            "{:#?}",
+            build.validation.diagnostics
+        );
+        build.plan.expect("a plan")
+    };
+    let before = build(&repo);
+    let project = repo.join("etl.yaml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    let edited = text.replacen(
+        "\n  policy:\n",
+        "\n  delivery:\n    nats_msg_id: true\n  policy:\n",
+        1,
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&project, edited).unwrap();
+    let after = build(&repo);
+    let mut with_part = 0;
+    for (old, new) in before.pipelines.iter().zip(&after.pipelines) {
+        for (old, new) in old
+            .steps
+            .iter()
+            .chain(&old.sinks)
+            .zip(new.steps.iter().chain(&new.sinks))
+        {
+            let publishes = new.harness.out == "out-messaging";
+            assert_eq!(new.harness.msg_id.is_some(), publishes, "{}", new.name);
+            assert!(old.harness.msg_id.is_none(), "{}", old.name);
+            let v1 = new.artifact_of(Generation::V1).unwrap();
+            assert_eq!(
+                v1.imports.iter().any(|i| i == PRODUCER),
+                publishes,
+                "{}",
+                new.name
+            );
+            assert_eq!(
+                v1.digest == old.artifact_of(Generation::V1).unwrap().digest,
+                !publishes,
+                "{}: the 1.x artifact changes exactly when it gets the part",
+                new.name
+            );
+            for plan in [old, new] {
+                let v2 = plan.artifact_of(Generation::V2).unwrap();
+                assert!(
+                    !v2.imports.iter().any(|i| i.contains("@0.3.0")),
+                    "{}",
+                    plan.name
+                );
+            }
+            assert_eq!(
+                new.artifact_of(Generation::V2).unwrap().digest,
+                old.artifact_of(Generation::V2).unwrap().digest,
+                "{}: v2 artifacts are untouched",
+                new.name
+            );
+            let old_v1 = old.artifact_of(Generation::V1).unwrap();
+            assert!(
+                !old_v1.imports.iter().any(|i| i.contains("@0.3.0")),
+                "{}",
+                old.name
+            );
+            with_part += usize::from(publishes);
+        }
+    }
+    assert!(
+        with_part >= 3,
+        "the example's steps and its nats sink: {with_part}"
+    );
 }

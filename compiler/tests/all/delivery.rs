@@ -67,6 +67,7 @@ fn every_documented_setting_is_valid() {
     max_age: 24h
     max_bytes: -1
     duplicate_window: 2m
+    nats_msg_id: true
 ",
         [
             "      delivery: { max_deliver: 3, backoff: [250ms] }\n",
@@ -132,4 +133,22 @@ fn settings_nats_cannot_take() {
         ["", "", ""],
     );
     assert_eq!(codes, ["E0106"]);
+}
+
+/// `nats_msg_id` changes the 1.x artifacts, which every environment shares: the project's
+/// `delivery` may set it, an environment's may not; and it is a boolean.
+#[test]
+fn nats_msg_id_is_the_projects_alone() {
+    let codes = snapshot(
+        "delivery_nats_msg_id",
+        "  delivery:\n    nats_msg_id: true\n",
+        ["      delivery: { nats_msg_id: false }\n", "", ""],
+    );
+    assert_eq!(codes, ["E0104"]);
+    let codes = snapshot(
+        "delivery_nats_msg_id_boolean",
+        "  delivery:\n    nats_msg_id: yes please\n",
+        ["", "", ""],
+    );
+    assert_eq!(codes, ["E0103"]);
 }

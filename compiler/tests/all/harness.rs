@@ -159,6 +159,17 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
             ]),
             vec!["wasi:http/outgoing-handler@0.2.12"],
         ),
+        // The host's messaging at both versions, and 0.2.0's consumer served to the out part.
+        Part::MsgId => (
+            strings(&[
+                "wasmcloud:messaging/types@0.2.0",
+                "wasmcloud:messaging/consumer@0.2.0",
+                "wasmcloud:messaging/types@0.3.0",
+                "wasmcloud:messaging/producer@0.3.0",
+                "wasmcloud:messaging/request-reply@0.3.0",
+            ]),
+            vec!["wasmcloud:messaging/consumer@0.2.0"],
+        ),
     };
     match part {
         // in-http's wasi:http brings the rest of wasi:io@0.2.12 before the std imports; std's
@@ -240,6 +251,17 @@ fn only_the_messaging_parts_and_the_reports_touch_the_broker_and_no_part_reaches
                     "wasmcloud:messaging/consumer@0.2.0",
                 ],
                 vec![],
+            ),
+            // What out-messaging publishes, with `Nats-Msg-Id` where it can.
+            Part::MsgId => (
+                vec![
+                    "wasmcloud:messaging/types@0.2.0",
+                    "wasmcloud:messaging/consumer@0.2.0",
+                    "wasmcloud:messaging/types@0.3.0",
+                    "wasmcloud:messaging/producer@0.3.0",
+                    "wasmcloud:messaging/request-reply@0.3.0",
+                ],
+                vec!["wasmcloud:messaging/consumer@0.2.0"],
             ),
             _ => (vec![], vec![]),
         };

@@ -253,6 +253,7 @@ fn every_vendored_dependency_resolves_on_its_own_name() {
             "wasi:random@0.2.12",
             "wasi:sockets@0.2.12",
             "wasmcloud:messaging@0.2.0",
+            "wasmcloud:messaging@0.3.0",
             "wasmcloud:secrets@0.1.0-draft",
         ]
     );
@@ -526,6 +527,35 @@ fn the_v2_settings_world_serves_the_1x_config_interface_from_the_v2_one() {
     assert_eq!(
         type_def(&resolve, draft, "runtime", "config-error").1,
         type_def(&resolve, rc, "store", "error").1
+    );
+}
+
+#[test]
+fn the_msg_id_world_serves_the_out_parts_messaging_through_the_1x_hosts_0_3() {
+    let (resolve, _, msg_id) = load_main("etl-platform-msg-id");
+    assert_eq!(
+        resolve.packages[msg_id].name.to_string(),
+        "etl:platform-msg-id@0.1.0"
+    );
+    let (imports, exports) = world_items(&resolve, msg_id, "msg-id");
+    assert_eq!(
+        imports,
+        set(&[
+            "wasmcloud:messaging/types@0.2.0",
+            "wasmcloud:messaging/consumer@0.2.0",
+            "wasmcloud:messaging/types@0.3.0",
+            "wasmcloud:messaging/producer@0.3.0",
+            "wasmcloud:messaging/request-reply@0.3.0",
+        ])
+    );
+    assert_eq!(exports, set(&["wasmcloud:messaging/consumer@0.2.0"]));
+    // A message of 0.3.0 carries metadata (NATS headers on the 1.x host); 0.2.0's has none.
+    let v3 = package(&resolve, "wasmcloud:messaging@0.3.0");
+    let types = resolve.packages[v3].interfaces["types"];
+    assert!(
+        resolve.interfaces[types]
+            .functions
+            .contains_key("[method]message.add-metadata")
     );
 }
 

@@ -47,6 +47,34 @@ pub fn batch(first: &str, count: usize) -> String {
     format!("{first}+{count}")
 }
 
+/// The NATS header by which a JetStream stream drops a message published again within its
+/// duplicate window: what the `msg-id` part sets to [`message`].
+pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
+
+/// The `Nats-Msg-Id` of a message to `subject` that carries records with ids `ids`, in order:
+/// `<id>@<subject>`, `<id>` being the one record's id, or `<first>+<count>` ([`batch`]) for
+/// several; `None` when it carries none, or one has no id (then no two deliveries of it could be
+/// told apart by its id). The subject keeps apart what two units publish of the same records
+/// into one stream (two steps reading one input give their outputs the same ids), which a
+/// stream's de-duplication, one window per stream, would otherwise drop as one.
+pub fn message<'a>(
+    ids: impl IntoIterator<Item = Option<&'a str>>,
+    subject: &str,
+) -> Option<String> {
+    let mut ids = ids.into_iter();
+    let first = ids.next()??;
+    let mut count = 1;
+    for id in ids {
+        id?;
+        count += 1;
+    }
+    Some(if count == 1 {
+        format!("{first}@{subject}")
+    } else {
+        format!("{}@{subject}", batch(first, count))
+    })
+}
+
 /// A request key of 32 lowercase hex digits, from two random numbers.
 pub fn random_key(high: u64, low: u64) -> String {
     format!("{high:016x}{low:016x}")
@@ -215,5 +243,24 @@ mod tests {
         assert_eq!(headers, [h("a", "1")]);
         let mut headers = vec![h("a", "1")];
         assert_eq!(take(&mut headers), None);
+    }
+
+    #[test]
+    fn a_message_is_named_by_its_records_ids_and_its_subject() {
+        assert_eq!(
+            message([Some("k-0.0")], "a.b").as_deref(),
+            Some("k-0.0@a.b")
+        );
+        assert_eq!(
+            message([Some("k-0.0"), Some("k-1.0"), Some("k-2.0")], "a.b").as_deref(),
+            Some("k-0.0+3@a.b")
+        );
+        assert_ne!(
+            message([Some("k-0.0")], "a.b"),
+            message([Some("k-0.0")], "a.c")
+        );
+        assert_eq!(message([Some("k-0.0"), None], "a.b"), None);
+        assert_eq!(message([None, Some("k-1.0")], "a.b"), None);
+        assert_eq!(message(Vec::<Option<&str>>::new(), "a.b"), None);
     }
 }

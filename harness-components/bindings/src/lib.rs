@@ -396,6 +396,14 @@ pub fn names(list: &str) -> impl Iterator<Item = &str> {
 /// parts are generated without it.
 #[macro_export]
 macro_rules! generate {
+    // `generate!(messaging_0_3 "etl:platform-msg-id/msg-id")`: the `msg-id` part alone sees
+    // `wasmcloud:messaging@0.3.0` (its own package, as `v2` below and for the same reason).
+    (messaging_0_3 $world:tt) => {
+        $crate::generate!(@with $world [
+            "../../wit/deps/wasmcloud-messaging-0.3.0",
+            "../../wit/etl-platform-msg-id",
+        ]);
+    };
     (v2 $world:tt) => {
         $crate::generate!(@with $world [
             "../../wit/deps/wasi-config-0.2.0-rc.1",

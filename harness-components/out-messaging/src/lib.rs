@@ -22,9 +22,9 @@
 //! the broker. The last header named `traceparent` (ASCII case-insensitive) becomes the
 //! envelope's `traceparent` field, the inverse of `in-messaging`; and the record's id, which
 //! the `in` part appended as the last header `etl-id`, becomes the envelope's `id` field (every
-//! `etl-id` header is removed: none is published as a header). A NATS sink cannot set the
-//! `Nats-Msg-Id` header (`wasmcloud:messaging@0.2.0` messages have no headers): the id is in
-//! each envelope record instead (docs/harness.md#record-ids).
+//! `etl-id` header is removed: none is published as a header). The ids are in each envelope
+//! record (0.2.0 messages have no headers); in a 1.x artifact of a project with
+//! `delivery.nats_msg_id` the `msg-id` part adds `Nats-Msg-Id` (docs/harness.md#record-ids).
 
 etl_harness_bindings::generate!("etl:platform/out-messaging");
 etl_harness_bindings::config_error_text!();

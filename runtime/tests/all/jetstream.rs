@@ -365,3 +365,72 @@ fn records_from_an_http_source_get_ids_from_the_requests_key() {
         "{message}"
     );
 }
+
+/// `delivery.nats_msg_id` (docs/harness.md#record-ids): a wasmCloud 1.x artifact's `msg-id`
+/// part publishes each message through `wasmcloud:messaging@0.3.0` with `Nats-Msg-Id`, which the
+/// runner serves as a 1.x host with `wasmcloud-messaging-v3` does and shows after the record's
+/// `etl-id`: `<id>@<subject>`, the record's id for a message of one, `<first id>+<count>` for a
+/// batch; the same on a redelivery.
+#[test]
+fn with_nats_msg_id_a_1x_unit_publishes_its_messages_under_their_records_ids() {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("chaos");
+    copy(&chaos(), &repo);
+    let project = repo.join("etl.yaml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    let edited = text.replacen(
+        "\n  policy:\n",
+        "\n  delivery:\n    nats_msg_id: true\n  policy:\n",
+        1,
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&project, edited).unwrap();
+    let (validation, artifacts) =
+        artifacts::prepare(&repo, &Origin::Build(None), Generation::V1).unwrap();
+    assert!(!validation.has_errors(), "{:#?}", validation.diagnostics);
+    let artifacts = artifacts.expect("the fixture compiles");
+    let deployment = deployment::deploy(&validation.repo, "dev", "chaos").unwrap();
+    let pipeline = Runtime::new(None)
+        .unwrap()
+        .load(&deployment, &artifacts["chaos"])
+        .unwrap();
+    let msg_ids = |report: &Report| -> Vec<Option<String>> {
+        report
+            .sinks
+            .iter()
+            .map(|s| {
+                s.record
+                    .headers
+                    .iter()
+                    .find(|(name, _)| name == "Nats-Msg-Id")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    };
+    // One batch of three, two of which reach the sink, in one message to `chaos.out`:
+    // `<first id>+2@chaos.out`, on each of its records. The transient record has the message
+    // given back until its last delivery, whose message the sink gets under the same id a first
+    // delivery's would have.
+    let report = run(&pipeline, &["a", "transient:busy", "b"]);
+    let first = "ETL_DATA_chaos_chaos:1-0.0.0";
+    let batch = Some(format!("{first}+2@chaos.out"));
+    assert_eq!(msg_ids(&report), [batch.clone(), batch]);
+    // A message of one record: the record's id.
+    let report = run(&pipeline, &["c"]);
+    assert_eq!(msg_ids(&report), [Some(format!("{first}@chaos.out"))]);
+    // Without the setting, no header (the fixture's own artifacts).
+    let report = run(&at_least_once("3"), &["a", "b"]);
+    assert_eq!(msg_ids(&report), [None, None]);
+}

@@ -381,6 +381,7 @@ fn composed_on_messaging(customer: &[u8]) -> Vec<u8> {
         outbound: Part::OutMessaging.bytes(),
         inbound: &[Part::InMessaging.bytes()],
         egress: None,
+        msg_id: None,
     })
     .expect("composes")
 }

@@ -183,6 +183,7 @@ fn probe_pipeline(generation: Generation) -> LoadedPipeline {
         outbound: Part::OutMessaging.bytes(),
         inbound: &[Part::InMessaging.bytes()],
         egress: None,
+        msg_id: None,
     })
     .unwrap();
     let config = BTreeMap::from([

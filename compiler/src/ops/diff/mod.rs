@@ -52,6 +52,11 @@ fn parts(unit: &UnitPlan, generation: Generation) -> Vec<&str> {
     if unit.customer.is_none() {
         parts.push("identity");
     }
+    if generation == Generation::V1
+        && let Some(part) = &unit.harness.msg_id
+    {
+        parts.push(part);
+    }
     parts
 }
 

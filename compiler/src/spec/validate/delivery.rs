@@ -1,7 +1,8 @@
 //! `delivery` settings the schema cannot judge: durations too long for the NATS server API (an
 //! `i64` of nanoseconds), zeros NATS would read as "the server's default" (`ack_wait`,
 //! `duplicate_window`, `max_bytes`), and, in each environment delivered at least once, a
-//! de-duplication window longer than the stream keeps messages (the server refuses the stream).
+//! de-duplication window longer than the stream keeps messages (the server refuses the stream);
+//! and `nats_msg_id` anywhere but the project's `delivery`.
 
 use std::collections::BTreeMap;
 
@@ -23,12 +24,23 @@ pub(super) fn check_delivery(repo: &Repo, out: &mut Vec<Diagnostic>) {
     }
     for (name, env) in &spec.environments {
         if let Some(d) = &env.delivery {
-            check_fields(
-                project,
-                &format!("/spec/environments/{name}/delivery"),
-                d,
-                out,
-            );
+            let at = format!("/spec/environments/{name}/delivery");
+            check_fields(project, &at, d, out);
+            if d.nats_msg_id.is_some() {
+                out.push(
+                    Diagnostic::new(
+                        Code::NotAllowed,
+                        format!("`nats_msg_id` cannot be set for environment `{name}`"),
+                    )
+                    .at(&project.file, project.span(&format!("{at}/nats_msg_id")))
+                    .label("set per environment")
+                    .expected("`nats_msg_id` in the project's `spec.delivery`")
+                    .note(
+                        "it changes the wasmCloud 1.x artifacts, and every environment runs the \
+                         same ones (`etl promote` does not rebuild)",
+                    ),
+                );
+            }
         }
     }
     check_windows(project, out);
