@@ -79,10 +79,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             allowed_insecure: args.allow_insecure,
             ..Default::default()
         },
+        // `wasmcloud-messaging-v3`: the `wasmcloud:messaging@0.3.0` the e2e repo's artifacts
+        // publish through, with `Nats-Msg-Id` (its `delivery.nats_msg_id`), as a site that
+        // turns it on starts `wasmcloud` with `--feature wasmcloud-messaging-v3`.
         experimental_features: Features::new()
             .enable_builtin_http_server()
             .enable_builtin_http_client()
-            .enable_builtin_messaging_nats(),
+            .enable_builtin_messaging_nats()
+            .enable_wasmcloud_messaging_v3(),
         // Quick heartbeats so wadm sees the host, and its inventory, soon after start.
         heartbeat_interval: Some(Duration::from_secs(5)),
         provider_shutdown_delay: Some(Duration::from_secs(2)),

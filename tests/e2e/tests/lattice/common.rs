@@ -116,13 +116,21 @@ impl Env {
     }
 
     /// staging's `delivery:` settings in `repo`'s `etl.yaml` ([`crate::delivery::DELIVERY`]):
-    /// short waits, so that a record that stays `transient` is dead-lettered within seconds.
+    /// short waits, so that a record that stays `transient` is dead-lettered within seconds; and
+    /// the project's `delivery.nats_msg_id` (its 1.x artifacts publish with `Nats-Msg-Id`, which
+    /// the test's hosts serve: `src/bin/host.rs` enables `wasmcloud-messaging-v3`).
     pub fn configure_delivery(&self, repo: &Path) -> anyhow::Result<()> {
         let lattice = format!("      lattice: acme-iot-{STAGING}\n");
+        let project = repo.join("etl.yaml");
         replace_once(
-            &repo.join("etl.yaml"),
+            &project,
             &lattice,
             &format!("{lattice}{}", crate::delivery::DELIVERY),
+        )?;
+        replace_once(
+            &project,
+            "\n  policy:\n",
+            "\n  delivery:\n    nats_msg_id: true\n  policy:\n",
         )
     }
 
@@ -688,6 +696,11 @@ pub struct Records {
     pending: VecDeque<(Instant, String, etl_envelope::Envelope)>,
     /// Messages received so far.
     messages: usize,
+    /// Messages whose `Nats-Msg-Id` header named their records as documented (docs/harness.md:
+    /// `<id>@<subject>`, the one record's id or `<first id>+<count>`).
+    msg_ids: usize,
+    /// Messages whose `Nats-Msg-Id` did not: the header and what it should have been.
+    wrong_msg_ids: Vec<(String, String)>,
 }
 
 impl Records {
@@ -698,7 +711,15 @@ impl Records {
             subject: subject.to_owned(),
             pending: VecDeque::new(),
             messages: 0,
+            msg_ids: 0,
+            wrong_msg_ids: Vec::new(),
         })
+    }
+
+    /// Of the messages so far: how many carried the `Nats-Msg-Id` their records call for, and
+    /// those whose header differed from it (the header, and the id expected).
+    pub fn msg_ids(&self) -> (usize, &[(String, String)]) {
+        (self.msg_ids, &self.wrong_msg_ids)
     }
 
     /// How many messages (batches) have arrived so far.
@@ -749,6 +770,31 @@ impl Records {
             let batch = etl_envelope::decode_batch(&msg.payload)
                 .map_err(|e| anyhow::anyhow!("{}: not an etl envelope: {e}", msg.subject))?;
             self.messages += 1;
+            // Compared as text: async-nats parses a received `Nats-Msg-Id` into its standard
+            // header name, which `get` with a `&str` (a custom name) does not find.
+            let msg_id = msg.headers.as_ref().and_then(|h| {
+                h.iter()
+                    .find(|(name, _)| {
+                        AsRef::<str>::as_ref(name).eq_ignore_ascii_case("Nats-Msg-Id")
+                    })
+                    .and_then(|(_, values)| values.first())
+            });
+            if let Some(header) = msg_id {
+                let ids: Vec<Option<&str>> =
+                    batch.iter().map(|b| b.envelope.id.as_deref()).collect();
+                let expected = match ids.as_slice() {
+                    [Some(one)] => format!("{one}@{}", msg.subject),
+                    [Some(first), rest @ ..] if rest.iter().all(Option::is_some) => {
+                        format!("{first}+{}@{}", ids.len(), msg.subject)
+                    }
+                    _ => String::new(),
+                };
+                if header.as_str() == expected {
+                    self.msg_ids += 1;
+                } else {
+                    self.wrong_msg_ids.push((header.to_string(), expected));
+                }
+            }
             let subject = msg.subject.to_string();
             self.pending
                 .extend(batch.into_iter().map(|b| (at, subject.clone(), b.envelope)));

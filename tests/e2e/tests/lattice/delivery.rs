@@ -52,8 +52,9 @@ const BROKEN_EVERY: usize = 100;
 /// minute, and more of them (24, each unanswered one costing `ack_wait`): on 1.x every host's
 /// built-in messaging-nats provider subscribes to every unit's deliver subject, and drops what
 /// it gets for a component it does not run ("linked component not found"), and after a host is
-/// killed wadm needs about 70 s to start its components elsewhere; 24 × 5 s outlasts that.
-pub const DELIVERY: &str = "      delivery:\n        max_deliver: 24\n        ack_wait: 5s\n        \
+/// killed a step on the other host was seen to stall for about 100 s before it caught up;
+/// 24 × 8 s outlasts that.
+pub const DELIVERY: &str = "      delivery:\n        max_deliver: 24\n        ack_wait: 8s\n        \
                             backoff: [200ms, 500ms, 1s, 2s]\n";
 /// The number of deliveries a broken reading gets (`max_deliver` above).
 pub const MAX_DELIVER: u32 = 24;
@@ -63,8 +64,9 @@ const DEAD_LETTERS: &str = "etl.iot-sensors.sensor-ingest.dlq.>";
 const ENRICH_DLQ: &str = "etl.iot-sensors.sensor-ingest.dlq.enrich";
 /// staging's data stream (`dist/staging/jetstream/sensor-ingest.json`).
 const DATA_STREAM: &str = "ETL_DATA_iot-sensors_sensor-ingest";
-/// How long the sinks may stay silent before the scenario counts what it has.
-const SETTLE_QUIET: Duration = Duration::from_secs(90);
+/// How long the sinks may stay silent before the scenario counts what it has: longer than the
+/// 1.x stall after a host kill (about 100 s, see [`DELIVERY`]).
+const SETTLE_QUIET: Duration = Duration::from_secs(150);
 /// The longest a scenario waits for its records after the last request.
 const SETTLE_MAX: Duration = Duration::from_secs(240);
 
@@ -120,8 +122,21 @@ pub struct Figures {
     /// The data stream's consumers that still held messages when the counting stopped: where
     /// missing records wait.
     pub backlog: Vec<String>,
+    /// 1.x (`delivery.nats_msg_id`): the `Nats-Msg-Id` headers of the messages at archive.
+    pub msg_ids: Option<MsgIds>,
     /// From the first request to the last record counted.
     pub elapsed: Duration,
+}
+
+/// The `Nats-Msg-Id` headers of the messages a sink's subject got.
+#[derive(Debug, Default, Clone)]
+pub struct MsgIds {
+    /// Messages with the header their records and subject call for.
+    pub right: usize,
+    /// Messages.
+    pub all: usize,
+    /// The first other header, and what it should have been.
+    pub wrong: Option<(String, String)>,
 }
 
 impl Figures {
@@ -148,7 +163,19 @@ impl Figures {
             } else {
                 format!("; still in the stream: {}", self.backlog.join(", "))
             }
-        )
+        ) + &self
+            .msg_ids
+            .as_ref()
+            .map(|MsgIds { right, all, wrong }| {
+                format!(
+                    "; archive messages with their Nats-Msg-Id: {right} of {all}{}",
+                    wrong
+                        .as_ref()
+                        .map(|(h, e)| format!(" (one had `{h}`, not `{e}`)"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default()
     }
 
     /// No record lost at any sink, and every broken reading dead-lettered after the last
@@ -170,6 +197,13 @@ impl Figures {
             "readings dead-lettered that should have been delivered: {}",
             self.line()
         );
+        if let Some(MsgIds { right, all, .. }) = &self.msg_ids {
+            ensure!(
+                right == all && *all > 0,
+                "archive messages without the Nats-Msg-Id of their records: {}",
+                self.line()
+            );
+        }
         if self.dead.expected > 0 {
             let want = MAX_DELIVER.to_string();
             ensure!(
@@ -555,6 +589,15 @@ async fn run(
         retried_requests: retried,
         elapsed: started.elapsed(),
         backlog: backlog(staging.nats).await?,
+        // The e2e repo sets `delivery.nats_msg_id` (common.rs), which only 1.x artifacts carry.
+        msg_ids: (staging.env.generation == "v1").then(|| {
+            let (right, wrong) = archive.msg_ids();
+            MsgIds {
+                right,
+                all: archive.messages(),
+                wrong: wrong.first().cloned(),
+            }
+        }),
     };
     eprintln!("e2e: delivery: {}", figures.line());
     if let Some(host) = extra.filter(|_| staging.env.generation == "v1") {

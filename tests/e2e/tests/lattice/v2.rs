@@ -659,7 +659,7 @@ fn alerts_batched(text: &str, mode: &str) -> anyhow::Result<String> {
     Ok(text.replacen(from, &format!("{from}        batch: {mode}\n"), 1))
 }
 
-//// One WorkloadDeployment of a manifest, what the test relies on.
+/// One WorkloadDeployment of a manifest, what the test relies on.
 #[derive(Debug)]
 struct Deployment {
     name: String,
