@@ -15,6 +15,15 @@ use wasmparser::{Parser, Validator, WasmFeatures};
 /// standard library's start-up and panic output), whatever its world says. `wasi:io` comes in
 /// the version of the `wasi:io` the world itself uses, if any (the component linker merges
 /// semver-compatible imports into the newest): see [`std_imports`].
+/// What the `msg-id` part imports: the host's messaging at both versions.
+const MSG_ID_MESSAGING: [&str; 5] = [
+    "wasmcloud:messaging/types@0.2.0",
+    "wasmcloud:messaging/consumer@0.2.0",
+    "wasmcloud:messaging/types@0.3.0",
+    "wasmcloud:messaging/producer@0.3.0",
+    "wasmcloud:messaging/request-reply@0.3.0",
+];
+
 const STD_CLI: [&str; 10] = [
     "wasi:cli/environment@0.2.6",
     "wasi:cli/exit@0.2.6",
@@ -161,13 +170,7 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
         ),
         // The host's messaging at both versions, and 0.2.0's consumer served to the out part.
         Part::MsgId => (
-            strings(&[
-                "wasmcloud:messaging/types@0.2.0",
-                "wasmcloud:messaging/consumer@0.2.0",
-                "wasmcloud:messaging/types@0.3.0",
-                "wasmcloud:messaging/producer@0.3.0",
-                "wasmcloud:messaging/request-reply@0.3.0",
-            ]),
+            strings(&MSG_ID_MESSAGING),
             vec!["wasmcloud:messaging/consumer@0.2.0"],
         ),
     };
@@ -254,13 +257,7 @@ fn only_the_messaging_parts_and_the_reports_touch_the_broker_and_no_part_reaches
             ),
             // What out-messaging publishes, with `Nats-Msg-Id` where it can.
             Part::MsgId => (
-                vec![
-                    "wasmcloud:messaging/types@0.2.0",
-                    "wasmcloud:messaging/consumer@0.2.0",
-                    "wasmcloud:messaging/types@0.3.0",
-                    "wasmcloud:messaging/producer@0.3.0",
-                    "wasmcloud:messaging/request-reply@0.3.0",
-                ],
+                MSG_ID_MESSAGING.to_vec(),
                 vec!["wasmcloud:messaging/consumer@0.2.0"],
             ),
             _ => (vec![], vec![]),
