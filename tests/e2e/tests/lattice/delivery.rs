@@ -9,8 +9,9 @@
 //!   version's replicas are spread over both; it is killed (SIGKILL) while the readings flow.
 //!   On 1.x wadm gives each spread share's `instances` to one host (they are that host's
 //!   concurrency, not replicas), so the new version spreads staging over two shares, one per
-//!   host (label `e2e-host`), and the killed host is started again once its records are
-//!   counted, so that wadm can fill its share before the next scenario;
+//!   host (label `e2e-host`); and the killed host is started again once the readings are in (with
+//!   it gone for good, `alerts` on the other host stalled, see docs/delivery.md), and the next
+//!   scenario waits until it runs its share again;
 //! - **transient**: 1 % of the readings come from a `broken-` sensor, which `enrich` answers
 //!   `transient` every time: they must end in enrich's dead-letter subject, with the number of
 //!   deliveries tried, and nothing else may be held back with them.
@@ -483,6 +484,13 @@ async fn run(
         scenario.name(),
         started.elapsed()
     );
+    // 1.x: the killed host comes back once the readings are in (a machine that reboots): with
+    // it gone for good, `alerts` on the other host stalled until it returned (docs/delivery.md,
+    // known gaps), longer than any wait here in one CI run.
+    let v1 = staging.env.generation == "v1";
+    if let Some(host) = extra.as_deref_mut().filter(|_| v1) {
+        host.restart().await?;
+    }
 
     // Counted until every sink has its share, or nothing new came for a while.
     let mut seen_archive: BTreeMap<String, usize> = BTreeMap::new();
@@ -600,19 +608,18 @@ async fn run(
         }),
     };
     eprintln!("e2e: delivery: {}", figures.line());
-    if let Some(host) = extra.filter(|_| staging.env.generation == "v1") {
+    if let Some(host) = extra.filter(|_| v1) {
         // Its spread share (see the module's doc) waits for it. Until wadm has started its
         // components, its built-in messaging provider (which wadm starts first) takes deliveries
         // for them and drops them unanswered, each one costing a delivery; so the next scenario
         // starts once it runs what it ran before.
-        host.restart().await?;
         let since = Instant::now();
         loop {
             let running = host.running(&staging.env.nats_url, "v1").await?;
             if running >= killed_ran {
                 eprintln!(
                     "e2e: delivery: {} runs {running} components and providers again, {:.1?} \
-                     after its restart",
+                     after the count",
                     host.name,
                     since.elapsed()
                 );
@@ -620,8 +627,8 @@ async fn run(
             }
             ensure!(
                 since.elapsed() < Duration::from_secs(240),
-                "{} runs {running} of its {killed_ran} components and providers 240 s after its \
-                 restart",
+                "{} runs {running} of its {killed_ran} components and providers 240 s after the \
+                 count",
                 host.name
             );
         }
