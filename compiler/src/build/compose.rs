@@ -8,16 +8,17 @@
 //! Parts are instantiated in a fixed order (settings, egress, customer, msg-id, out, in), so the
 //! same inputs give the same bytes. The customer is wired to nothing but the contract's `types` and
 //! `config` (and, when granted it, the `wasi:config/runtime` the v2 settings part serves, as the
-//! 1.x host would) and, when it imports `wasi:http/outgoing-handler`, the egress part's export
-//! of it: the guard of its outbound HTTP, whose own import of it is the host's (such a customer
+//! 1.x host would) and, when it imports `wasi:http/outgoing-handler`, the egress part's export of
+//! it: the guard of its outbound HTTP, whose own import of it is the host's (such a customer
 //! without the guard is an error). Its other imports (granted by policy) stay imports of the
 //! composed component, never satisfied by a platform part. The out part takes its
 //! `wasmcloud:messaging/consumer` from the msg-id part when there is one (wasmCloud 1.x, where
-//! `delivery.nats_msg_id` is set). The out part (and the egress part) take what settings exports (`types`, and for wasmCloud v2 the `wasi:config/runtime` that
-//! settings serves from the host's `store`); an in part takes `transform` from the customer (and
-//! nothing else: a customer exporting a platform interface never serves a platform part), `emit`
-//! from out, and the rest from settings. Whatever no part satisfies (WASI, messaging, http, 1.x
-//! config) is imported by the composed component, once per name.
+//! `delivery.nats_msg_id` is set). The out part (and the egress part) take what settings exports
+//! (`types`, and for wasmCloud v2 the `wasi:config/runtime` that settings serves from the host's
+//! `store`); an in part takes `transform` from the customer (and nothing else: a customer exporting
+//! a platform interface never serves a platform part), `emit` from out, and the rest from settings.
+//! Whatever no part satisfies (WASI, messaging, http, 1.x config) is imported by the composed
+//! component, once per name.
 
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
