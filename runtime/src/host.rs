@@ -82,6 +82,15 @@ pub struct MessageV3 {
 /// them.
 pub struct RequestOptionsV3;
 
+/// One publish a call made: its subject, body and NATS headers (those a
+/// `wasmcloud:messaging@0.3.0` message set: `Nats-Msg-Id`; none through `consumer`).
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub subject: String,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
 /// A `wasmcloud:secrets` handle: the name of the secret it reveals (as the 1.x host's is).
 pub struct SecretName(String);
 
@@ -380,10 +389,7 @@ pub(crate) struct Host {
     /// Publishes beyond this many are refused in the current call.
     max_publishes: usize,
     /// Every accepted publish, in order (answers to JetStream are in `acks`).
-    pub published: Vec<BrokerMessage>,
-    /// The headers of each of `published` (those a `wasmcloud:messaging@0.3.0` message set:
-    /// `Nats-Msg-Id`), in the same order.
-    pub published_headers: Vec<Vec<(String, String)>>,
+    pub published: Vec<Published>,
     /// The bodies published to a JetStream ack subject (`$JS.ACK.…`) in the current call: how
     /// the `in` part answered a JetStream delivery (`+ACK`, `-NAK …`). Not outputs, not counted
     /// against the output limit.
@@ -437,7 +443,6 @@ impl Host {
             max_outputs,
             max_publishes: max_outputs,
             published: Vec::new(),
-            published_headers: Vec::new(),
             acks: Vec::new(),
             confirmed: 0,
             output_limit_hit: false,
@@ -460,7 +465,6 @@ impl Host {
         self.max_publishes = self.max_outputs.saturating_mul(records.max(1));
         self.hooks.limit = self.max_publishes;
         self.published.clear();
-        self.published_headers.clear();
         self.acks.clear();
         self.output_limit_hit = false;
         self.pending.clear();
@@ -572,12 +576,11 @@ impl Host {
                 self.max_publishes
             ));
         }
-        self.published.push(BrokerMessage {
+        self.published.push(Published {
             subject,
             body,
-            reply_to: None,
+            headers,
         });
-        self.published_headers.push(headers);
         Ok(())
     }
 
@@ -726,7 +729,7 @@ impl wasmcloud::messaging0_3_0::request_reply::Host for Host {
             .get(&msg)
             .map_err(|e| MessagingError::Other(e.to_string()))?
             .clone();
-        self.publish_with(topic.clone(), m.data, m.metadata)
+        self.publish_with(topic, m.data, m.metadata)
             .map_err(MessagingError::Other)?;
         let ack = self.pub_ack();
         let reply = self

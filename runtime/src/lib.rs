@@ -55,7 +55,7 @@ use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyIndices};
 
 use etl::build::deployment::{Deployment, UnitKind};
 
-use host::{BrokerMessage, Host, Outgoing, Unit, UnitIndices};
+use host::{BrokerMessage, Host, Outgoing, Published, Unit, UnitIndices};
 pub use host::{CapturedObject, CapturedRequest, LogLine};
 use secrets::{MissingSecret, Redactor};
 
@@ -782,9 +782,7 @@ impl Delivery {
 
 /// What one successful call left behind.
 struct Delivered {
-    published: Vec<BrokerMessage>,
-    /// The NATS headers of each of `published` (`Nats-Msg-Id`, from the `msg-id` part).
-    published_headers: Vec<Vec<(String, String)>>,
+    published: Vec<Published>,
     requests: Vec<CapturedRequest>,
     objects: Vec<CapturedObject>,
     logs: Vec<LogLine>,
@@ -1125,11 +1123,7 @@ impl LoadedPipeline {
         let spread = matches!(delivery, Delivery::Http { .. }) && inputs.len() == 1;
         // Records published on each subject, decoded, with their origins checked.
         let mut messages = Vec::new();
-        for (i, msg) in delivered.published.iter().enumerate() {
-            let headers = delivered
-                .published_headers
-                .get(i)
-                .map_or(&[][..], Vec::as_slice);
+        for msg in &delivered.published {
             match etl_envelope::decode_batch(&msg.body) {
                 Ok(batch) => {
                     if let Some(b) = batch
@@ -1144,7 +1138,7 @@ impl LoadedPipeline {
                         fail(out, summary, FailureKind::Error, message);
                         return;
                     }
-                    messages.push((msg, batch, headers));
+                    messages.push((msg, batch));
                 }
                 Err(e) => {
                     let what = if unit.dead_letters_to(&msg.subject) {
@@ -1165,7 +1159,7 @@ impl LoadedPipeline {
         // The records of the unit's batch: the inputs, or those one input was split into.
         let width = messages
             .iter()
-            .flat_map(|(_, batch, _)| batch.iter().map(|b| b.origin as usize + 1))
+            .flat_map(|(_, batch)| batch.iter().map(|b| b.origin as usize + 1))
             .fold(inputs.len(), usize::max);
         summary.counts[u].1.received += (width - inputs.len()) as u64;
         let input_of = |origin: u32| {
@@ -1178,7 +1172,7 @@ impl LoadedPipeline {
         // What each record of the batch gave: outputs, and whether it was dead-lettered.
         let mut given = vec![0u64; width];
         let mut rejected = vec![false; width];
-        for (_, batch, _) in &messages {
+        for (_, batch) in &messages {
             for b in batch {
                 given[b.origin as usize] += 1;
             }
@@ -1192,7 +1186,7 @@ impl LoadedPipeline {
             return;
         }
         let mut outputs = 0u64;
-        for (msg, batch, headers) in messages {
+        for (msg, batch) in messages {
             let next: Vec<usize> = batch.iter().map(|b| input_of(b.origin)).collect();
             if unit.dead_letters_to(&msg.subject) {
                 for b in batch {
@@ -1225,7 +1219,7 @@ impl LoadedPipeline {
                 for (b, input) in batch.into_iter().zip(next) {
                     // Its message's NATS headers (`Nats-Msg-Id`) follow its own.
                     let mut record = record_of(b.envelope);
-                    record.headers.extend(headers.iter().cloned());
+                    record.headers.extend(msg.headers.iter().cloned());
                     out.get(input).sinks.push(SinkRecord {
                         sink: unit.name.clone(),
                         target: msg.subject.clone(),
@@ -1491,7 +1485,6 @@ fn classify(
             };
             Ok(Delivered {
                 published: std::mem::take(&mut host.published),
-                published_headers: std::mem::take(&mut host.published_headers),
                 requests,
                 objects: std::mem::take(&mut host.objects),
                 logs,

@@ -39,7 +39,7 @@ pub enum Part {
     /// `etl.egress.hosts`.
     Egress,
     /// Gives what the `out` part publishes the NATS header `Nats-Msg-Id` (wasmCloud 1.x, where
-    /// the environment sets `delivery.nats_msg_id`): exports `wasmcloud:messaging/consumer@0.2.0`
+    /// the project sets `delivery.nats_msg_id`): exports `wasmcloud:messaging/consumer@0.2.0`
     /// to the out part and publishes through the host's `wasmcloud:messaging@0.3.0`.
     MsgId,
 }

@@ -370,10 +370,7 @@ pub async fn check_scenarios(staging: &Staging<'_>, extra: &mut ExtraHost) -> an
     for f in &figures {
         eprintln!("e2e: delivery: {}", f.line());
     }
-    for f in &figures {
-        f.check()?;
-    }
-    Ok(())
+    figures.iter().try_for_each(Figures::check)
 }
 
 /// The reading `i` of `scenario`: its sensor, and whether it is a broken one.
@@ -598,7 +595,7 @@ async fn run(
         elapsed: started.elapsed(),
         backlog: backlog(staging.nats).await?,
         // The e2e repo sets `delivery.nats_msg_id` (common.rs), which only 1.x artifacts carry.
-        msg_ids: (staging.env.generation == "v1").then(|| {
+        msg_ids: v1.then(|| {
             let (right, wrong) = archive.msg_ids();
             MsgIds {
                 right,
