@@ -681,6 +681,19 @@ pub const IN_DEAD_LETTER_KEY: &str = "etl.in.dead-letter";
 pub const CONFIRM_KEY: &str = "etl.out.confirm";
 /// [`CONFIRM_KEY`]'s value: each publish is a request answered by a JetStream acknowledgement.
 pub const CONFIRM_JETSTREAM: &str = "jetstream";
+/// Config key: the longest one request of an `http` sink may take, in milliseconds
+/// (`out-http`, whose default is [`MAX_REQUEST_TIMEOUT_MS`]).
+pub const REQUEST_TIMEOUT_KEY: &str = "etl.out.request-timeout";
+/// The longest [`REQUEST_TIMEOUT_KEY`] the compiler sets: `out-http`'s own default.
+pub const MAX_REQUEST_TIMEOUT_MS: i64 = 10_000;
+
+/// The [`REQUEST_TIMEOUT_KEY`] of an `http` sink whose deliveries wait `ack_wait` nanoseconds
+/// for their acknowledgement: half of that (at most [`MAX_REQUEST_TIMEOUT_MS`], at least 1 ms),
+/// so that a request given up on is answered (`-NAK`) well before JetStream would deliver its
+/// message again anyway, to the same busy sink.
+pub fn request_timeout_ms(ack_wait: i64) -> i64 {
+    (ack_wait / 2 / 1_000_000).clamp(1, MAX_REQUEST_TIMEOUT_MS)
+}
 
 /// The JetStream stream of pipeline `pipeline` of project `project`, in an at-least-once
 /// environment: `ETL_DATA_<project>_<pipeline>`.
@@ -745,8 +758,9 @@ impl UnitDeployment {
 /// subjects ([`Deployment::captured_inputs`]) subscribes to its [`deliver_subject`] instead of
 /// them (a step keeps its replay subscription, other subjects stay) and gets
 /// [`MAX_DELIVER_KEY`], [`BACKOFF_KEY`] and [`IN_DEAD_LETTER_KEY`] (a sink's dead letters get
-/// the subject a step's have, which becomes its [`UnitDeployment::dead_letter`]); every step,
-/// whose outputs land in the stream, gets [`CONFIRM_KEY`]. Its `inputs` stay as they are.
+/// the subject a step's have, which becomes its [`UnitDeployment::dead_letter`]), an `http`
+/// sink also [`REQUEST_TIMEOUT_KEY`] ([`request_timeout_ms`]); every step, whose outputs land
+/// in the stream, gets [`CONFIRM_KEY`]. Its `inputs` stay as they are.
 pub fn at_least_once(deployment: &mut Deployment, settings: &DeliverySettings) {
     let project = deployment.project.clone();
     let pipeline = deployment.pipeline.clone();
@@ -778,6 +792,12 @@ pub fn at_least_once(deployment: &mut Deployment, settings: &DeliverySettings) {
             unit.config
                 .insert(IN_DEAD_LETTER_KEY.to_owned(), dead_letter.clone());
             unit.dead_letter.get_or_insert(dead_letter);
+            if unit.kind == UnitKind::Sink(SinkConnector::Http) {
+                unit.config.insert(
+                    REQUEST_TIMEOUT_KEY.to_owned(),
+                    request_timeout_ms(settings.ack_wait).to_string(),
+                );
+            }
         }
         if unit.kind == UnitKind::Step {
             unit.config
@@ -863,6 +883,15 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn an_http_sink_gives_a_request_up_at_half_its_ack_wait_and_at_most_ten_seconds() {
+        const SECOND: i64 = 1_000_000_000;
+        assert_eq!(request_timeout_ms(30 * SECOND), 10_000);
+        assert_eq!(request_timeout_ms(20 * SECOND), 10_000);
+        assert_eq!(request_timeout_ms(8 * SECOND), 4_000);
+        assert_eq!(request_timeout_ms(1_000_000), 1);
     }
 
     #[test]

@@ -297,6 +297,11 @@ mod tests {
             [format!("{S}.deliver.enrich"), format!("{S}.replay.enrich")]
         );
         assert_eq!(enrich.config[DEAD_LETTER_KEY], format!("{S}.dlq.enrich"));
+        // The HTTP sink gives a request up at half its ack wait (30 s), at most 10 s.
+        assert_eq!(
+            unit(&d, "alerts").config[crate::build::deployment::REQUEST_TIMEOUT_KEY],
+            "10000"
+        );
         let archive = unit(&d, "archive");
         assert_eq!(archive.subscriptions, [format!("{S}.deliver.archive")]);
         // A sink's outputs leave the platform: not confirmed by JetStream.
@@ -628,6 +633,10 @@ mod tests {
                     expected.extend(u.replay.clone());
                     assert_eq!(u.subscriptions, expected, "{pipeline}/{}", u.name);
                     assert!(delivery_keys(u).is_empty(), "{pipeline}/{}", u.name);
+                    assert!(
+                        !u.config
+                            .contains_key(crate::build::deployment::REQUEST_TIMEOUT_KEY)
+                    );
                     assert!(!u.jetstream_fed());
                     if u.kind != UnitKind::Step {
                         assert_eq!(u.dead_letter, None);
@@ -641,6 +650,7 @@ mod tests {
                         BACKOFF_KEY,
                         IN_DEAD_LETTER_KEY,
                         CONFIRM_KEY,
+                        crate::build::deployment::REQUEST_TIMEOUT_KEY,
                     ] {
                         a.config.remove(key);
                     }

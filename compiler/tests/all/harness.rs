@@ -105,9 +105,11 @@ fn expected(part: Part) -> (Vec<String>, Vec<String>) {
             ]),
             vec!["etl:platform/emit@0.1.0"],
         ),
+        // The monotonic clock bounds each request's waits (its `etl.out.request-timeout`).
         Part::OutHttp => (
             strings(&[
                 "wasi:io/poll@0.2.12",
+                "wasi:clocks/monotonic-clock@0.2.12",
                 "wasi:io/error@0.2.12",
                 "wasi:io/streams@0.2.12",
                 "wasi:http/types@0.2.12",

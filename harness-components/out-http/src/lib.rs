@@ -15,8 +15,9 @@
 //!
 //! A batch's body is at most `etl.out.batch-bytes` (default 1 MiB): a larger batch is sent in
 //! several requests, a record larger than that alone. It stops at the first request that is not
-//! delivered: a request that fails or is answered with a status other than 2xx is an error
-//! naming the records and the status. Every body is sent with its `content-length`, and as much
+//! delivered: a request that fails, is answered with a status other than 2xx, or is not answered
+//! within `etl.out.request-timeout` ms (default 10 000; the body written and the answer's head
+//! in) is an error naming the records and the status or the wait. Every body is sent with its `content-length`, and as much
 //! of it as the host takes at once is written before the request goes out, so the host can
 //! send the head and a small body together; and with `expect: 100-continue`, so that a host
 //! that sends the head alone anyway (wasmCloud 1.x) does not wait a delayed ACK before the
@@ -47,9 +48,12 @@ use etl_harness_bindings::{
 };
 use exports::etl::platform::emit::Guest;
 use exports::etl::platform::emit::Outcome;
+use wasi::clocks::monotonic_clock;
 use wasi::config::runtime;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasi::io0_2_12::poll::{self, Pollable};
+use wasi::io0_2_12::streams::{OutputStream, StreamError};
 
 /// Config key: the URL every output is POSTed to.
 const URL: &str = "etl.out.url";
@@ -65,12 +69,16 @@ const SECRET_HEADER: &str = "header.";
 const JSON_CONTENT_TYPE: &str = "application/json";
 /// `content-type` when neither the config nor the record names one and the payload is not JSON.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
-/// The most `blocking-write-and-flush` accepts at once.
-const WRITE_CHUNK: usize = 4096;
 /// `content-type` of an NDJSON batch.
 const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
 /// `etl.out.batch-bytes` when it is not set: 1 MiB.
 const DEFAULT_BATCH_BYTES: usize = 1 << 20;
+/// Config key: the longest one request may take, from its first byte to its answer's head, in
+/// milliseconds ([`post`]).
+const REQUEST_TIMEOUT: &str = "etl.out.request-timeout";
+/// [`REQUEST_TIMEOUT`] when it is not set: 10 s, as long as a wasmCloud 1.x host gives a wRPC
+/// call to reach its provider.
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 
 /// How the outputs of a batch become requests (`etl.out.batch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +143,8 @@ impl Guest for OutHttp {
         let max = batch_bytes(setting(BATCH_BYTES).as_deref(), DEFAULT_BATCH_BYTES)
             .map_err(|why| format!("etl out-http: {why}"))?;
         let content_type = setting(CONTENT_TYPE);
+        let timeout = request_timeout(setting(REQUEST_TIMEOUT).as_deref())
+            .map_err(|why| format!("etl out-http: {why}: {count} output(s) not delivered"))?;
         let own = own_headers(&all, secrets::get)
             .map_err(|why| format!("etl out-http: {why}: {count} output(s) not delivered"))?;
         let fixed = Fixed {
@@ -145,7 +155,7 @@ impl Guest for OutHttp {
             for (i, output) in outputs.iter().enumerate() {
                 let headers =
                     request_headers(&output.headers, &fixed, &output.payload, ids[i].as_deref());
-                post(&target, &headers, &output.payload).map_err(|why| {
+                post(&target, &headers, &output.payload, timeout).map_err(|why| {
                     format!(
                         "etl out-http: POST {url} of output {} of {count} failed: {why}",
                         i + 1
@@ -182,7 +192,7 @@ impl Guest for OutHttp {
                 .as_deref()
                 .map(|first| id::batch(first, run.len()));
             let headers = batch_headers(&fixed, kind, key.as_deref());
-            post(&target, &headers, &body).map_err(|why| {
+            post(&target, &headers, &body, timeout).map_err(|why| {
                 format!(
                     "etl out-http: POST {url} of outputs {}–{} of {count} failed: {why}",
                     run.start + 1,
@@ -402,12 +412,21 @@ fn is_json_document(payload: &[u8]) -> bool {
 /// interim `100 Continue` carries that acknowledgement, and the body leaves at once. A server
 /// that ignores the expectation answers as before; one that refuses it (417) is asked once
 /// more without it.
-fn post(target: &Target, headers: &[(&str, &str)], body: &[u8]) -> Result<(), String> {
+fn post(
+    target: &Target,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u64,
+) -> Result<(), String> {
     let expects = headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("expect"));
     let mut expect = !body.is_empty() && !expects;
     loop {
+        let deadline = monotonic_clock::now().saturating_add(timeout_ms.saturating_mul(1_000_000));
+        let timed_out = |what: &str| {
+            format!("{what} within {timeout_ms} ms (`{REQUEST_TIMEOUT}`); the request is dropped")
+        };
         let fields = Fields::new();
         for (name, value) in headers {
             fields
@@ -456,22 +475,17 @@ fn post(target: &Target, headers: &[(&str, &str)], body: &[u8]) -> Result<(), St
                 .map_err(|e| format!("writing the body failed: {e:?}"))?;
         }
         let response = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
-        for chunk in body[first..].chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("writing the body failed: {e:?}"))?;
-        }
-        if first > 0 && first == body.len() {
-            stream
-                .blocking_flush()
-                .map_err(|e| format!("writing the body failed: {e:?}"))?;
+        if !body.is_empty() && !write_by(&stream, &body[first..], deadline)? {
+            return Err(timed_out("the body was not taken"));
         }
         // The stream is a child of the body: dropped before the body is finished.
         drop(stream);
         OutgoingBody::finish(outgoing, None)
             .map_err(|e| format!("finishing the body failed: {e:?}"))?;
 
-        response.subscribe().block();
+        if !ready_by(&response.subscribe(), deadline) {
+            return Err(timed_out("no answer"));
+        }
         let response = match response.get() {
             Some(Ok(Ok(response))) => response,
             Some(Ok(Err(e))) => return Err(format!("{e:?}")),
@@ -488,6 +502,65 @@ fn post(target: &Target, headers: &[(&str, &str)], body: &[u8]) -> Result<(), St
         } else {
             Err(format!("the server answered {status}"))
         };
+    }
+}
+
+/// Writes `bytes` to `stream` and flushes it, each wait bounded by `deadline` (the monotonic
+/// clock's nanoseconds): `Ok(false)` when the deadline came first.
+fn write_by(stream: &OutputStream, mut bytes: &[u8], deadline: u64) -> Result<bool, String> {
+    let failed = |e| format!("writing the body failed: {e:?}");
+    while !bytes.is_empty() {
+        let room = stream.check_write().map_err(failed)?;
+        if room == 0 {
+            if !ready_by(&stream.subscribe(), deadline) {
+                return Ok(false);
+            }
+            continue;
+        }
+        let n = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
+        stream.write(&bytes[..n]).map_err(failed)?;
+        bytes = &bytes[n..];
+    }
+    // Once the whole body is in, a closed stream is no error: the host may have sent it all and
+    // let go (the answer then says how the request went).
+    match stream.flush() {
+        Ok(()) => {}
+        Err(StreamError::Closed) => return Ok(true),
+        Err(e) => return Err(failed(e)),
+    }
+    if !ready_by(&stream.subscribe(), deadline) {
+        return Ok(false);
+    }
+    match stream.check_write() {
+        Ok(_) | Err(StreamError::Closed) => Ok(true),
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// Waits until `pollable` is ready or the monotonic clock reaches `deadline` (nanoseconds):
+/// whether it is ready. Why a deadline: on a wasmCloud 1.x host a request travels to an
+/// http-client provider over wRPC, which times only the provider's first answer; when the
+/// provider's host dies after that, the answer never comes, and a wait without end would hold
+/// the component's instance (and the delivery it handles) for good.
+fn ready_by(pollable: &Pollable, deadline: u64) -> bool {
+    if pollable.ready() {
+        return true;
+    }
+    let timer = monotonic_clock::subscribe_instant(deadline);
+    poll::poll(&[pollable, &timer]).contains(&0)
+}
+
+/// The value of [`REQUEST_TIMEOUT`]: unset, [`DEFAULT_REQUEST_TIMEOUT_MS`]; else a positive
+/// whole number of milliseconds.
+fn request_timeout(value: Option<&str>) -> Result<u64, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_REQUEST_TIMEOUT_MS),
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "config `{REQUEST_TIMEOUT}` is not a positive number of milliseconds: `{text}`"
+            )),
+        },
     }
 }
 
@@ -509,6 +582,21 @@ mod tests {
             Scheme::Other(_) => "other",
         };
         (scheme, t.authority, t.path_with_query)
+    }
+
+    #[test]
+    fn the_request_timeout_is_a_positive_number_of_milliseconds_else_ten_seconds() {
+        assert_eq!(request_timeout(None), Ok(10_000));
+        assert_eq!(request_timeout(Some(" ")), Ok(10_000));
+        assert_eq!(request_timeout(Some(" 250 ")), Ok(250));
+        for bad in ["0", "-5", "10s", "1.5"] {
+            assert_eq!(
+                request_timeout(Some(bad)),
+                Err(format!(
+                    "config `etl.out.request-timeout` is not a positive number of milliseconds: `{bad}`"
+                ))
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, Val};
 use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 wasmtime::component::bindgen!({
     inline: "
@@ -74,6 +75,8 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 /// The store's state: configuration in, publishes out.
 struct Host {
     wasi: WasiCtx,
+    /// `wasi:http`, sending requests for real (an HTTP sink's, to a server of the test).
+    http: WasiHttpCtx,
     table: ResourceTable,
     /// What `wasi:config/runtime` serves.
     config: BTreeMap<String, String>,
@@ -93,6 +96,16 @@ impl WasiView for Host {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: wasmtime_wasi_http::default_hooks(),
         }
     }
 }
@@ -182,6 +195,7 @@ fn linker() -> &'static Linker<Host> {
     LINKER.get_or_init(|| {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI p2");
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).expect("wasi:http");
         Step::add_to_linker::<_, HasSelf<Host>>(&mut linker, |host| host).expect("step imports");
         linker
     })
@@ -279,6 +293,7 @@ fn store(config: Settings, refuse: &[&str]) -> (Store<Host>, MemoryOutputPipe) {
     let host = Host {
         // Nothing inherited: no environment, arguments, stdin, files or network.
         wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
+        http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
         config: config
             .iter()
@@ -370,6 +385,11 @@ fn threshold_alert() -> &'static Component {
 fn archive() -> &'static Component {
     static C: OnceLock<Component> = OnceLock::new();
     example("archive", &C)
+}
+
+fn alerts() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    example("alerts", &C)
 }
 
 /// settings + `customer` + out-messaging + [in-messaging], composed here: `etl compile` gives
@@ -1261,4 +1281,94 @@ fn a_message_that_is_not_an_envelope_is_not_reported() {
     let run = run(enrich(), &config, "iot.parsed", b"not an envelope".to_vec());
     assert!(run.result.is_err());
     assert!(run.published.is_empty(), "{:?}", run.published);
+}
+
+/// A loopback HTTP server whose first connection is taken and never answered (held open), and
+/// whose others are each answered `204` once their request (head and `content-length` body) is
+/// in; what it got sends the request's body.
+fn webhook_that_hangs_once() -> (u16, std::sync::mpsc::Receiver<Vec<u8>>) {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The thread ends with the test binary; it holds the listener and the unanswered stream.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            if held.is_empty() {
+                held.push(stream);
+                continue;
+            }
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = stream;
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(body);
+        }
+    });
+    (port, rx)
+}
+
+/// An HTTP sink whose request is taken and never answered gives up on it after
+/// `etl.out.request-timeout`, as a failed delivery (which JetStream delivers again), instead of
+/// waiting for good: on a wasmCloud 1.x host that wait held the sink's instance, and every
+/// delivery after it, when the http-client provider's host died mid-request. The next delivery
+/// is answered and delivered.
+#[test]
+fn an_http_sink_gives_up_on_a_request_never_answered_after_its_timeout() {
+    let (port, received) = webhook_that_hangs_once();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let reading = with_fields(&parsed_reading(91.5), json!({"alert": true}));
+    let deliver = move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (url, body) = (url.clone(), batch_of(&[&reading]));
+        // On a thread: a call that waits for good fails the test instead of hanging it.
+        std::thread::spawn(move || {
+            let config = [
+                ("etl.out.url", url.as_str()),
+                ("etl.out.request-timeout", "300"),
+            ];
+            let started = std::time::Instant::now();
+            let run = run(alerts(), &config, "iot.alerts", body);
+            let _ = tx.send((run.result, started.elapsed()));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the sink gave its call up within 30 s")
+    };
+
+    let (first, took) = deliver.clone()();
+    let error = first.expect_err("an unanswered request is a failed delivery");
+    assert!(
+        error.contains("no answer within 300 ms (`etl.out.request-timeout`)"),
+        "{error}"
+    );
+    assert!(
+        took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(10),
+        "gave up after {took:?}"
+    );
+    let (second, _) = deliver();
+    assert_eq!(second, Ok(()), "the next delivery is answered");
+    let body = received
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    let sent: Json = serde_json::from_slice(&body).unwrap();
+    assert_eq!(sent["sensor_id"], "t-101");
+    assert_eq!(sent["alert"], true);
 }
