@@ -395,20 +395,20 @@ pub fn images(text: &str) -> Vec<String> {
 /// `handle`; the port.
 async fn serve<F, R>(handle: F) -> anyhow::Result<SocketAddr>
 where
-    F: Fn(hyper::Request<hyper::body::Incoming>) -> R + Clone + Send + Sync + 'static,
+    F: Fn(SocketAddr, hyper::Request<hyper::body::Incoming>) -> R + Clone + Send + Sync + 'static,
     R: Future<Output = hyper::Response<Full<Bytes>>> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
             let handle = handle.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
-                    let answer = handle(req);
+                    let answer = handle(peer, req);
                     async move { Ok::<_, Infallible>(answer.await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -452,6 +452,118 @@ struct Webhook {
     authorizations: std::sync::Mutex<Vec<String>>,
     /// The `Authorization` value a request must carry; any (or none) while `None`.
     required: std::sync::Mutex<Option<String>>,
+    /// Holds the requests of one process unanswered while set ([`AlertSink::trap`]).
+    trap: std::sync::Mutex<Option<Arc<Trap>>>,
+}
+
+/// Requests that come over a connection of one process, held unanswered (their bodies unread)
+/// until [`Trap::release`]: requests in flight on that process, for as long as the test needs.
+pub struct Trap {
+    pid: u32,
+    /// The webhook's own address: the far end of every connection it takes.
+    webhook: SocketAddr,
+    held: AtomicUsize,
+    /// The requests taken while trapped, by the process their connection is of (or why that is
+    /// not known): what a trap that holds nothing reports.
+    seen: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+    changed: tokio::sync::Notify,
+    released: tokio::sync::watch::Sender<bool>,
+}
+
+impl Trap {
+    /// Holds the request that came over the connection from `peer` if that connection is the
+    /// trapped process's, until [`Trap::release`].
+    async fn hold(&self, peer: SocketAddr) {
+        let owner = connection_owner(peer, self.webhook);
+        let theirs = owner == Ok(self.pid);
+        {
+            let mut seen = self.seen.lock().unwrap();
+            let key = match owner {
+                Ok(pid) => format!("process {pid}"),
+                Err(why) => why,
+            };
+            if seen.len() < 8 || seen.contains_key(&key) {
+                *seen.entry(key).or_default() += 1;
+            }
+        }
+        if !theirs {
+            return;
+        }
+        let mut released = self.released.subscribe();
+        self.held.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        let _ = released.wait_for(|r| *r).await;
+    }
+
+    /// Waits until `count` requests are held; `Err` after `within`.
+    pub async fn wait_held(&self, count: usize, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let changed = self.changed.notified();
+            let held = self.held.load(Ordering::SeqCst);
+            if held >= count {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            ensure!(
+                !left.is_zero(),
+                "the webhook held {held} of {count} requests from process {} within {within:?} \
+                 (the requests it took meanwhile, by connection: {:?})",
+                self.pid,
+                self.seen.lock().unwrap()
+            );
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), changed).await;
+        }
+    }
+
+    /// How many requests it holds (or held, once released).
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets every held request (and any later one) go on.
+    pub fn release(&self) {
+        self.released.send_replace(true);
+    }
+}
+
+/// The process whose socket is the TCP connection from `peer` to `local` (loopback IPv4): the
+/// socket's inode, from `/proc/net/tcp`, among the processes' descriptors. `Err` says what was
+/// not found.
+fn connection_owner(peer: SocketAddr, local: SocketAddr) -> Result<u32, String> {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => String::new(),
+    };
+    let (from, to) = (hex(peer), hex(local));
+    let table =
+        std::fs::read_to_string("/proc/net/tcp").map_err(|e| format!("/proc/net/tcp: {e}"))?;
+    let inode = table
+        .lines()
+        .skip(1)
+        .find_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.len() > 9 && cols[1] == from && cols[2] == to).then(|| cols[9].to_owned())
+        })
+        .ok_or_else(|| format!("{peer}: not in /proc/net/tcp"))?;
+    let socket = format!("socket:[{inode}]");
+    let procs = std::fs::read_dir("/proc").map_err(|e| format!("/proc: {e}"))?;
+    procs
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| target.as_os_str() == socket.as_str())
+                })
+            })
+        })
+        .ok_or_else(|| format!("{peer}: {socket} is no process's"))
 }
 
 #[derive(Debug)]
@@ -469,10 +581,14 @@ impl AlertSink {
         let (tx, rx) = mpsc::unbounded_channel();
         let webhook: Arc<Webhook> = Arc::default();
         let shared = Arc::clone(&webhook);
-        let addr = serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let addr = serve(move |peer, req: hyper::Request<hyper::body::Incoming>| {
             let (tx, webhook) = (tx.clone(), Arc::clone(&shared));
             async move {
                 webhook.requests.fetch_add(1, Ordering::SeqCst);
+                let trap = webhook.trap.lock().unwrap().clone();
+                if let Some(trap) = trap {
+                    trap.hold(peer).await;
+                }
                 let authorization = req
                     .headers()
                     .get("authorization")
@@ -523,6 +639,28 @@ impl AlertSink {
     /// 401; `None`: every request is taken.
     pub fn require_authorization(&self, value: Option<&str>) {
         *self.webhook.required.lock().unwrap() = value.map(str::to_owned);
+    }
+
+    /// From now on, holds every request that comes over a connection of process `pid`
+    /// unanswered until the trap is released ([`Trap::release`], which also ends it).
+    pub fn trap(&self, pid: u32) -> Arc<Trap> {
+        let trap = Arc::new(Trap {
+            pid,
+            webhook: self.addr,
+            held: AtomicUsize::new(0),
+            seen: Default::default(),
+            changed: tokio::sync::Notify::new(),
+            released: tokio::sync::watch::channel(false).0,
+        });
+        *self.webhook.trap.lock().unwrap() = Some(Arc::clone(&trap));
+        trap
+    }
+
+    /// Ends the trap: held requests go on ([`Trap::release`]), later ones are not held.
+    pub fn untrap(&self) {
+        if let Some(trap) = self.webhook.trap.lock().unwrap().take() {
+            trap.release();
+        }
     }
 
     /// How many requests were answered 401.
@@ -628,7 +766,7 @@ impl LoopbackApi {
     pub async fn start() -> anyhow::Result<Arc<Self>> {
         let requests: Arc<std::sync::Mutex<Vec<ApiRequest>>> = Arc::default();
         let log = Arc::clone(&requests);
-        let addr = serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let addr = serve(move |_, req: hyper::Request<hyper::body::Incoming>| {
             let log = Arc::clone(&log);
             async move {
                 let (method, path) = (req.method().to_string(), req.uri().path().to_owned());

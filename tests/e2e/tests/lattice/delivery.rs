@@ -9,9 +9,12 @@
 //!   version's replicas are spread over both; it is killed (SIGKILL) while the readings flow.
 //!   On 1.x wadm gives each spread share's `instances` to one host (they are that host's
 //!   concurrency, not replicas), so the new version spreads staging over two shares, one per
-//!   host (label `e2e-host`); and the killed host is started again once the readings are in (with
-//!   it gone for good, `alerts` on the other host stalled, see docs/delivery.md), and the next
-//!   scenario waits until it runs its share again;
+//!   host (label `e2e-host`). There the kill waits until `alerts` on the other host has a
+//!   request in flight through the killed host's http-client provider (the webhook holds the
+//!   requests that come over the killed host's connections: [`AlertSink::trap`]), whose answer
+//!   never comes: the request must time out and its message come again. The killed host stays
+//!   dead until the scenario is counted, then comes back, and the next scenario waits until it
+//!   runs its share again;
 //! - **transient**: 1 % of the readings come from a `broken-` sensor, which `enrich` answers
 //!   `transient` every time: they must end in enrich's dead-letter subject, with the number of
 //!   deliveries tried, and nothing else may be held back with them.
@@ -33,7 +36,7 @@ use futures::StreamExt as _;
 use serde_json::Value;
 
 use crate::common::{
-    AlertSink, Env, PIPELINE, Records, STAGING, STAGING_ARCHIVE_SUBJECT, Source, path_str,
+    AlertSink, Env, PIPELINE, Records, STAGING, STAGING_ARCHIVE_SUBJECT, Source, Trap, path_str,
     post_batch, reading, replace_once,
 };
 use crate::controller::{Controller, pipeline_state};
@@ -52,9 +55,9 @@ const BROKEN_EVERY: usize = 100;
 /// defaults (1s, 5s, 30s), so that the transient scenario's last delivery comes within a
 /// minute, and more of them (24, each unanswered one costing `ack_wait`): on 1.x every host's
 /// built-in messaging-nats provider subscribes to every unit's deliver subject, and drops what
-/// it gets for a component it does not run ("linked component not found"), and after a host is
-/// killed a step on the other host was seen to stall for about 100 s before it caught up;
-/// 24 × 8 s outlasts that.
+/// it gets for a component it does not run ("linked component not found"), for as long as a
+/// host that rejoined starts its providers before its components (about 85 s); 24 × 8 s
+/// outlasts that.
 pub const DELIVERY: &str = "      delivery:\n        max_deliver: 24\n        ack_wait: 8s\n        \
                             backoff: [200ms, 500ms, 1s, 2s]\n";
 /// The number of deliveries a broken reading gets (`max_deliver` above).
@@ -66,7 +69,8 @@ const ENRICH_DLQ: &str = "etl.iot-sensors.sensor-ingest.dlq.enrich";
 /// staging's data stream (`dist/staging/jetstream/sensor-ingest.json`).
 const DATA_STREAM: &str = "ETL_DATA_iot-sensors_sensor-ingest";
 /// How long the sinks may stay silent before the scenario counts what it has: longer than the
-/// 1.x stall after a host kill (about 100 s, see [`DELIVERY`]).
+/// transient scenario holds its messages (every one has a broken reading, whose last delivery
+/// comes within a minute, see [`DELIVERY`]).
 const SETTLE_QUIET: Duration = Duration::from_secs(150);
 /// The longest a scenario waits for its records after the last request.
 const SETTLE_MAX: Duration = Duration::from_secs(240);
@@ -329,6 +333,11 @@ impl ExtraHost {
         }
     }
 
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL: the host dies mid-work, as a machine that loses power.
     pub fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -414,6 +423,9 @@ async fn run(
     let mut push: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
     // What the killed host ran: the restarted one runs as much again before the next scenario.
     let mut killed_ran = 0;
+    let v1 = staging.env.generation == "v1";
+    // 1.x's host kill: the webhook's trap on the host to be killed, until the kill.
+    let mut trap: Option<Arc<Trap>> = None;
     for (n, chunk) in (0..READINGS).collect::<Vec<_>>().chunks(BATCH).enumerate() {
         if n == FAULT_AT {
             match scenario {
@@ -433,12 +445,15 @@ async fn run(
                         "{} runs nothing of staging: killing it would test nothing",
                         host.name
                     );
-                    eprintln!(
-                        "e2e: delivery: killing {} mid-stream (it runs {running} components, \
-                         providers or workloads)",
-                        host.name
-                    );
-                    host.kill()?;
+                    // 1.x: the kill lands while `alerts` on the other host waits for an answer
+                    // through this host's http-client provider (wRPC picks any host's): the
+                    // webhook holds the requests that come over this host's connections while
+                    // the readings go on, and the kill comes once it holds two (see
+                    // `kill_when_held`).
+                    match (v1, host.pid()) {
+                        (true, Some(pid)) => trap = Some(staging.alerts.trap(pid)),
+                        _ => kill(host, running, false)?,
+                    }
                 }
                 Scenario::Transient => {}
             }
@@ -471,6 +486,18 @@ async fn run(
                 }
             }
         }
+        if let Some(t) = &trap {
+            let last = n + 1 == READINGS / BATCH;
+            if kill_when_held(t, last).await? {
+                kill(
+                    extra.as_deref_mut().expect("an extra host"),
+                    killed_ran,
+                    true,
+                )?;
+                staging.alerts.untrap();
+                trap = None;
+            }
+        }
         tokio::time::sleep(PACE).await;
     }
     if let Some(push) = push {
@@ -481,13 +508,6 @@ async fn run(
         scenario.name(),
         started.elapsed()
     );
-    // 1.x: the killed host comes back once the readings are in (a machine that reboots): with
-    // it gone for good, `alerts` on the other host stalled until it returned (docs/delivery.md,
-    // known gaps), longer than any wait here in one CI run.
-    let v1 = staging.env.generation == "v1";
-    if let Some(host) = extra.as_deref_mut().filter(|_| v1) {
-        host.restart().await?;
-    }
 
     // Counted until every sink has its share, or nothing new came for a while.
     let mut seen_archive: BTreeMap<String, usize> = BTreeMap::new();
@@ -606,17 +626,19 @@ async fn run(
     };
     eprintln!("e2e: delivery: {}", figures.line());
     if let Some(host) = extra.filter(|_| v1) {
-        // Its spread share (see the module's doc) waits for it. Until wadm has started its
+        // 1.x: the killed host comes back once its scenario is counted, so that wadm can fill
+        // its spread share (see the module's doc) before the next. Until wadm has started its
         // components, its built-in messaging provider (which wadm starts first) takes deliveries
         // for them and drops them unanswered, each one costing a delivery; so the next scenario
         // starts once it runs what it ran before.
+        host.restart().await?;
         let since = Instant::now();
         loop {
             let running = host.running(&staging.env.nats_url, "v1").await?;
             if running >= killed_ran {
                 eprintln!(
                     "e2e: delivery: {} runs {running} components and providers again, {:.1?} \
-                     after the count",
+                     after its restart",
                     host.name,
                     since.elapsed()
                 );
@@ -624,8 +646,8 @@ async fn run(
             }
             ensure!(
                 since.elapsed() < Duration::from_secs(240),
-                "{} runs {running} of its {killed_ran} components and providers 240 s after the \
-                 count",
+                "{} runs {running} of its {killed_ran} components and providers 240 s after its \
+                 restart",
                 host.name
             );
         }
@@ -643,6 +665,35 @@ async fn run(
         )
         .await?;
     Ok(figures)
+}
+
+/// Whether the 1.x host kill's moment has come: the webhook holds two requests that came over
+/// the connections of the host to be killed. Each host's share runs one instance of `alerts`,
+/// which sends one request at a time, so one of the two is the other host's, in flight through
+/// this host's http-client provider. After the `last` request of the load, waits for it (60 s).
+async fn kill_when_held(trap: &Trap, last: bool) -> anyhow::Result<bool> {
+    if last {
+        trap.wait_held(2, Duration::from_secs(60))
+            .await
+            .context("waiting for both hosts' alerts to be mid-request")?;
+    }
+    Ok(trap.held() >= 2)
+}
+
+/// Kills `host`, which runs `running` components, providers or workloads of staging; `trapped`:
+/// while both hosts' `alerts` wait for an answer through its http-client provider.
+fn kill(host: &mut ExtraHost, running: u64, trapped: bool) -> anyhow::Result<()> {
+    eprintln!(
+        "e2e: delivery: killing {} mid-stream (it runs {running} components, providers or \
+         workloads{})",
+        host.name,
+        if trapped {
+            "; both hosts' alerts wait for an answer through its http-client"
+        } else {
+            ""
+        }
+    );
+    host.kill()
 }
 
 /// The consumers of staging's data stream that hold messages not yet acknowledged, or not yet
