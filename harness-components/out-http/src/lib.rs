@@ -17,11 +17,11 @@
 //! several requests, a record larger than that alone. It stops at the first request that is not
 //! delivered: a request that fails, is answered with a status other than 2xx, or is not answered
 //! within `etl.out.request-timeout` ms (default 10 000; the body written and the answer's head
-//! in) is an error naming the records and the status or the wait. Every body is sent with its `content-length`, and as much
-//! of it as the host takes at once is written before the request goes out, so the host can
-//! send the head and a small body together; and with `expect: 100-continue`, so that a host
-//! that sends the head alone anyway (wasmCloud 1.x) does not wait a delayed ACK before the
-//! body (see [`post`]).
+//! in) is an error naming the records and the status or the wait. Every body is sent with its
+//! `content-length`, and as much of it as the host takes at once is written before the request
+//! goes out, so the host can send the head and a small body together; and with
+//! `expect: 100-continue`, so that a host that sends the head alone anyway (wasmCloud 1.x) does
+//! not wait a delayed ACK before the body (see [`post`]).
 //!
 //! The sink's own headers go on every request, over any record header of the same name: each
 //! `etl.out.header.<Name>` config key (the sink's plain `authorization` and `header.<Name>`
