@@ -35,6 +35,7 @@ use crate::spec::model::{
 use crate::spec::overrides::connector_with;
 use crate::spec::templates;
 
+use crate::spec::subjects::mqtt_subject;
 pub use crate::spec::subjects::{
     dead_letter_subject, deliver_subject, replay_subject, report_subject, step_subject,
 };
@@ -252,6 +253,16 @@ pub enum DeploymentError {
         /// The missing key.
         key: &'static str,
     },
+    /// An `mqtt` source's topic has no NATS subject (validation would have reported it).
+    #[error("`{unit}`: the MQTT topic `{topic}` has no NATS subject: {why}")]
+    MqttTopic {
+        /// The source.
+        unit: String,
+        /// Its topic, as rendered.
+        topic: String,
+        /// Why.
+        why: &'static str,
+    },
     /// A `pipeline` source names no step or `nats` sink of a pipeline of the repo (validation
     /// would have reported it).
     #[error("`{unit}`: pipeline `{pipeline}` has no step or `nats` sink `{from}` to read")]
@@ -371,13 +382,25 @@ pub fn deploy(
             &source.name,
             upstream,
         )?),
-        (None, Some(key)) => Some(source_settings.values.get(key).cloned().ok_or(
-            DeploymentError::MissingSetting {
-                unit: source.name.to_string(),
-                connector: source.connector.name(),
-                key,
-            },
-        )?),
+        (None, Some(key)) => {
+            let value = source_settings.values.get(key).cloned().ok_or(
+                DeploymentError::MissingSetting {
+                    unit: source.name.to_string(),
+                    connector: source.connector.name(),
+                    key,
+                },
+            )?;
+            if source.connector == SourceConnector::Mqtt {
+                let subject = mqtt_subject(&value).map_err(|why| DeploymentError::MqttTopic {
+                    unit: source.name.to_string(),
+                    topic: value.clone(),
+                    why,
+                })?;
+                Some(subject)
+            } else {
+                Some(value)
+            }
+        }
         (None, None) => None,
     };
     // How a unit reading `from` is fed: the HTTP flag, `[subject, node]` per `from:` entry, the
@@ -718,7 +741,7 @@ impl Deployment {
         for (subject, node) in &unit.inputs {
             let stream = if *node == source.name {
                 match (source.connector, &source.upstream) {
-                    (SourceConnector::Nats, _) => Some(own.clone()),
+                    (c, _) if c.reads_nats() => Some(own.clone()),
                     (SourceConnector::Pipeline, Some(up))
                         if *subject == step_subject(&self.project, &up.pipeline, &up.from) =>
                     {

@@ -26,7 +26,6 @@ pub use crate::build::deployment::{
 };
 use crate::build::deployment::{Deployment, UnitKind};
 use crate::spec::delivery::DeliverySettings;
-use crate::spec::model::SourceConnector;
 use crate::spec::subjects::{deliver_subject, step_subject};
 
 /// `apiVersion` of a [`JetStream`] document.
@@ -122,7 +121,7 @@ pub fn document(deployment: &Deployment, settings: &DeliverySettings) -> Option<
     let own = stream_name(project, pipeline);
     let source = &deployment.source;
     let mut subjects = Vec::new();
-    if source.connector == SourceConnector::Nats {
+    if source.connector.reads_nats() {
         subjects.extend(source.subject.clone());
     }
     for unit in deployment.units.iter().filter(|u| u.kind == UnitKind::Step) {
@@ -208,7 +207,7 @@ mod tests {
     use super::*;
     use crate::build::deployment::{DEAD_LETTER_KEY, UnitDeployment, deploy};
     use crate::spec::load::Repo;
-    use crate::spec::model::{Delivery, Guarantee, Scalar, Setting};
+    use crate::spec::model::{Delivery, Guarantee, Scalar, Setting, SourceConnector};
 
     fn repo(dir: &str) -> Repo {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
@@ -600,6 +599,51 @@ mod tests {
             .map(|c| c.config.durable_name.as_str())
             .collect();
         assert_eq!(durable, ["archive"]);
+    }
+
+    #[test]
+    fn an_mqtt_source_is_the_subject_its_topic_maps_to_captured_by_the_stream() {
+        let mut repo = repo("tests/fixtures/sub-pipelines");
+        let orders = repo
+            .pipelines
+            .iter_mut()
+            .find(|p| *p.spec.metadata.name == *"orders")
+            .unwrap();
+        let source = &mut orders.spec.spec.source;
+        source.connector = SourceConnector::Mqtt;
+        source.with.clear();
+        source.with.insert(
+            "topic".to_owned(),
+            Setting::Value(Scalar::String("shop/+/orders/#".to_owned())),
+        );
+        let d = deploy(&repo, "dev", "orders").unwrap();
+        assert_eq!(d.source.subject.as_deref(), Some("shop.*.orders.>"));
+        let parse = unit(&d, "parse");
+        assert_eq!(
+            parse.inputs,
+            [("shop.*.orders.>".to_owned(), "ingest".to_owned())]
+        );
+        // At least once, as a `nats` source: the stream captures the subject and `parse` reads
+        // it through its consumer.
+        assert!(parse.jetstream_fed());
+        assert_eq!(
+            parse.subscriptions,
+            [
+                "etl.relay.orders.deliver.parse",
+                "etl.relay.orders.replay.parse"
+            ]
+        );
+        let doc = document(&d, &settings(&repo, "dev")).unwrap();
+        assert_eq!(
+            doc.streams[0].subjects,
+            ["shop.*.orders.>", "etl.relay.orders.out.parse"]
+        );
+        let parse = doc
+            .consumers
+            .iter()
+            .find(|c| c.config.durable_name == "parse")
+            .unwrap();
+        assert_eq!(parse.config.filter_subjects, ["shop.*.orders.>"]);
     }
 
     /// What at-most-once deploys: each unit subscribes to the subjects it reads (once each)

@@ -152,6 +152,7 @@ codes! {
     BatchMode = "E0314", Error, "a `batch` setting its connector does not take";
     BatchBytes = "E0315", Error, "a `batch-bytes` setting that is not a positive integer";
     BatchKey = "E0316", Error, "an `s3` sink writing NDJSON batches whose `key` has no `{digest}`";
+    MqttTopic = "E0317", Error, "an `mqtt` source topic that has no NATS subject";
     TemplateSyntax = "E0401", Error, "a template that does not parse";
     UndefinedVariable = "E0402", Error, "a template uses a variable some environment lacks";
     TemplateRender = "E0403", Error, "a template fails to render";

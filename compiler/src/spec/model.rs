@@ -653,6 +653,9 @@ pub enum SourceConnector {
     Nats,
     /// Kafka topic (`wasmcloud:messaging` on the Kafka provider).
     Kafka,
+    /// MQTT topic, through the NATS server's MQTT listener: a subscription to the subject the
+    /// topic maps to ([`crate::spec::subjects::mqtt_subject`]), on the NATS provider.
+    Mqtt,
     /// Another pipeline's output, by name (`with: {pipeline, from}`): a sub-pipeline, fed over
     /// the NATS subject the compiler resolves.
     Pipeline,
@@ -665,8 +668,15 @@ impl SourceConnector {
             SourceConnector::Http => "http",
             SourceConnector::Nats => "nats",
             SourceConnector::Kafka => "kafka",
+            SourceConnector::Mqtt => "mqtt",
             SourceConnector::Pipeline => "pipeline",
         }
+    }
+
+    /// Whether it reads a NATS subject its `with:` names: a `nats` source's `subject`, an `mqtt`
+    /// source's `topic` as the subject it maps to.
+    pub fn reads_nats(self) -> bool {
+        matches!(self, SourceConnector::Nats | SourceConnector::Mqtt)
     }
 
     /// The `with:` key naming the subject or topic it reads, if it names one (a `pipeline`
@@ -675,7 +685,7 @@ impl SourceConnector {
         match self {
             SourceConnector::Http | SourceConnector::Pipeline => None,
             SourceConnector::Nats => Some("subject"),
-            SourceConnector::Kafka => Some("topic"),
+            SourceConnector::Kafka | SourceConnector::Mqtt => Some("topic"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The NATS subjects the compiler derives for records between steps, dead letters, reports,
-//! replays and JetStream deliveries, and how a NATS subscription matches a subject.
+//! replays and JetStream deliveries, the subject an MQTT topic maps to, and how a NATS
+//! subscription matches a subject.
 //!
 //! Names hold no `.` ([`crate::spec::model::NAME_PATTERN`]), so each derived subject belongs to
 //! exactly one step of one pipeline.
@@ -53,9 +54,62 @@ pub fn is_wildcard(pattern: &str) -> bool {
     pattern.split('.').any(|t| t == "*" || t == ">")
 }
 
+/// The NATS subject the NATS server's MQTT listener publishes an MQTT `topic` to, or that
+/// receives what a topic filter names: levels become tokens (`a/b` → `a.b`), `+` becomes `*`
+/// and a final `#` becomes `>`. `Err` says why `topic` has no such subject: one the server maps
+/// to tokens of its own (an empty level, a `.`), that clashes with NATS wildcards (`*`, `>`), or
+/// that MQTT itself refuses (a `+` or `#` inside a level, a `#` before the last level, a `$`
+/// topic, which is the server's).
+pub fn mqtt_subject(topic: &str) -> Result<String, &'static str> {
+    if topic.is_empty() {
+        return Err("an empty topic");
+    }
+    if topic.starts_with('$') {
+        return Err("a `$` topic is the server's own");
+    }
+    let levels: Vec<&str> = topic.split('/').collect();
+    let mut tokens = Vec::with_capacity(levels.len());
+    for (i, level) in levels.iter().enumerate() {
+        let token = match *level {
+            "" => return Err("an empty level (a leading, trailing or doubled `/`)"),
+            "+" => "*",
+            "#" if i + 1 == levels.len() => ">",
+            "#" => return Err("`#` before the last level"),
+            l if l.contains(['+', '#']) => {
+                return Err("`+` or `#` inside a level (a wildcard is a whole level)");
+            }
+            l if l.contains(['*', '>']) => return Err("`*` or `>`, NATS wildcards"),
+            l if l.contains('.') => return Err("a `.`, which NATS maps to a token of its own"),
+            l if l.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                return Err("white space or a control character");
+            }
+            l => l,
+        };
+        tokens.push(token);
+    }
+    Ok(tokens.join("."))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mqtt_topics_map_to_subjects_as_the_nats_server_does() {
+        assert_eq!(
+            mqtt_subject("plant/line-2/temp").unwrap(),
+            "plant.line-2.temp"
+        );
+        assert_eq!(mqtt_subject("plant/+/temp").unwrap(), "plant.*.temp");
+        assert_eq!(mqtt_subject("plant/#").unwrap(), "plant.>");
+        assert_eq!(mqtt_subject("#").unwrap(), ">");
+        for bad in [
+            "", "/plant", "plant/", "a//b", "a/#/b", "a/b+", "a#", "a.b/c", "a/b c", "$SYS/x",
+            "a/*", "a/>",
+        ] {
+            assert!(mqtt_subject(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn derived_subjects() {

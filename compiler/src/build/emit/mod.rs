@@ -872,10 +872,10 @@ pub fn application(
             use_provider(ProviderKind::MessagingNats, &unit.name, &scale)?;
             // Fed by the `nats` source: directly, or through the consumer of the stream that
             // captures its subject (on the same NATS).
-            let from_source = source.connector == SourceConnector::Nats
+            let from_source = source.connector.reads_nats()
                 && unit.inputs.iter().any(|(_, node)| *node == source.name);
             let mut config = if from_source {
-                source_extra(&["subject"])
+                source_extra(source.connector.required_key().as_slice())
             } else {
                 BTreeMap::new()
             };

@@ -2,13 +2,85 @@
 //! `pipeline` source the `pipeline` and the node it reads ([`UPSTREAM_KEYS`]), an `http` sink its
 //! `url`, and so on ([`SourceConnector::required_key`], [`SinkConnector::required_key`]), in the
 //! pipeline or in every environment's override. An `http` sink's `header.<Name>` settings name
-//! headers it can send.
+//! headers it can send. An `mqtt` source's `topic` maps to a NATS subject.
 
 use crate::diag::{self, Code, Diagnostic};
+use crate::spec::environments::Environments;
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{
-    HEADER_SETTING, Pipeline, Settings, SinkConnector, SourceConnector, UPSTREAM_KEYS,
+    HEADER_SETTING, Pipeline, Scalar, Setting, Settings, SinkConnector, SourceConnector,
+    UPSTREAM_KEYS,
 };
+use crate::spec::overrides::connector_setting;
+use crate::spec::subjects::mqtt_subject;
+use crate::spec::templates;
+use crate::spec::validate::findings::Findings;
+
+/// Reports each `mqtt` source whose `topic`, as each environment renders it, has no NATS
+/// subject ([`mqtt_subject`]), where the topic is written; once for all the environments where
+/// it is the same.
+pub(super) fn check_mqtt_topics(
+    repo: &Repo,
+    environments: Option<&Environments>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(environments) = environments else {
+        return;
+    };
+    let engine = templates::engine();
+    let mut found = Findings::new();
+    let mut count = 0;
+    for env in environments.for_setting(None) {
+        count += 1;
+        for pipeline in &repo.pipelines {
+            let source = &pipeline.spec.spec.source;
+            if source.connector != SourceConnector::Mqtt {
+                continue;
+            }
+            let with = (&source.with, "/spec/source/with");
+            let Some(written) =
+                connector_setting(repo, &env.name, pipeline, &source.name, with, "topic")
+            else {
+                continue;
+            };
+            let Setting::Value(Scalar::String(text)) = written.setting else {
+                continue;
+            };
+            let topic = if templates::is_template(text) {
+                let context = templates::context(env, &pipeline.spec.metadata.name);
+                match templates::render(&engine, text.clone(), &context) {
+                    Ok(topic) => topic,
+                    Err(_) => continue,
+                }
+            } else {
+                text.clone()
+            };
+            let Err(why) = mqtt_subject(&topic) else {
+                continue;
+            };
+            let d = Diagnostic::new(
+                Code::MqttTopic,
+                format!(
+                    "`topic` of the `mqtt` source `{}` is `{topic}`, which has no NATS subject: \
+                     {why}",
+                    source.name
+                ),
+            )
+            .at(written.file, written.span)
+            .label(why)
+            .expected(
+                "an MQTT topic or filter of non-empty levels without `.`, `*`, `>` or white \
+                 space, a level `+` or a last level `#` (`plant/+/temperature`, `plant/#`)",
+            )
+            .help(
+                "the NATS server's MQTT listener maps `/` to `.`, `+` to `*` and `#` to `>`; a \
+                 topic it maps otherwise is not one a source can read",
+            );
+            found.add(&env.name, d);
+        }
+    }
+    found.finish(count, out);
+}
 
 pub(super) fn check_required_settings(
     repo: &Repo,

@@ -95,6 +95,7 @@ pub fn check_repo(repo: &Repo, cache: Option<&Cache>) -> (Vec<Diagnostic>, Verif
     delivery::check_delivery(repo, &mut out);
     lattice::check_lattice(repo, environments.as_ref(), &mut out);
     batching::check_batching(repo, environments.as_ref(), &mut out);
+    connectors::check_mqtt_topics(repo, environments.as_ref(), &mut out);
     policy::check_policy(repo, &mut out);
     // Without a loaded project only the checks that need no environment run.
     for setting in settings::settings(repo) {

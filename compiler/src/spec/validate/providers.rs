@@ -19,7 +19,9 @@ pub fn needed(pipeline: &Pipeline) -> Vec<(ProviderKind, String)> {
     need(
         match spec.source.connector {
             SourceConnector::Http => ProviderKind::HttpServer,
-            SourceConnector::Nats | SourceConnector::Pipeline => ProviderKind::MessagingNats,
+            SourceConnector::Nats | SourceConnector::Mqtt | SourceConnector::Pipeline => {
+                ProviderKind::MessagingNats
+            }
             SourceConnector::Kafka => ProviderKind::MessagingKafka,
         },
         "/spec/source/connector".to_owned(),

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use super::view::{Bus, Lattice, Publish, Publisher};
 use crate::diag::{Code, Diagnostic};
-use crate::spec::model::SourceConnector;
 use crate::spec::subjects::is_wildcard;
 use crate::spec::validate::findings::Findings;
 
@@ -77,7 +76,7 @@ pub(super) fn check_internal(l: &Lattice<'_>, found: &mut Findings) {
 /// does not say so.
 pub(super) fn check_implicit(l: &Lattice<'_>, found: &mut Findings) {
     for r in &l.reads {
-        if r.connector != SourceConnector::Nats {
+        if !r.connector.reads_nats() {
             continue;
         }
         let taken: Vec<&Publish<'_>> = l

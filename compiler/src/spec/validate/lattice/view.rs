@@ -13,7 +13,9 @@ use crate::spec::environments::EnvView;
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{Pipeline, Setting, Settings, SinkConnector, SourceConnector};
 use crate::spec::overrides::connector_setting;
-use crate::spec::subjects::{dead_letter_subject, is_wildcard, matches, step_subject};
+use crate::spec::subjects::{
+    dead_letter_subject, is_wildcard, matches, mqtt_subject, step_subject,
+};
 use crate::spec::templates;
 
 /// A place in a file of the repo.
@@ -221,6 +223,14 @@ impl<'a> Lattice<'a> {
                     let key = source.connector.required_key().unwrap_or_default();
                     if let Some((pattern, at)) = setting(i, &source.name, with, key) {
                         read(bus, pattern, at);
+                    }
+                }
+                // The subject its topic maps to (a topic without one is reported elsewhere).
+                SourceConnector::Mqtt => {
+                    if let Some((topic, at)) = setting(i, &source.name, with, "topic")
+                        && let Ok(subject) = mqtt_subject(&topic)
+                    {
+                        read(Bus::Nats, subject, at);
                     }
                 }
                 SourceConnector::Pipeline => {
