@@ -54,6 +54,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyIndices};
 
 use etl::build::deployment::{Deployment, UnitKind};
+use etl::spec::model::SourceConnector;
 
 use host::{BrokerMessage, Host, Outgoing, Published, Unit, UnitIndices};
 pub use host::{CapturedObject, CapturedRequest, LogLine};
@@ -938,7 +939,15 @@ impl LoadedPipeline {
             })
             .collect();
         let mut queue: VecDeque<(usize, Delivery)> = VecDeque::new();
-        match &self.deployment().source.subject {
+        let source = &self.deployment().source;
+        match &source.subject {
+            // A device publishes its own bytes, one record per message.
+            Some(subject) if source.connector == SourceConnector::Mqtt => {
+                let subject = subject.clone();
+                for (i, r) in records.iter().enumerate() {
+                    self.route(&subject, &r.payload, &[first + i], &mut queue);
+                }
+            }
             Some(subject) => {
                 let batch: Vec<etl_envelope::Batched> = (0u32..)
                     .zip(records)

@@ -416,9 +416,14 @@ pub fn deploy(
                 continue;
             }
             let subject = if *f == *source.name {
-                source_subject
+                let subject = source_subject
                     .clone()
-                    .expect("nats, kafka and pipeline sources have one")
+                    .expect("nats, kafka, mqtt and pipeline sources have one");
+                // A device's bytes, not envelopes: the `in` part makes each message a record.
+                if source.connector == SourceConnector::Mqtt {
+                    config.insert(RAW_SUBJECTS_KEY.to_owned(), subject.clone());
+                }
+                subject
             } else {
                 step_subject(&project_name, pipeline, f)
             };
@@ -704,6 +709,9 @@ pub const IN_DEAD_LETTER_KEY: &str = "etl.in.dead-letter";
 pub const CONFIRM_KEY: &str = "etl.out.confirm";
 /// [`CONFIRM_KEY`]'s value: each publish is a request answered by a JetStream acknowledgement.
 pub const CONFIRM_JETSTREAM: &str = "jetstream";
+/// Config key: the subjects whose messages are a device's bytes, one record each, not envelopes
+/// (`in-messaging`): a unit's `mqtt` source's subject.
+pub const RAW_SUBJECTS_KEY: &str = "etl.in.raw-subjects";
 /// Config key: the longest one request of an `http` sink may take, in milliseconds
 /// (`out-http`, whose default is [`MAX_REQUEST_TIMEOUT_MS`]).
 pub const REQUEST_TIMEOUT_KEY: &str = "etl.out.request-timeout";

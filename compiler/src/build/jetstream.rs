@@ -619,6 +619,11 @@ mod tests {
         let d = deploy(&repo, "dev", "orders").unwrap();
         assert_eq!(d.source.subject.as_deref(), Some("shop.*.orders.>"));
         let parse = unit(&d, "parse");
+        // What devices publish is bytes, not envelopes.
+        assert_eq!(
+            parse.config[crate::build::deployment::RAW_SUBJECTS_KEY],
+            "shop.*.orders.>"
+        );
         assert_eq!(
             parse.inputs,
             [("shop.*.orders.>".to_owned(), "ingest".to_owned())]

@@ -105,6 +105,26 @@ pub fn batch_bytes(setting: Option<&str>, default: usize) -> Result<usize, alloc
     }
 }
 
+/// Config key: the subjects whose messages are a device's bytes rather than envelopes (an `mqtt`
+/// source's), a comma list of NATS subject patterns: `in-messaging` reads such a message as one
+/// record, the body its payload.
+pub const RAW_SUBJECTS: &str = "etl.in.raw-subjects";
+
+/// Whether a message published to `subject` is one a subscription to `pattern` receives, by NATS
+/// rules: tokens are separated by `.`, `*` stands for one token and a final `>` for one or more.
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut subject = subject.split('.');
+    for token in pattern.split('.') {
+        match (token, subject.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (t, Some(s)) if t == s => {}
+            _ => return false,
+        }
+    }
+    subject.next().is_none()
+}
+
 /// Config key: how an `out` part (and `in-messaging`'s own dead letters) confirm a publish:
 /// `jetstream`, each message is a request answered by the JetStream stream that captures its
 /// subject (a PubAck), checked with [`pub_ack`]; unset or empty, a plain publish.
@@ -479,6 +499,19 @@ macro_rules! step_settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_match_patterns_as_nats_does() {
+        assert!(subject_matches(
+            "plant.*.telemetry",
+            "plant.line-1.telemetry"
+        ));
+        assert!(!subject_matches("plant.*.telemetry", "plant.line-1.status"));
+        assert!(!subject_matches("plant.*", "plant.a.b"));
+        assert!(subject_matches("plant.>", "plant.a.b"));
+        assert!(!subject_matches("plant.>", "plant"));
+        assert!(subject_matches("a.b", "a.b") && !subject_matches("a.b", "a.b.c"));
+    }
     use alloc::vec;
 
     #[test]

@@ -23,6 +23,10 @@
 //! Then, when `etl.report.subject` is set, it publishes the batch's report there
 //! (docs/reporting.md); a report that cannot be published is a line on stderr, not an error.
 //!
+//! A message on a subject that `etl.in.raw-subjects` (a comma list of NATS subject patterns, an
+//! `mqtt` source's) matches is a device's bytes, not an envelope: one record, the body its
+//! payload, without key, headers or trace context.
+//!
 //! Bytes that are not an envelope, and settings that cannot be read or are not numbers, are
 //! errors returned to the provider, never a trap; such a message is not reported. The
 //! envelope's `traceparent` reaches the transform as the last header, named `traceparent`;
@@ -46,7 +50,8 @@ use etl::pipeline::types::{Error, Message};
 use etl::platform::emit::{Outcome, Rejected, deliver};
 use etl_envelope::Batched;
 use etl_harness_bindings::{
-    CONFIRM, CONFIRM_TIMEOUT, Confirm, DEFAULT_CONFIRM_TIMEOUT_MS, id, pack,
+    CONFIRM, CONFIRM_TIMEOUT, Confirm, DEFAULT_CONFIRM_TIMEOUT_MS, RAW_SUBJECTS, id, names, pack,
+    subject_matches,
 };
 use etl_harness_report::ack::{self, Redelivery, Settle};
 use etl_harness_report::{Batch, Failure, REPORT_SUBJECT, RETRIES, RETRY_BACKOFF, Retry};
@@ -75,13 +80,27 @@ impl Guest for InMessaging {
         // An envelope that cannot be read, or settings that cannot be, are not acknowledged:
         // JetStream redelivers the message after `ack_wait`, and after `max_deliver` deliveries
         // the controller moves it to the dead letters.
-        let batch = etl_envelope::decode_batch(&msg.body).map_err(|e| {
-            format!(
-                "etl in-messaging: the message on subject `{}` is not an etl envelope: {e}",
-                msg.subject
-            )
-        })?;
         let settings = Settings::read(&msg.subject, delivery.is_some())?;
+        let batch = if settings.raw {
+            // A device's bytes (an `mqtt` source): one record, the body its payload.
+            vec![Batched {
+                origin: 0,
+                envelope: etl_envelope::Envelope {
+                    key: None,
+                    payload: msg.body,
+                    headers: Vec::new(),
+                    traceparent: None,
+                    id: None,
+                },
+            }]
+        } else {
+            etl_envelope::decode_batch(&msg.body).map_err(|e| {
+                format!(
+                    "etl in-messaging: the message on subject `{}` is not an etl envelope: {e}",
+                    msg.subject
+                )
+            })?
+        };
         let ids = input_ids(&batch, ack::id_prefix(msg.reply_to.as_deref()).as_deref());
         let result = match &delivery {
             None => handle(batch, ids, &msg.subject, &settings.retry, &mut report),
@@ -115,6 +134,9 @@ struct Settings {
     dead_letter: Option<String>,
     /// How those dead letters are confirmed.
     confirm: Confirm,
+    /// Whether the message's subject is one of `etl.in.raw-subjects`: its body is a record's
+    /// payload, not an envelope.
+    raw: bool,
 }
 
 impl Settings {
@@ -139,12 +161,15 @@ impl Settings {
         let report = get(REPORT_SUBJECT)?
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
+        let raw = get(RAW_SUBJECTS)?
+            .is_some_and(|list| names(&list).any(|pattern| subject_matches(pattern, subject)));
         let mut settings = Settings {
             retry,
             report,
             redelivery: Redelivery::default(),
             dead_letter: None,
             confirm: Confirm::None,
+            raw,
         };
         if jetstream {
             settings.redelivery = Redelivery::from_settings(

@@ -10,6 +10,7 @@ mod core_instances;
 mod egress;
 mod fuzz;
 mod jetstream;
+mod mqtt;
 mod reports;
 mod run_composed;
 mod secrets;

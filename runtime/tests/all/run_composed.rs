@@ -610,6 +610,34 @@ fn enrich_as_compiled_publishes_the_enriched_record_to_its_subject() {
     );
 }
 
+/// A message on a subject `etl.in.raw-subjects` matches (an `mqtt` source's) is a device's bytes:
+/// one record, the body its payload, nothing else; on any other subject the same bytes are not an
+/// envelope.
+#[test]
+fn a_message_on_a_raw_subject_is_one_record_of_its_bytes() {
+    let body = serde_json::to_vec(&json!({"sensor_id": "t-7", "celsius": 31.0})).unwrap();
+    let mut config = STEP.to_vec();
+    config.push(("etl.in.raw-subjects", "iot.legacy, plant.*.telemetry"));
+    let run_raw = run(enrich(), &config, "plant.line-1.telemetry", body.clone());
+    let expected = Envelope {
+        key: None,
+        payload: serde_json::to_vec(
+            &json!({"sensor_id": "t-7", "celsius": 31.0, "site": "plant-7"}),
+        )
+        .unwrap(),
+        headers: Vec::new(),
+        traceparent: None,
+        id: None,
+    };
+    assert_published(&run_raw, &[("iot.enriched", &expected)]);
+    let other = run(enrich(), &config, "plant.line-1.status", body);
+    let error = other
+        .result
+        .expect_err("bytes on another subject are not an envelope");
+    assert!(error.contains("is not an etl envelope"), "{error}");
+    assert!(other.published.is_empty());
+}
+
 #[test]
 fn a_record_without_key_headers_or_trace_context_stays_without_them() {
     let input = Envelope {
