@@ -568,8 +568,8 @@ mod tests {
         assert_eq!(left.config.filter_subjects, [feed]);
     }
 
-    #[test]
-    fn a_kafka_source_stays_as_it_is() {
+    /// The sub-pipelines fixture, its `orders` reading `topic` through a `connector` source.
+    fn orders_reading(connector: SourceConnector, topic: &str) -> Repo {
         let mut repo = repo("tests/fixtures/sub-pipelines");
         let orders = repo
             .pipelines
@@ -577,12 +577,18 @@ mod tests {
             .find(|p| *p.spec.metadata.name == *"orders")
             .unwrap();
         let source = &mut orders.spec.spec.source;
-        source.connector = SourceConnector::Kafka;
+        source.connector = connector;
         source.with.clear();
         source.with.insert(
             "topic".to_owned(),
-            Setting::Value(Scalar::String("orders-in".to_owned())),
+            Setting::Value(Scalar::String(topic.to_owned())),
         );
+        repo
+    }
+
+    #[test]
+    fn a_kafka_source_stays_as_it_is() {
+        let repo = orders_reading(SourceConnector::Kafka, "orders-in");
         let d = deploy(&repo, "dev", "orders").unwrap();
         let parse = unit(&d, "parse");
         assert!(!parse.jetstream_fed());
@@ -603,19 +609,7 @@ mod tests {
 
     #[test]
     fn an_mqtt_source_is_the_subject_its_topic_maps_to_captured_by_the_stream() {
-        let mut repo = repo("tests/fixtures/sub-pipelines");
-        let orders = repo
-            .pipelines
-            .iter_mut()
-            .find(|p| *p.spec.metadata.name == *"orders")
-            .unwrap();
-        let source = &mut orders.spec.spec.source;
-        source.connector = SourceConnector::Mqtt;
-        source.with.clear();
-        source.with.insert(
-            "topic".to_owned(),
-            Setting::Value(Scalar::String("shop/+/orders/#".to_owned())),
-        );
+        let repo = orders_reading(SourceConnector::Mqtt, "shop/+/orders/#");
         let d = deploy(&repo, "dev", "orders").unwrap();
         assert_eq!(d.source.subject.as_deref(), Some("shop.*.orders.>"));
         let parse = unit(&d, "parse");
