@@ -2,8 +2,10 @@
 //! `connectors.<name>.with` merged over it, key by key.
 
 use crate::diag::Span;
+use crate::spec::environments::EnvView;
 use crate::spec::load::{Loaded, Repo};
-use crate::spec::model::{EnvironmentOverride, Pipeline, Setting, Settings};
+use crate::spec::model::{EnvironmentOverride, Pipeline, Scalar, Setting, Settings};
+use crate::spec::templates;
 
 /// The `with:` of the source or sink `connector` of `pipeline` in `environment`: `with` with the
 /// environment file's override merged over it.
@@ -71,6 +73,31 @@ pub fn connector_setting<'a>(
         file,
         span: pointer,
     })
+}
+
+/// [`connector_setting`] in `env`, as its text renders there (`engine`: [`templates::engine`]):
+/// where it is written, and the text. `None` when it is unset, not a string, or a template that
+/// does not render (which the template rules report).
+pub fn rendered_connector_setting<'a>(
+    repo: &'a Repo,
+    env: &EnvView,
+    engine: &minijinja::Environment<'_>,
+    pipeline: &'a Loaded<Pipeline>,
+    connector: &str,
+    with: (&'a Settings, &str),
+    key: &str,
+) -> Option<(Written<'a>, String)> {
+    let written = connector_setting(repo, &env.name, pipeline, connector, with, key)?;
+    let Setting::Value(Scalar::String(text)) = written.setting else {
+        return None;
+    };
+    let text = if templates::is_template(text) {
+        let context = templates::context(env, &pipeline.spec.metadata.name);
+        templates::render(engine, text.clone(), &context).ok()?
+    } else {
+        text.clone()
+    };
+    Some((written, text))
 }
 
 /// The environment files' `with:` overrides of one connector, in file order.

@@ -13,7 +13,7 @@ use crate::diag::{self, Code, Diagnostic, Span};
 use crate::spec::environments::Environments;
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{Pipeline, Scalar, Setting, Settings, SinkConnector, SourceConnector};
-use crate::spec::overrides::connector_setting;
+use crate::spec::overrides::{connector_setting, rendered_connector_setting};
 use crate::spec::templates;
 use crate::spec::validate::findings::Findings;
 
@@ -339,17 +339,8 @@ pub(super) fn check_batching(
                 }
                 // An `s3` sink writing NDJSON batches names each object by its `{digest}`.
                 let value = |key: &str| {
-                    let written =
-                        connector_setting(repo, &env.name, pipeline, name, (with, &pointer), key)?;
-                    let Setting::Value(Scalar::String(text)) = written.setting else {
-                        return None;
-                    };
-                    let text = if templates::is_template(text) {
-                        templates::render(&engine, text.clone(), &context).ok()?
-                    } else {
-                        text.clone()
-                    };
-                    Some((written, text))
+                    let with = (with, pointer.as_str());
+                    rendered_connector_setting(repo, env, &engine, pipeline, name, with, key)
                 };
                 if value(BATCH).is_none_or(|(_, mode)| mode != "ndjson") {
                     continue;

@@ -8,10 +8,9 @@ use crate::diag::{self, Code, Diagnostic};
 use crate::spec::environments::Environments;
 use crate::spec::load::{Loaded, Repo};
 use crate::spec::model::{
-    HEADER_SETTING, Pipeline, Scalar, Setting, Settings, SinkConnector, SourceConnector,
-    UPSTREAM_KEYS,
+    HEADER_SETTING, Pipeline, Settings, SinkConnector, SourceConnector, UPSTREAM_KEYS,
 };
-use crate::spec::overrides::connector_setting;
+use crate::spec::overrides::rendered_connector_setting;
 use crate::spec::subjects::mqtt_subject;
 use crate::spec::templates;
 use crate::spec::validate::findings::Findings;
@@ -38,22 +37,16 @@ pub(super) fn check_mqtt_topics(
                 continue;
             }
             let with = (&source.with, "/spec/source/with");
-            let Some(written) =
-                connector_setting(repo, &env.name, pipeline, &source.name, with, "topic")
-            else {
+            let Some((written, topic)) = rendered_connector_setting(
+                repo,
+                env,
+                &engine,
+                pipeline,
+                &source.name,
+                with,
+                "topic",
+            ) else {
                 continue;
-            };
-            let Setting::Value(Scalar::String(text)) = written.setting else {
-                continue;
-            };
-            let topic = if templates::is_template(text) {
-                let context = templates::context(env, &pipeline.spec.metadata.name);
-                match templates::render(&engine, text.clone(), &context) {
-                    Ok(topic) => topic,
-                    Err(_) => continue,
-                }
-            } else {
-                text.clone()
             };
             let Err(why) = mqtt_subject(&topic) else {
                 continue;
